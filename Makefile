@@ -1,0 +1,53 @@
+# llmops developer commands. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint format demo bench lock clean
+
+install: $(STAMP)  ## create .venv and install llmops with pinned dependencies
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[dev]"
+	touch $(STAMP)
+
+test: install  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: install  ## the main job on the example prompts
+	$(BIN)/llmops prompts validate
+	$(BIN)/llmops prompts list
+	$(BIN)/llmops prompts log support/answer
+	$(BIN)/llmops prompts diff support/answer production
+	$(BIN)/llmops prompts render support/answer@production \
+		--var question="How do I reset my router to factory settings?" \
+		--var product="Acme Router" --var customer_name=Dana
+
+bench: install  ## benchmarks; figures go in benchmarks/README.md
+	$(BIN)/python benchmarks/cli_startup.py
+
+lock:  ## re-resolve every dependency and rewrite constraints.txt
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet ".[dev]"
+	{ echo "# Pinned versions of every dependency, used as a pip constraints file by the Makefile."; \
+	  echo "# Regenerate with \`make lock\` after changing dependencies in pyproject.toml."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^llmops'; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,111 @@
+"""The one exception tree of llmops.
+
+Every error names what it is about (file and line, prompt, variable), so that a
+message alone tells a user where to look. The CLI prints ``str(error)`` and exits
+with ``error.exit_code``: 2 for configuration and usage errors.
+
+    LLMOpsError
+    ├── ConfigError                 bad configuration or usage (exit code 2)
+    │   ├── PromptFileError         a malformed prompt or labels file (file, line)
+    │   ├── PromptNotFoundError     no prompt of that name
+    │   ├── PromptReferenceError    NAME@ref names no version, label or commit
+    │   ├── HistoryUnavailableError history was asked for without git
+    │   └── RenderError             a prompt could not be rendered (prompt)
+    │       ├── MissingVariableError     a template variable was not given
+    │       ├── VariableValidationError  a variable fails the input_schema
+    │       └── SandboxViolationError    a template reached outside the sandbox
+    └── GitError                    git itself failed unexpectedly
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "GitError",
+    "HistoryUnavailableError",
+    "LLMOpsError",
+    "MissingVariableError",
+    "PromptFileError",
+    "PromptNotFoundError",
+    "PromptReferenceError",
+    "RenderError",
+    "SandboxViolationError",
+    "VariableValidationError",
+]
+
+
+class LLMOpsError(Exception):
+    """Base class of every error llmops raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(LLMOpsError):
+    """Bad configuration, bad input files or bad usage; the CLI exits 2."""
+
+    exit_code = 2
+
+
+class PromptFileError(ConfigError):
+    """A prompt file (or ``labels.yaml``) is malformed."""
+
+    def __init__(self, message: str, *, file: str | Path, line: int | None = None) -> None:
+        self.file = str(file)
+        self.line = line
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: {message}")
+
+
+class PromptNotFoundError(ConfigError):
+    """No prompt file has that name."""
+
+    def __init__(self, message: str, *, prompt: str) -> None:
+        self.prompt = prompt
+        super().__init__(message)
+
+
+class PromptReferenceError(ConfigError):
+    """``NAME@ref`` names no label, version id or commit of that prompt."""
+
+    def __init__(self, message: str, *, prompt: str, ref: str | None = None) -> None:
+        self.prompt = prompt
+        self.ref = ref
+        super().__init__(message)
+
+
+class HistoryUnavailableError(ConfigError):
+    """Prompt history was asked for, but there is no git (or no repository)."""
+
+
+class RenderError(ConfigError):
+    """A prompt could not be rendered with the variables given."""
+
+    def __init__(self, message: str, *, prompt: str, variable: str | None = None) -> None:
+        self.prompt = prompt
+        self.variable = variable
+        super().__init__(message)
+
+
+class MissingVariableError(RenderError):
+    """A variable the template uses (or the input_schema requires) was not given."""
+
+
+class VariableValidationError(RenderError):
+    """A variable does not satisfy the prompt's ``input_schema``."""
+
+
+class SandboxViolationError(RenderError):
+    """A template tried to reach outside the Jinja2 sandbox."""
+
+
+class GitError(LLMOpsError):
+    """A git command failed in a way that is not the user's input."""

@@ -1,0 +1,16 @@
+"""Prompts as versioned YAML files in git: format, rendering, history and labels."""
+
+from llmops.prompts._format import Message, PromptFile, version_id
+from llmops.prompts._labels import Labels
+from llmops.prompts.registry import Prompt, PromptRegistry, PromptVersion, split_ref
+
+__all__ = [
+    "Labels",
+    "Message",
+    "Prompt",
+    "PromptFile",
+    "PromptRegistry",
+    "PromptVersion",
+    "split_ref",
+    "version_id",
+]

@@ -1,0 +1,146 @@
+"""Read-only access to git: a file's history (following renames) and its old contents."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from llmops.errors import GitError, HistoryUnavailableError
+
+_RECORD, _FIELD = "\x1e", "\x1f"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit that touched a file, with the file's path at that commit."""
+
+    sha: str
+    date: datetime
+    author: str
+    email: str
+    subject: str
+    path: str  # repository-relative, as it was at this commit
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(LC_ALL="C", GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
+    return env
+
+
+class GitRepo:
+    """A git work tree, found from any folder inside it."""
+
+    def __init__(self, root: Path, git: str) -> None:
+        self.root = root
+        self._git = git
+
+    @classmethod
+    def find(cls, folder: Path) -> GitRepo:
+        """The repository holding ``folder``; HistoryUnavailableError when there is none."""
+        git = shutil.which("git")
+        if git is None:
+            raise HistoryUnavailableError("prompt history needs git, and git is not installed")
+        result = subprocess.run(
+            [git, "rev-parse", "--show-toplevel"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env=_git_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            raise HistoryUnavailableError(
+                f"prompt history needs git, and {folder} is not inside a git repository"
+            )
+        return cls(Path(result.stdout.strip()), git)
+
+    def _run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+        result = subprocess.run(
+            [self._git, "-c", "core.quotePath=false", *args],
+            cwd=self.root,
+            input=input,
+            capture_output=True,
+            env=_git_env(),
+            check=False,
+        )
+        if check and result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()
+            raise GitError(f"git {args[0]} failed in {self.root}: {message}")
+        return result.stdout
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the repository root, with forward slashes."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def log(self, path: str, rev: str = "HEAD") -> list[Commit]:
+        """Commits from ``rev`` back that changed ``path``, newest first, following renames."""
+        if self.head() is None:
+            return []
+        fields = _FIELD.join(["%H", "%aI", "%an", "%ae", "%s"])
+        out = self._run(
+            "log",
+            "--follow",
+            "-M",
+            f"--format={_RECORD}{fields}",
+            "--name-status",
+            rev,
+            "--",
+            path,
+        ).decode("utf-8", errors="replace")
+        commits = []
+        for record in out.split(_RECORD)[1:]:
+            header, _, changes = record.partition("\n")
+            sha, date, author, email, subject = header.split(_FIELD)
+            status_lines = [line for line in changes.splitlines() if line.strip()]
+            if not status_lines:
+                continue  # a merge that changed nothing in this file
+            parts = status_lines[0].split("\t")
+            if parts[0].startswith("D"):
+                continue  # the file was deleted here: no content to load
+            when = datetime.fromisoformat(date).astimezone(UTC)
+            commits.append(Commit(sha, when, author, email, subject, parts[-1]))
+        return commits
+
+    def head(self) -> str | None:
+        """The sha of HEAD, or None in a repository with no commits yet."""
+        return (
+            self._run("rev-parse", "--verify", "-q", "HEAD", check=False).decode().strip() or None
+        )
+
+    def resolve_commit(self, ref: str) -> str | None:
+        """The full sha of commit-ish ``ref``, or None when it names no commit."""
+        if ref.startswith("-"):
+            return None
+        out = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        return out.decode().strip() or None
+
+    def last_change(self, path: str, rev: str) -> str | None:
+        """The newest commit at or before ``rev`` that changed ``path``."""
+        out = self._run("log", "-1", "--format=%H", rev, "--", path, check=False)
+        return out.decode().strip() or None
+
+    def read(self, specs: list[tuple[str, str]]) -> list[str | None]:
+        """The text of each ``(commit, path)``, None where the file is absent; one git process."""
+        if not specs:
+            return []
+        request = "".join(f"{rev}:{path}\n" for rev, path in specs).encode("utf-8")
+        out = self._run("cat-file", "--batch", input=request)
+        texts: list[str | None] = []
+        pos = 0
+        for _ in specs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) != 3 or not header[2].isdigit():
+                texts.append(None)  # "<spec> missing" or "<spec> ambiguous"
+                continue
+            size = int(header[2])
+            body = out[pos : pos + size]
+            texts.append(body.decode("utf-8", errors="replace") if header[1] == b"blob" else None)
+            pos += size + 1
+        return texts

@@ -1,0 +1,110 @@
+"""Strict, sandboxed rendering: JSON-Schema-checked variables into Jinja2 templates."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+import jsonschema
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from llmops.errors import (
+    MissingVariableError,
+    PromptFileError,
+    RenderError,
+    SandboxViolationError,
+    VariableValidationError,
+)
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    trim_blocks=True,  # a line holding only {% ... %} leaves no blank line behind
+    lstrip_blocks=True,
+)
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+def compile_template(source: str, *, file: str, line: int | None) -> jinja2.Template:
+    """Compile one template; a syntax error names the file and the line in it."""
+    try:
+        return _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        at = (line or 0) + (exc.lineno or 1) if line else None
+        raise PromptFileError(f"template syntax error: {exc.message}", file=file, line=at) from None
+
+
+def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | None) -> None:
+    """Reject a JSON Schema that is itself invalid, naming the file and the line."""
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        message = f"{field} is not a valid JSON Schema: {exc.message}"
+        if where:
+            message += f" (at {where})"
+        raise PromptFileError(message, file=file, line=line) from None
+
+
+def prepare_variables(
+    prompt: str, variables: dict[str, Any], schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Fill top-level defaults from ``schema`` and validate the variables against it."""
+    values = dict(variables)
+    if not schema:
+        return values
+    for name, spec in (schema.get("properties") or {}).items():
+        if name not in values and isinstance(spec, dict) and "default" in spec:
+            values[name] = spec["default"]
+    validator_cls = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    errors = sorted(
+        validator_cls(schema).iter_errors(values),
+        key=lambda e: (list(e.absolute_path), e.message),
+    )
+    if not errors:
+        return values
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if first.validator == "required":
+        missing = [name for name in first.validator_value if name not in values]
+        names = ", ".join(repr(m) for m in missing)
+        raise MissingVariableError(
+            f"prompt '{prompt}': missing required variable {names}{more}",
+            prompt=prompt,
+            variable=missing[0] if missing else None,
+        )
+    path = list(first.absolute_path)
+    variable = ".".join(str(p) for p in path) if path else None
+    subject = f"variable '{variable}'" if variable else "variables"
+    raise VariableValidationError(
+        f"prompt '{prompt}': {subject} fails input_schema: {first.message}{more}",
+        prompt=prompt,
+        variable=str(path[0]) if path else None,
+    )
+
+
+def render_template(prompt: str, template: jinja2.Template, values: dict[str, Any]) -> str:
+    """Render one compiled template; undefined names and sandbox escapes are typed errors."""
+    try:
+        return template.render(values)
+    except jinja2.UndefinedError as exc:
+        message = str(exc.message)
+        match = _UNDEFINED_NAME.match(message)
+        variable = match.group(1) if match else None
+        text = f"missing variable '{variable}'" if variable else f"undefined value: {message}"
+        raise MissingVariableError(
+            f"prompt '{prompt}': {text}", prompt=prompt, variable=variable
+        ) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise SandboxViolationError(
+            f"prompt '{prompt}': template blocked by the sandbox: {exc}", prompt=prompt
+        ) from None
+    except Exception as exc:  # a template error such as adding a string to a number
+        raise RenderError(
+            f"prompt '{prompt}': template failed: {type(exc).__name__}: {exc}", prompt=prompt
+        ) from None

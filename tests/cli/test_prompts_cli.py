@@ -1,0 +1,193 @@
+"""``llmops prompts ...`` in a real process: output, exit codes, and no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PromptRepo, prompt_yaml
+
+
+@pytest.fixture
+def project(repo: PromptRepo) -> PromptRepo:
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.write(
+        "support/answer.yaml", "description: Answers\nmodel: gpt-4o\ntemplate: 'Q: {{ q }}'\n"
+    )
+    repo.commit("Add prompts")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    repo.commit("Howdy")
+    return repo
+
+
+def test_list(project: PromptRepo, cli) -> None:
+    result = cli("prompts", "list", cwd=project.root)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "MODEL", "LABELS", "DESCRIPTION"]
+    assert lines[1].split()[0] == "greet" and lines[2].split()[:3] == [
+        "support/answer",
+        project.registry.load("support/answer").version,
+        "gpt-4o",
+    ]
+    as_json = json.loads(cli("prompts", "list", "--json", cwd=project.root).stdout)
+    assert [row["name"] for row in as_json] == ["greet", "support/answer"]
+
+
+def test_list_with_dir_option_and_env(project: PromptRepo, cli, tmp_path) -> None:
+    by_option = cli("prompts", "list", "--dir", str(project.prompts), cwd=tmp_path)
+    by_env = cli("prompts", "list", cwd=tmp_path, env={"LLMOPS_PROMPTS_DIR": str(project.prompts)})
+    assert by_option.code == by_env.code == 0
+    assert by_option.stdout == by_env.stdout and "support/answer" in by_env.stdout
+
+
+def test_show(project: PromptRepo, cli) -> None:
+    result = cli("prompts", "show", "greet", cwd=project.root)
+    assert result.code == 0, result.stderr
+    assert "version:" in result.stdout and project.git("rev-parse", "HEAD") in result.stdout
+    assert "variables: name" in result.stdout
+    assert "Howdy, {{ name }}!" in result.stdout
+    data = json.loads(cli("prompts", "show", "greet@HEAD~1", "--json", cwd=project.root).stdout)
+    assert data["messages"] == [{"role": "user", "content": "Hello, {{ name }}!"}]
+    assert data["params"] == {"temperature": 0.1}
+
+
+def test_render_with_vars_and_vars_file(project: PromptRepo, cli, tmp_path) -> None:
+    result = cli("prompts", "render", "greet", "--var", "name=Ann", cwd=project.root)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "[user]\nHowdy, Ann!\n"
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps({"q": "Why?"}))
+    result = cli(
+        "prompts",
+        "render",
+        "support/answer",
+        "--vars-file",
+        str(vars_file),
+        "--json",
+        cwd=project.root,
+    )
+    assert json.loads(result.stdout) == [{"role": "user", "content": "Q: Why?"}]
+
+
+def test_render_var_types_follow_the_schema(repo: PromptRepo, cli) -> None:
+    repo.write(
+        "n.yaml",
+        "input_schema:\n  type: object\n  properties:\n    n: {type: integer}\n"
+        "    zip: {type: string}\ntemplate: '{{ n + 1 }} {{ zip }}'\n",
+    )
+    result = cli("prompts", "render", "n", "-v", "n=41", "-v", "zip=01234", cwd=repo.root)
+    assert result.stdout == "[user]\n42 01234\n", result.stderr
+    bad = cli("prompts", "render", "n", "-v", "n=many", cwd=repo.root)
+    assert bad.code == 2 and "variable 'n' fails input_schema" in bad.stderr
+
+
+def test_log_lists_versions_newest_first(project: PromptRepo, cli) -> None:
+    result = cli("prompts", "log", "greet", cwd=project.root)
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["VERSION", "COMMIT"]
+    assert "Howdy" in lines[1] and "Add prompts" in lines[2]
+    assert "Ada Tester" in lines[1]
+    rows = json.loads(cli("prompts", "log", "greet", "--json", cwd=project.root).stdout)
+    assert [r["subject"] for r in rows] == ["Howdy", "Add prompts"]
+    assert rows[0]["commit"] == project.git("rev-parse", "HEAD")
+
+
+def test_log_marks_uncommitted_changes(project: PromptRepo, cli) -> None:
+    project.write("greet.yaml", prompt_yaml("Hiya"))
+    result = cli("prompts", "log", "greet", cwd=project.root)
+    assert "uncommitted changes" in result.stdout.splitlines()[0]
+
+
+def test_diff(project: PromptRepo, cli) -> None:
+    result = cli("prompts", "diff", "greet", "HEAD~1", "HEAD", cwd=project.root)
+    assert result.code == 0, result.stderr
+    assert '-    content: "Hello, {{ name }}!"' in result.stdout
+    assert '+    content: "Howdy, {{ name }}!"' in result.stdout
+    same = cli("prompts", "diff", "greet", "HEAD", cwd=project.root)
+    assert "identical" in same.stdout
+
+
+def test_promote_then_load_by_label(project: PromptRepo, cli) -> None:
+    old = project.registry.load("greet@HEAD~1").version
+    result = cli("prompts", "promote", "greet", old, "--label", "production", cwd=project.root)
+    assert result.code == 0, result.stderr
+    assert f"greet: production -> {old}" in result.stdout
+    shown = cli("prompts", "render", "greet@production", "--var", "name=Z", cwd=project.root)
+    assert shown.stdout == "[user]\nHello, Z!\n"
+    refused = cli(
+        "prompts", "promote", "greet", "ffffffffffff", "-l", "production", cwd=project.root
+    )
+    assert refused.code == 2 and "no label, version or commit 'ffffffffffff'" in refused.stderr
+    listed = cli("prompts", "list", cwd=project.root).stdout
+    assert "production" not in listed.splitlines()[1]  # the working tree is a newer version
+
+
+def test_validate(project: PromptRepo, cli) -> None:
+    ok = cli("prompts", "validate", cwd=project.root)
+    assert ok.code == 0 and "2 prompt(s) OK" in ok.stdout
+    project.write("broken.yaml", "template: [unclosed\n")
+    bad = cli("prompts", "validate", cwd=project.root)
+    assert bad.code == 2
+    assert "broken.yaml:2: invalid YAML" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("prompts", "show", "broken"), "broken.yaml:3: unknown field 'modle'"),
+        (("prompts", "render", "greet"), "missing required variable 'name'"),
+        (("prompts", "render", "greet@nope"), "no label, version or commit 'nope'"),
+        (("prompts", "show", "gret"), "did you mean 'greet'"),
+        (("prompts", "render", "greet", "--var", "novalue"), "expected NAME=VALUE"),
+        (("prompts", "render", "greet", "--vars-file", "missing.json"), "cannot read"),
+        (("prompts", "log", "greet@HEAD"), "without '@'"),
+        (("prompts", "promote", "greet", "HEAD", "-l", "9x"), "must start with a letter"),
+    ],
+)
+def test_errors_are_one_clear_line_with_exit_code_2(
+    project: PromptRepo, cli, args: tuple[str, ...], message: str
+) -> None:
+    project.write("broken.yaml", "template: hi\nmodel: m\nmodle: m\n")
+    result = cli(*args, cwd=project.root)
+    assert result.code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_history_without_a_repository_says_it_needs_git(tmp_path, cli) -> None:
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "greet.yaml").write_text(prompt_yaml())
+    result = cli("prompts", "log", "greet", cwd=tmp_path)
+    assert result.code == 2 and "history needs git" in result.stderr
+    assert cli("prompts", "list", cwd=tmp_path).code == 0
+
+
+def test_usage_errors_exit_2(project: PromptRepo, cli) -> None:
+    assert cli("prompts", "nonsense", cwd=project.root).code == 2
+    assert cli("prompts", "promote", "greet", "HEAD", cwd=project.root).code == 2  # no --label
+    assert cli("--version", cwd=project.root).stdout.startswith("llmops ")
+
+
+def test_commands_that_call_no_model_do_not_import_litellm(project: PromptRepo, cli) -> None:
+    for args in (("--help",), ("prompts", "list"), ("prompts", "render", "greet", "-v", "name=a")):
+        code = (
+            "import sys\n"
+            "from llmops.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "heavy = ('litellm', 'streamlit', 'pandas', 'sqlalchemy')\n"
+            "heavy = [m for m in heavy if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n"
+            "sys.exit(rc)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=project.root, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert "HEAVY []" in result.stdout

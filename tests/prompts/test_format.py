@@ -1,0 +1,115 @@
+"""The prompt file format: every malformed file is a PromptFileError naming file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from llmops.errors import ConfigError, PromptFileError
+from llmops.prompts import PromptRegistry
+from tests.conftest import PromptRepo, prompt_yaml
+
+
+def load_error(repo: PromptRepo, text: str) -> PromptFileError:
+    repo.write("broken.yaml", text)
+    with pytest.raises(PromptFileError) as info:
+        repo.registry.load("broken")
+    return info.value
+
+
+def test_bad_yaml_names_file_and_line(repo: PromptRepo) -> None:
+    error = load_error(repo, "model: gpt-4o-mini\ntemplate: [unclosed\nparams: {}\n")
+    assert error.file.endswith("prompts/broken.yaml")
+    assert error.line == 3
+    assert str(error).startswith(f"{error.file}:3: invalid YAML")
+    assert isinstance(error, ConfigError) and error.exit_code == 2
+
+
+def test_unknown_field_is_an_error_with_a_suggestion(repo: PromptRepo) -> None:
+    error = load_error(repo, "model: m\ntemplate: hi\ntemprature: 0.3\n")
+    assert error.line == 3
+    assert "unknown field 'temprature'" in str(error)
+    assert "did you mean" not in str(error) or "'template'" in str(error)
+
+
+def test_unknown_field_inside_a_message_names_its_line(repo: PromptRepo) -> None:
+    error = load_error(repo, "messages:\n  - role: user\n    content: hi\n    contnt: x\n")
+    assert error.line == 4
+    assert "messages.0.contnt" in str(error)
+    assert "did you mean 'content'" in str(error)
+
+
+def test_wrong_field_type_names_the_field_and_line(repo: PromptRepo) -> None:
+    error = load_error(repo, "template: hi\nparams:\n  - 1\n  - 2\ntags: [a]\n")
+    assert error.line == 2
+    assert "params" in str(error)
+
+
+def test_bad_role_is_reported(repo: PromptRepo) -> None:
+    error = load_error(repo, "messages:\n  - role: robot\n    content: hi\n")
+    assert error.line == 2
+    assert "messages.0.role" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model: m\n", "exactly one of 'messages' or 'template'"),
+        ("template: hi\nmessages:\n  - {role: user, content: hi}\n", "exactly one"),
+        ("messages: []\n", "at least one message"),
+        ("", "empty file"),
+        ("- just\n- a list\n", "got a list"),
+    ],
+)
+def test_structural_errors(repo: PromptRepo, text: str, expected: str) -> None:
+    assert expected in str(load_error(repo, text))
+
+
+def test_invalid_input_schema_names_its_line(repo: PromptRepo) -> None:
+    error = load_error(repo, "template: hi\ninput_schema:\n  type: object\n  required: name\n")
+    assert error.line == 2
+    assert "input_schema is not a valid JSON Schema" in str(error)
+
+
+def test_invalid_output_schema_is_reported(repo: PromptRepo) -> None:
+    error = load_error(repo, "template: hi\noutput_schema:\n  type: 12\n")
+    assert "output_schema is not a valid JSON Schema" in str(error)
+
+
+def test_template_syntax_error_names_the_line_in_the_file(repo: PromptRepo) -> None:
+    error = load_error(
+        repo,
+        "model: m\nmessages:\n  - role: system\n    content: ok\n"
+        "  - role: user\n    content: |\n      line one\n      {% if x %}never closed\n",
+    )
+    assert "template syntax error" in str(error)
+    assert error.line is not None and 6 <= error.line <= 8
+
+
+def test_file_that_is_not_utf8(repo: PromptRepo) -> None:
+    (repo.prompts / "latin.yaml").write_bytes(b"template: caf\xe9\n")
+    with pytest.raises(PromptFileError, match="not UTF-8"):
+        repo.registry.load("latin")
+
+
+def test_version_id_is_sha256_of_canonical_content(repo: PromptRepo) -> None:
+    text = prompt_yaml("Hi")
+    repo.write("greet.yaml", text)
+    expected = hashlib.sha256(
+        json.dumps(yaml.safe_load(text), sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:12]
+    assert repo.registry.load("greet").version == expected
+
+
+def test_version_ignores_comments_order_and_quoting_but_not_content(repo: PromptRepo) -> None:
+    repo.write("a.yaml", "model: m\ntemplate: 'Hi {{ x }}'\n")
+    repo.write("b.yaml", '# a comment\ntemplate: "Hi {{ x }}"   # trailing\r\nmodel: m\r\n')
+    repo.write("c.yaml", "model: m\ntemplate: 'Hi  {{ x }}'\n")
+    registry = PromptRegistry(repo.prompts)
+    a, b, c = (registry.load(n).version for n in "abc")
+    assert a == b
+    assert a != c
+    assert len(a) == 12 and int(a, 16) >= 0

@@ -1,0 +1,130 @@
+"""Strict rendering: schema-checked variables, strict undefined, and the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.errors import (
+    MissingVariableError,
+    RenderError,
+    SandboxViolationError,
+    VariableValidationError,
+)
+from tests.conftest import PromptRepo, prompt_yaml
+
+
+def test_render_messages(repo: PromptRepo) -> None:
+    repo.write(
+        "support/answer.yaml",
+        """\
+        model: gpt-4o-mini
+        messages:
+          - role: system
+            content: You help with {{ product }}.
+          - role: user
+            content: "{{ question }}"
+        """,
+    )
+    prompt = repo.registry.load("support/answer")
+    assert prompt.name == "support/answer"
+    assert prompt.variables == ["product", "question"]
+    assert prompt.render(product="Mesh", question="Why?") == [
+        {"role": "system", "content": "You help with Mesh."},
+        {"role": "user", "content": "Why?"},
+    ]
+    # a mapping works too, and keywords override it
+    assert prompt.render({"product": "A", "question": "B"}, question="C")[1]["content"] == "C"
+
+
+def test_template_shorthand_is_one_user_message_with_loops(repo: PromptRepo) -> None:
+    repo.write(
+        "sum.yaml",
+        "template: |\n  {% for m in items %}- {{ m.text }}\n  {% endfor %}\n",
+    )
+    messages = repo.registry.load("sum").render(items=[{"text": "a"}, {"text": "b"}])
+    assert messages == [{"role": "user", "content": "- a\n- b\n"}]
+
+
+def test_missing_variable_names_prompt_and_variable(repo: PromptRepo) -> None:
+    repo.write("p.yaml", "template: Hello {{ name }} from {{ place }}\n")
+    with pytest.raises(MissingVariableError) as info:
+        repo.registry.load("p").render(name="Ann")
+    assert info.value.prompt == "p"
+    assert info.value.variable == "place"
+    assert "prompt 'p'" in str(info.value) and "'place'" in str(info.value)
+
+
+def test_required_variable_from_schema(repo: PromptRepo) -> None:
+    repo.write("greet.yaml", prompt_yaml())
+    with pytest.raises(MissingVariableError) as info:
+        repo.registry.load("greet").render()
+    assert info.value.variable == "name"
+    assert "missing required variable 'name'" in str(info.value)
+
+
+def test_variable_failing_the_schema_is_named(repo: PromptRepo) -> None:
+    repo.write("greet.yaml", prompt_yaml())
+    with pytest.raises(VariableValidationError) as info:
+        repo.registry.load("greet").render(name=42)
+    assert info.value.variable == "name"
+    assert "variable 'name' fails input_schema" in str(info.value)
+    assert "not of type 'string'" in str(info.value)
+
+
+def test_schema_defaults_fill_missing_variables(repo: PromptRepo) -> None:
+    repo.write(
+        "d.yaml",
+        "input_schema:\n  type: object\n  properties:\n    tone: {type: string, default: kind}\n"
+        "template: Be {{ tone }}.\n",
+    )
+    prompt = repo.registry.load("d")
+    assert prompt.render()[0]["content"] == "Be kind."
+    assert prompt.render(tone="brief")[0]["content"] == "Be brief."
+
+
+def test_additional_properties_false_rejects_unknown_variables(repo: PromptRepo) -> None:
+    repo.write(
+        "s.yaml",
+        "input_schema:\n  type: object\n  additionalProperties: false\n"
+        "  properties:\n    a: {type: string}\ntemplate: '{{ a }}'\n",
+    )
+    with pytest.raises(VariableValidationError, match="'b' was unexpected"):
+        repo.registry.load("s").render(a="x", b="y")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ x.__class__.__base__.__subclasses__() }}",
+        "{{ x.__init__.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+    ],
+)
+def test_sandbox_escapes_are_blocked(repo: PromptRepo, template: str) -> None:
+    repo.write("evil.yaml", f'template: "{template}"\n')
+    with pytest.raises((SandboxViolationError, MissingVariableError)) as info:
+        repo.registry.load("evil").render(x="s")
+    assert info.value.prompt == "evil"
+    assert "__" not in info.value.variable if info.value.variable else True
+
+
+def test_sandbox_escape_is_a_sandbox_error(repo: PromptRepo) -> None:
+    repo.write("evil.yaml", "template: \"{{ ''.__class__.__mro__ }}\"\n")
+    with pytest.raises(SandboxViolationError, match="sandbox") as info:
+        repo.registry.load("evil").render()
+    assert "prompt 'evil'" in str(info.value)
+
+
+def test_sandbox_blocks_mutating_inputs(repo: PromptRepo) -> None:
+    repo.write("mut.yaml", 'template: "{{ items.append(1) }}"\n')
+    items: list[int] = []
+    with pytest.raises(SandboxViolationError):
+        repo.registry.load("mut").render(items=items)
+    assert items == []
+
+
+def test_runtime_template_error_is_a_render_error(repo: PromptRepo) -> None:
+    repo.write("t.yaml", "template: \"{{ n + 'x' }}\"\n")
+    with pytest.raises(RenderError, match="prompt 't': template failed"):
+        repo.registry.load("t").render(n=1)
