@@ -10,8 +10,11 @@ from pathlib import Path
 from llmops.config import Settings
 from llmops.errors import (
     ConfigError,
+    ConfigFileError,
+    DatabaseError,
     GitError,
     HistoryUnavailableError,
+    InvalidFeedbackError,
     LLMOpsError,
     MissingVariableError,
     PromptFileError,
@@ -19,18 +22,41 @@ from llmops.errors import (
     PromptReferenceError,
     RenderError,
     SandboxViolationError,
+    SchemaOutdatedError,
+    UnknownCallError,
     VariableValidationError,
+)
+from llmops.gateway import (
+    AsyncStream,
+    Completion,
+    Gateway,
+    ModelPrice,
+    Stream,
+    Usage,
+    acomplete,
+    astream,
+    complete,
+    default_gateway,
+    feedback,
+    stream,
 )
 from llmops.prompts import Prompt, PromptRegistry, PromptVersion
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncStream",
+    "Completion",
     "ConfigError",
+    "ConfigFileError",
+    "DatabaseError",
+    "Gateway",
     "GitError",
     "HistoryUnavailableError",
+    "InvalidFeedbackError",
     "LLMOpsError",
     "MissingVariableError",
+    "ModelPrice",
     "Prompt",
     "PromptFileError",
     "PromptNotFoundError",
@@ -39,10 +65,20 @@ __all__ = [
     "PromptVersion",
     "RenderError",
     "SandboxViolationError",
+    "SchemaOutdatedError",
     "Settings",
+    "Stream",
+    "UnknownCallError",
+    "Usage",
     "VariableValidationError",
     "__version__",
+    "acomplete",
+    "astream",
+    "complete",
+    "default_gateway",
+    "feedback",
     "load_prompt",
+    "stream",
 ]
 
 

@@ -6,14 +6,19 @@ with ``error.exit_code``: 2 for configuration and usage errors.
 
     LLMOpsError
     ├── ConfigError                 bad configuration or usage (exit code 2)
-    │   ├── PromptFileError         a malformed prompt or labels file (file, line)
+    │   ├── ConfigFileError         a malformed file (file, line)
+    │   │   └── PromptFileError     a malformed prompt or labels file
     │   ├── PromptNotFoundError     no prompt of that name
     │   ├── PromptReferenceError    NAME@ref names no version, label or commit
     │   ├── HistoryUnavailableError history was asked for without git
-    │   └── RenderError             a prompt could not be rendered (prompt)
-    │       ├── MissingVariableError     a template variable was not given
-    │       ├── VariableValidationError  a variable fails the input_schema
-    │       └── SandboxViolationError    a template reached outside the sandbox
+    │   ├── RenderError             a prompt could not be rendered (prompt)
+    │   │   ├── MissingVariableError     a template variable was not given
+    │   │   ├── VariableValidationError  a variable fails the input_schema
+    │   │   └── SandboxViolationError    a template reached outside the sandbox
+    │   ├── SchemaOutdatedError     the database needs `llmops db upgrade`
+    │   ├── UnknownCallError        feedback for a call id that was never recorded
+    │   └── InvalidFeedbackError    a feedback score that is not a finite number
+    ├── DatabaseError               the database could not be reached or written
     └── GitError                    git itself failed unexpectedly
 """
 
@@ -23,8 +28,11 @@ from pathlib import Path
 
 __all__ = [
     "ConfigError",
+    "ConfigFileError",
+    "DatabaseError",
     "GitError",
     "HistoryUnavailableError",
+    "InvalidFeedbackError",
     "LLMOpsError",
     "MissingVariableError",
     "PromptFileError",
@@ -32,6 +40,8 @@ __all__ = [
     "PromptReferenceError",
     "RenderError",
     "SandboxViolationError",
+    "SchemaOutdatedError",
+    "UnknownCallError",
     "VariableValidationError",
 ]
 
@@ -55,14 +65,18 @@ class ConfigError(LLMOpsError):
     exit_code = 2
 
 
-class PromptFileError(ConfigError):
-    """A prompt file (or ``labels.yaml``) is malformed."""
+class ConfigFileError(ConfigError):
+    """A configuration file is malformed; the message names the file and line."""
 
     def __init__(self, message: str, *, file: str | Path, line: int | None = None) -> None:
         self.file = str(file)
         self.line = line
         where = f"{self.file}:{line}" if line else self.file
         super().__init__(f"{where}: {message}")
+
+
+class PromptFileError(ConfigFileError):
+    """A prompt file (or ``labels.yaml``) is malformed."""
 
 
 class PromptNotFoundError(ConfigError):
@@ -105,6 +119,26 @@ class VariableValidationError(RenderError):
 
 class SandboxViolationError(RenderError):
     """A template tried to reach outside the Jinja2 sandbox."""
+
+
+class SchemaOutdatedError(ConfigError):
+    """The database schema is older (or newer) than this llmops expects."""
+
+
+class UnknownCallError(ConfigError):
+    """Feedback was given for a call id that no gateway recorded."""
+
+    def __init__(self, message: str, *, call_id: str) -> None:
+        self.call_id = call_id
+        super().__init__(message)
+
+
+class InvalidFeedbackError(ConfigError):
+    """A feedback score is not a finite number, or a field is malformed."""
+
+
+class DatabaseError(LLMOpsError):
+    """The database could not be reached or written (for commands that need it now)."""
 
 
 class GitError(LLMOpsError):

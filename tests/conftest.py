@@ -13,6 +13,8 @@ import pytest
 
 from llmops.prompts import PromptRegistry
 
+pytest_plugins = ["tests.fixtures.postgres"]
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Ada Tester",
     "GIT_AUTHOR_EMAIL": "ada@example.com",
@@ -29,7 +31,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    for key in ("LLMOPS_HOME", "LLMOPS_PROMPTS_DIR"):
+    for key in (
+        "LLMOPS_HOME",
+        "LLMOPS_PROMPTS_DIR",
+        "LLMOPS_DATABASE_URL",
+        "LLMOPS_CONTENT",
+        "LLMOPS_PRICES",
+        "LLMOPS_REMOTE_PRICE_MAP",
+    ):
         monkeypatch.delenv(key, raising=False)
 
 
@@ -110,3 +119,48 @@ def cli():
         return CliResult(result.returncode, result.stdout, result.stderr)
 
     return run
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: every database test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 'llmops.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """The local OpenAI-compatible server, shared by the session."""
+    from llmops.testing import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(llm_server):
+    """The local model server with no scripted replies or recorded requests."""
+    llm_server.reset()
+    return llm_server
+
+
+@pytest.fixture
+def make_gateway(database_url: str, tmp_path: Path):
+    """Build Gateways on the test database; all are closed after the test."""
+    from llmops import Gateway
+
+    gateways = []
+
+    def make(**kwargs):
+        kwargs.setdefault("database_url", database_url)
+        kwargs.setdefault("home", tmp_path / "home")
+        kwargs.setdefault("prompts", tmp_path / "no-prompts")
+        kwargs.setdefault("retry_interval", 0.05)
+        gateway = Gateway(**kwargs)
+        gateways.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in gateways:
+        gateway.close()

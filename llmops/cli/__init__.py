@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from llmops import __version__
-from llmops.cli import prompts
+from llmops.cli import costs, db, prompts
 from llmops.errors import LLMOpsError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(db.app, name="db")
+app.add_typer(costs.app, name="costs")
 
 
 def _version(value: bool) -> None:
@@ -44,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except LLMOpsError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.secho(f"error: database: {reason}", err=True, fg=typer.colors.RED)
+        return 1
     except SystemExit as exc:  # click's standalone mode ends every run this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -119,7 +119,7 @@ def _describe(
     exc: ValidationError, file: str, lines: dict[tuple[Any, ...], int]
 ) -> PromptFileError:
     """Turn pydantic's first error into one line that names the field and its line."""
-    error = exc.errors()[0]
+    error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
     field = ".".join(str(part) for part in loc) or "(file)"
     if error["type"] == "extra_forbidden":

@@ -1,0 +1,56 @@
+"""``llmops costs``: re-price stored calls when prices change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llmops.cli._options import DatabaseOption, database_url, parse_when
+
+app = typer.Typer(help="Call costs.", no_args_is_help=True)
+
+
+@app.command()
+def recompute(
+    since: str = typer.Option(..., "--since", help="From when: 2026-11-01, an ISO time, or 7d."),
+    until: str | None = typer.Option(None, "--until", help="Up to (not including) this time."),
+    model: str | None = typer.Option(None, "--model", help="Only calls to this model."),
+    prices: Path | None = typer.Option(
+        None, "--prices", help="A prices file [default: $LLMOPS_PRICES or ./prices.yaml]."
+    ),
+    include_overrides: bool = typer.Option(
+        False, "--include-overrides", help="Also re-price calls priced by a call argument."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report without writing."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Price stored calls again with the current price map and your prices file."""
+    from llmops.config import Settings
+    from llmops.gateway.accounting import PriceBook
+    from llmops.gateway.repricing import recompute_costs
+    from llmops.store.engine import check_schema, create_engine
+
+    settings = Settings.from_env()
+    start = parse_when(since, "--since")
+    end = parse_when(until, "--until") if until else None
+    book = PriceBook.from_file(
+        prices or settings.prices_file, remote_price_map=settings.remote_price_map
+    )
+    engine = create_engine(database_url(url))
+    check_schema(engine, create=False)
+    report = recompute_costs(
+        engine,
+        book,
+        since=start,
+        until=end,
+        model=model,
+        include_overrides=include_overrides,
+        dry_run=dry_run,
+    )
+    verb = "would change" if dry_run else "changed"
+    typer.echo(
+        f"{report.examined} call(s) examined, {verb} {report.changed}, "
+        f"{report.unpriced} unpriced; total ${report.old_total_usd:.6f} -> "
+        f"${report.new_total_usd:.6f}"
+    )

@@ -1,0 +1,230 @@
+"""Streams that record their call however they end.
+
+litellm fires no callback for a stream the consumer abandons, so the gateway wraps the
+stream itself: the call is recorded exactly once, when the stream is exhausted (``ok``),
+raises (``error``), or is closed, garbage-collected or left by a ``break``
+(``cancelled``). Usage comes from the provider's final usage chunk; without one, tokens
+are counted locally and marked as estimated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from llmops.gateway.accounting import Usage, estimate_usage, usage_from_response
+
+if TYPE_CHECKING:
+    from llmops.gateway.gateway import Completion, Gateway, _Call
+
+
+class _Recorder:
+    """What a stream has seen so far, and the one-time recording of its call."""
+
+    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
+        self.gateway = gateway
+        self.call = call
+        self.response = response
+        self.parts: list[str] = []
+        self.usage: Usage | None = None
+        hidden = getattr(response, "_hidden_params", None) or {}
+        self.provider: str | None = hidden.get("custom_llm_provider") or getattr(
+            response, "custom_llm_provider", None
+        )
+        if not self.provider:
+            from llmops.gateway.gateway import _provider_of
+
+            self.provider = _provider_of(call.model)
+        self.response_model: str | None = None
+        self.ttft_ms: float | None = None
+        self.result: Completion | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def absorb(self, chunk: Any) -> str:
+        """Take one chunk; return its text (may be empty)."""
+        usage = usage_from_response(getattr(chunk, "usage", None))
+        if usage is not None:
+            self.usage = usage
+        self.response_model = getattr(chunk, "model", None) or self.response_model
+        try:
+            text = chunk.choices[0].delta.content or ""
+        except (AttributeError, IndexError, TypeError):
+            text = ""
+        if text:
+            if self.ttft_ms is None:
+                self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
+            self.parts.append(text)
+        return text
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        from llmops.gateway.gateway import Completion
+
+        latency_ms = (time.perf_counter() - self.call.started) * 1000
+        text = "".join(self.parts)
+        gateway, call = self.gateway, self.call
+        usage = self.usage
+        price = None
+        try:
+            if usage is None:
+                usage = estimate_usage(call.model, call.messages, text)
+            price = gateway._price(call, usage, self.provider, self.response_model)
+            gateway._record(
+                call,
+                status,
+                usage,
+                price,
+                latency_ms,
+                text,
+                provider=self.provider,
+                ttft_ms=self.ttft_ms,
+                error=error,
+            )
+        except Exception:  # recording must never break the app
+            import logging
+
+            logging.getLogger("llmops.gateway").exception("llmops: could not record %s", call.id)
+        self.result = Completion(
+            text=text,
+            call_id=call.id,
+            usage=usage or Usage(),
+            cost_usd=price.cost_usd if price else None,
+            cost_status=price.status if price else "unpriced",
+            latency_ms=latency_ms,
+            model=call.model,
+            raw=self.response,
+            ttft_ms=self.ttft_ms,
+            prompt=call.prompt,
+        )
+
+
+class Stream:
+    """An iterator of text chunks that records its call when it ends, in any way."""
+
+    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
+        self._recorder = _Recorder(gateway, call, response)
+        self._iterator = iter(response)
+
+    @property
+    def call_id(self) -> str:
+        return self._recorder.call.id
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._recorder.parts)
+
+    @property
+    def result(self) -> Completion | None:
+        """The finished call (usage, cost, latency), once the stream has ended."""
+        return self._recorder.result
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        if self._recorder.done:
+            raise StopIteration
+        try:
+            while True:
+                text = self._recorder.absorb(next(self._iterator))
+                if text:
+                    return text
+        except StopIteration:
+            self._recorder.finish("ok")
+            raise
+        except BaseException as exc:
+            self._recorder.finish(
+                "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", exc
+            )
+            raise
+
+    def close(self) -> None:
+        """Stop reading; the call is recorded as cancelled (if it had not ended)."""
+        if self._recorder.done:
+            return
+        self._recorder.finish("cancelled")
+        close = getattr(self._recorder.response, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):  # the connection is going away anyway
+                close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._recorder.done:
+            self._recorder.finish("cancelled")
+
+
+class AsyncStream:
+    """The async twin of :class:`Stream`: ``async for chunk in stream``."""
+
+    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
+        self._recorder = _Recorder(gateway, call, response)
+        self._iterator = response.__aiter__()
+
+    @property
+    def call_id(self) -> str:
+        return self._recorder.call.id
+
+    @property
+    def text(self) -> str:
+        return "".join(self._recorder.parts)
+
+    @property
+    def result(self) -> Completion | None:
+        return self._recorder.result
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._recorder.done:
+            raise StopAsyncIteration
+        try:
+            while True:
+                text = self._recorder.absorb(await self._iterator.__anext__())
+                if text:
+                    return text
+        except StopAsyncIteration:
+            self._recorder.finish("ok")
+            raise
+        except BaseException as exc:
+            import asyncio
+
+            cancelled = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
+            self._recorder.finish("cancelled" if cancelled else "error", exc)
+            raise
+
+    async def aclose(self) -> None:
+        """Stop reading; the call is recorded as cancelled (if it had not ended)."""
+        if self._recorder.done:
+            return
+        self._recorder.finish("cancelled")
+        for name in ("aclose", "close"):
+            closer = getattr(self._recorder.response, name, None)
+            if callable(closer):
+                with contextlib.suppress(Exception):  # the connection is going away anyway
+                    result = closer()
+                    if hasattr(result, "__await__"):
+                        await result
+                break
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not self._recorder.done:
+            self._recorder.finish("cancelled")

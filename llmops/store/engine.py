@@ -1,0 +1,143 @@
+"""Database engines (SQLite by default, Postgres) and the schema check on first use."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from llmops.errors import ConfigError, SchemaOutdatedError
+
+VERSION_TABLE = "llmops_schema_version"
+HEAD_REVISION = "0002"  # the newest migration in llmops/store/migrations/versions
+REVISIONS = ("0001", "0002")  # every migration, oldest first
+_PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations
+
+
+def normalize_url(url: str) -> sa.URL:
+    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"bad database URL {url!r}: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"unsupported database {parsed.get_backend_name()!r} in "
+            f"{parsed.render_as_string(hide_password=True)}: use sqlite:/// or postgresql://"
+        )
+    return parsed
+
+
+def display_url(url: str | sa.URL) -> str:
+    """The URL without its password, for messages."""
+    return (url if isinstance(url, sa.URL) else normalize_url(url)).render_as_string(
+        hide_password=True
+    )
+
+
+def create_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    """An engine with the settings llmops relies on (WAL and a busy timeout on SQLite)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision of the database, or None when llmops never created it."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(VERSION_TABLE):
+        if inspector.has_table("llm_calls"):
+            raise SchemaOutdatedError(
+                "the database has an llm_calls table that llmops did not create "
+                f"(no {VERSION_TABLE} table); point llmops at another database"
+            )
+        return None
+    versions = sa.table(VERSION_TABLE, sa.column("version_num"))
+    row = connection.execute(sa.select(versions.c.version_num)).first()
+    return row[0] if row else None
+
+
+def check_schema(engine: Engine, *, create: bool = True) -> str:
+    """Make sure the schema is current: create it on a new database, refuse an old one.
+
+    Returns the revision. Raises SchemaOutdatedError when the database needs
+    ``llmops db upgrade`` (or a newer llmops).
+    """
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+    if revision == HEAD_REVISION:
+        return revision
+    if revision is None and create:
+        return upgrade(engine)
+    where = display_url(engine.url)
+    if revision is None:
+        raise SchemaOutdatedError(f"{where} has no llmops schema; run `llmops db upgrade`")
+    if revision in REVISIONS:
+        raise SchemaOutdatedError(
+            f"{where} is at schema {revision}, this llmops needs {HEAD_REVISION}: "
+            "run `llmops db upgrade`"
+        )
+    raise SchemaOutdatedError(
+        f"{where} is at schema {revision}, newer than this llmops knows ({HEAD_REVISION}): "
+        "upgrade llmops"
+    )
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Run the Alembic migrations up to ``revision``; safe to run from several processes."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with _migration_lock(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+        return current_revision(connection) or ""
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """One migrating process at a time: a file lock for SQLite, an advisory lock on Postgres."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database or ""
+        lock_path = Path(database + ".migrate-lock") if database not in ("", ":memory:") else None
+        with contextlib.ExitStack() as stack:
+            if lock_path is not None:
+                handle = stack.enter_context(open(lock_path, "a+"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            with engine.connect() as connection:
+                yield connection
+        return
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+        connection.commit()
+        try:
+            yield connection
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
+            connection.commit()

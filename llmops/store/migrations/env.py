@@ -1,0 +1,16 @@
+"""Alembic environment: llmops runs migrations on a connection it passes in."""
+
+from alembic import context
+
+from llmops.store.engine import VERSION_TABLE
+from llmops.store.tables import SQLModel
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    version_table=VERSION_TABLE,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

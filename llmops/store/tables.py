@@ -1,0 +1,79 @@
+"""The tables llmops writes. Their columns are a public interface: people point SQL,
+Grafana and notebooks at them, so change them only with a migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+# JSON columns are JSONB on Postgres, so people can index and query them.
+JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+CALL_STATUSES = ("ok", "error", "cancelled")
+COST_STATUSES = ("priced", "custom", "unpriced")
+
+
+class CallRecord(SQLModel, table=True):
+    """One model call (table ``llm_calls``)."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (
+        sa.Index("ix_llm_calls_created_at", "created_at"),
+        sa.Index("ix_llm_calls_prompt", "prompt_name", "prompt_version", "created_at"),
+        sa.Index("ix_llm_calls_model", "model", "created_at"),
+        sa.Index("ix_llm_calls_user", "user_id", "created_at"),
+        sa.Index("ix_llm_calls_session", "session_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36, description="uuid4 of the call")
+    created_at: datetime = Field(description="when the call started, UTC")
+    source: str = Field(default="app", max_length=16, description="app or eval")
+    prompt_name: str | None = Field(default=None, max_length=200)
+    prompt_version: str | None = Field(default=None, max_length=12)
+    git_commit: str | None = Field(default=None, max_length=40)
+    model: str = Field(max_length=200, description="the model as requested")
+    provider: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16, description="ok, error or cancelled")
+    error_type: str | None = Field(default=None, max_length=200)
+    error_message: str | None = Field(default=None, sa_type=sa.Text)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = Field(default=None, description="input tokens read from cache")
+    cache_write_tokens: int | None = Field(default=None, description="input tokens written")
+    reasoning_tokens: int | None = Field(default=None, description="part of completion_tokens")
+    tokens_estimated: bool = Field(default=False, description="counted locally (no usage)")
+    cost_usd: float | None = Field(default=None, description="NULL when unpriced")
+    cost_status: str = Field(max_length=16, description="priced, custom or unpriced")
+    price_source: str | None = Field(default=None, max_length=100)
+    latency_ms: float | None = None
+    ttft_ms: float | None = Field(default=None, description="time to first token (streams)")
+    user_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, sa_type=JSON)
+    meta: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column("metadata", JSON, nullable=True)
+    )
+    request: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    response_text: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class FeedbackRecord(SQLModel, table=True):
+    """A score for one call (table ``feedback``); a call may have many."""
+
+    __tablename__ = "feedback"
+
+    id: str = Field(primary_key=True, max_length=36)
+    call_id: str = Field(foreign_key="llm_calls.id", index=True, max_length=36)
+    created_at: datetime
+    name: str = Field(default="rating", max_length=100)
+    score: float
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    user_id: str | None = Field(default=None, max_length=200)
+
+
+CALLS = CallRecord.__table__
+FEEDBACK = FeedbackRecord.__table__

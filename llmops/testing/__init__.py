@@ -1,0 +1,28 @@
+"""A fake model server for tests: OpenAI- and Anthropic-compatible, over real HTTP.
+
+:class:`FakeLLMServer` listens on ``127.0.0.1`` (a free port) and answers
+``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic), streamed or
+not, with scripted :class:`Reply` objects; it records every request as a
+:class:`RecordedRequest`. Point litellm at it with ``api_base=server.base_url`` (OpenAI-style
+models) or ``api_base=server.anthropic_base_url`` (``anthropic/`` models)::
+
+    from llmops.testing import FakeLLMServer, Reply
+
+    with FakeLLMServer() as server:
+        server.enqueue(Reply(text="Paris", prompt_tokens=20, completion_tokens=1))
+        response = litellm.completion(
+            model="openai/gpt-4o-mini",
+            api_base=server.base_url,
+            api_key="sk-test",
+            messages=[{"role": "user", "content": "Capital of France?"}],
+        )
+
+This package uses only the standard library; it does not import litellm.
+"""
+
+from __future__ import annotations
+
+from llmops.testing._reply import RecordedRequest, Reply
+from llmops.testing._server import FakeLLMServer
+
+__all__ = ["FakeLLMServer", "RecordedRequest", "Reply"]

@@ -1,0 +1,540 @@
+"""The fake model server: OpenAI Chat Completions and Anthropic Messages over real HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+from llmops.testing import _formats as fmt
+from llmops.testing._reply import RecordedRequest, Reply, resolve, split_chunks
+
+__all__ = ["FakeLLMServer"]
+
+_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-haiku-4-5")
+
+
+class FakeLLMServer:
+    """A local OpenAI- and Anthropic-compatible HTTP server for tests.
+
+    It listens on ``host`` (default ``127.0.0.1``) and ``port`` (default ``0``: a free port),
+    serves each connection on a daemon thread, and answers model calls with scripted
+    :class:`~llmops.testing.Reply` objects::
+
+        with FakeLLMServer() as server:
+            server.enqueue(Reply(text="Hi!", prompt_tokens=12, completion_tokens=2))
+            litellm.completion(
+                model="openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-test",
+                messages=[{"role": "user", "content": "Hello"}],
+            )
+            assert server.requests[0].body["model"] == "gpt-4o-mini"
+
+    Which reply answers a request: a :meth:`route` for the request's ``model`` if there is
+    one, else the next reply of the :meth:`enqueue` queue, else ``Reply()`` (the echo
+    answer with computed token counts).
+
+    Endpoints:
+
+    - ``POST /v1/chat/completions``: OpenAI Chat Completions, plain or streamed (SSE). A
+      stream ends with a usage chunk (``choices: []``) only when the request asks for it
+      with ``stream_options: {"include_usage": true}`` and the reply has ``include_usage``.
+    - ``POST /v1/messages``: Anthropic Messages, plain or streamed (SSE events).
+    - ``GET /v1/models``: a small model list. ``GET /health``: ``ok`` (not recorded).
+    - anything else: 404 with an OpenAI-style error body.
+
+    All methods are thread-safe. The server speaks HTTP/1.1 with keep-alive; :meth:`stop`
+    also closes the connections that clients keep open.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._queue: deque[Reply] = deque()
+        self._routes: dict[str, Reply] = {}
+        self._requests: list[RecordedRequest] = []
+        self._ids = itertools.count(1)
+        self._disconnects = 0  # clients that went away mid-response (for tests)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind the socket and serve on a daemon thread; return ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError("FakeLLMServer is already running")
+        httpd = _HTTPServer(self._address, _Handler, self)
+        thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeLLMServer:{httpd.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._httpd, self._thread = httpd, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection.
+
+        Calling it on a stopped server does nothing.
+        """
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._httpd = self._thread = None
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- addresses ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        return int(self._running().server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The server root, ``http://127.0.0.1:PORT``."""
+        host = self._running().server_address[0]
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``: the ``api_base`` for OpenAI-style models."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ``api_base`` for ``anthropic/`` models.
+
+        litellm appends ``/v1/messages`` to it.
+        """
+        return self.url
+
+    # --- scripting ----------------------------------------------------------------------
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Queue replies: the next requests (without a route) get them, first in first out."""
+        for reply in replies:
+            if not isinstance(reply, Reply):
+                raise TypeError(f"expected Reply, got {type(reply).__name__}")
+        with self._lock:
+            self._queue.extend(replies)
+
+    def route(self, model: str, reply: Reply) -> None:
+        """Answer every request whose body's ``model`` equals ``model`` with ``reply``.
+
+        Routes are checked before the queue, and replace an earlier route of the same model.
+        Note that litellm sends the model name without its provider prefix
+        (``openai/gpt-4o-mini`` arrives as ``gpt-4o-mini``).
+        """
+        if not isinstance(reply, Reply):
+            raise TypeError(f"expected Reply, got {type(reply).__name__}")
+        with self._lock:
+            self._routes[model] = reply
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests received so far, in arrival order (``/health`` excluded)."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget queued replies, routes and recorded requests."""
+        with self._lock:
+            self._queue.clear()
+            self._routes.clear()
+            self._requests.clear()
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._httpd is not None else "stopped"
+        return f"<FakeLLMServer {state}>"
+
+    # --- used by the handler ------------------------------------------------------------
+
+    def _running(self) -> _HTTPServer:
+        if self._httpd is None:
+            raise RuntimeError("FakeLLMServer is not running: call start() or use `with`")
+        return self._httpd
+
+    def _note_disconnect(self) -> None:
+        with self._lock:
+            self._disconnects += 1
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _take(self, request: RecordedRequest) -> tuple[Reply, int]:
+        """Record ``request``, pick its reply and a response number, atomically."""
+        model = request.body.get("model") if isinstance(request.body, dict) else None
+        with self._lock:
+            self._requests.append(request)
+            if isinstance(model, str) and model in self._routes:
+                reply = self._routes[model]
+            elif self._queue:
+                reply = self._queue.popleft()
+            else:
+                reply = Reply()
+            return reply, next(self._ids)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Callable[..., BaseHTTPRequestHandler],
+        fake: FakeLLMServer,
+    ) -> None:
+        self.fake = fake
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can hang
+        # on a machine without network; the name is not needed.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away, or a connection closed by stop(), is not worth a
+        # traceback; anything else is a bug in the fake and is printed as usual.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "llmops-fake-llm/1"
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, add=True)
+        self._pending: list[bytes] = []
+
+    def finish(self) -> None:
+        self.server.track(self.connection, add=False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (*_DISCONNECTS, TimeoutError):
+            self.close_connection = True
+            self.server.fake._note_disconnect()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request log on stderr."""
+
+    def _head(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        lines = [
+            f"{self.protocol_version} {status} {phrase}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self._pending.append(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            self.wfile.write(data)
+
+    def _pause(self, seconds: float) -> None:
+        """Send what is pending, then wait."""
+        if seconds > 0:
+            self._flush()
+            time.sleep(seconds)
+
+    def _send_json(
+        self, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self._send_bytes(status, body, "application/json", headers)
+
+    def _send_bytes(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self._head(
+            status,
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+        )
+        self._pending.append(body)
+        self._flush()
+
+    def _start_stream(self) -> None:
+        self._head(
+            200,
+            [
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+        )
+
+    def _event(self, payload: Any, event: str | None = None) -> None:
+        """Queue one SSE event as one HTTP chunk; a str payload is sent as it is."""
+        data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+        text = f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n"
+        raw = text.encode()
+        self._pending.append(b"%x\r\n%s\r\n" % (len(raw), raw))
+
+    def _end_stream(self) -> None:
+        self._pending.append(b"0\r\n\r\n")
+        self._flush()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/health":
+            self._send_bytes(200, b"ok", "text/plain; charset=utf-8")
+            return
+        self._record_plain(None)
+        if path == "/v1/models":
+            created = int(time.time())
+            with self.server.fake._lock:
+                names = dict.fromkeys([*_MODELS, *self.server.fake._routes])
+            models = [
+                {"id": name, "object": "model", "created": created, "owned_by": "llmops-fake"}
+                for name in names
+            ]
+            self._send_json(200, {"object": "list", "data": models})
+        else:
+            self._not_found()
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        path = self.path.split("?", 1)[0].rstrip("/")
+        anthropic = path == "/v1/messages"
+        if path != "/v1/chat/completions" and not anthropic:
+            self._record_plain(_parse_json(raw))
+            self._not_found()
+            return
+        body = _parse_json(raw)
+        if not isinstance(body, dict):
+            self._record_plain(body)
+            message = "The request body must be a JSON object."
+            error = (
+                fmt.anthropic_error(400, message) if anthropic else fmt.openai_error(400, message)
+            )
+            self._send_json(400, error)
+            return
+        request = self._recorded(body)
+        reply, number = self.server.fake._take(request)
+        if anthropic:
+            self._answer_anthropic(body, reply, number)
+        else:
+            self._answer_openai(body, reply, number)
+
+    def _any_other(self) -> None:
+        self._read_body()
+        self._record_plain(None)
+        self._not_found()
+
+    do_PUT = do_PATCH = do_DELETE = _any_other
+
+    def _recorded(self, body: Any) -> RecordedRequest:
+        return RecordedRequest(
+            path=self.path,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+            received_at=time.time(),
+            method=self.command,
+        )
+
+    def _record_plain(self, body: Any) -> None:
+        self.server.fake._record(self._recorded(body))
+
+    def _not_found(self) -> None:
+        message = f"No route for {self.command} {self.path} on the fake LLM server."
+        self._send_json(404, fmt.openai_error(404, message))
+
+    # --- OpenAI -------------------------------------------------------------------------
+
+    def _answer_openai(self, body: dict[str, Any], reply: Reply, number: int) -> None:
+        text, usage = resolve(reply, body, anthropic=False)
+        self._pause(reply.delay)
+        if reply.status >= 400:
+            headers = [("Retry-After", "0")] if reply.status == 429 else []
+            self._send_json(reply.status, fmt.openai_error(reply.status, reply.text), headers)
+            return
+        model = reply.model or str(body.get("model") or "fake-model")
+        common = {"response_id": f"chatcmpl-{number}", "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            payload = fmt.openai_completion(
+                **common,
+                text=text,
+                finish_reason=reply.finish_reason,
+                usage=usage if reply.include_usage else None,
+            )
+            self._send_json(reply.status, payload)
+            return
+
+        stream_options = body.get("stream_options")
+        usage_requested = isinstance(stream_options, dict) and bool(
+            stream_options.get("include_usage")
+        )
+        send_usage = usage_requested and reply.include_usage
+
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+            payload = fmt.openai_chunk(**common, delta=delta, finish_reason=finish)
+            if usage_requested:
+                payload["usage"] = None  # as OpenAI does when usage was asked for
+            return payload
+
+        self._start_stream()
+        self._pause(reply.ttft)
+        self._event(chunk({"role": "assistant", "content": "", "refusal": None}))
+        for index, piece in enumerate(split_chunks(text, reply.chunks)):
+            if index:
+                self._pause(reply.chunk_delay)
+            self._event(chunk({"content": piece}))
+        self._event(chunk({}, reply.finish_reason))
+        if send_usage:
+            self._event(fmt.openai_chunk(**common, delta=None, usage=usage))
+        self._event("[DONE]")
+        self._end_stream()
+
+    # --- Anthropic ----------------------------------------------------------------------
+
+    def _answer_anthropic(self, body: dict[str, Any], reply: Reply, number: int) -> None:
+        text, usage = resolve(reply, body, anthropic=True)
+        self._pause(reply.delay)
+        if reply.status >= 400:
+            headers = [("Retry-After", "0")] if reply.status == 429 else []
+            self._send_json(reply.status, fmt.anthropic_error(reply.status, reply.text), headers)
+            return
+        model = reply.model or str(body.get("model") or "fake-model")
+        message_id = f"msg_{number:024d}"
+        sent_usage = usage if reply.include_usage else None
+        if not body.get("stream"):
+            payload = fmt.anthropic_message(
+                message_id=message_id,
+                model=model,
+                text=text,
+                finish_reason=reply.finish_reason,
+                usage=sent_usage,
+            )
+            self._send_json(reply.status, payload)
+            return
+
+        self._start_stream()
+        self._pause(reply.ttft)
+        start = fmt.anthropic_message(
+            message_id=message_id, model=model, text=None, finish_reason=None, usage=None
+        )
+        if sent_usage is not None:
+            start["usage"] = fmt.anthropic_usage(sent_usage, output_tokens=1)
+        self._event({"type": "message_start", "message": start}, "message_start")
+        block_start = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        self._event(block_start, "content_block_start")
+        self._event({"type": "ping"}, "ping")
+        for index, piece in enumerate(split_chunks(text, reply.chunks)):
+            if index:
+                self._pause(reply.chunk_delay)
+            delta = {"type": "text_delta", "text": piece}
+            self._event(
+                {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
+            )
+        self._event({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        message_delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": fmt.anthropic_stop_reason(reply.finish_reason),
+                "stop_sequence": None,
+            },
+        }
+        if sent_usage is not None:
+            message_delta["usage"] = {"output_tokens": sent_usage.completion}
+        self._event(message_delta, "message_delta")
+        self._event({"type": "message_stop"}, "message_stop")
+        self._end_stream()
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

@@ -1,0 +1,88 @@
+"""``llmops db`` and ``llmops costs`` against real databases."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.store.engine import create_engine, upgrade
+from llmops.testing import Reply
+
+
+def test_db_upgrade_and_status(database_url: str, cli, tmp_path) -> None:
+    upgrade(create_engine(database_url), "0001")
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert status.code == 2
+    assert "schema:   0001 (this llmops: 0002)" in status.stdout
+    assert "llmops db upgrade" in status.stderr
+    done = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    assert "schema 0001 -> 0002" in done.stdout
+    again = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
+    assert "already at schema 0002" in again.stdout
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert status.code == 0 and "llm_calls:0 rows" in status.stdout
+
+
+def test_db_upgrade_creates_a_new_database_from_the_environment(cli, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'calls.db'}"
+    result = cli("db", "upgrade", cwd=tmp_path, env={"LLMOPS_DATABASE_URL": url})
+    assert result.code == 0 and "schema (none) -> 0002" in result.stdout
+    assert (tmp_path / "new" / "calls.db").is_file()
+
+
+def test_unreachable_database_is_one_line(cli, tmp_path) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    result = cli("db", "status", "--database-url", url, cwd=tmp_path)
+    assert result.code == 1
+    assert result.stderr.startswith("error: database:") and "Traceback" not in result.stderr
+
+
+def test_costs_recompute(make_gateway, server, database_url: str, cli, tmp_path) -> None:
+    gw = make_gateway()
+    server.enqueue(*[Reply(prompt_tokens=1000, completion_tokens=500) for _ in range(5)])
+    messages = [{"role": "user", "content": "hi"}]
+    common = {"api_base": server.base_url, "api_key": "sk-test", "num_retries": 0}
+    for _ in range(3):
+        gw.complete(model="openai/acme-mystery-9", messages=messages, **common)
+    for _ in range(2):
+        gw.complete(model="gpt-4o-mini", messages=messages, **common)
+    gw.flush()
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n  acme-mystery-9:\n    input_per_million: 2\n    output_per_million: 6\n"
+    )
+    args = ("costs", "recompute", "--since", "1d", "--database-url", database_url)
+    dry = cli(*args, "--prices", str(prices), "--dry-run", cwd=tmp_path)
+    assert dry.code == 0, dry.stderr
+    assert "5 call(s) examined, would change 3, 0 unpriced" in dry.stdout
+
+    def costs() -> dict[str, list]:
+        with create_engine(database_url).connect() as connection:
+            result = connection.execute(
+                sa.text("SELECT model, cost_usd, cost_status, price_source FROM llm_calls")
+            )
+            found: dict[str, list] = {}
+            for model, cost, status, source in result:
+                found.setdefault(model, []).append((cost, status, source))
+            return found
+
+    assert {c[1] for c in costs()["openai/acme-mystery-9"]} == {"unpriced"}
+    done = cli(*args, "--prices", str(prices), cwd=tmp_path)
+    assert "changed 3" in done.stdout
+    after = costs()
+    assert (
+        after["openai/acme-mystery-9"]
+        == [(pytest.approx(1000 * 2e-6 + 500 * 6e-6), "custom", "custom:prices.yaml")] * 3
+    )
+    assert all(status == "priced" for _, status, _ in after["gpt-4o-mini"])
+    assert "changed 0" in cli(*args, "--prices", str(prices), cwd=tmp_path).stdout
+
+
+def test_costs_recompute_bad_input(cli, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    bad = cli("costs", "recompute", "--since", "yesterday-ish", "--database-url", url, cwd=tmp_path)
+    assert bad.code == 2 and "--since 'yesterday-ish'" in bad.stderr
+    (tmp_path / "prices.yaml").write_text("models:\n  m:\n    input_per_million: x\n")
+    bad = cli("costs", "recompute", "--since", "7d", "--database-url", url, cwd=tmp_path)
+    assert bad.code == 2 and "prices.yaml:3" in bad.stderr

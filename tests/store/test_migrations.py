@@ -1,0 +1,99 @@
+"""Schema: created on first use, migrations match the tables, old schemas are refused."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from llmops.errors import ConfigError, SchemaOutdatedError
+from llmops.store.engine import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    check_schema,
+    create_engine,
+    current_revision,
+    normalize_url,
+    upgrade,
+)
+from llmops.store.tables import SQLModel
+
+
+def test_new_database_is_created_at_head(database_url: str) -> None:
+    engine = create_engine(database_url)
+    assert check_schema(engine) == HEAD_REVISION
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"llm_calls", "feedback", VERSION_TABLE} <= tables
+    assert check_schema(engine) == HEAD_REVISION  # idempotent
+
+
+def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> None:
+    engine = create_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        diff = [
+            d
+            for d in compare_metadata(context, SQLModel.metadata)
+            if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)
+        ]
+    assert diff == []
+
+
+def test_indexes_for_the_common_queries(database_url: str) -> None:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("llm_calls")}
+    assert indexes["ix_llm_calls_created_at"] == ["created_at"]
+    assert indexes["ix_llm_calls_prompt"] == ["prompt_name", "prompt_version", "created_at"]
+    assert indexes["ix_llm_calls_model"] == ["model", "created_at"]
+    assert indexes["ix_llm_calls_user"] == ["user_id", "created_at"]
+
+
+def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str) -> None:
+    engine = create_engine(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated,"
+                " cost_status) VALUES ('old-call', '2026-01-01 00:00:00', 'app', 'gpt-4o-mini',"
+                " 'ok', false, 'priced')"
+            )
+        )
+    with pytest.raises(SchemaOutdatedError, match=r"at schema 0001.*run `llmops db upgrade`"):
+        check_schema(engine)
+    assert upgrade(engine) == HEAD_REVISION
+    assert check_schema(engine) == HEAD_REVISION
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT id FROM llm_calls")).scalars().all() == [
+            "old-call"
+        ]
+        assert current_revision(connection) == HEAD_REVISION
+
+
+def test_unknown_newer_schema_is_refused(database_url: str) -> None:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    with pytest.raises(SchemaOutdatedError, match="newer than this llmops"):
+        check_schema(engine)
+
+
+def test_foreign_llm_calls_table_is_refused(database_url: str) -> None:
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE llm_calls (id integer)"))
+    with pytest.raises(SchemaOutdatedError, match="did not create"):
+        check_schema(engine)
+
+
+def test_urls() -> None:
+    assert normalize_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    with pytest.raises(ConfigError, match="unsupported database 'mysql'"):
+        normalize_url("mysql://u@h/db")
+    with pytest.raises(ConfigError, match="bad database URL"):
+        normalize_url("not a url")
