@@ -35,6 +35,7 @@ demo: install  ## the main job on the example prompts
 	$(BIN)/llmops prompts render support/answer@production \
 		--var question="How do I reset my router to factory settings?" \
 		--var product="Acme Router" --var customer_name=Dana
+	$(BIN)/llmops eval run --offline
 
 bench: install  ## benchmarks; figures go in benchmarks/README.md
 	$(BIN)/python benchmarks/cli_startup.py

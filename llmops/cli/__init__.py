@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from llmops import __version__
-from llmops.cli import costs, db, prompts
+from llmops.cli import costs, db, evals, prompts
 from llmops.errors import LLMOpsError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(db.app, name="db")
 app.add_typer(costs.app, name="costs")
+app.add_typer(evals.app, name="eval")
 
 
 def _version(value: bool) -> None:

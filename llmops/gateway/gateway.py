@@ -520,6 +520,11 @@ class Gateway:
         self.close()
 
     @property
+    def engine(self) -> Any:
+        """The SQLAlchemy engine of the calls database."""
+        return self._engine_factory()
+
+    @property
     def writer(self) -> Any:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from llmops.errors import ConfigError, SchemaOutdatedError
 
 VERSION_TABLE = "llmops_schema_version"
-HEAD_REVISION = "0002"  # the newest migration in llmops/store/migrations/versions
-REVISIONS = ("0001", "0002")  # every migration, oldest first
+HEAD_REVISION = "0003"  # the newest migration in llmops/store/migrations/versions
+REVISIONS = ("0001", "0002", "0003")  # every migration, oldest first
 _PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations
 
 
@@ -86,12 +86,22 @@ def check_schema(engine: Engine, *, create: bool = True) -> str:
     Returns the revision. Raises SchemaOutdatedError when the database needs
     ``llmops db upgrade`` (or a newer llmops).
     """
-    with engine.connect() as connection:
-        revision = current_revision(connection)
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+    except SchemaOutdatedError:
+        if not create:
+            raise
+        revision = None  # perhaps another process is creating it right now: look again below
     if revision == HEAD_REVISION:
         return revision
     if revision is None and create:
-        return upgrade(engine)
+        with _migration_lock(engine) as connection:
+            revision = current_revision(connection)  # another process may have won the race
+            if revision is None:
+                return _upgrade(connection, "head")
+        if revision == HEAD_REVISION:
+            return revision
     where = display_url(engine.url)
     if revision is None:
         raise SchemaOutdatedError(f"{where} has no llmops schema; run `llmops db upgrade`")
@@ -108,16 +118,20 @@ def check_schema(engine: Engine, *, create: bool = True) -> str:
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Run the Alembic migrations up to ``revision``; safe to run from several processes."""
+    with _migration_lock(engine) as connection:
+        return _upgrade(connection, revision)
+
+
+def _upgrade(connection: Connection, revision: str) -> str:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with _migration_lock(engine) as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        connection.commit()
-        return current_revision(connection) or ""
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    connection.commit()
+    return current_revision(connection) or ""
 
 
 @contextlib.contextmanager

@@ -77,3 +77,52 @@ class FeedbackRecord(SQLModel, table=True):
 
 CALLS = CallRecord.__table__
 FEEDBACK = FeedbackRecord.__table__
+
+
+class EvalRun(SQLModel, table=True):
+    """One suite run against one prompt version and model (table ``eval_runs``)."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (sa.Index("ix_eval_runs_suite", "suite", "started_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    batch_id: str = Field(index=True, max_length=36, description="one `llmops eval run`")
+    role: str = Field(max_length=16, description="candidate, baseline or other")
+    suite: str = Field(max_length=200)
+    prompt_name: str = Field(max_length=200)
+    prompt_ref: str = Field(max_length=200, description="the reference as given")
+    prompt_version: str = Field(max_length=12)
+    git_commit: str | None = Field(default=None, max_length=40)
+    model: str = Field(max_length=200)
+    started_at: datetime
+    finished_at: datetime | None = None
+    cases: int = Field(default=0, description="distinct cases")
+    results: int = Field(default=0, description="cases x repeats")
+    passed: int = Field(default=0, description="results that passed")
+    pass_rate: float | None = None
+    cost_usd: float | None = Field(default=None, description="spent (cache hits cost 0)")
+    cached: int = Field(default=0, description="results served from the cache")
+
+
+class EvalResult(SQLModel, table=True):
+    """One case (one repeat) of an eval run (table ``eval_results``)."""
+
+    __tablename__ = "eval_results"
+
+    id: str = Field(primary_key=True, max_length=36)
+    run_id: str = Field(foreign_key="eval_runs.id", index=True, max_length=36)
+    case_id: str = Field(max_length=200)
+    repeat_index: int = 0
+    output: str | None = Field(default=None, sa_type=sa.Text)
+    score: float
+    passed: bool
+    details: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    call_id: str | None = Field(default=None, max_length=36)
+
+
+EVAL_RUNS = EvalRun.__table__
+EVAL_RESULTS = EvalResult.__table__

@@ -17,6 +17,15 @@ models) or ``api_base=server.anthropic_base_url`` (``anthropic/`` models)::
             messages=[{"role": "user", "content": "Capital of France?"}],
         )
 
+With nothing scripted the server echoes the last user message. For answers that depend
+on what the prompt says (two prompt versions really answer differently), give it the
+deterministic simulated model of :mod:`llmops.testing.simulator` as its responder::
+
+    from llmops.testing import FakeLLMServer, SimulatedModel
+
+    with FakeLLMServer(responder=SimulatedModel(latency=0.02)) as server:
+        ...
+
 This package uses only the standard library; it does not import litellm.
 """
 
@@ -24,5 +33,6 @@ from __future__ import annotations
 
 from llmops.testing._reply import RecordedRequest, Reply
 from llmops.testing._server import FakeLLMServer
+from llmops.testing.simulator import SimulatedModel, simulate
 
-__all__ = ["FakeLLMServer", "RecordedRequest", "Reply"]
+__all__ = ["FakeLLMServer", "RecordedRequest", "Reply", "SimulatedModel", "simulate"]

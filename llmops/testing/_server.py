@@ -10,6 +10,7 @@ import socketserver
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -24,6 +25,9 @@ __all__ = ["FakeLLMServer"]
 
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-haiku-4-5")
+
+Responder = Callable[[RecordedRequest], "Reply | None"]
+"""What answers the requests that no route or queued reply answers (``None``: echo)."""
 
 
 class FakeLLMServer:
@@ -42,8 +46,18 @@ class FakeLLMServer:
             assert server.requests[0].body["model"] == "gpt-4o-mini"
 
     Which reply answers a request: a :meth:`route` for the request's ``model`` if there is
-    one, else the next reply of the :meth:`enqueue` queue, else ``Reply()`` (the echo
-    answer with computed token counts).
+    one, else the next reply of the :meth:`enqueue` queue, else what the ``responder`` returns
+    for it, else ``Reply()`` (the echo answer with computed token counts).
+
+    ``responder`` (also :meth:`set_responder`) is a callable
+    ``(request: RecordedRequest) -> Reply | None`` that answers whatever the routes and the
+    queue do not; ``None`` from it falls through to the echo answer. It is called on the
+    connection's thread, outside the server's lock, for model calls only (``POST`` to one
+    of the two model endpoints, with a JSON object body). If it raises or returns something
+    other than a ``Reply`` or ``None``, the request gets an HTTP 500 whose message names the
+    error (and the traceback is printed to stderr). For example
+    ``FakeLLMServer(responder=SimulatedModel())`` answers from the prompt's content (see
+    :mod:`llmops.testing.simulator`).
 
     Endpoints:
 
@@ -58,8 +72,16 @@ class FakeLLMServer:
     also closes the connections that clients keep open.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        responder: Responder | None = None,
+    ) -> None:
+        _check_responder(responder)
         self._address = (host, port)
+        self._responder = responder
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
         self._routes: dict[str, Reply] = {}
@@ -160,6 +182,22 @@ class FakeLLMServer:
         with self._lock:
             self._routes[model] = reply
 
+    def set_responder(self, responder: Responder | None) -> None:
+        """Replace the responder (``None``: no responder, unscripted requests get the echo).
+
+        The responder answers requests that no route and no queued reply answer; it may
+        return ``None`` to fall through to the echo answer. :meth:`reset` keeps it.
+        """
+        _check_responder(responder)
+        with self._lock:
+            self._responder = responder
+
+    @property
+    def responder(self) -> Responder | None:
+        """The current responder, or ``None``."""
+        with self._lock:
+            return self._responder
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """A copy of the requests received so far, in arrival order (``/health`` excluded)."""
@@ -167,7 +205,7 @@ class FakeLLMServer:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget queued replies, routes and recorded requests."""
+        """Forget queued replies, routes and recorded requests (the responder stays)."""
         with self._lock:
             self._queue.clear()
             self._routes.clear()
@@ -193,17 +231,44 @@ class FakeLLMServer:
             self._requests.append(request)
 
     def _take(self, request: RecordedRequest) -> tuple[Reply, int]:
-        """Record ``request``, pick its reply and a response number, atomically."""
+        """Record ``request``, pick its reply and a response number.
+
+        Recording, the route or queue choice and the number are atomic; the responder (only
+        asked when no route or queued reply applies) runs outside the lock.
+        """
         model = request.body.get("model") if isinstance(request.body, dict) else None
         with self._lock:
             self._requests.append(request)
+            number = next(self._ids)
             if isinstance(model, str) and model in self._routes:
-                reply = self._routes[model]
-            elif self._queue:
-                reply = self._queue.popleft()
-            else:
-                reply = Reply()
-            return reply, next(self._ids)
+                return self._routes[model], number
+            if self._queue:
+                return self._queue.popleft(), number
+            responder = self._responder
+        if responder is None:
+            return Reply(), number
+        return _ask(responder, request), number
+
+
+def _check_responder(responder: Any) -> None:
+    if responder is not None and not callable(responder):
+        raise TypeError(f"responder must be callable, got {type(responder).__name__}")
+
+
+def _ask(responder: Responder, request: RecordedRequest) -> Reply:
+    """The responder's reply: its ``Reply``, the echo for ``None``, an HTTP 500 on failure."""
+    try:
+        reply = responder(request)
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return Reply(status=500, text=f"FakeLLMServer responder failed: {exc!r}")
+    if reply is None:
+        return Reply()
+    if not isinstance(reply, Reply):
+        kind = type(reply).__name__
+        message = f"FakeLLMServer responder must return a Reply or None, got {kind}"
+        return Reply(status=500, text=message)
+    return reply
 
 
 class _HTTPServer(ThreadingHTTPServer):

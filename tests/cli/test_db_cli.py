@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from llmops.store.engine import create_engine, upgrade
+from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
 from llmops.testing import Reply
 
 
@@ -13,13 +13,13 @@ def test_db_upgrade_and_status(database_url: str, cli, tmp_path) -> None:
     upgrade(create_engine(database_url), "0001")
     status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
     assert status.code == 2
-    assert "schema:   0001 (this llmops: 0002)" in status.stdout
+    assert f"schema:   0001 (this llmops: {HEAD_REVISION})" in status.stdout
     assert "llmops db upgrade" in status.stderr
     done = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
     assert done.code == 0, done.stderr
-    assert "schema 0001 -> 0002" in done.stdout
+    assert f"schema 0001 -> {HEAD_REVISION}" in done.stdout
     again = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
-    assert "already at schema 0002" in again.stdout
+    assert f"already at schema {HEAD_REVISION}" in again.stdout
     status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
     assert status.code == 0 and "llm_calls:0 rows" in status.stdout
 
@@ -27,7 +27,7 @@ def test_db_upgrade_and_status(database_url: str, cli, tmp_path) -> None:
 def test_db_upgrade_creates_a_new_database_from_the_environment(cli, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'new' / 'calls.db'}"
     result = cli("db", "upgrade", cwd=tmp_path, env={"LLMOPS_DATABASE_URL": url})
-    assert result.code == 0 and "schema (none) -> 0002" in result.stdout
+    assert result.code == 0 and f"schema (none) -> {HEAD_REVISION}" in result.stdout
     assert (tmp_path / "new" / "calls.db").is_file()
 
 

@@ -483,6 +483,102 @@ def test_enqueue_and_route_reject_non_replies(server: FakeLLMServer) -> None:
         server.route("m", {"text": "hello"})  # type: ignore[arg-type]
 
 
+# --- responder -----------------------------------------------------------------------------
+
+
+def test_responder_comes_after_routes_and_queue_and_before_the_echo(
+    litellm: ModuleType,
+) -> None:
+    seen: list[RecordedRequest] = []
+
+    def responder(request: RecordedRequest) -> Reply | None:
+        seen.append(request)
+        # (Anthropic-route bodies may carry the content as a list of parts.)
+        if "France" in json.dumps(request.body["messages"][-1]):
+            return Reply(text="Paris (responder).", prompt_tokens=5, completion_tokens=3)
+        return None  # falls through to the echo
+
+    with FakeLLMServer(responder=responder) as fake:
+        assert fake.responder is responder
+        fake.route("gpt-4o", Reply(text="routed"))
+        fake.enqueue(Reply(text="queued"))
+
+        def answer(
+            model: str = OPENAI_MODEL, question: str = "What is the capital of France?"
+        ) -> Any:
+            messages = [{"role": "user", "content": question}]
+            return openai_call(litellm, fake, model=model, messages=messages)
+
+        assert answer("openai/gpt-4o").choices[0].message.content == "routed"
+        assert answer().choices[0].message.content == "queued"
+        assert seen == []  # routes and the queue answered: the responder was not asked
+        response = answer()
+        assert response.choices[0].message.content == "Paris (responder)."
+        assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (5, 3)
+        assert answer(question="And of Spain?").choices[0].message.content == "Echo: And of Spain?"
+
+        # The responder gets the recorded request, the same object the server keeps.
+        assert len(seen) == 2
+        assert seen[0] is fake.requests[2]
+        assert seen[0].path == "/v1/chat/completions"
+        assert seen[0].body["model"] == "gpt-4o-mini"
+
+        # Anthropic route, streamed: the responder answers there too.
+        stream = anthropic_call(litellm, fake, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == "Paris (responder)."
+        assert seen[-1].path == "/v1/messages"
+
+
+def test_set_responder_replaces_and_removes_it_and_reset_keeps_it(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    try:
+        server.set_responder(lambda request: Reply(text="one"))
+        assert openai_call(litellm, server).choices[0].message.content == "one"
+        server.set_responder(lambda request: Reply(text="two"))
+        server.reset()  # forgets requests, queue and routes, not the responder
+        assert openai_call(litellm, server).choices[0].message.content == "two"
+        assert len(server.requests) == 1
+        server.set_responder(None)
+        assert server.responder is None
+        assert openai_call(litellm, server).choices[0].message.content == DEFAULT_TEXT
+    finally:
+        server.set_responder(None)
+
+
+def test_failing_responder_gives_http_500(
+    litellm: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(request: RecordedRequest) -> Reply:
+        raise KeyError("no such prompt")
+
+    with FakeLLMServer(responder=broken) as fake:
+        status, _, raw = raw_request(fake, "POST", "/v1/chat/completions", {"messages": MESSAGES})
+        assert status == 500
+        assert "KeyError" in json.loads(raw)["error"]["message"]
+        with pytest.raises(litellm.InternalServerError, match="no such prompt"):
+            openai_call(litellm, fake, num_retries=0, max_retries=0)
+        assert len(fake.requests) == 2  # the requests are still recorded
+
+        fake.set_responder(lambda request: "not a reply")
+        status, _, raw = raw_request(fake, "POST", "/v1/chat/completions", {"messages": MESSAGES})
+        assert status == 500
+        assert "must return a Reply or None, got str" in json.loads(raw)["error"]["message"]
+
+        # The server keeps working.
+        fake.set_responder(None)
+        assert openai_call(litellm, fake).choices[0].message.content == DEFAULT_TEXT
+    assert "KeyError" in capsys.readouterr().err
+
+
+def test_responder_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        FakeLLMServer(responder="echo")  # type: ignore[arg-type]
+    fake = FakeLLMServer()
+    with pytest.raises(TypeError, match="callable"):
+        fake.set_responder(42)  # type: ignore[arg-type]
+
+
 # --- Anthropic -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,358 @@
+"""Ingest: call rows per second that the background Writer sustains, against a raw inserter.
+
+The same pre-built row dicts go, in one run and in alternating repetitions, through
+`Writer.put(...)` + `flush()` (timed from the first put to flush returning) and through a
+hand-written raw inserter (timed from the first row serialized to the last commit) that does
+what the Writer must: serialize the JSON columns (tags, metadata, request) with json.dumps and
+the datetime to text on SQLite, then executemany + commit in batches of 1000 with INSERT OR
+IGNORE, into a fresh database per repetition with the schema `check_schema` creates (WAL,
+synchronous=NORMAL). With `--postgres` the same runs against a throwaway PostgreSQL cluster
+(fsync off) with psycopg's executemany and ON CONFLICT DO NOTHING as the raw baseline.
+After each repetition both databases must hold every row, with identical contents.
+Goal: the Writer reaches at least 50% of the raw rate on SQLite.
+
+Usage: python benchmarks/ingest.py [--rows N] [--reps R] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import median, throwaway_postgres
+
+BATCH = 1000
+GOAL = 0.5
+JSON_COLUMNS = ("tags", "metadata", "request")
+PROMPTS = ["support/answer", "support/triage", "sales/followup", "search/rewrite"]
+WORDS = ["parcel", "order", "refund", "router", "reset", "delivery", "invoice", "account"]
+
+
+def build_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Call rows shaped like the gateway's (three short messages, params, a reply)."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        question = " ".join(rng.choices(WORDS, k=rng.randint(6, 14)))
+        answer = " ".join(rng.choices(WORDS, k=rng.randint(15, 40)))
+        prompt = rng.choice(PROMPTS)
+        rows.append(
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "created_at": start + timedelta(milliseconds=37 * i),
+                "source": "app",
+                "prompt_name": prompt,
+                "prompt_version": f"{rng.getrandbits(48):012x}",
+                "git_commit": f"{rng.getrandbits(160):040x}",
+                "model": "gpt-4o-mini",
+                "provider": "openai",
+                "status": "ok",
+                "error_type": None,
+                "error_message": None,
+                "prompt_tokens": rng.randint(40, 400),
+                "completion_tokens": rng.randint(5, 200),
+                "cached_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+                "tokens_estimated": False,
+                "cost_usd": rng.random() / 1000,
+                "cost_status": "priced",
+                "price_source": "litellm-1.110.2:bundled",
+                "latency_ms": round(rng.uniform(200, 3000), 3),
+                "ttft_ms": None,
+                "user_id": f"user-{rng.randint(1, 500)}",
+                "session_id": f"session-{rng.randint(1, 5000)}",
+                "tags": ["support", "web"],
+                "metadata": {"tenant": f"t{rng.randint(1, 20)}", "ab": rng.choice("AB")},
+                "request": {
+                    "messages": [
+                        {"role": "system", "content": "You answer questions about parcels."},
+                        {"role": "assistant", "content": "Hello! How can I help?"},
+                        {"role": "user", "content": question},
+                    ],
+                    "params": {"temperature": 0.2, "max_tokens": 300},
+                },
+                "response_text": answer,
+            }
+        )
+    return rows
+
+
+def stored_size(row: dict[str, Any]) -> int:
+    """Bytes of column data, roughly as stored (JSON columns as text)."""
+    return sum(
+        len(json.dumps(value) if isinstance(value, dict | list) else str(value))
+        for value in row.values()
+        if value is not None
+    )
+
+
+def batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), BATCH):
+        yield rows[start : start + BATCH]
+
+
+# -- the candidate: llmops's Writer ----------------------------------------------------
+
+
+def writer_run(url: str, rows: list[dict[str, Any]], spool: Path, queue_size: int) -> Any:
+    """Seconds from the first put to flush() returning, and the Writer's stats."""
+    from llmops.store.engine import check_schema, create_engine
+    from llmops.store.writer import Writer
+
+    engine = create_engine(url)
+    check_schema(engine)  # not timed, and its pooled connection is reused by the Writer
+    writer = Writer(lambda: engine, spool, batch_size=BATCH, queue_size=queue_size)
+    put = writer.put
+    gc.collect()
+    start = time.perf_counter()
+    for row in rows:
+        put("call", row)
+    flushed = writer.flush(timeout=600)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    engine.dispose()
+    if not flushed:
+        raise SystemExit("FAIL: Writer.flush() timed out")
+    return elapsed, writer.stats
+
+
+# -- the baselines: hand-written inserters ----------------------------------------------
+
+
+def columns() -> list[str]:
+    from llmops.store.tables import CALLS
+
+    return [column.name for column in CALLS.columns]
+
+
+def sqlite_text(value: datetime) -> str:
+    """What SQLAlchemy stores for a UTC datetime on SQLite: naive UTC, microseconds."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
+    from llmops.store.engine import check_schema, create_engine
+
+    engine = create_engine(url)
+    check_schema(engine)
+    engine.dispose()
+    names = columns()
+    placeholders = ", ".join("?" * len(names))
+    sql = f"INSERT OR IGNORE INTO llm_calls ({', '.join(names)}) VALUES ({placeholders})"
+    dumps = json.dumps
+
+    def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name in names:
+            value = row[name]
+            if value is not None and name in JSON_COLUMNS:
+                value = dumps(value)
+            elif name == "created_at":
+                value = sqlite_text(value)
+            values.append(value)
+        return tuple(values)
+
+    connection = sqlite3.connect(make_path(url), timeout=5)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        connection.execute(f"PRAGMA {pragma}")
+    gc.collect()
+    start = time.perf_counter()
+    for batch in batches(rows):
+        with connection:  # BEGIN ... COMMIT per batch, like the Writer
+            connection.executemany(sql, [serialize(row) for row in batch])
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return elapsed
+
+
+def raw_postgres_run(url: str, rows: list[dict[str, Any]]) -> float:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from llmops.store.engine import check_schema, create_engine
+
+    engine = create_engine(url)
+    check_schema(engine)
+    engine.dispose()
+    names = columns()
+    sql = (
+        f"INSERT INTO llm_calls ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+        "ON CONFLICT DO NOTHING"
+    )
+
+    def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            Jsonb(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+            for name in names
+        )
+
+    connection = psycopg.connect(libpq_dsn(url))
+    gc.collect()
+    start = time.perf_counter()
+    for batch in batches(rows):
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, [serialize(row) for row in batch])
+        connection.commit()
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return elapsed
+
+
+def make_path(url: str) -> str:
+    return url.removeprefix("sqlite:///")
+
+
+def libpq_dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+# -- verification -------------------------------------------------------------------------
+
+
+def fetch_all(url: str) -> list[tuple[Any, ...]]:
+    query = f"SELECT {', '.join(columns())} FROM llm_calls ORDER BY id"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(make_path(url)) as connection:
+            return connection.execute(query).fetchall()
+    import psycopg
+
+    with psycopg.connect(libpq_dsn(url)) as connection:
+        return connection.execute(query).fetchall()
+
+
+def verify(expected: int, writer_url: str, raw_url: str) -> str | None:
+    """None when both hold exactly `expected` rows with identical contents, else why not."""
+    stored, raw = fetch_all(writer_url), fetch_all(raw_url)
+    if len(stored) != expected or len(raw) != expected:
+        return f"row counts: Writer {len(stored)}, raw {len(raw)}, expected {expected}"
+    if stored != raw:
+        differing = sum(a != b for a, b in zip(stored, raw, strict=True))
+        return f"{differing} rows differ between the Writer's and the raw database"
+    return None
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def run_backend(
+    name: str,
+    rows: list[dict[str, Any]],
+    reps: int,
+    new_url: Callable[[str], str],
+    drop: Callable[[str], None],
+    raw_run: Callable[[str, list[dict[str, Any]]], float],
+    spool_root: Path,
+    queue_size: int,
+) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {"Writer": [], "raw": []}
+    spooled = 0
+    for rep in range(reps):
+        writer_url, raw_url = new_url(f"w{rep}"), new_url(f"r{rep}")
+        for arm in ("Writer", "raw") if rep % 2 == 0 else ("raw", "Writer"):
+            if arm == "Writer":
+                seconds, stats = writer_run(writer_url, rows, spool_root / f"{rep}", queue_size)
+                spooled += stats.spooled
+            else:
+                seconds = raw_run(raw_url, rows)
+            rates[arm].append(len(rows) / seconds)
+        problem = verify(len(rows), writer_url, raw_url)
+        drop(writer_url)
+        drop(raw_url)
+        print(
+            f"  {name} rep {rep + 1}/{reps}: Writer {rates['Writer'][-1]:>7,.0f} rows/s, "
+            f"raw {rates['raw'][-1]:>7,.0f} rows/s"
+            + (f"  FAIL: {problem}" if problem else f"  ({len(rows):,} rows each, identical)"),
+            flush=True,
+        )
+        if problem:
+            raise SystemExit(f"FAIL: {name} rep {rep + 1}: {problem}")
+    return {"rates": rates, "spooled": spooled}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000, help="rows per repetition")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL")
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=0,
+        help="Writer queue size (default: --rows, so that no row takes the spool path)",
+    )
+    args = parser.parse_args()
+    queue_size = args.queue_size or args.rows
+    rows = build_rows(args.rows)
+    size = sum(stored_size(row) for row in rows[:1000]) / 1000
+    print(
+        f"{args.reps} reps x {args.rows:,} call rows (~{size:.0f} bytes of column data each), "
+        f"Writer batch_size={BATCH} queue_size={queue_size:,}; raw: same rows, "
+        f"json.dumps + datetime-to-text done in the timed loop, executemany per {BATCH}",
+        flush=True,
+    )
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="llmops-ingest-") as folder:
+        base = Path(folder)
+
+        def sqlite_url(name: str) -> str:
+            return f"sqlite:///{base / name}.db"
+
+        def sqlite_drop(url: str) -> None:
+            for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+                Path(make_path(url) + suffix).unlink(missing_ok=True)
+
+        results["SQLite"] = run_backend(
+            "SQLite", rows, args.reps, sqlite_url, sqlite_drop, raw_sqlite_run,
+            base / "spool", queue_size,
+        )  # fmt: skip
+        if args.postgres:
+            with throwaway_postgres() as server:
+                results["PostgreSQL"] = run_backend(
+                    "PostgreSQL", rows, args.reps, lambda n: server.new_database(f"bench_{n}"),
+                    server.drop_database, raw_postgres_run, base / "spool-pg", queue_size,
+                )  # fmt: skip
+
+    raw_names = {"SQLite": "raw sqlite3.executemany", "PostgreSQL": "raw psycopg executemany"}
+    print(
+        f"\n{'database':<11} {'inserter':<26} {'median rows/s':>13} {'min..max':>17} {'x raw':>6}"
+    )
+    verdict = ""
+    for backend, result in results.items():
+        writer, raw = result["rates"]["Writer"], result["rates"]["raw"]
+        ratio = median(writer) / median(raw)
+        for label, values in (("llmops Writer", writer), (raw_names[backend], raw)):
+            spread = f"{min(values):,.0f}..{max(values):,.0f}"
+            share = ratio if label == "llmops Writer" else 1.0
+            print(f"{backend:<11} {label:<26} {median(values):>13,.0f} {spread:>17} {share:>6.2f}")
+        if result["spooled"]:
+            print(f"{'':<11} ({result['spooled']:,} rows took the spool path: queue overflow)")
+        if backend == "SQLite":
+            met = ratio >= GOAL
+            verdict = (
+                f"Goal: Writer >= {GOAL:.0%} of raw on SQLite: {ratio:.0%}, "
+                f"{'met' if met else 'NOT MET'}"
+            )
+    print(
+        "\nHonest baseline: the raw inserter gets the same row dicts and serializes them in the "
+        "timed loop\n(json.dumps of tags/metadata/request; datetime to text on SQLite; psycopg "
+        "Jsonb on Postgres),\nand its database must end up identical to the Writer's, row for row."
+    )
+    print(verdict)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

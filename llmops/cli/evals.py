@@ -1,0 +1,234 @@
+"""``llmops eval``: run regression suites against prompt versions, and gate CI on them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from llmops.cli._options import DatabaseOption
+from llmops.config import Settings
+from llmops.errors import ConfigError
+
+app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
+
+
+def suite_files(paths: list[Path]) -> list[Path]:
+    """Suite files from files and folders (a folder means its *.yaml / *.yml files)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such suite file or folder")
+    if not found:
+        raise ConfigError(f"no suite files in {', '.join(str(p) for p in paths)}")
+    return found
+
+
+@app.command()
+def run(
+    paths: list[Path] = typer.Argument(None, help="Suite files or folders [default: evals/]."),
+    version: str | None = typer.Option(
+        None, "--version", help="Candidate prompt reference [default: the working tree]."
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Baseline reference [default: production]; 'none' for none."
+    ),
+    model: list[str] = typer.Option([], "--model", help="Run on this model (repeatable)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256),
+    repeat: int | None = typer.Option(None, "--repeat", min=1, max=100),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call models even when cached."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the calls and an estimated cost; call nothing."
+    ),
+    offline: bool = typer.Option(
+        False,
+        "--offline",
+        help="Answer from the built-in deterministic simulator [env LLMOPS_OFFLINE=1].",
+    ),
+    fail_on_regression: bool = typer.Option(
+        False, "--fail-on-regression", help="Exit 1 on a significant regression."
+    ),
+    junit_file: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    markdown_file: Path | None = typer.Option(None, "--markdown", help="Write Markdown here."),
+    json_file: Path | None = typer.Option(None, "--json", help="Write JSON here."),
+    prompts_dir: Path | None = typer.Option(None, "--prompts-dir", help="The prompt folder."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Run suites; exit 0 when every gate passes, 1 when one fails, 2 on bad input."""
+    from llmops.evals.runner import plan
+    from llmops.evals.suite import load_suite
+    from llmops.prompts import PromptRegistry
+
+    settings = Settings.from_env()
+    registry = PromptRegistry(prompts_dir or settings.prompts_dir)
+    offline = offline or os.environ.get("LLMOPS_OFFLINE", "").lower() in ("1", "true", "yes")
+    suites = [load_suite(path) for path in suite_files(paths or [Path("evals")])]
+    plans = [
+        plan(
+            suite,
+            registry,
+            version=version,
+            baseline=baseline,
+            models=model or None,
+            repeat=repeat,
+            concurrency=concurrency,
+        )
+        for suite in suites
+    ]
+    scope = "offline" if offline else "live"
+    cache = None
+    if not no_cache:
+        from llmops.evals.cache import ResponseCache
+
+        cache = ResponseCache(settings.home / "eval-cache.db")
+    if dry_run:
+        _dry_run(plans, cache, scope, settings)
+        return
+    with _model_routes(offline) as routes:
+        reports = _run_all(plans, cache, scope, routes, url or settings.database_url, registry)
+    from llmops.evals import report as render
+
+    for suite_report in reports:
+        typer.echo(render.console(suite_report))
+        typer.echo("")
+    if junit_file:
+        junit_file.write_text(render.junit(reports), encoding="utf-8")
+    if markdown_file:
+        markdown_file.write_text(render.markdown(reports), encoding="utf-8")
+    if json_file:
+        json_file.write_text(json.dumps(render.to_json(reports), indent=2), encoding="utf-8")
+    failed = [r.suite.name for r in reports if r.below_threshold()]
+    regressed = [r.suite.name for r in reports if r.regressions()]
+    if failed:
+        typer.secho(f"Gate failed: pass rate below threshold in {', '.join(failed)}", fg="red")
+    if regressed:
+        note = "" if fail_on_regression else " (not gating: add --fail-on-regression)"
+        typer.secho(f"Significant regression in {', '.join(regressed)}{note}", fg="yellow")
+    if failed or (fail_on_regression and regressed):
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _model_routes(offline: bool) -> Iterator[Any]:
+    """Per-model call arguments: none live; the simulator's address offline."""
+    if not offline:
+        yield lambda model: {}
+        return
+    from llmops.gateway.gateway import _provider_of
+    from llmops.testing import FakeLLMServer, SimulatedModel
+
+    with FakeLLMServer(responder=SimulatedModel()) as server:
+
+        def route(model: str) -> dict[str, Any]:
+            anthropic = _provider_of(model) == "anthropic"
+            base = server.anthropic_base_url if anthropic else server.base_url
+            return {"api_base": base, "api_key": "offline", "num_retries": 0}
+
+        yield route
+
+
+def _run_all(plans: list[Any], cache: Any, scope: str, routes: Any, url: str, registry: Any):
+    from llmops.evals.runner import Runner
+    from llmops.evals.storage import save_report
+    from llmops.gateway import Gateway
+
+    gateway = Gateway(database_url=url, prompts=registry, source="eval")
+    reports = []
+    try:
+        for suite_plan in plans:
+            progress = _progress(suite_plan.suite.name, len(suite_plan.jobs))
+            runner = Runner(
+                gateway, cache=cache, call_kwargs=routes, cache_scope=scope, progress=progress
+            )
+            report = runner.run(suite_plan)
+            save_report(gateway.engine, report)
+            reports.append(report)
+    finally:
+        gateway.close()
+    return reports
+
+
+def _progress(name: str, total: int):
+    """A progress callback: a live bar on a terminal, a line per 10% in CI logs."""
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    step = max(total // 10, 1)
+
+    def report(done: int, total: int = total) -> None:
+        if interactive:
+            width = 30
+            filled = int(width * done / total)
+            sys.stderr.write(f"\r{name} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif done % step == 0 or done == total:
+            typer.echo(f"{name}: {done}/{total} calls", err=True)
+
+    return report
+
+
+def _dry_run(plans: list[Any], cache: Any, scope: str, settings: Settings) -> None:
+    from llmops.evals.cache import cache_key
+    from llmops.gateway.accounting import PriceBook, Usage, count_message_tokens
+
+    book = PriceBook.from_file(settings.prices_file, remote_price_map=settings.remote_price_map)
+    grand_calls = 0
+    grand_cost = 0.0
+    unpriced: set[str] = set()
+    for suite_plan in plans:
+        calls = cached = 0
+        cost = 0.0
+        for job in suite_plan.jobs:
+            target = job.run.target
+            messages = suite_plan.messages[(target.prompt.version, str(job.case.id))]
+            key = cache_key(target.model, messages, dict(target.prompt.params), job.repeat, scope)
+            if cache is not None and cache.contains(key):
+                cached += 1
+                continue
+            calls += 1
+            prompt_tokens = count_message_tokens(target.model, messages)
+            completion = int(target.prompt.params.get("max_tokens") or 256)
+            price = book.price(target.model, Usage(prompt_tokens, completion))
+            if price.cost_usd is None:
+                unpriced.add(target.model)
+            else:
+                cost += price.cost_usd
+        judges = sum(
+            1
+            for job in suite_plan.jobs
+            for a in suite_plan.suite.case_assertions(job.case)
+            if a.base_type == "llm-rubric"
+        )
+        targets = ", ".join(f"{t.role} {t.ref} on {t.model}" for t in suite_plan.targets)
+        typer.echo(f"{suite_plan.suite.name}: {targets}")
+        typer.echo(
+            f"  {len(suite_plan.jobs)} case runs: {calls} model call(s), {cached} from the cache"
+            + (f", up to {judges} judge call(s)" if judges else "")
+            + f"; estimated cost at most ${cost:.4f}"
+        )
+        grand_calls += calls
+        grand_cost += cost
+    typer.echo(
+        f"Total: {grand_calls} model call(s), estimated at most ${grand_cost:.4f} "
+        "(input counted with tiktoken, output at each prompt's max_tokens or 256)."
+    )
+    if unpriced:
+        typer.echo(f"Unpriced models (not in the estimate): {', '.join(sorted(unpriced))}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of suite files (for editors and linters)."""
+    from llmops.evals.suite import suite_json_schema
+
+    typer.echo(json.dumps(suite_json_schema(), indent=2))

@@ -1,0 +1,289 @@
+"""Assertions: score one output against one check (promptfoo's names where they overlap).
+
+Every check returns a score in [0, 1], a pass flag and a reason. ``not-`` negates: the
+pass flag flips and the score becomes ``1 - score``. ``llm-rubric`` needs a judge model;
+the runner grades it (see ``llmops.evals.runner``) through the gateway like any call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from llmops.errors import ConfigError
+from llmops.evals.suite import Assertion
+
+
+@dataclass
+class Outcome:
+    """What one assertion made of one output."""
+
+    type: str
+    passed: bool
+    score: float
+    reason: str
+    weight: float = 1.0
+    metric: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    """What an assertion may look at besides the output text."""
+
+    vars: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    base_dir: Path = Path(".")
+
+
+def check(assertion: Assertion, output: str, context: Context) -> Outcome:
+    """Grade ``output`` with one (non-judge) assertion."""
+    kind = assertion.base_type
+    try:
+        score, reason = CHECKS[kind](assertion, output, context)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a broken check fails the case, with the reason shown
+        score, reason = 0.0, f"{kind} failed: {type(exc).__name__}: {exc}"
+    return finish(assertion, score, reason)
+
+
+def finish(assertion: Assertion, score: float, reason: str, passed: bool | None = None) -> Outcome:
+    """Apply the threshold and a ``not-`` prefix."""
+    if passed is None:
+        if _graded(assertion):
+            threshold = assertion.threshold if assertion.threshold is not None else 0.5
+            passed = score >= threshold
+        else:
+            passed = score >= 1
+    if assertion.negated:
+        passed, score = not passed, 1.0 - score
+        reason = f"NOT: {reason}"
+    return Outcome(assertion.type, passed, score, reason, assertion.weight, assertion.metric)
+
+
+def _graded(assertion: Assertion) -> bool:
+    """Checks whose ``threshold`` is a minimum score (others use it differently)."""
+    return assertion.base_type in ("python", "llm-rubric")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _values(assertion: Assertion) -> list[str]:
+    value = assertion.value
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{assertion.type}: value must be a non-empty list of strings")
+    return [_text(v) for v in value]
+
+
+def _equals(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    if isinstance(a.value, dict | list):
+        try:
+            same = json.loads(output) == a.value
+        except json.JSONDecodeError:
+            return 0.0, "output is not JSON"
+        return float(same), "JSON equal" if same else "JSON differs"
+    same = output.strip() == _text(a.value).strip()
+    return float(same), "equal" if same else f"expected {_text(a.value)!r}"
+
+
+def _contains(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    found = _text(a.value) in output
+    return float(found), f"{'contains' if found else 'missing'} {_text(a.value)!r}"
+
+
+def _icontains(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    found = _text(a.value).lower() in output.lower()
+    return float(found), f"{'contains' if found else 'missing'} {_text(a.value)!r} (any case)"
+
+
+def _contains_any(a: Assertion, output: str, _: Context, fold: bool = False) -> tuple[float, str]:
+    haystack = output.lower() if fold else output
+    found = [v for v in _values(a) if (v.lower() if fold else v) in haystack]
+    return float(bool(found)), f"found {found}" if found else "none of the values found"
+
+
+def _contains_all(a: Assertion, output: str, _: Context, fold: bool = False) -> tuple[float, str]:
+    haystack = output.lower() if fold else output
+    missing = [v for v in _values(a) if (v.lower() if fold else v) not in haystack]
+    return float(not missing), f"missing {missing}" if missing else "all values found"
+
+
+def _starts_with(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    ok = output.lstrip().startswith(_text(a.value))
+    return float(ok), f"{'starts' if ok else 'does not start'} with {_text(a.value)!r}"
+
+
+def _regex(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    try:
+        pattern = re.compile(_text(a.value))
+    except re.error as exc:
+        raise ConfigError(f"regex {a.value!r}: {exc}") from None
+    ok = pattern.search(output) is not None
+    return float(ok), f"{'matches' if ok else 'does not match'} /{pattern.pattern}/"
+
+
+def _parse_json(output: str) -> Any:
+    return json.loads(output)
+
+
+def _is_json(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    try:
+        data = _parse_json(output)
+    except json.JSONDecodeError as exc:
+        return 0.0, f"not JSON: {exc.msg} at line {exc.lineno}"
+    if a.value is None:
+        return 1.0, "valid JSON"
+    return _schema_check(data, _schema(a, context))
+
+
+def _json_schema(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    try:
+        data = _parse_json(output)
+    except json.JSONDecodeError as exc:
+        return 0.0, f"not JSON: {exc.msg}"
+    return _schema_check(data, _schema(a, context))
+
+
+def _schema(a: Assertion, context: Context) -> dict[str, Any]:
+    """The schema to check: the assertion's value, or the prompt's output_schema."""
+    if a.value in (None, "output_schema"):
+        if context.output_schema is None:
+            raise ConfigError(f"{a.type}: the prompt has no output_schema to check against")
+        return context.output_schema
+    if not isinstance(a.value, dict):
+        raise ConfigError(f"{a.type}: value must be a JSON Schema or 'output_schema'")
+    return a.value
+
+
+def _schema_check(data: Any, schema: dict[str, Any]) -> tuple[float, str]:
+    error = jsonschema.validators.validator_for(schema)(schema).iter_errors(data)
+    first = next(error, None)
+    if first is None:
+        return 1.0, "matches the schema"
+    where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+    return 0.0, f"schema: {where}: {first.message}"
+
+
+def levenshtein_distance(a: str, b: str) -> int:
+    """The edit distance between two strings."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            )
+        previous = current
+    return previous[-1]
+
+
+def _levenshtein(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    limit = a.threshold if a.threshold is not None else 5
+    distance = levenshtein_distance(output.strip(), _text(a.value).strip())
+    return float(distance <= limit), f"edit distance {distance} (at most {limit:g})"
+
+
+def _python(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    function = load_function(_text(a.value), context.base_dir)
+    result = function(output, {"vars": context.vars, "cost": context.cost_usd})
+    if isinstance(result, dict):
+        score = float(result.get("score", 1.0 if result.get("pass") else 0.0))
+        return score, str(result.get("reason", "python check"))
+    if isinstance(result, bool):
+        return float(result), f"returned {result}"
+    if isinstance(result, int | float):
+        return float(result), f"score {float(result):g}"
+    raise TypeError(f"expected bool, number or dict, got {type(result).__name__}")
+
+
+def _cost(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    limit = float(a.value if a.value is not None else a.threshold or 0)
+    if context.cost_usd is None:
+        return 0.0, "cost unknown (unpriced model)"
+    ok = context.cost_usd <= limit
+    return float(ok), f"cost ${context.cost_usd:.6f} (at most ${limit:g})"
+
+
+def _latency(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    limit = float(a.value if a.value is not None else a.threshold or 0)
+    if context.latency_ms is None:
+        return 0.0, "latency unknown"
+    ok = context.latency_ms <= limit
+    return float(ok), f"latency {context.latency_ms:.0f} ms (at most {limit:g} ms)"
+
+
+def _rubric_outside_runner(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    raise ConfigError("llm-rubric is graded by the runner, which calls the judge model")
+
+
+CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
+    "equals": _equals,
+    "contains": _contains,
+    "icontains": _icontains,
+    "contains-any": _contains_any,
+    "icontains-any": lambda a, o, c: _contains_any(a, o, c, fold=True),
+    "contains-all": _contains_all,
+    "icontains-all": lambda a, o, c: _contains_all(a, o, c, fold=True),
+    "starts-with": _starts_with,
+    "regex": _regex,
+    "is-json": _is_json,
+    "json-schema": _json_schema,
+    "levenshtein": _levenshtein,
+    "python": _python,
+    "cost": _cost,
+    "latency": _latency,
+    "llm-rubric": _rubric_outside_runner,
+}
+
+_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def load_function(spec: str, base_dir: Path) -> Callable[..., Any]:
+    """``package.module:function``, ``path/to/file.py:function`` or ``file.py``
+    (function ``get_assert``, as in promptfoo)."""
+    key = (spec, str(base_dir))
+    if key in _FUNCTIONS:
+        return _FUNCTIONS[key]
+    target, _, name = spec.partition(":")
+    if target.endswith(".py"):
+        path = (base_dir / target).resolve()
+        if not path.is_file():
+            raise ConfigError(f"python assertion: no file {path}")
+        module_name = f"llmops_eval_{abs(hash(str(path)))}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ConfigError(f"python assertion: cannot load {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)
+        name = name or "get_assert"
+    else:
+        if not name:
+            target, _, name = target.rpartition(".")
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ConfigError(f"python assertion {spec!r}: cannot import {target}: {exc}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ConfigError(f"python assertion {spec!r}: no function {name!r}")
+    _FUNCTIONS[key] = function
+    return function

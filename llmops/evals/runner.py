@@ -1,0 +1,448 @@
+"""The eval runner: every case, against every prompt version and model, concurrently.
+
+Model calls go through the Gateway (recorded with ``source='eval'`` and the run id), so
+eval spend shows up with everything else; the response cache replays earlier answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import ConfigFileError, LLMOpsError
+from llmops.evals.assertions import Context, Outcome, check, finish
+from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
+from llmops.evals.stats import Comparison, Interval, compare, wilson
+from llmops.evals.suite import WORKING, Assertion, Case, Suite
+from llmops.prompts import Prompt, PromptRegistry
+
+JUDGE_SYSTEM = (
+    "You are grading an AI assistant's output against a rubric. Read the rubric and the "
+    "output, then answer with JSON only: "
+    '{"reason": "<one sentence>", "pass": true|false, "score": <number from 0 to 1>}.'
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One prompt version on one model."""
+
+    role: str  # candidate | baseline | other
+    ref: str  # as given: working, production, a version id, a commit
+    prompt: Prompt
+    model: str
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    repeat: int
+    output: str
+    score: float
+    passed: bool
+    outcomes: list[Outcome]
+    error: str | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None  # what this run spent (0 for a cache hit)
+    cached: bool = False
+    call_id: str | None = None
+
+
+@dataclass
+class RunResult:
+    """All results of one suite against one target."""
+
+    id: str
+    target: Target
+    suite: Suite
+    results: list[CaseResult] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def interval(self) -> Interval:
+        return wilson(self.passed, len(self.results))
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(r.cost_usd or 0.0 for r in self.results)
+
+    @property
+    def cached(self) -> int:
+        return sum(r.cached for r in self.results)
+
+    def by_case(self) -> dict[str, list[bool]]:
+        """Case id -> pass flag per repeat."""
+        cases: dict[str, list[bool]] = {}
+        for result in sorted(self.results, key=lambda r: (r.case_id, r.repeat)):
+            cases.setdefault(result.case_id, []).append(result.passed)
+        return cases
+
+    def flaky(self) -> list[str]:
+        return [case for case, passes in self.by_case().items() if 0 < sum(passes) < len(passes)]
+
+    def metrics(self) -> dict[str, float]:
+        """Mean score of each named metric."""
+        scores: dict[str, list[float]] = {}
+        for result in self.results:
+            for outcome in result.outcomes:
+                if outcome.metric:
+                    scores.setdefault(outcome.metric, []).append(outcome.score)
+        return {name: sum(values) / len(values) for name, values in sorted(scores.items())}
+
+
+@dataclass
+class SuiteReport:
+    """One suite's runs, the candidate-vs-baseline comparisons and the gate verdicts."""
+
+    suite: Suite
+    batch_id: str
+    runs: list[RunResult]
+    comparisons: dict[str, Comparison]  # model -> comparison
+
+    @property
+    def threshold(self) -> float:
+        return self.suite.spec.threshold
+
+    def candidates(self) -> list[RunResult]:
+        return [run for run in self.runs if run.target.role == "candidate"]
+
+    def baseline_for(self, model: str) -> RunResult | None:
+        for run in self.runs:
+            if run.target.role == "baseline" and run.target.model == model:
+                return run
+        return None
+
+    def below_threshold(self) -> list[RunResult]:
+        return [
+            run
+            for run in self.candidates()
+            if run.results and run.passed / len(run.results) < self.threshold
+        ]
+
+    def regressions(self) -> dict[str, Comparison]:
+        return {m: c for m, c in self.comparisons.items() if c.significant_regression}
+
+
+@dataclass(frozen=True)
+class Job:
+    run: RunResult
+    case: Case
+    repeat: int
+
+
+@dataclass
+class Plan:
+    """What a run will do, before it does it (``--dry-run`` prints it)."""
+
+    suite: Suite
+    targets: list[Target]
+    repeat: int
+    concurrency: int
+    runs: list[RunResult]
+    jobs: list[Job]
+    messages: dict[tuple[str, str], list[dict[str, Any]]]  # (prompt version, case) -> rendered
+
+
+def resolve_targets(
+    suite: Suite,
+    registry: PromptRegistry,
+    *,
+    version: str | None = None,
+    baseline: str | None = None,
+    models: list[str] | None = None,
+) -> list[Target]:
+    """The prompt versions and models to run; errors name the suite file."""
+    spec = suite.spec
+    refs = list(spec.versions or [WORKING])
+    if version:
+        refs = [version, *refs[1:]]
+    if baseline is not None:
+        refs = [refs[0]] + ([] if baseline.lower() == "none" else [baseline]) + refs[2:]
+    elif spec.versions is None and "production" in registry.labels().of(spec.prompt):
+        refs.append("production")
+    refs = list(dict.fromkeys(refs))
+    targets = []
+    for index, ref in enumerate(refs):
+        full = spec.prompt if ref == WORKING else f"{spec.prompt}@{ref}"
+        try:
+            prompt = registry.load(full)
+        except LLMOpsError as exc:
+            raise ConfigFileError(f"version {ref!r}: {exc}", file=suite.file) from None
+        role = "candidate" if index == 0 else "baseline" if index == 1 else "other"
+        for model in models or spec.models or [prompt.model or ""]:
+            if not model:
+                raise ConfigFileError(
+                    f"prompt {spec.prompt!r} has no model: give models: in the suite",
+                    file=suite.file,
+                )
+            targets.append(Target(role, ref, prompt, model))
+    return targets
+
+
+def plan(
+    suite: Suite,
+    registry: PromptRegistry,
+    *,
+    version: str | None = None,
+    baseline: str | None = None,
+    models: list[str] | None = None,
+    repeat: int | None = None,
+    concurrency: int | None = None,
+) -> Plan:
+    """Resolve versions and render every case up front, so bad input stops the run early."""
+    targets = resolve_targets(suite, registry, version=version, baseline=baseline, models=models)
+    repeats = repeat or suite.spec.repeat
+    rendered: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for target in targets:
+        for case in suite.cases:
+            key = (target.prompt.version, str(case.id))
+            if key in rendered:
+                continue
+            try:
+                rendered[key] = target.prompt.render(suite.case_vars(case))
+            except LLMOpsError as exc:
+                raise ConfigFileError(
+                    f"case {case.id} ({target.ref}): {exc}",
+                    file=suite.file,
+                    line=suite.case_lines.get(str(case.id)),
+                ) from None
+            for assertion in suite.case_assertions(case):
+                if (
+                    assertion.base_type == "json-schema"
+                    and assertion.value in (None, "output_schema")
+                    and not target.prompt.output_schema
+                ):
+                    raise ConfigFileError(
+                        f"case {case.id}: json-schema without a value needs the prompt's "
+                        "output_schema, and it has none",
+                        file=suite.file,
+                        line=suite.case_lines.get(str(case.id)),
+                    )
+    batch_runs = [RunResult(str(uuid.uuid4()), target, suite) for target in targets]
+    jobs = [
+        Job(run, case, index)
+        for run in batch_runs
+        for case in suite.cases
+        for index in range(repeats)
+    ]
+    return Plan(
+        suite=suite,
+        targets=targets,
+        repeat=repeats,
+        concurrency=concurrency or suite.spec.concurrency,
+        runs=batch_runs,
+        jobs=jobs,
+        messages=rendered,
+    )
+
+
+class Runner:
+    """Runs plans through a gateway, with a response cache."""
+
+    def __init__(
+        self,
+        gateway: Any,
+        *,
+        cache: ResponseCache | None = None,
+        call_kwargs: Callable[[str], dict[str, Any]] | None = None,
+        cache_scope: str = "live",
+        judge: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.cache = cache
+        self.call_kwargs = call_kwargs or (lambda model: {})
+        self.cache_scope = cache_scope
+        self.judge = judge
+        self.progress = progress
+
+    def run(self, plan: Plan, batch_id: str | None = None) -> SuiteReport:
+        return asyncio.run(self.arun(plan, batch_id))
+
+    async def arun(self, plan: Plan, batch_id: str | None = None) -> SuiteReport:
+        batch = batch_id or str(uuid.uuid4())
+        semaphore = asyncio.Semaphore(plan.concurrency)
+        done = 0
+
+        async def one(job: Job) -> None:
+            nonlocal done
+            async with semaphore:
+                result = await self._run_case(plan, job, batch)
+            job.run.results.append(result)
+            done += 1
+            if self.progress:
+                self.progress(done, len(plan.jobs))
+
+        await asyncio.gather(*(one(job) for job in plan.jobs))
+        runs = plan.runs
+        for run in runs:
+            run.finished_at = datetime.now(UTC)
+            run.results.sort(key=lambda r: (r.case_id, r.repeat))
+        comparisons = {}
+        for run in runs:
+            if run.target.role != "candidate":
+                continue
+            base = next(
+                (
+                    r
+                    for r in runs
+                    if r.target.role == "baseline" and r.target.model == run.target.model
+                ),
+                None,
+            )
+            if base is not None:
+                comparisons[run.target.model] = compare(run.by_case(), base.by_case())
+        return SuiteReport(plan.suite, batch, runs, comparisons)
+
+    async def _run_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
+        target, case = job.run.target, job.case
+        messages = plan.messages[(target.prompt.version, str(case.id))]
+        params = {**target.prompt.params}
+        key = cache_key(target.model, messages, params, job.repeat, self.cache_scope)
+        hit = self.cache.get(key) if self.cache else None
+        started = time.perf_counter()
+        if hit is not None:
+            output, cost, latency, call_id, spent = (
+                hit.text,
+                hit.cost_usd,
+                hit.latency_ms,
+                None,
+                0.0,
+            )
+        else:
+            try:
+                completion = await self.gateway.acomplete(
+                    target.prompt,
+                    plan.suite.case_vars(case),
+                    model=target.model,
+                    tags=["eval", plan.suite.name],
+                    metadata={
+                        "eval_run_id": job.run.id,
+                        "eval_batch_id": batch,
+                        "suite": plan.suite.name,
+                        "case": case.id,
+                        "repeat": job.repeat,
+                    },
+                    **self.call_kwargs(target.model),
+                )
+            except Exception as exc:  # the model failed: the case fails, the run goes on
+                latency = (time.perf_counter() - started) * 1000
+                reason = f"model call failed: {type(exc).__name__}: {str(exc)[:300]}"
+                return CaseResult(str(case.id), job.repeat, "", 0.0, False, [], reason, latency)
+            output, cost, latency = completion.text, completion.cost_usd, completion.latency_ms
+            call_id, spent = completion.call_id, completion.cost_usd
+            if self.cache:
+                self.cache.put(
+                    key,
+                    CachedResponse(
+                        output,
+                        cost,
+                        latency,
+                        completion.usage.prompt_tokens,
+                        completion.usage.completion_tokens,
+                        call_id,
+                    ),
+                )
+        context = Context(
+            vars=plan.suite.case_vars(case),
+            output_schema=target.prompt.output_schema,
+            cost_usd=cost,
+            latency_ms=latency,
+            base_dir=Path(plan.suite.file).parent,
+        )
+        outcomes = []
+        for assertion in plan.suite.case_assertions(case):
+            if assertion.base_type == "llm-rubric":
+                judge = assertion.provider or plan.suite.spec.judge or self.judge or target.model
+                outcome, judge_cost = await self._judge(assertion, output, judge, job, batch)
+                spent = (spent or 0.0) + judge_cost
+            else:
+                outcome = check(assertion, output, context)
+            outcomes.append(outcome)
+        score, passed = case_score(outcomes, case.threshold)
+        return CaseResult(
+            str(case.id), job.repeat, output, score, passed, outcomes, None, latency,
+            spent if hit is None else 0.0, hit is not None, call_id,
+        )  # fmt: skip
+
+    async def _judge(
+        self, assertion: Assertion, output: str, judge: str, job: Job, batch: str
+    ) -> tuple[Outcome, float]:
+        """Grade with a judge model at temperature 0, through the gateway, cached."""
+        messages = [
+            {"role": "system", "content": JUDGE_SYSTEM},
+            {"role": "user", "content": f"Rubric:\n{assertion.value}\n\nOutput:\n{output}"},
+        ]
+        params = {"temperature": 0}
+        key = cache_key(judge, messages, params, 0, self.cache_scope)
+        params["drop_params"] = True  # reasoning models take no temperature
+        hit = self.cache.get(key) if self.cache else None
+        cost = 0.0
+        if hit is not None:
+            text = hit.text
+        else:
+            try:
+                completion = await self.gateway.acomplete(
+                    model=judge,
+                    messages=messages,
+                    tags=["eval", "judge"],
+                    metadata={"eval_run_id": job.run.id, "eval_batch_id": batch, "judge": True},
+                    **params,
+                    **self.call_kwargs(judge),
+                )
+            except Exception as exc:
+                return finish(assertion, 0.0, f"judge call failed: {exc}", passed=False), 0.0
+            text, cost = completion.text, completion.cost_usd or 0.0
+            if self.cache:
+                self.cache.put(
+                    key, CachedResponse(text, cost, completion.latency_ms, None, None, None)
+                )
+        verdict = parse_verdict(text)
+        if verdict is None:
+            return finish(
+                assertion, 0.0, f"judge gave no verdict: {text[:120]!r}", passed=False
+            ), cost
+        score, judged_pass, reason = verdict
+        threshold = assertion.threshold if assertion.threshold is not None else 0.5
+        return finish(
+            assertion, score, f"judge: {reason}", passed=judged_pass and score >= threshold
+        ), cost
+
+
+def parse_verdict(text: str) -> tuple[float, bool, str] | None:
+    """``(score, pass, reason)`` from a judge's JSON answer (code fences and chatter allowed)."""
+    match = re.search(r"\{.*\}", text, re.S)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("pass"), bool):
+        return None
+    score = data.get("score", 1.0 if data["pass"] else 0.0)
+    if not isinstance(score, int | float):
+        return None
+    return min(max(float(score), 0.0), 1.0), data["pass"], str(data.get("reason", ""))
+
+
+def case_score(outcomes: list[Outcome], threshold: float | None) -> tuple[float, bool]:
+    """The weighted mean score; a case passes at its threshold, else when all checks pass."""
+    total = sum(o.weight for o in outcomes)
+    score = sum(o.score * o.weight for o in outcomes) / total if total else 1.0
+    if threshold is not None:
+        return score, score >= threshold
+    return score, all(o.passed for o in outcomes)

@@ -1,0 +1,148 @@
+"""Every assertion type, its negation, weights, thresholds and named metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops.errors import ConfigError
+from llmops.evals.assertions import Context, check, levenshtein_distance
+from llmops.evals.runner import case_score
+from llmops.evals.suite import Assertion
+
+CTX = Context(vars={"name": "Ann"}, cost_usd=0.002, latency_ms=850.0)
+SCHEMA = {
+    "type": "object",
+    "required": ["category"],
+    "properties": {"category": {"enum": ["billing", "bug"]}},
+}
+
+
+def run(kind: str, output: str, value=None, context: Context = CTX, **extra) -> tuple[bool, float]:
+    outcome = check(Assertion(type=kind, value=value, **extra), output, context)
+    return outcome.passed, outcome.score
+
+
+@pytest.mark.parametrize(
+    ("kind", "output", "value", "passed"),
+    [
+        ("equals", "Paris", "Paris", True),
+        ("equals", " Paris\n", "Paris", True),
+        ("equals", "paris", "Paris", False),
+        ("equals", '{"a": 1}', {"a": 1}, True),
+        ("equals", '{"a": 2}', {"a": 1}, False),
+        ("contains", "Reset the router", "router", True),
+        ("contains", "Reset the router", "Router", False),
+        ("icontains", "Reset the router", "ROUTER", True),
+        ("contains-any", "Press reset", ["reboot", "reset"], True),
+        ("contains-any", "Press it", ["reboot", "reset"], False),
+        ("icontains-any", "RESET now", ["reboot", "reset"], True),
+        ("contains-all", "unplug then reset", ["unplug", "reset"], True),
+        ("contains-all", "unplug it", ["unplug", "reset"], False),
+        ("icontains-all", "UNPLUG then RESET", ["unplug", "reset"], True),
+        ("starts-with", "  Hello there", "Hello", True),
+        ("starts-with", "Oh, Hello", "Hello", False),
+        ("regex", "Step 1. Unplug", r"\d\.\s", True),
+        ("regex", "Unplug", r"\d\.\s", False),
+        ("is-json", '{"category": "bug"}', None, True),
+        ("is-json", "```json\n{}\n```", None, False),
+        ("is-json", '{"category": "bug"}', SCHEMA, True),
+        ("is-json", '{"category": "cats"}', SCHEMA, False),
+        ("json-schema", '{"category": "billing"}', SCHEMA, True),
+        ("json-schema", '{"kind": "billing"}', SCHEMA, False),
+        ("json-schema", "not json", SCHEMA, False),
+        ("levenshtein", "Pariss", "Paris", True),
+        ("levenshtein", "London", "Paris", False),
+        ("cost", "x", 0.005, True),
+        ("cost", "x", 0.001, False),
+        ("latency", "x", 1000, True),
+        ("latency", "x", 500, False),
+    ],
+)
+def test_assertion_types(kind: str, output: str, value, passed: bool) -> None:
+    assert run(kind, output, value) == (passed, 1.0 if passed else 0.0)
+    # not- flips the verdict and the score
+    assert run(f"not-{kind}", output, value) == (not passed, 0.0 if passed else 1.0)
+
+
+def test_json_schema_against_the_prompts_output_schema() -> None:
+    context = Context(vars={}, output_schema=SCHEMA)
+    assert run("json-schema", '{"category": "bug"}', None, context)[0]
+    assert run("json-schema", '{"category": "bug"}', "output_schema", context)[0]
+    assert not run("json-schema", '{"category": "x"}', None, context)[0]
+    with pytest.raises(ConfigError, match="no output_schema"):
+        run("json-schema", "{}", None, Context(vars={}))
+
+
+def test_levenshtein_threshold_and_distance() -> None:
+    assert levenshtein_distance("kitten", "sitting") == 3
+    assert levenshtein_distance("", "abc") == 3
+    assert run("levenshtein", "kitten", "sitting", threshold=2) == (False, 0.0)
+    assert run("levenshtein", "kitten", "sitting", threshold=3) == (True, 1.0)
+
+
+def test_unknown_cost_fails_the_cost_check() -> None:
+    assert run("cost", "x", 1.0, Context(vars={}, cost_usd=None)) == (False, 0.0)
+
+
+def test_python_assertions(tmp_path: Path) -> None:
+    (tmp_path / "checks.py").write_text(
+        "def get_assert(output, context):\n"
+        "    return context['vars']['name'] in output\n"
+        "def graded(output, context):\n"
+        "    return len(output) / 10\n"
+        "def explained(output, context):\n"
+        "    return {'pass': False, 'score': 0.25, 'reason': 'too short'}\n"
+    )
+    context = Context(vars={"name": "Ann"}, base_dir=tmp_path)
+    assert run("python", "Hi Ann", "checks.py", context) == (True, 1.0)
+    assert run("python", "Hi Bob", "checks.py", context) == (False, 0.0)
+    assert run("python", "12345678", "checks.py:graded", context) == (True, 0.8)
+    assert run("python", "1234", "checks.py:graded", context) == (False, 0.4)
+    assert run("python", "12345678", "checks.py:graded", context, threshold=0.9)[0] is False
+    outcome = check(Assertion(type="python", value="checks.py:explained"), "x", context)
+    assert (outcome.passed, outcome.score, outcome.reason) == (False, 0.25, "too short")
+    # a dotted path to an importable module's function
+    (tmp_path / "mychecks").mkdir()
+    (tmp_path / "mychecks" / "__init__.py").write_text(
+        "def shouty(output, context):\n    return output.isupper()\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert run("python", "HELLO", "mychecks.shouty", context) == (True, 1.0)
+        assert run("python", "hello", "mychecks:shouty", context) == (False, 0.0)
+    finally:
+        sys.path.remove(str(tmp_path))
+    with pytest.raises(ConfigError, match="no file"):
+        run("python", "x", "missing.py", context)
+    with pytest.raises(ConfigError, match="no function"):
+        run("python", "x", "checks.py:nope", context)
+
+
+def test_python_assertion_that_raises_fails_the_case(tmp_path: Path) -> None:
+    (tmp_path / "boom.py").write_text("def get_assert(output, context):\n    raise KeyError('x')\n")
+    outcome = check(Assertion(type="python", value="boom.py"), "x", Context({}, base_dir=tmp_path))
+    assert not outcome.passed and "KeyError" in outcome.reason
+
+
+def test_case_score_is_the_weighted_mean() -> None:
+    outcomes = [
+        check(Assertion(type="contains", value="a", weight=3), "abc", CTX),
+        check(Assertion(type="contains", value="z", weight=1, metric="recall"), "abc", CTX),
+    ]
+    assert outcomes[1].metric == "recall"
+    score, passed = case_score(outcomes, threshold=None)
+    assert score == pytest.approx(0.75) and passed is False  # all must pass without a threshold
+    assert case_score(outcomes, threshold=0.7) == (pytest.approx(0.75), True)
+    assert case_score(outcomes, threshold=0.8) == (pytest.approx(0.75), False)
+    assert case_score([], threshold=None) == (1.0, True)
+
+
+def test_bad_values_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="non-empty list"):
+        run("contains-any", "x", "not a list")
+    with pytest.raises(ConfigError, match="regex"):
+        run("regex", "x", "(unclosed")

@@ -1,0 +1,148 @@
+"""The runner through the gateway and real HTTP: results, storage, cache, repeats."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.evals.cache import ResponseCache
+from llmops.evals.runner import Runner, parse_verdict, plan
+from llmops.evals.storage import save_report
+from llmops.evals.suite import load_suite
+from llmops.store.engine import create_engine
+from llmops.testing import Reply
+from tests.conftest import PromptRepo, prompt_yaml
+
+CASES = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(10))
+
+
+@pytest.fixture
+def project(repo: PromptRepo) -> PromptRepo:
+    """greet: production says Hello, the working tree says Howdy."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.registry.promote("greet", "HEAD", "production")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    return repo
+
+
+def suite(repo: PromptRepo, body: str) -> object:
+    path = repo.root / "evals" / "greet.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return load_suite(path)
+
+
+def routes(server):
+    return lambda model: {"api_base": server.base_url, "api_key": "sk-test", "num_retries": 0}
+
+
+def test_a_run_through_the_gateway(project, server, make_gateway, database_url, tmp_path) -> None:
+    loaded = suite(
+        project,
+        f"prompt: greet\nthreshold: 0.5\ndefaults:\n  assert:\n    - type: icontains\n"
+        f"      value: hello\n      metric: greeting\ncases:\n{CASES}\n",
+    )
+    gateway = make_gateway(prompts=project.prompts, source="eval")
+    cache = ResponseCache(tmp_path / "cache.db")
+    runner = Runner(gateway, cache=cache, call_kwargs=routes(server))
+    report = runner.run(plan(loaded, project.registry))
+    candidate, baseline = report.runs
+    assert (candidate.target.role, baseline.target.role) == ("candidate", "baseline")
+    # the echo server answers with the rendered prompt: only "Hello" (production) passes
+    assert candidate.passed == 0 and baseline.passed == 10
+    assert candidate.results[0].output == "Echo: Howdy, N0!"
+    assert candidate.metrics() == {"greeting": 0.0}
+    comparison = report.comparisons["gpt-4o-mini"]
+    assert comparison.regressions == [f"c{i}" for i in range(10)]
+    assert comparison.significant_regression and comparison.p_value == pytest.approx(2 / 2**10)
+    assert report.below_threshold() == [candidate]
+    assert candidate.cost_usd > 0 and candidate.cached == 0
+    assert len(server.requests) == 20
+    # the calls are recorded as eval calls, tagged with the run id
+    save_report(gateway.engine, report)
+    gateway.flush()
+    with create_engine(database_url).connect() as connection:
+        sources = connection.execute(sa.text("SELECT source FROM llm_calls")).scalars().all()
+        runs = connection.execute(
+            sa.text(
+                "SELECT role, prompt_version, results, passed, pass_rate FROM eval_runs"
+                " ORDER BY role"
+            )
+        ).all()
+        stored = connection.execute(sa.text("SELECT count(*) FROM eval_results")).scalar_one()
+        metadata = connection.execute(sa.text("SELECT metadata FROM llm_calls")).scalars().first()
+    assert sources == ["eval"] * 20
+    assert [(r[0], r[2], r[3]) for r in runs] == [("baseline", 10, 10), ("candidate", 10, 0)]
+    assert runs[1][1] == project.registry.load("greet").version
+    assert stored == 20
+    assert "eval_run_id" in str(metadata)
+    # a second run is served from the cache: no model call, no cost
+    again = Runner(gateway, cache=cache, call_kwargs=routes(server)).run(
+        plan(loaded, project.registry)
+    )
+    assert len(server.requests) == 20
+    assert all(run.cached == 10 and run.cost_usd == 0 for run in again.runs)
+    assert [r.output for r in again.runs[0].results] == [r.output for r in candidate.results]
+
+
+def test_repeats_flag_flaky_cases(project, server, make_gateway) -> None:
+    loaded = suite(
+        project,
+        "prompt: greet\nversions: [working]\nrepeat: 3\nconcurrency: 1\n"
+        "defaults:\n  assert: [{type: contains, value: sure}]\n"
+        "cases:\n  - id: steady\n    vars: {name: A}\n  - id: wobbly\n    vars: {name: B}\n",
+    )
+    # jobs run in order with concurrency 1: steady x3, then wobbly x3
+    answers = ["sure", "sure", "sure", "sure", "no", "sure"]
+    server.enqueue(*(Reply(text=t) for t in answers))
+    runner = Runner(make_gateway(prompts=project.prompts), cache=None, call_kwargs=routes(server))
+    (run,) = runner.run(plan(loaded, project.registry)).runs
+    assert [r.output for r in run.results] == answers
+    assert run.by_case() == {"steady": [True, True, True], "wobbly": [True, False, True]}
+    assert run.flaky() == ["wobbly"]
+    assert run.passed == 5 and len(run.results) == 6
+
+
+def test_a_failing_model_call_fails_the_case_not_the_run(project, server, make_gateway) -> None:
+    loaded = suite(
+        project,
+        "prompt: greet\nversions: [working]\nconcurrency: 1\ncases:\n"
+        + "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(5)),
+    )
+    server.enqueue(Reply(status=500))
+    runner = Runner(make_gateway(prompts=project.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(loaded, project.registry)).runs
+    errors = [r for r in run.results if r.error]
+    assert len(errors) == 1 and "InternalServerError" in errors[0].error
+    assert run.passed == len(run.results) - 1
+
+
+def test_llm_rubric_through_a_judge_model(project, server, make_gateway) -> None:
+    loaded = suite(
+        project,
+        "prompt: greet\nversions: [working]\njudge: gpt-4.1-mini\n"
+        "cases:\n  - id: polite\n    vars: {name: A}\n    assert:\n"
+        "      - type: llm-rubric\n        value: The greeting is friendly.\n",
+    )
+    server.route("gpt-4.1-mini", Reply(text='Sure: {"reason": "warm", "pass": true, "score": 0.9}'))
+    runner = Runner(make_gateway(prompts=project.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(loaded, project.registry)).runs
+    (result,) = run.results
+    assert result.passed and result.score == pytest.approx(0.9), result.outcomes
+    judge_request = next(r for r in server.requests if r.body["model"] == "gpt-4.1-mini")
+    assert "The greeting is friendly." in judge_request.body["messages"][1]["content"]
+    assert "Echo: Howdy, A!" in judge_request.body["messages"][1]["content"]
+    assert judge_request.body["temperature"] == 0
+
+
+def test_parse_verdict() -> None:
+    assert parse_verdict('```json\n{"pass": false, "score": 0.2, "reason": "rude"}\n```') == (
+        0.2,
+        False,
+        "rude",
+    )
+    assert parse_verdict("I think it passes") is None
+    assert parse_verdict('{"score": 1}') is None

@@ -1,0 +1,154 @@
+"""Suite files: validated against the JSON Schema, errors name the file, line and case."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from llmops.errors import ConfigFileError
+from llmops.evals.runner import plan
+from llmops.evals.suite import load_suite, suite_json_schema
+from tests.conftest import PromptRepo, prompt_yaml
+
+
+def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_inline_and_file_cases(tmp_path: Path) -> None:
+    (tmp_path / "more.jsonl").write_text(
+        json.dumps(
+            {"id": "j1", "vars": {"name": "Jo"}, "assert": [{"type": "contains", "value": "Jo"}]}
+        )
+        + "\n\n"
+        + json.dumps({"vars": {"name": "Al"}})
+        + "\n"
+    )
+    path = write(
+        tmp_path,
+        """\
+        prompt: greet
+        defaults:
+          vars: {lang: en}
+          assert: [{type: cost, value: 0.01}]
+        cases:
+          - id: ann
+            vars: {name: Ann}
+            assert: [{type: icontains, value: ann}]
+          - vars: {name: Bo, lang: fr}
+        cases_file: more.jsonl
+        """,
+    )
+    suite = load_suite(path)
+    assert [c.id for c in suite.cases] == ["ann", "case-2", "j1", "case-4"]
+    assert suite.case_vars(suite.cases[1]) == {"lang": "fr", "name": "Bo"}
+    assert [a.type for a in suite.case_assertions(suite.cases[0])] == ["cost", "icontains"]
+    assert suite.case_lines["ann"] == 6 and suite.case_lines["j1"] == 1
+
+
+def test_csv_cases(tmp_path: Path) -> None:
+    (tmp_path / "cases.csv").write_text(
+        "id,name,__expected\nc1,Ann,contains: Ann\nc2,Bo,Hello Bo!\n"
+    )
+    suite = load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    assert [c.vars for c in suite.cases] == [{"name": "Ann"}, {"name": "Bo"}]
+    assert suite.cases[0].assert_[0].type == "contains"
+    assert (suite.cases[1].assert_[0].type, suite.cases[1].assert_[0].value) == (
+        "equals",
+        "Hello Bo!",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "prompt: p\ncases:\n  - id: c1\n    assert:\n"
+            "      - type: containz\n        value: x\n",
+            5,
+            "case c1.assert[0].type: unknown assertion type 'containz'",
+        ),
+        ("prompt: p\ncases:\n  - id: c1\n    varz: {}\n", 3, "case c1: unknown field ('varz'"),
+        ("prompt: p\ncases: []\nrepeat: 0\n", 3, "repeat"),
+        ("cases:\n  - vars: {}\n", 1, "'prompt' is a required property"),
+        ("prompt: p\n", 1, "needs 'cases' or 'cases_file'"),
+        ("prompt: p\nthreshold: 2\ncases: [{}]\n", 2, "threshold"),
+        ("prompt: p\ncases: [{}, {id: case-1}]\n", 2, "used twice"),
+        ("prompt: p\ncases_file: x.txt\n", None, "must be .jsonl or .csv"),
+    ],
+)
+def test_bad_suites(tmp_path: Path, text: str, line: int | None, message: str) -> None:
+    (tmp_path / "x.txt").write_text("")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as info:
+        load_suite(path)
+    assert message in str(info.value)
+    assert info.value.file.endswith("suite.yaml") or info.value.file.endswith("x.txt")
+    if line is not None:
+        assert info.value.line == line
+
+
+def test_bad_jsonl_case_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "c.jsonl").write_text('{"vars": {}}\n{"assert": [{"type": "nope"}]}\n')
+    with pytest.raises(ConfigFileError, match=r"unknown assertion type|does not match") as info:
+        load_suite(write(tmp_path, "prompt: p\ncases_file: c.jsonl\n"))
+    assert info.value.file.endswith("c.jsonl") and info.value.line == 2
+
+
+def test_missing_prompt_and_bad_reference_are_reported(repo: PromptRepo) -> None:
+    repo.write("greet.yaml", prompt_yaml())
+    repo.commit("greet")
+    missing = write(repo.root, "prompt: nope\ncases: [{vars: {name: A}}]\n")
+    with pytest.raises(ConfigFileError, match="no prompt 'nope'") as info:
+        plan(load_suite(missing), repo.registry)
+    assert info.value.file.endswith("suite.yaml")
+    bad_ref = write(
+        repo.root, "prompt: greet\nversions: [working, prod]\ncases: [{vars: {name: A}}]\n"
+    )
+    with pytest.raises(ConfigFileError, match="version 'prod'"):
+        plan(load_suite(bad_ref), repo.registry)
+
+
+def test_case_that_cannot_render_names_the_case(repo: PromptRepo) -> None:
+    repo.write("greet.yaml", prompt_yaml())
+    path = write(
+        repo.root, "prompt: greet\ncases:\n  - id: ok\n    vars: {name: A}\n  - id: empty\n"
+    )
+    with pytest.raises(
+        ConfigFileError, match=r"case empty.*missing required variable 'name'"
+    ) as info:
+        plan(load_suite(path), repo.registry)
+    assert info.value.line == 5
+
+
+def test_default_versions_are_working_tree_and_production(repo: PromptRepo) -> None:
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    old = repo.registry.load("greet").version
+    repo.registry.promote("greet", old, "production")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    suite = load_suite(write(repo.root, "prompt: greet\ncases: [{vars: {name: A}}]\nrepeat: 3\n"))
+    made = plan(suite, repo.registry)
+    assert [(t.role, t.ref, t.model) for t in made.targets] == [
+        ("candidate", "working", "gpt-4o-mini"),
+        ("baseline", "production", "gpt-4o-mini"),
+    ]
+    assert made.targets[1].prompt.version == old
+    assert len(made.jobs) == 2 * 1 * 3
+    overridden = plan(
+        suite, repo.registry, version="production", baseline="none", models=["o3-mini"]
+    )
+    assert [(t.role, t.ref, t.model) for t in overridden.targets] == [
+        ("candidate", "production", "o3-mini")
+    ]
+
+
+def test_schema_is_json_schema() -> None:
+    schema = suite_json_schema()
+    assert schema["additionalProperties"] is False
+    assert "prompt" in schema["required"]
