@@ -27,15 +27,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: install  ## the main job on the example prompts
+demo: install  ## a month of simulated traffic, the example evals, then the dashboard
 	$(BIN)/llmops prompts validate
 	$(BIN)/llmops prompts list
-	$(BIN)/llmops prompts log support/answer
-	$(BIN)/llmops prompts diff support/answer production
-	$(BIN)/llmops prompts render support/answer@production \
-		--var question="How do I reset my router to factory settings?" \
-		--var product="Acme Router" --var customer_name=Dana
-	$(BIN)/llmops eval run --offline
+	$(BIN)/llmops demo
 
 bench: install  ## benchmarks; figures go in benchmarks/README.md
 	$(BIN)/python benchmarks/cli_startup.py

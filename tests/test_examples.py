@@ -50,3 +50,39 @@ def test_production_label_names_an_older_committed_version(registry: PromptRegis
     current = registry.load("support/answer")
     assert production.commit is not None
     assert production.version != current.version  # the working tree is the candidate
+
+
+def test_example_suites_run_offline_and_pass_their_gates(tmp_path) -> None:
+    """The shipped suites (20+ cases) run offline, end to end, and pass."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from llmops.evals.suite import load_suite
+
+    support = load_suite(ROOT / "evals" / "support.yaml")
+    assert len(support.cases) >= 20
+    out = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "LLMOPS_HOME": str(tmp_path / "home"),
+        "LLMOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "llmops", "eval", "run", "--offline", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    suites = {s["suite"]: s for s in json.loads(out.read_text())["suites"]}
+    assert set(suites) == {"support", "ticket"}
+    runs = {r["role"]: r for r in suites["support"]["runs"]}
+    # the working-tree prompt is the better one: the comparison must show it
+    assert runs["candidate"]["pass_rate"]["rate"] >= 0.8
+    assert runs["candidate"]["passed"] > runs["baseline"]["passed"]
+    comparison = suites["support"]["comparisons"]["gpt-4o-mini"]
+    assert not comparison["significant_regression"] and comparison["fail_to_pass"]

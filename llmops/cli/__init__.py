@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from llmops import __version__
-from llmops.cli import costs, db, evals, prompts
+from llmops.cli import costs, dashboard, db, demo, evals, prompts, usage
 from llmops.errors import LLMOpsError
 
 app = typer.Typer(
@@ -23,6 +23,11 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(db.app, name="db")
 app.add_typer(costs.app, name="costs")
 app.add_typer(evals.app, name="eval")
+app.command("spend")(usage.spend)
+app.command("calls")(usage.calls)
+app.command("feedback")(usage.feedback)
+app.command("dashboard")(dashboard.dashboard)
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

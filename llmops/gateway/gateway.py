@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmops.gateway")
 
+NOT_BILLED = "not billed: the call failed"
 _RECENT_IDS = 100_000  # call ids remembered for feedback checks without a query
 _LIVE: weakref.WeakSet[Gateway] = weakref.WeakSet()
 
@@ -84,7 +85,8 @@ class Gateway:
     ``database_url`` defaults to ``LLMOPS_DATABASE_URL`` (else a SQLite file under
     ``LLMOPS_HOME``); ``prompts`` is the prompt folder (or a PromptRegistry); ``content``
     is ``full``, ``redact`` or ``none``; ``prices`` is a prices file or a mapping of
-    model -> ModelPrice that wins over litellm's price map.
+    model -> ModelPrice that wins over litellm's price map. ``clock`` returns the UTC time
+    to record calls at (for backfills, simulations and tests; default: now).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Gateway:
         queue_size: int = 20_000,
         retry_interval: float = 0.5,
         busy_timeout_ms: int = 5000,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         from llmops.store.engine import check_schema, create_engine, normalize_url
         from llmops.store.writer import Writer
@@ -118,6 +121,7 @@ class Gateway:
         else:
             self.registry = PromptRegistry(prompts if prompts is not None else settings.prompts_dir)
         self.source = source
+        self.clock = clock or _utc_now
         self.prices = _price_book(prices, settings)
         self._prompts: dict[str, tuple[tuple[float, float], Prompt]] = {}
         self._recent: dict[str, None] = {}
@@ -202,6 +206,7 @@ class Gateway:
             tags=list(tags) if tags else None,
             metadata=dict(metadata) if metadata else None,
             price=price,
+            created_at=self.clock(),
         )
 
     # -- calling --------------------------------------------------------------------
@@ -363,12 +368,14 @@ class Gateway:
     def _record_failure(self, call: _Call, exc: BaseException) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000
         cancelled = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
+        # A failed request is not billed; an interrupted one may have been: unknown.
+        price = Price(None, "unpriced", None) if cancelled else Price(0.0, "priced", NOT_BILLED)
         try:
             self._record(
                 call,
                 "cancelled" if cancelled else "error",
                 None,
-                Price(None, "unpriced", None),
+                price,
                 latency_ms,
                 None,
                 provider=getattr(exc, "llm_provider", None) or _provider_of(call.model),
@@ -478,7 +485,7 @@ class Gateway:
             {
                 "id": feedback_id,
                 "call_id": call_id,
-                "created_at": datetime.now(UTC),
+                "created_at": self.clock(),
                 "name": name,
                 "score": float(score),
                 "comment": comment,
@@ -555,6 +562,10 @@ def _response_text(response: Any) -> str:
     except (AttributeError, IndexError, TypeError):
         return ""
     return content or ""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _mtime(path: Path) -> float:

@@ -163,7 +163,9 @@ def test_errors_are_recorded_and_reraised(make_gateway, server, database_url, st
     (row,) = rows(database_url)
     assert (row["status"], row["error_type"]) == ("error", error_type)
     assert row["error_message"]
-    assert row["cost_usd"] is None and row["cost_status"] == "unpriced"
+    # providers do not bill a failed request: cost 0, and the record says why
+    assert (row["cost_usd"], row["cost_status"]) == (0.0, "priced")
+    assert row["price_source"] == "not billed: the call failed"
     assert row["prompt_tokens"] is None
 
 

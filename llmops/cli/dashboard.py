@@ -1,0 +1,50 @@
+"""``llmops dashboard``: start the Streamlit dashboard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from llmops.cli._options import DatabaseOption, database_url
+from llmops.errors import ConfigError
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def app_path() -> Path:
+    """The dashboard's entry script (``dashboard/app.py`` of this checkout)."""
+    if not APP.is_file():
+        raise ConfigError(f"the dashboard is not installed here (no {APP}); use a git checkout")
+    return APP
+
+
+def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_path()),
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.address", address,
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+
+
+def dashboard(
+    port: int = typer.Option(8501, "--port", help="The port to serve on."),
+    address: str = typer.Option("127.0.0.1", "--address", help="The address to bind."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Serve the dashboard (spend, latency, feedback, evals, calls) until interrupted."""
+    from llmops.store.engine import display_url
+
+    target = database_url(url)
+    env = {**os.environ, "LLMOPS_DATABASE_URL": target}
+    typer.echo(f"Dashboard on http://{address}:{port} (database {display_url(target)})")
+    try:
+        raise typer.Exit(subprocess.call(streamlit_command(port, address), env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

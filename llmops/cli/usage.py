@@ -1,0 +1,167 @@
+"""``llmops spend``, ``llmops calls`` and ``llmops feedback``: recorded calls in a terminal."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import StrEnum
+
+import typer
+
+from llmops.cli._options import DatabaseOption, database_url
+from llmops.cli._output import emit_json, table
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class By(StrEnum):
+    model = "model"
+    prompt = "prompt"
+    user = "user"
+    tag = "tag"
+    source = "source"
+
+
+def _engine(url: str | None):  # type: ignore[no-untyped-def]
+    from llmops.store.engine import check_schema, create_engine
+
+    engine = create_engine(database_url(url))
+    check_schema(engine)
+    return engine
+
+
+def spend(
+    days: int = typer.Option(30, "--days", min=1, max=3660, help="How many days back."),
+    by: By = typer.Option(By.model, "--by", help="Group by model, prompt, user, tag or source."),
+    output: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Daily spend, grouped (the same figures as the dashboard)."""
+    from llmops.store import queries
+
+    engine = _engine(url)
+    filters = queries.Filters.last_days(days)
+    rows = queries.daily_spend(engine, filters, by=by.value)
+    records = [
+        {
+            "date": r.date.isoformat(),
+            by.value: r.key,
+            "calls": r.calls,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "cost_usd": r.cost_usd,
+            "unpriced_calls": r.unpriced_calls,
+        }
+        for r in rows
+    ]
+    if output is Format.json:
+        emit_json(records)
+        return
+    if output is Format.csv:
+        fields = ["date", by.value, "calls", "prompt_tokens", "completion_tokens", "cost_usd",
+                  "unpriced_calls"]  # fmt: skip
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return
+    if not records:
+        typer.echo(f"No calls in the last {days} day(s).")
+        return
+    table(
+        ["DATE", by.value.upper(), "CALLS", "IN TOKENS", "OUT TOKENS", "COST", "UNPRICED"],
+        [
+            [r["date"], r[by.value], r["calls"], r["prompt_tokens"], r["completion_tokens"],
+             f"${r['cost_usd']:.6f}", r["unpriced_calls"] or ""]
+            for r in records
+        ],
+    )  # fmt: skip
+    total = queries.overview(engine, filters)
+    note = f" ({total.unpriced_calls} unpriced calls not included)" if total.unpriced_calls else ""
+    typer.echo(f"Total: {total.calls} calls, ${total.cost_usd:.6f}{note}")
+
+
+def calls(
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000),
+    days: int = typer.Option(7, "--days", min=1, max=3660, help="How many days back."),
+    model: list[str] = typer.Option([], "--model", help="Only this model (repeatable)."),
+    prompt: list[str] = typer.Option([], "--prompt", help="Only this prompt (repeatable)."),
+    version: list[str] = typer.Option([], "--version", help="Only this prompt version."),
+    user: list[str] = typer.Option([], "--user", help="Only this user (repeatable)."),
+    status: list[str] = typer.Option([], "--status", help="ok, error or cancelled."),
+    source: list[str] = typer.Option([], "--source", help="app or eval."),
+    output: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """The latest calls, newest first."""
+    from llmops.store import queries
+
+    filters = queries.Filters.last_days(
+        days,
+        models=tuple(model),
+        prompts=tuple(prompt),
+        versions=tuple(version),
+        users=tuple(user),
+        statuses=tuple(status),
+        sources=tuple(source),
+    )
+    rows, total = queries.calls_page(_engine(url), filters, limit=limit)
+    if output is Format.json:
+        emit_json(rows)
+        return
+    if output is Format.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(queries.CALL_LIST_COLUMNS),
+                                lineterminator="\n")  # fmt: skip
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if not rows:
+        typer.echo("No calls match.")
+        return
+    table(
+        ["TIME (UTC)", "ID", "MODEL", "PROMPT", "USER", "STATUS", "TOKENS", "COST", "LATENCY"],
+        [
+            [
+                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["id"],
+                r["model"],
+                f"{r['prompt_name']}@{r['prompt_version']}" if r["prompt_name"] else "",
+                r["user_id"] or "",
+                r["status"],
+                f"{r['prompt_tokens'] or 0}+{r['completion_tokens'] or 0}",
+                "unpriced" if r["cost_usd"] is None else f"${r['cost_usd']:.6f}",
+                f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else "",
+            ]
+            for r in rows
+        ],
+    )
+    typer.echo(f"{len(rows)} of {total} call(s) in the last {days} day(s).")
+
+
+def feedback(
+    call_id: str = typer.Argument(..., help="The call's id."),
+    score: str = typer.Argument(..., help="A number: 1/0 for thumbs, 1-5 for stars, ..."),
+    comment: str | None = typer.Option(None, "--comment", help="Free text."),
+    name: str = typer.Option("rating", "--name", help="What is scored."),
+    user: str | None = typer.Option(None, "--user", help="Who gave it."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Attach a score to a recorded call."""
+    from llmops.errors import InvalidFeedbackError
+    from llmops.gateway import Gateway
+
+    try:
+        value = float(score)
+    except ValueError:
+        raise InvalidFeedbackError(
+            f"feedback for call {call_id}: score must be a number, got {score!r}"
+        ) from None
+    gateway = Gateway(database_url=database_url(url))
+    try:
+        feedback_id = gateway.feedback(call_id, value, name=name, comment=comment, user=user)
+    finally:
+        gateway.close()
+    typer.echo(f"Feedback {feedback_id} recorded for call {call_id}.")

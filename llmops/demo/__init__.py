@@ -1,0 +1,1 @@
+"""`llmops demo`: a simulated support app, the example evals, then the dashboard."""

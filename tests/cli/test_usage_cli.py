@@ -1,0 +1,118 @@
+"""``llmops spend``, ``calls``, ``feedback`` and ``demo`` in a real process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.store.engine import create_engine
+from llmops.testing import Reply
+
+M = 1_000_000
+
+
+@pytest.fixture
+def seeded(make_gateway, server, database_url):
+    """Three days of calls with known token counts, so every cost is known by hand."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = {"t": now}
+    gw = make_gateway(clock=lambda: clock["t"])
+    plan = [  # (days ago, model, user, prompt tokens, completion tokens)
+        (2, "gpt-4o-mini", "ann", 1000, 100),
+        (2, "gpt-4o", "bob", 2000, 300),
+        (1, "gpt-4o-mini", "ann", 500, 50),
+        (0, "gpt-4o-mini", "bob", 800, 200),
+        (0, "gpt-4o", "ann", 100, 10),
+    ]
+    price = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0)}
+    ids = []
+    for days_ago, model, user, p, c in plan:
+        clock["t"] = now - timedelta(days=days_ago, minutes=len(ids))
+        server.enqueue(Reply(prompt_tokens=p, completion_tokens=c))
+        result = gw.complete(
+            model=model, messages=[{"role": "user", "content": "hi"}], user=user,
+            api_base=server.base_url, api_key="sk-test", num_retries=0,
+        )  # fmt: skip
+        ids.append(result.call_id)
+    gw.flush()
+    expected = {}
+    for days_ago, model, _, p, c in plan:
+        day = (now - timedelta(days=days_ago)).date().isoformat()
+        cell = expected.setdefault((day, model), [0, 0.0])
+        cell[0] += 1
+        cell[1] += p * price[model][0] / M + c * price[model][1] / M
+    return database_url, ids, expected
+
+
+def test_spend_json_csv_and_table(seeded, cli, tmp_path) -> None:
+    url, _, expected = seeded
+    result = cli("spend", "--days", "7", "--by", "model", "--format", "json",
+                 "--database-url", url, cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["date"], r["model"]) for r in rows} == set(expected)
+    for r in rows:
+        calls, cost = expected[(r["date"], r["model"])]
+        assert r["calls"] == calls and r["cost_usd"] == pytest.approx(cost, rel=1e-9)
+        assert set(r) >= {
+            "date",
+            "model",
+            "calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+        }
+    as_csv = cli("spend", "--by", "user", "--format", "csv", "--database-url", url, cwd=tmp_path)
+    parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert {r["user"] for r in parsed} == {"ann", "bob"}
+    table = cli("spend", "--database-url", url, cwd=tmp_path)
+    total = sum(cost for _, cost in expected.values())
+    assert f"Total: 5 calls, ${total:.6f}" in table.stdout
+
+
+def test_calls_and_feedback(seeded, cli, tmp_path) -> None:
+    url, ids, _ = seeded
+    listed = json.loads(
+        cli("calls", "--limit", "2", "--format", "json", "--database-url", url, cwd=tmp_path).stdout
+    )
+    assert [r["id"] for r in listed] == [ids[3], ids[4]]  # newest first (ids[4] is 1 min older)
+    only_bob = cli("calls", "--user", "bob", "--database-url", url, cwd=tmp_path)
+    assert "2 of 2 call(s)" in only_bob.stdout and "ann" not in only_bob.stdout
+    done = cli("feedback", ids[0], "4", "--comment", "good", "--database-url", url, cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    with create_engine(url).connect() as connection:
+        row = connection.execute(sa.text("SELECT call_id, score, comment FROM feedback")).one()
+    assert tuple(row) == (ids[0], 4.0, "good")
+    unknown = cli("feedback", "6f1c3b1e-0000-4000-8000-000000000000", "1", "--database-url", url,
+                  cwd=tmp_path)  # fmt: skip
+    assert unknown.code == 2 and "no call" in unknown.stderr
+    bad = cli("feedback", ids[0], "great", "--database-url", url, cwd=tmp_path)
+    assert bad.code == 2 and "must be a number" in bad.stderr
+
+
+def test_demo_fills_a_month_through_the_gateway(cli, tmp_path) -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = cli("demo", "--no-dashboard", "--no-evals", "--calls", "60", "--database-url", url,
+                 cwd=root, env={"LLMOPS_HOME": str(tmp_path / "home")})  # fmt: skip
+    assert result.code == 0, result.stdout + result.stderr
+    assert "Simulated app: " in result.stdout
+    with create_engine(url).connect() as connection:
+        stats = connection.execute(
+            sa.text(
+                "SELECT count(*), count(DISTINCT model), count(DISTINCT prompt_version),"
+                " count(DISTINCT substr(created_at, 1, 10)), sum(status = 'error'),"
+                " sum(ttft_ms IS NOT NULL) FROM llm_calls"
+            )
+        ).one()
+        feedback = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar_one()
+    calls, models, versions, days, errors, streamed = stats
+    assert calls == 60 and models >= 3 and versions >= 3 and days >= 20
+    assert errors >= 1 and streamed >= 1 and feedback >= 10

@@ -1,0 +1,290 @@
+"""The shared queries, checked against figures computed here in Python from the same rows."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.store import queries as q
+from llmops.store.engine import check_schema, create_engine
+from llmops.store.tables import EVAL_RUNS
+from llmops.store.writer import Writer
+from tests.store.test_writer import call_row, feedback_row
+
+NOW = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)  # a Wednesday
+
+
+def quantile(values: list[float], q_: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    position = q_ * (len(ordered) - 1)
+    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@pytest.fixture
+def seeded(database_url: str, tmp_path: Path):
+    """400 calls over 45 days (some errors, unpriced, tags, users), and feedback."""
+    rng = random.Random(3)
+    engine = create_engine(database_url)
+    check_schema(engine)
+    calls, feedback = [], []
+    for i in range(400):
+        when = NOW - timedelta(minutes=rng.randrange(0, 45 * 24 * 60))
+        model = rng.choice(["gpt-4o-mini", "gpt-4o", "claude-haiku-4-5"])
+        status = "error" if i % 25 == 0 else "ok"
+        unpriced = model == "claude-haiku-4-5" and i % 7 == 0
+        row = call_row(
+            created_at=when,
+            model=model,
+            status=status,
+            user_id=f"u{rng.randrange(5)}",
+            source="eval" if i % 10 == 0 else "app",
+            prompt_name=rng.choice(["support/answer", "extract/ticket", None]),
+            prompt_version=rng.choice(["aaaaaaaaaaaa", "bbbbbbbbbbbb"]),
+            tags=rng.choice([["web"], ["web", "eu"], None]),
+            prompt_tokens=rng.randrange(10, 2000),
+            completion_tokens=rng.randrange(1, 500),
+            cost_usd=None if unpriced else round(rng.uniform(0.0001, 0.02), 6),
+            cost_status="unpriced" if unpriced else "priced",
+            latency_ms=round(rng.lognormvariate(5, 0.6), 3),
+            ttft_ms=round(rng.uniform(50, 400), 3) if i % 3 == 0 else None,
+        )
+        if row["prompt_name"] is None:
+            row["prompt_version"] = None
+        calls.append(row)
+        if i % 4 == 0:
+            fb = feedback_row(row["id"], rng.choice([0, 1, 4, 5]))
+            fb["comment"] = "great" if fb["score"] >= 4 else None
+            feedback.append(fb)
+    writer = Writer(lambda: engine, tmp_path / "spool")
+    for row in calls:
+        writer.put("call", row)
+    for row in feedback:
+        writer.put("feedback", row)
+    writer.close()
+    assert writer.stats.written == len(calls) + len(feedback)
+    return engine, calls, feedback
+
+
+def in_range(rows, filters: q.Filters):
+    return [r for r in rows if filters.start <= r["created_at"] < filters.end]
+
+
+def test_daily_spend_by_every_grouping(seeded) -> None:
+    engine, calls, _ = seeded
+    filters = q.Filters.last_days(30, now=NOW)
+    rows = in_range(calls, filters)
+    for by, key in [
+        ("model", lambda r: [r["model"]]),
+        ("user", lambda r: [r["user_id"]]),
+        ("source", lambda r: [r["source"]]),
+        ("prompt", lambda r: [r["prompt_name"] or "(none)"]),
+        ("tag", lambda r: r["tags"] or ["(none)"]),
+    ]:
+        expected: dict[tuple[date, str], list] = defaultdict(lambda: [0, 0.0, 0, 0])
+        for r in rows:
+            for k in key(r):
+                cell = expected[(r["created_at"].date(), k)]
+                cell[0] += 1
+                cell[1] += r["cost_usd"] or 0.0
+                cell[2] += r["prompt_tokens"]
+                cell[3] += r["cost_status"] == "unpriced"
+        got = {(s.date, s.key): s for s in q.daily_spend(engine, filters, by=by)}
+        assert set(got) == set(expected), by
+        for k, (n, cost, tokens, unpriced) in expected.items():
+            assert got[k].calls == n and got[k].prompt_tokens == tokens
+            assert got[k].cost_usd == pytest.approx(cost) and got[k].unpriced_calls == unpriced
+    with pytest.raises(ValueError):
+        q.daily_spend(engine, filters, by="colour")
+
+
+def test_spend_periods(seeded) -> None:
+    engine, calls, _ = seeded
+    today = datetime(2026, 11, 18, tzinfo=UTC)
+    monday = datetime(2026, 11, 16, tzinfo=UTC)
+
+    def spend(start, end, inclusive=False):
+        return sum(
+            r["cost_usd"] or 0
+            for r in calls
+            if start <= r["created_at"]
+            and (r["created_at"] <= end if inclusive else r["created_at"] < end)
+        )
+
+    periods = {p.name: p for p in q.spend_periods(engine, now=NOW)}
+    assert periods["today"].cost_usd == pytest.approx(spend(today, NOW, True))
+    assert periods["today"].previous_usd == pytest.approx(spend(today - timedelta(days=1), today))
+    assert periods["this week"].cost_usd == pytest.approx(spend(monday, NOW, True))
+    assert periods["this week"].previous_usd == pytest.approx(
+        spend(monday - timedelta(days=7), monday)
+    )
+    month = datetime(2026, 11, 1, tzinfo=UTC)
+    assert periods["this month"].cost_usd == pytest.approx(spend(month, NOW, True))
+    assert periods["this month"].previous_usd == pytest.approx(
+        spend(datetime(2026, 10, 1, tzinfo=UTC), month)
+    )
+    p = periods["this month"]
+    assert p.change == pytest.approx((p.cost_usd - p.previous_usd) / p.previous_usd)
+
+
+def test_overview_with_filters_and_exact_percentiles(seeded) -> None:
+    engine, calls, feedback = seeded
+    for filters in (
+        q.Filters.last_days(30, now=NOW),
+        q.Filters.last_days(30, now=NOW, models=("gpt-4o",), sources=("app",)),
+    ):
+        rows = [
+            r
+            for r in in_range(calls, filters)
+            if (not filters.models or r["model"] in filters.models)
+            and (not filters.sources or r["source"] in filters.sources)
+        ]
+        got = q.overview(engine, filters)
+        assert got.calls == len(rows)
+        assert got.errors == sum(r["status"] == "error" for r in rows)
+        assert got.error_rate == pytest.approx(got.errors / len(rows))
+        assert got.cost_usd == pytest.approx(sum(r["cost_usd"] or 0 for r in rows))
+        assert got.unpriced_calls == sum(r["cost_status"] == "unpriced" for r in rows)
+        latencies = [r["latency_ms"] for r in rows]
+        for value, quant in (
+            (got.latency_p50, 0.5),
+            (got.latency_p95, 0.95),
+            (got.latency_p99, 0.99),
+        ):
+            assert value == pytest.approx(quantile(latencies, quant), rel=1e-9)
+        ttfts = [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
+        assert got.ttft_p95 == pytest.approx(quantile(ttfts, 0.95), rel=1e-9)
+        ids = {r["id"] for r in rows}
+        scores = [f["score"] for f in feedback if f["call_id"] in ids]
+        assert got.feedback_count == len(scores)
+        assert got.feedback_avg == pytest.approx(sum(scores) / len(scores))
+
+
+def test_empty_database(database_url: str) -> None:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    filters = q.Filters.last_days(7, now=NOW)
+    empty = q.overview(engine, filters)
+    assert empty.calls == 0 and empty.latency_p50 is None and empty.error_rate is None
+    assert q.daily_spend(engine, filters) == []
+    assert [d.cost_usd for d in q.daily_totals(engine, filters)] == [0.0] * 7
+    assert all(p.cost_usd == 0 and p.change is None for p in q.spend_periods(engine, NOW))
+    assert q.calls_page(engine, filters) == ([], 0)
+    assert q.prompt_versions(engine, filters) == []
+    assert q.eval_runs(engine) == []
+
+
+def test_daily_totals_and_budgets(seeded) -> None:
+    engine, calls, _ = seeded
+    filters = q.Filters.last_days(14, now=NOW)
+    days = q.daily_totals(engine, filters, daily_budget_usd=0.05)
+    assert len(days) == 14 and days[-1].date == NOW.date()
+    for day in days:
+        cost = sum(r["cost_usd"] or 0 for r in calls if r["created_at"].date() == day.date)
+        assert day.cost_usd == pytest.approx(cost)
+        assert day.over_budget == (cost > 0.05)
+    budget = q.month_budget(engine, 1.0, now=NOW)
+    month = sum(
+        r["cost_usd"] or 0 for r in calls if datetime(2026, 11, 1, tzinfo=UTC) <= r["created_at"]
+    )
+    assert budget.month_to_date_usd == pytest.approx(month)
+    assert budget.used == pytest.approx(month) and budget.over == (month > 1.0)
+
+
+def test_prompt_versions_with_latest_eval(seeded) -> None:
+    engine, calls, feedback = seeded
+    with engine.begin() as connection:
+        for started, rate in ((NOW - timedelta(days=2), 0.5), (NOW - timedelta(days=1), 0.9)):
+            connection.execute(
+                EVAL_RUNS.insert(),
+                {
+                    "id": str(uuid.uuid4()), "batch_id": "b", "role": "candidate",
+                    "suite": "support", "prompt_name": "support/answer",
+                    "prompt_ref": "working", "prompt_version": "aaaaaaaaaaaa", "model": "m",
+                    "started_at": started, "cases": 10, "results": 10,
+                    "passed": int(rate * 10), "pass_rate": rate, "cached": 0,
+                },
+            )  # fmt: skip
+    filters = q.Filters.last_days(30, now=NOW)
+    rows = [r for r in in_range(calls, filters) if r["prompt_name"]]
+    got = {(v.prompt_name, v.prompt_version): v for v in q.prompt_versions(engine, filters)}
+    for key in {(r["prompt_name"], r["prompt_version"]) for r in rows}:
+        mine = [r for r in rows if (r["prompt_name"], r["prompt_version"]) == key]
+        assert got[key].calls == len(mine)
+        priced = [r["cost_usd"] for r in mine if r["cost_usd"] is not None]
+        assert got[key].cost_per_call == pytest.approx(sum(priced) / len(priced))
+        tokens = [r["prompt_tokens"] + r["completion_tokens"] for r in mine]
+        assert got[key].tokens_per_call == pytest.approx(sum(tokens) / len(tokens))
+        ids = {r["id"] for r in mine}
+        scores = [f["score"] for f in feedback if f["call_id"] in ids]
+        assert got[key].feedback_count == len(scores)
+    assert got[("support/answer", "aaaaaaaaaaaa")].eval_pass_rate == 0.9
+    assert got[("extract/ticket", "aaaaaaaaaaaa")].eval_pass_rate is None
+
+
+def test_calls_page_and_detail(seeded) -> None:
+    engine, calls, feedback = seeded
+    filters = q.Filters.last_days(30, now=NOW, statuses=("ok",), users=("u1", "u2"))
+    expected = sorted(
+        (
+            r
+            for r in in_range(calls, filters)
+            if r["status"] == "ok" and r["user_id"] in ("u1", "u2")
+        ),
+        key=lambda r: (-r["created_at"].timestamp(), r["id"]),
+    )
+    first, total = q.calls_page(engine, filters, limit=10)
+    second, _ = q.calls_page(engine, filters, limit=10, offset=10)
+    assert total == len(expected)
+    assert [r["id"] for r in first + second] == [r["id"] for r in expected[:20]]
+    with_feedback = next(f["call_id"] for f in feedback)
+    detail = q.call_detail(engine, with_feedback)
+    assert detail is not None and detail["id"] == with_feedback
+    assert [f["call_id"] for f in detail["feedback"]] == [with_feedback]
+    assert detail["request"]["messages"][0]["content"] == "hi"
+    assert q.call_detail(engine, str(uuid.uuid4())) is None
+
+
+def test_feedback_queries(seeded) -> None:
+    engine, calls, feedback = seeded
+    filters = q.Filters.last_days(30, now=NOW)
+    by_id = {r["id"]: r for r in in_range(calls, filters) if r["prompt_name"]}
+    mine = [f for f in feedback if f["call_id"] in by_id]
+    counts: dict[tuple, int] = defaultdict(int)
+    for f in mine:
+        call = by_id[f["call_id"]]
+        counts[(call["prompt_name"], call["prompt_version"], f["name"], f["score"])] += 1
+    got = {(s.prompt_name, s.prompt_version, s.name, s.score): s.count
+           for s in q.feedback_distribution(engine, filters)}  # fmt: skip
+    assert got == dict(counts)
+    trend = q.feedback_trend(engine, filters)
+    assert sum(d.count for d in trend) == len(mine)
+    comments = q.feedback_comments(engine, filters)
+    assert len(comments) == sum(1 for f in mine if f["comment"])
+    assert all(c["comment"] == "great" and c["score"] >= 4 for c in comments)
+
+
+def test_filter_options(seeded) -> None:
+    engine, calls, _ = seeded
+    options = q.filter_options(engine)
+    assert options["models"] == sorted({r["model"] for r in calls})
+    assert options["users"] == sorted({r["user_id"] for r in calls})
+    assert options["statuses"] == ["error", "ok"]
+    assert options["prompts"] == ["extract/ticket", "support/answer"]
+
+
+def test_queries_are_parameterized(seeded) -> None:
+    engine, _, _ = seeded
+    hostile = "x'); DROP TABLE llm_calls; --"
+    filters = q.Filters.last_days(30, now=NOW, models=(hostile,), users=(hostile,))
+    assert q.overview(engine, filters).calls == 0
+    assert q.calls_page(engine, filters) == ([], 0)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one() == 400
