@@ -6,6 +6,7 @@ The public API is what ``__all__`` lists; everything else may change without not
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import Settings
 from llmops.errors import (
@@ -26,23 +27,41 @@ from llmops.errors import (
     UnknownCallError,
     VariableValidationError,
 )
-from llmops.gateway import (
-    AsyncStream,
-    Completion,
-    Gateway,
-    ModelPrice,
-    Stream,
-    Usage,
-    acomplete,
-    astream,
-    complete,
-    default_gateway,
-    feedback,
-    stream,
-)
 from llmops.prompts import Prompt, PromptRegistry, PromptVersion
 
+if TYPE_CHECKING:
+    from llmops.gateway import (
+        AsyncStream,
+        Completion,
+        Gateway,
+        ModelPrice,
+        Stream,
+        Usage,
+        acomplete,
+        astream,
+        complete,
+        default_gateway,
+        feedback,
+        stream,
+    )
+
 __version__ = "0.1.0"
+
+# The gateway is imported on first use, so that `import llmops` (and every CLI command
+# that calls no model) stays fast.
+_GATEWAY_NAMES = {
+    "AsyncStream", "Completion", "Gateway", "ModelPrice", "Stream", "Usage", "acomplete",
+    "astream", "complete", "default_gateway", "feedback", "stream",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GATEWAY_NAMES:
+        from llmops import gateway
+
+        return getattr(gateway, name)
+    raise AttributeError(f"module 'llmops' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncStream",

@@ -7,7 +7,6 @@ Recording never raises into the app and never waits for the database.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import numbers
@@ -367,6 +366,8 @@ class Gateway:
 
     def _record_failure(self, call: _Call, exc: BaseException) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000
+        import asyncio
+
         cancelled = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
         # A failed request is not billed; an interrupted one may have been: unknown.
         price = Price(None, "unpriced", None) if cancelled else Price(0.0, "priced", NOT_BILLED)

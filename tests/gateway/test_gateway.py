@@ -508,3 +508,25 @@ def test_database_down_when_the_gateway_starts(server, postgres_server, postgres
         time.sleep(0.1)
     gw.close()
     assert [r["id"] for r in rows(postgres_url)] == [result.call_id]
+
+
+def test_default_gateway_flushes_at_interpreter_exit(server, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'exit.db'}"
+    script = (
+        "import llmops\n"
+        "for i in range(25):\n"
+        "    r = llmops.complete(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}],"
+        f" api_base='{server.base_url}', api_key='sk-test', num_retries=0)\n"
+        "print(r.call_id)\n"  # no flush, no close: the exit handler must write everything
+    )
+    env = {**os.environ, "LLMOPS_DATABASE_URL": url, "LLMOPS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(rows(url)) == 25
+    assert done.stdout.strip() in {r["id"] for r in rows(url)}
