@@ -96,6 +96,19 @@ def prompt_yaml(greeting: str = "Hello", *, model: str = "gpt-4o-mini", extra: s
     )
 
 
+TEN_CASES = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(10))
+
+
+@pytest.fixture
+def project(repo: PromptRepo) -> PromptRepo:
+    """Prompt ``greet``: production says Hello, the working tree says Howdy."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.registry.promote("greet", "HEAD", "production")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    return repo
+
+
 @dataclass
 class CliResult:
     code: int

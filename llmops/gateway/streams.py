@@ -103,12 +103,11 @@ class _Recorder:
         )
 
 
-class Stream:
-    """An iterator of text chunks that records its call when it ends, in any way."""
+class _StreamBase:
+    """What both stream kinds share: the recorder and the finished call."""
 
     def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
         self._recorder = _Recorder(gateway, call, response)
-        self._iterator = iter(response)
 
     @property
     def call_id(self) -> str:
@@ -123,6 +122,19 @@ class Stream:
     def result(self) -> Completion | None:
         """The finished call (usage, cost, latency), once the stream has ended."""
         return self._recorder.result
+
+    def __del__(self) -> None:
+        recorder = getattr(self, "_recorder", None)
+        if recorder is not None and not recorder.done:
+            recorder.finish("cancelled")
+
+
+class Stream(_StreamBase):
+    """An iterator of text chunks that records its call when it ends, in any way."""
+
+    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
+        super().__init__(gateway, call, response)
+        self._iterator = iter(response)
 
     def __iter__(self) -> Stream:
         return self
@@ -139,9 +151,8 @@ class Stream:
             self._recorder.finish("ok")
             raise
         except BaseException as exc:
-            self._recorder.finish(
-                "cancelled" if isinstance(exc, KeyboardInterrupt) else "error", exc
-            )
+            cancelled = isinstance(exc, KeyboardInterrupt)
+            self._recorder.finish("cancelled" if cancelled else "error", exc)
             raise
 
     def close(self) -> None:
@@ -160,29 +171,13 @@ class Stream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if not self._recorder.done:
-            self._recorder.finish("cancelled")
 
-
-class AsyncStream:
+class AsyncStream(_StreamBase):
     """The async twin of :class:`Stream`: ``async for chunk in stream``."""
 
     def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
-        self._recorder = _Recorder(gateway, call, response)
+        super().__init__(gateway, call, response)
         self._iterator = response.__aiter__()
-
-    @property
-    def call_id(self) -> str:
-        return self._recorder.call.id
-
-    @property
-    def text(self) -> str:
-        return "".join(self._recorder.parts)
-
-    @property
-    def result(self) -> Completion | None:
-        return self._recorder.result
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -224,7 +219,3 @@ class AsyncStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __del__(self) -> None:
-        if not self._recorder.done:
-            self._recorder.finish("cancelled")

@@ -8,19 +8,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from tests.conftest import PromptRepo, prompt_yaml
-
-CASES = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(10))
-
-
-@pytest.fixture
-def project(repo: PromptRepo) -> PromptRepo:
-    """greet: production says Hello, the working tree says Howdy; the model echoes."""
-    repo.write("greet.yaml", prompt_yaml("Hello"))
-    repo.commit("v1")
-    repo.registry.promote("greet", "HEAD", "production")
-    repo.write("greet.yaml", prompt_yaml("Howdy"))
-    return repo
+from tests.conftest import TEN_CASES as CASES
+from tests.conftest import PromptRepo
 
 
 def write_suite(repo: PromptRepo, body: str, name: str = "greet.yaml") -> None:

@@ -13,19 +13,8 @@ from llmops.evals.storage import save_report
 from llmops.evals.suite import load_suite
 from llmops.store.engine import create_engine
 from llmops.testing import Reply
-from tests.conftest import PromptRepo, prompt_yaml
-
-CASES = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(10))
-
-
-@pytest.fixture
-def project(repo: PromptRepo) -> PromptRepo:
-    """greet: production says Hello, the working tree says Howdy."""
-    repo.write("greet.yaml", prompt_yaml("Hello"))
-    repo.commit("v1")
-    repo.registry.promote("greet", "HEAD", "production")
-    repo.write("greet.yaml", prompt_yaml("Howdy"))
-    return repo
+from tests.conftest import TEN_CASES as CASES
+from tests.conftest import PromptRepo
 
 
 def suite(repo: PromptRepo, body: str) -> object:
