@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
         "--server.address", address,
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "minimal",
     ]  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def dashboard(
     target = database_url(url)
     env = {**os.environ, "LLMOPS_DATABASE_URL": target}
     typer.echo(f"Dashboard on http://{address}:{port} (database {display_url(target)})")
-    try:
-        raise typer.Exit(subprocess.call(streamlit_command(port, address), env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    command = streamlit_command(port, address)
+    sys.stdout.flush()
+    # Become Streamlit (exec), so signals reach the server and nothing is left orphaned.
+    os.execve(command[0], command, env)  # noqa: S606

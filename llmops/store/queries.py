@@ -272,6 +272,7 @@ class Overview:
     ttft_p99: float | None
     feedback_count: int
     feedback_avg: float | None
+    unpriced_models: tuple[str, ...] = ()  # models of completed calls with no known price
 
     @property
     def error_rate(self) -> float | None:
@@ -296,9 +297,16 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         .select_from(FEEDBACK.join(CALLS, FEEDBACK.c.call_id == _c.id))
         .where(*where)
     )
+    unpriced = (
+        sa.select(_c.model)
+        .where(*where, _c.cost_status == "unpriced", _c.status == "ok")
+        .distinct()
+        .order_by(_c.model)
+    )
     with engine.connect() as connection:
         t = connection.execute(totals).one()
         f = connection.execute(feedback).one()
+        unpriced_models = tuple(connection.execute(unpriced).scalars())
         latency = percentiles(connection, _c.latency_ms, where, (0.5, 0.95, 0.99))
         ttft = percentiles(connection, _c.ttft_ms, where, (0.5, 0.95, 0.99))
     return Overview(
@@ -318,6 +326,7 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         ttft_p99=ttft[2],
         feedback_count=int(f[0] or 0),
         feedback_avg=float(f[1]) if f[1] is not None else None,
+        unpriced_models=unpriced_models,
     )
 
 
@@ -372,6 +381,10 @@ class VersionStats:
     last_seen: datetime
     eval_pass_rate: float | None
     eval_suite: str | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
 
 
 def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:

@@ -1,0 +1,628 @@
+"""What every page of the dashboard shares: settings, the engine, the password gate, the sidebar
+filters (mirrored in the URL query string), cached query calls and number formatting.
+
+Every figure comes from :mod:`llmops.store.queries`; this module only caches and formats what
+those functions return. Nothing here builds SQL or does arithmetic on call data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from llmops.config import Settings
+from llmops.errors import HistoryUnavailableError, LLMOpsError
+from llmops.prompts import PromptRegistry
+from llmops.store import queries
+from llmops.store.engine import check_schema, create_engine, display_url
+
+TTL = 30  # seconds a query result is reused
+PRESETS = (7, 30, 90)
+DEFAULT_DAYS = 30
+CUSTOM = "custom"
+AUTH_KEY = "_llmops_auth"
+URL_KEY = "_llmops_url"  # what this session last wrote to the query string, per parameter
+
+# sidebar filter: (URL parameter and widget key, label, key of queries.filter_options)
+FILTERS = (
+    ("model", "Model", "models"),
+    ("prompt", "Prompt", "prompts"),
+    ("version", "Prompt version", "versions"),
+    ("user", "User", "users"),
+    ("status", "Status", "statuses"),
+    ("source", "Source", "sources"),
+)
+# query parameters that belong to one page (the others are shared by every page)
+PAGE_PARAMS = {
+    "Overview": ("by",),
+    "Calls": ("size", "page", "call"),
+    "Evals": ("batch",),
+}
+
+
+# -- formatting -------------------------------------------------------------------------
+
+DASH = "—"
+
+
+def usd(value: float | None) -> str:
+    """``$1,234.56``; small amounts keep two significant digits (``$0.0042``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    if value == 0:
+        return "$0.00"
+    size = abs(value)
+    decimals = 2 if size >= 0.1 else min(10, 1 - math.floor(math.log10(size)))
+    text = f"{size:,.{decimals}f}"
+    if decimals > 2:
+        text = text.rstrip("0")
+        whole, _, fraction = text.partition(".")
+        text = f"{whole}.{fraction.ljust(2, '0')}"
+    return f"-${text}" if value < 0 else f"${text}"
+
+
+def cost(value: float | None, status: str | None) -> str:
+    """A call's cost: an unpriced call is shown as such, never as $0."""
+    if status == "unpriced" or value is None:
+        return "unpriced"
+    return usd(value)
+
+
+def pct(value: float | None) -> str:
+    """``12.3%`` from a ratio (0.123)."""
+    if value is None or math.isnan(value):
+        return DASH
+    return f"{value:.1%}"
+
+
+def change(value: float | None) -> str | None:
+    """A relative change for a metric's delta: ``+12.3%``; None when unknown."""
+    if value is None or math.isnan(value):
+        return None
+    return f"{value:+.1%}"
+
+
+def ms(value: float | None) -> str:
+    """``850 ms``; one decimal below 10 ms."""
+    if value is None or math.isnan(value):
+        return DASH
+    if abs(value) < 10:
+        return f"{value:.1f} ms"
+    return f"{value:,.0f} ms"
+
+
+def num(value: float | None, decimals: int = 0) -> str:
+    """``12,345`` (or with decimals: ``1,234.5``)."""
+    if value is None or math.isnan(value):
+        return DASH
+    return f"{value:,.{decimals}f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 call``, ``2 calls``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def score(value: float | None) -> str:
+    """An average feedback score: ``0.67``."""
+    if value is None or math.isnan(value):
+        return DASH
+    return f"{value:.2f}"
+
+
+def when(value: datetime | date | None) -> str:
+    """A UTC timestamp as ``2026-11-27 09:02:33``."""
+    if value is None:
+        return DASH
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value.isoformat()
+
+
+def short(version: str | None, length: int = 12) -> str:
+    return version[:length] if version else DASH
+
+
+# -- settings, engine, password -----------------------------------------------------------
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except LLMOpsError as exc:
+        st.error(f"Configuration error: {exc}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda engine: engine.dispose())
+def _engine(url: str) -> Engine:
+    engine = create_engine(url)
+    check_schema(engine, create=True)
+    return engine
+
+
+def engine(url: str) -> Engine:
+    """The cached engine of ``url``; a schema or connection problem stops the page."""
+    try:
+        return _engine(url)
+    except LLMOpsError as exc:
+        st.error(str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        st.error(f"Cannot open the database {display_url(url)}: {exc.__class__.__name__}: {exc}")
+    st.stop()
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def signed_in(settings: Settings) -> bool:
+    """True when no password is set, or this session entered the current one."""
+    password = settings.dashboard_password
+    if not password:
+        return True
+    entered = st.session_state.get(AUTH_KEY)
+    return isinstance(entered, str) and hmac.compare_digest(entered, _digest(password))
+
+
+def sign_in_form(settings: Settings) -> None:
+    """The password form (the only thing shown until the right password is entered)."""
+    password = settings.dashboard_password or ""
+    st.title("llmops")
+    with st.form("sign_in"):
+        entered = st.text_input("Password", type="password", key="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        if hmac.compare_digest(entered.encode(), password.encode()):
+            st.session_state[AUTH_KEY] = _digest(password)
+            st.rerun()
+        st.error("Wrong password.")
+
+
+# -- URL query string <-> widgets ---------------------------------------------------------
+
+
+def _written() -> dict[str, Any]:
+    return st.session_state.setdefault(URL_KEY, {})
+
+
+def url_value(key: str) -> str | None:
+    """The URL's value of ``key`` when it is there and this session did not write it itself
+    (a shared link, or an edited address): the caller then applies it to its widget."""
+    if key not in st.query_params:
+        return None
+    raw = st.query_params.get(key)
+    return raw if raw != _written().get(key) else None
+
+
+def url_values(key: str) -> list[str] | None:
+    """Like :func:`url_value`, for a parameter that may repeat (``?model=a&model=b``)."""
+    if key not in st.query_params:
+        return None
+    raw = st.query_params.get_all(key)
+    return raw if raw != _written().get(key) else None
+
+
+def publish(key: str, value: str | list[str] | None) -> None:
+    """Write a widget's value to the URL (an empty value removes the parameter)."""
+    if value in (None, "", []):
+        st.query_params.pop(key, None)
+        _written().pop(key, None)
+        return
+    st.query_params[key] = value
+    _written()[key] = list(value) if isinstance(value, list) else value
+
+
+def drop_params(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        st.query_params.pop(key, None)
+        _written().pop(key, None)
+
+
+def keep_page_params(title: str) -> None:
+    """Remove the parameters of the other pages from the URL."""
+    for page, keys in PAGE_PARAMS.items():
+        if page != title:
+            drop_params(keys)
+
+
+def bound_choice(key: str, options: list[Any], default: Any, parse: Any = str) -> None:
+    """Before a keyed single-choice widget: take its value from the URL, else the default."""
+    raw = url_value(key)
+    if raw is not None:
+        try:
+            value = parse(raw)
+        except ValueError:
+            value = None
+        if value in options:
+            st.session_state[key] = value
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+# -- the view: date range and filters -----------------------------------------------------
+
+
+class FilterKey(NamedTuple):
+    """A hashable form of :class:`queries.Filters` (the cache key of every query)."""
+
+    start: str
+    end: str
+    models: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def filters(self) -> queries.Filters:
+        return queries.Filters(
+            start=datetime.fromisoformat(self.start),
+            end=datetime.fromisoformat(self.end),
+            models=self.models,
+            prompts=self.prompts,
+            versions=self.versions,
+            users=self.users,
+            statuses=self.statuses,
+            sources=self.sources,
+        )
+
+
+@dataclass(frozen=True)
+class View:
+    """What the sidebar selected: the database, the settings, the range and the filters."""
+
+    url: str
+    settings: Settings
+    key: FilterKey
+    first_day: date
+    last_day: date
+    label: str
+
+    @property
+    def filtered(self) -> bool:
+        return any(self.key[2:])
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def _parse_day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _range_from_url() -> None:
+    """Apply ``?days=N`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` from the URL to the widgets."""
+    first, last = url_value("from"), url_value("to")
+    if first is not None or last is not None:
+        start = _parse_day(st.query_params.get("from"))
+        end = _parse_day(st.query_params.get("to"))
+        if start and end:
+            st.session_state["days"] = CUSTOM
+            st.session_state["range"] = (min(start, end), max(start, end))
+    days = url_value("days")
+    if days is not None:
+        value: Any = CUSTOM if days == CUSTOM else (int(days) if days.isdigit() else None)
+        if value in (*PRESETS, CUSTOM):
+            st.session_state["days"] = value
+    current = st.session_state.get("days")
+    st.session_state["days"] = current if current in (*PRESETS, CUSTOM) else DEFAULT_DAYS
+
+
+def _preset_label(value: Any) -> str:
+    return "Custom range" if value == CUSTOM else f"Last {value} days"
+
+
+def sidebar(settings: Settings) -> View:
+    """The date range and filters, read from and written to the URL; returns the view.
+
+    Each widget's value is handed to it through ``st.session_state`` on every run: a widget's
+    identity includes the page that renders it, so the values would otherwise not follow
+    from page to page.
+    """
+    url = settings.database_url
+    engine(url)
+    options = filter_options(url)
+    today = datetime.now(UTC).date()
+    _range_from_url()
+    sidebar = st.sidebar
+    days = sidebar.selectbox(
+        "Date range", [*PRESETS, CUSTOM], format_func=_preset_label, key="days"
+    )
+    if days == CUSTOM:
+        picked = st.session_state.get("range")
+        if not (isinstance(picked, tuple | list) and len(picked) in (1, 2)):
+            picked = (today - timedelta(days=DEFAULT_DAYS - 1), today)
+        st.session_state["range"] = tuple(picked)
+        picked = sidebar.date_input("From - to (UTC)", key="range") or ()
+        first = picked[0] if len(picked) > 0 else today
+        last = picked[1] if len(picked) > 1 else first
+        label = f"{first.isoformat()} to {last.isoformat()}"
+        publish("from", first.isoformat())
+        publish("to", last.isoformat())
+        publish("days", None)
+    else:
+        first, last = today - timedelta(days=int(days) - 1), today
+        label = f"last {days} days"
+        publish("days", str(days))
+        drop_params(("from", "to"))
+    chosen: dict[str, tuple[str, ...]] = {}
+    for key, name, option_key in FILTERS:
+        values = url_values(key)
+        if values is None:
+            values = st.session_state.get(key) or []
+        selected = [str(v) for v in dict.fromkeys(values)]
+        st.session_state[key] = selected
+        choices = sorted(set(options.get(option_key, [])) | set(selected))
+        picked_values = sidebar.multiselect(name, choices, key=key, placeholder="All")
+        chosen[key] = tuple(picked_values)
+        publish(key, list(picked_values))
+    key = FilterKey(
+        _midnight(first).isoformat(),
+        _midnight(last + timedelta(days=1)).isoformat(),
+        chosen["model"],
+        chosen["prompt"],
+        chosen["version"],
+        chosen["user"],
+        chosen["status"],
+        chosen["source"],
+    )
+    sidebar.divider()
+    if settings.dashboard_password:
+        if sidebar.button("Sign out", key="sign_out"):
+            st.session_state.pop(AUTH_KEY, None)
+            st.rerun()
+    else:
+        sidebar.caption(
+            ":material/lock_open: No password is set (LLMOPS_DASHBOARD_PASSWORD): this "
+            "dashboard is open to anyone who can reach it."
+        )
+    sidebar.caption(f"Database: `{display_url(url)}`  \nTimes and days are UTC.")
+    if sidebar.button("Refresh data", key="refresh"):
+        st.cache_data.clear()
+    return View(url, settings, key, first, last, label)
+
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+_ENTRY = {"ran": False}  # has app.py run in this process (so st.navigation is in charge)?
+
+
+def navigation(position: Literal["sidebar", "hidden"] = "sidebar") -> Any:
+    """The pages, registered with ``st.navigation``; returns the page to run. Each page
+    starts with :func:`page_view`, which shows only the password form until it is entered."""
+    _ENTRY["ran"] = True
+    return st.navigation(
+        [
+            st.Page(
+                PAGES_DIR / "overview.py",
+                title="Overview",
+                icon=":material/monitoring:",
+                default=True,
+            ),
+            st.Page(PAGES_DIR / "prompts.py", title="Prompts", icon=":material/description:"),
+            st.Page(PAGES_DIR / "evals.py", title="Evals", icon=":material/fact_check:"),
+            st.Page(PAGES_DIR / "calls.py", title="Calls", icon=":material/list:"),
+            st.Page(PAGES_DIR / "feedback.py", title="Feedback", icon=":material/thumbs_up_down:"),
+        ],
+        position=position,
+    )
+
+
+def page_view(title: str) -> View:
+    """Every page starts here: the password gate, the sidebar, and the URL without the other
+    pages' parameters.
+
+    The page does this itself rather than ``app.py``, because Streamlit may run a page file
+    without ``app.py``: when a ``pages/`` folder sits next to the entry script and
+    ``st.navigation`` has not run yet in the process (its first request, if it asks for a
+    page's URL), and in AppTest after ``switch_page``.
+    """
+    settings = load_settings()
+    locked = not signed_in(settings)
+    if not _ENTRY["ran"]:
+        # Streamlit ran this page file without app.py, listing the pages/ folder as in its
+        # old multipage mode: register the real pages (from now on app.py runs first) and
+        # start again that way, so that widgets keep one identity from the first render.
+        navigation("hidden" if locked else "sidebar")
+        st.rerun()
+    if locked:
+        sign_in_form(settings)
+        st.stop()
+    view = sidebar(settings)
+    keep_page_params(title)
+    return view
+
+
+def no_data(message: str = "No calls in this range yet.") -> None:
+    st.info(message, icon=":material/info:")
+
+
+# -- cached queries -------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def filter_options(url: str) -> dict[str, list[str]]:
+    return queries.filter_options(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _spend_periods(url: str) -> list[queries.Period]:
+    return queries.spend_periods(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _month_budget(url: str, budget: float | None) -> queries.MonthBudget:
+    return queries.month_budget(_engine(url), budget)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _overview(url: str, key: FilterKey) -> queries.Overview:
+    return queries.overview(_engine(url), key.filters())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _daily_spend(url: str, key: FilterKey, by: str) -> list[queries.SpendRow]:
+    return queries.daily_spend(_engine(url), key.filters(), by=by)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _daily_totals(url: str, key: FilterKey, budget: float | None) -> list[queries.DayTotal]:
+    return queries.daily_totals(_engine(url), key.filters(), budget)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _prompt_versions(url: str, key: FilterKey) -> list[queries.VersionStats]:
+    return queries.prompt_versions(_engine(url), key.filters())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _eval_runs(url: str) -> list[queries.EvalRunRow]:
+    return queries.eval_runs(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _eval_comparisons(url: str, batch_id: str) -> list[queries.BatchComparison]:
+    return queries.eval_comparisons(_engine(url), batch_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _calls_page(
+    url: str, key: FilterKey, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    return queries.calls_page(_engine(url), key.filters(), limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _call_detail(url: str, call_id: str) -> dict[str, Any] | None:
+    return queries.call_detail(_engine(url), call_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _feedback_distribution(url: str, key: FilterKey) -> list[queries.ScoreCount]:
+    return queries.feedback_distribution(_engine(url), key.filters())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _feedback_trend(url: str, key: FilterKey) -> list[queries.FeedbackDay]:
+    return queries.feedback_trend(_engine(url), key.filters())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _feedback_comments(url: str, key: FilterKey) -> list[dict[str, Any]]:
+    return queries.feedback_comments(_engine(url), key.filters())
+
+
+def spend_periods(view: View) -> list[queries.Period]:
+    return _spend_periods(view.url)
+
+
+def month_budget(view: View) -> queries.MonthBudget:
+    return _month_budget(view.url, view.settings.monthly_budget_usd)
+
+
+def overview(view: View) -> queries.Overview:
+    return _overview(view.url, view.key)
+
+
+def daily_spend(view: View, by: str) -> list[queries.SpendRow]:
+    return _daily_spend(view.url, view.key, by)
+
+
+def daily_totals(view: View) -> list[queries.DayTotal]:
+    return _daily_totals(view.url, view.key, view.settings.daily_budget_usd)
+
+
+def prompt_versions(view: View) -> list[queries.VersionStats]:
+    return _prompt_versions(view.url, view.key)
+
+
+def eval_runs(view: View) -> list[queries.EvalRunRow]:
+    return _eval_runs(view.url)
+
+
+def eval_comparisons(view: View, batch_id: str) -> list[queries.BatchComparison]:
+    return _eval_comparisons(view.url, batch_id)
+
+
+def calls_page(view: View, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    return _calls_page(view.url, view.key, limit, offset)
+
+
+def call_detail(view: View, call_id: str) -> dict[str, Any] | None:
+    return _call_detail(view.url, call_id)
+
+
+def feedback_distribution(view: View) -> list[queries.ScoreCount]:
+    return _feedback_distribution(view.url, view.key)
+
+
+def feedback_trend(view: View) -> list[queries.FeedbackDay]:
+    return _feedback_trend(view.url, view.key)
+
+
+def feedback_comments(view: View) -> list[dict[str, Any]]:
+    return _feedback_comments(view.url, view.key)
+
+
+# -- the prompt registry (files and git, not the database) ---------------------------------
+
+
+def registry(view: View) -> PromptRegistry:
+    return PromptRegistry(view.settings.prompts_dir)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def labels(prompts_dir: str) -> dict[tuple[str, str], list[str]]:
+    """(prompt, version) -> the labels pointing at it, from ``labels.yaml``."""
+    found = PromptRegistry(prompts_dir).labels()
+    return {
+        (name, version): found.labels_for(name, version)
+        for name, versions in found.root.items()
+        for version in set(versions.values())
+    }
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def prompt_names(prompts_dir: str) -> list[str]:
+    return PromptRegistry(prompts_dir).names()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def history(prompts_dir: str, name: str) -> list[tuple[str, str, datetime, str]]:
+    """(version, commit, date, subject) of every commit that changed ``name``, newest first;
+    empty without git."""
+    try:
+        versions = PromptRegistry(prompts_dir).history(name)
+    except HistoryUnavailableError:
+        return []
+    return [
+        (v.version, v.commit, utc(v.date), v.subject)
+        for v in versions
+        if v.version is not None and v.changed
+    ]
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def prompt_source(prompts_dir: str, ref: str) -> str:
+    """The file text of a prompt reference (``name`` or ``name@version``)."""
+    return PromptRegistry(prompts_dir).load(ref).source

@@ -1,0 +1,182 @@
+"""Calls: a paged table of the calls in the range, and everything stored about one call."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import _common as c
+import pandas as pd
+import streamlit as st
+
+SIZES = [25, 50, 100, 200]
+
+view = c.page_view("Calls")
+st.title("Calls")
+
+
+# -- the table ----------------------------------------------------------------------------
+top = st.columns([1, 1, 3])
+c.bound_choice("size", SIZES, 50, int)
+size = top[0].selectbox("Rows per page", SIZES, key="size")
+c.publish("size", str(size))
+
+wanted = c.url_value("page")
+if wanted is not None and wanted.isdigit() and int(wanted) >= 1:
+    st.session_state["page"] = int(wanted)
+page = st.session_state.get("page")
+page = page if isinstance(page, int) and page >= 1 else 1
+rows, total = c.calls_page(view, size, (page - 1) * size)
+pages = max(1, math.ceil(total / size))  # pagination, not a figure about calls
+if page > pages:
+    page = pages
+    rows, total = c.calls_page(view, size, (page - 1) * size)
+st.session_state["page"] = page
+top[1].number_input("Page", min_value=1, max_value=pages, step=1, key="page")
+c.publish("page", str(page))
+
+if total == 0:
+    c.no_data()
+else:
+    first = (page - 1) * size + 1
+    top[2].markdown(f"\n\nRows {first:,}\u2013{first + len(rows) - 1:,} of {total:,}")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Time": c.when(r["created_at"]),
+                    "Model": r["model"],
+                    "Prompt": f"{r['prompt_name']}@{r['prompt_version']}"
+                    if r["prompt_name"]
+                    else c.DASH,
+                    "User": r["user_id"] or "",
+                    "Status": r["status"],
+                    "Input tokens": c.num(r["prompt_tokens"]),
+                    "Output tokens": c.num(r["completion_tokens"]),
+                    "Cost": c.cost(r["cost_usd"], r["cost_status"]),
+                    "Latency": c.ms(r["latency_ms"]),
+                    "Source": r["source"],
+                    "Call id": r["id"],
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        key="calls",
+    )
+
+# -- one call -----------------------------------------------------------------------------
+st.subheader("Call detail")
+summaries = {
+    r["id"]: f"{c.when(r['created_at'])} · {r['model']} · {r['status']} · {r['id'][:8]}"
+    for r in rows
+}
+linked = c.url_value("call")
+if linked is not None:
+    st.session_state["call"] = linked
+chosen = st.session_state.setdefault("call", None)
+ids = list(summaries)
+if chosen and chosen not in summaries:
+    ids.insert(0, chosen)  # a linked call that is not on this page
+if not ids:
+    st.stop()
+call_id = st.selectbox(
+    "Call",
+    ids,
+    format_func=lambda i: summaries.get(i, i),
+    placeholder="Choose a call of this page",
+    key="call",
+)
+c.publish("call", call_id)
+if call_id is None:
+    st.stop()
+
+detail = c.call_detail(view, call_id)
+if detail is None:
+    st.warning(f"No call with id {call_id}.", icon=":material/warning:")
+    st.stop()
+
+prompt = f"{detail['prompt_name']}@{detail['prompt_version']}" if detail["prompt_name"] else "raw"
+st.markdown(
+    f"**{detail['status']}** · `{detail['model']}` ({detail['provider'] or 'unknown provider'})"
+    f" · prompt `{prompt}`"
+    + (f" · commit `{detail['git_commit'][:10]}`" if detail["git_commit"] else "")
+    + f" · {c.when(detail['created_at'])} UTC · source {detail['source']}"
+)
+if detail["status"] != "ok":
+    st.error(f"Call {detail['status']}: {detail['error_type'] or 'no error type recorded'}")
+    if detail["error_message"]:
+        st.code(detail["error_message"], language=None, wrap_lines=True)
+
+row = st.columns(6)
+row[0].metric(
+    "Cost",
+    c.cost(detail["cost_usd"], detail["cost_status"]),
+    help=f"cost status: {detail['cost_status']}; prices: {detail['price_source'] or c.DASH}",
+)
+row[1].metric("Cost status", detail["cost_status"])
+row[2].metric("Latency", c.ms(detail["latency_ms"]))
+row[3].metric("TTFT", c.ms(detail["ttft_ms"]))
+row[4].metric("Input tokens", c.num(detail["prompt_tokens"]))
+row[5].metric("Output tokens", c.num(detail["completion_tokens"]))
+usage = {
+    "prompt_tokens": detail["prompt_tokens"],
+    "completion_tokens": detail["completion_tokens"],
+    "cached_tokens": detail["cached_tokens"],
+    "cache_write_tokens": detail["cache_write_tokens"],
+    "reasoning_tokens": detail["reasoning_tokens"],
+    "tokens_estimated": detail["tokens_estimated"],
+}
+who = {
+    "user": detail["user_id"],
+    "session": detail["session_id"],
+    "tags": detail["tags"],
+    "metadata": detail["metadata"],
+}
+
+request: dict[str, Any] = detail["request"] or {}
+messages = request.get("messages")
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("##### Messages")
+    if messages is None:
+        st.caption('Not stored (the gateway ran with content="none").')
+    for message in messages or []:
+        role = str(message.get("role", "?")) if isinstance(message, dict) else "?"
+        content = message.get("content") if isinstance(message, dict) else message
+        with st.chat_message(role):
+            st.caption(role)
+            st.text(content if isinstance(content, str) else str(content))
+    st.markdown("##### Response")
+    if detail["response_text"] is None:
+        st.caption("No response stored.")
+    else:
+        st.text(detail["response_text"])
+with right:
+    st.markdown("##### Parameters")
+    st.json(request.get("params") or {}, expanded=True)
+    st.markdown("##### Usage")
+    st.json(usage, expanded=True)
+    st.markdown("##### User, tags and metadata")
+    st.json(who, expanded=True)
+
+st.markdown("##### Feedback")
+if not detail["feedback"]:
+    st.caption("No feedback for this call.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Time": c.when(f["created_at"]),
+                    "Name": f["name"],
+                    "Score": c.num(f["score"], 2),
+                    "Comment": f["comment"] or "",
+                    "User": f["user_id"] or "",
+                }
+                for f in detail["feedback"]
+            ]
+        ),
+        hide_index=True,
+        key="call_feedback",
+    )

@@ -1,0 +1,121 @@
+"""Feedback: score distribution and trend per prompt version, and the latest comments."""
+
+from __future__ import annotations
+
+import _common as c
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+view = c.page_view("Feedback")
+st.title("Feedback")
+st.caption(f"Feedback on the calls of {view.label}" + (" (filtered)." if view.filtered else "."))
+
+distribution = c.feedback_distribution(view)
+if not distribution:
+    c.no_data("No feedback on prompt calls in this range yet.")
+    st.stop()
+
+
+def version(prompt_name: str, prompt_version: str) -> str:
+    return f"{prompt_name}@{prompt_version}"
+
+
+# -- distribution -------------------------------------------------------------------------
+st.subheader("Scores per prompt version")
+counts = pd.DataFrame(
+    [
+        {
+            "version": version(s.prompt_name, s.prompt_version),
+            "feedback": s.name,
+            "score": f"{s.score:g}",
+            "count": s.count,
+        }
+        for s in distribution
+    ]
+)
+for name in dict.fromkeys(counts["feedback"]):
+    part = counts[counts["feedback"] == name]
+    st.markdown(f"##### {name}")
+    st.altair_chart(
+        alt.Chart(part)
+        .mark_bar()
+        .encode(
+            x=alt.X("score:O", title="Score"),
+            xOffset="version:N",
+            y=alt.Y("count:Q", title="Scores given"),
+            color=alt.Color("version:N", title="Prompt version"),
+            tooltip=["version:N", "score:O", "count:Q"],
+        ),
+        width="stretch",
+    )
+with st.expander("Score counts"):
+    st.dataframe(
+        counts.rename(
+            columns={
+                "version": "Prompt version",
+                "feedback": "Feedback",
+                "score": "Score",
+                "count": "Count",
+            }
+        ),
+        hide_index=True,
+        key="score_counts",
+    )
+
+# -- trend --------------------------------------------------------------------------------
+st.subheader("Average score per day")
+trend = pd.DataFrame(
+    [
+        {
+            "day": d.date.isoformat(),
+            "series": f"{version(d.prompt_name, d.prompt_version)} · {d.name}",
+            "average": d.average,
+            "shown": c.score(d.average),
+            "count": d.count,
+        }
+        for d in c.feedback_trend(view)
+    ],
+    columns=["day", "series", "average", "shown", "count"],
+)
+st.altair_chart(
+    alt.Chart(trend)
+    .mark_line(point=True)
+    .encode(
+        x=alt.X("day:T", title="Day (UTC)"),
+        y=alt.Y("average:Q", title="Average score"),
+        color=alt.Color("series:N", title="Version · feedback"),
+        tooltip=[
+            alt.Tooltip("series:N", title="Version · feedback"),
+            alt.Tooltip("day:T", title="Day"),
+            alt.Tooltip("shown:N", title="Average"),
+            alt.Tooltip("count:Q", title="Scores"),
+        ],
+    ),
+    width="stretch",
+)
+
+# -- comments -----------------------------------------------------------------------------
+st.subheader("Latest comments")
+comments = c.feedback_comments(view)
+if not comments:
+    st.caption("No comments in this range.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Time": c.when(f["created_at"]),
+                    "Prompt version": version(f["prompt_name"], f["prompt_version"]),
+                    "Feedback": f["name"],
+                    "Score": c.score(f["score"]),
+                    "Comment": f["comment"],
+                    "User": f["user_id"] or "",
+                    "Call id": f["call_id"],
+                }
+                for f in comments
+            ]
+        ),
+        hide_index=True,
+        key="comments",
+    )

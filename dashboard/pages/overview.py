@@ -1,0 +1,228 @@
+"""Overview: spend per period, daily spend against the budget, calls, errors, latency."""
+
+from __future__ import annotations
+
+import _common as c
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from llmops.store import queries
+
+GROUP_LABELS = {
+    "model": "Model",
+    "prompt": "Prompt",
+    "user": "User",
+    "tag": "Tag",
+    "source": "Source",
+}
+PERIOD_BEFORE = {"today": "yesterday", "this week": "last week", "this month": "last month"}
+
+view = c.page_view("Overview")
+budget = view.settings.daily_budget_usd
+st.title("Overview")
+
+# -- spend per calendar period (not filtered: always all calls) ---------------------------
+st.subheader("Spend")
+st.caption("Calendar periods in UTC (weeks from Monday), every call: the filters do not apply.")
+periods = c.spend_periods(view)
+month = c.month_budget(view)
+columns = st.columns(len(periods) + 1)
+for column, period in zip(columns, periods, strict=False):
+    before = PERIOD_BEFORE.get(period.name, "the period before")
+    column.metric(
+        f"Spend {period.name}",
+        c.usd(period.cost_usd),
+        delta=c.change(period.change),
+        delta_color="inverse",
+        help=f"{c.num(period.calls)} calls; {c.usd(period.previous_usd)} {before}."
+        + ("" if period.change is not None else f" No spend {before}: no change to show."),
+    )
+if month.budget_usd is None:
+    columns[-1].metric(
+        "Monthly budget used",
+        c.DASH,
+        help="No monthly budget set (LLMOPS_MONTHLY_BUDGET, or `budgets.monthly_usd` in "
+        "llmops.yaml).",
+    )
+else:
+    columns[-1].metric(
+        "Monthly budget used",
+        c.pct(month.used),
+        help=f"{c.usd(month.month_to_date_usd)} of {c.usd(month.budget_usd)} this month.",
+    )
+    st.progress(
+        min(max(month.used or 0.0, 0.0), 1.0),
+        text=f"Monthly budget: {c.usd(month.month_to_date_usd)} of "
+        f"{c.usd(month.budget_usd)} used ({c.pct(month.used)})",
+    )
+    if month.over:
+        st.error(f"Over the monthly budget of {c.usd(month.budget_usd)}.")
+
+# -- the selected range -------------------------------------------------------------------
+st.subheader(f"Calls, {view.label}" + (" (filtered)" if view.filtered else ""))
+summary = c.overview(view)
+if summary.calls == 0:
+    c.no_data()
+    st.stop()
+
+row = st.columns(6)
+row[0].metric("Calls", c.num(summary.calls))
+row[1].metric(
+    "Error rate",
+    c.pct(summary.error_rate),
+    help=f"{c.num(summary.errors)} errors, {c.num(summary.cancelled)} cancelled.",
+)
+row[2].metric("Cost", c.usd(summary.cost_usd), help="Priced calls only.")
+row[3].metric("Input tokens", c.num(summary.prompt_tokens))
+row[4].metric("Output tokens", c.num(summary.completion_tokens))
+row[5].metric(
+    "Avg feedback",
+    c.score(summary.feedback_avg),
+    help=f"{c.num(summary.feedback_count)} feedback scores.",
+)
+row = st.columns(6)
+row[0].metric("Latency p50", c.ms(summary.latency_p50))
+row[1].metric("Latency p95", c.ms(summary.latency_p95))
+row[2].metric("Latency p99", c.ms(summary.latency_p99))
+row[3].metric("TTFT p50", c.ms(summary.ttft_p50), help="Time to first token (streams).")
+row[4].metric("TTFT p95", c.ms(summary.ttft_p95))
+row[5].metric("TTFT p99", c.ms(summary.ttft_p99))
+
+if summary.unpriced_models:
+    st.warning(
+        f"{c.plural(summary.unpriced_calls, 'call')} in this range are unpriced: no known price "
+        f"for {', '.join(summary.unpriced_models)}. The cost figures leave them out. Add the "
+        "model to prices.yaml and run `llmops costs recompute`.",
+        icon=":material/warning:",
+    )
+elif summary.unpriced_calls:
+    st.caption(
+        f"{c.plural(summary.unpriced_calls, 'cancelled call')} without usage: their cost is "
+        "unknown and left out."
+    )
+if summary.estimated_calls:
+    st.info(
+        f"{c.plural(summary.estimated_calls, 'call')} with estimated token counts (the provider "
+        "sent no usage).",
+        icon=":material/info:",
+    )
+
+# -- daily spend --------------------------------------------------------------------------
+st.subheader("Daily spend")
+c.bound_choice("by", list(queries.GROUPINGS), "model")
+by = st.radio(
+    "Split by",
+    list(queries.GROUPINGS),
+    format_func=GROUP_LABELS.get,
+    horizontal=True,
+    key="by",
+)
+c.publish("by", by)
+
+spend = c.daily_spend(view, by)
+totals = c.daily_totals(view)
+days = [t.date.isoformat() for t in totals]
+x = alt.X("date:O", title=None, scale=alt.Scale(domain=days), axis=alt.Axis(labelAngle=-45))
+bars = pd.DataFrame(
+    [
+        {
+            "date": r.date.isoformat(),
+            "key": r.key,
+            "cost": r.cost_usd,
+            "spend": c.usd(r.cost_usd),
+            "calls": r.calls,
+        }
+        for r in spend
+    ],
+    columns=["date", "key", "cost", "spend", "calls"],
+)
+layers: list[alt.Chart] = []
+over = pd.DataFrame(
+    [
+        {"date": t.date.isoformat(), "cost": t.cost_usd, "spend": c.usd(t.cost_usd)}
+        for t in totals
+        if t.over_budget
+    ],
+    columns=["date", "cost", "spend"],
+)
+if len(over):
+    layers.append(
+        alt.Chart(over)
+        .mark_rect(color="#d62728", opacity=0.12)
+        .encode(x=x, tooltip=[alt.Tooltip("date:O", title="Over budget"), "spend:N"])
+    )
+layers.append(
+    alt.Chart(bars)
+    .mark_bar()
+    .encode(
+        x=x,
+        y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format="$,.2f")),
+        color=alt.Color("key:N", title=GROUP_LABELS[by]),
+        tooltip=[
+            alt.Tooltip("date:O", title="Day"),
+            alt.Tooltip("key:N", title=GROUP_LABELS[by]),
+            alt.Tooltip("spend:N", title="Spend"),
+            alt.Tooltip("calls:Q", title="Calls"),
+        ],
+    )
+)
+if budget is not None:
+    layers.append(
+        alt.Chart(pd.DataFrame({"budget": [budget], "label": [f"budget {c.usd(budget)}/day"]}))
+        .mark_rule(color="#d62728", strokeDash=[6, 4])
+        .encode(y="budget:Q", tooltip=[alt.Tooltip("label:N", title="Daily budget")])
+    )
+if len(over):
+    layers.append(
+        alt.Chart(over)
+        .mark_text(text="over", color="#d62728", dy=-8, fontWeight="bold")
+        .encode(x=x, y="cost:Q")
+    )
+st.altair_chart(alt.layer(*layers), width="stretch")
+if budget is None:
+    st.caption("No daily budget set (LLMOPS_DAILY_BUDGET, or `budgets.daily_usd` in llmops.yaml).")
+elif len(over):
+    st.warning(
+        f"Over the daily budget of {c.usd(budget)} on "
+        + ", ".join(f"{d} ({s})" for d, s in zip(over["date"], over["spend"], strict=True)),
+        icon=":material/warning:",
+    )
+else:
+    st.caption(f"Every day stayed within the daily budget of {c.usd(budget)}.")
+
+with st.expander("Daily totals"):
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Day": t.date.isoformat(),
+                    "Calls": c.num(t.calls),
+                    "Spend": c.usd(t.cost_usd),
+                    "Over budget": "yes" if t.over_budget else "",
+                }
+                for t in totals
+            ]
+        ),
+        hide_index=True,
+        key="daily_totals",
+    )
+with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Day": r.date.isoformat(),
+                    GROUP_LABELS[by]: r.key,
+                    "Calls": c.num(r.calls),
+                    "Input tokens": c.num(r.prompt_tokens),
+                    "Output tokens": c.num(r.completion_tokens),
+                    "Spend": c.usd(r.cost_usd),
+                    "Unpriced calls": c.num(r.unpriced_calls),
+                }
+                for r in spend
+            ]
+        ),
+        hide_index=True,
+        key="daily_spend",
+    )

@@ -1,0 +1,299 @@
+"""Every page on an empty and on a seeded database (SQLite and PostgreSQL): the figures shown
+equal the figures computed here from what was seeded."""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from dashboard import _common as c
+from tests.dashboard.conftest import (
+    PAGES,
+    charts,
+    deltas,
+    goto,
+    marks,
+    metrics,
+    open_app,
+    shown_rows,
+    table,
+    texts,
+)
+from tests.dashboard.seed import (
+    DAILY_BUDGET,
+    MONTHLY_BUDGET,
+    Call,
+    Seed,
+    percentile,
+    periods,
+    sign_test,
+    wilson,
+)
+
+
+def test_every_page_works_on_an_empty_database(dashboard_env) -> None:
+    at = open_app()
+    assert "No calls in this range yet." in texts(at.info)
+    assert metrics(at) == {
+        "Spend today": "$0.00",
+        "Spend this week": "$0.00",
+        "Spend this month": "$0.00",
+        "Monthly budget used": "—",
+    }
+    assert any("open to anyone" in text for text in texts(at.sidebar.caption))
+    expected = {
+        "prompts": "No prompt calls in this range yet.",
+        "evals": "No eval runs yet: `llmops eval run` records them.",
+        "calls": "No calls in this range yet.",
+        "feedback": "No feedback on prompt calls in this range yet.",
+        "overview": "No calls in this range yet.",
+    }
+    for page in PAGES[1:] + PAGES[:1]:
+        goto(at, page)
+        assert expected[page] in texts(at.info), page
+        assert not at.error and not at.warning, page
+
+
+# -- overview ---------------------------------------------------------------------------
+
+
+def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
+    at = open_app()  # the default range: the last 30 days
+    now = datetime.now(UTC)
+    calls = seeded.in_days(30)
+    shown = metrics(at)
+
+    # spend today / this week / this month, against the period before
+    for name, (spend, before) in periods(seeded, now).items():
+        assert shown[f"Spend {name}"] == c.usd(spend), name
+        change = (spend - before) / before if before else None
+        assert deltas(at)[f"Spend {name}"] == (c.change(change) or ""), name
+    month = periods(seeded, now)["this month"][0]
+    assert shown["Monthly budget used"] == c.pct(month / MONTHLY_BUDGET)
+
+    # the range
+    assert shown["Calls"] == str(len(calls)) == "29"
+    assert shown["Error rate"] == c.pct(1 / len(calls)) == "3.4%"
+    assert shown["Cost"] == c.usd(sum(call.cost or 0 for call in calls))
+    assert shown["Input tokens"] == c.num(sum(call.prompt_tokens or 0 for call in calls))
+    assert shown["Output tokens"] == c.num(sum(call.completion_tokens or 0 for call in calls))
+    scores = [f.score for call in calls for f in call.feedback]
+    assert shown["Avg feedback"] == c.score(statistics.mean(scores))
+    latencies = seeded.latencies(calls)
+    ttfts = [call.ttft_ms for call in calls if call.ttft_ms is not None]
+    assert len(latencies) == 29 and len(ttfts) == 2
+    for q in (50, 95, 99):
+        assert shown[f"Latency p{q}"] == c.ms(percentile(latencies, q / 100))
+        assert shown[f"TTFT p{q}"] == c.ms(percentile(ttfts, q / 100))
+    unpriced = sum(call.unpriced for call in calls)
+    assert any(
+        text.startswith(f"{c.plural(unpriced, 'call')} in this range") for text in texts(at.warning)
+    )
+
+    # daily totals: every day of the range, flagged over the daily budget
+    by_day: dict[str, list[Call]] = defaultdict(list)
+    for call in calls:
+        by_day[call.day.isoformat()].append(call)
+    days = [(seeded.today - timedelta(days=n)).isoformat() for n in range(29, -1, -1)]
+    expected = [
+        {
+            "Day": day,
+            "Calls": c.num(len(by_day[day])),
+            "Spend": c.usd(sum(call.cost or 0 for call in by_day[day])),
+            "Over budget": "yes"
+            if sum(call.cost or 0 for call in by_day[day]) > DAILY_BUDGET
+            else "",
+        }
+        for day in days
+    ]
+    assert table(at, "Over budget") == expected
+    over = [row["Day"] for row in expected if row["Over budget"]]
+    assert over == [(seeded.today - timedelta(days=3)).isoformat()]  # the $1.40 day
+    assert any(
+        text.startswith(f"Over the daily budget of $1.00 on {over[0]}")
+        for text in texts(at.warning)
+    )
+    (chart,) = charts(at)
+    assert marks(chart) == {"rect", "bar", "rule", "text"}  # over-budget band, spend, budget
+
+
+def test_overview_split_by_user_and_filtered_by_model(seeded: Seed) -> None:
+    at = open_app({"by": "user", "model": "gpt-4o"})
+    calls = [call for call in seeded.in_days(30) if call.model == "gpt-4o"]
+    assert metrics(at)["Calls"] == str(len(calls)) == "4"
+    assert metrics(at)["Cost"] == c.usd(sum(call.cost for call in calls))
+    spend: dict[tuple[str, str], float] = defaultdict(float)
+    for call in calls:
+        spend[call.day.isoformat(), call.user or "(none)"] += call.cost or 0
+    rows = table(at, "User")
+    assert {(r["Day"], r["User"]): r["Spend"] for r in rows} == {
+        key: c.usd(value) for key, value in spend.items()
+    }
+
+
+# -- prompts ----------------------------------------------------------------------------
+
+
+def test_prompts_page_lists_versions_with_labels_evals_and_a_diff(seeded: Seed) -> None:
+    at = goto(open_app(), "prompts")
+    calls = seeded.in_days(30)
+    v = seeded.versions
+    expected_labels = {
+        v["answer-v1"]: "production",
+        v["answer-v2"]: "staging",
+        v["greet-prod"]: "production",
+        v["greet-working"]: "",
+    }
+    expected_evals = {v["greet-prod"]: "90.0%", v["greet-working"]: "40.0%"}
+    rows = {row["Version"]: row for row in table(at, "Eval pass rate")}
+    assert set(rows) == set(expected_labels)
+    for version, row in rows.items():
+        mine = [call for call in calls if call.prompt_version == version]
+        priced = [call.cost for call in mine if call.cost is not None]
+        scores = [f.score for call in mine for f in call.feedback]
+        tokens = [(call.prompt_tokens or 0) + (call.completion_tokens or 0) for call in mine]
+        assert row["Prompt"] == mine[0].prompt_name
+        assert row["Calls"] == str(len(mine))
+        assert row["Cost per call"] == c.usd(statistics.mean(priced))
+        assert row["Tokens per call"] == c.num(statistics.mean(tokens), 1)
+        assert row["Avg latency"] == c.ms(statistics.mean(seeded.latencies(mine)))
+        assert row["Feedback"] == (c.score(statistics.mean(scores)) if scores else "—")
+        assert row["Feedback scores"] == str(len(scores))
+        assert row["Labels"] == expected_labels[version]
+        assert row["Eval pass rate"] == expected_evals.get(version, "—")
+    assert rows[v["answer-v1"]]["Cost per call"] == "$0.42"  # (0.21 + 0.70 + 0.35) / 3
+
+    # the two newest versions are compared: greet's production one against the working tree
+    assert at.selectbox(key="diff_prompt").value == "greet"
+    assert at.selectbox(key="diff_a").value == v["greet-prod"]
+    assert at.selectbox(key="diff_b").value == v["greet-working"]
+    assert '-    content: "Hello, {{ name }}!"' in at.code[0].value.splitlines()
+
+    # the diff of support/answer: v1 (production) -> v2 (staging), the two newest commits
+    at.selectbox(key="diff_prompt").set_value("support/answer").run()
+    assert not at.exception
+    assert at.selectbox(key="diff_a").value == v["answer-v1"]
+    assert at.selectbox(key="diff_b").value == v["answer-v2"]
+    assert "production" in at.selectbox(key="diff_a").format_func(v["answer-v1"])
+    (code,) = at.code
+    assert code.language == "diff"
+    expected_diff = difflib.unified_diff(
+        seeded.sources["answer-v1"].splitlines(),
+        seeded.sources["answer-v2"].splitlines(),
+        f"support/answer@{v['answer-v1']}",
+        f"support/answer@{v['answer-v2']}",
+        lineterm="",
+    )
+    assert code.value == "\n".join(expected_diff)
+    assert '+    content: "Hi there, {{ name }}!"' in code.value.splitlines()
+
+
+# -- evals ------------------------------------------------------------------------------
+
+
+def test_evals_page_compares_candidate_and_baseline(seeded: Seed) -> None:
+    at = goto(open_app(), "evals")
+    assert at.selectbox(key="batch").value == seeded.eval_batch
+    shown = metrics(at)
+    assert shown["Candidate pass rate"] == "40.0%"  # c6-c9 pass
+    assert shown["Baseline pass rate"] == "90.0%"  # c0-c8 pass
+    captions = texts(at.caption)
+    for passed in (4, 9):
+        low, high = wilson(passed, 10)
+        assert f"95% interval {c.pct(low)} to {c.pct(high)} (n = 10)" in captions
+    p_value = sign_test(6, 1)  # c0-c5 pass -> fail, c9 fail -> pass
+    assert shown["Paired test p-value"] == f"{p_value:.4g}" == "0.125"
+    assert texts(at.info) == ["Verdict: no significant difference: 6 pass → fail, 1 fail → pass"]
+    flipped = [t for t in texts(at.markdown) if t.startswith("**c")]
+    assert flipped == [f"**c{i}**: pass -> fail" for i in range(6)] + ["**c9**: fail -> pass"]
+    outputs = [(a.value, b.value) for a, b in zip(at.code[::2], at.code[1::2], strict=True)]
+    assert outputs == [
+        (f"Echo: Howdy, N{i}!", f"Echo: Hello, N{i}!") for i in (0, 1, 2, 3, 4, 5, 9)
+    ]
+    runs = table(at, "Pass rate")
+    assert sorted((r["Role"], r["Pass rate"], r["Results"]) for r in runs) == [
+        ("baseline", "90.0%", "10"),
+        ("candidate", "40.0%", "10"),
+    ]
+    (history, *_) = charts(at)
+    assert marks(history) == {"line"}
+
+
+# -- calls ------------------------------------------------------------------------------
+
+
+def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
+    at = goto(open_app(), "calls")
+    # newest first; calls of the same time (the eval calls) by id
+    calls = sorted(seeded.in_days(30), key=lambda call: call.id or "")
+    calls.sort(key=lambda call: call.created_at, reverse=True)
+    assert shown_rows(1, 29, 29) in texts(at.markdown)
+    rows = table(at, "Call id")
+    assert [r["Call id"] for r in rows] == [call.id for call in calls]
+    by_id = {r["Call id"]: r for r in rows}
+    for call in calls:
+        row = by_id[call.id]
+        assert row["Cost"] == ("unpriced" if call.unpriced else c.usd(call.cost or 0))
+        assert row["Latency"] == c.ms(seeded.latency_ms[call.id])
+        assert row["Input tokens"] == c.num(call.prompt_tokens)
+
+    at.selectbox(key="size").set_value(25).run()
+    assert shown_rows(1, 25, 29) in texts(at.markdown)
+    at.number_input(key="page").set_value(2).run()
+    assert shown_rows(26, 29, 29) in texts(at.markdown)
+    assert [r["Call id"] for r in table(at, "Call id")] == [call.id for call in calls[25:]]
+
+    # one call: the $0.35 gpt-4o call of today, with its feedback
+    first = next(call for call in seeded.calls if call.model == "gpt-4o")
+    at.query_params["call"] = first.id  # a link to a call that is not on this page
+    at.run()
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["Cost"] == c.usd(first.cost) == "$0.35"
+    assert shown["Cost status"] == "priced"
+    assert shown["Latency"] == c.ms(seeded.latency_ms[first.id])
+    assert shown["TTFT"] == "—"
+    assert (shown["Input tokens"], shown["Output tokens"]) == ("100,000", "10,000")
+    assert [m.name for m in at.chat_message] == ["user"]
+    assert "Hi there, Ada!" in texts(at.text)  # the rendered v2 prompt
+    assert "Echo: Hi there, Ada!" in texts(at.text)  # the response
+    (feedback,) = [r for r in table(at, "Comment")]
+    assert (feedback["Score"], feedback["Comment"]) == ("1.00", "Great answer")
+
+    # the unpriced call, recorded with content="none"
+    private = next(call for call in seeded.calls if call.unpriced and call.status == "ok")
+    at.query_params["call"] = private.id
+    at.run()
+    assert metrics(at)["Cost"] == "unpriced" and metrics(at)["Cost status"] == "unpriced"
+    assert 'Not stored (the gateway ran with content="none").' in texts(at.caption)
+
+
+# -- feedback ---------------------------------------------------------------------------
+
+
+def test_feedback_page_shows_distribution_trend_and_comments(seeded: Seed) -> None:
+    at = goto(open_app(), "feedback")
+    calls = seeded.in_days(30)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for call in calls:
+        for f in call.feedback:
+            counts[f"{call.prompt_name}@{call.prompt_version}", f"{f.score:g}"] += 1
+    rows = table(at, "Count")
+    assert {(r["Prompt version"], r["Score"]): r["Count"] for r in rows} == counts
+    assert set(counts.values()) == {3, 4}  # v1 got three 0s, v2 four 1s
+
+    comments = sorted(
+        ((f.created_at, f.comment) for call in calls for f in call.feedback if f.comment),
+        reverse=True,
+    )
+    assert [r["Comment"] for r in table(at, "Comment")] == [text for _, text in comments]
+    assert len(comments) == 4
+    assert [marks(spec) for spec in charts(at)] == [{"bar"}, {"line"}]
+
+    # the trend follows the sidebar filters
+    at.multiselect(key="version").set_value([seeded.versions["answer-v1"]]).run()
+    assert not at.exception
+    rows = table(at, "Count")
+    assert [(r["Score"], r["Count"]) for r in rows] == [("0", 3)]
