@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import sqlalchemy as sa
 import streamlit as st
@@ -254,45 +254,21 @@ def bound_choice(key: str, options: list[Any], default: Any, parse: Any = str) -
 # -- the view: date range and filters -----------------------------------------------------
 
 
-class FilterKey(NamedTuple):
-    """A hashable form of :class:`queries.Filters` (the cache key of every query)."""
-
-    start: str
-    end: str
-    models: tuple[str, ...] = ()
-    prompts: tuple[str, ...] = ()
-    versions: tuple[str, ...] = ()
-    users: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-
-    def filters(self) -> queries.Filters:
-        return queries.Filters(
-            start=datetime.fromisoformat(self.start),
-            end=datetime.fromisoformat(self.end),
-            models=self.models,
-            prompts=self.prompts,
-            versions=self.versions,
-            users=self.users,
-            statuses=self.statuses,
-            sources=self.sources,
-        )
-
-
 @dataclass(frozen=True)
 class View:
     """What the sidebar selected: the database, the settings, the range and the filters."""
 
     url: str
     settings: Settings
-    key: FilterKey
+    key: queries.Filters  # hashable: the cache key of every query
     first_day: date
     last_day: date
     label: str
 
     @property
     def filtered(self) -> bool:
-        return any(self.key[2:])
+        k = self.key
+        return any((k.models, k.prompts, k.versions, k.users, k.statuses, k.sources))
 
 
 def _midnight(day: date) -> datetime:
@@ -372,15 +348,15 @@ def sidebar(settings: Settings) -> View:
         picked_values = sidebar.multiselect(name, choices, key=key, placeholder="All")
         chosen[key] = tuple(picked_values)
         publish(key, list(picked_values))
-    key = FilterKey(
-        _midnight(first).isoformat(),
-        _midnight(last + timedelta(days=1)).isoformat(),
-        chosen["model"],
-        chosen["prompt"],
-        chosen["version"],
-        chosen["user"],
-        chosen["status"],
-        chosen["source"],
+    key = queries.Filters(
+        start=_midnight(first),
+        end=_midnight(last + timedelta(days=1)),
+        models=chosen["model"],
+        prompts=chosen["prompt"],
+        versions=chosen["version"],
+        users=chosen["user"],
+        statuses=chosen["status"],
+        sources=chosen["source"],
     )
     sidebar.divider()
     if settings.dashboard_password:
@@ -471,23 +447,23 @@ def _month_budget(url: str, budget: float | None) -> queries.MonthBudget:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _overview(url: str, key: FilterKey) -> queries.Overview:
-    return queries.overview(_engine(url), key.filters())
+def _overview(url: str, key: queries.Filters) -> queries.Overview:
+    return queries.overview(_engine(url), key)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _daily_spend(url: str, key: FilterKey, by: str) -> list[queries.SpendRow]:
-    return queries.daily_spend(_engine(url), key.filters(), by=by)
+def _daily_spend(url: str, key: queries.Filters, by: str) -> list[queries.SpendRow]:
+    return queries.daily_spend(_engine(url), key, by=by)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _daily_totals(url: str, key: FilterKey, budget: float | None) -> list[queries.DayTotal]:
-    return queries.daily_totals(_engine(url), key.filters(), budget)
+def _daily_totals(url: str, key: queries.Filters, budget: float | None) -> list[queries.DayTotal]:
+    return queries.daily_totals(_engine(url), key, budget)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _prompt_versions(url: str, key: FilterKey) -> list[queries.VersionStats]:
-    return queries.prompt_versions(_engine(url), key.filters())
+def _prompt_versions(url: str, key: queries.Filters) -> list[queries.VersionStats]:
+    return queries.prompt_versions(_engine(url), key)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -502,9 +478,9 @@ def _eval_comparisons(url: str, batch_id: str) -> list[queries.BatchComparison]:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _calls_page(
-    url: str, key: FilterKey, limit: int, offset: int
+    url: str, key: queries.Filters, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    return queries.calls_page(_engine(url), key.filters(), limit=limit, offset=offset)
+    return queries.calls_page(_engine(url), key, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -513,18 +489,18 @@ def _call_detail(url: str, call_id: str) -> dict[str, Any] | None:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _feedback_distribution(url: str, key: FilterKey) -> list[queries.ScoreCount]:
-    return queries.feedback_distribution(_engine(url), key.filters())
+def _feedback_distribution(url: str, key: queries.Filters) -> list[queries.ScoreCount]:
+    return queries.feedback_distribution(_engine(url), key)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _feedback_trend(url: str, key: FilterKey) -> list[queries.FeedbackDay]:
-    return queries.feedback_trend(_engine(url), key.filters())
+def _feedback_trend(url: str, key: queries.Filters) -> list[queries.FeedbackDay]:
+    return queries.feedback_trend(_engine(url), key)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _feedback_comments(url: str, key: FilterKey) -> list[dict[str, Any]]:
-    return queries.feedback_comments(_engine(url), key.filters())
+def _feedback_comments(url: str, key: queries.Filters) -> list[dict[str, Any]]:
+    return queries.feedback_comments(_engine(url), key)
 
 
 def spend_periods(view: View) -> list[queries.Period]:
