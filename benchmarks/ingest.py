@@ -109,6 +109,8 @@ def batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 def writer_run(url: str, rows: list[dict[str, Any]], spool: Path, queue_size: int) -> Any:
     """Seconds from the first put to flush() returning, and the Writer's stats."""
+    import sqlalchemy as sa
+
     from llmops.store.engine import check_schema, create_engine
     from llmops.store.writer import Writer
 
@@ -122,10 +124,14 @@ def writer_run(url: str, rows: list[dict[str, Any]], spool: Path, queue_size: in
         put("call", row)
     flushed = writer.flush(timeout=600)
     elapsed = time.perf_counter() - start
-    writer.close()
-    engine.dispose()
     if not flushed:
         raise SystemExit("FAIL: Writer.flush() timed out")
+    with engine.connect() as connection:  # in the database when flush returned, not later
+        stored = connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one()
+    writer.close()
+    engine.dispose()
+    if stored != len(rows):
+        raise SystemExit(f"FAIL: {stored:,} of {len(rows):,} rows in the database at flush()")
     return elapsed, writer.stats
 
 

@@ -5,6 +5,7 @@ API keys and auth headers are never stored, whatever the mode.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -23,13 +24,14 @@ _REDACTIONS = [
 ]
 
 
+@functools.lru_cache(maxsize=1024)
+def _stored(key: str) -> bool:
+    return key not in _NOT_STORED and not _SECRET_KEY.search(key)
+
+
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
     """The call parameters worth storing: no credentials, no live objects."""
-    return {
-        key: value
-        for key, value in params.items()
-        if key not in _NOT_STORED and not _SECRET_KEY.search(key)
-    }
+    return {key: value for key, value in params.items() if _stored(key)}
 
 
 def redact(text: str) -> str:

@@ -55,7 +55,11 @@ def usage_from_response(usage: Any) -> Usage | None:
     """Normalise litellm's usage object (OpenAI or Anthropic shaped); None when absent."""
     if usage is None:
         return None
-    get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
+    if isinstance(usage, dict):
+        get = usage.get
+    else:
+        fields = getattr(usage, "__dict__", None)  # pydantic models keep fields here: fast
+        get = fields.get if isinstance(fields, dict) else functools.partial(getattr, usage)
     prompt = _int(get("prompt_tokens", None))
     completion = _int(get("completion_tokens", None))
     if prompt == 0 and completion == 0:
@@ -192,28 +196,38 @@ def _rate(value: Any) -> Decimal | None:
     return Decimal(repr(number)) if math.isfinite(number) else None
 
 
-def _cost(
-    usage: Usage,
-    input_rate: Decimal,
-    output_rate: Decimal,
-    cache_read_rate: Decimal,
-    cache_write_rate: Decimal,
-    reasoning_rate: Decimal,
-) -> float:
-    uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
-    visible_output = max(usage.completion_tokens - usage.reasoning_tokens, 0)
-    total = (
-        uncached * input_rate
-        + usage.cached_tokens * cache_read_rate
-        + usage.cache_write_tokens * cache_write_rate
-        + visible_output * output_rate
-        + usage.reasoning_tokens * reasoning_rate
-    )
-    return float(round(total, 15))
+@dataclass(frozen=True)
+class Rates:
+    """Per-token prices of one model, resolved once and reused for every call."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+    long_context: Rates | None = None  # rates above 200k prompt tokens, when they differ
+    placeholder: bool = False  # a 0/0 price in the map: not a free model, an unknown one
+
+    def cost(self, usage: Usage) -> float | None:
+        if self.placeholder and usage.total_tokens > 0:
+            return None
+        rates = (
+            self.long_context if self.long_context and usage.prompt_tokens > _LONG_CONTEXT else self
+        )
+        uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
+        visible_output = max(usage.completion_tokens - usage.reasoning_tokens, 0)
+        total = (
+            uncached * rates.input
+            + usage.cached_tokens * rates.cache_read
+            + usage.cache_write_tokens * rates.cache_write
+            + visible_output * rates.output
+            + usage.reasoning_tokens * rates.reasoning
+        )
+        return float(round(total, 15))
 
 
-def price_custom(price: ModelPrice, usage: Usage) -> float:
-    """Cost with a user-supplied price."""
+def rates_from_custom(price: ModelPrice) -> Rates:
+    """Rates from a user's price (USD per million tokens)."""
     rate = {k: _rate(v) for k, v in price.model_dump().items()}
     inp = rate["input_per_million"] / PER_MILLION  # type: ignore[operator]
     out = rate["output_per_million"] / PER_MILLION  # type: ignore[operator]
@@ -222,8 +236,7 @@ def price_custom(price: ModelPrice, usage: Usage) -> float:
         value = rate[key]
         return value / PER_MILLION if value is not None else default
 
-    return _cost(
-        usage,
+    return Rates(
         inp,
         out,
         per_token("cached_input_per_million", inp),
@@ -232,31 +245,47 @@ def price_custom(price: ModelPrice, usage: Usage) -> float:
     )
 
 
-def price_from_map(entry: dict[str, Any], usage: Usage) -> float | None:
-    """Cost from a litellm price-map entry; None when it has no usable token price."""
+def rates_from_map(entry: dict[str, Any]) -> Rates | None:
+    """Rates from a litellm price-map entry; None when it has no usable token price."""
     inp, out = _rate(entry.get("input_cost_per_token")), _rate(entry.get("output_cost_per_token"))
     if inp is None or out is None:
         return None
-    if inp == 0 and out == 0 and usage.total_tokens > 0:
-        return None  # a zero price in the map is a placeholder, not a free model
     cache_read = _rate(entry.get("cache_read_input_token_cost"))
     cache_write = _rate(entry.get("cache_creation_input_token_cost"))
     reasoning = _rate(entry.get("output_cost_per_reasoning_token"))
-    if usage.prompt_tokens > _LONG_CONTEXT:
-        inp = _rate(entry.get("input_cost_per_token_above_200k_tokens")) or inp
-        out = _rate(entry.get("output_cost_per_token_above_200k_tokens")) or out
-        cache_read = _rate(entry.get("cache_read_input_token_cost_above_200k_tokens")) or cache_read
-        cache_write = (
-            _rate(entry.get("cache_creation_input_token_cost_above_200k_tokens")) or cache_write
-        )
-    return _cost(
-        usage,
+    base = Rates(
         inp,
         out,
         cache_read if cache_read is not None else inp,
         cache_write if cache_write is not None else inp,
         reasoning if reasoning is not None else out,
+        placeholder=inp == 0 and out == 0,
     )
+    long_in = _rate(entry.get("input_cost_per_token_above_200k_tokens"))
+    long_out = _rate(entry.get("output_cost_per_token_above_200k_tokens"))
+    if long_in is None and long_out is None:
+        return base
+    long_read = _rate(entry.get("cache_read_input_token_cost_above_200k_tokens"))
+    long_write = _rate(entry.get("cache_creation_input_token_cost_above_200k_tokens"))
+    long_context = Rates(
+        long_in or inp,
+        long_out or out,
+        long_read or base.cache_read,
+        long_write or base.cache_write,
+        base.reasoning,
+    )
+    return Rates(**{**base.__dict__, "long_context": long_context})
+
+
+def price_custom(price: ModelPrice, usage: Usage) -> float:
+    """Cost with a user-supplied price."""
+    return rates_from_custom(price).cost(usage) or 0.0
+
+
+def price_from_map(entry: dict[str, Any], usage: Usage) -> float | None:
+    """Cost from a litellm price-map entry; None when it has no usable token price."""
+    rates = rates_from_map(entry)
+    return rates.cost(usage) if rates is not None else None
 
 
 class PriceBook:
@@ -272,6 +301,9 @@ class PriceBook:
         self.custom = dict(custom or {})
         self.custom_source = custom_source
         self.remote_price_map = remote_price_map
+        self._resolved: dict[
+            tuple[str, str | None, str | None], tuple[Rates | None, str, str | None]
+        ] = {}
 
     @classmethod
     def from_file(cls, path: Path | None, **kwargs: Any) -> PriceBook:
@@ -291,19 +323,31 @@ class PriceBook:
         """Price one call; ``override`` (a call argument) wins over everything."""
         if override is not None:
             return Price(price_custom(override, usage), "custom", "custom:argument")
+        key = (model, provider, response_model)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = self._resolve(model, provider, response_model)
+        rates, status, source = resolved
+        cost = rates.cost(usage) if rates is not None else None
+        if cost is None:
+            return Price(None, "unpriced", None)
+        return Price(cost, status, source)
+
+    def _resolve(
+        self, model: str, provider: str | None, response_model: str | None
+    ) -> tuple[Rates | None, str, str | None]:
+        """The rates for a model: the user's price, else the first price-map entry."""
         names = _candidates(model, provider, response_model)
         for name in names:
             if name in self.custom:
-                return Price(price_custom(self.custom[name], usage), "custom", self.custom_source)
+                return rates_from_custom(self.custom[name]), "custom", self.custom_source
         litellm = _litellm.load(remote_price_map=self.remote_price_map)
         for name in names:
             entry = litellm.model_cost.get(name)
-            if entry is None:
-                continue
-            cost = price_from_map(entry, usage)
-            if cost is not None:
-                return Price(cost, "priced", _litellm.price_map_source())
-        return Price(None, "unpriced", None)
+            rates = rates_from_map(entry) if entry is not None else None
+            if rates is not None and not rates.placeholder:
+                return rates, "priced", _litellm.price_map_source()
+        return None, "unpriced", None
 
 
 def _candidates(model: str, provider: str | None, response_model: str | None) -> list[str]:

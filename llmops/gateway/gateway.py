@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import random as _random
 import threading
 import time
 import uuid
@@ -98,6 +99,7 @@ class Gateway:
         source: str = "app",
         home: str | Path | None = None,
         batch_size: int = 1000,
+        batch_interval: float = 0.2,
         queue_size: int = 20_000,
         retry_interval: float = 0.5,
         busy_timeout_ms: int = 5000,
@@ -146,6 +148,7 @@ class Gateway:
             batch_size=batch_size,
             queue_size=queue_size,
             retry_min=retry_interval,
+            linger=batch_interval,
             prepare=lambda e: check_schema(e),
         )
         _LIVE.add(self)
@@ -195,7 +198,7 @@ class Gateway:
         if isinstance(price, dict):
             price = ModelPrice.model_validate(price)
         return _Call(
-            id=str(uuid.uuid4()),
+            id=_new_id(),
             model=model,
             messages=list(messages),
             params=params,
@@ -563,6 +566,12 @@ def _response_text(response: Any) -> str:
     except (AttributeError, IndexError, TypeError):
         return ""
     return content or ""
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID. Unlike uuid4(), getrandbits does not release the GIL
+    (os.urandom does), which lets the writer thread cut into the app's call."""
+    return str(uuid.UUID(int=_random.getrandbits(128), version=4))
 
 
 def _utc_now() -> datetime:

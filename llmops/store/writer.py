@@ -1,10 +1,11 @@
 """The background writer: batches records into the database and never loses one.
 
 The app thread only enqueues. One daemon thread drains the queue in batches (SQLAlchemy
-Core executemany). When the database is unreachable or locked, a batch goes to the spool
-(fsynced) and is replayed once the database answers again; inserts ignore primary keys
-that exist, so a replay is idempotent. When the bounded queue is full, the app thread
-appends the record to the spool itself instead of waiting.
+Core executemany), letting a batch gather for up to ``linger`` seconds (0.2 by default;
+``flush()`` and a full batch end the wait). When the database is unreachable or locked,
+a batch goes to the spool (fsynced) and is replayed once the database answers again;
+inserts ignore primary keys that exist, so a replay is idempotent. When the bounded queue
+is full, the app thread appends the record to the spool itself instead of waiting.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Writer:
         queue_size: int = 20_000,
         retry_min: float = 0.5,
         retry_max: float = 10.0,
+        linger: float = 0.2,
         prepare: Callable[[Engine], Any] | None = None,
     ) -> None:
         self._engine_factory = engine_factory
@@ -68,6 +70,9 @@ class Writer:
         self._prepared = False
         self.spool = Spool(spool_dir)
         self.batch_size = batch_size
+        self.linger = linger  # seconds a batch may gather before it is written
+        self._wake = threading.Event()
+        self._urgent = False  # a flush or close is waiting: write without lingering
         self._queue: queue.Queue[Record | _Marker | None] = queue.Queue(maxsize=queue_size)
         self._retry_min, self._retry_max = retry_min, retry_max
         self._retry_delay = retry_min
@@ -77,6 +82,9 @@ class Writer:
         self.stats = WriterStats()
         self.last_error: str | None = None
         self._inserts: dict[str, sa.Insert] = {}
+        self._pending = False
+        self._spooled_since_check = True
+        self._next_spool_check = 0.0
         self._thread = threading.Thread(target=self._run, name="llmops-writer", daemon=True)
         self._thread.start()
 
@@ -87,19 +95,25 @@ class Writer:
         if self._closed:
             self.spool.append([(kind, row)])
             self.stats.spooled += 1
+            self._spooled_since_check = True
             return
         try:
             self._queue.put_nowait((kind, row))
+            if self._queue.qsize() >= self.batch_size:
+                self._wake.set()
         except queue.Full:
             self.spool.append([(kind, row)], sync=False)
             self.stats.spooled += 1
+            self._spooled_since_check = True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every row queued so far is in the database or fsynced in the spool."""
         if not self._thread.is_alive():
             return True
         marker = _Marker()
+        self._urgent = True
         self._queue.put(marker)
+        self._wake.set()
         return marker.done.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -108,7 +122,9 @@ class Writer:
             return
         self.flush(timeout)
         self._closed = True
+        self._urgent = True
         self._queue.put(None)
+        self._wake.set()
         self._thread.join(timeout)
         self.spool.release()
         if self._engine is not None:
@@ -121,16 +137,34 @@ class Writer:
 
     # -- the writer thread ---------------------------------------------------------
 
+    def _spool_pending(self) -> bool:
+        """Whether the spool holds files; looks at the folder at most once a second
+        unless this writer spooled something itself."""
+        now = time.monotonic()
+        if self._spooled_since_check or now >= self._next_spool_check:
+            self._pending = self.spool.pending()
+            self._spooled_since_check = False
+            self._next_spool_check = now + 1.0
+        return self._pending
+
     def _run(self) -> None:
         self._replay()  # spool files left by a crashed process, or by a previous run
         stopping = False
         while not stopping:
-            wait = 1.0 if self.spool.pending() else None
+            wait = 1.0 if self._spool_pending() else None
             try:
                 first = self._queue.get(timeout=wait)
             except queue.Empty:
                 self._replay()
                 continue
+            if isinstance(first, tuple) and self.linger > 0:
+                # Let a batch gather: one transaction per call would cost the app more
+                # (measured in benchmarks/gateway_overhead.py). flush(), close() and a
+                # full batch end the wait early. Clear, then look: no wake-up is lost.
+                self._wake.clear()
+                if not self._urgent and self._queue.qsize() < self.batch_size - 1:
+                    self._wake.wait(self.linger)
+                self._urgent = False
             items = [first]
             while len(items) < self.batch_size:
                 try:
@@ -140,7 +174,7 @@ class Writer:
             records = [item for item in items if isinstance(item, tuple)]
             if records:
                 self._store(records)
-            if self.spool.pending():
+            if self._spool_pending():
                 self._replay()
             for item in items:
                 if isinstance(item, _Marker):
@@ -151,7 +185,7 @@ class Writer:
         self._replay()
 
     def _store(self, records: list[Record]) -> None:
-        if self.spool.pending() and not self._replay():
+        if self._spool_pending() and not self._replay():
             self._to_spool(records)
             return
         if time.monotonic() < self._next_try:
@@ -224,6 +258,7 @@ class Writer:
     def _to_spool(self, records: list[Record]) -> None:
         self.spool.append(records)
         self.stats.spooled += len(records)
+        self._spooled_since_check = True
 
     def _down(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -269,5 +304,6 @@ class Writer:
                     self._down(exc)
                     return False
                 path.unlink()
+        self._spooled_since_check = True  # look at the folder again next time
         self._up()
         return True
