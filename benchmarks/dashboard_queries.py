@@ -1,0 +1,1056 @@
+"""Dashboard queries: how long each dashboard page's figures take on 1,000,000 stored calls.
+
+Seeds N calls (default 1,000,000; `--quick`: 100,000) spread over the 90 days before the
+seeding moment, through `llmops.store.writer.Writer` into a SQLite file with the schema of
+`check_schema`: 8 models (one unpriced), 6 prompts with 2-3 versions each (versions roll
+out over time, with an A/B overlap) and 12% raw calls, 2,000 users (log-uniform: a few heavy
+users), 3% errors and 0.4% cancelled calls, 0-2 tags, 8% `source="eval"`, lognormal token
+counts and latencies, time-to-first-token on the 30% that stream, costs from the token
+counts. About 15% of successful app calls get 1-2 feedback rows (thumbs and stars, 10% with
+a comment); 300 eval runs (200 results each) go straight into `eval_runs`/`eval_results`.
+The seeded file is kept (`--data-dir`, default /tmp/llmops-bench) and reused by later runs;
+the seeding moment is stored next to it and is the "now" of every timed query, so re-runs
+time the same data.
+
+Then, for the default view (last 30 days, no filters) and a filtered view (one model, one
+prompt), every `llmops.store.queries` function a dashboard page calls when it opens runs
+`--runs` times (default 5), in turn, without any Streamlit cache; a page's time is the sum
+of its functions in one run, and the figure is the median over the runs. Pages as
+dashboard/ calls them (the sidebar, on every page, runs filter_options):
+
+  Overview  filter_options + spend_periods + month_budget (spend_periods again) +
+            overview + daily_totals + daily_spend by model (by tag: a second row)
+  Prompts   filter_options + prompt_versions
+  Calls     filter_options + calls_page (first page) + call_detail
+            (and the same with calls_page at offset 5,000, a deep page)
+  Feedback  filter_options + feedback_distribution + feedback_trend + feedback_comments
+  Evals     filter_options + eval_runs + eval_comparisons (of the newest batch)
+
+Goal: every page under 1 s. `--explain` prints each statement of the slowest functions
+with its own time and its plan (EXPLAIN QUERY PLAN on SQLite, EXPLAIN ANALYZE on
+PostgreSQL). `--proposed` repeats the measurements after creating the proposed indexes
+(`proposed_ddl`; labelled "with proposed indexes", dropped again at the end, so the cached
+file stays as llmops creates it), then once more with the proposed query rewrites (the
+functions below `proposed_ddl`, which are not llmops code), checks that the rewrites return
+what the originals return, and measures what the indexes cost the Writer (100,000 calls
+into fresh SQLite files, with and without them). `--postgres` seeds and times a throwaway
+PostgreSQL cluster too (tests/fixtures/postgres.py; seeded every time, then VACUUM
+ANALYZE, as autovacuum would). Unless `--no-apptest`, the dashboard's overview page (the
+default page of dashboard/app.py) also runs through Streamlit's AppTest against the SQLite
+file, in a fresh process, caches cleared, and its wall time is reported (skipped when
+dashboard/app.py does not exist). Results: benchmarks/README.md.
+
+Usage: python benchmarks/dashboard_queries.py [--rows N | --quick] [--runs R] [--postgres]
+           [--data-dir DIR] [--explain] [--proposed] [--no-apptest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from _common import ROOT, throwaway_postgres
+
+from llmops.store import queries as q
+from llmops.store.engine import check_schema, create_engine
+from llmops.store.tables import CALLS, EVAL_RESULTS, EVAL_RUNS, FEEDBACK
+from llmops.store.writer import Writer
+
+DATA_FORMAT = 2  # bump when the generated data changes: cached files are then reseeded
+GOAL_S = 1.0
+DAYS = 90
+DEEP_OFFSET = 5_000
+CHUNK = 20_000  # at most 2 x CHUNK rows wait in the writer's queue (it never spills)
+
+# name, provider, $ per million input tokens, $ per million output, median latency ms, weight
+MODELS = [
+    ("gpt-4o-mini", "openai", 0.15, 0.60, 700, 30),
+    ("gpt-4o", "openai", 2.50, 10.00, 1400, 12),
+    ("gpt-4.1-mini", "openai", 0.40, 1.60, 800, 14),
+    ("claude-3-5-haiku-20241022", "anthropic", 0.80, 4.00, 900, 12),
+    ("claude-sonnet-4-20250514", "anthropic", 3.00, 15.00, 2200, 8),
+    ("gemini/gemini-2.0-flash", "gemini", 0.10, 0.40, 600, 12),
+    ("mistral/mistral-small-latest", "mistral", 0.20, 0.60, 750, 10),
+    ("ollama/llama3.1:70b", "ollama", None, None, 2600, 2),  # unpriced
+]
+PROMPTS = {  # name -> number of versions
+    "support/answer": 3,
+    "support/triage": 2,
+    "sales/followup": 2,
+    "search/rewrite": 3,
+    "docs/summarize": 2,
+    "code/review": 3,
+}
+TAGS = ["web", "mobile", "api", "batch", "beta", "enterprise"]
+WORDS = [
+    "parcel", "order", "refund", "router", "reset", "delivery", "invoice", "account",
+    "password", "mesh", "firmware", "warranty", "shipping", "upgrade", "plan", "billing",
+]  # fmt: skip
+COMMENTS = [
+    "Wrong product.",
+    "Great, solved it.",
+    "Too long.",
+    "Made up a policy that does not exist.",
+    "Perfect answer, thanks!",
+    "Did not answer the question.",
+]
+USERS = 2_000
+FILTER_MODEL, FILTER_PROMPT = "gpt-4o-mini", "support/answer"
+
+# -- seeding ----------------------------------------------------------------------------
+
+
+def version_id(prompt: str, index: int) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{prompt}@{index}").hex[:12]
+
+
+class RowMaker:
+    """Deterministic call and feedback rows, oldest call first."""
+
+    def __init__(self, rows: int, now: datetime, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.now = now
+        self.start = now - timedelta(days=DAYS)
+        span = DAYS * 86400.0
+        # Traffic grows over the window: more calls near now than 90 days ago.
+        self.offsets = sorted(span * self.rng.random() ** 0.8 for _ in range(rows))
+        self.models = [m[:5] for m in MODELS]
+        self.model_weights = [m[5] for m in MODELS]
+        self.prompt_names = list(PROMPTS)
+        # Each version of a prompt starts at some moment; the first one before the window.
+        self.rollouts = {
+            name: [-1.0, *sorted(self.rng.uniform(0.15, 0.9) * span for _ in range(n - 1))]
+            for name, n in PROMPTS.items()
+        }
+        self.commits = {
+            (name, i): f"{self.rng.getrandbits(160):040x}"
+            for name, n in PROMPTS.items()
+            for i in range(n)
+        }
+
+    def version(self, prompt: str, offset: float) -> int:
+        starts = self.rollouts[prompt]
+        current = max(i for i, s in enumerate(starts) if s <= offset)
+        if current and offset - starts[current] < 7 * 86400 and self.rng.random() < 0.3:
+            return current - 1  # A/B overlap for a week after a rollout
+        return current
+
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        rng = self.rng
+        for offset in self.offsets:
+            created = self.start + timedelta(seconds=offset)
+            call = self.call(created, offset)
+            yield "call", call
+            if call["status"] == "ok" and call["source"] == "app" and rng.random() < 0.15:
+                for name in ("thumbs", "stars")[: 1 if rng.random() < 0.7 else 2]:
+                    yield "feedback", self.feedback(call, name)
+
+    def call(self, created: datetime, offset: float) -> dict[str, Any]:
+        rng = self.rng
+        model, provider, price_in, price_out, latency_median = rng.choices(
+            self.models, self.model_weights
+        )[0]
+        r = rng.random()
+        status = "error" if r < 0.03 else "cancelled" if r < 0.034 else "ok"
+        source = "eval" if rng.random() < 0.08 else "app"
+        prompt = version = commit = None
+        if rng.random() < 0.88:
+            prompt = rng.choice(self.prompt_names)
+            index = self.version(prompt, offset)
+            version, commit = version_id(prompt, index), self.commits[(prompt, index)]
+        user = None if source == "eval" else f"user-{int(USERS ** rng.random()):04d}"
+        stream = rng.random() < 0.3
+        question = " ".join(rng.choices(WORDS, k=rng.randint(5, 14)))
+        row: dict[str, Any] = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "created_at": created,
+            "source": source,
+            "prompt_name": prompt,
+            "prompt_version": version,
+            "git_commit": commit,
+            "model": model,
+            "provider": provider,
+            "status": status,
+            "error_type": None,
+            "error_message": None,
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "cached_tokens": None,
+            "cache_write_tokens": None,
+            "reasoning_tokens": None,
+            "tokens_estimated": False,
+            "cost_usd": None,
+            "cost_status": "unpriced",
+            "price_source": None,
+            "latency_ms": None,
+            "ttft_ms": None,
+            "user_id": user,
+            "session_id": f"s-{user}-{int(offset // 3600)}" if user else None,
+            "tags": rng.sample(TAGS, k=rng.choice((0, 1, 1, 2))) or None,
+            "metadata": {"tenant": f"t{rng.randint(1, 40)}", "ab": rng.choice("AB")},
+            "request": {
+                "messages": [
+                    {"role": "system", "content": "You are a helpful support agent."},
+                    {"role": "user", "content": question},
+                ],
+                "params": {"temperature": 0.2, "max_tokens": 400, "stream": stream},
+            },
+            "response_text": None,
+        }
+        if status == "error":
+            row.update(
+                error_type=rng.choice(("RateLimitError", "APIConnectionError", "Timeout")),
+                error_message="litellm.RateLimitError: provider said 429, retry later",
+                cost_usd=0.0,
+                cost_status="priced",
+                price_source="not billed: the call failed",
+                latency_ms=round(rng.lognormvariate(math.log(300), 0.8), 3),
+            )
+            return row
+        latency = rng.lognormvariate(math.log(latency_median), 0.55)
+        row["latency_ms"] = round(latency, 3)
+        if stream:
+            row["ttft_ms"] = round(latency * rng.uniform(0.08, 0.35), 3)
+        if status == "cancelled":
+            return row
+        prompt_tokens = max(8, int(rng.lognormvariate(math.log(450), 0.7)))
+        completion_tokens = max(1, int(rng.lognormvariate(math.log(160), 0.8)))
+        row.update(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=0,
+            cache_write_tokens=0,
+            reasoning_tokens=0,
+            response_text=" ".join(rng.choices(WORDS, k=rng.randint(10, 40))),
+        )
+        if price_in is not None:
+            row.update(
+                cost_usd=(prompt_tokens * price_in + completion_tokens * price_out) / 1e6,
+                cost_status="priced",
+                price_source="litellm-1.110.2:bundled",
+            )
+        return row
+
+    def feedback(self, call: dict[str, Any], name: str) -> dict[str, Any]:
+        rng = self.rng
+        if name == "thumbs":
+            score = 1.0 if rng.random() < 0.75 else 0.0
+        else:
+            score = float(rng.choices((1, 2, 3, 4, 5), (5, 7, 15, 35, 38))[0])
+        created = min(call["created_at"] + timedelta(minutes=rng.uniform(0.2, 90)), self.now)
+        return {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "call_id": call["id"],
+            "created_at": created,
+            "name": name,
+            "score": score,
+            "comment": rng.choice(COMMENTS) if rng.random() < 0.1 else None,
+            "user_id": call["user_id"],
+        }
+
+    def eval_runs(self, count: int = 300) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``count`` runs in candidate/baseline pairs, 100 cases x 2 repeats each."""
+        rng, runs, results = self.rng, [], []
+        for i in range(count // 2):
+            started = self.start + timedelta(seconds=DAYS * 86400 * (i + 0.5) / (count // 2))
+            prompt = rng.choice(self.prompt_names)
+            versions = PROMPTS[prompt]
+            batch = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            for role, index in (("candidate", versions - 1), ("baseline", versions - 2)):
+                run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                outcomes = [rng.random() < 0.85 for _ in range(200)]
+                passed = sum(outcomes)
+                for n, ok in enumerate(outcomes):
+                    results.append(
+                        {
+                            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                            "run_id": run_id,
+                            "case_id": f"case-{n // 2:03d}",
+                            "repeat_index": n % 2,
+                            "output": " ".join(rng.choices(WORDS, k=12)),
+                            "score": 1.0 if ok else 0.0,
+                            "passed": ok,
+                            "details": [{"type": "contains", "passed": ok, "score": float(ok)}],
+                            "error": None,
+                            "latency_ms": rng.uniform(300, 1500),
+                            "cost_usd": rng.uniform(1e-5, 1e-3),
+                            "cached": False,
+                            "call_id": None,
+                        }
+                    )
+                runs.append(
+                    {
+                        "id": run_id,
+                        "batch_id": batch,
+                        "role": role,
+                        "suite": f"{prompt}-regression",
+                        "prompt_name": prompt,
+                        "prompt_ref": prompt if role == "candidate" else f"{prompt}@production",
+                        "prompt_version": version_id(prompt, index),
+                        "git_commit": self.commits[(prompt, index)],
+                        "model": "gpt-4o-mini",
+                        "started_at": started,
+                        "finished_at": started + timedelta(seconds=40),
+                        "cases": 100,
+                        "results": len(outcomes),
+                        "passed": passed,
+                        "pass_rate": passed / len(outcomes),
+                        "cost_usd": rng.uniform(0.01, 0.2),
+                        "cached": rng.randint(0, 50),
+                    }
+                )
+        return runs, results
+
+
+def seed(url: str, rows: int, now: datetime, spool: Path) -> dict[str, Any]:
+    """Write the generated rows through the Writer; return counts and rates."""
+    engine = create_engine(url)
+    check_schema(engine)
+    maker = RowMaker(rows, now)
+    writer = Writer(lambda: engine, spool, batch_size=5000, queue_size=4 * CHUNK)
+    counts = {"call": 0, "feedback": 0}
+    started = time.perf_counter()
+    put, stats = writer.put, writer.stats
+    reported = 0
+    for queued, (kind, row) in enumerate(maker.rows(), 1):
+        put(kind, row)
+        counts[kind] += 1
+        if queued % 1000 == 0:
+            while queued - stats.written > 2 * CHUNK:  # keep the queue from spilling
+                time.sleep(0.005)
+            if counts["call"] - reported >= 100_000:
+                reported = counts["call"]
+                elapsed = time.perf_counter() - started
+                print(f"  {reported:,} calls in {elapsed:.0f} s", file=sys.stderr, flush=True)
+    writer.close(timeout=None)
+    seconds = time.perf_counter() - started
+    if writer.stats.spooled or writer.stats.rejected:
+        raise SystemExit(f"the writer spooled or rejected rows while seeding: {writer.stats}")
+    with engine.begin() as connection:
+        runs, results = maker.eval_runs()
+        connection.execute(EVAL_RUNS.insert(), runs)
+        connection.execute(EVAL_RESULTS.insert(), results)
+        stored = connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one()
+        stored_fb = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar_one()
+    engine.dispose()
+    if stored != counts["call"] or stored_fb != counts["feedback"]:
+        raise SystemExit(f"stored {stored} calls / {stored_fb} feedback, expected {counts}")
+    total = counts["call"] + counts["feedback"]
+    return {
+        "now": now.isoformat(),
+        "calls": counts["call"],
+        "feedback": counts["feedback"],
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(total / seconds),
+    }
+
+
+def cached_sqlite(data_dir: Path, rows: int) -> tuple[str, dict[str, Any]]:
+    """The seeded SQLite file for ``rows`` calls: reused when complete, else seeded now."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"llmops-{rows}-v{DATA_FORMAT}.db"
+    meta_path = path.with_suffix(".json")
+    url = f"sqlite:///{path}"
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        meta["reused"] = True
+        return url, meta
+    for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    print(f"Seeding {rows:,} calls into {path} ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
+        meta = seed(url, rows, now, Path(spool))
+    engine = create_engine(url)
+    with engine.connect() as connection:  # fold the WAL into the file before it is reused
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    meta["bytes"] = path.stat().st_size
+    meta_path.write_text(json.dumps(meta, indent=2))
+    meta["reused"] = False
+    return url, meta
+
+
+# -- timing -----------------------------------------------------------------------------
+
+
+@dataclass
+class View:
+    name: str
+    filters: q.Filters
+
+
+Step = tuple[str, Callable[[], Any]]
+
+
+def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
+    """Every query function a page calls, bound to the view; keys are display names."""
+    f = view.filters
+    detail_id = q.calls_page(engine, f, limit=1)[0][0]["id"]
+    batch = q.eval_runs(engine, limit=1)[0].batch_id  # the Evals page opens the newest batch
+    return {
+        "spend_periods": ("spend_periods", lambda: q.spend_periods(engine, now)),
+        "daily_spend(model)": ("daily_spend", lambda: q.daily_spend(engine, f, by="model")),
+        "daily_spend(tag)": ("daily_spend", lambda: q.daily_spend(engine, f, by="tag")),
+        "daily_totals": ("daily_totals", lambda: q.daily_totals(engine, f, 50.0)),
+        "month_budget": ("month_budget", lambda: q.month_budget(engine, 1500.0, now)),
+        "overview": ("overview", lambda: q.overview(engine, f)),
+        "filter_options": ("filter_options", lambda: q.filter_options(engine)),
+        "prompt_versions": ("prompt_versions", lambda: q.prompt_versions(engine, f)),
+        "calls_page(0)": ("calls_page", lambda: q.calls_page(engine, f)),
+        f"calls_page({DEEP_OFFSET})": (
+            "calls_page",
+            lambda: q.calls_page(engine, f, offset=DEEP_OFFSET),
+        ),
+        "call_detail": ("call_detail", lambda: q.call_detail(engine, detail_id)),
+        "feedback_distribution": (
+            "feedback_distribution",
+            lambda: q.feedback_distribution(engine, f),
+        ),
+        "feedback_trend": ("feedback_trend", lambda: q.feedback_trend(engine, f)),
+        "feedback_comments": ("feedback_comments", lambda: q.feedback_comments(engine, f)),
+        "eval_runs": ("eval_runs", lambda: q.eval_runs(engine)),
+        "eval_comparisons": ("eval_comparisons", lambda: q.eval_comparisons(engine, batch)),
+    }
+
+
+# What each page of dashboard/ calls when it opens (every page shows the sidebar, whose
+# filter choices come from filter_options; month_budget runs spend_periods once more).
+OVERVIEW = ["filter_options", "spend_periods", "month_budget", "overview", "daily_totals"]
+PAGES = {
+    "Overview": [*OVERVIEW, "daily_spend(model)"],
+    "Overview, split by tag": [*OVERVIEW, "daily_spend(tag)"],
+    "Prompts": ["filter_options", "prompt_versions"],
+    "Calls": ["filter_options", "calls_page(0)", "call_detail"],
+    f"Calls, page at offset {DEEP_OFFSET:,}": [
+        "filter_options", f"calls_page({DEEP_OFFSET})", "call_detail",
+    ],
+    "Feedback": [
+        "filter_options", "feedback_distribution", "feedback_trend", "feedback_comments",
+    ],
+    "Evals": ["filter_options", "eval_runs", "eval_comparisons"],
+}  # fmt: skip
+
+
+@dataclass
+class Timing:
+    view: str
+    functions: dict[str, float]  # display name -> median seconds
+    pages: dict[str, float]  # page -> median of per-run sums
+    in_view: int
+
+
+def measure(
+    engine: sa.Engine, view: View, now: datetime, runs: int, proposed: bool = False
+) -> Timing:
+    bound = steps(engine, view, now)
+    if proposed:
+        bound.update(proposed_steps(engine, view, now))
+    times: dict[str, list[float]] = {name: [] for name in bound}
+    for _ in range(runs):
+        gc.collect()
+        for name, (_, call) in bound.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    pages = {
+        page: statistics.median(sum(times[n][i] for n in names) for i in range(runs))
+        for page, names in PAGES.items()
+    }
+    in_view = q.calls_page(engine, view.filters, limit=1)[1]
+    return Timing(
+        view.name, {n: statistics.median(t) for n, t in times.items()}, pages, int(in_view)
+    )
+
+
+def views(now: datetime) -> list[View]:
+    return [
+        View("default (last 30 days)", q.Filters.last_days(30, now)),
+        View(
+            f"filtered ({FILTER_MODEL}, {FILTER_PROMPT})",
+            q.Filters.last_days(30, now, models=(FILTER_MODEL,), prompts=(FILTER_PROMPT,)),
+        ),
+    ]
+
+
+def print_timings(label: str, timings: list[Timing]) -> None:
+    print(f"\n### {label}\n")
+    header = " | ".join(t.view for t in timings)
+    print(f"| page | {header} |")
+    print("|---" * (len(timings) + 1) + "|")
+    for page in PAGES:
+        cells = []
+        for t in timings:
+            s = t.pages[page]
+            cells.append(f"{s:.3f} s {'ok' if s < GOAL_S else '**over 1 s**'}")
+        print(f"| {page} | {' | '.join(cells)} |")
+    print(f"\nPer function, median s ({' / '.join(f'{t.in_view:,} calls' for t in timings)}):\n")
+    print(f"| function | {header} |")
+    print("|---" * (len(timings) + 1) + "|")
+    for name in timings[0].functions:
+        print(f"| `{name}` | {' | '.join(f'{t.functions[name]:.3f}' for t in timings)} |")
+    sys.stdout.flush()
+
+
+# -- explaining -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def recorded_statements(engine: sa.Engine) -> Iterator[list[dict[str, Any]]]:
+    """Every statement the engine runs inside the block, with its parameters and time."""
+    statements: list[dict[str, Any]] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        conn.info["bench_started"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seconds = time.perf_counter() - conn.info.pop("bench_started")
+        statements.append({"sql": statement, "params": parameters, "seconds": seconds})
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def explain(engine: sa.Engine, view: View, now: datetime, names: list[str]) -> None:
+    """Each statement of the named functions: its time (after a warm-up) and its plan."""
+    bound = steps(engine, view, now)
+    postgres = engine.dialect.name == "postgresql"
+    for name in names:
+        call = bound[name][1]
+        call()  # warm the caches like the timed runs
+        with recorded_statements(engine) as statements:
+            call()
+        print(f"\n#### `{name}`, {view.name}\n")
+        for s in statements:
+            if s["sql"].lstrip().upper().startswith(("PRAGMA", "SELECT PG_", "SHOW")):
+                continue
+            print(f"{s['seconds']:.3f} s:\n```sql\n{s['sql'].strip()}\n```")
+            prefix = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
+            with engine.connect() as connection:
+                plan = connection.exec_driver_sql(prefix + s["sql"], s["params"]).all()
+            if postgres:
+                lines = [row[0] for row in plan]
+            else:
+                lines = [f"{'  ' * depth(plan, row)}{row[-1]}" for row in plan]
+            print("```\n" + "\n".join(lines) + "\n```")
+    sys.stdout.flush()
+
+
+def depth(plan: list[Any], row: Any) -> int:
+    """Nesting level of an EXPLAIN QUERY PLAN row (rows are id, parent, notused, detail)."""
+    parents = {r[0]: r[1] for r in plan}
+    level, parent = 0, row[1]
+    while parent:
+        level += 1
+        parent = parents.get(parent, 0)
+    return level
+
+
+def slow_functions(timings: list[Timing]) -> list[str]:
+    """Functions of pages over the goal that take a tenth of the goal or more."""
+    names: list[str] = []
+    for t in timings:
+        for page, seconds in t.pages.items():
+            if seconds >= GOAL_S:
+                for name in PAGES[page]:
+                    if t.functions[name] >= GOAL_S / 10 and name not in names:
+                        names.append(name)
+    return names
+
+
+# -- proposed fixes (measured with --proposed; not llmops code) -----------------------------
+
+# Columns the covering index carries after created_at: everything the aggregates and the
+# sidebar filters read, but not the request, the response or the JSON columns. (With tags
+# in it too, PostgreSQL's planner preferred ix_llm_calls_created_at plus the table again.)
+COVERED = (
+    "model", "prompt_name", "prompt_version", "git_commit", "user_id", "source", "status",
+    "cost_status", "tokens_estimated", "cost_usd", "prompt_tokens", "completion_tokens",
+    "latency_ms", "ttft_ms", "id",
+)  # fmt: skip
+FILTER_COLUMNS = (
+    ("models", "model"),
+    ("prompts", "prompt_name"),
+    ("versions", "prompt_version"),
+    ("users", "user_id"),
+    ("sources", "source"),
+    ("statuses", "status"),
+)
+
+
+def proposed_ddl(dialect: str) -> list[tuple[str, str, str]]:
+    """(name, CREATE, DROP) of each proposed index, and of the PostgreSQL statistics."""
+    ddl = [
+        (name, f"CREATE INDEX {name} ON llm_calls ({column}, created_at)", f"DROP INDEX {name}")
+        for name, column in (
+            ("ix_llm_calls_status", "status"),
+            ("ix_llm_calls_source", "source"),
+            ("ix_llm_calls_version", "prompt_version"),
+        )
+    ]
+    covered = ", ".join(COVERED)
+    if dialect == "postgresql":
+        covering = (
+            f"CREATE INDEX ix_llm_calls_covering ON llm_calls (created_at) INCLUDE ({covered})"
+        )
+    else:
+        covering = f"CREATE INDEX ix_llm_calls_covering ON llm_calls (created_at, {covered})"
+    ddl.append(("ix_llm_calls_covering", covering, "DROP INDEX ix_llm_calls_covering"))
+    if dialect == "postgresql":
+        ddl.append(
+            (
+                "st_llm_calls_day",
+                "CREATE STATISTICS st_llm_calls_day "
+                "ON (to_char(timezone('UTC', created_at), 'YYYY-MM-DD')) FROM llm_calls",
+                "DROP STATISTICS st_llm_calls_day",
+            )
+        )
+    return ddl
+
+
+@contextlib.contextmanager
+def proposed_indexes(engine: sa.Engine) -> Iterator[list[str]]:
+    """The proposed indexes exist inside the block (created, then dropped again)."""
+    ddl = proposed_ddl(engine.dialect.name)
+    with engine.begin() as connection:
+        for name, create, _ in ddl:
+            started = time.perf_counter()
+            connection.exec_driver_sql(create)
+            seconds = time.perf_counter() - started
+            print(f"  created {name} in {seconds:.1f} s", file=sys.stderr, flush=True)
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("ANALYZE llm_calls")  # statistics need it; autovacuum would
+    try:
+        yield [name for name, _, _ in ddl]
+    finally:
+        with engine.begin() as connection:
+            for _, _, drop in ddl:
+                connection.exec_driver_sql(drop)
+
+
+def _loose_distinct(column: sa.ColumnElement[Any], limit: int) -> sa.Select[Any]:
+    """Distinct non-null values of an indexed column, in order: one index seek per value
+    (a loose index scan, as a recursive CTE) instead of reading every row."""
+
+    def following(previous: Any = None) -> sa.ScalarSelect[Any]:
+        query = sa.select(column).where(column.is_not(None)).order_by(column).limit(1)
+        if previous is not None:
+            query = query.where(column > previous)
+        return query.scalar_subquery()
+
+    seen = sa.select(following().label("v")).cte("seen", recursive=True)
+    seen = seen.union_all(sa.select(following(seen.c.v)).where(seen.c.v.is_not(None)))
+    return sa.select(seen.c.v).where(seen.c.v.is_not(None)).limit(limit)
+
+
+def filter_options_loose(engine: sa.Engine, limit: int = 500) -> dict[str, list[str]]:
+    """queries.filter_options rewritten: loose index scans (needs an index led by each column:
+    model, prompt_name and user_id have one; status, source and prompt_version get one)."""
+    with engine.connect() as connection:
+        return {
+            name: [str(v) for v in connection.execute(_loose_distinct(q._c[col], limit)).scalars()]
+            for name, col in FILTER_COLUMNS
+        }
+
+
+def spend_periods_ranges(engine: sa.Engine, now: datetime) -> list[q.Period]:
+    """queries.spend_periods rewritten: one sum per period, each an index range of its own,
+    instead of nine CASE sums over every call since the start of last month."""
+    c = q._c
+    today = datetime.combine(now.date(), datetime.min.time(), UTC)
+    week = today - timedelta(days=today.weekday())
+    month = today.replace(day=1)
+    previous_month = (month - timedelta(days=1)).replace(day=1)
+    spans = {
+        "today": (today, now, today - timedelta(days=1), today),
+        "this week": (week, now, week - timedelta(days=7), week),
+        "this month": (month, now, previous_month, month),
+    }
+    parts = []
+    for i, (start, end, prev_start, prev_end) in enumerate(spans.values()):
+        for j, (low, high) in enumerate(((start, c.created_at <= end), (prev_start, None))):
+            upper = high if high is not None else c.created_at < prev_end
+            parts.append(
+                sa.select(
+                    sa.literal(2 * i + j).label("part"),
+                    sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0).label("cost"),
+                    sa.func.count().label("calls"),
+                ).where(c.created_at >= low, upper)
+            )
+    with engine.connect() as connection:
+        found = {
+            int(r.part): (float(r.cost), int(r.calls))
+            for r in connection.execute(sa.union_all(*parts))
+        }
+    return [
+        q.Period(name, found[2 * i][0], found[2 * i + 1][0], found[2 * i][1])
+        for i, name in enumerate(spans)
+    ]
+
+
+ORIGINAL_PERCENTILES = q.percentiles
+
+
+def percentiles_fetched(
+    connection: sa.Connection,
+    column: sa.ColumnElement[Any],
+    where: Any,
+    quantiles: Any,
+) -> list[float | None]:
+    """queries.percentiles rewritten for SQLite: read the column once (from the covering
+    index) and interpolate in Python, instead of a count plus a window over a sort.
+    PostgreSQL keeps percentile_cont."""
+    if connection.dialect.name == "postgresql":
+        return ORIGINAL_PERCENTILES(connection, column, where, quantiles)
+    values = sorted(
+        connection.execute(sa.select(column).where(*where, column.is_not(None))).scalars()
+    )
+    if not values:
+        return [None for _ in quantiles]
+    result = []
+    for quantile in quantiles:
+        exact = quantile * (len(values) - 1)
+        low, high = math.floor(exact), math.ceil(exact)
+        result.append(values[low] + (values[high] - values[low]) * (exact - low))
+    return result
+
+
+def overview_fetched(engine: sa.Engine, filters: q.Filters) -> q.Overview:
+    q.percentiles = percentiles_fetched  # type: ignore[assignment]
+    try:
+        return q.overview(engine, filters)
+    finally:
+        q.percentiles = ORIGINAL_PERCENTILES  # type: ignore[assignment]
+
+
+def feedback_scores(
+    engine: sa.Engine, filters: q.Filters
+) -> tuple[list[q.ScoreCount], list[q.FeedbackDay]]:
+    """feedback_distribution and feedback_trend from one pass over the join: counts per day,
+    prompt version, name and score."""
+    joined, where = q._feedback_base(filters)
+    f, c = FEEDBACK.c, q._c
+    day = q._day(engine).label("day")
+    query = (
+        sa.select(day, c.prompt_name, c.prompt_version, f.name, f.score, sa.func.count())
+        .select_from(joined)
+        .where(*where)
+        .group_by(day, c.prompt_name, c.prompt_version, f.name, f.score)
+    )
+    counts: dict[tuple[str, str, str, float], int] = {}
+    days: dict[tuple[Any, str, str, str], list[float]] = {}
+    with engine.connect() as connection:
+        for d, prompt, version, name, score, n in connection.execute(query):
+            key = (prompt, version, name, float(score))
+            counts[key] = counts.get(key, 0) + int(n)
+            total = days.setdefault((q._as_date(d), prompt, version, name), [0.0, 0])
+            total[0] += float(score) * int(n)
+            total[1] += int(n)
+    distribution = [q.ScoreCount(*key, n) for key, n in sorted(counts.items())]
+    trend = [
+        q.FeedbackDay(d, prompt, version, name, total / n, int(n))
+        for (d, prompt, version, name), (total, n) in sorted(days.items(), key=lambda i: i[0][0])
+    ]
+    return distribution, trend
+
+
+def feedback_comments_first(
+    engine: sa.Engine, filters: q.Filters, limit: int = 100
+) -> list[dict[str, Any]]:
+    """queries.feedback_comments rewritten: pick the newest commented feedback whose call
+    matches (EXISTS), so that the database starts from the few commented feedback rows
+    rather than from every call of the range."""
+    f, c = FEEDBACK.c, q._c
+    newest = FEEDBACK.alias("newest")
+    matching = sa.exists().where(
+        c.id == newest.c.call_id, *filters.where(), c.prompt_name.is_not(None)
+    )
+    picked = (
+        sa.select(newest.c.id)
+        .where(newest.c.comment.is_not(None), matching)
+        .order_by(newest.c.created_at.desc())
+        .limit(limit)
+    )
+    query = (
+        sa.select(
+            f.created_at, c.prompt_name, c.prompt_version, f.name, f.score, f.comment,
+            f.user_id, f.call_id,
+        )
+        .select_from(FEEDBACK.join(CALLS, f.call_id == c.id))
+        .where(f.id.in_(picked))
+        .order_by(f.created_at.desc())
+    )  # fmt: skip
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(query)]
+
+
+def proposed_steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
+    """The rewritten functions, in place of the originals they replace."""
+    f = view.filters
+    state: dict[str, Any] = {}
+
+    def periods() -> list[q.Period]:
+        state["periods"] = spend_periods_ranges(engine, now)
+        return state["periods"]
+
+    def scores() -> Any:
+        state["scores"] = feedback_scores(engine, f)
+        return state["scores"]
+
+    return {
+        "filter_options": ("filter_options", lambda: filter_options_loose(engine)),
+        "spend_periods": ("spend_periods", periods),
+        # the page has spend_periods' result already: no second query
+        "month_budget": (
+            "month_budget",
+            lambda: q.MonthBudget(state["periods"][-1].cost_usd, 1500.0),
+        ),
+        "overview": ("overview", lambda: overview_fetched(engine, f)),
+        "feedback_distribution": ("feedback_distribution", scores),
+        "feedback_trend": ("feedback_trend", lambda: state["scores"][1]),  # the same query
+        "feedback_comments": ("feedback_comments", lambda: feedback_comments_first(engine, f)),
+    }
+
+
+def comment_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Newest first; ties (feedback at the same instant) in a fixed order."""
+    return (-row["created_at"].timestamp(), row["call_id"], row["name"])
+
+
+def check_rewrites(engine: sa.Engine, now: datetime) -> list[str]:
+    """Where a rewritten function answers differently from the original (should be nowhere)."""
+    differences = []
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float | int) and isinstance(b, float | int):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+        if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if hasattr(a, "__dataclass_fields__") and type(a) is type(b):
+            return all(same(getattr(a, k), getattr(b, k)) for k in a.__dataclass_fields__)
+        return a == b
+
+    if not same(q.filter_options(engine), filter_options_loose(engine)):
+        differences.append("filter_options")
+    if not same(q.spend_periods(engine, now), spend_periods_ranges(engine, now)):
+        differences.append("spend_periods")
+    for view in views(now):
+        f = view.filters
+        pairs = [
+            ("overview", q.overview(engine, f), overview_fetched(engine, f)),
+            (
+                "feedback_distribution + feedback_trend",
+                (q.feedback_distribution(engine, f), q.feedback_trend(engine, f)),
+                feedback_scores(engine, f),
+            ),
+            (
+                "feedback_comments",
+                sorted(q.feedback_comments(engine, f), key=comment_order),
+                sorted(feedback_comments_first(engine, f), key=comment_order),
+            ),
+        ]
+        differences += [f"{name} ({view.name})" for name, a, b in pairs if not same(a, b)]
+    return differences
+
+
+def ingest_cost(rows: int, spool: Path) -> str:
+    """Writer rows/s into a fresh SQLite file with today's schema, and with the proposed
+    indexes created first, alternating."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    now = datetime.now(UTC).replace(microsecond=0)
+    with tempfile.TemporaryDirectory(prefix="llmops-bench-ingest-") as folder:
+        for repetition in range(2):
+            for with_indexes in (False, True) if repetition == 0 else (True, False):
+                url = f"sqlite:///{folder}/ingest-{repetition}-{with_indexes}.db"
+                engine = create_engine(url)
+                check_schema(engine)
+                if with_indexes:
+                    with engine.begin() as connection:
+                        for _, create, _ in proposed_ddl("sqlite"):
+                            connection.exec_driver_sql(create)
+                engine.dispose()
+                rates[with_indexes].append(seed(url, rows, now, spool)["rows_per_s"])
+    before, after = statistics.median(rates[False]), statistics.median(rates[True])
+    return (
+        f"Writer ingest into SQLite, {rows:,} calls (median of 2 each): {before:,.0f} rows/s "
+        f"today, {after:,.0f} rows/s with the proposed indexes ({after / before - 1:+.0%})"
+    )
+
+
+# -- one backend ------------------------------------------------------------------------
+
+
+def run_backend(label: str, url: str, now: datetime, args: argparse.Namespace) -> None:
+    engine = create_engine(url)
+    try:
+        timings = [measure(engine, view, now, args.runs) for view in views(now)]
+        print_timings(f"{label}: {args.rows:,} calls, median of {args.runs} runs", timings)
+        if args.explain:
+            for view in views(now):
+                explain(engine, view, now, slow_functions(timings) or ["overview"])
+        if not args.proposed:
+            return
+        with proposed_indexes(engine) as names:
+            indexed = [measure(engine, view, now, args.runs) for view in views(now)]
+            print_timings(f"{label}, with proposed indexes ({', '.join(names)})", indexed)
+            rewritten = [measure(engine, view, now, args.runs, True) for view in views(now)]
+            print_timings(
+                f"{label}, with proposed indexes and rewritten queries "
+                "(filter_options, spend_periods, month_budget, overview, feedback)",
+                rewritten,
+            )
+            differences = check_rewrites(engine, now)
+            print(
+                "\nThe rewritten queries return the same results as the originals: "
+                + ("yes" if not differences else f"NO, they differ in {', '.join(differences)}")
+            )
+            if args.explain:
+                for view in views(now):
+                    explain(engine, view, now, slow_functions(indexed) or ["overview"])
+    finally:
+        engine.dispose()
+
+
+APPTEST = """
+import json, sys, time
+started = time.perf_counter()
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+imported = time.perf_counter() - started
+walls, metrics, errors = [], {}, []
+for _ in range(int(sys.argv[2])):
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    started = time.perf_counter()
+    at.run()
+    walls.append(time.perf_counter() - started)
+    errors = [str(e.value) for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+print(json.dumps({"imported": imported, "walls": walls, "errors": errors, "metrics": metrics}))
+"""
+
+
+def run_apptest(url: str, runs: int = 3) -> None:
+    """Wall time of the overview page (the default page of dashboard/app.py) through
+    AppTest, in a fresh process (the dashboard has its own `_common` module), with the
+    Streamlit caches cleared before each run."""
+    app = ROOT / "dashboard" / "app.py"
+    overview_page = ROOT / "dashboard" / "pages" / "overview.py"
+    if not (app.is_file() and overview_page.is_file()):
+        print(f"\nAppTest: skipped, {app} or {overview_page} does not exist yet")
+        return
+    env = {**os.environ, "LLMOPS_DATABASE_URL": url}
+    for name in ("LLMOPS_DAILY_BUDGET", "LLMOPS_MONTHLY_BUDGET", "LLMOPS_DASHBOARD_PASSWORD"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", APPTEST, str(app), str(runs)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if result.returncode != 0:
+        print(f"\nAppTest: the process failed (exit {result.returncode}):\n{result.stderr}")
+        return
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    walls = report["walls"]
+    print(
+        f"\nAppTest of dashboard/app.py (default page: Overview) on the SQLite file, in a fresh "
+        f"process, caches cleared before each run: "
+        f"{', '.join(f'{w:.2f}' for w in walls)} s (median {statistics.median(walls):.2f} s; "
+        f"importing streamlit took {report['imported']:.2f} s before the first)"
+    )
+    if report["errors"]:
+        print(f"  the page raised: {report['errors']}")
+    print(f"  metrics shown: {report['metrics']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="calls to seed")
+    parser.add_argument("--quick", action="store_true", help="100,000 calls")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per function")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmops-bench"
+    )
+    parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL")
+    parser.add_argument("--explain", action="store_true", help="plans of the slow functions")
+    parser.add_argument(
+        "--proposed", action="store_true", help="also with the proposed indexes and rewrites"
+    )
+    parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows = 100_000
+    url, meta = cached_sqlite(args.data_dir, args.rows)
+    now = datetime.fromisoformat(meta["now"])
+    how = "reused" if meta["reused"] else "seeded now"
+    print(
+        f"SQLite file {url.removeprefix('sqlite:///')} ({how}): {meta['calls']:,} calls, "
+        f"{meta['feedback']:,} feedback rows, {meta['bytes'] / 1e6:,.0f} MB; seeded through "
+        f"the Writer in {meta['seconds']:,} s = {meta['rows_per_s']:,} rows/s; "
+        f"now = {meta['now']}"
+    )
+    print(f"Load average before: {load()}")
+    run_backend("SQLite", url, now, args)
+    if args.proposed:
+        with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
+            print(f"\n{ingest_cost(min(args.rows, 100_000), Path(spool))}")
+    if not args.no_apptest:
+        run_apptest(url)
+    if args.postgres:
+        with throwaway_postgres() as server, tempfile.TemporaryDirectory() as spool:
+            pg_url = server.new_database("bench")
+            print(f"\nSeeding {args.rows:,} calls into PostgreSQL ...", file=sys.stderr)
+            pg_meta = seed(pg_url, args.rows, now, Path(spool))
+            engine = create_engine(pg_url)
+            with engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "VACUUM ANALYZE"
+                )
+            engine.dispose()
+            print(
+                f"\nPostgreSQL 15 (throwaway cluster, fsync off, default memory settings): "
+                f"{pg_meta['calls']:,} calls, {pg_meta['feedback']:,} feedback rows seeded "
+                f"through the Writer in {pg_meta['seconds']:,} s = "
+                f"{pg_meta['rows_per_s']:,} rows/s, then VACUUM ANALYZE"
+            )
+            run_backend("PostgreSQL", pg_url, now, args)
+    print(f"\nLoad average after: {load()}")
+    return 0
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (2 cores here: above 2, something else runs)."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
