@@ -27,6 +27,9 @@ class CallRecord(SQLModel, table=True):
         sa.Index("ix_llm_calls_model", "model", "created_at"),
         sa.Index("ix_llm_calls_user", "user_id", "created_at"),
         sa.Index("ix_llm_calls_session", "session_id", "created_at"),
+        sa.Index("ix_llm_calls_status", "status", "created_at"),
+        sa.Index("ix_llm_calls_source", "source", "created_at"),
+        sa.Index("ix_llm_calls_version", "prompt_version", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36, description="uuid4 of the call")
