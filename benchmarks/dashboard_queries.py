@@ -651,18 +651,8 @@ def proposed_indexes(engine: sa.Engine) -> Iterator[list[str]]:
 
 
 def _loose_distinct(column: sa.ColumnElement[Any], limit: int) -> sa.Select[Any]:
-    """Distinct non-null values of an indexed column, in order: one index seek per value
-    (a loose index scan, as a recursive CTE) instead of reading every row."""
-
-    def following(previous: Any = None) -> sa.ScalarSelect[Any]:
-        query = sa.select(column).where(column.is_not(None)).order_by(column).limit(1)
-        if previous is not None:
-            query = query.where(column > previous)
-        return query.scalar_subquery()
-
-    seen = sa.select(following().label("v")).cte("seen", recursive=True)
-    seen = seen.union_all(sa.select(following(seen.c.v)).where(seen.c.v.is_not(None)))
-    return sa.select(seen.c.v).where(seen.c.v.is_not(None)).limit(limit)
+    """The loose index scan, now in llmops.store.queries (migration 0004)."""
+    return q._loose_distinct(column, limit)
 
 
 def filter_options_loose(engine: sa.Engine, limit: int = 500) -> dict[str, list[str]]:
