@@ -669,15 +669,7 @@ def spend_periods_ranges(engine: sa.Engine, now: datetime) -> list[q.Period]:
     """queries.spend_periods rewritten: one sum per period, each an index range of its own,
     instead of nine CASE sums over every call since the start of last month."""
     c = q._c
-    today = datetime.combine(now.date(), datetime.min.time(), UTC)
-    week = today - timedelta(days=today.weekday())
-    month = today.replace(day=1)
-    previous_month = (month - timedelta(days=1)).replace(day=1)
-    spans = {
-        "today": (today, now, today - timedelta(days=1), today),
-        "this week": (week, now, week - timedelta(days=7), week),
-        "this month": (month, now, previous_month, month),
-    }
+    spans = q.period_spans(now)
     parts = []
     for i, (start, end, prev_start, prev_end) in enumerate(spans.values()):
         for j, (low, high) in enumerate(((start, c.created_at <= end), (prev_start, None))):

@@ -236,13 +236,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs,
         )  # fmt: skip
-        litellm = _litellm.load(remote_price_map=self.prices.remote_price_map)
-        call.started = time.perf_counter()
-        try:
-            response = litellm.completion(model=call.model, messages=call.messages, **call.params)
-        except BaseException as exc:
-            self._record_failure(call, exc)
-            raise
+        response = self._send(call)
         return self._record_response(call, response, (time.perf_counter() - call.started) * 1000)
 
     async def acomplete(
@@ -264,15 +258,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs,
         )  # fmt: skip
-        litellm = _litellm.load(remote_price_map=self.prices.remote_price_map)
-        call.started = time.perf_counter()
-        try:
-            response = await litellm.acompletion(
-                model=call.model, messages=call.messages, **call.params
-            )
-        except BaseException as exc:
-            self._record_failure(call, exc)
-            raise
+        response = await self._asend(call)
         return self._record_response(call, response, (time.perf_counter() - call.started) * 1000)
 
     def stream(
@@ -297,13 +283,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs),
         )  # fmt: skip
-        litellm = _litellm.load(remote_price_map=self.prices.remote_price_map)
-        call.started = time.perf_counter()
-        try:
-            response = litellm.completion(model=call.model, messages=call.messages, **call.params)
-        except BaseException as exc:
-            self._record_failure(call, exc)
-            raise
+        response = self._send(call)
         return Stream(self, call, response)
 
     async def astream(
@@ -327,16 +307,30 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs),
         )  # fmt: skip
+        response = await self._asend(call)
+        return AsyncStream(self, call, response)
+
+    def _send(self, call: _Call) -> Any:
+        """Call litellm; a failure is recorded, then re-raised unchanged."""
         litellm = _litellm.load(remote_price_map=self.prices.remote_price_map)
         call.started = time.perf_counter()
         try:
-            response = await litellm.acompletion(
+            return litellm.completion(model=call.model, messages=call.messages, **call.params)
+        except BaseException as exc:
+            self._record_failure(call, exc)
+            raise
+
+    async def _asend(self, call: _Call) -> Any:
+        """The async twin of :meth:`_send`."""
+        litellm = _litellm.load(remote_price_map=self.prices.remote_price_map)
+        call.started = time.perf_counter()
+        try:
+            return await litellm.acompletion(
                 model=call.model, messages=call.messages, **call.params
             )
         except BaseException as exc:
             self._record_failure(call, exc)
             raise
-        return AsyncStream(self, call, response)
 
     # -- recording ------------------------------------------------------------------
 

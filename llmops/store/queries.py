@@ -92,18 +92,24 @@ class Period:
         return (self.cost_usd - self.previous_usd) / self.previous_usd
 
 
-def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
-    """Spend today, this week (from Monday) and this month, each against the period before."""
-    now = now or datetime.now(UTC)
+def period_spans(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
+    """Period name -> (start, now, previous start, previous end): today, this week (from
+    Monday) and this month, in UTC."""
     today = datetime.combine(now.date(), datetime.min.time(), UTC)
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
     previous_month = (month - timedelta(days=1)).replace(day=1)
-    spans = {
+    return {
         "today": (today, now, today - timedelta(days=1), today),
         "this week": (week, now, week - timedelta(days=7), week),
         "this month": (month, now, previous_month, month),
     }
+
+
+def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
+    """Spend today, this week (from Monday) and this month, each against the period before."""
+    now = now or datetime.now(UTC)
+    spans = period_spans(now)
     cost = sa.func.coalesce(_c.cost_usd, 0.0)
     columns = []
     for index, (start, end, prev_start, prev_end) in enumerate(spans.values()):
@@ -118,7 +124,7 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
             ),
             sa.func.coalesce(sa.func.sum(sa.case((current, 1), else_=0)), 0).label(f"n{index}"),
         ]
-    earliest = min(previous_month, week - timedelta(days=7))
+    earliest = min(prev_start for _, _, prev_start, _ in spans.values())
     query = sa.select(*columns).where(_c.created_at >= earliest, _c.created_at <= now)
     with engine.connect() as connection:
         row = connection.execute(query).one()
