@@ -442,11 +442,6 @@ def _spend_periods(url: str) -> list[queries.Period]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _month_budget(url: str, budget: float | None) -> queries.MonthBudget:
-    return queries.month_budget(_engine(url), budget)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
 def _overview(url: str, key: queries.Filters) -> queries.Overview:
     return queries.overview(_engine(url), key)
 
@@ -508,7 +503,7 @@ def spend_periods(view: View) -> list[queries.Period]:
 
 
 def month_budget(view: View) -> queries.MonthBudget:
-    return _month_budget(view.url, view.settings.monthly_budget_usd)
+    return queries.MonthBudget.of(spend_periods(view), view.settings.monthly_budget_usd)
 
 
 def overview(view: View) -> queries.Overview:

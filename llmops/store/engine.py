@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from llmops.errors import ConfigError, SchemaOutdatedError
 
 VERSION_TABLE = "llmops_schema_version"
-HEAD_REVISION = "0004"  # the newest migration in llmops/store/migrations/versions
-REVISIONS = ("0001", "0002", "0003", "0004")  # every migration, oldest first
+HEAD_REVISION = "0005"  # the newest migration in llmops/store/migrations/versions
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")  # every migration, oldest first
 _PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations
 
 

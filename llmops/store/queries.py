@@ -4,23 +4,38 @@ arithmetic on stored calls: callers format what these functions return.
 All functions take an Engine and return small lists of dataclasses or dicts, never raw
 tables. Dates are UTC. Queries are parameterized (SQLAlchemy Core); nothing user-supplied
 is pasted into SQL.
+
+Sums over a time range read the daily rollups (``llm_calls_daily``, ``feedback_daily``,
+kept exact by triggers) for the whole UTC days of the range and the calls themselves only
+for the partial days at its ends, so that 30 days of a million calls sum a few thousand
+rows. A filter on users, a split by user or tag, and percentiles read the calls.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from llmops.store.tables import CALLS, EVAL_RESULTS, EVAL_RUNS, FEEDBACK
+from llmops.store.tables import (
+    CALL_DAYS,
+    CALLS,
+    EVAL_RESULTS,
+    EVAL_RUNS,
+    FEEDBACK,
+    FEEDBACK_DAYS,
+    TAG_DAYS,
+    USER_DAYS,
+)
 
 GROUPINGS = ("model", "prompt", "user", "tag", "source")
 _c = CALLS.c
+READ_ROLLUPS = True  # False: every figure from the raw rows (tests and benchmarks compare)
 
 
 @dataclass(frozen=True)
@@ -60,16 +75,130 @@ class Filters:
                 conditions.append(column.in_(values))
         return conditions
 
+    def whole_days(self) -> tuple[date, date] | None:
+        """The whole UTC days [first, last) inside the range, if any."""
+        start, end = _utc(self.start), _utc(self.end)
+        first = datetime.combine(start.date(), datetime.min.time(), UTC)
+        if first < start:
+            first += timedelta(days=1)
+        last = datetime.combine(end.date(), datetime.min.time(), UTC)
+        return (first.date(), last.date()) if first < last else None
 
-def _day(engine: Engine) -> sa.ColumnElement[Any]:
-    """The UTC calendar day of a call, as text YYYY-MM-DD on both databases."""
+    def edges(self) -> list[Filters]:
+        """The partial days at both ends of the range that ``whole_days`` leaves out."""
+        days = self.whole_days()
+        if days is None:
+            return [self]
+        first, last = (datetime.combine(d, datetime.min.time(), UTC) for d in days)
+        spans = [(_utc(self.start), first), (last, _utc(self.end))]
+        return [replace(self, start=lo, end=hi) for lo, hi in spans if lo < hi]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day(engine: Engine) -> sa.ColumnElement[date]:
+    """The UTC calendar day of a call, as a date on both databases."""
     if engine.dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", _c.created_at), "YYYY-MM-DD")
-    return sa.func.substr(sa.cast(_c.created_at, sa.String), 1, 10)
+        return sa.cast(sa.func.timezone("UTC", _c.created_at), sa.Date)
+    return sa.type_coerce(sa.func.substr(sa.cast(_c.created_at, sa.String), 1, 10), sa.Date)
 
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _uses_rollups(filters: Filters) -> bool:
+    return READ_ROLLUPS and not filters.users
+
+
+def _rollup_where(table: sa.Table, filters: Filters, days: tuple[date, date]) -> list[Any]:
+    conditions: list[Any] = [table.c.day >= days[0], table.c.day < days[1]]
+    for column, values in (
+        ("model", filters.models),
+        ("prompt_name", filters.prompts),
+        ("prompt_version", filters.versions),
+        ("status", filters.statuses),
+        ("source", filters.sources),
+    ):
+        if values:
+            conditions.append(table.c[column].in_(values))
+    return conditions
+
+
+def _call_key(engine: Engine) -> list[sa.ColumnElement[Any]]:
+    """A call's rollup key ('' for NULL), as llm_calls_daily stores it."""
+    return [
+        _day(engine).label("day"),
+        _c.model.label("model"),
+        sa.func.coalesce(_c.prompt_name, "").label("prompt_name"),
+        sa.func.coalesce(_c.prompt_version, "").label("prompt_version"),
+        sa.func.coalesce(_c.git_commit, "").label("git_commit"),
+        _c.source.label("source"),
+        _c.status.label("status"),
+    ]
+
+
+def _one_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.case((condition, 1), else_=0)
+
+
+def _call_rows(engine: Engine, filters: Filters) -> sa.Subquery:
+    """Rows shaped like llm_calls_daily covering exactly the filtered calls: rollup rows for
+    the whole days, one row per call for the partial days (or for everything, when the
+    rollups cannot answer). Sum its columns, never count its rows."""
+    raw = [
+        *_call_key(engine),
+        *_spend_figures(),
+        _one_if(_c.cost_usd.is_not(None)).label("priced_calls"),
+        _one_if(_c.tokens_estimated).label("estimated_calls"),
+        sa.func.coalesce(_c.latency_ms, 0.0).label("latency_ms_sum"),
+        _one_if(_c.latency_ms.is_not(None)).label("latency_calls"),
+        _c.created_at.label("first_at"),
+        _c.created_at.label("last_at"),
+    ]
+    if not _uses_rollups(filters):
+        return sa.select(*raw).where(*filters.where()).subquery("calls")
+    parts = [sa.select(*raw).where(*edge.where()) for edge in filters.edges()]
+    days = filters.whole_days()
+    if days is not None:
+        columns = [CALL_DAYS.c[column.name] for column in raw]
+        parts.insert(0, sa.select(*columns).where(*_rollup_where(CALL_DAYS, filters, days)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("calls")
+
+
+def _spend_figures() -> list[sa.ColumnElement[Any]]:
+    """One call's figures, as the rollups sum them."""
+    return [
+        sa.literal(1).label("calls"),
+        sa.func.coalesce(_c.prompt_tokens, 0).label("prompt_tokens"),
+        sa.func.coalesce(_c.completion_tokens, 0).label("completion_tokens"),
+        sa.func.coalesce(_c.cost_usd, 0.0).label("cost_usd"),
+        _one_if(_c.cost_status == "unpriced").label("unpriced_calls"),
+    ]
+
+
+def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
+    """Rows shaped like feedback_daily covering the feedback of exactly the filtered calls."""
+    f = FEEDBACK.c
+    key = [column for column in _call_key(engine) if column.name != "git_commit"]
+    raw = [*key, f.name.label("name"), f.score.label("score"), sa.literal(1).label("n")]
+    joined = FEEDBACK.join(CALLS, f.call_id == _c.id)
+    if not _uses_rollups(filters):
+        return sa.select(*raw).select_from(joined).where(*filters.where()).subquery("feedback")
+    parts = [sa.select(*raw).select_from(joined).where(*edge.where()) for edge in filters.edges()]
+    days = filters.whole_days()
+    if days is not None:
+        rollup = FEEDBACK_DAYS.c
+        columns = [rollup[c.name] for c in raw[:-1]] + [rollup.feedback_count.label("n")]
+        parts.insert(0, sa.select(*columns).where(*_rollup_where(FEEDBACK_DAYS, filters, days)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("feedback")
+
+
+def _none(column: sa.ColumnElement[str]) -> sa.ColumnElement[str | None]:
+    """'' (the rollups' NULL) back to NULL."""
+    return sa.func.nullif(column, "")
 
 
 # -- spend ------------------------------------------------------------------------------
@@ -110,26 +239,23 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
     """Spend today, this week (from Monday) and this month, each against the period before."""
     now = now or datetime.now(UTC)
     spans = period_spans(now)
-    cost = sa.func.coalesce(_c.cost_usd, 0.0)
-    columns = []
-    for index, (start, end, prev_start, prev_end) in enumerate(spans.values()):
-        current = sa.and_(_c.created_at >= start, _c.created_at <= end)
-        before = sa.and_(_c.created_at >= prev_start, _c.created_at < prev_end)
-        columns += [
-            sa.func.coalesce(sa.func.sum(sa.case((current, cost), else_=0.0)), 0.0).label(
-                f"c{index}"
-            ),
-            sa.func.coalesce(sa.func.sum(sa.case((before, cost), else_=0.0)), 0.0).label(
-                f"p{index}"
-            ),
-            sa.func.coalesce(sa.func.sum(sa.case((current, 1), else_=0)), 0).label(f"n{index}"),
+    ranges = []
+    for start, end, previous_start, previous_end in spans.values():
+        ranges += [
+            Filters(start, end + timedelta(microseconds=1)),
+            Filters(previous_start, previous_end),
         ]
-    earliest = min(prev_start for _, _, prev_start, _ in spans.values())
-    query = sa.select(*columns).where(_c.created_at >= earliest, _c.created_at <= now)
     with engine.connect() as connection:
-        row = connection.execute(query).one()
+        sums = []
+        for filters in ranges:
+            rows = _call_rows(engine, filters)
+            query = sa.select(
+                sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+                sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
+            )
+            sums.append(connection.execute(query).one())
     return [
-        Period(name, float(row[3 * i]), float(row[3 * i + 1]), int(row[3 * i + 2]))
+        Period(name, float(sums[2 * i][0]), float(sums[2 * i + 1][0]), int(sums[2 * i][1]))
         for i, name in enumerate(spans)
     ]
 
@@ -149,58 +275,85 @@ def daily_spend(engine: Engine, filters: Filters, by: str = "model") -> list[Spe
     """Spend per UTC day and per model, prompt, user, tag or source."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
-    day = _day(engine).label("day")
-    from_clause: Any = CALLS
-    if by == "tag":
-        key, from_clause = _tag_key(engine)
-    else:
-        column = {
-            "model": _c.model,
-            "prompt": _c.prompt_name,
-            "user": _c.user_id,
-            "source": _c.source,
-        }[by]
-        key = sa.func.coalesce(column, "(none)")
-    key = key.label("key")
+    rows = _spend_rows(engine, filters, by)
+    column = {"prompt": "prompt_name", "user": "user_id"}.get(by, by)
+    key = sa.func.coalesce(_none(rows.c[column]), "(none)").label("key")
     query = (
         sa.select(
-            day,
+            rows.c.day,
             key,
-            sa.func.count().label("calls"),
-            sa.func.coalesce(sa.func.sum(_c.prompt_tokens), 0).label("prompt_tokens"),
-            sa.func.coalesce(sa.func.sum(_c.completion_tokens), 0).label("completion_tokens"),
-            sa.func.coalesce(sa.func.sum(_c.cost_usd), 0.0).label("cost_usd"),
-            sa.func.sum(sa.case((_c.cost_status == "unpriced", 1), else_=0)).label("unpriced"),
+            sa.func.sum(rows.c.calls),
+            sa.func.sum(rows.c.prompt_tokens),
+            sa.func.sum(rows.c.completion_tokens),
+            sa.func.sum(rows.c.cost_usd),
+            sa.func.sum(rows.c.unpriced_calls),
         )
-        .select_from(from_clause)
-        .where(*filters.where())
-        .group_by(day, key)
-        .order_by(day, key)
+        .group_by(rows.c.day, key)
+        .order_by(rows.c.day, key)
     )
     with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return [
-        SpendRow(
-            _as_date(r.day),
-            str(r.key),
-            int(r.calls),
-            int(r.prompt_tokens),
-            int(r.completion_tokens),
-            float(r.cost_usd),
-            int(r.unpriced or 0),
+        return [
+            SpendRow(
+                _as_date(d),
+                str(k),
+                int(n),
+                int(pt or 0),
+                int(ct or 0),
+                float(cost or 0),
+                int(u or 0),
+            )
+            for d, k, n, pt, ct, cost, u in connection.execute(query)
+        ]
+
+
+def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
+    """The rows to sum for a split: llm_calls_daily, or the user or tag rollup, which
+    answer for a split by user only without other filters, and for a split by tag."""
+    if by == "user":
+        rollup, usable = (
+            USER_DAYS,
+            not (
+                filters.models
+                or filters.prompts
+                or filters.versions
+                or filters.statuses
+                or filters.sources
+            ),
         )
-        for r in rows
+    elif by == "tag":
+        rollup, usable = TAG_DAYS, True
+    else:
+        return _call_rows(engine, filters)
+    key = [column.label(column.name) for column in _call_key(engine)]
+    if by == "user":
+        key.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
+    raw = [*key, *_spend_figures()]
+    from_clause: Any = CALLS
+    if by == "tag":
+        tag, from_clause = _tag_key(engine)
+        raw.append(tag.label("tag"))
+    if not (usable and _uses_rollups(filters)):
+        return sa.select(*raw).select_from(from_clause).where(*filters.where()).subquery("calls")
+    parts = [
+        sa.select(*raw).select_from(from_clause).where(*edge.where()) for edge in filters.edges()
     ]
+    days = filters.whole_days()
+    if days is not None:
+        columns = [
+            rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
+        ]
+        parts.insert(0, sa.select(*columns).where(*_rollup_where(rollup, filters, days)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("calls")
 
 
 def _tag_key(engine: Engine) -> tuple[sa.ColumnElement[Any], Any]:
-    """One row per tag of each call (calls without tags count under "(none)")."""
+    """One row per tag of each call (calls without tags count under '', as in the rollup)."""
     if engine.dialect.name == "postgresql":
         tags = sa.func.jsonb_array_elements_text(
-            sa.func.coalesce(_c.tags, sa.text("'[\"(none)\"]'::jsonb"))
+            sa.func.coalesce(_c.tags, sa.text("'[\"\"]'::jsonb"))
         ).table_valued("value")
         return tags.c.value, CALLS.join(tags, sa.true())
-    tags = sa.func.json_each(sa.func.coalesce(_c.tags, '["(none)"]')).table_valued("value")
+    tags = sa.func.json_each(sa.func.coalesce(_c.tags, '[""]')).table_valued("value")
     return tags.c.value, CALLS.join(tags, sa.true())
 
 
@@ -216,12 +369,9 @@ def daily_totals(
     engine: Engine, filters: Filters, daily_budget_usd: float | None = None
 ) -> list[DayTotal]:
     """Total spend per day, every day of the range (zeros included), flagged over budget."""
-    day = _day(engine).label("day")
-    query = (
-        sa.select(day, sa.func.coalesce(sa.func.sum(_c.cost_usd), 0.0), sa.func.count())
-        .where(*filters.where())
-        .group_by(day)
-    )
+    rows = _call_rows(engine, filters)
+    query = sa.select(rows.c.day, sa.func.sum(rows.c.cost_usd), sa.func.sum(rows.c.calls))
+    query = query.group_by(rows.c.day)
     with engine.connect() as connection:
         found = {_as_date(d): (float(cost), int(n)) for d, cost, n in connection.execute(query)}
     days = []
@@ -248,13 +398,18 @@ class MonthBudget:
     def over(self) -> bool:
         return self.budget_usd is not None and self.month_to_date_usd > self.budget_usd
 
+    @classmethod
+    def of(cls, periods: Sequence[Period], budget_usd: float | None) -> MonthBudget:
+        """From the periods ``spend_periods`` returned (no query)."""
+        this_month = next(p for p in periods if p.name == "this month")
+        return cls(this_month.cost_usd, budget_usd)
+
 
 def month_budget(
     engine: Engine, budget_usd: float | None, now: datetime | None = None
 ) -> MonthBudget:
     """Month-to-date spend against the monthly budget."""
-    this_month = next(p for p in spend_periods(engine, now) if p.name == "this month")
-    return MonthBudget(this_month.cost_usd, budget_usd)
+    return MonthBudget.of(spend_periods(engine, now), budget_usd)
 
 
 # -- overview ---------------------------------------------------------------------------
@@ -287,34 +442,37 @@ class Overview:
 
 def overview(engine: Engine, filters: Filters) -> Overview:
     """Calls, errors, cost, tokens, latency and TTFT percentiles, average feedback."""
-    where = filters.where()
+    rows = _call_rows(engine, filters)
+
+    def calls_with(status: str) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((rows.c.status == status, rows.c.calls), else_=0))
+
     totals = sa.select(
-        sa.func.count(),
-        sa.func.sum(sa.case((_c.status == "error", 1), else_=0)),
-        sa.func.sum(sa.case((_c.status == "cancelled", 1), else_=0)),
-        sa.func.coalesce(sa.func.sum(_c.cost_usd), 0.0),
-        sa.func.coalesce(sa.func.sum(_c.prompt_tokens), 0),
-        sa.func.coalesce(sa.func.sum(_c.completion_tokens), 0),
-        sa.func.sum(sa.case((_c.cost_status == "unpriced", 1), else_=0)),
-        sa.func.sum(sa.case((_c.tokens_estimated, 1), else_=0)),
-    ).where(*where)
-    feedback = (
-        sa.select(sa.func.count(), sa.func.avg(FEEDBACK.c.score))
-        .select_from(FEEDBACK.join(CALLS, FEEDBACK.c.call_id == _c.id))
-        .where(*where)
+        sa.func.sum(rows.c.calls),
+        calls_with("error"),
+        calls_with("cancelled"),
+        sa.func.sum(rows.c.cost_usd),
+        sa.func.sum(rows.c.prompt_tokens),
+        sa.func.sum(rows.c.completion_tokens),
+        sa.func.sum(rows.c.unpriced_calls),
+        sa.func.sum(rows.c.estimated_calls),
     )
     unpriced = (
-        sa.select(_c.model)
-        .where(*where, _c.cost_status == "unpriced", _c.status == "ok")
-        .distinct()
-        .order_by(_c.model)
+        sa.select(rows.c.model)
+        .where(rows.c.status == "ok")
+        .group_by(rows.c.model)
+        .having(sa.func.sum(rows.c.unpriced_calls) > 0)
+        .order_by(rows.c.model)
     )
+    scores = _feedback_rows(engine, filters)
+    feedback = sa.select(sa.func.sum(scores.c.n), sa.func.sum(scores.c.score * scores.c.n))
     with engine.connect() as connection:
         t = connection.execute(totals).one()
-        f = connection.execute(feedback).one()
+        feedback_count, score_sum = connection.execute(feedback).one()
         unpriced_models = tuple(connection.execute(unpriced).scalars())
-        latency = percentiles(connection, _c.latency_ms, where, (0.5, 0.95, 0.99))
-        ttft = percentiles(connection, _c.ttft_ms, where, (0.5, 0.95, 0.99))
+        latency, ttft = percentiles(
+            connection, (_c.latency_ms, _c.ttft_ms), filters.where(), (0.5, 0.95, 0.99)
+        )
     return Overview(
         calls=int(t[0] or 0),
         errors=int(t[1] or 0),
@@ -330,42 +488,42 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         ttft_p50=ttft[0],
         ttft_p95=ttft[1],
         ttft_p99=ttft[2],
-        feedback_count=int(f[0] or 0),
-        feedback_avg=float(f[1]) if f[1] is not None else None,
+        feedback_count=int(feedback_count or 0),
+        feedback_avg=float(score_sum) / int(feedback_count) if feedback_count else None,
         unpriced_models=unpriced_models,
     )
 
 
 def percentiles(
     connection: sa.Connection,
-    column: sa.ColumnElement[Any],
+    columns: Sequence[sa.ColumnElement[Any]],
     where: Sequence[sa.ColumnElement[bool]],
     quantiles: Sequence[float],
-) -> list[float | None]:
-    """Exact percentiles (linear interpolation, like numpy's default) of a column."""
-    conditions = [*where, column.is_not(None)]
+) -> list[list[float | None]]:
+    """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs
+    left out, from one pass over the rows."""
     if connection.dialect.name == "postgresql":
         query = sa.select(
-            *(sa.func.percentile_cont(q).within_group(column) for q in quantiles)
-        ).where(*conditions)
-        row = connection.execute(query).one()
-        return [float(v) if v is not None else None for v in row]
-    count = connection.execute(sa.select(sa.func.count()).where(*conditions)).scalar_one()
-    if not count:
-        return [None for _ in quantiles]
-    positions = {}
-    for q in quantiles:
-        exact = q * (count - 1)
-        positions[q] = (math.floor(exact), math.ceil(exact), exact - math.floor(exact))
-    wanted = sorted({p for lo, hi, _ in positions.values() for p in (lo, hi)})
-    ranked = (
-        sa.select(column.label("v"), sa.func.row_number().over(order_by=column).label("rn"))
-        .where(*conditions)
-        .subquery()
-    )
-    query = sa.select(ranked.c.rn, ranked.c.v).where(ranked.c.rn.in_([p + 1 for p in wanted]))
-    values = {int(rn) - 1: float(v) for rn, v in connection.execute(query)}
-    return [values[lo] + (values[hi] - values[lo]) * frac for lo, hi, frac in positions.values()]
+            *(sa.func.percentile_cont(q).within_group(c) for c in columns for q in quantiles)
+        ).where(*where)
+        row = [float(v) if v is not None else None for v in connection.execute(query).one()]
+        return [row[i : i + len(quantiles)] for i in range(0, len(row), len(quantiles))]
+    # SQLite has no percentile function: read the values (ix_llm_calls_timing covers them)
+    # and interpolate here; ranking them with a window over a sort is three times slower.
+    rows = connection.execute(sa.select(*columns).where(*where)).all()
+    result = []
+    for i in range(len(columns)):
+        values = sorted(row[i] for row in rows if row[i] is not None)
+        result.append([_interpolate(values, q) for q in quantiles])
+    return result
+
+
+def _interpolate(ordered: list[float], quantile: float) -> float | None:
+    if not ordered:
+        return None
+    exact = quantile * (len(ordered) - 1)
+    low, high = math.floor(exact), math.ceil(exact)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (exact - low))
 
 
 # -- prompts ----------------------------------------------------------------------------
@@ -395,63 +553,83 @@ class VersionStats:
 
 def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:
     """Every prompt version seen in the range with its usage, feedback and latest eval."""
-    where = [*filters.where(), _c.prompt_name.is_not(None)]
-    calls = (
+    rows = _call_rows(engine, filters)
+    version = (rows.c.prompt_name, rows.c.prompt_version)
+    usage = (
         sa.select(
-            _c.prompt_name,
-            _c.prompt_version,
-            sa.func.max(_c.git_commit).label("git_commit"),
-            sa.func.count().label("calls"),
-            sa.func.avg(_c.cost_usd).label("cost_per_call"),
-            sa.func.avg(
-                sa.func.coalesce(_c.prompt_tokens, 0) + sa.func.coalesce(_c.completion_tokens, 0)
-            ).label("tokens_per_call"),
-            sa.func.avg(_c.latency_ms).label("latency"),
-            sa.func.sum(sa.case((_c.status == "error", 1), else_=0)).label("errors"),
-            sa.func.min(_c.created_at).label("first_seen"),
-            sa.func.max(_c.created_at).label("last_seen"),
+            *version,
+            sa.func.max(_none(rows.c.git_commit)),
+            sa.func.sum(rows.c.calls),
+            sa.func.sum(rows.c.cost_usd),
+            sa.func.sum(rows.c.priced_calls),
+            sa.func.sum(rows.c.prompt_tokens) + sa.func.sum(rows.c.completion_tokens),
+            sa.func.sum(rows.c.latency_ms_sum),
+            sa.func.sum(rows.c.latency_calls),
+            sa.func.sum(sa.case((rows.c.status == "error", rows.c.calls), else_=0)),
+            sa.func.min(rows.c.first_at),
+            sa.func.max(rows.c.last_at),
         )
-        .where(*where)
-        .group_by(_c.prompt_name, _c.prompt_version)
+        .where(rows.c.prompt_name != "")
+        .group_by(*version)
     )
+    scores = _feedback_rows(engine, filters)
     feedback = (
         sa.select(
-            _c.prompt_name,
-            _c.prompt_version,
-            sa.func.avg(FEEDBACK.c.score).label("avg"),
-            sa.func.count().label("n"),
+            scores.c.prompt_name,
+            scores.c.prompt_version,
+            sa.func.sum(scores.c.score * scores.c.n),
+            sa.func.sum(scores.c.n),
         )
-        .select_from(FEEDBACK.join(CALLS, FEEDBACK.c.call_id == _c.id))
-        .where(*where)
-        .group_by(_c.prompt_name, _c.prompt_version)
+        .where(scores.c.prompt_name != "")
+        .group_by(scores.c.prompt_name, scores.c.prompt_version)
     )
     with engine.connect() as connection:
-        usage = connection.execute(calls).all()
-        scores = {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(feedback)}
+        found = connection.execute(usage).all()
+        feedback_by_version = {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(feedback)}
         evals = latest_eval_by_version(connection)
     result = []
-    for r in usage:
-        avg, n = scores.get((r.prompt_name, r.prompt_version), (None, 0))
-        rate, suite = evals.get((r.prompt_name, r.prompt_version), (None, None))
+    for (
+        name,
+        version_id,
+        commit,
+        calls,
+        cost,
+        priced,
+        tokens,
+        latency,
+        timed,
+        errors,
+        *seen,
+    ) in found:
+        version_id = version_id or None
+        score_sum, rated = feedback_by_version.get((name, version_id or ""), (None, 0))
+        rate, suite = evals.get((name, version_id), (None, None))
         result.append(
             VersionStats(
-                r.prompt_name,
-                r.prompt_version,
-                r.git_commit,
-                int(r.calls),
-                float(r.cost_per_call) if r.cost_per_call is not None else None,
-                float(r.tokens_per_call) if r.tokens_per_call is not None else None,
-                float(r.latency) if r.latency is not None else None,
-                int(r.errors or 0),
-                float(avg) if avg is not None else None,
-                int(n),
-                r.first_seen,
-                r.last_seen,
+                name,
+                version_id,
+                commit,
+                int(calls),
+                float(cost) / int(priced) if priced else None,
+                int(tokens or 0) / int(calls),
+                float(latency) / int(timed) if timed else None,
+                int(errors or 0),
+                float(score_sum) / int(rated) if rated else None,
+                int(rated or 0),
+                _as_datetime(seen[0]),
+                _as_datetime(seen[1]),
                 rate,
                 suite,
             )
         )
     return sorted(result, key=lambda v: (v.prompt_name, v.last_seen), reverse=False)
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp read back through a UNION, where SQLite may return it as text."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def latest_eval_by_version(
@@ -636,23 +814,15 @@ class FeedbackDay:
     count: int
 
 
-def _feedback_base(filters: Filters) -> Any:
-    return FEEDBACK.join(CALLS, FEEDBACK.c.call_id == _c.id), [
-        *filters.where(),
-        _c.prompt_name.is_not(None),
-    ]
-
-
 def feedback_distribution(engine: Engine, filters: Filters) -> list[ScoreCount]:
     """How often each score was given, per prompt version and feedback name."""
-    joined, where = _feedback_base(filters)
-    f = FEEDBACK.c
+    rows = _feedback_rows(engine, filters)
+    group = (rows.c.prompt_name, _none(rows.c.prompt_version), rows.c.name, rows.c.score)
     query = (
-        sa.select(_c.prompt_name, _c.prompt_version, f.name, f.score, sa.func.count())
-        .select_from(joined)
-        .where(*where)
-        .group_by(_c.prompt_name, _c.prompt_version, f.name, f.score)
-        .order_by(_c.prompt_name, _c.prompt_version, f.name, f.score)
+        sa.select(*group, sa.func.sum(rows.c.n))
+        .where(rows.c.prompt_name != "")
+        .group_by(*group)
+        .order_by(*group)
     )
     with engine.connect() as connection:
         return [
@@ -662,38 +832,43 @@ def feedback_distribution(engine: Engine, filters: Filters) -> list[ScoreCount]:
 
 def feedback_trend(engine: Engine, filters: Filters) -> list[FeedbackDay]:
     """Average score per day, prompt version and feedback name (by the call's day)."""
-    joined, where = _feedback_base(filters)
-    f = FEEDBACK.c
-    day = _day(engine).label("day")
+    rows = _feedback_rows(engine, filters)
+    group = (rows.c.day, rows.c.prompt_name, _none(rows.c.prompt_version), rows.c.name)
     query = (
-        sa.select(
-            day, _c.prompt_name, _c.prompt_version, f.name, sa.func.avg(f.score), sa.func.count()
-        )
-        .select_from(joined)
-        .where(*where)
-        .group_by(day, _c.prompt_name, _c.prompt_version, f.name)
-        .order_by(day)
+        sa.select(*group, sa.func.sum(rows.c.score * rows.c.n), sa.func.sum(rows.c.n))
+        .where(rows.c.prompt_name != "")
+        .group_by(*group)
+        .order_by(*group)
     )
     with engine.connect() as connection:
         return [
-            FeedbackDay(_as_date(r[0]), r[1], r[2], r[3], float(r[4]), int(r[5]))
+            FeedbackDay(_as_date(r[0]), r[1], r[2], r[3], float(r[4]) / int(r[5]), int(r[5]))
             for r in connection.execute(query)
         ]
 
 
 def feedback_comments(engine: Engine, filters: Filters, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest comments, with the call's prompt version."""
-    joined, where = _feedback_base(filters)
+    """The newest comments, with the call's prompt version: the newest commented feedback
+    rows whose call matches, so the database starts from the feedback, not the calls."""
     f = FEEDBACK.c
+    newest = FEEDBACK.alias("newest")
+    matching = sa.exists().where(
+        _c.id == newest.c.call_id, *filters.where(), _c.prompt_name.is_not(None)
+    )
+    picked = (
+        sa.select(newest.c.id)
+        .where(newest.c.comment.is_not(None), matching)
+        .order_by(newest.c.created_at.desc())
+        .limit(limit)
+    )
     query = (
         sa.select(
             f.created_at, _c.prompt_name, _c.prompt_version, f.name, f.score, f.comment,
             f.user_id, f.call_id,
         )
-        .select_from(joined)
-        .where(*where, f.comment.is_not(None))
-        .order_by(f.created_at.desc())
-        .limit(limit)
+        .select_from(FEEDBACK.join(CALLS, f.call_id == _c.id))
+        .where(f.id.in_(picked))
+        .order_by(f.created_at.desc(), f.id)
     )  # fmt: skip
     with engine.connect() as connection:
         return [dict(r._mapping) for r in connection.execute(query)]

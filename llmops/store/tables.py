@@ -3,7 +3,7 @@ Grafana and notebooks at them, so change them only with a migration."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +30,12 @@ class CallRecord(SQLModel, table=True):
         sa.Index("ix_llm_calls_status", "status", "created_at"),
         sa.Index("ix_llm_calls_source", "source", "created_at"),
         sa.Index("ix_llm_calls_version", "prompt_version", "created_at"),
-    )
+        sa.Index(
+            "ix_llm_calls_timing",  # covers the percentile queries, filters included
+            "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
+            "user_id", "source", "status",
+        ),
+    )  # fmt: skip
 
     id: str = Field(primary_key=True, max_length=36, description="uuid4 of the call")
     created_at: datetime = Field(description="when the call started, UTC")
@@ -71,15 +76,100 @@ class FeedbackRecord(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     call_id: str = Field(foreign_key="llm_calls.id", index=True, max_length=36)
-    created_at: datetime
+    created_at: datetime = Field(index=True)
     name: str = Field(default="rating", max_length=100)
     score: float
     comment: str | None = Field(default=None, sa_type=sa.Text)
     user_id: str | None = Field(default=None, max_length=200)
 
 
+class DailyCalls(SQLModel, table=True):
+    """Calls per UTC day and group (table ``llm_calls_daily``): a rollup that database
+    triggers keep exact on every insert, update and delete of ``llm_calls`` (migration
+    0005), so that figures over weeks sum days instead of calls. '' stands for NULL in the
+    key columns."""
+
+    __tablename__ = "llm_calls_daily"
+
+    day: date = Field(primary_key=True)
+    model: str = Field(primary_key=True, max_length=200)
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+    git_commit: str = Field(primary_key=True, max_length=40)
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+    calls: int
+    prompt_tokens: int = Field(sa_type=sa.BigInteger)
+    completion_tokens: int = Field(sa_type=sa.BigInteger)
+    cost_usd: float = Field(description="sum of the known costs")
+    priced_calls: int = Field(description="calls with a cost (priced or custom)")
+    unpriced_calls: int
+    estimated_calls: int = Field(description="calls whose tokens were counted locally")
+    latency_ms_sum: float
+    latency_calls: int = Field(description="calls with a latency")
+    first_at: datetime
+    last_at: datetime
+
+
+class DailyUserSpend(SQLModel, table=True):
+    """Calls, tokens and cost per UTC day and user (table ``llm_calls_daily_users``), kept
+    by triggers on ``llm_calls``; '' stands for no user."""
+
+    __tablename__ = "llm_calls_daily_users"
+
+    day: date = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=200)
+    calls: int
+    prompt_tokens: int = Field(sa_type=sa.BigInteger)
+    completion_tokens: int = Field(sa_type=sa.BigInteger)
+    cost_usd: float
+    unpriced_calls: int
+
+
+class DailyTagSpend(SQLModel, table=True):
+    """Calls, tokens and cost per UTC day, tag and group (table ``llm_calls_daily_tags``),
+    kept by triggers on ``llm_calls``: a call counts once under each of its tags, and under
+    '' when it has none."""
+
+    __tablename__ = "llm_calls_daily_tags"
+
+    day: date = Field(primary_key=True)
+    tag: str = Field(primary_key=True, max_length=200)
+    model: str = Field(primary_key=True, max_length=200)
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+    calls: int
+    prompt_tokens: int = Field(sa_type=sa.BigInteger)
+    completion_tokens: int = Field(sa_type=sa.BigInteger)
+    cost_usd: float
+    unpriced_calls: int
+
+
+class DailyFeedback(SQLModel, table=True):
+    """Feedback rows per day of their call, group, name and score (table
+    ``feedback_daily``), kept by triggers on ``feedback`` and ``llm_calls``."""
+
+    __tablename__ = "feedback_daily"
+
+    day: date = Field(primary_key=True)
+    model: str = Field(primary_key=True, max_length=200)
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=100)
+    score: float = Field(primary_key=True)
+    feedback_count: int
+
+
 CALLS = CallRecord.__table__
 FEEDBACK = FeedbackRecord.__table__
+CALL_DAYS = DailyCalls.__table__
+USER_DAYS = DailyUserSpend.__table__
+TAG_DAYS = DailyTagSpend.__table__
+FEEDBACK_DAYS = DailyFeedback.__table__
 
 
 class EvalRun(SQLModel, table=True):

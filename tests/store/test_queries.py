@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import uuid
 from collections import defaultdict
@@ -288,3 +290,61 @@ def test_queries_are_parameterized(seeded) -> None:
     assert q.calls_page(engine, filters) == ([], 0)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one() == 400
+
+
+def _close(a, b, path: str = "") -> None:
+    """Equal, up to float rounding (sums added in another order differ in the last bits)."""
+    if dataclasses.is_dataclass(a):
+        a, b = dataclasses.asdict(a), dataclasses.asdict(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)) and not isinstance(a, str):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
+    """Every rollup-backed figure equals the same figure summed from the calls, for ranges
+    that start and end mid-day, lie inside one day, or are whole days, with filters."""
+    engine, _, _ = seeded
+    ranges = [
+        q.Filters.last_days(30, NOW),
+        q.Filters(NOW - timedelta(days=20, hours=5, minutes=7), NOW - timedelta(days=2, hours=3)),
+        q.Filters(NOW - timedelta(hours=6), NOW),
+        q.Filters(datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)),
+        q.Filters.last_days(45, NOW, models=("gpt-4o",), statuses=("ok",), sources=("app",)),
+        q.Filters.last_days(45, NOW, prompts=("support/answer",), versions=("aaaaaaaaaaaa",)),
+    ]
+
+    def figures() -> list:
+        found: list = [q.spend_periods(engine, NOW)]
+        for f in ranges:
+            found += [
+                q.overview(engine, f),
+                q.daily_totals(engine, f, 0.05),
+                q.prompt_versions(engine, f),
+                q.feedback_distribution(engine, f),
+                q.feedback_trend(engine, f),
+                *(q.daily_spend(engine, f, by=by) for by in q.GROUPINGS),
+            ]
+        return found
+
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    from_rollups = figures()
+    assert any("llm_calls_daily" in s for s in statements)
+    for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags"):
+        assert any(rollup in s for s in statements), rollup
+    monkeypatch.setattr(q, "READ_ROLLUPS", False)
+    statements.clear()
+    from_calls = figures()
+    assert not any("_daily" in s for s in statements)
+    _close(from_rollups, from_calls)
+    assert from_calls[1].calls > 100  # the ranges hold calls, not nothing

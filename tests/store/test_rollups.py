@@ -1,0 +1,255 @@
+"""The daily rollups equal what the raw rows say, after inserts, updates and deletes."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.store.engine import check_schema, create_engine
+from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
+from llmops.store.writer import Writer
+from tests.store.test_writer import call_row, feedback_row
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+SPEND = ("calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls")
+
+
+def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
+    """The rollups computed here, in Python, from every call and feedback row."""
+    with engine.connect() as connection:
+        calls = {r.id: r for r in connection.execute(sa.select(CALLS))}
+        feedback = connection.execute(sa.select(FEEDBACK)).all()
+    days: dict[tuple, dict[str, Any]] = {}
+    users: dict[tuple, dict[str, Any]] = {}
+    tags: dict[tuple, dict[str, Any]] = {}
+    for c in calls.values():
+        created = _utc(c.created_at)
+        spend = dict(
+            zip(
+                SPEND,
+                (
+                    1,
+                    c.prompt_tokens or 0,
+                    c.completion_tokens or 0,
+                    c.cost_usd or 0.0,
+                    int(c.cost_status == "unpriced"),
+                ),
+                strict=True,
+            )
+        )
+        groups = [users.setdefault((created.date(), c.user_id or ""), defaultdict(int))]
+        for tag in c.tags if c.tags is not None else [""]:
+            key = (
+                created.date(),
+                tag,
+                c.model,
+                c.prompt_name or "",
+                c.prompt_version or "",
+                c.source,
+                c.status,
+            )
+            groups.append(tags.setdefault(key, defaultdict(int)))
+        for group in groups:
+            for name, value in spend.items():
+                group[name] += value
+        key = (
+            created.date(), c.model, c.prompt_name or "", c.prompt_version or "",
+            c.git_commit or "", c.source, c.status,
+        )  # fmt: skip
+        d = days.setdefault(key, defaultdict(int, first_at=created, last_at=created))
+        d["calls"] += 1
+        d["prompt_tokens"] += c.prompt_tokens or 0
+        d["completion_tokens"] += c.completion_tokens or 0
+        d["cost_usd"] += c.cost_usd or 0.0
+        d["priced_calls"] += c.cost_usd is not None
+        d["unpriced_calls"] += c.cost_status == "unpriced"
+        d["estimated_calls"] += bool(c.tokens_estimated)
+        d["latency_ms_sum"] += c.latency_ms or 0.0
+        d["latency_calls"] += c.latency_ms is not None
+        d["first_at"] = min(d["first_at"], created)
+        d["last_at"] = max(d["last_at"], created)
+    scores: dict[tuple, int] = defaultdict(int)
+    for f in feedback:
+        c = calls[f.call_id]
+        key = (
+            _utc(c.created_at).date(), c.model, c.prompt_name or "", c.prompt_version or "",
+            c.source, c.status, f.name, f.score,
+        )  # fmt: skip
+        scores[key] += 1
+    return [{k: dict(v) for k, v in table.items()} for table in (days, users, tags)] + [
+        dict(scores)
+    ]
+
+
+def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
+    found = []
+    with engine.connect() as connection:
+        for table in (CALL_DAYS, USER_DAYS, TAG_DAYS):
+            key = [c.name for c in table.primary_key.columns]
+            found.append(
+                {
+                    tuple(r[k] for k in key): {k: v for k, v in r.items() if k not in key}
+                    for r in (row._mapping for row in connection.execute(sa.select(table)))
+                }
+            )
+        found.append({tuple(r[:-1]): r[-1] for r in connection.execute(sa.select(FEEDBACK_DAYS))})
+    for figures in found[0].values():
+        figures["first_at"] = _utc(figures["first_at"])
+        figures["last_at"] = _utc(figures["last_at"])
+    return found
+
+
+def assert_rollups_match(engine: sa.Engine) -> None:
+    *expected_spend, expected_scores = expected_rollups(engine)
+    *spend, scores = stored_rollups(engine)
+    for stored, expected_rows in zip(spend, expected_spend, strict=True):
+        assert stored.keys() == expected_rows.keys()
+        for key, figures in stored.items():
+            expected = dict(expected_rows[key])
+            bounds = [b for b in ("first_at", "last_at") if b in figures]
+            assert [figures.pop(b) for b in bounds] == [expected.pop(b) for b in bounds], key
+            assert figures == pytest.approx(expected, rel=1e-9, abs=1e-12), key
+    assert scores == expected_scores
+
+
+def random_calls(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(n):
+        prompt = rng.choice(["support/answer", "extract/ticket", None])
+        unpriced = rng.random() < 0.15
+        rows.append(
+            call_row(
+                created_at=START + timedelta(minutes=rng.randrange(0, 5 * 24 * 60)),
+                model=rng.choice(["gpt-4o-mini", "gpt-4o"]),
+                status=rng.choice(["ok", "ok", "ok", "error"]),
+                source=rng.choice(["app", "eval"]),
+                prompt_name=prompt,
+                prompt_version=rng.choice(["aaaaaaaaaaaa", "bbbbbbbbbbbb"]) if prompt else None,
+                git_commit=rng.choice(["c" * 40, None]),
+                prompt_tokens=rng.choice([None, rng.randrange(1, 900)]),
+                completion_tokens=rng.randrange(0, 300),
+                cost_usd=None if unpriced else round(rng.uniform(0, 0.01), 6),
+                cost_status="unpriced" if unpriced else "priced",
+                tokens_estimated=rng.random() < 0.1,
+                latency_ms=rng.choice([None, round(rng.uniform(50, 3000), 3)]),
+                user_id=rng.choice(["u1", "u2", None]),
+                tags=rng.choice([None, [], ["web"], ["web", "eu"], ["eu", "eu"]]),
+            )
+        )
+    return rows
+
+
+@pytest.fixture
+def engine(database_url: str, tmp_path: Path) -> sa.Engine:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    return engine
+
+
+def test_rollups_follow_inserts_updates_and_deletes(engine: sa.Engine, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    calls = random_calls(rng, 300)
+    feedback = [
+        {**feedback_row(rng.choice(calls)["id"], rng.choice([0, 1, 3, 5])), "name": name}
+        for name in ("rating", "thumbs")
+        for _ in range(60)
+    ]
+    writer = Writer(lambda: engine, tmp_path / "spool")
+    for row in calls:
+        writer.put("call", row)
+    for row in feedback:
+        writer.put("feedback", row)
+    writer.close()
+    assert_rollups_match(engine)
+
+    with engine.begin() as connection:  # the same rows again change nothing
+        statement = CALLS.insert()
+        if engine.dialect.name == "sqlite":
+            statement = statement.prefix_with("OR IGNORE")
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+
+            statement = insert(CALLS).on_conflict_do_nothing()
+        connection.execute(statement, calls[:50])
+    assert_rollups_match(engine)
+
+    with_feedback = {f["call_id"] for f in feedback}
+    idle = [c["id"] for c in calls if c["id"] not in with_feedback]
+    busy = sorted(with_feedback)
+    with engine.begin() as connection:
+        # re-pricing, as `llmops costs recompute` does: costs and statuses change
+        connection.execute(
+            CALLS.update()
+            .where(CALLS.c.cost_status == "unpriced")
+            .values(cost_usd=0.5, cost_status="custom")
+        )
+        connection.execute(
+            CALLS.update()
+            .where(CALLS.c.id.in_(idle[:20]))
+            .values(cost_usd=None, cost_status="unpriced")
+        )
+        connection.execute(
+            CALLS.update().where(CALLS.c.id.in_(idle[80:90])).values(user_id="u9", tags=["new"])
+        )
+        # calls whose key changes, feedback and all
+        connection.execute(
+            CALLS.update().where(CALLS.c.id.in_(busy[:15])).values(model="gpt-5", status="ok")
+        )
+        connection.execute(
+            CALLS.update()
+            .where(CALLS.c.id.in_(busy[15:25]))
+            .values(created_at=START + timedelta(days=9, hours=3))
+        )
+        connection.execute(CALLS.delete().where(CALLS.c.id.in_(idle[20:80])))
+        connection.execute(
+            FEEDBACK.delete().where(FEEDBACK.c.id.in_([f["id"] for f in feedback[:30]]))
+        )
+        connection.execute(
+            FEEDBACK.update()
+            .where(FEEDBACK.c.id.in_([f["id"] for f in feedback[30:50]]))
+            .values(score=2)
+        )
+    assert_rollups_match(engine)
+
+    with engine.begin() as connection:  # a whole day goes: its rollup rows go too
+        first_day = sa.and_(CALLS.c.created_at < START + timedelta(days=1))
+        ids = connection.execute(sa.select(CALLS.c.id).where(first_day)).scalars().all()
+        connection.execute(FEEDBACK.delete().where(FEEDBACK.c.call_id.in_(ids)))
+        connection.execute(CALLS.delete().where(CALLS.c.id.in_(ids)))
+        assert (
+            connection.execute(
+                sa.select(sa.func.count()).where(CALL_DAYS.c.day == START.date())
+            ).scalar_one()
+            == 0
+        )
+    assert_rollups_match(engine)
+
+
+def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_path: Path) -> None:
+    from llmops.store.engine import upgrade
+
+    engine = create_engine(database_url)
+    upgrade(engine, "0004")
+    calls = random_calls(random.Random(8), 120)
+    feedback = [feedback_row(c["id"], 4) for c in calls[::3]]
+    with engine.begin() as connection:
+        connection.execute(CALLS.insert(), calls)
+        connection.execute(FEEDBACK.insert(), feedback)
+    upgrade(engine)
+    assert_rollups_match(engine)
+    calls_days, users, tags, _ = stored_rollups(engine)
+    assert sum(r["calls"] for r in calls_days.values()) == 120
+    assert sum(r["calls"] for r in users.values()) == 120
+    assert sum(r["calls"] for r in tags.values()) > 100
