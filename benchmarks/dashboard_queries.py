@@ -82,6 +82,7 @@ DATA_FORMAT = 2  # bump when the generated data changes: cached files are then r
 GOAL_S = 1.0
 DAYS = 90
 DEEP_OFFSET = 5_000
+TOP = 10  # the dashboard's split shows the 10 keys that cost most (dashboard/_common.TOP_KEYS)
 CHUNK = 20_000  # at most 2 x CHUNK rows wait in the writer's queue (it never spills)
 
 # name, provider, $ per million input tokens, $ per million output, median latency ms, weight
@@ -423,9 +424,10 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
     batch = q.eval_runs(engine, limit=1)[0].batch_id  # the Evals page opens the newest batch
     return {
         "spend_periods": ("spend_periods", lambda: q.spend_periods(engine, now)),
-        "daily_spend(model)": ("daily_spend", lambda: q.daily_spend(engine, f, by="model")),
-        "daily_spend(tag)": ("daily_spend", lambda: q.daily_spend(engine, f, by="tag")),
-        "daily_spend(user)": ("daily_spend", lambda: q.daily_spend(engine, f, by="user")),
+        **{
+            f"daily_spend({by})": ("daily_spend", lambda by=by: q.daily_spend(engine, f, by, TOP))
+            for by in ("model", "tag", "user")
+        },
         "daily_totals": ("daily_totals", lambda: q.daily_totals(engine, f, 50.0)),
         "overview": ("overview", lambda: q.overview(engine, f)),
         "filter_options": ("filter_options", lambda: q.filter_options(engine)),

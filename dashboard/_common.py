@@ -26,6 +26,7 @@ from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
 
 TTL = 30  # seconds a query result is reused
+TOP_KEYS = 10  # a split by user or tag shows the 10 that cost most, the rest as "(other)"
 PRESETS = (7, 30, 90)
 DEFAULT_DAYS = 30
 CUSTOM = "custom"
@@ -448,7 +449,7 @@ def _overview(url: str, key: queries.Filters) -> queries.Overview:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _daily_spend(url: str, key: queries.Filters, by: str) -> list[queries.SpendRow]:
-    return queries.daily_spend(_engine(url), key, by=by)
+    return queries.daily_spend(_engine(url), key, by=by, top=TOP_KEYS)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -37,6 +37,9 @@ def _engine(url: str | None):  # type: ignore[no-untyped-def]
 def spend(
     days: int = typer.Option(30, "--days", min=1, max=3660, help="How many days back."),
     by: By = typer.Option(By.model, "--by", help="Group by model, prompt, user, tag or source."),
+    top: int | None = typer.Option(
+        None, "--top", min=1, help='Keep the N keys that cost most; sum the rest as "(other)".'
+    ),
     output: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
     url: str | None = DatabaseOption,
 ) -> None:
@@ -45,7 +48,7 @@ def spend(
 
     engine = _engine(url)
     filters = queries.Filters.last_days(days)
-    rows = queries.daily_spend(engine, filters, by=by.value)
+    rows = queries.daily_spend(engine, filters, by=by.value, top=top)
     records = [
         {
             "date": r.date.isoformat(),

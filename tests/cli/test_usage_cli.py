@@ -70,6 +70,11 @@ def test_spend_json_csv_and_table(seeded, cli, tmp_path) -> None:
     as_csv = cli("spend", "--by", "user", "--format", "csv", "--database-url", url, cwd=tmp_path)
     parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert {r["user"] for r in parsed} == {"ann", "bob"}
+    top = cli("spend", "--by", "user", "--top", "1", "--format", "json", "--database-url", url,
+              cwd=tmp_path)  # fmt: skip
+    keys = {r["user"] for r in json.loads(top.stdout)}
+    assert len(keys) == 2 and "(other)" in keys and keys <= {"ann", "bob", "(other)"}
+    assert sum(r["calls"] for r in json.loads(top.stdout)) == 5
     table = cli("spend", "--database-url", url, cwd=tmp_path)
     total = sum(cost for _, cost in expected.values())
     assert f"Total: 5 calls, ${total:.6f}" in table.stdout

@@ -348,3 +348,23 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert not any("_daily" in s for s in statements)
     _close(from_rollups, from_calls)
     assert from_calls[1].calls > 100  # the ranges hold calls, not nothing
+
+
+@pytest.mark.parametrize("by", ["user", "tag", "model"])
+def test_daily_spend_keeps_the_top_keys_and_sums_the_rest(seeded, by: str) -> None:
+    engine, _, _ = seeded
+    filters = q.Filters.last_days(30, NOW)
+    every = q.daily_spend(engine, filters, by=by)
+    totals: dict[str, float] = defaultdict(float)
+    for row in every:
+        totals[row.key] += row.cost_usd
+    leaders = sorted(totals, key=lambda k: (-totals[k], k))[:2]
+    top = q.daily_spend(engine, filters, by=by, top=2)
+    assert {r.key for r in top} == {*leaders, q.OTHER}
+    for day in {r.date for r in every}:
+        for figure in ("calls", "cost_usd", "prompt_tokens"):
+            kept = {r.key: getattr(r, figure) for r in top if r.date == day}
+            all_ = {r.key: getattr(r, figure) for r in every if r.date == day}
+            assert sum(kept.values()) == pytest.approx(sum(all_.values()))
+            for leader in leaders:
+                assert kept.get(leader, 0) == pytest.approx(all_.get(leader, 0))
