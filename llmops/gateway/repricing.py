@@ -82,16 +82,42 @@ def recompute_costs(
                 }
             )
     if updates and not dry_run:
-        statement = (
-            CALLS.update()
-            .where(c.id == sa.bindparam("call_id"))
-            .values(
-                cost_usd=sa.bindparam("new_cost"),
-                cost_status=sa.bindparam("new_status"),
-                price_source=sa.bindparam("new_source"),
-            )
-        )
         with engine.begin() as connection:
             for start in range(0, len(updates), _BATCH):
-                connection.execute(statement, updates[start : start + _BATCH])
+                _update_costs(connection, updates[start : start + _BATCH])
     return report
+
+
+def _update_costs(connection: sa.Connection, updates: list[dict[str, object]]) -> None:
+    """Store new costs. On PostgreSQL one UPDATE ... FROM (VALUES ...) per batch, so the
+    rollup triggers (per statement there) run once per batch, not once per call."""
+    c = CALLS.c
+    if connection.dialect.name == "postgresql":
+        new = sa.values(
+            sa.column("call_id", sa.String),
+            sa.column("new_cost", sa.Float),
+            sa.column("new_status", sa.String),
+            sa.column("new_source", sa.String),
+            name="new",
+        ).data([tuple(u.values()) for u in updates])
+        statement = (
+            CALLS.update()
+            .where(c.id == new.c.call_id)
+            .values(  # typed: a column of NULLs in VALUES would be text
+                cost_usd=sa.cast(new.c.new_cost, sa.Float),
+                cost_status=sa.cast(new.c.new_status, sa.String),
+                price_source=sa.cast(new.c.new_source, sa.String),
+            )
+        )
+        connection.execute(statement)
+        return
+    statement = (
+        CALLS.update()
+        .where(c.id == sa.bindparam("call_id"))
+        .values(
+            cost_usd=sa.bindparam("new_cost"),
+            cost_status=sa.bindparam("new_status"),
+            price_source=sa.bindparam("new_source"),
+        )
+    )
+    connection.execute(statement, updates)
