@@ -83,27 +83,38 @@ class FeedbackRecord(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=200)
 
 
-class DailyCalls(SQLModel, table=True):
-    """Calls per UTC day and group (table ``llm_calls_daily``): a rollup that database
-    triggers keep exact on every insert, update and delete of ``llm_calls`` (migration
-    0005), so that figures over weeks sum days instead of calls. '' stands for NULL in the
-    key columns."""
+# The daily rollups (migration 0005): database triggers keep them exact on every insert,
+# update and delete of llm_calls and feedback, so that figures over weeks sum days instead
+# of calls. '' stands for NULL in their key columns.
 
-    __tablename__ = "llm_calls_daily"
 
-    day: date = Field(primary_key=True)
+class _Day(SQLModel):
+    day: date = Field(primary_key=True, description="UTC day of the call")
+
+
+class _CallGroup(_Day):
     model: str = Field(primary_key=True, max_length=200)
     prompt_name: str = Field(primary_key=True, max_length=200)
     prompt_version: str = Field(primary_key=True, max_length=12)
-    git_commit: str = Field(primary_key=True, max_length=40)
     source: str = Field(primary_key=True, max_length=16)
     status: str = Field(primary_key=True, max_length=16)
+
+
+class _Spend(SQLModel):
     calls: int
     prompt_tokens: int = Field(sa_type=sa.BigInteger)
     completion_tokens: int = Field(sa_type=sa.BigInteger)
     cost_usd: float = Field(description="sum of the known costs")
-    priced_calls: int = Field(description="calls with a cost (priced or custom)")
     unpriced_calls: int
+
+
+class DailyCalls(_Spend, _CallGroup, table=True):
+    """Calls per UTC day and group, with commit (table ``llm_calls_daily``)."""
+
+    __tablename__ = "llm_calls_daily"
+
+    git_commit: str = Field(primary_key=True, max_length=40)
+    priced_calls: int = Field(description="calls with a cost (priced or custom)")
     estimated_calls: int = Field(description="calls whose tokens were counted locally")
     latency_ms_sum: float
     latency_calls: int = Field(description="calls with a latency")
@@ -111,54 +122,29 @@ class DailyCalls(SQLModel, table=True):
     last_at: datetime
 
 
-class DailyUserSpend(SQLModel, table=True):
-    """Calls, tokens and cost per UTC day and user (table ``llm_calls_daily_users``), kept
-    by triggers on ``llm_calls``; '' stands for no user."""
+class DailyUserSpend(_Spend, _Day, table=True):
+    """Calls, tokens and cost per UTC day and user (table ``llm_calls_daily_users``)."""
 
     __tablename__ = "llm_calls_daily_users"
 
-    day: date = Field(primary_key=True)
     user_id: str = Field(primary_key=True, max_length=200)
-    calls: int
-    prompt_tokens: int = Field(sa_type=sa.BigInteger)
-    completion_tokens: int = Field(sa_type=sa.BigInteger)
-    cost_usd: float
-    unpriced_calls: int
 
 
-class DailyTagSpend(SQLModel, table=True):
-    """Calls, tokens and cost per UTC day, tag and group (table ``llm_calls_daily_tags``),
-    kept by triggers on ``llm_calls``: a call counts once under each of its tags, and under
-    '' when it has none."""
+class DailyTagSpend(_Spend, _CallGroup, table=True):
+    """Calls, tokens and cost per UTC day, tag and group (table ``llm_calls_daily_tags``):
+    a call counts once under each of its tags, and under '' when it has none."""
 
     __tablename__ = "llm_calls_daily_tags"
 
-    day: date = Field(primary_key=True)
     tag: str = Field(primary_key=True, max_length=200)
-    model: str = Field(primary_key=True, max_length=200)
-    prompt_name: str = Field(primary_key=True, max_length=200)
-    prompt_version: str = Field(primary_key=True, max_length=12)
-    source: str = Field(primary_key=True, max_length=16)
-    status: str = Field(primary_key=True, max_length=16)
-    calls: int
-    prompt_tokens: int = Field(sa_type=sa.BigInteger)
-    completion_tokens: int = Field(sa_type=sa.BigInteger)
-    cost_usd: float
-    unpriced_calls: int
 
 
-class DailyFeedback(SQLModel, table=True):
-    """Feedback rows per day of their call, group, name and score (table
-    ``feedback_daily``), kept by triggers on ``feedback`` and ``llm_calls``."""
+class DailyFeedback(_CallGroup, table=True):
+    """Feedback rows per day and group of their call, name and score (table
+    ``feedback_daily``)."""
 
     __tablename__ = "feedback_daily"
 
-    day: date = Field(primary_key=True)
-    model: str = Field(primary_key=True, max_length=200)
-    prompt_name: str = Field(primary_key=True, max_length=200)
-    prompt_version: str = Field(primary_key=True, max_length=12)
-    source: str = Field(primary_key=True, max_length=16)
-    status: str = Field(primary_key=True, max_length=16)
     name: str = Field(primary_key=True, max_length=100)
     score: float = Field(primary_key=True)
     feedback_count: int

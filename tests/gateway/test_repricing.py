@@ -11,9 +11,8 @@ from llmops.gateway.accounting import ModelPrice, PriceBook
 from llmops.gateway.repricing import recompute_costs
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.tables import CALLS
-from llmops.store.writer import Writer
 from tests.store.test_rollups import assert_rollups_match
-from tests.store.test_writer import call_row
+from tests.store.test_writer import call_row, store_rows
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -29,10 +28,7 @@ def test_recompute_updates_calls_and_rollups(database_url: str, tmp_path: Path) 
         for i in range(30)
         for model, cost, status in (("acme-x", None, "unpriced"), ("gpt-4o-mini", 9.0, "priced"))
     ]  # fmt: skip
-    writer = Writer(lambda: engine, tmp_path / "spool")
-    for row in rows:
-        writer.put("call", row)
-    writer.close()
+    store_rows(engine, tmp_path / "spool", rows)
 
     def costs(model: str) -> set:
         with engine.connect() as connection:

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from llmops.store import queries as q
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.tables import EVAL_RUNS
-from llmops.store.writer import Writer
-from tests.store.test_writer import call_row, feedback_row
+from tests.store.test_writer import call_row, feedback_row, store_rows
 
 NOW = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)  # a Wednesday
 
@@ -65,13 +64,7 @@ def seeded(database_url: str, tmp_path: Path):
             fb = feedback_row(row["id"], rng.choice([0, 1, 4, 5]))
             fb["comment"] = "great" if fb["score"] >= 4 else None
             feedback.append(fb)
-    writer = Writer(lambda: engine, tmp_path / "spool")
-    for row in calls:
-        writer.put("call", row)
-    for row in feedback:
-        writer.put("feedback", row)
-    writer.close()
-    assert writer.stats.written == len(calls) + len(feedback)
+    store_rows(engine, tmp_path / "spool", calls, feedback)
     return engine, calls, feedback
 
 

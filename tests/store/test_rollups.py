@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
-from llmops.store.writer import Writer
-from tests.store.test_writer import call_row, feedback_row
+from tests.store.test_writer import call_row, feedback_row, store_rows
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -96,8 +95,13 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
 def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
     found = []
     with engine.connect() as connection:
-        for table in (CALL_DAYS, USER_DAYS, TAG_DAYS):
-            key = [c.name for c in table.primary_key.columns]
+        for table, key in (
+            (CALL_DAYS, ("day", "model", "prompt_name", "prompt_version", "git_commit", "source",
+                         "status")),
+            (USER_DAYS, ("day", "user_id")),
+            (TAG_DAYS, ("day", "tag", "model", "prompt_name", "prompt_version", "source",
+                        "status")),
+        ):  # fmt: skip
             found.append(
                 {
                     tuple(r[k] for k in key): {k: v for k, v in r.items() if k not in key}
@@ -166,12 +170,7 @@ def test_rollups_follow_inserts_updates_and_deletes(engine: sa.Engine, tmp_path:
         for name in ("rating", "thumbs")
         for _ in range(60)
     ]
-    writer = Writer(lambda: engine, tmp_path / "spool")
-    for row in calls:
-        writer.put("call", row)
-    for row in feedback:
-        writer.put("feedback", row)
-    writer.close()
+    store_rows(engine, tmp_path / "spool", calls, feedback)
     assert_rollups_match(engine)
 
     with engine.begin() as connection:  # the same rows again change nothing

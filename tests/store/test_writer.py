@@ -64,6 +64,17 @@ def feedback_row(call_id: str, score: float = 1.0) -> dict:
     }
 
 
+def store_rows(engine, spool: Path, calls: list[dict], feedback: list[dict] = ()) -> None:
+    """Write calls, then feedback, through a Writer, and wait until all are stored."""
+    writer = Writer(lambda: engine, spool)
+    for row in calls:
+        writer.put("call", row)
+    for row in feedback:
+        writer.put("feedback", row)
+    writer.close()
+    assert writer.stats.written == len(calls) + len(feedback)
+
+
 def count(url: str, table: str = "llm_calls") -> int:
     with create_engine(url).connect() as connection:
         return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
