@@ -159,14 +159,27 @@ def _call_rows(engine: Engine, filters: Filters) -> sa.Subquery:
         _c.created_at.label("first_at"),
         _c.created_at.label("last_at"),
     ]
-    if not _uses_rollups(filters):
-        return sa.select(*raw).where(*filters.where()).subquery("calls")
-    parts = [sa.select(*raw).where(*edge.where()) for edge in filters.edges()]
+    return _rows(filters, raw, CALLS, CALL_DAYS, [CALL_DAYS.c[c.name] for c in raw])
+
+
+def _rows(
+    filters: Filters,
+    raw: list[sa.ColumnElement[Any]],
+    from_clause: Any,
+    rollup: sa.Table,
+    rolled_up: list[sa.ColumnElement[Any]],
+    usable: bool = True,
+) -> sa.Subquery:
+    """``raw`` (columns over ``from_clause``, one row per call) for the partial days at the
+    ends of the range, and ``rolled_up`` (the same columns from ``rollup``) for its whole
+    days; ``raw`` for the whole range when the rollup cannot answer."""
+    if not (usable and _uses_rollups(filters)):
+        return sa.select(*raw).select_from(from_clause).where(*filters.where()).subquery("rows")
+    parts = [sa.select(*raw).select_from(from_clause).where(*e.where()) for e in filters.edges()]
     days = filters.whole_days()
     if days is not None:
-        columns = [CALL_DAYS.c[column.name] for column in raw]
-        parts.insert(0, sa.select(*columns).where(*_rollup_where(CALL_DAYS, filters, days)))
-    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("calls")
+        parts.insert(0, sa.select(*rolled_up).where(*_rollup_where(rollup, filters, days)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("rows")
 
 
 def _spend_figures() -> list[sa.ColumnElement[Any]]:
@@ -185,16 +198,10 @@ def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
     f = FEEDBACK.c
     key = [column for column in _call_key(engine) if column.name != "git_commit"]
     raw = [*key, f.name.label("name"), f.score.label("score"), sa.literal(1).label("n")]
+    rollup = FEEDBACK_DAYS.c
+    rolled_up = [rollup[c.name] for c in raw[:-1]] + [rollup.feedback_count.label("n")]
     joined = FEEDBACK.join(CALLS, f.call_id == _c.id)
-    if not _uses_rollups(filters):
-        return sa.select(*raw).select_from(joined).where(*filters.where()).subquery("feedback")
-    parts = [sa.select(*raw).select_from(joined).where(*edge.where()) for edge in filters.edges()]
-    days = filters.whole_days()
-    if days is not None:
-        rollup = FEEDBACK_DAYS.c
-        columns = [rollup[c.name] for c in raw[:-1]] + [rollup.feedback_count.label("n")]
-        parts.insert(0, sa.select(*columns).where(*_rollup_where(FEEDBACK_DAYS, filters, days)))
-    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("feedback")
+    return _rows(filters, raw, joined, FEEDBACK_DAYS, rolled_up)
 
 
 def _none(column: sa.ColumnElement[str]) -> sa.ColumnElement[str | None]:
@@ -321,43 +328,25 @@ def daily_spend(
 
 
 def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
-    """The rows to sum for a split: llm_calls_daily, or the user or tag rollup, which
-    answer for a split by user only without other filters, and for a split by tag."""
-    if by == "user":
-        rollup, usable = (
-            USER_DAYS,
-            not (
-                filters.models
-                or filters.prompts
-                or filters.versions
-                or filters.statuses
-                or filters.sources
-            ),
-        )
-    elif by == "tag":
-        rollup, usable = TAG_DAYS, True
-    else:
+    """The rows to sum for a split: llm_calls_daily, or the tag rollup, or the user rollup,
+    which answers only when no other filter is set (it has no other key)."""
+    if by not in ("user", "tag"):
         return _call_rows(engine, filters)
-    key = [column.label(column.name) for column in _call_key(engine)]
-    if by == "user":
-        key.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
-    raw = [*key, *_spend_figures()]
+    raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
     from_clause: Any = CALLS
-    if by == "tag":
+    if by == "user":
+        raw.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
+        rollup = USER_DAYS
+    else:
         tag, from_clause = _tag_key(engine)
         raw.append(tag.label("tag"))
-    if not (usable and _uses_rollups(filters)):
-        return sa.select(*raw).select_from(from_clause).where(*filters.where()).subquery("calls")
-    parts = [
-        sa.select(*raw).select_from(from_clause).where(*edge.where()) for edge in filters.edges()
+        rollup = TAG_DAYS
+    rolled_up = [
+        rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
     ]
-    days = filters.whole_days()
-    if days is not None:
-        columns = [
-            rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
-        ]
-        parts.insert(0, sa.select(*columns).where(*_rollup_where(rollup, filters, days)))
-    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("calls")
+    others = (filters.models, filters.prompts, filters.versions, filters.statuses, filters.sources)
+    usable = by == "tag" or not any(others)
+    return _rows(filters, raw, from_clause, rollup, rolled_up, usable)
 
 
 def _tag_key(engine: Engine) -> tuple[sa.ColumnElement[Any], Any]:
