@@ -215,19 +215,23 @@ def _python(a: Assertion, output: str, context: Context) -> tuple[float, str]:
 
 
 def _cost(a: Assertion, _: str, context: Context) -> tuple[float, str]:
-    limit = float(a.value if a.value is not None else a.threshold or 0)
     if context.cost_usd is None:
         return 0.0, "cost unknown (unpriced model)"
-    ok = context.cost_usd <= limit
-    return float(ok), f"cost ${context.cost_usd:.6f} (at most ${limit:g})"
+    limit = _limit(a)
+    return float(context.cost_usd <= limit), f"cost ${context.cost_usd:.6f} (at most ${limit:g})"
 
 
 def _latency(a: Assertion, _: str, context: Context) -> tuple[float, str]:
-    limit = float(a.value if a.value is not None else a.threshold or 0)
     if context.latency_ms is None:
         return 0.0, "latency unknown"
-    ok = context.latency_ms <= limit
-    return float(ok), f"latency {context.latency_ms:.0f} ms (at most {limit:g} ms)"
+    limit = _limit(a)
+    detail = f"latency {context.latency_ms:.0f} ms (at most {limit:g} ms)"
+    return float(context.latency_ms <= limit), detail
+
+
+def _limit(a: Assertion) -> float:
+    """The bound of a cost or latency assertion: its value, else its threshold."""
+    return float(a.value if a.value is not None else a.threshold or 0)
 
 
 def _rubric_outside_runner(a: Assertion, output: str, context: Context) -> tuple[float, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -26,15 +25,6 @@ MESSAGES = [
 ]
 DEFAULT_PROMPT_TOKENS = 18
 DEFAULT_TEXT = "Echo: What is the capital of France?"  # 7 words -> 7 completion tokens
-
-
-@pytest.fixture(scope="module")
-def litellm() -> ModuleType:
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +51,8 @@ def openai_call(litellm: ModuleType, server: FakeLLMServer, **kwargs: Any) -> An
 
 
 def anthropic_call(litellm: ModuleType, server: FakeLLMServer, **kwargs: Any) -> Any:
-    params: dict[str, Any] = {
-        "model": ANTHROPIC_MODEL,
-        "api_base": server.anthropic_base_url,
-        "api_key": "sk-ant-test",
-        "messages": MESSAGES,
-        **kwargs,
-    }
-    return litellm.completion(**params)
+    anthropic = {"model": ANTHROPIC_MODEL, "api_base": server.anthropic_base_url}
+    return openai_call(litellm, server, **anthropic, api_key="sk-ant-test", **kwargs)
 
 
 def raw_request(

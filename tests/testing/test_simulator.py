@@ -9,7 +9,6 @@ an account-manager offer for enterprise customers).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -49,15 +48,6 @@ QUESTIONS = [
     for j, product in enumerate(PRODUCTS)
 ]
 NUMBERED_LINE = re.compile(r"^\d+\. ", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def litellm() -> ModuleType:
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
 
 
 @pytest.fixture(scope="module")
