@@ -1,7 +1,10 @@
-"""Response bodies of the OpenAI Chat Completions and Anthropic Messages APIs (internal)."""
+"""Response bodies of the OpenAI, Anthropic, Gemini and Bedrock chat APIs (internal)."""
 
 from __future__ import annotations
 
+import binascii
+import json
+import struct
 from typing import Any
 
 from llmops.testing._reply import Usage
@@ -43,18 +46,28 @@ _ANTHROPIC_STOP_REASONS = {
 
 
 def openai_usage(usage: Usage) -> dict[str, Any]:
-    """An OpenAI ``usage`` object: cached tokens inside prompt, reasoning inside completion."""
+    """An OpenAI ``usage`` object: cached, audio and image tokens inside prompt; reasoning,
+    audio and image tokens inside completion. ``image_tokens`` only when there are some."""
+    prompt_details: dict[str, Any] = {
+        "cached_tokens": usage.cached,
+        "audio_tokens": usage.audio_input,
+    }
+    if usage.image_input:
+        prompt_details["image_tokens"] = usage.image_input
+    completion_details: dict[str, Any] = {
+        "reasoning_tokens": usage.reasoning,
+        "audio_tokens": usage.audio_output,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    }
+    if usage.image_output:
+        completion_details["image_tokens"] = usage.image_output
     return {
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.completion,
         "total_tokens": usage.prompt + usage.completion,
-        "prompt_tokens_details": {"cached_tokens": usage.cached, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": usage.reasoning,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": completion_details,
     }
 
 
@@ -66,8 +79,9 @@ def openai_completion(
     text: str,
     finish_reason: str,
     usage: Usage | None,
+    service_tier: str | None = None,
 ) -> dict[str, Any]:
-    """A non-streaming ``chat.completion`` object."""
+    """A non-streaming ``chat.completion`` object (``service_tier`` only when given)."""
     body: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion",
@@ -83,6 +97,8 @@ def openai_completion(
             }
         ],
     }
+    if service_tier is not None:
+        body["service_tier"] = service_tier
     if usage is not None:
         body["usage"] = openai_usage(usage)
     return body
@@ -96,6 +112,7 @@ def openai_chunk(
     delta: dict[str, Any] | None,
     finish_reason: str | None = None,
     usage: Usage | None = None,
+    service_tier: str | None = None,
 ) -> dict[str, Any]:
     """A ``chat.completion.chunk``; ``delta=None`` makes the final usage chunk (no choices)."""
     chunk: dict[str, Any] = {
@@ -108,6 +125,8 @@ def openai_chunk(
         if delta is None
         else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
     }
+    if service_tier is not None:
+        chunk["service_tier"] = service_tier
     if usage is not None:
         chunk["usage"] = openai_usage(usage)
     return chunk
@@ -137,13 +156,27 @@ def anthropic_stop_reason(finish_reason: str) -> str:
 
 
 def anthropic_usage(usage: Usage, *, output_tokens: int | None = None) -> dict[str, Any]:
-    """An Anthropic ``usage`` object: ``input_tokens`` excludes cache reads and writes."""
-    return {
+    """An Anthropic ``usage`` object: ``input_tokens`` excludes cache reads and writes.
+
+    ``cache_creation`` (the 5m/1h split), ``server_tool_use`` and ``service_tier`` only when
+    scripted.
+    """
+    body: dict[str, Any] = {
         "input_tokens": usage.anthropic_input,
         "output_tokens": usage.completion if output_tokens is None else output_tokens,
         "cache_creation_input_tokens": usage.cache_write,
         "cache_read_input_tokens": usage.cached,
     }
+    if usage.cache_write_1h is not None:
+        body["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_5m,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h,
+        }
+    if usage.web_search_requests is not None:
+        body["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
+    if usage.service_tier is not None:
+        body["service_tier"] = usage.service_tier
+    return body
 
 
 def anthropic_message(
@@ -181,3 +214,204 @@ def anthropic_error(status: int, message: str | None) -> dict[str, Any]:
             "message": message if message is not None else f"Fake error (HTTP {status})",
         },
     }
+
+
+# --- Gemini (Google AI Studio generateContent) --------------------------------------------
+
+_GEMINI_FINISH_REASONS = {
+    "stop": "STOP",
+    "length": "MAX_TOKENS",
+    "content_filter": "SAFETY",
+    "tool_calls": "STOP",
+    "function_call": "STOP",
+}
+
+_GEMINI_ERROR_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def gemini_finish_reason(finish_reason: str) -> str:
+    """The Gemini ``finishReason`` for an OpenAI ``finish_reason``."""
+    return _GEMINI_FINISH_REASONS.get(finish_reason, finish_reason)
+
+
+def _modalities(text: int, audio: int, image: int) -> list[dict[str, Any]]:
+    details = [{"modality": "TEXT", "tokenCount": text}]
+    if audio:
+        details.append({"modality": "AUDIO", "tokenCount": audio})
+    if image:
+        details.append({"modality": "IMAGE", "tokenCount": image})
+    return details
+
+
+def gemini_usage(usage: Usage) -> dict[str, Any]:
+    """A Gemini ``usageMetadata``.
+
+    ``promptTokenCount`` is the whole input (cached included); ``candidatesTokenCount``
+    excludes the thoughts (``thoughtsTokenCount``), and ``totalTokenCount`` is prompt +
+    candidates + thoughts, as Gemini reports them. ``candidatesTokensDetails`` only when
+    there is audio or image output; ``thoughtsTokenCount``, ``cachedContentTokenCount`` (with
+    ``cacheTokensDetails``) and ``trafficType`` only when there is something to report.
+    """
+    body: dict[str, Any] = {
+        "promptTokenCount": usage.prompt,
+        "candidatesTokenCount": usage.completion - usage.reasoning,
+        "totalTokenCount": usage.prompt + usage.completion,
+        "promptTokensDetails": _modalities(usage.text_input, usage.audio_input, usage.image_input),
+    }
+    if usage.audio_output or usage.image_output:
+        body["candidatesTokensDetails"] = _modalities(
+            usage.text_output, usage.audio_output, usage.image_output
+        )
+    if usage.reasoning:
+        body["thoughtsTokenCount"] = usage.reasoning
+    if usage.cached:
+        body["cachedContentTokenCount"] = usage.cached
+        body["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": usage.cached}]
+    if usage.traffic_type is not None:
+        body["trafficType"] = usage.traffic_type
+    return body
+
+
+def gemini_response(
+    *,
+    response_id: str,
+    model: str,
+    text: str | None,
+    finish_reason: str | None,
+    usage: Usage | None,
+) -> dict[str, Any]:
+    """A ``GenerateContentResponse`` (one stream chunk too: ``finish_reason=None`` omits it)."""
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text or ""}], "role": "model"}}
+    if finish_reason is not None:
+        candidate["finishReason"] = gemini_finish_reason(finish_reason)
+    candidate["index"] = 0
+    body: dict[str, Any] = {"candidates": [candidate]}
+    if usage is not None:
+        body["usageMetadata"] = gemini_usage(usage)
+    body["modelVersion"] = model
+    body["responseId"] = response_id
+    return body
+
+
+def gemini_error(status: int, message: str | None) -> dict[str, Any]:
+    """``{"error": {"code", "message", "status"}}`` for an HTTP error status."""
+    return {
+        "error": {
+            "code": status,
+            "message": message if message is not None else f"Fake error (HTTP {status})",
+            "status": _GEMINI_ERROR_STATUSES.get(
+                status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT"
+            ),
+        }
+    }
+
+
+# --- Bedrock (Converse API) ----------------------------------------------------------------
+
+_BEDROCK_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filtered",
+}
+
+_BEDROCK_ERROR_TYPES = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    503: "ServiceUnavailableException",
+}
+
+
+def bedrock_stop_reason(finish_reason: str) -> str:
+    """The Converse ``stopReason`` for an OpenAI ``finish_reason``."""
+    return _BEDROCK_STOP_REASONS.get(finish_reason, finish_reason)
+
+
+def bedrock_usage(usage: Usage) -> dict[str, Any]:
+    """A Converse ``usage``: ``inputTokens`` excludes cache reads and writes (as Anthropic's
+    ``input_tokens``); ``totalTokens`` counts everything. ``cacheDetails`` (the 5m/1h split
+    of the writes) only when scripted."""
+    body: dict[str, Any] = {
+        "inputTokens": usage.anthropic_input,
+        "outputTokens": usage.completion,
+        "totalTokens": usage.prompt + usage.completion,
+        "cacheReadInputTokens": usage.cached,
+        "cacheWriteInputTokens": usage.cache_write,
+    }
+    if usage.cache_write_1h is not None:
+        details = []
+        if usage.cache_write_5m:
+            details.append({"ttl": "5m", "inputTokens": usage.cache_write_5m})
+        if usage.cache_write_1h:
+            details.append({"ttl": "1h", "inputTokens": usage.cache_write_1h})
+        body["cacheDetails"] = details
+    return body
+
+
+def bedrock_converse(
+    *, text: str, finish_reason: str, usage: Usage, service_tier: str | None, latency_ms: int
+) -> dict[str, Any]:
+    """A Converse response (``serviceTier`` only when given)."""
+    body: dict[str, Any] = {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": bedrock_stop_reason(finish_reason),
+        "usage": bedrock_usage(usage),
+        "metrics": {"latencyMs": latency_ms},
+    }
+    if service_tier is not None:
+        body["serviceTier"] = {"type": service_tier}
+    return body
+
+
+def bedrock_error(status: int, message: str | None) -> tuple[dict[str, Any], str]:
+    """The Bedrock error body ``{"message"}`` and its ``x-amzn-ErrorType``."""
+    error_type = _BEDROCK_ERROR_TYPES.get(
+        status, "InternalServerException" if status >= 500 else "ValidationException"
+    )
+    text = message if message is not None else f"Fake error (HTTP {status})"
+    return {"message": text}, error_type
+
+
+def _event_header(name: str, value: str) -> bytes:
+    raw_name, raw_value = name.encode(), value.encode()
+    # name length, name, type 7 (string), value length, value
+    return (
+        struct.pack("!B", len(raw_name))
+        + raw_name
+        + struct.pack("!BH", 7, len(raw_value))
+        + raw_value
+    )
+
+
+def event_stream_message(event_type: str, payload: Any) -> bytes:
+    """One AWS event-stream message (``application/vnd.amazon.eventstream``) of an event.
+
+    Prelude (total length, headers length, CRC32 of both), the ``:event-type``,
+    ``:content-type`` and ``:message-type`` headers, the JSON payload, and the CRC32 of all
+    that.
+    """
+    headers = (
+        _event_header(":event-type", event_type)
+        + _event_header(":content-type", "application/json")
+        + _event_header(":message-type", "event")
+    )
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack("!II", total, len(headers))
+    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    message = prelude + headers + body
+    return message + struct.pack("!I", binascii.crc32(message) & 0xFFFFFFFF)

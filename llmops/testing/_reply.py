@@ -17,58 +17,145 @@ __all__ = ["RecordedRequest", "Reply"]
 class Reply:
     """One scripted answer of :class:`~llmops.testing.FakeLLMServer`.
 
-    Every field has a default, so ``Reply()`` is a valid, deterministic answer.
+    Every field has a default, so ``Reply()`` is a valid, deterministic answer. The fields
+    added for billing (modalities, the 1-hour cache split, the service tier, traffic type and
+    web searches) default to "not sent": with their defaults the wire format is what it was.
+
+    The same ``Reply`` answers on every route: OpenAI Chat Completions, Anthropic Messages,
+    Gemini ``generateContent`` and Bedrock Converse. What each field becomes on each route,
+    and where litellm 1.110.2 puts it on its ``ModelResponse`` (``response``; ``usage`` is
+    ``response.usage``), is written below; the tests of ``tests/testing/test_server.py``
+    check every one of those paths through a real ``litellm.completion``.
 
     Content
         ``text``: the answer. ``None`` means the default answer, a deterministic function of
         the request: ``"Echo: " + <content of the last user message>`` (a content given as a
-        list of parts contributes its ``text`` parts, joined by a space).
-        For an error ``status``, ``text`` is the error message.
+        list of parts contributes its ``text`` parts, joined by a space; Gemini ``contents``
+        and Bedrock ``messages`` are read the same way, a Gemini ``model`` turn being an
+        assistant message). For an error ``status``, ``text`` is the error message.
 
     Usage (token counts)
         ``prompt_tokens`` is always the **total** input, cached and cache-written tokens
-        included. ``None`` means computed from the request::
+        included, audio and image tokens included. ``None`` means computed from the request::
 
             prompt_tokens = sum(words(message.content) + 3 for message in messages) + 3
 
         where ``words`` counts whitespace-separated words of the text (text parts only when
         the content is a list of parts; 0 for no content). On the Anthropic route a
-        ``system`` prompt counts as one more message, so the same conversation gets the same
-        count on both routes.
+        ``system`` prompt counts as one more message, and so do Gemini's
+        ``systemInstruction`` and Bedrock's ``system``, so the same conversation gets the
+        same count on every route.
 
-        ``completion_tokens`` is the total output, reasoning included. ``None`` means
-        ``max(1, words(text))``.
+        ``completion_tokens`` is the total output, reasoning, audio and image tokens
+        included. ``None`` means ``max(1, words(text))``.
 
-        A computed count is raised when needed so that it is never smaller than the cache
-        (``cached_tokens + cache_write_tokens``) or reasoning tokens it includes.
+        A computed count is raised when needed so that it is never smaller than the parts it
+        includes: ``cached_tokens + cache_write_tokens`` and ``audio_input_tokens +
+        image_input_tokens`` for the prompt, ``reasoning_tokens + audio_output_tokens +
+        image_output_tokens`` for the completion. Given counts are checked the same way.
 
         ``cached_tokens``: prompt tokens read from a cache. OpenAI route:
         ``usage.prompt_tokens_details.cached_tokens`` (part of ``prompt_tokens``, as OpenAI
-        reports it). Anthropic route: ``usage.cache_read_input_tokens``.
+        reports it). Anthropic route: ``usage.cache_read_input_tokens``. Gemini route:
+        ``usageMetadata.cachedContentTokenCount`` plus ``cacheTokensDetails: [{"modality":
+        "TEXT", "tokenCount": n}]`` (only when not 0). Bedrock route:
+        ``usage.cacheReadInputTokens``. litellm: ``usage.prompt_tokens_details.cached_tokens``
+        on every route, and also ``usage.cache_read_input_tokens`` on the Anthropic, Gemini
+        and Bedrock routes; on the Gemini route also
+        ``usage.prompt_tokens_details.cached_tokens_details.text_tokens``.
 
         ``cache_write_tokens``: prompt tokens written to a cache. Anthropic route:
-        ``usage.cache_creation_input_tokens``. OpenAI has no such field: there they are
-        simply part of ``prompt_tokens``.
+        ``usage.cache_creation_input_tokens``; Bedrock route: ``usage.cacheWriteInputTokens``.
+        OpenAI and Gemini have no such field: there they are simply part of the prompt.
+        litellm (Anthropic, Bedrock): ``usage.cache_creation_input_tokens`` and
+        ``usage.prompt_tokens_details.cache_creation_tokens`` (= ``.cache_write_tokens``).
 
-        On the Anthropic route ``usage.input_tokens`` excludes both cache reads and writes,
-        as Anthropic reports it: ``input_tokens = prompt_tokens - cached_tokens -
-        cache_write_tokens``.
+        ``cache_write_1h_tokens``: the part of ``cache_write_tokens`` written with the 1-hour
+        TTL; the rest was written with the 5-minute TTL. ``None`` (default): no split is
+        sent. A number (0 included) sends the split: Anthropic route ``usage.cache_creation =
+        {"ephemeral_5m_input_tokens": cache_write_tokens - n, "ephemeral_1h_input_tokens":
+        n}`` (in ``message_start`` when streamed); Bedrock route ``usage.cacheDetails = [{"ttl":
+        "5m", "inputTokens": ...}, {"ttl": "1h", "inputTokens": n}]`` (entries of 0 left out).
+        litellm (both routes, streamed or not):
+        ``usage.prompt_tokens_details.cache_creation_token_details.ephemeral_5m_input_tokens``
+        and ``.ephemeral_1h_input_tokens``. Without a split, Anthropic leaves
+        ``cache_creation_token_details`` unset (``None``) and so does Bedrock.
+
+        On the Anthropic and Bedrock routes ``input_tokens`` (``inputTokens``) excludes both
+        cache reads and writes, as those providers report it: ``input_tokens =
+        prompt_tokens - cached_tokens - cache_write_tokens``. litellm adds them back:
+        ``usage.prompt_tokens`` is the total again, and
+        ``usage.prompt_tokens_details.text_tokens`` is ``input_tokens``.
 
         ``reasoning_tokens``: OpenAI route: ``usage.completion_tokens_details.reasoning_tokens``
-        (part of ``completion_tokens``). Not reported on the Anthropic route.
+        (part of ``completion_tokens``). Gemini route: ``usageMetadata.thoughtsTokenCount``
+        (only when not 0), and ``candidatesTokenCount`` is then ``completion_tokens -
+        reasoning_tokens`` while ``totalTokenCount`` is prompt + completion, as Gemini
+        reports thoughts; litellm adds them back: ``usage.completion_tokens`` is the total
+        and ``usage.completion_tokens_details.reasoning_tokens`` the thoughts. Not reported on
+        the Anthropic and Bedrock routes (litellm says ``reasoning_tokens=0`` there).
+
+        ``audio_input_tokens`` / ``image_input_tokens``: prompt tokens that were audio /
+        image (part of ``prompt_tokens``). OpenAI route:
+        ``usage.prompt_tokens_details.audio_tokens`` (always sent, 0 by default) and
+        ``usage.prompt_tokens_details.image_tokens`` (only when not 0). Gemini route:
+        ``usageMetadata.promptTokensDetails``, a list of ``{"modality", "tokenCount"}``:
+        ``TEXT`` (always: the rest of the prompt, cached tokens included), ``AUDIO`` and
+        ``IMAGE`` (when not 0). litellm: ``usage.prompt_tokens_details.audio_tokens`` and
+        ``.image_tokens`` on both routes (``None``, not 0, when Gemini sent no entry); on the
+        Gemini route also ``.text_tokens`` = the ``TEXT`` entry (cached text tokens included,
+        because ``cacheTokensDetails`` is sent). Not sent on the Anthropic and Bedrock routes.
+
+        ``audio_output_tokens`` / ``image_output_tokens``: completion tokens that were audio /
+        image. OpenAI route: ``usage.completion_tokens_details.audio_tokens`` (always sent)
+        and ``.image_tokens`` (only when not 0). Gemini route:
+        ``usageMetadata.candidatesTokensDetails`` (sent only when one of them is not 0:
+        ``TEXT`` = completion - reasoning - audio - image, plus ``AUDIO`` / ``IMAGE``).
+        litellm: ``usage.completion_tokens_details.audio_tokens`` / ``.image_tokens`` on both
+        routes (Gemini also sets ``.text_tokens``). Not sent on the Anthropic and Bedrock
+        routes.
 
         ``include_usage=False`` sends no usage at all: no ``usage`` object in a response, no
-        usage chunk in an OpenAI stream, no ``usage`` in Anthropic stream events. How
-        litellm 1.110 takes it: an OpenAI response gets a usage of zeros; a stream (either
-        route) asked with ``stream_options.include_usage`` gets a usage that litellm
-        estimates with its own tokenizer; a non-streaming Anthropic response fails
-        (``APIConnectionError: 'usage'``), since Anthropic always sends usage.
+        usage chunk in an OpenAI stream, no ``usage`` in Anthropic stream events, no
+        ``usageMetadata`` on the Gemini route, no ``usage`` (nor ``metadata`` stream event) on
+        the Bedrock route. How litellm 1.110 takes it: an OpenAI response gets a usage of
+        zeros; a stream (any route) asked with ``stream_options.include_usage`` gets a usage
+        that litellm estimates with its own tokenizer; a non-streaming Anthropic, Gemini or
+        Bedrock response fails (``APIConnectionError: 'usage'`` for Anthropic and Bedrock,
+        ``BadRequestError: ... usageMetadata not found`` for Gemini), since those providers
+        always send usage.
+
+    Service tier and billing extras
+        ``service_tier``: the tier that served the call, sent as it is. OpenAI route: the
+        response's top-level ``service_tier`` (and every stream chunk's), e.g. ``"default"``,
+        ``"flex"``, ``"priority"``; litellm: ``response.service_tier`` (and each stream
+        chunk's ``.service_tier``; ``litellm.stream_chunk_builder`` keeps it). Anthropic
+        route: ``usage.service_tier`` (``"standard"``, ``"priority"``, ``"batch"``; also in
+        ``message_start`` when streamed); litellm: ``usage.service_tier`` of a non-streaming
+        response only (``response.service_tier`` is not set); in a stream litellm 1.110.2 keeps
+        it only in ``chunk._hidden_params["usage"].service_tier`` of the chunk made from
+        ``message_delta``, and the usage of the final chunk drops it. Gemini route: the
+        ``x-gemini-service-tier`` response header; litellm: ``response.service_tier``
+        lower-cased, ``"standard"`` becoming ``"default"`` (streamed: on the chunks from the
+        last content chunk on). Bedrock route: the Converse ``serviceTier: {"type": tier}``
+        (and in the stream's ``metadata`` event); litellm: ``response.service_tier`` of a
+        non-streaming response; ignored in a stream by litellm 1.110.2.
+
+        ``traffic_type``: Gemini route only: ``usageMetadata.trafficType`` (Vertex-style
+        ``"ON_DEMAND"``, ``"ON_DEMAND_PRIORITY"``, ``"ON_DEMAND_FLEX"``, ``"FLEX"``,
+        ``"BATCH"``). litellm: ``response._hidden_params["provider_specific_fields"]
+        ["traffic_type"]`` (streamed: on the last content chunk).
+
+        ``web_search_requests``: Anthropic route only: ``usage.server_tool_use =
+        {"web_search_requests": n}`` (in ``message_delta`` when streamed). litellm:
+        ``usage.server_tool_use.web_search_requests``, streamed or not. ``None``: not sent.
 
     Errors
         ``status``: an HTTP status of 400 or more sends an error body instead of an answer,
-        OpenAI style ``{"error": {"message", "type", "code"}}`` or, on the Anthropic route,
-        ``{"type": "error", "error": {"type", "message"}}``. A 429 also sends
-        ``Retry-After: 0``.
+        OpenAI style ``{"error": {"message", "type", "code"}}``; on the Anthropic route
+        ``{"type": "error", "error": {"type", "message"}}``; on the Gemini route ``{"error":
+        {"code", "message", "status"}}``; on the Bedrock route ``{"message"}`` with an
+        ``x-amzn-ErrorType`` header. A 429 also sends ``Retry-After: 0``.
 
     Timing
         ``delay``: seconds before anything is sent (the status line included).
@@ -79,13 +166,21 @@ class Reply:
         word, each word keeping the whitespace that follows it, so that the chunks joined
         give ``text`` exactly. A number: that many chunks, cut at word boundaries when there
         are enough words and inside words otherwise (never more chunks than characters).
+        A Gemini stream sends ``finishReason`` and ``usageMetadata`` with its last chunk
+        only.
 
     Other
-        ``model``: the model name reported in the response (default: the requested one).
+        ``model``: the model name reported in the response (default: the requested one):
+        OpenAI and Anthropic ``model``, Gemini ``modelVersion``; litellm:
+        ``response.model``. Bedrock Converse reports no model: there litellm's
+        ``response.model`` is always the requested model id and ``model`` is not sent.
         ``finish_reason``: OpenAI ``finish_reason``. On the Anthropic route it becomes
         ``stop_reason``: ``stop`` -> ``end_turn``, ``length`` -> ``max_tokens``,
-        ``tool_calls`` -> ``tool_use``, ``content_filter`` -> ``refusal``; any other value is
-        sent as it is.
+        ``tool_calls`` -> ``tool_use``, ``content_filter`` -> ``refusal``; on the Gemini
+        route ``finishReason``: ``stop`` -> ``STOP``, ``length`` -> ``MAX_TOKENS``,
+        ``content_filter`` -> ``SAFETY``; on the Bedrock route ``stopReason``: ``stop`` ->
+        ``end_turn``, ``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``,
+        ``content_filter`` -> ``content_filtered``. Any other value is sent as it is.
     """
 
     text: str | None = None
@@ -102,11 +197,38 @@ class Reply:
     chunks: int | None = None
     model: str | None = None
     finish_reason: str = "stop"
+    audio_input_tokens: int = 0
+    image_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    image_output_tokens: int = 0
+    cache_write_1h_tokens: int | None = None
+    service_tier: str | None = None
+    traffic_type: str | None = None
+    web_search_requests: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        for name in (
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "audio_input_tokens",
+            "image_input_tokens",
+            "audio_output_tokens",
+            "image_output_tokens",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Reply.{name} must not be negative")
+        for name in ("cache_write_1h_tokens", "web_search_requests"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"Reply.{name} must not be negative")
+        if self.cache_write_1h_tokens is not None and (
+            self.cache_write_1h_tokens > self.cache_write_tokens
+        ):
+            raise ValueError(
+                "Reply.cache_write_1h_tokens is the 1-hour part of cache_write_tokens and "
+                "must not exceed it"
+            )
         for name in ("delay", "ttft", "chunk_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Reply.{name} must not be negative")
@@ -117,9 +239,19 @@ class Reply:
                 "Reply.prompt_tokens is the total input and must include "
                 "cached_tokens + cache_write_tokens"
             )
-        if self.completion_tokens is not None and self.completion_tokens < self.reasoning_tokens:
+        if self.prompt_tokens is not None and (
+            self.prompt_tokens < self.audio_input_tokens + self.image_input_tokens
+        ):
             raise ValueError(
-                "Reply.completion_tokens is the total output and must include reasoning_tokens"
+                "Reply.prompt_tokens is the total input and must include "
+                "audio_input_tokens + image_input_tokens"
+            )
+        if self.completion_tokens is not None and self.completion_tokens < (
+            self.reasoning_tokens + self.audio_output_tokens + self.image_output_tokens
+        ):
+            raise ValueError(
+                "Reply.completion_tokens is the total output and must include reasoning_tokens "
+                "+ audio_output_tokens + image_output_tokens"
             )
         if self.chunks is not None and self.chunks < 1:
             raise ValueError("Reply.chunks must be at least 1")
@@ -153,11 +285,34 @@ class Usage:
     cached: int
     cache_write: int
     reasoning: int
+    audio_input: int = 0
+    image_input: int = 0
+    audio_output: int = 0
+    image_output: int = 0
+    cache_write_1h: int | None = None
+    service_tier: str | None = None
+    traffic_type: str | None = None
+    web_search_requests: int | None = None
 
     @property
     def anthropic_input(self) -> int:
         """Anthropic ``input_tokens``: the prompt without cache reads and writes."""
         return self.prompt - self.cached - self.cache_write
+
+    @property
+    def cache_write_5m(self) -> int:
+        """The 5-minute part of the cache writes (all of them when no split is scripted)."""
+        return self.cache_write - (self.cache_write_1h or 0)
+
+    @property
+    def text_input(self) -> int:
+        """Prompt tokens that are neither audio nor image."""
+        return self.prompt - self.audio_input - self.image_input
+
+    @property
+    def text_output(self) -> int:
+        """Completion tokens that are neither reasoning, audio nor image."""
+        return self.completion - self.reasoning - self.audio_output - self.image_output
 
 
 def count_words(text: str) -> int:
@@ -181,13 +336,43 @@ def content_text(content: Any) -> str:
     return ""
 
 
-def conversation(body: Any, *, anthropic: bool) -> list[Mapping[str, Any]]:
+def conversation(body: Any, *, anthropic: bool = False) -> list[Mapping[str, Any]]:
     """The messages of a request body; Anthropic's ``system`` comes first as a message."""
     if not isinstance(body, Mapping):
         return []
     messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
     system = body.get("system") if anthropic else None
     if system:
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def gemini_conversation(body: Any) -> list[Mapping[str, Any]]:
+    """The messages of a Gemini ``generateContent`` body, as chat messages.
+
+    ``systemInstruction`` comes first as a system message; each of ``contents`` becomes a
+    message (role ``model`` -> ``assistant``) whose content is its list of ``parts``.
+    """
+    if not isinstance(body, Mapping):
+        return []
+    messages: list[Mapping[str, Any]] = []
+    system = body.get("systemInstruction") or body.get("system_instruction")
+    if isinstance(system, Mapping):
+        messages.append({"role": "system", "content": system.get("parts") or []})
+    for item in body.get("contents") or []:
+        if isinstance(item, Mapping):
+            role = "assistant" if item.get("role") == "model" else str(item.get("role") or "user")
+            messages.append({"role": role, "content": item.get("parts") or []})
+    return messages
+
+
+def bedrock_conversation(body: Any) -> list[Mapping[str, Any]]:
+    """The messages of a Bedrock Converse body; its ``system`` blocks come first as one."""
+    if not isinstance(body, Mapping):
+        return []
+    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    system = body.get("system")
+    if isinstance(system, list) and system:
         messages.insert(0, {"role": "system", "content": system})
     return messages
 
@@ -205,24 +390,49 @@ def default_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return sum(count_words(content_text(m.get("content"))) + 3 for m in messages) + 3
 
 
-def resolve(reply: Reply, body: Any, *, anthropic: bool) -> tuple[str, Usage]:
-    """The answer text and token counts that ``reply`` gives to the request ``body``."""
-    messages = conversation(body, anthropic=anthropic)
+def resolve(
+    reply: Reply,
+    body: Any,
+    *,
+    anthropic: bool = False,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[str, Usage]:
+    """The answer text and token counts that ``reply`` gives to the request ``body``.
+
+    ``messages``: the conversation when it is not OpenAI- or Anthropic-shaped (Gemini,
+    Bedrock); by default it is read from ``body``.
+    """
+    if messages is None:
+        messages = conversation(body, anthropic=anthropic)
     text = reply.text if reply.text is not None else default_text(messages)
     prompt = reply.prompt_tokens
     if prompt is None:
         prompt = max(
-            default_prompt_tokens(messages), reply.cached_tokens + reply.cache_write_tokens
+            default_prompt_tokens(messages),
+            reply.cached_tokens + reply.cache_write_tokens,
+            reply.audio_input_tokens + reply.image_input_tokens,
         )
     completion = reply.completion_tokens
     if completion is None:
-        completion = max(1, count_words(text), reply.reasoning_tokens)
+        completion = max(
+            1,
+            count_words(text),
+            reply.reasoning_tokens + reply.audio_output_tokens + reply.image_output_tokens,
+        )
     usage = Usage(
         prompt=prompt,
         completion=completion,
         cached=reply.cached_tokens,
         cache_write=reply.cache_write_tokens,
         reasoning=reply.reasoning_tokens,
+        audio_input=reply.audio_input_tokens,
+        image_input=reply.image_input_tokens,
+        audio_output=reply.audio_output_tokens,
+        image_output=reply.image_output_tokens,
+        cache_write_1h=reply.cache_write_1h_tokens,
+        service_tier=reply.service_tier,
+        traffic_type=reply.traffic_type,
+        web_search_requests=reply.web_search_requests,
     )
     return text, usage
 

@@ -1,10 +1,11 @@
-"""The fake model server: OpenAI Chat Completions and Anthropic Messages over real HTTP."""
+"""The fake model server: OpenAI, Anthropic, Gemini and Bedrock chat APIs over real HTTP."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import json
+import re
 import socket
 import socketserver
 import sys
@@ -17,21 +18,34 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import unquote
 
 from llmops.testing import _formats as fmt
-from llmops.testing._reply import RecordedRequest, Reply, resolve, split_chunks
+from llmops.testing._reply import (
+    RecordedRequest,
+    Reply,
+    bedrock_conversation,
+    gemini_conversation,
+    resolve,
+    split_chunks,
+)
 
 __all__ = ["FakeLLMServer"]
 
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-haiku-4-5")
+_GEMINI_PATH = re.compile(
+    r"^/(?:v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$"
+)
+_AZURE_PATH = re.compile(r"^/openai/(?:deployments/([^/]+)|v1)/chat/completions$")
+_BEDROCK_PATH = re.compile(r"^/model/([^/]+)/(converse|converse-stream)$")
 
 Responder = Callable[[RecordedRequest], "Reply | None"]
 """What answers the requests that no route or queued reply answers (``None``: echo)."""
 
 
 class FakeLLMServer:
-    """A local OpenAI- and Anthropic-compatible HTTP server for tests.
+    """A local OpenAI-, Anthropic-, Gemini- and Bedrock-compatible HTTP server for tests.
 
     It listens on ``host`` (default ``127.0.0.1``) and ``port`` (default ``0``: a free port),
     serves each connection on a daemon thread, and answers model calls with scripted
@@ -53,7 +67,7 @@ class FakeLLMServer:
     ``(request: RecordedRequest) -> Reply | None`` that answers whatever the routes and the
     queue do not; ``None`` from it falls through to the echo answer. It is called on the
     connection's thread, outside the server's lock, for model calls only (``POST`` to one
-    of the two model endpoints, with a JSON object body). If it raises or returns something
+    of the model endpoints below, with a JSON object body). If it raises or returns something
     other than a ``Reply`` or ``None``, the request gets an HTTP 500 whose message names the
     error (and the traceback is printed to stderr). For example
     ``FakeLLMServer(responder=SimulatedModel())`` answers from the prompt's content (see
@@ -64,9 +78,25 @@ class FakeLLMServer:
     - ``POST /v1/chat/completions``: OpenAI Chat Completions, plain or streamed (SSE). A
       stream ends with a usage chunk (``choices: []``) only when the request asks for it
       with ``stream_options: {"include_usage": true}`` and the reply has ``include_usage``.
+    - ``POST /openai/deployments/{deployment}/chat/completions`` (any ``?api-version=``)
+      and ``POST /openai/v1/chat/completions``: Azure OpenAI, answered as OpenAI Chat
+      Completions. Routes match the deployment named in the path.
     - ``POST /v1/messages``: Anthropic Messages, plain or streamed (SSE events).
+    - ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``
+      (also under ``/v1alpha`` and ``/v1``): Gemini (Google AI Studio), plain or streamed
+      (SSE, ``?alt=sse``). The model comes from the path, and routes match it.
+    - ``POST /model/{modelId}/converse`` and ``/model/{modelId}/converse-stream``: Bedrock
+      Converse, plain or streamed (AWS event-stream binary framing). The model id comes from
+      the path (URL-decoded: ``anthropic.claude-3-5-haiku-20241022-v1:0``), and routes match
+      it. The SigV4 signature is not checked.
     - ``GET /v1/models``: a small model list. ``GET /health``: ``ok`` (not recorded).
     - anything else: 404 with an OpenAI-style error body.
+
+    litellm's ``api_base`` for each: :attr:`base_url` (OpenAI-style models), :attr:`url`
+    (``azure/`` deployments, with any ``api_key`` and ``api_version``),
+    :attr:`anthropic_base_url` (``anthropic/``), :attr:`gemini_base_url` (``gemini/``, any
+    ``api_key``) and :attr:`bedrock_base_url` (``bedrock/``, with fake AWS credentials:
+    ``aws_access_key_id="AKIATEST", aws_secret_access_key="x", aws_region_name="us-east-1"``).
 
     All methods are thread-safe. The server speaks HTTP/1.1 with keep-alive; :meth:`stop`
     also closes the connections that clients keep open.
@@ -160,6 +190,26 @@ class FakeLLMServer:
         """
         return self.url
 
+    @property
+    def gemini_base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1beta``: the ``api_base`` for ``gemini/`` models.
+
+        litellm 1.110 appends ``/models/{model}:generateContent`` (or
+        ``:streamGenerateContent?alt=sse``) to it and sends the key in ``x-goog-api-key``.
+        """
+        return self.url + "/v1beta"
+
+    @property
+    def bedrock_base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the ``api_base`` (or ``aws_bedrock_runtime_endpoint``)
+        for ``bedrock/`` models.
+
+        litellm appends ``/model/{modelId}/converse`` (or ``/converse-stream``) to it; pass
+        fake AWS credentials too (``aws_access_key_id``, ``aws_secret_access_key``,
+        ``aws_region_name``): litellm signs the request, the server does not check it.
+        """
+        return self.url
+
     # --- scripting ----------------------------------------------------------------------
 
     def enqueue(self, *replies: Reply) -> None:
@@ -175,7 +225,9 @@ class FakeLLMServer:
 
         Routes are checked before the queue, and replace an earlier route of the same model.
         Note that litellm sends the model name without its provider prefix
-        (``openai/gpt-4o-mini`` arrives as ``gpt-4o-mini``).
+        (``openai/gpt-4o-mini`` arrives as ``gpt-4o-mini``). On the Gemini and Bedrock
+        routes the model is the one in the request path (``gemini-2.5-pro``,
+        ``anthropic.claude-3-5-haiku-20241022-v1:0``).
         """
         if not isinstance(reply, Reply):
             raise TypeError(f"expected Reply, got {type(reply).__name__}")
@@ -230,13 +282,15 @@ class FakeLLMServer:
         with self._lock:
             self._requests.append(request)
 
-    def _take(self, request: RecordedRequest) -> tuple[Reply, int]:
+    def _take(self, request: RecordedRequest, model: str | None = None) -> tuple[Reply, int]:
         """Record ``request``, pick its reply and a response number.
 
-        Recording, the route or queue choice and the number are atomic; the responder (only
-        asked when no route or queued reply applies) runs outside the lock.
+        ``model``: the model that routes match (default: the body's ``model``). Recording, the
+        route or queue choice and the number are atomic; the responder (only asked when no
+        route or queued reply applies) runs outside the lock.
         """
-        model = request.body.get("model") if isinstance(request.body, dict) else None
+        if model is None:
+            model = request.body.get("model") if isinstance(request.body, dict) else None
         with self._lock:
             self._requests.append(request)
             number = next(self._ids)
@@ -446,26 +500,53 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self._read_body()
         path = self.path.split("?", 1)[0].rstrip("/")
-        anthropic = path == "/v1/messages"
-        if path != "/v1/chat/completions" and not anthropic:
+        route: str | None = None
+        path_model = ""  # the model named in the path (Gemini, Bedrock)
+        stream = False  # a streaming endpoint (Gemini, Bedrock; others say it in the body)
+        if path == "/v1/chat/completions":
+            route = "openai"
+        elif match := _AZURE_PATH.match(path):
+            route, path_model = "openai", unquote(match.group(1) or "")
+        elif path == "/v1/messages":
+            route = "anthropic"
+        elif match := _GEMINI_PATH.match(path):
+            route, path_model = "gemini", unquote(match.group(1))
+            stream = match.group(2) == "streamGenerateContent"
+        elif match := _BEDROCK_PATH.match(path):
+            route, path_model = "bedrock", unquote(match.group(1))
+            stream = match.group(2) == "converse-stream"
+        if route is None:
             self._record_plain(_parse_json(raw))
             self._not_found()
             return
         body = _parse_json(raw)
         if not isinstance(body, dict):
             self._record_plain(body)
-            message = "The request body must be a JSON object."
-            error = (
-                fmt.anthropic_error(400, message) if anthropic else fmt.openai_error(400, message)
-            )
-            self._send_json(400, error)
+            self._send_error(route, 400, "The request body must be a JSON object.")
             return
         request = self._recorded(body)
-        reply, number = self.server.fake._take(request)
-        if anthropic:
+        reply, number = self.server.fake._take(request, path_model or None)
+        if route == "anthropic":
             self._answer_anthropic(body, reply, number)
+        elif route == "gemini":
+            self._answer_gemini(body, reply, number, path_model, stream=stream)
+        elif route == "bedrock":
+            self._answer_bedrock(body, reply, stream=stream)
         else:
             self._answer_openai(body, reply, number)
+
+    def _send_error(self, route: str, status: int, message: str | None) -> None:
+        """The error response of ``route`` (``Retry-After: 0`` with a 429)."""
+        headers = [("Retry-After", "0")] if status == 429 else []
+        if route == "anthropic":
+            self._send_json(status, fmt.anthropic_error(status, message), headers)
+        elif route == "gemini":
+            self._send_json(status, fmt.gemini_error(status, message), headers)
+        elif route == "bedrock":
+            payload, error_type = fmt.bedrock_error(status, message)
+            self._send_json(status, payload, [*headers, ("x-amzn-ErrorType", error_type)])
+        else:
+            self._send_json(status, fmt.openai_error(status, message), headers)
 
     def _any_other(self) -> None:
         self._read_body()
@@ -496,11 +577,15 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, anthropic=False)
         self._pause(reply.delay)
         if reply.status >= 400:
-            headers = [("Retry-After", "0")] if reply.status == 429 else []
-            self._send_json(reply.status, fmt.openai_error(reply.status, reply.text), headers)
+            self._send_error("openai", reply.status, reply.text)
             return
         model = reply.model or str(body.get("model") or "fake-model")
-        common = {"response_id": f"chatcmpl-{number}", "created": int(time.time()), "model": model}
+        common = {
+            "response_id": f"chatcmpl-{number}",
+            "created": int(time.time()),
+            "model": model,
+            "service_tier": reply.service_tier,
+        }
         if not body.get("stream"):
             payload = fmt.openai_completion(
                 **common,
@@ -542,8 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, anthropic=True)
         self._pause(reply.delay)
         if reply.status >= 400:
-            headers = [("Retry-After", "0")] if reply.status == 429 else []
-            self._send_json(reply.status, fmt.anthropic_error(reply.status, reply.text), headers)
+            self._send_error("anthropic", reply.status, reply.text)
             return
         model = reply.model or str(body.get("model") or "fake-model")
         message_id = f"msg_{number:024d}"
@@ -566,6 +650,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if sent_usage is not None:
             start["usage"] = fmt.anthropic_usage(sent_usage, output_tokens=1)
+            start["usage"].pop("server_tool_use", None)  # counted at the end (message_delta)
         self._event({"type": "message_start", "message": start}, "message_start")
         block_start = {
             "type": "content_block_start",
@@ -591,9 +676,119 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if sent_usage is not None:
             message_delta["usage"] = {"output_tokens": sent_usage.completion}
+            if sent_usage.web_search_requests is not None:
+                message_delta["usage"]["server_tool_use"] = {
+                    "web_search_requests": sent_usage.web_search_requests
+                }
         self._event(message_delta, "message_delta")
         self._event({"type": "message_stop"}, "message_stop")
         self._end_stream()
+
+    # --- Gemini -------------------------------------------------------------------------
+
+    def _answer_gemini(
+        self, body: dict[str, Any], reply: Reply, number: int, path_model: str, *, stream: bool
+    ) -> None:
+        text, usage = resolve(reply, body, messages=gemini_conversation(body))
+        self._pause(reply.delay)
+        if reply.status >= 400:
+            self._send_error("gemini", reply.status, reply.text)
+            return
+        common = {"response_id": f"fake-gemini-{number}", "model": reply.model or path_model}
+        sent_usage = usage if reply.include_usage else None
+        headers = (
+            [("x-gemini-service-tier", reply.service_tier)]
+            if reply.service_tier is not None
+            else []
+        )
+        if not stream:
+            payload = fmt.gemini_response(
+                **common, text=text, finish_reason=reply.finish_reason, usage=sent_usage
+            )
+            self._send_json(200, payload, headers)
+            return
+
+        self._head(
+            200,
+            [
+                ("Content-Type", "text/event-stream"),
+                ("Cache-Control", "no-cache"),
+                ("Transfer-Encoding", "chunked"),
+                *headers,
+            ],
+        )
+        self._pause(reply.ttft)
+        pieces = split_chunks(text, reply.chunks) or [""]
+        for index, piece in enumerate(pieces):
+            if index:
+                self._pause(reply.chunk_delay)
+            last = index == len(pieces) - 1
+            chunk = fmt.gemini_response(
+                **common,
+                text=piece,
+                finish_reason=reply.finish_reason if last else None,
+                usage=sent_usage if last else None,
+            )
+            self._event(chunk)
+        self._end_stream()
+
+    # --- Bedrock ------------------------------------------------------------------------
+
+    def _answer_bedrock(self, body: dict[str, Any], reply: Reply, *, stream: bool) -> None:
+        started = time.monotonic()
+        text, usage = resolve(reply, body, messages=bedrock_conversation(body))
+        self._pause(reply.delay)
+        if reply.status >= 400:
+            self._send_error("bedrock", reply.status, reply.text)
+            return
+        if not stream:
+            if not reply.include_usage:
+                # Bedrock always sends usage; a Converse response without it is malformed.
+                payload: dict[str, Any] = {
+                    "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                    "stopReason": fmt.bedrock_stop_reason(reply.finish_reason),
+                    "metrics": {"latencyMs": 1},
+                }
+            else:
+                payload = fmt.bedrock_converse(
+                    text=text,
+                    finish_reason=reply.finish_reason,
+                    usage=usage,
+                    service_tier=reply.service_tier,
+                    latency_ms=max(1, int((time.monotonic() - started) * 1000)),
+                )
+            self._send_json(200, payload)
+            return
+
+        self._head(
+            200,
+            [
+                ("Content-Type", "application/vnd.amazon.eventstream"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+        )
+        self._pause(reply.ttft)
+        self._aws_event("messageStart", {"role": "assistant"})
+        for index, piece in enumerate(split_chunks(text, reply.chunks)):
+            if index:
+                self._pause(reply.chunk_delay)
+            self._aws_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+        self._aws_event("contentBlockStop", {"contentBlockIndex": 0})
+        self._aws_event("messageStop", {"stopReason": fmt.bedrock_stop_reason(reply.finish_reason)})
+        if reply.include_usage:
+            metadata: dict[str, Any] = {
+                "usage": fmt.bedrock_usage(usage),
+                "metrics": {"latencyMs": max(1, int((time.monotonic() - started) * 1000))},
+            }
+            if reply.service_tier is not None:
+                metadata["serviceTier"] = {"type": reply.service_tier}
+            self._aws_event("metadata", metadata)
+        self._end_stream()
+
+    def _aws_event(self, event_type: str, payload: Any) -> None:
+        """Queue one AWS event-stream message as one HTTP chunk."""
+        raw = fmt.event_stream_message(event_type, payload)
+        self._pending.append(b"%x\r\n%s\r\n" % (len(raw), raw))
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llmops.testing import FakeLLMServer, RecordedRequest, Reply
-from llmops.testing._reply import split_chunks
+from llmops.testing._reply import resolve, split_chunks
 
 OPENAI_MODEL = "openai/gpt-4o-mini"
 ANTHROPIC_MODEL = "anthropic/claude-haiku-4-5"
@@ -792,3 +792,736 @@ def test_split_chunks(text: str, chunks: int | None, expected: list[str]) -> Non
     pieces = split_chunks(text, chunks)
     assert pieces == expected
     assert "".join(pieces) == text
+
+
+# --- billing dimensions: OpenAI --------------------------------------------------------------
+
+
+def test_openai_service_tier_modalities_and_served_model(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(
+        Reply(
+            text="Bonjour.",
+            prompt_tokens=1000,
+            cached_tokens=100,
+            audio_input_tokens=300,
+            image_input_tokens=50,
+            completion_tokens=500,
+            reasoning_tokens=100,
+            audio_output_tokens=200,
+            image_output_tokens=10,
+            service_tier="flex",
+            model="gpt-4o-mini-2024-07-18",
+        )
+    )
+    response = openai_call(litellm, server, service_tier="flex")
+    assert response.model == "gpt-4o-mini-2024-07-18"  # what served the call
+    assert response.service_tier == "flex"
+    usage = response.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1000, 500, 1500)
+    assert usage.prompt_tokens_details.cached_tokens == 100
+    assert usage.prompt_tokens_details.audio_tokens == 300
+    assert usage.prompt_tokens_details.image_tokens == 50
+    assert usage.completion_tokens_details.reasoning_tokens == 100
+    assert usage.completion_tokens_details.audio_tokens == 200
+    assert usage.completion_tokens_details.image_tokens == 10
+    # The requested tier reaches the server as OpenAI's `service_tier` parameter.
+    assert server.requests[0].body["service_tier"] == "flex"
+
+
+def test_openai_stream_service_tier_and_modalities(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(
+        Reply(
+            text="a b c",
+            prompt_tokens=900,
+            audio_input_tokens=400,
+            completion_tokens=300,
+            audio_output_tokens=250,
+            service_tier="priority",
+        )
+    )
+    chunks = list(openai_call(litellm, server, stream=True, stream_options={"include_usage": True}))
+    assert {chunk.service_tier for chunk in chunks} == {"priority"}
+    assert litellm.stream_chunk_builder(chunks).service_tier == "priority"
+    [usage] = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (900, 300)
+    assert usage.prompt_tokens_details.audio_tokens == 400
+    assert usage.prompt_tokens_details.image_tokens is None
+    assert usage.completion_tokens_details.audio_tokens == 250
+
+
+def test_openai_wire_format_of_billing_fields(server: FakeLLMServer) -> None:
+    request = {"model": "gpt-4o-audio-preview", "messages": MESSAGES}
+    # Defaults: no service_tier, no image_tokens, audio_tokens 0 (as before).
+    server.enqueue(Reply(text="x", prompt_tokens=10, completion_tokens=1))
+    body = json.loads(raw_request(server, "POST", "/v1/chat/completions", request)[2])
+    assert "service_tier" not in body
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}
+    assert "image_tokens" not in body["usage"]["completion_tokens_details"]
+
+    server.enqueue(
+        Reply(
+            text="x",
+            prompt_tokens=10,
+            audio_input_tokens=4,
+            image_input_tokens=3,
+            completion_tokens=9,
+            audio_output_tokens=5,
+            image_output_tokens=2,
+            service_tier="default",
+        )
+    )
+    body = json.loads(raw_request(server, "POST", "/v1/chat/completions", request)[2])
+    assert body["service_tier"] == "default"
+    assert body["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": 0,
+        "audio_tokens": 4,
+        "image_tokens": 3,
+    }
+    details = body["usage"]["completion_tokens_details"]
+    assert (details["audio_tokens"], details["image_tokens"]) == (5, 2)
+
+    server.enqueue(Reply(text="x y", service_tier="flex"))
+    stream_request = {**request, "stream": True, "stream_options": {"include_usage": True}}
+    _, _, raw = raw_request(server, "POST", "/v1/chat/completions", stream_request)
+    events = [json.loads(d) for d in sse_data(raw)[:-1]]
+    assert {e["service_tier"] for e in events} == {"flex"}
+
+
+# --- billing dimensions: Anthropic -----------------------------------------------------------
+
+
+def test_anthropic_cache_split_service_tier_and_web_search(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(
+        Reply(
+            text="Bonjour.",
+            prompt_tokens=1000,
+            cached_tokens=100,
+            cache_write_tokens=300,
+            cache_write_1h_tokens=200,
+            completion_tokens=50,
+            service_tier="priority",
+            web_search_requests=2,
+        )
+    )
+    response = anthropic_call(litellm, server)
+    usage = response.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (1000, 50)
+    assert usage.cache_read_input_tokens == 100
+    assert usage.cache_creation_input_tokens == 300
+    details = usage.prompt_tokens_details
+    assert (details.cached_tokens, details.cache_creation_tokens, details.text_tokens) == (
+        100,
+        300,
+        600,
+    )
+    split = details.cache_creation_token_details
+    assert (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens) == (100, 200)
+    assert usage.server_tool_use.web_search_requests == 2
+    # Anthropic reports the tier in usage; litellm 1.110.2 keeps it there only.
+    assert usage.service_tier == "priority"
+    assert getattr(response, "service_tier", None) is None
+
+
+def test_anthropic_without_split_leaves_the_details_unset(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(Reply(text="x", prompt_tokens=500, cache_write_tokens=400))
+    usage = anthropic_call(litellm, server).usage
+    assert usage.cache_creation_input_tokens == 400
+    assert getattr(usage.prompt_tokens_details, "cache_creation_token_details", None) is None
+    assert getattr(usage, "server_tool_use", None) is None
+    assert getattr(usage, "service_tier", None) is None
+
+
+def test_anthropic_wire_format_of_billing_fields(server: FakeLLMServer) -> None:
+    server.enqueue(
+        Reply(
+            text="hi",
+            prompt_tokens=1000,
+            cached_tokens=600,
+            cache_write_tokens=200,
+            cache_write_1h_tokens=0,
+            service_tier="batch",
+            web_search_requests=1,
+        )
+    )
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": MESSAGES[1:]}
+    body = json.loads(raw_request(server, "POST", "/v1/messages", request)[2])
+    assert body["usage"] == {
+        "input_tokens": 200,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 200,
+        "cache_read_input_tokens": 600,
+        "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 0},
+        "server_tool_use": {"web_search_requests": 1},
+        "service_tier": "batch",
+    }
+
+    server.enqueue(
+        Reply(
+            text="a b",
+            prompt_tokens=100,
+            cache_write_tokens=30,
+            cache_write_1h_tokens=30,
+            completion_tokens=2,
+            service_tier="standard",
+            web_search_requests=3,
+        )
+    )
+    _, _, raw = raw_request(server, "POST", "/v1/messages", {**request, "stream": True})
+    events = [json.loads(d) for d in sse_data(raw)]
+    start_usage = events[0]["message"]["usage"]
+    assert start_usage["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 0,
+        "ephemeral_1h_input_tokens": 30,
+    }
+    assert start_usage["service_tier"] == "standard"
+    assert "server_tool_use" not in start_usage
+    assert events[-2]["usage"] == {
+        "output_tokens": 2,
+        "server_tool_use": {"web_search_requests": 3},
+    }
+
+
+def test_anthropic_stream_cache_split_and_web_search(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(
+        Reply(
+            text="Le ciel est bleu.",
+            prompt_tokens=2000,
+            cached_tokens=1000,
+            cache_write_tokens=800,
+            cache_write_1h_tokens=500,
+            completion_tokens=40,
+            service_tier="priority",
+            web_search_requests=1,
+        )
+    )
+    chunks = list(
+        anthropic_call(litellm, server, stream=True, stream_options={"include_usage": True})
+    )
+    [usage] = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (2000, 40)
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1000, 800)
+    split = usage.prompt_tokens_details.cache_creation_token_details
+    assert (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens) == (300, 500)
+    assert usage.server_tool_use.web_search_requests == 1
+    # litellm 1.110.2 drops the tier from the stream's usage; it survives only in the hidden
+    # usage of the chunk made from message_delta.
+    assert getattr(usage, "service_tier", None) is None
+    hidden = [c._hidden_params.get("usage") for c in chunks if c._hidden_params.get("usage")]
+    assert [u.service_tier for u in hidden] == ["priority"]
+
+
+# --- Gemini ----------------------------------------------------------------------------------
+
+GEMINI_MODEL = "gemini/gemini-2.5-pro"
+
+
+def gemini_call(litellm: ModuleType, server: FakeLLMServer, **kwargs: Any) -> Any:
+    gemini = {"model": GEMINI_MODEL, "api_base": server.gemini_base_url}
+    return openai_call(litellm, server, **{**gemini, "api_key": "gk-test", **kwargs})
+
+
+def test_gemini_usage_mapping_in_litellm(litellm: ModuleType, server: FakeLLMServer) -> None:
+    server.enqueue(
+        Reply(
+            text="Paris.",
+            prompt_tokens=250_000,
+            cached_tokens=100_000,
+            audio_input_tokens=3000,
+            image_input_tokens=500,
+            completion_tokens=5000,
+            reasoning_tokens=4000,
+            service_tier="priority",
+            traffic_type="ON_DEMAND_PRIORITY",
+            model="gemini-2.5-pro-preview-06-05",
+        )
+    )
+    response = gemini_call(litellm, server)
+    assert response.choices[0].message.content == "Paris."
+    assert response.choices[0].finish_reason == "stop"
+    assert response.model == "gemini-2.5-pro-preview-06-05"  # from modelVersion
+    assert response.service_tier == "priority"  # from the x-gemini-service-tier header
+    assert response._hidden_params["provider_specific_fields"]["traffic_type"] == (
+        "ON_DEMAND_PRIORITY"
+    )
+    usage = response.usage
+    # candidatesTokenCount (1000) excludes the thoughts (4000); litellm adds them back.
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
+        250_000,
+        5000,
+        255_000,
+    )
+    assert usage.completion_tokens_details.reasoning_tokens == 4000
+    assert usage.completion_tokens_details.text_tokens == 1000
+    details = usage.prompt_tokens_details
+    assert details.cached_tokens == 100_000
+    assert usage.cache_read_input_tokens == 100_000
+    assert (details.audio_tokens, details.image_tokens) == (3000, 500)
+    assert details.text_tokens == 250_000 - 3000 - 500  # cached text tokens included
+    assert details.cached_tokens_details.text_tokens == 100_000
+
+    [request] = server.requests
+    assert request.path == "/v1beta/models/gemini-2.5-pro:generateContent"
+    assert request.headers["x-goog-api-key"] == "gk-test"
+    assert request.body["contents"] == [
+        {"role": "user", "parts": [{"text": "What is the capital of France?"}]}
+    ]
+    assert "system_instruction" in request.body or "systemInstruction" in request.body
+
+
+def test_gemini_default_counts_match_openai_route(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    response = gemini_call(litellm, server)
+    assert response.choices[0].message.content == DEFAULT_TEXT
+    assert response.usage.prompt_tokens == DEFAULT_PROMPT_TOKENS  # systemInstruction counts
+    assert response.usage.completion_tokens == 7
+    assert response.usage.completion_tokens_details.reasoning_tokens is None
+    assert response.usage.prompt_tokens_details.audio_tokens is None
+    assert getattr(response, "service_tier", None) is None
+
+
+def test_gemini_audio_and_image_output(litellm: ModuleType, server: FakeLLMServer) -> None:
+    server.enqueue(
+        Reply(text="x", completion_tokens=2000, audio_output_tokens=1200, image_output_tokens=700)
+    )
+    details = gemini_call(litellm, server, model="gemini/gemini-2.5-flash").usage
+    details = details.completion_tokens_details
+    assert (details.audio_tokens, details.image_tokens, details.text_tokens) == (1200, 700, 100)
+    assert server.requests[0].path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_gemini_stream(litellm: ModuleType, server: FakeLLMServer) -> None:
+    text = "Le ciel est bleu."
+    server.enqueue(
+        Reply(
+            text=text,
+            prompt_tokens=210_000,
+            cached_tokens=10_000,
+            audio_input_tokens=1000,
+            completion_tokens=900,
+            reasoning_tokens=800,
+            service_tier="flex",
+            traffic_type="ON_DEMAND_FLEX",
+            finish_reason="length",
+        )
+    )
+    chunks = list(gemini_call(litellm, server, stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    [usage] = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (210_000, 900)
+    assert usage.completion_tokens_details.reasoning_tokens == 800
+    assert usage.prompt_tokens_details.cached_tokens == 10_000
+    assert usage.prompt_tokens_details.audio_tokens == 1000
+    assert chunks[-1].service_tier == "flex"
+    traffic = [
+        c._hidden_params.get("provider_specific_fields", {}).get("traffic_type") for c in chunks
+    ]
+    assert "ON_DEMAND_FLEX" in traffic
+    [request] = server.requests
+    assert request.path == "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+
+
+def test_gemini_wire_format(server: FakeLLMServer) -> None:
+    request = {
+        "systemInstruction": {"parts": [{"text": "You are terse."}]},
+        "contents": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}],
+    }
+    path = "/v1beta/models/gemini-2.5-pro:generateContent"
+    status, headers, raw = raw_request(server, "POST", path, request)
+    assert status == 200
+    assert "x-gemini-service-tier" not in headers
+    body = json.loads(raw)
+    assert body["candidates"] == [
+        {
+            "content": {"parts": [{"text": DEFAULT_TEXT}], "role": "model"},
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ]
+    assert body["modelVersion"] == "gemini-2.5-pro"
+    assert body["usageMetadata"] == {
+        "promptTokenCount": DEFAULT_PROMPT_TOKENS,
+        "candidatesTokenCount": 7,
+        "totalTokenCount": DEFAULT_PROMPT_TOKENS + 7,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": DEFAULT_PROMPT_TOKENS}],
+    }
+
+    server.enqueue(
+        Reply(
+            text="x",
+            prompt_tokens=100,
+            cached_tokens=40,
+            audio_input_tokens=30,
+            image_input_tokens=20,
+            completion_tokens=60,
+            reasoning_tokens=25,
+            audio_output_tokens=10,
+            image_output_tokens=5,
+            service_tier="standard",
+            traffic_type="ON_DEMAND",
+        )
+    )
+    status, headers, raw = raw_request(server, "POST", path, request)
+    assert headers["x-gemini-service-tier"] == "standard"
+    assert json.loads(raw)["usageMetadata"] == {
+        "promptTokenCount": 100,
+        "candidatesTokenCount": 35,
+        "totalTokenCount": 160,
+        "promptTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 50},
+            {"modality": "AUDIO", "tokenCount": 30},
+            {"modality": "IMAGE", "tokenCount": 20},
+        ],
+        "candidatesTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 20},
+            {"modality": "AUDIO", "tokenCount": 10},
+            {"modality": "IMAGE", "tokenCount": 5},
+        ],
+        "thoughtsTokenCount": 25,
+        "cachedContentTokenCount": 40,
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 40}],
+        "trafficType": "ON_DEMAND",
+    }
+
+    # Streamed: SSE chunks; finishReason and usageMetadata only in the last one.
+    server.enqueue(Reply(text="a b c", prompt_tokens=10, completion_tokens=3))
+    stream_path = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+    status, headers, raw = raw_request(server, "POST", stream_path, request)
+    assert headers["content-type"].startswith("text/event-stream")
+    chunks = [json.loads(d) for d in sse_data(raw)]
+    assert [c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks] == ["a ", "b ", "c"]
+    assert ["usageMetadata" in c for c in chunks] == [False, False, True]
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, None, "STOP"]
+
+
+def test_gemini_routes_errors_and_missing_usage(litellm: ModuleType, server: FakeLLMServer) -> None:
+    # Routes match the model of the path.
+    server.route("gemini-2.5-flash", Reply(text="routed"))
+    flash = gemini_call(litellm, server, model="gemini/gemini-2.5-flash")
+    assert flash.choices[0].message.content == "routed"
+    assert gemini_call(litellm, server).choices[0].message.content == DEFAULT_TEXT
+
+    server.enqueue(Reply(status=429, text="slow down"), Reply(status=500))
+    with pytest.raises(litellm.RateLimitError, match="slow down"):
+        gemini_call(litellm, server, num_retries=0, max_retries=0)
+    with pytest.raises(litellm.InternalServerError):
+        gemini_call(litellm, server, num_retries=0, max_retries=0)
+    status, _, raw = raw_request(server, "POST", "/v1beta/models/m:generateContent", b"not json")
+    assert status == 400
+    assert json.loads(raw)["error"]["status"] == "INVALID_ARGUMENT"
+
+    # Gemini always sends usageMetadata; litellm refuses a response without it.
+    server.enqueue(Reply(include_usage=False))
+    with pytest.raises(litellm.BadRequestError, match="usageMetadata"):
+        gemini_call(litellm, server, num_retries=0, max_retries=0)
+
+
+# --- Bedrock (Converse) ----------------------------------------------------------------------
+
+BEDROCK_MODEL = "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0"
+AWS_CREDENTIALS = {
+    "aws_access_key_id": "AKIATEST",
+    "aws_secret_access_key": "x",
+    "aws_region_name": "us-east-1",
+}
+
+
+def bedrock_call(litellm: ModuleType, server: FakeLLMServer, **kwargs: Any) -> Any:
+    params: dict[str, Any] = {
+        "model": BEDROCK_MODEL,
+        "api_base": server.bedrock_base_url,
+        "messages": MESSAGES,
+        **AWS_CREDENTIALS,
+        **kwargs,
+    }
+    return litellm.completion(**params)
+
+
+def test_bedrock_converse_usage_mapping_in_litellm(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.enqueue(
+        Reply(
+            text="Bonjour.",
+            prompt_tokens=1000,
+            cached_tokens=100,
+            cache_write_tokens=300,
+            cache_write_1h_tokens=200,
+            completion_tokens=50,
+            service_tier="flex",
+            finish_reason="length",
+        )
+    )
+    response = bedrock_call(litellm, server, service_tier="flex")
+    assert response.choices[0].message.content == "Bonjour."
+    assert response.choices[0].finish_reason == "length"
+    assert response.model == "anthropic.claude-3-5-haiku-20241022-v1:0"
+    assert response.service_tier == "flex"
+    usage = response.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1000, 50, 1050)
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (100, 300)
+    details = usage.prompt_tokens_details
+    assert (details.cached_tokens, details.cache_creation_tokens, details.text_tokens) == (
+        100,
+        300,
+        600,
+    )
+    split = details.cache_creation_token_details
+    assert (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens) == (100, 200)
+
+    [request] = server.requests
+    assert request.path == "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIATEST/")
+    assert request.body["messages"] == [
+        {"role": "user", "content": [{"text": "What is the capital of France?"}]}
+    ]
+    assert request.body["system"] == [{"text": "You are terse."}]
+    assert request.body["serviceTier"] == {"type": "flex"}
+
+
+def test_bedrock_default_counts_and_routes(litellm: ModuleType, server: FakeLLMServer) -> None:
+    response = bedrock_call(litellm, server)
+    assert response.choices[0].message.content == DEFAULT_TEXT
+    assert response.usage.prompt_tokens == DEFAULT_PROMPT_TOKENS  # `system` counts
+    assert response.usage.completion_tokens == 7
+    assert getattr(response.usage.prompt_tokens_details, "cache_creation_token_details", None) is (
+        None
+    )
+    server.route("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Reply(text="routed"))
+    routed = bedrock_call(
+        litellm,
+        server,
+        model="bedrock/converse/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        aws_bedrock_runtime_endpoint=server.bedrock_base_url,
+        api_base=None,
+    )
+    assert routed.choices[0].message.content == "routed"
+    assert server.requests[-1].path.endswith("/converse")
+
+
+def test_bedrock_converse_stream(litellm: ModuleType, server: FakeLLMServer) -> None:
+    text = "Le ciel est bleu."
+    server.enqueue(
+        Reply(
+            text=text,
+            prompt_tokens=2000,
+            cached_tokens=1000,
+            cache_write_tokens=800,
+            cache_write_1h_tokens=800,
+            completion_tokens=40,
+            service_tier="priority",
+        )
+    )
+    chunks = list(
+        bedrock_call(litellm, server, stream=True, stream_options={"include_usage": True})
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    [usage] = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    assert (usage.prompt_tokens, usage.completion_tokens) == (2000, 40)
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1000, 800)
+    split = usage.prompt_tokens_details.cache_creation_token_details
+    assert (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens) == (0, 800)
+    # The metadata event's serviceTier is not read by litellm 1.110.2 in streams.
+    assert all(getattr(c, "service_tier", None) is None for c in chunks)
+    [request] = server.requests
+    assert request.path == "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse-stream"
+
+
+def test_bedrock_wire_format(server: FakeLLMServer) -> None:
+    from botocore.eventstream import EventStreamBuffer
+
+    request = {"messages": [{"role": "user", "content": [{"text": "Hi"}]}]}
+    server.enqueue(
+        Reply(
+            text="a b",
+            prompt_tokens=100,
+            cached_tokens=10,
+            cache_write_tokens=30,
+            completion_tokens=2,
+        )
+    )
+    status, _, raw = raw_request(server, "POST", "/model/m%3A0/converse", request)
+    assert status == 200
+    body = json.loads(raw)
+    assert body["output"] == {"message": {"role": "assistant", "content": [{"text": "a b"}]}}
+    assert body["stopReason"] == "end_turn"
+    assert body["usage"] == {
+        "inputTokens": 60,
+        "outputTokens": 2,
+        "totalTokens": 102,
+        "cacheReadInputTokens": 10,
+        "cacheWriteInputTokens": 30,
+    }
+    assert "serviceTier" not in body
+    assert server.requests[-1].path == "/model/m%3A0/converse"
+
+    server.enqueue(
+        Reply(
+            text="a b",
+            prompt_tokens=100,
+            cache_write_tokens=30,
+            cache_write_1h_tokens=10,
+            completion_tokens=2,
+            service_tier="priority",
+        )
+    )
+    status, headers, raw = raw_request(server, "POST", "/model/m/converse-stream", request)
+    assert headers["content-type"] == "application/vnd.amazon.eventstream"
+    buffer = EventStreamBuffer()
+    buffer.add_data(raw)
+    events = [(message.headers[":event-type"], json.loads(message.payload)) for message in buffer]
+    assert [name for name, _ in events] == [
+        "messageStart",
+        "contentBlockDelta",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ]
+    assert [payload["delta"]["text"] for name, payload in events[1:3]] == ["a ", "b"]
+    metadata = events[-1][1]
+    assert metadata["usage"]["cacheDetails"] == [
+        {"ttl": "5m", "inputTokens": 20},
+        {"ttl": "1h", "inputTokens": 10},
+    ]
+    assert metadata["serviceTier"] == {"type": "priority"}
+
+    server.enqueue(Reply(status=429))
+    status, headers, raw = raw_request(server, "POST", "/model/m/converse", request)
+    assert status == 429
+    assert headers["x-amzn-errortype"] == "ThrottlingException"
+    assert json.loads(raw) == {"message": "Fake error (HTTP 429)"}
+
+
+def test_bedrock_errors(litellm: ModuleType, server: FakeLLMServer) -> None:
+    server.enqueue(Reply(status=429, text="throttled"), Reply(status=400, text="bad"))
+    with pytest.raises(litellm.RateLimitError, match="throttled"):
+        bedrock_call(litellm, server, num_retries=0, max_retries=0)
+    with pytest.raises(litellm.BadRequestError, match="bad"):
+        bedrock_call(litellm, server, num_retries=0, max_retries=0)
+    assert len(server.requests) == 2
+
+
+def test_reply_validation_of_billing_fields() -> None:
+    with pytest.raises(ValueError, match="audio_input_tokens"):
+        Reply(prompt_tokens=10, audio_input_tokens=8, image_input_tokens=3)
+    with pytest.raises(ValueError, match="audio_output_tokens"):
+        Reply(completion_tokens=10, reasoning_tokens=5, audio_output_tokens=6)
+    with pytest.raises(ValueError, match="cache_write_1h_tokens"):
+        Reply(cache_write_tokens=10, cache_write_1h_tokens=11)
+    with pytest.raises(ValueError):
+        Reply(image_output_tokens=-1)
+    with pytest.raises(ValueError):
+        Reply(web_search_requests=-1)
+    # Computed counts make room for every part they include.
+    reply = Reply(text="x", audio_input_tokens=500, image_input_tokens=20, audio_output_tokens=30)
+    _, usage = resolve(reply, {"messages": MESSAGES})
+    assert (usage.prompt, usage.completion) == (520, 30)
+
+
+def test_gemini_and_bedrock_async(litellm: ModuleType, server: FakeLLMServer) -> None:
+    server.enqueue(
+        Reply(text="a b", prompt_tokens=300, completion_tokens=80, reasoning_tokens=50),
+        Reply(text="c d", prompt_tokens=400, completion_tokens=90, reasoning_tokens=60),
+        Reply(text="e", prompt_tokens=500, cached_tokens=100),
+        Reply(text="f g", prompt_tokens=600, cache_write_tokens=100, cache_write_1h_tokens=100),
+    )
+    gemini: dict[str, Any] = {
+        "model": GEMINI_MODEL,
+        "api_base": server.gemini_base_url,
+        "api_key": "gk-test",
+        "messages": MESSAGES,
+    }
+    bedrock: dict[str, Any] = {
+        "model": BEDROCK_MODEL,
+        "api_base": server.bedrock_base_url,
+        "messages": MESSAGES,
+        **AWS_CREDENTIALS,
+    }
+    include_usage: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+
+    async def main() -> tuple[Any, list[Any], Any, list[Any]]:
+        response = await litellm.acompletion(**gemini)
+        stream = await litellm.acompletion(**gemini, **include_usage)
+        gemini_chunks = [chunk async for chunk in stream]
+        converse = await litellm.acompletion(**bedrock)
+        stream = await litellm.acompletion(**bedrock, **include_usage)
+        return response, gemini_chunks, converse, [chunk async for chunk in stream]
+
+    response, gemini_chunks, converse, bedrock_chunks = asyncio.run(main())
+    assert (response.usage.completion_tokens, response.usage.prompt_tokens) == (80, 300)
+    assert response.usage.completion_tokens_details.reasoning_tokens == 50
+    [usage] = [c.usage for c in gemini_chunks if getattr(c, "usage", None) is not None]
+    assert (usage.prompt_tokens, usage.completion_tokens_details.reasoning_tokens) == (400, 60)
+    assert (converse.usage.prompt_tokens, converse.usage.cache_read_input_tokens) == (500, 100)
+    [usage] = [c.usage for c in bedrock_chunks if getattr(c, "usage", None) is not None]
+    split = usage.prompt_tokens_details.cache_creation_token_details
+    assert (usage.prompt_tokens, split.ephemeral_1h_input_tokens) == (600, 100)
+    assert len(server.requests) == 4
+
+
+# --- Azure OpenAI and the served model -------------------------------------------------------
+
+
+def test_azure_deployment_answers_with_its_real_model(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    server.route(
+        "gpt-4o",  # the deployment name, from the path
+        Reply(
+            text="Hi.",
+            model="gpt-4o-mini-2024-07-18",
+            prompt_tokens=1000,
+            cached_tokens=200,
+            completion_tokens=100,
+        ),
+    )
+    azure: dict[str, Any] = {
+        "model": "azure/gpt-4o",
+        "api_base": server.url,
+        "api_key": "azure-key",
+        "api_version": "2024-10-21",
+    }
+    response = openai_call(litellm, server, **azure)
+    assert response.model == "gpt-4o-mini-2024-07-18"
+    assert response._hidden_params["provider_response_model"] == "gpt-4o-mini-2024-07-18"
+    assert response.usage.prompt_tokens_details.cached_tokens == 200
+    request = server.requests[0]
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    assert request.headers["api-key"] == "azure-key"
+
+    # Streamed: litellm 1.110.2 gives the served model on the content chunks and the
+    # deployment name on the final usage chunk.
+    chunks = list(
+        openai_call(litellm, server, **azure, stream=True, stream_options={"include_usage": True})
+    )
+    assert chunks[0].model == "gpt-4o-mini-2024-07-18"
+    assert chunks[-1].model == "gpt-4o"
+    assert chunks[-1].usage.prompt_tokens == 1000
+
+
+@pytest.mark.parametrize("route", ["openai", "anthropic", "gemini"])
+def test_served_model_of_a_stream_is_in_the_hidden_params(
+    litellm: ModuleType, server: FakeLLMServer, route: str
+) -> None:
+    call = {"openai": openai_call, "anthropic": anthropic_call, "gemini": gemini_call}[route]
+    server.enqueue(Reply(text="x y", model="served-model-001"))
+    assert call(litellm, server).model == "served-model-001"
+    server.enqueue(Reply(text="x y", model="served-model-001"))
+    chunks = list(call(litellm, server, stream=True, stream_options={"include_usage": True}))
+    # chunk.model stays the requested model; the served one is in the hidden params of the
+    # content chunks (not of the final usage chunk).
+    assert "served-model-001" not in {chunk.model for chunk in chunks}
+    served = {chunk._hidden_params.get("provider_response_model") for chunk in chunks}
+    assert served - {None} == {"served-model-001"}
