@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from dataclasses import dataclass
+import threading
+import time as _time
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +33,11 @@ TOP_KEYS = 10  # a split by user or tag shows the 10 that cost most, the rest as
 PRESETS = (7, 30, 90)
 DEFAULT_DAYS = 30
 CUSTOM = "custom"
+EARLIEST_DAY = date(1970, 1, 1)  # the earliest day a range may start (no call is older)
+MAX_RANGE_DAYS = 3660  # the longest range (every day of a range is a row of a chart)
+MAX_PARAM_CHARS = 200  # the longest value of a URL parameter that is used
+MAX_FILTER_VALUES = 50  # the most values of one filter in a URL
+MAX_PAGE = 10_000_000  # the highest page number a link may ask for
 AUTH_KEY = "_llmops_auth"
 URL_KEY = "_llmops_url"  # what this session last wrote to the query string, per parameter
 
@@ -168,6 +176,76 @@ def _digest(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
+# -- the password gate's back-off ----------------------------------------------------------
+# After each wrong password the sign-in waits, longer each time (0.5 s doubling up to 8 s),
+# counted per session and per client address across the sessions of this process. Attempts
+# from one client address are serialized, so that opening many sessions does not help.
+
+BACKOFF_FIRST = 0.5  # seconds after the first wrong password
+BACKOFF_MAX = 8.0
+FAILURES_KEY = "_llmops_failures"
+_sleep = _time.sleep  # tests replace it to record the delays instead of sleeping
+
+
+@dataclass
+class _Client:
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_CLIENTS: dict[str, _Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+_MAX_CLIENTS = 10_000
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th wrong password in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(BACKOFF_FIRST * 2 ** min(failures - 1, 16), BACKOFF_MAX)
+
+
+def _client() -> _Client:
+    try:
+        address = st.context.ip_address
+    except Exception:  # no request context (a bare run)
+        address = None
+    if not isinstance(address, str) or not address:
+        address = "unknown"  # every client without an address shares one count
+    with _CLIENTS_LOCK:
+        if address not in _CLIENTS and len(_CLIENTS) >= _MAX_CLIENTS:
+            idle = [key for key, c in _CLIENTS.items() if not c.failures and not c.lock.locked()]
+            for key in idle or list(_CLIENTS)[: _MAX_CLIENTS // 2]:
+                _CLIENTS.pop(key, None)
+        return _CLIENTS.setdefault(address, _Client())
+
+
+def reset_sign_in_backoff() -> None:
+    """Forget every client's wrong passwords (for tests)."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()
+
+
+def check_password(entered: str, password: str) -> tuple[bool, float]:
+    """Compare a sign-in attempt with the password; return (right, seconds waited).
+
+    A wrong password waits :func:`backoff` of the failures so far (this session's or this
+    client's, whichever is more) before answering; a right one resets both counts.
+    """
+    client = _client()
+    with client.lock:
+        if hmac.compare_digest(entered.encode(), password.encode()):
+            client.failures = 0
+            st.session_state[FAILURES_KEY] = 0
+            return True, 0.0
+        client.failures += 1
+        session = int(st.session_state.get(FAILURES_KEY) or 0) + 1
+        st.session_state[FAILURES_KEY] = session
+        delay = backoff(max(client.failures, session))
+        _sleep(delay)
+        return False, delay
+
+
 def signed_in(settings: Settings) -> bool:
     """True when no password is set, or this session entered the current one."""
     password = settings.dashboard_password
@@ -185,10 +263,15 @@ def sign_in_form(settings: Settings) -> None:
         entered = st.text_input("Password", type="password", key="password")
         submitted = st.form_submit_button("Sign in")
     if submitted:
-        if hmac.compare_digest(entered.encode(), password.encode()):
+        right, waited = check_password(entered or "", password)
+        if right:
             st.session_state[AUTH_KEY] = _digest(password)
             st.rerun()
         st.error("Wrong password.")
+        st.caption(
+            f"Each wrong password makes the next answer slower (this one waited {waited:g} s, "
+            f"up to {BACKOFF_MAX:g} s)."
+        )
 
 
 # -- URL query string <-> widgets ---------------------------------------------------------
@@ -225,6 +308,40 @@ def publish(key: str, value: str | list[str] | None) -> None:
     _written()[key] = list(value) if isinstance(value, list) else value
 
 
+def link_warning(message: str) -> None:
+    """Say that part of the link was ignored or changed (never echoing the raw value, which
+    anyone can put in a link, into rendered Markdown)."""
+    st.warning(message, icon=":material/link_off:")
+
+
+def url_int(key: str, low: int, high: int) -> int | None:
+    """The URL's whole-number parameter ``key`` when it is new (see :func:`url_value`):
+    clamped to ``low..high``, or None with a warning when it is not a number."""
+    raw = url_value(key)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 30):
+        link_warning(f"Ignored `{key}` in the link: not a whole number.")
+        return None
+    value = int(text)
+    if not low <= value <= high:
+        clamped = min(max(value, low), high)
+        link_warning(
+            f"`{key}` in the link is out of range ({low:,} to {high:,}): using {clamped:,}."
+        )
+        return clamped
+    return value
+
+
+def is_call_id(value: str) -> bool:
+    """A call id is a UUID (``result.call_id``)."""
+    try:
+        return len(value) == 36 and str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
 def drop_params(keys: tuple[str, ...]) -> None:
     for key in keys:
         st.query_params.pop(key, None)
@@ -243,11 +360,13 @@ def bound_choice(key: str, options: list[Any], default: Any, parse: Any = str) -
     raw = url_value(key)
     if raw is not None:
         try:
-            value = parse(raw)
-        except ValueError:
+            value = parse(raw) if len(raw) <= MAX_PARAM_CHARS else None
+        except (ValueError, OverflowError):
             value = None
         if value in options:
             st.session_state[key] = value
+        else:
+            link_warning(f"Ignored `{key}` in the link: not one of the choices.")
     if st.session_state.get(key) not in options:
         st.session_state[key] = default
 
@@ -278,25 +397,52 @@ def _midnight(day: date) -> datetime:
 
 def _parse_day(raw: str | None) -> date | None:
     try:
-        return date.fromisoformat(raw) if raw else None
+        return date.fromisoformat(raw) if raw and len(raw) <= 32 else None
     except ValueError:
         return None
 
 
-def _range_from_url() -> None:
-    """Apply ``?days=N`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` from the URL to the widgets."""
+def clamp_range(first: date, last: date, today: date) -> tuple[date, date]:
+    """A date range the pages can show: from 1970-01-01 to a year from now, at most
+    :data:`MAX_RANGE_DAYS` days (the end is kept, the start moved)."""
+    first, last = min(first, last), max(first, last)
+    latest = today + timedelta(days=366)
+    first, last = max(first, EARLIEST_DAY), min(max(last, EARLIEST_DAY), latest)
+    first = min(first, last)
+    if (last - first).days >= MAX_RANGE_DAYS:
+        first = last - timedelta(days=MAX_RANGE_DAYS - 1)
+    return first, last
+
+
+def _range_from_url(today: date) -> None:
+    """Apply ``?days=N`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` from the URL to the widgets;
+    a malformed or absurd range is ignored or clamped, with a warning."""
     first, last = url_value("from"), url_value("to")
     if first is not None or last is not None:
         start = _parse_day(st.query_params.get("from"))
         end = _parse_day(st.query_params.get("to"))
         if start and end:
+            picked = clamp_range(start, end, today)
+            if picked != (min(start, end), max(start, end)):
+                link_warning(
+                    f"The link's date range was clamped to {picked[0]} to {picked[1]} "
+                    f"(from {EARLIEST_DAY}, at most {MAX_RANGE_DAYS:,} days)."
+                )
             st.session_state["days"] = CUSTOM
-            st.session_state["range"] = (min(start, end), max(start, end))
+            st.session_state["range"] = picked
+        else:
+            link_warning("Ignored the link's date range: `from` and `to` must be YYYY-MM-DD.")
     days = url_value("days")
     if days is not None:
-        value: Any = CUSTOM if days == CUSTOM else (int(days) if days.isdigit() else None)
+        value: Any = CUSTOM if days == CUSTOM else None
+        if days.isascii() and days.isdigit() and len(days) <= 4:
+            value = int(days)
         if value in (*PRESETS, CUSTOM):
             st.session_state["days"] = value
+        else:
+            link_warning(
+                f"Ignored `days` in the link: expected one of {', '.join(map(str, PRESETS))}."
+            )
     current = st.session_state.get("days")
     st.session_state["days"] = current if current in (*PRESETS, CUSTOM) else DEFAULT_DAYS
 
@@ -316,7 +462,7 @@ def sidebar(settings: Settings) -> View:
     engine(url)
     options = filter_options(url)
     today = datetime.now(UTC).date()
-    _range_from_url()
+    _range_from_url(today)
     sidebar = st.sidebar
     days = sidebar.selectbox(
         "Date range", [*PRESETS, CUSTOM], format_func=_preset_label, key="days"
@@ -329,6 +475,13 @@ def sidebar(settings: Settings) -> View:
         picked = sidebar.date_input("From - to (UTC)", key="range") or ()
         first = picked[0] if len(picked) > 0 else today
         last = picked[1] if len(picked) > 1 else first
+        if clamp_range(first, last, today) != (first, last):
+            first, last = clamp_range(first, last, today)
+            st.warning(
+                f"Showing {first} to {last}: a range starts from {EARLIEST_DAY} at the "
+                f"earliest and spans at most {MAX_RANGE_DAYS:,} days.",
+                icon=":material/date_range:",
+            )
         label = f"{first.isoformat()} to {last.isoformat()}"
         publish("from", first.isoformat())
         publish("to", last.isoformat())
@@ -341,6 +494,14 @@ def sidebar(settings: Settings) -> View:
     chosen: dict[str, tuple[str, ...]] = {}
     for key, name, option_key in FILTERS:
         values = url_values(key)
+        if values is not None and (
+            len(values) > MAX_FILTER_VALUES or any(len(v) > MAX_PARAM_CHARS for v in values)
+        ):
+            link_warning(
+                f"Ignored `{key}` in the link: at most {MAX_FILTER_VALUES} values of at most "
+                f"{MAX_PARAM_CHARS} characters."
+            )
+            values = None
         if values is None:
             values = st.session_state.get(key) or []
         selected = [str(v) for v in dict.fromkeys(values)]

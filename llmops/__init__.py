@@ -24,6 +24,7 @@ from llmops.errors import (
     RenderError,
     SandboxViolationError,
     SchemaOutdatedError,
+    TemplateLimitError,
     UnknownCallError,
     VariableValidationError,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "SchemaOutdatedError",
     "Settings",
     "Stream",
+    "TemplateLimitError",
     "UnknownCallError",
     "Usage",
     "VariableValidationError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmops.errors import ConfigError
+from llmops.errors import ConfigError, ConfigFileError
+from llmops.files import MAX_YAML_BYTES, check_directory, line_of, parse_yaml, read_text
 
 ContentMode = Literal["full", "redact", "none"]
 CONTENT_MODES: tuple[ContentMode, ...] = ("full", "redact", "none")
@@ -47,6 +49,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = Path(env.get("LLMOPS_HOME") or ".llmops")
+        _check_home(home, named="LLMOPS_HOME" in env and bool(env.get("LLMOPS_HOME")))
         content = (env.get("LLMOPS_CONTENT") or "full").strip().lower()
         if content not in CONTENT_MODES:
             raise ConfigError(
@@ -75,8 +78,8 @@ class Budgets(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    daily_usd: float | None = Field(default=None, gt=0)
-    monthly_usd: float | None = Field(default=None, gt=0)
+    daily_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    monthly_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class ConfigFile(BaseModel):
@@ -91,14 +94,14 @@ def read_config_file(env: Mapping[str, str]) -> ConfigFile:
     """Read ``LLMOPS_CONFIG`` (or ``./llmops.yaml``); errors name the file and line."""
     named = env.get("LLMOPS_CONFIG")
     path = Path(named) if named else Path("llmops.yaml")
-    if not path.is_file():
-        if named:
-            raise ConfigError(f"LLMOPS_CONFIG={named}: no such file")
+    if not named and not path.exists() and not path.is_symlink():
         return ConfigFile()
-    from llmops.errors import ConfigFileError
-    from llmops.prompts._format import _parse_yaml, line_of
-
-    data, lines = _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    what = "config file (LLMOPS_CONFIG)" if named else "config file"
+    text = read_text(path, what=what, max_bytes=MAX_YAML_BYTES)
+    data, lines = parse_yaml(text, path)
+    if data is not None and not isinstance(data, dict):
+        got = type(data).__name__
+        raise ConfigFileError(f"expected a mapping of settings, got a {got}", file=path, line=1)
     try:
         return ConfigFile.model_validate(data or {})
     except ValidationError as exc:
@@ -118,9 +121,15 @@ def _money(env: Mapping[str, str], name: str, default: float | None) -> float | 
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: expected an amount in USD, like 25 or 12.5") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r}: a budget must be more than 0")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={raw!r}: a budget must be a finite amount more than 0")
     return value
+
+
+def _check_home(home: Path, *, named: bool) -> None:
+    """LLMOPS_HOME must be a folder, or a path where one can be created."""
+    what = "LLMOPS_HOME folder" if named else "llmops state folder (LLMOPS_HOME)"
+    check_directory(home, what=what, writable=False)
 
 
 def default_database_url(home: Path) -> str:

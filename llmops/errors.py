@@ -14,7 +14,9 @@ with ``error.exit_code``: 2 for configuration and usage errors.
     │   ├── RenderError             a prompt could not be rendered (prompt)
     │   │   ├── MissingVariableError     a template variable was not given
     │   │   ├── VariableValidationError  a variable fails the input_schema
-    │   │   └── SandboxViolationError    a template reached outside the sandbox
+    │   │   ├── SandboxViolationError    a template reached outside the sandbox
+    │   │   └── TemplateLimitError       a template exceeded a render limit (output size,
+    │   │                                range size, loop iterations, time, recursion)
     │   ├── SchemaOutdatedError     the database needs `llmops db upgrade`
     │   ├── UnknownCallError        feedback for a call id that was never recorded
     │   └── InvalidFeedbackError    a feedback score that is not a finite number
@@ -41,6 +43,7 @@ __all__ = [
     "RenderError",
     "SandboxViolationError",
     "SchemaOutdatedError",
+    "TemplateLimitError",
     "UnknownCallError",
     "VariableValidationError",
 ]
@@ -119,6 +122,18 @@ class VariableValidationError(RenderError):
 
 class SandboxViolationError(RenderError):
     """A template tried to reach outside the Jinja2 sandbox."""
+
+
+class TemplateLimitError(RenderError):
+    """A template exceeded a render limit (output size, range size, time, recursion).
+
+    ``limit`` says which: ``"output_size"``, ``"range_size"``, ``"loop_iterations"``,
+    ``"time"`` or ``"recursion"``.
+    """
+
+    def __init__(self, message: str, *, prompt: str, limit: str) -> None:
+        self.limit = limit
+        super().__init__(message, prompt=prompt)
 
 
 class SchemaOutdatedError(ConfigError):

@@ -21,9 +21,9 @@ c.bound_choice("size", SIZES, 50, int)
 size = top[0].selectbox("Rows per page", SIZES, key="size")
 c.publish("size", str(size))
 
-wanted = c.url_value("page")
-if wanted is not None and wanted.isdigit() and int(wanted) >= 1:
-    st.session_state["page"] = int(wanted)
+wanted = c.url_int("page", 1, c.MAX_PAGE)
+if wanted is not None:
+    st.session_state["page"] = wanted
 page = st.session_state.get("page")
 page = page if isinstance(page, int) and page >= 1 else 1
 rows, total = c.calls_page(view, size, (page - 1) * size)
@@ -73,7 +73,10 @@ summaries = {
 }
 linked = c.url_value("call")
 if linked is not None:
-    st.session_state["call"] = linked
+    if c.is_call_id(linked):
+        st.session_state["call"] = linked
+    else:
+        c.link_warning("Ignored `call` in the link: not a call id.")
 chosen = st.session_state.setdefault("call", None)
 ids = list(summaries)
 if chosen and chosen not in summaries:

@@ -20,3 +20,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != 0x09}
+MAX_MESSAGE = 2000  # characters of one error line
+
+
+def one_line(message: str) -> str:
+    """An error message as one printable line: line breaks become spaces, other control
+    characters (a terminal escape in a file name) are shown escaped, length is capped."""
+    text = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    text = text.translate(_CONTROL)
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "\u2026"
+    return text

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from llmops.cli._options import DatabaseOption, database_url, parse_when
+from llmops.errors import ConfigError
 
 app = typer.Typer(help="Call costs.", no_args_is_help=True)
 
@@ -34,6 +35,11 @@ def recompute(
     settings = Settings.from_env()
     start = parse_when(since, "--since")
     end = parse_when(until, "--until") if until else None
+    if end is not None and end <= start:
+        raise ConfigError(
+            f"--until {until!r} ({end:%Y-%m-%d %H:%M}) is not after --since {since!r} "
+            f"({start:%Y-%m-%d %H:%M} UTC)"
+        )
     book = PriceBook.from_file(
         prices or settings.prices_file, remote_price_map=settings.remote_price_map
     )

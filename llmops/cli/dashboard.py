@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 
 import typer
 
-from llmops.cli._options import DatabaseOption, database_url
+from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 from llmops.errors import ConfigError
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -19,6 +21,21 @@ def app_path() -> Path:
     if not APP.is_file():
         raise ConfigError(f"the dashboard is not installed here (no {APP}); use a git checkout")
     return APP
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
+
+
+def check_address(address: str) -> None:
+    """``--address`` must be an IP address or a host name (checked here: Streamlit would
+    only fail after starting)."""
+    try:
+        ipaddress.ip_address(address)
+        return
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(address):
+        raise ConfigError(f"--address {address!r}: expected an IP address or a host name")
 
 
 def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
@@ -34,13 +51,15 @@ def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
 
 
 def dashboard(
-    port: int = typer.Option(8501, "--port", help="The port to serve on."),
+    port: int = typer.Option(8501, "--port", min=1, max=MAX_PORT, help="The port to serve on."),
     address: str = typer.Option("127.0.0.1", "--address", help="The address to bind."),
     url: str | None = DatabaseOption,
 ) -> None:
     """Serve the dashboard (spend, latency, feedback, evals, calls) until interrupted."""
     from llmops.store.engine import display_url
 
+    check_address(address)
+    app_path()
     target = database_url(url)
     env = {**os.environ, "LLMOPS_DATABASE_URL": target}
     typer.echo(f"Dashboard on http://{address}:{port} (database {display_url(target)})")

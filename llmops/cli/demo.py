@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from llmops.cli._options import DatabaseOption, database_url
+from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 
 
 def demo(
@@ -20,7 +20,7 @@ def demo(
     days: int = typer.Option(30, "--days", min=1, max=365, help="Spread over this many days."),
     no_dashboard: bool = typer.Option(False, "--no-dashboard", help="Stop after the data."),
     no_evals: bool = typer.Option(False, "--no-evals", help="Skip the example eval suites."),
-    port: int = typer.Option(8501, "--port", help="The dashboard's port."),
+    port: int = typer.Option(8501, "--port", min=1, max=MAX_PORT, help="The dashboard's port."),
     url: str | None = DatabaseOption,
 ) -> None:
     """Simulate a support app over the example prompts, run the evals, start the dashboard."""

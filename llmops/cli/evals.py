@@ -12,9 +12,15 @@ from typing import Any
 
 import typer
 
-from llmops.cli._options import DatabaseOption
+from llmops.cli._options import (
+    DatabaseOption,
+    check_prompts_dir,
+    check_sqlite_file,
+    database_url,
+)
 from llmops.config import Settings
-from llmops.errors import ConfigError
+from llmops.errors import ConfigError, ConfigFileError
+from llmops.files import check_directory, check_output_file
 
 app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
 
@@ -23,12 +29,16 @@ def suite_files(paths: list[Path]) -> list[Path]:
     """Suite files from files and folders (a folder means its *.yaml / *.yml files)."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise ConfigError(f"{path}: no such suite file or folder")
+        try:
+            if path.is_dir():
+                found += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            elif path.is_file():
+                found.append(path)
+            else:
+                raise ConfigError(f"{path}: no such suite file or folder")
+        except OSError as exc:
+            reason = (exc.strerror or type(exc).__name__).lower()
+            raise ConfigError(f"{path}: cannot read the suite file or folder: {reason}") from None
     if not found:
         raise ConfigError(f"no suite files in {', '.join(str(p) for p in paths)}")
     return found
@@ -70,7 +80,11 @@ def run(
     from llmops.prompts import PromptRegistry
 
     settings = Settings.from_env()
-    registry = PromptRegistry(prompts_dir or settings.prompts_dir)
+    outputs = {"--junit": junit_file, "--markdown": markdown_file, "--json": json_file}
+    for option, target in outputs.items():
+        if target is not None:  # before any model call, not after the whole run
+            check_output_file(target, what=f"{option} report")
+    registry = PromptRegistry(check_prompts_dir(prompts_dir or settings.prompts_dir))
     offline = offline or os.environ.get("LLMOPS_OFFLINE", "").lower() in ("1", "true", "yes")
     suites = [load_suite(path) for path in suite_files(paths or [Path("evals")])]
     plans = [
@@ -86,27 +100,31 @@ def run(
         for suite in suites
     ]
     scope = "offline" if offline else "live"
+    target_url = "" if dry_run else database_url(url)  # checked before any model call
     cache = None
     if not no_cache:
         from llmops.evals.cache import ResponseCache
 
-        cache = ResponseCache(settings.home / "eval-cache.db")
+        cache_file = settings.home / "eval-cache.db"
+        check_directory(settings.home, what="folder of the eval cache (LLMOPS_HOME)", create=True)
+        check_sqlite_file(cache_file, what="eval cache")
+        cache = ResponseCache(cache_file)
     if dry_run:
         _dry_run(plans, cache, scope, settings)
         return
     with _model_routes(offline) as routes:
-        reports = _run_all(plans, cache, scope, routes, url or settings.database_url, registry)
+        reports = _run_all(plans, cache, scope, routes, target_url, registry)
     from llmops.evals import report as render
 
     for suite_report in reports:
         typer.echo(render.console(suite_report))
         typer.echo("")
     if junit_file:
-        junit_file.write_text(render.junit(reports), encoding="utf-8")
+        _write(junit_file, render.junit(reports), "--junit report")
     if markdown_file:
-        markdown_file.write_text(render.markdown(reports), encoding="utf-8")
+        _write(markdown_file, render.markdown(reports), "--markdown report")
     if json_file:
-        json_file.write_text(json.dumps(render.to_json(reports), indent=2), encoding="utf-8")
+        _write(json_file, json.dumps(render.to_json(reports), indent=2), "--json report")
     failed = [r.suite.name for r in reports if r.below_threshold()]
     regressed = [r.suite.name for r in reports if r.regressions()]
     if failed:
@@ -116,6 +134,14 @@ def run(
         typer.secho(f"Significant regression in {', '.join(regressed)}{note}", fg="yellow")
     if failed or (fail_on_regression and regressed):
         raise typer.Exit(1)
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # checked before the run; the folder may have changed since
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigFileError(f"cannot write the {what}: {reason}", file=path) from None
 
 
 @contextlib.contextmanager

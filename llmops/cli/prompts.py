@@ -10,9 +10,11 @@ from typing import Any
 
 import typer
 
-from llmops.cli._output import emit_json, table
+from llmops.cli._options import check_prompts_dir
+from llmops.cli._output import emit_json, one_line, table
 from llmops.config import Settings
 from llmops.errors import ConfigError, LLMOpsError, PromptFileError
+from llmops.files import parse_json, read_text
 from llmops.prompts import PromptRegistry, split_ref
 
 app = typer.Typer(help="Prompt templates versioned in git.", no_args_is_help=True)
@@ -28,7 +30,9 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table."
 
 
 def _registry(folder: Path | None) -> PromptRegistry:
-    return PromptRegistry(folder if folder is not None else Settings.from_env().prompts_dir)
+    return PromptRegistry(
+        check_prompts_dir(folder if folder is not None else Settings.from_env().prompts_dir)
+    )
 
 
 @app.command("list")
@@ -119,14 +123,8 @@ def show(
 def _parse_vars(pairs: list[str], vars_file: Path | None, schema: dict | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if vars_file is not None:
-        try:
-            loaded = json.loads(vars_file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{vars_file}: cannot read: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise PromptFileError(
-                f"invalid JSON: {exc.msg}", file=vars_file, line=exc.lineno
-            ) from None
+        text = read_text(vars_file, what="variables file (--vars-file)")
+        loaded = parse_json(text, vars_file, error=PromptFileError)
         if not isinstance(loaded, dict):
             raise PromptFileError("expected a JSON object of variables", file=vars_file, line=1)
         values.update(loaded)
@@ -275,10 +273,10 @@ def validate(folder: Path | None = DirOption) -> None:
     if not registry.root.is_dir():
         raise ConfigError(f"{registry.root}: no such prompt folder")
     problems = registry.validate()
-    for problem in problems:
-        typer.secho(f"error: {problem}", err=True, fg="red")
+    for problem in problems:  # one `error:` line per problem
+        typer.secho(f"error: {one_line(str(problem))}", err=True, fg="red")
     count = len(registry.names())
     if problems:
-        typer.echo(f"{len(problems)} problem(s) in {count} prompt(s).", err=True)
+        typer.echo(f"{len(problems)} problem(s) in {count} prompt(s).")
         raise typer.Exit(2)
     typer.echo(f"{count} prompt(s) OK.")

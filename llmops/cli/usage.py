@@ -8,7 +8,7 @@ from enum import StrEnum
 
 import typer
 
-from llmops.cli._options import DatabaseOption, database_url
+from llmops.cli._options import MAX_TOP, DatabaseOption, check_choices, database_url
 from llmops.cli._output import emit_json, table
 
 
@@ -38,7 +38,11 @@ def spend(
     days: int = typer.Option(30, "--days", min=1, max=3660, help="How many days back."),
     by: By = typer.Option(By.model, "--by", help="Group by model, prompt, user, tag or source."),
     top: int | None = typer.Option(
-        None, "--top", min=1, help='Keep the N keys that cost most; sum the rest as "(other)".'
+        None,
+        "--top",
+        min=1,
+        max=MAX_TOP,
+        help='Keep the N keys that cost most; sum the rest as "(other)".',
     ),
     output: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
     url: str | None = DatabaseOption,
@@ -101,7 +105,9 @@ def calls(
 ) -> None:
     """The latest calls, newest first."""
     from llmops.store import queries
+    from llmops.store.tables import CALL_STATUSES
 
+    check_choices("--status", status, CALL_STATUSES)
     filters = queries.Filters.last_days(
         days,
         models=tuple(model),
@@ -153,8 +159,10 @@ def feedback(
     url: str | None = DatabaseOption,
 ) -> None:
     """Attach a score to a recorded call."""
-    from llmops.errors import InvalidFeedbackError
-    from llmops.gateway import Gateway
+    import math
+    import uuid
+
+    from llmops.errors import InvalidFeedbackError, UnknownCallError
 
     try:
         value = float(score)
@@ -162,7 +170,21 @@ def feedback(
         raise InvalidFeedbackError(
             f"feedback for call {call_id}: score must be a number, got {score!r}"
         ) from None
-    gateway = Gateway(database_url=database_url(url))
+    if not math.isfinite(value):
+        raise InvalidFeedbackError(
+            f"feedback for call {call_id}: score must be a finite number, got {score!r}"
+        )
+    try:
+        uuid.UUID(call_id)
+    except ValueError:
+        raise UnknownCallError(f"feedback: {call_id!r} is not a call id", call_id=call_id) from None
+    for option, text, longest in (("--name", name, 100), ("--user", user, 200)):
+        if text is not None and not 0 < len(text) <= longest:
+            raise InvalidFeedbackError(f"feedback: {option} must be 1 to {longest} characters")
+    target = database_url(url)
+    from llmops.gateway import Gateway
+
+    gateway = Gateway(database_url=target)
     try:
         feedback_id = gateway.feedback(call_id, value, name=name, comment=comment, user=user)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -59,6 +60,67 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     except Exception as exc:  # a broken check fails the case, with the reason shown
         score, reason = 0.0, f"{kind} failed: {type(exc).__name__}: {exc}"
     return finish(assertion, score, reason)
+
+
+def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | None:
+    """Why ``assertion`` can never be checked, whatever the output, or None.
+
+    The suite loader calls this so that a broken check (an invalid regex or JSON Schema, a
+    value of the wrong kind, a missing ``python`` file) is a configuration error naming
+    the file and line, found before any model call, not a failed case after the run.
+    """
+    kind = assertion.base_type
+    value = assertion.value
+    for name in ("weight", "threshold"):
+        number = getattr(assertion, name)
+        if number is not None and not math.isfinite(number):
+            return f"{name} must be a finite number, got {number}"
+    if kind == "regex":
+        if not isinstance(value, str) or not value:
+            return "regex: value must be a regular expression"
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return f"regex {value!r}: {exc}"
+    elif kind in ("json-schema", "is-json"):
+        if value in (None, "output_schema"):
+            return None  # the prompt's output_schema, checked when the prompt is loaded
+        if not isinstance(value, dict):
+            return f"{kind}: value must be a JSON Schema (a mapping) or 'output_schema'"
+        return _schema_problem(kind, value)
+    elif kind in ("contains-any", "icontains-any", "contains-all", "icontains-all"):
+        if not isinstance(value, list) or not value:
+            return f"{kind}: value must be a non-empty list of strings"
+    elif kind in ("cost", "latency"):
+        limit = value if value is not None else assertion.threshold
+        if isinstance(limit, bool) or not isinstance(limit, int | float):
+            return f"{kind}: value must be a number (the most {'USD' if kind == 'cost' else 'ms'})"
+        if not math.isfinite(limit) or limit < 0:
+            return f"{kind}: value must be a finite number of at least 0, got {limit}"
+    elif kind == "levenshtein":
+        if value is None:
+            return "levenshtein: value must be the expected text"
+        if assertion.threshold is not None and assertion.threshold < 0:
+            return "levenshtein: threshold (the most edits) must be at least 0"
+    elif kind == "python":
+        if not isinstance(value, str) or not value.strip():
+            return "python: value must be 'file.py:function', 'file.py' or 'module:function'"
+        target = value.partition(":")[0]
+        if target.endswith(".py") and base_dir is not None and not (base_dir / target).is_file():
+            return f"python: no file {base_dir / target}"
+    return None
+
+
+def _schema_problem(kind: str, schema: dict[str, Any]) -> str | None:
+    try:
+        validator = jsonschema.validators.validator_for(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{kind}: not a valid JSON Schema: {where + ': ' if where else ''}{exc.message}"
+    except (RecursionError, jsonschema.exceptions.RefResolutionError) as exc:
+        return f"{kind}: not a usable JSON Schema: {type(exc).__name__}"
+    return None
 
 
 def finish(assertion: Assertion, score: float, reason: str, passed: bool | None = None) -> Outcome:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmops.files import private_dir, private_file
 from llmops.gateway._content import safe_params
 
 _SKIPPED_PARAMS = {"api_base", "base_url", "metadata", "num_retries", "max_retries", "timeout"}
@@ -47,7 +48,8 @@ class ResponseCache:
     """A small SQLite key-value store of model responses."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # cached answers hold prompts: owner-only
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +12,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops.errors import ConfigFileError
-from llmops.prompts._format import _parse_yaml, line_of
+from llmops.files import MAX_YAML_BYTES, line_of, parse_json, parse_yaml, read_text
 
 ASSERTION_TYPES = (
     "equals",
@@ -135,11 +135,8 @@ class Suite(BaseModel):
 def load_suite(path: Path) -> Suite:
     """Read, schema-check and validate a suite file; errors name the file, line and case."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read suite: {exc.strerror}", file=file) from None
-    data, lines = _parse_yaml(text, file)
+    text = read_text(path, what="suite file", max_bytes=MAX_YAML_BYTES)
+    data, lines = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigFileError("expected a mapping of suite fields", file=file, line=1)
     _check_schema(data, file, lines)
@@ -151,6 +148,11 @@ def load_suite(path: Path) -> Suite:
         where = ".".join(str(p) for p in loc) or "suite"
         message = error["msg"].removeprefix("Value error, ")
         raise ConfigFileError(f"{where}: {message}", file=file, line=line_of(lines, loc)) from None
+    for where, assertion in _assertions(spec):
+        problem = assertion_problem(assertion, path.parent)
+        if problem:
+            line = line_of(lines, where)
+            raise ConfigFileError(f"{_describe_path(data, where)}: {problem}", file=file, line=line)
     cases = list(spec.cases)
     case_lines = {}
     for index, case in enumerate(spec.cases):
@@ -173,6 +175,22 @@ def load_suite(path: Path) -> Suite:
         named.append(case.model_copy(update={"id": case_id}))
     name = path.stem
     return Suite(name=name, file=file, spec=spec, cases=named, case_lines=case_lines)
+
+
+def _assertions(spec: SuiteFile) -> list[tuple[tuple[Any, ...], Assertion]]:
+    """Every assertion of a suite file with its path in the file."""
+    found = [(("defaults", "assert", i), a) for i, a in enumerate(spec.defaults.assert_)]
+    for index, case in enumerate(spec.cases):
+        found += [(("cases", index, "assert", i), a) for i, a in enumerate(case.assert_)]
+    return found
+
+
+def assertion_problem(assertion: Assertion, base_dir: Path | None = None) -> str | None:
+    """Why an assertion can never be checked (an invalid JSON Schema or regex, a value of
+    the wrong kind), or None. Found when the suite is loaded, before any model call."""
+    from llmops.evals.assertions import static_problem
+
+    return static_problem(assertion, base_dir)
 
 
 def _case_id(case: Case, index: int) -> str:
@@ -213,37 +231,53 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
     promptfoo's CSV format.
     """
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read cases file: {exc.strerror}", file=file) from None
+    if path.suffix not in (".jsonl", ".csv"):
+        raise ConfigFileError("cases_file must be .jsonl or .csv", file=file)
+    text = read_text(path, what="cases file")
     raw: list[tuple[int, dict[str, Any]]] = []
     if path.suffix == ".jsonl":
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigFileError(f"invalid JSON: {exc.msg}", file=file, line=number) from None
+            item = parse_json(line, file, line=number)
             if not isinstance(item, dict):
                 raise ConfigFileError("expected a JSON object per line", file=file, line=number)
             raw.append((number, item))
-    elif path.suffix == ".csv":
-        for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
-            raw.append((number, _csv_case(row)))
     else:
-        raise ConfigFileError("cases_file must be .jsonl or .csv", file=file)
+        reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA, restval="")
+        try:
+            for row in reader:
+                if _EXTRA in row:
+                    raise ConfigFileError(
+                        "more values than the header has columns", file=file, line=reader.line_num
+                    )
+                raw.append((reader.line_num, _csv_case(row)))
+        except csv.Error as exc:
+            raise ConfigFileError(f"invalid CSV: {exc}", file=file, line=reader.line_num) from None
     cases, lines = [], {}
     validator = jsonschema.Draft202012Validator(suite_json_schema())
     for index, (number, item) in enumerate(raw):
         for error in validator.iter_errors({"prompt": "x", "cases": [item]}):
             where = _describe_path({"cases": [item]}, tuple(error.absolute_path))
             raise ConfigFileError(f"{where}: {error.message}", file=file, line=number)
-        case = Case.model_validate(item)
+        try:
+            case = Case.model_validate(item)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"]) or "case"
+            message = f"{where}: {error['msg']}"
+            raise ConfigFileError(message, file=file, line=number) from None
+        for position, assertion in enumerate(case.assert_):
+            problem = assertion_problem(assertion, path.parent)
+            if problem:
+                where = _describe_path({"cases": [item]}, ("cases", 0, "assert", position))
+                raise ConfigFileError(f"{where}: {problem}", file=file, line=number)
         cases.append(case)
         lines[_case_id(case, offset + index)] = number
     return cases, lines
+
+
+_EXTRA = "\x00extra"  # DictReader's key for values beyond the header's columns
 
 
 def _csv_case(row: dict[str, str]) -> dict[str, Any]:

@@ -5,40 +5,50 @@ API keys and auth headers are never stored, whatever the mode.
 
 from __future__ import annotations
 
-import functools
-import re
+import os
 from typing import Any
 
-# litellm arguments that carry credentials or live objects: never stored.
-_SECRET_KEY = re.compile(
-    r"key$|_token$|^token$|secret|password|passwd|credential|auth|headers|cookie|^aws_", re.I
-)
+from llmops.credentials import REDACTED, scrub, scrub_url, secret_name
+from llmops.gateway.redaction import redact, scrub_secrets
+
+# litellm arguments that are live objects, not settings: never stored.
 _NOT_STORED = {"client", "http_client", "litellm_logging_obj", "logger_fn"}
-
-_REDACTIONS = [
-    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"), "[API_KEY]"),
-    (re.compile(r"\bBearer\s+[A-Za-z0-9._\-]{8,}", re.I), "Bearer [TOKEN]"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[EMAIL]"),
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[CARD_NUMBER]"),
-    (re.compile(r"\+?\d[\d ()-]{7,}\d"), "[PHONE]"),
-]
-
-
-@functools.lru_cache(maxsize=1024)
-def _stored(key: str) -> bool:
-    return key not in _NOT_STORED and not _SECRET_KEY.search(key)
 
 
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The call parameters worth storing: no credentials, no live objects."""
-    return {key: value for key, value in params.items() if _stored(key)}
+    """The call parameters worth storing: no credentials (dropped at the top level, masked
+    deeper, e.g. in ``extra_body``), no live objects, no passwords in URLs."""
+    return {
+        key: scrub(value)
+        for key, value in params.items()
+        if key not in _NOT_STORED and not secret_name(key)
+    }
 
 
-def redact(text: str) -> str:
-    """Mask e-mail addresses, phone and card numbers, and API keys in ``text``."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+def secret_values(params: dict[str, Any]) -> list[str]:
+    """The credential values in a call's parameters and in the environment (``*_API_KEY``
+    and the like), longest first: an error message that echoes one must not store it."""
+    found: set[str] = set()
+
+    def collect(value: Any, depth: int = 0) -> None:
+        if isinstance(value, dict) and depth < 8:
+            for key, item in value.items():
+                if isinstance(key, str) and secret_name(key) and isinstance(item, str):
+                    found.add(item)
+                else:
+                    collect(item, depth + 1)
+
+    collect(params)
+    found.update(v for k, v in os.environ.items() if secret_name(k))
+    return sorted((v for v in found if len(v) >= 8), key=len, reverse=True)
+
+
+def scrub_error(message: str, params: dict[str, Any]) -> str:
+    """A provider error message without the credentials it may echo."""
+    for value in secret_values(params):
+        if value in message:
+            message = message.replace(value, REDACTED)
+    return scrub_secrets(scrub_url(message))
 
 
 def _redact_content(content: Any) -> Any:

@@ -19,11 +19,18 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
-from llmops.errors import ConfigFileError
+from llmops.errors import ConfigError, ConfigFileError
 from llmops.gateway import _litellm
 
 PER_MILLION = Decimal(1_000_000)
@@ -138,16 +145,56 @@ def estimate_usage(model: str, messages: list[dict[str, Any]], completion: str) 
 # -- prices ---------------------------------------------------------------------------
 
 
+MAX_PRICE_PER_MILLION = 1_000_000.0  # USD per million tokens: a dollar a token
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a price in USD per million tokens, not true/false")
+    return value
+
+
+def _sane_price(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number of USD per million tokens, got {value}")
+    if value < 0:
+        raise ValueError(f"must be greater than or equal to 0, got {value:g}")
+    if value > MAX_PRICE_PER_MILLION:
+        raise ValueError(
+            f"must be at most {MAX_PRICE_PER_MILLION:,.0f} USD per million tokens, got {value:g}"
+        )
+    return value
+
+
+PerMillion = Annotated[float, BeforeValidator(_not_a_bool), AfterValidator(_sane_price)]
+
+
 class ModelPrice(BaseModel):
-    """A user's price for one model, in USD per million tokens."""
+    """A user's price for one model, in USD per million tokens: a finite number from 0 to
+    :data:`MAX_PRICE_PER_MILLION` (an infinite, NaN or negative price is refused here, when
+    the price is given, not when a call is recorded)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-    cached_input_per_million: float | None = Field(default=None, ge=0)
-    cache_write_per_million: float | None = Field(default=None, ge=0)
-    reasoning_per_million: float | None = Field(default=None, ge=0)
+    input_per_million: PerMillion
+    output_per_million: PerMillion
+    cached_input_per_million: PerMillion | None = None
+    cache_write_per_million: PerMillion | None = None
+    reasoning_per_million: PerMillion | None = None
+
+
+def model_price(value: ModelPrice | dict[str, Any], where: str) -> ModelPrice:
+    """A price given in Python (``price=`` or ``Gateway(prices=...)``), checked; a bad one
+    is a ConfigError naming ``where`` and the field."""
+    if isinstance(value, ModelPrice):
+        return value
+    try:
+        return ModelPrice.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        reason = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {field or 'price'}: {reason}") from None
 
 
 class PricesFile(BaseModel):
@@ -160,20 +207,23 @@ class PricesFile(BaseModel):
 
 def read_prices(path: Path) -> dict[str, ModelPrice]:
     """Read a prices file; errors name the file and line."""
-    from llmops.prompts._format import _parse_yaml, line_of
+    from llmops.files import MAX_YAML_BYTES, line_of, parse_yaml, read_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read prices: {exc.strerror}", file=path) from None
-    data, lines = _parse_yaml(text, str(path))
+    text = read_text(path, what="prices file", max_bytes=MAX_YAML_BYTES)
+    data, lines = parse_yaml(text, path)
+    if data is not None and not isinstance(data, dict):
+        got = type(data).__name__
+        raise ConfigFileError(
+            f"expected 'models: {{name: prices}}', got a {got}", file=path, line=1
+        )
     try:
         return PricesFile.model_validate(data or {}).models
     except ValidationError as exc:
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        loc = tuple(errors[0]["loc"])
-        field = ".".join(str(p) for p in loc)
-        message = f"{field}: {errors[0]['msg']}"
+        loc = tuple(str(p) for p in errors[0]["loc"] if not str(p).startswith("function-"))
+        field = ".".join(loc)
+        reason = errors[0]["msg"].removeprefix("Value error, ")
+        message = f"{field}: {reason}"
         raise ConfigFileError(message, file=path, line=line_of(lines, loc)) from None
 
 

@@ -24,16 +24,18 @@ from typing import TYPE_CHECKING, Any
 from llmops.config import CONTENT_MODES, Settings
 from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
 from llmops.gateway import _litellm
-from llmops.gateway._content import stored_request, stored_response
+from llmops.gateway._content import scrub, scrub_error, stored_request, stored_response
 from llmops.gateway.accounting import (
     ModelPrice,
     Price,
     PriceBook,
     Usage,
     estimate_usage,
+    model_price,
     usage_from_response,
 )
 from llmops.prompts import Prompt, PromptRegistry
+from llmops.store.records import CallRow, CallStatus, FeedbackRow
 
 if TYPE_CHECKING:
     from llmops.gateway.streams import AsyncStream, Stream
@@ -196,7 +198,7 @@ class Gateway:
             raise ConfigError(f"{where} no model= was given".strip())
         params.update(kwargs)
         if isinstance(price, dict):
-            price = ModelPrice.model_validate(price)
+            price = model_price(price, "price=")
         return _Call(
             id=_new_id(),
             model=model,
@@ -336,23 +338,19 @@ class Gateway:
 
     def _record_response(self, call: _Call, response: Any, latency_ms: float) -> Completion:
         text = _response_text(response)
-        usage = usage_from_response(getattr(response, "usage", None))
-        try:
-            if usage is None:
-                usage = estimate_usage(call.model, call.messages, text)
-            provider = (getattr(response, "_hidden_params", None) or {}).get(
-                "custom_llm_provider"
-            ) or _provider_of(call.model)
-            price = self._price(call, usage, provider, getattr(response, "model", None))
-            self._record(call, "ok", usage, price, latency_ms, text, provider=provider)
-        except Exception:  # accounting must never break the app's call
-            log.exception("llmops: could not record call %s", call.id)
-            usage = usage or Usage()
-            price = Price(None, "unpriced", None)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        usage, price, provider = self._account(
+            call,
+            usage_from_response(getattr(response, "usage", None)),
+            text,
+            hidden.get("custom_llm_provider"),
+            getattr(response, "model", None),
+        )
+        self._record(call, "ok", usage, price, latency_ms, text, provider=provider)
         return Completion(
             text=text,
             call_id=call.id,
-            usage=usage,
+            usage=usage or Usage(),
             cost_usd=price.cost_usd,
             cost_status=price.status,
             latency_ms=latency_ms,
@@ -361,6 +359,25 @@ class Gateway:
             prompt=call.prompt,
         )
 
+    def _account(
+        self,
+        call: _Call,
+        usage: Usage | None,
+        text: str,
+        provider: str | None,
+        response_model: str | None,
+    ) -> tuple[Usage | None, Price, str | None]:
+        """Usage (counted locally when the provider sent none), price and provider of a
+        finished call. Never raises: a call that cannot be priced is recorded unpriced."""
+        try:
+            if usage is None:
+                usage = estimate_usage(call.model, call.messages, text)
+            provider = provider or _provider_of(call.model)
+            return usage, self._price(call, usage, provider, response_model), provider
+        except Exception as exc:  # accounting must never break the app's call or lose it
+            log.exception("llmops: could not price call %s; recording it unpriced", call.id)
+            return usage, Price(None, "unpriced", f"pricing failed: {type(exc).__name__}"), provider
+
     def _record_failure(self, call: _Call, exc: BaseException) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000
         import asyncio
@@ -368,19 +385,17 @@ class Gateway:
         cancelled = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
         # A failed request is not billed; an interrupted one may have been: unknown.
         price = Price(None, "unpriced", None) if cancelled else Price(0.0, "priced", NOT_BILLED)
-        try:
-            self._record(
-                call,
-                "cancelled" if cancelled else "error",
-                None,
-                price,
-                latency_ms,
-                None,
-                provider=getattr(exc, "llm_provider", None) or _provider_of(call.model),
-                error=exc,
-            )
-        except Exception:
-            log.exception("llmops: could not record failed call %s", call.id)
+        provider = getattr(exc, "llm_provider", None)
+        self._record(
+            call,
+            "cancelled" if cancelled else "error",
+            None,
+            price,
+            latency_ms,
+            None,
+            provider=provider if isinstance(provider, str) else _provider_of(call.model),
+            error=exc,
+        )
 
     def _price(
         self, call: _Call, usage: Usage, provider: str | None, response_model: str | None
@@ -398,7 +413,7 @@ class Gateway:
     def _record(
         self,
         call: _Call,
-        status: str,
+        status: CallStatus,
         usage: Usage | None,
         price: Price,
         latency_ms: float,
@@ -408,8 +423,33 @@ class Gateway:
         ttft_ms: float | None = None,
         error: BaseException | None = None,
     ) -> None:
+        """Hand the call's row to the writer. Never raises: a row that cannot be built in
+        full is recorded with what is known (and the reason in ``error_message``)."""
+        try:
+            row = self._row(call, status, usage, price, latency_ms, text, provider, ttft_ms, error)
+        except Exception as exc:
+            log.exception("llmops: could not build the row of call %s", call.id)
+            row = self._row(call, status, None, Price(None, "unpriced", None), latency_ms,
+                            None, None, ttft_ms, exc, minimal=True)  # fmt: skip
+        self._remember(call.id)
+        self._writer.put("call", row)
+
+    def _row(
+        self,
+        call: _Call,
+        status: CallStatus,
+        usage: Usage | None,
+        price: Price,
+        latency_ms: float,
+        text: str | None,
+        provider: str | None,
+        ttft_ms: float | None,
+        error: BaseException | None,
+        *,
+        minimal: bool = False,
+    ) -> CallRow:
         prompt = call.prompt
-        row = {
+        row: CallRow = {
             "id": call.id,
             "created_at": call.created_at,
             "source": self.source,
@@ -420,7 +460,7 @@ class Gateway:
             "provider": provider,
             "status": status,
             "error_type": type(error).__name__ if error is not None else None,
-            "error_message": str(error)[:4000] if error is not None else None,
+            "error_message": _error_message(error, call.params),
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "cached_tokens": usage.cached_tokens if usage else None,
@@ -428,19 +468,22 @@ class Gateway:
             "reasoning_tokens": usage.reasoning_tokens if usage else None,
             "tokens_estimated": bool(usage and usage.estimated),
             "cost_usd": price.cost_usd,
-            "cost_status": price.status,
+            "cost_status": price.status,  # type: ignore[typeddict-item]
             "price_source": price.source,
             "latency_ms": round(latency_ms, 3),
             "ttft_ms": round(ttft_ms, 3) if ttft_ms is not None else None,
             "user_id": call.user,
             "session_id": call.session,
             "tags": call.tags,
-            "metadata": call.metadata,
-            "request": stored_request(self.content, call.messages, call.params),
-            "response_text": stored_response(self.content, text),
+            "metadata": None,
+            "request": None,
+            "response_text": None,
         }
-        self._remember(call.id)
-        self._writer.put("call", row)
+        if not minimal:
+            row["metadata"] = scrub(call.metadata) if call.metadata else None
+            row["request"] = stored_request(self.content, call.messages, call.params)
+            row["response_text"] = stored_response(self.content, text)
+        return row
 
     def _remember(self, call_id: str) -> None:
         self._recent[call_id] = None
@@ -478,18 +521,16 @@ class Gateway:
         if call_id not in self._recent and not self._call_exists(call_id):
             raise UnknownCallError(f"feedback: no call {call_id} was recorded", call_id=call_id)
         feedback_id = str(uuid.uuid4())
-        self._writer.put(
-            "feedback",
-            {
-                "id": feedback_id,
-                "call_id": call_id,
-                "created_at": self.clock(),
-                "name": name,
-                "score": float(score),
-                "comment": comment,
-                "user_id": user,
-            },
-        )
+        row: FeedbackRow = {
+            "id": feedback_id,
+            "call_id": call_id,
+            "created_at": self.clock(),
+            "name": name,
+            "score": float(score),
+            "comment": comment,
+            "user_id": user,
+        }
+        self._writer.put("feedback", row)
         return feedback_id
 
     def _call_exists(self, call_id: str) -> bool:
@@ -554,6 +595,17 @@ def _provider_of(model: str) -> str | None:
     return _PROVIDERS[model]
 
 
+def _error_message(error: BaseException | None, params: dict[str, Any]) -> str | None:
+    """An exception's message without the credentials it may echo."""
+    if error is None:
+        return None
+    try:
+        message = str(error)
+    except Exception:
+        message = f"<{type(error).__name__}: message unavailable>"
+    return scrub_error(message[:4000], params)
+
+
 def _response_text(response: Any) -> str:
     try:
         content = response.choices[0].message.content
@@ -585,10 +637,7 @@ def _price_book(prices: Any, settings: Settings) -> PriceBook:
         return PriceBook.from_file(settings.prices_file, remote_price_map=remote)
     if isinstance(prices, str | Path):
         return PriceBook.from_file(Path(prices), remote_price_map=remote)
-    custom = {
-        name: p if isinstance(p, ModelPrice) else ModelPrice.model_validate(p)
-        for name, p in prices.items()
-    }
+    custom = {name: model_price(p, f"Gateway(prices=...)[{name!r}]") for name, p in prices.items()}
     return PriceBook(custom, custom_source="custom:argument", remote_price_map=remote)
 
 

@@ -13,7 +13,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmops.gateway.accounting import Usage, estimate_usage, usage_from_response
+from llmops.gateway.accounting import Usage, usage_from_response
+from llmops.store.records import CallStatus
 
 if TYPE_CHECKING:
     from llmops.gateway.gateway import Completion, Gateway, _Call
@@ -60,7 +61,7 @@ class _Recorder:
             self.parts.append(text)
         return text
 
-    def finish(self, status: str, error: BaseException | None = None) -> None:
+    def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
             return
         from llmops.gateway.gateway import Completion
@@ -68,33 +69,26 @@ class _Recorder:
         latency_ms = (time.perf_counter() - self.call.started) * 1000
         text = "".join(self.parts)
         gateway, call = self.gateway, self.call
-        usage = self.usage
-        price = None
-        try:
-            if usage is None:
-                usage = estimate_usage(call.model, call.messages, text)
-            price = gateway._price(call, usage, self.provider, self.response_model)
-            gateway._record(
-                call,
-                status,
-                usage,
-                price,
-                latency_ms,
-                text,
-                provider=self.provider,
-                ttft_ms=self.ttft_ms,
-                error=error,
-            )
-        except Exception:  # recording must never break the app
-            import logging
-
-            logging.getLogger("llmops.gateway").exception("llmops: could not record %s", call.id)
+        usage, price, provider = gateway._account(
+            call, self.usage, text, self.provider, self.response_model
+        )
+        gateway._record(
+            call,
+            status,
+            usage,
+            price,
+            latency_ms,
+            text,
+            provider=provider,
+            ttft_ms=self.ttft_ms,
+            error=error,
+        )
         self.result = Completion(
             text=text,
             call_id=call.id,
             usage=usage or Usage(),
-            cost_usd=price.cost_usd if price else None,
-            cost_status=price.status if price else "unpriced",
+            cost_usd=price.cost_usd,
+            cost_status=price.status,
             latency_ms=latency_ms,
             model=call.model,
             raw=self.response,

@@ -1,4 +1,5 @@
-"""The prompt file format: YAML parsed with line numbers, checked by a strict model."""
+"""The prompt file format: YAML parsed with line numbers (:mod:`llmops.files`), checked by a
+strict model."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import hashlib
 import json
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops.errors import PromptFileError
+from llmops.files import Lines, line_of, parse_yaml
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -56,55 +57,9 @@ class PromptFile(BaseModel):
 FIELDS = tuple(PromptFile.model_fields)
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every mapping key and list item."""
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML; return the data and a map from a path of keys/indexes to a 1-based line."""
-    try:
-        loader = _LineLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or "invalid YAML"
-        raise PromptFileError(f"invalid YAML: {problem}", file=file, line=line) from None
-    except yaml.YAMLError as exc:
-        raise PromptFileError(f"invalid YAML: {exc}", file=file) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
-    return data, lines
-
-
-def _collect_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _collect_lines(value_node, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _collect_lines(item, (*path, index), out)
-
-
-def line_of(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
-    """The line of the longest known prefix of ``path``."""
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
-
-def parse_prompt_file(text: str, file: str) -> tuple[PromptFile, dict[tuple[Any, ...], int]]:
+def parse_prompt_file(text: str, file: str) -> tuple[PromptFile, Lines]:
     """Parse and validate a prompt file's text. Errors name ``file`` and the line."""
-    data, lines = _parse_yaml(text, file)
+    data, lines = parse_yaml(text, file, error=PromptFileError)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise PromptFileError(f"expected a mapping of fields, got {got}", file=file, line=1)
@@ -115,9 +70,7 @@ def parse_prompt_file(text: str, file: str) -> tuple[PromptFile, dict[tuple[Any,
     return prompt_file, lines
 
 
-def _describe(
-    exc: ValidationError, file: str, lines: dict[tuple[Any, ...], int]
-) -> PromptFileError:
+def _describe(exc: ValidationError, file: str, lines: Lines) -> PromptFileError:
     """Turn pydantic's first error into one line that names the field and its line."""
     error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))

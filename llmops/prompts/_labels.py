@@ -12,7 +12,7 @@ import yaml
 from pydantic import Field, RootModel, ValidationError
 
 from llmops.errors import PromptFileError
-from llmops.prompts._format import _parse_yaml, line_of
+from llmops.files import MAX_YAML_BYTES, line_of, parse_yaml, read_text
 
 LABELS_FILE = "labels.yaml"
 VERSION_PATTERN = r"^[0-9a-f]{12}$"
@@ -44,13 +44,14 @@ class Labels(RootModel[dict[str, dict[str, VersionId]]]):
 def read_labels(folder: Path) -> Labels:
     """Read ``labels.yaml`` in ``folder``; a missing file means no labels."""
     path = folder / LABELS_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return Labels()
-    return parse_labels(path.read_text(encoding="utf-8"), str(path))
+    text = read_text(path, what="labels file", max_bytes=MAX_YAML_BYTES, error=PromptFileError)
+    return parse_labels(text, str(path))
 
 
 def parse_labels(text: str, file: str) -> Labels:
-    data, lines = _parse_yaml(text, file)
+    data, lines = parse_yaml(text, file, error=PromptFileError)
     if data is None:
         return Labels()
     try:
@@ -87,8 +88,16 @@ def write_labels(folder: Path, labels: Labels) -> Path:
     path = folder / LABELS_FILE
     ordered = {name: dict(sorted(ls.items())) for name, ls in sorted(labels.root.items()) if ls}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False) if ordered else "{}\n"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".labels-", suffix=".yaml")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(HEADER + body)
-    Path(tmp).replace(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".labels-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(HEADER + body)
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise PromptFileError(f"cannot write the labels file: {reason}", file=path) from None
     return path

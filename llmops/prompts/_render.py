@@ -1,4 +1,6 @@
-"""Strict, sandboxed rendering: JSON-Schema-checked variables into Jinja2 templates."""
+"""Strict rendering: JSON-Schema-checked variables into templates compiled and rendered in
+the bounded sandbox of :mod:`llmops.prompts.sandbox`, with every failure a typed error that
+names the prompt (and the variable or the limit)."""
 
 from __future__ import annotations
 
@@ -7,30 +9,42 @@ from typing import Any
 
 import jinja2
 import jsonschema
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from llmops.errors import (
     MissingVariableError,
     PromptFileError,
     RenderError,
     SandboxViolationError,
+    TemplateLimitError,
     VariableValidationError,
 )
-
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-    trim_blocks=True,  # a line holding only {% ... %} leaves no blank line behind
-    lstrip_blocks=True,
+from llmops.prompts import sandbox
+from llmops.prompts.sandbox import (
+    DEFAULT_LIMITS,
+    MAX_LOOP_ITERATIONS,
+    MAX_OUTPUT_CHARS,
+    MAX_RANGE_ITEMS,
+    RenderLimits,
 )
+
+__all__ = [
+    "MAX_LOOP_ITERATIONS",
+    "MAX_OUTPUT_CHARS",
+    "MAX_RANGE_ITEMS",
+    "RenderLimits",
+    "check_schema",
+    "compile_template",
+    "prepare_variables",
+    "render_template",
+]
+
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 
 
 def compile_template(source: str, *, file: str, line: int | None) -> jinja2.Template:
     """Compile one template; a syntax error names the file and the line in it."""
     try:
-        return _ENV.from_string(source)
+        return sandbox.compile_source(source)
     except jinja2.TemplateSyntaxError as exc:
         at = (line or 0) + (exc.lineno or 1) if line else None
         raise PromptFileError(f"template syntax error: {exc.message}", file=file, line=at) from None
@@ -88,10 +102,25 @@ def prepare_variables(
     )
 
 
-def render_template(prompt: str, template: jinja2.Template, values: dict[str, Any]) -> str:
-    """Render one compiled template; undefined names and sandbox escapes are typed errors."""
+def render_template(
+    prompt: str,
+    template: jinja2.Template,
+    values: dict[str, Any],
+    *,
+    limits: RenderLimits | None = None,
+) -> str:
+    """Render one compiled template within ``limits`` (default: the module constants).
+
+    Undefined names, sandbox escapes and exceeded limits are typed errors that
+    name the prompt.
+    """
+    limits = limits or DEFAULT_LIMITS
     try:
-        return template.render(values)
+        return sandbox.render(template, values, limits)
+    except sandbox.LimitExceeded as exc:
+        raise TemplateLimitError(
+            f"prompt '{prompt}': {sandbox.describe(exc, limits)}", prompt=prompt, limit=exc.limit
+        ) from None
     except jinja2.UndefinedError as exc:
         message = str(exc.message)
         match = _UNDEFINED_NAME.match(message)

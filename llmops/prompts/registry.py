@@ -20,7 +20,8 @@ from llmops.errors import (
     PromptNotFoundError,
     PromptReferenceError,
 )
-from llmops.prompts._format import PromptFile, line_of, parse_prompt_file, version_id
+from llmops.files import MAX_YAML_BYTES, line_of, read_text
+from llmops.prompts._format import PromptFile, parse_prompt_file, version_id
 from llmops.prompts._git import GitRepo
 from llmops.prompts._labels import (
     LABELS_FILE,
@@ -91,11 +92,11 @@ class Prompt:
         """Every variable the templates use, sorted."""
         from jinja2 import meta
 
-        from llmops.prompts._render import _ENV
+        from llmops.prompts import sandbox
 
         names: set[str] = set()
         for message in self.spec.message_templates():
-            names |= meta.find_undeclared_variables(_ENV.parse(message.content))
+            names |= meta.find_undeclared_variables(sandbox.parse(message.content))
         return sorted(names)
 
     def render(
@@ -193,7 +194,14 @@ class PromptRegistry:
                 prompt=name,
             )
         found = [self.root / f"{name}{ext}" for ext in EXTENSIONS]
-        existing = [p for p in found if p.is_file()]
+        try:
+            existing = [p for p in found if p.is_file()]
+        except OSError as exc:  # a name too long for the file system, ...
+            reason = (exc.strerror or type(exc).__name__).lower()
+            shown = name if len(name) <= 60 else f"{name[:60]}..."
+            raise PromptNotFoundError(
+                f"'{shown}' is not a usable prompt name: {reason}", prompt=name
+            ) from None
         if len(existing) > 1:
             raise PromptFileError(
                 f"prompt '{name}' has both a .yaml and a .yml file; keep one", file=existing[0]
@@ -211,10 +219,7 @@ class PromptRegistry:
         path = self.path_of(name)
         if not path.is_file():
             return None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise PromptFileError("not UTF-8 text", file=path) from None
+        text = read_text(path, what="prompt file", max_bytes=MAX_YAML_BYTES, error=PromptFileError)
         return _build(name, text, str(path), commit=None)
 
     def _not_found(self, name: str) -> PromptNotFoundError:

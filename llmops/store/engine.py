@@ -10,7 +10,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from llmops.credentials import scrub_url
 from llmops.errors import ConfigError, SchemaOutdatedError
+from llmops.files import private_dir, private_file
+from llmops.store.records import json_text
 
 VERSION_TABLE = "llmops_schema_version"
 HEAD_REVISION = "0005"  # the newest migration in llmops/store/migrations/versions
@@ -22,8 +25,10 @@ def normalize_url(url: str) -> sa.URL:
     """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"bad database URL {url!r}: {exc}") from None
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        # The URL may hold a password: show it with any user:password@ masked.
+        shown = scrub_url(url)
+        raise ConfigError(f"bad database URL {shown!r}: {str(exc).replace(url, shown)}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -46,10 +51,14 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Calls hold prompts and answers: the file (and SQLite's -wal and -shm, which
+            # take its mode) is readable by its owner only.
+            private_dir(Path(parsed.database).parent)
+            private_file(Path(parsed.database))
         engine = sa.create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
+            json_serializer=json_text,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -62,7 +71,12 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    return sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+        json_serializer=json_text,  # NaN as null: PostgreSQL refuses NaN in JSON
+    )
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -142,6 +156,7 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
         lock_path = Path(database + ".migrate-lock") if database not in ("", ":memory:") else None
         with contextlib.ExitStack() as stack:
             if lock_path is not None:
+                private_file(lock_path)
                 handle = stack.enter_context(open(lock_path, "a+"))
                 fcntl.flock(handle, fcntl.LOCK_EX)
             with engine.connect() as connection:

@@ -1,19 +1,40 @@
-"""The background writer: batches records into the database and never loses one.
+"""The background writer: stores records in batches and never loses one.
 
-The app thread only enqueues. One daemon thread drains the queue in batches (SQLAlchemy
-Core executemany), letting a batch gather for up to ``linger`` seconds (0.2 by default;
-``flush()`` and a full batch end the wait). When the database is unreachable or locked,
-a batch goes to the spool (fsynced) and is replayed once the database answers again;
-inserts ignore primary keys that exist, so a replay is idempotent. When the bounded queue
-is full, the app thread appends the record to the spool itself instead of waiting.
+On the app's call path, :meth:`Writer.put` makes the record storable (see
+:mod:`llmops.store.records`), appends it to the journal (one ``write``, see
+:mod:`llmops.store.journal`) and queues it; it never blocks and never raises. One thread
+drains the queue in batches (SQLAlchemy Core executemany), letting a batch gather for up to
+``linger`` seconds (0.2 by default; ``flush()`` and a full batch end the wait).
+
+What can go wrong, and what happens then:
+
+- **The database is down or locked** (connection refused, timeouts, SQLite busy): the
+  batch stays in the journal (fsynced) and is replayed once the database answers again,
+  with exponential back-off between attempts. A full queue also leaves records in the
+  journal only. Replays are idempotent: inserts skip primary keys that exist.
+- **The database refuses a row** (SQLSTATE class 22 or 23, a value the driver cannot bind,
+  or any error while ``SELECT 1`` still works): the batch is split in halves until the bad
+  rows are found; each is repaired once (:func:`llmops.store.records.repaired`) and stored,
+  or else written to ``rejected.log`` with the reason and counted. The other rows are stored.
+- **Feedback for a call that is not stored yet** waits in the journal while another live
+  process may still store the call, and is rejected after that.
+- **Anything else** (a bug, a damaged file): logged and counted; the thread carries on. A
+  journal file that cannot be processed at all is moved to ``quarantine/``.
+
+``flush()`` returns once every record put before it is in the database, or, when the
+database is away, fsynced in the journal; it returns False (never hangs past its timeout)
+when that cannot be promised. ``close()`` flushes, replays what it can and stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +43,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from llmops.store.spool import Record, Spool, encode
+from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
+from llmops.store.records import RecordKind, Row, repaired, storable
 from llmops.store.tables import CALLS, FEEDBACK
 
 log = logging.getLogger("llmops.writer")
 
-CALL, FEEDBACK_KIND = "call", "feedback"
-_TABLES = {CALL: CALLS, FEEDBACK_KIND: FEEDBACK}
+_TABLES = {"call": CALLS, "feedback": FEEDBACK}
+_COLUMNS = {kind: tuple(c.name for c in table.columns) for kind, table in _TABLES.items()}
+MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
+REPLAY_EVERY = 1.0  # seconds between looks at other processes' journal files
+_WAKE = object()  # queued by flush() and close() to wake an idle writer
+_WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
 
 
 @dataclass
@@ -36,17 +62,24 @@ class WriterStats:
     """Counters for tests, benchmarks and `llmops db status`."""
 
     written: int = 0  # rows stored by normal batches
-    spooled: int = 0  # rows that went to the spool
-    replayed: int = 0  # spooled rows stored later
+    spooled: int = 0  # rows left in the journal for a replay (database away, queue full)
+    replayed: int = 0  # rows stored from journal files
+    repaired: int = 0  # rows stored after replacing values the database refused
     rejected: int = 0  # rows the database refused for good (kept in rejected.log)
+    held: int = 0  # rows kept in memory because the journal could not be written
+    errors: int = 0  # unexpected errors the writer survived
     batches: int = 0
 
 
-class _Marker:
-    """A flush request travelling through the queue behind the records before it."""
+class _Outage(Exception):
+    """The database (not a row) failed: keep the records and try again later."""
 
-    def __init__(self) -> None:
+
+class _FlushRequest:
+    def __init__(self, target: int) -> None:
+        self.target = target  # the sequence number of the last record put before it
         self.done = threading.Event()
+        self.durable = False
 
 
 class Writer:
@@ -63,72 +96,142 @@ class Writer:
         retry_max: float = 10.0,
         linger: float = 0.2,
         prepare: Callable[[Engine], Any] | None = None,
+        segment_bytes: int | None = None,
     ) -> None:
         self._engine_factory = engine_factory
         self._engine: Engine | None = None
         self._prepare = prepare  # e.g. the schema check, run once per engine
         self._prepared = False
-        self.spool = Spool(spool_dir)
-        self.batch_size = batch_size
+        self.journal = Journal(spool_dir, segment_bytes=segment_bytes or SEGMENT_BYTES)
+        self.batch_size = max(1, batch_size)
+        self.queue_size = queue_size
         self.linger = linger  # seconds a batch may gather before it is written
-        self._wake = threading.Event()
-        self._urgent = False  # a flush or close is waiting: write without lingering
-        self._queue: queue.Queue[Record | _Marker | None] = queue.Queue(maxsize=queue_size)
         self._retry_min, self._retry_max = retry_min, retry_max
-        self._retry_delay = retry_min
-        self._next_try = 0.0  # monotonic time before which the database is not tried
-        self._next_replay = 0.0  # monotonic time before which the spool is not re-read
-        self._closed = False
         self.stats = WriterStats()
         self.last_error: str | None = None
-        self._inserts: dict[str, sa.Insert] = {}
-        self._pending = False
-        self._spooled_since_check = True
-        self._next_spool_check = 0.0
+        self._inserts: dict[str, Any] = {}
+        self._start()
+        _WRITERS.add(self)
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()  # orders put() and flush(): queue order = sequence
+        self._queue: queue.Queue[Entry | object] = queue.Queue(maxsize=self.queue_size)
+        self._held: list[Entry] = []  # records only in memory (the journal failed)
+        self._flushes: list[_FlushRequest] = []
+        self._seq = 0  # records put so far
+        self._done_seq = 0  # the last sequence number the writer took from the queue
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._retry_delay = self._retry_min
+        self._next_try = 0.0  # monotonic time before which the database is not tried
+        self._next_replay = 0.0  # monotonic time before which other files are not looked at
+        self._files_left = 0  # journal files after the one being replayed
+        self._replaying: Path | None = None
         self._thread = threading.Thread(target=self._run, name="llmops-writer", daemon=True)
         self._thread.start()
 
     # -- the app's side ------------------------------------------------------------
 
-    def put(self, kind: str, row: dict[str, Any]) -> None:
-        """Queue one row; never blocks: a full queue spills the row to the spool."""
-        if self._closed:
-            self.spool.append([(kind, row)])
-            self.stats.spooled += 1
-            self._spooled_since_check = True
-            return
+    def put(self, kind: RecordKind, row: Row | dict[str, Any]) -> None:
+        """Journal and queue one row. Never blocks, never raises."""
         try:
-            self._queue.put_nowait((kind, row))
-            if self._queue.qsize() >= self.batch_size:
-                self._wake.set()
-        except queue.Full:
-            self.spool.append([(kind, row)], sync=False)
+            stored, line = storable(kind, row)  # type: ignore[arg-type]
+        except Exception as exc:  # only a row of the wrong shape gets here
+            self._reject([Entry(kind, dict(row))], f"cannot encode the record: {exc!r}")
+            return
+        with self._lock:
+            segment = self.journal.append(line)
+            entry = Entry(kind, stored, segment)  # type: ignore[arg-type]
+            if self._closed:  # e.g. at interpreter exit: leave it for the next process
+                self._leave_on_disk([entry])
+                self.journal.release()
+                return
+            try:
+                self._queue.put_nowait(entry)
+            except queue.Full:
+                self._leave_on_disk([entry])
+                return
+            self._seq += 1
+        if self._queue.qsize() >= self.batch_size:
+            self._wake.set()
+
+    def _leave_on_disk(self, entries: list[Entry]) -> None:
+        """Records the writer will not store from memory: replayed from the journal."""
+        on_disk = [e.segment for e in entries if e.segment is not None]
+        self.journal.mark_on_disk(on_disk)
+        self.stats.spooled += len(on_disk)
+        for entry in entries:
+            if entry.segment is None:
+                self._keep_in_memory(entry)
+
+    def _keep_in_memory(self, entry: Entry) -> None:
+        """A record the journal could not take: try the journal again, else hold it."""
+        try:
+            line = encode(entry)
+        except (ValueError, TypeError):
+            self._reject([entry], "cannot encode the record")
+            return
+        segment = self.journal.append(line)
+        if segment is not None:
+            self.journal.mark_on_disk([segment])
             self.stats.spooled += 1
-            self._spooled_since_check = True
+            return
+        with self._lock:
+            self._held.append(entry)
+        self.stats.held += 1
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until every row queued so far is in the database or fsynced in the spool."""
+        """Block until every row put so far is in the database, or, while it is away,
+        fsynced in the journal. False when that cannot be promised within ``timeout``."""
+        if self._closed:
+            self.journal.sync()
+            return not self._held
         if not self._thread.is_alive():
-            return True
-        marker = _Marker()
-        self._urgent = True
-        self._queue.put(marker)
-        self._wake.set()
-        return marker.done.wait(timeout)
+            self._restart()
+        with self._lock:
+            request = _FlushRequest(self._seq)
+            self._flushes.append(request)
+        self._poke()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not request.done.wait(0.05):
+            if not self._thread.is_alive():
+                self._restart()
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return request.durable
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush, try a last replay of the spool, and stop the thread."""
+        """Flush, replay what the database takes, and stop the thread. Never hangs past
+        about ``timeout``; what is not stored stays in the journal for the next process."""
         if self._closed:
             return
         self.flush(timeout)
-        self._closed = True
-        self._urgent = True
-        self._queue.put(None)
-        self._wake.set()
+        with self._lock:
+            self._closed = True
+        self._stop.set()
+        self._poke()
         self._thread.join(timeout)
-        self.spool.release()
+        self.journal.release()
+        _WRITERS.discard(self)
         if self._engine is not None:
             self._engine.dispose()
+
+    def _poke(self) -> None:
+        self._wake.set()
+        with contextlib.suppress(queue.Full):  # then the writer is busy and will see it
+            self._queue.put_nowait(_WAKE)
+
+    def _restart(self) -> None:
+        """The thread should never die; if it did, start another (never silently stop)."""
+        with self._lock:
+            if self._thread.is_alive() or self._closed:
+                return
+            log.error("llmops: the writer thread had stopped; starting it again")
+            self.stats.errors += 1
+            self._thread = threading.Thread(target=self._run, name="llmops-writer", daemon=True)
+            self._thread.start()
 
     @property
     def healthy(self) -> bool:
@@ -137,114 +240,167 @@ class Writer:
 
     # -- the writer thread ---------------------------------------------------------
 
-    def _spool_pending(self) -> bool:
-        """Whether the spool holds files; looks at the folder at most once a second
-        unless this writer spooled something itself."""
-        now = time.monotonic()
-        if self._spooled_since_check or now >= self._next_spool_check:
-            self._pending = self.spool.pending()
-            self._spooled_since_check = False
-            self._next_spool_check = now + 1.0
-        return self._pending
-
     def _run(self) -> None:
-        self._replay()  # spool files left by a crashed process, or by a previous run
-        stopping = False
-        while not stopping:
-            wait = 1.0 if self._spool_pending() else None
+        while True:
             try:
-                first = self._queue.get(timeout=wait)
-            except queue.Empty:
-                self._replay()
-                continue
-            if isinstance(first, tuple) and self.linger > 0:
-                # Let a batch gather: one transaction per call would cost the app more
-                # (measured in benchmarks/gateway_overhead.py). flush(), close() and a
-                # full batch end the wait early. Clear, then look: no wake-up is lost.
-                self._wake.clear()
-                if not self._urgent and self._queue.qsize() < self.batch_size - 1:
-                    self._wake.wait(self.linger)
-                self._urgent = False
-            items = [first]
-            while len(items) < self.batch_size:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            records = [item for item in items if isinstance(item, tuple)]
-            if records:
-                self._store(records)
-            if self._spool_pending():
-                self._replay()
-            for item in items:
-                if isinstance(item, _Marker):
-                    self.spool.sync()
-                    item.done.set()
-                elif item is None:
-                    stopping = True
-        self._replay()
+                if not self._cycle():
+                    return
+            except Exception:  # never die: log, count, carry on
+                self.stats.errors += 1
+                log.exception("llmops: unexpected error in the writer; carrying on")
+                time.sleep(0.05)
 
-    def _store(self, records: list[Record]) -> None:
-        if self._spool_pending() and not self._replay():
-            self._to_spool(records)
+    def _cycle(self) -> bool:
+        """One round: a batch, then flush requests or replays. False once stopped."""
+        stopping = self._stop.is_set()
+        entries = self._take_batch(urgent=stopping or bool(self._flushes))
+        if entries:
+            self._handle(entries)
+        with self._lock:
+            ready = [r for r in self._flushes if r.target <= self._done_seq]
+            self._flushes = [r for r in self._flushes if r.target > self._done_seq]
+        finished = stopping and self._queue.empty()
+        if ready or finished:
+            # Everything put before these requests is handled: store what waits on disk
+            # (when the database answers), fsync the rest, answer.
+            self._replay(force=True)
+            self.journal.sync()
+            for request in ready:
+                request.durable = not self._held
+                request.done.set()
+        elif time.monotonic() >= self._next_replay:
+            self._next_replay = time.monotonic() + REPLAY_EVERY
+            self._replay()
+        return not finished
+
+    def _take_batch(self, urgent: bool) -> list[Entry]:
+        wait = 0.0 if urgent else REPLAY_EVERY
+        try:
+            first = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        entries = [first] if isinstance(first, Entry) else []
+        if entries and self.linger > 0 and not (self._stop.is_set() or self._flushes):
+            # Let a batch gather: one transaction per call would cost the app more
+            # (measured in benchmarks/gateway_overhead.py). flush(), close() and a full
+            # batch end the wait early. Clear, then look: no wake-up is lost.
+            self._wake.clear()
+            if self._queue.qsize() < self.batch_size - 1:
+                self._wake.wait(self.linger)
+        while len(entries) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, Entry):
+                entries.append(item)
+        self._done_seq += len(entries)
+        return entries
+
+    def _handle(self, entries: list[Entry]) -> None:
+        """Store a batch from memory, or leave it in the journal while the database is away."""
+        with self._lock:
+            held, self._held = self._held, []
+        entries = held + entries
+        if not entries:
             return
         if time.monotonic() < self._next_try:
-            self._to_spool(records)
+            self._leave_on_disk(entries)
             return
         try:
-            self._insert(records)
-            stored = len(records)
-        except sa.exc.IntegrityError:
-            stored = self._insert_one_by_one(records)
-        except Exception as exc:  # the database is away: keep everything in the spool
+            stored = self._store(entries)
+        except _Outage as exc:
             self._down(exc)
-            self._to_spool(records)
+            self._leave_on_disk(entries)
+            self.journal.sync()
             return
         self._up()
         self.stats.written += stored
         self.stats.batches += 1
+        self.journal.settle(e.segment for e in entries if e.segment is not None)
 
-    def _insert(self, records: list[Record]) -> None:
-        engine = self._get_engine()
-        calls = [row for kind, row in records if kind == CALL]
-        feedback = [row for kind, row in records if kind == FEEDBACK_KIND]
-        with engine.begin() as connection:
-            if calls:
-                connection.execute(self._insert_for(CALL), calls)
-            if feedback:
-                connection.execute(self._insert_for(FEEDBACK_KIND), feedback)
+    # -- storing -------------------------------------------------------------------
 
-    def _insert_one_by_one(self, records: list[Record], *, final: bool = False) -> int:
-        """Store what the database accepts; park or reject the rows it refuses."""
-        refused = []
-        stored = 0
-        for record in records:
+    def _store(self, entries: list[Entry], *, replay: bool = False) -> int:
+        """Store entries; rows the database refuses are repaired or rejected. Returns how
+        many were stored; raises _Outage when the database itself failed."""
+        try:
+            self._insert(entries)
+            return len(entries)
+        except Exception as exc:
+            if _is_outage(exc) or (not _is_row_error(exc) and not self._answers()):
+                raise _Outage(_describe(exc)) from exc
+            if len(entries) == 1:
+                return self._store_refused(entries[0], exc, replay=replay)
+        middle = len(entries) // 2
+        return self._store(entries[:middle], replay=replay) + self._store(
+            entries[middle:], replay=replay
+        )
+
+    def _store_refused(self, entry: Entry, exc: Exception, *, replay: bool) -> int:
+        """One row the database refused: wait for its call, repair it, or reject it."""
+        feedback = entry.kind == "feedback" and isinstance(exc, sa.exc.IntegrityError)
+        if feedback and not self._call_stored(entry.row.get("call_id")):
+            return self._defer(entry, replay=replay)
+        fixed = Entry(entry.kind, repaired(entry.kind, entry.row), entry.segment)
+        try:
+            self._insert([fixed])
+        except Exception as again:
+            if _is_outage(again) or (not _is_row_error(again) and not self._answers()):
+                raise _Outage(_describe(again)) from again
+            self._reject([entry], _describe(again))
+            return 0
+        self.stats.repaired += 1
+        log.warning("llmops: stored call %s after repairing: %s", entry.row.get("id"), exc)
+        return 1
+
+    def _defer(self, entry: Entry, *, replay: bool) -> int:
+        """Feedback whose call is not stored yet: its call may still come from a journal
+        (this process's, or a live one's); reject it once it cannot."""
+        if not replay and entry.segment is not None:
+            # From memory: its call may wait in this process's journal for a replay.
+            self._leave_on_disk([entry])
+            return 0
+        if entry.deferred < MAX_DEFERRALS and (
+            self._files_left or self.journal.live_files(besides=self._replaying)
+        ):
+            self._keep_in_memory(Entry(entry.kind, entry.row, None, entry.deferred + 1))
+            return 0
+        self._reject([entry], f"its call {entry.row.get('call_id')} was never stored")
+        return 0
+
+    def _reject(self, entries: list[Entry], reason: str) -> None:
+        lines = []
+        for entry in entries:
             try:
-                self._insert([record])
-                stored += 1
-            except sa.exc.IntegrityError as exc:
-                refused.append((record, exc))
-        if refused and final:
-            reason = str(refused[0][1].orig)
-            self.spool.reject([encode(*record).decode().strip() for record, _ in refused], reason)
-            self.stats.rejected += len(refused)
-            log.error("llmops: the database refused %d record(s): %s", len(refused), reason)
-        elif refused:  # e.g. feedback whose call is still in the spool: retry after replay
-            self._to_spool([record for record, _ in refused])
-        return stored
+                lines.append(encode(entry).decode("utf-8", "replace").strip())
+            except Exception:
+                lines.append(repr(entry.row)[:10_000])
+        self.journal.reject(lines, reason)
+        self.stats.rejected += len(entries)
+        log.error("llmops: %d record(s) refused, kept in rejected.log: %s", len(entries), reason)
 
-    def _insert_for(self, kind: str) -> sa.Insert:
+    def _insert(self, entries: list[Entry]) -> None:
+        engine = self._get_engine()
+        rows: dict[str, list[dict[str, Any]]] = {"call": [], "feedback": []}
+        for entry in entries:
+            columns = _COLUMNS[entry.kind]
+            rows[entry.kind].append({column: entry.row.get(column) for column in columns})
+        with engine.begin() as connection:
+            for kind in ("call", "feedback"):  # calls first: feedback refers to them
+                if rows[kind]:
+                    connection.execute(self._insert_for(kind, engine), rows[kind])
+
+    def _insert_for(self, kind: str, engine: Engine) -> Any:
         """INSERT that skips rows whose primary key exists (replays are idempotent)."""
         if kind not in self._inserts:
             table = _TABLES[kind]
-            engine = self._get_engine()
             if engine.dialect.name == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-                statement = pg_insert(table).on_conflict_do_nothing()
+                self._inserts[kind] = pg_insert(table).on_conflict_do_nothing()
             else:
-                statement = sa.insert(table).prefix_with("OR IGNORE")
-            self._inserts[kind] = statement
+                self._inserts[kind] = sa.insert(table).prefix_with("OR IGNORE")
         return self._inserts[kind]
 
     def _get_engine(self) -> Engine:
@@ -255,15 +411,30 @@ class Writer:
             self._prepared = True
         return self._engine
 
-    def _to_spool(self, records: list[Record]) -> None:
-        self.spool.append(records)
-        self.stats.spooled += len(records)
-        self._spooled_since_check = True
+    def _answers(self) -> bool:
+        """Whether the database answers a trivial query (then a failed insert was the
+        rows' fault, not the database's)."""
+        try:
+            with self._get_engine().connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    def _call_stored(self, call_id: Any) -> bool:
+        try:
+            with self._get_engine().connect() as connection:
+                found = connection.execute(
+                    sa.select(CALLS.c.id).where(CALLS.c.id == str(call_id))
+                ).first()
+        except Exception as exc:
+            raise _Outage(_describe(exc)) from exc
+        return found is not None
 
     def _down(self, exc: BaseException) -> None:
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        message = str(exc)
         if self.last_error is None:
-            log.warning("llmops: database unavailable, spooling records: %s", message)
+            log.warning("llmops: database unavailable, keeping records in the journal: %s", message)
         self.last_error = message
         self._next_try = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, self._retry_max)
@@ -275,35 +446,99 @@ class Writer:
         self._retry_delay = self._retry_min
         self._next_try = 0.0
 
-    def _replay(self) -> bool:
-        """Store every spool file no live process holds; False when the database failed
-        (now or a moment ago)."""
-        if not self.spool.pending():
+    # -- replaying -----------------------------------------------------------------
+
+    def _replay(self, *, force: bool = False) -> bool:
+        """Store every journal file no live process holds (this process's own segments
+        that wait on disk included). False when the database failed (now or a moment ago)."""
+        if self._held:
+            self._handle([])
+        if not self.journal.needs_replay and not self.journal.pending():
             return True
-        now = time.monotonic()
-        if now < self._next_try:
-            return False  # the database failed a moment ago: wait before trying again
-        if now < self._next_replay:
-            return True  # tried a moment ago; what is left belongs to live processes
-        self._next_replay = now + self._retry_min
-        self.spool.release()
-        for path in self.spool.files():
-            with self.spool.claim(path) as records:
-                if records is None:
-                    continue
+        if time.monotonic() < self._next_try and not (force and self._stop.is_set()):
+            return False
+        self.journal.close_for_replay()
+        paths = self.journal.files()
+        for index, path in enumerate(paths):
+            self._files_left = len(paths) - index - 1  # the call of a feedback may be there
+            try:
+                if not self._replay_file(path):
+                    return False
+            except Exception as exc:  # a file we cannot process must not block the others
+                self.stats.errors += 1
+                log.exception("llmops: cannot replay %s", path)
+                self.journal.quarantine(path, _describe(exc))
+        return True
+
+    def _replay_file(self, path: Path) -> bool:
+        self._replaying = path
+        with self.journal.claim(path) as entries:
+            if entries is None:
+                return True  # a live process holds it, or it is gone
+            for start in range(0, len(entries), self.batch_size):
+                chunk = entries[start : start + self.batch_size]
                 try:
-                    for start in range(0, len(records), self.batch_size):
-                        chunk = records[start : start + self.batch_size]
-                        try:
-                            self._insert(chunk)
-                            stored = len(chunk)
-                        except sa.exc.IntegrityError:
-                            stored = self._insert_one_by_one(chunk, final=True)
-                        self.stats.replayed += stored
-                except Exception as exc:
+                    stored = self._store(chunk, replay=True)
+                except _Outage as exc:
                     self._down(exc)
                     return False
-                path.unlink()
-        self._spooled_since_check = True  # look at the folder again next time
-        self._up()
+                self._up()
+                self.stats.replayed += stored
+            self.journal.done(path)
         return True
+
+    # -- forks ---------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh journal segment, queue and thread (the parent's
+        thread does not exist here and its segment belongs to the parent)."""
+        self.journal.forget()
+        self._engine = None
+        self._prepared = False
+        self._start()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_WRITERS):
+        if not writer._closed:
+            writer._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_row_error(exc: BaseException) -> bool:
+    """The database (or its driver) refused these values, not the connection."""
+    state = _sqlstate(exc)
+    if state is not None:  # PostgreSQL says: class 22 is bad data, 23 a violated constraint
+        return state[:2] in ("22", "23")
+    if isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+        return True
+    if isinstance(exc, sa.exc.ProgrammingError | sa.exc.InterfaceError):
+        return "binding parameter" in str(exc).lower()
+    if isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError):
+        return True  # a value failed before it reached the database (e.g. not JSON)
+    return isinstance(exc, ValueError | TypeError | UnicodeError | OverflowError)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """The database is away, locked, out of resources or not what we expect: retry later.
+    Errors that are neither this nor a row error are settled by whether ``SELECT 1`` works."""
+    state = _sqlstate(exc)
+    if state is not None:
+        return state[:2] not in ("22", "23")
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.TimeoutError)
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = f"{type(orig).__name__}: {orig}".strip().splitlines()
+    return text[0][:500] if text else type(orig).__name__

@@ -31,6 +31,30 @@ def test_db_upgrade_creates_a_new_database_from_the_environment(cli, tmp_path) -
     assert (tmp_path / "new" / "calls.db").is_file()
 
 
+def test_db_status_and_replay_show_the_journal(database_url: str, cli, tmp_path) -> None:
+    """Records a dead process left: `db status` counts them, `db replay` stores them."""
+    from llmops.store.journal import Entry, encode
+    from tests.store.test_writer import call_row, count
+
+    upgrade(create_engine(database_url))
+    spool = tmp_path / ".llmops" / "spool"
+    spool.mkdir(parents=True)
+    rows = [call_row() for _ in range(7)]
+    (spool / "deadhost-1-x-000001.jsonl").write_bytes(
+        b"".join(encode(Entry("call", row)) for row in rows) + b"torn"
+    )
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert status.code == 0, status.stderr
+    assert "journal:  8 records in 1 files waiting for a replay" in status.stdout
+    done = cli("db", "replay", "--database-url", database_url, cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    assert "7 records replayed, 0 repaired, 0 rejected; 0 records in 0 files" in done.stdout
+    assert count(database_url) == 7
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert "journal:  0 records in 0 files" in status.stdout
+    assert "rejected: 1 records" in status.stdout  # the torn line, kept with its reason
+
+
 def test_unreachable_database_is_one_line(cli, tmp_path) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     result = cli("db", "status", "--database-url", url, cwd=tmp_path)

@@ -13,6 +13,7 @@ password gate and builds the sidebar when app.py did not, so both paths are test
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,23 @@ PAGES = ("overview", "prompts", "evals", "calls", "feedback")
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    """Streamlit's caches are process-wide: no test sees another test's engine or results."""
+    """Streamlit's caches are process-wide: no test sees another test's engine or results.
+    Neither does it see another test's wrong passwords (the sign-in back-off is process-wide
+    too, in the ``_common`` module the app scripts import)."""
     st.cache_data.clear()
     st.cache_resource.clear()
+    _reset_backoff()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    _reset_backoff()
+
+
+def _reset_backoff() -> None:
+    for name in ("_common", "dashboard._common"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "reset_sign_in_backoff"):
+            module.reset_sign_in_backoff()
 
 
 @pytest.fixture

@@ -91,10 +91,18 @@ def test_bad_values_in_the_url_are_ignored(dashboard_env) -> None:
     )
     assert at.selectbox(key="days").value == 30  # the default
     assert at.multiselect(key="model").value == ["x"]  # kept: a link may name any model
+    assert texts(at.warning) == [  # each ignored part of the link is named, not echoed
+        "Ignored the link's date range: `from` and `to` must be YYYY-MM-DD.",
+        "Ignored `days` in the link: expected one of 7, 30, 90.",
+    ]  # (and `by` is not read: without calls the overview stops before its chart)
     at.query_params.update({"size": "7", "page": "-1", "call": "not-a-call", "batch": "nope"})
     goto(at, "calls")
     assert at.selectbox(key="size").value == 50 and at.number_input(key="page").value == 1
-    assert texts(at.warning) == ["No call with id not-a-call."]
+    assert texts(at.warning) == [
+        "Ignored `size` in the link: not one of the choices.",
+        "Ignored `page` in the link: not a whole number.",
+        "Ignored `call` in the link: not a call id.",
+    ]
     goto(at, "evals")
     assert "No eval runs yet: `llmops eval run` records them." in texts(at.info)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from llmops.store.engine import check_schema, create_engine
-from llmops.store.spool import Spool, encode
+from llmops.store.journal import Entry, Journal, encode
 from llmops.store.writer import Writer
 
 
@@ -153,7 +156,7 @@ def test_spool_replay_is_idempotent(make_writer, database_url: str, tmp_path: Pa
     # a crashed process left a spool file holding rows that are partly stored already
     orphan = tmp_path / "spool" / "otherhost-999-dead.jsonl"
     orphan.parent.mkdir(exist_ok=True)
-    orphan.write_bytes(b"".join(encode("call", row) for row in rows))
+    orphan.write_bytes(b"".join(encode(Entry("call", row)) for row in rows))
     second = make_writer()
     second.flush(10)
     deadline = time.monotonic() + 10
@@ -167,7 +170,7 @@ def test_torn_spool_line_is_kept_in_rejected_log(make_writer, database_url: str,
     row = call_row()
     orphan = tmp_path / "spool" / "crashed.jsonl"
     orphan.parent.mkdir(exist_ok=True)
-    orphan.write_bytes(encode("call", row) + b'{"kind": "call", "row": {"id": "tor')
+    orphan.write_bytes(encode(Entry("call", row)) + b'{"kind": "call", "row": {"id": "tor')
     writer = make_writer()
     deadline = time.monotonic() + 10
     while orphan.exists() and time.monotonic() < deadline:
@@ -177,16 +180,16 @@ def test_torn_spool_line_is_kept_in_rejected_log(make_writer, database_url: str,
     assert '"id\\": \\"tor' in (tmp_path / "spool" / "rejected.log").read_text()
 
 
-def test_a_live_process_spool_file_is_not_taken(tmp_path: Path) -> None:
-    mine = Spool(tmp_path)
-    mine.append([("call", call_row())])
-    other = Spool(tmp_path)
+def test_a_live_process_journal_file_is_not_taken(tmp_path: Path) -> None:
+    mine = Journal(tmp_path)
+    mine.append(encode(Entry("call", call_row())))
+    other = Journal(tmp_path)
     (path,) = other.files()
-    with other.claim(path) as records:
-        assert records is None  # still locked by its writer
-    mine.release()
-    with other.claim(path) as records:
-        assert records is not None and len(records) == 1
+    with other.claim(path) as entries:
+        assert entries is None  # still locked by its writer
+    mine.release()  # its record was never stored: the file stays for a replay
+    with other.claim(path) as entries:
+        assert entries is not None and len(entries) == 1
 
 
 def test_locked_sqlite_spools_then_replays(tmp_path: Path) -> None:
@@ -245,5 +248,269 @@ def test_close_flushes(make_writer, database_url: str) -> None:
         writer.put("call", call_row())
     writer.close()
     assert count(database_url) == 10
-    writer.put("call", call_row())  # after close: kept in the spool, not lost
-    assert writer.spool.pending()
+    late = call_row()
+    writer.put("call", late)  # after close (say, at interpreter exit): kept in the journal
+    assert count(database_url) == 10
+    make_writer().flush(10)  # the next process replays it
+    assert count(database_url) == 11
+
+
+# -- bad records, refused rows, damaged files: isolated, never fatal -------------------------
+
+
+class Opaque:
+    """An object that is not JSON."""
+
+    def __repr__(self) -> str:
+        return "<Opaque>"
+
+
+def poison_rows() -> list[dict]:
+    circular: dict = {}
+    circular["self"] = circular
+    return [
+        call_row(metadata=circular),
+        call_row(metadata={("a", 1): "tuple key", 2: "int key"}),
+        call_row(metadata={"blob": b"\x00\xff", "object": Opaque(), "set": {1}}),
+        call_row(metadata={"nan": float("nan"), "inf": float("inf")}),
+        call_row(response_text="NUL \x00 inside", error_message="\x00"),
+        call_row(metadata={"k\x00": "v\x00"}, tags=["a\x00b"]),
+        call_row(request={"messages": [{"role": "user", "content": "x\x00y"}], "params": {}}),
+        call_row(user_id="u" * 500, session_id="s" * 300, model="m" * 300),
+        call_row(response_text="lone surrogate \ud800 here"),
+        call_row(metadata={"deep": _nested(200)}),
+        call_row(metadata={"big": "x" * 200_000}),
+    ]
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"d": value}
+    return value
+
+
+def test_poison_records_are_stored_and_the_writer_carries_on(make_writer, database_url):
+    """Issue: one bad record killed the writer; every later call was lost and close() hung."""
+    writer = make_writer(queue_size=50)
+    poison = poison_rows()
+    good = [call_row() for _ in range(100)]
+    for row in poison + good:
+        writer.put("call", row)
+    assert writer.flush(30)
+    assert count(database_url) == len(poison) + len(good)
+    assert writer.stats.rejected == 0
+    closing = threading.Thread(target=writer.close)
+    closing.start()
+    closing.join(30)
+    assert not closing.is_alive()
+    with create_engine(database_url).connect() as connection:
+        stored = (
+            connection.execute(
+                sa.text("SELECT id, user_id FROM llm_calls WHERE id = :id"),
+                {"id": poison[7]["id"]},
+            )
+            .one()
+            ._mapping
+        )
+        text = connection.execute(
+            sa.text("SELECT response_text FROM llm_calls WHERE id = :id"), {"id": poison[4]["id"]}
+        ).scalar_one()
+    assert len(stored["user_id"]) == 200 and stored["user_id"].startswith("u" * 150)
+    assert text == "NUL \ufffd inside"
+
+
+def refuse_user(database_url: str, user: str) -> None:
+    """Make the database refuse every call row of ``user`` (a constraint the app cannot see)."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON llm_calls "
+                    f"WHEN NEW.user_id = '{user}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+                )
+            )
+        else:
+            connection.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.user_id = '{user}' THEN RAISE EXCEPTION 'refused by a trigger' "
+                    "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON llm_calls "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            )
+
+
+def test_rows_the_database_refuses_are_rejected_and_the_rest_stored(
+    make_writer, database_url: str, tmp_path: Path
+) -> None:
+    refuse_user(database_url, "refused")
+    writer = make_writer()
+    rows = [call_row(user_id="refused" if i in (3, 250, 499) else "u1") for i in range(500)]
+    for row in rows:
+        writer.put("call", row)
+    assert writer.flush(30)
+    assert count(database_url) == 497
+    assert writer.stats.rejected == 3
+    assert writer.healthy  # a refused row is not an outage
+    log = (tmp_path / "spool" / "rejected.log").read_text().splitlines()
+    assert len(log) == 3
+    assert all("refused by a trigger" in line for line in log)
+    writer.close()
+    assert not list((tmp_path / "spool").glob("*.jsonl"))  # nothing left to replay
+
+
+def test_a_damaged_journal_file_blocks_nothing(make_writer, database_url: str, tmp_path: Path):
+    """Issue: on PostgreSQL one bad value jammed the spool for every process."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    good = [call_row() for _ in range(5)]
+    nul = call_row(response_text="a\x00b", metadata={"x\x00": 1})
+    long_user = call_row(user_id="x" * 400)
+    nan_json = encode(Entry("call", call_row())).replace(b'"k": 1', b'"k": NaN')
+    (spool / "old-1-dead.jsonl").write_bytes(
+        b'{"kind": "call", "row": null}\n'
+        b"not json at all\n"
+        b'{"kind": "nonsense", "row": {}}\n'
+        b'{"kind": "call", "row": {"id": "no-created-at"}}\n'
+        + encode(Entry("call", nul))
+        + encode(Entry("call", long_user))
+        + nan_json
+        + b"".join(encode(Entry("call", row)) for row in good[:2])
+    )
+    later = [call_row() for _ in range(50)]
+    newer = spool / "new-2-dead.jsonl"
+    newer.write_bytes(b"".join(encode(Entry("call", row)) for row in later + good[2:]))
+    os.utime(newer, (time.time() + 5, time.time() + 5))
+    writer = make_writer()
+    assert writer.flush(30)
+    assert count(database_url) == 3 + 50 + 5
+    assert not list(spool.glob("*.jsonl"))
+    rejected = (spool / "rejected.log").read_text().splitlines()
+    assert len(rejected) == 4  # the four unreadable lines, each with its reason
+    assert all("unreadable journal line" in line for line in rejected)
+
+
+def test_flush_and_close_return_while_the_database_is_locked(tmp_path: Path) -> None:
+    """Issue: with a full queue, close() and interpreter exit hung forever."""
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    check_schema(create_engine(url))
+    engine = create_engine(url, busy_timeout_ms=50)
+    writer = Writer(lambda: engine, tmp_path / "spool", queue_size=5, batch_size=5)
+    blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    rows = [call_row() for _ in range(2000)]
+    for row in rows:
+        writer.put("call", row)
+    assert writer.flush(30)  # durable: in the fsynced journal
+    closing = threading.Thread(target=writer.close, kwargs={"timeout": 5})
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive()
+    blocker.execute("COMMIT")
+    blocker.close()
+    second = Writer(lambda: create_engine(url), tmp_path / "spool")
+    assert second.flush(30)
+    second.close()
+    assert count(url) == 2000
+
+
+def test_an_unexpected_error_loses_nothing(make_writer, database_url: str) -> None:
+    """Any exception (here from the engine's preparation) is survived; records wait."""
+    failures = []
+
+    def prepare(engine) -> None:
+        if len(failures) < 3:
+            failures.append(1)
+            raise RuntimeError("something nobody expected")
+
+    writer = make_writer(prepare=prepare)
+    rows = [call_row() for _ in range(30)]
+    for row in rows:
+        writer.put("call", row)
+    deadline = time.monotonic() + 20
+    while count(database_url) < 30 and time.monotonic() < deadline:
+        writer.flush(5)
+        time.sleep(0.05)
+    assert count(database_url) == 30
+    assert len(failures) == 3
+
+
+def test_close_stores_what_spilled_to_the_journal(make_writer, database_url, tmp_path) -> None:
+    """Issue: rows stayed on disk after a clean close() when a replay had just run."""
+    writer = make_writer(queue_size=5, batch_size=5)
+    for _ in range(300):
+        writer.put("call", call_row())
+    writer.close()
+    assert count(database_url) == 300
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+
+
+def test_the_journal_is_emptied_once_rows_are_stored(make_writer, tmp_path: Path) -> None:
+    writer = make_writer()
+    for _ in range(20):
+        writer.put("call", call_row())
+    assert writer.flush(10)
+    (segment,) = (tmp_path / "spool").glob("*.jsonl")
+    assert segment.read_bytes().strip(b"\x00") == b""  # stored: zeroed, nothing to replay
+    writer.close()
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A folder on a real, full file system (a 64 KB tmpfs, filled up): every write there
+    fails with ENOSPC. Needs root to mount (CI runs as root)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        (mount / "spool").mkdir()
+        with contextlib.suppress(OSError), open(mount / "filler", "wb") as handle:
+            while True:
+                handle.write(b"x" * 4096)
+                handle.flush()
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_under_the_journal_loses_nothing(full_disk: Path, tmp_path: Path) -> None:
+    """Issue: ENOSPC under the spool killed the writer. With the journal on a full disk
+    and the database locked, records are held in memory and flush() says they are not
+    durable; once the database answers, every one is stored."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    check_schema(create_engine(url))
+    engine = create_engine(url, busy_timeout_ms=50)
+    writer = Writer(lambda: engine, full_disk / "spool", retry_min=0.05, retry_max=0.1)
+    blocker = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for _ in range(100):
+            writer.put("call", call_row())
+        assert writer.flush(10) is False  # only in memory: not promised
+        assert writer.journal.write_errors > 0 and writer.stats.held > 0
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    deadline = time.monotonic() + 20
+    while count(url) < 100 and time.monotonic() < deadline:
+        writer.flush(5)
+    assert count(url) == 100
+    for _ in range(50):  # the database is back, the disk is still full
+        writer.put("call", call_row())
+    assert writer.flush(10) is True
+    writer.close()
+    assert count(url) == 150

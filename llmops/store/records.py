@@ -1,0 +1,219 @@
+"""The rows the writer stores, as typed records, and the cheap checks that make them storable.
+
+The gateway builds a :class:`CallRow` or :class:`FeedbackRow` per call or score and hands it
+to the writer. Before it is journaled, :func:`storable` makes it fit every database llmops
+supports, so that bad input from an app almost never reaches the writer:
+
+- metadata, tags and the request become plain JSON (a circular reference, a tuple key,
+  bytes or any other object are written as text; NaN and infinities become null);
+- ``\\x00`` (which PostgreSQL refuses in text and JSON) becomes U+FFFD;
+- a string longer than its column is cut, with a marker (and, for ids, a digest that keeps
+  distinct long ids distinct);
+- metadata over 64 KB and texts over 4 MB are cut, with a marker.
+
+:func:`repaired` is the writer's second line of defence for a row a database still refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime
+from typing import Any, Literal, TypedDict
+
+import orjson
+
+from llmops.store.tables import CALLS, FEEDBACK
+
+RecordKind = Literal["call", "feedback"]
+CallStatus = Literal["ok", "error", "cancelled"]
+CostStatus = Literal["priced", "custom", "unpriced"]
+
+MAX_METADATA_BYTES = 64 * 1024  # encoded metadata above this is replaced by a preview
+MAX_TEXT_CHARS = 4 * 1024 * 1024  # response text, error messages, message contents
+TRUNCATED = "…[truncated]"
+TAG_CHARS = 200  # a tag is a key of the daily tag rollup
+
+
+class CallRow(TypedDict):
+    """One row of ``llm_calls`` (see :class:`llmops.store.tables.CallRecord`)."""
+
+    id: str
+    created_at: datetime
+    source: str
+    prompt_name: str | None
+    prompt_version: str | None
+    git_commit: str | None
+    model: str
+    provider: str | None
+    status: CallStatus
+    error_type: str | None
+    error_message: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+    tokens_estimated: bool
+    cost_usd: float | None
+    cost_status: CostStatus
+    price_source: str | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    user_id: str | None
+    session_id: str | None
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    request: dict[str, Any] | None
+    response_text: str | None
+
+
+class FeedbackRow(TypedDict):
+    """One row of ``feedback``."""
+
+    id: str
+    call_id: str
+    created_at: datetime
+    name: str
+    score: float
+    comment: str | None
+    user_id: str | None
+
+
+Row = CallRow | FeedbackRow
+
+# Column limits, read from the tables so that they cannot drift.
+_LIMITS: dict[str, dict[str, int]] = {
+    kind: {
+        column.name: column.type.length
+        for column in table.columns
+        if isinstance(getattr(column.type, "length", None), int)
+    }
+    for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
+}
+_TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
+_JSON = {"call": ("tags", "metadata", "request"), "feedback": ()}
+
+
+def fit(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters with a marker; long ids keep a digest so that
+    two different long values stay different."""
+    if len(value) <= limit:
+        return value
+    if limit >= 40:
+        digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:12]
+        return f"{value[: limit - 13]}…{digest}"
+    return value[: limit - 1] + "…"
+
+
+def _text(value: str, limit: int = MAX_TEXT_CHARS, *, strict: bool = False) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if len(value) > limit:
+        value = value[:limit] + TRUNCATED
+    if strict:  # lone surrogates, which no database encodes, become U+FFFD
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
+def json_safe(
+    value: Any, *, strict: bool = False, _depth: int = 0, _seen: frozenset[int] = frozenset()
+) -> Any:
+    """A plain-JSON copy of ``value``: str keys, finite numbers, no cycles, no NULs;
+    anything else becomes its text. ``strict`` also replaces lone surrogates."""
+    if isinstance(value, str):
+        return _text(value, strict=strict)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if _depth > 64:
+        return "[too deep]"
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if id(value) in _seen:
+            return "[circular]"
+        seen = _seen | {id(value)}
+        if isinstance(value, dict):
+            return {
+                _key(key): json_safe(item, strict=strict, _depth=_depth + 1, _seen=seen)
+                for key, item in value.items()
+            }
+        return [json_safe(item, strict=strict, _depth=_depth + 1, _seen=seen) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _text(f"<{len(value)} bytes>")
+    return _text(repr(value)[:1000])
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return _text(key, 1000)
+    if isinstance(key, tuple):
+        return _text(",".join(map(str, key)), 1000)
+    return _text(str(key), 1000)
+
+
+def encode_row(kind: RecordKind, row: Row) -> bytes:
+    """One journal line: ``{"kind": ..., "row": {...}}`` (orjson: datetimes as ISO 8601,
+    NaN and infinities as null, which is what the database gets too, see
+    :func:`json_text`). Raises TypeError when the row is not plain JSON (a cycle, a key that
+    is not a string, bytes, any other object, a lone surrogate, an int over 64 bits)."""
+    return orjson.dumps({"kind": kind, "row": row}) + b"\n"
+
+
+def json_text(value: Any) -> str:
+    """The JSON the database stores for a JSON column (the engines' serializer)."""
+    return orjson.dumps(value).decode()
+
+
+def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
+    """The row made storable, and its journal line. Never raises for any row whose fields
+    are of the documented types (anything in metadata is fine)."""
+    limits = _LIMITS[kind]
+    data: dict[str, Any] = row  # type: ignore[assignment]
+    for column, limit in limits.items():
+        value = data.get(column)
+        if isinstance(value, str) and (len(value) > limit or "\x00" in value):
+            data[column] = fit(_text(value), limit)
+    for column in _TEXTS[kind]:
+        value = data.get(column)
+        if isinstance(value, str):
+            data[column] = _text(value)
+    tags = data.get("tags")
+    if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
+        data["tags"] = [fit(_text(str(t)), TAG_CHARS) for t in tags]  # the rollup's tag column
+    try:
+        line = encode_row(kind, row)
+    except (TypeError, ValueError, RecursionError):
+        line = b""
+    if not line or b"\\u0000" in line:  # the slow path: make every value plain
+        for column, value in data.items():
+            if column in _JSON[kind] and value is not None:
+                data[column] = json_safe(value, strict=True)
+            elif isinstance(value, str):
+                data[column] = _text(value, strict=True)
+        line = encode_row(kind, row)
+    metadata = data.get("metadata")
+    if kind == "call" and metadata is not None and len(line) > MAX_METADATA_BYTES:
+        encoded = orjson.dumps(metadata)
+        size = len(encoded)
+        if size > MAX_METADATA_BYTES:
+            preview = encoded[:1000].decode("utf-8", "replace")
+            data["metadata"] = {"llmops_truncated": True, "bytes": size, "preview": preview}
+            line = encode_row(kind, row)
+    return row, line
+
+
+def repaired(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a row some database refused, with everything a database may refuse
+    replaced (NULs, non-finite numbers, over-long strings, non-JSON values)."""
+    fixed = json_safe(row, strict=True)
+    if isinstance(row.get("created_at"), datetime):
+        fixed["created_at"] = row["created_at"]
+    for column, limit in _LIMITS[kind].items():
+        if isinstance(fixed.get(column), str):
+            fixed[column] = fit(fixed[column], limit)
+    return fixed
