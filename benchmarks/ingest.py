@@ -3,7 +3,8 @@
 The same pre-built row dicts go, in one run and in alternating repetitions, through
 `Writer.put(...)` + `flush()` (timed from the first put to flush returning) and through a
 hand-written raw inserter (timed from the first row serialized to the last commit) that does
-what the Writer must: serialize the JSON columns (tags, metadata, request) with json.dumps and
+what the Writer must: serialize the JSON columns (tags, metadata, request) with the engines'
+serializer (orjson) and
 the datetime to text on SQLite, then executemany + commit in batches of 1000 with INSERT OR
 IGNORE, into a fresh database per repetition with the schema `check_schema` creates (WAL,
 synchronous=NORMAL). With `--postgres` the same runs against a throwaway PostgreSQL cluster
@@ -155,10 +156,12 @@ def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
     engine = create_engine(url)
     check_schema(engine)
     engine.dispose()
+    from llmops.store.records import json_text
+
     names = columns()
     placeholders = ", ".join("?" * len(names))
     sql = f"INSERT OR IGNORE INTO llm_calls ({', '.join(names)}) VALUES ({placeholders})"
-    dumps = json.dumps
+    dumps = json_text  # the serializer the Writer's engine uses (orjson)
 
     def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
         values = []
@@ -353,7 +356,8 @@ def main() -> int:
             )
     print(
         "\nHonest baseline: the raw inserter gets the same row dicts and serializes them in the "
-        "timed loop\n(json.dumps of tags/metadata/request; datetime to text on SQLite; psycopg "
+        "timed loop\n(orjson of tags/metadata/request, as the engines serialize them; "
+        "datetime to text on SQLite; psycopg "
         "Jsonb on Postgres),\nand its database must end up identical to the Writer's, row for row."
     )
     print(verdict)

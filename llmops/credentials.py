@@ -39,6 +39,17 @@ def secret_name(key: str) -> bool:
 
 def scrub_url(text: str) -> str:
     """``text`` with passwords in URLs and credentials in query strings masked."""
+    if len(text) <= 512:  # api_base and the like: the same few strings on every call
+        return _scrub_short_url(text)
+    return _scrub_url(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_short_url(text: str) -> str:
+    return _scrub_url(text)
+
+
+def _scrub_url(text: str) -> str:
     if "://" in text:
         text = _URL_PASSWORD.sub(rf"\1\2:{REDACTED}@", text)
     if "=" in text and ("?" in text or "&" in text):

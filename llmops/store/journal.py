@@ -45,18 +45,13 @@ from typing import Any
 import orjson
 
 from llmops.files import private_dir, private_file
-from llmops.store.records import RecordKind
-from llmops.store.tables import CALLS, FEEDBACK
+from llmops.store.records import COLUMNS, RecordKind
 
 log = logging.getLogger("llmops.writer")
 
 SEGMENT_BYTES = 4 * 1024 * 1024  # the size of a segment; a fuller one is closed, a new one opened
 REJECTED_LOG = "rejected.log"
 QUARANTINE = "quarantine"  # files that could not be processed at all, moved aside
-_COLUMNS: dict[str, tuple[str, ...]] = {
-    "call": tuple(column.name for column in CALLS.columns),
-    "feedback": tuple(column.name for column in FEEDBACK.columns),
-}
 
 
 @dataclass(slots=True)
@@ -108,9 +103,9 @@ def decode(line: bytes) -> Entry:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     kind, row = data.get("kind"), data.get("row")
-    if kind not in _COLUMNS or not isinstance(row, dict):
+    if kind not in COLUMNS or not isinstance(row, dict):
         raise ValueError("not a call or feedback record")
-    fields = {column: row.get(column) for column in _COLUMNS[kind]}
+    fields = {column: row.get(column) for column in COLUMNS[kind]}
     created = fields.get("created_at")
     if not isinstance(created, str):
         raise ValueError("no created_at")

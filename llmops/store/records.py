@@ -91,6 +91,14 @@ _LIMITS: dict[str, dict[str, int]] = {
     }
     for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
 }
+_COLUMNS = {
+    kind: tuple(c.name for c in table.columns)
+    for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
+}
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "call": tuple(column.name for column in CALLS.columns),
+    "feedback": tuple(column.name for column in FEEDBACK.columns),
+}
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
 _JSON = {"call": ("tags", "metadata", "request"), "feedback": ()}
 
@@ -170,21 +178,11 @@ def json_text(value: Any) -> str:
 
 
 def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
-    """The row made storable, and its journal line. Never raises for any row whose fields
-    are of the documented types (anything in metadata is fine)."""
-    limits = _LIMITS[kind]
+    """The row made plain JSON, and its journal line; this runs on the app's call path, so
+    it only encodes (orjson) unless the row needs the slow path. Never raises for a row
+    whose fields are of the documented types (anything in metadata is fine). Column
+    lengths are the writer's job (:func:`fitted`), for live and replayed rows alike."""
     data: dict[str, Any] = row  # type: ignore[assignment]
-    for column, limit in limits.items():
-        value = data.get(column)
-        if isinstance(value, str) and (len(value) > limit or "\x00" in value):
-            data[column] = fit(_text(value), limit)
-    for column in _TEXTS[kind]:
-        value = data.get(column)
-        if isinstance(value, str):
-            data[column] = _text(value)
-    tags = data.get("tags")
-    if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
-        data["tags"] = [fit(_text(str(t)), TAG_CHARS) for t in tags]  # the rollup's tag column
     try:
         line = encode_row(kind, row)
     except (TypeError, ValueError, RecursionError):
@@ -205,6 +203,25 @@ def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
             data["metadata"] = {"llmops_truncated": True, "bytes": size, "preview": preview}
             line = encode_row(kind, row)
     return row, line
+
+
+def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
+    """The row's columns, each within what its table takes: a string longer than its
+    column cut with a marker (:func:`fit`), texts over :data:`MAX_TEXT_CHARS` cut, tags
+    within the tag rollup's column. The writer applies this to every row it stores."""
+    out = {column: row.get(column) for column in COLUMNS[kind]}
+    for column, limit in _LIMITS[kind].items():
+        value = out[column]
+        if isinstance(value, str) and len(value) > limit:
+            out[column] = fit(value, limit)
+    for column in _TEXTS[kind]:
+        value = out[column]
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            out[column] = _text(value)
+    tags = out.get("tags")
+    if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
+        out["tags"] = [fit(_text(str(t)), TAG_CHARS) for t in tags]
+    return out
 
 
 def repaired(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import math
 
-from llmops.store.records import MAX_METADATA_BYTES, fit, json_safe, repaired, storable
+from llmops.store.records import (
+    MAX_METADATA_BYTES,
+    fit,
+    fitted,
+    json_safe,
+    repaired,
+    storable,
+)
 from tests.store.test_writer import call_row, poison_rows
 
 
@@ -15,7 +22,9 @@ def test_every_poison_row_becomes_plain_json() -> None:
         data = json.loads(line)  # strict JSON: no NaN, no cycles
         assert data["kind"] == "call"
         assert "\\u0000" not in line.decode()
-        assert len(stored["user_id"] or "") <= 200 and len(stored["model"]) <= 200
+        columns = fitted("call", dict(stored))  # what the writer stores
+        assert len(columns["user_id"] or "") <= 200 and len(columns["model"]) <= 200
+        assert all(len(tag) <= 200 for tag in columns["tags"] or [])
 
 
 def test_plain_rows_are_not_copied_or_changed() -> None:
