@@ -83,7 +83,7 @@ def cost(value: float | None, status: str | None) -> str:
     """A call's cost: an unpriced call is shown as such, never as $0."""
     if status == "unpriced" or value is None:
         return "unpriced"
-    return usd(value)
+    return f"≈{usd(value)}" if status == "approximate" else usd(value)
 
 
 def pct(value: float | None) -> str:

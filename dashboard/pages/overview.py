@@ -101,6 +101,14 @@ elif summary.unpriced_calls:
         f"{c.plural(summary.unpriced_calls, 'cancelled call')} without usage: their cost is "
         "unknown and left out."
     )
+if summary.approximate_calls:
+    st.info(
+        f"{c.plural(summary.approximate_calls, 'call')} priced approximately: the price map "
+        f"lacks a rate they used ({', '.join(summary.approximate_models)}). Each call's "
+        "usage details say which; add the rate to prices.yaml and run "
+        "`llmops costs recompute`.",
+        icon=":material/info:",
+    )
 if summary.estimated_calls:
     st.info(
         f"{c.plural(summary.estimated_calls, 'call')} with estimated token counts (the provider "

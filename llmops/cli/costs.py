@@ -21,7 +21,14 @@ def recompute(
         None, "--prices", help="A prices file [default: $LLMOPS_PRICES or ./prices.yaml]."
     ),
     include_overrides: bool = typer.Option(
-        False, "--include-overrides", help="Also re-price calls priced by a call argument."
+        False,
+        "--include-overrides",
+        help="Also re-price calls priced in code (price= or Gateway(prices=...)).",
+    ),
+    allow_unpriced: bool = typer.Option(
+        False,
+        "--allow-unpriced",
+        help="Let calls the new prices do not cover lose their cost (default: they keep it).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report without writing."),
     url: str | None = DatabaseOption,
@@ -52,11 +59,28 @@ def recompute(
         until=end,
         model=model,
         include_overrides=include_overrides,
+        allow_unpriced=allow_unpriced,
         dry_run=dry_run,
     )
     verb = "would change" if dry_run else "changed"
     typer.echo(
         f"{report.examined} call(s) examined, {verb} {report.changed}, "
-        f"{report.unpriced} unpriced; total ${report.old_total_usd:.6f} -> "
-        f"${report.new_total_usd:.6f}"
+        f"{report.unpriced} now unpriced, {report.approximate} approximate; total "
+        f"${report.old_total_usd:.6f} -> ${report.new_total_usd:.6f}"
     )
+    if report.kept:
+        models = ", ".join(f"{m} ({n})" for m, n in report.kept_models.most_common(10))
+        typer.secho(
+            f"warning: {report.kept} call(s) kept their old cost: the new prices do not cover "
+            f"{models}; add them to the prices file, or pass --allow-unpriced to drop the "
+            "costs",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    if report.unpriced:
+        typer.secho(
+            f"warning: {report.unpriced} call(s) lost their cost (--allow-unpriced): their "
+            "spend no longer counts",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )

@@ -205,7 +205,8 @@ def _progress(name: str, total: int):
 
 def _dry_run(plans: list[Any], cache: Any, scope: str, settings: Settings) -> None:
     from llmops.evals.cache import cache_key
-    from llmops.gateway.accounting import PriceBook, Usage, count_message_tokens
+    from llmops.gateway.accounting import PriceBook
+    from llmops.gateway.usage import Usage, count_message_tokens
 
     book = PriceBook.from_file(settings.prices_file, remote_price_map=settings.remote_price_map)
     grand_calls = 0

@@ -6,9 +6,10 @@ import atexit
 import threading
 from typing import Any
 
-from llmops.gateway.accounting import ModelPrice, Usage
+from llmops.gateway.accounting import ModelPrice
 from llmops.gateway.gateway import Completion, Gateway, close_all
 from llmops.gateway.streams import AsyncStream, Stream
+from llmops.gateway.usage import Usage
 
 __all__ = [
     "AsyncStream",

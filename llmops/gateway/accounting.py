@@ -1,21 +1,41 @@
-"""Accounting: token usage (counted locally when a provider sends none) and exact cost.
+"""Exact cost: every billing dimension litellm's price map knows, or your own prices.
 
-Prices come from litellm's price map, unless the user supplies their own (a ``prices.yaml``
-or a call argument). A model without a known price is ``unpriced`` with cost None, never a
-silent 0. Cost formula, with ``prompt_tokens`` always the total input:
+A price is an *entry* shaped like litellm's price map (per-token USD under the map's field
+names). The cost of a call, with every part billed once at its own rate:
 
-    (prompt - cached - cache_write) * input + cached * cache_read
-    + cache_write * cache_write_rate + (completion - reasoning) * output
-    + reasoning * reasoning_rate
+    text input          (prompt - cached - cache writes - audio - image) * input_cost_per_token
+    cached input        cached * cache_read_input_token_cost
+    cache writes        5-minute part * cache_creation_input_token_cost
+                        1-hour part * cache_creation_input_token_cost_above_1hr
+    audio, image input  * input_cost_per_audio_token, input_cost_per_image_token
+    text output         (completion - reasoning - audio - image) * output_cost_per_token
+    reasoning           reasoning * output_cost_per_reasoning_token (else the output rate)
+    audio, image output * output_cost_per_audio_token, output_cost_per_image_token
+    web searches        searches * search_context_cost_per_query (medium context)
 
-Reasoning tokens are part of ``completion_tokens`` and billed at the output rate unless
-the price map gives a separate rate; cached input is billed at the cache-read rate.
+Each rate takes its most specific variant in the entry: the long-context tier when the whole
+prompt (cached tokens included) is above N thousand tokens (``*_above_<N>k_tokens``, the
+largest N exceeded, for every rate, output and reasoning included), and the service tier
+the provider reports it served (``*_flex``, ``*_priority``, ... after the context tier:
+``input_cost_per_token_above_272k_tokens_priority``).
+
+Where the map lacks a rate the call used, the cost is still computed but ``approximate``
+and the reason is noted: a missing cache price (Claude models: Anthropic's multipliers of
+the input price, 0.1x reads, 1.25x 5-minute and 2x 1-hour writes; others: the input price),
+a missing 1-hour write price, audio or image output priced as text, a service or context
+tier the model prices but not for that part. Image input without its own price is billed
+as text input, which is how OpenAI bills it, and reasoning as output: both exact.
+
+A model with no price at all, or a 0/0 placeholder in the map, is ``unpriced``: cost None,
+never a silent 0. Your prices (``prices.yaml`` or ``price=``) are ``custom``; a
+``base_model`` maps a deployment to a map entry (and may add or change rates).
 """
 
 from __future__ import annotations
 
-import functools
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -28,124 +48,45 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from llmops.errors import ConfigError, ConfigFileError
 from llmops.gateway import _litellm
+from llmops.gateway.usage import Served, Usage
 
 PER_MILLION = Decimal(1_000_000)
-_LONG_CONTEXT = 200_000  # litellm's "*_above_200k_tokens" tier
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call. ``prompt_tokens`` includes cached and cache-write tokens;
-    ``completion_tokens`` includes reasoning tokens."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    estimated: bool = False
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def usage_from_response(usage: Any) -> Usage | None:
-    """Normalise litellm's usage object (OpenAI or Anthropic shaped); None when absent."""
-    if usage is None:
-        return None
-    if isinstance(usage, dict):
-        get = usage.get
-    else:
-        fields = getattr(usage, "__dict__", None)  # pydantic models keep fields here: fast
-        get = fields.get if isinstance(fields, dict) else functools.partial(getattr, usage)
-    prompt = _int(get("prompt_tokens", None))
-    completion = _int(get("completion_tokens", None))
-    if prompt == 0 and completion == 0:
-        return None
-    prompt_details = get("prompt_tokens_details", None)
-    completion_details = get("completion_tokens_details", None)
-    cached = _int(_field(prompt_details, "cached_tokens")) or _int(
-        get("cache_read_input_tokens", None)
-    )
-    cache_write = _int(get("cache_creation_input_tokens", None)) or _int(
-        _field(prompt_details, "cache_creation_tokens")
-    )
-    reasoning = _int(_field(completion_details, "reasoning_tokens"))
-    return Usage(prompt, completion, cached, cache_write, reasoning)
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-# -- local token counting -------------------------------------------------------------
-
-_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
-
-
-@functools.lru_cache(maxsize=8)
-def _encoding(name: str) -> Any:
-    _litellm.configure_environment()
-    import tiktoken
-
-    return tiktoken.get_encoding(name)
-
-
-def encoding_for(model: str) -> str:
-    """The tiktoken encoding to estimate ``model``'s tokens with (o200k or cl100k)."""
-    bare = model.rsplit("/", 1)[-1].lower()
-    return "o200k_base" if bare.startswith(_O200K_PREFIXES) else "cl100k_base"
-
-
-def count_text_tokens(model: str, text: str) -> int:
-    return len(_encoding(encoding_for(model)).encode(text, disallowed_special=()))
-
-
-def count_message_tokens(model: str, messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens as OpenAI counts chat messages: 3 per message, 3 for the reply primer."""
-    total = 3
-    for message in messages:
-        total += 3
-        for key, value in message.items():
-            if key == "content":
-                total += count_text_tokens(model, _content_text(value))
-            elif isinstance(value, str):
-                total += count_text_tokens(model, value) + (1 if key == "name" else 0)
-    return total
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return "" if content is None else str(content)
-
-
-def estimate_usage(model: str, messages: list[dict[str, Any]], completion: str) -> Usage:
-    """Usage counted locally with tiktoken, marked as estimated."""
-    return Usage(
-        prompt_tokens=count_message_tokens(model, messages),
-        completion_tokens=count_text_tokens(model, completion) if completion else 0,
-        estimated=True,
-    )
-
-
-# -- prices ---------------------------------------------------------------------------
-
-
 MAX_PRICE_PER_MILLION = 1_000_000.0  # USD per million tokens: a dollar a token
+
+# Fields of the price map, and the per-million shorthand of prices.yaml for them.
+INPUT, OUTPUT = "input_cost_per_token", "output_cost_per_token"
+CACHE_READ, CACHE_WRITE = "cache_read_input_token_cost", "cache_creation_input_token_cost"
+CACHE_WRITE_1H = "cache_creation_input_token_cost_above_1hr"
+REASONING = "output_cost_per_reasoning_token"
+AUDIO_IN, AUDIO_OUT = "input_cost_per_audio_token", "output_cost_per_audio_token"
+IMAGE_IN, IMAGE_OUT = "input_cost_per_image_token", "output_cost_per_image_token"
+WEB_SEARCH = "search_context_cost_per_query"  # USD per search, by search context size
+SEARCH_SIZE = "search_context_size_medium"  # the size priced when a call does not say
+SHORTHAND = {
+    "input_per_million": INPUT,
+    "output_per_million": OUTPUT,
+    "cached_input_per_million": CACHE_READ,
+    "cache_write_per_million": CACHE_WRITE,
+    "cache_write_1h_per_million": CACHE_WRITE_1H,
+    "reasoning_per_million": REASONING,
+    "audio_input_per_million": AUDIO_IN,
+    "audio_output_per_million": AUDIO_OUT,
+    "image_input_per_million": IMAGE_IN,
+    "image_output_per_million": IMAGE_OUT,
+}
+SHORTHAND_PER_ITEM = {"web_search_per_request": f"{WEB_SEARCH}.{SEARCH_SIZE}"}
+_CONTEXT_TIER = re.compile(r"_above_(\d+)k_tokens")
+_MAP_FIELD = re.compile(r"[a-z][a-z0-9_.]*cost[a-z0-9_.]*")
+_DEFAULT_TIERS = {"default", "standard", "auto", "on_demand"}
+_TIER_SUFFIX = {"batch": "batches"}  # a tier's name in responses -> its suffix in the map
+
+
+# -- your prices ----------------------------------------------------------------------
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -170,17 +111,59 @@ PerMillion = Annotated[float, BeforeValidator(_not_a_bool), AfterValidator(_sane
 
 
 class ModelPrice(BaseModel):
-    """A user's price for one model, in USD per million tokens: a finite number from 0 to
-    :data:`MAX_PRICE_PER_MILLION` (an infinite, NaN or negative price is refused here, when
-    the price is given, not when a call is recorded)."""
+    """Your price for one model (or deployment), in USD per million tokens: finite numbers
+    from 0 to :data:`MAX_PRICE_PER_MILLION`, refused when given, not when a call is recorded.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Either a complete price (``input_per_million`` and ``output_per_million``; a missing
+    cache, reasoning, audio or image price falls back to the input or output price), or
+    ``base_model``: price as that entry of litellm's map, with any rate given here replacing
+    the map's. Rates the shorthand does not name (long-context or service tiers) use the
+    map's own field names and units (USD per token), e.g.
+    ``input_cost_per_token_above_200k_tokens: 0.000006``.
+    """
 
-    input_per_million: PerMillion
-    output_per_million: PerMillion
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    base_model: str | None = None
+    input_per_million: PerMillion | None = None
+    output_per_million: PerMillion | None = None
     cached_input_per_million: PerMillion | None = None
     cache_write_per_million: PerMillion | None = None
+    cache_write_1h_per_million: PerMillion | None = None
     reasoning_per_million: PerMillion | None = None
+    audio_input_per_million: PerMillion | None = None
+    audio_output_per_million: PerMillion | None = None
+    image_input_per_million: PerMillion | None = None
+    image_output_per_million: PerMillion | None = None
+    web_search_per_request: PerMillion | None = None  # USD per search (not per million)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelPrice:
+        for key, value in (self.model_extra or {}).items():
+            if not _MAP_FIELD.fullmatch(key):
+                raise ValueError(
+                    f"unknown field '{key}': use the *_per_million fields, base_model, or a "
+                    "price-map field name (such as input_cost_per_token_above_200k_tokens)"
+                )
+            _sane_price(float(_not_a_bool(value)) * 1_000_000)
+        if self.base_model is None and (
+            self.input_per_million is None or self.output_per_million is None
+        ):
+            raise ValueError("give input_per_million and output_per_million, or base_model")
+        return self
+
+    def rates(self) -> dict[str, Decimal]:
+        """The price as map-shaped fields, per token."""
+        out = {
+            SHORTHAND[name]: Decimal(repr(value)) / PER_MILLION
+            for name, value in self.model_dump(exclude={"base_model"}).items()
+            if name in SHORTHAND and value is not None
+        }
+        if self.web_search_per_request is not None:
+            out[f"{WEB_SEARCH}.{SEARCH_SIZE}"] = Decimal(repr(self.web_search_per_request))
+        for key, value in (self.model_extra or {}).items():
+            out[key] = Decimal(repr(float(value)))
+        return out
 
 
 def model_price(value: ModelPrice | dict[str, Any], where: str) -> ModelPrice:
@@ -227,123 +210,225 @@ def read_prices(path: Path) -> dict[str, ModelPrice]:
         raise ConfigFileError(message, file=path, line=line_of(lines, loc)) from None
 
 
+# -- the cost of one call -------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Price:
-    """The priced result of one call."""
+    """The priced result of one call. ``status``: ``priced`` (litellm's map), ``custom``
+    (your prices), ``approximate`` (the map lacked a rate the call used: see ``notes``) or
+    ``unpriced`` (cost None)."""
 
     cost_usd: float | None
-    status: str  # priced | custom | unpriced
+    status: str
     source: str | None
+    notes: tuple[str, ...] = ()
+    priced_as: str | None = None  # the price entry used (a map key, or your model name)
 
 
-def _rate(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return Decimal(repr(number)) if math.isfinite(number) else None
+UNPRICED = Price(None, "unpriced", None)
+
+
+def price_details(model: str, price: Price) -> dict[str, Any]:
+    """What ``usage_details`` keeps of a price: the entry used when it is not the model's
+    own name, and why a price is approximate."""
+    details: dict[str, Any] = {}
+    if price.priced_as and price.priced_as != model:
+        details["priced_as"] = price.priced_as
+    if price.notes:
+        details["approximations"] = list(price.notes)
+    return details
 
 
 @dataclass(frozen=True)
-class Rates:
-    """Per-token prices of one model, resolved once and reused for every call."""
+class Entry:
+    """A price entry: map-shaped fields (USD per token), where it came from, and whether
+    missing rates fall back silently (your prices) or are approximations (the map)."""
 
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    reasoning: Decimal
-    long_context: Rates | None = None  # rates above 200k prompt tokens, when they differ
-    placeholder: bool = False  # a 0/0 price in the map: not a free model, an unknown one
+    name: str
+    fields: Mapping[str, Decimal]
+    status: str  # priced | custom
+    source: str | None
+    custom: bool = False
 
-    def cost(self, usage: Usage) -> float | None:
-        if self.placeholder and usage.total_tokens > 0:
-            return None
-        rates = (
-            self.long_context if self.long_context and usage.prompt_tokens > _LONG_CONTEXT else self
-        )
-        uncached = max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
-        visible_output = max(usage.completion_tokens - usage.reasoning_tokens, 0)
-        total = (
-            uncached * rates.input
-            + usage.cached_tokens * rates.cache_read
-            + usage.cache_write_tokens * rates.cache_write
-            + visible_output * rates.output
-            + usage.reasoning_tokens * rates.reasoning
-        )
-        return float(round(total, 15))
+    @property
+    def placeholder(self) -> bool:
+        """A 0/0 price in the map: not a free model, an unknown one."""
+        return not self.custom and not self.fields.get(INPUT) and not self.fields.get(OUTPUT)
 
 
-def rates_from_custom(price: ModelPrice) -> Rates:
-    """Rates from a user's price (USD per million tokens)."""
-    rate = {k: _rate(v) for k, v in price.model_dump().items()}
-    inp = rate["input_per_million"] / PER_MILLION  # type: ignore[operator]
-    out = rate["output_per_million"] / PER_MILLION  # type: ignore[operator]
-
-    def per_token(key: str, default: Decimal) -> Decimal:
-        value = rate[key]
-        return value / PER_MILLION if value is not None else default
-
-    return Rates(
-        inp,
-        out,
-        per_token("cached_input_per_million", inp),
-        per_token("cache_write_per_million", inp),
-        per_token("reasoning_per_million", out),
-    )
-
-
-def rates_from_map(entry: dict[str, Any]) -> Rates | None:
-    """Rates from a litellm price-map entry; None when it has no usable token price."""
-    inp, out = _rate(entry.get("input_cost_per_token")), _rate(entry.get("output_cost_per_token"))
-    if inp is None or out is None:
+def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Entry | None:
+    """A price-map entry's cost fields; None when it has no input or output price."""
+    fields = {}
+    for key, value in raw.items():
+        if key == WEB_SEARCH and isinstance(value, dict):  # per search, by context size
+            fields.update({f"{key}.{size}": value[size] for size in value})
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if "cost" in key and number and math.isfinite(value) and value >= 0:
+            fields[key] = Decimal(repr(float(value)))
+    fields = {
+        key: value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+        for key, value in fields.items()
+        if isinstance(value, Decimal | int | float) and not isinstance(value, bool)
+    }
+    if INPUT not in fields or OUTPUT not in fields:
         return None
-    cache_read = _rate(entry.get("cache_read_input_token_cost"))
-    cache_write = _rate(entry.get("cache_creation_input_token_cost"))
-    reasoning = _rate(entry.get("output_cost_per_reasoning_token"))
-    base = Rates(
-        inp,
-        out,
-        cache_read if cache_read is not None else inp,
-        cache_write if cache_write is not None else inp,
-        reasoning if reasoning is not None else out,
-        placeholder=inp == 0 and out == 0,
+    return Entry(name, fields, "priced", source)
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """The rates of one call's parts, and the notes that apply if that part is used."""
+
+    rates: dict[str, Decimal]
+    notes: dict[str, str]
+
+
+def _resolve(entry: Entry, prompt_tokens: int, tier: str | None) -> _Rates:
+    fields = entry.fields
+    thresholds = sorted(
+        {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m},
+        reverse=True,
     )
-    long_in = _rate(entry.get("input_cost_per_token_above_200k_tokens"))
-    long_out = _rate(entry.get("output_cost_per_token_above_200k_tokens"))
-    if long_in is None and long_out is None:
-        return base
-    long_read = _rate(entry.get("cache_read_input_token_cost_above_200k_tokens"))
-    long_write = _rate(entry.get("cache_creation_input_token_cost_above_200k_tokens"))
-    long_context = Rates(
-        long_in or inp,
-        long_out or out,
-        long_read or base.cache_read,
-        long_write or base.cache_write,
-        base.reasoning,
+    above = next((n for n in thresholds if prompt_tokens > n * 1000), None)
+    context = f"_above_{above}k_tokens" if above is not None else ""
+    suffix = _tier_suffix(fields, tier)
+    notes: dict[str, str] = {}
+    if tier and suffix is None and tier.lower() not in _DEFAULT_TIERS:
+        notes["*"] = f"no price for service tier '{tier}': standard rates"
+
+    tier_part = f"_{suffix}" if suffix else ""
+
+    def rate(base: str) -> Decimal | None:
+        """The most specific variant of ``base`` present. Not the one for this call's
+        context and service tier, while the model prices them (for its input): a note."""
+        ideal = f"{base}{context}{tier_part}"
+        for name in (ideal, f"{base}{context}", f"{base}{tier_part}", base):
+            if name in fields:
+                priced = base == INPUT or f"{INPUT}{context}{tier_part}" in fields
+                if name != ideal and not entry.custom and priced:
+                    notes.setdefault(base, f"no {ideal} in the price map")
+                return fields[name]
+        return None
+
+    text_in, text_out = rate(INPUT) or Decimal(0), rate(OUTPUT) or Decimal(0)  # always there
+    claude = "claude" in entry.name.lower()
+    rates = {"text_in": text_in, "text_out": text_out, "image_in": rate(IMAGE_IN) or text_in}
+    rates["reasoning"] = rate(REASONING) or text_out
+
+    def part(key: str, base: str, fallback: Decimal, why: str) -> None:
+        value = rate(base)
+        if value is None:
+            value = fallback
+            if not entry.custom:
+                notes[key] = why
+        rates[key] = value
+
+    read_factor, write_factor, hour_factor = (
+        (Decimal("0.1"), Decimal("1.25"), Decimal(2)) if claude else (1, 1, 1)
     )
-    return Rates(**{**base.__dict__, "long_context": long_context})
+    multiples = " (Anthropic's multiple of the input price)" if claude else ""
+    part("cached", CACHE_READ, text_in * read_factor, f"no cache-read price{multiples}")
+    part("write_5m", CACHE_WRITE, text_in * write_factor, f"no cache-write price{multiples}")
+    part(
+        "write_1h",
+        CACHE_WRITE_1H,
+        text_in * hour_factor if claude else rates["write_5m"],
+        f"no 1-hour cache-write price{multiples or ' (the 5-minute price)'}",
+    )
+    part("audio_in", AUDIO_IN, text_in, "no audio input price (text price)")
+    part("audio_out", AUDIO_OUT, text_out, "no audio output price (text price)")
+    part("image_out", IMAGE_OUT, text_out, "no image output price (text price)")
+    return _Rates(rates, notes)
 
 
-def price_custom(price: ModelPrice, usage: Usage) -> float:
-    """Cost with a user-supplied price."""
-    return rates_from_custom(price).cost(usage) or 0.0
+def _tier_suffix(fields: Mapping[str, Decimal], tier: str | None) -> str | None:
+    if not tier or tier.lower() in _DEFAULT_TIERS:
+        return None
+    name = _TIER_SUFFIX.get(tier.lower(), tier.lower())
+    return (
+        name
+        if f"{INPUT}_{name}" in fields or any(key.endswith(f"_{name}") for key in fields)
+        else None
+    )
 
 
-def price_from_map(entry: dict[str, Any], usage: Usage) -> float | None:
-    """Cost from a litellm price-map entry; None when it has no usable token price."""
-    rates = rates_from_map(entry)
-    return rates.cost(usage) if rates is not None else None
+def cost_of(entry: Entry, usage: Usage, tier: str | None = None) -> Price:
+    """Price one call's usage with one entry."""
+    if entry.placeholder and usage.total_tokens > 0:
+        return UNPRICED
+    resolved = _resolve(entry, usage.prompt_tokens, tier)
+    r = resolved.rates
+    write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    parts = {
+        "text_in": usage.prompt_tokens
+        - usage.cached_tokens
+        - usage.cache_write_tokens
+        - usage.audio_input_tokens
+        - usage.image_input_tokens,
+        "cached": usage.cached_tokens,
+        "write_5m": usage.cache_write_tokens - write_1h,
+        "write_1h": write_1h,
+        "audio_in": usage.audio_input_tokens,
+        "image_in": usage.image_input_tokens,
+        "text_out": usage.completion_tokens
+        - usage.reasoning_tokens
+        - usage.audio_output_tokens
+        - usage.image_output_tokens,
+        "reasoning": usage.reasoning_tokens,
+        "audio_out": usage.audio_output_tokens,
+        "image_out": usage.image_output_tokens,
+    }
+    total = sum((max(tokens, 0) * r[key] for key, tokens in parts.items()), Decimal(0))
+    if usage.web_search_requests:
+        fee = entry.fields.get(f"{WEB_SEARCH}.{SEARCH_SIZE}")
+        if fee is not None:
+            total += usage.web_search_requests * fee
+        elif not entry.custom:
+            resolved.notes["web_search"] = f"no {WEB_SEARCH} price: searches not billed"
+            parts["web_search"] = usage.web_search_requests
+    notes = tuple(
+        note
+        for key, note in resolved.notes.items()
+        if key in ("*", INPUT) or parts.get(key, 0) > 0 or _part_of(key, parts)
+    )
+    status = "approximate" if notes and not entry.custom else entry.status
+    return Price(float(round(total, 15)), status, entry.source, notes, entry.name)
+
+
+def _part_of(field: str, parts: Mapping[str, int]) -> bool:
+    """Whether a note about a map field concerns a part this call used."""
+    used = {
+        OUTPUT: "text_out",
+        CACHE_READ: "cached",
+        CACHE_WRITE: "write_5m",
+        CACHE_WRITE_1H: "write_1h",
+        REASONING: "reasoning",
+        AUDIO_IN: "audio_in",
+        AUDIO_OUT: "audio_out",
+        IMAGE_IN: "image_in",
+        IMAGE_OUT: "image_out",
+    }.get(field)
+    return used is not None and parts.get(used, 0) > 0
+
+
+# -- the price book -------------------------------------------------------------------
 
 
 class PriceBook:
-    """Prices calls: the user's prices first, then litellm's price map."""
+    """Prices calls: your prices first, then litellm's price map.
+
+    Which entry prices a call, first found wins: your price for the requested name; your
+    price for the model that answered (``Served.model``); the map's entry for the model
+    that answered (so an Azure deployment named ``gpt-4o`` that served gpt-4o-mini is billed
+    as gpt-4o-mini); the map's entry for the requested name (with and without the provider
+    prefix; a fine-tune ``ft:BASE:org::id`` as ``ft:BASE``).
+    """
 
     def __init__(
         self,
-        custom: dict[str, ModelPrice] | None = None,
+        custom: Mapping[str, ModelPrice] | None = None,
         *,
         custom_source: str = "custom",
         remote_price_map: bool = False,
@@ -351,9 +436,7 @@ class PriceBook:
         self.custom = dict(custom or {})
         self.custom_source = custom_source
         self.remote_price_map = remote_price_map
-        self._resolved: dict[
-            tuple[str, str | None, str | None], tuple[Rates | None, str, str | None]
-        ] = {}
+        self._entries: dict[tuple[str, str | None, str | None], Entry | None] = {}
 
     @classmethod
     def from_file(cls, path: Path | None, **kwargs: Any) -> PriceBook:
@@ -367,47 +450,67 @@ class PriceBook:
         usage: Usage,
         *,
         provider: str | None = None,
-        response_model: str | None = None,
+        served: Served | None = None,
         override: ModelPrice | None = None,
     ) -> Price:
         """Price one call; ``override`` (a call argument) wins over everything."""
+        tier = served.service_tier if served else None
         if override is not None:
-            return Price(price_custom(override, usage), "custom", "custom:argument")
-        key = (model, provider, response_model)
-        resolved = self._resolved.get(key)
-        if resolved is None:
-            resolved = self._resolved[key] = self._resolve(model, provider, response_model)
-        rates, status, source = resolved
-        cost = rates.cost(usage) if rates is not None else None
-        if cost is None:
-            return Price(None, "unpriced", None)
-        return Price(cost, status, source)
+            entry = self._custom_entry(model, override, "custom:argument")
+            return cost_of(entry, usage, tier) if entry is not None else UNPRICED
+        entry = self.entry(model, provider, served.model if served else None)
+        return cost_of(entry, usage, tier) if entry is not None else UNPRICED
 
-    def _resolve(
-        self, model: str, provider: str | None, response_model: str | None
-    ) -> tuple[Rates | None, str, str | None]:
-        """The rates for a model: the user's price, else the first price-map entry."""
-        names = _candidates(model, provider, response_model)
-        for name in names:
+    def entry(self, model: str, provider: str | None, served_model: str | None) -> Entry | None:
+        """The entry that prices calls of ``model`` (cached)."""
+        key = (model, provider, served_model)
+        if key not in self._entries:
+            self._entries[key] = self._find(model, provider, served_model)
+        return self._entries[key]
+
+    def _find(self, model: str, provider: str | None, served: str | None) -> Entry | None:
+        requested = _names(model, provider)
+        answered = _names(served, provider) if served and served != model else []
+        for name in requested + answered:
             if name in self.custom:
-                return rates_from_custom(self.custom[name]), "custom", self.custom_source
+                return self._custom_entry(name, self.custom[name], self.custom_source)
+        for name in answered + requested:
+            entry = self._map_entry(name)
+            if entry is not None and not entry.placeholder:
+                return entry
+        return None
+
+    def _custom_entry(self, name: str, price: ModelPrice, source: str) -> Entry | None:
+        own = price.rates()
+        if price.base_model is None:
+            return Entry(name, own, "custom", source, custom=True)
+        base = None
+        for candidate in _names(price.base_model, None):
+            base = self._map_entry(candidate)
+            if base is not None:
+                break
+        if base is None:
+            return None  # the base model has no price: unpriced, never a guess
+        if not own:
+            return Entry(base.name, base.fields, "priced", base.source)
+        return Entry(name, {**base.fields, **own}, "custom", source)
+
+    def _map_entry(self, name: str) -> Entry | None:
         litellm = _litellm.load(remote_price_map=self.remote_price_map)
-        for name in names:
-            entry = litellm.model_cost.get(name)
-            rates = rates_from_map(entry) if entry is not None else None
-            if rates is not None and not rates.placeholder:
-                return rates, "priced", _litellm.price_map_source()
-        return None, "unpriced", None
+        raw = litellm.model_cost.get(name)
+        if not isinstance(raw, dict):
+            return None
+        return entry_from_map(name, raw, _litellm.price_map_source())
 
 
-def _candidates(model: str, provider: str | None, response_model: str | None) -> list[str]:
+def _names(model: str, provider: str | None) -> list[str]:
+    """The names a model may have in the price map, most specific first."""
     names = [model]
+    bare = model.split("/", 1)[1] if "/" in model else model
     if "/" in model:
-        names.append(model.split("/", 1)[1])
+        names.append(bare)
     elif provider:
         names.append(f"{provider}/{model}")
-    if response_model and response_model not in names:
-        names.append(response_model)
-        if "/" in response_model:
-            names.append(response_model.split("/", 1)[1])
+    if bare.startswith("ft:") and bare.count(":") >= 2:  # ft:BASE:org:suffix:id
+        names.append(":".join(bare.split(":")[:2]))
     return list(dict.fromkeys(names))

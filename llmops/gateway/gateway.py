@@ -25,13 +25,14 @@ from llmops.config import CONTENT_MODES, Settings
 from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
 from llmops.gateway import _litellm
 from llmops.gateway._content import scrub, scrub_error, stored_request, stored_response
-from llmops.gateway.accounting import (
-    ModelPrice,
-    Price,
-    PriceBook,
+from llmops.gateway.accounting import ModelPrice, Price, PriceBook, model_price, price_details
+from llmops.gateway.usage import (
+    Served,
     Usage,
     estimate_usage,
-    model_price,
+    served_by,
+    tool_call_text,
+    tools_of,
     usage_from_response,
 )
 from llmops.prompts import Prompt, PromptRegistry
@@ -79,6 +80,7 @@ class _Call:
     price: ModelPrice | None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
+    served: Served = field(default_factory=Served)  # what the provider says answered
 
 
 class Gateway:
@@ -339,12 +341,14 @@ class Gateway:
     def _record_response(self, call: _Call, response: Any, latency_ms: float) -> Completion:
         text = _response_text(response)
         hidden = getattr(response, "_hidden_params", None) or {}
+        raw_usage = getattr(response, "usage", None)
         usage, price, provider = self._account(
             call,
-            usage_from_response(getattr(response, "usage", None)),
+            usage_from_response(raw_usage),
             text,
             hidden.get("custom_llm_provider"),
-            getattr(response, "model", None),
+            served_by(response, raw_usage),
+            tool_call_text(_response_tool_calls(response)),
         )
         self._record(call, "ok", usage, price, latency_ms, text, provider=provider)
         return Completion(
@@ -365,15 +369,23 @@ class Gateway:
         usage: Usage | None,
         text: str,
         provider: str | None,
-        response_model: str | None,
+        served: Served,
+        tool_calls: str = "",
     ) -> tuple[Usage | None, Price, str | None]:
         """Usage (counted locally when the provider sent none), price and provider of a
         finished call. Never raises: a call that cannot be priced is recorded unpriced."""
+        call.served = served
         try:
             if usage is None:
-                usage = estimate_usage(call.model, call.messages, text)
+                usage = estimate_usage(
+                    call.model,
+                    call.messages,
+                    text,
+                    tools=tools_of(call.params),
+                    completion_tool_calls=tool_calls,
+                )
             provider = provider or _provider_of(call.model)
-            return usage, self._price(call, usage, provider, response_model), provider
+            return usage, self._price(call, usage, provider, served), provider
         except Exception as exc:  # accounting must never break the app's call or lose it
             log.exception("llmops: could not price call %s; recording it unpriced", call.id)
             return usage, Price(None, "unpriced", f"pricing failed: {type(exc).__name__}"), provider
@@ -397,17 +409,11 @@ class Gateway:
             error=exc,
         )
 
-    def _price(
-        self, call: _Call, usage: Usage, provider: str | None, response_model: str | None
-    ) -> Price:
+    def _price(self, call: _Call, usage: Usage, provider: str | None, served: Served) -> Price:
         if usage.total_tokens == 0 and call.price is None:
             return Price(0.0, "priced", None)  # nothing was used, nothing is billed
         return self.prices.price(
-            call.model,
-            usage,
-            provider=provider,
-            response_model=response_model,
-            override=call.price,
+            call.model, usage, provider=provider, served=served, override=call.price
         )
 
     def _record(
@@ -478,8 +484,10 @@ class Gateway:
             "metadata": None,
             "request": None,
             "response_text": None,
+            "usage_details": None,
         }
         if not minimal:
+            row["usage_details"] = _usage_details(call, usage, price)
             row["metadata"] = scrub(call.metadata) if call.metadata else None
             row["request"] = stored_request(self.content, call.messages, call.params)
             row["response_text"] = stored_response(self.content, text)
@@ -595,6 +603,26 @@ def _provider_of(model: str) -> str | None:
     return _PROVIDERS[model]
 
 
+def _usage_details(call: _Call, usage: Usage | None, price: Price) -> dict[str, Any] | None:
+    """The ``usage_details`` column: the usage parts without a column, who served the call,
+    the price entry used and why a price is approximate; None when there is nothing."""
+    details: dict[str, Any] = usage.details() if usage is not None else {}
+    served = call.served
+    if served.model and served.model != call.model:
+        details["served_model"] = served.model
+    if served.service_tier:
+        details["service_tier"] = served.service_tier
+    details.update(price_details(call.model, price))
+    return details or None
+
+
+def _response_tool_calls(response: Any) -> Any:
+    try:
+        return response.choices[0].message.tool_calls
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
 def _error_message(error: BaseException | None, params: dict[str, Any]) -> str | None:
     """An exception's message without the credentials it may echo."""
     if error is None:
@@ -638,7 +666,7 @@ def _price_book(prices: Any, settings: Settings) -> PriceBook:
     if isinstance(prices, str | Path):
         return PriceBook.from_file(Path(prices), remote_price_map=remote)
     custom = {name: model_price(p, f"Gateway(prices=...)[{name!r}]") for name, p in prices.items()}
-    return PriceBook(custom, custom_source="custom:argument", remote_price_map=remote)
+    return PriceBook(custom, custom_source="custom:mapping", remote_price_map=remote)
 
 
 def close_all() -> None:

@@ -3,8 +3,11 @@
 litellm fires no callback for a stream the consumer abandons, so the gateway wraps the
 stream itself: the call is recorded exactly once, when the stream is exhausted (``ok``),
 raises (``error``), or is closed, garbage-collected or left by a ``break``
-(``cancelled``). Usage comes from the provider's final usage chunk; without one, tokens
-are counted locally and marked as estimated.
+(``cancelled``). Usage comes from the provider's final usage chunk. Without one, tokens
+are counted locally and marked as estimated: the gateway always asks for
+``stream_options.include_usage``, and when a provider ignores it litellm makes up a usage
+chunk from its own count, which the recorder tells apart by looking at the chunks litellm
+received from the provider (``CustomStreamWrapper.chunks``).
 """
 
 from __future__ import annotations
@@ -13,11 +16,21 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmops.gateway.accounting import Usage, usage_from_response
+from llmops.gateway.usage import Served, Usage, served_by, usage_from_response
 from llmops.store.records import CallStatus
 
 if TYPE_CHECKING:
     from llmops.gateway.gateway import Completion, Gateway, _Call
+
+
+def chunk_hidden(chunk: Any) -> dict[str, Any]:
+    hidden = getattr(chunk, "_hidden_params", None)
+    return hidden if isinstance(hidden, dict) else {}
+
+
+def _chunk_usage(chunk: Any) -> Any:
+    getter = getattr(chunk, "get", None)  # litellm's responses are also mappings
+    return getter("usage", None) if callable(getter) else getattr(chunk, "usage", None)
 
 
 class _Recorder:
@@ -37,7 +50,8 @@ class _Recorder:
             from llmops.gateway.gateway import _provider_of
 
             self.provider = _provider_of(call.model)
-        self.response_model: str | None = None
+        self.served = Served()
+        self.tool_calls: list[str] = []  # names and arguments of streamed tool calls
         self.ttft_ms: float | None = None
         self.result: Completion | None = None
 
@@ -47,19 +61,39 @@ class _Recorder:
 
     def absorb(self, chunk: Any) -> str:
         """Take one chunk; return its text (may be empty)."""
-        usage = usage_from_response(getattr(chunk, "usage", None))
+        raw_usage = getattr(chunk, "usage", None)
+        usage = usage_from_response(raw_usage)
         if usage is not None:
             self.usage = usage
-        self.response_model = getattr(chunk, "model", None) or self.response_model
+        served = served_by(chunk, raw_usage or (chunk_hidden(chunk).get("usage")))
+        if served.model or served.service_tier:
+            self.served = Served(
+                served.model if served.model != self.call.model else self.served.model,
+                served.service_tier or self.served.service_tier,
+            )
         try:
-            text = chunk.choices[0].delta.content or ""
+            delta = chunk.choices[0].delta
+            text = delta.content or ""
         except (AttributeError, IndexError, TypeError):
-            text = ""
+            delta, text = None, ""
+        calls = getattr(delta, "tool_calls", None)
+        if calls:
+            from llmops.gateway.usage import tool_call_text
+
+            self.tool_calls.append(tool_call_text(calls))
         if text:
             if self.ttft_ms is None:
                 self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
             self.parts.append(text)
         return text
+
+    def _provider_sent_usage(self) -> bool:
+        """Whether the usage came from the provider, not from litellm's own count (litellm
+        keeps the provider's chunks in ``chunks``; without that list, trust the usage)."""
+        chunks = getattr(self.response, "chunks", None)
+        if not isinstance(chunks, list):
+            return True
+        return any(_chunk_usage(chunk) is not None for chunk in chunks)
 
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
@@ -69,8 +103,9 @@ class _Recorder:
         latency_ms = (time.perf_counter() - self.call.started) * 1000
         text = "".join(self.parts)
         gateway, call = self.gateway, self.call
+        usage = self.usage if self.usage is not None and self._provider_sent_usage() else None
         usage, price, provider = gateway._account(
-            call, self.usage, text, self.provider, self.response_model
+            call, usage, text, self.provider, self.served, "".join(self.tool_calls)
         )
         gateway._record(
             call,

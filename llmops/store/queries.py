@@ -437,6 +437,8 @@ class Overview:
     feedback_count: int
     feedback_avg: float | None
     unpriced_models: tuple[str, ...] = ()  # models of completed calls with no known price
+    approximate_calls: int = 0  # priced, but the price map lacked a rate they used
+    approximate_models: tuple[str, ...] = ()
 
     @property
     def error_rate(self) -> float | None:
@@ -467,9 +469,11 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         .having(sa.func.sum(rows.c.unpriced_calls) > 0)
         .order_by(rows.c.model)
     )
+    approximate = _approximate_calls(engine, filters)
     scores = _feedback_rows(engine, filters)
     feedback = sa.select(sa.func.sum(scores.c.n), sa.func.sum(scores.c.score * scores.c.n))
     with engine.connect() as connection:
+        approximated = connection.execute(approximate).all()
         t = connection.execute(totals).one()
         feedback_count, score_sum = connection.execute(feedback).one()
         unpriced_models = tuple(connection.execute(unpriced).scalars())
@@ -494,7 +498,42 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         feedback_count=int(feedback_count or 0),
         feedback_avg=float(score_sum) / int(feedback_count) if feedback_count else None,
         unpriced_models=unpriced_models,
+        approximate_calls=sum(int(n) for _, n in approximated),
+        approximate_models=tuple(model for model, _ in approximated),
     )
+
+
+def _approximate_calls(engine: Engine, filters: Filters) -> sa.Select[Any]:
+    """Approximately priced calls per model, read from their partial index (few rows
+    whatever the range). Its condition is a literal, not a parameter, so the planners can
+    use it; SQLite is told to, since without statistics it would rather read every call
+    through an index that groups by model."""
+    conditions = [_c.cost_status == sa.literal_column("'approximate'"), *filters.where()]
+    if engine.dialect.name != "sqlite":
+        model: Any = _c.model
+        source: Any = CALLS
+    else:
+        conditions = [_unqualified(condition) for condition in conditions]
+        model = sa.column("model")
+        source = sa.text("llm_calls INDEXED BY ix_llm_calls_approximate")
+    return (
+        sa.select(model, sa.func.count())
+        .select_from(source)
+        .where(*conditions)
+        .group_by(model)
+        .order_by(model)
+    )
+
+
+def _unqualified(condition: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``condition`` with llm_calls' columns by bare name (for a FROM given as text)."""
+
+    def bare(element: Any) -> Any:
+        if isinstance(element, sa.Column) and element.table is CALLS:
+            return sa.column(element.name, element.type)
+        return None
+
+    return sa.sql.visitors.replacement_traverse(condition, {}, bare)
 
 
 def percentiles(

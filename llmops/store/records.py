@@ -27,7 +27,7 @@ from llmops.store.tables import CALLS, FEEDBACK
 
 RecordKind = Literal["call", "feedback"]
 CallStatus = Literal["ok", "error", "cancelled"]
-CostStatus = Literal["priced", "custom", "unpriced"]
+CostStatus = Literal["priced", "custom", "approximate", "unpriced"]
 
 MAX_METADATA_BYTES = 64 * 1024  # encoded metadata above this is replaced by a preview
 MAX_TEXT_CHARS = 4 * 1024 * 1024  # response text, error messages, message contents
@@ -66,6 +66,7 @@ class CallRow(TypedDict):
     metadata: dict[str, Any] | None
     request: dict[str, Any] | None
     response_text: str | None
+    usage_details: dict[str, Any] | None
 
 
 class FeedbackRow(TypedDict):
@@ -100,7 +101,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "feedback": tuple(column.name for column in FEEDBACK.columns),
 }
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
-_JSON = {"call": ("tags", "metadata", "request"), "feedback": ()}
+_JSON = {"call": ("tags", "metadata", "request", "usage_details"), "feedback": ()}
 
 
 def fit(value: str, limit: int) -> str:

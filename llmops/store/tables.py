@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 CALL_STATUSES = ("ok", "error", "cancelled")
-COST_STATUSES = ("priced", "custom", "unpriced")
+COST_STATUSES = ("priced", "custom", "approximate", "unpriced")
 
 
 class CallRecord(SQLModel, table=True):
@@ -34,6 +34,11 @@ class CallRecord(SQLModel, table=True):
             "ix_llm_calls_timing",  # covers the percentile queries, filters included
             "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
             "user_id", "source", "status",
+        ),
+        sa.Index(  # the few calls priced approximately, counted by the dashboard
+            "ix_llm_calls_approximate", "created_at", "model",
+            sqlite_where=sa.text("cost_status = 'approximate'"),
+            postgresql_where=sa.text("cost_status = 'approximate'"),
         ),
     )  # fmt: skip
 
@@ -67,6 +72,11 @@ class CallRecord(SQLModel, table=True):
     )
     request: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     response_text: str | None = Field(default=None, sa_type=sa.Text)
+    usage_details: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=JSON,
+        description="usage parts without a column, who served the call, the price entry used",
+    )
 
 
 class FeedbackRecord(SQLModel, table=True):

@@ -79,7 +79,7 @@ def test_costs_recompute(make_gateway, server, database_url: str, cli, tmp_path)
     args = ("costs", "recompute", "--since", "1d", "--database-url", database_url)
     dry = cli(*args, "--prices", str(prices), "--dry-run", cwd=tmp_path)
     assert dry.code == 0, dry.stderr
-    assert "5 call(s) examined, would change 3, 0 unpriced" in dry.stdout
+    assert "5 call(s) examined, would change 3, 0 now unpriced, 0 approximate" in dry.stdout
 
     def costs() -> dict[str, list]:
         with create_engine(database_url).connect() as connection:
@@ -101,6 +101,13 @@ def test_costs_recompute(make_gateway, server, database_url: str, cli, tmp_path)
     )
     assert all(status == "priced" for _, status, _ in after["gpt-4o-mini"])
     assert "changed 0" in cli(*args, "--prices", str(prices), cwd=tmp_path).stdout
+    # without the prices file acme-mystery-9 has no price: its cost stays, and we are told
+    (tmp_path / "empty.yaml").write_text("models: {}\n")
+    kept = cli(*args, "--prices", str(tmp_path / "empty.yaml"), cwd=tmp_path)
+    assert "changed 0" in kept.stdout
+    assert "warning: 3 call(s) kept their old cost" in kept.stderr
+    assert "openai/acme-mystery-9 (3)" in kept.stderr
+    assert costs()["openai/acme-mystery-9"] == after["openai/acme-mystery-9"]
 
 
 def test_costs_recompute_bad_input(cli, tmp_path) -> None:

@@ -11,12 +11,15 @@ from llmops.gateway import _litellm
 from llmops.gateway.accounting import (
     ModelPrice,
     PriceBook,
+    cost_of,
+    entry_from_map,
+    read_prices,
+)
+from llmops.gateway.usage import (
     Usage,
     count_message_tokens,
     count_text_tokens,
     estimate_usage,
-    price_from_map,
-    read_prices,
     usage_from_response,
 )
 
@@ -63,6 +66,11 @@ def test_claude_cache_reads_and_writes(book: PriceBook) -> None:
 def test_unknown_model_is_unpriced_never_zero(book: PriceBook) -> None:
     price = book.price("acme/mystery-model-9000", Usage(100, 100))
     assert (price.cost_usd, price.status, price.source) == (None, "unpriced", None)
+
+
+def price_from_map(fields: dict, usage: Usage) -> float | None:
+    entry = entry_from_map("test-model", fields, "test")
+    return cost_of(entry, usage).cost_usd if entry is not None else None
 
 
 def test_zero_placeholder_price_is_not_a_free_model() -> None:
@@ -112,9 +120,9 @@ def test_custom_zero_price_is_allowed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("models:\n  m:\n    input_per_million: 1\n", 2, "output_per_million"),
+        ("models:\n  m:\n    input_per_million: 1\n", 2, "output_per_million, or base_model"),
         ("models:\n  m:\n    input_per_million: -1\n    output_per_million: 1\n", 3, "greater"),
-        ("models:\n  m:\n    input: 1\n    output_per_million: 1\n", 3, "m.input: Extra"),
+        ("models:\n  m:\n    input: 1\n    output_per_million: 1\n", 2, "unknown field 'input'"),
         ("modles: {}\n", 1, "modles"),
     ],
 )
@@ -161,3 +169,201 @@ def test_local_token_counts_match_tiktoken() -> None:
     assert count_message_tokens("openai/gpt-4o-mini", messages) == expected
     estimated = estimate_usage("gpt-4o-mini", messages, "Tomorrow.")
     assert estimated.estimated and estimated.completion_tokens == len(o200k.encode("Tomorrow."))
+
+
+# -- every billing dimension ------------------------------------------------------------
+
+
+def test_a_tier_the_model_prices_only_in_part_is_approximate() -> None:
+    fields = {
+        "input_cost_per_token": 1e-6,
+        "output_cost_per_token": 4e-6,
+        "cache_read_input_token_cost": 0.1e-6,
+        "input_cost_per_token_above_200k_tokens": 2e-6,
+        "output_cost_per_token_above_200k_tokens": 8e-6,
+    }
+    entry = entry_from_map("some-model", fields, "test")
+    assert entry is not None
+    below = cost_of(entry, Usage(100_000, 1000, cached_tokens=50_000))
+    assert below.status == "priced" and not below.notes
+    assert below.cost_usd == pytest.approx((50_000 * 1 + 50_000 * 0.1 + 1000 * 4) / M)
+    # above 200k the cache read has no tier rate: the base one is used, and flagged
+    above = cost_of(entry, Usage(300_000, 1000, cached_tokens=100_000))
+    assert above.status == "approximate"
+    assert above.notes == ("no cache_read_input_token_cost_above_200k_tokens in the price map",)
+    assert above.cost_usd == pytest.approx((200_000 * 2 + 100_000 * 0.1 + 1000 * 8) / M)
+    # a prompt of exactly 200k is not above it
+    assert cost_of(entry, Usage(200_000, 0)).cost_usd == pytest.approx(0.2)
+    # reasoning above the tier: the tier's output rate (the map has no reasoning rate)
+    thinking = cost_of(entry, Usage(250_000, 3000, reasoning_tokens=2000))
+    assert thinking.cost_usd == pytest.approx((250_000 * 2 + 3000 * 8) / M)
+
+
+def test_an_unknown_service_tier_is_priced_at_standard_rates_and_flagged(book) -> None:
+    from llmops.gateway.usage import Served
+
+    price = book.price("gpt-4o-mini", Usage(1000, 100), served=Served(service_tier="turbo"))
+    assert price.status == "approximate"
+    assert "no price for service tier 'turbo'" in price.notes[0]
+    standard = book.price("gpt-4o-mini", Usage(1000, 100), served=Served(service_tier="default"))
+    assert (standard.status, standard.notes) == ("priced", ())
+
+
+def test_prices_file_adds_a_tier_the_map_lacks(tmp_path: Path) -> None:
+    """Anthropic bills claude-sonnet-4-5 above 200k input at $6/$22.50 per 1M; the map's
+    direct entry has no such tier: prices.yaml adds it, in the map's own field names."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "models:\n"
+        "  anthropic/claude-sonnet-4-5:\n"
+        "    base_model: claude-sonnet-4-5\n"
+        "    input_cost_per_token_above_200k_tokens: 0.000006\n"
+        "    output_cost_per_token_above_200k_tokens: 0.0000225\n"
+        "    cache_read_input_token_cost_above_200k_tokens: 0.0000006\n"
+    )
+    book = PriceBook.from_file(prices)
+    long = book.price("anthropic/claude-sonnet-4-5", Usage(250_000, 2000, cached_tokens=50_000))
+    assert long.cost_usd == pytest.approx((200_000 * 6 + 50_000 * 0.6 + 2000 * 22.5) / M)
+    assert (long.status, long.source) == ("custom", "custom:prices.yaml")
+    short = book.price("anthropic/claude-sonnet-4-5", Usage(1000, 100))  # map rates below
+    assert short.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / M)
+
+
+def test_a_deployment_priced_as_its_base_model(tmp_path: Path) -> None:
+    book = PriceBook({"azure/prod-chat": ModelPrice(base_model="azure/gpt-4o-mini")})
+    price = book.price("azure/prod-chat", Usage(1000, 100))
+    assert price.status == "priced" and price.priced_as == "azure/gpt-4o-mini"
+    assert price.cost_usd == pytest.approx((1000 * 0.165 + 100 * 0.66) / M, rel=0.2)
+    missing = PriceBook({"azure/x": ModelPrice(base_model="acme/no-such-model")})
+    assert missing.price("azure/x", Usage(10, 10)).status == "unpriced"
+
+
+def test_custom_prices_cover_every_dimension() -> None:
+    price = ModelPrice(
+        input_per_million=2, output_per_million=8, cache_write_1h_per_million=4,
+        audio_input_per_million=40, audio_output_per_million=80, web_search_per_request=0.01,
+    )  # fmt: skip
+    usage = Usage(
+        prompt_tokens=1000, completion_tokens=500, cache_write_tokens=300,
+        cache_write_1h_tokens=100, audio_input_tokens=200, audio_output_tokens=100,
+        web_search_requests=3,
+    )  # fmt: skip
+    cost = PriceBook().price("m", usage, override=price)
+    # text in 1000-300-200=500 at 2; 5m writes 200 at the input price (2); 1h writes 100 at
+    # 4; audio in 200 at 40; text out 400 at 8; audio out 100 at 80; 3 searches at 0.01
+    expected = (500 * 2 + 200 * 2 + 100 * 4 + 200 * 40 + 400 * 8 + 100 * 80) / M + 0.03
+    assert cost.cost_usd == pytest.approx(expected) and cost.status == "custom"
+
+
+def test_a_price_field_that_means_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown field 'inptu_per_million'"):
+        ModelPrice.model_validate(
+            {"inptu_per_million": 1, "input_per_million": 1, "output_per_million": 1}
+        )
+    with pytest.raises(ValueError, match="finite"):
+        ModelPrice.model_validate({"base_model": "x", "input_cost_per_token": float("inf")})
+
+
+# -- local counts: tools, images, tool calls ---------------------------------------------
+
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": "The city and state, e.g. San Francisco, CA",
+                    },
+                    "unit": {
+                        "type": "string",
+                        "description": "The unit of temperature to return",
+                        "enum": ["celsius", "fahrenheit"],
+                    },
+                },
+                "required": ["location"],
+            },
+        },
+    }
+]
+WEATHER_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful assistant that can answer to questions about the weather.",
+    },
+    {"role": "user", "content": "What's the weather like in San Francisco?"},
+]
+
+
+@pytest.mark.parametrize(("model", "tokens"), [("gpt-4o-mini", 101), ("gpt-4o", 101),
+                                               ("gpt-4", 105), ("gpt-3.5-turbo", 105)])  # fmt: skip
+def test_tools_count_as_openai_bills_them(model: str, tokens: int) -> None:
+    """The OpenAI cookbook's example ("How to count tokens with tiktoken"): the API
+    reported 101 prompt tokens for gpt-4o(-mini) and 105 for gpt-4 and gpt-3.5-turbo."""
+    assert count_message_tokens(model, WEATHER_MESSAGES, WEATHER_TOOLS) == tokens
+
+
+def png(width: int, height: int) -> str:
+    import base64
+    import struct
+
+    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR"
+    header += struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return "data:image/png;base64," + base64.b64encode(header + b"\x00" * 32).decode()
+
+
+@pytest.mark.parametrize(
+    ("size", "detail", "model", "tokens"),
+    [
+        ((1024, 1024), "high", "gpt-4o", 765),  # 768x768: 4 tiles, 85 + 4 * 170
+        ((2048, 4096), "high", "gpt-4o", 1105),  # 1024x2048 -> 768x1536: 6 tiles
+        ((4096, 8192), "low", "gpt-4o", 85),
+        ((1024, 1024), "high", "gpt-4o-mini", 2833 + 4 * 5667),
+        ((1024, 1024), "high", "gpt-4.1-mini", 1659),  # 1024 patches x 1.62
+    ],
+)
+def test_images_count_by_openai_rules(size, detail, model, tokens) -> None:
+    from llmops.gateway.usage import image_tokens
+
+    assert image_tokens(model, size, detail) == tokens
+
+
+def test_an_image_in_a_message_is_counted_from_its_header() -> None:
+    """The issue's case: one 1024x1024 high-detail image was counted as no tokens at all."""
+    text = [{"type": "text", "text": "What's in this image?"}]
+    image = {"type": "image_url", "image_url": {"url": png(1024, 1024), "detail": "high"}}
+    without = count_message_tokens("gpt-4o", [{"role": "user", "content": text}])
+    with_image = count_message_tokens("gpt-4o", [{"role": "user", "content": [*text, image]}])
+    assert with_image - without == 765
+
+
+def test_image_headers() -> None:
+    import base64
+
+    from llmops.gateway.usage import _image_size
+
+    gif = (
+        "data:image/gif;base64," + base64.b64encode(b"GIF89a\x20\x03\x58\x02" + bytes(20)).decode()
+    )
+    jpeg_bytes = b"\xff\xd8\xff\xe0\x00\x10" + bytes(14) + b"\xff\xc0\x00\x11\x08\x02\x58\x03\x20"
+    jpeg = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes + bytes(20)).decode()
+    assert _image_size(png(640, 480)) == (640, 480)
+    assert _image_size(gif) == (800, 600)
+    assert _image_size(jpeg) == (800, 600)
+    assert _image_size("https://example.com/cat.png") is None
+    assert _image_size("data:image/png;base64,!!!not base64") is None
+
+
+def test_tool_calls_in_the_conversation_and_the_answer_are_counted() -> None:
+    function = {"name": "get_current_weather", "arguments": '{"location": "Paris"}'}
+    call = {"id": "c1", "type": "function", "function": function}
+    history = [*WEATHER_MESSAGES, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    assert count_message_tokens("gpt-4o", history) > count_message_tokens(
+        "gpt-4o", WEATHER_MESSAGES
+    ) + count_text_tokens("gpt-4o", '{"location": "Paris"}')
+    usage = estimate_usage("gpt-4o", WEATHER_MESSAGES, "", completion_tool_calls='{"a": 1}')
+    assert usage.completion_tokens == count_text_tokens("gpt-4o", '{"a": 1}') and usage.estimated

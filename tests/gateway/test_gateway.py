@@ -18,7 +18,7 @@ from llmops.errors import (
     SchemaOutdatedError,
     UnknownCallError,
 )
-from llmops.gateway.accounting import count_message_tokens, count_text_tokens
+from llmops.gateway.usage import count_message_tokens, count_text_tokens
 from llmops.store.engine import create_engine, upgrade
 from llmops.testing import Reply
 from tests.conftest import PromptRepo

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from llmops.gateway.accounting import ModelPrice, PriceBook
@@ -42,8 +43,75 @@ def test_recompute_updates_calls_and_rollups(database_url: str, tmp_path: Path) 
     assert {status for _, status in costs("gpt-4o-mini")} == {"priced"}
     assert_rollups_match(engine)
 
-    # every change in this batch sets the cost to NULL (unpriced) again
+    # without the custom price acme-x cannot be priced: it keeps its cost, loudly...
     report = recompute_costs(engine, PriceBook(), since=NOW - timedelta(days=30), model="acme-x")
+    assert (report.changed, report.kept, report.kept_models) == (0, 30, {"acme-x": 30})
+    assert costs("acme-x") == {(1000 * 2e-6 + 500 * 6e-6, "custom")}
+    # ...unless asked: then every change in this batch sets the cost to NULL (unpriced) again
+    report = recompute_costs(
+        engine, PriceBook(), since=NOW - timedelta(days=30), model="acme-x", allow_unpriced=True
+    )
     assert report.changed == 30 and report.unpriced == 30
     assert costs("acme-x") == {(None, "unpriced")}
     assert_rollups_match(engine)
+
+
+def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_path: Path):
+    """Issue: a call priced through the model that served it went back to unpriced. Every
+    dimension the gateway priced is stored (usage_details), so the same price map gives the
+    same costs, exactly."""
+    from llmops import Gateway
+    from llmops.testing import Reply
+
+    gw = Gateway(database_url=database_url, home=tmp_path / "home", prompts=tmp_path / "none")
+    messages = [{"role": "user", "content": "hi"}]
+    openai = {"api_base": server.base_url, "api_key": "sk-test", "num_retries": 0}
+    calls = [
+        ({"model": "azure/gpt-4o", "api_base": server.url, "api_key": "k", "api_version":
+          "2024-10-21"}, Reply(prompt_tokens=1000, completion_tokens=100,
+                               model="gpt-4o-mini-2024-07-18")),
+        ({"model": "openai/o3", **openai, "service_tier": "flex"},
+         Reply(prompt_tokens=20000, cached_tokens=5000, completion_tokens=4000,
+               reasoning_tokens=3000, service_tier="flex")),
+        ({"model": "anthropic/claude-sonnet-4-5", "api_base": server.anthropic_base_url,
+          "api_key": "k"}, Reply(prompt_tokens=9000, cached_tokens=1000,
+                                 cache_write_tokens=5000, cache_write_1h_tokens=3000,
+                                 completion_tokens=300)),
+        ({"model": "openai/gpt-4o-audio-preview-2024-12-17", **openai},
+         Reply(prompt_tokens=3000, audio_input_tokens=2500, completion_tokens=1200,
+               audio_output_tokens=1000)),
+    ]  # fmt: skip
+    for params, reply in calls:
+        server.enqueue(reply)
+        gw.complete(messages=messages, **params)
+    gw.close()
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        query = sa.select(CALLS.c.model, CALLS.c.cost_usd, CALLS.c.usage_details)
+        before = {row.model: row for row in connection.execute(query)}
+    assert before["azure/gpt-4o"].usage_details["served_model"] == "gpt-4o-mini-2024-07-18"
+    assert before["openai/o3"].usage_details["service_tier"] == "flex"
+    split = before["anthropic/claude-sonnet-4-5"].usage_details
+    assert split["cache_write_1h_tokens"] == 3000
+    report = recompute_costs(engine, PriceBook(), since=datetime.now(UTC) - timedelta(hours=1))
+    assert (report.examined, report.changed, report.kept) == (4, 0, 0)
+    assert report.new_total_usd == pytest.approx(report.old_total_usd, rel=1e-12)
+
+
+def test_prices_given_in_code_are_kept_by_recompute(server, database_url: str, tmp_path):
+    from llmops import Gateway
+
+    prices = {"openai/acme-1": {"input_per_million": 1, "output_per_million": 2}}
+    gw = Gateway(database_url=database_url, home=tmp_path / "home", prompts=tmp_path / "none",
+                 prices=prices)  # fmt: skip
+    gw.complete(model="openai/acme-1", messages=[{"role": "user", "content": "hi"}],
+                api_base=server.base_url, api_key="k", num_retries=0)  # fmt: skip
+    gw.close()
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        source = connection.execute(sa.select(CALLS.c.price_source)).scalar_one()
+    assert source == "custom:mapping"
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert recompute_costs(engine, PriceBook(), since=since).examined == 0
+    report = recompute_costs(engine, PriceBook(), since=since, include_overrides=True)
+    assert (report.examined, report.kept, report.changed) == (1, 1, 0)  # loudly kept

@@ -361,3 +361,27 @@ def test_daily_spend_keeps_the_top_keys_and_sums_the_rest(seeded, by: str) -> No
             assert sum(kept.values()) == pytest.approx(sum(all_.values()))
             for leader in leaders:
                 assert kept.get(leader, 0) == pytest.approx(all_.get(leader, 0))
+
+
+def test_approximate_calls_are_counted_by_their_partial_index(database_url, tmp_path) -> None:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    rows = [
+        call_row(created_at=NOW - timedelta(hours=i), model=model, cost_status=status)
+        for i in range(60)
+        for model, status in (("gpt-4o", "priced"), ("vertex_ai/claude-3", "approximate"))
+        if status == "priced" or i % 3 == 0
+    ]
+    store_rows(engine, tmp_path / "spool", rows)
+    week = q.Filters(start=NOW - timedelta(days=7), end=NOW + timedelta(hours=1))
+    summary = q.overview(engine, week)
+    assert (summary.approximate_calls, summary.approximate_models) == (20, ("vertex_ai/claude-3",))
+    day = dataclasses.replace(week, start=NOW - timedelta(hours=11, minutes=30))
+    assert q.overview(engine, day).approximate_calls == 4  # hours 0, 3, 6, 9
+    gpt = dataclasses.replace(week, models=("gpt-4o",))
+    assert q.overview(engine, gpt).approximate_calls == 0
+    if engine.dialect.name == "sqlite":  # the statement names the partial index
+        statements: list[str] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        q.overview(engine, week)
+        assert any("INDEXED BY ix_llm_calls_approximate" in s for s in statements)

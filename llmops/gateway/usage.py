@@ -1,0 +1,384 @@
+"""Token usage: what providers report (every billing dimension), and local counts when they
+report nothing.
+
+``prompt_tokens`` is always the whole input and ``completion_tokens`` the whole output;
+every other count is a part of one of them. litellm normalises the providers' shapes into
+its ``Usage`` object; where each dimension lands there (checked against the fake server's
+OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.testing.Reply``):
+
+- cached input: ``prompt_tokens_details.cached_tokens`` (OpenAI, Gemini) or
+  ``cache_read_input_tokens`` (Anthropic, Bedrock);
+- cache writes: ``cache_creation_input_tokens``; the 1-hour part:
+  ``prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens``;
+- audio and image input: ``prompt_tokens_details.audio_tokens`` / ``image_tokens``;
+- reasoning, audio and image output: ``completion_tokens_details.reasoning_tokens`` /
+  ``audio_tokens`` / ``image_tokens``;
+- the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
+  Bedrock) or ``usage.service_tier`` (Anthropic); the model: ``response.model``.
+
+Local counts (:func:`estimate_usage`) follow OpenAI's published rules: 3 tokens per message
+and 3 for the reply primer, tool definitions as in OpenAI's cookbook
+(``num_tokens_for_tools``), images by the tile formula (or the patch formula of the models
+that use it). They are exact for OpenAI text models and approximate for the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from llmops.gateway import _litellm
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one call. ``prompt_tokens`` includes cached, cache-written, audio and
+    image input tokens; ``completion_tokens`` includes reasoning, audio and image output."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens: written to a 1-hour cache
+    audio_input_tokens: int = 0
+    image_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    image_output_tokens: int = 0
+    web_search_requests: int = 0  # searches a provider-side tool ran (billed per search)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def details(self) -> dict[str, int]:
+        """The parts that have no column of their own, when not zero (the ``usage_details``
+        column: what re-pricing needs besides the token columns)."""
+        return {name: getattr(self, name) for name in _DETAIL_FIELDS if getattr(self, name)}
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any], details: Mapping[str, Any] | None) -> Usage:
+        """A stored call's usage: its token columns and its ``usage_details``."""
+        extra = {k: _int(v) for k, v in (details or {}).items() if k in _DETAIL_FIELDS}
+        return cls(
+            _int(row.get("prompt_tokens")),
+            _int(row.get("completion_tokens")),
+            _int(row.get("cached_tokens")),
+            _int(row.get("cache_write_tokens")),
+            _int(row.get("reasoning_tokens")),
+            bool(row.get("tokens_estimated")),
+            **extra,
+        )
+
+
+_DETAIL_FIELDS = tuple(
+    f.name
+    for f in fields(Usage)
+    if f.name.startswith(("cache_write_1h", "audio_", "image_", "web_search"))
+)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What answered a call, as the provider reports it."""
+
+    model: str | None = None  # the model that answered (an Azure deployment's real model)
+    service_tier: str | None = None  # flex, priority, default, ...
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _getter(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return obj.get
+    fields_ = getattr(obj, "__dict__", None)  # pydantic models keep their fields here: fast
+    return fields_.get if isinstance(fields_, dict) else functools.partial(getattr, obj)
+
+
+def _field(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def usage_from_response(usage: Any) -> Usage | None:
+    """Normalise litellm's usage object (any provider's shape); None when absent."""
+    if usage is None:
+        return None
+    get = _getter(usage)
+    prompt = _int(get("prompt_tokens", None))
+    completion = _int(get("completion_tokens", None))
+    if prompt == 0 and completion == 0:
+        return None
+    prompt_details = get("prompt_tokens_details", None)
+    completion_details = get("completion_tokens_details", None)
+    cached = _int(_field(prompt_details, "cached_tokens")) or _int(
+        get("cache_read_input_tokens", None)
+    )
+    cache_write = _int(get("cache_creation_input_tokens", None)) or _int(
+        _field(prompt_details, "cache_creation_tokens")
+    )
+    split = _field(prompt_details, "cache_creation_token_details")
+    return Usage(
+        prompt,
+        completion,
+        cached,
+        cache_write,
+        _int(_field(completion_details, "reasoning_tokens")),
+        cache_write_1h_tokens=min(_int(_field(split, "ephemeral_1h_input_tokens")), cache_write),
+        audio_input_tokens=_int(_field(prompt_details, "audio_tokens")),
+        image_input_tokens=_int(_field(prompt_details, "image_tokens")),
+        audio_output_tokens=_int(_field(completion_details, "audio_tokens")),
+        image_output_tokens=_int(_field(completion_details, "image_tokens")),
+        web_search_requests=_int(_field(get("server_tool_use", None), "web_search_requests")),
+    )
+
+
+def served_by(response: Any, usage: Any = None) -> Served:
+    """The model and service tier a response (or a stream chunk) says served the call."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    model = hidden.get("provider_response_model") or getattr(response, "model", None)
+    tier = getattr(response, "service_tier", None) or _field(usage, "service_tier")
+    return Served(
+        model if isinstance(model, str) and model else None,
+        tier if isinstance(tier, str) and tier else None,
+    )
+
+
+# -- local token counting -------------------------------------------------------------
+
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+
+
+@functools.lru_cache(maxsize=8)
+def _encoding(name: str) -> Any:
+    _litellm.configure_environment()
+    import tiktoken
+
+    return tiktoken.get_encoding(name)
+
+
+def _bare(model: str) -> str:
+    return model.rsplit("/", 1)[-1].lower().removeprefix("ft:")
+
+
+def encoding_for(model: str) -> str:
+    """The tiktoken encoding to estimate ``model``'s tokens with (o200k or cl100k)."""
+    return "o200k_base" if _bare(model).startswith(_O200K_PREFIXES) else "cl100k_base"
+
+
+def count_text_tokens(model: str, text: str) -> int:
+    return len(_encoding(encoding_for(model)).encode(text, disallowed_special=()))
+
+
+def count_message_tokens(
+    model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> int:
+    """Prompt tokens as OpenAI counts chat messages: 3 per message, 3 for the reply primer,
+    the text of every string field (1 more for ``name``), each image by its size, the name
+    and arguments of assistant tool calls, and the tool definitions."""
+    total = 3
+    for message in messages:
+        total += 3
+        for key, value in message.items():
+            if key == "content":
+                total += _content_tokens(model, value)
+            elif key == "tool_calls" and isinstance(value, list):
+                total += sum(_tool_call_tokens(model, call) for call in value)
+            elif isinstance(value, str):
+                total += count_text_tokens(model, value) + (1 if key == "name" else 0)
+    if tools:
+        total += count_tool_tokens(model, tools)
+    return total
+
+
+def _content_tokens(model: str, content: Any) -> int:
+    if isinstance(content, str):
+        return count_text_tokens(model, content)
+    if not isinstance(content, list):
+        return 0 if content is None else count_text_tokens(model, str(content))
+    total = 0
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("text"), str):
+            total += count_text_tokens(model, part["text"])
+        elif part.get("type") == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            detail = image.get("detail", "auto") if isinstance(image, dict) else "auto"
+            total += image_tokens(model, _image_size(url), detail)
+    return total
+
+
+def _tool_call_tokens(model: str, call: Any) -> int:
+    function = _field(call, "function")
+    name, arguments = _field(function, "name"), _field(function, "arguments")
+    return (
+        3
+        + (count_text_tokens(model, name) if isinstance(name, str) else 0)
+        + (count_text_tokens(model, arguments) if isinstance(arguments, str) else 0)
+    )
+
+
+def count_tool_tokens(model: str, tools: list[dict[str, Any]]) -> int:
+    """Tokens of tool (function) definitions, by OpenAI's cookbook (``num_tokens_for_tools``:
+    exact for gpt-4o and gpt-4o-mini, the constants of gpt-3.5/gpt-4 for cl100k models)."""
+    o200k = encoding_for(model) == "o200k_base"
+    func_init, prop_init, prop_key, enum_init, enum_item, func_end = (
+        (7, 3, 3, -3, 3, 12) if o200k else (10, 3, 3, -3, 3, 12)
+    )
+    total = 0
+    for tool in tools:
+        function = tool.get("function", tool) if isinstance(tool, dict) else {}
+        if not isinstance(function, dict):
+            continue
+        total += func_init
+        description = str(function.get("description") or "").removesuffix(".")
+        total += count_text_tokens(model, f"{function.get('name', '')}:{description}")
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        if isinstance(properties, dict) and properties:
+            total += prop_init
+            for key, spec in properties.items():
+                spec = spec if isinstance(spec, dict) else {}
+                total += prop_key
+                enum = spec.get("enum")
+                if isinstance(enum, list):
+                    total += enum_init
+                    for item in enum:
+                        total += enum_item + count_text_tokens(model, str(item))
+                p_description = str(spec.get("description") or "").removesuffix(".")
+                total += count_text_tokens(model, f"{key}:{spec.get('type', '')}:{p_description}")
+    return total + func_end if tools else 0
+
+
+# Images: OpenAI's published rules. Tile models: fit in 2048x2048, shortest side to 768,
+# base + per-512px-tile tokens ("low": base only). Patch models: 32px patches, at most
+# 1536, times a multiplier.
+_TILES = (  # (model prefix, base, per tile), the first match wins
+    ("gpt-4o-mini", 2833, 5667),
+    ("o1", 75, 150),
+    ("o3", 75, 150),
+    ("computer-use", 65, 129),
+)
+_PATCHES = (("gpt-4.1-mini", 1.62), ("gpt-4.1-nano", 2.46), ("o4-mini", 1.72))
+DEFAULT_IMAGE_SIZE = (1024, 1024)  # assumed when the size cannot be read (a URL)
+
+
+def image_tokens(model: str, size: tuple[int, int] | None, detail: str = "auto") -> int:
+    """Input tokens of one image for ``model`` (OpenAI's rules; others are approximate)."""
+    bare = _bare(model)
+    width, height = size or DEFAULT_IMAGE_SIZE
+    for prefix, multiplier in _PATCHES:
+        if bare.startswith(prefix):
+            patches = math.ceil(width / 32) * math.ceil(height / 32)
+            if patches > 1536:
+                scale = math.sqrt(32 * 32 * 1536 / (width * height))
+                width, height = int(width * scale), int(height * scale)
+                patches = min(1536, math.ceil(width / 32) * math.ceil(height / 32))
+            return math.ceil(patches * multiplier)
+    base, tile = next(((b, t) for p, b, t in _TILES if bare.startswith(p)), (85, 170))
+    if detail == "low":
+        return base
+    if max(width, height) > 2048:
+        scale = 2048 / max(width, height)
+        width, height = width * scale, height * scale
+    if min(width, height) > 768:
+        scale = 768 / min(width, height)
+        width, height = width * scale, height * scale
+    return base + tile * math.ceil(width / 512) * math.ceil(height / 512)
+
+
+def _image_size(url: Any) -> tuple[int, int] | None:
+    """Width and height of a ``data:`` URL's image (PNG, GIF, JPEG, WebP headers); None
+    for a remote URL (nothing is downloaded)."""
+    if not isinstance(url, str) or not url.startswith("data:") or "," not in url:
+        return None
+    try:
+        head = base64.b64decode(url.split(",", 1)[1][:80_000] + "==", validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        if head.startswith(b"\x89PNG\r\n\x1a\n"):
+            return struct.unpack(">II", head[16:24])
+        if head[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", head[6:10])
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            if head[12:16] == b"VP8X":
+                return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(
+                    head[27:30], "little"
+                )
+            return None
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(head)
+    except struct.error:
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    index = 2
+    while index + 9 < len(data):
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        length = struct.unpack(">H", data[index + 2 : index + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[index + 5 : index + 9])
+            return width, height
+        index += 2 + length
+    return None
+
+
+def estimate_usage(
+    model: str,
+    messages: list[dict[str, Any]],
+    completion: str,
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    completion_tool_calls: str = "",
+) -> Usage:
+    """Usage counted locally with tiktoken, marked as estimated. ``completion_tool_calls``
+    is the text of the tool calls the model made (names and arguments)."""
+    output = completion + completion_tool_calls
+    return Usage(
+        prompt_tokens=count_message_tokens(model, messages, tools),
+        completion_tokens=count_text_tokens(model, output) if output else 0,
+        estimated=True,
+    )
+
+
+def tools_of(params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The tool definitions of a call's parameters (``tools``, or legacy ``functions``)."""
+    tools = params.get("tools")
+    if isinstance(tools, list):
+        return tools
+    functions = params.get("functions")
+    if isinstance(functions, list):
+        return [{"type": "function", "function": f} for f in functions]
+    return None
+
+
+def tool_call_text(tool_calls: Any) -> str:
+    """Names and arguments of a response's tool calls, for counting."""
+    if not isinstance(tool_calls, list):
+        return ""
+    parts = []
+    for call in tool_calls:
+        function = _field(call, "function")
+        for value in (_field(function, "name"), _field(function, "arguments")):
+            if isinstance(value, str):
+                parts.append(value)
+            elif value is not None:
+                parts.append(json.dumps(value))
+    return "".join(parts)
