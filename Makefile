@@ -37,6 +37,7 @@ bench: install  ## benchmarks; figures go in benchmarks/README.md
 	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/eval_throughput.py
+	$(BIN)/python benchmarks/mcnemar.py
 
 lock:  ## re-resolve every dependency and rewrite constraints.txt
 	rm -rf .lock-venv

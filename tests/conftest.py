@@ -153,8 +153,9 @@ def llm_server():
 
 @pytest.fixture
 def server(llm_server):
-    """The local model server with no scripted replies or recorded requests."""
+    """The local model server with no scripted replies, responder or recorded requests."""
     llm_server.reset()
+    llm_server.set_responder(None)
     return llm_server
 
 

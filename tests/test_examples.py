@@ -85,4 +85,4 @@ def test_example_suites_run_offline_and_pass_their_gates(tmp_path) -> None:
     assert runs["candidate"]["pass_rate"]["rate"] >= 0.8
     assert runs["candidate"]["passed"] > runs["baseline"]["passed"]
     comparison = suites["support"]["comparisons"]["gpt-4o-mini"]
-    assert not comparison["significant_regression"] and comparison["fail_to_pass"]
+    assert not comparison["significant_regression"] and comparison["better"]

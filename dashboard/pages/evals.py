@@ -122,12 +122,15 @@ for comparison in comparisons:
         help=f"{baseline.prompt_ref} ({baseline.prompt_version})",
     )
     right.caption(interval(stats.baseline))
-    verdict_column.metric("Paired test p-value", f"{stats.p_value:.4g}")
-    verdict_column.caption(f"exact McNemar test on {stats.paired} paired cases")
+    verdict_column.metric("One-sided p (worse)", f"{stats.p_value:.4g}")
+    verdict_column.caption(
+        f"exact sign test on {stats.paired} cases compared, alpha {stats.alpha:g}"
+        + (f"; {len(stats.errored)} errored, left out" if stats.errored else "")
+    )
     show = VERDICT_STYLE.get(stats.verdict, st.info)
     show(
-        f"Verdict: {stats.verdict}: {len(stats.regressions)} pass → fail, "
-        f"{len(stats.improvements)} fail → pass"
+        f"Verdict: {stats.verdict}: {len(stats.regressions)} cases worse, "
+        f"{len(stats.improvements)} better"
         + (f", {len(stats.flaky)} flaky ({', '.join(stats.flaky)})" if stats.flaky else "")
     )
     if not comparison.flipped:

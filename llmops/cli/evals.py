@@ -68,13 +68,30 @@ def run(
     fail_on_regression: bool = typer.Option(
         False, "--fail-on-regression", help="Exit 1 on a significant regression."
     ),
+    alpha: float | None = typer.Option(
+        None,
+        "--alpha",
+        min=1e-9,
+        max=0.49,
+        help="Significance level of the one-sided regression test [default: each suite's "
+        "alpha, 0.025]; Holm-adjusted across the run's suites and models.",
+    ),
+    max_errors: int = typer.Option(
+        0,
+        "--max-errors",
+        min=0,
+        max=10**9,
+        help="Errored cases (failed model, judge or check calls) tolerated before the run "
+        "is inconclusive (exit 3).",
+    ),
     junit_file: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
     markdown_file: Path | None = typer.Option(None, "--markdown", help="Write Markdown here."),
     json_file: Path | None = typer.Option(None, "--json", help="Write JSON here."),
     prompts_dir: Path | None = typer.Option(None, "--prompts-dir", help="The prompt folder."),
     url: str | None = DatabaseOption,
 ) -> None:
-    """Run suites; exit 0 when every gate passes, 1 when one fails, 2 on bad input."""
+    """Run suites; exit 0 when every gate passes, 1 when one fails, 2 on bad input, 3 when
+    more cases errored than --max-errors allows (inconclusive)."""
     from llmops.evals.runner import plan
     from llmops.evals.suite import load_suite
     from llmops.prompts import PromptRegistry
@@ -113,8 +130,12 @@ def run(
         _dry_run(plans, cache, scope, settings)
         return
     with _model_routes(offline) as routes:
-        reports = _run_all(plans, cache, scope, routes, target_url, registry)
+        reports = _run_all(plans, cache, scope, routes, target_url, registry, alpha)
     from llmops.evals import report as render
+    from llmops.evals.stats import adjust
+
+    adjust([c for r in reports for c in r.comparisons.values()])  # Holm, over the whole run
+    gates = render.Gates(reports, fail_on_regression=fail_on_regression, max_errors=max_errors)
 
     for suite_report in reports:
         typer.echo(render.console(suite_report))
@@ -122,18 +143,13 @@ def run(
     if junit_file:
         _write(junit_file, render.junit(reports), "--junit report")
     if markdown_file:
-        _write(markdown_file, render.markdown(reports), "--markdown report")
+        _write(markdown_file, render.markdown(reports, gates), "--markdown report")
     if json_file:
-        _write(json_file, json.dumps(render.to_json(reports), indent=2), "--json report")
-    failed = [r.suite.name for r in reports if r.below_threshold()]
-    regressed = [r.suite.name for r in reports if r.regressions()]
-    if failed:
-        typer.secho(f"Gate failed: pass rate below threshold in {', '.join(failed)}", fg="red")
-    if regressed:
-        note = "" if fail_on_regression else " (not gating: add --fail-on-regression)"
-        typer.secho(f"Significant regression in {', '.join(regressed)}{note}", fg="yellow")
-    if failed or (fail_on_regression and regressed):
-        raise typer.Exit(1)
+        _write(json_file, json.dumps(render.to_json(reports, gates), indent=2), "--json report")
+    for line, colour in gates.summary():
+        typer.secho(line, fg=colour)
+    if gates.exit_code:
+        raise typer.Exit(gates.exit_code)
 
 
 def _write(path: Path, text: str, what: str) -> None:
@@ -163,7 +179,15 @@ def _model_routes(offline: bool) -> Iterator[Any]:
         yield route
 
 
-def _run_all(plans: list[Any], cache: Any, scope: str, routes: Any, url: str, registry: Any):
+def _run_all(
+    plans: list[Any],
+    cache: Any,
+    scope: str,
+    routes: Any,
+    url: str,
+    registry: Any,
+    alpha: float | None,
+) -> list[Any]:
     from llmops.evals.runner import Runner
     from llmops.evals.storage import save_report
     from llmops.gateway import Gateway
@@ -174,7 +198,12 @@ def _run_all(plans: list[Any], cache: Any, scope: str, routes: Any, url: str, re
         for suite_plan in plans:
             progress = _progress(suite_plan.suite.name, len(suite_plan.jobs))
             runner = Runner(
-                gateway, cache=cache, call_kwargs=routes, cache_scope=scope, progress=progress
+                gateway,
+                cache=cache,
+                call_kwargs=routes,
+                cache_scope=scope,
+                progress=progress,
+                alpha=alpha,
             )
             report = runner.run(suite_plan)
             save_report(gateway.engine, report)

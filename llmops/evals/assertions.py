@@ -34,6 +34,7 @@ class Outcome:
     reason: str
     weight: float = 1.0
     metric: str | None = None
+    error: str | None = None  # the check itself failed: the case errored, it did not fail
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,9 +58,19 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
         score, reason = CHECKS[kind](assertion, output, context)
     except ConfigError:
         raise
-    except Exception as exc:  # a broken check fails the case, with the reason shown
-        score, reason = 0.0, f"{kind} failed: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a broken check: the case errors, it does not fail
+        return broken(assertion, f"{kind} raised {type(exc).__name__}: {str(exc)[:300]}")
+    if not (isinstance(score, int | float) and 0 <= score <= 1):  # NaN included
+        return broken(assertion, f"{kind} returned score {score!r}, outside [0, 1]")
     return finish(assertion, score, reason)
+
+
+def broken(assertion: Assertion, reason: str) -> Outcome:
+    """An assertion that could not judge the output (a crash, a score out of range, a
+    judge that did not answer): an error, left out of the statistics, never a failure."""
+    return Outcome(
+        assertion.type, False, 0.0, reason, assertion.weight, assertion.metric, error=reason
+    )
 
 
 def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | None:
@@ -105,10 +116,22 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
     elif kind == "python":
         if not isinstance(value, str) or not value.strip():
             return "python: value must be 'file.py:function', 'file.py' or 'module:function'"
-        target = value.partition(":")[0]
+        target = _python_spec(value).partition(":")[0]
         if target.endswith(".py") and base_dir is not None and not (base_dir / target).is_file():
             return f"python: no file {base_dir / target}"
+        if base_dir is not None:
+            try:  # load it now: a missing module or function is found before any model call
+                load_function(value, base_dir)
+            except ConfigError as exc:
+                return str(exc)
+            except Exception as exc:  # the file itself fails to import
+                return f"python: {value} fails to load: {type(exc).__name__}: {exc}"
     return None
+
+
+def _python_spec(value: str) -> str:
+    """promptfoo writes ``file://checks.py:function``; the scheme is optional here."""
+    return value.strip().removeprefix("file://")
 
 
 def _schema_problem(kind: str, schema: dict[str, Any]) -> str | None:
@@ -328,7 +351,7 @@ def load_function(spec: str, base_dir: Path) -> Callable[..., Any]:
     key = (spec, str(base_dir))
     if key in _FUNCTIONS:
         return _FUNCTIONS[key]
-    target, _, name = spec.partition(":")
+    target, _, name = _python_spec(spec).partition(":")
     if target.endswith(".py"):
         path = (base_dir / target).resolve()
         if not path.is_file():

@@ -1,44 +1,42 @@
 """Tails of the fair-coin binomial distribution, fast and to nearly full float precision.
 
-X ~ Binomial(n, 1/2) is the number of ``b`` flips among the n discordant pairs of the exact
-McNemar (sign) test. :func:`two_sided` is its two-sided p-value; :func:`tail_at_least` and
-:func:`tail_at_most` are the one-sided tails. Standard library only.
+X ~ Binomial(n, 1/2) counts the ``b`` flips among the n discordant pairs of the exact
+McNemar (sign) test: :func:`two_sided` is its two-sided p-value, :func:`tail_at_least` and
+:func:`tail_at_most` the one-sided tails. Standard library only.
 
-How a tail is computed. By symmetry every tail is the smaller tail P(X <= j) with j < n / 2,
-or one minus it (which is at least 1/2, so nothing cancels). Two routes:
+By symmetry every tail is either the smaller tail P(X <= j), j < n / 2, or one minus it
+(then at least 1/2, so nothing cancels). The smaller tail takes one of two routes:
 
 * exact, when n <= ``EXACT_N`` or j <= ``EXACT_J``: the sum of C(n, i) over i <= j as one
   Python integer, divided by 2**n. Python rounds an integer ratio correctly, subnormals
-  included, so the result is the correctly rounded float of the exact value, identical to
-  the old quadratic ``sum(math.comb(...)) / 2**n``. It costs j big-integer steps of about
-  n bits: ~1 ms at n = 2,000, and nothing at all when j is tiny (for n beyond ~1,500 and
-  j <= ``EXACT_J`` the tail is below 2**-1075 and comes out as 0.0 without dividing).
-* saddle point, otherwise: the largest term of the tail, t_j = C(n, j) / 2**n, in the form of
-  Loader (2000), "Fast and accurate computation of binomial probabilities", specialised to
-  p = 1/2 (no cancellation between large logarithms, unlike ``lgamma``):
+  included, so this is the correctly rounded value, the very float that the old quadratic
+  ``sum(math.comb(n, i) ...) / 2**n`` gives. It costs j big-integer steps of n bits (0.6 ms
+  at n = 2,000), and nothing when j is tiny (past n ~ 1,500 such a tail is below 2**-1075
+  and comes out as 0.0 without building 2**n).
+* saddle point, otherwise. The largest term t_j = C(n, j) / 2**n comes from Loader (2000),
+  "Fast and accurate computation of binomial probabilities", specialised to p = 1/2:
 
       log t_j = -n K(d) - log(2 pi j (n - j) / n) / 2 + s(n) - s(j) - s(n - j)
 
-  where d = (n - 2j) / n, K(d) = ((1+d) log1p(d) + (1-d) log1p(-d)) / 2 = n-scaled
-  Kullback-Leibler divergence of j/n from 1/2 (a sum of positive terms d**2k / (2k(2k-1))),
-  and s(m) = log(m!) - log(sqrt(2 pi m) (m/e)**m) is Stirling's error, from its asymptotic
-  series (m > 30 here, where six terms are exact to 1e-19). n K(d) is evaluated as
-  (n - 2j)**2 / (2n) (an exact integer ratio, rounded once) times 1 + d**2/6 + d**4/15 +
-  ..., so log t_j carries an absolute error of a few units of 1e-16 times |log t_j|: at
-  most ~2e-13 relative in t_j for any t_j above the float range's bottom (|log t_j| < 745).
-  Then t_{i-1} = t_i * i / (n - i + 1) walks outwards, the terms shrinking, until they no
-  longer change the sum in double precision: O(sqrt(n)) terms near the centre (about
-  4.5 sqrt(n)), a handful in a far tail. Each step rounds once, so a term k steps out carries
-  at most k rounding errors; weighted by the terms that is about sqrt(n) / 2 * 1.1e-16 at
-  worst near the centre (5e-14 at n = 1e6), far less in practice (errors average out).
+  with d = (n - 2j) / n, n K(d) = j log(2j / n) + (n - j) log(2 (n - j) / n) (n times the
+  Kullback-Leibler divergence of j / n from 1/2) and s(m) = log(m!) - log(sqrt(2 pi m)
+  (m / e)**m), Stirling's error, from six terms of its series (m > 30: error below 1e-21).
+  Unlike ``lgamma`` differences, no two large logarithms cancel. n K(d) is summed exactly in
+  80-bit fixed point from its series of positive terms, sum over k of
+  (n - 2j)**2k / (2k (2k - 1) n**(2k - 1)), or for d > 0.75 taken from the closed form in
+  40-digit ``decimal``; either way it comes out as an exact integer plus a fraction, and
+  e**-integer as 2**-q e**(q ln 2 - integer), so that no float ever holds a large exponent
+  (a double near -690 alone carries 6e-14). Then the terms t_{i-1} = t_i * i / (n - i + 1)
+  are summed outwards (compensated) until they no longer change the sum: about 4.5 sqrt(n)
+  terms from the centre, a handful in a far tail.
 
-Accuracy (measured against exact rationals by tests/evals/test_binomial.py and by the
-sampling in benchmarks/mcnemar.py --accuracy): relative error below 1e-13 wherever the true
-value is at least 2.2e-308 (the smallest normal float). Below that, in the subnormal range,
-the result is within a couple of units of 2**-1074 of the true value (the old exact
-function gives the correctly rounded subnormal), and a true value below 2**-1075 ~ 2.5e-324
-comes out as 0.0, as it does from the exact division. Running time: O(1) + O(sqrt(n)) float
-steps, about 1 ms at n = 1,000,000 near the centre.
+Accuracy, measured against exact integer sums (tests/evals/test_binomial.py, and
+``python benchmarks/mcnemar.py --accuracy [--big-n 1000000]``): the exact route rounds
+correctly; the saddle-point route stays within 2.5e-15 relative (the largest error measured,
+over ~1,000 points with n from 63 to 1,000,000, from the centre down to 2.2e-308, the
+smallest normal float). In the subnormal range the error is that or a few units of 2**-1074,
+and a true value below 2**-1075 (~2.5e-324) comes out as 0.0, as it does from the exact
+division. Time: O(sqrt(n)) float steps, about 0.1 ms at n = 10,000, 1.5 ms at 1,000,000.
 """
 
 from __future__ import annotations
@@ -55,7 +53,9 @@ EXACT_J = 30
 
 _LOG_2PI = math.log(2 * math.pi)
 _LN2 = math.log(2.0)
-_SCALE = 128  # extra binary exponent used to keep exp() normal near the bottom of the range
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits (fdlibm): q * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10  # ln 2 - _LN2_HI
+_FIXED_BITS = 80  # binary places of the fixed-point sum of n K(d)
 # Stirling's series: s(m) = sum_k B_2k / (2k (2k - 1) m**(2k - 1)); the next term after
 # these six is 1/156 / m**13, below 1e-21 for m > 30.
 _STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360)
@@ -84,8 +84,9 @@ def tail_at_most(k: int, n: int) -> float:
 def two_sided(k: int, n: int) -> float:
     """Exact two-sided p-value of k successes in n fair coin flips (McNemar / sign test).
 
-    ``min(1, 2 * min(P(X <= k), P(X >= k)))``, 1.0 for n = 0; the same definition as
-    ``llmops.evals.stats.binomial_two_sided``, and the same float for n <= ``EXACT_N``.
+    ``min(1, 2 * min(P(X <= k), P(X >= k)))``, 1.0 for n = 0: the definition of the old
+    quadratic ``stats.binomial_two_sided``, and the very same float for n <= ``EXACT_N``.
+    Unlike it, a k outside 0..n is a ValueError (it returned 0.0).
     """
     k, n = _check(k, n)
     if not 0 <= k <= n:
@@ -105,6 +106,8 @@ def _check(k: int, n: int) -> tuple[int, int]:
 
 def _cdf(k: int, n: int) -> float:
     """P(X <= k) for 0 <= k < n."""
+    if 2 * k + 1 == n:
+        return 0.5  # the centre of an odd n: exactly half, by symmetry
     j = min(k, n - 1 - k)  # the smaller tail: P(X <= j) = P(X >= n - j) and j < n / 2
     if n <= EXACT_N or j <= EXACT_J:
         return _cdf_exact(k, n)
@@ -136,10 +139,9 @@ def _cdf_exact(k: int, n: int) -> float:
 def _lower(j: int, n: int) -> float:
     """P(X <= j) for EXACT_J < j < n / 2, from the saddle-point form of t_j (see the module
     docstring) and the ratio recurrence towards i = 0."""
-    whole, rest = _n_kl(j, n)  # n K(d) = whole + rest, whole an integer
-    # log t_j = -whole + rest_of_log: the large integer part is kept apart and exact
-    rest_of_log = (
-        -rest
+    whole, fraction = _n_kl(j, n)  # n K(d) = whole + fraction, whole an exact integer
+    rest = (  # log t_j = rest - whole, |rest| < 0.5 log(n) + 1
+        -fraction
         - 0.5 * (_LOG_2PI + math.log(j) + math.log1p(-j / n))
         + _stirling_error(n)
         - _stirling_error(j)
@@ -147,11 +149,10 @@ def _lower(j: int, n: int) -> float:
     )
     # Terms shrink outwards at least geometrically (the ratio i / (n - i + 1) falls with i),
     # so the tail is at most t_j / (1 - r_j): give up early when even that underflows.
-    ratio = j / (n - j + 1)
-    if rest_of_log - whole - math.log1p(-ratio) < -746.0:
+    if rest - whole - math.log1p(-j / (n - j + 1)) < -746.0:
         return 0.0
     total = 1.0  # sum of t_i / t_j, from i = j outwards
-    compensation = 0.0  # Neumaier's compensated summation
+    compensation = 0.0  # Neumaier's compensated summation (total >= 1 > term)
     term = 1.0
     i = j
     while i > 0:
@@ -165,22 +166,21 @@ def _lower(j: int, n: int) -> float:
         if term * r < 2.0**-60 * total * (1.0 - r):
             break
     total += compensation
-    if rest_of_log - whole > -700.0:
-        # exp of an exact integer and of a moderate number: each within an ulp or so
-        return math.exp(-whole) * (math.exp(rest_of_log) * total)
-    # near or below the smallest normal float: scale up, then round once into the subnormals
-    scaled = math.exp((rest_of_log - whole) + _SCALE * _LN2) * total
-    return math.ldexp(scaled, -_SCALE)
+    # e**-whole = 2**-q * e**(q ln 2 - whole), with q ln 2 - whole exact to ~1e-16 (Cody and
+    # Waite's split of ln 2); ldexp is exact, or rounds once into the subnormals.
+    q = round(whole / _LN2)
+    reduced = (q * _LN2_HI - whole) + q * _LN2_LO
+    return math.ldexp(math.exp(reduced + rest) * total, -q)
 
 
 def _n_kl(j: int, n: int) -> tuple[int, float]:
     """n K(d), d = (n - 2j) / n (n times the divergence of j / n from 1/2), as an integer
-    plus a float, so that the float's rounding error is relative to the smaller part."""
+    plus a float in [0, 1) good to ~1e-16 (absolute)."""
     m = n - 2 * j
     if 4 * m > 3 * n:
-        # d > 0.75 (j < n / 8): the series converges slowly, and the closed form
-        # j log(2j / n) + (n - j) log(2 (n - j) / n) cancels by up to 3x, which in floats
-        # costs ~4e-13 near the bottom of the range; 40 decimal digits cost ~60 us.
+        # d > 0.75 (j < n / 8), where the series converges slowly: the closed form, which
+        # cancels by up to 3x, in 40 decimal digits (~60 us; past n ~ 2,400 such a tail
+        # underflows and _lower returns 0.0).
         from decimal import Context
 
         context = Context(prec=40)
@@ -190,21 +190,22 @@ def _n_kl(j: int, n: int) -> tuple[int, float]:
         )
         whole = int(value)
         return whole, float(context.subtract(value, whole))
-    # n K(d) = m**2 / (2n) * (1 + d**2 / 6 + d**4 / 15 + ...), the bracket's k-th term being
-    # 2 d**(2k - 2) / (2k (2k - 1)): all positive; m**2 / (2n) is split exactly.
-    d2 = (m * m) / (n * n)
-    power = d2
-    correction = 0.0
-    k = 2
+    # n K(d) = sum over k >= 1 of m**2k / (2k (2k - 1) n**(2k - 1)): positive terms, each
+    # taken exactly to _FIXED_BITS binary places (d**2 <= 9/16: <= ~110 terms, ~50 us).
+    m2, n2 = m * m, n * n
+    numerator, denominator = m2, n
+    total = 0
+    k = 1
     while True:
-        step = 2.0 * power / (2 * k * (2 * k - 1))
-        if correction + step == correction:
+        term = (numerator << _FIXED_BITS) // (denominator * (2 * k) * (2 * k - 1))
+        if term == 0:
             break
-        correction += step
-        power *= d2
+        total += term
+        numerator *= m2
+        denominator *= n2
         k += 1
-    whole, remainder = divmod(m * m, 2 * n)
-    return whole, remainder / (2 * n) + (m * m / (2 * n)) * correction
+    whole = total >> _FIXED_BITS
+    return whole, (total - (whole << _FIXED_BITS)) / (1 << _FIXED_BITS)
 
 
 def _stirling_error(m: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 import uuid
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import ConfigFileError, LLMOpsError
-from llmops.evals.assertions import Context, Outcome, check, finish
+from llmops.evals.assertions import Context, Outcome, broken, check, finish
 from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
-from llmops.evals.stats import Comparison, Interval, compare, wilson
+from llmops.evals.stats import Comparison, Interval, compare, pass_fraction, rate
 from llmops.evals.suite import WORKING, Assertion, Case, Suite
 from llmops.prompts import Prompt, PromptRegistry
 
@@ -55,6 +56,17 @@ class CaseResult:
     cached: bool = False
     call_id: str | None = None
 
+    @property
+    def errored(self) -> bool:
+        """The model call, the judge or a check failed: no pass or fail for this repeat."""
+        return self.error is not None or any(o.error for o in self.outcomes)
+
+    @property
+    def error_reason(self) -> str | None:
+        if self.error is not None:
+            return self.error
+        return next((o.error for o in self.outcomes if o.error), None)
+
 
 @dataclass
 class RunResult:
@@ -69,11 +81,22 @@ class RunResult:
 
     @property
     def passed(self) -> int:
-        return sum(r.passed for r in self.results)
+        """Repeats that passed."""
+        return sum(r.passed and not r.errored for r in self.results)
+
+    @property
+    def completed(self) -> int:
+        """Repeats with a result (not errored)."""
+        return sum(not r.errored for r in self.results)
 
     @property
     def interval(self) -> Interval:
-        return wilson(self.passed, len(self.results))
+        """The pass rate over cases (the mean of their pass fractions), with its interval."""
+        return rate(self.by_case())
+
+    def errored_cases(self) -> list[str]:
+        """Cases with no completed repeat."""
+        return [case for case, passes in self.by_case().items() if pass_fraction(passes) is None]
 
     @property
     def cost_usd(self) -> float:
@@ -83,20 +106,26 @@ class RunResult:
     def cached(self) -> int:
         return sum(r.cached for r in self.results)
 
-    def by_case(self) -> dict[str, list[bool]]:
-        """Case id -> pass flag per repeat."""
-        cases: dict[str, list[bool]] = {}
+    def by_case(self) -> dict[str, list[bool | None]]:
+        """Case id -> pass flag per repeat (None for an errored repeat)."""
+        cases: dict[str, list[bool | None]] = {}
         for result in sorted(self.results, key=lambda r: (r.case_id, r.repeat)):
-            cases.setdefault(result.case_id, []).append(result.passed)
+            cases.setdefault(result.case_id, []).append(None if result.errored else result.passed)
         return cases
 
     def flaky(self) -> list[str]:
-        return [case for case, passes in self.by_case().items() if 0 < sum(passes) < len(passes)]
+        return [
+            case
+            for case, passes in self.by_case().items()
+            if (fraction := pass_fraction(passes)) is not None and 0 < fraction < 1
+        ]
 
     def metrics(self) -> dict[str, float]:
-        """Mean score of each named metric."""
+        """Mean score of each named metric (over completed repeats)."""
         scores: dict[str, list[float]] = {}
         for result in self.results:
+            if result.errored:
+                continue
             for outcome in result.outcomes:
                 if outcome.metric:
                     scores.setdefault(outcome.metric, []).append(outcome.score)
@@ -126,11 +155,16 @@ class SuiteReport:
         return None
 
     def below_threshold(self) -> list[RunResult]:
+        """Candidate runs whose pass rate over completed cases is below the threshold."""
         return [
             run
             for run in self.candidates()
-            if run.results and run.passed / len(run.results) < self.threshold
+            if not math.isnan(run.interval.rate) and run.interval.rate < self.threshold
         ]
+
+    def errors(self) -> int:
+        """Repeats without a result, in every run of the suite."""
+        return sum(len(run.results) - run.completed for run in self.runs)
 
     def regressions(self) -> dict[str, Comparison]:
         return {m: c for m, c in self.comparisons.items() if c.significant_regression}
@@ -261,6 +295,7 @@ class Runner:
         cache_scope: str = "live",
         judge: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        alpha: float | None = None,
     ) -> None:
         self.gateway = gateway
         self.cache = cache
@@ -268,6 +303,7 @@ class Runner:
         self.cache_scope = cache_scope
         self.judge = judge
         self.progress = progress
+        self.alpha = alpha  # overrides the suites' own
 
     def run(self, plan: Plan, batch_id: str | None = None) -> SuiteReport:
         return asyncio.run(self.arun(plan, batch_id))
@@ -304,7 +340,9 @@ class Runner:
                 None,
             )
             if base is not None:
-                comparisons[run.target.model] = compare(run.by_case(), base.by_case())
+                comparisons[run.target.model] = compare(
+                    run.by_case(), base.by_case(), alpha=self.alpha or plan.suite.spec.alpha
+                )
         return SuiteReport(plan.suite, batch, runs, comparisons)
 
     async def _run_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
@@ -404,7 +442,7 @@ class Runner:
                     **self.call_kwargs(judge),
                 )
             except Exception as exc:
-                return finish(assertion, 0.0, f"judge call failed: {exc}", passed=False), 0.0
+                return broken(assertion, f"judge call failed: {type(exc).__name__}: {exc}"), 0.0
             text, cost = completion.text, completion.cost_usd or 0.0
             if self.cache:
                 self.cache.put(
@@ -412,9 +450,7 @@ class Runner:
                 )
         verdict = parse_verdict(text)
         if verdict is None:
-            return finish(
-                assertion, 0.0, f"judge gave no verdict: {text[:120]!r}", passed=False
-            ), cost
+            return broken(assertion, f"judge gave no verdict: {text[:120]!r}"), cost
         score, judged_pass, reason = verdict
         threshold = assertion.threshold if assertion.threshold is not None else 0.5
         return finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from sqlalchemy.engine import Engine
@@ -31,7 +32,8 @@ def save_report(engine: Engine, report: SuiteReport) -> None:
                 "cases": len({r.case_id for r in run.results}),
                 "results": len(run.results),
                 "passed": run.passed,
-                "pass_rate": run.passed / len(run.results) if run.results else None,
+                # per case (the mean pass fraction of completed cases), as the gate reads it
+                "pass_rate": None if math.isnan(run.interval.rate) else run.interval.rate,
                 "cost_usd": run.cost_usd,
                 "cached": run.cached,
             }

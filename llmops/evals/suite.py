@@ -98,6 +98,13 @@ class SuiteFile(BaseModel):
     cases: list[Case] = Field(default_factory=list)
     cases_file: str | None = Field(default=None, description="JSONL or CSV, next to the suite.")
     threshold: float = Field(default=1.0, ge=0, le=1, description="Minimum pass rate.")
+    alpha: float = Field(
+        default=0.025,
+        gt=0,
+        lt=0.5,
+        description="Significance level of the one-sided regression test (Holm-adjusted "
+        "across the suites of one run).",
+    )
     repeat: int = Field(default=1, ge=1, le=100)
     concurrency: int = Field(default=8, ge=1, le=256)
 

@@ -755,7 +755,7 @@ def eval_runs(engine: Engine, suite: str | None = None, limit: int = 500) -> lis
 @dataclass
 class FlippedCase:
     case_id: str
-    direction: str  # "pass -> fail" or "fail -> pass"
+    direction: str  # "worse" or "better" (pass fraction over the repeats)
     candidate_output: str
     baseline_output: str
 
@@ -787,15 +787,17 @@ def eval_comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
             rows = connection.execute(
                 sa.select(
                     results.run_id, results.case_id, results.repeat_index, results.passed,
-                    results.output,
+                    results.output, results.error,
                 )
                 .where(results.run_id.in_([candidate.id, baseline.id]))
                 .order_by(results.case_id, results.repeat_index)
             ).all()  # fmt: skip
-            passes: dict[str, dict[str, list[bool]]] = {candidate.id: {}, baseline.id: {}}
+            passes: dict[str, dict[str, list[bool | None]]] = {candidate.id: {}, baseline.id: {}}
             outputs: dict[tuple[str, str], str] = {}
-            for run_id, case_id, _, passed, output in rows:
-                passes[run_id].setdefault(case_id, []).append(bool(passed))
+            for run_id, case_id, _, passed, output, error in rows:
+                passes[run_id].setdefault(case_id, []).append(
+                    None if error is not None else bool(passed)
+                )
                 outputs.setdefault((run_id, case_id), output or "")
             stats = compare(passes[candidate.id], passes[baseline.id])
             flipped = [
@@ -803,8 +805,8 @@ def eval_comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
                     case, direction, outputs[(candidate.id, case)], outputs[(baseline.id, case)]
                 )
                 for direction, cases in (
-                    ("pass -> fail", stats.regressions),
-                    ("fail -> pass", stats.improvements),
+                    ("worse", stats.regressions),
+                    ("better", stats.improvements),
                 )
                 for case in cases
             ]

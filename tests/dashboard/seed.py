@@ -292,9 +292,9 @@ def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float,
 
 
 def sign_test(b: int, c: int) -> float:
-    """Exact two-sided binomial p-value of b against c flips."""
-    n, k = b + c, min(b, c)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    """Exact one-sided p-value that b of b + c flips went the worse way: P(X >= b)."""
+    n = b + c
+    return sum(math.comb(n, i) for i in range(b, n + 1)) / 2**n
 
 
 def spend_between(calls: list[Call], start: datetime, end: datetime, *, inclusive: bool) -> float:

@@ -204,10 +204,10 @@ def test_evals_page_compares_candidate_and_baseline(seeded: Seed) -> None:
         low, high = wilson(passed, 10)
         assert f"95% interval {c.pct(low)} to {c.pct(high)} (n = 10)" in captions
     p_value = sign_test(6, 1)  # c0-c5 pass -> fail, c9 fail -> pass
-    assert shown["Paired test p-value"] == f"{p_value:.4g}" == "0.125"
-    assert texts(at.info) == ["Verdict: no significant difference: 6 pass → fail, 1 fail → pass"]
+    assert shown["One-sided p (worse)"] == f"{p_value:.4g}" == "0.0625"
+    assert texts(at.info) == ["Verdict: no significant difference: 6 cases worse, 1 better"]
     flipped = [t for t in texts(at.markdown) if t.startswith("**c")]
-    assert flipped == [f"**c{i}**: pass -> fail" for i in range(6)] + ["**c9**: fail -> pass"]
+    assert flipped == [f"**c{i}**: worse" for i in range(6)] + ["**c9**: better"]
     outputs = [(a.value, b.value) for a, b in zip(at.code[::2], at.code[1::2], strict=True)]
     assert outputs == [
         (f"Echo: Howdy, N{i}!", f"Echo: Hello, N{i}!") for i in (0, 1, 2, 3, 4, 5, 9)

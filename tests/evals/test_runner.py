@@ -46,7 +46,7 @@ def test_a_run_through_the_gateway(project, server, make_gateway, database_url, 
     assert candidate.metrics() == {"greeting": 0.0}
     comparison = report.comparisons["gpt-4o-mini"]
     assert comparison.regressions == [f"c{i}" for i in range(10)]
-    assert comparison.significant_regression and comparison.p_value == pytest.approx(2 / 2**10)
+    assert comparison.significant_regression and comparison.p_value == pytest.approx(1 / 2**10)
     assert report.below_threshold() == [candidate]
     assert candidate.cost_usd > 0 and candidate.cached == 0
     assert len(server.requests) == 20
