@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo bench lock clean
+.PHONY: install test test-fast lint format demo bench lock clean
 
 install: $(STAMP)  ## create .venv and install llmops with pinned dependencies
 
@@ -14,14 +14,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[dev]"
 	touch $(STAMP)
 
-test: install  ## lint, then the whole test suite
+test: install  ## lint, type-check, then the whole test suite, on every core
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
-lint: install
+test-fast: install  ## lint, then the unit tests only: no database server, process or browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not integration" -n auto --dist loadgroup
+
+lint: install  ## ruff and mypy only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -50,4 +56,4 @@ lock:  ## re-resolve every dependency and rewrite constraints.txt
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

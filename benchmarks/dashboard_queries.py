@@ -28,7 +28,7 @@ dashboard/ calls them (the sidebar, on every page, runs filter_options):
 
 Goal: every page under 1 s. `--explain` prints each statement of the slowest functions
 with its own time and its plan (EXPLAIN QUERY PLAN on SQLite, EXPLAIN ANALYZE on
-PostgreSQL). `--baseline` repeats the measurements with `queries.READ_ROLLUPS` off, so every
+PostgreSQL). `--baseline` repeats the measurements with `queries.rollups.READ_ROLLUPS` off, so every
 figure is summed from the calls as before migration 0005 (the daily rollups), checks that
 both ways give the same figures, and measures what the rollup triggers cost the Writer
 (100,000 calls into fresh SQLite files, with the triggers and with them dropped). A cached
@@ -67,6 +67,7 @@ from typing import Any
 import sqlalchemy as sa
 from _common import ROOT, throwaway_postgres
 
+from llmops.evals import history
 from llmops.store import queries as q
 from llmops.store.engine import (
     HEAD_REVISION,
@@ -75,6 +76,7 @@ from llmops.store.engine import (
     current_revision,
     upgrade,
 )
+from llmops.store.queries import rollups
 from llmops.store.tables import EVAL_RESULTS, EVAL_RUNS
 from llmops.store.writer import Writer
 
@@ -445,7 +447,7 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
         "feedback_trend": ("feedback_trend", lambda: q.feedback_trend(engine, f)),
         "feedback_comments": ("feedback_comments", lambda: q.feedback_comments(engine, f)),
         "eval_runs": ("eval_runs", lambda: q.eval_runs(engine)),
-        "eval_comparisons": ("eval_comparisons", lambda: q.eval_comparisons(engine, batch)),
+        "eval_comparisons": ("eval_comparisons", lambda: history.comparisons(engine, batch)),
     }
 
 
@@ -601,11 +603,11 @@ def slow_functions(timings: list[Timing]) -> list[str]:
 @contextlib.contextmanager
 def without_rollups() -> Iterator[None]:
     """Inside the block, queries sum the calls themselves, as before migration 0005."""
-    q.READ_ROLLUPS = False
+    rollups.READ_ROLLUPS = False
     try:
         yield
     finally:
-        q.READ_ROLLUPS = True
+        rollups.READ_ROLLUPS = True
 
 
 def same(a: Any, b: Any) -> bool:

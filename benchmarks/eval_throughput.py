@@ -81,8 +81,9 @@ QUESTIONS = (
 # since the last line and the process's CPU seconds. EOF stops it.
 SERVER = """\
 import sys, time
-from llmops.testing import FakeLLMServer, SimulatedModel
-with FakeLLMServer(responder=SimulatedModel(latency=float(sys.argv[1]))) as server:
+from llmops.demo.knowledge import ACME
+from llmops.simulate import FakeLLMServer, SimulatedModel
+with FakeLLMServer(responder=SimulatedModel(latency=float(sys.argv[1]), world=ACME)) as server:
     print(server.base_url, flush=True)
     for _ in sys.stdin:
         print(len(server.requests), time.process_time(), flush=True)
@@ -101,9 +102,11 @@ class Server:
 
     def __enter__(self) -> Server:
         if self.mode == "in-process":
-            from llmops.testing import FakeLLMServer, SimulatedModel
+            from llmops.demo.knowledge import ACME
+            from llmops.simulate import FakeLLMServer, SimulatedModel
 
-            self._fake = FakeLLMServer(responder=SimulatedModel(latency=self.latency)).start()
+            model = SimulatedModel(latency=self.latency, world=ACME)
+            self._fake = FakeLLMServer(responder=model).start()
             self.base_url = self._fake.base_url
         else:
             self._child = subprocess.Popen(
@@ -299,11 +302,12 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, cases: int, home: Path) -> int:
+    from llmops import litellm_loader
     from llmops.evals.suite import load_suite
-    from llmops.gateway import Gateway, _litellm
+    from llmops.gateway import Gateway
     from llmops.store.engine import display_url
 
-    _litellm.load()  # the ~4 s import happens here, not in the first timed run
+    litellm_loader.load()  # the ~4 s import happens here, not in the first timed run
     registry, suite_file, warmup_file = make_project(home / "project", cases)
     suite, warmup = load_suite(suite_file), load_suite(warmup_file)
     url = f"sqlite:///{home / 'calls.db'}"
@@ -329,7 +333,7 @@ def run(args: argparse.Namespace, cases: int, home: Path) -> int:
     print(
         f"{cases} cases x 2 prompt versions = {calls} model calls per run; FakeLLMServer "
         f"({args.server}) with SimulatedModel(latency={args.latency * 1000:.0f} ms); response "
-        f"cache off; recorded to {where}; {_litellm.price_map_source()}; {args.rounds} "
+        f"cache off; recorded to {where}; {litellm_loader.price_map_source()}; {args.rounds} "
         f"round(s); {os.cpu_count()} CPUs; Python {sys.version.split()[0]}.\n"
     )
     print(
@@ -395,7 +399,7 @@ KEY_FUNCTIONS = (
     ("response_metadata.py", "update_response_metadata", "      update_response_metadata"),
     ("litellm/cost_calculator.py", "completion_cost", "        completion_cost"),
     ("litellm_logging.py", "async_success_handler", "      Logging.async_success_handler"),
-    ("llmops/gateway/gateway.py", "_record_response", "    Gateway._record_response"),
+    ("llmops/gateway/recorder.py", "record_response", "    Recorder.record_response"),
     ("llmops/evals/assertions.py", "check", "  assertions.check"),
     ("llmops/evals/cache.py", "cache_key", "  cache_key"),
 )

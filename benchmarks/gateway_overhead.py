@@ -103,12 +103,12 @@ def compare(bare: Arm, arm: Arm) -> dict[str, float]:
 @contextlib.contextmanager
 def instrumented(gw: Any) -> Iterator[dict[str, tuple[list[float], list[float]]]]:
     """Time the gateway's own steps by wrapping bound methods on this one instance
-    (llmops itself is untouched): `_prepare` (before litellm), `_record_response` (after
-    litellm returns, including `_record`), and `Writer.put` inside it. Each step gets its
+    (llmops itself is untouched): `_prepare` (before litellm), `recorder.record_response`
+    (after litellm returns: usage, price, the row), and `Writer.put` inside it. Each step gets its
     wall time and the calling thread's CPU time; the gap is time spent waiting (the GIL)."""
-    names = ("_prepare", "_record_response", "writer.put")
+    names = ("_prepare", "record_response", "writer.put")
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in names}
-    targets = ((gw, "_prepare"), (gw, "_record_response"), (gw.writer, "put"))
+    targets = ((gw, "_prepare"), (gw.recorder, "record_response"), (gw.writer, "put"))
 
     def timed(method: Callable[..., Any], key: str) -> Callable[..., Any]:
         wall, cpu = times[key]
@@ -152,12 +152,12 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, home: Path, url: str | None) -> int:
-    from llmops.gateway import _litellm
+    from llmops import litellm_loader
     from llmops.gateway.gateway import Gateway
+    from llmops.simulate import FakeLLMServer
     from llmops.store.engine import display_url
-    from llmops.testing import FakeLLMServer
 
-    litellm = _litellm.load()  # configured exactly as the gateway configures it
+    litellm = litellm_loader.load()  # configured exactly as the gateway configures it
     per_round = max(1, args.calls // args.rounds)
     gw = Gateway(database_url=url, home=home / "gw", prompts=home / "prompts", content="full")
     stubbed = None
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace, home: Path, url: str | None) -> int:
         stubbed.close()
 
     n = args.rounds * per_round
-    print(f"litellm {_litellm.price_map_source()}; database {where}; content=full")
+    print(f"litellm {litellm_loader.price_map_source()}; database {where}; content=full")
     print(
         f"{args.rounds} rounds x {per_round} calls per arm, rotating which arm goes first, after "
         f"{args.warmup} warm-up calls each; per-call wall time, microseconds.\n"

@@ -18,12 +18,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
 from llmops.config import Settings
-from llmops.errors import HistoryUnavailableError, LLMOpsError
+from llmops.errors import DatabaseError, HistoryUnavailableError, LLMOpsError
+from llmops.evals import history as eval_history
 from llmops.prompts import PromptRegistry
 from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
@@ -165,10 +165,10 @@ def engine(url: str) -> Engine:
     """The cached engine of ``url``; a schema or connection problem stops the page."""
     try:
         return _engine(url)
+    except DatabaseError as exc:
+        st.error(f"Cannot open the database {display_url(url)}: {exc}")
     except LLMOpsError as exc:
         st.error(str(exc))
-    except sa.exc.SQLAlchemyError as exc:
-        st.error(f"Cannot open the database {display_url(url)}: {exc.__class__.__name__}: {exc}")
     st.stop()
 
 
@@ -629,8 +629,8 @@ def _eval_runs(url: str) -> list[queries.EvalRunRow]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def _eval_comparisons(url: str, batch_id: str) -> list[queries.BatchComparison]:
-    return queries.eval_comparisons(_engine(url), batch_id)
+def _eval_comparisons(url: str, batch_id: str) -> list[eval_history.BatchComparison]:
+    return eval_history.comparisons(_engine(url), batch_id)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -688,7 +688,7 @@ def eval_runs(view: View) -> list[queries.EvalRunRow]:
     return _eval_runs(view.url)
 
 
-def eval_comparisons(view: View, batch_id: str) -> list[queries.BatchComparison]:
+def eval_comparisons(view: View, batch_id: str) -> list[eval_history.BatchComparison]:
     return _eval_comparisons(view.url, batch_id)
 
 

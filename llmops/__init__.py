@@ -46,6 +46,8 @@ if TYPE_CHECKING:
         stream,
     )
 
+# The one place the version is written: pyproject.toml reads it from here (statically,
+# without importing llmops), so `llmops --version` and the wheel always agree.
 __version__ = "0.1.0"
 
 # The gateway is imported on first use, so that `import llmops` (and every CLI command

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import ConfigError, ConfigFileError
 from llmops.files import MAX_YAML_BYTES, check_directory, line_of, parse_yaml, read_text
@@ -64,7 +64,7 @@ class Settings:
             home=home,
             prompts_dir=Path(env.get("LLMOPS_PROMPTS_DIR") or "prompts"),
             database_url=env.get("LLMOPS_DATABASE_URL") or default_database_url(home),
-            content=content,  # type: ignore[arg-type]
+            content=content,  # narrowed to ContentMode by the check above
             prices_file=prices_file,
             remote_price_map=(env.get("LLMOPS_REMOTE_PRICE_MAP") or "").lower() in _TRUE,
             daily_budget_usd=_money(env, "LLMOPS_DAILY_BUDGET", config.budgets.daily_usd),
@@ -88,6 +88,12 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     budgets: Budgets = Field(default_factory=Budgets)
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _empty_section(cls, value: object) -> object:
+        """``budgets:`` with nothing under it sets nothing, as ``budgets: {}`` does."""
+        return {} if value is None else value
 
 
 def read_config_file(env: Mapping[str, str]) -> ConfigFile:

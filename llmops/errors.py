@@ -153,7 +153,24 @@ class InvalidFeedbackError(ConfigError):
 
 
 class DatabaseError(LLMOpsError):
-    """The database could not be reached or written (for commands that need it now)."""
+    """The database refused a statement or could not be reached.
+
+    Raised by every engine of :func:`llmops.store.engine.create_engine` in place of the
+    SQLAlchemy error, which stays available as ``original`` (and ``__cause__``); ``sqlstate``
+    is the database's SQLSTATE code when it gave one (PostgreSQL: class 22 is bad data, 23 a
+    violated constraint, 08 a lost connection).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        original: BaseException | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.original = original
+        self.sqlstate = sqlstate
 
 
 class GitError(LLMOpsError):

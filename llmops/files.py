@@ -26,7 +26,7 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -203,21 +203,40 @@ def check_directory(
 
 # -- YAML -----------------------------------------------------------------------------------
 
-try:  # libyaml's event parser is about 4x faster than PyYAML's pure-Python one
-    from yaml import CParser as _EventParser  # type: ignore[attr-defined]
+# libyaml's event parser is about 4x faster than PyYAML's pure-Python one. But `yaml` does
+# not export CParser (it is yaml._yaml.CParser), so this import fails and the pure-Python
+# parser below is the one used. (libyaml's words some errors differently, e.g. its own
+# nesting limit, so switching is a change of its own.) Type checkers see libyaml's class,
+# which types-PyYAML declares; the two have the same methods.
+if TYPE_CHECKING:
+    from yaml._yaml import CParser as _EventParser
+else:
+    try:
+        from yaml import CParser as _EventParser
+    except ImportError:  # always, see above
 
-    _PARSER_BASES: tuple[type, ...] = (_EventParser,)
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _PARSER_BASES = (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser)
+        class _EventParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+            """PyYAML's pure-Python event parser, made as libyaml's is."""
+
+            def __init__(self, stream):
+                yaml.reader.Reader.__init__(self, stream)
+                yaml.scanner.Scanner.__init__(self)
+                yaml.parser.Parser.__init__(self)
 
 
 class _LimitError(yaml.MarkedYAMLError):
     """A document that is valid YAML but breaks one of our limits."""
 
 
-class _LineLoader(  # type: ignore[misc]
+def _start(event: yaml.Event | None) -> yaml.Mark | None:
+    """Where an event starts. (libyaml's events carry libyaml's Mark, which has the fields
+    of PyYAML's; types-PyYAML's MarkedYAMLError is typed to take PyYAML's only.)"""
+    return cast("yaml.Mark | None", event.start_mark if event is not None else None)
+
+
+class _LineLoader(
     yaml.composer.Composer,
-    *_PARSER_BASES,
+    _EventParser,
     yaml.constructor.SafeConstructor,
     yaml.resolver.Resolver,
 ):
@@ -232,12 +251,7 @@ class _LineLoader(  # type: ignore[misc]
     """
 
     def __init__(self, text: str, max_depth: int, max_alias_nodes: int) -> None:
-        if _PARSER_BASES[0] is yaml.reader.Reader:  # pragma: no cover
-            yaml.reader.Reader.__init__(self, text)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-        else:
-            _PARSER_BASES[0].__init__(self, text)
+        _EventParser.__init__(self, text)
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
@@ -249,12 +263,12 @@ class _LineLoader(  # type: ignore[misc]
         self._alias_nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             if event.anchor in self._open:
                 raise _LimitError(
                     None, None, f"recursive alias *{event.anchor} (it refers to itself)",
-                    event.start_mark,
+                    _start(event),
                 )  # fmt: skip
             node = super().compose_node(parent, index)
             self._alias_nodes += self._sizes.get(id(node), 1)
@@ -263,14 +277,13 @@ class _LineLoader(  # type: ignore[misc]
                     None, None,
                     f"aliases expand to more than {self.max_alias_nodes:,} nodes "
                     "(a 'billion laughs' YAML bomb?)",
-                    event.start_mark,
+                    _start(event),
                 )  # fmt: skip
             return node
-        event = self.peek_event()
         self._depth += 1
         if self._depth > self.max_depth and not isinstance(event, yaml.ScalarEvent):
             raise _LimitError(
-                None, None, f"nested more than {self.max_depth} levels deep", event.start_mark
+                None, None, f"nested more than {self.max_depth} levels deep", _start(event)
             )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:

@@ -1,11 +1,14 @@
-"""Shared fixtures: throwaway git repositories of prompt files, and the CLI in a real process."""
+"""Shared fixtures: throwaway git repositories of prompt files, the CLI (in this process or
+in a real one), the test databases and the local model server."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,30 @@ GIT_IDENTITY = {
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 
+# `make test-fast` runs the tests not marked `integration`. A test is marked here when it
+# needs a PostgreSQL server (`postgres_url`, `postgres_server`, `database_url[postgres]`),
+# the CLI in a real process (`real_cli`), a Streamlit app (`dashboard_env`: every AppTest
+# run needs it) or a browser (tests/browser). A test that starts a process in its own body
+# (subprocess, os.fork) carries `@pytest.mark.integration` (or its module a `pytestmark`).
+# Quick `git` commands (the `repo` fixture) do not count.
+INTEGRATION_FIXTURES = frozenset({"postgres_server", "postgres_url", "real_cli", "dashboard_env"})
+INTEGRATION_FOLDERS = frozenset({"browser"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        folder = item.path.relative_to(here).parts[0] if item.path.is_relative_to(here) else ""
+        if (
+            INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or (callspec is not None and callspec.params.get("database_url") == "postgres")
+            or folder in INTEGRATION_FOLDERS
+            or item.get_closest_marker("browser") is not None
+        ):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -31,15 +58,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    for key in (
-        "LLMOPS_HOME",
-        "LLMOPS_PROMPTS_DIR",
-        "LLMOPS_DATABASE_URL",
-        "LLMOPS_CONTENT",
-        "LLMOPS_PRICES",
-        "LLMOPS_REMOTE_PRICE_MAP",
-    ):
-        monkeypatch.delenv(key, raising=False)
+    for key in list(os.environ):  # every LLMOPS_* variable, including ones added later
+        if key.startswith("LLMOPS_"):
+            monkeypatch.delenv(key)
 
 
 @dataclass
@@ -114,11 +135,20 @@ class CliResult:
     code: int
     stdout: str
     stderr: str
+    exception: BaseException | None = None
+    """In-process only: an exception that escaped ``llmops.cli.main`` (its traceback is in
+    ``stderr``, as a real process would print it)."""
+
+
+CLI_ENV = {"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
 
 
 @pytest.fixture
-def cli():
-    """Run ``python -m llmops ARGS`` in a real process, in a given folder."""
+def real_cli():
+    """Run ``python -m llmops ARGS`` in a real process, in a given folder.
+
+    For what only a process shows: which modules start-up imports, signals, crashes, the
+    interpreter's exit. Everything else uses ``cli`` (same arguments, same result)."""
 
     def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
         result = subprocess.run(
@@ -126,10 +156,58 @@ def cli():
             cwd=cwd,
             capture_output=True,
             text=True,
-            env={**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200", **(env or {})},
+            env={**os.environ, **CLI_ENV, **(env or {})},
             timeout=60,
         )
         return CliResult(result.returncode, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """Run ``llmops ARGS`` in this process, in a given folder: ``llmops.cli.main(ARGS)`` (the
+    entry point's own error handling and exit codes) under typer's ``CliRunner``, which
+    swaps stdin, stdout, stderr and the ``env`` variables in and out for the call.
+
+    The same arguments and ``CliResult`` as ``real_cli``, without a Python start-up (and,
+    for commands that call a model, a 4 s litellm import) per call. Logged warnings go to
+    its stderr, as Python's last-resort handler prints them in a real process (pytest's own
+    log handlers would otherwise swallow them). The working folder, the environment and
+    the handlers are restored after every call."""
+    from typer.testing import CliRunner
+
+    from llmops.cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+        exception: BaseException | None = None
+        root = logging.getLogger()
+        with (
+            monkeypatch.context() as patch,
+            runner.isolation(env={**CLI_ENV, **(env or {})}) as (stdout, stderr, _),
+        ):
+            patch.chdir(cwd)
+            last_resort = logging.StreamHandler(sys.stderr)  # the swapped stderr
+            last_resort.setLevel(logging.WARNING)
+            root.addHandler(last_resort)
+            try:
+                code = main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception as exc:  # what a real process would die of, with a traceback
+                exception = exc
+                traceback.print_exc()
+                code = 1
+            finally:
+                root.removeHandler(last_resort)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            out, err = stdout.getvalue(), stderr.getvalue()
+        return CliResult(
+            code, out.decode(errors="replace"), err.decode(errors="replace"), exception
+        )
 
     return run
 

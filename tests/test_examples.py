@@ -52,6 +52,7 @@ def test_production_label_names_an_older_committed_version(registry: PromptRegis
     assert production.version != current.version  # the working tree is the candidate
 
 
+@pytest.mark.integration  # `python -m llmops eval run` in a real process
 def test_example_suites_run_offline_and_pass_their_gates(tmp_path) -> None:
     """The shipped suites (20+ cases) run offline, end to end, and pass."""
     import json

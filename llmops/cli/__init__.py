@@ -94,10 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # `llmops demo` ends with the dashboard's exit status
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
-        if type(exc).__module__.startswith("sqlalchemy"):
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            _error(f"database: {reason}")
-            return 1
         if os.environ.get("LLMOPS_DEBUG"):
             raise
         _error(

@@ -35,8 +35,8 @@ def recompute(
 ) -> None:
     """Price stored calls again with the current price map and your prices file."""
     from llmops.config import Settings
-    from llmops.gateway.accounting import PriceBook
-    from llmops.gateway.repricing import recompute_costs
+    from llmops.pricing.prices import PriceBook
+    from llmops.pricing.recompute import recompute_costs
     from llmops.store.engine import check_schema, create_engine
 
     settings = Settings.from_env()

@@ -8,11 +8,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def demo(
@@ -25,17 +30,18 @@ def demo(
 ) -> None:
     """Simulate a support app over the example prompts, run the evals, start the dashboard."""
     from llmops.config import Settings
+    from llmops.demo.knowledge import ACME
     from llmops.demo.support_app import SimulatedClock, run_support_app, simulated_model
     from llmops.gateway import Gateway
+    from llmops.simulate import FakeLLMServer
     from llmops.store.engine import display_url
-    from llmops.testing import FakeLLMServer
 
     settings = Settings.from_env()
     target = database_url(url)
     typer.echo(f"Database: {display_url(target)}")
     typer.echo("Starting the simulated model (no API key, no network)...")
     clock = SimulatedClock(start=_now())
-    with FakeLLMServer(responder=simulated_model()) as server:
+    with FakeLLMServer(responder=simulated_model(ACME)) as server:
         gateway = Gateway(database_url=target, prompts=settings.prompts_dir, clock=clock)
         try:
             stats = run_support_app(
@@ -55,13 +61,13 @@ def demo(
     _serve(target, port)
 
 
-def _now():  # type: ignore[no-untyped-def]
+def _now() -> datetime:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
 
 
-def _progress():  # type: ignore[no-untyped-def]
+def _progress() -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         if done == total or done % max(total // 5, 1) == 0:
             typer.echo(f"  {done}/{total} requests", err=True)
@@ -81,7 +87,8 @@ def _run_evals(target: str) -> None:
         eval_run(
             paths=[suites], version=None, baseline=None, model=[], concurrency=None,
             repeat=None, no_cache=False, dry_run=False, offline=True, fail_on_regression=False,
-            junit_file=None, markdown_file=None, json_file=None, prompts_dir=None, url=target,
+            alpha=None, max_errors=0, junit_file=None, markdown_file=None, json_file=None,
+            prompts_dir=None, url=target,
         )  # fmt: skip
     except typer.Exit as exit_:
         if exit_.exit_code:

@@ -6,9 +6,9 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,6 +21,14 @@ from llmops.cli._options import (
 from llmops.config import Settings
 from llmops.errors import ConfigError, ConfigFileError
 from llmops.files import check_directory, check_output_file
+
+if TYPE_CHECKING:  # imported where used, to keep `llmops --help` fast
+    from llmops.evals.cache import ResponseCache
+    from llmops.evals.runner import Plan, SuiteReport
+    from llmops.prompts import PromptRegistry
+
+#: Per-model keyword arguments of the model calls (see _model_routes).
+Routes = Callable[[str], dict[str, Any]]
 
 app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
 
@@ -63,7 +71,8 @@ def run(
     offline: bool = typer.Option(
         False,
         "--offline",
-        help="Answer from the built-in deterministic simulator [env LLMOPS_OFFLINE=1].",
+        help="Answer from the demo's deterministic simulated model (it knows the demo's "
+        "Acme products) [env LLMOPS_OFFLINE=1].",
     ),
     fail_on_regression: bool = typer.Option(
         False, "--fail-on-regression", help="Exit 1 on a significant regression."
@@ -161,18 +170,20 @@ def _write(path: Path, text: str, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _model_routes(offline: bool) -> Iterator[Any]:
-    """Per-model call arguments: none live; the simulator's address offline."""
+def _model_routes(offline: bool) -> Iterator[Routes]:
+    """Per-model call arguments: none live; offline, the address of the demo's simulated
+    model (its world is the demo's Acme products, which the example suites are about)."""
     if not offline:
         yield lambda model: {}
         return
-    from llmops.gateway.gateway import _provider_of
-    from llmops.testing import FakeLLMServer, SimulatedModel
+    from llmops.demo.knowledge import ACME
+    from llmops.gateway import provider_of
+    from llmops.simulate import FakeLLMServer, SimulatedModel
 
-    with FakeLLMServer(responder=SimulatedModel()) as server:
+    with FakeLLMServer(responder=SimulatedModel(world=ACME)) as server:
 
         def route(model: str) -> dict[str, Any]:
-            anthropic = _provider_of(model) == "anthropic"
+            anthropic = provider_of(model) == "anthropic"
             base = server.anthropic_base_url if anthropic else server.base_url
             return {"api_base": base, "api_key": "offline", "num_retries": 0}
 
@@ -180,14 +191,14 @@ def _model_routes(offline: bool) -> Iterator[Any]:
 
 
 def _run_all(
-    plans: list[Any],
-    cache: Any,
+    plans: list[Plan],
+    cache: ResponseCache | None,
     scope: str,
-    routes: Any,
+    routes: Routes,
     url: str,
-    registry: Any,
+    registry: PromptRegistry,
     alpha: float | None,
-) -> list[Any]:
+) -> list[SuiteReport]:
     from llmops.evals.runner import Runner
     from llmops.evals.storage import save_report
     from llmops.gateway import Gateway
@@ -213,7 +224,7 @@ def _run_all(
     return reports
 
 
-def _progress(name: str, total: int):
+def _progress(name: str, total: int) -> Callable[[int, int], None]:
     """A progress callback: a live bar on a terminal, a line per 10% in CI logs."""
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     step = max(total // 10, 1)
@@ -232,10 +243,12 @@ def _progress(name: str, total: int):
     return report
 
 
-def _dry_run(plans: list[Any], cache: Any, scope: str, settings: Settings) -> None:
+def _dry_run(
+    plans: list[Plan], cache: ResponseCache | None, scope: str, settings: Settings
+) -> None:
     from llmops.evals.cache import cache_key
-    from llmops.gateway.accounting import PriceBook
-    from llmops.gateway.usage import Usage, count_message_tokens
+    from llmops.pricing.prices import PriceBook
+    from llmops.pricing.usage import Usage, count_message_tokens
 
     book = PriceBook.from_file(settings.prices_file, remote_price_map=settings.remote_price_map)
     grand_calls = 0

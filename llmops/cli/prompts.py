@@ -6,7 +6,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import typer
 
@@ -87,7 +87,7 @@ def show(
     registry = _registry(folder)
     prompt = registry.load(ref)
     labels = registry.labels().labels_for(prompt.name, prompt.version)
-    info = {
+    info: dict[str, Any] = {
         "name": prompt.name,
         "version": prompt.version,
         "commit": prompt.commit,
@@ -120,7 +120,9 @@ def show(
         typer.echo(message["content"].rstrip("\n"))
 
 
-def _parse_vars(pairs: list[str], vars_file: Path | None, schema: dict | None) -> dict[str, Any]:
+def _parse_vars(
+    pairs: list[str], vars_file: Path | None, schema: dict[str, Any] | None
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if vars_file is not None:
         text = read_text(vars_file, what="variables file (--vars-file)")
@@ -169,6 +171,19 @@ def render(
         typer.echo(message["content"].rstrip("\n"))
 
 
+class _LogRow(TypedDict):
+    """One version in ``llmops prompts log`` (also its --json output)."""
+
+    version: str | None  # None: the file at that commit is malformed
+    commit: str
+    date: str
+    author: str
+    subject: str
+    path: str
+    content_changed: bool
+    labels: list[str]
+
+
 @app.command()
 def log(
     name: str = typer.Argument(..., help="The prompt name."),
@@ -181,7 +196,7 @@ def log(
         raise ConfigError(f"'{name}': log takes a prompt name, without '@'")
     history = registry.history(name)
     labels = registry.labels().of(name)
-    rows = [
+    rows: list[_LogRow] = [
         {
             "version": row.version,
             "commit": row.commit,

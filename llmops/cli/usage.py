@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import sys
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
 
 from llmops.cli._options import MAX_TOP, DatabaseOption, check_choices, database_url
 from llmops.cli._output import emit_json, table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 class Format(StrEnum):
@@ -26,7 +30,7 @@ class By(StrEnum):
     source = "source"
 
 
-def _engine(url: str | None):  # type: ignore[no-untyped-def]
+def _engine(url: str | None) -> Engine:
     from llmops.store.engine import check_schema, create_engine
 
     engine = create_engine(database_url(url))

@@ -15,11 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llmops.demo.knowledge import ACME, INVENTED_FEATURES, PRODUCTS
 from llmops.gateway import Gateway
-from llmops.testing import FakeLLMServer, RecordedRequest, Reply, simulate
-from llmops.testing.simulator import INVENTED_FEATURES
+from llmops.simulate import FakeLLMServer, RecordedRequest, Reply, World, simulate
 
-PRODUCTS = ("Acme Router", "Acme Mesh", "Acme Cloud")
 QUESTIONS = (
     "How do I reset my {p} to factory settings?",
     "My wifi keeps dropping every evening.",
@@ -109,8 +108,13 @@ def run_support_app(
     now = now or datetime.now(UTC)
     start = now - timedelta(days=days)
     stats = DemoStats()
-    openai = {"api_base": server.base_url, "api_key": "sk-demo", "num_retries": 0}
-    anthropic = {"api_base": server.anthropic_base_url, "api_key": "sk-demo", "num_retries": 0}
+    # litellm keyword arguments for each route (Gateway.complete passes them on)
+    openai: dict[str, Any] = {"api_base": server.base_url, "api_key": "sk-demo", "num_retries": 0}
+    anthropic: dict[str, Any] = {
+        "api_base": server.anthropic_base_url,
+        "api_key": "sk-demo",
+        "num_retries": 0,
+    }
     for index in range(calls):
         offset = (index + rng.random()) / calls * days * 86_400
         clock.now = start + timedelta(seconds=offset)
@@ -202,6 +206,10 @@ def _support(
             stats.feedback += 1
 
 
-def simulated_model() -> Callable[[RecordedRequest], Reply]:
-    """The demo's model: llmops.testing.simulate with per-model latency."""
-    return latency_responder(simulate)
+def simulated_model(world: World = ACME) -> Callable[[RecordedRequest], Reply]:
+    """The demo's model: llmops.simulate.simulate in ``world``, with per-model latency."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        return simulate(body, world=world)
+
+    return latency_responder(answer)

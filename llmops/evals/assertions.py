@@ -371,7 +371,7 @@ def load_function(spec: str, base_dir: Path) -> Callable[..., Any]:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise ConfigError(f"python assertion {spec!r}: cannot import {target}: {exc}") from None
-    function = getattr(module, name, None)
+    function: object = getattr(module, name, None)
     if not callable(function):
         raise ConfigError(f"python assertion {spec!r}: no function {name!r}")
     _FUNCTIONS[key] = function

@@ -126,11 +126,16 @@ def _test(comparison: Comparison) -> str:
         if comparison.adjusted_p is not None and comparison.tests > 1
         else ""
     )
-    return (
+    counts = (
         f"{len(comparison.regressions)} cases worse, {len(comparison.improvements)} better of "
-        f"{comparison.paired} compared; one-sided exact p = {_p(comparison.p_value)}{holm} "
-        f"(alpha {comparison.alpha:g})"
+        f"{comparison.paired} compared"
     )
+    if len(comparison.improvements) > len(comparison.regressions):
+        # the p-value of the direction the verdict is about: here, that it got better
+        p = f"one-sided exact p (better) = {_p(comparison.p_improvement)}"
+        return f"{counts}; {p} (alpha {comparison.alpha:g})"
+    p = f"one-sided exact p = {_p(comparison.p_value)}{holm}"
+    return f"{counts}; {p} (alpha {comparison.alpha:g})"
 
 
 def _run_label(run: RunResult) -> str:

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llmops.errors import ConfigFileError, LLMOpsError
 from llmops.evals.assertions import Context, Outcome, broken, check, finish
 from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
+from llmops.evals.pairing import baseline_of, baselines
+from llmops.evals.protocols import EvalGateway
 from llmops.evals.stats import Comparison, Interval, compare, pass_fraction, rate
 from llmops.evals.suite import WORKING, Assertion, Case, Suite
 from llmops.prompts import Prompt, PromptRegistry
@@ -32,11 +34,16 @@ JUDGE_SYSTEM = (
 )
 
 
+#: A target's part in a suite: the version under test, the one it is compared with, or
+#: any further version listed in the suite.
+Role = Literal["candidate", "baseline", "other"]
+
+
 @dataclass(frozen=True)
 class Target:
     """One prompt version on one model."""
 
-    role: str  # candidate | baseline | other
+    role: Role
     ref: str  # as given: working, production, a version id, a commit
     prompt: Prompt
     model: str
@@ -149,10 +156,10 @@ class SuiteReport:
         return [run for run in self.runs if run.target.role == "candidate"]
 
     def baseline_for(self, model: str) -> RunResult | None:
-        for run in self.runs:
-            if run.target.role == "baseline" and run.target.model == model:
-                return run
-        return None
+        candidate = next((r for r in self.candidates() if r.target.model == model), None)
+        if candidate is None:
+            return None
+        return baseline_of(candidate, self.runs, role=_role, model=_model)
 
     def below_threshold(self) -> list[RunResult]:
         """Candidate runs whose pass rate over completed cases is below the threshold."""
@@ -215,7 +222,7 @@ def resolve_targets(
             prompt = registry.load(full)
         except LLMOpsError as exc:
             raise ConfigFileError(f"version {ref!r}: {exc}", file=suite.file) from None
-        role = "candidate" if index == 0 else "baseline" if index == 1 else "other"
+        role: Role = "candidate" if index == 0 else "baseline" if index == 1 else "other"
         for model in models or spec.models or [prompt.model or ""]:
             if not model:
                 raise ConfigFileError(
@@ -288,7 +295,7 @@ class Runner:
 
     def __init__(
         self,
-        gateway: Any,
+        gateway: EvalGateway,
         *,
         cache: ResponseCache | None = None,
         call_kwargs: Callable[[str], dict[str, Any]] | None = None,
@@ -327,22 +334,11 @@ class Runner:
         for run in runs:
             run.finished_at = datetime.now(UTC)
             run.results.sort(key=lambda r: (r.case_id, r.repeat))
-        comparisons = {}
-        for run in runs:
-            if run.target.role != "candidate":
-                continue
-            base = next(
-                (
-                    r
-                    for r in runs
-                    if r.target.role == "baseline" and r.target.model == run.target.model
-                ),
-                None,
-            )
-            if base is not None:
-                comparisons[run.target.model] = compare(
-                    run.by_case(), base.by_case(), alpha=self.alpha or plan.suite.spec.alpha
-                )
+        alpha = self.alpha or plan.suite.spec.alpha
+        comparisons = {
+            candidate.target.model: compare(candidate.by_case(), base.by_case(), alpha=alpha)
+            for candidate, base in baselines(runs, role=_role, model=_model)
+        }
         return SuiteReport(plan.suite, batch, runs, comparisons)
 
     async def _run_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
@@ -352,6 +348,8 @@ class Runner:
         key = cache_key(target.model, messages, params, job.repeat, self.cache_scope)
         hit = self.cache.get(key) if self.cache else None
         started = time.perf_counter()
+        call_id: str | None
+        spent: float | None  # what this run spent: the call's cost, and the judges'
         if hit is not None:
             output, cost, latency, call_id, spent = (
                 hit.text,
@@ -424,7 +422,7 @@ class Runner:
             {"role": "system", "content": JUDGE_SYSTEM},
             {"role": "user", "content": f"Rubric:\n{assertion.value}\n\nOutput:\n{output}"},
         ]
-        params = {"temperature": 0}
+        params: dict[str, Any] = {"temperature": 0}
         key = cache_key(judge, messages, params, 0, self.cache_scope)
         params["drop_params"] = True  # reasoning models take no temperature
         hit = self.cache.get(key) if self.cache else None
@@ -456,6 +454,14 @@ class Runner:
         return finish(
             assertion, score, f"judge: {reason}", passed=judged_pass and score >= threshold
         ), cost
+
+
+def _role(run: RunResult) -> str:
+    return run.target.role
+
+
+def _model(run: RunResult) -> str:
+    return run.target.model
 
 
 def parse_verdict(text: str) -> tuple[float, bool, str] | None:

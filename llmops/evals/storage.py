@@ -49,7 +49,7 @@ def save_report(engine: Engine, report: SuiteReport) -> None:
                     "score": result.score,
                     "passed": result.passed,
                     "details": [o.to_dict() for o in result.outcomes],
-                    "error": result.error,
+                    "error": result.error_reason,  # the model, judge or a check failed
                     "latency_ms": result.latency_ms,
                     "cost_usd": result.cost_usd,
                     "cached": result.cached,

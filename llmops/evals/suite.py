@@ -155,11 +155,11 @@ def load_suite(path: Path) -> Suite:
         where = ".".join(str(p) for p in loc) or "suite"
         message = error["msg"].removeprefix("Value error, ")
         raise ConfigFileError(f"{where}: {message}", file=file, line=line_of(lines, loc)) from None
-    for where, assertion in _assertions(spec):
+    for at, assertion in _assertions(spec):
         problem = assertion_problem(assertion, path.parent)
         if problem:
-            line = line_of(lines, where)
-            raise ConfigFileError(f"{_describe_path(data, where)}: {problem}", file=file, line=line)
+            line = line_of(lines, at)
+            raise ConfigFileError(f"{_describe_path(data, at)}: {problem}", file=file, line=line)
     cases = list(spec.cases)
     case_lines = {}
     for index, case in enumerate(spec.cases):
@@ -186,7 +186,9 @@ def load_suite(path: Path) -> Suite:
 
 def _assertions(spec: SuiteFile) -> list[tuple[tuple[Any, ...], Assertion]]:
     """Every assertion of a suite file with its path in the file."""
-    found = [(("defaults", "assert", i), a) for i, a in enumerate(spec.defaults.assert_)]
+    found: list[tuple[tuple[Any, ...], Assertion]] = [
+        (("defaults", "assert", i), a) for i, a in enumerate(spec.defaults.assert_)
+    ]
     for index, case in enumerate(spec.cases):
         found += [(("cases", index, "assert", i), a) for i, a in enumerate(case.assert_)]
     return found
@@ -261,7 +263,8 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
                 raw.append((reader.line_num, _csv_case(row)))
         except csv.Error as exc:
             raise ConfigFileError(f"invalid CSV: {exc}", file=file, line=reader.line_num) from None
-    cases, lines = [], {}
+    cases: list[Case] = []
+    lines: dict[str, int | None] = {}
     validator = jsonschema.Draft202012Validator(suite_json_schema())
     for index, (number, item) in enumerate(raw):
         for error in validator.iter_errors({"prompt": "x", "cases": [item]}):

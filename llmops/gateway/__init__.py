@@ -6,10 +6,11 @@ import atexit
 import threading
 from typing import Any
 
-from llmops.gateway.accounting import ModelPrice
-from llmops.gateway.gateway import Completion, Gateway, close_all
+from llmops.gateway.gateway import Gateway, close_all
+from llmops.gateway.recorder import Completion, provider_of
 from llmops.gateway.streams import AsyncStream, Stream
-from llmops.gateway.usage import Usage
+from llmops.pricing.prices import ModelPrice
+from llmops.pricing.usage import Usage
 
 __all__ = [
     "AsyncStream",
@@ -19,6 +20,7 @@ __all__ = [
     "Stream",
     "Usage",
     "default_gateway",
+    "provider_of",
 ]
 
 _default: Gateway | None = None

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from llmops.gateway.usage import Served, Usage, served_by, usage_from_response
+from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
+from llmops.pricing.usage import Served, Usage, served_by, tool_call_text, usage_from_response
 from llmops.store.records import CallStatus
-
-if TYPE_CHECKING:
-    from llmops.gateway.gateway import Completion, Gateway, _Call
 
 
 def chunk_hidden(chunk: Any) -> dict[str, Any]:
@@ -33,11 +31,11 @@ def _chunk_usage(chunk: Any) -> Any:
     return getter("usage", None) if callable(getter) else getattr(chunk, "usage", None)
 
 
-class _Recorder:
+class _Tracker:
     """What a stream has seen so far, and the one-time recording of its call."""
 
-    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
-        self.gateway = gateway
+    def __init__(self, recorder: Recorder, call: Call, response: Any) -> None:
+        self.recorder = recorder
         self.call = call
         self.response = response
         self.parts: list[str] = []
@@ -47,9 +45,7 @@ class _Recorder:
             response, "custom_llm_provider", None
         )
         if not self.provider:
-            from llmops.gateway.gateway import _provider_of
-
-            self.provider = _provider_of(call.model)
+            self.provider = provider_of(call.model)
         self.served = Served()
         self.tool_calls: list[str] = []  # names and arguments of streamed tool calls
         self.ttft_ms: float | None = None
@@ -78,8 +74,6 @@ class _Recorder:
             delta, text = None, ""
         calls = getattr(delta, "tool_calls", None)
         if calls:
-            from llmops.gateway.usage import tool_call_text
-
             self.tool_calls.append(tool_call_text(calls))
         if text:
             if self.ttft_ms is None:
@@ -98,16 +92,14 @@ class _Recorder:
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
             return
-        from llmops.gateway.gateway import Completion
-
         latency_ms = (time.perf_counter() - self.call.started) * 1000
         text = "".join(self.parts)
-        gateway, call = self.gateway, self.call
+        recorder, call = self.recorder, self.call
         usage = self.usage if self.usage is not None and self._provider_sent_usage() else None
-        usage, price, provider = gateway._account(
+        usage, price, provider = recorder.account(
             call, usage, text, self.provider, self.served, "".join(self.tool_calls)
         )
-        gateway._record(
+        recorder.record(
             call,
             status,
             usage,
@@ -118,25 +110,16 @@ class _Recorder:
             ttft_ms=self.ttft_ms,
             error=error,
         )
-        self.result = Completion(
-            text=text,
-            call_id=call.id,
-            usage=usage or Usage(),
-            cost_usd=price.cost_usd,
-            cost_status=price.status,
-            latency_ms=latency_ms,
-            model=call.model,
-            raw=self.response,
-            ttft_ms=self.ttft_ms,
-            prompt=call.prompt,
+        self.result = Completion.of(
+            call, text, usage, price, latency_ms, self.response, self.ttft_ms
         )
 
 
 class _StreamBase:
     """What both stream kinds share: the recorder and the finished call."""
 
-    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
-        self._recorder = _Recorder(gateway, call, response)
+    def __init__(self, recorder: Recorder, call: Call, response: Any) -> None:
+        self._recorder = _Tracker(recorder, call, response)
 
     @property
     def call_id(self) -> str:
@@ -161,8 +144,8 @@ class _StreamBase:
 class Stream(_StreamBase):
     """An iterator of text chunks that records its call when it ends, in any way."""
 
-    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
-        super().__init__(gateway, call, response)
+    def __init__(self, recorder: Recorder, call: Call, response: Any) -> None:
+        super().__init__(recorder, call, response)
         self._iterator = iter(response)
 
     def __iter__(self) -> Stream:
@@ -204,8 +187,8 @@ class Stream(_StreamBase):
 class AsyncStream(_StreamBase):
     """The async twin of :class:`Stream`: ``async for chunk in stream``."""
 
-    def __init__(self, gateway: Gateway, call: _Call, response: Any) -> None:
-        super().__init__(gateway, call, response)
+    def __init__(self, recorder: Recorder, call: Call, response: Any) -> None:
+        super().__init__(recorder, call, response)
         self._iterator = response.__aiter__()
 
     def __aiter__(self) -> AsyncStream:

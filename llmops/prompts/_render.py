@@ -5,6 +5,7 @@ names the prompt (and the variable or the limit)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import jinja2
@@ -85,7 +86,12 @@ def prepare_variables(
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first.validator == "required":
-        missing = [name for name in first.validator_value if name not in values]
+        required = first.validator_value  # the schema's "required" array (set with .validator)
+        missing = (
+            [name for name in required if name not in values]
+            if isinstance(required, Iterable)
+            else []
+        )
         names = ", ".join(repr(m) for m in missing)
         raise MissingVariableError(
             f"prompt '{prompt}': missing required variable {names}{more}",

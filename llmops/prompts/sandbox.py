@@ -62,20 +62,19 @@ import threading
 import time
 import types
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import update_wrapper
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.constants import LOREM_IPSUM_WORDS
 from jinja2.filters import make_attrgetter
-from jinja2.runtime import Namespace
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import _PassArg, generate_lorem_ipsum
+from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum
 from markupsafe import EscapeFormatter, Markup
 
 #: Characters one template may render to; also the size bound of every value
@@ -210,7 +209,7 @@ def _tick() -> RenderLimits:
 
 # -- sizes -------------------------------------------------------------------------
 
-_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_DICT_VIEWS: tuple[type[object], ...] = (type({}.keys()), type({}.values()), type({}.items()))
 _CONTAINERS = (list, tuple, set, frozenset, dict, Namespace, *_DICT_VIEWS)
 
 
@@ -450,13 +449,17 @@ class _LimitedEscapeFormatter(_LimitedFormatter, EscapeFormatter):
 # -- string methods called from templates ---------------------------------------------
 
 
-def _method_width(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits, name: str) -> None:
+def _method_width(
+    owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, name: str
+) -> None:
     width = _as_int(args[0] if args else kwargs.get("width"))
     if width is not None and width > limits.output_chars:
         raise _too_big(f".{name}({width})", width, limits.output_chars)
 
 
-def _method_expandtabs(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits, _: str) -> None:
+def _method_expandtabs(
+    owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, _: str
+) -> None:
     size = _as_int(args[0] if args else kwargs.get("tabsize", 8))
     if size is not None and size > 0:
         tab = "\t" if isinstance(owner, str) else b"\t"
@@ -475,7 +478,9 @@ def _replace_size(s: Any, old: Any, new: Any, count: Any) -> int | None:
     return len(s) + hits * (len(new) - len(old))
 
 
-def _method_replace(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits, _: str) -> None:
+def _method_replace(
+    owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, _: str
+) -> None:
     if len(args) < 2:
         return
     count = args[2] if len(args) > 2 else kwargs.get("count", -1)
@@ -484,7 +489,9 @@ def _method_replace(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits,
         raise _too_big(".replace()", size, limits.output_chars)
 
 
-def _method_translate(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits, _: str) -> None:
+def _method_translate(
+    owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, _: str
+) -> None:
     table = args[0] if args else None
     if isinstance(owner, str) and isinstance(table, dict):
         longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1)
@@ -493,13 +500,17 @@ def _method_translate(owner: Any, args: tuple, kwargs: dict, limits: RenderLimit
             raise _too_big(".translate()", size, limits.output_chars)
 
 
-def _method_to_bytes(owner: Any, args: tuple, kwargs: dict, limits: RenderLimits, _: str) -> None:
+def _method_to_bytes(
+    owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, _: str
+) -> None:
     length = _as_int(args[0] if args else kwargs.get("length", 1))
     if length is not None and length > limits.output_chars:
         raise _too_big(f".to_bytes({length})", length, limits.output_chars)
 
 
-_TEXT_METHODS: dict[str, Callable[[Any, tuple, dict, RenderLimits, str], None]] = {
+# a check of a string method's call: (owner, args, kwargs, limits, method name)
+_MethodCheck = Callable[[Any, tuple[Any, ...], dict[str, Any], RenderLimits, str], None]
+_TEXT_METHODS: dict[str, _MethodCheck] = {
     "center": _method_width,
     "ljust": _method_width,
     "rjust": _method_width,
@@ -510,7 +521,7 @@ _TEXT_METHODS: dict[str, Callable[[Any, tuple, dict, RenderLimits, str], None]] 
 }
 
 
-def _materialize(iterable: Any, state: _RenderState | None) -> list:
+def _materialize(iterable: Any, state: _RenderState | None) -> list[Any]:
     """``list(iterable)``, reading the clock every 4096 items (a lazy filter such as
     ``|batch`` may yield a million items, each made by Python code)."""
     if isinstance(iterable, (list, tuple, str)) or state is None:
@@ -523,7 +534,9 @@ def _materialize(iterable: Any, state: _RenderState | None) -> list:
     return items
 
 
-def _check_join(sep: Any, items: list, limits: RenderLimits, state: _RenderState | None) -> None:
+def _check_join(
+    sep: Any, items: Sequence[Any], limits: RenderLimits, state: _RenderState | None
+) -> None:
     limit = limits.output_chars
     total = len(sep) * max(len(items) - 1, 0)
     if total > limit:
@@ -537,18 +550,22 @@ def _check_join(sep: Any, items: list, limits: RenderLimits, state: _RenderState
 _METHOD_TYPES = frozenset({types.BuiltinMethodType, types.MethodType})
 
 
-def _precheck_call(obj: Any, owner: Any, args: tuple, limits: RenderLimits, kwargs: dict) -> tuple:
+def _precheck_call(
+    obj: Any, owner: Any, args: tuple[Any, ...], limits: RenderLimits, kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
     """Refuse known amplifying methods before they allocate; may materialize ``args``."""
     name = getattr(obj, "__name__", None)
+    if not isinstance(name, str):
+        return args  # none of the methods below
     if isinstance(owner, (str, bytes, bytearray)):
         if name == "join" and args:
             state = _CURRENT.state
             items = args[0] if isinstance(args[0], (list, tuple)) else _materialize(args[0], state)
-            _check_join(owner, items, limits, state)  # type: ignore[arg-type]
+            _check_join(owner, items, limits, state)
             return (items, *args[1:])
-        check = _TEXT_METHODS.get(name)  # type: ignore[arg-type]
+        check = _TEXT_METHODS.get(name)
         if check is not None:
-            check(owner, args, kwargs, limits, name)  # type: ignore[arg-type]
+            check(owner, args, kwargs, limits, name)
     elif isinstance(owner, int) and name == "to_bytes":
         _method_to_bytes(owner, args, kwargs, limits, name)
     return args
@@ -575,19 +592,19 @@ _ITEM_FILTERS = frozenset(
 _LARGE = 1 << 16
 
 
-def _bind(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict[str, Any]:
+def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     bound = dict(zip(names, args, strict=False))
     bound.update(kwargs)
     return bound
 
 
-def _filter_center(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_center(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     width = _as_int(a.get("width", 80))
     if width is not None and width > limits.output_chars:
         raise _too_big(f"|center({width})", width, limits.output_chars)
 
 
-def _filter_indent(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_indent(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     width = a.get("width", 4)
     s = a.get("s", "")
     if isinstance(width, str):
@@ -602,7 +619,7 @@ def _filter_indent(a: dict, limits: RenderLimits, state: _RenderState | None) ->
             raise _too_big("|indent()", size, limits.output_chars)
 
 
-def _filter_replace(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_replace(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     s, old, new = (_text(a.get(k, ""), "|replace()", limits, state) for k in ("s", "old", "new"))
     count = a.get("count")
     size = _replace_size(s, old, new, -1 if count is None else count)
@@ -610,7 +627,7 @@ def _filter_replace(a: dict, limits: RenderLimits, state: _RenderState | None) -
         raise _too_big("|replace()", size, limits.output_chars)
 
 
-def _filter_format(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_format(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     value = a.get("value")
     args = a.get("args") or ()
     kwargs = a.get("kwargs") or {}
@@ -620,7 +637,7 @@ def _filter_format(a: dict, limits: RenderLimits, state: _RenderState | None) ->
         raise _too_big("|format()", size, limits.output_chars)
 
 
-def _filter_wordwrap(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_wordwrap(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     s = a.get("s")
     width = _as_int(a.get("width", 79))
     if not isinstance(s, str) or width is None or width < 1:
@@ -641,14 +658,14 @@ def _filter_wordwrap(a: dict, limits: RenderLimits, state: _RenderState | None) 
             raise _too_big("|wordwrap()", size, limits.output_chars)
 
 
-def _filter_tojson(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_tojson(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     indent = a.get("indent")
     size = len(indent) if isinstance(indent, str) else (_as_int(indent) or 0)
     if size > 100:
         raise _too_big(f"|tojson(indent={size})", size * limits.output_chars, limits.output_chars)
 
 
-def _filter_urlize(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_urlize(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     value = a.get("value")
     if not isinstance(value, str):
         return
@@ -662,13 +679,13 @@ def _filter_urlize(a: dict, limits: RenderLimits, state: _RenderState | None) ->
             raise _too_big("|urlize()", size, limits.output_chars)
 
 
-def _filter_batch(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_batch(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     count = _as_int(a.get("linecount"))
     if a.get("fill_with") is not None and count is not None and count > limits.output_chars:
         raise _too_big(f"|batch({count}, fill)", count, limits.output_chars)
 
 
-def _filter_slice(a: dict, limits: RenderLimits, state: _RenderState | None) -> None:
+def _filter_slice(a: dict[str, Any], limits: RenderLimits, state: _RenderState | None) -> None:
     slices = _as_int(a.get("slices"))
     if slices is not None and slices > limits.range_items:
         raise LimitExceeded(
@@ -676,7 +693,7 @@ def _filter_slice(a: dict, limits: RenderLimits, state: _RenderState | None) -> 
         )
 
 
-_FILTER_CHECKS: dict[str, Callable[[dict, RenderLimits, _RenderState | None], None]] = {
+_FILTER_CHECKS: dict[str, Callable[[dict[str, Any], RenderLimits, _RenderState | None], None]] = {
     "center": _filter_center,
     "indent": _filter_indent,
     "replace": _filter_replace,
@@ -768,8 +785,8 @@ def _limited_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _prepare_join(
-    args: tuple, kwargs: dict, limits: RenderLimits, state: _RenderState | None
-) -> tuple[tuple, dict]:
+    args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, state: _RenderState | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Materialize the items of ``|join`` (applying ``attribute``) and size them."""
     eval_ctx, value, *rest = args
     d = rest[0] if rest else kwargs.pop("d", "")
@@ -782,8 +799,8 @@ def _prepare_join(
 
 
 def _prepare_sum(
-    args: tuple, kwargs: dict, limits: RenderLimits, state: _RenderState | None
-) -> tuple[tuple, dict]:
+    args: tuple[Any, ...], kwargs: dict[str, Any], limits: RenderLimits, state: _RenderState | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``|sum`` of sequences copies the growing total once per item: bound that work."""
     environment, iterable, *rest = args
     attribute = rest[0] if rest else kwargs.pop("attribute", None)
@@ -1084,7 +1101,7 @@ def _loop(iterable: Any) -> Any:
     return state.loop(iterable)
 
 
-def _concat_operands(parts: tuple) -> tuple:
+def _concat_operands(parts: tuple[Any, ...]) -> tuple[Any, ...]:
     """The operands of every ``~`` go through this."""
     state, limits = _state_limits()
     limit = limits.output_chars
@@ -1124,7 +1141,7 @@ class _LimitedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: _limited_filter(name, f) for name, f in self.filters.items()}
 
     # the text of macros and of {% set %}, {% filter %} and {% call %} blocks
-    def concat(self, parts: Any) -> str:  # type: ignore[override]
+    def concat(self, parts: Any) -> str:
         if type(parts) is not list:
             parts = list(parts)
         total = sum(map(len, parts))
@@ -1139,7 +1156,7 @@ class _LimitedEnvironment(ImmutableSandboxedEnvironment):
         # not used by our generated code (see _LimitedCodeGenerator), kept consistent
         return {"+": _add, "*": _mul, "**": _pow, "%": _mod}[op](left, right)
 
-    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         state = _CURRENT.state
         limits = DEFAULT_LIMITS
         if state is not None:
@@ -1239,10 +1256,15 @@ def render(template: jinja2.Template, values: dict[str, Any], limits: RenderLimi
     previous = _CURRENT.state
     if not plain:  # (a plain template has nothing to spend a budget on)
         _CURRENT.state = _RenderState(limits)
-    chunks = None
+    chunks: Generator[str, None, None] | None = None
     try:
-        # as Template.generate() without its copy of ``values`` (new_context copies)
-        chunks = template.root_render_func(template.new_context(values))
+        # as Template.generate() without its copy of ``values`` (new_context copies);
+        # Jinja types root_render_func as returning an Iterator, but the compiled
+        # ``root`` is a generator function (closed below if the render stops early)
+        chunks = cast(
+            "Generator[str, None, None]",
+            template.root_render_func(template.new_context(values)),
+        )
         # Count the text as it comes, 64 chunks at a time: a loop may yield many
         # large, fresh strings (each one is already bounded by the size checks).
         limit = limits.output_chars

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from llmops.credentials import scrub_url
-from llmops.errors import ConfigError, SchemaOutdatedError
+from llmops.errors import ConfigError, DatabaseError, SchemaOutdatedError
 from llmops.files import private_dir, private_file
 from llmops.store.records import json_text
 
@@ -70,13 +70,44 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        return engine
-    return sa.create_engine(
+        return _typed_errors(engine)
+    engine = sa.create_engine(
         parsed,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5},
         json_serializer=json_text,  # NaN as null: PostgreSQL refuses NaN in JSON
     )
+    return _typed_errors(engine)
+
+
+def _typed_errors(engine: Engine) -> Engine:
+    """Make every failure of ``engine`` (connecting, executing) a :class:`DatabaseError`."""
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _raise_typed(context: sa.engine.ExceptionContext) -> None:
+        if context.is_pre_ping:  # the pool's liveness check handles its own failures
+            return
+        raise database_error(context.sqlalchemy_exception or context.original_exception)
+
+    return engine
+
+
+def database_error(exc: BaseException) -> DatabaseError:
+    """``exc`` (a SQLAlchemy or driver error) as a :class:`DatabaseError`: its first line, the
+    SQLSTATE the database gave, and the original kept as ``original``."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else type(orig).__name__
+    error = DatabaseError(
+        f"database: {reason}",
+        original=exc,
+        sqlstate=state if isinstance(state, str) else None,
+    )
+    error.__cause__ = exc
+    return error
 
 
 def current_revision(connection: Connection) -> str | None:

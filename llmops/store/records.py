@@ -86,7 +86,7 @@ Row = CallRow | FeedbackRow
 # Column limits, read from the tables so that they cannot drift.
 _LIMITS: dict[str, dict[str, int]] = {
     kind: {
-        column.name: column.type.length
+        column.name: getattr(column.type, "length")  # noqa: B009  (types without one: skipped)
         for column in table.columns
         if isinstance(getattr(column.type, "length", None), int)
     }
@@ -228,7 +228,7 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
 def repaired(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     """A copy of a row some database refused, with everything a database may refuse
     replaced (NULs, non-finite numbers, over-long strings, non-JSON values)."""
-    fixed = json_safe(row, strict=True)
+    fixed: dict[str, Any] = json_safe(row, strict=True)
     if isinstance(row.get("created_at"), datetime):
         fixed["created_at"] = row["created_at"]
     for column, limit in _LIMITS[kind].items():

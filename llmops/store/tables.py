@@ -10,6 +10,26 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
+__all__ = [
+    "CALLS",
+    "CALL_DAYS",
+    "EVAL_RESULTS",
+    "EVAL_RUNS",
+    "FEEDBACK",
+    "FEEDBACK_DAYS",
+    "TAG_DAYS",
+    "USER_DAYS",
+    "CallRecord",
+    "DailyCalls",
+    "DailyFeedback",
+    "DailyTagSpend",
+    "DailyUserSpend",
+    "EvalResult",
+    "EvalRun",
+    "FeedbackRecord",
+    "SQLModel",
+]
+
 # JSON columns are JSONB on Postgres, so people can index and query them.
 JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
@@ -93,9 +113,15 @@ class FeedbackRecord(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=200)
 
 
+def _table(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a SQLModel class (what queries and the writer use)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
 # The daily rollups (migration 0005): database triggers keep them exact on every insert,
 # update and delete of llm_calls and feedback, so that figures over weeks sum days instead
-# of calls. '' stands for NULL in their key columns.
+# of calls. '' stands for NULL in their key columns. What one call adds to them is defined
+# once for the live code, in llmops.store.queries.rollups (the migration keeps a frozen copy).
 
 
 class _Day(SQLModel):
@@ -160,12 +186,12 @@ class DailyFeedback(_CallGroup, table=True):
     feedback_count: int
 
 
-CALLS = CallRecord.__table__
-FEEDBACK = FeedbackRecord.__table__
-CALL_DAYS = DailyCalls.__table__
-USER_DAYS = DailyUserSpend.__table__
-TAG_DAYS = DailyTagSpend.__table__
-FEEDBACK_DAYS = DailyFeedback.__table__
+CALLS = _table(CallRecord)
+FEEDBACK = _table(FeedbackRecord)
+CALL_DAYS = _table(DailyCalls)
+USER_DAYS = _table(DailyUserSpend)
+TAG_DAYS = _table(DailyTagSpend)
+FEEDBACK_DAYS = _table(DailyFeedback)
 
 
 class EvalRun(SQLModel, table=True):
@@ -213,5 +239,5 @@ class EvalResult(SQLModel, table=True):
     call_id: str | None = Field(default=None, max_length=36)
 
 
-EVAL_RUNS = EvalRun.__table__
-EVAL_RESULTS = EvalResult.__table__
+EVAL_RUNS = _table(EvalRun)
+EVAL_RESULTS = _table(EvalResult)

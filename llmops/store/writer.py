@@ -43,6 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from llmops.errors import DatabaseError
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
 from llmops.store.records import RecordKind, Row, fitted, repaired, storable
 from llmops.store.tables import CALLS, FEEDBACK
@@ -331,7 +332,7 @@ class Writer:
 
     def _store_refused(self, entry: Entry, exc: Exception, *, replay: bool) -> int:
         """One row the database refused: wait for its call, repair it, or reject it."""
-        feedback = entry.kind == "feedback" and isinstance(exc, sa.exc.IntegrityError)
+        feedback = entry.kind == "feedback" and isinstance(_unwrapped(exc), sa.exc.IntegrityError)
         if feedback and not self._call_stored(entry.row.get("call_id")):
             return self._defer(entry, replay=replay)
         fixed = Entry(entry.kind, repaired(entry.kind, entry.row), entry.segment)
@@ -498,6 +499,13 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _unwrapped(exc: BaseException) -> BaseException:
+    """The SQLAlchemy error inside a :class:`DatabaseError` (what the checks below read)."""
+    if isinstance(exc, DatabaseError) and exc.original is not None:
+        return exc.original
+    return exc
+
+
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -506,6 +514,7 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def _is_row_error(exc: BaseException) -> bool:
     """The database (or its driver) refused these values, not the connection."""
+    exc = _unwrapped(exc)
     state = _sqlstate(exc)
     if state is not None:  # PostgreSQL says: class 22 is bad data, 23 a violated constraint
         return state[:2] in ("22", "23")
@@ -521,6 +530,7 @@ def _is_row_error(exc: BaseException) -> bool:
 def _is_outage(exc: BaseException) -> bool:
     """The database is away, locked, out of resources or not what we expect: retry later.
     Errors that are neither this nor a row error are settled by whether ``SELECT 1`` works."""
+    exc = _unwrapped(exc)
     state = _sqlstate(exc)
     if state is not None:
         return state[:2] not in ("22", "23")
@@ -530,6 +540,7 @@ def _is_outage(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    exc = _unwrapped(exc)
     orig = getattr(exc, "orig", None) or exc
     text = f"{type(orig).__name__}: {orig}".strip().splitlines()
     return text[0][:500] if text else type(orig).__name__

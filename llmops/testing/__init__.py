@@ -1,4 +1,4 @@
-"""A fake model server for tests: OpenAI- and Anthropic-compatible, over real HTTP.
+"""Test helpers: a fake model server, OpenAI- and Anthropic-compatible, over real HTTP.
 
 :class:`FakeLLMServer` listens on ``127.0.0.1`` (a free port) and answers
 ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic), streamed or
@@ -19,20 +19,21 @@ models) or ``api_base=server.anthropic_base_url`` (``anthropic/`` models)::
 
 With nothing scripted the server echoes the last user message. For answers that depend
 on what the prompt says (two prompt versions really answer differently), give it the
-deterministic simulated model of :mod:`llmops.testing.simulator` as its responder::
+deterministic simulated model of :mod:`llmops.simulate.model` as its responder::
 
     from llmops.testing import FakeLLMServer, SimulatedModel
 
     with FakeLLMServer(responder=SimulatedModel(latency=0.02)) as server:
         ...
 
-This package uses only the standard library; it does not import litellm.
+These are the objects of :mod:`llmops.simulate` (where they live, with ``World``, what the
+simulated model knows about products), re-exported here as the API for tests. The package
+uses only the standard library; it does not import litellm. Code outside tests imports
+:mod:`llmops.simulate`, not this module.
 """
 
 from __future__ import annotations
 
-from llmops.testing._reply import RecordedRequest, Reply
-from llmops.testing._server import FakeLLMServer
-from llmops.testing.simulator import SimulatedModel, simulate
+from llmops.simulate import FakeLLMServer, RecordedRequest, Reply, SimulatedModel, simulate
 
 __all__ = ["FakeLLMServer", "RecordedRequest", "Reply", "SimulatedModel", "simulate"]

@@ -46,6 +46,7 @@ PRICE_IN, PRICE_OUT = 0.15 / 1e6, 0.60 / 1e6  # gpt-4o-mini, USD per token
 START_TIMEOUT = 90  # seconds for the dashboard to answer its health check
 PAGE_TIMEOUT_MS = 90_000
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+PORT_ATTEMPTS = 3
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -116,29 +117,43 @@ def usd(value: float) -> str:
 
 @contextlib.contextmanager
 def dashboard(url: str, cwd: Path, log: Path) -> Iterator[str]:
-    """``python -m llmops dashboard`` on a free port; yields its address once healthy."""
-    port = free_port()
+    """``python -m llmops dashboard`` on a free port; yields its address once healthy.
+
+    Another process (a parallel test run, any client's ephemeral port) may take the free
+    port before Streamlit binds it; Streamlit then exits, and the dashboard starts again on
+    another free port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
     env["HOME"] = str(cwd)  # no ~/.streamlit of the developer
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llmops", "dashboard", "--port", str(port),
-             "--database-url", url],
-            cwd=cwd,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "llmops", "dashboard", "--port", str(port),
+                 "--database-url", url],
+                cwd=cwd,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
-            wait_healthy(port, process, log)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+            if wait_healthy(port, process, log, retry=attempt < PORT_ATTEMPTS):
+                break
+        except BaseException:
+            stop(process)
+            raise
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
 
 
 def health(port: int) -> str | None:
@@ -153,13 +168,20 @@ def health(port: int) -> str | None:
         connection.close()
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(
+    port: int, process: subprocess.Popen[bytes], log: Path, *, retry: bool = False
+) -> bool:
+    """True once the dashboard answers; False if it exited because its port was taken
+    (and ``retry``: the caller tries another port). Fails the test otherwise."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the dashboard exited with {process.returncode}:\n{log.read_text()}")
+            output = log.read_text()
+            if retry and f"Port {port} is not available" in output:
+                return False
+            pytest.fail(f"the dashboard exited with {process.returncode}:\n{output}")
         if health(port) == "ok":
-            return
+            return True
         time.sleep(0.2)
     pytest.fail(f"the dashboard did not become healthy in {START_TIMEOUT} s:\n{log.read_text()}")
 

@@ -115,6 +115,7 @@ def test_bad_input_is_one_error_line_and_exit_2(
     assert elapsed < 10, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.integration  # `python -m llmops` in a real process
 @pytest.mark.parametrize("name", SUBPROCESS)
 def test_the_real_entry_point_behaves_the_same(name: str, tmp_path: Path) -> None:
     case = BY_ID[name]

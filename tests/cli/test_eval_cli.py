@@ -1,4 +1,4 @@
-"""``llmops eval run`` end to end in a real process: exit codes, reports, cache, dry run."""
+"""``llmops eval run`` end to end (the in-process ``cli``): exit codes, reports, cache, dry run."""
 
 from __future__ import annotations
 
@@ -88,6 +88,11 @@ def test_gates_and_exit_codes(run_eval, project, server, tmp_path) -> None:
     warned = run_eval()
     assert warned.code == 0 and "add --fail-on-regression" in warned.stdout
     assert run_eval("--fail-on-regression").code == 1
+    # the other way round it got better: the p-value shown is that direction's
+    better = run_eval("--version", "production", "--baseline", "working", "--fail-on-regression")
+    assert better.code == 0, better.stdout + better.stderr
+    assert "significant improvement" in better.stdout
+    assert "10 better of 10 compared; one-sided exact p (better) = 0.000977" in better.stdout
 
 
 @pytest.mark.parametrize(

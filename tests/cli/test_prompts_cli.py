@@ -1,4 +1,4 @@
-"""``llmops prompts ...`` in a real process: output, exit codes, and no tracebacks."""
+"""``llmops prompts ...`` (the in-process ``cli``): output, exit codes, and no tracebacks."""
 
 from __future__ import annotations
 
@@ -175,6 +175,7 @@ def test_usage_errors_exit_2(project: PromptRepo, cli) -> None:
     assert cli("--version", cwd=project.root).stdout.startswith("llmops ")
 
 
+@pytest.mark.integration  # a fresh process per command: what start-up imports
 def test_commands_that_call_no_model_do_not_import_litellm(project: PromptRepo, cli) -> None:
     for args in (("--help",), ("prompts", "list"), ("prompts", "render", "greet", "-v", "name=a")):
         code = (

@@ -1,4 +1,4 @@
-"""``llmops spend``, ``calls``, ``feedback`` and ``demo`` in a real process."""
+"""``llmops spend``, ``calls``, ``feedback`` and ``demo`` (the in-process ``cli``)."""
 
 from __future__ import annotations
 
@@ -121,3 +121,18 @@ def test_demo_fills_a_month_through_the_gateway(cli, tmp_path) -> None:
     calls, models, versions, days, errors, streamed = stats
     assert calls == 60 and models >= 3 and versions >= 3 and days >= 20
     assert errors >= 1 and streamed >= 1 and feedback >= 10
+
+
+def test_demo_runs_the_example_evals_offline(cli, tmp_path) -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = cli("demo", "--no-dashboard", "--calls", "10", "--database-url", url,
+                 cwd=root, env={"LLMOPS_HOME": str(tmp_path / "home")})  # fmt: skip
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.stdout.count("Pass-rate gate") == len(list((root / "evals").glob("*.yaml")))
+    assert "Done. Look at it with: llmops dashboard" in result.stdout
+    with create_engine(url).connect() as connection:
+        runs = connection.execute(sa.text("SELECT count(DISTINCT suite) FROM eval_runs")).scalar()
+    assert runs == len(list((root / "evals").glob("*.yaml")))

@@ -18,7 +18,7 @@ from llmops.errors import (
     SchemaOutdatedError,
     UnknownCallError,
 )
-from llmops.gateway.usage import count_message_tokens, count_text_tokens
+from llmops.pricing.usage import count_message_tokens, count_text_tokens
 from llmops.store.engine import create_engine, upgrade
 from llmops.testing import Reply
 from tests.conftest import PromptRepo
@@ -510,6 +510,7 @@ def test_database_down_when_the_gateway_starts(server, postgres_server, postgres
     assert [r["id"] for r in rows(postgres_url)] == [result.call_id]
 
 
+@pytest.mark.integration  # a Python process of its own
 def test_default_gateway_flushes_at_interpreter_exit(server, tmp_path) -> None:
     import os
     import subprocess

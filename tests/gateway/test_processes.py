@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from llmops.store.engine import create_engine
+
+pytestmark = pytest.mark.integration  # every test starts Python processes
 
 WORKER = """
 import sys

@@ -40,6 +40,7 @@ def test_circular_metadata_then_many_calls_with_a_small_queue(make_gateway, data
     assert sorted(r["id"] for r in rows(database_url)) == sorted(ids)
 
 
+@pytest.mark.integration  # a Python process of its own
 def test_values_postgres_refuses_are_stored_from_another_process_too(
     postgres_url, tmp_path: Path
 ) -> None:

@@ -152,11 +152,13 @@ HOSTILE = {
 
 
 def _seconds(function: Any, text: str, runs: int = 3) -> float:
+    """The best of ``runs`` CPU times of this thread: other processes (parallel test
+    workers) do not count, so the ratio below measures the algorithm, not the machine."""
     best = float("inf")
     for _ in range(runs):
-        start = time.perf_counter()
+        start = time.thread_time()
         function(text)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
     return best
 
 
@@ -173,7 +175,7 @@ def test_hostile_input_completes(name: str) -> None:
 def test_hostile_input_is_linear(name: str) -> None:
     text = HOSTILE[name]
     small, large = text[: len(text) // 4], text
-    ratio = _seconds(redact, large) / max(_seconds(redact, small), 1e-4)
+    ratio = _seconds(redact, large, runs=5) / max(_seconds(redact, small, runs=5), 1e-3)
     assert ratio < 10, f"4x the input took {ratio:.1f}x the time (linear: 4, quadratic: 16)"
 
 

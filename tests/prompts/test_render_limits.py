@@ -229,6 +229,8 @@ def bomb_results() -> dict[str, dict]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.integration  # bomb_results runs the bombs in child processes
+@pytest.mark.xdist_group("render-bombs")  # one worker runs them all: bomb_results runs once
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_bomb_is_refused_quickly_and_small(bomb_results: dict[str, dict], name: str) -> None:
     _, allowed = BOMBS[name]

@@ -17,9 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from llmops.store.engine import check_schema, create_engine
+
+pytestmark = pytest.mark.integration  # every test starts and kills Python processes
 
 CHILD = """
 import sys, threading

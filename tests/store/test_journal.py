@@ -93,6 +93,7 @@ def test_a_segment_is_emptied_once_settled_and_rotates_when_large(tmp_path, mapp
     assert list(tmp_path.glob("*.jsonl")) == []
 
 
+@pytest.mark.integration  # forks a process
 def test_a_forked_child_writes_its_own_segment(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.append(encode(Entry("call", call_row())))
@@ -109,6 +110,7 @@ def test_a_forked_child_writes_its_own_segment(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.jsonl"))) == 2
 
 
+@pytest.mark.integration  # forks a process
 @pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "write"])
 def test_a_record_survives_sigkill_right_after_append(tmp_path: Path, mapped: bool) -> None:
     """What the crash test relies on: once append() returned, a SIGKILL keeps the line."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from llmops.store import queries as q
 from llmops.store.engine import check_schema, create_engine
+from llmops.store.queries import rollups
 from llmops.store.tables import EVAL_RUNS
 from tests.store.test_writer import call_row, feedback_row, store_rows
 
@@ -335,7 +336,7 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert any("llm_calls_daily" in s for s in statements)
     for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags"):
         assert any(rollup in s for s in statements), rollup
-    monkeypatch.setattr(q, "READ_ROLLUPS", False)
+    monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
     statements.clear()
     from_calls = figures()
     assert not any("_daily" in s for s in statements)

@@ -487,6 +487,7 @@ def full_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.integration  # full_disk runs mount and umount
 def test_a_full_disk_under_the_journal_loses_nothing(full_disk: Path, tmp_path: Path) -> None:
     """Issue: ENOSPC under the spool killed the writer. With the journal on a full disk
     and the database locked, records are held in memory and flush() says they are not

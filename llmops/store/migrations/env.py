@@ -1,9 +1,10 @@
 """Alembic environment: llmops runs migrations on a connection it passes in."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
+import llmops.store.tables  # noqa: F401  (registers the tables in SQLModel.metadata)
 from llmops.store.engine import VERSION_TABLE
-from llmops.store.tables import SQLModel
 
 connection = context.config.attributes["connection"]
 context.configure(

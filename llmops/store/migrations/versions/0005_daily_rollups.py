@@ -23,6 +23,7 @@ Revises: 0004
 # ruff: noqa: S608  (the SQL here is built from this file's constants, never from input)
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -356,7 +357,7 @@ PG_FUNCTIONS = (
 # -- tables -------------------------------------------------------------------------------
 
 
-def key_columns(*names: str) -> list[sa.Column]:
+def key_columns(*names: str) -> list[sa.Column[Any]]:
     lengths = {
         "model": 200, "prompt_name": 200, "prompt_version": 12, "git_commit": 40,
         "source": 16, "status": 16, "user_id": 200, "tag": 200, "name": 100,
@@ -366,7 +367,7 @@ def key_columns(*names: str) -> list[sa.Column]:
     ]
 
 
-def spend_columns() -> list[sa.Column]:
+def spend_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("calls", sa.Integer, nullable=False),
         sa.Column("prompt_tokens", sa.BigInteger, nullable=False),

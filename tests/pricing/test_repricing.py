@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from llmops.gateway.accounting import ModelPrice, PriceBook
-from llmops.gateway.repricing import recompute_costs
+from llmops.pricing.prices import ModelPrice, PriceBook
+from llmops.pricing.recompute import recompute_costs
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.tables import CALLS
 from tests.store.test_rollups import assert_rollups_match

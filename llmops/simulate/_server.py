@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 from urllib.parse import unquote
 
-from llmops.testing import _formats as fmt
-from llmops.testing._reply import (
+from llmops.simulate import _formats as fmt
+from llmops.simulate._reply import (
     RecordedRequest,
     Reply,
     bedrock_conversation,
@@ -44,12 +44,21 @@ Responder = Callable[[RecordedRequest], "Reply | None"]
 """What answers the requests that no route or queued reply answers (``None``: echo)."""
 
 
+class _OpenAIHead(TypedDict):
+    """The fields every OpenAI completion object and chunk of one response shares."""
+
+    response_id: str
+    created: int
+    model: str
+    service_tier: str | None
+
+
 class FakeLLMServer:
-    """A local OpenAI-, Anthropic-, Gemini- and Bedrock-compatible HTTP server for tests.
+    """A local OpenAI-, Anthropic-, Gemini- and Bedrock-compatible HTTP server (tests, demo).
 
     It listens on ``host`` (default ``127.0.0.1``) and ``port`` (default ``0``: a free port),
     serves each connection on a daemon thread, and answers model calls with scripted
-    :class:`~llmops.testing.Reply` objects::
+    :class:`~llmops.simulate.Reply` objects::
 
         with FakeLLMServer() as server:
             server.enqueue(Reply(text="Hi!", prompt_tokens=12, completion_tokens=2))
@@ -71,7 +80,7 @@ class FakeLLMServer:
     other than a ``Reply`` or ``None``, the request gets an HTTP 500 whose message names the
     error (and the traceback is printed to stderr). For example
     ``FakeLLMServer(responder=SimulatedModel())`` answers from the prompt's content (see
-    :mod:`llmops.testing.simulator`).
+    :mod:`llmops.simulate.model`).
 
     Endpoints:
 
@@ -175,6 +184,8 @@ class FakeLLMServer:
     def url(self) -> str:
         """The server root, ``http://127.0.0.1:PORT``."""
         host = self._running().server_address[0]
+        if isinstance(host, bytes):  # typeshed allows it (AF_UNIX); an AF_INET server has str
+            host = host.decode()
         return f"http://{host}:{self.port}"
 
     @property
@@ -465,7 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -580,7 +591,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error("openai", reply.status, reply.text)
             return
         model = reply.model or str(body.get("model") or "fake-model")
-        common = {
+        common: _OpenAIHead = {
             "response_id": f"chatcmpl-{number}",
             "created": int(time.time()),
             "model": model,

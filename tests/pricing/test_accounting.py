@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from llmops import litellm_loader
 from llmops.errors import ConfigFileError
-from llmops.gateway import _litellm
-from llmops.gateway.accounting import (
+from llmops.pricing.prices import (
     ModelPrice,
     PriceBook,
     cost_of,
     entry_from_map,
     read_prices,
 )
-from llmops.gateway.usage import (
+from llmops.pricing.usage import (
     Usage,
     count_message_tokens,
     count_text_tokens,
@@ -154,7 +154,7 @@ def test_usage_from_openai_and_anthropic_shapes() -> None:
 
 
 def test_local_token_counts_match_tiktoken() -> None:
-    _litellm.configure_environment()
+    litellm_loader.configure_environment()
     import tiktoken
 
     o200k = tiktoken.get_encoding("o200k_base")
@@ -200,7 +200,7 @@ def test_a_tier_the_model_prices_only_in_part_is_approximate() -> None:
 
 
 def test_an_unknown_service_tier_is_priced_at_standard_rates_and_flagged(book) -> None:
-    from llmops.gateway.usage import Served
+    from llmops.pricing.usage import Served
 
     price = book.price("gpt-4o-mini", Usage(1000, 100), served=Served(service_tier="turbo"))
     assert price.status == "approximate"
@@ -327,7 +327,7 @@ def png(width: int, height: int) -> str:
     ],
 )
 def test_images_count_by_openai_rules(size, detail, model, tokens) -> None:
-    from llmops.gateway.usage import image_tokens
+    from llmops.pricing.usage import image_tokens
 
     assert image_tokens(model, size, detail) == tokens
 
@@ -344,7 +344,7 @@ def test_an_image_in_a_message_is_counted_from_its_header() -> None:
 def test_image_headers() -> None:
     import base64
 
-    from llmops.gateway.usage import _image_size
+    from llmops.pricing.usage import _image_size
 
     gif = (
         "data:image/gif;base64," + base64.b64encode(b"GIF89a\x20\x03\x58\x02" + bytes(20)).decode()

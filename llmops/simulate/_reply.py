@@ -15,7 +15,7 @@ __all__ = ["RecordedRequest", "Reply"]
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer of :class:`~llmops.testing.FakeLLMServer`.
+    """One scripted answer of :class:`~llmops.simulate.FakeLLMServer`.
 
     Every field has a default, so ``Reply()`` is a valid, deterministic answer. The fields
     added for billing (modalities, the 1-hour cache split, the service tier, traffic type and
@@ -24,7 +24,7 @@ class Reply:
     The same ``Reply`` answers on every route: OpenAI Chat Completions, Anthropic Messages,
     Gemini ``generateContent`` and Bedrock Converse. What each field becomes on each route,
     and where litellm 1.110.2 puts it on its ``ModelResponse`` (``response``; ``usage`` is
-    ``response.usage``), is written below; the tests of ``tests/testing/test_server.py``
+    ``response.usage``), is written below; the tests of ``tests/simulate/test_server.py``
     check every one of those paths through a real ``litellm.completion``.
 
     Content

@@ -1,5 +1,5 @@
-"""Import litellm once, configured for offline, reproducible use. Only the gateway and
-accounting call this, and only when they need a model or a price."""
+"""Import litellm once, configured for offline, reproducible use. The gateway and pricing
+call this, and only when they need a model or a price."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The simulated model behind FakeLLMServer, through real HTTP with litellm and the real prompts.
 
+The model knows the demo's world (``llmops.demo.knowledge.ACME``), which the prompts are about.
+
 ``support/answer@production`` is the older prompt version (prose, at most three sentences,
 nothing against invented features); ``support/answer`` in the working tree is the newer one
 (numbered steps, "how to tell it worked", at most five sentences, never invent features,
@@ -19,10 +21,17 @@ from typing import Any
 import jsonschema
 import pytest
 
+from llmops.demo.knowledge import ACME, INVENTED_FEATURES
 from llmops.prompts import Prompt, PromptRegistry
-from llmops.testing import FakeLLMServer, RecordedRequest, Reply, SimulatedModel, simulate
-from llmops.testing._reply import conversation, default_prompt_tokens
-from llmops.testing.simulator import INVENTED_FEATURES, count_sentences
+from llmops.simulate import (
+    FakeLLMServer,
+    RecordedRequest,
+    Reply,
+    SimulatedModel,
+    count_sentences,
+    simulate,
+)
+from llmops.simulate._reply import conversation, default_prompt_tokens
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 MODEL = "gpt-4o-mini"
@@ -52,7 +61,7 @@ NUMBERED_LINE = re.compile(r"^\d+\. ", re.MULTILINE)
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(responder=SimulatedModel()) as server:
+    with FakeLLMServer(responder=SimulatedModel(world=ACME)) as server:
         yield server
 
 
@@ -212,7 +221,7 @@ def test_same_request_same_answer_and_models_differ_slightly(
     second = call(litellm, server, messages)
     assert first.choices[0].message.content == second.choices[0].message.content
     assert first.usage.model_dump() == second.usage.model_dump()
-    with FakeLLMServer(responder=SimulatedModel()) as other:  # no state between servers
+    with FakeLLMServer(responder=SimulatedModel(world=ACME)) as other:  # no state between servers
         assert ask(litellm, other, messages) == first.choices[0].message.content
 
     answers = {model: ask(litellm, server, messages, model) for model in ("gpt-4o-mini", "gpt-4o")}
@@ -431,7 +440,7 @@ def test_anthropic_long_system_prompts_are_sometimes_cached(
 
 def test_simulated_model_latency_and_ttft(litellm: ModuleType, new: Prompt) -> None:
     messages = new.render(question="My wifi keeps dropping.", product="Acme Router")
-    with FakeLLMServer(responder=SimulatedModel(latency=0.05, ttft=0.05)) as slow:
+    with FakeLLMServer(responder=SimulatedModel(latency=0.05, ttft=0.05, world=ACME)) as slow:
         start = time.perf_counter()
         ask(litellm, slow, messages)
         assert time.perf_counter() - start >= 0.05
@@ -439,7 +448,7 @@ def test_simulated_model_latency_and_ttft(litellm: ModuleType, new: Prompt) -> N
         stream = call(litellm, slow, messages, stream=True)
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
         assert time.perf_counter() - start >= 0.1
-        assert text == simulate({"model": MODEL, "messages": messages}).text
+        assert text == simulate({"model": MODEL, "messages": messages}, world=ACME).text
 
 
 def test_simulate_and_simulated_model_without_http() -> None:
@@ -450,13 +459,13 @@ def test_simulate_and_simulated_model_without_http() -> None:
             {"role": "user", "content": "Hi, I'm Ada. My wifi is slow."},
         ],
     }
-    reply = simulate(body)
+    reply = simulate(body, world=ACME)
     assert isinstance(reply, Reply)
     assert reply.text is not None
     assert reply.text.startswith("Hi Ada, ")
     assert "Acme Mesh" in reply.text
     assert reply.prompt_tokens == default_prompt_tokens(conversation(body, anthropic=False))
-    assert simulate(body) == reply
+    assert simulate(body, world=ACME) == reply
 
     # The Anthropic shape of the same conversation gets the same text.
     anthropic_body = {
@@ -466,9 +475,9 @@ def test_simulate_and_simulated_model_without_http() -> None:
             {"role": "user", "content": [{"type": "text", "text": "Hi, I'm Ada. My wifi is slow."}]}
         ],
     }
-    assert simulate(anthropic_body).text == reply.text
+    assert simulate(anthropic_body, world=ACME).text == reply.text
 
-    model = SimulatedModel(latency=0.25, ttft=0.5)
+    model = SimulatedModel(latency=0.25, ttft=0.5, world=ACME)
     recorded = RecordedRequest(path="/v1/chat/completions", headers={}, body=body, received_at=0)
     answer = model(recorded)
     assert answer is not None

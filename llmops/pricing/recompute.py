@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from llmops.gateway.accounting import Price, PriceBook, price_details
-from llmops.gateway.usage import Served, Usage
+from llmops.pricing.prices import Price, PriceBook, price_details
+from llmops.pricing.usage import Served, Usage
 from llmops.store.tables import CALLS
 
 _BATCH = 2000

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from llmops.testing import FakeLLMServer, RecordedRequest, Reply
-from llmops.testing._reply import resolve, split_chunks
+from llmops.simulate import FakeLLMServer, RecordedRequest, Reply
+from llmops.simulate._reply import resolve, split_chunks
 
 OPENAI_MODEL = "openai/gpt-4o-mini"
 ANTHROPIC_MODEL = "anthropic/claude-haiku-4-5"

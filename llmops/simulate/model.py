@@ -1,13 +1,21 @@
 """A deterministic simulated model: answers from what the prompt says, not from a script.
 
 :func:`simulate` turns a chat request body (OpenAI or Anthropic shape) into a
-:class:`~llmops.testing.Reply`, reading the rendered prompt like a (very literal) model would,
+:class:`~llmops.simulate.Reply`, reading the rendered prompt like a (very literal) model would,
 so that two versions of a prompt really give different answers::
 
-    from llmops.testing import FakeLLMServer, SimulatedModel
+    from llmops.simulate import FakeLLMServer, SimulatedModel, World
 
-    with FakeLLMServer(responder=SimulatedModel(latency=0.02)) as server:
+    with FakeLLMServer(responder=SimulatedModel(world=World(...), latency=0.02)) as server:
         litellm.completion(model="gpt-4o-mini", api_base=server.base_url, ...)
+
+What the model knows about products (their names, a knowledge base of fixes, the features
+it makes up) is not in this module: it comes from the :class:`~llmops.simulate.World` it is
+given (``world=``). The default, ``World()``, knows nothing: support answers give a generic
+fix (:data:`~llmops.simulate.world.GENERIC_FIX`) and name no product, tickets have
+``"product": null``, and the model never makes a feature up. The demo's world, about the
+Acme products, is :data:`llmops.demo.knowledge.ACME`; ``llmops demo`` and
+``llmops eval run --offline`` use it.
 
 What it recognises, in this order:
 
@@ -16,13 +24,15 @@ What it recognises, in this order:
   name contains ``mini`` wrap it in a ```` ```json ```` fence for 1 request in 8.
 - **Summaries** (the prompt says "summarise" and "bullet points"): three ``- `` bullets (what
   the customer wants, what was tried, what is still open) from the ``author: text`` lines.
-- **Support answers** (the system prompt says "support agent"): a fix from a small knowledge
-  base per product (Acme Router, Acme Mesh, Acme Cloud) and topic (reset, Wi-Fi, password,
-  billing, firmware, setup, anything else), obeying the instructions it finds: "numbered
-  steps", "say how to tell it worked", "at most N sentences", the enterprise plan /
-  account manager offer, a customer name ("Hi, I'm X."), and "never invent product
-  features". Without that last instruction, 1 answer in 4 (by hash) adds a made-up feature
-  (one of :data:`INVENTED_FEATURES`).
+- **Support answers** (the system prompt says "support agent"): the world's fix for the
+  product the prompt names (else the world's first product) and the question's topic,
+  obeying the instructions it finds: "numbered steps", "say how to tell it worked", "at
+  most N sentences", the enterprise plan / account manager offer, a customer name ("Hi,
+  I'm X."), and "never invent product features". Without that last instruction, 1 answer
+  in 4 (by hash) adds one of the world's ``inventions``, a made-up feature (if it has any).
+- **Grading** (the system prompt says "you are grading"): a JSON verdict on the output in
+  the user message against its rubric, by rules; an output that names one of the world's
+  ``invented_features`` always fails.
 - Anything else: a short answer derived from the last user message.
 
 Determinism: no randomness at all. Every per-request choice comes from a SHA-256 hash of
@@ -47,10 +57,10 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from llmops.testing._reply import (
+from llmops.simulate._reply import (
     RecordedRequest,
     Reply,
     content_text,
@@ -58,28 +68,31 @@ from llmops.testing._reply import (
     count_words,
     default_prompt_tokens,
 )
+from llmops.simulate.world import GENERIC_TOPIC, World
 
-__all__ = ["INVENTED_FEATURES", "SimulatedModel", "count_sentences", "simulate"]
-
-#: Names of the product features the simulated model makes up (none of them exists); an
-#: answer that contains one of them hallucinated.
-INVENTED_FEATURES: tuple[str, ...] = ("TurboBoost", "SignalMax", "AutoHeal", "Acme Genie")
-
-PRODUCTS = ("Acme Router", "Acme Mesh", "Acme Cloud")
+__all__ = ["SimulatedModel", "count_sentences", "simulate"]
 
 CACHE_MIN_SYSTEM_WORDS = 40
 
 _VOICES = 3  # wording variants per table
 
+_NO_WORLD = World()
+
 
 # --- public API ----------------------------------------------------------------------------
 
 
-def simulate(request_body: Mapping[str, Any], *, anthropic: bool | None = None) -> Reply:
+def simulate(
+    request_body: Mapping[str, Any],
+    *,
+    anthropic: bool | None = None,
+    world: World | None = None,
+) -> Reply:
     """The simulated model's answer to one chat request body, with its token counts.
 
     ``anthropic``: whether the body came to the Anthropic Messages endpoint; ``None`` guesses
-    it from the body (a top-level ``system`` field means Anthropic).
+    it from the body (a top-level ``system`` field means Anthropic). ``world``: what the
+    model knows; ``None`` means ``World()``, which knows no product.
     """
     if not isinstance(request_body, Mapping):
         raise TypeError(f"request_body must be a mapping, got {type(request_body).__name__}")
@@ -89,7 +102,7 @@ def simulate(request_body: Mapping[str, Any], *, anthropic: bool | None = None) 
     model = str(request_body.get("model") or "")
     request = _Request.of(model, messages)
 
-    text = _answer(request)
+    text = _answer(request, world if world is not None else _NO_WORLD)
 
     words = max(1, count_words(text))
     reasoning = 2 * words if _is_reasoning_model(model) else 0
@@ -110,17 +123,19 @@ def simulate(request_body: Mapping[str, Any], *, anthropic: bool | None = None) 
 
 @dataclass(frozen=True)
 class SimulatedModel:
-    """:func:`simulate` as a :class:`~llmops.testing.FakeLLMServer` responder.
+    """:func:`simulate` as a :class:`~llmops.simulate.FakeLLMServer` responder.
 
     ``latency``: seconds before the response starts (``Reply.delay``); ``ttft``: for streams,
     extra seconds before the first chunk (``Reply.ttft``); ``chunk_delay``: seconds between
-    stream chunks. Call it with a :class:`~llmops.testing.RecordedRequest` (as the server does)
-    or with a request body.
+    stream chunks. ``world``: what the model knows (default ``World()``: no product). Call
+    it with a :class:`~llmops.simulate.RecordedRequest` (as the server does) or with a request
+    body.
     """
 
     latency: float = 0.0
     ttft: float = 0.0
     chunk_delay: float = 0.0
+    world: World = field(default_factory=World)
 
     def __post_init__(self) -> None:
         for name in ("latency", "ttft", "chunk_delay"):
@@ -135,7 +150,7 @@ class SimulatedModel:
             anthropic: bool | None = request.path.split("?", 1)[0].rstrip("/") == "/v1/messages"
         else:
             body, anthropic = request, None
-        reply = simulate(body, anthropic=anthropic)
+        reply = simulate(body, anthropic=anthropic, world=self.world)
         return dataclasses.replace(
             reply, delay=self.latency, ttft=self.ttft, chunk_delay=self.chunk_delay
         )
@@ -216,32 +231,32 @@ def _has(pattern: str, text: str) -> bool:
     return re.search(pattern, text, re.IGNORECASE) is not None
 
 
-def _answer(request: _Request) -> str:
+def _answer(request: _Request, world: World) -> str:
     if _has(r"\byou are grading\b", request.system):
-        return _grade(request)
+        return _grade(request, world)
     if _has(r"\b(?:reply|respond|answer|return|output)\b[^.\n]{0,30}\bJSON\b", request.prompt):
-        return _extract_ticket(request)
+        return _extract_ticket(request, world)
     if _has(r"\bsummari[sz]e", request.prompt) and _has(
         r"\bbullet(?:\s+point)?s?\b", request.prompt
     ):
         return _summarise(request)
     support = r"\bsupport (?:agent|assistant|specialist|representative)\b"
     if _has(support, request.system or request.prompt):
-        return _support_answer(request)
+        return _support_answer(request, world)
     return _other_answer(request)
 
 
-def _grade(request: _Request) -> str:
+def _grade(request: _Request, world: World) -> str:
     """A judge: grades the output in the user message against the rubric, by rules.
 
-    It fails invented product features always; a rubric that asks for steps wants
+    It fails the world's invented product features always; a rubric that asks for steps wants
     numbered steps, one that asks for friendliness wants a greeting or an offer to help,
     one that asks for a way to check the fix wants "You'll know it worked".
     """
     rubric, _, output = request.user.partition("Output:")
     rubric = rubric.removeprefix("Rubric:").strip()
     problems = []
-    if any(feature.lower() in output.lower() for feature in INVENTED_FEATURES):
+    if any(feature.lower() in output.lower() for feature in world.invented_features):
         problems.append("it mentions a product feature that does not exist")
     if _has(r"\bsteps?\b", rubric) and not re.search(r"^\s*1\.\s", output, re.M):
         problems.append("it gives no numbered steps")
@@ -295,13 +310,12 @@ _SALUTATION = re.compile(
 )
 
 
-def _extract_ticket(request: _Request) -> str:
+def _extract_ticket(request: _Request, world: World) -> str:
     email = _normalise(request.user)
     body = _SALUTATION.sub("", email, count=1)
     category = next((name for name, rx in _CATEGORIES if _has(rx, email)), "other")
     priority = next((name for name, rx in _PRIORITIES if _has(rx, email)), "normal")
-    product_match = re.search(r"\bacme\s+(router|mesh|cloud)\b", email, re.IGNORECASE)
-    product = f"Acme {product_match.group(1).capitalize()}" if product_match else None
+    product = world.product_in(email)
     ticket = {
         "category": category,
         "priority": priority,
@@ -392,265 +406,6 @@ def _sentences(text: str) -> list[str]:
 # --- support answers ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Fix:
-    action: str  # a verb phrase, the first fix: "restart the Acme Router ..."
-    more: tuple[str, str]  # two further steps, full sentences
-    check: str  # completes "You'll know it worked when ..."
-    followup: str  # the second sentence of a prose answer
-    opening: str | None = None  # a fixed first prose sentence (the generic answer)
-
-
-_KB: dict[str, dict[str, _Fix]] = {
-    "Acme Router": {
-        "reset": _Fix(
-            "restore the Acme Router to factory settings by holding the recessed Reset button "
-            "on the back for 10 seconds with a paperclip",
-            (
-                "Wait about 3 minutes until the status light turns solid white.",
-                "Join the default network printed on the label and run setup again in the "
-                "Acme app.",
-            ),
-            "the status light is solid white and the network name from the label shows up",
-            "After about 3 minutes it restarts, and you can set it up again in the Acme app "
-            "with the details on the label.",
-        ),
-        "wifi": _Fix(
-            "restart the Acme Router by unplugging it for 30 seconds and move it to a "
-            "central, open spot",
-            (
-                "In the Acme app, open Wi-Fi settings and set the 5 GHz channel to Auto.",
-                "Run the speed test in the Acme app next to the router and again in the "
-                "problem room.",
-            ),
-            "the speed test in the problem room is close to your plan speed and devices stay "
-            "connected",
-            "If it still drops, open Wi-Fi settings in the Acme app and set the 5 GHz channel "
-            "to Auto.",
-        ),
-        "password": _Fix(
-            "reset the Acme Router admin password with Forgot password on the sign-in screen "
-            "of the Acme app",
-            (
-                "Open the reset link we email you within 15 minutes.",
-                "Choose a new password of at least 12 characters and sign in again.",
-            ),
-            "you can sign in to the Acme app and see your router's dashboard",
-            "The reset link arrives by email and stays valid for 15 minutes.",
-        ),
-        "billing": _Fix(
-            "open the Billing page of your Acme account and compare the Acme Router "
-            "subscription charge with your invoices",
-            (
-                "If a charge is duplicated, choose Request a refund next to it.",
-                "Keep the confirmation email, as refunds take 5 to 7 business days.",
-            ),
-            "the Billing page shows the refund as pending and you get a confirmation email",
-            "If a charge is duplicated, choose Request a refund next to it, and the money is "
-            "back within 5 to 7 business days.",
-        ),
-        "firmware": _Fix(
-            "update the Acme Router firmware in the Acme app under Settings > Firmware > "
-            "Check for updates",
-            (
-                "Keep the router plugged in while it installs, which takes about 5 minutes.",
-                "Let it restart on its own, then reconnect your devices.",
-            ),
-            "Settings > Firmware shows the latest version and the status light is solid white",
-            "Keep it plugged in during the 5-minute install and let it restart on its own.",
-        ),
-        "setup": _Fix(
-            "connect the Acme Router to your modem with the included Ethernet cable and power "
-            "it on",
-            (
-                "Open the Acme app, tap Add device and scan the QR code on the label.",
-                "Name your network, choose a password and wait for the status light to turn "
-                "solid white.",
-            ),
-            "the status light is solid white and your phone joins the new network",
-            "Then open the Acme app, tap Add device and scan the QR code on the label to "
-            "finish setup.",
-        ),
-        "generic": _Fix(
-            "restart the Acme Router by unplugging it for 30 seconds",
-            (
-                "Note the colour of the status light once it is back on.",
-                "Send us the diagnostics report from Settings > Help in the Acme app, and let "
-                "me look into it.",
-            ),
-            "the status light is solid white and your devices reconnect",
-            "Meanwhile, please restart it by unplugging it for 30 seconds and send us the "
-            "diagnostics report from Settings > Help in the Acme app.",
-            opening="Thanks for reaching out about your Acme Router, let me look into it.",
-        ),
-    },
-    "Acme Mesh": {
-        "reset": _Fix(
-            "restore the Acme Mesh to factory settings by holding the Reset button under each "
-            "node for 10 seconds, starting with the main node",
-            (
-                "Wait until every node blinks blue.",
-                "Set up the main node first in the Acme app, then add the other nodes one by one.",
-            ),
-            "every node shows a solid white light and appears in the Acme app",
-            "When every node blinks blue, set up the main node first in the Acme app and then "
-            "add the others.",
-        ),
-        "wifi": _Fix(
-            "place your Acme Mesh nodes no more than two rooms apart and restart the main node",
-            (
-                "In the Acme app, open Network > Nodes and check that every node shows a Good "
-                "or Great signal.",
-                "Move any node with a Weak signal one room closer to the main node.",
-            ),
-            "every node shows a Good or Great signal and the speed test in the problem room "
-            "is close to your plan speed",
-            "Then check Network > Nodes in the Acme app and move any node with a Weak signal "
-            "one room closer.",
-        ),
-        "password": _Fix(
-            "reset your Acme Mesh account password with Forgot password on the sign-in screen "
-            "of the Acme app",
-            (
-                "Open the reset link we email you within 15 minutes.",
-                "Choose a new password and sign in again on each phone that manages the network.",
-            ),
-            "you can sign in and see all your Acme Mesh nodes in the Acme app",
-            "The reset link arrives by email and is valid for 15 minutes.",
-        ),
-        "billing": _Fix(
-            "open the Billing page of your Acme account and compare the Acme Mesh charge with "
-            "your invoices",
-            (
-                "If a charge is duplicated, choose Request a refund next to it.",
-                "Keep the confirmation email, as refunds take 5 to 7 business days.",
-            ),
-            "the Billing page shows the refund as pending and you get a confirmation email",
-            "If a charge is duplicated, choose Request a refund next to it, and the money is "
-            "back within 5 to 7 business days.",
-        ),
-        "firmware": _Fix(
-            "update your Acme Mesh in the Acme app under Network > Firmware > Update all nodes",
-            (
-                "Keep every node powered on during the update, which takes about 10 minutes.",
-                "Let the nodes restart on their own, the main node comes back first.",
-            ),
-            "Network > Firmware shows every node on the latest version",
-            "Keep all nodes powered during the 10-minute update and let them restart on their own.",
-        ),
-        "setup": _Fix(
-            "connect the main Acme Mesh node to your modem with the included Ethernet cable "
-            "and power it on",
-            (
-                "In the Acme app, tap Add device and scan the QR code under the main node.",
-                "Plug in the other nodes one or two rooms away and add them with Add node.",
-            ),
-            "every node shows a solid white light and appears under Network > Nodes",
-            "Then tap Add device in the Acme app, scan the QR code under the main node and add "
-            "the other nodes with Add node.",
-        ),
-        "generic": _Fix(
-            "restart the main Acme Mesh node by unplugging it for 30 seconds",
-            (
-                "Check under Network > Nodes in the Acme app which nodes are offline.",
-                "Send us the diagnostics report from Settings > Help in the Acme app, and let "
-                "me look into it.",
-            ),
-            "all nodes show as online in the Acme app",
-            "Meanwhile, please restart the main node and send us the diagnostics report from "
-            "Settings > Help in the Acme app.",
-            opening="Thanks for reaching out about your Acme Mesh, let me look into it.",
-        ),
-    },
-    "Acme Cloud": {
-        "reset": _Fix(
-            "restore the default settings in the Acme Cloud web console under Settings > "
-            "Advanced > Reset to defaults",
-            (
-                "Confirm the reset, your files are kept and only settings change.",
-                "Sign out of the Acme Cloud desktop app and sign in again to pick up the defaults.",
-            ),
-            "Settings shows the defaults again and the desktop app says Up to date",
-            "Your files are kept, and after you sign in again the desktop app picks up the "
-            "default settings.",
-        ),
-        "wifi": _Fix(
-            "pause and resume sync in the Acme Cloud desktop app and check the upload limit "
-            "under Preferences > Network",
-            (
-                "Set the upload limit to Automatic.",
-                "Exclude very large folders you don't need under Preferences > Folders.",
-            ),
-            "the desktop app says Up to date and new files appear in the web console within a "
-            "minute",
-            "Setting the upload limit to Automatic and excluding very large folders usually "
-            "speeds sync up.",
-        ),
-        "password": _Fix(
-            "reset your Acme Cloud password with Forgot password on the Acme Cloud sign-in page",
-            (
-                "Open the reset link we email you within 15 minutes.",
-                "Sign in again in the web console and the desktop app, with your two-factor "
-                "code if asked.",
-            ),
-            "you can sign in to the web console and the desktop app says Up to date",
-            "The link arrives by email and is valid for 15 minutes, then sign in again in the "
-            "desktop app.",
-        ),
-        "billing": _Fix(
-            "open Billing in the Acme Cloud web console and compare the charge with your invoices",
-            (
-                "If you were charged twice or after cancelling, choose Request a refund next "
-                "to the charge.",
-                "Check that your plan and number of seats are what you expect.",
-            ),
-            "the Billing page shows the refund as pending and you get a confirmation email",
-            "If you were charged twice or after cancelling, choose Request a refund next to "
-            "the charge, and it is back within 5 to 7 business days.",
-        ),
-        "firmware": _Fix(
-            "update the Acme Cloud desktop app from its menu with Check for updates",
-            (
-                "Quit and reopen the app once the update has installed.",
-                "Sign in again if asked and let it finish the first sync.",
-            ),
-            "the About window shows the latest version and the app says Up to date",
-            "Quit and reopen the app once it has installed and let it finish the first sync.",
-        ),
-        "setup": _Fix(
-            "download the Acme Cloud desktop app from the web console under Apps and install it",
-            (
-                "Sign in with your Acme Cloud account.",
-                "Choose the folders to sync and wait for the first sync to finish.",
-            ),
-            "the app says Up to date and your files appear in the web console",
-            "Then sign in with your Acme Cloud account and choose the folders to sync.",
-        ),
-        "generic": _Fix(
-            "sign out of the Acme Cloud desktop app and sign in again",
-            (
-                "Check the status page in the web console for open incidents.",
-                "Send us the log file from Help > Export logs in the desktop app, and let me "
-                "look into it.",
-            ),
-            "the desktop app says Up to date",
-            "Meanwhile, please sign out and in again in the desktop app and send us the log "
-            "file from Help > Export logs.",
-            opening="Thanks for reaching out about Acme Cloud, let me look into it.",
-        ),
-    },
-}
-
-# Topic keywords; on a tie, the topic listed first wins ("reset my password" is about the
-# password, "my bill after the update" about billing).
-_TOPICS = (
-    ("billing", r"\b(?:bill\w*|invoic\w*|refund\w*|charg\w*|subscription|payment)"),
-    ("password", r"\b(?:password\w*|log ?in|sign ?in|locked out)\b"),
-    ("reset", r"\b(?:reset\w*|factory)\b"),
-    ("firmware", r"\b(?:firmware|updat\w*|upgrad\w*)"),
-    ("wifi", r"\b(?:wi-?fi|slow\w*|drops?|dropp\w*|disconnect\w*|signal)\b"),
-    ("setup", r"\b(?:set ?up|install\w*)\b"),
-)
 _NUMBERS = {
     "one": 1,
     "two": 2,
@@ -685,19 +440,13 @@ _ENTERPRISE = (
     "Because you're an enterprise customer, I can book a call with your account manager if "
     "that helps.",
 )
-_INVENTED = (
-    "You can also press the Acme TurboBoost button to fix this instantly.",
-    "You can also turn on SignalMax mode in the Acme app to double the range.",
-    "The {product} also has a built-in AutoHeal feature that repairs this overnight.",
-    "You can also ask Acme Genie, our voice assistant, to run a full repair for you.",
-)
 _NAME = re.compile(
     r"^\s*(?:hi|hello|hey)\b[\s,!]*(?:I'm|I am|this is|my name is)\s+([^.,!?\n]{1,40})[.,!]\s*",
     re.IGNORECASE,
 )
 
 
-def _support_answer(request: _Request) -> str:
+def _support_answer(request: _Request, world: World) -> str:
     instructions = _normalise(request.system or request.prompt)
     question = _normalise(request.user)
     name_match = _NAME.match(question)
@@ -705,9 +454,10 @@ def _support_answer(request: _Request) -> str:
     if name_match:
         question = question[name_match.end() :]
 
-    product = _product(instructions) or _product(question) or PRODUCTS[0]
-    topic = _topic(question)
-    fix = _KB[product][topic]
+    default = world.products[0] if world.products else None
+    product = world.product_in(instructions) or world.product_in(question) or default
+    topic = _topic(question, world)
+    fix = world.fix(product, topic)
 
     numbered = _has(r"\bnumbered\s+(?:steps|list)\b", instructions)
     verify = _has(r"\bhow to tell (?:if |whether )?it worked\b", instructions)
@@ -722,15 +472,15 @@ def _support_answer(request: _Request) -> str:
         extras.append(f"You'll know it worked when {fix.check}.")
     if enterprise:
         extras.append(_ENTERPRISE[request.voice])
-    if not honest and request.pick("invent", 4) == 0:
-        invented = _INVENTED[request.pick("feature", len(_INVENTED))]
-        extras.append(invented.format(product=product))
+    if not honest and world.inventions and request.pick("invent", 4) == 0:
+        invented = world.inventions[request.pick("feature", len(world.inventions))]
+        extras.append(invented.format(product=product or "product"))
 
     lead: str | None = None
     if numbered:
         units = [_FIRST_STEPS[request.voice].format(action=fix.action), *fix.more]
         if name:
-            lead = _LEADS[request.voice].format(name=name, product=product)
+            lead = _LEADS[request.voice].format(name=name, product=product or "product")
     else:
         intro = _INTROS[request.voice]
         first = fix.opening or intro.format(action=fix.action)
@@ -757,19 +507,16 @@ def _support_answer(request: _Request) -> str:
     return " ".join([*units, *extras])
 
 
-def _product(text: str) -> str | None:
-    match = re.search(r"\bacme\s+(router|mesh|cloud)\b", text, re.IGNORECASE)
-    return f"Acme {match.group(1).capitalize()}" if match else None
-
-
-def _topic(question: str) -> str:
-    best, best_hits = "generic", 0
-    for topic, pattern in _TOPICS:
+def _topic(question: str, world: World) -> str:
+    """The world's topic the question matches most often (the first on a tie), overridden."""
+    best, best_hits = GENERIC_TOPIC, 0
+    for topic, pattern in world.topics:
         hits = len(re.findall(pattern, question, re.IGNORECASE))
         if hits > best_hits:
             best, best_hits = topic, hits
-    if best == "reset" and _has(r"\bpassword", question):
-        best = "password"
+    for topic, pattern, instead in world.topic_overrides:
+        if best == topic and _has(pattern, question):
+            best = instead
     return best
 
 

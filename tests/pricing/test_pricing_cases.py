@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmops.gateway.usage import Usage
+from llmops.pricing.usage import Usage
 from llmops.testing import FakeLLMServer, Reply
 from tests.gateway.test_gateway import rows
 
@@ -66,9 +66,9 @@ def test_the_stored_cost_is_the_bill(case: dict[str, Any], server, tmp_path: Pat
     expected = case["expected"]
     try:
         if case.get("via_server") is False:
-            from llmops.gateway import _litellm
+            from llmops import litellm_loader
 
-            provider = _litellm.load().get_llm_provider(case["model"])[1]
+            provider = litellm_loader.load().get_llm_provider(case["model"])[1]
             price = gw.prices.price(case["model"], usage_of(case["reply"]), provider=provider)
             stored = {"cost_usd": price.cost_usd, "cost_status": price.status}
         else:

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -51,9 +51,12 @@ from pydantic import (
     model_validator,
 )
 
+from llmops import litellm_loader
 from llmops.errors import ConfigError, ConfigFileError
-from llmops.gateway import _litellm
-from llmops.gateway.usage import Served, Usage
+from llmops.pricing.usage import Served, Usage
+
+if TYPE_CHECKING:
+    from llmops.store.records import CostStatus
 
 PER_MILLION = Decimal(1_000_000)
 MAX_PRICE_PER_MILLION = 1_000_000.0  # USD per million tokens: a dollar a token
@@ -220,7 +223,7 @@ class Price:
     ``unpriced`` (cost None)."""
 
     cost_usd: float | None
-    status: str
+    status: CostStatus
     source: str | None
     notes: tuple[str, ...] = ()
     priced_as: str | None = None  # the price entry used (a map key, or your model name)
@@ -247,7 +250,7 @@ class Entry:
 
     name: str
     fields: Mapping[str, Decimal]
-    status: str  # priced | custom
+    status: Literal["priced", "custom"]
     source: str | None
     custom: bool = False
 
@@ -393,7 +396,7 @@ def cost_of(entry: Entry, usage: Usage, tier: str | None = None) -> Price:
         for key, note in resolved.notes.items()
         if key in ("*", INPUT) or parts.get(key, 0) > 0 or _part_of(key, parts)
     )
-    status = "approximate" if notes and not entry.custom else entry.status
+    status: CostStatus = "approximate" if notes and not entry.custom else entry.status
     return Price(float(round(total, 15)), status, entry.source, notes, entry.name)
 
 
@@ -496,11 +499,11 @@ class PriceBook:
         return Entry(name, {**base.fields, **own}, "custom", source)
 
     def _map_entry(self, name: str) -> Entry | None:
-        litellm = _litellm.load(remote_price_map=self.remote_price_map)
+        litellm = litellm_loader.load(remote_price_map=self.remote_price_map)
         raw = litellm.model_cost.get(name)
         if not isinstance(raw, dict):
             return None
-        return entry_from_map(name, raw, _litellm.price_map_source())
+        return entry_from_map(name, raw, litellm_loader.price_map_source())
 
 
 def _names(model: str, provider: str | None) -> list[str]:

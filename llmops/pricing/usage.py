@@ -4,7 +4,7 @@ report nothing.
 ``prompt_tokens`` is always the whole input and ``completion_tokens`` the whole output;
 every other count is a part of one of them. litellm normalises the providers' shapes into
 its ``Usage`` object; where each dimension lands there (checked against the fake server's
-OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.testing.Reply``):
+OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
 
 - cached input: ``prompt_tokens_details.cached_tokens`` (OpenAI, Gemini) or
   ``cache_read_input_tokens`` (Anthropic, Bedrock);
@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from llmops.gateway import _litellm
+from llmops import litellm_loader
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ class Usage:
         return {name: getattr(self, name) for name in _DETAIL_FIELDS if getattr(self, name)}
 
     @classmethod
-    def from_columns(cls, row: Mapping[str, Any], details: Mapping[str, Any] | None) -> Usage:
-        """A stored call's usage: its token columns and its ``usage_details``."""
+    def from_columns(cls, row: Mapping[Any, Any], details: Mapping[str, Any] | None) -> Usage:
+        """A stored call's usage: its token columns (``row`` may be a SQLAlchemy
+        ``RowMapping``, whose keys are names or columns) and its ``usage_details``."""
         extra = {k: _int(v) for k, v in (details or {}).items() if k in _DETAIL_FIELDS}
         return cls(
             _int(row.get("prompt_tokens")),
@@ -162,7 +163,7 @@ _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "c
 
 @functools.lru_cache(maxsize=8)
 def _encoding(name: str) -> Any:
-    _litellm.configure_environment()
+    litellm_loader.configure_environment()
     import tiktoken
 
     return tiktoken.get_encoding(name)
@@ -278,6 +279,8 @@ DEFAULT_IMAGE_SIZE = (1024, 1024)  # assumed when the size cannot be read (a URL
 def image_tokens(model: str, size: tuple[int, int] | None, detail: str = "auto") -> int:
     """Input tokens of one image for ``model`` (OpenAI's rules; others are approximate)."""
     bare = _bare(model)
+    width: float  # pixels, scaled below
+    height: float
     width, height = size or DEFAULT_IMAGE_SIZE
     for prefix, multiplier in _PATCHES:
         if bare.startswith(prefix):

@@ -7,7 +7,7 @@ import json
 import struct
 from typing import Any
 
-from llmops.testing._reply import Usage
+from llmops.simulate._reply import Usage
 
 SYSTEM_FINGERPRINT = "fp_llmops_fake"
 

@@ -1,0 +1,58 @@
+"""Stored eval runs compared again: what the dashboard shows of a past ``llmops eval run``.
+
+The same statistics as the run's own report (:mod:`llmops.evals.stats`), over the results
+in ``eval_results``; the same pairing of each candidate run with its baseline
+(:func:`llmops.evals.pairing.baselines`). Holm's adjustment is the run's (over every
+comparison it made) and is not recomputed here: the p-values shown are per comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from llmops.evals.pairing import baselines
+from llmops.evals.stats import Comparison, compare
+from llmops.store.queries import EvalRunRow, eval_results, eval_runs
+
+
+@dataclass
+class FlippedCase:
+    case_id: str
+    direction: str  # "worse" or "better" (pass fraction over the repeats)
+    candidate_output: str
+    baseline_output: str
+
+
+@dataclass
+class BatchComparison:
+    """A stored candidate-vs-baseline comparison."""
+
+    candidate: EvalRunRow
+    baseline: EvalRunRow
+    comparison: Comparison
+    flipped: list[FlippedCase] = field(default_factory=list)
+
+
+def comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
+    """Candidate against baseline, per model, for one ``llmops eval run`` batch."""
+    runs = eval_runs(engine, limit=100_000, batch_id=batch_id)
+    found = []
+    for candidate, baseline in baselines(runs, role=lambda r: r.role, model=lambda r: r.model):
+        passes: dict[str, dict[str, list[bool | None]]] = {candidate.id: {}, baseline.id: {}}
+        outputs: dict[tuple[str, str], str] = {}
+        for result in eval_results(engine, [candidate.id, baseline.id]):
+            outcome = None if result.error is not None else result.passed
+            passes[result.run_id].setdefault(result.case_id, []).append(outcome)
+            outputs.setdefault((result.run_id, result.case_id), result.output)
+        stats = compare(passes[candidate.id], passes[baseline.id])
+        flipped = [
+            FlippedCase(
+                case, direction, outputs[(candidate.id, case)], outputs[(baseline.id, case)]
+            )
+            for direction, cases in (("worse", stats.regressions), ("better", stats.improvements))
+            for case in cases
+        ]
+        found.append(BatchComparison(candidate, baseline, stats, flipped))
+    return found

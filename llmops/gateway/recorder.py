@@ -1,0 +1,320 @@
+"""The recorder: what becomes of a finished (or failed) call.
+
+Usage (counted locally when the provider sent none) -> price -> a typed row for the
+background writer, with what the content mode lets through and never a credential. The
+Gateway and its streams share one Recorder; neither reaches into the other. Recording
+never raises into the app and never waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from llmops import litellm_loader
+from llmops.credentials import scrub
+from llmops.gateway._content import scrub_error, stored_request, stored_response
+from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
+from llmops.pricing.usage import (
+    Served,
+    Usage,
+    estimate_usage,
+    served_by,
+    tool_call_text,
+    tools_of,
+    usage_from_response,
+)
+from llmops.prompts import Prompt
+from llmops.store.records import CallRow, CallStatus, CostStatus, RecordKind, Row
+
+log = logging.getLogger("llmops.gateway")
+
+NOT_BILLED = "not billed: the call failed"
+RECENT_IDS = 100_000  # call ids remembered for feedback checks without a query
+
+
+@dataclass
+class Completion:
+    """The result of one call."""
+
+    text: str
+    call_id: str
+    usage: Usage
+    cost_usd: float | None
+    cost_status: CostStatus
+    latency_ms: float
+    model: str
+    raw: Any = field(repr=False, default=None)
+    ttft_ms: float | None = None
+    prompt: Prompt | None = field(repr=False, default=None)
+
+    @classmethod
+    def of(
+        cls,
+        call: Call,
+        text: str,
+        usage: Usage | None,
+        price: Price,
+        latency_ms: float,
+        raw: Any,
+        ttft_ms: float | None = None,
+    ) -> Completion:
+        """What the app gets back for a recorded call."""
+        return cls(
+            text=text,
+            call_id=call.id,
+            usage=usage or Usage(),
+            cost_usd=price.cost_usd,
+            cost_status=price.status,
+            latency_ms=latency_ms,
+            model=call.model,
+            raw=raw,
+            ttft_ms=ttft_ms,
+            prompt=call.prompt,
+        )
+
+
+@dataclass
+class Call:
+    """Everything known about a call before it is sent."""
+
+    id: str
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    prompt: Prompt | None
+    user: str | None
+    session: str | None
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    price: ModelPrice | None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
+    served: Served = field(default_factory=Served)  # what the provider says answered
+
+
+class Sink(Protocol):
+    """Where rows go: the background writer."""
+
+    def put(self, kind: RecordKind, row: Row) -> None: ...
+
+
+class Recorder:
+    """Turns finished calls into rows for ``writer`` (see the module docstring)."""
+
+    def __init__(self, writer: Sink, prices: PriceBook, *, content: str, source: str) -> None:
+        self.writer = writer
+        self.prices = prices
+        self.content = content
+        self.source = source
+        self.recent: dict[str, None] = {}  # ids of calls recorded lately (feedback checks)
+
+    def knows(self, call_id: str) -> bool:
+        """Whether this recorder recorded ``call_id`` lately."""
+        return call_id in self.recent
+
+    def record_response(self, call: Call, response: Any) -> Completion:
+        """Record a call that answered; the Completion the app gets."""
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        text = _response_text(response)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        raw_usage = getattr(response, "usage", None)
+        usage, price, provider = self.account(
+            call,
+            usage_from_response(raw_usage),
+            text,
+            hidden.get("custom_llm_provider"),
+            served_by(response, raw_usage),
+            tool_call_text(_response_tool_calls(response)),
+        )
+        self.record(call, "ok", usage, price, latency_ms, text, provider=provider)
+        return Completion.of(call, text, usage, price, latency_ms, response)
+
+    def account(
+        self,
+        call: Call,
+        usage: Usage | None,
+        text: str,
+        provider: str | None,
+        served: Served,
+        tool_calls: str = "",
+    ) -> tuple[Usage | None, Price, str | None]:
+        """Usage (counted locally when the provider sent none), price and provider of a
+        finished call. Never raises: a call that cannot be priced is recorded unpriced."""
+        call.served = served
+        try:
+            if usage is None:
+                usage = estimate_usage(
+                    call.model,
+                    call.messages,
+                    text,
+                    tools=tools_of(call.params),
+                    completion_tool_calls=tool_calls,
+                )
+            provider = provider or provider_of(call.model)
+            return usage, self.price(call, usage, provider, served), provider
+        except Exception as exc:  # accounting must never break the app's call or lose it
+            log.exception("llmops: could not price call %s; recording it unpriced", call.id)
+            return usage, Price(None, "unpriced", f"pricing failed: {type(exc).__name__}"), provider
+
+    def record_failure(self, call: Call, exc: BaseException) -> None:
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        cancelled = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
+        # A failed request is not billed; an interrupted one may have been: unknown.
+        price = Price(None, "unpriced", None) if cancelled else Price(0.0, "priced", NOT_BILLED)
+        provider = getattr(exc, "llm_provider", None)
+        self.record(
+            call,
+            "cancelled" if cancelled else "error",
+            None,
+            price,
+            latency_ms,
+            None,
+            provider=provider if isinstance(provider, str) else provider_of(call.model),
+            error=exc,
+        )
+
+    def price(self, call: Call, usage: Usage, provider: str | None, served: Served) -> Price:
+        if usage.total_tokens == 0 and call.price is None:
+            return Price(0.0, "priced", None)  # nothing was used, nothing is billed
+        return self.prices.price(
+            call.model, usage, provider=provider, served=served, override=call.price
+        )
+
+    def record(
+        self,
+        call: Call,
+        status: CallStatus,
+        usage: Usage | None,
+        price: Price,
+        latency_ms: float,
+        text: str | None,
+        *,
+        provider: str | None = None,
+        ttft_ms: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Hand the call's row to the writer. Never raises: a row that cannot be built in
+        full is recorded with what is known (and the reason in ``error_message``)."""
+        try:
+            row = self._row(call, status, usage, price, latency_ms, text, provider, ttft_ms, error)
+        except Exception as exc:
+            log.exception("llmops: could not build the row of call %s", call.id)
+            row = self._row(call, status, None, Price(None, "unpriced", None), latency_ms,
+                            None, None, ttft_ms, exc, minimal=True)  # fmt: skip
+        self.remember(call.id)
+        self.writer.put("call", row)
+
+    def _row(
+        self,
+        call: Call,
+        status: CallStatus,
+        usage: Usage | None,
+        price: Price,
+        latency_ms: float,
+        text: str | None,
+        provider: str | None,
+        ttft_ms: float | None,
+        error: BaseException | None,
+        *,
+        minimal: bool = False,
+    ) -> CallRow:
+        prompt = call.prompt
+        row: CallRow = {
+            "id": call.id,
+            "created_at": call.created_at,
+            "source": self.source,
+            "prompt_name": prompt.name if prompt else None,
+            "prompt_version": prompt.version if prompt else None,
+            "git_commit": prompt.commit if prompt else None,
+            "model": call.model,
+            "provider": provider,
+            "status": status,
+            "error_type": type(error).__name__ if error is not None else None,
+            "error_message": _error_message(error, call.params),
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "cached_tokens": usage.cached_tokens if usage else None,
+            "cache_write_tokens": usage.cache_write_tokens if usage else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage else None,
+            "tokens_estimated": bool(usage and usage.estimated),
+            "cost_usd": price.cost_usd,
+            "cost_status": price.status,
+            "price_source": price.source,
+            "latency_ms": round(latency_ms, 3),
+            "ttft_ms": round(ttft_ms, 3) if ttft_ms is not None else None,
+            "user_id": call.user,
+            "session_id": call.session,
+            "tags": call.tags,
+            "metadata": None,
+            "request": None,
+            "response_text": None,
+            "usage_details": None,
+        }
+        if not minimal:
+            row["usage_details"] = _usage_details(call, usage, price)
+            row["metadata"] = scrub(call.metadata) if call.metadata else None
+            row["request"] = stored_request(self.content, call.messages, call.params)
+            row["response_text"] = stored_response(self.content, text)
+        return row
+
+    def remember(self, call_id: str) -> None:
+        self.recent[call_id] = None
+        if len(self.recent) > RECENT_IDS:
+            self.recent.pop(next(iter(self.recent)))
+
+
+_PROVIDERS: dict[str, str | None] = {}
+
+
+def provider_of(model: str) -> str | None:
+    """The provider litellm routes ``model`` to (cached: it is asked once per model)."""
+    if model not in _PROVIDERS:
+        try:
+            _PROVIDERS[model] = litellm_loader.load().get_llm_provider(model)[1]
+        except Exception:
+            _PROVIDERS[model] = None
+    return _PROVIDERS[model]
+
+
+def _usage_details(call: Call, usage: Usage | None, price: Price) -> dict[str, Any] | None:
+    """The ``usage_details`` column: the usage parts without a column, who served the call,
+    the price entry used and why a price is approximate; None when there is nothing."""
+    details: dict[str, Any] = usage.details() if usage is not None else {}
+    served = call.served
+    if served.model and served.model != call.model:
+        details["served_model"] = served.model
+    if served.service_tier:
+        details["service_tier"] = served.service_tier
+    details.update(price_details(call.model, price))
+    return details or None
+
+
+def _response_tool_calls(response: Any) -> Any:
+    try:
+        return response.choices[0].message.tool_calls
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def _error_message(error: BaseException | None, params: dict[str, Any]) -> str | None:
+    """An exception's message without the credentials it may echo."""
+    if error is None:
+        return None
+    try:
+        message = str(error)
+    except Exception:
+        message = f"<{type(error).__name__}: message unavailable>"
+    return scrub_error(message[:4000], params)
+
+
+def _response_text(response: Any) -> str:
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    return content or ""

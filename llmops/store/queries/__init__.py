@@ -1,0 +1,84 @@
+"""Every figure the CLI and the dashboard show, aggregated in SQL. The one place that does
+arithmetic on stored calls: callers format what these functions return.
+
+All functions take an Engine and return small lists of dataclasses or dicts, never raw
+tables. Dates are UTC. Queries are parameterized (SQLAlchemy Core); nothing user-supplied
+is pasted into SQL.
+
+Sums over a time range read the daily rollups (``llm_calls_daily``, ``feedback_daily``,
+kept exact by triggers) for the whole UTC days of the range and the calls themselves only
+for the partial days at its ends, so that 30 days of a million calls sum a few thousand
+rows. A filter on users, a split by user or tag, and percentiles read the calls.
+
+One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
+``prompts`` (versions side by side), ``evals`` (stored runs and results), ``calls`` (single
+calls, feedback, filter choices); ``filters`` (what a figure covers) and ``rollups`` (one
+call's rollup key and figures, and which rows a sum reads) serve them all.
+"""
+
+from __future__ import annotations
+
+from llmops.store.queries.calls import (
+    CALL_LIST_COLUMNS,
+    FeedbackDay,
+    ScoreCount,
+    call_detail,
+    calls_page,
+    feedback_comments,
+    feedback_distribution,
+    feedback_trend,
+    filter_options,
+)
+from llmops.store.queries.evals import EvalResultRow, EvalRunRow, eval_results, eval_runs
+from llmops.store.queries.filters import Filters
+from llmops.store.queries.prompts import VersionStats, latest_eval_by_version, prompt_versions
+from llmops.store.queries.spend import (
+    GROUPINGS,
+    OTHER,
+    DayTotal,
+    MonthBudget,
+    Overview,
+    Period,
+    SpendRow,
+    daily_spend,
+    daily_totals,
+    month_budget,
+    overview,
+    percentiles,
+    period_spans,
+    spend_periods,
+)
+
+__all__ = [
+    "CALL_LIST_COLUMNS",
+    "GROUPINGS",
+    "OTHER",
+    "DayTotal",
+    "EvalResultRow",
+    "EvalRunRow",
+    "FeedbackDay",
+    "Filters",
+    "MonthBudget",
+    "Overview",
+    "Period",
+    "ScoreCount",
+    "SpendRow",
+    "VersionStats",
+    "call_detail",
+    "calls_page",
+    "daily_spend",
+    "daily_totals",
+    "eval_results",
+    "eval_runs",
+    "feedback_comments",
+    "feedback_distribution",
+    "feedback_trend",
+    "filter_options",
+    "latest_eval_by_version",
+    "month_budget",
+    "overview",
+    "percentiles",
+    "period_spans",
+    "prompt_versions",
+    "spend_periods",
+]

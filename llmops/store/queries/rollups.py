@@ -1,0 +1,123 @@
+"""The daily rollups in live code: one call's key and figures, as the triggers of migration
+0005 sum them (the migration keeps its own frozen copy), and the rows a sum reads: rollup rows
+for the whole UTC days of a range, the calls themselves for the partial days at its ends."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.store.queries.filters import Filters, _day
+from llmops.store.tables import (
+    CALL_DAYS,
+    CALLS,
+    FEEDBACK,
+    FEEDBACK_DAYS,
+)
+
+_c = CALLS.c
+
+
+READ_ROLLUPS = True  # False: every figure from the raw rows (tests and benchmarks compare)
+
+
+def _uses_rollups(filters: Filters) -> bool:
+    return READ_ROLLUPS and not filters.users
+
+
+def _rollup_where(table: sa.Table, filters: Filters, days: tuple[date, date]) -> list[Any]:
+    conditions: list[Any] = [table.c.day >= days[0], table.c.day < days[1]]
+    for column, values in (
+        ("model", filters.models),
+        ("prompt_name", filters.prompts),
+        ("prompt_version", filters.versions),
+        ("status", filters.statuses),
+        ("source", filters.sources),
+    ):
+        if values:
+            conditions.append(table.c[column].in_(values))
+    return conditions
+
+
+def _call_key(engine: Engine) -> list[sa.ColumnElement[Any]]:
+    """A call's rollup key ('' for NULL), as llm_calls_daily stores it."""
+    return [
+        _day(engine).label("day"),
+        _c.model.label("model"),
+        sa.func.coalesce(_c.prompt_name, "").label("prompt_name"),
+        sa.func.coalesce(_c.prompt_version, "").label("prompt_version"),
+        sa.func.coalesce(_c.git_commit, "").label("git_commit"),
+        _c.source.label("source"),
+        _c.status.label("status"),
+    ]
+
+
+def _one_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.case((condition, 1), else_=0)
+
+
+def _call_rows(engine: Engine, filters: Filters) -> sa.Subquery:
+    """Rows shaped like llm_calls_daily covering exactly the filtered calls: rollup rows for
+    the whole days, one row per call for the partial days (or for everything, when the
+    rollups cannot answer). Sum its columns, never count its rows."""
+    raw = [
+        *_call_key(engine),
+        *_spend_figures(),
+        _one_if(_c.cost_usd.is_not(None)).label("priced_calls"),
+        _one_if(_c.tokens_estimated).label("estimated_calls"),
+        sa.func.coalesce(_c.latency_ms, 0.0).label("latency_ms_sum"),
+        _one_if(_c.latency_ms.is_not(None)).label("latency_calls"),
+        _c.created_at.label("first_at"),
+        _c.created_at.label("last_at"),
+    ]
+    return _rows(filters, raw, CALLS, CALL_DAYS, [CALL_DAYS.c[c.name] for c in raw])
+
+
+def _rows(
+    filters: Filters,
+    raw: list[sa.ColumnElement[Any]],
+    from_clause: Any,
+    rollup: sa.Table,
+    rolled_up: list[sa.ColumnElement[Any]],
+    usable: bool = True,
+) -> sa.Subquery:
+    """``raw`` (columns over ``from_clause``, one row per call) for the partial days at the
+    ends of the range, and ``rolled_up`` (the same columns from ``rollup``) for its whole
+    days; ``raw`` for the whole range when the rollup cannot answer."""
+    if not (usable and _uses_rollups(filters)):
+        return sa.select(*raw).select_from(from_clause).where(*filters.where()).subquery("rows")
+    parts = [sa.select(*raw).select_from(from_clause).where(*e.where()) for e in filters.edges()]
+    days = filters.whole_days()
+    if days is not None:
+        parts.insert(0, sa.select(*rolled_up).where(*_rollup_where(rollup, filters, days)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("rows")
+
+
+def _spend_figures() -> list[sa.ColumnElement[Any]]:
+    """One call's figures, as the rollups sum them."""
+    return [
+        sa.literal(1).label("calls"),
+        sa.func.coalesce(_c.prompt_tokens, 0).label("prompt_tokens"),
+        sa.func.coalesce(_c.completion_tokens, 0).label("completion_tokens"),
+        sa.func.coalesce(_c.cost_usd, 0.0).label("cost_usd"),
+        _one_if(_c.cost_status == "unpriced").label("unpriced_calls"),
+    ]
+
+
+def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
+    """Rows shaped like feedback_daily covering the feedback of exactly the filtered calls."""
+    f = FEEDBACK.c
+    key = [column for column in _call_key(engine) if column.name != "git_commit"]
+    raw = [*key, f.name.label("name"), f.score.label("score"), sa.literal(1).label("n")]
+    rollup = FEEDBACK_DAYS.c
+    rolled_up = [rollup[c.name] for c in raw[:-1]] + [rollup.feedback_count.label("n")]
+    joined = FEEDBACK.join(CALLS, f.call_id == _c.id)
+    return _rows(filters, raw, joined, FEEDBACK_DAYS, rolled_up)
+
+
+def _none(column: sa.ColumnElement[str]) -> sa.ColumnElement[str | None]:
+    """'' (the rollups' NULL) back to NULL."""
+    return sa.func.nullif(column, "")

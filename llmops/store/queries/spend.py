@@ -1,0 +1,411 @@
+"""Spend: totals per period, per day and per split, the month's budget, the overview and
+latency percentiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
+
+from llmops.store.queries.filters import Filters, _as_date
+from llmops.store.queries.rollups import (
+    _call_key,
+    _call_rows,
+    _feedback_rows,
+    _none,
+    _rows,
+    _spend_figures,
+)
+from llmops.store.tables import (
+    CALLS,
+    TAG_DAYS,
+    USER_DAYS,
+)
+
+_c = CALLS.c
+
+
+GROUPINGS = ("model", "prompt", "user", "tag", "source")
+OTHER = "(other)"  # the keys outside the top ones of a split
+
+
+@dataclass(frozen=True)
+class Period:
+    """Spend in a period and in the one before it."""
+
+    name: str
+    cost_usd: float
+    previous_usd: float
+    calls: int
+
+    @property
+    def change(self) -> float | None:
+        """Relative change against the previous period; None when there was nothing before."""
+        if self.previous_usd == 0:
+            return None
+        return (self.cost_usd - self.previous_usd) / self.previous_usd
+
+
+def period_spans(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
+    """Period name -> (start, now, previous start, previous end): today, this week (from
+    Monday) and this month, in UTC."""
+    today = datetime.combine(now.date(), datetime.min.time(), UTC)
+    week = today - timedelta(days=today.weekday())
+    month = today.replace(day=1)
+    previous_month = (month - timedelta(days=1)).replace(day=1)
+    return {
+        "today": (today, now, today - timedelta(days=1), today),
+        "this week": (week, now, week - timedelta(days=7), week),
+        "this month": (month, now, previous_month, month),
+    }
+
+
+def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
+    """Spend today, this week (from Monday) and this month, each against the period before."""
+    now = now or datetime.now(UTC)
+    spans = period_spans(now)
+    ranges = []
+    for start, end, previous_start, previous_end in spans.values():
+        ranges += [
+            Filters(start, end + timedelta(microseconds=1)),
+            Filters(previous_start, previous_end),
+        ]
+    with engine.connect() as connection:
+        sums = []
+        for filters in ranges:
+            rows = _call_rows(engine, filters)
+            query = sa.select(
+                sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+                sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
+            )
+            sums.append(connection.execute(query).one())
+    return [
+        Period(name, float(sums[2 * i][0]), float(sums[2 * i + 1][0]), int(sums[2 * i][1]))
+        for i, name in enumerate(spans)
+    ]
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    date: date
+    key: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    unpriced_calls: int
+
+
+def daily_spend(
+    engine: Engine, filters: Filters, by: str = "model", top: int | None = None
+) -> list[SpendRow]:
+    """Spend per UTC day and per model, prompt, user, tag or source. With ``top``, only the
+    ``top`` keys that cost most over the range keep their name; the rest sum as "(other)"."""
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
+    rows = _spend_rows(engine, filters, by)
+    column = {"prompt": "prompt_name", "user": "user_id"}.get(by, by)
+    key: sa.ColumnElement[str] = sa.func.coalesce(_none(rows.c[column]), "(none)")
+    if top is not None:
+        leaders = (
+            sa.select(key)
+            .group_by(key)
+            .order_by(sa.func.sum(rows.c.cost_usd).desc(), key)
+            .limit(top)
+            .correlate(None)
+        )
+        key = sa.case((key.in_(leaders), key), else_=OTHER)
+    key = key.label("key")
+    query = (
+        sa.select(
+            rows.c.day,
+            key,
+            sa.func.sum(rows.c.calls),
+            sa.func.sum(rows.c.prompt_tokens),
+            sa.func.sum(rows.c.completion_tokens),
+            sa.func.sum(rows.c.cost_usd),
+            sa.func.sum(rows.c.unpriced_calls),
+        )
+        .group_by(rows.c.day, key)
+        .order_by(rows.c.day, key)
+    )
+    with engine.connect() as connection:
+        return [
+            SpendRow(
+                _as_date(d),
+                str(k),
+                int(n),
+                int(pt or 0),
+                int(ct or 0),
+                float(cost or 0),
+                int(u or 0),
+            )
+            for d, k, n, pt, ct, cost, u in connection.execute(query)
+        ]
+
+
+def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
+    """The rows to sum for a split: llm_calls_daily, or the tag rollup, or the user rollup,
+    which answers only when no other filter is set (it has no other key)."""
+    if by not in ("user", "tag"):
+        return _call_rows(engine, filters)
+    raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
+    from_clause: Any = CALLS
+    if by == "user":
+        raw.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
+        rollup = USER_DAYS
+    else:
+        tag, from_clause = _tag_key(engine)
+        raw.append(tag.label("tag"))
+        rollup = TAG_DAYS
+    rolled_up = [
+        rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
+    ]
+    others = (filters.models, filters.prompts, filters.versions, filters.statuses, filters.sources)
+    usable = by == "tag" or not any(others)
+    return _rows(filters, raw, from_clause, rollup, rolled_up, usable)
+
+
+def _tag_key(engine: Engine) -> tuple[sa.ColumnElement[Any], Any]:
+    """One row per tag of each call (calls without tags count under '', as in the rollup)."""
+    if engine.dialect.name == "postgresql":
+        tags = sa.func.jsonb_array_elements_text(
+            sa.func.coalesce(_c.tags, sa.text("'[\"\"]'::jsonb"))
+        ).table_valued("value")
+        return tags.c.value, CALLS.join(tags, sa.true())
+    tags = sa.func.json_each(sa.func.coalesce(_c.tags, '[""]')).table_valued("value")
+    return tags.c.value, CALLS.join(tags, sa.true())
+
+
+@dataclass(frozen=True)
+class DayTotal:
+    date: date
+    cost_usd: float
+    calls: int
+    over_budget: bool
+
+
+def daily_totals(
+    engine: Engine, filters: Filters, daily_budget_usd: float | None = None
+) -> list[DayTotal]:
+    """Total spend per day, every day of the range (zeros included), flagged over budget."""
+    rows = _call_rows(engine, filters)
+    query = sa.select(rows.c.day, sa.func.sum(rows.c.cost_usd), sa.func.sum(rows.c.calls))
+    query = query.group_by(rows.c.day)
+    with engine.connect() as connection:
+        found = {_as_date(d): (float(cost), int(n)) for d, cost, n in connection.execute(query)}
+    days = []
+    current = filters.start.date()
+    last = (filters.end - timedelta(microseconds=1)).date()
+    while current <= last:
+        cost, calls = found.get(current, (0.0, 0))
+        over = daily_budget_usd is not None and cost > daily_budget_usd
+        days.append(DayTotal(current, cost, calls, over))
+        current += timedelta(days=1)
+    return days
+
+
+@dataclass(frozen=True)
+class MonthBudget:
+    month_to_date_usd: float
+    budget_usd: float | None
+
+    @property
+    def used(self) -> float | None:
+        return self.month_to_date_usd / self.budget_usd if self.budget_usd else None
+
+    @property
+    def over(self) -> bool:
+        return self.budget_usd is not None and self.month_to_date_usd > self.budget_usd
+
+    @classmethod
+    def of(cls, periods: Sequence[Period], budget_usd: float | None) -> MonthBudget:
+        """From the periods ``spend_periods`` returned (no query)."""
+        this_month = next(p for p in periods if p.name == "this month")
+        return cls(this_month.cost_usd, budget_usd)
+
+
+def month_budget(
+    engine: Engine, budget_usd: float | None, now: datetime | None = None
+) -> MonthBudget:
+    """Month-to-date spend against the monthly budget."""
+    return MonthBudget.of(spend_periods(engine, now), budget_usd)
+
+
+# -- overview ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overview:
+    calls: int
+    errors: int
+    cancelled: int
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    unpriced_calls: int
+    estimated_calls: int
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    ttft_p50: float | None
+    ttft_p95: float | None
+    ttft_p99: float | None
+    feedback_count: int
+    feedback_avg: float | None
+    unpriced_models: tuple[str, ...] = ()  # models of completed calls with no known price
+    approximate_calls: int = 0  # priced, but the price map lacked a rate they used
+    approximate_models: tuple[str, ...] = ()
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+
+def overview(engine: Engine, filters: Filters) -> Overview:
+    """Calls, errors, cost, tokens, latency and TTFT percentiles, average feedback."""
+    rows = _call_rows(engine, filters)
+
+    def calls_with(status: str) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((rows.c.status == status, rows.c.calls), else_=0))
+
+    totals = sa.select(
+        sa.func.sum(rows.c.calls),
+        calls_with("error"),
+        calls_with("cancelled"),
+        sa.func.sum(rows.c.cost_usd),
+        sa.func.sum(rows.c.prompt_tokens),
+        sa.func.sum(rows.c.completion_tokens),
+        sa.func.sum(rows.c.unpriced_calls),
+        sa.func.sum(rows.c.estimated_calls),
+    )
+    unpriced = (
+        sa.select(rows.c.model)
+        .where(rows.c.status == "ok")
+        .group_by(rows.c.model)
+        .having(sa.func.sum(rows.c.unpriced_calls) > 0)
+        .order_by(rows.c.model)
+    )
+    approximate = _approximate_calls(engine, filters)
+    scores = _feedback_rows(engine, filters)
+    feedback = sa.select(sa.func.sum(scores.c.n), sa.func.sum(scores.c.score * scores.c.n))
+    with engine.connect() as connection:
+        approximated = connection.execute(approximate).all()
+        t = connection.execute(totals).one()
+        feedback_count, score_sum = connection.execute(feedback).one()
+        unpriced_models = tuple(connection.execute(unpriced).scalars())
+        latency, ttft = percentiles(
+            connection, (_c.latency_ms, _c.ttft_ms), filters.where(), (0.5, 0.95, 0.99)
+        )
+    return Overview(
+        calls=int(t[0] or 0),
+        errors=int(t[1] or 0),
+        cancelled=int(t[2] or 0),
+        cost_usd=float(t[3] or 0.0),
+        prompt_tokens=int(t[4] or 0),
+        completion_tokens=int(t[5] or 0),
+        unpriced_calls=int(t[6] or 0),
+        estimated_calls=int(t[7] or 0),
+        latency_p50=latency[0],
+        latency_p95=latency[1],
+        latency_p99=latency[2],
+        ttft_p50=ttft[0],
+        ttft_p95=ttft[1],
+        ttft_p99=ttft[2],
+        feedback_count=int(feedback_count or 0),
+        feedback_avg=float(score_sum) / int(feedback_count) if feedback_count else None,
+        unpriced_models=unpriced_models,
+        approximate_calls=sum(int(n) for _, n in approximated),
+        approximate_models=tuple(model for model, _ in approximated),
+    )
+
+
+def _approximate_calls(engine: Engine, filters: Filters) -> sa.Select[Any]:
+    """Approximately priced calls per model, read from their partial index (few rows
+    whatever the range). Its condition is a literal, not a parameter, so the planners can
+    use it; SQLite is told to, since without statistics it would rather read every call
+    through an index that groups by model."""
+    conditions = [_c.cost_status == sa.literal_column("'approximate'"), *filters.where()]
+    if engine.dialect.name != "sqlite":
+        model: Any = _c.model
+        source: Any = CALLS
+    else:
+        conditions = [_unqualified(condition) for condition in conditions]
+        model = sa.column("model")
+        source = sa.text("llm_calls INDEXED BY ix_llm_calls_approximate")
+    return (
+        sa.select(model, sa.func.count())
+        .select_from(source)
+        .where(*conditions)
+        .group_by(model)
+        .order_by(model)
+    )
+
+
+def _unqualified(condition: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``condition`` with llm_calls' columns by bare name (for a FROM given as text)."""
+
+    def bare(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
+        if isinstance(element, sa.Column) and element.table is CALLS:
+            return sa.column(element.name, element.type)
+        return None
+
+    replaced: sa.ColumnElement[Any] = replacement_traverse(condition, {}, bare)
+    return replaced
+
+
+def percentiles(
+    connection: sa.Connection,
+    columns: Sequence[sa.ColumnElement[Any]],
+    where: Sequence[sa.ColumnElement[bool]],
+    quantiles: Sequence[float],
+) -> list[list[float | None]]:
+    """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs
+    left out, from one pass over the rows."""
+    if connection.dialect.name == "postgresql":
+        query = sa.select(
+            *(sa.func.percentile_cont(q).within_group(c) for c in columns for q in quantiles)
+        ).where(*where)
+        row = [float(v) if v is not None else None for v in connection.execute(query).one()]
+        return [row[i : i + len(quantiles)] for i in range(0, len(row), len(quantiles))]
+    # SQLite has no percentile function: read the values (ix_llm_calls_timing covers them)
+    # and interpolate here; ranking them with a window over a sort is three times slower.
+    rows = _driver_rows(connection, sa.select(*columns).where(*where))
+    result = []
+    for i in range(len(columns)):
+        values = sorted(row[i] for row in rows if row[i] is not None)
+        result.append([_interpolate(values, q) for q in quantiles])
+    return result
+
+
+def _driver_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a query on llm_calls as plain tuples from the driver: SQLAlchemy's row
+    objects double the time of reading the 400,000 values of a month of calls. The bound
+    values go through their column types, as SQLAlchemy would send them."""
+    dialect = connection.dialect
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    to_db = _c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    values = [params[name] for name in compiled.positiontup or ()]
+    if to_db is not None:
+        values = [to_db(v) if isinstance(v, datetime) else v for v in values]
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows: list[tuple[Any, ...]] = cursor.execute(compiled.string, values).fetchall()
+        return rows
+    finally:
+        cursor.close()
+
+
+def _interpolate(ordered: list[float], quantile: float) -> float | None:
+    if not ordered:
+        return None
+    exact = quantile * (len(ordered) - 1)
+    low, high = math.floor(exact), math.ceil(exact)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (exact - low))
