@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.files import private_dir, private_file
-from llmops.gateway._content import safe_params
+from llmops.gateway.content import safe_params
 
 _SKIPPED_PARAMS = {"api_base", "base_url", "metadata", "num_retries", "max_retries", "timeout"}
 

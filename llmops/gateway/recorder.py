@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from llmops import litellm_loader
 from llmops.credentials import scrub
-from llmops.gateway._content import scrub_error, stored_request, stored_response
+from llmops.gateway.content import scrub_error, stored_request, stored_response
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,

@@ -118,7 +118,7 @@ def test_credentials_are_stored_nowhere(make_gateway, server, database_url, tmp_
 
 def test_secret_names_at_any_depth() -> None:
     from llmops.credentials import scrub, secret_name
-    from llmops.gateway._content import safe_params
+    from llmops.gateway.content import safe_params
 
     for name in ("api_key", "x-api-key", "apiKey", "access_token", "Authorization", "password",
                  "aws_secret_access_key", "client_secret", "refresh_token", "cookie"):  # fmt: skip
