@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import threading
 import time as _time
@@ -21,9 +22,10 @@ from typing import Any, Literal
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from llmops.config import Settings
+from llmops.config import Budget, Settings
 from llmops.errors import DatabaseError, HistoryUnavailableError, LLMOpsError
 from llmops.evals import history as eval_history
+from llmops.money import DASH, usd
 from llmops.prompts import PromptRegistry
 from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
@@ -59,24 +61,6 @@ PAGE_PARAMS = {
 
 
 # -- formatting -------------------------------------------------------------------------
-
-DASH = "—"
-
-
-def usd(value: float | None) -> str:
-    """``$1,234.56``; small amounts keep two significant digits (``$0.0042``)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    if value == 0:
-        return "$0.00"
-    size = abs(value)
-    decimals = 2 if size >= 0.1 else min(10, 1 - math.floor(math.log10(size)))
-    text = f"{size:,.{decimals}f}"
-    if decimals > 2:
-        text = text.rstrip("0")
-        whole, _, fraction = text.partition(".")
-        text = f"{whole}.{fraction.ljust(2, '0')}"
-    return f"-${text}" if value < 0 else f"${text}"
 
 
 def cost(value: float | None, status: str | None) -> str:
@@ -662,6 +646,18 @@ def _feedback_comments(url: str, key: queries.Filters) -> list[dict[str, Any]]:
 
 def spend_periods(view: View) -> list[queries.Period]:
     return _spend_periods(view.url)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _budget_status(url: str, budgets: str) -> list[queries.BudgetStatus]:
+    declared = [Budget.model_validate(b) for b in json.loads(budgets)]
+    return queries.budget_status(_engine(url), declared)
+
+
+def budget_status(view: View) -> list[queries.BudgetStatus]:
+    """The budgets of the config file in their current windows (cached by their text)."""
+    declared = json.dumps([b.model_dump() for b in view.settings.budgets], sort_keys=True)
+    return _budget_status(view.url, declared)
 
 
 def month_budget(view: View) -> queries.MonthBudget:

@@ -32,7 +32,8 @@ class Settings:
     - ``LLMOPS_DAILY_BUDGET`` / ``LLMOPS_MONTHLY_BUDGET``: USD budgets drawn on spend charts
       (also ``budgets:`` in the config file).
     - ``LLMOPS_DASHBOARD_PASSWORD``: protects the dashboard; unset, it is open.
-    - ``LLMOPS_CONFIG``: a YAML config file; default ``./llmops.yaml`` when it exists.
+    - ``LLMOPS_CONFIG``: a YAML config file; default ``./llmops.yaml`` when it exists; its
+      ``budgets.limits`` are the named spend limits (``llmops budgets``).
     """
 
     home: Path
@@ -44,6 +45,7 @@ class Settings:
     daily_budget_usd: float | None = None
     monthly_budget_usd: float | None = None
     dashboard_password: str | None = None
+    budgets: tuple[Budget, ...] = ()  # the named limits of the config file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,16 +72,95 @@ class Settings:
             daily_budget_usd=_money(env, "LLMOPS_DAILY_BUDGET", config.budgets.daily_usd),
             monthly_budget_usd=_money(env, "LLMOPS_MONTHLY_BUDGET", config.budgets.monthly_usd),
             dashboard_password=env.get("LLMOPS_DASHBOARD_PASSWORD") or None,
+            budgets=config.budgets.limits,
         )
 
 
+Window = Literal["day", "week", "month"]
+BudgetAction = Literal["alert", "block"]
+ScopeKey = Literal["user", "tag", "prompt", "model", "source"]
+EACH = "each"  # a scope value: a separate limit for every user (tag, prompt, ...)
+MAX_LIMIT_USD = 1e9
+
+
+class Budget(BaseModel):
+    """A spend limit: ``limit_usd`` per calendar ``window`` (UTC; weeks start on Monday), over
+    every call or over a ``scope`` (one key: ``{model: gpt-4o}`` for one value,
+    ``{user: each}`` for a separate limit per user). ``action`` ``alert`` reports
+    ``thresholds`` (percent of the limit) as they are crossed; ``block`` also refuses calls
+    once the limit is reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    window: Window
+    limit_usd: float = Field(gt=0, le=MAX_LIMIT_USD, allow_inf_nan=False)
+    action: BudgetAction = "alert"
+    scope: dict[ScopeKey, str] = Field(default_factory=dict)
+    thresholds: tuple[float, ...] = (50.0, 80.0, 100.0)
+
+    @field_validator("scope")
+    @classmethod
+    def _one_key(cls, scope: dict[ScopeKey, str]) -> dict[ScopeKey, str]:
+        if len(scope) > 1:
+            raise ValueError("a scope names one key (user, tag, prompt, model or source)")
+        for value in scope.values():
+            if not value.strip() or len(value) > 200:
+                raise ValueError("a scope value is 1 to 200 characters, or 'each'")
+        return scope
+
+    @field_validator("action")
+    @classmethod
+    def _enforced(cls, action: BudgetAction) -> BudgetAction:
+        # Refused rather than accepted and ignored: a team must not believe it is protected.
+        if action == "block":
+            raise ValueError(
+                "action 'block' is not enforced by this version of llmops yet; use 'alert'"
+            )
+        return action
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percentages(cls, thresholds: tuple[float, ...]) -> tuple[float, ...]:
+        if not thresholds:
+            raise ValueError("give at least one threshold (percent of the limit)")
+        if any(not 0 < t <= 1000 or not math.isfinite(t) for t in thresholds):
+            raise ValueError("thresholds are percentages above 0 and at most 1000")
+        return tuple(sorted(set(thresholds)))
+
+    @property
+    def scope_key(self) -> ScopeKey | None:
+        return next(iter(self.scope), None)
+
+    @property
+    def scope_value(self) -> str | None:
+        return next(iter(self.scope.values()), None)
+
+    def describe_scope(self) -> str:
+        key, value = self.scope_key, self.scope_value
+        if key is None:
+            return "all calls"
+        return f"each {key}" if value == EACH else f"{key} {value}"
+
+
 class Budgets(BaseModel):
-    """USD budgets drawn on the dashboard's spend charts."""
+    """``budgets:`` in the config file: the chart lines and the named limits."""
 
     model_config = ConfigDict(extra="forbid")
 
     daily_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     monthly_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    limits: tuple[Budget, ...] = ()
+
+    @field_validator("limits")
+    @classmethod
+    def _unique_names(cls, limits: tuple[Budget, ...]) -> tuple[Budget, ...]:
+        seen: set[str] = set()
+        for budget in limits:
+            if budget.name in seen:
+                raise ValueError(f"two budgets are named {budget.name!r}")
+            seen.add(budget.name)
+        return limits
 
 
 class ConfigFile(BaseModel):

@@ -360,3 +360,61 @@ def test_a_config_error_comes_after_a_content_error() -> None:
     Path("llmops.yaml").write_text("nonsense: 1\n")
     with pytest.raises(ConfigError, match="LLMOPS_CONTENT"):
         Settings.from_env({"LLMOPS_CONTENT": "bogus"})
+
+
+# -- budgets.limits -------------------------------------------------------------------------
+
+LIMITS = """\
+budgets:
+  daily_usd: 5
+  limits:
+    - name: all-daily
+      window: day
+      limit_usd: 200
+    - name: per-user
+      window: month
+      limit_usd: 20
+      scope: {user: each}
+      thresholds: [100, 50]
+"""
+
+
+def test_named_budgets_are_read_in_order() -> None:
+    Path("llmops.yaml").write_text(LIMITS)
+    settings = Settings.from_env({})
+    assert settings.daily_budget_usd == 5
+    first, second = settings.budgets
+    assert (first.name, first.window, first.limit_usd, first.action) == (
+        "all-daily",
+        "day",
+        200,
+        "alert",
+    )
+    assert first.scope == {} and first.thresholds == (50, 80, 100)
+    assert first.describe_scope() == "all calls"
+    assert (second.scope_key, second.scope_value, second.thresholds) == ("user", "each", (50, 100))
+    assert second.describe_scope() == "each user"
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "message"),
+    [
+        ("    - {name: a, window: year, limit_usd: 1}\n", 3, "window: Input should be 'day'"),
+        ("    - {name: a, window: day, limit_usd: 0}\n", 3, "limit_usd: Input should be greater"),
+        ("    - {name: a, window: day, limit_usd: .inf}\n", 3, "limit_usd"),
+        ("    - {name: a, window: day}\n", 3, "limit_usd: Field required"),
+        ("    - {name: 'a b', window: day, limit_usd: 1}\n", 3, "name: String should match"),
+        ("    - {name: a, window: day, limit_usd: 1, scope: {team: x}}\n", 3, "scope.team"),
+        ("    - {name: a, window: day, limit_usd: 1, scope: {user: a, tag: b}}\n", 3, "one key"),
+        ("    - {name: a, window: day, limit_usd: 1, thresholds: [0]}\n", 3, "above 0"),
+        ("    - {name: a, window: day, limit_usd: 1, thresholds: []}\n", 3, "at least one"),
+        ("    - {name: a, window: day, limit_usd: 1, action: block}\n", 3, "not enforced"),
+        ("    - {name: a, window: day, limit_usd: 1}\n" * 2, 2, "two budgets are named 'a'"),
+    ],
+)  # fmt: skip
+def test_a_bad_budget_names_the_file_and_line(entry: str, line: int, message: str) -> None:
+    Path("llmops.yaml").write_text("budgets:\n  limits:\n" + entry)
+    with pytest.raises(ConfigFileError) as failure:
+        Settings.from_env({})
+    assert (failure.value.file, failure.value.line) == ("llmops.yaml", line), str(failure.value)
+    assert message in str(failure.value)

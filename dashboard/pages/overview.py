@@ -59,6 +59,36 @@ else:
     if month.over:
         st.error(f"Over the monthly budget of {c.usd(month.budget_usd)}.")
 
+budgets = c.budget_status(view) if view.settings.budgets else []
+if budgets:
+    st.caption(
+        "Budgets (`budgets.limits` in llmops.yaml), each in its current UTC window; projected:"
+        " the spend so far at the same rate to the window's end."
+    )
+    over = [b for b in budgets if b.exhausted]
+    if over:
+        names = ", ".join(b.budget.name + (f" ({b.key})" if b.key else "") for b in over)
+        st.error(f"Over budget: {names}.", icon=":material/warning:")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Budget": b.budget.name,
+                    "Scope": b.key if b.key is not None else b.budget.describe_scope(),
+                    "Window": f"{b.budget.window} from {b.window_start:%Y-%m-%d}",
+                    "Spent": c.usd(b.spent_usd),
+                    "Limit": c.usd(b.limit_usd),
+                    "Used": c.pct(b.used),
+                    "Projected": c.usd(b.projected_usd),
+                    "State": b.state,
+                }
+                for b in budgets
+            ]
+        ),
+        hide_index=True,
+        key="budgets",
+    )
+
 # -- the selected range -------------------------------------------------------------------
 st.subheader(f"Calls, {view.label}" + (" (filtered)" if view.filtered else ""))
 summary = c.overview(view)

@@ -136,3 +136,59 @@ def test_demo_runs_the_example_evals_offline(cli, tmp_path) -> None:
     with create_engine(url).connect() as connection:
         runs = connection.execute(sa.text("SELECT count(DISTINCT suite) FROM eval_runs")).scalar()
     assert runs == len(list((root / "evals").glob("*.yaml")))
+
+
+BUDGETS_YAML = """\
+budgets:
+  limits:
+    - {name: everything, window: week, limit_usd: 0.001, thresholds: [50, 100]}
+    - {name: per-user, window: month, limit_usd: 5, scope: {user: each}}
+    - {name: mini, window: day, limit_usd: 1, scope: {model: gpt-4o-mini}}
+"""
+
+
+def test_budgets_show_spend_against_each_limit(seeded, cli, tmp_path) -> None:
+    from llmops.store.queries import window_span
+
+    url, _, _ = seeded
+    (tmp_path / "llmops.yaml").write_text(BUDGETS_YAML)
+    result = cli("budgets", "--json", "--database-url", url, cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    rows = {(r["budget"], r["key"]): r for r in json.loads(result.stdout)}
+
+    def spent(window: str, where: str, **params: object) -> float:
+        start, end = window_span(window, datetime.now(UTC))
+        with create_engine(url).connect() as connection:  # the calls themselves, not rollups
+            rows = connection.execute(
+                sa.text(f"SELECT created_at, cost_usd FROM llm_calls WHERE {where}"), params
+            ).all()
+        stamps = [(_utc(datetime.fromisoformat(str(t))), c) for t, c in rows]
+        return sum(c for t, c in stamps if start <= t < end)
+
+    assert rows[("everything", None)]["spent_usd"] == pytest.approx(spent("week", "1 = 1"))
+    for user in ("ann", "bob"):
+        got = rows.get(("per-user", user), {"spent_usd": 0.0})["spent_usd"]
+        assert got == pytest.approx(spent("month", "user_id = :u", u=user))
+    mini = rows[("mini", None)]
+    assert mini["spent_usd"] == pytest.approx(spent("day", "model = 'gpt-4o-mini'"))
+    assert mini["percent"] == pytest.approx(100 * mini["spent_usd"] / 1)
+    everything = rows[("everything", None)]
+    assert everything["state"] == "over" and everything["threshold_reached"] == 100
+    table = cli("budgets", "--database-url", url, cwd=tmp_path)
+    assert table.code == 0 and table.stdout.splitlines()[0].split()[:3] == [
+        "BUDGET", "SCOPE", "WINDOW"
+    ]  # fmt: skip
+    assert "everything  all calls" in table.stdout and "over" in table.stdout
+
+
+def test_budgets_without_limits_and_with_a_bad_file(cli, tmp_path, database_url) -> None:
+    none = cli("budgets", "--database-url", database_url, cwd=tmp_path)
+    assert none.code == 0 and "No budgets" in none.stdout
+    (tmp_path / "llmops.yaml").write_text("budgets:\n  limits:\n    - {name: x, window: year}\n")
+    bad = cli("budgets", "--database-url", database_url, cwd=tmp_path)
+    assert bad.code == 2 and bad.stderr.startswith("error: llmops.yaml:3:")
+    assert len(bad.stderr.splitlines()) == 1
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -297,3 +297,29 @@ def test_feedback_page_shows_distribution_trend_and_comments(seeded: Seed) -> No
     assert not at.exception
     rows = table(at, "Count")
     assert [(r["Score"], r["Count"]) for r in rows] == [("0", 3)]
+
+
+def test_overview_lists_the_budgets_of_the_config_file(seeded: Seed, tmp_path, monkeypatch) -> None:
+    from llmops.store.queries import window_span
+
+    config = tmp_path / "team.yaml"
+    config.write_text(
+        "budgets:\n  limits:\n"
+        "    - {name: month-all, window: month, limit_usd: 1000}\n"
+        "    - {name: tiny-week, window: week, limit_usd: 0.000001}\n"
+    )
+    monkeypatch.setenv("LLMOPS_CONFIG", str(config))
+    at = open_app()
+    now = datetime.now(UTC)
+    rows = {row["Budget"]: row for row in table(at, "Budget")}
+    assert set(rows) == {"month-all", "tiny-week"}
+    for name, window, limit in (("month-all", "month", 1000), ("tiny-week", "week", 0.000001)):
+        start, end = window_span(window, now)
+        spent = sum(call.cost or 0 for call in seeded.calls if start <= call.created_at < end)
+        assert rows[name]["Spent"] == c.usd(spent), name
+        assert rows[name]["Used"] == c.pct(spent / limit), name
+        assert rows[name]["Window"] == f"{window} from {start:%Y-%m-%d}"
+        assert rows[name]["Scope"] == "all calls"
+    assert rows["month-all"]["State"] == "ok"
+    assert rows["tiny-week"]["State"] == "over"  # the seed has priced calls today
+    assert any(t.startswith("Over budget: tiny-week") for t in texts(at.error))

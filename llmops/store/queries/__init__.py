@@ -11,13 +11,15 @@ for the partial days at its ends, so that 30 days of a million calls sum a few t
 rows. A filter on users, a split by user or tag, and percentiles read the calls.
 
 One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
-``prompts`` (versions side by side), ``evals`` (stored runs and results), ``calls`` (single
-calls, feedback, filter choices); ``filters`` (what a figure covers) and ``rollups`` (one
-call's rollup key and figures, and which rows a sum reads) serve them all.
+``budgets`` (spend against each budget in its window), ``prompts`` (versions side by side),
+``evals`` (stored runs and results), ``calls`` (single calls, feedback, filter choices);
+``filters`` (what a figure covers) and ``rollups`` (one call's rollup key and figures, and
+which rows a sum reads) serve them all.
 """
 
 from __future__ import annotations
 
+from llmops.store.queries.budgets import BudgetStatus, budget_status, window_span
 from llmops.store.queries.calls import (
     CALL_LIST_COLUMNS,
     FeedbackDay,
@@ -53,6 +55,7 @@ __all__ = [
     "CALL_LIST_COLUMNS",
     "GROUPINGS",
     "OTHER",
+    "BudgetStatus",
     "DayTotal",
     "EvalResultRow",
     "EvalRunRow",
@@ -64,6 +67,7 @@ __all__ = [
     "ScoreCount",
     "SpendRow",
     "VersionStats",
+    "budget_status",
     "call_detail",
     "calls_page",
     "daily_spend",
@@ -81,4 +85,5 @@ __all__ = [
     "period_spans",
     "prompt_versions",
     "spend_periods",
+    "window_span",
 ]

@@ -1,0 +1,131 @@
+"""Budgets: spend so far in each budget's window, from the same ledger as every other figure
+(the daily rollups, exact to the last stored call), with the share of the limit used and the
+spend projected to the end of the window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.config import EACH, Budget, Window
+from llmops.store.queries.filters import Filters
+from llmops.store.queries.rollups import _call_rows, _none
+from llmops.store.queries.spend import _spend_rows
+
+MIN_PROJECTION_ELAPSED = timedelta(hours=1)  # earlier in a window a projection is noise
+_COLUMN = {"prompt": "prompt_name", "user": "user_id"}
+
+
+def window_span(window: Window, now: datetime) -> tuple[datetime, datetime]:
+    """The calendar window (UTC) that holds ``now``: a day, an ISO week (Monday first), a
+    month."""
+    now = now.astimezone(UTC)
+    day = datetime.combine(now.date(), time.min, UTC)
+    if window == "day":
+        return day, day + timedelta(days=1)
+    if window == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    start = day.replace(day=1)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """One budget (or, for an ``each`` scope, one user/tag/... of it) in its current window."""
+
+    budget: Budget
+    key: str | None  # the user, tag, ... of an ``each`` scope; None otherwise
+    window_start: datetime
+    window_end: datetime
+    spent_usd: float
+    calls: int
+    unpriced_calls: int  # calls without a price: their cost is not in spent_usd
+    projected_usd: float | None  # at the current rate to the window's end; None in its 1st hour
+
+    @property
+    def limit_usd(self) -> float:
+        return self.budget.limit_usd
+
+    @property
+    def used(self) -> float:
+        """The share of the limit spent (1.0 = all of it)."""
+        return self.spent_usd / self.budget.limit_usd
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used
+
+    @property
+    def crossed(self) -> float | None:
+        """The highest threshold (percent) the spend has reached, if any."""
+        reached = [t for t in self.budget.thresholds if self.percent >= t]
+        return reached[-1] if reached else None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent_usd >= self.budget.limit_usd
+
+    @property
+    def state(self) -> str:
+        """``over`` (the limit is reached), ``80% reached`` (the highest threshold), or ``ok``."""
+        if self.exhausted:
+            return "over"
+        return "ok" if self.crossed is None else f"{self.crossed:g}% reached"
+
+
+def budget_status(
+    engine: Engine, budgets: Sequence[Budget], now: datetime | None = None, top: int = 20
+) -> list[BudgetStatus]:
+    """Every budget in its current window, in the order given; an ``each`` budget gives one
+    row per key with spend in the window, the ``top`` highest first."""
+    now = now or datetime.now(UTC)
+    found: list[BudgetStatus] = []
+    for budget in budgets:
+        start, end = window_span(budget.window, now)
+        for key, cost, calls, unpriced in _window_spend(engine, budget, start, end, top):
+            elapsed = now - start
+            projected = None
+            if elapsed >= MIN_PROJECTION_ELAPSED:
+                projected = cost * ((end - start) / elapsed)
+            found.append(BudgetStatus(budget, key, start, end, cost, calls, unpriced, projected))
+    return found
+
+
+def _window_spend(
+    engine: Engine, budget: Budget, start: datetime, end: datetime, top: int
+) -> list[tuple[str | None, float, int, int]]:
+    """``(key, cost, calls, unpriced calls)`` in [start, end) for the budget's scope."""
+    filters = Filters(start=start, end=end)
+    scope, value = budget.scope_key, budget.scope_value
+    rows = _call_rows(engine, filters) if scope is None else _spend_rows(engine, filters, scope)
+    figures: list[Any] = [
+        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+        sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
+        sa.func.coalesce(sa.func.sum(rows.c.unpriced_calls), 0),
+    ]
+    with engine.connect() as connection:
+        if scope is None:
+            cost, calls, unpriced = connection.execute(sa.select(*figures)).one()
+            return [(None, float(cost), int(calls), int(unpriced))]
+        key = _none(rows.c[_COLUMN.get(scope, scope)])
+        if value != EACH:
+            query = sa.select(*figures).where(key == value)
+            cost, calls, unpriced = connection.execute(query).one()
+            return [(None, float(cost), int(calls), int(unpriced))]
+        query = (
+            sa.select(key, *figures)
+            .where(key.is_not(None))
+            .group_by(key)
+            .order_by(figures[0].desc(), key)
+            .limit(top)
+        )
+        return [
+            (str(k), float(cost), int(calls), int(unpriced))
+            for k, cost, calls, unpriced in connection.execute(query)
+        ]
