@@ -67,6 +67,7 @@ from typing import Any
 import sqlalchemy as sa
 from _common import ROOT, throwaway_postgres
 
+from llmops.config import Budget
 from llmops.evals import history
 from llmops.store import queries as q
 from llmops.store.engine import (
@@ -448,7 +449,23 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
         "feedback_comments": ("feedback_comments", lambda: q.feedback_comments(engine, f)),
         "eval_runs": ("eval_runs", lambda: q.eval_runs(engine)),
         "eval_comparisons": ("eval_comparisons", lambda: history.comparisons(engine, batch)),
+        "budget_status(10)": ("budget_status", lambda: q.budget_status(engine, BUDGETS, now)),
     }
+
+
+# Ten budgets of every kind, as a team might declare them (the Overview's Budgets table).
+BUDGETS = [
+    Budget(name="all-day", window="day", limit_usd=500),
+    Budget(name="all-week", window="week", limit_usd=3000),
+    Budget(name="all-month", window="month", limit_usd=10000),
+    Budget(name="mini-day", window="day", limit_usd=50, scope={"model": "gpt-4o-mini"}),
+    Budget(name="answer-month", window="month", limit_usd=900, scope={"prompt": "support/answer"}),
+    Budget(name="eval-week", window="week", limit_usd=100, scope={"source": "eval"}),
+    Budget(name="beta-month", window="month", limit_usd=200, scope={"tag": "beta"}),
+    Budget(name="each-user-day", window="day", limit_usd=5, scope={"user": "each"}),
+    Budget(name="each-user-month", window="month", limit_usd=50, scope={"user": "each"}),
+    Budget(name="each-model-week", window="week", limit_usd=1000, scope={"model": "each"}),
+]
 
 
 # What each page of dashboard/ calls when it opens (every page shows the sidebar, whose
@@ -458,6 +475,7 @@ PAGES = {
     "Overview": [*OVERVIEW, "daily_spend(model)"],
     "Overview, split by tag": [*OVERVIEW, "daily_spend(tag)"],
     "Overview, split by user": [*OVERVIEW, "daily_spend(user)"],
+    "Overview with 10 budgets": [*OVERVIEW, "daily_spend(model)", "budget_status(10)"],
     "Prompts": ["filter_options", "prompt_versions"],
     "Calls": ["filter_options", "calls_page(0)", "call_detail"],
     f"Calls, page at offset {DEEP_OFFSET:,}": [

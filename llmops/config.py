@@ -12,7 +12,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import ConfigError, ConfigFileError
-from llmops.files import MAX_YAML_BYTES, check_directory, line_of, parse_yaml, read_text
+from llmops.files import (
+    MAX_YAML_BYTES,
+    check_directory,
+    line_of,
+    parse_yaml,
+    read_text,
+    validation_message,
+)
 
 ContentMode = Literal["full", "redact", "none"]
 CONTENT_MODES: tuple[ContentMode, ...] = ("full", "redact", "none")
@@ -193,11 +200,8 @@ def read_config_file(env: Mapping[str, str]) -> ConfigFile:
         return ConfigFile.model_validate(data or {})
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        where = ".".join(str(p) for p in loc)
-        raise ConfigFileError(
-            f"{where}: {error['msg']}", file=path, line=line_of(lines, loc)
-        ) from None
+        line = line_of(lines, tuple(error["loc"]))
+        raise ConfigFileError(validation_message(error), file=path, line=line) from None
 
 
 def _money(env: Mapping[str, str], name: str, default: float | None) -> float | None:

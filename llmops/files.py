@@ -25,6 +25,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -408,6 +409,14 @@ def line_of(lines: Lines, path: tuple[Any, ...]) -> int | None:
         except TypeError:  # an unhashable part (pydantic may report one)
             continue
     return None
+
+
+def validation_message(error: Mapping[str, Any], default: str = "") -> str:
+    """One pydantic error as ``dotted.path: message`` (pydantic's "Value error, " prefix,
+    which names an implementation detail, removed)."""
+    where = ".".join(str(part) for part in error["loc"]) or default
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 # -- JSON -----------------------------------------------------------------------------------

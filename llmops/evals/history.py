@@ -39,7 +39,7 @@ def comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
     """Candidate against baseline, per model, for one ``llmops eval run`` batch."""
     runs = eval_runs(engine, limit=100_000, batch_id=batch_id)
     found = []
-    for candidate, baseline in baselines(runs, role=lambda r: r.role, model=lambda r: r.model):
+    for candidate, baseline in baselines(runs):
         passes: dict[str, dict[str, list[bool | None]]] = {candidate.id: {}, baseline.id: {}}
         outputs: dict[tuple[str, str], str] = {}
         for result in eval_results(engine, [candidate.id, baseline.id]):

@@ -87,6 +87,14 @@ class RunResult:
     finished_at: datetime | None = None
 
     @property
+    def role(self) -> Role:
+        return self.target.role
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+    @property
     def passed(self) -> int:
         """Repeats that passed."""
         return sum(r.passed and not r.errored for r in self.results)
@@ -156,10 +164,7 @@ class SuiteReport:
         return [run for run in self.runs if run.target.role == "candidate"]
 
     def baseline_for(self, model: str) -> RunResult | None:
-        candidate = next((r for r in self.candidates() if r.target.model == model), None)
-        if candidate is None:
-            return None
-        return baseline_of(candidate, self.runs, role=_role, model=_model)
+        return baseline_of(model, self.runs)
 
     def below_threshold(self) -> list[RunResult]:
         """Candidate runs whose pass rate over completed cases is below the threshold."""
@@ -337,7 +342,7 @@ class Runner:
         alpha = self.alpha or plan.suite.spec.alpha
         comparisons = {
             candidate.target.model: compare(candidate.by_case(), base.by_case(), alpha=alpha)
-            for candidate, base in baselines(runs, role=_role, model=_model)
+            for candidate, base in baselines(runs)
         }
         return SuiteReport(plan.suite, batch, runs, comparisons)
 
@@ -454,14 +459,6 @@ class Runner:
         return finish(
             assertion, score, f"judge: {reason}", passed=judged_pass and score >= threshold
         ), cost
-
-
-def _role(run: RunResult) -> str:
-    return run.target.role
-
-
-def _model(run: RunResult) -> str:
-    return run.target.model
 
 
 def parse_verdict(text: str) -> tuple[float, bool, str] | None:

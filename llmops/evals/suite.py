@@ -12,7 +12,14 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops.errors import ConfigFileError
-from llmops.files import MAX_YAML_BYTES, line_of, parse_json, parse_yaml, read_text
+from llmops.files import (
+    MAX_YAML_BYTES,
+    line_of,
+    parse_json,
+    parse_yaml,
+    read_text,
+    validation_message,
+)
 
 ASSERTION_TYPES = (
     "equals",
@@ -273,9 +280,7 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
         try:
             case = Case.model_validate(item)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"]) or "case"
-            message = f"{where}: {error['msg']}"
+            message = validation_message(exc.errors()[0], default="case")
             raise ConfigFileError(message, file=file, line=number) from None
         for position, assertion in enumerate(case.assert_):
             problem = assertion_problem(assertion, path.parent)

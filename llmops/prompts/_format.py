@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops.errors import PromptFileError
-from llmops.files import Lines, line_of, parse_yaml
+from llmops.files import Lines, line_of, parse_yaml, validation_message
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -83,7 +83,7 @@ def _describe(exc: ValidationError, file: str, lines: Lines) -> PromptFileError:
     elif error["type"] == "missing":
         message = f"missing field '{field}'"
     else:
-        message = f"{field}: {error['msg']}" if loc else error["msg"].removeprefix("Value error, ")
+        message = validation_message(error)
     extra = exc.error_count() - 1
     if extra:
         message += f" (and {extra} more error{'s' if extra > 1 else ''})"
