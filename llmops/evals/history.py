@@ -37,7 +37,7 @@ class BatchComparison:
 
 def comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
     """Candidate against baseline, per model, for one ``llmops eval run`` batch."""
-    runs = eval_runs(engine, limit=100_000, batch_id=batch_id)
+    runs = eval_runs(engine, limit=None, batch_id=batch_id)
     found = []
     for candidate, baseline in baselines(runs):
         passes: dict[str, dict[str, list[bool | None]]] = {candidate.id: {}, baseline.id: {}}

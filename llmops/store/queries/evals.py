@@ -36,9 +36,14 @@ class EvalRunRow:
 
 
 def eval_runs(
-    engine: Engine, suite: str | None = None, limit: int = 500, *, batch_id: str | None = None
+    engine: Engine,
+    suite: str | None = None,
+    limit: int | None = 500,
+    *,
+    batch_id: str | None = None,
 ) -> list[EvalRunRow]:
-    """Eval runs, newest first, optionally of one suite or one ``llmops eval run`` batch."""
+    """Eval runs, newest first, optionally of one suite or one ``llmops eval run`` batch
+    (``limit=None``: all of them)."""
     runs = EVAL_RUNS.c
     query = sa.select(
         runs.id, runs.batch_id, runs.role, runs.suite, runs.prompt_name, runs.prompt_ref,
