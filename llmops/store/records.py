@@ -26,7 +26,7 @@ import orjson
 from llmops.store.tables import CALLS, FEEDBACK
 
 RecordKind = Literal["call", "feedback"]
-CallStatus = Literal["ok", "error", "cancelled"]
+CallStatus = Literal["ok", "error", "cancelled", "blocked"]
 CostStatus = Literal["priced", "custom", "approximate", "unpriced"]
 
 MAX_METADATA_BYTES = 64 * 1024  # encoded metadata above this is replaced by a preview

@@ -11,6 +11,9 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ALERT_EVENTS",
+    "ALERT_STATE",
+    "BUDGET_LEASES",
     "CALLS",
     "CALL_DAYS",
     "EVAL_RESULTS",
@@ -19,6 +22,9 @@ __all__ = [
     "FEEDBACK_DAYS",
     "TAG_DAYS",
     "USER_DAYS",
+    "AlertEvent",
+    "AlertState",
+    "BudgetLease",
     "CallRecord",
     "DailyCalls",
     "DailyFeedback",
@@ -33,7 +39,7 @@ __all__ = [
 # JSON columns are JSONB on Postgres, so people can index and query them.
 JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
-CALL_STATUSES = ("ok", "error", "cancelled")
+CALL_STATUSES = ("ok", "error", "cancelled", "blocked")
 COST_STATUSES = ("priced", "custom", "approximate", "unpriced")
 
 
@@ -70,7 +76,9 @@ class CallRecord(SQLModel, table=True):
     git_commit: str | None = Field(default=None, max_length=40)
     model: str = Field(max_length=200, description="the model as requested")
     provider: str | None = Field(default=None, max_length=64)
-    status: str = Field(max_length=16, description="ok, error or cancelled")
+    status: str = Field(
+        max_length=16, description="ok, error, cancelled or blocked (refused by a budget)"
+    )
     error_type: str | None = Field(default=None, max_length=200)
     error_message: str | None = Field(default=None, sa_type=sa.Text)
     prompt_tokens: int | None = None
@@ -241,3 +249,76 @@ class EvalResult(SQLModel, table=True):
 
 EVAL_RUNS = _table(EvalRun)
 EVAL_RESULTS = _table(EvalResult)
+
+
+# Spend control (migration 0007).
+
+
+class BudgetLease(SQLModel, table=True):
+    """A share of one budget's window held by one gateway process (table ``budget_leases``).
+
+    A process admits calls against its lease without asking the database; the database grants
+    a lease only while the ledger's spend plus every live lease's uncommitted part stays within
+    the limit (see :mod:`llmops.gateway.budgets`)."""
+
+    __tablename__ = "budget_leases"
+    __table_args__ = (
+        sa.Index("ix_budget_leases_window", "budget", "scope_value", "window_start"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    budget: str = Field(max_length=100, description="the budget's name")
+    scope_value: str = Field(max_length=200, description="the user/tag/... of an each budget")
+    window_start: datetime = Field(description="start of the budget window, UTC")
+    holder: str = Field(max_length=200, description="host, pid and a random id")
+    granted_usd: float = Field(description="USD this process may commit in the window")
+    consumed_usd: float = Field(description="admitted: settled costs plus in-flight estimates")
+    committed_usd: float = Field(description="the part already stored in llm_calls")
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime = Field(description="a lease not renewed by then no longer counts")
+
+
+class AlertState(SQLModel, table=True):
+    """The current state of one alert (table ``alert_state``): one row per rule, subject and
+    window, so that every process and cron job agrees on what has fired."""
+
+    __tablename__ = "alert_state"
+
+    key: str = Field(primary_key=True, max_length=400, description="rule, subject, window")
+    rule: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    subject: str = Field(default="", max_length=300, description="what the alert is about")
+    window_start: datetime | None = Field(default=None, description="budget window, UTC")
+    state: str = Field(max_length=16, description="firing or resolved")
+    value: float | None = None
+    threshold: float | None = None
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    fired_at: datetime
+    changed_at: datetime
+    resolved_at: datetime | None = None
+
+
+class AlertEvent(SQLModel, table=True):
+    """Every notification sent or attempted (table ``alert_events``), append-only."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (sa.Index("ix_alert_events_at", "at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    key: str = Field(max_length=400, index=True)
+    rule: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    subject: str = Field(default="", max_length=300)
+    event: str = Field(max_length=16, description="fired or resolved")
+    at: datetime
+    value: float | None = None
+    threshold: float | None = None
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    delivered: list[str] | None = Field(default=None, sa_type=JSON, description="channels")
+    failed: list[str] | None = Field(default=None, sa_type=JSON, description="channel: error")
+
+
+BUDGET_LEASES = _table(BudgetLease)
+ALERT_STATE = _table(AlertState)
+ALERT_EVENTS = _table(AlertEvent)
