@@ -336,7 +336,7 @@ class Gateway:
             "comment": comment,
             "user_id": user,
         }
-        self._writer.put("feedback", row)
+        self.recorder.put("feedback", row)
         return feedback_id
 
     def _call_exists(self, call_id: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -112,6 +113,9 @@ class Recorder:
         self.content = content
         self.source = source
         self.recent: dict[str, None] = {}  # ids of calls recorded lately (feedback checks)
+        # Called with every row handed to the writer, on the app's call path: an observer
+        # must be cheap (queue the row for its own thread) and must not change the row.
+        self.observers: list[Callable[[RecordKind, Row], None]] = []
 
     def knows(self, call_id: str) -> bool:
         """Whether this recorder recorded ``call_id`` lately."""
@@ -207,7 +211,17 @@ class Recorder:
             row = self._row(call, status, None, Price(None, "unpriced", None), latency_ms,
                             None, None, ttft_ms, exc, minimal=True)  # fmt: skip
         self.remember(call.id)
-        self.writer.put("call", row)
+        self.put("call", row)
+
+    def put(self, kind: RecordKind, row: Row) -> None:
+        """Hand a row to the writer, then show it to the observers (which never raise into
+        the app: a failing observer is logged)."""
+        self.writer.put(kind, row)
+        for observer in self.observers:
+            try:
+                observer(kind, row)
+            except Exception:
+                log.exception("llmops: an observer of recorded rows failed")
 
     def _row(
         self,

@@ -17,7 +17,8 @@ from llmops.store.records import json_text
 
 VERSION_TABLE = "llmops_schema_version"
 HEAD_REVISION = "0007"  # the newest migration in llmops/store/migrations/versions
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")  # every migration, oldest first
+# every migration, oldest first
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 _PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations
 
 

@@ -262,9 +262,7 @@ class BudgetLease(SQLModel, table=True):
     the limit (see :mod:`llmops.gateway.budgets`)."""
 
     __tablename__ = "budget_leases"
-    __table_args__ = (
-        sa.Index("ix_budget_leases_window", "budget", "scope_value", "window_start"),
-    )
+    __table_args__ = (sa.Index("ix_budget_leases_window", "budget", "scope_value", "window_start"),)
 
     id: str = Field(primary_key=True, max_length=36)
     budget: str = Field(max_length=100, description="the budget's name")
