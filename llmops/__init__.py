@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmops.config import Settings
+from llmops.config import Budget, Settings
 from llmops.errors import (
+    BudgetExceededError,
     ConfigError,
     ConfigFileError,
     DatabaseError,
@@ -68,6 +69,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncStream",
+    "Budget",
+    "BudgetExceededError",
     "Completion",
     "ConfigError",
     "ConfigFileError",

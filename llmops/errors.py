@@ -20,15 +20,18 @@ with ``error.exit_code``: 2 for configuration and usage errors.
     │   ├── SchemaOutdatedError     the database needs `llmops db upgrade`
     │   ├── UnknownCallError        feedback for a call id that was never recorded
     │   └── InvalidFeedbackError    a feedback score that is not a finite number
+    ├── BudgetExceededError         a blocking budget refused a call (budget, window, spend)
     ├── DatabaseError               the database could not be reached or written
     └── GitError                    git itself failed unexpectedly
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "ConfigFileError",
     "DatabaseError",
@@ -175,3 +178,39 @@ class DatabaseError(LLMOpsError):
 
 class GitError(LLMOpsError):
     """A git command failed in a way that is not the user's input."""
+
+
+class BudgetExceededError(LLMOpsError):
+    """A blocking budget refused a call before the model was called.
+
+    ``budget`` is the budget's name, ``key`` the user/tag/... of an ``each`` budget (else
+    None), ``window_start``/``window_end`` its calendar window (UTC), ``spent_usd`` the
+    stored spend of the window, ``held_usd`` what calls in flight (in any process) hold,
+    ``limit_usd`` the limit and ``needed_usd`` this call's estimate (the most it could cost).
+    The refused call is recorded with status ``blocked`` and cost 0.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        key: str | None,
+        window: str,
+        window_start: datetime,
+        window_end: datetime,
+        spent_usd: float,
+        held_usd: float,
+        limit_usd: float,
+        needed_usd: float,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.key = key
+        self.window = window
+        self.window_start = window_start
+        self.window_end = window_end
+        self.spent_usd = spent_usd
+        self.held_usd = held_usd
+        self.limit_usd = limit_usd
+        self.needed_usd = needed_usd

@@ -408,7 +408,8 @@ def test_named_budgets_are_read_in_order() -> None:
         ("    - {name: a, window: day, limit_usd: 1, scope: {user: a, tag: b}}\n", 3, "one key"),
         ("    - {name: a, window: day, limit_usd: 1, thresholds: [0]}\n", 3, "above 0"),
         ("    - {name: a, window: day, limit_usd: 1, thresholds: []}\n", 3, "at least one"),
-        ("    - {name: a, window: day, limit_usd: 1, action: block}\n", 3, "not enforced"),
+        ("    - {name: a, window: day, limit_usd: 1, action: stop}\n", 3, "action: Input"),
+        ("    - {name: a, window: day, limit_usd: 1, unreachable: x}\n", 3, "unreachable: Input"),
         ("    - {name: a, window: day, limit_usd: 1}\n" * 2, 2, "two budgets are named 'a'"),
     ],
 )  # fmt: skip

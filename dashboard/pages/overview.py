@@ -97,11 +97,18 @@ if summary.calls == 0:
     st.stop()
 
 row = st.columns(6)
-row[0].metric("Calls", c.num(summary.calls))
+row[0].metric(
+    "Calls",
+    c.num(summary.calls),
+    help=f"{c.num(summary.blocked)} refused by blocking budgets (status blocked)."
+    if summary.blocked
+    else None,
+)
 row[1].metric(
     "Error rate",
     c.pct(summary.error_rate),
-    help=f"{c.num(summary.errors)} errors, {c.num(summary.cancelled)} cancelled.",
+    help=f"{c.num(summary.errors)} errors, {c.num(summary.cancelled)} cancelled, "
+    "among the calls sent.",
 )
 row[2].metric("Cost", c.usd(summary.cost_usd), help="Priced calls only.")
 row[3].metric("Input tokens", c.num(summary.prompt_tokens))

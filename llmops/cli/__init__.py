@@ -16,7 +16,18 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from llmops import __version__
-from llmops.cli import budgets, costs, dashboard, db, demo, evals, prompts, usage
+from llmops.cli import (
+    alerts,
+    budgets,
+    costs,
+    dashboard,
+    db,
+    demo,
+    evals,
+    metrics,
+    prompts,
+    usage,
+)
 from llmops.cli._output import one_line
 from llmops.errors import LLMOpsError
 
@@ -32,12 +43,14 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(db.app, name="db")
 app.add_typer(costs.app, name="costs")
 app.add_typer(evals.app, name="eval")
+app.add_typer(alerts.app, name="alerts")
 app.command("spend")(usage.spend)
 app.command("budgets")(budgets.budgets)
 app.command("calls")(usage.calls)
 app.command("feedback")(usage.feedback)
 app.command("dashboard")(dashboard.dashboard)
 app.command("demo")(demo.demo)
+app.command("metrics")(metrics.metrics)
 
 
 def _version(value: bool) -> None:

@@ -15,16 +15,18 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops import litellm_loader
-from llmops.config import CONTENT_MODES, Settings
+from llmops.config import CONTENT_MODES, Budget, Settings
+from llmops.control.otel import exporter_from_env
 from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
+from llmops.gateway.budgets import BudgetGuard
 from llmops.gateway.recorder import Call, Completion, Recorder
-from llmops.pricing.prices import ModelPrice, PriceBook, model_price
+from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.prompts import Prompt, PromptRegistry
 from llmops.store.records import FeedbackRow
 
@@ -46,7 +48,10 @@ class Gateway:
     ``LLMOPS_HOME``); ``prompts`` is the prompt folder (or a PromptRegistry); ``content``
     is ``full``, ``redact`` or ``none``; ``prices`` is a prices file or a mapping of
     model -> ModelPrice that wins over litellm's price map. ``clock`` returns the UTC time
-    to record calls at (for backfills, simulations and tests; default: now).
+    to record calls at (for backfills, simulations and tests; default: now). ``budgets``
+    are the spend limits to enforce (default: ``budgets.limits`` of ``llmops.yaml``); those
+    with ``action: block`` refuse calls that could take spend past them
+    (:class:`~llmops.errors.BudgetExceededError`, see :mod:`llmops.gateway.budgets`).
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class Gateway:
         retry_interval: float = 0.5,
         busy_timeout_ms: int = 5000,
         clock: Callable[[], datetime] | None = None,
+        budgets: Sequence[Budget] | None = None,
     ) -> None:
         from llmops.store.engine import check_schema, create_engine, normalize_url
         from llmops.store.writer import Writer
@@ -113,6 +119,19 @@ class Gateway:
         self.recorder = Recorder(
             self._writer, self.prices, content=self.content, source=self.source
         )
+        self.budgets = BudgetGuard(
+            settings.budgets if budgets is None else budgets,
+            engine,
+            self.prices,
+            source=self.source,
+        )
+        self.telemetry = exporter_from_env()  # LLMOPS_OTEL=1: each call as an OTel span
+        if self.telemetry is not None:
+            self.recorder.observers.append(self.telemetry)
+        if self.budgets:
+            self.recorder.observers.append(self.budgets.settle)
+            self._writer.transaction_hooks.append(self.budgets.commit)
+            self._writer.stored_observers.append(self.budgets.stored)
         _LIVE.add(self)
 
     # -- preparing a call -----------------------------------------------------------
@@ -198,6 +217,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs,
         )  # fmt: skip
+        self._admit(call)
         response = self._send(call)
         return self.recorder.record_response(call, response)
 
@@ -220,6 +240,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs,
         )  # fmt: skip
+        self._admit(call)
         response = await self._asend(call)
         return self.recorder.record_response(call, response)
 
@@ -245,6 +266,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs),
         )  # fmt: skip
+        self._admit(call)
         response = self._send(call)
         return Stream(self.recorder, call, response)
 
@@ -269,8 +291,20 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs),
         )  # fmt: skip
+        self._admit(call)
         response = await self._asend(call)
         return AsyncStream(self.recorder, call, response)
+
+    def _admit(self, call: Call) -> None:
+        """Refuse the call, before the model is called, when a blocking budget says so: it
+        is recorded as ``blocked`` (cost 0) and BudgetExceededError is raised."""
+        if not self.budgets:
+            return
+        refusal = self.budgets.admit(call)
+        if refusal is not None:
+            blocked = Price(0.0, "priced", None)
+            self.recorder.record(call, "blocked", None, blocked, None, None, error=refusal)
+            raise refusal
 
     def _send(self, call: Call) -> Any:
         """Call litellm; a failure is recorded, then re-raised unchanged."""
@@ -361,8 +395,11 @@ class Gateway:
         return self._writer.flush(timeout)
 
     def close(self) -> None:
-        """Flush and stop the writer."""
+        """Flush and stop the writer; give back what budget leases hold unused."""
         self._writer.close()
+        self.budgets.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         _LIVE.discard(self)
 
     def __enter__(self) -> Gateway:

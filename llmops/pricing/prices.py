@@ -440,6 +440,7 @@ class PriceBook:
         self.custom_source = custom_source
         self.remote_price_map = remote_price_map
         self._entries: dict[tuple[str, str | None, str | None], Entry | None] = {}
+        self._upper: dict[tuple[str, str | None], UpperRates | None] = {}
 
     @classmethod
     def from_file(cls, path: Path | None, **kwargs: Any) -> PriceBook:
@@ -463,6 +464,21 @@ class PriceBook:
             return cost_of(entry, usage, tier) if entry is not None else UNPRICED
         entry = self.entry(model, provider, served.model if served else None)
         return cost_of(entry, usage, tier) if entry is not None else UNPRICED
+
+    def upper_rates(
+        self, model: str, *, override: ModelPrice | None = None, tier: str | None = None
+    ) -> UpperRates | None:
+        """The most an input and an output token of ``model`` can cost (the dearest context
+        tier) and its output cap: what a blocking budget reserves for a call before it is
+        made. None when the model has no price."""
+        if override is not None:  # a call's own price: not cached
+            entry = self._custom_entry(model, override, "custom:argument")
+            return None if entry is None else _upper_rates(entry, tier)
+        key = (model, tier)
+        if key not in self._upper:
+            entry = self.entry(model, None, None)
+            self._upper[key] = None if entry is None else _upper_rates(entry, tier)
+        return self._upper[key]
 
     def entry(self, model: str, provider: str | None, served_model: str | None) -> Entry | None:
         """The entry that prices calls of ``model`` (cached)."""
@@ -504,6 +520,45 @@ class PriceBook:
         if not isinstance(raw, dict):
             return None
         return entry_from_map(name, raw, litellm_loader.price_map_source())
+
+
+@dataclass(frozen=True)
+class UpperRates:
+    """USD per token at the dearest rates of a model, and its output cap (if known)."""
+
+    input_usd: float
+    output_usd: float
+    max_output_tokens: int | None
+
+
+def _upper_rates(entry: Entry, tier: str | None) -> UpperRates | None:
+    """Rates from prices of token counts below and above every context tier."""
+    small, large = 1000, 10_000_000
+
+    def cost(prompt: int, completion: int) -> float | None:
+        usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+        return cost_of(entry, usage, tier).cost_usd
+
+    costs = [cost(small, 0), cost(large, 0), cost(small, small), cost(large, small)]
+    if any(c is None for c in costs):
+        return None
+    in_small, in_large, both_small, both_large = (float(c or 0.0) for c in costs)
+    return UpperRates(
+        input_usd=max(in_small / small, in_large / large),
+        output_usd=max(both_small - in_small, both_large - in_large) / small,
+        max_output_tokens=_max_output(entry.name) if not entry.custom else None,
+    )
+
+
+def _max_output(name: str) -> int | None:
+    raw = litellm_loader.load().model_cost.get(name)
+    if not isinstance(raw, dict):
+        return None
+    for field in ("max_output_tokens", "max_tokens"):
+        value = raw.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _names(model: str, provider: str | None) -> list[str]:

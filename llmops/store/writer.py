@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from llmops.errors import DatabaseError
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
@@ -109,6 +109,12 @@ class Writer:
         self.stats = WriterStats()
         self.last_error: str | None = None
         self._inserts: dict[str, Any] = {}
+        # Run inside the transaction that stores calls, with its connection and the call
+        # rows (blocking budgets count them in their leases in the same commit); a hook
+        # that fails is logged and undone, never the calls. Then, after the commit, the
+        # observers get the ids of the calls stored (an id may come again on a replay).
+        self.transaction_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
+        self.stored_observers: list[Callable[[list[str]], None]] = []
         self._start()
         _WRITERS.add(self)
 
@@ -382,6 +388,16 @@ class Writer:
             for kind in ("call", "feedback"):  # calls first: feedback refers to them
                 if rows[kind]:
                     connection.execute(self._insert_for(kind, engine), rows[kind])
+            if rows["call"]:
+                for hook in self.transaction_hooks:
+                    _run_hook(hook, connection, rows["call"])
+        if self.stored_observers and rows["call"]:
+            ids = [row["id"] for row in rows["call"]]
+            for observer in self.stored_observers:
+                try:
+                    observer(ids)
+                except Exception:
+                    log.exception("llmops: an observer of stored calls failed")
 
     def _insert_for(self, kind: str, engine: Engine) -> Any:
         """INSERT that skips rows whose primary key exists (replays are idempotent)."""
@@ -497,6 +513,19 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _run_hook(
+    hook: Callable[[Connection, list[dict[str, Any]]], None],
+    connection: Connection,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Run a transaction hook in a savepoint: its failure must not cost the calls."""
+    try:
+        with connection.begin_nested():
+            hook(connection, rows)
+    except Exception:
+        log.exception("llmops: a hook of the calls' transaction failed (calls kept)")
 
 
 def _unwrapped(exc: BaseException) -> BaseException:

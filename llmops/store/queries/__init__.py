@@ -12,13 +12,33 @@ rows. A filter on users, a split by user or tag, and percentiles read the calls.
 
 One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
 ``budgets`` (spend against each budget in its window), ``prompts`` (versions side by side),
-``evals`` (stored runs and results), ``calls`` (single calls, feedback, filter choices);
+``evals`` (stored runs and results), ``calls`` (single calls, feedback, filter choices),
+``metrics`` (all-time totals and recent percentiles for the Prometheus exporter),
+``alerts`` (the figures alert rules compare, and the alert state);
 ``filters`` (what a figure covers) and ``rollups`` (one call's rollup key and figures, and
 which rows a sum reads) serve them all.
 """
 
 from __future__ import annotations
 
+from llmops.store.queries.alerts import (
+    AlertEventRow,
+    AlertStateRow,
+    ErrorCount,
+    EvalSeries,
+    FeedbackAverage,
+    LatencyP95,
+    alert_events,
+    alert_states,
+    claim_alert_state,
+    error_counts,
+    eval_series,
+    feedback_averages,
+    latency_p95,
+    record_alert_event,
+    remove_alert_state,
+    spend_in_spans,
+)
 from llmops.store.queries.budgets import BudgetStatus, budget_status, window_span
 from llmops.store.queries.calls import (
     CALL_LIST_COLUMNS,
@@ -33,6 +53,13 @@ from llmops.store.queries.calls import (
 )
 from llmops.store.queries.evals import EvalResultRow, EvalRunRow, eval_results, eval_runs
 from llmops.store.queries.filters import Filters
+from llmops.store.queries.metrics import (
+    CallTotals,
+    RecentLatency,
+    call_totals,
+    recent_latency,
+    rollup_signature,
+)
 from llmops.store.queries.prompts import VersionStats, latest_eval_by_version, prompt_versions
 from llmops.store.queries.spend import (
     GROUPINGS,
@@ -55,35 +82,56 @@ __all__ = [
     "CALL_LIST_COLUMNS",
     "GROUPINGS",
     "OTHER",
+    "AlertEventRow",
+    "AlertStateRow",
     "BudgetStatus",
+    "CallTotals",
     "DayTotal",
+    "ErrorCount",
     "EvalResultRow",
     "EvalRunRow",
+    "EvalSeries",
+    "FeedbackAverage",
     "FeedbackDay",
     "Filters",
+    "LatencyP95",
     "MonthBudget",
     "Overview",
     "Period",
+    "RecentLatency",
     "ScoreCount",
     "SpendRow",
     "VersionStats",
+    "alert_events",
+    "alert_states",
     "budget_status",
     "call_detail",
+    "call_totals",
     "calls_page",
+    "claim_alert_state",
     "daily_spend",
     "daily_totals",
+    "error_counts",
     "eval_results",
     "eval_runs",
+    "eval_series",
+    "feedback_averages",
     "feedback_comments",
     "feedback_distribution",
     "feedback_trend",
     "filter_options",
+    "latency_p95",
     "latest_eval_by_version",
     "month_budget",
     "overview",
     "percentiles",
     "period_spans",
     "prompt_versions",
+    "recent_latency",
+    "record_alert_event",
+    "remove_alert_state",
+    "rollup_signature",
+    "spend_in_spans",
     "spend_periods",
     "window_span",
 ]

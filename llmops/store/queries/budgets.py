@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget, Window
 from llmops.store.queries.filters import Filters
@@ -101,23 +101,11 @@ def _window_spend(
     engine: Engine, budget: Budget, start: datetime, end: datetime, top: int
 ) -> list[tuple[str | None, float, int, int]]:
     """``(key, cost, calls, unpriced calls)`` in [start, end) for the budget's scope."""
-    filters = Filters(start=start, end=end)
-    scope, value = budget.scope_key, budget.scope_value
-    rows = _call_rows(engine, filters) if scope is None else _spend_rows(engine, filters, scope)
-    figures: list[Any] = [
-        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-        sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
-        sa.func.coalesce(sa.func.sum(rows.c.unpriced_calls), 0),
-    ]
     with engine.connect() as connection:
-        if scope is None:
-            cost, calls, unpriced = connection.execute(sa.select(*figures)).one()
-            return [(None, float(cost), int(calls), int(unpriced))]
-        key = _none(rows.c[_COLUMN.get(scope, scope)])
-        if value != EACH:
-            query = sa.select(*figures).where(key == value)
-            cost, calls, unpriced = connection.execute(query).one()
-            return [(None, float(cost), int(calls), int(unpriced))]
+        if budget.scope_value != EACH:
+            return [(None, *_figures(connection, budget, None, start, end))]
+        rows, figures = _scope_rows(engine, budget, start, end)
+        key = _none(rows.c[_COLUMN.get(budget.scope_key or "", budget.scope_key or "")])
         query = (
             sa.select(key, *figures)
             .where(key.is_not(None))
@@ -129,3 +117,41 @@ def _window_spend(
             (str(k), float(cost), int(calls), int(unpriced))
             for k, cost, calls, unpriced in connection.execute(query)
         ]
+
+
+def window_spend(
+    connection: Connection, budget: Budget, key: str | None, start: datetime, end: datetime
+) -> float:
+    """What the calls in ``budget``'s scope cost in [start, end) (for an ``each`` budget, the
+    calls of one ``key``), read on ``connection``, so inside the caller's transaction: the
+    ledger that blocking budgets grant leases against (see :mod:`llmops.store.leases`)."""
+    return _figures(connection, budget, key, start, end)[0]
+
+
+def _figures(
+    connection: Connection, budget: Budget, key: str | None, start: datetime, end: datetime
+) -> tuple[float, int, int]:
+    """``(cost, calls, unpriced calls)`` of one value of the budget's scope in [start, end)."""
+    rows, figures = _scope_rows(connection.engine, budget, start, end)
+    query = sa.select(*figures)
+    scope = budget.scope_key
+    if scope is not None:
+        value = key if budget.scope_value == EACH else budget.scope_value
+        query = query.where(_none(rows.c[_COLUMN.get(scope, scope)]) == value)
+    cost, calls, unpriced = connection.execute(query).one()
+    return float(cost), int(calls), int(unpriced)
+
+
+def _scope_rows(
+    engine: Engine, budget: Budget, start: datetime, end: datetime
+) -> tuple[sa.Subquery, list[Any]]:
+    """The rows to sum for the budget's scope in [start, end), and the sums."""
+    filters = Filters(start=start, end=end)
+    scope = budget.scope_key
+    rows = _call_rows(engine, filters) if scope is None else _spend_rows(engine, filters, scope)
+    figures: list[Any] = [
+        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+        sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
+        sa.func.coalesce(sa.func.sum(rows.c.unpriced_calls), 0),
+    ]
+    return rows, figures

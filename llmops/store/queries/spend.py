@@ -243,9 +243,10 @@ def month_budget(
 
 @dataclass(frozen=True)
 class Overview:
-    calls: int
+    calls: int  # attempts: blocked calls included
     errors: int
     cancelled: int
+    blocked: int  # refused by a blocking budget, never sent
     cost_usd: float
     prompt_tokens: int
     completion_tokens: int
@@ -265,7 +266,9 @@ class Overview:
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.calls if self.calls else None
+        """Errors among the calls sent (blocked calls were not)."""
+        sent = self.calls - self.blocked
+        return self.errors / sent if sent else None
 
 
 def overview(engine: Engine, filters: Filters) -> Overview:
@@ -279,6 +282,7 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         sa.func.sum(rows.c.calls),
         calls_with("error"),
         calls_with("cancelled"),
+        calls_with("blocked"),
         sa.func.sum(rows.c.cost_usd),
         sa.func.sum(rows.c.prompt_tokens),
         sa.func.sum(rows.c.completion_tokens),
@@ -307,11 +311,12 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         calls=int(t[0] or 0),
         errors=int(t[1] or 0),
         cancelled=int(t[2] or 0),
-        cost_usd=float(t[3] or 0.0),
-        prompt_tokens=int(t[4] or 0),
-        completion_tokens=int(t[5] or 0),
-        unpriced_calls=int(t[6] or 0),
-        estimated_calls=int(t[7] or 0),
+        blocked=int(t[3] or 0),
+        cost_usd=float(t[4] or 0.0),
+        prompt_tokens=int(t[5] or 0),
+        completion_tokens=int(t[6] or 0),
+        unpriced_calls=int(t[7] or 0),
+        estimated_calls=int(t[8] or 0),
         latency_p50=latency[0],
         latency_p95=latency[1],
         latency_p99=latency[2],

@@ -1,0 +1,188 @@
+"""The lease ledger of blocking budgets (table ``budget_leases``).
+
+A gateway process may spend a blocking budget only within a lease: a share of the window's
+limit that the database granted to that process. Granting is one short transaction that
+holds the budget's lock (``BEGIN IMMEDIATE`` on SQLite, an advisory transaction lock on
+PostgreSQL), so two processes never share out the same money:
+
+    granted to this process  <=  limit - ledger spend - what other live leases still hold
+
+where the ledger spend is what :func:`llmops.store.queries.budgets.window_spend` reads (the
+rollups plus the calls of the partial days: every stored call), and a lease still holds
+``granted - committed``: its in-flight calls, its calls not stored yet, and what it has not
+used. ``committed_usd`` grows in the very transaction that stores the lease's calls
+(:func:`commit_costs`, run by the writer), so a stored call is counted exactly once: in the
+ledger, and no longer in its lease. A lease that is not renewed within :data:`LEASE_TTL`
+(its process died) stops counting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from llmops.config import Budget
+from llmops.store.queries.budgets import window_spend
+from llmops.store.tables import BUDGET_LEASES
+
+LEASE_TTL = timedelta(seconds=30)  # a lease its holder has not renewed for this long is void
+_l = BUDGET_LEASES.c
+
+
+@dataclass
+class Lease:
+    """One process's lease on one budget window (and, for an ``each`` budget, one key)."""
+
+    id: str
+    budget: Budget
+    key: str  # the user, tag, ... of an ``each`` budget; '' otherwise
+    window_start: datetime
+    window_end: datetime
+    holder: str
+    granted_usd: float = 0.0  # what this process may admit in the window
+    consumed_usd: float = 0.0  # admitted: settled costs plus in-flight estimates
+    committed_usd: float = 0.0  # stored in llm_calls, as of the last grant (the row is exact)
+    stored: bool = False  # whether the row exists
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The ledger as a grant saw it, under the budget's lock."""
+
+    granted: bool
+    spent_usd: float  # the ledger: every stored call of the scope in the window
+    held_usd: float  # not stored yet: live leases' unstored calls and unused grants
+    available_usd: float  # limit - spent - held - this lease's uncommitted part
+
+
+def grant(engine: Engine, lease: Lease, need_usd: float, share: float, now: datetime) -> Grant:
+    """Extend ``lease`` so that ``need_usd`` more can be admitted, plus ``share`` of what
+    is left after it (fewer round trips), in one locked transaction; on refusal, give back
+    what the lease holds unused. Updates ``lease`` in place."""
+    budget = lease.budget
+    with _exclusive(engine, lease) as connection:
+        if lease.stored:  # what the writer has stored of it, as of this transaction
+            query = sa.select(_l.committed_usd).where(_l.id == lease.id)
+            lease.committed_usd = float(connection.execute(query).scalar_one_or_none() or 0.0)
+        spent = window_spend(
+            connection, budget, lease.key or None, lease.window_start, lease.window_end
+        )
+        held = _held_by_others(connection, lease, now)
+        uncommitted = max(0.0, lease.consumed_usd - lease.committed_usd)
+        available = budget.limit_usd - spent - held - uncommitted
+        ok = need_usd <= available
+        if ok:
+            extra = max(0.0, share * (available - need_usd))
+            lease.granted_usd = lease.consumed_usd + need_usd + extra
+        else:
+            lease.granted_usd = lease.consumed_usd
+        _save(connection, lease, now)
+    return Grant(ok, spent, held + uncommitted, available)
+
+
+def commit_costs(connection: Connection, costs: dict[str, float]) -> None:
+    """Count stored calls in their leases (lease id -> USD), on the connection of the
+    transaction that stores them."""
+    if costs:
+        statement = (
+            sa.update(BUDGET_LEASES)
+            .where(_l.id == sa.bindparam("lease"))
+            .values(committed_usd=_l.committed_usd + sa.bindparam("cost"))
+        )
+        connection.execute(statement, [{"lease": k, "cost": v} for k, v in costs.items()])
+
+
+def publish(engine: Engine, leases: Sequence[Lease], now: datetime) -> None:
+    """Store what each lease is granted and has consumed, and keep it alive."""
+    if not leases:
+        return
+    with engine.begin() as connection:
+        for lease in leases:
+            _save(connection, lease, now)
+
+
+def held(engine: Engine, budget: Budget, window_start: datetime, now: datetime) -> float:
+    """What the live leases of ``budget`` (all keys) hold in the window: spend that may
+    not be stored yet (``llmops budgets`` shows it)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(_outstanding()), 0.0)).where(
+        _l.budget == budget.name, _l.window_start == window_start, _l.expires_at > now
+    )
+    with engine.connect() as connection:
+        return float(connection.execute(query).scalar_one())
+
+
+def prune(engine: Engine, before: datetime) -> int:
+    """Delete the leases of windows that ended before ``before``."""
+    with engine.begin() as connection:
+        result = connection.execute(sa.delete(BUDGET_LEASES).where(_l.expires_at < before))
+        return result.rowcount or 0
+
+
+def _outstanding() -> sa.ColumnElement[float]:
+    return sa.case(
+        (_l.granted_usd > _l.committed_usd, _l.granted_usd - _l.committed_usd), else_=0.0
+    )
+
+
+def _held_by_others(connection: Connection, lease: Lease, now: datetime) -> float:
+    query = sa.select(sa.func.coalesce(sa.func.sum(_outstanding()), 0.0)).where(
+        _l.budget == lease.budget.name,
+        _l.scope_value == lease.key,
+        _l.window_start == lease.window_start,
+        _l.expires_at > now,
+        _l.id != lease.id,
+    )
+    return float(connection.execute(query).scalar_one())
+
+
+def _save(connection: Connection, lease: Lease, now: datetime) -> None:
+    figures = {  # never committed_usd: only the writer's transactions change it
+        "granted_usd": lease.granted_usd,
+        "consumed_usd": lease.consumed_usd,
+        "updated_at": now,
+        "expires_at": now + LEASE_TTL,
+    }
+    if lease.stored:
+        connection.execute(sa.update(BUDGET_LEASES).where(_l.id == lease.id).values(figures))
+        return
+    connection.execute(
+        sa.insert(BUDGET_LEASES).values(
+            id=lease.id,
+            budget=lease.budget.name,
+            scope_value=lease.key,
+            window_start=lease.window_start,
+            holder=lease.holder,
+            committed_usd=0.0,
+            created_at=now,
+            **figures,
+        )
+    )
+    lease.stored = True
+
+
+@contextlib.contextmanager
+def _exclusive(engine: Engine, lease: Lease) -> Iterator[Connection]:
+    """A transaction that holds the lock of the lease's budget window: SQLite's write lock
+    (``BEGIN IMMEDIATE``: one writer at a time), or a PostgreSQL advisory lock per budget,
+    key and window."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        return
+    name = f"{lease.budget.name}\0{lease.key}\0{lease.window_start.isoformat()}"
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield connection

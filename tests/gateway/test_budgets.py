@@ -1,0 +1,353 @@
+"""Blocking budgets in the gateway: calls refused before the model is called, recorded as
+blocked, and a limit that holds across processes sharing one database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llmops import Budget, BudgetExceededError
+from llmops.gateway.budgets import IMAGE_TOKENS, prompt_token_bound
+from llmops.pricing.usage import estimate_usage
+from llmops.store import queries
+from llmops.store.tables import BUDGET_LEASES, CALLS
+from llmops.testing import Reply
+
+MODEL = "openai/gpt-4o-mini"
+# USD 1 per thousand input tokens, 2 per thousand output tokens: easy to compute by hand
+PRICES = {MODEL: {"input_per_million": 1000, "output_per_million": 2000}}
+ASK = [{"role": "user", "content": "Hello there"}]
+
+
+def block(limit: float, window: str = "day", **scope: str) -> Budget:
+    return Budget(name="cap", window=window, limit_usd=limit, action="block", scope=scope)
+
+
+def stored(engine: sa.Engine) -> list[sa.Row]:
+    with engine.connect() as connection:
+        query = sa.select(CALLS.c.status, CALLS.c.cost_usd, CALLS.c.user_id, CALLS.c.error_type)
+        return list(connection.execute(query.order_by(CALLS.c.created_at)))
+
+
+def spent(engine: sa.Engine) -> float:
+    return sum(row.cost_usd or 0.0 for row in stored(engine))
+
+
+@pytest.fixture
+def gateway(make_gateway, server):
+    def make(*budgets: Budget, **kwargs):
+        return make_gateway(budgets=list(budgets), prices=PRICES, **kwargs)
+
+    return make
+
+
+def ask(gw, server, **kwargs):
+    kwargs.setdefault("messages", ASK)
+    kwargs.setdefault("max_tokens", 10)
+    return gw.complete(model=MODEL, api_base=server.base_url, api_key="sk-test", **kwargs)
+
+
+# -- the estimate ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello there, how are you today?",
+        "東京の天気はどうですか。明日は雨が降りますか" * 5,
+        "🙂🚀🔥 emoji " * 20,
+        "def f(x):\n    return {'a': [1, 2, 3]}\n" * 10,
+        "Ünïcödé façade naïve coöperate " * 8,
+        "a" * 5000,
+    ],
+)
+def test_the_prompt_bound_is_never_below_the_real_token_count(text: str) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+    counted = estimate_usage("gpt-4o-mini", messages, "").prompt_tokens
+    assert prompt_token_bound(messages) >= counted
+
+
+def test_images_count_a_fixed_allowance_not_their_base64_length() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 100_000}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is it?"}, image]}]
+    assert IMAGE_TOKENS < prompt_token_bound(messages) < IMAGE_TOKENS + 100
+
+
+def test_the_estimate_uses_max_tokens_and_the_dearest_rates(gateway) -> None:
+    gw = gateway(block(100))
+    call = _call(max_tokens=100)
+    prompt = prompt_token_bound(ASK)
+    assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 100 * 0.002)
+    call.params = {"max_tokens": 100, "n": 3}
+    assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 300 * 0.002)
+
+
+# -- one process -------------------------------------------------------------------------
+
+
+def test_calls_are_refused_once_the_next_one_could_pass_the_limit(gateway, server) -> None:
+    # each call: ~13 prompt tokens bound 23 -> estimate 0.023 + 0.02; real cost 0.012 + 0.004
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 40)
+    gw = gateway(block(0.2))
+    answered = 0
+    with pytest.raises(BudgetExceededError) as refused:
+        for _ in range(40):
+            ask(gw, server)
+            answered += 1
+    gw.flush()
+    requests = len(server.requests)
+    assert requests == answered  # the refused call never reached the model
+    assert spent(gw.engine) <= 0.2
+    assert spent(gw.engine) >= 0.2 - 2 * gw.budgets.estimate(_call())  # not refused early
+    error = refused.value
+    assert (error.budget, error.window, error.limit_usd) == ("cap", "day", 0.2)
+    assert error.spent_usd + error.held_usd == pytest.approx(spent(gw.engine))
+    assert error.needed_usd == pytest.approx(gw.budgets.estimate(_call()))
+    assert "budget 'cap' (all calls, day from " in str(error)
+    assert "this call could cost up to $0.042" in str(error)
+    rows = stored(gw.engine)
+    assert rows[-1].status == "blocked" and rows[-1].cost_usd == 0.0
+    assert rows[-1].error_type == "BudgetExceededError"
+    with gw.engine.connect() as connection:
+        latency = connection.execute(
+            sa.select(CALLS.c.latency_ms).where(CALLS.c.status == "blocked")
+        ).scalar_one()
+    assert latency is None  # blocked calls do not skew latency figures
+
+
+def _call(**params):
+    from llmops.gateway.recorder import Call
+
+    params = params or {"max_tokens": 10}
+    return Call("e", MODEL, ASK, params, None, None, None, None, None, None)
+
+
+def test_every_call_method_is_refused_before_the_model_is_called(gateway, server) -> None:
+    gw = gateway(block(0.01))  # less than one estimate: nothing gets through
+    common = dict(model=MODEL, messages=ASK, api_base=server.base_url, api_key="sk-test")
+    with pytest.raises(BudgetExceededError):
+        gw.complete(**common, max_tokens=10)
+    with pytest.raises(BudgetExceededError):
+        asyncio.run(gw.acomplete(**common, max_tokens=10))
+    with pytest.raises(BudgetExceededError):
+        gw.stream(**common, max_tokens=10)
+
+    async def astream() -> None:
+        await gw.astream(**common, max_tokens=10)
+
+    with pytest.raises(BudgetExceededError):
+        asyncio.run(astream())
+    gw.flush()
+    assert server.requests == []
+    assert [r.status for r in stored(gw.engine)] == ["blocked"] * 4
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    span = queries.Filters(start=today, end=today + timedelta(days=1))
+    summary = queries.overview(gw.engine, span)
+    assert (summary.calls, summary.blocked, summary.errors) == (4, 4, 0)
+    assert summary.error_rate is None  # none was sent
+
+
+def test_streams_settle_their_real_cost(gateway, server) -> None:
+    server.enqueue(*[Reply(text="one two", prompt_tokens=10, completion_tokens=2)] * 30)
+    gw = gateway(block(0.2))
+    chunks = 0
+    with pytest.raises(BudgetExceededError) as refused:
+        for _ in range(30):
+            for _chunk in gw.stream(
+                model=MODEL, messages=ASK, api_base=server.base_url, api_key="sk-test",
+                max_tokens=10,
+            ):  # fmt: skip
+                chunks += 1
+    gw.flush()
+    assert chunks > 0
+    assert 0.2 - 0.05 <= spent(gw.engine) <= 0.2, str(refused.value)
+
+
+def test_each_user_has_a_limit_of_their_own(gateway, server) -> None:
+    gw = gateway(block(0.1, user="each"))
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 40)
+    with pytest.raises(BudgetExceededError) as refused:
+        for _ in range(20):
+            ask(gw, server, user="alice")
+    assert refused.value.key == "alice"
+    assert "user alice" in str(refused.value)
+    ask(gw, server, user="bob")  # bob's own limit
+    ask(gw, server)  # no user: outside an `each user` budget
+    gw.flush()
+    by_user = {(r.user_id, r.status) for r in stored(gw.engine)}
+    assert ("bob", "ok") in by_user and (None, "ok") in by_user
+
+
+@pytest.mark.parametrize(
+    ("scope", "inside", "outside"),
+    [
+        ({"model": MODEL}, {}, None),
+        ({"tag": "batch"}, {"tags": ["x", "batch"]}, {"tags": ["x"]}),
+        ({"user": "carol"}, {"user": "carol"}, {"user": "dave"}),
+        ({"source": "app"}, {}, None),
+    ],
+)
+def test_a_budget_applies_only_inside_its_scope(gateway, server, scope, inside, outside) -> None:
+    gw = gateway(block(0.01, **scope))
+    with pytest.raises(BudgetExceededError):
+        ask(gw, server, **inside)
+    if outside is not None:
+        ask(gw, server, **outside)
+
+
+def test_alert_budgets_never_block(gateway, server) -> None:
+    gw = gateway(Budget(name="watch", window="day", limit_usd=0.0001))
+    ask(gw, server)
+    ask(gw, server)
+
+
+def test_a_new_window_starts_with_the_whole_limit(gateway, server) -> None:
+    now = [datetime(2026, 12, 2, 23, 0, tzinfo=UTC)]
+    gw = gateway(block(0.05), clock=lambda: now[0])
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 10)
+    with pytest.raises(BudgetExceededError):
+        for _ in range(10):
+            ask(gw, server)
+    now[0] += timedelta(hours=2)  # the next UTC day
+    ask(gw, server)
+
+
+def test_closing_gives_back_what_the_lease_did_not_use(gateway, server) -> None:
+    gw = gateway(block(10))
+    ask(gw, server)
+    gw.close()
+    with gw.engine.connect() as connection:
+        lease = connection.execute(sa.select(BUDGET_LEASES)).one()
+    assert lease.granted_usd == pytest.approx(lease.consumed_usd)
+    assert lease.committed_usd == pytest.approx(lease.consumed_usd)
+    assert lease.committed_usd == pytest.approx(spent(gw.engine))
+
+
+def test_spend_already_stored_counts(gateway, server) -> None:
+    first = gateway()
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 5)
+    for _ in range(5):
+        ask(first, server)
+    first.flush()
+    assert spent(first.engine) == pytest.approx(5 * 0.016)
+    capped = gateway(block(0.1))  # 0.08 stored: no room for a 0.043 estimate
+    with pytest.raises(BudgetExceededError) as refused:
+        ask(capped, server)
+    assert refused.value.spent_usd == pytest.approx(0.08)
+
+
+def test_a_database_that_cannot_be_reached(make_gateway, server, tmp_path: Path) -> None:
+    closed = "postgresql://nobody@127.0.0.1:9/none"  # nothing listens on port 9
+    allow = Budget(name="a", window="day", limit_usd=1, action="block")
+    refuse = Budget(name="b", window="day", limit_usd=1, action="block", unreachable="block")
+    gw = make_gateway(database_url=closed, budgets=[allow], prices=PRICES)
+    ask(gw, server)  # let through (and logged): the app keeps working
+    strict = make_gateway(
+        database_url=closed, budgets=[refuse], prices=PRICES, home=tmp_path / "strict"
+    )
+    with pytest.raises(BudgetExceededError, match="its ledger cannot be read"):
+        ask(strict, server)
+
+
+def test_block_budgets_from_the_config_file(make_gateway, server, tmp_path, monkeypatch) -> None:
+    config = tmp_path / "llmops.yaml"
+    config.write_text(
+        "budgets:\n  limits:\n    - {name: tiny, window: month, limit_usd: 0.01, action: block}\n"
+    )
+    monkeypatch.setenv("LLMOPS_CONFIG", str(config))
+    gw = make_gateway(prices=PRICES)
+    with pytest.raises(BudgetExceededError, match="budget 'tiny'"):
+        ask(gw, server)
+
+
+# -- several processes -------------------------------------------------------------------
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, threading
+    from llmops import Budget, BudgetExceededError, Gateway
+
+    url, home, base, limit = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    budget = Budget(name="shared", window="day", limit_usd=limit, action="block")
+    prices = {"openai/gpt-4o-mini": {"input_per_million": 1000, "output_per_million": 2000}}
+    gw = Gateway(url, home=home, prompts=home + "/none", budgets=[budget], prices=prices)
+    counts = {"ok": 0, "blocked": 0}
+    lock = threading.Lock()
+
+    def hammer():
+        refused_in_a_row = 0
+        while refused_in_a_row < 20:
+            try:
+                gw.complete(model="openai/gpt-4o-mini", api_base=base, api_key="sk-test",
+                            messages=[{"role": "user", "content": "Hello there"}],
+                            max_tokens=10)
+                refused_in_a_row = 0
+                with lock:
+                    counts["ok"] += 1
+            except BudgetExceededError:
+                refused_in_a_row += 1
+                with lock:
+                    counts["blocked"] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gw.close()
+    print(json.dumps(counts))
+    """
+)
+
+
+@pytest.mark.integration
+def test_several_processes_never_overshoot_a_shared_budget(
+    database_url: str, server, tmp_path: Path
+) -> None:
+    """4 processes x 3 threads spend one budget as fast as they can: the stored spend stays
+    within the limit (every estimate is an upper bound here: text, max_tokens, a price), and
+    the budget is used up, not refused early."""
+    limit = 1.5
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    from llmops.store.engine import check_schema, create_engine
+
+    engine = create_engine(database_url)
+    check_schema(engine)  # created once, before the race
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                database_url,
+                str(tmp_path / f"home{i}"),
+                server.base_url,
+                str(limit),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    total = spent(engine)
+    ok = sum(r["ok"] for r in results)
+    assert total <= limit + 1e-9, (total, results)
+    assert total >= 0.9 * limit, (total, results)  # refused late, not early
+    assert all(r["blocked"] >= 20 for r in results)
+    rows = stored(engine)
+    assert sum(1 for r in rows if r.status == "ok") == ok
+    assert sum(1 for r in rows if r.status == "blocked") == sum(r["blocked"] for r in results)
