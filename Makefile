@@ -41,6 +41,8 @@ demo: install  ## a month of simulated traffic, the example evals, then the dash
 bench: install  ## benchmarks; figures go in benchmarks/README.md
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/gateway_overhead.py
+	$(BIN)/python benchmarks/budget_check.py
+	$(BIN)/python benchmarks/otel_overhead.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/mcnemar.py

@@ -200,6 +200,12 @@ class ConfigFile(BaseModel):
         return alerts
 
 
+def config_json_schema() -> dict[str, object]:
+    """The JSON Schema of ``llmops.yaml`` (``llmops config schema``): what
+    :func:`read_config_file` accepts, for editors and for checks outside llmops."""
+    return ConfigFile.model_json_schema()
+
+
 def read_config_file(env: Mapping[str, str]) -> ConfigFile:
     """Read ``LLMOPS_CONFIG`` (or ``./llmops.yaml``); errors name the file and line."""
     named = env.get("LLMOPS_CONFIG")

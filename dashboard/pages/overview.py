@@ -63,7 +63,8 @@ budgets = c.budget_status(view) if view.settings.budgets else []
 if budgets:
     st.caption(
         "Budgets (`budgets.limits` in llmops.yaml), each in its current UTC window; projected:"
-        " the spend so far at the same rate to the window's end."
+        " the spend so far at the same rate to the window's end. `block` budgets refuse calls"
+        " that could pass their limit (status `blocked` in Calls)."
     )
     over = [b for b in budgets if b.exhausted]
     if over:
@@ -76,6 +77,7 @@ if budgets:
                     "Budget": b.budget.name,
                     "Scope": b.key if b.key is not None else b.budget.describe_scope(),
                     "Window": f"{b.budget.window} from {b.window_start:%Y-%m-%d}",
+                    "Action": b.budget.action,
                     "Spent": c.usd(b.spent_usd),
                     "Limit": c.usd(b.limit_usd),
                     "Used": c.pct(b.used),

@@ -19,6 +19,7 @@ from llmops import __version__
 from llmops.cli import (
     alerts,
     budgets,
+    config,
     costs,
     dashboard,
     db,
@@ -44,6 +45,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(costs.app, name="costs")
 app.add_typer(evals.app, name="eval")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(config.app, name="config")
 app.command("spend")(usage.spend)
 app.command("budgets")(budgets.budgets)
 app.command("calls")(usage.calls)

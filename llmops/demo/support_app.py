@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmops.demo.knowledge import ACME, INVENTED_FEATURES, PRODUCTS
+from llmops.errors import ConfigError
 from llmops.gateway import Gateway
 from llmops.simulate import FakeLLMServer, RecordedRequest, Reply, World, simulate
 
@@ -150,6 +151,8 @@ def run_support_app(
                     tags=["internal"], **anthropic,
                 )  # fmt: skip
                 stats.calls += 1
+        except ConfigError:  # a prompt that cannot load is not a provider error: stop
+            raise
         except Exception:  # the model failed (a simulated 429/500): the app moves on
             stats.errors += 1
         if progress:

@@ -43,7 +43,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -67,6 +67,7 @@ DEFAULT_MAX_OUTPUT = 4096  # output tokens assumed when neither the call nor the
 IMAGE_TOKENS = 2000  # prompt tokens assumed per image part
 MESSAGE_TOKENS = 4  # per message, plus REPLY_TOKENS: the chat format's own tokens
 REPLY_TOKENS = 3
+PRUNE_AFTER = timedelta(days=2)  # expired leases kept this long (for a look after an incident)
 MAX_UNSTORED = 100_000  # calls remembered until the writer stores them
 _RENEW_MARGIN = LEASE_TTL.total_seconds() / 2  # renew on the call path if the thread stalled
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
@@ -271,6 +272,10 @@ class BudgetGuard:
                     self._thread.start()
 
     def _run(self) -> None:
+        try:  # once per process: leases of dead processes and past windows go
+            ledger.prune(self._engine(), _utc_now() - PRUNE_AFTER)
+        except Exception as exc:
+            log.warning("llmops: could not prune old budget leases (%s)", exc)
         while not self._stop.wait(REFRESH_EVERY):
             try:
                 self.publish()

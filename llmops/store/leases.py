@@ -67,16 +67,22 @@ def grant(engine: Engine, lease: Lease, need_usd: float, share: float, now: date
     what the lease holds unused. Updates ``lease`` in place."""
     budget = lease.budget
     with _exclusive(engine, lease) as connection:
-        if lease.stored:  # what the writer has stored of it, as of this transaction
-            query = sa.select(_l.committed_usd).where(_l.id == lease.id)
-            lease.committed_usd = float(connection.execute(query).scalar_one_or_none() or 0.0)
-        spent = window_spend(
-            connection, budget, lease.key or None, lease.window_start, lease.window_end
-        )
-        held = _held_by_others(connection, lease, now)
+        # One statement, one snapshot: on PostgreSQL (READ COMMITTED) a writer may commit
+        # calls, and their costs in this lease, between two statements of this transaction.
+        spent, held, committed = connection.execute(
+            sa.select(
+                window_spend(
+                    engine, budget, lease.key or None, lease.window_start, lease.window_end
+                ),
+                _held_by_others(lease, now),
+                sa.select(_l.committed_usd).where(_l.id == lease.id).scalar_subquery(),
+            )
+        ).one()
+        spent, held = float(spent), float(held)
+        lease.committed_usd = float(committed or 0.0)  # what the writer has stored of it
         uncommitted = max(0.0, lease.consumed_usd - lease.committed_usd)
         available = budget.limit_usd - spent - held - uncommitted
-        ok = need_usd <= available
+        ok = need_usd <= available and available > 0
         if ok:
             extra = max(0.0, share * (available - need_usd))
             lease.granted_usd = lease.consumed_usd + need_usd + extra
@@ -107,18 +113,8 @@ def publish(engine: Engine, leases: Sequence[Lease], now: datetime) -> None:
             _save(connection, lease, now)
 
 
-def held(engine: Engine, budget: Budget, window_start: datetime, now: datetime) -> float:
-    """What the live leases of ``budget`` (all keys) hold in the window: spend that may
-    not be stored yet (``llmops budgets`` shows it)."""
-    query = sa.select(sa.func.coalesce(sa.func.sum(_outstanding()), 0.0)).where(
-        _l.budget == budget.name, _l.window_start == window_start, _l.expires_at > now
-    )
-    with engine.connect() as connection:
-        return float(connection.execute(query).scalar_one())
-
-
 def prune(engine: Engine, before: datetime) -> int:
-    """Delete the leases of windows that ended before ``before``."""
+    """Delete the leases that expired before ``before`` (they no longer count)."""
     with engine.begin() as connection:
         result = connection.execute(sa.delete(BUDGET_LEASES).where(_l.expires_at < before))
         return result.rowcount or 0
@@ -130,15 +126,19 @@ def _outstanding() -> sa.ColumnElement[float]:
     )
 
 
-def _held_by_others(connection: Connection, lease: Lease, now: datetime) -> float:
-    query = sa.select(sa.func.coalesce(sa.func.sum(_outstanding()), 0.0)).where(
-        _l.budget == lease.budget.name,
-        _l.scope_value == lease.key,
-        _l.window_start == lease.window_start,
-        _l.expires_at > now,
-        _l.id != lease.id,
+def _held_by_others(lease: Lease, now: datetime) -> sa.ScalarSelect[float]:
+    """What the other live leases of the same budget window and key still hold."""
+    return (
+        sa.select(sa.func.coalesce(sa.func.sum(_outstanding()), 0.0))
+        .where(
+            _l.budget == lease.budget.name,
+            _l.scope_value == lease.key,
+            _l.window_start == lease.window_start,
+            _l.expires_at > now,
+            _l.id != lease.id,
+        )
+        .scalar_subquery()
     )
-    return float(connection.execute(query).scalar_one())
 
 
 def _save(connection: Connection, lease: Lease, now: datetime) -> None:

@@ -729,3 +729,19 @@ def test_ids_are_derived_from_the_call_id() -> None:
     )
     other = call_trace_id("not-a-uuid")
     assert other == int.from_bytes(hashlib.sha256(b"llmops-trace:not-a-uuid").digest()[:16], "big")
+
+
+def test_a_gateway_exports_by_itself_when_llmops_otel_is_set(
+    make_gateway, server, receiver, otel, monkeypatch
+):
+    """The wiring users get: LLMOPS_OTEL=1 and the standard endpoint, no code."""
+    monkeypatch.setenv("LLMOPS_OTEL", "1")
+    gw = make_gateway()
+    assert gw.telemetry is not None
+    result = gw.complete(messages=[{"role": "user", "content": "Hello"}], **http(server))
+    gw.close()  # flushes the exporter
+    span = receiver.span()
+    assert span.name == "chat gpt-4o-mini"
+    assert attributes(span.attributes)["llmops.call_id"] == result.call_id
+    monkeypatch.delenv("LLMOPS_OTEL")
+    assert make_gateway().telemetry is None

@@ -306,7 +306,7 @@ def test_overview_lists_the_budgets_of_the_config_file(seeded: Seed, tmp_path, m
     config.write_text(
         "budgets:\n  limits:\n"
         "    - {name: month-all, window: month, limit_usd: 1000}\n"
-        "    - {name: tiny-week, window: week, limit_usd: 0.000001}\n"
+        "    - {name: tiny-week, window: week, limit_usd: 0.000001, action: block}\n"
     )
     monkeypatch.setenv("LLMOPS_CONFIG", str(config))
     at = open_app()
@@ -320,6 +320,7 @@ def test_overview_lists_the_budgets_of_the_config_file(seeded: Seed, tmp_path, m
         assert rows[name]["Used"] == c.pct(spent / limit), name
         assert rows[name]["Window"] == f"{window} from {start:%Y-%m-%d}"
         assert rows[name]["Scope"] == "all calls"
+    assert (rows["month-all"]["Action"], rows["tiny-week"]["Action"]) == ("alert", "block")
     assert rows["month-all"]["State"] == "ok"
     assert rows["tiny-week"]["State"] == "over"  # the seed has priced calls today
     assert any(t.startswith("Over budget: tiny-week") for t in texts(at.error))

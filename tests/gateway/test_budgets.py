@@ -351,3 +351,70 @@ def test_several_processes_never_overshoot_a_shared_budget(
     rows = stored(engine)
     assert sum(1 for r in rows if r.status == "ok") == ok
     assert sum(1 for r in rows if r.status == "blocked") == sum(r["blocked"] for r in results)
+
+
+def test_a_failing_lease_update_never_costs_the_calls(gateway, server, monkeypatch) -> None:
+    """The lease update runs in the transaction that stores the calls: if it fails, the
+    calls are stored all the same (the lease keeps counting them: conservative)."""
+    from llmops.store import leases
+
+    def refuse(connection, costs):
+        raise RuntimeError("the ledger refused")
+
+    monkeypatch.setattr(leases, "commit_costs", refuse)
+    gw = gateway(block(10))
+    for _ in range(3):
+        ask(gw, server)
+    gw.flush()
+    assert [r.status for r in stored(gw.engine)] == ["ok"] * 3
+    assert gw.writer.stats.rejected == 0
+
+
+def test_expired_leases_of_dead_processes_are_pruned(gateway, server) -> None:
+    gw = gateway(block(10))
+    old = datetime.now(UTC) - timedelta(days=3)
+    with gw.engine.begin() as connection:
+        connection.execute(
+            sa.insert(BUDGET_LEASES).values(
+                id="dead", budget="cap", scope_value="", window_start=old, holder="gone:1:x",
+                granted_usd=5.0, consumed_usd=1.0, committed_usd=0.0, created_at=old,
+                updated_at=old, expires_at=old,
+            )
+        )  # fmt: skip
+    ask(gw, server)  # starts the guard's thread, which prunes first
+    gw.close()
+    with gw.engine.connect() as connection:
+        ids = set(connection.execute(sa.select(BUDGET_LEASES.c.id)).scalars())
+    assert "dead" not in ids and len(ids) == 1
+
+
+def test_a_dead_processs_lease_stops_counting_once_expired(gateway, server) -> None:
+    """A process killed while holding a lease: its unused grant holds money back until the
+    lease expires (LEASE_TTL without renewal), then the others get it."""
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 3)
+    dead = gateway(block(0.2))
+    ask(dead, server)
+    dead.flush()
+    lease = next(iter(dead.budgets._leases.values()))
+    dead.budgets._stop.set()  # as if SIGKILLed: no more renewals, nothing given back
+    dead.budgets._thread = None
+    assert lease.granted_usd > 0.05  # holds more than it used
+    alive = gateway(block(0.2), home=Path(dead.home).parent / "alive")
+    need = alive.budgets.estimate(_call())
+    grant = _grant_seen_by(alive, need)
+    assert grant.held_usd == pytest.approx(lease.granted_usd - 0.016)  # the dead one's grant
+    with alive.engine.begin() as connection:  # 30 s later: not renewed, expired
+        connection.execute(
+            sa.update(BUDGET_LEASES)
+            .where(BUDGET_LEASES.c.id == lease.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    grant = _grant_seen_by(alive, need)
+    assert grant.held_usd == 0.0 and grant.spent_usd == pytest.approx(0.016)
+
+
+def _grant_seen_by(gw, need: float):
+    from llmops.store import leases
+
+    lease = gw.budgets._lease(gw.budgets.budgets[0], "", datetime.now(UTC))
+    return leases.grant(gw.engine, lease, need, 0.0, datetime.now(UTC))

@@ -120,26 +120,40 @@ def _window_spend(
 
 
 def window_spend(
-    connection: Connection, budget: Budget, key: str | None, start: datetime, end: datetime
-) -> float:
+    engine: Engine, budget: Budget, key: str | None, start: datetime, end: datetime
+) -> sa.ScalarSelect[Any]:
     """What the calls in ``budget``'s scope cost in [start, end) (for an ``each`` budget, the
-    calls of one ``key``), read on ``connection``, so inside the caller's transaction: the
-    ledger that blocking budgets grant leases against (see :mod:`llmops.store.leases`)."""
-    return _figures(connection, budget, key, start, end)[0]
+    calls of one ``key``), as a scalar subquery: the ledger that blocking budgets grant
+    leases against (:mod:`llmops.store.leases` reads it in the same statement as the
+    leases, so that both come from one snapshot)."""
+    return _figures_query(engine, budget, key, start, end, cost_only=True).scalar_subquery()
 
 
 def _figures(
     connection: Connection, budget: Budget, key: str | None, start: datetime, end: datetime
 ) -> tuple[float, int, int]:
     """``(cost, calls, unpriced calls)`` of one value of the budget's scope in [start, end)."""
-    rows, figures = _scope_rows(connection.engine, budget, start, end)
-    query = sa.select(*figures)
+    query = _figures_query(connection.engine, budget, key, start, end)
+    cost, calls, unpriced = connection.execute(query).one()
+    return float(cost), int(calls), int(unpriced)
+
+
+def _figures_query(
+    engine: Engine,
+    budget: Budget,
+    key: str | None,
+    start: datetime,
+    end: datetime,
+    *,
+    cost_only: bool = False,
+) -> sa.Select[Any]:
+    rows, figures = _scope_rows(engine, budget, start, end)
+    query = sa.select(*(figures[:1] if cost_only else figures))
     scope = budget.scope_key
     if scope is not None:
         value = key if budget.scope_value == EACH else budget.scope_value
         query = query.where(_none(rows.c[_COLUMN.get(scope, scope)]) == value)
-    cost, calls, unpriced = connection.execute(query).one()
-    return float(cost), int(calls), int(unpriced)
+    return query
 
 
 def _scope_rows(
