@@ -27,6 +27,7 @@ from llmops.cli import (
     evals,
     metrics,
     prompts,
+    serve,
     usage,
 )
 from llmops.cli._output import one_line
@@ -53,6 +54,7 @@ app.command("feedback")(usage.feedback)
 app.command("dashboard")(dashboard.dashboard)
 app.command("demo")(demo.demo)
 app.command("metrics")(metrics.metrics)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

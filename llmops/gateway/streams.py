@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
@@ -210,6 +211,32 @@ class AsyncStream(_StreamBase):
 
             cancelled = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
             self._recorder.finish("cancelled" if cancelled else "error", exc)
+            raise
+
+    async def chunks(self) -> AsyncIterator[Any]:
+        """The provider's chunks as litellm gives them (OpenAI-shaped, with tool-call
+        deltas and the final usage chunk), in place of the text: for a proxy that passes
+        them on. The call is recorded as iteration does; a consumer that stops early (a
+        client that went away) records it as cancelled, with the tokens seen."""
+        import asyncio
+
+        if self._recorder.done:
+            return
+        try:
+            while True:
+                try:
+                    chunk = await self._iterator.__anext__()
+                except StopAsyncIteration:
+                    self._recorder.finish("ok")
+                    return
+                self._recorder.absorb(chunk)
+                yield chunk
+        except BaseException as exc:
+            if not self._recorder.done:
+                if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
+                    self._recorder.finish("cancelled")
+                else:
+                    self._recorder.finish("error", exc)
             raise
 
     async def aclose(self) -> None:

@@ -1,0 +1,67 @@
+"""``llmops serve``: the OpenAI-compatible proxy (see :mod:`llmops.server.app`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import typer
+
+from llmops.cli._options import MAX_PORT
+from llmops.errors import ConfigError
+
+DEFAULT_PORT = 4000
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=MAX_PORT, help="Port."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes."),
+    allow_anonymous: bool = typer.Option(
+        False,
+        "--allow-anonymous",
+        help="Listen on a non-loopback address although requests carry no key.",
+    ),
+) -> None:
+    """Serve /v1/chat/completions (and /v1/models, /v1/feedback, /health) for apps in any
+    language: every call goes through the Gateway and is recorded. Provider keys and bases
+    come from the server's environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)."""
+    if not _loopback(host) and not allow_anonymous:
+        raise ConfigError(
+            f"--host {host}: anyone who can reach it could call models on this server's "
+            "provider keys, and requests carry no key; listen on 127.0.0.1, or pass "
+            "--allow-anonymous behind your own authentication"
+        )
+    _check_free(host, port)
+    import uvicorn
+
+    typer.echo(f"llmops: serving on http://{host}:{port}/v1 ({workers} worker(s))", err=True)
+    uvicorn.run(
+        "llmops.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_free(host: str, port: int) -> None:
+    """A port in use, or an address this machine does not have, is a one-line error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

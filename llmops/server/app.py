@@ -1,0 +1,282 @@
+"""The OpenAI-compatible HTTP server (``llmops serve``): apps in any language call models
+through the Gateway, so every call is recorded, priced, budgeted and versioned.
+
+Endpoints: ``POST /v1/chat/completions`` (JSON, or server-sent events with ``stream``),
+``GET /v1/models``, ``POST /v1/feedback``, ``GET /health``. Every answer to a chat call
+carries ``x-llmops-call-id``. ``model: "prompt:NAME@REF"`` renders a prompt of the server's
+prompt folder with the request's ``variables``. Attribution: ``user`` in the body or the
+``x-llmops-user`` header; ``x-llmops-tags`` (comma-separated), ``x-llmops-session``,
+``x-llmops-metadata`` (a JSON object). Errors have OpenAI's shape:
+``{"error": {"message", "type", "param", "code"}}``, with the provider's status code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from llmops.errors import (
+    BudgetExceededError,
+    ConfigError,
+    InvalidFeedbackError,
+    LLMOpsError,
+    UnknownCallError,
+)
+
+if TYPE_CHECKING:
+    from llmops.gateway import AsyncStream, Completion, Gateway
+
+log = logging.getLogger("llmops.server")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # a larger request is refused with 413
+DRAIN_BYTES = 4 * MAX_BODY_BYTES  # read (and drop) up to this much of it before answering
+PROMPT_PREFIX = "prompt:"
+CALL_ID_HEADER = "x-llmops-call-id"
+# body fields the server reads itself; every other field goes to the model as given
+_OWN_FIELDS = frozenset({"model", "messages", "stream", "stream_options", "user", "variables"})
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP status and an OpenAI-shaped error."""
+
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", code: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The ASGI app over ``gateway`` (which it closes on shutdown)."""
+
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            return await _chat(gateway, request, body)
+        except RequestError as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code)
+
+    async def feedback(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            call_id = body.get("call_id")
+            score = body.get("score")
+            if not isinstance(call_id, str) or score is None:
+                raise RequestError(400, "give call_id (a string) and score (a number)")
+            name = body.get("name", "rating")
+            feedback_id = gateway.feedback(
+                call_id, score, name=name, comment=body.get("comment"), user=body.get("user")
+            )
+        except RequestError as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code)
+        except UnknownCallError as exc:
+            return _error(404, str(exc), "not_found_error", "unknown_call")
+        except InvalidFeedbackError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({"id": feedback_id, "object": "feedback", "call_id": call_id})
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": _models(gateway)})
+
+    async def health(request: Request) -> Response:
+        writer = gateway.writer
+        return JSONResponse(
+            {
+                "status": "ok",
+                "database": "ok" if writer.healthy else "unreachable: calls are journaled",
+                "written": writer.stats.written,
+                "spooled": writer.stats.spooled,
+            }
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        gateway.close()  # stores what is queued before the worker exits
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/feedback", feedback, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """The app over a Gateway configured by the environment (uvicorn's factory)."""
+    from llmops.gateway import Gateway
+
+    return create_app(Gateway())
+
+
+async def _chat(gateway: Gateway, request: Request, body: dict[str, Any]) -> Response:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise RequestError(400, "model is required", code="missing_model")
+    prompt, variables, messages = None, None, body.get("messages")
+    if model.startswith(PROMPT_PREFIX):
+        prompt, model = model[len(PROMPT_PREFIX) :], None
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise RequestError(400, "variables must be an object", code="invalid_variables")
+        messages = None
+    elif not isinstance(messages, list) or not messages:
+        raise RequestError(400, "messages must be a non-empty list", code="invalid_messages")
+    params = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
+    if isinstance(body.get("metadata"), dict):
+        params.pop("metadata")  # OpenAI's stored-completion metadata: ours, not the model's
+    options = _attribution(request, body)
+    stream = bool(body.get("stream"))
+    try:
+        if stream:
+            handle = await gateway.astream(
+                prompt, variables, model=model, messages=messages, **options, **params
+            )
+            usage_wanted = _wants_usage(body.get("stream_options"))
+            return StreamingResponse(
+                _events(handle, usage_wanted),
+                media_type="text/event-stream",
+                headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
+            )
+        result = await gateway.acomplete(
+            prompt, variables, model=model, messages=messages, **options, **params
+        )
+    except BudgetExceededError as exc:
+        return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
+    except ConfigError as exc:
+        return _error(400, str(exc))
+    except LLMOpsError as exc:
+        return _error(500, str(exc), "server_error")
+    except Exception as exc:  # the provider's error, recorded by the gateway
+        return _provider_error(exc)
+    return JSONResponse(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
+
+
+def _attribution(request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
+    """user, tags, session and metadata from the body and the x-llmops-* headers."""
+    headers = request.headers
+    user = body.get("user") if isinstance(body.get("user"), str) else None
+    user = headers.get("x-llmops-user") or user
+    tags = [t.strip() for t in headers.get("x-llmops-tags", "").split(",") if t.strip()]
+    metadata: Any = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+    raw = headers.get("x-llmops-metadata")
+    if raw:
+        try:
+            metadata = json.loads(raw)
+        except ValueError:
+            raise RequestError(400, "x-llmops-metadata must be a JSON object") from None
+        if not isinstance(metadata, dict):
+            raise RequestError(400, "x-llmops-metadata must be a JSON object")
+    return {
+        "user": user,
+        "tags": tags or None,
+        "session": headers.get("x-llmops-session") or None,
+        "metadata": metadata,
+    }
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    data = bytearray()
+    received = 0
+    async for part in request.stream():
+        received += len(part)
+        if received <= MAX_BODY_BYTES:
+            data += part
+        elif received > DRAIN_BYTES:
+            break  # answer now: the client may see the connection close under it
+        # else: read on and discard, so that the client gets to read the 413
+    if received > MAX_BODY_BYTES:
+        raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes", code="too_large")
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "the body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _wants_usage(options: Any) -> bool:
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+async def _events(handle: AsyncStream, usage_wanted: bool) -> AsyncIterator[bytes]:
+    """Server-sent events of the provider's chunks, then ``[DONE]``; usage only when the
+    client asked for it (the gateway always asks the provider)."""
+    try:
+        async for chunk in handle.chunks():
+            data = _dump(chunk)
+            if not usage_wanted:
+                if not data.get("choices"):
+                    continue  # the usage-only chunk
+                data.pop("usage", None)
+            yield b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    except Exception as exc:  # the provider failed mid-stream: recorded; tell the client
+        error = _provider_error_body(exc)[1]
+        yield b"data: " + json.dumps(error).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def _completion_body(result: Completion) -> dict[str, Any]:
+    return _dump(result.raw)
+
+
+def _dump(response: Any) -> dict[str, Any]:
+    """A litellm response or chunk as OpenAI's JSON (without litellm's private fields)."""
+    dump = getattr(response, "model_dump", None)
+    data: dict[str, Any] = dump(exclude_none=True) if callable(dump) else dict(response)
+    for private in [k for k in data if k.startswith("_")]:
+        del data[private]
+    return data
+
+
+def _models(gateway: Gateway) -> list[dict[str, Any]]:
+    """The registry's prompts (as ``prompt:NAME``) and the models they use."""
+    found: dict[str, None] = {}
+    try:
+        names = gateway.registry.names()
+    except LLMOpsError:
+        names = []
+    for name in names:
+        found[f"{PROMPT_PREFIX}{name}"] = None
+        try:
+            model = gateway.prompt(name).model
+        except LLMOpsError:
+            continue
+        if model:
+            found[model] = None
+    return [{"id": m, "object": "model", "created": 0, "owned_by": "llmops"} for m in found]
+
+
+def _provider_error(exc: BaseException) -> Response:
+    status, body = _provider_error_body(exc)
+    return JSONResponse(body, status_code=status)
+
+
+def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        status = 502
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+            404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip
+    return status, {"error": {"message": str(message), "type": kind, "param": None,
+                              "code": type(exc).__name__}}  # fmt: skip
+
+
+def _error(
+    status: int, message: str, kind: str = "invalid_request_error", code: str = ""
+) -> Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code or None}}
+    return JSONResponse(body, status_code=status)

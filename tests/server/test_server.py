@@ -1,0 +1,271 @@
+"""``llmops serve``: the official OpenAI SDK against the server over real HTTP, with the
+fake model server as the upstream; every call lands in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+
+from llmops import Budget
+from llmops.store.tables import CALLS, FEEDBACK
+from llmops.testing import Reply
+
+PRICES = {"gpt-4o-mini": {"input_per_million": 1000, "output_per_million": 2000}}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Running:
+    def __init__(self, gateway: Any, url: str) -> None:
+        self.gateway, self.url = gateway, url
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0, **kwargs)
+
+    def rows(self) -> list[Any]:
+        self.gateway.flush()
+        with self.gateway.engine.connect() as connection:
+            query = sa.select(CALLS).order_by(CALLS.c.created_at)
+            return list(connection.execute(query).mappings())
+
+    def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple:
+        answer = httpx.post(
+            self.url + path,
+            content=body,
+            headers={"content-type": "application/json", **(headers or {})},
+            timeout=30,
+        )
+        return answer.status_code, dict(answer.headers), answer.json()
+
+
+@pytest.fixture
+def running(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo) -> Iterator[Any]:
+    """The app on a real uvicorn server in this process; the upstream is ``server``."""
+    import uvicorn
+
+    from llmops import Gateway
+    from llmops.server.app import create_app
+
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-upstream")
+    gateways: list[Any] = []
+
+    def start(**kwargs: Any) -> Running:
+        kwargs.setdefault("prices", PRICES)
+        gateway = Gateway(
+            f"sqlite:///{tmp_path / 'db' / 'llmops.db'}", prompts=repo.root / "prompts",
+            home=tmp_path / "home", **kwargs,
+        )  # fmt: skip
+        gateways.append(gateway)
+        port = _free_port()
+        config = uvicorn.Config(
+            create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
+            lifespan="on",
+        )  # fmt: skip
+        uv = uvicorn.Server(config)
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not uv.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        servers.append((uv, thread))
+        return Running(gateway, f"http://127.0.0.1:{port}")
+
+    servers: list[Any] = []
+    yield start
+    for uv, thread in servers:
+        uv.should_exit = True
+        thread.join(10)
+
+
+def test_a_chat_completion_is_answered_and_recorded(running, server) -> None:
+    app = running()
+    server.enqueue(Reply(text="Paris.", prompt_tokens=20, completion_tokens=2))
+    raw = app.client().chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Capital of France?"}],
+        user="ann",
+        extra_headers={"x-llmops-tags": "geo, quiz", "x-llmops-session": "s-1",
+                       "x-llmops-metadata": '{"ticket": 7}'},
+    )  # fmt: skip
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Paris."
+    assert completion.usage.prompt_tokens == 20 and completion.usage.completion_tokens == 2
+    call_id = raw.headers["x-llmops-call-id"]
+    (row,) = app.rows()
+    assert row["id"] == call_id and row["status"] == "ok"
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (20, 2)
+    assert row["cost_usd"] == pytest.approx(20 * 0.001 + 2 * 0.002)
+    assert (row["user_id"], row["tags"], row["session_id"]) == ("ann", ["geo", "quiz"], "s-1")
+    assert row["metadata"] == {"ticket": 7}
+    sent = server.requests[-1].body
+    assert sent["model"] == "gpt-4o-mini"
+
+
+def test_streaming_with_usage_and_tools_pass_through(running, server) -> None:
+    app = running()
+    server.enqueue(Reply(text="one two three", prompt_tokens=9, completion_tokens=3))
+    stream = app.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Count"}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    server.enqueue(Reply(text="x", prompt_tokens=5, completion_tokens=1))
+    quiet = list(
+        app.client().chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+    )
+    assert all(c.usage is None for c in quiet)  # not asked for: not sent
+    rows = app.rows()
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (9, 3)
+    assert rows[0]["ttft_ms"] is not None
+
+
+def test_tools_and_response_format_reach_the_provider(running, server) -> None:
+    app = running()
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]  # fmt: skip
+    app.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather?"}], tools=tools,
+        response_format={"type": "json_object"}, temperature=0.2,
+    )  # fmt: skip
+    sent = server.requests[-1].body
+    assert sent["tools"] == tools and sent["response_format"] == {"type": "json_object"}
+    assert sent["temperature"] == 0.2
+
+
+def test_the_async_sdk(running, server) -> None:
+    app = running()
+
+    async def ask() -> list[str]:
+        client = openai.AsyncOpenAI(base_url=f"{app.url}/v1", api_key="none", max_retries=0)
+        answers = await asyncio.gather(*(
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"n{i}"}])
+            for i in range(5)
+        ))  # fmt: skip
+        await client.close()
+        return [a.choices[0].message.content or "" for a in answers]
+
+    answers = asyncio.run(ask())
+    assert len(answers) == 5
+    assert len(app.rows()) == 5
+
+
+def test_a_prompt_of_the_servers_folder_by_reference(running, server, project) -> None:
+    app = running()
+    server.enqueue(Reply(text="Hi Ada", prompt_tokens=11, completion_tokens=2))
+    completion = app.client().chat.completions.create(
+        model="prompt:greet@production", messages=[], extra_body={"variables": {"name": "Ada"}}
+    )
+    assert completion.choices[0].message.content == "Hi Ada"
+    (row,) = app.rows()
+    assert row["prompt_name"] == "greet" and row["prompt_version"]
+    sent = server.requests[-1].body
+    assert any("Ada" in str(m.get("content")) for m in sent["messages"])
+
+
+def test_errors_have_openais_shape_and_status(running, server) -> None:
+    app = running()
+    server.enqueue(Reply(status=429))
+    with pytest.raises(openai.RateLimitError):
+        app.client().chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}],
+            extra_body={"num_retries": 0},
+        )  # fmt: skip
+    status, _, body = app.post("/v1/chat/completions", b"{not json")
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+    status, _, body = app.post("/v1/chat/completions", b"x" * (11 * 1024 * 1024))
+    assert status == 413
+    status, _, body = app.post("/v1/chat/completions", json.dumps({"model": "m"}).encode())
+    assert status == 400 and "messages" in body["error"]["message"]
+    status, _, body = app.post(
+        "/v1/chat/completions",
+        json.dumps({"model": "prompt:nope", "messages": []}).encode(),
+    )
+    assert status == 400 and "nope" in body["error"]["message"]
+    rows = app.rows()
+    assert [r["status"] for r in rows] == ["error"]  # the provider's 429, recorded
+
+
+def test_a_blocking_budget_answers_429_budget_exceeded(running, server) -> None:
+    app = running(budgets=[Budget(name="cap", window="day", limit_usd=0.001, action="block")])
+    status, _, body = app.post(
+        "/v1/chat/completions",
+        json.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 50,
+            }
+        ).encode(),
+    )
+    assert status == 429 and body["error"]["type"] == "budget_exceeded"
+    assert "budget 'cap'" in body["error"]["message"]
+    assert [r["status"] for r in app.rows()] == ["blocked"]
+    assert server.requests == []
+
+
+def test_feedback_by_call_id(running, server) -> None:
+    app = running()
+    raw = app.client().chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    call_id = raw.headers["x-llmops-call-id"]
+    status, _, body = app.post(
+        "/v1/feedback", json.dumps({"call_id": call_id, "score": 1, "name": "thumbs"}).encode()
+    )
+    assert status == 200 and body["call_id"] == call_id
+    app.gateway.flush()
+    with app.gateway.engine.connect() as connection:
+        (row,) = connection.execute(sa.select(FEEDBACK)).mappings()
+    assert (row["call_id"], row["name"], row["score"]) == (call_id, "thumbs", 1.0)
+    unknown = json.dumps({"call_id": "00000000-0000-4000-8000-000000000000", "score": 1})
+    assert app.post("/v1/feedback", unknown.encode())[0] == 404
+
+
+def test_models_and_health(running, project) -> None:
+    app = running()
+    models = [m.id for m in app.client().models.list()]
+    assert "prompt:greet" in models and "gpt-4o-mini" in models
+    assert httpx.get(app.url + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_a_client_that_goes_away_mid_stream_is_recorded_as_cancelled(running, server) -> None:
+    app = running()
+    server.enqueue(Reply(text=" ".join(["word"] * 400), prompt_tokens=5, chunk_delay=0.01))
+    stream = app.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Talk"}], stream=True
+    )
+    for _, _chunk in zip(range(3), stream, strict=False):
+        pass
+    stream.close()
+    deadline = time.monotonic() + 20
+    while True:
+        rows = app.rows()
+        if rows and rows[0]["status"] != "ok":
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+    assert rows[0]["status"] == "cancelled"
