@@ -97,7 +97,7 @@ class Settings:
 
 Window = Literal["day", "week", "month"]
 BudgetAction = Literal["alert", "block"]
-ScopeKey = Literal["user", "tag", "prompt", "model", "source"]
+ScopeKey = Literal["user", "tag", "prompt", "model", "source", "key"]
 EACH = "each"  # a scope value: a separate limit for every user (tag, prompt, ...)
 MAX_LIMIT_USD = 1e9
 

@@ -15,6 +15,7 @@ GROUP_LABELS = {
     "user": "User",
     "tag": "Tag",
     "source": "Source",
+    "key": "Key",
 }
 PERIOD_BEFORE = {"today": "yesterday", "this week": "last week", "this month": "last month"}
 

@@ -25,6 +25,7 @@ from llmops.cli import (
     db,
     demo,
     evals,
+    keys,
     metrics,
     prompts,
     serve,
@@ -47,6 +48,7 @@ app.add_typer(costs.app, name="costs")
 app.add_typer(evals.app, name="eval")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(config.app, name="config")
+app.add_typer(keys.app, name="keys")
 app.command("spend")(usage.spend)
 app.command("budgets")(budgets.budgets)
 app.command("calls")(usage.calls)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import typer
 
-from llmops.cli._options import MAX_PORT
+from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 from llmops.errors import ConfigError
 
 DEFAULT_PORT = 4000
@@ -20,19 +21,29 @@ def serve(
     allow_anonymous: bool = typer.Option(
         False,
         "--allow-anonymous",
-        help="Listen on a non-loopback address although requests carry no key.",
+        help="Listen on a non-loopback address although no key was created.",
     ),
+    url: str | None = DatabaseOption,
 ) -> None:
     """Serve /v1/chat/completions (and /v1/models, /v1/feedback, /health) for apps in any
     language: every call goes through the Gateway and is recorded. Provider keys and bases
-    come from the server's environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)."""
-    if not _loopback(host) and not allow_anonymous:
+    come from the server's environment (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...). Once a key
+    exists (`llmops keys create`), every request must present one."""
+    from llmops.store.engine import check_schema, create_engine
+    from llmops.store.keys import list_keys
+
+    chosen = database_url(url)
+    engine = create_engine(chosen)
+    check_schema(engine)
+    if not _loopback(host) and not allow_anonymous and not list_keys(engine):
         raise ConfigError(
-            f"--host {host}: anyone who can reach it could call models on this server's "
-            "provider keys, and requests carry no key; listen on 127.0.0.1, or pass "
-            "--allow-anonymous behind your own authentication"
+            f"--host {host}: no key was created, so anyone who can reach the server could "
+            "call models on its provider keys; create one (`llmops keys create --name NAME`), "
+            "listen on 127.0.0.1, or pass --allow-anonymous behind your own authentication"
         )
+    engine.dispose()
     _check_free(host, port)
+    os.environ["LLMOPS_DATABASE_URL"] = chosen  # for the workers' gateways
     import uvicorn
 
     typer.echo(f"llmops: serving on http://{host}:{port}/v1 ({workers} worker(s))", err=True)

@@ -28,6 +28,7 @@ class By(StrEnum):
     user = "user"
     tag = "tag"
     source = "source"
+    key = "key"
 
 
 def _engine(url: str | None) -> Engine:
@@ -40,7 +41,9 @@ def _engine(url: str | None) -> Engine:
 
 def spend(
     days: int = typer.Option(30, "--days", min=1, max=3660, help="How many days back."),
-    by: By = typer.Option(By.model, "--by", help="Group by model, prompt, user, tag or source."),
+    by: By = typer.Option(
+        By.model, "--by", help="Group by model, prompt, user, tag, source or key (of llmops serve)."
+    ),
     top: int | None = typer.Option(
         None,
         "--top",

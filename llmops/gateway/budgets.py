@@ -113,6 +113,12 @@ class BudgetGuard:
     def __bool__(self) -> bool:
         return bool(self.budgets)
 
+    def set_budgets(self, budgets: Sequence[Budget]) -> None:
+        """Enforce these budgets from now on (``llmops serve`` adds its keys' budgets); a
+        lease of a budget that stays keeps what it holds."""
+        with self._lock:
+            self.budgets = tuple(b for b in budgets if b.action == "block")
+
     # -- the call path ----------------------------------------------------------------
 
     def admit(self, call: Call) -> BudgetExceededError | None:
@@ -169,7 +175,7 @@ class BudgetGuard:
 
     def settle(self, kind: RecordKind, row: Row) -> None:
         """A call was recorded: its real cost replaces its estimate."""
-        if kind != "call":
+        if kind != "call" or not self._reserved:
             return
         call_id = str(row["id"])
         with self._lock:
@@ -330,6 +336,7 @@ def _keys(budget: Budget, call: Call, source: str) -> list[str]:
             "prompt": call.prompt.name if call.prompt else None,
             "model": call.model,
             "source": source,
+            "key": call.key_name,
         }[scope]
         found = [one] if one else []
     if value == EACH:

@@ -128,10 +128,10 @@ class Gateway:
         self.telemetry = exporter_from_env()  # LLMOPS_OTEL=1: each call as an OTel span
         if self.telemetry is not None:
             self.recorder.observers.append(self.telemetry)
-        if self.budgets:
-            self.recorder.observers.append(self.budgets.settle)
-            self._writer.transaction_hooks.append(self.budgets.commit)
-            self._writer.stored_observers.append(self.budgets.stored)
+        # attached even without blocking budgets: a server may add its keys' budgets later
+        self.recorder.observers.append(self.budgets.settle)
+        self._writer.transaction_hooks.append(self.budgets.commit)
+        self._writer.stored_observers.append(self.budgets.stored)
         _LIVE.add(self)
 
     # -- preparing a call -----------------------------------------------------------
@@ -160,6 +160,7 @@ class Gateway:
         metadata: dict[str, Any] | None,
         price: ModelPrice | dict[str, Any] | None,
         kwargs: dict[str, Any],
+        key_name: str | None = None,
     ) -> Call:
         loaded: Prompt | None = None
         params: dict[str, Any] = {}
@@ -190,6 +191,7 @@ class Gateway:
             metadata=dict(metadata) if metadata else None,
             price=price,
             created_at=self.clock(),
+            key_name=key_name,
         )
 
     # -- calling --------------------------------------------------------------------
@@ -206,16 +208,18 @@ class Gateway:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
         **litellm_kwargs: Any,
     ) -> Completion:
         """Call a model (a registry prompt, or raw ``model=`` and ``messages=``) and record it.
 
         Extra keyword arguments go to ``litellm.completion``. Errors from the model call are
-        recorded and re-raised unchanged.
+        recorded and re-raised unchanged. ``api_key_name`` is the name of the virtual key the
+        call came with (``llmops serve`` sets it; it is recorded, never a provider key).
         """
         call = self._prepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
-            litellm_kwargs,
+            litellm_kwargs, api_key_name,
         )  # fmt: skip
         self._admit(call)
         response = self._send(call)
@@ -233,12 +237,13 @@ class Gateway:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
         **litellm_kwargs: Any,
     ) -> Completion:
         """The async twin of :meth:`complete` (``litellm.acompletion``)."""
         call = self._prepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
-            litellm_kwargs,
+            litellm_kwargs, api_key_name,
         )  # fmt: skip
         self._admit(call)
         response = await self._asend(call)
@@ -256,6 +261,7 @@ class Gateway:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
         **litellm_kwargs: Any,
     ) -> Stream:
         """Stream a call's text chunks. The call is recorded when the stream ends, fails,
@@ -264,7 +270,7 @@ class Gateway:
 
         call = self._prepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
-            _streaming(litellm_kwargs),
+            _streaming(litellm_kwargs), api_key_name,
         )  # fmt: skip
         self._admit(call)
         response = self._send(call)
@@ -282,6 +288,7 @@ class Gateway:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
         price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
         **litellm_kwargs: Any,
     ) -> AsyncStream:
         """The async twin of :meth:`stream`: ``async for chunk in await gw.astream(...)``."""
@@ -289,7 +296,7 @@ class Gateway:
 
         call = self._prepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
-            _streaming(litellm_kwargs),
+            _streaming(litellm_kwargs), api_key_name,
         )  # fmt: skip
         self._admit(call)
         response = await self._asend(call)

@@ -96,6 +96,7 @@ class Call:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
     served: Served = field(default_factory=Served)  # what the provider says answered
+    key_name: str | None = None  # the virtual key it came with (llmops serve)
 
 
 class Sink(Protocol):
@@ -268,6 +269,7 @@ class Recorder:
             "request": None,
             "response_text": None,
             "usage_details": None,
+            "api_key": call.key_name,
         }
         if not minimal:
             row["usage_details"] = _usage_details(call, usage, price)

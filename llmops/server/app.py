@@ -12,10 +12,11 @@ prompt folder with the request's ``variables``. Attribution: ``user`` in the bod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llmops.config import Settings
 from llmops.errors import (
     BudgetExceededError,
     ConfigError,
@@ -30,9 +32,11 @@ from llmops.errors import (
     LLMOpsError,
     UnknownCallError,
 )
+from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
     from llmops.gateway import AsyncStream, Completion, Gateway
+    from llmops.store.keys import VirtualKey
 
 log = logging.getLogger("llmops.server")
 
@@ -57,15 +61,21 @@ class RequestError(Exception):
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app over ``gateway`` (which it closes on shutdown)."""
 
+    access = Access(lambda: gateway.engine, gateway.budgets)
+
     async def chat_completions(request: Request) -> Response:
         try:
+            key = access.admit(request)
             body = await _json_body(request)
-            return await _chat(gateway, request, body)
+            return await _chat(gateway, request, body, access, key)
+        except Refused as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
         except RequestError as exc:
             return _error(exc.status, exc.message, exc.kind, exc.code)
 
     async def feedback(request: Request) -> Response:
         try:
+            access.admit(request)
             body = await _json_body(request)
             call_id = body.get("call_id")
             score = body.get("score")
@@ -75,6 +85,8 @@ def create_app(gateway: Gateway) -> Starlette:
             feedback_id = gateway.feedback(
                 call_id, score, name=name, comment=body.get("comment"), user=body.get("user")
             )
+        except Refused as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
         except RequestError as exc:
             return _error(exc.status, exc.message, exc.kind, exc.code)
         except UnknownCallError as exc:
@@ -84,7 +96,26 @@ def create_app(gateway: Gateway) -> Starlette:
         return JSONResponse({"id": feedback_id, "object": "feedback", "call_id": call_id})
 
     async def models(request: Request) -> Response:
+        try:
+            key = access.admit(request)
+        except Refused as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
+        if key is not None and key.models is not None:
+            return JSONResponse({"object": "list", "data": _listed(key.models)})
         return JSONResponse({"object": "list", "data": _models(gateway)})
+
+    exported: list[Any] = []  # the Prometheus registry, made on the first scrape
+
+    async def metrics(request: Request) -> Response:
+        """The Prometheus metrics of `llmops metrics`, read from the database (so every
+        worker answers the same figures)."""
+        from llmops.control.metrics import SpendCollector, exposition, make_registry
+
+        if not exported:
+            budgets = [*Settings.from_env().budgets]
+            exported.append(make_registry(SpendCollector(gateway.engine, budgets)))
+        text = await asyncio.to_thread(exposition, exported[0])
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(request: Request) -> Response:
         writer = gateway.writer
@@ -102,12 +133,16 @@ def create_app(gateway: Gateway) -> Starlette:
         yield
         gateway.close()  # stores what is queued before the worker exits
 
+    from llmops.server.anthropic import anthropic_routes  # it imports this module
+
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            *anthropic_routes(gateway, access),
             Route("/v1/feedback", feedback, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
@@ -120,7 +155,13 @@ def app_from_env() -> Starlette:
     return create_app(Gateway())
 
 
-async def _chat(gateway: Gateway, request: Request, body: dict[str, Any]) -> Response:
+async def _chat(
+    gateway: Gateway,
+    request: Request,
+    body: dict[str, Any],
+    access: Access,
+    key: VirtualKey | None,
+) -> Response:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise RequestError(400, "model is required", code="missing_model")
@@ -136,7 +177,18 @@ async def _chat(gateway: Gateway, request: Request, body: dict[str, Any]) -> Res
     params = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
     if isinstance(body.get("metadata"), dict):
         params.pop("metadata")  # OpenAI's stored-completion metadata: ours, not the model's
+    if key is not None and key.models is not None:
+        allowed = model
+        if prompt is not None:
+            try:
+                allowed = gateway.prompt(prompt).model
+            except ConfigError as exc:
+                raise RequestError(400, str(exc)) from None
+        access.check_model(
+            key, allowed, f"{PROMPT_PREFIX}{prompt.partition('@')[0]}" if prompt else None
+        )
     options = _attribution(request, body)
+    options["api_key_name"] = key.name if key is not None else None
     stream = bool(body.get("stream"))
     try:
         if stream:
@@ -145,7 +197,7 @@ async def _chat(gateway: Gateway, request: Request, body: dict[str, Any]) -> Res
             )
             usage_wanted = _wants_usage(body.get("stream_options"))
             return StreamingResponse(
-                _events(handle, usage_wanted),
+                _events(handle, usage_wanted, lambda tokens: access.count_tokens(key, tokens)),
                 media_type="text/event-stream",
                 headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
             )
@@ -160,6 +212,7 @@ async def _chat(gateway: Gateway, request: Request, body: dict[str, Any]) -> Res
         return _error(500, str(exc), "server_error")
     except Exception as exc:  # the provider's error, recorded by the gateway
         return _provider_error(exc)
+    access.count_tokens(key, result.usage.total_tokens)
     return JSONResponse(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
 
 
@@ -211,7 +264,9 @@ def _wants_usage(options: Any) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-async def _events(handle: AsyncStream, usage_wanted: bool) -> AsyncIterator[bytes]:
+async def _events(
+    handle: AsyncStream, usage_wanted: bool, used: Callable[[int], None] | None = None
+) -> AsyncIterator[bytes]:
     """Server-sent events of the provider's chunks, then ``[DONE]``; usage only when the
     client asked for it (the gateway always asks the provider)."""
     try:
@@ -225,6 +280,8 @@ async def _events(handle: AsyncStream, usage_wanted: bool) -> AsyncIterator[byte
     except Exception as exc:  # the provider failed mid-stream: recorded; tell the client
         error = _provider_error_body(exc)[1]
         yield b"data: " + json.dumps(error).encode() + b"\n\n"
+    if used is not None and handle.result is not None:
+        used(handle.result.usage.total_tokens)
     yield b"data: [DONE]\n\n"
 
 
@@ -259,6 +316,10 @@ def _models(gateway: Gateway) -> list[dict[str, Any]]:
     return [{"id": m, "object": "model", "created": 0, "owned_by": "llmops"} for m in found]
 
 
+def _listed(models: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"id": m, "object": "model", "created": 0, "owned_by": "llmops"} for m in models]
+
+
 def _provider_error(exc: BaseException) -> Response:
     status, body = _provider_error_body(exc)
     return JSONResponse(body, status_code=status)
@@ -276,7 +337,11 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
 
 
 def _error(
-    status: int, message: str, kind: str = "invalid_request_error", code: str = ""
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    code: str = "",
+    headers: dict[str, str] | None = None,
 ) -> Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code or None}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -67,6 +67,7 @@ class CallRow(TypedDict):
     request: dict[str, Any] | None
     response_text: str | None
     usage_details: dict[str, Any] | None
+    api_key: str | None  # the virtual key's name (llmops serve)
 
 
 class FeedbackRow(TypedDict):

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "ALERT_EVENTS",
     "ALERT_STATE",
+    "API_KEYS",
     "BUDGET_LEASES",
     "CALLS",
     "CALL_DAYS",
@@ -24,6 +25,7 @@ __all__ = [
     "USER_DAYS",
     "AlertEvent",
     "AlertState",
+    "ApiKey",
     "BudgetLease",
     "CallRecord",
     "DailyCalls",
@@ -56,6 +58,7 @@ class CallRecord(SQLModel, table=True):
         sa.Index("ix_llm_calls_status", "status", "created_at"),
         sa.Index("ix_llm_calls_source", "source", "created_at"),
         sa.Index("ix_llm_calls_version", "prompt_version", "created_at"),
+        sa.Index("ix_llm_calls_api_key", "api_key", "created_at"),
         sa.Index(
             "ix_llm_calls_timing",  # covers the percentile queries, filters included
             "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
@@ -104,6 +107,9 @@ class CallRecord(SQLModel, table=True):
         default=None,
         sa_type=JSON,
         description="usage parts without a column, who served the call, the price entry used",
+    )
+    api_key: str | None = Field(
+        default=None, max_length=100, description="name of the virtual key (llmops serve)"
     )
 
 
@@ -320,3 +326,24 @@ class AlertEvent(SQLModel, table=True):
 BUDGET_LEASES = _table(BudgetLease)
 ALERT_STATE = _table(AlertState)
 ALERT_EVENTS = _table(AlertEvent)
+
+
+class ApiKey(SQLModel, table=True):
+    """A virtual key of ``llmops serve`` (table ``api_keys``, migration 0008). Only a hash of
+    the key is kept: the key itself is shown once, when it is created."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=100, unique=True)
+    prefix: str = Field(max_length=16, index=True, description="llx_ and 8 characters")
+    secret_sha256: str = Field(max_length=64, description="SHA-256 of the whole key, hex")
+    created_at: datetime
+    revoked_at: datetime | None = None
+    models: list[str] | None = Field(default=None, sa_type=JSON, description="None: any")
+    rpm: int | None = Field(default=None, description="requests per minute")
+    tpm: int | None = Field(default=None, description="tokens per minute")
+    budget_usd_month: float | None = Field(default=None, description="blocking, per month")
+
+
+API_KEYS = _table(ApiKey)

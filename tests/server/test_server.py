@@ -34,8 +34,8 @@ class Running:
     def __init__(self, gateway: Any, url: str) -> None:
         self.gateway, self.url = gateway, url
 
-    def client(self, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0, **kwargs)
+    def client(self, api_key: str = "none", **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, **kwargs)
 
     def rows(self) -> list[Any]:
         self.gateway.flush()
@@ -269,3 +269,19 @@ def test_a_client_that_goes_away_mid_stream_is_recorded_as_cancelled(running, se
         assert time.monotonic() < deadline, rows
         time.sleep(0.1)
     assert rows[0]["status"] == "cancelled"
+
+
+def test_metrics_for_prometheus(running, server) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app = running()
+    server.enqueue(Reply(text="ok", prompt_tokens=20, completion_tokens=2))
+    app.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    app.gateway.flush()
+    answer = httpx.get(app.url + "/metrics", timeout=30)
+    assert answer.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    spend = sum(s.value for s in families["llmops_spend_usd"].samples if s.name.endswith("_total"))
+    assert spend == pytest.approx(20 * 0.001 + 2 * 0.002)

@@ -14,11 +14,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget, Window
 from llmops.store.queries.filters import Filters
-from llmops.store.queries.rollups import _call_rows, _none
+from llmops.store.queries.rollups import _call_rows, _none, _spend_figures
 from llmops.store.queries.spend import _spend_rows
+from llmops.store.tables import CALLS
 
 MIN_PROJECTION_ELAPSED = timedelta(hours=1)  # earlier in a window a projection is noise
-_COLUMN = {"prompt": "prompt_name", "user": "user_id"}
+_COLUMN = {"prompt": "prompt_name", "user": "user_id", "key": "api_key"}
 
 
 def window_span(window: Window, now: datetime) -> tuple[datetime, datetime]:
@@ -162,7 +163,13 @@ def _scope_rows(
     """The rows to sum for the budget's scope in [start, end), and the sums."""
     filters = Filters(start=start, end=end)
     scope = budget.scope_key
-    rows = _call_rows(engine, filters) if scope is None else _spend_rows(engine, filters, scope)
+    if scope is None:
+        rows = _call_rows(engine, filters)
+    elif scope == "key":  # no rollup has the key: the calls (indexed by key and time)
+        raw = [CALLS.c.api_key.label("api_key"), *_spend_figures()]
+        rows = sa.select(*raw).where(*filters.where()).subquery("rows")
+    else:
+        rows = _spend_rows(engine, filters, scope)
     figures: list[Any] = [
         sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
         sa.func.coalesce(sa.func.sum(rows.c.calls), 0),

@@ -31,7 +31,7 @@ from llmops.store.tables import (
 _c = CALLS.c
 
 
-GROUPINGS = ("model", "prompt", "user", "tag", "source")
+GROUPINGS = ("model", "prompt", "user", "tag", "source", "key")
 OTHER = "(other)"  # the keys outside the top ones of a split
 
 
@@ -110,7 +110,7 @@ def daily_spend(
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}")
     rows = _spend_rows(engine, filters, by)
-    column = {"prompt": "prompt_name", "user": "user_id"}.get(by, by)
+    column = {"prompt": "prompt_name", "user": "user_id", "key": "api_key"}.get(by, by)
     key: sa.ColumnElement[str] = sa.func.coalesce(_none(rows.c[column]), "(none)")
     if top is not None:
         leaders = (
@@ -152,11 +152,15 @@ def daily_spend(
 
 def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
     """The rows to sum for a split: llm_calls_daily, or the tag rollup, or the user rollup,
-    which answers only when no other filter is set (it has no other key)."""
-    if by not in ("user", "tag"):
+    which answers only when no other filter is set (it has no other key), or for a split by
+    virtual key the calls themselves."""
+    if by not in ("user", "tag", "key"):
         return _call_rows(engine, filters)
     raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
     from_clause: Any = CALLS
+    if by == "key":  # no rollup has the virtual key: the calls of the range
+        raw.append(sa.func.coalesce(_c.api_key, "").label("api_key"))
+        return sa.select(*raw).where(*filters.where()).subquery("rows")
     if by == "user":
         raw.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
         rollup = USER_DAYS

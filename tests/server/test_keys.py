@@ -1,0 +1,158 @@
+"""Virtual keys: stored hashed, checked on every request, with models, rates and a monthly
+budget per key; the key's name is recorded with each call."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import openai
+import pytest
+import sqlalchemy as sa
+
+from llmops.server import access as access_module
+from llmops.store.engine import check_schema, create_engine
+from llmops.store.keys import create_key, list_keys, match, revoke_key
+from llmops.store.tables import API_KEYS
+from llmops.testing import Reply
+from tests.server.test_server import Running, running  # noqa: F401  (the fixture)
+
+NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+ASK = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.fixture(autouse=True)
+def _no_key_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access_module, "KEY_CACHE_SECONDS", 0.0)  # see changes at once
+
+
+def _engine(tmp_path: Path) -> sa.Engine:
+    engine = create_engine(f"sqlite:///{tmp_path / 'db' / 'llmops.db'}")
+    check_schema(engine)
+    return engine
+
+
+def test_only_a_hash_of_the_key_is_stored(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    key, secret = create_key(engine, "web", NOW, models=["gpt-4o-mini"], rpm=10)
+    assert secret.startswith("llx_") and len(secret) > 40 and key.prefix == secret[:12]
+    database = (tmp_path / "db" / "llmops.db").read_bytes()
+    assert secret.encode() not in database and secret[12:].encode() not in database
+    (stored,) = list_keys(engine)
+    assert match([stored], secret) == stored
+    assert match([stored], secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert match([stored], "sk-" + secret) is None
+    revoke_key(engine, "web", NOW)
+    assert match(list_keys(engine), secret) is None
+
+
+@pytest.mark.parametrize("name", ["", "a b", "-x", "x" * 97, "ünï"])
+def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
+    from llmops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="key name"):
+        create_key(_engine(tmp_path), name, NOW)
+
+
+def test_the_cli_shows_a_key_once_and_never_again(cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 'llmops.db'}"
+    made = cli("keys", "create", "--name", "web", "--rpm", "60", "--database-url", url,
+               cwd=tmp_path)  # fmt: skip
+    assert made.code == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("llx_") and "shown only now" in made.stderr
+    listed = cli("keys", "list", "--json", "--database-url", url, cwd=tmp_path)
+    (row,) = json.loads(listed.stdout)
+    assert row["name"] == "web" and row["rpm"] == 60 and secret not in listed.stdout
+    again = cli("keys", "create", "--name", "web", "--database-url", url, cwd=tmp_path)
+    assert again.code == 2 and again.stderr.startswith("error: a key named 'web' exists")
+    assert cli("keys", "revoke", "web", "--database-url", url, cwd=tmp_path).code == 0
+    twice = cli("keys", "revoke", "web", "--database-url", url, cwd=tmp_path)
+    assert twice.code == 2 and "was revoked" in twice.stderr
+
+
+def test_once_a_key_exists_every_request_needs_one(running, server) -> None:  # noqa: F811
+    app: Running = running()
+    assert app.post("/v1/chat/completions", json.dumps(ASK).encode())[0] == 200  # no keys yet
+    _, secret = create_key(app.gateway.engine, "web", NOW)
+    status, _, body = app.post("/v1/chat/completions", json.dumps(ASK).encode())
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        app.client(api_key="llx_00000000_wrong").chat.completions.create(**ASK)
+    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key=secret, max_retries=0)
+    client.chat.completions.create(**ASK)
+    assert app.rows()[-1]["api_key"] == "web"
+    anthropic_style = app.post(
+        "/v1/chat/completions", json.dumps(ASK).encode(), {"x-api-key": secret}
+    )
+    assert anthropic_style[0] == 200
+    revoke_key(app.gateway.engine, "web", NOW)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(**ASK)  # revoked: the last key, still not anonymous
+    assert [r["api_key"] for r in app.rows()] == [None, "web", "web"]
+    from llmops.store import queries
+
+    span = queries.Filters.last_days(1, datetime.now(UTC))
+    split = queries.daily_spend(app.gateway.engine, span, by="key")
+    assert {row.key: row.calls for row in split} == {"(none)": 1, "web": 2}
+
+
+def test_a_key_may_use_only_its_models(running, server, project) -> None:  # noqa: F811
+    app: Running = running()
+    _, secret = create_key(app.gateway.engine, "narrow", NOW, models=["gpt-4o-mini"])
+    client = openai.OpenAI(base_url=f"{app.url}/v1", api_key=secret, max_retries=0)
+    client.chat.completions.create(**ASK)
+    with pytest.raises(openai.PermissionDeniedError, match="may not use 'gpt-4o'"):
+        client.chat.completions.create(**{**ASK, "model": "gpt-4o"})
+    # a prompt whose model is allowed may be used by reference
+    client.chat.completions.create(
+        model="prompt:greet@production", messages=[], extra_body={"variables": {"name": "A"}}
+    )
+    assert [m.id for m in client.models.list()] == ["gpt-4o-mini"]
+
+
+def test_over_its_rate_a_key_gets_429_with_retry_after(running, server) -> None:  # noqa: F811
+    app: Running = running()
+    _, secret = create_key(app.gateway.engine, "slow", NOW, rpm=2)
+    headers = {"authorization": f"Bearer {secret}"}
+    assert [app.post("/v1/chat/completions", json.dumps(ASK).encode(), headers)[0]
+            for _ in range(2)] == [200, 200]  # fmt: skip
+    status, answer_headers, body = app.post(
+        "/v1/chat/completions", json.dumps(ASK).encode(), headers
+    )
+    assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(answer_headers["retry-after"]) <= 60
+    assert len(app.rows()) == 2  # refused before the gateway: nothing sent, nothing recorded
+
+
+def test_tokens_per_minute(running, server) -> None:  # noqa: F811
+    app: Running = running()
+    _, secret = create_key(app.gateway.engine, "tokens", NOW, tpm=30)
+    headers = {"authorization": f"Bearer {secret}"}
+    server.enqueue(Reply(text="ok", prompt_tokens=25, completion_tokens=10))
+    assert app.post("/v1/chat/completions", json.dumps(ASK).encode(), headers)[0] == 200
+    status, _, body = app.post("/v1/chat/completions", json.dumps(ASK).encode(), headers)
+    assert status == 429 and "30 tokens per minute" in body["error"]["message"]
+
+
+def test_a_keys_monthly_budget_blocks(running, server) -> None:  # noqa: F811
+    app: Running = running()
+    _, secret = create_key(app.gateway.engine, "capped", NOW, budget_usd_month=0.05)
+    _, other = create_key(app.gateway.engine, "free", NOW)
+    server.enqueue(*[Reply(text="ok", prompt_tokens=20, completion_tokens=2)] * 20)
+    capped = {"authorization": f"Bearer {secret}"}
+    body = json.dumps({**ASK, "max_tokens": 5}).encode()
+    statuses = [app.post("/v1/chat/completions", body, capped)[0] for _ in range(6)]
+    assert statuses[:2] == [200, 200] and statuses[-1] == 429
+    _, _, answer = app.post("/v1/chat/completions", body, capped)
+    assert (
+        answer["error"]["type"] == "budget_exceeded" and "key-capped" in answer["error"]["message"]
+    )
+    assert app.post("/v1/chat/completions", body, {"authorization": f"Bearer {other}"})[0] == 200
+    rows = app.rows()
+    spent = sum(r["cost_usd"] or 0 for r in rows if r["api_key"] == "capped")
+    assert spent <= 0.05
+    assert {r["status"] for r in rows if r["api_key"] == "capped"} == {"ok", "blocked"}
+    with app.gateway.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(API_KEYS)).scalar() == 2
