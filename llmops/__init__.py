@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from llmops.gateway import (
         AsyncStream,
         Completion,
+        Embedding,
         Gateway,
         ModelPrice,
         Stream,
@@ -54,8 +55,8 @@ __version__ = "0.1.0"
 # The gateway is imported on first use, so that `import llmops` (and every CLI command
 # that calls no model) stays fast.
 _GATEWAY_NAMES = {
-    "AsyncStream", "Completion", "Gateway", "ModelPrice", "Stream", "Usage", "acomplete",
-    "astream", "complete", "default_gateway", "feedback", "stream",
+    "AsyncStream", "Completion", "Embedding", "Gateway", "ModelPrice", "Stream", "Usage",
+    "acomplete", "astream", "complete", "default_gateway", "feedback", "stream",
 }  # fmt: skip
 
 
@@ -75,6 +76,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "DatabaseError",
+    "Embedding",
     "Gateway",
     "GitError",
     "HistoryUnavailableError",

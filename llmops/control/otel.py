@@ -54,7 +54,7 @@ log = logging.getLogger("llmops.otel")
 FeedbackMode = Literal["log", "span", "off"]
 FEEDBACK_MODES: tuple[FeedbackMode, ...] = ("log", "span", "off")
 EVALUATION_EVENT = "gen_ai.evaluation.result"
-OPERATION = "chat"  # the gateway makes chat completions only
+OPERATION = "chat"  # a call's operation unless its usage_details say (embeddings)
 DEFAULT_QUEUE = 10_000
 REMEMBERED_TRACES = 100_000  # call id -> trace id of calls made inside an app span
 
@@ -146,9 +146,16 @@ def request_model(row: CallRow) -> str:
     return model
 
 
+def operation(row: CallRow) -> str:
+    """``chat``, or the operation the gateway recorded (``embeddings``)."""
+    details = row.get("usage_details")
+    found = details.get("operation") if isinstance(details, dict) else None
+    return found if isinstance(found, str) else OPERATION
+
+
 def span_name(row: CallRow) -> str:
     """``{gen_ai.operation.name} {gen_ai.request.model}``."""
-    return f"{OPERATION} {request_model(row)}"
+    return f"{operation(row)} {request_model(row)}"
 
 
 def call_attributes(row: CallRow, *, content: bool = False, user: bool = False) -> Attributes:
@@ -158,7 +165,7 @@ def call_attributes(row: CallRow, *, content: bool = False, user: bool = False) 
     served = details.get("served_model") if isinstance(details, dict) else None
     provider = row["provider"] or (row["model"].split("/", 1)[0] if "/" in row["model"] else None)
     attrs: Attributes = {
-        "gen_ai.operation.name": OPERATION,
+        "gen_ai.operation.name": operation(row),
         "gen_ai.request.model": model,
         "gen_ai.response.model": served if isinstance(served, str) and served else model,
         "llmops.call_id": row["id"],

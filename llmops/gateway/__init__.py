@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from llmops.gateway.gateway import Gateway, close_all
-from llmops.gateway.recorder import Completion, provider_of
+from llmops.gateway.recorder import Completion, Embedding, provider_of
 from llmops.gateway.streams import AsyncStream, Stream
 from llmops.pricing.prices import ModelPrice
 from llmops.pricing.usage import Usage
@@ -15,6 +15,7 @@ from llmops.pricing.usage import Usage
 __all__ = [
     "AsyncStream",
     "Completion",
+    "Embedding",
     "Gateway",
     "ModelPrice",
     "Stream",

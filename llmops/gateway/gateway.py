@@ -25,7 +25,7 @@ from llmops.config import CONTENT_MODES, Budget, Settings
 from llmops.control.otel import exporter_from_env
 from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
 from llmops.gateway.budgets import BudgetGuard
-from llmops.gateway.recorder import Call, Completion, Recorder
+from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.prompts import Prompt, PromptRegistry
 from llmops.store.records import FeedbackRow
@@ -302,6 +302,86 @@ class Gateway:
         response = await self._asend(call)
         return AsyncStream(self.recorder, call, response)
 
+    def embed(
+        self,
+        input: str | list[str],
+        *,
+        model: str,
+        user: str | None = None,
+        session: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
+        **litellm_kwargs: Any,
+    ) -> Embedding:
+        """Embed one text or a list of texts with ``model`` (``litellm.embedding``) and
+        record the call: its tokens and cost, the texts as the content mode says, operation
+        ``embeddings`` in ``usage_details``. Blocking budgets apply."""
+        call = self._embedding_call(
+            input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
+        )
+        self._admit(call)
+        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
+        call.started = time.perf_counter()
+        try:
+            response = litellm.embedding(model=call.model, input=_texts(input), **call.params)
+        except BaseException as exc:
+            self.recorder.record_failure(call, exc)
+            raise
+        return self.recorder.record_embedding(call, response)
+
+    async def aembed(
+        self,
+        input: str | list[str],
+        *,
+        model: str,
+        user: str | None = None,
+        session: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        price: ModelPrice | dict[str, Any] | None = None,
+        api_key_name: str | None = None,
+        **litellm_kwargs: Any,
+    ) -> Embedding:
+        """The async twin of :meth:`embed` (``litellm.aembedding``)."""
+        call = self._embedding_call(
+            input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
+        )
+        self._admit(call)
+        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
+        call.started = time.perf_counter()
+        try:
+            response = await litellm.aembedding(
+                model=call.model, input=_texts(input), **call.params
+            )
+        except BaseException as exc:
+            self.recorder.record_failure(call, exc)
+            raise
+        return self.recorder.record_embedding(call, response)
+
+    def _embedding_call(
+        self,
+        input: str | list[str],
+        model: str,
+        user: str | None,
+        session: str | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        price: ModelPrice | dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        key_name: str | None,
+    ) -> Call:
+        texts = _texts(input)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ConfigError("embed: input must be a text or a non-empty list of texts")
+        messages = [{"role": "user", "content": text} for text in texts]  # stored, estimated
+        call = self._prepare(
+            None, None, model, messages, user, session, tags, metadata, price, kwargs, key_name
+        )
+        call.operation = "embeddings"
+        return call
+
     def _admit(self, call: Call) -> None:
         """Refuse the call, before the model is called, when a blocking budget says so: it
         is recorded as ``blocked`` (cost 0) and BudgetExceededError is raised."""
@@ -424,6 +504,10 @@ class Gateway:
     def writer(self) -> Writer:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer
+
+
+def _texts(input: str | list[str]) -> list[str]:
+    return [input] if isinstance(input, str) else list(input)
 
 
 def _streaming(kwargs: dict[str, Any]) -> dict[str, Any]:

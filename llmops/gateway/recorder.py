@@ -80,6 +80,20 @@ class Completion:
 
 
 @dataclass
+class Embedding:
+    """The result of one embeddings call: a vector per input, in order."""
+
+    vectors: list[list[float]]
+    call_id: str
+    usage: Usage
+    cost_usd: float | None
+    cost_status: CostStatus
+    latency_ms: float
+    model: str
+    raw: Any = field(repr=False, default=None)
+
+
+@dataclass
 class Call:
     """Everything known about a call before it is sent."""
 
@@ -97,6 +111,7 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     served: Served = field(default_factory=Served)  # what the provider says answered
     key_name: str | None = None  # the virtual key it came with (llmops serve)
+    operation: str = "chat"  # or "embeddings" (kept in usage_details)
 
 
 class Sink(Protocol):
@@ -138,6 +153,31 @@ class Recorder:
         )
         self.record(call, "ok", usage, price, latency_ms, text, provider=provider)
         return Completion.of(call, text, usage, price, latency_ms, response)
+
+    def record_embedding(self, call: Call, response: Any) -> Embedding:
+        """Record an embeddings call that answered; the vectors the app gets."""
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        hidden = getattr(response, "_hidden_params", None) or {}
+        raw_usage = getattr(response, "usage", None)
+        usage, price, provider = self.account(
+            call,
+            usage_from_response(raw_usage),
+            "",
+            hidden.get("custom_llm_provider"),
+            served_by(response, raw_usage),
+        )
+        self.record(call, "ok", usage, price, latency_ms, None, provider=provider)
+        vectors = [_vector(item) for item in getattr(response, "data", None) or []]
+        return Embedding(
+            vectors=vectors,
+            call_id=call.id,
+            usage=usage or Usage(),
+            cost_usd=price.cost_usd,
+            cost_status=price.status,
+            latency_ms=latency_ms,
+            model=call.model,
+            raw=response,
+        )
 
     def account(
         self,
@@ -307,7 +347,17 @@ def _usage_details(call: Call, usage: Usage | None, price: Price) -> dict[str, A
     if served.service_tier:
         details["service_tier"] = served.service_tier
     details.update(price_details(call.model, price))
+    if call.operation != "chat":
+        details["operation"] = call.operation
     return details or None
+
+
+def _vector(item: Any) -> list[float]:
+    if isinstance(item, dict):
+        embedding = item.get("embedding")
+    else:
+        embedding = getattr(item, "embedding", None)
+    return list(embedding) if isinstance(embedding, list) else []
 
 
 def _response_tool_calls(response: Any) -> Any:

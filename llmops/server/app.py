@@ -2,12 +2,14 @@
 through the Gateway, so every call is recorded, priced, budgeted and versioned.
 
 Endpoints: ``POST /v1/chat/completions`` (JSON, or server-sent events with ``stream``),
-``GET /v1/models``, ``POST /v1/feedback``, ``GET /health``. Every answer to a chat call
-carries ``x-llmops-call-id``. ``model: "prompt:NAME@REF"`` renders a prompt of the server's
-prompt folder with the request's ``variables``. Attribution: ``user`` in the body or the
-``x-llmops-user`` header; ``x-llmops-tags`` (comma-separated), ``x-llmops-session``,
-``x-llmops-metadata`` (a JSON object). Errors have OpenAI's shape:
-``{"error": {"message", "type", "param", "code"}}``, with the provider's status code.
+``POST /v1/embeddings``, ``POST /v1/messages`` (:mod:`llmops.server.anthropic`),
+``GET /v1/models``, ``GET /metrics``, ``POST /v1/feedback``, ``GET /health``. Every
+answer to a model call carries ``x-llmops-call-id``. ``model: "prompt:NAME@REF"``
+renders a prompt of the server's prompt folder with the request's ``variables``.
+Attribution: ``user`` in the body or the ``x-llmops-user`` header; ``x-llmops-tags``
+(comma-separated), ``x-llmops-session``, ``x-llmops-metadata`` (a JSON object). Errors
+have OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``, with the
+provider's status code. Keys, models and rates: :mod:`llmops.server.access`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,40 @@ def create_app(gateway: Gateway) -> Starlette:
             return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
         except RequestError as exc:
             return _error(exc.status, exc.message, exc.kind, exc.code)
+
+    async def embeddings(request: Request) -> Response:
+        try:
+            key = access.admit(request)
+            body = await _json_body(request)
+            model, texts = body.get("model"), body.get("input")
+            if not isinstance(model, str) or not model.strip():
+                raise RequestError(400, "model is required", code="missing_model")
+            if isinstance(texts, str):
+                texts = [texts]
+            if (
+                not isinstance(texts, list)
+                or not texts
+                or not all(isinstance(t, str) for t in texts)
+            ):
+                raise RequestError(400, "input must be a text or a list of texts")
+            access.check_model(key, model)
+            params = {k: v for k, v in body.items() if k not in ("model", "input", "user")}
+            options = _attribution(request, body)
+            result = await gateway.aembed(
+                texts, model=model, api_key_name=key.name if key else None, **options, **params
+            )
+        except Refused as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
+        except RequestError as exc:
+            return _error(exc.status, exc.message, exc.kind, exc.code)
+        except BudgetExceededError as exc:
+            return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        except Exception as exc:  # the provider's error, recorded by the gateway
+            return _provider_error(exc)
+        access.count_tokens(key, result.usage.total_tokens)
+        return JSONResponse(_dump(result.raw), headers={CALL_ID_HEADER: result.call_id})
 
     async def feedback(request: Request) -> Response:
         try:
@@ -139,6 +175,7 @@ def create_app(gateway: Gateway) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             *anthropic_routes(gateway, access),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/feedback", feedback, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

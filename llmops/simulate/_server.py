@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
+import math
 import re
 import socket
 import socketserver
@@ -25,6 +27,7 @@ from llmops.simulate._reply import (
     RecordedRequest,
     Reply,
     bedrock_conversation,
+    count_words,
     gemini_conversation,
     resolve,
     split_chunks,
@@ -91,6 +94,7 @@ class FakeLLMServer:
       and ``POST /openai/v1/chat/completions``: Azure OpenAI, answered as OpenAI Chat
       Completions. Routes match the deployment named in the path.
     - ``POST /v1/messages``: Anthropic Messages, plain or streamed (SSE events).
+    - ``POST /v1/embeddings``: OpenAI embeddings: a deterministic unit vector per input.
     - ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``
       (also under ``/v1alpha`` and ``/v1``): Gemini (Google AI Studio), plain or streamed
       (SSE, ``?alt=sse``). The model comes from the path, and routes match it.
@@ -520,6 +524,8 @@ class _Handler(BaseHTTPRequestHandler):
             route, path_model = "openai", unquote(match.group(1) or "")
         elif path == "/v1/messages":
             route = "anthropic"
+        elif path == "/v1/embeddings":
+            route = "embeddings"
         elif match := _GEMINI_PATH.match(path):
             route, path_model = "gemini", unquote(match.group(1))
             stream = match.group(2) == "streamGenerateContent"
@@ -539,6 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
         reply, number = self.server.fake._take(request, path_model or None)
         if route == "anthropic":
             self._answer_anthropic(body, reply, number)
+        elif route == "embeddings":
+            self._answer_embeddings(body, reply)
         elif route == "gemini":
             self._answer_gemini(body, reply, number, path_model, stream=stream)
         elif route == "bedrock":
@@ -581,6 +589,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         message = f"No route for {self.command} {self.path} on the fake LLM server."
         self._send_json(404, fmt.openai_error(404, message))
+
+    # --- OpenAI embeddings ------------------------------------------------------------
+
+    def _answer_embeddings(self, body: dict[str, Any], reply: Reply) -> None:
+        """One deterministic unit vector per input (``dimensions``, default 8) from a hash
+        of its text; ``prompt_tokens``: the reply's, else the inputs' words."""
+        self._pause(reply.delay)
+        if reply.status >= 400:
+            self._send_error("openai", reply.status, reply.text)
+            return
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str | int) else list(raw or [])
+        dimensions = body.get("dimensions")
+        size = dimensions if isinstance(dimensions, int) else 8
+        data = [
+            {"object": "embedding", "index": i, "embedding": _vector(str(text), size)}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = reply.prompt_tokens
+        if tokens is None:
+            tokens = sum(max(1, count_words(str(text))) for text in inputs)
+        model = reply.model or str(body.get("model") or "fake-embedding")
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        self._send_json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     # --- OpenAI -------------------------------------------------------------------------
 
@@ -809,3 +841,11 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return None
+
+
+def _vector(text: str, size: int) -> list[float]:
+    """A unit vector of ``size`` numbers that depends only on ``text``."""
+    raw = hashlib.sha256(text.encode("utf-8", "replace")).digest()
+    numbers = [(raw[i % len(raw)] - 127.5) / 127.5 for i in range(max(1, min(size, 4096)))]
+    norm = math.sqrt(sum(n * n for n in numbers)) or 1.0
+    return [round(n / norm, 6) for n in numbers]

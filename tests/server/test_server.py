@@ -285,3 +285,42 @@ def test_metrics_for_prometheus(running, server) -> None:
     families = {f.name: f for f in text_string_to_metric_families(answer.text)}
     spend = sum(s.value for s in families["llmops_spend_usd"].samples if s.name.endswith("_total"))
     assert spend == pytest.approx(20 * 0.001 + 2 * 0.002)
+
+
+def test_embeddings_are_answered_priced_and_recorded(running, server) -> None:
+    app = running(
+        prices={"text-embedding-3-small": {"input_per_million": 20, "output_per_million": 0}}
+    )
+    raw = app.client().embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=["red apple", "green pear tree"], user="ann"
+    )
+    answer = raw.parse()
+    assert [len(item.embedding) for item in answer.data] == [8, 8]
+    assert answer.usage.prompt_tokens == 5
+    (row,) = app.rows()
+    assert row["id"] == raw.headers["x-llmops-call-id"]
+    assert (row["prompt_tokens"], row["completion_tokens"], row["user_id"]) == (5, 0, "ann")
+    assert row["cost_usd"] == pytest.approx(5 * 20 / 1_000_000)
+    assert row["usage_details"]["operation"] == "embeddings"
+    assert [m["content"] for m in row["request"]["messages"]] == ["red apple", "green pear tree"]
+    status, _, body = app.post("/v1/embeddings", json.dumps({"model": "m", "input": []}).encode())
+    assert status == 400 and "input" in body["error"]["message"]
+
+
+def test_the_python_api_embeds_too(make_gateway, server) -> None:
+    gw = make_gateway(prices={"text-embedding-3-small": {"input_per_million": 20,
+                                                         "output_per_million": 0}})  # fmt: skip
+    result = gw.embed(
+        "one two three", model="openai/text-embedding-3-small", api_base=server.base_url,
+        api_key="sk-test",
+    )  # fmt: skip
+    assert len(result.vectors) == 1 and result.usage.prompt_tokens == 3
+    assert result.cost_usd == pytest.approx(3 * 20 / 1_000_000)
+    server.enqueue(Reply(status=400))  # not retried by the provider's client
+    with pytest.raises(Exception, match="400"):
+        gw.embed("x", model="openai/text-embedding-3-small", api_base=server.base_url,
+                 api_key="sk-test", num_retries=0, max_retries=0)  # fmt: skip
+    gw.flush()
+    with gw.engine.connect() as connection:
+        statuses = connection.execute(sa.select(CALLS.c.status)).scalars().all()
+    assert sorted(statuses) == ["error", "ok"]
