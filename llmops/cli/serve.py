@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -12,6 +15,9 @@ from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 from llmops.errors import ConfigError
 
 DEFAULT_PORT = 4000
+# uvicorn's default (5 s) closes pooled client connections that a busy client is about to
+# reuse: it then reads a reset (seen with 200 streaming clients). Load balancers use 60+.
+KEEP_ALIVE_SECONDS = 75
 
 
 def serve(
@@ -47,7 +53,7 @@ def serve(
     import uvicorn
 
     typer.echo(f"llmops: serving on http://{host}:{port}/v1 ({workers} worker(s))", err=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         "llmops.server.app:app_from_env",
         factory=True,
         host=host,
@@ -55,7 +61,36 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    if workers > 1:  # uvicorn's supervisor: it stops its workers and exits 0 on SIGTERM
+        uvicorn.run(
+            "llmops.server.app:app_from_env", factory=True, host=host, port=port,
+            workers=workers, log_level="warning", access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )  # fmt: skip
+        return
+    _quiet_server(config).run()
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn's server, except that after a graceful stop on SIGTERM/SIGINT it exits
+        0 instead of raising the signal again (supervisors and `docker stop` expect 0)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return QuietServer
+
+
+def _quiet_server(config: object) -> Any:
+    return _server_class()(config)
 
 
 def _loopback(host: str) -> bool:

@@ -11,6 +11,7 @@ process (with ``--workers N``, a key may get up to N times its limit).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
     from llmops.gateway.budgets import BudgetGuard
     from llmops.store.keys import VirtualKey
+
+log = logging.getLogger("llmops.server")
 
 KEY_CACHE_SECONDS = 5.0
 WINDOW_SECONDS = 60.0  # rpm and tpm count the last minute
@@ -83,7 +86,17 @@ class Access:
         if now - self._loaded_at >= KEY_CACHE_SECONDS:
             from llmops.store.keys import list_keys
 
-            keys = list_keys(self._engine())
+            try:
+                keys = list_keys(self._engine())
+            except Exception as exc:  # the database is away: the keys last read still hold
+                if self._loaded_at == -math.inf:
+                    raise Refused(
+                        503, "the server cannot read its keys yet; try again", "api_error",
+                        "keys_unavailable", {"retry-after": "5"},
+                    ) from exc  # fmt: skip
+                log.warning("llmops: cannot read the keys (%s); using the last ones read", exc)
+                self._loaded_at = now  # try again after another KEY_CACHE_SECONDS
+                return self._keys
             budgets = [
                 Budget(
                     name=f"key-{k.name}",

@@ -10,7 +10,7 @@ or as Anthropic's server-sent events with ``stream: true``. Errors have Anthropi
 ``{"type": "error", "error": {"type", "message"}}``. ``model: "prompt:NAME@REF"`` renders a
 prompt with the request's ``variables``, as on the OpenAI route. Virtual keys apply as on
 the OpenAI route (the SDK's ``api_key`` arrives as ``x-api-key``). Other body fields go to
-litellm as given (``num_retries``, ...). Not translated: ``thinking`` (refused unless
+litellm when safe (``num_retries``, ``timeout``). Not translated: ``thinking`` (refused unless
 ``disabled``), server tools, document and other block types (refused), ``is_error`` of a
 tool result (dropped: OpenAI's tool messages have no such flag). A stop sequence is reported
 as ``stop_sequence`` when the text shows it (the answer is cut there); a provider that stopped
@@ -44,6 +44,7 @@ from llmops.server.app import (
     _dump,
     _json_body,
     _provider_error_body,
+    model_params,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmops.server")
 
 MESSAGES_PATH = "/v1/messages"
-# body fields this route reads itself; every other field goes to litellm as given
+ANTHROPIC_EXTRA_PARAMS = frozenset({"timeout", "num_retries", "service_tier"})
+# body fields this route reads itself; of the others only ANTHROPIC_EXTRA_PARAMS go on
 _OWN_FIELDS = frozenset(
     {
         "model", "messages", "system", "max_tokens", "stop_sequences", "temperature",
@@ -277,7 +279,11 @@ def translate_request(body: dict[str, Any]) -> Translated:
         if not isinstance(messages, list) or not messages:
             raise RequestError(400, "messages: a non-empty list is required")
         asked.messages = [*_system(system), *_conversation(messages)]
-    params = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
+    # only safe fields pass on (never api_base, api_key, extra_headers, ...: they would send
+    # the server's provider keys where a client says)
+    params = model_params(
+        {k: v for k, v in body.items() if k not in _OWN_FIELDS}, ANTHROPIC_EXTRA_PARAMS
+    )
     params["max_tokens"] = max_tokens
     asked.stop_sequences = _stop_sequences(body.get("stop_sequences"))
     if asked.stop_sequences:

@@ -46,8 +46,22 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # a larger request is refused with 413
 DRAIN_BYTES = 4 * MAX_BODY_BYTES  # read (and drop) up to this much of it before answering
 PROMPT_PREFIX = "prompt:"
 CALL_ID_HEADER = "x-llmops-call-id"
-# body fields the server reads itself; every other field goes to the model as given
-_OWN_FIELDS = frozenset({"model", "messages", "stream", "stream_options", "user", "variables"})
+# What a client may pass on to the model. Only these: litellm also takes `api_base`,
+# `api_key`, `extra_headers`, ... which would send the server's provider keys wherever a
+# client says, or let it spend on its own account through ours.
+CHAT_PARAMS = frozenset({
+    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed",
+    "tools", "tool_choice", "parallel_tool_calls", "response_format", "service_tier",
+    "reasoning_effort", "modalities", "audio", "prediction", "web_search_options",
+    "verbosity", "top_k", "functions", "function_call", "timeout", "num_retries",
+})  # fmt: skip
+EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "timeout", "num_retries"})
+
+
+def model_params(body: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    """The body's fields that go to the model: those in ``allowed``; others are dropped."""
+    return {k: v for k, v in body.items() if k in allowed}
 
 
 class RequestError(Exception):
@@ -91,7 +105,7 @@ def create_app(gateway: Gateway) -> Starlette:
             ):
                 raise RequestError(400, "input must be a text or a list of texts")
             access.check_model(key, model)
-            params = {k: v for k, v in body.items() if k not in ("model", "input", "user")}
+            params = model_params(body, EMBEDDING_PARAMS)
             options = _attribution(request, body)
             result = await gateway.aembed(
                 texts, model=model, api_key_name=key.name if key else None, **options, **params
@@ -211,9 +225,7 @@ async def _chat(
         messages = None
     elif not isinstance(messages, list) or not messages:
         raise RequestError(400, "messages must be a non-empty list", code="invalid_messages")
-    params = {k: v for k, v in body.items() if k not in _OWN_FIELDS}
-    if isinstance(body.get("metadata"), dict):
-        params.pop("metadata")  # OpenAI's stored-completion metadata: ours, not the model's
+    params = model_params(body, CHAT_PARAMS)
     if key is not None and key.models is not None:
         allowed = model
         if prompt is not None:
@@ -292,6 +304,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "the body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise RequestError(400, "the body nests too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object", code="invalid_json")
     return body
