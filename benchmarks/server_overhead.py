@@ -308,21 +308,23 @@ def profile(folder: Path, base_url: str, calls: int) -> None:
     for key, value in sorted(buckets.items(), key=lambda kv: -kv[1])[:10]:
         print(f"  {key:<28} {value / total:>6.1%}   {value / calls * 1000:>6.2f} ms/call")
     print("Cumulative time of the steps of one request (ms per call):")
-    wanted = {
-        "chat_completions": "server: the endpoint (all below)",
-        "admit": "server: access.admit (virtual keys)",
-        "_json_body": "server: read and parse the body",
-        "acomplete": "gateway: Gateway.acomplete",
-        "acompletion": "litellm: acompletion",
-        "record_response": "gateway: recorder.record_response",
-        "_completion_body": "server: response -> JSON (model_dump)",
-        "put": "store: writer.put (journal)",
+    wanted = {  # (file, function): label
+        ("llmops/server/app.py", "chat_completions"): "server: the endpoint (all below)",
+        ("llmops/server/access.py", "admit"): "server: access.admit (virtual keys)",
+        ("llmops/server/app.py", "_json_body"): "server: read and parse the body",
+        ("llmops/gateway/gateway.py", "acomplete"): "gateway: Gateway.acomplete",
+        ("llmops/gateway/gateway.py", "_prepare"): "gateway: _prepare",
+        ("llmops/gateway/gateway.py", "_asend"): "litellm: acompletion, all of it",
+        ("litellm/main.py", "acompletion"): "litellm: main.acompletion (the inner call)",
+        ("llmops/gateway/recorder.py", "record_response"): "gateway: recorder.record_response",
+        ("llmops/server/app.py", "_completion_body"): "server: response -> JSON (model_dump)",
+        ("llmops/store/writer.py", "put"): "store: writer.put (journal)",
     }
     seen: dict[str, float] = {}
     for (path, _, func), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if func in wanted and ("llmops" in path or "litellm/main.py" in path):
-            label = wanted[func]
-            seen[label] = max(seen.get(label, 0.0), cumtime)
+        for (where, name), label in wanted.items():
+            if func == name and path.endswith(where):
+                seen[label] = max(seen.get(label, 0.0), cumtime)
     for label, value in sorted(seen.items(), key=lambda kv: -kv[1]):
         print(f"  {label:<42} {value / calls * 1000:>6.2f}")
     out = io.StringIO()

@@ -162,8 +162,8 @@ def test_a_bad_body_is_a_4xx_without_traceback(served: ServeProcess, server, nam
 
 
 def test_the_servers_key_never_goes_to_a_host_the_client_names(served: ServeProcess) -> None:
-    """Every body field but a few goes to litellm: a client must not be able to point the
-    call (with the server's provider key) at a host of its choosing."""
+    """litellm takes `api_base` (and `base_url`) per call: a client must not be able to
+    point the call, with the server's provider key, at a host of its choosing."""
     with FakeLLMServer() as elsewhere:
         where = elsewhere.url
         for field in ("api_base", "base_url"):

@@ -108,7 +108,8 @@ def openai_npm() -> Path:
     (work / "package.json").write_text('{"private": true}\n', encoding="utf-8")
     result = subprocess.run(
         [npm, "install", f"openai@{OPENAI_NPM}", "--no-audit", "--no-fund", "--no-save",
-         "--loglevel=error"],
+         "--loglevel=error", "--fetch-retries=1", "--fetch-retry-mintimeout=2000",
+         "--fetch-retry-maxtimeout=5000"],
         cwd=work, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -117,6 +118,8 @@ def openai_npm() -> Path:
         if any(marker in output for marker in NETWORK_ERRORS):
             pytest.skip(f"the npm registry cannot be reached: {output.strip()[-300:]}")
         raise AssertionError(f"npm install openai@{OPENAI_NPM} failed:\n{output}")
+    if cache.exists() and not (module / "package.json").is_file():
+        shutil.rmtree(cache, ignore_errors=True)  # left half-made by an interrupted session
     try:
         work.rename(cache)  # atomic; another session may have won the race
     except OSError:
