@@ -187,12 +187,15 @@ class BudgetGuard:
             for lease in reserved.leases:
                 lease.consumed_usd += actual - reserved.estimate_usd
 
-    def commit(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Count calls in their leases, inside the writer's transaction that stores them.
+    def commit(self, rows: list[dict[str, Any]]) -> Callable[[Connection], None] | None:
+        """What counts these calls in their leases, to run inside the writer's transaction
+        that stores them; None when none of them is in a lease.
 
-        Takes no lock: the writer holds the database's write lock here, and an extension
+        Takes no lock: the writer holds the database's write lock then, and an extension
         takes this guard's lock before the database's (the other order would deadlock).
         Reading a dict is atomic."""
+        if not self._lease_ids:
+            return None
         costs: dict[str, float] = {}
         for row in rows:
             lease_ids = self._lease_ids.get(str(row["id"]), ())
@@ -200,10 +203,14 @@ class BudgetGuard:
             actual = float(cost) if isinstance(cost, int | float) else 0.0
             for lease_id in lease_ids:
                 costs[lease_id] = costs.get(lease_id, 0.0) + actual
-        ledger.commit_costs(connection, costs)
+        if not costs:
+            return None
+        return lambda connection: ledger.commit_costs(connection, costs)
 
     def stored(self, call_ids: list[str]) -> None:
         """After the commit: forget the calls stored."""
+        if not self._lease_ids:
+            return
         with self._lock:
             for call_id in call_ids:
                 self._lease_ids.pop(call_id, None)

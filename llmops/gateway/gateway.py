@@ -322,14 +322,7 @@ class Gateway:
             input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
         )
         self._admit(call)
-        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
-        call.started = time.perf_counter()
-        try:
-            response = litellm.embedding(model=call.model, input=_texts(input), **call.params)
-        except BaseException as exc:
-            self.recorder.record_failure(call, exc)
-            raise
-        return self.recorder.record_embedding(call, response)
+        return self.recorder.record_embedding(call, self._send(call))
 
     async def aembed(
         self,
@@ -349,16 +342,7 @@ class Gateway:
             input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
         )
         self._admit(call)
-        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
-        call.started = time.perf_counter()
-        try:
-            response = await litellm.aembedding(
-                model=call.model, input=_texts(input), **call.params
-            )
-        except BaseException as exc:
-            self.recorder.record_failure(call, exc)
-            raise
-        return self.recorder.record_embedding(call, response)
+        return self.recorder.record_embedding(call, await self._asend(call))
 
     def _embedding_call(
         self,
@@ -372,7 +356,7 @@ class Gateway:
         kwargs: dict[str, Any],
         key_name: str | None,
     ) -> Call:
-        texts = _texts(input)
+        texts = [input] if isinstance(input, str) else list(input)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ConfigError("embed: input must be a text or a non-empty list of texts")
         messages = [{"role": "user", "content": text} for text in texts]  # stored, estimated
@@ -394,10 +378,14 @@ class Gateway:
             raise refusal
 
     def _send(self, call: Call) -> Any:
-        """Call litellm; a failure is recorded, then re-raised unchanged."""
+        """Call litellm (chat, or embeddings for an embeddings call, whose texts are its
+        messages); a failure is recorded, then re-raised unchanged."""
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
         call.started = time.perf_counter()
         try:
+            if call.operation == "embeddings":
+                texts = [m["content"] for m in call.messages]
+                return litellm.embedding(model=call.model, input=texts, **call.params)
             return litellm.completion(model=call.model, messages=call.messages, **call.params)
         except BaseException as exc:
             self.recorder.record_failure(call, exc)
@@ -408,6 +396,9 @@ class Gateway:
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
         call.started = time.perf_counter()
         try:
+            if call.operation == "embeddings":
+                texts = [m["content"] for m in call.messages]
+                return await litellm.aembedding(model=call.model, input=texts, **call.params)
             return await litellm.acompletion(
                 model=call.model, messages=call.messages, **call.params
             )
@@ -504,10 +495,6 @@ class Gateway:
     def writer(self) -> Writer:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer
-
-
-def _texts(input: str | list[str]) -> list[str]:
-    return [input] if isinstance(input, str) else list(input)
 
 
 def _streaming(kwargs: dict[str, Any]) -> dict[str, Any]:

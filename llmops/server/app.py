@@ -30,7 +30,6 @@ from llmops.config import Settings
 from llmops.errors import (
     BudgetExceededError,
     ConfigError,
-    InvalidFeedbackError,
     LLMOpsError,
     UnknownCallError,
 )
@@ -84,10 +83,8 @@ def create_app(gateway: Gateway) -> Starlette:
             key = access.admit(request)
             body = await _json_body(request)
             return await _chat(gateway, request, body, access, key)
-        except Refused as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
-        except RequestError as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code)
+        except Exception as exc:
+            return _failure(exc)
 
     async def embeddings(request: Request) -> Response:
         try:
@@ -110,16 +107,8 @@ def create_app(gateway: Gateway) -> Starlette:
             result = await gateway.aembed(
                 texts, model=model, api_key_name=key.name if key else None, **options, **params
             )
-        except Refused as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
-        except RequestError as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code)
-        except BudgetExceededError as exc:
-            return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
-        except ConfigError as exc:
-            return _error(400, str(exc))
-        except Exception as exc:  # the provider's error, recorded by the gateway
-            return _provider_error(exc)
+        except Exception as exc:
+            return _failure(exc)
         access.count_tokens(key, result.usage.total_tokens)
         return JSONResponse(_dump(result.raw), headers={CALL_ID_HEADER: result.call_id})
 
@@ -135,21 +124,15 @@ def create_app(gateway: Gateway) -> Starlette:
             feedback_id = gateway.feedback(
                 call_id, score, name=name, comment=body.get("comment"), user=body.get("user")
             )
-        except Refused as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
-        except RequestError as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code)
-        except UnknownCallError as exc:
-            return _error(404, str(exc), "not_found_error", "unknown_call")
-        except InvalidFeedbackError as exc:
-            return _error(400, str(exc))
+        except Exception as exc:
+            return _failure(exc)
         return JSONResponse({"id": feedback_id, "object": "feedback", "call_id": call_id})
 
     async def models(request: Request) -> Response:
         try:
             key = access.admit(request)
-        except Refused as exc:
-            return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
+        except Exception as exc:
+            return _failure(exc)
         if key is not None and key.models is not None:
             return JSONResponse({"object": "list", "data": _listed(key.models)})
         return JSONResponse({"object": "list", "data": _models(gateway)})
@@ -227,40 +210,25 @@ async def _chat(
         raise RequestError(400, "messages must be a non-empty list", code="invalid_messages")
     params = model_params(body, CHAT_PARAMS)
     if key is not None and key.models is not None:
-        allowed = model
-        if prompt is not None:
-            try:
-                allowed = gateway.prompt(prompt).model
-            except ConfigError as exc:
-                raise RequestError(400, str(exc)) from None
+        allowed = gateway.prompt(prompt).model if prompt is not None else model
         access.check_model(
             key, allowed, f"{PROMPT_PREFIX}{prompt.partition('@')[0]}" if prompt else None
         )
     options = _attribution(request, body)
     options["api_key_name"] = key.name if key is not None else None
-    stream = bool(body.get("stream"))
-    try:
-        if stream:
-            handle = await gateway.astream(
-                prompt, variables, model=model, messages=messages, **options, **params
-            )
-            usage_wanted = _wants_usage(body.get("stream_options"))
-            return StreamingResponse(
-                _events(handle, usage_wanted, lambda tokens: access.count_tokens(key, tokens)),
-                media_type="text/event-stream",
-                headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
-            )
-        result = await gateway.acomplete(
+    if body.get("stream"):
+        handle = await gateway.astream(
             prompt, variables, model=model, messages=messages, **options, **params
         )
-    except BudgetExceededError as exc:
-        return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
-    except ConfigError as exc:
-        return _error(400, str(exc))
-    except LLMOpsError as exc:
-        return _error(500, str(exc), "server_error")
-    except Exception as exc:  # the provider's error, recorded by the gateway
-        return _provider_error(exc)
+        usage_wanted = _wants_usage(body.get("stream_options"))
+        return StreamingResponse(
+            _events(handle, usage_wanted, lambda tokens: access.count_tokens(key, tokens)),
+            media_type="text/event-stream",
+            headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
+        )
+    result = await gateway.acomplete(
+        prompt, variables, model=model, messages=messages, **options, **params
+    )
     access.count_tokens(key, result.usage.total_tokens)
     return JSONResponse(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
 
@@ -371,7 +339,22 @@ def _listed(models: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"id": m, "object": "model", "created": 0, "owned_by": "llmops"} for m in models]
 
 
-def _provider_error(exc: BaseException) -> Response:
+def _failure(exc: BaseException) -> Response:
+    """The answer to a request that failed, in OpenAI's shape: refused by the keys or as
+    malformed, refused by a budget, a bad prompt reference or feedback, or the provider's
+    error (the gateway recorded the call) with the provider's status."""
+    if isinstance(exc, Refused):
+        return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
+    if isinstance(exc, RequestError):
+        return _error(exc.status, exc.message, exc.kind, exc.code)
+    if isinstance(exc, BudgetExceededError):
+        return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
+    if isinstance(exc, UnknownCallError):
+        return _error(404, str(exc), "not_found_error", "unknown_call")
+    if isinstance(exc, ConfigError):  # InvalidFeedbackError too
+        return _error(400, str(exc))
+    if isinstance(exc, LLMOpsError):
+        return _error(500, str(exc), "server_error")
     status, body = _provider_error_body(exc)
     return JSONResponse(body, status_code=status)
 

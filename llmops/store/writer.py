@@ -51,6 +51,8 @@ from llmops.store.tables import CALLS, FEEDBACK
 log = logging.getLogger("llmops.writer")
 
 _TABLES = {"call": CALLS, "feedback": FEEDBACK}
+# rows of a batch -> what to run in the transaction that stores them, or None
+TransactionHook = Callable[[list[dict[str, Any]]], Callable[[Connection], None] | None]
 MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
 REPLAY_EVERY = 1.0  # seconds between looks at other processes' journal files
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -109,11 +111,13 @@ class Writer:
         self.stats = WriterStats()
         self.last_error: str | None = None
         self._inserts: dict[str, Any] = {}
-        # Run inside the transaction that stores calls, with its connection and the call
-        # rows (blocking budgets count them in their leases in the same commit); a hook
-        # that fails is logged and undone, never the calls. Then, after the commit, the
-        # observers get the ids of the calls stored (an id may come again on a replay).
-        self.transaction_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
+        # Asked, with the call rows of each batch, for a statement to run inside the
+        # transaction that stores them (blocking budgets count the calls in their leases in
+        # the same commit); None when there is nothing to do, so that a batch pays for a
+        # savepoint only when a hook has work. A statement that fails is logged and undone,
+        # never the calls. After the commit, the observers get the ids of the calls stored
+        # (an id may come again on a replay).
+        self.transaction_hooks: list[TransactionHook] = []
         self.stored_observers: list[Callable[[list[str]], None]] = []
         self._start()
         _WRITERS.add(self)
@@ -515,15 +519,14 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _run_hook(
-    hook: Callable[[Connection, list[dict[str, Any]]], None],
-    connection: Connection,
-    rows: list[dict[str, Any]],
-) -> None:
-    """Run a transaction hook in a savepoint: its failure must not cost the calls."""
+def _run_hook(hook: TransactionHook, connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Run what a transaction hook asks for in a savepoint: its failure must not cost the
+    calls."""
     try:
-        with connection.begin_nested():
-            hook(connection, rows)
+        work = hook(rows)
+        if work is not None:
+            with connection.begin_nested():
+                work(connection)
     except Exception:
         log.exception("llmops: a hook of the calls' transaction failed (calls kept)")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -41,12 +40,6 @@ WEATHER = {
 PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _hex(call_id: str) -> str:
     return "msg_" + call_id.replace("-", "")
 
@@ -78,20 +71,18 @@ class Running:
 
 
 @pytest.fixture
-def running(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo) -> Iterator[Any]:
+def running(
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo, serve_in_thread
+) -> Iterator[Any]:
     """The app on a real uvicorn server in this process; the upstream is ``server`` for
     OpenAI-style models and for Anthropic models (``ANTHROPIC_API_BASE``)."""
-    import uvicorn
-
     from llmops import Gateway
-    from llmops.server.app import create_app
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-upstream")
     monkeypatch.setenv("ANTHROPIC_API_BASE", server.anthropic_base_url)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-upstream")
-    servers: list[Any] = []
 
     def start(**kwargs: Any) -> Running:
         kwargs.setdefault("prices", PRICES)
@@ -99,25 +90,9 @@ def running(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo) -> It
             f"sqlite:///{tmp_path / 'db' / 'llmops.db'}", prompts=repo.root / "prompts",
             home=tmp_path / "home", **kwargs,
         )  # fmt: skip
-        port = _free_port()
-        config = uvicorn.Config(
-            create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
-            lifespan="on",
-        )  # fmt: skip
-        uv = uvicorn.Server(config)
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uv.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        servers.append((uv, thread))
-        return Running(gateway, f"http://127.0.0.1:{port}")
+        return Running(gateway, serve_in_thread(gateway))
 
     yield start
-    for uv, thread in servers:
-        uv.should_exit = True
-        thread.join(10)
 
 
 class Provider:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from llmops.store.tables import CALLS
 from llmops.testing import Reply
+from tests.server.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +41,6 @@ PUBLIC_HOST = "0.0.0.0"  # noqa: S104 (only ever refused here)
 def cost_of(prompt_tokens: int, completion_tokens: int) -> float:
     """What PRICES_YAML charges for a call."""
     return prompt_tokens * 1000 / 1e6 + completion_tokens * 2000 / 1e6
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

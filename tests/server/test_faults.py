@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +28,6 @@ from tests.server.test_cli_serve import (
     UPSTREAM_KEY,
     ServeProcess,
     cost_of,
-    free_port,
     start_serve,
 )
 
@@ -221,39 +219,23 @@ def test_a_client_that_leaves_mid_stream_is_cancelled_with_the_tokens_seen(
 
 
 @pytest.fixture
-def in_thread(tmp_path: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch):
-    """Start the app on a real uvicorn server in this process, over a given database."""
-    import uvicorn
-
+def in_thread(
+    tmp_path: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, serve_in_thread
+):
+    """Start the app on a real uvicorn server in this process, over a given database (the
+    server closes its gateway when it stops)."""
     from llmops import Gateway
-    from llmops.server.app import create_app
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", UPSTREAM_KEY)
     (tmp_path / "prices.yaml").write_text(PRICES_YAML, encoding="utf-8")
-    started: list[tuple[Any, Any, threading.Thread]] = []
 
     def start(database_url: str) -> tuple[Any, str]:
         gateway = Gateway(database_url, prompts=tmp_path / "prompts", home=tmp_path / "home",
                           prices=tmp_path / "prices.yaml", retry_interval=0.05)  # fmt: skip
-        port = free_port()
-        config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                                log_level="warning")  # fmt: skip
-        uv = uvicorn.Server(config)
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uv.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        started.append((gateway, uv, thread))
-        return gateway, f"http://127.0.0.1:{port}"
+        return gateway, serve_in_thread(gateway)
 
-    yield start
-    for gateway, uv, thread in started:
-        uv.should_exit = True
-        thread.join(10)
-        gateway.close()
+    return start
 
 
 def _count(url: str, ids: list[str]) -> int:

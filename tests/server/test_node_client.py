@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from llmops.store.tables import CALLS
 from llmops.testing import FakeLLMServer, Reply
-from tests.server.test_cli_serve import PRICES_YAML, UPSTREAM_KEY, cost_of, free_port
+from tests.server.test_cli_serve import PRICES_YAML, UPSTREAM_KEY, cost_of
 
 pytestmark = pytest.mark.integration
 
@@ -196,30 +196,19 @@ def upstream(server: FakeLLMServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def app(
+    upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_in_thread
+) -> Iterator[Any]:
     """The server on a real uvicorn in this process: its Gateway and its URL."""
-    import uvicorn
 
     from llmops import Gateway
-    from llmops.server.app import create_app
 
     monkeypatch.setenv("OPENAI_BASE_URL", upstream)
     monkeypatch.setenv("OPENAI_API_KEY", UPSTREAM_KEY)
     (tmp_path / "prices.yaml").write_text(PRICES_YAML, encoding="utf-8")
     gateway = Gateway(f"sqlite:///{tmp_path / 'db.sqlite'}", prompts=tmp_path / "prompts",
                       home=tmp_path / "home", prices=tmp_path / "prices.yaml")  # fmt: skip
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                                       log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield gateway, f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(10)
+    yield gateway, serve_in_thread(gateway)
 
 
 def test_the_node_sdk_chats_streams_and_calls_tools(openai_npm, app, server, tmp_path) -> None:

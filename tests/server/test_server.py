@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +20,6 @@ from llmops.store.tables import CALLS, FEEDBACK
 from llmops.testing import Reply
 
 PRICES = {"gpt-4o-mini": {"input_per_million": 1000, "output_per_million": 2000}}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Running:
@@ -54,16 +46,14 @@ class Running:
 
 
 @pytest.fixture
-def running(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo) -> Iterator[Any]:
+def running(
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo, serve_in_thread
+) -> Iterator[Any]:
     """The app on a real uvicorn server in this process; the upstream is ``server``."""
-    import uvicorn
-
     from llmops import Gateway
-    from llmops.server.app import create_app
 
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-upstream")
-    gateways: list[Any] = []
 
     def start(**kwargs: Any) -> Running:
         kwargs.setdefault("prices", PRICES)
@@ -71,27 +61,9 @@ def running(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo) -> It
             f"sqlite:///{tmp_path / 'db' / 'llmops.db'}", prompts=repo.root / "prompts",
             home=tmp_path / "home", **kwargs,
         )  # fmt: skip
-        gateways.append(gateway)
-        port = _free_port()
-        config = uvicorn.Config(
-            create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
-            lifespan="on",
-        )  # fmt: skip
-        uv = uvicorn.Server(config)
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uv.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        servers.append((uv, thread))
-        return Running(gateway, f"http://127.0.0.1:{port}")
+        return Running(gateway, serve_in_thread(gateway))
 
-    servers: list[Any] = []
     yield start
-    for uv, thread in servers:
-        uv.should_exit = True
-        thread.join(10)
 
 
 def test_a_chat_completion_is_answered_and_recorded(running, server) -> None:
