@@ -273,7 +273,7 @@ def profile(folder: Path, base_url: str, calls: int) -> None:
     from llmops.server.app import create_app
 
     gateway = Gateway(f"sqlite:///{folder / 'profile.db'}", home=folder / "profile",
-                      prompts=folder / "no-prompts")  # fmt: skip
+                      prompts=folder / "no-prompts", direct=True)  # fmt: skip
     app = create_app(gateway)
     body = {"model": MODEL, "messages": MESSAGES}
 
@@ -314,8 +314,8 @@ def profile(folder: Path, base_url: str, calls: int) -> None:
         ("llmops/server/app.py", "_json_body"): "server: read and parse the body",
         ("llmops/gateway/gateway.py", "acomplete"): "gateway: Gateway.acomplete",
         ("llmops/gateway/gateway.py", "_prepare"): "gateway: _prepare",
-        ("llmops/gateway/gateway.py", "_asend"): "litellm: acompletion, all of it",
-        ("litellm/main.py", "acompletion"): "litellm: main.acompletion (the inner call)",
+        ("llmops/gateway/gateway.py", "_asend"): "gateway: _asend (the model call)",
+        ("llmops/gateway/direct.py", "asend"): "gateway: direct.asend (httpx to upstream)",
         ("llmops/gateway/recorder.py", "record_response"): "gateway: recorder.record_response",
         ("llmops/server/app.py", "_completion_body"): "server: response -> JSON (model_dump)",
         ("llmops/store/writer.py", "put"): "store: writer.put (journal)",

@@ -21,6 +21,10 @@ with ``error.exit_code``: 2 for configuration and usage errors.
     │   ├── UnknownCallError        feedback for a call id that was never recorded
     │   └── InvalidFeedbackError    a feedback score that is not a finite number
     ├── BudgetExceededError         a blocking budget refused a call (budget, window, spend)
+    ├── ProviderError               a model provider answered with an error (direct route)
+    │   ├── ProviderRateLimitError  ... with 429 Too Many Requests
+    │   ├── ProviderTimeoutError    ... did not answer within the call's timeout
+    │   └── ProviderUnreachableError  ... could not be reached at all
     ├── DatabaseError               the database could not be reached or written
     └── GitError                    git itself failed unexpectedly
 """
@@ -43,6 +47,10 @@ __all__ = [
     "PromptFileError",
     "PromptNotFoundError",
     "PromptReferenceError",
+    "ProviderError",
+    "ProviderRateLimitError",
+    "ProviderTimeoutError",
+    "ProviderUnreachableError",
     "RenderError",
     "SandboxViolationError",
     "SchemaOutdatedError",
@@ -214,3 +222,41 @@ class BudgetExceededError(LLMOpsError):
         self.held_usd = held_usd
         self.limit_usd = limit_usd
         self.needed_usd = needed_usd
+
+
+class ProviderError(LLMOpsError):
+    """A model provider answered a call of the gateway's direct route (an OpenAI-compatible
+    upstream called without litellm, see :mod:`llmops.gateway.direct`) with an error.
+
+    ``status_code`` is the provider's HTTP status (502 when it could not be reached, 504
+    when it did not answer in time), ``body`` the provider's error body when it sent an
+    OpenAI-shaped one (``{"error": {...}}``), ``llm_provider`` the provider. Calls through
+    litellm raise litellm's own exceptions instead, unchanged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: dict[str, object] | None = None,
+        llm_provider: str = "openai",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.llm_provider = llm_provider
+        self.retry_after = retry_after
+
+
+class ProviderRateLimitError(ProviderError):
+    """The provider refused the call with 429 Too Many Requests (``retry_after`` in s)."""
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within the call's ``timeout`` (status 504)."""
+
+
+class ProviderUnreachableError(ProviderError):
+    """The provider could not be reached: refused or broken connection (status 502)."""

@@ -29,6 +29,12 @@ def serve(
         "--allow-anonymous",
         help="Listen on a non-loopback address although no key was created.",
     ),
+    direct: bool = typer.Option(
+        True,
+        "--direct/--via-litellm",
+        help="Send calls to OpenAI-compatible upstreams directly (the default: far less "
+        "overhead) or every call through litellm.",
+    ),
     url: str | None = DatabaseOption,
 ) -> None:
     """Serve /v1/chat/completions (and /v1/models, /v1/feedback, /health) for apps in any
@@ -50,6 +56,7 @@ def serve(
     engine.dispose()
     _check_free(host, port)
     os.environ["LLMOPS_DATABASE_URL"] = chosen  # for the workers' gateways
+    os.environ["LLMOPS_SERVE_DIRECT"] = "1" if direct else "0"
     import uvicorn
 
     typer.echo(f"llmops: serving on http://{host}:{port}/v1 ({workers} worker(s))", err=True)

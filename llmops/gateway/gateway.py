@@ -7,6 +7,7 @@ Recording never raises into the app and never waits for the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -25,6 +26,7 @@ from llmops.config import CONTENT_MODES, Budget, Settings
 from llmops.control.otel import exporter_from_env
 from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
 from llmops.gateway.budgets import BudgetGuard
+from llmops.gateway.direct import DirectRoute
 from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.prompts import Prompt, PromptRegistry
@@ -52,6 +54,10 @@ class Gateway:
     are the spend limits to enforce (default: ``budgets.limits`` of ``llmops.yaml``); those
     with ``action: block`` refuse calls that could take spend past them
     (:class:`~llmops.errors.BudgetExceededError`, see :mod:`llmops.gateway.budgets`).
+    ``direct=True`` sends calls to OpenAI-compatible upstreams with httpx instead of litellm
+    (much less overhead; their answers are the provider's JSON as
+    :class:`~llmops.gateway.direct.JSONObject`, their errors
+    :class:`~llmops.errors.ProviderError`; see :mod:`llmops.gateway.direct`).
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class Gateway:
         busy_timeout_ms: int = 5000,
         clock: Callable[[], datetime] | None = None,
         budgets: Sequence[Budget] | None = None,
+        direct: bool = False,
     ) -> None:
         from llmops.store.engine import check_schema, create_engine, normalize_url
         from llmops.store.writer import Writer
@@ -132,6 +139,7 @@ class Gateway:
         self.recorder.observers.append(self.budgets.settle)
         self._writer.transaction_hooks.append(self.budgets.commit)
         self._writer.stored_observers.append(self.budgets.stored)
+        self.direct = DirectRoute(_route_of) if direct else None
         _LIVE.add(self)
 
     # -- preparing a call -----------------------------------------------------------
@@ -375,6 +383,7 @@ class Gateway:
         if refusal is not None:
             blocked = Price(0.0, "priced", None)
             self.recorder.record(call, "blocked", None, blocked, None, None, error=refusal)
+            _mark(refusal, call.id)
             raise refusal
 
     def _send(self, call: Call) -> Any:
@@ -383,12 +392,15 @@ class Gateway:
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
         call.started = time.perf_counter()
         try:
+            if self.direct is not None and self.direct.accepts(call):
+                return self.direct.send(call)
             if call.operation == "embeddings":
                 texts = [m["content"] for m in call.messages]
                 return litellm.embedding(model=call.model, input=texts, **call.params)
             return litellm.completion(model=call.model, messages=call.messages, **call.params)
         except BaseException as exc:
             self.recorder.record_failure(call, exc)
+            _mark(exc, call.id)
             raise
 
     async def _asend(self, call: Call) -> Any:
@@ -396,6 +408,8 @@ class Gateway:
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
         call.started = time.perf_counter()
         try:
+            if self.direct is not None and self.direct.accepts(call):
+                return await self.direct.asend(call)
             if call.operation == "embeddings":
                 texts = [m["content"] for m in call.messages]
                 return await litellm.aembedding(model=call.model, input=texts, **call.params)
@@ -404,6 +418,7 @@ class Gateway:
             )
         except BaseException as exc:
             self.recorder.record_failure(call, exc)
+            _mark(exc, call.id)
             raise
 
     # -- recording ------------------------------------------------------------------
@@ -476,6 +491,8 @@ class Gateway:
         """Flush and stop the writer; give back what budget leases hold unused."""
         self._writer.close()
         self.budgets.close()
+        if self.direct is not None:
+            self.direct.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
         _LIVE.discard(self)
@@ -495,6 +512,18 @@ class Gateway:
     def writer(self) -> Writer:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer
+
+
+def _route_of(model: str) -> tuple[str, str | None]:
+    """litellm's routing of a model name: (the provider's name for it, the provider)."""
+    routed = litellm_loader.load().get_llm_provider(model)
+    return routed[0], routed[1]
+
+
+def _mark(exc: BaseException, call_id: str) -> None:
+    """Tell whoever catches ``exc`` which recorded call it ended (``llmops_call_id``)."""
+    with contextlib.suppress(Exception):  # an exception type may refuse new attributes
+        exc.llmops_call_id = call_id  # type: ignore[attr-defined]
 
 
 def _streaming(kwargs: dict[str, Any]) -> dict[str, Any]:

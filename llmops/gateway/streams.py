@@ -70,9 +70,11 @@ class _Tracker:
             )
         try:
             delta = chunk.choices[0].delta
-            text = delta.content or ""
-        except (AttributeError, IndexError, TypeError):
-            delta, text = None, ""
+        except (AttributeError, IndexError, TypeError, KeyError):
+            delta = None
+        text = getattr(delta, "content", None) or ""
+        if not isinstance(text, str):
+            text = ""
         calls = getattr(delta, "tool_calls", None)
         if calls:
             self.tool_calls.append(tool_call_text(calls))
@@ -235,6 +237,7 @@ class AsyncStream(_StreamBase):
             if not self._recorder.done:
                 if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
                     self._recorder.finish("cancelled")
+                    _close_later(self._recorder.response)  # stop the provider's generation
                 else:
                     self._recorder.finish("error", exc)
             raise
@@ -258,3 +261,29 @@ class AsyncStream(_StreamBase):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_CLOSING: set[Any] = set()  # tasks closing abandoned streams (kept until they are done)
+
+
+def _close_later(response: Any) -> None:
+    """Close an abandoned async stream's connection in a task of its own: the consumer was
+    cancelled (a client went away), so awaiting here would be cancelled too."""
+    import asyncio
+
+    closer = getattr(response, "aclose", None)
+    if not callable(closer):
+        return
+    try:
+        task = asyncio.get_running_loop().create_task(_quietly(closer))
+    except RuntimeError:  # no running loop: the connection goes with the garbage
+        return
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+async def _quietly(closer: Any) -> None:
+    with contextlib.suppress(Exception):
+        result = closer()
+        if hasattr(result, "__await__"):
+            await result

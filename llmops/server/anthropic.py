@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from llmops.errors import BudgetExceededError, ConfigError, LLMOpsError
+from llmops.errors import BudgetExceededError, ConfigError, LLMOpsError, ProviderError
 from llmops.server.access import Access, Refused
 from llmops.server.app import (
     CALL_ID_HEADER,
@@ -177,6 +177,9 @@ async def _messages(
         )
     except ConfigError as exc:
         return error_response(400, str(exc), call_id=_last(recorded))
+    except ProviderError as exc:  # the provider's error on the direct route, recorded
+        status, kind, message = provider_error(exc)
+        return error_response(status, message, kind, _last(recorded))
     except LLMOpsError as exc:
         return error_response(500, str(exc), "api_error", _last(recorded))
     except Exception as exc:  # the provider's error, recorded by the gateway

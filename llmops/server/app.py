@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llmops import litellm_loader
 from llmops.config import Settings
 from llmops.errors import (
     BudgetExceededError,
     ConfigError,
     LLMOpsError,
+    ProviderError,
     UnknownCallError,
 )
 from llmops.server.access import Access, Refused
@@ -55,6 +58,7 @@ CHAT_PARAMS = frozenset({
     "reasoning_effort", "modalities", "audio", "prediction", "web_search_options",
     "verbosity", "top_k", "functions", "function_call", "timeout", "num_retries",
 })  # fmt: skip
+TIMEOUT_ERRORS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError"})
 EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "timeout", "num_retries"})
 
 
@@ -163,7 +167,11 @@ def create_app(gateway: Gateway) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # litellm takes seconds to import: before the first request, not during it
+        await asyncio.to_thread(litellm_loader.load)
         yield
+        if gateway.direct is not None:
+            await gateway.direct.aclose()
         gateway.close()  # stores what is queued before the worker exits
 
     from llmops.server.anthropic import anthropic_routes  # it imports this module
@@ -186,7 +194,8 @@ def app_from_env() -> Starlette:
     """The app over a Gateway configured by the environment (uvicorn's factory)."""
     from llmops.gateway import Gateway
 
-    return create_app(Gateway())
+    direct = os.environ.get("LLMOPS_SERVE_DIRECT", "1") != "0"
+    return create_app(Gateway(direct=direct))
 
 
 async def _chat(
@@ -208,6 +217,11 @@ async def _chat(
         messages = None
     elif not isinstance(messages, list) or not messages:
         raise RequestError(400, "messages must be a non-empty list", code="invalid_messages")
+    else:
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise RequestError(400, f"messages[{i}] must be an object with a role",
+                                   code="invalid_messages")  # fmt: skip
     params = model_params(body, CHAT_PARAMS)
     if key is not None and key.models is not None:
         allowed = gateway.prompt(prompt).model if prompt is not None else model
@@ -347,22 +361,33 @@ def _failure(exc: BaseException) -> Response:
         return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
     if isinstance(exc, RequestError):
         return _error(exc.status, exc.message, exc.kind, exc.code)
+    call_id = getattr(exc, "llmops_call_id", None)  # the call was recorded: say which
+    headers = {CALL_ID_HEADER: call_id} if isinstance(call_id, str) else None
     if isinstance(exc, BudgetExceededError):
-        return _error(429, str(exc), "budget_exceeded", "budget_exceeded")
+        return _error(429, str(exc), "budget_exceeded", "budget_exceeded", headers)
     if isinstance(exc, UnknownCallError):
         return _error(404, str(exc), "not_found_error", "unknown_call")
     if isinstance(exc, ConfigError):  # InvalidFeedbackError too
         return _error(400, str(exc))
-    if isinstance(exc, LLMOpsError):
+    if isinstance(exc, LLMOpsError) and not isinstance(exc, ProviderError):
         return _error(500, str(exc), "server_error")
     status, body = _provider_error_body(exc)
-    return JSONResponse(body, status_code=status)
+    if isinstance(exc, ProviderError) and exc.retry_after is not None:
+        headers = {**(headers or {}), "retry-after": f"{exc.retry_after:g}"}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The status and OpenAI-shaped body of a provider's error: the provider's own body
+    when it sent one (direct route), else one made from the exception. A call that timed
+    out is 504 Gateway Timeout (litellm says 408, which clients read as their own fault)."""
+    if isinstance(exc, ProviderError) and exc.body is not None:
+        return exc.status_code, exc.body
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 502
+    if type(exc).__name__ in TIMEOUT_ERRORS:
+        status = 504
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
             404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip

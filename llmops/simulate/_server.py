@@ -271,6 +271,12 @@ class FakeLLMServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def disconnects(self) -> int:
+        """How many clients went away in the middle of a response (an abandoned stream)."""
+        with self._lock:
+            return self._disconnects
+
     def reset(self) -> None:
         """Forget queued replies, routes and recorded requests (the responder stays)."""
         with self._lock:

@@ -37,10 +37,14 @@ MESSAGES = [{"role": "user", "content": "Hi"}]
 NO_RETRIES = {"num_retries": 0}  # litellm would retry a 429/500 and maybe hide it
 
 
-@pytest.fixture(scope="module")
-def proc(tmp_path_factory: pytest.TempPathFactory, llm_server: FakeLLMServer) -> Iterator[Any]:
-    """One ``llmops serve`` for the module (upstream: the session's fake model server)."""
-    served = start_serve(tmp_path_factory.mktemp("faults"), llm_server.base_url)
+@pytest.fixture(scope="module", params=["--direct", "--via-litellm"])
+def proc(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    llm_server: FakeLLMServer,
+) -> Iterator[Any]:
+    """One ``llmops serve`` per route to the upstream (the session's fake model server)."""
+    served = start_serve(tmp_path_factory.mktemp("faults"), llm_server.base_url, request.param)
     # import litellm now (the first call does), so that no test pays for it in its timing
     served.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     yield served
@@ -81,13 +85,19 @@ def _is_openai_error(body: Any) -> bool:
 
 @pytest.mark.parametrize(
     ("status", "exception", "kind"),
-    [(500, openai.InternalServerError, "api_error"),
-     (429, openai.RateLimitError, "rate_limit_error"),
-     (503, openai.InternalServerError, "api_error")],
+    [(500, openai.InternalServerError, ("server_error", "api_error")),
+     (429, openai.RateLimitError, ("rate_limit_error", "rate_limit_error")),
+     (503, openai.InternalServerError, ("server_error", "api_error"))],
 )  # fmt: skip
 def test_a_provider_error_reaches_the_client_with_its_status(
-    served: ServeProcess, server: FakeLLMServer, status: int, exception: type, kind: str
+    served: ServeProcess,
+    server: FakeLLMServer,
+    status: int,
+    exception: type,
+    kind: tuple[str, str],
 ) -> None:
+    """``kind``: the error type the direct route passes on from the provider's body, and
+    the one made from litellm's exception on the other route."""
     server.enqueue(Reply(status=status, text="upstream says no"))
     user = _user()
     with pytest.raises(exception) as caught:
@@ -97,9 +107,11 @@ def test_a_provider_error_reaches_the_client_with_its_status(
     assert caught.value.status_code == status
     body = caught.value.response.json()
     assert _is_openai_error(body), body
-    assert body["error"]["type"] == kind and "upstream says no" in body["error"]["message"]
+    expected = kind[0] if "--direct" in served.process.args else kind[1]
+    assert body["error"]["type"] == expected and "upstream says no" in body["error"]["message"]
     assert len(server.requests) == 1  # no hidden retry
     (row,) = _rows_of(served, user)
+    assert caught.value.response.headers["x-llmops-call-id"] == row["id"]
     assert row["status"] == "error" and row["error_type"]
     assert not row["cost_usd"]  # a failed call is not billed
 
@@ -116,8 +128,7 @@ def test_a_provider_that_hangs_past_the_timeout(served: ServeProcess, server) ->
     )  # fmt: skip
     waited = time.monotonic() - started
     assert waited < 2.5, f"the server waited {waited:.1f} s for a 0.5 s timeout"
-    # litellm.Timeout says 408; 504 would say "the upstream timed out" more precisely
-    assert answer.status_code in (408, 504), answer.text
+    assert answer.status_code == 504, answer.text  # Gateway Timeout: not the client's fault
     body = answer.json()
     assert _is_openai_error(body) and "timed out" in body["error"]["message"].lower()
     (row,) = _rows_of(served, user)
@@ -232,7 +243,8 @@ def in_thread(
 
     def start(database_url: str) -> tuple[Any, str]:
         gateway = Gateway(database_url, prompts=tmp_path / "prompts", home=tmp_path / "home",
-                          prices=tmp_path / "prices.yaml", retry_interval=0.05)  # fmt: skip
+                          prices=tmp_path / "prices.yaml", retry_interval=0.05,
+                          direct=True)  # fmt: skip
         return gateway, serve_in_thread(gateway)
 
     return start

@@ -207,7 +207,8 @@ def app(
     monkeypatch.setenv("OPENAI_API_KEY", UPSTREAM_KEY)
     (tmp_path / "prices.yaml").write_text(PRICES_YAML, encoding="utf-8")
     gateway = Gateway(f"sqlite:///{tmp_path / 'db.sqlite'}", prompts=tmp_path / "prompts",
-                      home=tmp_path / "home", prices=tmp_path / "prices.yaml")  # fmt: skip
+                      home=tmp_path / "home", prices=tmp_path / "prices.yaml",
+                      direct=True)  # fmt: skip
     yield gateway, serve_in_thread(gateway)
 
 

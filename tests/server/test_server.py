@@ -45,9 +45,14 @@ class Running:
         return answer.status_code, dict(answer.headers), answer.json()
 
 
-@pytest.fixture
+@pytest.fixture(params=["direct", "litellm"])
 def running(
-    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo, serve_in_thread
+    request: pytest.FixtureRequest,
+    server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    repo,
+    serve_in_thread,
 ) -> Iterator[Any]:
     """The app on a real uvicorn server in this process; the upstream is ``server``."""
     from llmops import Gateway
@@ -57,6 +62,7 @@ def running(
 
     def start(**kwargs: Any) -> Running:
         kwargs.setdefault("prices", PRICES)
+        kwargs.setdefault("direct", request.param == "direct")  # both routes to the upstream
         gateway = Gateway(
             f"sqlite:///{tmp_path / 'db' / 'llmops.db'}", prompts=repo.root / "prompts",
             home=tmp_path / "home", **kwargs,
