@@ -315,7 +315,7 @@ def profile(folder: Path, base_url: str, calls: int) -> None:
         ("llmops/gateway/gateway.py", "acomplete"): "gateway: Gateway.acomplete",
         ("llmops/gateway/gateway.py", "_prepare"): "gateway: _prepare",
         ("llmops/gateway/gateway.py", "_asend"): "gateway: _asend (the model call)",
-        ("llmops/gateway/direct.py", "asend"): "gateway: direct.asend (httpx to upstream)",
+        ("llmops/gateway/direct.py", "asend"): "gateway: direct.asend (aiohttp to upstream)",
         ("llmops/gateway/recorder.py", "record_response"): "gateway: recorder.record_response",
         ("llmops/server/app.py", "_completion_body"): "server: response -> JSON (model_dump)",
         ("llmops/store/writer.py", "put"): "store: writer.put (journal)",

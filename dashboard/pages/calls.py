@@ -50,6 +50,7 @@ else:
                     if r["prompt_name"]
                     else c.DASH,
                     "User": r["user_id"] or "",
+                    "Key": r["api_key"] or "",  # the virtual key of `llmops serve`
                     "Status": r["status"],
                     "Input tokens": c.num(r["prompt_tokens"]),
                     "Output tokens": c.num(r["completion_tokens"]),
@@ -132,6 +133,7 @@ usage = {
 }
 who = {
     "user": detail["user_id"],
+    "key": detail["api_key"],
     "session": detail["session_id"],
     "tags": detail["tags"],
     "metadata": detail["metadata"],

@@ -70,6 +70,7 @@ MAX_RETRY_WAIT = 20.0
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 RETRIED = frozenset({408, 409, 429, 500, 502, 503, 504})
 PROVIDER = "openai"
+MAX_ROUTES = 10_000  # model names remembered
 
 
 class JSONObject(dict[str, Any]):
@@ -121,6 +122,8 @@ class DirectRoute:
                 route = self._route_of(model)
             except Exception:  # litellm cannot route it: neither can we
                 route = (model, None)
+            if len(self._routes) >= MAX_ROUTES:  # model names come from clients: bounded
+                self._routes.clear()
             self._routes[model] = route
         return route
 

@@ -330,6 +330,8 @@ _PROVIDERS: dict[str, str | None] = {}
 def provider_of(model: str) -> str | None:
     """The provider litellm routes ``model`` to (cached: it is asked once per model)."""
     if model not in _PROVIDERS:
+        if len(_PROVIDERS) >= 10_000:  # model names may come from a server's clients
+            _PROVIDERS.clear()
         try:
             _PROVIDERS[model] = litellm_loader.load().get_llm_provider(model)[1]
         except Exception:

@@ -36,6 +36,7 @@ from llmops.errors import (
     ProviderError,
     UnknownCallError,
 )
+from llmops.gateway.direct import CHAT_BODY
 from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
@@ -48,16 +49,12 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # a larger request is refused with 413
 DRAIN_BYTES = 4 * MAX_BODY_BYTES  # read (and drop) up to this much of it before answering
 PROMPT_PREFIX = "prompt:"
 CALL_ID_HEADER = "x-llmops-call-id"
-# What a client may pass on to the model. Only these: litellm also takes `api_base`,
-# `api_key`, `extra_headers`, ... which would send the server's provider keys wherever a
-# client says, or let it spend on its own account through ours.
-CHAT_PARAMS = frozenset({
-    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
-    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed",
-    "tools", "tool_choice", "parallel_tool_calls", "response_format", "service_tier",
-    "reasoning_effort", "modalities", "audio", "prediction", "web_search_options",
-    "verbosity", "top_k", "functions", "function_call", "timeout", "num_retries",
-})  # fmt: skip
+# What a client may pass on to the model: OpenAI's parameters (those of the direct route,
+# less the stream options that the server sets itself), and a few of litellm's. Only these:
+# litellm also takes `api_base`, `api_key`, `extra_headers`, ... which would send the
+# server's provider keys wherever a client says, or let it spend on its own account
+# through ours.
+CHAT_PARAMS = (CHAT_BODY - {"stream", "stream_options"}) | {"top_k", "timeout", "num_retries"}
 TIMEOUT_ERRORS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError"})
 EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "timeout", "num_retries"})
 

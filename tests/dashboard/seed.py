@@ -53,6 +53,7 @@ class Call:
     cost: float | None = None  # what the call costs at the list prices (None: not priced)
     unpriced: bool = False  # stored as cost_status "unpriced"
     ttft_ms: float | None = None
+    key: str | None = None  # the virtual key it came with (`llmops serve`)
     id: str | None = None
     feedback: list[Feedback] = field(default_factory=list)
 
@@ -172,7 +173,10 @@ def seed(database_url: str, repo: PromptRepo, server: Any, make_gateway: Any) ->
             server.enqueue(
                 Reply(text="Sure, here it is", prompt_tokens=pt, completion_tokens=ct, ttft=0.02)
             )
-            with app.stream(**args, model=model, user=user, tags=tags, **routing) as stream:
+            call.key = "web"  # as if through `llmops serve` with a key named web
+            with app.stream(
+                **args, model=model, user=user, tags=tags, api_key_name="web", **routing
+            ) as stream:
                 assert "".join(stream) == "Sure, here it is"
             result = stream.result
             assert result is not None and result.ttft_ms is not None

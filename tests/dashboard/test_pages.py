@@ -238,6 +238,8 @@ def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
         assert row["Cost"] == ("unpriced" if call.unpriced else c.usd(call.cost or 0))
         assert row["Latency"] == c.ms(seeded.latency_ms[call.id])
         assert row["Input tokens"] == c.num(call.prompt_tokens)
+        assert row["Key"] == (call.key or "")
+    assert any(row["Key"] == "web" for row in rows)
 
     at.selectbox(key="size").set_value(25).run()
     assert shown_rows(1, 25, 29) in texts(at.markdown)

@@ -402,3 +402,23 @@ def test_an_async_consumer_that_is_cancelled_closes_the_upstream(gateways, serve
     while server.disconnects == before:
         assert time.monotonic() < deadline, "the upstream connection was left open"
         time.sleep(0.02)
+
+
+def test_model_names_remembered_are_bounded() -> None:
+    """A server's clients choose model names: the routes remembered cannot grow forever."""
+    from llmops.gateway.direct import MAX_ROUTES, DirectRoute
+    from llmops.gateway.recorder import Call
+
+    route = DirectRoute(lambda model: (model, "openai" if model.startswith("gpt") else None))
+
+    def call(model: str, **params: Any) -> Call:
+        return Call(id="x", model=model, messages=[], params=params, prompt=None, user=None,
+                    session=None, tags=None, metadata=None, price=None)  # fmt: skip
+
+    for i in range(MAX_ROUTES + 50):
+        assert not route.accepts(call(f"m-{i}"))
+    assert len(route._routes) <= MAX_ROUTES
+    gpt = call("gpt-4o-mini", temperature=0)
+    assert route.accepts(gpt)
+    gpt.params["mock_response"] = "x"
+    assert not route.accepts(gpt)

@@ -48,3 +48,10 @@ def serve_in_thread() -> Iterator[Callable[[Any], str]]:
     for uv, thread in servers:
         uv.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(params=["direct", "litellm"])
+def direct(request: pytest.FixtureRequest) -> bool:
+    """Both routes of the server to an OpenAI-compatible upstream: direct, or via litellm
+    (``Gateway(direct=...)``): a test that takes it runs on each."""
+    return bool(request.param == "direct")

@@ -45,14 +45,9 @@ class Running:
         return answer.status_code, dict(answer.headers), answer.json()
 
 
-@pytest.fixture(params=["direct", "litellm"])
+@pytest.fixture
 def running(
-    request: pytest.FixtureRequest,
-    server,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    repo,
-    serve_in_thread,
+    server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo, serve_in_thread, direct
 ) -> Iterator[Any]:
     """The app on a real uvicorn server in this process; the upstream is ``server``."""
     from llmops import Gateway
@@ -62,7 +57,7 @@ def running(
 
     def start(**kwargs: Any) -> Running:
         kwargs.setdefault("prices", PRICES)
-        kwargs.setdefault("direct", request.param == "direct")  # both routes to the upstream
+        kwargs.setdefault("direct", direct)
         gateway = Gateway(
             f"sqlite:///{tmp_path / 'db' / 'llmops.db'}", prompts=repo.root / "prompts",
             home=tmp_path / "home", **kwargs,

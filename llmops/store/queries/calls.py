@@ -25,6 +25,7 @@ _c = CALLS.c
 CALL_LIST_COLUMNS = (
     "id", "created_at", "source", "model", "prompt_name", "prompt_version", "user_id",
     "status", "prompt_tokens", "completion_tokens", "cost_usd", "cost_status", "latency_ms",
+    "api_key",
 )  # fmt: skip
 
 
