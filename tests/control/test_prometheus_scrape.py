@@ -130,6 +130,11 @@ def test_prometheus_scrapes_the_spend(make_gateway, server, database_url, tmp_pa
         assert prometheus.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
         return value(base, "sum(llmops_spend_usd_total)")
 
+    def ready() -> bool:  # Prometheus answers 503 to queries until its storage is open
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+
+    wait_for("Prometheus to be ready", ready)  # an HTTPError (503) is an OSError: retried
     wait_for("the first scrape", lambda: spend() is not None)
     assert spend() == pytest.approx(expected, rel=1e-9)
     assert value(base, 'up{job="llmops"}') == 1
