@@ -8,10 +8,15 @@ reproduces a view: ``/?days=30&model=gpt-4o-mini&by=model``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import _common
 import streamlit as st
 
-st.set_page_config(page_title="llmops", page_icon=":material/monitoring:", layout="wide")
+# The favicon is a file of ours: a material icon would be fetched from fonts.gstatic.com on
+# every page load (an error offline).
+ICON = str(Path(__file__).with_name("icon.png"))
+st.set_page_config(page_title="llmops", page_icon=ICON, layout="wide")
 
 # Every page starts with _common.page_view(): the password form until it is entered (the
 # navigation stays hidden meanwhile), then the sidebar's date range and filters.

@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from llmops.money import axis_format
 from llmops.store import queries
 
 GROUP_LABELS = {
@@ -186,6 +187,8 @@ bars = pd.DataFrame(
     columns=["date", "key", "cost", "spend", "calls"],
 )
 layers: list[alt.Chart] = []
+# ticks with enough decimals to tell apart (fractions of a cent on a quiet day)
+money_axis = axis_format(max([t.cost_usd for t in totals] + [budget or 0.0], default=None))
 over = pd.DataFrame(
     [
         {"date": t.date.isoformat(), "cost": t.cost_usd, "spend": c.usd(t.cost_usd)}
@@ -205,7 +208,7 @@ layers.append(
     .mark_bar()
     .encode(
         x=x,
-        y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format="$,.2f")),
+        y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format=money_axis)),
         color=alt.Color("key:N", title=GROUP_LABELS[by]),
         tooltip=[
             alt.Tooltip("date:O", title="Day"),
@@ -220,6 +223,11 @@ if budget is not None:
         alt.Chart(pd.DataFrame({"budget": [budget], "label": [f"budget {c.usd(budget)}/day"]}))
         .mark_rule(color="#d62728", strokeDash=[6, 4])
         .encode(y="budget:Q", tooltip=[alt.Tooltip("label:N", title="Daily budget")])
+    )
+    layers.append(  # the line says what it is
+        alt.Chart(pd.DataFrame({"budget": [budget], "label": [f"budget {c.usd(budget)}/day"]}))
+        .mark_text(align="left", dx=4, dy=-7, color="#d62728", fontWeight="bold")
+        .encode(y="budget:Q", x=alt.value(0), text="label:N")
     )
 if len(over):
     layers.append(

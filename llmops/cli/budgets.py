@@ -8,7 +8,7 @@ import typer
 
 from llmops.cli._options import MAX_TOP, DatabaseOption, database_url
 from llmops.cli._output import emit_json, table
-from llmops.money import usd
+from llmops.money import amount, usd
 
 if TYPE_CHECKING:
     from llmops.store.queries import BudgetStatus
@@ -73,9 +73,9 @@ def _record(row: BudgetStatus) -> dict[str, object]:
         "window_end": row.window_end.isoformat(),
         "action": row.budget.action,
         "limit_usd": row.limit_usd,
-        "spent_usd": round(row.spent_usd, 10),
+        "spent_usd": amount(row.spent_usd),
         "percent": round(row.percent, 4),
-        "projected_usd": None if row.projected_usd is None else round(row.projected_usd, 10),
+        "projected_usd": amount(row.projected_usd),
         "threshold_reached": row.crossed,
         "calls": row.calls,
         "unpriced_calls": row.unpriced_calls,

@@ -11,6 +11,7 @@ import typer
 
 from llmops.cli._options import MAX_TOP, DatabaseOption, check_choices, database_url
 from llmops.cli._output import emit_json, table
+from llmops.money import amount, usd
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -67,7 +68,7 @@ def spend(
             "calls": r.calls,
             "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens,
-            "cost_usd": r.cost_usd,
+            "cost_usd": amount(r.cost_usd),
             "unpriced_calls": r.unpriced_calls,
         }
         for r in rows
@@ -88,14 +89,14 @@ def spend(
     table(
         ["DATE", by.value.upper(), "CALLS", "IN TOKENS", "OUT TOKENS", "COST", "UNPRICED"],
         [
-            [r["date"], r[by.value], r["calls"], r["prompt_tokens"], r["completion_tokens"],
-             f"${r['cost_usd']:.6f}", r["unpriced_calls"] or ""]
-            for r in records
+            [r.date.isoformat(), r.key, r.calls, r.prompt_tokens, r.completion_tokens,
+             usd(r.cost_usd), r.unpriced_calls or ""]
+            for r in rows
         ],
     )  # fmt: skip
     total = queries.overview(engine, filters)
     note = f" ({total.unpriced_calls} unpriced calls not included)" if total.unpriced_calls else ""
-    typer.echo(f"Total: {total.calls} calls, ${total.cost_usd:.6f}{note}")
+    typer.echo(f"Total: {total.calls} calls, {usd(total.cost_usd)}{note}")
 
 
 def calls(
@@ -125,6 +126,8 @@ def calls(
         sources=tuple(source),
     )
     rows, total = queries.calls_page(_engine(url), filters, limit=limit)
+    for row in rows:
+        row["cost_usd"] = amount(row["cost_usd"])
     if output is Format.json:
         emit_json(rows)
         return
@@ -148,7 +151,7 @@ def calls(
                 r["user_id"] or "",
                 r["status"],
                 f"{r['prompt_tokens'] or 0}+{r['completion_tokens'] or 0}",
-                "unpriced" if r["cost_usd"] is None else f"${r['cost_usd']:.6f}",
+                "unpriced" if r["cost_usd"] is None else usd(r["cost_usd"]),
                 f"{r['latency_ms']:.0f} ms" if r["latency_ms"] is not None else "",
             ]
             for r in rows

@@ -257,6 +257,8 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            fetched: list[str] = []  # every URL the page asks for: all must be the server's
+            page.on("request", lambda request: fetched.append(request.url))
             page.goto(address, timeout=PAGE_TIMEOUT_MS)
             page.wait_for_selector("[data-testid='stMetric']", timeout=PAGE_TIMEOUT_MS)
             page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
@@ -281,6 +283,11 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
             browser.close()
 
     assert exceptions == 0, text
+    # offline: no font, icon or script from the internet (the favicon once came from
+    # fonts.gstatic.com)
+    outside = [u for u in fetched if not u.startswith((address, "data:", "blob:"))]
+    assert fetched and not outside, outside
+    assert any("icon" in u or u.endswith(".png") for u in fetched), fetched
     assert "Overview" in text
     for label, value in expected.items():
         assert metrics.get(label, "").strip() == value, (label, metrics)

@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from dashboard import _common as c
+from llmops.money import axis_format
 from tests.dashboard.conftest import (
     PAGES,
     charts,
@@ -117,6 +118,11 @@ def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
     )
     (chart,) = charts(at)
     assert marks(chart) == {"rect", "bar", "rule", "text"}  # over-budget band, spend, budget
+    (bars,) = [layer for layer in chart["layer"] if layer["mark"]["type"] == "bar"]
+    largest = max(sum(call.cost or 0 for call in by_day[day]) for day in days)
+    assert bars["encoding"]["y"]["axis"]["format"] == axis_format(max(largest, DAILY_BUDGET))
+    labels = [layer["encoding"].get("text") for layer in chart["layer"]]
+    assert any(label and label.get("field") == "label" for label in labels)  # budget, named
 
 
 def test_overview_split_by_user_and_filtered_by_model(seeded: Seed) -> None:
