@@ -14,6 +14,7 @@ import math
 import threading
 import time as _time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -110,6 +111,13 @@ def score(value: float | None) -> str:
     if value is None or math.isnan(value):
         return DASH
     return f"{value:.2f}"
+
+
+def scores(feedback: Sequence[queries.FeedbackScore]) -> str:
+    """Feedback per name, each on its own scale: ``thumbs 0.67 (12) · stars 4.20 (5)``."""
+    if not feedback:
+        return DASH
+    return " · ".join(f"{f.name} {score(f.average)} ({f.count:,})" for f in feedback)
 
 
 def when(value: datetime | date | None) -> str:
@@ -661,7 +669,9 @@ def budget_status(view: View) -> list[queries.BudgetStatus]:
 
 
 def month_budget(view: View) -> queries.MonthBudget:
-    return queries.MonthBudget.of(spend_periods(view), view.settings.monthly_budget_usd)
+    return queries.MonthBudget.of(
+        spend_periods(view), view.settings.monthly_budget_usd, datetime.now(UTC)
+    )
 
 
 def overview(view: View) -> queries.Overview:

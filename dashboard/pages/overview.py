@@ -18,7 +18,13 @@ GROUP_LABELS = {
     "source": "Source",
     "key": "Key",
 }
-PERIOD_BEFORE = {"today": "yesterday", "this week": "last week", "this month": "last month"}
+# what each period is compared with: like with like (see queries.period_spans)
+PERIOD_BEFORE = {
+    "today": "yesterday until this time",
+    "yesterday": "the day before",
+    "this week": "last week until this time",
+    "this month": "the same days of last month",
+}
 
 view = c.page_view("Overview")
 budget = view.settings.daily_budget_usd
@@ -29,7 +35,7 @@ st.subheader("Spend")
 st.caption("Calendar periods in UTC (weeks from Monday), every call: the filters do not apply.")
 periods = c.spend_periods(view)
 month = c.month_budget(view)
-columns = st.columns(len(periods) + 1)
+columns = st.columns(len(periods) + 2)
 for column, period in zip(columns, periods, strict=False):
     before = PERIOD_BEFORE.get(period.name, "the period before")
     column.metric(
@@ -37,9 +43,17 @@ for column, period in zip(columns, periods, strict=False):
         c.usd(period.cost_usd),
         delta=c.change(period.change),
         delta_color="inverse",
-        help=f"{c.num(period.calls)} calls; {c.usd(period.previous_usd)} {before}."
+        help=f"{c.num(period.calls)} calls; {c.usd(period.previous_usd)} {before} (the "
+        "change compares with that)."
         + ("" if period.change is not None else f" No spend {before}: no change to show."),
     )
+columns[-2].metric(
+    "Forecast this month",
+    c.usd(month.forecast_usd),
+    help="The month's spend at the rate so far: month-to-date spend over the share of the "
+    "month gone by."
+    + (f" Budget {c.usd(month.budget_usd)}." if month.budget_usd is not None else ""),
+)
 if month.budget_usd is None:
     columns[-1].metric(
         "Monthly budget used",
@@ -60,6 +74,12 @@ else:
     )
     if month.over:
         st.error(f"Over the monthly budget of {c.usd(month.budget_usd)}.")
+    elif month.forecast_over:
+        st.warning(
+            f"At the rate so far this month ends at {c.usd(month.forecast_usd)}, over the "
+            f"monthly budget of {c.usd(month.budget_usd)}.",
+            icon=":material/trending_up:",
+        )
 
 budgets = c.budget_status(view) if view.settings.budgets else []
 if budgets:
@@ -118,9 +138,9 @@ row[2].metric("Cost", c.usd(summary.cost_usd), help="Priced calls only.")
 row[3].metric("Input tokens", c.num(summary.prompt_tokens))
 row[4].metric("Output tokens", c.num(summary.completion_tokens))
 row[5].metric(
-    "Avg feedback",
-    c.score(summary.feedback_avg),
-    help=f"{c.num(summary.feedback_count)} feedback scores.",
+    "Feedback scores",
+    c.num(summary.feedback_count),
+    help="Scores given to the calls of the range, of every name (averages per name below).",
 )
 row = st.columns(6)
 row[0].metric("Latency p50", c.ms(summary.latency_p50))
@@ -129,6 +149,17 @@ row[2].metric("Latency p99", c.ms(summary.latency_p99))
 row[3].metric("TTFT p50", c.ms(summary.ttft_p50), help="Time to first token (streams).")
 row[4].metric("TTFT p95", c.ms(summary.ttft_p95))
 row[5].metric("TTFT p99", c.ms(summary.ttft_p99))
+if summary.feedback:  # each name on its own scale: thumbs 0/1 and stars 1-5 never mixed
+    shown = summary.feedback[:6]
+    row = st.columns(6)
+    for column, score in zip(row, shown, strict=False):
+        column.metric(
+            f"Feedback: {score.name}",
+            c.score(score.average),
+            help=f"The average of {c.num(score.count)} `{score.name}` scores.",
+        )
+    if len(summary.feedback) > len(shown):
+        st.caption("More feedback names: " + c.scores(summary.feedback[len(shown) :]))
 
 if summary.unpriced_models:
     st.warning(

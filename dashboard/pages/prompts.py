@@ -42,7 +42,7 @@ else:
                     "Cost per call": c.usd(v.cost_per_call),
                     "Tokens per call": c.num(v.tokens_per_call, 1),
                     "Avg latency": c.ms(v.latency_avg_ms),
-                    "Feedback": c.score(v.feedback_avg),
+                    "Feedback": c.scores(v.feedback),
                     "Feedback scores": c.num(v.feedback_count),
                     "Eval pass rate": c.pct(v.eval_pass_rate),
                     "Eval suite": v.eval_suite or "",

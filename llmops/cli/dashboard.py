@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -13,14 +14,24 @@ import typer
 from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 from llmops.errors import ConfigError
 
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-
 
 def app_path() -> Path:
-    """The dashboard's entry script (``dashboard/app.py`` of this checkout)."""
-    if not APP.is_file():
-        raise ConfigError(f"the dashboard is not installed here (no {APP}); use a git checkout")
-    return APP
+    """The dashboard's entry script: ``app.py`` of the ``llmops.dashboard`` package (the
+    repository's ``dashboard/`` folder, installed under that name), once its extra's
+    dependencies (streamlit, pandas) are installed."""
+    missing = [name for name in ("streamlit", "pandas") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"the dashboard needs {' and '.join(missing)} (not installed here): "
+            'pip install "llmops[dashboard]"'
+        )
+    spec = importlib.util.find_spec("llmops.dashboard")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        app = Path(folder) / "app.py"
+        if app.is_file():
+            return app
+    raise ConfigError("the dashboard is not installed here (no llmops/dashboard/app.py)")
 
 
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,11 @@ def normalize_url(url: str) -> sa.URL:
         raise ConfigError(f"bad database URL {shown!r}: {str(exc).replace(url, shown)}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        raise ConfigError(
+            "PostgreSQL needs the psycopg driver, which is not installed: "
+            'pip install "llmops[postgres]"'
+        )
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             f"unsupported database {parsed.get_backend_name()!r} in "

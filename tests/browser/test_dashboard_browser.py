@@ -6,7 +6,8 @@ ago. The dashboard then runs exactly as a user starts it (``python -m llmops das
 and Chromium (Debian's, through Playwright) opens the overview page. The spend metrics
 must show the costs worked out here by hand from gpt-4o-mini's list price ($0.15 per
 million input tokens, $0.60 per million output tokens), and the call count the calls of
-the last 30 days. A screenshot of the page is saved in the test's tmp_path.
+the last 30 days. A screenshot of the page is kept in ``screenshots/`` at the top of the
+repository (or ``$LLMOPS_SCREENSHOTS``), for people and CI artifacts to look at.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``; CI: .ci/install-system-packages)
 and the ``playwright`` Python package (the dev extras), but no ``playwright install``:
@@ -224,32 +225,39 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
         """The metric's delta: the change against the period before; none after no spend."""
         return f"{(current - before) / before:+.1%}" if before else None
 
+    day, tick = timedelta(days=1), timedelta(microseconds=1)
+    yesterday = midnight - day
     expected = {
         "Spend today": usd(spend(midnight)),
+        "Spend yesterday": usd(spend(yesterday, midnight - tick)),
         "Spend this week": usd(spend(week)),
         "Spend this month": usd(spend(month)),
         "Calls": str(sum(1 for when, _, _ in calls if when >= window)),
         "Cost": usd(spend(window)),
     }
-    before = {  # the period before: ends where the current one starts (exclusive)
-        "Spend today": spend(midnight - timedelta(days=1), midnight - timedelta(microseconds=1)),
-        "Spend this week": spend(week - timedelta(days=7), week - timedelta(microseconds=1)),
-        "Spend this month": spend(previous_month, month - timedelta(microseconds=1)),
+    same_days = previous_month + (now - month)  # like with like: up to the same point
+    before = {
+        "Spend today": spend(yesterday, now - day),
+        "Spend yesterday": spend(yesterday - day, yesterday - tick),
+        "Spend this week": spend(week - 7 * day, now - 7 * day),
+        "Spend this month": spend(previous_month, min(same_days, month - tick)),
     }
-    deltas = {
-        label: change(spend(start), before[label])
-        for label, start in (
-            ("Spend today", midnight),
-            ("Spend this week", week),
-            ("Spend this month", month),
-        )
+    current = {
+        "Spend today": spend(midnight),
+        "Spend yesterday": spend(yesterday, midnight - tick),
+        "Spend this week": spend(week),
+        "Spend this month": spend(month),
     }
-    assert expected["Spend today"] == "$0.45"
-    assert deltas["Spend today"] == "-50.0%"  # yesterday: $0.90
+    deltas = {label: change(current[label], before[label]) for label in current}
+    assert expected["Spend today"] == "$0.45" and expected["Spend yesterday"] == "$0.90"
+    # today's call is at half of today, yesterday's at noon: until this time yesterday
+    assert deltas["Spend today"] == ("-50.0%" if now - day >= yesterday + day / 2 else None)
     assert expected["Calls"] == "3"
     assert expected["Cost"] == "$1.53"
 
-    screenshot = tmp_path / "overview.png"
+    shots = Path(os.environ.get("LLMOPS_SCREENSHOTS") or Path(__file__).parents[2] / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    screenshot = shots / "overview.png"
     with (
         dashboard(url, tmp_path, tmp_path / "dashboard.log") as address,
         sync_playwright() as playwright,

@@ -310,20 +310,30 @@ def spend_between(calls: list[Call], start: datetime, end: datetime, *, inclusiv
 
 
 def periods(seed: Seed, now: datetime) -> dict[str, tuple[float, float]]:
-    """(spend, spend in the period before) for today, this week and this month."""
+    """(spend, spend in the period before) for today, yesterday, this week and this month;
+    a running period against the one before up to the same point (like with like)."""
+    day = timedelta(days=1)
     today = datetime.combine(now.date(), time.min, UTC)
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
-    previous_month = (month - timedelta(days=1)).replace(day=1)
-    spans = {
-        "today": (today, today - timedelta(days=1)),
-        "this week": (week, week - timedelta(days=7)),
-        "this month": (month, previous_month),
-    }
+    previous_month = (month - day).replace(day=1)
+    calls = seed.calls
+
+    def until(start: datetime, end: datetime) -> float:  # end included
+        return spend_between(calls, start, end, inclusive=True)
+
+    def before(start: datetime, end: datetime) -> float:  # end excluded
+        return spend_between(calls, start, end, inclusive=False)
+
+    same_days = previous_month + (now - month)
     return {
-        name: (
-            spend_between(seed.calls, start, now, inclusive=True),
-            spend_between(seed.calls, before, start, inclusive=False),
-        )
-        for name, (start, before) in spans.items()
+        "today": (until(today, now), until(today - day, now - day)),
+        "yesterday": (before(today - day, today), before(today - 2 * day, today - day)),
+        "this week": (until(week, now), until(week - 7 * day, now - 7 * day)),
+        "this month": (
+            until(month, now),
+            until(previous_month, same_days)
+            if same_days < month
+            else before(previous_month, month),
+        ),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import statistics
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from dashboard import _common as c
 from llmops.money import axis_format
@@ -39,8 +39,12 @@ def test_every_page_works_on_an_empty_database(dashboard_env) -> None:
     assert "No calls in this range yet." in texts(at.info)
     assert metrics(at) == {
         "Spend today": "$0.00",
+        "Spend yesterday": "$0.00",
         "Spend this week": "$0.00",
         "Spend this month": "$0.00",
+        "Forecast this month": "$0.00"
+        if datetime.now(UTC).day > 1
+        else metrics(at).get("Forecast this month"),  # none in the month's first hour
         "Monthly budget used": "—",
     }
     assert any("open to anyone" in text for text in texts(at.sidebar.caption))
@@ -73,6 +77,11 @@ def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
         assert deltas(at)[f"Spend {name}"] == (c.change(change) or ""), name
     month = periods(seeded, now)["this month"][0]
     assert shown["Monthly budget used"] == c.pct(month / MONTHLY_BUDGET)
+    start = datetime.combine(now.date().replace(day=1), time.min, UTC)
+    length = ((start + timedelta(days=32)).replace(day=1) - start).total_seconds()
+    elapsed = (now - start).total_seconds()
+    if elapsed > 3600:  # the month's rate so far, over the whole month
+        assert shown["Forecast this month"] == c.usd(month * length / elapsed)
 
     # the range
     assert shown["Calls"] == str(len(calls)) == "29"
@@ -80,8 +89,11 @@ def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
     assert shown["Cost"] == c.usd(sum(call.cost or 0 for call in calls))
     assert shown["Input tokens"] == c.num(sum(call.prompt_tokens or 0 for call in calls))
     assert shown["Output tokens"] == c.num(sum(call.completion_tokens or 0 for call in calls))
-    scores = [f.score for call in calls for f in call.feedback]
-    assert shown["Avg feedback"] == c.score(statistics.mean(scores))
+    names = {f.name for call in calls for f in call.feedback}
+    assert names and shown["Feedback scores"] == str(sum(len(call.feedback) for call in calls))
+    for name in names:  # each name on its own scale
+        scores = [f.score for call in calls for f in call.feedback if f.name == name]
+        assert shown[f"Feedback: {name}"] == c.score(statistics.mean(scores))
     latencies = seeded.latencies(calls)
     ttfts = [call.ttft_ms for call in calls if call.ttft_ms is not None]
     assert len(latencies) == 29 and len(ttfts) == 2
@@ -165,7 +177,15 @@ def test_prompts_page_lists_versions_with_labels_evals_and_a_diff(seeded: Seed) 
         assert row["Cost per call"] == c.usd(statistics.mean(priced))
         assert row["Tokens per call"] == c.num(statistics.mean(tokens), 1)
         assert row["Avg latency"] == c.ms(statistics.mean(seeded.latencies(mine)))
-        assert row["Feedback"] == (c.score(statistics.mean(scores)) if scores else "—")
+        by_name: dict[str, list[float]] = defaultdict(list)
+        for call in mine:
+            for f in call.feedback:
+                by_name[f.name].append(f.score)
+        expected_feedback = " · ".join(
+            f"{name} {c.score(statistics.mean(s))} ({len(s)})"
+            for name, s in sorted(by_name.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        )
+        assert row["Feedback"] == (expected_feedback or "—")
         assert row["Feedback scores"] == str(len(scores))
         assert row["Labels"] == expected_labels[version]
         assert row["Eval pass rate"] == expected_evals.get(version, "—")

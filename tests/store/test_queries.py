@@ -62,7 +62,9 @@ def seeded(database_url: str, tmp_path: Path):
             row["prompt_version"] = None
         calls.append(row)
         if i % 4 == 0:
-            fb = feedback_row(row["id"], rng.choice([0, 1, 4, 5]))
+            stars = rng.random() < 0.5  # two names on two scales: never averaged together
+            fb = feedback_row(row["id"], rng.choice([1, 4, 5]) if stars else rng.choice([0, 1]))
+            fb["name"] = "stars" if stars else "thumbs"
             fb["comment"] = "great" if fb["score"] >= 4 else None
             feedback.append(fb)
     store_rows(engine, tmp_path / "spool", calls, feedback)
@@ -115,19 +117,40 @@ def test_spend_periods(seeded) -> None:
         )
 
     periods = {p.name: p for p in q.spend_periods(engine, now=NOW)}
+    assert list(periods) == ["today", "yesterday", "this week", "this month"]
+    day = timedelta(days=1)
+    # a running period against the one before up to the same point: like with like
     assert periods["today"].cost_usd == pytest.approx(spend(today, NOW, True))
-    assert periods["today"].previous_usd == pytest.approx(spend(today - timedelta(days=1), today))
+    assert periods["today"].previous_usd == pytest.approx(spend(today - day, NOW - day, True))
+    assert periods["yesterday"].cost_usd == pytest.approx(spend(today - day, today))
+    assert periods["yesterday"].previous_usd == pytest.approx(spend(today - 2 * day, today - day))
     assert periods["this week"].cost_usd == pytest.approx(spend(monday, NOW, True))
     assert periods["this week"].previous_usd == pytest.approx(
-        spend(monday - timedelta(days=7), monday)
+        spend(monday - 7 * day, NOW - 7 * day, True)
     )
     month = datetime(2026, 11, 1, tzinfo=UTC)
     assert periods["this month"].cost_usd == pytest.approx(spend(month, NOW, True))
+    october_18 = datetime(2026, 10, 18, 15, 30, tzinfo=UTC)  # the same days of last month
     assert periods["this month"].previous_usd == pytest.approx(
-        spend(datetime(2026, 10, 1, tzinfo=UTC), month)
+        spend(datetime(2026, 10, 1, tzinfo=UTC), october_18, True)
     )
     p = periods["this month"]
     assert p.change == pytest.approx((p.cost_usd - p.previous_usd) / p.previous_usd)
+    # the whole month at the rate so far: November has 30 days, 17 d 15.5 h are gone
+    budget = q.month_budget(engine, 100.0, now=NOW)
+    elapsed = (NOW - month).total_seconds() / (30 * 86400)
+    assert budget.forecast_usd == pytest.approx(p.cost_usd / elapsed)
+    assert budget.forecast_over == (p.cost_usd / elapsed > 100.0)
+
+
+def test_like_for_like_months_of_different_lengths() -> None:
+    """On March 31 the month before (February) is shorter: compared until its end."""
+    spans = q.period_spans(datetime(2026, 3, 31, 12, 0, tzinfo=UTC))
+    _, _, before, before_end = spans["this month"]
+    assert (before, before_end) == (
+        datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))  # fmt: skip
+    assert q.month_forecast(10.0, datetime(2026, 3, 1, 0, 30, tzinfo=UTC)) is None  # too early
+    assert q.month_forecast(10.0, datetime(2026, 3, 16, 12, 0, tzinfo=UTC)) == pytest.approx(20.0)
 
 
 def test_overview_with_filters_and_exact_percentiles(seeded) -> None:
@@ -160,7 +183,16 @@ def test_overview_with_filters_and_exact_percentiles(seeded) -> None:
         ids = {r["id"] for r in rows}
         scores = [f["score"] for f in feedback if f["call_id"] in ids]
         assert got.feedback_count == len(scores)
-        assert got.feedback_avg == pytest.approx(sum(scores) / len(scores))
+        for score in got.feedback:  # per name, each on its own scale
+            named = [
+                f["score"] for f in feedback if f["call_id"] in ids and f["name"] == score.name
+            ]
+            assert score.count == len(named) and score.average == pytest.approx(
+                sum(named) / len(named)
+            )
+        assert {s.name for s in got.feedback} == {
+            f["name"] for f in feedback if f["call_id"] in ids
+        }
 
 
 def test_empty_database(database_url: str) -> None:
@@ -221,6 +253,13 @@ def test_prompt_versions_with_latest_eval(seeded) -> None:
         ids = {r["id"] for r in mine}
         scores = [f["score"] for f in feedback if f["call_id"] in ids]
         assert got[key].feedback_count == len(scores)
+        for score in got[key].feedback:
+            named = [
+                f["score"] for f in feedback if f["call_id"] in ids and f["name"] == score.name
+            ]
+            assert score.average == pytest.approx(sum(named) / len(named))
+        counts = [score.count for score in got[key].feedback]
+        assert counts == sorted(counts, reverse=True)  # the most used name first
     assert got[("support/answer", "aaaaaaaaaaaa")].eval_pass_rate == 0.9
     assert got[("extract/ticket", "aaaaaaaaaaaa")].eval_pass_rate is None
 

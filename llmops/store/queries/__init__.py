@@ -61,6 +61,7 @@ from llmops.store.queries.metrics import (
     rollup_signature,
 )
 from llmops.store.queries.prompts import VersionStats, latest_eval_by_version, prompt_versions
+from llmops.store.queries.rollups import FeedbackScore
 from llmops.store.queries.spend import (
     GROUPINGS,
     OTHER,
@@ -72,6 +73,7 @@ from llmops.store.queries.spend import (
     daily_spend,
     daily_totals,
     month_budget,
+    month_forecast,
     overview,
     percentiles,
     period_spans,
@@ -93,6 +95,7 @@ __all__ = [
     "EvalSeries",
     "FeedbackAverage",
     "FeedbackDay",
+    "FeedbackScore",
     "Filters",
     "LatencyP95",
     "MonthBudget",
@@ -123,6 +126,7 @@ __all__ = [
     "latency_p95",
     "latest_eval_by_version",
     "month_budget",
+    "month_forecast",
     "overview",
     "percentiles",
     "period_spans",

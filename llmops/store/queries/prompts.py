@@ -11,9 +11,12 @@ from sqlalchemy.engine import Engine
 
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import (
+    FeedbackScore,
     _call_rows,
+    _feedback_by_name,
     _feedback_rows,
     _none,
+    _score,
 )
 from llmops.store.tables import (
     CALLS,
@@ -33,8 +36,8 @@ class VersionStats:
     tokens_per_call: float | None
     latency_avg_ms: float | None
     errors: int
-    feedback_avg: float | None
-    feedback_count: int
+    feedback: tuple[FeedbackScore, ...]  # per name, most scores first
+    feedback_count: int  # every name's
     first_seen: datetime
     last_seen: datetime
     eval_pass_rate: float | None
@@ -67,19 +70,15 @@ def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:
         .group_by(*version)
     )
     scores = _feedback_rows(engine, filters)
-    feedback = (
-        sa.select(
-            scores.c.prompt_name,
-            scores.c.prompt_version,
-            sa.func.sum(scores.c.score * scores.c.n),
-            sa.func.sum(scores.c.n),
-        )
-        .where(scores.c.prompt_name != "")
-        .group_by(scores.c.prompt_name, scores.c.prompt_version)
+    feedback = _feedback_by_name(scores, scores.c.prompt_name, scores.c.prompt_version).where(
+        scores.c.prompt_name != ""
     )
     with engine.connect() as connection:
         found = connection.execute(usage).all()
-        feedback_by_version = {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(feedback)}
+        feedback_by_version: dict[tuple[str, str], list[FeedbackScore]] = {}
+        for prompt, version_key, *score in connection.execute(feedback):
+            if score[1]:
+                feedback_by_version.setdefault((prompt, version_key), []).append(_score(*score))
         evals = latest_eval_by_version(connection)
     result = []
     for (
@@ -96,7 +95,7 @@ def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:
         *seen,
     ) in found:
         version_id = version_id or None
-        score_sum, rated = feedback_by_version.get((name, version_id or ""), (None, 0))
+        scored = tuple(feedback_by_version.get((name, version_id or ""), ()))
         rate, suite = evals.get((name, version_id), (None, None)) if version_id else (None, None)
         result.append(
             VersionStats(
@@ -108,8 +107,8 @@ def prompt_versions(engine: Engine, filters: Filters) -> list[VersionStats]:
                 int(tokens or 0) / int(calls),
                 float(latency) / int(timed) if timed else None,
                 int(errors or 0),
-                float(score_sum) / int(rated) if rated else None,
-                int(rated or 0),
+                scored,
+                sum(score.count for score in scored),
                 _as_datetime(seen[0]),
                 _as_datetime(seen[1]),
                 rate,

@@ -4,6 +4,7 @@ for the whole UTC days of a range, the calls themselves for the partial days at 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -121,3 +122,28 @@ def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
 def _none(column: sa.ColumnElement[str]) -> sa.ColumnElement[str | None]:
     """'' (the rollups' NULL) back to NULL."""
     return sa.func.nullif(column, "")
+
+
+@dataclass(frozen=True)
+class FeedbackScore:
+    """One feedback name's scores: each name has its own scale (thumbs 0/1, stars 1-5, ...),
+    so they are never averaged together."""
+
+    name: str
+    count: int
+    average: float
+
+
+def _feedback_by_name(scores: sa.Subquery, *keys: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """(keys..., name, count, sum of scores) per feedback name of ``scores``."""
+    return (
+        sa.select(
+            *keys, scores.c.name, sa.func.sum(scores.c.n), sa.func.sum(scores.c.score * scores.c.n)
+        )
+        .group_by(*keys, scores.c.name)
+        .order_by(*keys, sa.func.sum(scores.c.n).desc(), scores.c.name)
+    )
+
+
+def _score(name: str, count: Any, total: Any) -> FeedbackScore:
+    return FeedbackScore(str(name), int(count), float(total) / int(count))

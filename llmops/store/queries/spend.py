@@ -15,11 +15,14 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from llmops.store.queries.filters import Filters, _as_date
 from llmops.store.queries.rollups import (
+    FeedbackScore,
     _call_key,
     _call_rows,
+    _feedback_by_name,
     _feedback_rows,
     _none,
     _rows,
+    _score,
     _spend_figures,
 )
 from llmops.store.tables import (
@@ -53,29 +56,35 @@ class Period:
 
 
 def period_spans(now: datetime) -> dict[str, tuple[datetime, datetime, datetime, datetime]]:
-    """Period name -> (start, now, previous start, previous end): today, this week (from
-    Monday) and this month, in UTC."""
+    """Period name -> (start, end, start before, end before), ends exclusive, in UTC: today,
+    yesterday, this week (from Monday) and this month. A period still running is compared
+    like with like, with the period before up to the same point: today with yesterday until
+    this time, this week with last week until this time, this month with last month until
+    the same day and time (or its end, when it was shorter). Yesterday is compared with the
+    whole day before."""
+    tick = timedelta(microseconds=1)  # `now` itself is in the running periods
+    day = timedelta(days=1)
     today = datetime.combine(now.date(), datetime.min.time(), UTC)
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
-    previous_month = (month - timedelta(days=1)).replace(day=1)
+    previous_month = (month - day).replace(day=1)
     return {
-        "today": (today, now, today - timedelta(days=1), today),
-        "this week": (week, now, week - timedelta(days=7), week),
-        "this month": (month, now, previous_month, month),
-    }
+        "today": (today, now + tick, today - day, now - day + tick),
+        "yesterday": (today - day, today, today - 2 * day, today - day),
+        "this week": (week, now + tick, week - 7 * day, now - 7 * day + tick),
+        "this month": (month, now + tick, previous_month,
+                       min(previous_month + (now - month) + tick, month)),
+    }  # fmt: skip
 
 
 def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
-    """Spend today, this week (from Monday) and this month, each against the period before."""
+    """Spend today, yesterday, this week (from Monday) and this month, each against the
+    period before, like with like (see :func:`period_spans`)."""
     now = now or datetime.now(UTC)
     spans = period_spans(now)
     ranges = []
     for start, end, previous_start, previous_end in spans.values():
-        ranges += [
-            Filters(start, end + timedelta(microseconds=1)),
-            Filters(previous_start, previous_end),
-        ]
+        ranges += [Filters(start, end), Filters(previous_start, previous_end)]
     with engine.connect() as connection:
         sums = []
         for filters in ranges:
@@ -219,6 +228,7 @@ def daily_totals(
 class MonthBudget:
     month_to_date_usd: float
     budget_usd: float | None
+    forecast_usd: float | None = None  # the whole month at the rate so far
 
     @property
     def used(self) -> float | None:
@@ -228,18 +238,43 @@ class MonthBudget:
     def over(self) -> bool:
         return self.budget_usd is not None and self.month_to_date_usd > self.budget_usd
 
+    @property
+    def forecast_over(self) -> bool:
+        """Whether the month, at the rate so far, ends over the budget."""
+        return (
+            self.budget_usd is not None
+            and self.forecast_usd is not None
+            and self.forecast_usd > self.budget_usd
+        )
+
     @classmethod
-    def of(cls, periods: Sequence[Period], budget_usd: float | None) -> MonthBudget:
-        """From the periods ``spend_periods`` returned (no query)."""
+    def of(
+        cls, periods: Sequence[Period], budget_usd: float | None, now: datetime | None = None
+    ) -> MonthBudget:
+        """From the periods ``spend_periods`` returned (no query); the forecast is the
+        month-to-date spend over the share of the month gone by at ``now``."""
         this_month = next(p for p in periods if p.name == "this month")
-        return cls(this_month.cost_usd, budget_usd)
+        return cls(this_month.cost_usd, budget_usd, month_forecast(this_month.cost_usd, now))
+
+
+def month_forecast(month_to_date_usd: float, now: datetime | None = None) -> float | None:
+    """The month's spend at the rate so far: month-to-date / share of the month elapsed
+    (None in the month's first hour, when the rate says nothing yet)."""
+    now = now or datetime.now(UTC)
+    start = datetime.combine(now.date().replace(day=1), datetime.min.time(), UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    elapsed = (now - start).total_seconds()
+    if elapsed < 3600:
+        return None
+    return month_to_date_usd * (end - start).total_seconds() / elapsed
 
 
 def month_budget(
     engine: Engine, budget_usd: float | None, now: datetime | None = None
 ) -> MonthBudget:
-    """Month-to-date spend against the monthly budget."""
-    return MonthBudget.of(spend_periods(engine, now), budget_usd)
+    """Month-to-date spend against the monthly budget, and the month's forecast."""
+    now = now or datetime.now(UTC)
+    return MonthBudget.of(spend_periods(engine, now), budget_usd, now)
 
 
 # -- overview ---------------------------------------------------------------------------
@@ -262,8 +297,8 @@ class Overview:
     ttft_p50: float | None
     ttft_p95: float | None
     ttft_p99: float | None
-    feedback_count: int
-    feedback_avg: float | None
+    feedback_count: int  # every name's
+    feedback: tuple[FeedbackScore, ...]  # per name, most scores first
     unpriced_models: tuple[str, ...] = ()  # models of completed calls with no known price
     approximate_calls: int = 0  # priced, but the price map lacked a rate they used
     approximate_models: tuple[str, ...] = ()
@@ -276,7 +311,7 @@ class Overview:
 
 
 def overview(engine: Engine, filters: Filters) -> Overview:
-    """Calls, errors, cost, tokens, latency and TTFT percentiles, average feedback."""
+    """Calls, errors, cost, tokens, latency and TTFT percentiles, feedback per name."""
     rows = _call_rows(engine, filters)
 
     def calls_with(status: str) -> sa.ColumnElement[Any]:
@@ -302,11 +337,11 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     )
     approximate = _approximate_calls(engine, filters)
     scores = _feedback_rows(engine, filters)
-    feedback = sa.select(sa.func.sum(scores.c.n), sa.func.sum(scores.c.score * scores.c.n))
+    feedback = _feedback_by_name(scores)
     with engine.connect() as connection:
         approximated = connection.execute(approximate).all()
         t = connection.execute(totals).one()
-        feedback_count, score_sum = connection.execute(feedback).one()
+        by_name = tuple(_score(*row) for row in connection.execute(feedback) if row[1])
         unpriced_models = tuple(connection.execute(unpriced).scalars())
         latency, ttft = percentiles(
             connection, (_c.latency_ms, _c.ttft_ms), filters.where(), (0.5, 0.95, 0.99)
@@ -327,8 +362,8 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         ttft_p50=ttft[0],
         ttft_p95=ttft[1],
         ttft_p99=ttft[2],
-        feedback_count=int(feedback_count or 0),
-        feedback_avg=float(score_sum) / int(feedback_count) if feedback_count else None,
+        feedback_count=sum(score.count for score in by_name),
+        feedback=by_name,
         unpriced_models=unpriced_models,
         approximate_calls=sum(int(n) for _, n in approximated),
         approximate_models=tuple(model for model, _ in approximated),
