@@ -14,12 +14,14 @@ import math
 import threading
 import time as _time
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import altair as alt
 import streamlit as st
 from sqlalchemy.engine import Engine
 
@@ -111,6 +113,45 @@ def score(value: float | None) -> str:
     if value is None or math.isnan(value):
         return DASH
     return f"{value:.2f}"
+
+
+# Series colours: no red (red means over budget), grey for "(other)". A key keeps its colour
+# whatever the filters show with it (see key_colours).
+ALERT_RED = "#d62728"
+OTHER_GREY = "#9e9e9e"
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+    "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d",
+)  # fmt: skip
+
+
+def key_colours(keys: Sequence[str], known: Sequence[str] = ()) -> alt.Scale:
+    """A colour scale for ``keys`` in which a key's colour does not depend on what else is
+    shown, so a model keeps its colour when filters change. The ``known`` keys (every model,
+    prompt, user or source of the database: what the sidebar lists) take the palette's
+    slots first, in order of a stable hash, a key whose slot is taken taking the next free
+    one; other keys follow the same way. Past 16 keys colours repeat. ``(other)`` is grey."""
+    taken: set[int] = set()
+    slots: dict[str, int] = {}
+    for key in [*sorted(set(known)), *sorted(set(keys) - set(known))]:
+        if key == queries.OTHER or key in slots:
+            continue
+        slot = zlib.crc32(key.encode()) % len(PALETTE)
+        free = [(slot + step) % len(PALETTE) for step in range(len(PALETTE))]
+        slot = next((s for s in free if s not in taken), slot)
+        taken.add(slot)
+        slots[key] = slot
+    domain = sorted(set(keys))
+    return alt.Scale(
+        domain=domain,
+        range=[OTHER_GREY if k == queries.OTHER else PALETTE[slots[k]] for k in domain],
+    )
+
+
+def known_keys(view: View, by: str) -> list[str]:
+    """Every key of a grouping the database knows (the sidebar's choices), for colours."""
+    field = {"model": "models", "prompt": "prompts", "user": "users", "source": "sources"}
+    return filter_options(view.url).get(field.get(by, ""), [])
 
 
 def scores(feedback: Sequence[queries.FeedbackScore]) -> str:

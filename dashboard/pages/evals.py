@@ -43,14 +43,24 @@ st.altair_chart(
     alt.Chart(history)
     .mark_line(point=True)
     .encode(
-        x=alt.X("started:T", title="Started (UTC)", axis=alt.Axis(format="%Y-%m-%d %H:%M")),
+        x=alt.X(
+            "started:T",
+            title="Started (UTC)",
+            axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=-45),
+            scale=alt.Scale(padding=40),  # one or two runs: points off the plot's edges
+        ),
         y=alt.Y(
             "pass_rate:Q",
             title="Pass rate",
             scale=alt.Scale(domain=[0, 1]),
             axis=alt.Axis(format="%"),
         ),
-        color=alt.Color("series:N", title="Suite · role"),
+        color=alt.Color(
+            "series:N",
+            title="Suite · role",
+            scale=c.key_colours(list(history["series"])),
+            legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
+        ),
         tooltip=[
             alt.Tooltip("series:N", title="Suite · role"),
             alt.Tooltip("run:N", title="Run"),

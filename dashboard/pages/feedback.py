@@ -44,7 +44,12 @@ for name in dict.fromkeys(counts["feedback"]):
             x=alt.X("score:O", title="Score"),
             xOffset="version:N",
             y=alt.Y("count:Q", title="Scores given"),
-            color=alt.Color("version:N", title="Prompt version"),
+            color=alt.Color(
+                "version:N",
+                title="Prompt version",
+                scale=c.key_colours(list(counts["version"])),
+                legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
+            ),
             tooltip=["version:N", "score:O", "count:Q"],
         ),
         width="stretch",
@@ -65,35 +70,46 @@ with st.expander("Score counts"):
 
 # -- trend --------------------------------------------------------------------------------
 st.subheader("Average score per day")
+st.caption("One chart per feedback name, each on its own scale (thumbs 0-1, stars 1-5, ...).")
 trend = pd.DataFrame(
     [
         {
             "day": d.date.isoformat(),
-            "series": f"{version(d.prompt_name, d.prompt_version)} · {d.name}",
+            "version": version(d.prompt_name, d.prompt_version),
+            "feedback": d.name,
             "average": d.average,
             "shown": c.score(d.average),
             "count": d.count,
         }
         for d in c.feedback_trend(view)
     ],
-    columns=["day", "series", "average", "shown", "count"],
+    columns=["day", "version", "feedback", "average", "shown", "count"],
 )
-st.altair_chart(
-    alt.Chart(trend)
-    .mark_line(point=True)
-    .encode(
-        x=alt.X("day:T", title="Day (UTC)"),
-        y=alt.Y("average:Q", title="Average score"),
-        color=alt.Color("series:N", title="Version · feedback"),
-        tooltip=[
-            alt.Tooltip("series:N", title="Version · feedback"),
-            alt.Tooltip("day:T", title="Day"),
-            alt.Tooltip("shown:N", title="Average"),
-            alt.Tooltip("count:Q", title="Scores"),
-        ],
-    ),
-    width="stretch",
-)
+for name in dict.fromkeys(trend["feedback"]):
+    part = trend[trend["feedback"] == name]
+    st.markdown(f"##### {name}")
+    st.altair_chart(
+        alt.Chart(part)
+        .mark_line(point=True)
+        .encode(
+            # the days as the Overview writes them
+            x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-45)),
+            y=alt.Y("average:Q", title=f"Average {name}", scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "version:N",
+                title="Prompt version",
+                scale=c.key_colours(list(part["version"])),
+                legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
+            ),
+            tooltip=[
+                alt.Tooltip("version:N", title="Prompt version"),
+                alt.Tooltip("day:O", title="Day"),
+                alt.Tooltip("shown:N", title=f"Average {name}"),
+                alt.Tooltip("count:Q", title="Scores"),
+            ],
+        ),
+        width="stretch",
+    )
 
 # -- comments -----------------------------------------------------------------------------
 st.subheader("Latest comments")

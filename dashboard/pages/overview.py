@@ -231,7 +231,7 @@ over = pd.DataFrame(
 if len(over):
     layers.append(
         alt.Chart(over)
-        .mark_rect(color="#d62728", opacity=0.12)
+        .mark_rect(color=c.ALERT_RED, opacity=0.12)
         .encode(x=x, tooltip=[alt.Tooltip("date:O", title="Over budget"), "spend:N"])
     )
 layers.append(
@@ -240,7 +240,12 @@ layers.append(
     .encode(
         x=x,
         y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format=money_axis)),
-        color=alt.Color("key:N", title=GROUP_LABELS[by]),
+        color=alt.Color(
+            "key:N",
+            title=GROUP_LABELS[by],
+            scale=c.key_colours(list(bars["key"]), c.known_keys(view, by)),
+            legend=alt.Legend(labelLimit=0),
+        ),
         tooltip=[
             alt.Tooltip("date:O", title="Day"),
             alt.Tooltip("key:N", title=GROUP_LABELS[by]),
@@ -252,18 +257,18 @@ layers.append(
 if budget is not None:
     layers.append(
         alt.Chart(pd.DataFrame({"budget": [budget], "label": [f"budget {c.usd(budget)}/day"]}))
-        .mark_rule(color="#d62728", strokeDash=[6, 4])
+        .mark_rule(color=c.ALERT_RED, strokeDash=[6, 4])
         .encode(y="budget:Q", tooltip=[alt.Tooltip("label:N", title="Daily budget")])
     )
     layers.append(  # the line says what it is
         alt.Chart(pd.DataFrame({"budget": [budget], "label": [f"budget {c.usd(budget)}/day"]}))
-        .mark_text(align="left", dx=4, dy=-7, color="#d62728", fontWeight="bold")
+        .mark_text(align="left", dx=4, dy=-7, color=c.ALERT_RED, fontWeight="bold")
         .encode(y="budget:Q", x=alt.value(0), text="label:N")
     )
 if len(over):
     layers.append(
         alt.Chart(over)
-        .mark_text(text="over", color="#d62728", dy=-8, fontWeight="bold")
+        .mark_text(text="over", color=c.ALERT_RED, dy=-8, fontWeight="bold")
         .encode(x=x, y="cost:Q")
     )
 st.altair_chart(alt.layer(*layers), width="stretch")

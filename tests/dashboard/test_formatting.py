@@ -52,3 +52,21 @@ def test_percentages_latencies_and_counts() -> None:
     assert c.score(0.5714) == "0.57"
     assert c.plural(1, "call") == "1 call"
     assert c.plural(2, "call") == "2 calls"
+
+
+def test_a_key_keeps_its_colour_whatever_else_is_shown() -> None:
+    models = ["gpt-4o-mini", "gpt-4o", "claude-haiku-4-5", "o3-mini"]
+
+    def colours(keys: list[str]) -> dict[str, str]:
+        scale = c.key_colours(keys, known=models).to_dict()  # the database's models
+        return dict(zip(scale["domain"], scale["range"], strict=True))
+
+    every = colours(models)
+    assert len(set(every.values())) == len(models)  # told apart
+    for i in range(len(models)):  # a filter that shows one model, or all but one
+        assert colours([models[i]])[models[i]] == every[models[i]]
+    assert c.ALERT_RED not in every.values()  # red means over budget
+    assert colours(["gpt-4o", "(other)"])["(other)"] == c.OTHER_GREY
+    many = dict(zip(*[c.key_colours([f"user-{i}" for i in range(16)]).to_dict()[k]
+                      for k in ("domain", "range")], strict=True))  # fmt: skip
+    assert len(set(many.values())) == 16  # the palette is used up before a colour repeats

@@ -319,6 +319,11 @@ def test_feedback_page_shows_distribution_trend_and_comments(seeded: Seed) -> No
     assert [r["Comment"] for r in table(at, "Comment")] == [text for _, text in comments]
     assert len(comments) == 4
     assert [marks(spec) for spec in charts(at)] == [{"bar"}, {"line"}]
+    trend = charts(at)[1]["encoding"]
+    assert trend["y"]["title"] == "Average thumbs"  # one chart per name, on its own scale
+    assert trend["x"]["field"] == "day" and trend["x"]["type"] == "ordinal"  # as the Overview
+    assert trend["color"]["legend"]["labelLimit"] == 0  # full version names in the legend
+    assert c.ALERT_RED not in trend["color"]["scale"]["range"]
 
     # the trend follows the sidebar filters
     at.multiselect(key="version").set_value([seeded.versions["answer-v1"]]).run()
