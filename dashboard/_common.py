@@ -58,7 +58,7 @@ FILTERS = (
 # query parameters that belong to one page (the others are shared by every page)
 PAGE_PARAMS = {
     "Overview": ("by",),
-    "Calls": ("size", "page", "call"),
+    "Calls": ("size", "sort", "page", "call"),
     "Evals": ("batch",),
 }
 
@@ -668,9 +668,9 @@ def _eval_comparisons(url: str, batch_id: str) -> list[eval_history.BatchCompari
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def _calls_page(
-    url: str, key: queries.Filters, limit: int, offset: int
+    url: str, key: queries.Filters, limit: int, offset: int, order: str
 ) -> tuple[list[dict[str, Any]], int]:
-    return queries.calls_page(_engine(url), key, limit=limit, offset=offset)
+    return queries.calls_page(_engine(url), key, limit=limit, offset=offset, order=order)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -739,8 +739,10 @@ def eval_comparisons(view: View, batch_id: str) -> list[eval_history.BatchCompar
     return _eval_comparisons(view.url, batch_id)
 
 
-def calls_page(view: View, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    return _calls_page(view.url, view.key, limit, offset)
+def calls_page(
+    view: View, limit: int, offset: int, order: str = "newest"
+) -> tuple[list[dict[str, Any]], int]:
+    return _calls_page(view.url, view.key, limit, offset, order)
 
 
 def call_detail(view: View, call_id: str) -> dict[str, Any] | None:

@@ -10,37 +10,48 @@ import pandas as pd
 import streamlit as st
 
 SIZES = [25, 50, 100, 200]
+ORDERS = {  # queries.CALL_ORDERS: the sort is over every matching call, not one page
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "cost": "Dearest first",
+    "latency": "Slowest first",
+    "tokens": "Most tokens first",
+}
 
 view = c.page_view("Calls")
 st.title("Calls")
 
 
 # -- the table ----------------------------------------------------------------------------
-top = st.columns([1, 1, 3])
+top = st.columns([1, 1, 1, 2])
 c.bound_choice("size", SIZES, 50, int)
 size = top[0].selectbox("Rows per page", SIZES, key="size")
 c.publish("size", str(size))
+c.bound_choice("sort", list(ORDERS), "newest")
+order = top[1].selectbox("Sort", list(ORDERS), format_func=ORDERS.get, key="sort")
+c.publish("sort", None if order == "newest" else order)
 
 wanted = c.url_int("page", 1, c.MAX_PAGE)
 if wanted is not None:
     st.session_state["page"] = wanted
 page = st.session_state.get("page")
 page = page if isinstance(page, int) and page >= 1 else 1
-rows, total = c.calls_page(view, size, (page - 1) * size)
+rows, total = c.calls_page(view, size, (page - 1) * size, order)
 pages = max(1, math.ceil(total / size))  # pagination, not a figure about calls
 if page > pages:
     page = pages
-    rows, total = c.calls_page(view, size, (page - 1) * size)
+    rows, total = c.calls_page(view, size, (page - 1) * size, order)
 st.session_state["page"] = page
-top[1].number_input("Page", min_value=1, max_value=pages, step=1, key="page")
+top[2].number_input("Page", min_value=1, max_value=pages, step=1, key="page")
 c.publish("page", str(page))
 
 if total == 0:
     c.no_data()
 else:
     first = (page - 1) * size + 1
-    top[2].markdown(f"\n\nRows {first:,}\u2013{first + len(rows) - 1:,} of {total:,}")
-    st.dataframe(
+    top[3].markdown(f"\n\nRows {first:,}\u2013{first + len(rows) - 1:,} of {total:,}")
+    # numbers stay numbers (a column sorts as numbers); a click on a row opens the call
+    picked = st.dataframe(
         pd.DataFrame(
             [
                 {
@@ -52,10 +63,11 @@ else:
                     "User": r["user_id"] or "",
                     "Key": r["api_key"] or "",  # the virtual key of `llmops serve`
                     "Status": r["status"],
-                    "Input tokens": c.num(r["prompt_tokens"]),
-                    "Output tokens": c.num(r["completion_tokens"]),
-                    "Cost": c.cost(r["cost_usd"], r["cost_status"]),
-                    "Latency": c.ms(r["latency_ms"]),
+                    "Input tokens": r["prompt_tokens"],
+                    "Output tokens": r["completion_tokens"],
+                    "Cost (USD)": r["cost_usd"] if r["cost_status"] != "unpriced" else None,
+                    "Priced": "unpriced" if r["cost_status"] == "unpriced" else r["cost_status"],
+                    "Latency": r["latency_ms"],
                     "Source": r["source"],
                     "Call id": r["id"],
                 }
@@ -64,7 +76,23 @@ else:
         ),
         hide_index=True,
         key="calls",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "Input tokens": st.column_config.NumberColumn(format="%d"),
+            "Output tokens": st.column_config.NumberColumn(format="%d"),
+            "Cost (USD)": st.column_config.NumberColumn(
+                format="plain", help="Every digit stored; empty when unpriced (see Priced)."
+            ),
+            "Latency": st.column_config.NumberColumn(format="%.0f ms"),
+        },
     )
+    chosen_rows = picked.selection.rows if picked is not None else []
+    if chosen_rows and chosen_rows[0] < len(rows):
+        clicked = rows[chosen_rows[0]]["id"]
+        if st.session_state.get("_clicked") != clicked:  # a new click: open that call
+            st.session_state["_clicked"] = clicked
+            st.session_state["call"] = clicked
 
 # -- one call -----------------------------------------------------------------------------
 st.subheader("Call detail")
@@ -112,7 +140,7 @@ if detail["status"] != "ok":
     if detail["error_message"]:
         st.code(detail["error_message"], language=None, wrap_lines=True)
 
-row = st.columns(6)
+row = st.columns([1.6, 1, 1, 1, 1, 1])  # the cost keeps all its digits
 row[0].metric(
     "Cost",
     c.cost(detail["cost_usd"], detail["cost_status"]),

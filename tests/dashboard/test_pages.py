@@ -4,9 +4,12 @@ equal the figures computed here from what was seeded."""
 from __future__ import annotations
 
 import difflib
+import math
 import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
+
+import pytest
 
 from dashboard import _common as c
 from llmops.money import axis_format
@@ -259,13 +262,33 @@ def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
     rows = table(at, "Call id")
     assert [r["Call id"] for r in rows] == [call.id for call in calls]
     by_id = {r["Call id"]: r for r in rows}
-    for call in calls:
+    for call in calls:  # numbers stay numbers, so that columns sort as numbers
         row = by_id[call.id]
-        assert row["Cost"] == ("unpriced" if call.unpriced else c.usd(call.cost or 0))
-        assert row["Latency"] == c.ms(seeded.latency_ms[call.id])
-        assert row["Input tokens"] == c.num(call.prompt_tokens)
+        if call.unpriced:
+            assert math.isnan(row["Cost (USD)"]) and row["Priced"] == "unpriced"
+        else:
+            assert row["Cost (USD)"] == pytest.approx(call.cost or 0, rel=1e-9)
+        assert row["Latency"] == pytest.approx(seeded.latency_ms[call.id])
+        assert row["Input tokens"] == (call.prompt_tokens or 0) or math.isnan(row["Input tokens"])
         assert row["Key"] == (call.key or "")
     assert any(row["Key"] == "web" for row in rows)
+
+    # sorted over every matching call, not within the page: the dearest first
+    at.selectbox(key="sort").set_value("cost").run()
+    assert at.query_params["sort"] == ["cost"] or at.query_params["sort"] == "cost"
+    dearest = [r["Call id"] for r in table(at, "Call id")]
+    priced = sorted((call for call in calls if not call.unpriced and call.cost is not None),
+                    key=lambda call: -(call.cost or 0))  # fmt: skip
+    assert dearest[: len(priced)][:3] == [call.id for call in priced][:3]
+    at.selectbox(key="sort").set_value("newest").run()
+
+    # a click on a row (the table's selection) opens that call below
+    assert at.selectbox(key="call").value is None
+    clicked = table(at, "Call id")[2]["Call id"]
+    at.session_state["calls"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and at.selectbox(key="call").value == clicked
+    assert clicked[:8] in at.selectbox(key="call").format_func(clicked)
 
     at.selectbox(key="size").set_value(25).run()
     assert shown_rows(1, 25, 29) in texts(at.markdown)
@@ -280,6 +303,7 @@ def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
     assert not at.exception
     shown = metrics(at)
     assert shown["Cost"] == c.usd(first.cost) == "$0.35"
+    assert at.selectbox(key="call").value == first.id
     assert shown["Cost status"] == "priced"
     assert shown["Latency"] == c.ms(seeded.latency_ms[first.id])
     assert shown["TTFT"] == "—"

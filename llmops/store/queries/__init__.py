@@ -42,6 +42,7 @@ from llmops.store.queries.alerts import (
 from llmops.store.queries.budgets import BudgetStatus, budget_status, window_span
 from llmops.store.queries.calls import (
     CALL_LIST_COLUMNS,
+    CALL_ORDERS,
     FeedbackDay,
     ScoreCount,
     call_detail,
@@ -82,6 +83,7 @@ from llmops.store.queries.spend import (
 
 __all__ = [
     "CALL_LIST_COLUMNS",
+    "CALL_ORDERS",
     "GROUPINGS",
     "OTHER",
     "AlertEventRow",

@@ -29,15 +29,31 @@ CALL_LIST_COLUMNS = (
 )  # fmt: skip
 
 
+# How a page of calls may be ordered: over every matching call, not within the page.
+CALL_ORDERS: dict[str, tuple[sa.ColumnElement[Any], ...]] = {
+    "newest": (_c.created_at.desc(),),
+    "oldest": (_c.created_at.asc(),),
+    "cost": (_c.cost_usd.desc().nulls_last(), _c.created_at.desc()),
+    "latency": (_c.latency_ms.desc().nulls_last(), _c.created_at.desc()),
+    "tokens": (
+        (sa.func.coalesce(_c.prompt_tokens, 0) + sa.func.coalesce(_c.completion_tokens, 0)).desc(),
+        _c.created_at.desc(),
+    ),
+}
+
+
 def calls_page(
-    engine: Engine, filters: Filters, *, limit: int = 50, offset: int = 0
+    engine: Engine, filters: Filters, *, limit: int = 50, offset: int = 0, order: str = "newest"
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of calls, newest first, and how many calls match in all."""
+    """One page of calls in ``order`` (one of :data:`CALL_ORDERS`: newest first by
+    default; the dearest, slowest or largest first), and how many calls match in all."""
+    if order not in CALL_ORDERS:
+        raise ValueError(f"order {order!r}: expected one of {', '.join(CALL_ORDERS)}")
     columns = [CALLS.c[name] for name in CALL_LIST_COLUMNS]
     query = (
         sa.select(*columns)
         .where(*filters.where())
-        .order_by(_c.created_at.desc(), _c.id)
+        .order_by(*CALL_ORDERS[order], _c.id)
         .limit(limit)
         .offset(offset)
     )
