@@ -484,7 +484,7 @@ def _preset_label(value: Any) -> str:
     return "Custom range" if value == CUSTOM else f"Last {value} days"
 
 
-def sidebar(settings: Settings) -> View:
+def sidebar(settings: Settings, applies: bool = True) -> View:
     """The date range and filters, read from and written to the URL; returns the view.
 
     Each widget's value is handed to it through ``st.session_state`` on every run: a widget's
@@ -496,7 +496,13 @@ def sidebar(settings: Settings) -> View:
     options = filter_options(url)
     today = datetime.now(UTC).date()
     _range_from_url(today)
-    sidebar = st.sidebar
+    # On a page they do not apply to, the range and filters fold away (they stay rendered:
+    # a widget not rendered in a run loses its value, and the other pages need them).
+    sidebar = (
+        st.sidebar
+        if applies
+        else st.sidebar.expander("Date range and filters (not used on this page)", expanded=False)
+    )
     days = sidebar.selectbox(
         "Date range", [*PRESETS, CUSTOM], format_func=_preset_label, key="days"
     )
@@ -553,6 +559,7 @@ def sidebar(settings: Settings) -> View:
         statuses=chosen["status"],
         sources=chosen["source"],
     )
+    sidebar = st.sidebar
     sidebar.divider()
     if settings.dashboard_password:
         if sidebar.button("Sign out", key="sign_out"):
@@ -594,9 +601,10 @@ def navigation(position: Literal["sidebar", "hidden"] = "sidebar") -> Any:
     )
 
 
-def page_view(title: str) -> View:
+def page_view(title: str, filters: bool = True) -> View:
     """Every page starts here: the password gate, the sidebar, and the URL without the other
-    pages' parameters.
+    pages' parameters. ``filters=False``: the page does not use the sidebar's range and
+    filters, which fold away.
 
     The page does this itself rather than ``app.py``, because Streamlit may run a page file
     without ``app.py``: when a ``pages/`` folder sits next to the entry script and
@@ -614,7 +622,7 @@ def page_view(title: str) -> View:
     if locked:
         sign_in_form(settings)
         st.stop()
-    view = sidebar(settings)
+    view = sidebar(settings, applies=filters)
     keep_page_params(title)
     return view
 

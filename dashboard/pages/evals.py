@@ -14,9 +14,9 @@ VERDICT_STYLE = {
     "significant improvement": st.success,
 }
 
-view = c.page_view("Evals")
+view = c.page_view("Evals", filters=False)
 st.title("Evals")
-st.caption("Every stored eval run (`llmops eval run`); the sidebar filters do not apply here.")
+st.caption("Every stored eval run (`llmops eval run`), whatever the date range and filters.")
 
 runs = c.eval_runs(view)
 if not runs:
@@ -101,7 +101,13 @@ st.subheader("Candidate against baseline")
 batches: dict[str, str] = {}
 for r in runs:  # newest first
     batches.setdefault(r.batch_id, f"{c.when(r.started_at)} · {r.suite} · {r.batch_id[:8]}")
-c.bound_choice("batch", list(batches), next(iter(batches)))
+# by default the newest batch that compares two different versions (a batch whose
+# candidate is its baseline's version shows nothing worth reading)
+versions: dict[str, set[str | None]] = {}
+for r in runs:
+    versions.setdefault(r.batch_id, set()).add(r.prompt_version)
+default = next((b for b in batches if len(versions.get(b, ())) > 1), next(iter(batches)))
+c.bound_choice("batch", list(batches), default)
 batch = st.selectbox("Batch", list(batches), format_func=batches.get, key="batch")
 c.publish("batch", batch)
 
@@ -150,5 +156,9 @@ for comparison in comparisons:
         mine, theirs = st.columns(2)
         mine.caption(f"Candidate: {candidate.prompt_ref} ({c.short(candidate.prompt_version)})")
         mine.code(flip.candidate_output, language=None, wrap_lines=True)
+        for check in flip.candidate_failed:
+            mine.markdown(f":red[failed] {check}")
         theirs.caption(f"Baseline: {baseline.prompt_ref} ({c.short(baseline.prompt_version)})")
         theirs.code(flip.baseline_output, language=None, wrap_lines=True)
+        for check in flip.baseline_failed:
+            theirs.markdown(f":red[failed] {check}")

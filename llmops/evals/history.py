@@ -23,6 +23,8 @@ class FlippedCase:
     direction: str  # "worse" or "better" (pass fraction over the repeats)
     candidate_output: str
     baseline_output: str
+    candidate_failed: tuple[str, ...] = ()  # the assertions that failed ("type: reason")
+    baseline_failed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -42,14 +44,21 @@ def comparisons(engine: Engine, batch_id: str) -> list[BatchComparison]:
     for candidate, baseline in baselines(runs):
         passes: dict[str, dict[str, list[bool | None]]] = {candidate.id: {}, baseline.id: {}}
         outputs: dict[tuple[str, str], str] = {}
+        failed: dict[tuple[str, str], tuple[str, ...]] = {}
         for result in eval_results(engine, [candidate.id, baseline.id]):
             outcome = None if result.error is not None else result.passed
             passes[result.run_id].setdefault(result.case_id, []).append(outcome)
             outputs.setdefault((result.run_id, result.case_id), result.output)
+            failed.setdefault((result.run_id, result.case_id), result.failed_checks)
         stats = compare(passes[candidate.id], passes[baseline.id])
         flipped = [
             FlippedCase(
-                case, direction, outputs[(candidate.id, case)], outputs[(baseline.id, case)]
+                case,
+                direction,
+                outputs[(candidate.id, case)],
+                outputs[(baseline.id, case)],
+                failed[(candidate.id, case)],
+                failed[(baseline.id, case)],
             )
             for direction, cases in (("worse", stats.regressions), ("better", stats.improvements))
             for case in cases

@@ -237,6 +237,15 @@ def test_evals_page_compares_candidate_and_baseline(seeded: Seed) -> None:
     assert texts(at.info) == ["Verdict: no significant difference: 6 cases worse, 1 better"]
     flipped = [t for t in texts(at.markdown) if t.startswith("**c")]
     assert flipped == [f"**c{i}**: worse" for i in range(6)] + ["**c9**: better"]
+    # which assertion failed, next to each flipped output: c0-c5 (worse) fail "hello" on the
+    # candidate's side, c9 (better) fails "howdy" on the baseline's
+    failed = [t for t in texts(at.markdown) if t.startswith(":red[failed]")]
+    assert len(failed) == 7 and all(t.startswith(":red[failed] icontains: ") for t in failed)
+    assert sum("hello" in t for t in failed) == 6 and sum("howdy" in t for t in failed) == 1
+    # the sidebar's range and filters do not apply here: folded away
+    assert [e.label for e in at.sidebar.expander] == [
+        "Date range and filters (not used on this page)"
+    ]
     outputs = [(a.value, b.value) for a, b in zip(at.code[::2], at.code[1::2], strict=True)]
     assert outputs == [
         (f"Echo: Howdy, N{i}!", f"Echo: Hello, N{i}!") for i in (0, 1, 2, 3, 4, 5, 9)

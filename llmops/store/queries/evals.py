@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -66,6 +68,22 @@ class EvalResultRow:
     passed: bool
     output: str
     error: str | None  # the model, judge or check failed: no result
+    failed_checks: tuple[str, ...] = ()  # "type: reason" of each assertion that failed
+
+
+def _failed_checks(details: Any) -> tuple[str, ...]:
+    if isinstance(details, str):  # a JSON column read as text
+        try:
+            details = json.loads(details)
+        except ValueError:
+            return ()
+    if not isinstance(details, list):
+        return ()
+    return tuple(
+        f"{d.get('type')}: {d.get('reason')}"
+        for d in details
+        if isinstance(d, dict) and d.get("passed") is False and not d.get("error")
+    )
 
 
 def eval_results(engine: Engine, run_ids: list[str]) -> list[EvalResultRow]:
@@ -74,13 +92,15 @@ def eval_results(engine: Engine, run_ids: list[str]) -> list[EvalResultRow]:
     query = (
         sa.select(
             results.run_id, results.case_id, results.repeat_index, results.passed,
-            results.output, results.error,
+            results.output, results.error, results.details,
         )
         .where(results.run_id.in_(run_ids))
         .order_by(results.case_id, results.repeat_index)
     )  # fmt: skip
     with engine.connect() as connection:
         return [
-            EvalResultRow(run, case, repeat, bool(passed), output or "", error)
-            for run, case, repeat, passed, output, error in connection.execute(query)
+            EvalResultRow(
+                run, case, repeat, bool(passed), output or "", error, _failed_checks(details)
+            )
+            for run, case, repeat, passed, output, error, details in connection.execute(query)
         ]
