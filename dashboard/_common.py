@@ -546,7 +546,10 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
         selected = [str(v) for v in dict.fromkeys(values)]
         st.session_state[key] = selected
         choices = sorted(set(options.get(option_key, [])) | set(selected))
-        picked_values = sidebar.multiselect(name, choices, key=key, placeholder="All")
+        shown = _version_label(url) if key == "version" else str
+        picked_values = sidebar.multiselect(
+            name, choices, key=key, placeholder="All", format_func=shown
+        )
         chosen[key] = tuple(picked_values)
         publish(key, list(picked_values))
     key = queries.Filters(
@@ -574,6 +577,12 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
     if sidebar.button("Refresh data", key="refresh"):
         st.cache_data.clear()
     return View(url, settings, key, first, last, label)
+
+
+def _version_label(url: str) -> Any:
+    """A version filter's choice as ``prompt@version`` (the filter keeps the bare id)."""
+    names = version_prompts(url)
+    return lambda version: f"{names[version]}@{version}" if version in names else version
 
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -637,6 +646,11 @@ def no_data(message: str = "No calls in this range yet.") -> None:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def filter_options(url: str) -> dict[str, list[str]]:
     return queries.filter_options(_engine(url))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def version_prompts(url: str) -> dict[str, str]:
+    return queries.version_prompts(_engine(url))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -29,6 +29,7 @@ st.subheader(f"Versions in use, {view.label}" + (" (filtered)" if view.filtered 
 if not versions:
     c.no_data("No prompt calls in this range yet.")
 else:
+    # the columns a reader compares come first and fit the page; numbers stay numbers
     st.dataframe(
         pd.DataFrame(
             [
@@ -36,24 +37,33 @@ else:
                     "Prompt": v.prompt_name,
                     "Version": v.prompt_version,
                     "Labels": ", ".join(labels.get((v.prompt_name, v.prompt_version), [])),
-                    "Commit": c.short(v.git_commit, 10),
-                    "Calls": c.num(v.calls),
-                    "Errors": f"{c.num(v.errors)} ({c.pct(v.error_rate)})",
-                    "Cost per call": c.usd(v.cost_per_call),
-                    "Tokens per call": c.num(v.tokens_per_call, 1),
-                    "Avg latency": c.ms(v.latency_avg_ms),
+                    "Calls": v.calls,
+                    "Error rate": v.error_rate,
+                    "Cost per call": v.cost_per_call,
+                    "Tokens per call": v.tokens_per_call,
+                    "Avg latency": v.latency_avg_ms,
                     "Feedback": c.scores(v.feedback),
-                    "Feedback scores": c.num(v.feedback_count),
-                    "Eval pass rate": c.pct(v.eval_pass_rate),
+                    "Eval pass rate": v.eval_pass_rate,
                     "Eval suite": v.eval_suite or "",
-                    "First seen": c.when(v.first_seen),
                     "Last seen": c.when(v.last_seen),
+                    "Commit": c.short(v.git_commit, 10),
                 }
                 for v in versions
             ]
         ),
         hide_index=True,
         key="versions",
+        column_config={
+            "Calls": st.column_config.NumberColumn(format="%d"),
+            "Error rate": st.column_config.NumberColumn(format="percent"),
+            "Cost per call": st.column_config.NumberColumn(format="plain", help="USD"),
+            "Tokens per call": st.column_config.NumberColumn(format="%.1f"),
+            "Avg latency": st.column_config.NumberColumn(format="%.0f ms"),
+            "Feedback": st.column_config.TextColumn(
+                help="Average per feedback name, each on its own scale (number of scores)"
+            ),
+            "Eval pass rate": st.column_config.NumberColumn(format="percent"),
+        },
     )
     st.caption(
         "Cost per call averages the priced calls; the eval pass rate is the newest eval run "
@@ -71,6 +81,20 @@ if not names:
     st.info(f"No prompt files in {prompts_dir}.", icon=":material/info:")
     st.stop()
 
+# By default the prompt worth comparing: the one of the version filter, else one with two
+# or more versions in use, and those versions preselected.
+picked_versions = list(view.key.versions)
+in_use: dict[str, list[str]] = {}
+for v in sorted(versions, key=lambda v: v.last_seen, reverse=True):
+    if v.prompt_version:
+        in_use.setdefault(v.prompt_name, []).append(v.prompt_version)
+if picked_versions:
+    filtered = [n for n in names if any(p in in_use.get(n, []) for p in picked_versions)]
+    default_name = filtered[0] if filtered else names[0]
+else:
+    default_name = next((n for n in names if len(in_use.get(n, [])) > 1), names[0])
+if st.session_state.get("diff_prompt") not in names:
+    st.session_state["diff_prompt"] = default_name
 name = st.selectbox("Prompt", names, key="diff_prompt")
 try:
     history = c.history(prompts_dir, name)
@@ -104,7 +128,12 @@ def describe(option: str) -> str:
 if not ordered:
     st.info(f"No recorded or committed version of {name} to compare.", icon=":material/info:")
     st.stop()
-older, newer = (1, 0) if len(ordered) > 1 else (0, 1)  # the two newest versions
+# the two versions the filter picked (older first), else the two newest
+chosen = [option for option in ordered if option in picked_versions]
+if len(chosen) >= 2:
+    older, newer = ordered.index(chosen[1]), ordered.index(chosen[0])
+else:
+    older, newer = (1, 0) if len(ordered) > 1 else (0, 1)
 left, right = st.columns(2)
 old = left.selectbox("From", options, index=older, format_func=describe, key="diff_a")
 new = right.selectbox("To", options, index=newer, format_func=describe, key="diff_b")

@@ -51,6 +51,7 @@ from llmops.store.queries.calls import (
     feedback_distribution,
     feedback_trend,
     filter_options,
+    version_prompts,
 )
 from llmops.store.queries.evals import EvalResultRow, EvalRunRow, eval_results, eval_runs
 from llmops.store.queries.filters import Filters
@@ -139,5 +140,6 @@ __all__ = [
     "rollup_signature",
     "spend_in_spans",
     "spend_periods",
+    "version_prompts",
     "window_span",
 ]

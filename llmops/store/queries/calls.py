@@ -15,6 +15,7 @@ from llmops.store.queries.rollups import (
     _none,
 )
 from llmops.store.tables import (
+    CALL_DAYS,
     CALLS,
     FEEDBACK,
 )
@@ -177,6 +178,24 @@ def filter_options(engine: Engine, limit: int = 500) -> dict[str, list[str]]:
             query = _loose_distinct(column, limit)
             options[name] = [str(v) for v in connection.execute(query).scalars()]
     return options
+
+
+def version_prompts(engine: Engine, limit: int = 2000) -> dict[str, str]:
+    """Prompt version id -> the prompt's name (names joined by ", " when two prompts share
+    an id), from the daily rollups: for showing versions as ``name@id``."""
+    days = CALL_DAYS.c
+    query = (
+        sa.select(days.prompt_version, days.prompt_name)
+        .where(days.prompt_version != "", days.prompt_name != "")
+        .distinct()
+        .order_by(days.prompt_version, days.prompt_name)
+        .limit(limit)
+    )
+    names: dict[str, list[str]] = {}
+    with engine.connect() as connection:
+        for version, name in connection.execute(query):
+            names.setdefault(str(version), []).append(str(name))
+    return {version: ", ".join(found) for version, found in names.items()}
 
 
 def _loose_distinct(column: sa.ColumnElement[Any], limit: int) -> sa.Select[Any]:
