@@ -472,9 +472,14 @@ def _range_from_url(today: date) -> None:
             value = int(days)
         if value in (*PRESETS, CUSTOM):
             st.session_state["days"] = value
+        elif isinstance(value, int) and 1 <= value <= MAX_RANGE_DAYS:
+            # any number of days the CLI takes (`--days`): the last N days, as a custom range
+            st.session_state["days"] = CUSTOM
+            st.session_state["range"] = (today - timedelta(days=value - 1), today)
         else:
             link_warning(
-                f"Ignored `days` in the link: expected one of {', '.join(map(str, PRESETS))}."
+                f"Ignored `days` in the link: expected a whole number of days from 1 to "
+                f"{MAX_RANGE_DAYS:,}."
             )
     current = st.session_state.get("days")
     st.session_state["days"] = current if current in (*PRESETS, CUSTOM) else DEFAULT_DAYS

@@ -39,6 +39,8 @@ def test_a_range_from_year_1_to_9999_is_clamped_on_every_page(seeded: Seed) -> N
         ({"from": "2026-01-01", "to": "x" * 5000}, "must be YYYY-MM-DD"),
         ({"days": "\u00b2"}, "Ignored `days`"),  # a digit for str.isdigit, not for int()
         ({"days": "9" * 40}, "Ignored `days`"),
+        ({"days": "0"}, "Ignored `days`"),
+        ({"days": "3661"}, "from 1 to 3,660"),
         ({"model": [f"m{i}" for i in range(60)]}, "Ignored `model`"),
         ({"user": "u" * 1000}, "Ignored `user`"),
     ],
@@ -148,3 +150,13 @@ def test_the_back_off_is_shared_by_the_sessions_of_one_client(
 def test_backoff_schedule() -> None:
     assert [c.backoff(n) for n in range(7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
     assert c.backoff(10**9) == c.BACKOFF_MAX
+
+
+def test_any_number_of_days_the_cli_takes(dashboard_env) -> None:
+    """`?days=365` (as `llmops spend --days 365`): the last 365 days, not dropped."""
+    at = open_app({"days": "365"})
+    today = datetime.now(UTC).date()
+    assert not warnings(at)
+    assert at.selectbox(key="days").value == "custom"
+    assert (at.query_params["from"], at.query_params["to"]) == (
+        str(today - timedelta(days=364)), str(today))  # fmt: skip
