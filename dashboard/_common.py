@@ -584,6 +584,32 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
     return View(url, settings, key, first, last, label)
 
 
+def selected(event: Any, name: str) -> list[Any]:
+    """What a chart's or a table's selection holds (``rows`` of a table, a chart's named
+    point selection): [] when nothing is selected."""
+    selection = event.get("selection") if isinstance(event, dict) else None
+    found = selection.get(name) if isinstance(selection, dict) else None
+    return list(found) if isinstance(found, list) else []
+
+
+# the sidebar filter a split's key selects (tags and keys have none: the day only)
+DRILL_FILTERS = {"model": "model", "prompt": "prompt", "user": "user", "source": "source"}
+
+
+def drill_down(view: View, day: str, by: str | None = None, key: Any = None) -> dict[str, Any]:
+    """The Calls page's query string for one day (and one model, prompt, user or source of
+    a split) within the current filters: where a click on a bar or a row leads."""
+    params: dict[str, Any] = {"from": day, "to": day}
+    k = view.key
+    current = {"model": k.models, "prompt": k.prompts, "version": k.versions, "user": k.users,
+               "status": k.statuses, "source": k.sources}  # fmt: skip
+    params.update({name: list(values) for name, values in current.items() if values})
+    name = DRILL_FILTERS.get(by or "")
+    if name and isinstance(key, str) and key not in (queries.OTHER, "(none)"):
+        params[name] = [key]
+    return params
+
+
 def _version_label(url: str) -> Any:
     """A version filter's choice as ``prompt@version`` (the filter keeps the bare id)."""
     names = version_prompts(url)

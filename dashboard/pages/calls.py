@@ -79,15 +79,15 @@ else:
         on_select="rerun",
         selection_mode="single-row",
         column_config={
-            "Input tokens": st.column_config.NumberColumn(format="%d"),
-            "Output tokens": st.column_config.NumberColumn(format="%d"),
+            "Input tokens": st.column_config.NumberColumn(format="localized"),
+            "Output tokens": st.column_config.NumberColumn(format="localized"),
             "Cost (USD)": st.column_config.NumberColumn(
                 format="plain", help="Every digit stored; empty when unpriced (see Priced)."
             ),
             "Latency": st.column_config.NumberColumn(format="%.0f ms"),
         },
     )
-    chosen_rows = picked.selection.rows if picked is not None else []
+    chosen_rows = c.selected(picked, "rows")
     if chosen_rows and chosen_rows[0] < len(rows):
         clicked = rows[chosen_rows[0]]["id"]
         if st.session_state.get("_clicked") != clicked:  # a new click: open that call

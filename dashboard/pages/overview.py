@@ -234,9 +234,11 @@ if len(over):
         .mark_rect(color=c.ALERT_RED, opacity=0.12)
         .encode(x=x, tooltip=[alt.Tooltip("date:O", title="Over budget"), "spend:N"])
     )
+drill = alt.selection_point(name="drill", fields=["date", "key"], on="click")
 layers.append(
     alt.Chart(bars)
-    .mark_bar()
+    .mark_bar(cursor="pointer")
+    .add_params(drill)
     .encode(
         x=x,
         y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format=money_axis)),
@@ -271,7 +273,17 @@ if len(over):
         .mark_text(text="over", color=c.ALERT_RED, dy=-8, fontWeight="bold")
         .encode(x=x, y="cost:Q")
     )
-st.altair_chart(alt.layer(*layers), width="stretch")
+# a click on a bar opens its calls: that day, that model (prompt, user, source)
+clicked = st.altair_chart(
+    alt.layer(*layers), width="stretch", on_select="rerun", selection_mode="drill", key="spend"
+)
+st.caption("Click a bar, or a row of the tables below, to see its calls.")
+for point in c.selected(clicked, "drill"):
+    if isinstance(point, dict) and point.get("date"):
+        st.switch_page(
+            "pages/calls.py",
+            query_params=c.drill_down(view, str(point["date"]), by, point.get("key")),
+        )
 if budget is None:
     st.caption("No daily budget set (LLMOPS_DAILY_BUDGET, or `budgets.daily_usd` in llmops.yaml).")
 elif len(over):
@@ -284,7 +296,7 @@ else:
     st.caption(f"Every day stayed within the daily budget of {c.usd(budget)}.")
 
 with st.expander("Daily totals"):
-    st.dataframe(
+    picked_day = st.dataframe(
         pd.DataFrame(
             [
                 {
@@ -298,9 +310,14 @@ with st.expander("Daily totals"):
         ),
         hide_index=True,
         key="daily_totals",
+        on_select="rerun",
+        selection_mode="single-row",
     )
+    for index in c.selected(picked_day, "rows")[:1]:
+        day = totals[index].date.isoformat()
+        st.switch_page("pages/calls.py", query_params=c.drill_down(view, day))
 with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
-    st.dataframe(
+    picked_row = st.dataframe(
         pd.DataFrame(
             [
                 {
@@ -317,4 +334,11 @@ with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
         ),
         hide_index=True,
         key="daily_spend",
+        on_select="rerun",
+        selection_mode="single-row",
     )
+    for index in c.selected(picked_row, "rows")[:1]:
+        row = spend[index]
+        st.switch_page(
+            "pages/calls.py", query_params=c.drill_down(view, row.date.isoformat(), by, row.key)
+        )

@@ -54,7 +54,7 @@ else:
         hide_index=True,
         key="versions",
         column_config={
-            "Calls": st.column_config.NumberColumn(format="%d"),
+            "Calls": st.column_config.NumberColumn(format="localized"),
             "Error rate": st.column_config.NumberColumn(format="percent"),
             "Cost per call": st.column_config.NumberColumn(format="plain", help="USD"),
             "Tokens per call": st.column_config.NumberColumn(format="%.1f"),

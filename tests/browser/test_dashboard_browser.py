@@ -287,6 +287,17 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
             text = page.locator("body").inner_text()
             exceptions = page.locator("[data-testid='stException']").count()
             page.screenshot(path=str(screenshot), full_page=True)
+            # every other page, as a person opens it: no error, and a screenshot to look at
+            for name in ("prompts", "evals", "calls", "feedback"):
+                page.goto(f"{address.rstrip('/')}/{name}", timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_function(
+                    "() => !document.querySelector(\"[data-testid='stSkeleton']\")",
+                    timeout=PAGE_TIMEOUT_MS,
+                )
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+                failed = page.locator("[data-testid='stException']").count()
+                assert failed == 0, (name, page.locator("body").inner_text())
         finally:
             browser.close()
 

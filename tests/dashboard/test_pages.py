@@ -403,3 +403,30 @@ def test_overview_lists_the_budgets_of_the_config_file(seeded: Seed, tmp_path, m
     assert rows["month-all"]["State"] == "ok"
     assert rows["tiny-week"]["State"] == "over"  # the seed has priced calls today
     assert any(t.startswith("Over budget: tiny-week") for t in texts(at.error))
+
+
+def test_a_click_on_a_bar_or_a_row_opens_its_calls(seeded: Seed) -> None:
+    at = open_app()
+    day = next(call for call in seeded.calls if call.model == "gpt-4o").day.isoformat()
+    expected = {
+        call.id
+        for call in seeded.in_days(30)
+        if call.model == "gpt-4o" and call.day.isoformat() == day
+    }
+    # the chart's selection, as a click on the bar (day, gpt-4o) makes it
+    at.session_state["spend"] = {"selection": {"drill": [{"date": day, "key": "gpt-4o"}]}}
+    at.run()
+    assert not at.exception and texts(at.title) == ["Calls"]
+    assert {r["Call id"] for r in table(at, "Call id")} == expected
+    assert at.sidebar.multiselect(key="model").value == ["gpt-4o"]
+
+    # a row of "Spend per day and model": the same calls
+    at = open_app()
+    spend_rows = table(at, "Input tokens")
+    index = next(
+        i for i, r in enumerate(spend_rows) if r["Day"] == day and r["Model"] == "gpt-4o"
+    )
+    at.session_state["daily_spend"] = {"selection": {"rows": [index], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and texts(at.title) == ["Calls"]
+    assert {r["Call id"] for r in table(at, "Call id")} == expected
