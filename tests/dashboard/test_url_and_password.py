@@ -93,7 +93,7 @@ def test_bad_values_in_the_url_are_ignored(dashboard_env) -> None:
     assert at.multiselect(key="model").value == ["x"]  # kept: a link may name any model
     assert texts(at.warning) == [  # each ignored part of the link is named, not echoed
         "Ignored the link's date range: `from` and `to` must be YYYY-MM-DD.",
-        "Ignored `days` in the link: expected one of 7, 30, 90.",
+        "Ignored `days` in the link: expected a whole number of days from 1 to 3,660.",
     ]  # (and `by` is not read: without calls the overview stops before its chart)
     at.query_params.update({"size": "7", "page": "-1", "call": "not-a-call", "batch": "nope"})
     goto(at, "calls")
