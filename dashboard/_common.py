@@ -680,6 +680,19 @@ def filter_options(url: str) -> dict[str, list[str]]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def _compare_versions(
+    url: str, key: queries.Filters, prompt_name: str, versions: tuple[str, ...]
+) -> list[queries.VersionSide]:
+    return queries.compare_versions(_engine(url), key, prompt_name, versions)
+
+
+def compare_versions(
+    view: View, prompt_name: str, versions: tuple[str, ...]
+) -> list[queries.VersionSide]:
+    return _compare_versions(view.url, view.key, prompt_name, versions)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def version_prompts(url: str) -> dict[str, str]:
     return queries.version_prompts(_engine(url))
 

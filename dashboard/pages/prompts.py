@@ -139,6 +139,38 @@ old = left.selectbox("From", options, index=older, format_func=describe, key="di
 new = right.selectbox("To", options, index=newer, format_func=describe, key="diff_b")
 
 
+# the two versions side by side, as they did in use: figures, feedback with intervals, evals
+in_range = [option for option in (old, new) if option != WORKING]
+sides = c.compare_versions(view, name, tuple(dict.fromkeys(in_range))) if in_range else []
+if sides:
+    st.markdown(f"##### In use, {view.label}")
+    figures: dict[str, dict[str, str]] = {}
+    for side in sides:
+        v = side.stats
+        column = {
+            "Calls": c.num(v.calls),
+            "Error rate": c.pct(v.error_rate),
+            "Cost per call": c.usd(v.cost_per_call),
+            "Tokens per call": c.num(v.tokens_per_call, 1),
+            "Latency p50": c.ms(side.latency_p50_ms),
+            "Latency p95": c.ms(side.latency_p95_ms),
+            "Eval pass rate": c.pct(v.eval_pass_rate)
+            + (f" ({v.eval_suite})" if v.eval_suite else ""),
+        }
+        for f in side.feedback:
+            column[f"Feedback: {f.name}"] = (
+                f"{c.score(f.average)} (95% {c.score(f.low)} to {c.score(f.high)}, n = {f.count})"
+            )
+        figures[describe(v.prompt_version or "")] = column
+    st.dataframe(pd.DataFrame(figures).fillna(c.DASH), key="compared")
+    st.caption(
+        "Feedback intervals: Wilson's for thumbs (0/1), else the mean's normal approximation; "
+        "intervals that do not overlap mean a real difference."
+    )
+else:
+    st.caption(f"Neither version has calls in {view.label}: only their text is compared.")
+
+
 def source(option: str) -> str:
     return c.prompt_source(prompts_dir, name if option == WORKING else f"{name}@{option}")
 

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from llmops.evals.binomial import tail_at_least, two_sided
+from llmops.intervals import Interval, wilson
 
-Z95 = 1.959963984540054
 ALPHA = 0.025  # one-sided: the same as a two-sided test at 0.05
 
 __all__ = [
@@ -43,28 +43,6 @@ __all__ = [
     "pass_fraction",
     "wilson",
 ]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A proportion with its Wilson 95% confidence interval."""
-
-    rate: float
-    low: float
-    high: float
-    n: int
-
-
-def wilson(successes: float, n: int, z: float = Z95) -> Interval:
-    """The Wilson score interval of ``successes`` out of ``n`` (a sum of per-case pass
-    fractions is fine); with n = 0 the rate is unknown (nan) and the interval [0, 1]."""
-    if n == 0:
-        return Interval(math.nan, 0.0, 1.0, 0)
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / denominator
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
 
 
 def binomial_two_sided(k: int, n: int) -> float:

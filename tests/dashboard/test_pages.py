@@ -221,6 +221,17 @@ def test_prompts_page_lists_versions_with_labels_evals_and_a_diff(seeded: Seed) 
     )
     assert code.value == "\n".join(expected_diff)
     assert '+    content: "Hi there, {{ name }}!"' in code.value.splitlines()
+    # ... and side by side as they did in use: calls, feedback with its interval
+    compared = next(f.value for f in at.dataframe if "Calls" in f.value.index)
+    for column, key in zip(compared.columns, ("answer-v1", "answer-v2"), strict=True):
+        assert column.startswith(v[key])
+        mine = [call for call in calls if call.prompt_version == v[key]]
+        assert compared.loc["Calls", column] == str(len(mine))
+        thumbs = [f.score for call in mine for f in call.feedback if f.name == "thumbs"]
+        if thumbs:
+            shown = compared.loc["Feedback: thumbs", column]
+            assert shown.startswith(c.score(statistics.mean(thumbs)) + " (95% ")
+            assert shown.endswith(f"n = {len(thumbs)})")
 
     # the version filter names each version's prompt, and picks what to compare
     version_filter = at.sidebar.multiselect(key="version")

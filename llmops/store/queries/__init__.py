@@ -62,7 +62,14 @@ from llmops.store.queries.metrics import (
     recent_latency,
     rollup_signature,
 )
-from llmops.store.queries.prompts import VersionStats, latest_eval_by_version, prompt_versions
+from llmops.store.queries.prompts import (
+    FeedbackInterval,
+    VersionSide,
+    VersionStats,
+    compare_versions,
+    latest_eval_by_version,
+    prompt_versions,
+)
 from llmops.store.queries.rollups import FeedbackScore
 from llmops.store.queries.spend import (
     GROUPINGS,
@@ -98,6 +105,7 @@ __all__ = [
     "EvalSeries",
     "FeedbackAverage",
     "FeedbackDay",
+    "FeedbackInterval",
     "FeedbackScore",
     "Filters",
     "LatencyP95",
@@ -107,6 +115,7 @@ __all__ = [
     "RecentLatency",
     "ScoreCount",
     "SpendRow",
+    "VersionSide",
     "VersionStats",
     "alert_events",
     "alert_states",
@@ -115,6 +124,7 @@ __all__ = [
     "call_totals",
     "calls_page",
     "claim_alert_state",
+    "compare_versions",
     "daily_spend",
     "daily_totals",
     "error_counts",

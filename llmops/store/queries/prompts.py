@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from llmops.intervals import mean_interval
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import (
     FeedbackScore,
@@ -148,3 +150,69 @@ def latest_eval_by_version(
         newest.c.prompt_name, newest.c.prompt_version, newest.c.pass_rate, newest.c.suite
     ).where(newest.c.rn == 1)
     return {(r[0], r[1]): (r[2], r[3]) for r in connection.execute(query)}
+
+
+@dataclass(frozen=True)
+class FeedbackInterval:
+    """One feedback name's average for a version, with its 95% interval (Wilson for 0/1
+    scores, else the normal approximation): each name on its own scale."""
+
+    name: str
+    count: int
+    average: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class VersionSide:
+    """One version of a prompt in use, for comparing two side by side."""
+
+    stats: VersionStats
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    feedback: tuple[FeedbackInterval, ...]
+
+
+def compare_versions(
+    engine: Engine, filters: Filters, prompt_name: str, versions: Sequence[str]
+) -> list[VersionSide]:
+    """``versions`` of ``prompt_name`` in use in the range, in that order (a version with
+    no call in the range is left out): usage, error rate, cost, latency percentiles,
+    feedback per name with intervals and the latest eval (from :func:`prompt_versions`)."""
+    from llmops.store.queries.spend import percentiles
+
+    found = {
+        v.prompt_version: v
+        for v in prompt_versions(engine, filters)
+        if v.prompt_name == prompt_name
+    }
+    scores = _feedback_rows(engine, filters)
+    counts = (
+        sa.select(scores.c.prompt_version, scores.c.name, scores.c.score, sa.func.sum(scores.c.n))
+        .where(scores.c.prompt_name == prompt_name, scores.c.prompt_version.in_(list(versions)))
+        .group_by(scores.c.prompt_version, scores.c.name, scores.c.score)
+    )
+    result = []
+    with engine.connect() as connection:
+        by_name: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        for version, name, score, n in connection.execute(counts):
+            by_name.setdefault((str(version), str(name)), []).append((float(score), int(n)))
+        for version in versions:
+            if version not in found:
+                continue
+            where = [*filters.where(), _c.prompt_name == prompt_name, _c.prompt_version == version]
+            ((p50, p95),) = percentiles(connection, (_c.latency_ms,), where, (0.5, 0.95))
+            named = sorted(
+                (
+                    (name, mean_interval(pairs))
+                    for (v, name), pairs in by_name.items()
+                    if v == version
+                ),
+                key=lambda item: (-item[1].n, item[0]),
+            )
+            feedback = tuple(
+                FeedbackInterval(name, i.n, i.rate, i.low, i.high) for name, i in named
+            )
+            result.append(VersionSide(found[version], p50, p95, feedback))
+    return result
