@@ -33,7 +33,6 @@ from llmops.errors import (
     UnknownCallError,
     VariableValidationError,
 )
-from llmops.prompts import Prompt, PromptRegistry, PromptVersion
 
 if TYPE_CHECKING:
     from llmops.gateway import (
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
         feedback,
         stream,
     )
+    from llmops.prompts import Prompt, PromptRegistry, PromptVersion
 
 # The one place the version is written: pyproject.toml reads it from here (statically,
 # without importing llmops), so `llmops --version` and the wheel always agree.
@@ -64,11 +64,18 @@ _GATEWAY_NAMES = {
 }  # fmt: skip
 
 
+_PROMPT_NAMES = {"Prompt", "PromptRegistry", "PromptVersion"}  # jinja2, jsonschema: lazily too
+
+
 def __getattr__(name: str) -> Any:
     if name in _GATEWAY_NAMES:
         from llmops import gateway
 
         return getattr(gateway, name)
+    if name in _PROMPT_NAMES:
+        from llmops import prompts
+
+        return getattr(prompts, name)
     raise AttributeError(f"module 'llmops' has no attribute {name!r}")
 
 
@@ -123,5 +130,7 @@ def load_prompt(ref: str, *, prompts_dir: str | Path | None = None) -> Prompt:
 
     ``prompts_dir`` defaults to ``LLMOPS_PROMPTS_DIR`` or ``./prompts``.
     """
+    from llmops.prompts import PromptRegistry
+
     folder = prompts_dir if prompts_dir is not None else Settings.from_env().prompts_dir
     return PromptRegistry(folder).load(ref)

@@ -31,15 +31,18 @@ from llmops.cli import (
     serve,
     usage,
 )
+from llmops.cli._help import Group, use_plain_usage
 from llmops.cli._output import one_line
 from llmops.errors import LLMOpsError
 
 app = typer.Typer(
     name="llmops",
+    cls=Group,
     help="Git-native prompts, recorded model calls, CI evals and a spend dashboard.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: Rich markup ate "[default: ...]" (see cli/_help.py)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(prompts.app, name="prompts")
@@ -57,6 +60,7 @@ app.command("dashboard")(dashboard.dashboard)
 app.command("demo")(demo.demo)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve.serve)
+use_plain_usage(app)
 
 
 def _version(value: bool) -> None:

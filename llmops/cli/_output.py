@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import typer
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print rows as left-aligned columns under a header line."""
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Collection[int] = ()
+) -> None:
+    """Print rows as columns under a header line: left-aligned, except the columns whose
+    index is in ``right`` (numbers), right-aligned."""
     cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for index, row in enumerate(cells):
-        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        line = "  ".join(
+            cell.rjust(width) if column in right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
         typer.secho(line.rstrip(), bold=index == 0)
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from llmops.cli._options import DatabaseOption, database_url
+from llmops.cli._output import emit_json, table
 from llmops.config import Settings
 from llmops.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 app = typer.Typer(help="The calls database (SQLite or Postgres).", no_args_is_help=True)
 
@@ -30,36 +36,74 @@ def upgrade(url: str | None = DatabaseOption) -> None:
 
 
 @app.command()
-def status(url: str | None = DatabaseOption) -> None:
-    """Show the schema revision and row counts; exit 2 when the schema needs an upgrade."""
-    import sqlalchemy as sa
-
+def status(
+    url: str | None = DatabaseOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Show the schema revision, the rows of every table and what waits in the journal;
+    exit 2 when the schema needs an upgrade."""
     from llmops.errors import SchemaOutdatedError
     from llmops.store.engine import HEAD_REVISION, create_engine, current_revision, display_url
-    from llmops.store.tables import CALLS, FEEDBACK
+    from llmops.store.journal import Journal
 
     target = database_url(url)
     engine = create_engine(target)
     with engine.connect() as connection:
         revision = current_revision(connection)
-        typer.echo(f"database: {display_url(target)}")
-        typer.echo(f"schema:   {revision or '(none)'} (this llmops: {HEAD_REVISION})")
-        if revision is not None:
-            for table in (CALLS, FEEDBACK):
-                rows = connection.execute(sa.select(sa.func.count()).select_from(table))
-                typer.echo(f"{table.name + ':':<10}{rows.scalar_one()} rows")
-    from llmops.store.journal import Journal
-
+        rows = table_rows(connection) if revision is not None else {}
     spool = Settings.from_env().home / "spool"
     waiting = Journal(spool).summary()
-    typer.echo(
-        f"journal:  {waiting.records} records in {waiting.files} files waiting for a replay"
-        f" ({spool}; {waiting.live_files} files held by running processes)"
-    )
-    if waiting.rejected:
-        typer.echo(f"rejected: {waiting.rejected} records in {spool / 'rejected.log'}")
+    if as_json:
+        emit_json(
+            {
+                "database": display_url(target),
+                "schema": revision,
+                "schema_of_this_llmops": HEAD_REVISION,
+                "tables": rows,
+                "journal": {
+                    "folder": str(spool),
+                    "records": waiting.records,
+                    "files": waiting.files,
+                    "live_files": waiting.live_files,
+                    "rejected": waiting.rejected,
+                },
+            }
+        )
+    else:
+        typer.echo(f"database: {display_url(target)}")
+        typer.echo(f"schema:   {revision or '(none)'} (this llmops: {HEAD_REVISION})")
+        if rows:
+            typer.echo("")
+            shown = [[name, "(missing)" if n is None else n] for name, n in rows.items()]
+            table(["TABLE", "ROWS"], shown, right={1})
+            typer.echo("")
+        typer.echo(
+            f"journal:  {waiting.records} records in {waiting.files} files waiting for a replay"
+            f" ({spool}; {waiting.live_files} files held by running processes)"
+        )
+        if waiting.rejected:
+            typer.echo(f"rejected: {waiting.rejected} records in {spool / 'rejected.log'}")
     if revision != HEAD_REVISION:
         raise SchemaOutdatedError("the schema is not current: run `llmops db upgrade`")
+
+
+def table_rows(connection: Connection) -> dict[str, int | None]:
+    """The row count of every table of the llmops schema, in the schema's order (calls,
+    feedback, daily rollups, evals, budgets, alerts, keys); None for a table the database
+    does not have (an older schema)."""
+    import sqlalchemy as sa
+
+    from llmops.store.tables import CALLS
+
+    present = set(sa.inspect(connection).get_table_names())
+    counts: dict[str, int | None] = {}
+    for name, schema_table in CALLS.metadata.tables.items():
+        if name not in present:
+            counts[name] = None
+            continue
+        query = sa.select(sa.func.count()).select_from(schema_table)
+        counts[name] = int(connection.execute(query).scalar_one())
+    return counts
 
 
 @app.command()

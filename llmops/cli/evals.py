@@ -54,7 +54,9 @@ def suite_files(paths: list[Path]) -> list[Path]:
 
 @app.command()
 def run(
-    paths: list[Path] = typer.Argument(None, help="Suite files or folders [default: evals/]."),
+    paths: list[Path] = typer.Argument(
+        None, metavar="PATH", help="Suite files or folders [default: evals/]."
+    ),
     version: str | None = typer.Option(
         None, "--version", help="Candidate prompt reference [default: the working tree]."
     ),
@@ -224,21 +226,31 @@ def _run_all(
     return reports
 
 
+PROGRESS_LINES = 4
+"""Progress lines per suite in a log (not a terminal): at 25%, 50%, 75% and 100%."""
+
+
 def _progress(name: str, total: int) -> Callable[[int, int], None]:
-    """A progress callback: a live bar on a terminal, a line per 10% in CI logs."""
+    """A progress callback on stderr: on a terminal, one line updated in place; in a log
+    (stderr not a terminal, or ``CI`` set), at most :data:`PROGRESS_LINES` lines a suite."""
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    step = max(total // 10, 1)
+    printed = 0  # quarters reached so far
 
     def report(done: int, total: int = total) -> None:
+        nonlocal printed
         if interactive:
             width = 30
             filled = int(width * done / total)
-            sys.stderr.write(f"\r{name} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            bar = f"[{'#' * filled}{'.' * (width - filled)}]"
+            sys.stderr.write(f"\r{name} {bar} {done}/{total} case runs")
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        elif done % step == 0 or done == total:
-            typer.echo(f"{name}: {done}/{total} calls", err=True)
+            return
+        reached = done * PROGRESS_LINES // total
+        if reached > printed:
+            printed = reached
+            typer.echo(f"{name}: {done}/{total} case runs ({done / total:.0%})", err=True)
 
     return report
 

@@ -97,7 +97,7 @@ def list_(
 
 @app.command("revoke")
 def revoke(
-    name: str = typer.Argument(..., help="The key's name."),
+    name: str = typer.Argument(..., metavar="NAME", help="The key's name."),
     url: str | None = DatabaseOption,
 ) -> None:
     """Revoke a key: servers refuse it within 5 seconds (their key cache)."""

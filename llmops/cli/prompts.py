@@ -6,7 +6,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import typer
 
@@ -15,7 +15,9 @@ from llmops.cli._output import emit_json, one_line, table
 from llmops.config import Settings
 from llmops.errors import ConfigError, LLMOpsError, PromptFileError
 from llmops.files import parse_json, read_text
-from llmops.prompts import PromptRegistry, split_ref
+
+if TYPE_CHECKING:
+    from llmops.prompts import PromptRegistry
 
 app = typer.Typer(help="Prompt templates versioned in git.", no_args_is_help=True)
 
@@ -30,6 +32,8 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table."
 
 
 def _registry(folder: Path | None) -> PromptRegistry:
+    from llmops.prompts import PromptRegistry  # jinja2, jsonschema: only for these commands
+
     return PromptRegistry(
         check_prompts_dir(folder if folder is not None else Settings.from_env().prompts_dir)
     )
@@ -79,7 +83,7 @@ def list_(folder: Path | None = DirOption, as_json: bool = JsonOption) -> None:
 
 @app.command()
 def show(
-    ref: str = typer.Argument(..., help="NAME, or NAME@label|version|commit."),
+    ref: str = typer.Argument(..., metavar="REF", help="NAME, or NAME@label|version|commit."),
     folder: Path | None = DirOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -154,7 +158,7 @@ def _coerce(raw: str, declared: Any) -> Any:
 
 @app.command()
 def render(
-    ref: str = typer.Argument(..., help="NAME, or NAME@label|version|commit."),
+    ref: str = typer.Argument(..., metavar="REF", help="NAME, or NAME@label|version|commit."),
     var: list[str] = typer.Option([], "--var", "-v", help="A variable, NAME=VALUE (repeatable)."),
     vars_file: Path | None = typer.Option(None, "--vars-file", help="A JSON object of variables."),
     folder: Path | None = DirOption,
@@ -186,12 +190,14 @@ class _LogRow(TypedDict):
 
 @app.command()
 def log(
-    name: str = typer.Argument(..., help="The prompt name."),
+    name: str = typer.Argument(..., metavar="NAME", help="The prompt name."),
     folder: Path | None = DirOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List every version of a prompt from git history, newest first (renames followed)."""
     registry = _registry(folder)
+    from llmops.prompts import split_ref
+
     if split_ref(name)[1] is not None:
         raise ConfigError(f"'{name}': log takes a prompt name, without '@'")
     history = registry.history(name)
@@ -238,12 +244,21 @@ def log(
 
 @app.command()
 def diff(
-    name: str = typer.Argument(..., help="The prompt name."),
-    a: str = typer.Argument(..., help="The old version: a label, version id or commit."),
-    b: str | None = typer.Argument(None, help="The new version [default: the working tree]."),
+    name: str = typer.Argument(..., metavar="NAME", help="The prompt name (e.g. greet)."),
+    a: str = typer.Argument(
+        ...,
+        metavar="VERSION_A",
+        help="The old version: a label (production), a version id or a commit.",
+    ),
+    b: str | None = typer.Argument(
+        None,
+        metavar="VERSION_B",
+        help="The new version, the same way [default: the working tree].",
+    ),
     folder: Path | None = DirOption,
 ) -> None:
-    """Show the text diff between two versions of a prompt."""
+    """Show the text diff between two versions of a prompt, VERSION_A (old) and VERSION_B
+    (new; the working tree when left out)."""
     registry = _registry(folder)
     old = registry.load(f"{name}@{a}")
     new = registry.load(f"{name}@{b}" if b else name)
@@ -267,8 +282,10 @@ def diff(
 
 @app.command()
 def promote(
-    name: str = typer.Argument(..., help="The prompt name."),
-    version: str = typer.Argument(..., help="A version id (or a label or commit to copy)."),
+    name: str = typer.Argument(..., metavar="NAME", help="The prompt name."),
+    version: str = typer.Argument(
+        ..., metavar="VERSION", help="A version id (or a label or commit to copy)."
+    ),
     label: str = typer.Option(..., "--label", "-l", help="The label to point at it."),
     folder: Path | None = DirOption,
 ) -> None:

@@ -106,7 +106,9 @@ def calls(
     prompt: list[str] = typer.Option([], "--prompt", help="Only this prompt (repeatable)."),
     version: list[str] = typer.Option([], "--version", help="Only this prompt version."),
     user: list[str] = typer.Option([], "--user", help="Only this user (repeatable)."),
-    status: list[str] = typer.Option([], "--status", help="ok, error or cancelled."),
+    status: list[str] = typer.Option(
+        [], "--status", help="ok, error, cancelled or blocked (repeatable)."
+    ),
     source: list[str] = typer.Option([], "--source", help="app or eval."),
     output: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
     url: str | None = DatabaseOption,
@@ -161,8 +163,12 @@ def calls(
 
 
 def feedback(
-    call_id: str = typer.Argument(..., help="The call's id."),
-    score: str = typer.Argument(..., help="A number: 1/0 for thumbs, 1-5 for stars, ..."),
+    call_id: str = typer.Argument(
+        ..., metavar="CALL_ID", help="The call's id (`llmops calls` lists them)."
+    ),
+    score: str = typer.Argument(
+        ..., metavar="SCORE", help="A number: 1/0 for thumbs, 1-5 for stars, ..."
+    ),
     comment: str | None = typer.Option(None, "--comment", help="Free text."),
     name: str = typer.Option("rating", "--name", help="What is scored."),
     user: str | None = typer.Option(None, "--user", help="Who gave it."),

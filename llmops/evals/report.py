@@ -177,10 +177,12 @@ def console(report: SuiteReport) -> str:
         lines.append(f"  {_test(comparison)}")
         lines.extend(_case_lines(comparison))
     for run in report.candidates():
-        metrics = run.metrics()
-        if metrics:
-            shown = ", ".join(f"{name} {value:.2f}" for name, value in metrics.items())
-            lines.append(f"Metrics ({run.target.model}): {shown}")
+        baseline = report.baseline_for(run.target.model)
+        for side, measured in (("Candidate", run), ("Baseline", baseline)):
+            metrics = measured.metrics() if measured is not None else {}
+            if metrics:
+                shown = ", ".join(f"{name} {value:.2f}" for name, value in metrics.items())
+                lines.append(f"{side} metrics on {run.target.model}: {shown}")
         failed = _still_failing(run)
         if failed:
             lines.append(f"Failing cases ({run.target.model}): {', '.join(failed)}")

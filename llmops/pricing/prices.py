@@ -515,11 +515,11 @@ class PriceBook:
         return Entry(name, {**base.fields, **own}, "custom", source)
 
     def _map_entry(self, name: str) -> Entry | None:
-        litellm = litellm_loader.load(remote_price_map=self.remote_price_map)
-        raw = litellm.model_cost.get(name)
-        if not isinstance(raw, dict):
+        remote = self.remote_price_map
+        raw = litellm_loader.model_cost(remote_price_map=remote).get(name)
+        if not isinstance(raw, Mapping):
             return None
-        return entry_from_map(name, raw, litellm_loader.price_map_source())
+        return entry_from_map(name, raw, litellm_loader.price_map_source(remote_price_map=remote))
 
 
 @dataclass(frozen=True)
@@ -551,8 +551,8 @@ def _upper_rates(entry: Entry, tier: str | None) -> UpperRates | None:
 
 
 def _max_output(name: str) -> int | None:
-    raw = litellm_loader.load().model_cost.get(name)
-    if not isinstance(raw, dict):
+    raw = litellm_loader.model_cost().get(name)
+    if not isinstance(raw, Mapping):
         return None
     for field in ("max_output_tokens", "max_tokens"):
         value = raw.get(field)

@@ -157,6 +157,22 @@ class Reply:
         {"code", "message", "status"}}``; on the Bedrock route ``{"message"}`` with an
         ``x-amzn-ErrorType`` header. A 429 also sends ``Retry-After: 0``.
 
+        **A scripted error reaches your code only with retries off.** litellm (through the
+        OpenAI and Anthropic SDKs) retries a 408, 409, 429 or 5xx answer by itself, once
+        more by default: the retry takes the next reply (with an empty queue, the echo
+        answer), so the call succeeds, ``server.requests`` shows two requests and the
+        Gateway records the call as ``ok``. Pass ``num_retries=0`` (or ``max_retries=0``)
+        with the call to see the error (litellm 1.110.2: ``litellm.RateLimitError`` for a
+        429, ``litellm.InternalServerError`` for a 500)::
+
+            server.enqueue(Reply(status=429))
+            with pytest.raises(litellm.RateLimitError):
+                gateway.complete(model="gpt-4o-mini", messages=messages,
+                                 api_base=server.base_url, api_key="sk-test", num_retries=0)
+            assert len(server.requests) == 1
+
+        Or enqueue one error reply per attempt to test a retry itself. A 400 is not retried.
+
     Timing
         ``delay``: seconds before anything is sent (the status line included).
         ``ttft``: for a stream, extra seconds after the response headers and before the

@@ -75,6 +75,10 @@ class FakeLLMServer:
     one, else the next reply of the :meth:`enqueue` queue, else what the ``responder`` returns
     for it, else ``Reply()`` (the echo answer with computed token counts).
 
+    A scripted error (``Reply(status=429)``, a 5xx) is retried by litellm on its own, and
+    the retry gets the next answer: pass ``num_retries=0`` with the call for the error to
+    reach your code (see :class:`~llmops.simulate.Reply`, "Errors").
+
     ``responder`` (also :meth:`set_responder`) is a callable
     ``(request: RecordedRequest) -> Reply | None`` that answers whatever the routes and the
     queue do not; ``None`` from it falls through to the echo answer. It is called on the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -21,7 +23,7 @@ def test_db_upgrade_and_status(database_url: str, cli, tmp_path) -> None:
     again = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
     assert f"already at schema {HEAD_REVISION}" in again.stdout
     status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
-    assert status.code == 0 and "llm_calls:0 rows" in status.stdout
+    assert status.code == 0 and re.search(r"^llm_calls +0$", status.stdout, re.M)
 
 
 def test_db_upgrade_creates_a_new_database_from_the_environment(cli, tmp_path) -> None:

@@ -1,0 +1,93 @@
+"""``llmops db status``: every table of the schema with its rows, aligned, on a database the
+Gateway, the eval runner and ``llmops keys`` filled."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+
+import sqlalchemy as sa
+
+from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
+from tests.conftest import TEN_CASES, PromptRepo
+
+
+def _counts(url: str) -> dict[str, int]:
+    """Rows of every table the database has, counted here (the schema version table
+    aside)."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        names = sa.inspect(connection).get_table_names()
+        return {
+            name: connection.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+            for name in names
+            if name != "llmops_schema_version"
+        }
+
+
+def _table(stdout: str) -> tuple[list[str], dict[str, str]]:
+    """The lines of the TABLE/ROWS block and its rows as {table: rows}."""
+    lines = stdout.split("\n\n")[1].splitlines()
+    assert re.fullmatch(r"TABLE +ROWS", lines[0]), lines[0]
+    return lines, dict(line.split() for line in lines[1:])  # type: ignore[misc]
+
+
+def test_status_lists_every_table_with_its_rows(
+    make_gateway, server, database_url: str, cli, project: PromptRepo, tmp_path
+) -> None:
+    gateway = make_gateway()
+    messages = [{"role": "user", "content": "hi"}]
+    calls = [
+        gateway.complete(model="gpt-4o-mini", messages=messages, api_base=server.base_url,
+                         api_key="sk-test", num_retries=0)
+        for _ in range(3)
+    ]  # fmt: skip
+    for score, done in enumerate(calls[:2]):
+        gateway.feedback(done.call_id, score)
+    assert gateway.flush(timeout=30)
+    suite = project.root / "evals" / "greet.yaml"
+    suite.parent.mkdir()
+    suite.write_text(textwrap.dedent(f"prompt: greet\ncases:\n{TEN_CASES}\n"))
+    env = {
+        "OPENAI_API_BASE": server.base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "LLMOPS_HOME": str(tmp_path / "home"),
+        "LLMOPS_DATABASE_URL": database_url,
+    }
+    evals = cli("eval", "run", cwd=project.root, env=env)
+    assert evals.code == 0, evals.stderr
+    made = cli("keys", "create", "--name", "web", "--database-url", database_url, cwd=tmp_path)
+    assert made.code == 0, made.stderr
+
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert status.code == 0, status.stderr
+    assert f"schema:   {HEAD_REVISION} (this llmops: {HEAD_REVISION})" in status.stdout
+    lines, shown = _table(status.stdout)
+    counts = _counts(database_url)
+    assert shown == {name: str(rows) for name, rows in counts.items()}  # every table, exactly
+    assert counts["llm_calls"] == 3 + 20 and counts["feedback"] == 2
+    assert counts["eval_runs"] == 2 and counts["eval_results"] == 20 and counts["api_keys"] == 1
+    assert len({len(line) for line in lines}) == 1  # counts right-aligned under ROWS
+    assert [line.split()[0] for line in lines[1:4]] == ["llm_calls", "feedback", "llm_calls_daily"]
+    assert status.stdout.rstrip().splitlines()[-1].startswith("journal:  0 records")
+
+    as_json = cli("db", "status", "--json", "--database-url", database_url, cwd=tmp_path)
+    assert as_json.code == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["schema"] == data["schema_of_this_llmops"] == HEAD_REVISION
+    assert data["tables"] == counts
+    assert data["journal"]["records"] == 0 and data["journal"]["rejected"] == 0
+
+
+def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_path) -> None:
+    upgrade(create_engine(database_url), "0001")
+    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    assert status.code == 2
+    assert status.stderr.startswith("error: the schema is not current: run `llmops db upgrade`")
+    _, shown = _table(status.stdout.replace("(missing)", "missing"))
+    assert shown["llm_calls"] == "0" and shown["feedback"] == "0"
+    assert shown["eval_runs"] == shown["api_keys"] == shown["alert_events"] == "missing"
+    data = json.loads(cli("db", "status", "--json", "--database-url", database_url,
+                          cwd=tmp_path).stdout)  # fmt: skip
+    assert data["schema"] == "0001" and data["tables"]["api_keys"] is None
