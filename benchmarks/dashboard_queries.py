@@ -425,6 +425,15 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
     f = view.filters
     detail_id = q.calls_page(engine, f, limit=1)[0][0]["id"]
     batch = q.eval_runs(engine, limit=1)[0].batch_id  # the Evals page opens the newest batch
+    # the Prompts page compares the two newest versions of a prompt with two in use
+    in_use: dict[str, list[str]] = {}
+    for v in sorted(q.prompt_versions(engine, f), key=lambda v: v.last_seen, reverse=True):
+        if v.prompt_version:
+            in_use.setdefault(v.prompt_name, []).append(v.prompt_version)
+    compared = next(
+        ((name, tuple(found[:2])) for name, found in in_use.items() if len(found) > 1),
+        ("", ()),
+    )
     return {
         "spend_periods": ("spend_periods", lambda: q.spend_periods(engine, now)),
         **{
@@ -439,6 +448,18 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
         f"calls_page({DEEP_OFFSET})": (
             "calls_page",
             lambda: q.calls_page(engine, f, offset=DEEP_OFFSET),
+        ),
+        **{
+            f"calls_page(sort={order})": (
+                "calls_page",
+                lambda order=order: q.calls_page(engine, f, order=order),
+            )
+            for order in ("cost", "latency", "tokens")
+        },
+        "version_prompts": ("version_prompts", lambda: q.version_prompts(engine)),
+        "compare_versions": (
+            "compare_versions",
+            lambda: q.compare_versions(engine, f, compared[0], compared[1]),
         ),
         "call_detail": ("call_detail", lambda: q.call_detail(engine, detail_id)),
         "feedback_distribution": (
@@ -476,8 +497,14 @@ PAGES = {
     "Overview, split by tag": [*OVERVIEW, "daily_spend(tag)"],
     "Overview, split by user": [*OVERVIEW, "daily_spend(user)"],
     "Overview with 10 budgets": [*OVERVIEW, "daily_spend(model)", "budget_status(10)"],
-    "Prompts": ["filter_options", "prompt_versions"],
-    "Calls": ["filter_options", "calls_page(0)", "call_detail"],
+    "Prompts": ["filter_options", "version_prompts", "prompt_versions", "compare_versions"],
+    "Calls": ["filter_options", "version_prompts", "calls_page(0)", "call_detail"],
+    **{
+        f"Calls, sorted by {order}": [
+            "filter_options", "version_prompts", f"calls_page(sort={order})", "call_detail",
+        ]
+        for order in ("cost", "latency", "tokens")
+    },
     f"Calls, page at offset {DEEP_OFFSET:,}": [
         "filter_options", f"calls_page({DEEP_OFFSET})", "call_detail",
     ],

@@ -390,6 +390,7 @@ class Gateway:
         """Call litellm (chat, or embeddings for an embeddings call, whose texts are its
         messages); a failure is recorded, then re-raised unchanged."""
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
+        warm_up(litellm)
         call.started = time.perf_counter()
         try:
             if self.direct is not None and self.direct.accepts(call):
@@ -406,6 +407,7 @@ class Gateway:
     async def _asend(self, call: Call) -> Any:
         """The async twin of :meth:`_send`."""
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
+        warm_up(litellm)
         call.started = time.perf_counter()
         try:
             if self.direct is not None and self.direct.accepts(call):
@@ -512,6 +514,32 @@ class Gateway:
     def writer(self) -> Writer:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer
+
+
+_WARM = threading.Event()
+_WARMING = threading.Lock()
+
+
+def warm_up(litellm: Any) -> None:
+    """Run litellm's first call once per process, answered by litellm itself (a mock: no
+    network, no recording): litellm imports a hundred modules lazily on its first call
+    (1.4 s here), which would otherwise land inside the first call's latency and
+    time-to-first-token."""
+    if _WARM.is_set():
+        return
+    with _WARMING:
+        if _WARM.is_set():
+            return
+        try:
+            messages = [{"role": "user", "content": "warm-up"}]
+            litellm.completion(model="gpt-4o-mini", messages=messages, mock_response="ok")
+            for _ in litellm.completion(
+                model="gpt-4o-mini", messages=messages, mock_response="ok", stream=True
+            ):
+                pass
+        except Exception:  # a warm-up that fails costs nothing: the call will import it
+            log.debug("llmops: litellm warm-up failed", exc_info=True)
+        _WARM.set()
 
 
 def _route_of(model: str) -> tuple[str, str | None]:

@@ -37,6 +37,7 @@ from llmops.errors import (
     UnknownCallError,
 )
 from llmops.gateway.direct import CHAT_BODY
+from llmops.gateway.gateway import warm_up
 from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
@@ -164,8 +165,9 @@ def create_app(gateway: Gateway) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # litellm takes seconds to import: before the first request, not during it
-        await asyncio.to_thread(litellm_loader.load)
+        # litellm takes seconds to import and to make its first call: before the first
+        # request, not during it
+        await asyncio.to_thread(lambda: warm_up(litellm_loader.load()))
         yield
         if gateway.direct is not None:
             await gateway.direct.aclose()
