@@ -57,6 +57,9 @@ def list_(folder: Path | None = DirOption, as_json: bool = JsonOption) -> None:
                 "version": prompt.version,
                 "model": prompt.model,
                 "labels": labels.labels_for(name, prompt.version),
+                # every label, also those on another version than the file's (production
+                # still on the version before an edit): label -> version id
+                "label_versions": labels.of(name),
                 "description": prompt.description,
             }
         )
@@ -73,11 +76,22 @@ def list_(folder: Path | None = DirOption, as_json: bool = JsonOption) -> None:
                 r["name"],
                 r["version"] or "INVALID",
                 r.get("model") or "",
-                ",".join(r.get("labels", [])),
+                _labels_cell(r),
                 r.get("description") or r.get("error", ""),
             ]
             for r in rows
         ],
+    )
+
+
+def _labels_cell(row: dict[str, Any]) -> str:
+    """``production`` for a label on the listed version, ``production@840d11382f37`` for
+    one that points at another version (the list shows each file's current version)."""
+    version = row.get("version")
+    pointed = row.get("label_versions") or {}
+    return ",".join(
+        label if target == version else f"{label}@{target}"
+        for label, target in sorted(pointed.items())
     )
 
 

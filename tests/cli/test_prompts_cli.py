@@ -124,7 +124,13 @@ def test_promote_then_load_by_label(project: PromptRepo, cli) -> None:
     )
     assert refused.code == 2 and "no label, version or commit 'ffffffffffff'" in refused.stderr
     listed = cli("prompts", "list", cwd=project.root).stdout
-    assert "production" not in listed.splitlines()[1]  # the working tree is a newer version
+    # the working tree is a newer version: production is shown on the version it points at
+    assert listed.splitlines()[1].split()[3] == f"production@{old}"
+    as_json = json.loads(cli("prompts", "list", "--json", cwd=project.root).stdout)
+    assert as_json[0]["labels"] == [] and as_json[0]["label_versions"] == {"production": old}
+    cli("prompts", "promote", "greet", "HEAD", "--label", "production", cwd=project.root)
+    listed = cli("prompts", "list", cwd=project.root).stdout
+    assert listed.splitlines()[1].split()[3] == "production"  # on the listed version
 
 
 def test_validate(project: PromptRepo, cli) -> None:
