@@ -148,6 +148,17 @@ def key_colours(keys: Sequence[str], known: Sequence[str] = ()) -> alt.Scale:
     )
 
 
+def series_colour(
+    field: str, title: str, keys: Sequence[str], known: Sequence[str] = (), bottom: bool = True
+) -> alt.Color:
+    """A chart's colour encoding by series: stable colours (:func:`key_colours`) and a
+    legend that shows whole names (below the chart unless ``bottom`` is False)."""
+    legend = (
+        alt.Legend(labelLimit=0, orient="bottom", columns=2) if bottom else alt.Legend(labelLimit=0)
+    )
+    return alt.Color(f"{field}:N", title=title, scale=key_colours(keys, known), legend=legend)
+
+
 def known_keys(view: View, by: str) -> list[str]:
     """Every key of a grouping the database knows (the sidebar's choices), for colours."""
     field = {"model": "models", "prompt": "prompts", "user": "users", "source": "sources"}

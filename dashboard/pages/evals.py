@@ -55,12 +55,7 @@ st.altair_chart(
             scale=alt.Scale(domain=[0, 1]),
             axis=alt.Axis(format="%"),
         ),
-        color=alt.Color(
-            "series:N",
-            title="Suite · role",
-            scale=c.key_colours(list(history["series"])),
-            legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
-        ),
+        color=c.series_colour("series", "Suite · role", list(history["series"])),
         tooltip=[
             alt.Tooltip("series:N", title="Suite · role"),
             alt.Tooltip("run:N", title="Run"),

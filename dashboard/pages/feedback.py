@@ -44,12 +44,7 @@ for name in dict.fromkeys(counts["feedback"]):
             x=alt.X("score:O", title="Score"),
             xOffset="version:N",
             y=alt.Y("count:Q", title="Scores given"),
-            color=alt.Color(
-                "version:N",
-                title="Prompt version",
-                scale=c.key_colours(list(counts["version"])),
-                legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
-            ),
+            color=c.series_colour("version", "Prompt version", list(counts["version"])),
             tooltip=["version:N", "score:O", "count:Q"],
         ),
         width="stretch",
@@ -95,12 +90,7 @@ for name in dict.fromkeys(trend["feedback"]):
             # the days as the Overview writes them
             x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-45)),
             y=alt.Y("average:Q", title=f"Average {name}", scale=alt.Scale(zero=False)),
-            color=alt.Color(
-                "version:N",
-                title="Prompt version",
-                scale=c.key_colours(list(part["version"])),
-                legend=alt.Legend(labelLimit=0, orient="bottom", columns=2),
-            ),
+            color=c.series_colour("version", "Prompt version", list(part["version"])),
             tooltip=[
                 alt.Tooltip("version:N", title="Prompt version"),
                 alt.Tooltip("day:O", title="Day"),

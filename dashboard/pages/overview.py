@@ -242,11 +242,8 @@ layers.append(
     .encode(
         x=x,
         y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format=money_axis)),
-        color=alt.Color(
-            "key:N",
-            title=GROUP_LABELS[by],
-            scale=c.key_colours(list(bars["key"]), c.known_keys(view, by)),
-            legend=alt.Legend(labelLimit=0),
+        color=c.series_colour(
+            "key", GROUP_LABELS[by], list(bars["key"]), c.known_keys(view, by), bottom=False
         ),
         tooltip=[
             alt.Tooltip("date:O", title="Day"),
