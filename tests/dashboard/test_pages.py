@@ -434,9 +434,7 @@ def test_a_click_on_a_bar_or_a_row_opens_its_calls(seeded: Seed) -> None:
     # a row of "Spend per day and model": the same calls
     at = open_app()
     spend_rows = table(at, "Input tokens")
-    index = next(
-        i for i, r in enumerate(spend_rows) if r["Day"] == day and r["Model"] == "gpt-4o"
-    )
+    index = next(i for i, r in enumerate(spend_rows) if r["Day"] == day and r["Model"] == "gpt-4o")
     at.session_state["daily_spend"] = {"selection": {"rows": [index], "columns": [], "cells": []}}
     at.run()
     assert not at.exception and texts(at.title) == ["Calls"]
