@@ -33,9 +33,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: install  ## a month of simulated traffic, the example evals, then the dashboard
-	$(BIN)/llmops prompts validate
-	$(BIN)/llmops prompts list
+demo: install  ## a month of a simulated support app (rollout, incidents, evals, budgets), then the dashboard
 	$(BIN)/llmops demo
 
 bench: install  ## benchmarks; figures go in benchmarks/README.md

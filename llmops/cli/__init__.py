@@ -43,7 +43,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: Rich markup ate "[default: ...]" (see cli/_help.py)
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # help wraps at 80 columns whatever the terminal says: the same text in every shell,
+    # pipe and CI log
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 80},
 )
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(db.app, name="db")

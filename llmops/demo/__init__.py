@@ -1,1 +1,2 @@
-"""`llmops demo`: a simulated support app, the example evals, then the dashboard."""
+"""`llmops demo`: a month of a simulated support app (its traffic, prompts, evals and budgets),
+then the dashboard. See :mod:`llmops.demo.support_app` for the app and its month."""

@@ -1,4 +1,5 @@
-"""``llmops spend``, ``calls``, ``feedback`` and ``demo`` (the in-process ``cli``)."""
+"""``llmops spend``, ``calls``, ``feedback`` and ``budgets`` (the in-process ``cli``); the
+demo's tests are in ``tests/demo``."""
 
 from __future__ import annotations
 
@@ -103,44 +104,6 @@ def test_calls_and_feedback(seeded, cli, tmp_path) -> None:
     assert unknown.code == 2 and "no call" in unknown.stderr
     bad = cli("feedback", ids[0], "great", "--database-url", url, cwd=tmp_path)
     assert bad.code == 2 and "must be a number" in bad.stderr
-
-
-def test_demo_fills_a_month_through_the_gateway(cli, tmp_path) -> None:
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    result = cli("demo", "--no-dashboard", "--no-evals", "--calls", "60", "--database-url", url,
-                 cwd=root, env={"LLMOPS_HOME": str(tmp_path / "home")})  # fmt: skip
-    assert result.code == 0, result.stdout + result.stderr
-    assert "Simulated app: " in result.stdout
-    with create_engine(url).connect() as connection:
-        stats = connection.execute(
-            sa.text(
-                "SELECT count(*), count(DISTINCT model), count(DISTINCT prompt_version),"
-                " count(DISTINCT substr(created_at, 1, 10)), sum(status = 'error'),"
-                " sum(ttft_ms IS NOT NULL) FROM llm_calls"
-            )
-        ).one()
-        feedback = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar_one()
-    calls, models, versions, days, errors, streamed = stats
-    assert calls == 60 and models >= 3 and versions >= 3 and days >= 20
-    assert errors >= 1 and streamed >= 1 and feedback >= 10
-
-
-def test_demo_runs_the_example_evals_offline(cli, tmp_path) -> None:
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    result = cli("demo", "--no-dashboard", "--calls", "10", "--database-url", url,
-                 cwd=root, env={"LLMOPS_HOME": str(tmp_path / "home")})  # fmt: skip
-    assert result.code == 0, result.stdout + result.stderr
-    assert result.stdout.count("Pass-rate gate") == len(list((root / "evals").glob("*.yaml")))
-    assert "Done. Look at it with: llmops dashboard" in result.stdout
-    with create_engine(url).connect() as connection:
-        runs = connection.execute(sa.text("SELECT count(DISTINCT suite) FROM eval_runs")).scalar()
-    assert runs == len(list((root / "evals").glob("*.yaml")))
 
 
 BUDGETS_YAML = """\
