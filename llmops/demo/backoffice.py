@@ -25,27 +25,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from llmops.demo.provider import Address
 from llmops.demo.support_app import DemoStats
 from llmops.demo.traffic import Kind
 
 __all__ = ["BACK_OFFICE", "Address", "BackOffice", "BackOfficeSettings"]
 
 BACK_OFFICE: tuple[Kind, ...] = ("ticket", "escalate", "summary")
-
-
-@dataclass(frozen=True)
-class Address:
-    """A simulated provider known by its root URL (``http://127.0.0.1:PORT``)."""
-
-    url: str
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        return self.url
 
 
 @dataclass(frozen=True)

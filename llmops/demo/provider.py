@@ -15,10 +15,11 @@ import os
 import select
 import subprocess
 import sys
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-__all__ = ["ProviderProcess"]
+__all__ = ["Address", "Addresses", "ProviderProcess"]
 
 FORGET_EVERY = 1.0  # seconds between two resets of the child's recorded requests
 START_TIMEOUT = 60.0
@@ -38,16 +39,11 @@ def serve() -> None:  # pragma: no cover - runs in the child process
             server.reset()
 
 
-class ProviderProcess:
-    """A FakeLLMServer answering with the demo's model, in a child process::
+class Addresses:
+    """The ``api_base`` values of a simulated provider known by its root URL
+    (``http://127.0.0.1:PORT``)."""
 
-    with ProviderProcess() as provider:
-        gateway.complete(..., api_base=provider.base_url)
-    """
-
-    def __init__(self) -> None:
-        self._process: subprocess.Popen[bytes] | None = None
-        self.url = ""
+    url: str
 
     @property
     def base_url(self) -> str:
@@ -58,6 +54,25 @@ class ProviderProcess:
     def anthropic_base_url(self) -> str:
         """The ``api_base`` of ``anthropic/`` models."""
         return self.url
+
+
+@dataclass(frozen=True)
+class Address(Addresses):
+    """A simulated provider that runs elsewhere (another process's), by its root URL."""
+
+    url: str
+
+
+class ProviderProcess(Addresses):
+    """A FakeLLMServer answering with the demo's model, in a child process::
+
+    with ProviderProcess() as provider:
+        gateway.complete(..., api_base=provider.base_url)
+    """
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url = ""
 
     def start(self) -> Self:
         process = subprocess.Popen(
