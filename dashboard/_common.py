@@ -103,6 +103,13 @@ def num(value: float | None, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def spend_text(cost_usd: float, unpriced_calls: int) -> str:
+    """An amount that says which calls it leaves out: ``$0.35 + 2 unpriced calls``, never a
+    bare ``$0.00`` for calls without a price."""
+    text = usd(cost_usd)
+    return f"{text} + {plural(unpriced_calls, 'unpriced call')}" if unpriced_calls else text
+
+
 def plural(count: int, noun: str) -> str:
     """``1 call``, ``2 calls``."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
@@ -123,6 +130,7 @@ PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
     "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d",
 )  # fmt: skip
+STRONG = 8  # the first eight colours of the palette; the others are their pale versions
 
 
 def key_colours(keys: Sequence[str], known: Sequence[str] = ()) -> alt.Scale:
@@ -130,15 +138,18 @@ def key_colours(keys: Sequence[str], known: Sequence[str] = ()) -> alt.Scale:
     shown, so a model keeps its colour when filters change. The ``known`` keys (every model,
     prompt, user or source of the database: what the sidebar lists) take the palette's
     slots first, in order of a stable hash, a key whose slot is taken taking the next free
-    one; other keys follow the same way. Past 16 keys colours repeat. ``(other)`` is grey."""
+    one (a strong colour while one is free, then a pale one); other keys follow the same
+    way. Past 16 keys colours repeat. ``(other)`` is grey."""
     taken: set[int] = set()
     slots: dict[str, int] = {}
     for key in [*sorted(set(known)), *sorted(set(keys) - set(known))]:
         if key == queries.OTHER or key in slots:
             continue
-        slot = zlib.crc32(key.encode()) % len(PALETTE)
-        free = [(slot + step) % len(PALETTE) for step in range(len(PALETTE))]
-        slot = next((s for s in free if s not in taken), slot)
+        start = zlib.crc32(key.encode()) % STRONG
+        # the strong colours first (the pale ones only once those are taken)
+        free = [(start + step) % STRONG for step in range(STRONG)]
+        free += [STRONG + (start + step) % (len(PALETTE) - STRONG) for step in range(STRONG)]
+        slot = next((s for s in free if s not in taken), start)
         taken.add(slot)
         slots[key] = slot
     domain = sorted(set(keys))
@@ -157,6 +168,17 @@ def series_colour(
         alt.Legend(labelLimit=0, orient="bottom", columns=2) if bottom else alt.Legend(labelLimit=0)
     )
     return alt.Color(f"{field}:N", title=title, scale=key_colours(keys, known), legend=legend)
+
+
+# Charts draw as SVG rather than Vega's default canvas: crisp at any zoom and in print, and
+# their tick labels and legends are text, which a browser (and a test) can read.
+SVG = {"embedOptions": {"renderer": "svg"}}
+
+
+def altair_chart(chart: alt.TopLevelMixin, **kwargs: Any) -> Any:
+    """``st.altair_chart`` of ``chart`` drawn as SVG; returns what Streamlit returns (the
+    selection event when ``on_select`` is given)."""
+    return st.altair_chart(chart.properties(usermeta=SVG), **kwargs)
 
 
 def known_keys(view: View, by: str) -> list[str]:
@@ -433,6 +455,12 @@ class View:
     def filtered(self) -> bool:
         k = self.key
         return any((k.models, k.prompts, k.versions, k.users, k.statuses, k.sources))
+
+
+def days(view: View) -> list[str]:
+    """Every day of the view's range, as the charts' axes write them."""
+    count = (view.last_day - view.first_day).days + 1
+    return [(view.first_day + timedelta(days=i)).isoformat() for i in range(count)]
 
 
 def _midnight(day: date) -> datetime:
@@ -800,8 +828,14 @@ def daily_spend(view: View, by: str) -> list[queries.SpendRow]:
     return _daily_spend(view.url, view.key, by)
 
 
+def daily_budget(view: View) -> float | None:
+    """The daily budget a chart of ``view`` is compared with: none when filters select a
+    part of the calls, since the budget is for all of them."""
+    return None if view.filtered else view.settings.daily_budget_usd
+
+
 def daily_totals(view: View) -> list[queries.DayTotal]:
-    return _daily_totals(view.url, view.key, view.settings.daily_budget_usd)
+    return _daily_totals(view.url, view.key, daily_budget(view))
 
 
 def prompt_versions(view: View) -> list[queries.VersionStats]:

@@ -39,7 +39,7 @@ history = pd.DataFrame(
     ],
     columns=["started", "pass_rate", "series", "run", "shown"],
 )
-st.altair_chart(
+c.altair_chart(
     alt.Chart(history)
     .mark_line(point=True)
     .encode(

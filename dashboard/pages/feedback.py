@@ -37,13 +37,13 @@ counts = pd.DataFrame(
 for name in dict.fromkeys(counts["feedback"]):
     part = counts[counts["feedback"] == name]
     st.markdown(f"##### {name}")
-    st.altair_chart(
+    c.altair_chart(
         alt.Chart(part)
         .mark_bar()
         .encode(
             x=alt.X("score:O", title="Score"),
             xOffset="version:N",
-            y=alt.Y("count:Q", title="Scores given"),
+            y=alt.Y("count:Q", title="Scores given", axis=alt.Axis(tickMinStep=1, format="d")),
             color=c.series_colour("version", "Prompt version", list(counts["version"])),
             tooltip=["version:N", "score:O", "count:Q"],
         ),
@@ -80,15 +80,18 @@ trend = pd.DataFrame(
     ],
     columns=["day", "version", "feedback", "average", "shown", "count"],
 )
+days = c.days(view)
 for name in dict.fromkeys(trend["feedback"]):
     part = trend[trend["feedback"] == name]
     st.markdown(f"##### {name}")
-    st.altair_chart(
+    c.altair_chart(
         alt.Chart(part)
         .mark_line(point=True)
         .encode(
-            # the days as the Overview writes them
-            x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-45)),
+            # every day of the range, written as the Overview writes them
+            x=alt.X(
+                "day:O", title=None, scale=alt.Scale(domain=days), axis=alt.Axis(labelAngle=-45)
+            ),
             y=alt.Y("average:Q", title=f"Average {name}", scale=alt.Scale(zero=False)),
             color=c.series_colour("version", "Prompt version", list(part["version"])),
             tooltip=[

@@ -27,7 +27,7 @@ PERIOD_BEFORE = {
 }
 
 view = c.page_view("Overview")
-budget = view.settings.daily_budget_usd
+budget = c.daily_budget(view)
 st.title("Overview")
 
 # -- spend per calendar period (not filtered: always all calls) ---------------------------
@@ -163,7 +163,8 @@ if summary.feedback:  # each name on its own scale: thumbs 0/1 and stars 1-5 nev
 
 if summary.unpriced_models:
     st.warning(
-        f"{c.plural(summary.unpriced_calls, 'call')} in this range are unpriced: no known price "
+        f"{c.plural(summary.unpriced_calls, 'call')} in this range "
+        f"{'is' if summary.unpriced_calls == 1 else 'are'} unpriced: no known price "
         f"for {', '.join(summary.unpriced_models)}. The cost figures leave them out. Add the "
         "model to prices.yaml and run `llmops costs recompute`.",
         icon=":material/warning:",
@@ -210,7 +211,7 @@ bars = pd.DataFrame(
             "date": r.date.isoformat(),
             "key": r.key,
             "cost": r.cost_usd,
-            "spend": c.usd(r.cost_usd),
+            "spend": c.spend_text(r.cost_usd, r.unpriced_calls),
             "calls": r.calls,
         }
         for r in spend
@@ -271,7 +272,7 @@ if len(over):
         .encode(x=x, y="cost:Q")
     )
 # a click on a bar opens its calls: that day, that model (prompt, user, source)
-clicked = st.altair_chart(
+clicked = c.altair_chart(
     alt.layer(*layers), width="stretch", on_select="rerun", selection_mode="drill", key="spend"
 )
 st.caption("Click a bar, or a row of the tables below, to see its calls.")
@@ -281,8 +282,13 @@ for point in c.selected(clicked, "drill"):
             "pages/calls.py",
             query_params=c.drill_down(view, str(point["date"]), by, point.get("key")),
         )
-if budget is None:
+if view.settings.daily_budget_usd is None:
     st.caption("No daily budget set (LLMOPS_DAILY_BUDGET, or `budgets.daily_usd` in llmops.yaml).")
+elif budget is None:
+    st.caption(
+        f"The daily budget of {c.usd(view.settings.daily_budget_usd)} is for all calls: "
+        "clear the filters to see the days against it."
+    )
 elif len(over):
     st.warning(
         f"Over the daily budget of {c.usd(budget)} on "

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from llmops.errors import LLMOpsError
+from llmops.money import amount
 
 WORKING = "(working tree)"
 
@@ -39,7 +40,8 @@ else:
                     "Labels": ", ".join(labels.get((v.prompt_name, v.prompt_version), [])),
                     "Calls": v.calls,
                     "Error rate": v.error_rate,
-                    "Cost per call": v.cost_per_call,
+                    # shown to the digit, without float noise (0.00021, not 0.000210...01)
+                    "Cost per call (USD)": amount(v.cost_per_call),
                     "Tokens per call": v.tokens_per_call,
                     "Avg latency": v.latency_avg_ms,
                     "Feedback": c.scores(v.feedback),
@@ -56,8 +58,8 @@ else:
         column_config={
             "Calls": st.column_config.NumberColumn(format="localized"),
             "Error rate": st.column_config.NumberColumn(format="percent"),
-            "Cost per call": st.column_config.NumberColumn(format="plain", help="USD"),
-            "Tokens per call": st.column_config.NumberColumn(format="%.1f"),
+            "Cost per call (USD)": st.column_config.NumberColumn(format="plain"),
+            "Tokens per call": st.column_config.NumberColumn(format="%.0f"),
             "Avg latency": st.column_config.NumberColumn(format="%.0f ms"),
             "Feedback": st.column_config.TextColumn(
                 help="Average per feedback name, each on its own scale (number of scores)"

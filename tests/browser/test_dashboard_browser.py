@@ -6,8 +6,14 @@ ago. The dashboard then runs exactly as a user starts it (``python -m llmops das
 and Chromium (Debian's, through Playwright) opens the overview page. The spend metrics
 must show the costs worked out here by hand from gpt-4o-mini's list price ($0.15 per
 million input tokens, $0.60 per million output tokens), and the call count the calls of
-the last 30 days. A screenshot of the page is kept in ``screenshots/`` at the top of the
-repository (or ``$LLMOPS_SCREENSHOTS``), for people and CI artifacts to look at.
+the last 30 days.
+
+A second test opens the richer database of the AppTest tests (tests/dashboard/seed.py)
+and reads the charts as a person does: tick labels told apart and not all zero, legends
+whole and inside the chart; then clicks a bar of the daily spend with the mouse and lands on
+that day's and that model's calls. Screenshots of every page are kept in ``screenshots/`` at
+the top of the repository (or ``$LLMOPS_SCREENSHOTS``), for people and CI artifacts to look
+at. The dashboard draws its charts as SVG, which is what makes their text readable here.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``; CI: .ci/install-system-packages)
 and the ``playwright`` Python package (the dev extras), but no ``playwright install``:
@@ -29,6 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -48,6 +55,8 @@ START_TIMEOUT = 90  # seconds for the dashboard to answer its health check
 PAGE_TIMEOUT_MS = 90_000
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 PORT_ATTEMPTS = 3
+VIEWPORT = {"width": 1440, "height": 1100}
+ROW_HEIGHT = 35  # pixels of a row (and of the header) of Streamlit's data grid
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -67,6 +76,26 @@ def chromium_path() -> str:
             "(CI runs .ci/install-system-packages)"
         )
     return found
+
+
+def playwright_api() -> Any:
+    """Playwright's ``sync_playwright`` (skip, or fail under CI, without the package)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable(
+            "the playwright Python package is not installed: `pip install -e '.[dev]'` "
+            "(or `pip install playwright`; no `playwright install` needed, it drives chromium)"
+        )
+    return sync_playwright
+
+
+def screenshots() -> Path:
+    """Where screenshots go: ``$LLMOPS_SCREENSHOTS``, or ``screenshots/`` at the top of the
+    repository (CI keeps that folder as an artifact)."""
+    shots = Path(os.environ.get("LLMOPS_SCREENSHOTS") or Path(__file__).parents[2] / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
 
 
 def free_port() -> int:
@@ -117,7 +146,9 @@ def usd(value: float) -> str:
 
 
 @contextlib.contextmanager
-def dashboard(url: str, cwd: Path, log: Path) -> Iterator[str]:
+def dashboard(
+    url: str, cwd: Path, log: Path, settings: dict[str, str] | None = None
+) -> Iterator[str]:
     """``python -m llmops dashboard`` on a free port; yields its address once healthy.
 
     Another process (a parallel test run, any client's ephemeral port) may take the free
@@ -125,6 +156,7 @@ def dashboard(url: str, cwd: Path, log: Path) -> Iterator[str]:
     another free port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
     env["HOME"] = str(cwd)  # no ~/.streamlit of the developer
+    env.update(settings or {})
     for attempt in range(1, PORT_ATTEMPTS + 1):
         port = free_port()
         with open(log, "wb") as output:
@@ -192,13 +224,7 @@ def wait_healthy(
 
 def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any) -> None:
     executable = chromium_path()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable(
-            "the playwright Python package is not installed: `pip install -e '.[dev]'` "
-            "(or `pip install playwright`; no `playwright install` needed, it drives chromium)"
-        )
+    sync_playwright = playwright_api()
 
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
@@ -255,16 +281,14 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
     assert expected["Calls"] == "3"
     assert expected["Cost"] == "$1.53"
 
-    shots = Path(os.environ.get("LLMOPS_SCREENSHOTS") or Path(__file__).parents[2] / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    screenshot = shots / "overview.png"
+    screenshot_path = screenshots() / "overview-periods.png"
     with (
         dashboard(url, tmp_path, tmp_path / "dashboard.log") as address,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page = browser.new_page(viewport=VIEWPORT)
             fetched: list[str] = []  # every URL the page asks for: all must be the server's
             page.on("request", lambda request: fetched.append(request.url))
             page.goto(address, timeout=PAGE_TIMEOUT_MS)
@@ -286,18 +310,10 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
                 shown_deltas[label] = delta.inner_text() if delta.count() else None
             text = page.locator("body").inner_text()
             exceptions = page.locator("[data-testid='stException']").count()
-            page.screenshot(path=str(screenshot), full_page=True)
-            # every other page, as a person opens it: no error, and a screenshot to look at
+            screenshot(page, screenshot_path)
+            # every other page, as a person opens it: no error (and nothing from outside)
             for name in ("prompts", "evals", "calls", "feedback"):
-                page.goto(f"{address.rstrip('/')}/{name}", timeout=PAGE_TIMEOUT_MS)
-                page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
-                page.wait_for_function(
-                    "() => !document.querySelector(\"[data-testid='stSkeleton']\")",
-                    timeout=PAGE_TIMEOUT_MS,
-                )
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-                failed = page.locator("[data-testid='stException']").count()
-                assert failed == 0, (name, page.locator("body").inner_text())
+                open_page(page, f"{address}/{name}")
         finally:
             browser.close()
 
@@ -317,6 +333,221 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
             assert shown is None, (label, shown_deltas)
         else:
             assert shown is not None and delta in shown, (label, delta, shown_deltas)
-    data = screenshot.read_bytes()
+    data = screenshot_path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 20_000, f"{screenshot} is only {len(data)} bytes"
+    assert len(data) > 20_000, f"{screenshot_path} is only {len(data)} bytes"
+
+
+# -- what a person reads on the charts, and where a click leads ---------------------------
+
+# Each chart of the page as the browser draws it (the dashboard draws charts as SVG): its
+# box, its axes (Vega's aria label says which, "X-axis ..." or "Y-axis ...") with their tick
+# labels as shown, and its legends' labels with where each is drawn.
+READ_CHARTS = """
+() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].map(chart => {
+  const box = r => { const b = r.getBoundingClientRect();
+    return {left: b.left, right: b.right, top: b.top, bottom: b.bottom}; };
+  return {
+    box: box(chart),
+    svg: chart.querySelector("svg.marks") !== null,
+    axes: [...chart.querySelectorAll("g.role-axis")].map(axis => ({
+      aria: axis.getAttribute("aria-label") || "",
+      ticks: [...axis.querySelectorAll("g.role-axis-label text")]
+        .filter(t => getComputedStyle(t).opacity !== "0" && t.getAttribute("opacity") !== "0")
+        .map(t => t.textContent),
+    })),
+    legends: [...chart.querySelectorAll("g.role-legend")].map(legend => ({
+      title: [...legend.querySelectorAll("g.role-legend-title text")].map(t => t.textContent),
+      labels: [...legend.querySelectorAll("g.role-legend-label text")]
+        .map(t => ({text: t.textContent, ...box(t)})),
+    })),
+  };
+})
+"""
+
+
+def open_page(page: Any, url: str) -> None:
+    """Go to ``url`` and wait until the app has run and drawn its charts."""
+    page.goto(url, timeout=PAGE_TIMEOUT_MS)
+    wait_ready(page)
+
+
+def wait_ready(page: Any) -> None:
+    page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=PAGE_TIMEOUT_MS
+    )
+    page.wait_for_function(  # every chart drawn (Vega renders after the script has run)
+        """() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")]
+                 .every(c => c.querySelector("svg.marks g"))""",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")
+
+
+def screenshot(page: Any, path: Path) -> None:
+    """The whole page, charts below the fold included: Streamlit scrolls inside its own
+    container, so the window is made as tall as the content for the picture."""
+    height = page.evaluate(
+        """() => Math.max(...[...document.querySelectorAll(
+                 "[data-testid='stMain'], [data-testid='stSidebarContent']")]
+                 .map(e => e.scrollHeight), 0)"""
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    try:
+        wait_ready(page)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(VIEWPORT)
+
+
+def money(tick: str) -> float:
+    """``$1,234.50`` -> 1234.5"""
+    return float(tick.replace("$", "").replace(",", ""))
+
+
+def assert_readable(chart: dict[str, Any], legend: set[str] | None = None) -> None:
+    """What a person reads on a chart: every axis has tick labels, told apart, not all
+    zero; every legend label is whole (not cut with an ellipsis) and drawn inside the chart
+    and the window; with ``legend``, the legend names exactly those series."""
+    assert chart["svg"], "the chart is not drawn as SVG: its text cannot be read"
+    axes = [axis for axis in chart["axes"] if axis["aria"]]
+    assert {axis["aria"][:6] for axis in axes} == {"X-axis", "Y-axis"}, axes
+    for axis in axes:
+        ticks = axis["ticks"]
+        assert ticks, axis
+        assert len(set(ticks)) == len(ticks), f"tick labels repeat: {axis}"
+        assert any(any(ch in "123456789" for ch in t) for t in ticks), f"all zero: {axis}"
+    labels = [label for found in chart["legends"] for label in found["labels"]]
+    box = chart["box"]
+    for label in labels:
+        assert "\u2026" not in label["text"], f"legend label cut: {label}"
+        assert box["left"] <= label["left"] and label["right"] <= box["right"], (label, box)
+        assert label["right"] <= VIEWPORT["width"], label
+    if legend is not None:
+        assert {label["text"] for label in labels} == legend
+
+
+def y_ticks(chart: dict[str, Any]) -> list[str]:
+    (axis,) = [a for a in chart["axes"] if a["aria"].startswith("Y-axis")]
+    return list(axis["ticks"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_charts_read_and_a_bar_click_drills_down(
+    tmp_path: Path, database_url: str, repo: Any, server: Any, make_gateway: Any
+) -> None:
+    """tests/dashboard/seed.py's database (two priced models and an unpriced one, a day over
+    the $1 daily budget, feedback on two prompt versions, an eval batch) in Chromium: the
+    charts of every page read as a person reads them, and a click on a bar opens its calls.
+    Screenshots of every page go to the screenshots folder."""
+    from tests.dashboard.seed import DAILY_BUDGET, MONTHLY_BUDGET
+    from tests.dashboard.seed import seed as seed_app
+
+    executable = chromium_path()
+    sync_playwright = playwright_api()
+    data = seed_app(database_url, repo, server, make_gateway)
+    month = data.in_days(30)
+    yesterday = next(
+        c for c in data.calls if c.model == "gpt-4o" and c.day == data.today - timedelta(days=1)
+    )
+    drilled = [c for c in data.calls if c.model == "gpt-4o" and c.day == yesterday.day]
+    settings = {
+        "LLMOPS_PROMPTS_DIR": str(repo.prompts),
+        "LLMOPS_DAILY_BUDGET": str(DAILY_BUDGET),
+        "LLMOPS_MONTHLY_BUDGET": str(MONTHLY_BUDGET),
+    }
+    shots = screenshots()
+    with (
+        dashboard(database_url, tmp_path, tmp_path / "dashboard.log", settings) as address,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+
+            # Overview: daily spend in dollars, a legend of every model of the range
+            open_page(page, address)
+            screenshot(page, shots / "overview.png")
+            (spend,) = page.evaluate(READ_CHARTS)
+            assert_readable(spend, legend={c.model for c in month})
+            assert money(y_ticks(spend)[-1]) >= max(  # the highest day fits, and the budget
+                DAILY_BUDGET,
+                *(sum(c.cost or 0 for c in month if c.day == d) for d in {c.day for c in month}),
+            )
+
+            # one user's calls cost a fraction of a cent a day: the axis says how much (it
+            # read $0.00 on every tick), and the budget for all calls does not squash it
+            open_page(page, f"{address}/?user=carol")
+            (carol,) = page.evaluate(READ_CHARTS)
+            assert_readable(carol, legend={"gpt-4o-mini"})
+            carol_spend = sum(c.cost or 0 for c in month if c.user == "carol")
+            assert 0 < carol_spend < 0.01
+            assert carol_spend <= money(y_ticks(carol)[-1]) < 0.01, y_ticks(carol)
+            assert "is for all calls: clear the filters" in page.inner_text("body")
+
+            # Feedback: one chart per name for the counts and for the trend
+            open_page(page, f"{address}/feedback")
+            screenshot(page, shots / "feedback.png")
+            versions = {f"support/answer@{data.versions[k]}" for k in ("answer-v1", "answer-v2")}
+            counts, trend = page.evaluate(READ_CHARTS)
+            for chart in (counts, trend):
+                assert_readable(chart, legend=versions)
+            assert all(t.isdigit() for t in y_ticks(counts)), y_ticks(counts)  # counts
+
+            # Evals: the pass rate of the batch's two runs
+            open_page(page, f"{address}/evals")
+            screenshot(page, shots / "evals.png")
+            (history,) = page.evaluate(READ_CHARTS)
+            assert_readable(history, legend={"greet \u00b7 baseline", "greet \u00b7 candidate"})
+
+            for name in ("prompts", "calls"):
+                open_page(page, f"{address}/{name}")
+                screenshot(page, shots / f"{name}.png")
+
+            # a click on yesterday's gpt-4o bar (the mouse, as a person clicks) opens the
+            # Calls page on that day and that model
+            open_page(page, address)
+            bar = page.locator(
+                "[data-testid='stVegaLiteChart'] path[aria-roledescription='bar']"
+                f"[aria-label*='date: {yesterday.day.isoformat()};']"
+                "[aria-label*='Model: gpt-4o;']"
+            )
+            assert bar.count() == 1
+            bar.click()
+            page.wait_for_url("**/calls?**", timeout=PAGE_TIMEOUT_MS)
+            wait_ready(page)
+            screenshot(page, shots / "calls-drill-down.png")
+            query = parse_qs(urlsplit(page.url).query)
+            day = yesterday.day.isoformat()
+            assert query["from"] == [day] and query["to"] == [day] and query["model"] == ["gpt-4o"]
+            body = page.inner_text("body")
+            count = len(drilled)
+            assert f"Rows 1\u2013{count} of {count}" in body, body
+
+            # a click on the row (its selection box, at the left of the first row) opens
+            # the call: the detail below says what it cost and who rated it
+            grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+            assert grid is not None
+            page.mouse.click(grid["x"] + 12, grid["y"] + ROW_HEIGHT * 1.5)
+            page.wait_for_function(
+                "() => document.body.innerText.includes('Output tokens\\n')"
+                " && document.querySelectorAll(\"[data-testid='stMetric']\").length > 0",
+                timeout=PAGE_TIMEOUT_MS,
+            )
+            wait_ready(page)
+            (call,) = drilled
+            assert parse_qs(urlsplit(page.url).query)["call"] == [call.id]
+            detail = {
+                m.locator("[data-testid='stMetricLabel']").inner_text().strip(): m.locator(
+                    "[data-testid='stMetricValue']"
+                ).inner_text()
+                for m in page.locator("[data-testid='stMetric']").all()
+            }
+            assert detail["Cost"] == usd(call.cost or 0), detail
+            assert detail["Input tokens"] == f"{call.prompt_tokens:,}", detail
+            assert call.feedback  # (its rating, in a table below)
+            assert "No feedback for this call." not in page.inner_text("body")
+            screenshot(page, shots / "call-detail.png")
+        finally:
+            browser.close()

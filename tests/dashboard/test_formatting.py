@@ -52,6 +52,10 @@ def test_percentages_latencies_and_counts() -> None:
     assert c.score(0.5714) == "0.57"
     assert c.plural(1, "call") == "1 call"
     assert c.plural(2, "call") == "2 calls"
+    # an amount that leaves calls out says so (a bar of unpriced calls is not "$0.00")
+    assert c.spend_text(0.35, 0) == "$0.35"
+    assert c.spend_text(0.0, 1) == "$0.00 + 1 unpriced call"
+    assert c.spend_text(1.5, 3) == "$1.50 + 3 unpriced calls"
 
 
 def test_a_key_keeps_its_colour_whatever_else_is_shown() -> None:
@@ -65,6 +69,7 @@ def test_a_key_keeps_its_colour_whatever_else_is_shown() -> None:
     assert len(set(every.values())) == len(models)  # told apart
     for i in range(len(models)):  # a filter that shows one model, or all but one
         assert colours([models[i]])[models[i]] == every[models[i]]
+    assert set(every.values()) <= set(c.PALETTE[: c.STRONG])  # no pale bar while few keys
     assert c.ALERT_RED not in every.values()  # red means over budget
     assert colours(["gpt-4o", "(other)"])["(other)"] == c.OTHER_GREY
     many = dict(zip(*[c.key_colours([f"user-{i}" for i in range(16)]).to_dict()[k]

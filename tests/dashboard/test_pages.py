@@ -180,7 +180,7 @@ def test_prompts_page_lists_versions_with_labels_evals_and_a_diff(seeded: Seed) 
         assert row["Error rate"] == pytest.approx(
             sum(call.status == "error" for call in mine) / len(mine)
         )
-        assert row["Cost per call"] == pytest.approx(statistics.mean(priced))
+        assert row["Cost per call (USD)"] == pytest.approx(statistics.mean(priced))
         assert row["Tokens per call"] == pytest.approx(statistics.mean(tokens))
         assert row["Avg latency"] == pytest.approx(statistics.mean(seeded.latencies(mine)))
         by_name: dict[str, list[float]] = defaultdict(list)
@@ -196,7 +196,7 @@ def test_prompts_page_lists_versions_with_labels_evals_and_a_diff(seeded: Seed) 
         assert row["Labels"] == expected_labels[version]
         rate = row["Eval pass rate"]
         assert (c.pct(rate) if rate == rate else "—") == expected_evals.get(version, "—")
-    assert rows[v["answer-v1"]]["Cost per call"] == pytest.approx(0.42)  # (0.21+0.70+0.35)/3
+    assert rows[v["answer-v1"]]["Cost per call (USD)"] == 0.42  # (0.21+0.70+0.35)/3
 
     # the two newest versions are compared: greet's production one against the working tree
     assert at.selectbox(key="diff_prompt").value == "greet"
