@@ -12,8 +12,8 @@ Usage: python benchmarks/cli_startup.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import tempfile

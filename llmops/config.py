@@ -64,6 +64,7 @@ class Settings:
     dashboard_password: str | None = None
     budgets: tuple[Budget, ...] = ()  # the named limits of the config file
     alerts: Alerts = field(default_factory=lambda: Alerts())  # ``alerts:`` of the config file
+    retention: Retention = field(default_factory=lambda: Retention())  # ``retention:``
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +93,7 @@ class Settings:
             dashboard_password=env.get("LLMOPS_DASHBOARD_PASSWORD") or None,
             budgets=config.budgets.limits,
             alerts=config.alerts,
+            retention=config.retention,
         )
 
 
@@ -177,6 +179,30 @@ class Budgets(BaseModel):
         return limits
 
 
+MIN_RETENTION_DAYS = 183  # the AI Act's six months (Art. 19, Art. 26(6)) for call logs
+
+
+class Retention(BaseModel):
+    """``retention:`` in the config file: what ``llmops db prune`` drops when run without
+    ages. Content (prompts, responses, comments) may go sooner than the call metadata,
+    which is kept at least ``minimum_days`` unless ``--force``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_days: int | None = Field(default=None, ge=1, le=36_600)
+    calls_days: int | None = Field(default=None, ge=1, le=36_600)
+    minimum_days: int = Field(default=MIN_RETENTION_DAYS, ge=0, le=36_600)
+
+    @model_validator(mode="after")
+    def _calls_kept_long_enough(self) -> Retention:
+        if self.calls_days is not None and self.calls_days < self.minimum_days:
+            raise ValueError(
+                f"calls_days {self.calls_days} is under minimum_days {self.minimum_days} "
+                "(call logs are kept at least six months: EU AI Act Art. 19, 26(6))"
+            )
+        return self
+
+
 class ConfigFile(BaseModel):
     """``llmops.yaml``: settings that belong in a reviewed file rather than the environment."""
 
@@ -184,8 +210,9 @@ class ConfigFile(BaseModel):
 
     budgets: Budgets = Field(default_factory=Budgets)
     alerts: Alerts = Field(default_factory=lambda: Alerts())
+    retention: Retention = Field(default_factory=Retention)
 
-    @field_validator("budgets", "alerts", mode="before")
+    @field_validator("budgets", "alerts", "retention", mode="before")
     @classmethod
     def _empty_section(cls, value: object) -> object:
         """``budgets:`` with nothing under it sets nothing, as ``budgets: {}`` does."""

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
 from llmops import __version__
 from llmops.cli import (
     alerts,
+    audit,
     budgets,
     config,
     costs,
@@ -54,6 +55,7 @@ app.add_typer(evals.app, name="eval")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(config.app, name="config")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.command("spend")(usage.spend)
 app.command("budgets")(budgets.budgets)
 app.command("calls")(usage.calls)

@@ -130,3 +130,97 @@ def replay(url: str | None = DatabaseOption) -> None:
     )
     if not stored or writer.last_error:
         raise DatabaseError(f"the database did not take every record: {writer.last_error}")
+
+
+def _days(value: str | None, option: str) -> int | None:
+    """``30d`` (or ``30``, or ``8w``) as days."""
+    import re
+
+    from llmops.errors import ConfigError
+
+    if value is None:
+        return None
+    found = re.fullmatch(r"\s*([0-9]{1,6})\s*([dw]?)\s*", value)
+    if not found:
+        raise ConfigError(f"{option} {value!r}: expected days such as 30d (or weeks: 8w)")
+    days = int(found[1]) * (7 if found[2] == "w" else 1)
+    if not 1 <= days <= 36_600:
+        raise ConfigError(f"{option} {value!r}: between 1 day and 100 years")
+    return days
+
+
+@app.command()
+def prune(
+    content_older_than: str | None = typer.Option(
+        None,
+        "--content-older-than",
+        help="Drop prompts, responses and feedback comments older than this (30d) "
+        "[default: retention.content_days in llmops.yaml].",
+    ),
+    calls_older_than: str | None = typer.Option(
+        None,
+        "--calls-older-than",
+        help="Delete calls (and their feedback) of the UTC days older than this (400d), "
+        "keeping the daily rollups [default: retention.calls_days].",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; change nothing."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Delete calls younger than retention.minimum_days (default 183: the AI Act's six "
+        "months).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    url: str | None = DatabaseOption,
+) -> None:
+    """Retention: drop stored content sooner than call metadata, and old calls; recorded
+    as an audit event that `llmops audit verify` accounts for."""
+    from llmops.audit.retention import prune as run_prune
+    from llmops.store.engine import check_schema, create_engine, display_url
+
+    settings = Settings.from_env()
+    retention = settings.retention
+    content_days = _days(content_older_than, "--content-older-than") or retention.content_days
+    calls_days = _days(calls_older_than, "--calls-older-than") or retention.calls_days
+    target = database_url(url)
+    engine = create_engine(target)
+    check_schema(engine, create=False)
+    report = run_prune(
+        engine,
+        content_days=content_days,
+        calls_days=calls_days,
+        minimum_days=retention.minimum_days,
+        force=force,
+        dry_run=dry_run,
+    )
+    if as_json:
+        emit_json(
+            {
+                "database": display_url(target),
+                "dry_run": dry_run,
+                "content_before": report.content_before.isoformat()
+                if report.content_before
+                else None,
+                "calls_before": report.calls_before.isoformat() if report.calls_before else None,
+                "content_calls": report.content_calls,
+                "content_feedback": report.content_feedback,
+                "calls_removed": report.calls_removed,
+                "feedback_removed": report.feedback_removed,
+                "event": report.event.seq if report.event else None,
+            }
+        )
+        return
+    verb = "would" if dry_run else "did"
+    if report.content_before is not None:
+        typer.echo(
+            f"content before {report.content_before:%Y-%m-%d %H:%M} UTC: {verb} drop it from "
+            f"{report.content_calls:,} calls and {report.content_feedback:,} feedback comments"
+        )
+    if report.calls_before is not None:
+        typer.echo(
+            f"calls before {report.calls_before:%Y-%m-%d} UTC: {verb} delete "
+            f"{report.calls_removed:,} calls and {report.feedback_removed:,} feedback rows "
+            "(the daily rollups stay)"
+        )
+    if report.event is not None:
+        typer.echo(f"recorded as audit event {report.event.seq} (llmops audit verify).")

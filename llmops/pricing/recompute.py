@@ -17,8 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from llmops.money import amount
 from llmops.pricing.prices import Price, PriceBook, price_details
 from llmops.pricing.usage import Served, Usage
+from llmops.store.audit_log import record_event
 from llmops.store.tables import CALLS
 
 _BATCH = 2000
@@ -108,6 +110,21 @@ def recompute_costs(
         with engine.begin() as connection:
             for start in range(0, len(updates), _BATCH):
                 _update_costs(connection, updates[start : start + _BATCH])
+            # a legitimate change of stored rows: logged for `llmops audit verify`
+            record_event(
+                connection,
+                "recompute",
+                len(updates),
+                {
+                    "since": since.isoformat(),
+                    "until": until.isoformat() if until else None,
+                    "model": model,
+                    "include_overrides": include_overrides,
+                    "allow_unpriced": allow_unpriced,
+                    "old_total_usd": amount(report.old_total_usd),
+                    "new_total_usd": amount(report.new_total_usd),
+                },
+            )
     return report
 
 

@@ -14,6 +14,8 @@ __all__ = [
     "ALERT_EVENTS",
     "ALERT_STATE",
     "API_KEYS",
+    "AUDIT_CHAINS",
+    "AUDIT_EVENTS",
     "BUDGET_LEASES",
     "CALLS",
     "CALL_DAYS",
@@ -26,6 +28,8 @@ __all__ = [
     "AlertEvent",
     "AlertState",
     "ApiKey",
+    "AuditChain",
+    "AuditEventRecord",
     "BudgetLease",
     "CallRecord",
     "DailyCalls",
@@ -64,6 +68,7 @@ class CallRecord(SQLModel, table=True):
             "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
             "user_id", "source", "status",
         ),
+        sa.Index("ix_llm_calls_chain", "chain_id", "chain_seq"),
         sa.Index(  # the few calls priced approximately, counted by the dashboard
             "ix_llm_calls_approximate", "created_at", "model",
             sqlite_where=sa.text("cost_status = 'approximate'"),
@@ -111,12 +116,18 @@ class CallRecord(SQLModel, table=True):
     api_key: str | None = Field(
         default=None, max_length=100, description="name of the virtual key (llmops serve)"
     )
+    # the hash chain (migration 0009, see llmops.store.chain): set by the writer
+    chain_id: str | None = Field(default=None, max_length=36, description="writer's chain")
+    chain_seq: int | None = Field(default=None, sa_type=sa.BigInteger, description="1, 2, ...")
+    content_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
+    row_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
 
 
 class FeedbackRecord(SQLModel, table=True):
     """A score for one call (table ``feedback``); a call may have many."""
 
     __tablename__ = "feedback"
+    __table_args__ = (sa.Index("ix_feedback_chain", "chain_id", "chain_seq"),)
 
     id: str = Field(primary_key=True, max_length=36)
     call_id: str = Field(foreign_key="llm_calls.id", index=True, max_length=36)
@@ -125,6 +136,10 @@ class FeedbackRecord(SQLModel, table=True):
     score: float
     comment: str | None = Field(default=None, sa_type=sa.Text)
     user_id: str | None = Field(default=None, max_length=200)
+    chain_id: str | None = Field(default=None, max_length=36, description="writer's chain")
+    chain_seq: int | None = Field(default=None, sa_type=sa.BigInteger, description="1, 2, ...")
+    content_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
+    row_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
 
 
 def _table(model: type[SQLModel]) -> sa.Table:
@@ -347,3 +362,46 @@ class ApiKey(SQLModel, table=True):
 
 
 API_KEYS = _table(ApiKey)
+
+
+# Governance (migration 0009): the hash chains' heads and the audit events.
+
+
+class AuditChain(SQLModel, table=True):
+    """One writer's hash chain over the rows of one table (table ``audit_chains``): where it
+    started and its head, updated in the transaction that stores each batch, so that rows
+    cut from a chain's end are missed too (see :mod:`llmops.store.chain`)."""
+
+    __tablename__ = "audit_chains"
+
+    id: str = Field(primary_key=True, max_length=36)
+    table_name: str = Field(max_length=32, description="llm_calls or feedback")
+    holder: str = Field(max_length=200, description="host and pid of the writer")
+    started_at: datetime
+    updated_at: datetime
+    last_seq: int = Field(default=0, sa_type=sa.BigInteger)
+    last_hash: str = Field(max_length=64, description="row_hash of row last_seq")
+
+
+class AuditEventRecord(SQLModel, table=True):
+    """An append-only log of the legitimate changes to stored calls (table
+    ``audit_events``): re-pricing, retention pruning, the start of the hash chains. Each
+    event is chained to the one before (``prev_hash``, ``event_hash``)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_at", "at"),)
+
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger, description="1, 2, ...")
+    id: str = Field(max_length=36, unique=True)
+    at: datetime
+    kind: str = Field(max_length=32, description="chain_start, recompute, prune")
+    actor: str = Field(max_length=200, description="user@host of the command")
+    command: str = Field(sa_type=sa.Text, description="the command line, credentials removed")
+    rows: int = Field(default=0, description="rows changed or removed")
+    details: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    prev_hash: str = Field(max_length=64)
+    event_hash: str = Field(max_length=64)
+
+
+AUDIT_CHAINS = _table(AuditChain)
+AUDIT_EVENTS = _table(AuditEventRecord)

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.errors import DatabaseError
+from llmops.store.chain import Chains
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
 from llmops.store.records import RecordKind, Row, fitted, repaired, storable
 from llmops.store.tables import CALLS, FEEDBACK
@@ -118,6 +119,7 @@ class Writer:
         # never the calls. After the commit, the observers get the ids of the calls stored
         # (an id may come again on a replay).
         self.transaction_hooks: list[TransactionHook] = []
+        self.chains = Chains()  # the hash chains of the rows this writer stores
         self.stored_observers: list[Callable[[list[str]], None]] = []
         self._start()
         _WRITERS.add(self)
@@ -328,7 +330,7 @@ class Writer:
         """Store entries; rows the database refuses are repaired or rejected. Returns how
         many were stored; raises _Outage when the database itself failed."""
         try:
-            self._insert(entries)
+            self._insert(entries, replay=replay)
             return len(entries)
         except Exception as exc:
             if _is_outage(exc) or (not _is_row_error(exc) and not self._answers()):
@@ -347,7 +349,7 @@ class Writer:
             return self._defer(entry, replay=replay)
         fixed = Entry(entry.kind, repaired(entry.kind, entry.row), entry.segment)
         try:
-            self._insert([fixed])
+            self._insert([fixed], replay=replay)
         except Exception as again:
             if _is_outage(again) or (not _is_row_error(again) and not self._answers()):
                 raise _Outage(_describe(again)) from again
@@ -383,18 +385,30 @@ class Writer:
         self.stats.rejected += len(entries)
         log.error("llmops: %d record(s) refused, kept in rejected.log: %s", len(entries), reason)
 
-    def _insert(self, entries: list[Entry]) -> None:
+    def _insert(self, entries: list[Entry], *, replay: bool = False) -> None:
         engine = self._get_engine()
         rows: dict[str, list[dict[str, Any]]] = {"call": [], "feedback": []}
+        seen: set[tuple[str, Any]] = set()
         for entry in entries:
-            rows[entry.kind].append(fitted(entry.kind, entry.row))
-        with engine.begin() as connection:
-            for kind in ("call", "feedback"):  # calls first: feedback refers to them
-                if rows[kind]:
-                    connection.execute(self._insert_for(kind, engine), rows[kind])
-            if rows["call"]:
-                for hook in self.transaction_hooks:
-                    _run_hook(hook, connection, rows["call"])
+            key = (entry.kind, entry.row.get("id"))
+            if key not in seen:  # the same record twice in a batch is stored once
+                seen.add(key)
+                rows[entry.kind].append(fitted(entry.kind, entry.row))
+        try:
+            with engine.begin() as connection:
+                for kind in ("call", "feedback"):  # calls first: feedback refers to them
+                    if replay and rows[kind]:  # a replay may bring rows stored already
+                        rows[kind] = _not_stored(connection, kind, rows[kind])
+                    if rows[kind]:
+                        self.chains.seal(connection, kind, rows[kind])
+                        connection.execute(self._insert_for(kind, engine), rows[kind])
+                if rows["call"]:
+                    for hook in self.transaction_hooks:
+                        _run_hook(hook, connection, rows["call"])
+        except BaseException:
+            self.chains.rollback()
+            raise
+        self.chains.commit()
         if self.stored_observers and rows["call"]:
             ids = [row["id"] for row in rows["call"]]
             for observer in self.stored_observers:
@@ -505,6 +519,7 @@ class Writer:
         """In a forked child: a fresh journal segment, queue and thread (the parent's
         thread does not exist here and its segment belongs to the parent)."""
         self.journal.forget()
+        self.chains.restart()
         self._engine = None
         self._prepared = False
         self._start()
@@ -517,6 +532,16 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _not_stored(
+    connection: Connection, kind: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows whose id is not in the table yet: only those join the hash chain."""
+    table = _TABLES[kind]
+    ids = [row["id"] for row in rows]
+    stored = set(connection.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    return [row for row in rows if row["id"] not in stored] if stored else rows
 
 
 def _run_hook(hook: TransactionHook, connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -127,6 +127,16 @@ def crash_runs(url: str, home: Path, base: str, runs: int, *, seed: int, outage=
     # A kill between the record and the print leaves at most a call or two per run unprinted.
     assert len(set(calls) - printed_calls) <= 2 * runs
     assert not list((home / "spool").glob("*.jsonl")), "the replay left journal files"
+    # the hash chains survive killed writers and replays: no gap, no break
+    from llmops.audit.verify import verify
+
+    engine = create_engine(url)
+    try:
+        result = verify(engine)
+    finally:
+        engine.dispose()
+    assert result.ok, f"seed {seed}: {result.breaks[:5]}"
+    assert result.checked == {"llm_calls": len(calls), "feedback": len(feedback)}
 
 
 def test_sigkill_loses_no_completed_call_on_sqlite(server, tmp_path: Path) -> None:

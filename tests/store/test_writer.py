@@ -78,6 +78,19 @@ def store_rows(engine, spool: Path, calls: list[dict], feedback: list[dict] = ()
     assert writer.stats.written == len(calls) + len(feedback)
 
 
+def assert_chains_intact(url: str, calls: int) -> None:
+    """Every stored call is in a hash chain without a gap or a break."""
+    from llmops.audit.verify import verify
+
+    engine = create_engine(url)
+    try:
+        result = verify(engine)
+    finally:
+        engine.dispose()
+    assert result.ok, result.breaks[:5]
+    assert result.checked["llm_calls"] == calls and result.unchained["llm_calls"] == 0
+
+
 def count(url: str, table: str = "llm_calls") -> int:
     with create_engine(url).connect() as connection:
         return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
@@ -164,6 +177,8 @@ def test_spool_replay_is_idempotent(make_writer, database_url: str, tmp_path: Pa
         time.sleep(0.05)
     assert not orphan.exists()
     assert count(database_url) == 50
+    # the 20 rows stored already did not take a second place in a chain
+    assert_chains_intact(database_url, 50)
 
 
 def test_torn_spool_line_is_kept_in_rejected_log(make_writer, database_url: str, tmp_path):
@@ -318,6 +333,8 @@ def test_poison_records_are_stored_and_the_writer_carries_on(make_writer, databa
         ).scalar_one()
     assert len(stored["user_id"]) == 200 and stored["user_id"].startswith("u" * 150)
     assert text == "NUL \ufffd inside"
+    # repaired rows are chained as stored; the batches split around them leave no gap
+    assert_chains_intact(database_url, len(poison) + len(good))
 
 
 def refuse_user(database_url: str, user: str) -> None:
@@ -366,6 +383,7 @@ def test_rows_the_database_refuses_are_rejected_and_the_rest_stored(
     assert all("refused by a trigger" in line for line in log)
     writer.close()
     assert not list((tmp_path / "spool").glob("*.jsonl"))  # nothing left to replay
+    assert_chains_intact(database_url, 497)  # the refused rows took no place in the chain
 
 
 def test_a_damaged_journal_file_blocks_nothing(make_writer, database_url: str, tmp_path: Path):

@@ -1,0 +1,207 @@
+"""``llmops db prune``: drop stored content sooner than call metadata, keep the rollups.
+
+Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
+
+- **content older than N days**: the messages of each call's request and its response text,
+  and feedback comments, become NULL (GDPR data minimisation). The call's metadata stays,
+  and so does its ``content_hash``: the hash chain still verifies.
+- **calls older than N days** (UTC days: whole days go): the calls and their feedback are
+  deleted. Refused under the configured minimum (default 183 days, the EU AI Act's six
+  months for automatic logs) unless forced. The daily rollups of those days are kept: the
+  spend, call counts and feedback of past days stay what they were.
+
+Each prune is one transaction and one ``prune`` audit event (who, when, the command line,
+how many rows, and for each hash chain the ranges it removed with the last removed row's
+hash), so ``llmops audit verify`` accounts for it. ``dry_run`` counts without changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from llmops.config import MIN_RETENTION_DAYS
+from llmops.errors import ConfigError
+from llmops.store.audit_log import AuditEvent, record_event
+from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
+
+__all__ = ["PruneReport", "prune"]
+
+_BATCH = 1000
+_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS)  # keyed by the call's UTC day
+
+
+@dataclass
+class PruneReport:
+    content_before: datetime | None
+    calls_before: datetime | None
+    dry_run: bool
+    content_calls: int = 0  # calls whose content was dropped
+    content_feedback: int = 0  # feedback comments dropped
+    calls_removed: int = 0
+    feedback_removed: int = 0
+    removed: dict[str, list[list[Any]]] = field(default_factory=dict)  # chain -> ranges
+    event: AuditEvent | None = None
+
+    @property
+    def rows(self) -> int:
+        return (
+            self.content_calls + self.content_feedback + self.calls_removed + self.feedback_removed
+        )
+
+
+def prune(
+    engine: Engine,
+    *,
+    content_days: int | None = None,
+    calls_days: int | None = None,
+    minimum_days: int = MIN_RETENTION_DAYS,
+    force: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> PruneReport:
+    """Prune what is older than the ages given (see the module docstring)."""
+    if content_days is None and calls_days is None:
+        raise ConfigError(
+            "nothing to prune: give --content-older-than and/or --calls-older-than "
+            "(or retention.content_days / calls_days in llmops.yaml)"
+        )
+    for name, days in (("content", content_days), ("calls", calls_days)):
+        if days is not None and days < 1:
+            raise ConfigError(f"{name} age must be at least 1 day, got {days}")
+    if calls_days is not None and calls_days < minimum_days and not force:
+        raise ConfigError(
+            f"refusing to delete calls younger than {minimum_days} days (asked: {calls_days}):"
+            " call logs are kept at least six months (EU AI Act Art. 19, 26(6)); "
+            "--force to do it anyway"
+        )
+    now = now or datetime.now(UTC)
+    today = datetime.combine(now.astimezone(UTC).date(), time.min, UTC)
+    report = PruneReport(
+        content_before=now - timedelta(days=content_days) if content_days else None,
+        calls_before=today - timedelta(days=calls_days) if calls_days else None,
+        dry_run=dry_run,
+    )
+    with engine.begin() as connection:
+        if report.calls_before is not None:
+            _remove_calls(connection, report.calls_before, report, dry_run)
+        if report.content_before is not None:
+            _drop_content(connection, report.content_before, report, dry_run)
+        if not dry_run and report.rows:
+            report.event = record_event(
+                connection,
+                "prune",
+                report.rows,
+                {
+                    "content_before": _iso(report.content_before),
+                    "calls_before": _iso(report.calls_before),
+                    "content_calls": report.content_calls,
+                    "content_feedback": report.content_feedback,
+                    "calls_removed": report.calls_removed,
+                    "feedback_removed": report.feedback_removed,
+                    "minimum_days": minimum_days,
+                    "forced": bool(force and calls_days is not None and calls_days < minimum_days),
+                    "removed": report.removed,
+                },
+                at=now,
+            )
+    return report
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _drop_content(
+    connection: Connection, before: datetime, report: PruneReport, dry_run: bool
+) -> None:
+    """NULL the messages and response of each call older than ``before``, and feedback
+    comments; the request's parameters stay (they are metadata)."""
+    c, f = CALLS.c, FEEDBACK.c
+    if connection.dialect.name == "postgresql":
+        has_messages = sa.func.jsonb_typeof(c.request["messages"]) != "null"
+    else:
+        has_messages = sa.func.json_type(c.request, "$.messages") != "null"
+    with_content = sa.or_(
+        c.response_text.is_not(None), sa.and_(c.request.is_not(None), has_messages)
+    )
+    ids = list(connection.execute(
+        sa.select(c.id).where(c.created_at < before, with_content)).scalars())  # fmt: skip
+    comments = sa.and_(f.created_at < before, f.comment.is_not(None))
+    report.content_calls = len(ids)
+    report.content_feedback = int(
+        connection.execute(sa.select(sa.func.count()).where(comments)).scalar_one()
+    )
+    if dry_run:
+        return
+    statement = (
+        sa.update(CALLS)
+        .where(c.id == sa.bindparam("call"))
+        .values(request=sa.bindparam("kept", type_=c.request.type), response_text=None)
+    )
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        requests = connection.execute(sa.select(c.id, c.request).where(c.id.in_(batch)))
+        updates = [
+            {"call": call_id,
+             "kept": {"messages": None,
+                      "params": request.get("params") if isinstance(request, dict) else None}}
+            for call_id, request in requests
+        ]  # fmt: skip
+        connection.execute(statement, updates)
+    connection.execute(sa.update(FEEDBACK).where(comments).values(comment=None))
+
+
+def _remove_calls(
+    connection: Connection, before: datetime, report: PruneReport, dry_run: bool
+) -> None:
+    """Delete the calls of the UTC days before ``before`` and their feedback, keeping the
+    rollups of those days as they were."""
+    c, f = CALLS.c, FEEDBACK.c
+    old_calls = sa.select(c.id).where(c.created_at < before)
+    feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
+    calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
+    removed_feedback = connection.execute(feedback).all()
+    removed_calls = connection.execute(calls).all()
+    report.feedback_removed, report.calls_removed = len(removed_feedback), len(removed_calls)
+    if dry_run or not (removed_calls or removed_feedback):
+        return
+    report.removed = _ranges([*removed_calls, *removed_feedback], connection)
+    day = before.date()
+    kept = {
+        table.name: [dict(r) for r in connection.execute(
+            sa.select(table).where(table.c.day < day)).mappings()]
+        for table in _ROLLUPS
+    }  # fmt: skip
+    connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
+    connection.execute(sa.delete(CALLS).where(c.created_at < before))
+    for table in _ROLLUPS:  # the triggers took the removed calls out: put the days back
+        connection.execute(sa.delete(table).where(table.c.day < day))
+        rows = kept[table.name]
+        for start in range(0, len(rows), _BATCH):
+            connection.execute(sa.insert(table), rows[start : start + _BATCH])
+
+
+def _ranges(rows: Iterable[Any], connection: Connection) -> dict[str, list[list[Any]]]:
+    """Removed chain rows as ``chain -> [[first, last, hash of last], ...]``: consecutive
+    numbers merge into one range."""
+    by_chain: dict[str, list[tuple[int, str]]] = {}
+    for chain_id, seq, digest in rows:
+        if chain_id is not None:
+            by_chain.setdefault(str(chain_id), []).append((int(seq), str(digest)))
+    ranges: dict[str, list[list[Any]]] = {}
+    for chain_id, items in by_chain.items():
+        items.sort()
+        spans: list[list[Any]] = []
+        for seq, digest in items:
+            if spans and spans[-1][1] == seq - 1:
+                spans[-1][1], spans[-1][2] = seq, digest
+            else:
+                spans.append([seq, seq, digest])
+        ranges[chain_id] = spans
+    return ranges

@@ -1,0 +1,466 @@
+"""``llmops audit verify``: walk the hash chains and report the first broken links.
+
+Every stored call and feedback row carries its place in its writer's chain and its hash
+(:mod:`llmops.store.chain`). Verification reads the rows of each chain in order, in one
+streamed pass (linear in the rows), and recomputes:
+
+- the content digest (a row whose content was changed), unless the content was dropped
+  by a retention prune that covers the row;
+- the row's hash from the previous row's (a row whose recorded fields were changed);
+- the sequence: a missing number is a deleted row, unless a prune event recorded it;
+- the chain's head in ``audit_chains``: rows cut from the end;
+- rows without a chain: only those stored before migration 0009 may lack one (its
+  ``chain_start`` event counted them); one stored later was inserted around llmops;
+- the audit events' own chain.
+
+Re-pricing changes costs, which the hashes do not cover (see the chain module); it and
+pruning are listed from ``audit_events`` as accounted-for changes.
+
+Limits, stated in the README: an attacker who can rewrite the database can also recompute
+every hash; the heads printed by ``verify`` can be kept elsewhere (a commit, a ticket) to
+catch that. Rows stored before the chain began are counted, not protected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
+from llmops.store.chain import TABLE_OF, content_hash, row_hash
+from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
+
+__all__ = ["Break", "ChainHead", "Verification", "verify"]
+
+MAX_BREAKS = 100  # reported in full; the count goes on
+_TABLES = {"call": CALLS, "feedback": FEEDBACK}
+_CLOCK_SLACK = timedelta(minutes=1)  # clocks of app hosts and the migrating host differ
+
+
+@dataclass(frozen=True)
+class Break:
+    """One broken link: where, and what it means."""
+
+    table: str  # llm_calls, feedback or audit_events
+    chain_id: str | None
+    seq: int | None
+    row_id: str | None
+    created_at: datetime | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A chain's head as verified: keep these elsewhere to catch a rewritten database."""
+
+    chain_id: str
+    table: str
+    holder: str
+    started_at: datetime
+    last_seq: int
+    last_hash: str
+
+
+@dataclass
+class Verification:
+    since: datetime | None
+    until: datetime | None
+    checked: dict[str, int] = field(default_factory=dict)  # table -> rows checked
+    chains: int = 0
+    unchained: dict[str, int] = field(default_factory=dict)  # table -> rows without a chain
+    expected_unchained: dict[str, int] = field(default_factory=dict)  # stored before 0009
+    breaks: list[Break] = field(default_factory=list)
+    broken: int = 0  # every broken link found (breaks keeps the first MAX_BREAKS)
+    events: list[AuditEvent] = field(default_factory=list)  # accounted-for changes
+    heads: list[ChainHead] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.broken == 0
+
+    def add(self, item: Break) -> None:
+        self.broken += 1
+        if len(self.breaks) < MAX_BREAKS:
+            self.breaks.append(item)
+
+
+@dataclass(frozen=True)
+class _Pruned:
+    """What prune events removed: content before a time; rows by chain and seq range."""
+
+    content_before: datetime | None
+    ranges: dict[str, list[tuple[int, int, str]]]  # chain -> (first, last, hash of last)
+
+    def covers_content(self, created_at: datetime | None) -> bool:
+        return (
+            self.content_before is not None
+            and created_at is not None
+            and utc(created_at) < self.content_before
+        )
+
+    def gap(self, chain_id: str, first: int, last: int) -> str | None:
+        """The hash of row ``last`` when a prune removed rows ``first..last``, else None."""
+        for low, high, digest in self.ranges.get(chain_id, []):
+            if low <= first and last == high:
+                return digest
+            if low <= first and last < high:
+                return None  # inside a range: the caller asks for the exact end
+        return None
+
+
+def _pruned(events: list[AuditEvent]) -> _Pruned:
+    content_before: datetime | None = None
+    ranges: dict[str, list[tuple[int, int, str]]] = {}
+    for event in events:
+        if event.kind != "prune" or not event.details:
+            continue
+        before = event.details.get("content_before")
+        if isinstance(before, str):
+            moment = utc(datetime.fromisoformat(before))
+            content_before = max(content_before or moment, moment)
+        for chain_id, spans in (event.details.get("removed") or {}).items():
+            for low, high, digest in spans:
+                ranges.setdefault(chain_id, []).append((int(low), int(high), str(digest)))
+    return _Pruned(content_before, ranges)
+
+
+def verify(
+    engine: Engine, since: datetime | None = None, until: datetime | None = None
+) -> Verification:
+    """Walk every chain (the rows created in ``[since, until)``, when given) and report
+    what is broken; see the module docstring."""
+    started = time.perf_counter()
+    result = Verification(since, until)
+    every_event = list_events(engine)
+    result.events = [
+        e
+        for e in every_event
+        if e.kind != "chain_start"
+        and (since is None or e.at >= since)
+        and (until is None or e.at < until)
+    ]
+    _check_events(every_event, result)
+    pruned = _pruned(every_event)
+    start = next((e for e in every_event if e.kind == "chain_start"), None)
+    expected = (start.details or {}).get("unchained", {}) if start else {}
+    with engine.connect() as connection:
+        heads = {row["id"]: row for row in connection.execute(sa.select(AUDIT_CHAINS)).mappings()}
+        for kind, table_name in TABLE_OF.items():
+            result.checked[table_name] = 0
+            result.expected_unchained[table_name] = int(expected.get(table_name, 0))
+            _check_unchained(connection, kind, start, result)
+            _walk(connection, kind, heads, pruned, result)
+    result.chains = len(heads)
+    result.heads = [
+        ChainHead(
+            h["id"],
+            h["table_name"],
+            h["holder"],
+            utc(h["started_at"]),
+            int(h["last_seq"]),
+            h["last_hash"],
+        )
+        for h in heads.values()
+    ]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_events(events: list[AuditEvent], result: Verification) -> None:
+    prev = GENESIS
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            result.add(
+                Break(
+                    "audit_events",
+                    None,
+                    expected_seq,
+                    None,
+                    None,
+                    f"audit event {expected_seq} is missing (deleted)",
+                )
+            )
+            return
+        if event.prev_hash != prev or not event.intact:
+            result.add(
+                Break(
+                    "audit_events",
+                    None,
+                    event.seq,
+                    event.id,
+                    event.at,
+                    f"audit event {event.seq} ({event.kind}) was edited",
+                )
+            )
+            return
+        prev = event.event_hash
+
+
+def _window(table: sa.Table, since: datetime | None, until: datetime | None) -> list[Any]:
+    where = []
+    if since is not None:
+        where.append(table.c.created_at >= since)
+    if until is not None:
+        where.append(table.c.created_at < until)
+    return where
+
+
+def _check_unchained(
+    connection: sa.Connection, kind: str, start: AuditEvent | None, result: Verification
+) -> None:
+    """Rows without a chain: at most those stored before the chain began, all older than
+    its start."""
+    table, name = _TABLES[kind], TABLE_OF[kind]
+    window = _window(table, result.since, result.until)
+    count = connection.execute(
+        sa.select(sa.func.count()).select_from(table).where(table.c.chain_id.is_(None), *window)
+    ).scalar_one()
+    result.unchained[name] = int(count)
+    if not count:
+        return
+    late = sa.select(table.c.id, table.c.created_at).where(table.c.chain_id.is_(None), *window)
+    if start is not None:
+        late = late.where(table.c.created_at > start.at + _CLOCK_SLACK)
+    for row_id, created_at in connection.execute(late.limit(MAX_BREAKS)):
+        result.add(
+            Break(
+                name,
+                None,
+                None,
+                row_id,
+                utc(created_at),
+                "row without a hash chain, stored after the chain began (inserted around llmops)",
+            )
+        )
+    if result.since is None and result.until is None:
+        allowed = result.expected_unchained[name]
+        if count > allowed:
+            result.add(
+                Break(
+                    name,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"{count} row{'s' if count > 1 else ''} without a hash chain; {allowed} "
+                    f"{'were' if allowed != 1 else 'was'} stored before it began",
+                )
+            )
+
+
+def _rows(connection: sa.Connection, kind: str, where: list[Any]) -> Iterator[dict[str, Any]]:
+    table = _TABLES[kind]
+    query = sa.select(table).where(table.c.chain_id.is_not(None), *where)
+    query = query.order_by(table.c.chain_id, table.c.chain_seq)
+    stream = connection.execution_options(stream_results=True, yield_per=5000)
+    for row in stream.execute(query).mappings():
+        yield dict(row)
+
+
+def _walk(
+    connection: sa.Connection,
+    kind: str,
+    heads: dict[str, Any],
+    pruned: _Pruned,
+    result: Verification,
+) -> None:
+    table, name = _TABLES[kind], TABLE_OF[kind]
+    window = _window(table, result.since, result.until)
+    seen: set[str] = set()
+    chain_id = ""
+    seq, prev = 0, GENESIS
+    for row in _rows(connection, kind, window):
+        if row["chain_id"] != chain_id:
+            if chain_id:
+                _check_end(kind, chain_id, seq, prev, heads, pruned, result)
+            chain_id, seq, prev = str(row["chain_id"]), 0, GENESIS
+            seen.add(chain_id)
+        number = int(row["chain_seq"])
+        linked: str | None = prev
+        if number != seq + 1:
+            linked = _bridge(connection, kind, chain_id, seq, number, pruned, result)
+        result.checked[name] += 1
+        stored_content = row["content_hash"]
+        if content_hash(kind, row) != stored_content and not (
+            _content_gone(kind, row) and pruned.covers_content(row["created_at"])
+        ):
+            result.add(
+                Break(
+                    name,
+                    chain_id,
+                    number,
+                    row["id"],
+                    utc(row["created_at"]),
+                    "content changed after it was stored",
+                )
+            )
+        # after a gap that is a break already, the row's own link cannot be checked
+        if (
+            linked is not None
+            and row_hash(linked, kind, row, stored_content or "") != row["row_hash"]
+        ):
+            result.add(
+                Break(
+                    name,
+                    chain_id,
+                    number,
+                    row["id"],
+                    utc(row["created_at"]),
+                    "row changed after it was stored",
+                )
+            )
+        seq, prev = max(seq, number), row["row_hash"]
+    if chain_id:
+        _check_end(kind, chain_id, seq, prev, heads, pruned, result)
+    if result.since is not None or result.until is not None:
+        return
+    # a chain with a head but no row left: pruned away, or deleted
+    for head in heads.values():
+        last = int(head["last_seq"])
+        gone = head["table_name"] == name and head["id"] not in seen and last > 0
+        if gone and pruned.gap(head["id"], 1, last) is None:
+            result.add(
+                Break(
+                    name,
+                    head["id"],
+                    1,
+                    None,
+                    None,
+                    f"all {last} rows of chain {head['id']} are missing (deleted)",
+                )
+            )
+
+
+def _content_gone(kind: str, row: dict[str, Any]) -> bool:
+    if kind == "feedback":
+        return row.get("comment") is None
+    request = row.get("request")
+    messages = request.get("messages") if isinstance(request, dict) else None
+    return messages is None and row.get("response_text") is None
+
+
+def _bridge(
+    connection: sa.Connection,
+    kind: str,
+    chain_id: str,
+    seq: int,
+    number: int,
+    pruned: _Pruned,
+    result: Verification,
+) -> str | None:
+    """Rows ``seq + 1 .. number - 1`` of a chain are not in the walk: pruned (the prune
+    event kept the last one's hash), outside the time window (they are still there), or
+    deleted (a break). Returns the hash row ``number`` follows, or None after a break."""
+    table, name = _TABLES[kind], TABLE_OF[kind]
+    if number <= seq:
+        result.add(
+            Break(name, chain_id, number, None, None, f"row number {number} comes twice (inserted)")
+        )
+        return None
+    first, last = seq + 1, number - 1
+    digest = pruned.gap(chain_id, first, last)
+    if digest is not None:
+        return digest
+    if result.since is not None or result.until is not None:
+        c = table.c
+        before = connection.execute(
+            sa.select(c.row_hash).where(c.chain_id == chain_id, c.chain_seq == last)
+        ).scalar()
+        if before is not None:
+            if seq == 0:  # the window starts inside the chain
+                return str(before)
+            present = connection.execute(
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(c.chain_id == chain_id, c.chain_seq.between(first, last))
+            ).scalar_one()
+            if present == last - first + 1:
+                return str(before)
+    result.add(
+        Break(
+            name,
+            chain_id,
+            first,
+            None,
+            None,
+            f"rows {first}-{last} of the chain are missing (deleted)"
+            if last > first
+            else f"row {first} of the chain is missing (deleted)",
+        )
+    )
+    return None
+
+
+def _check_end(
+    kind: str,
+    chain_id: str,
+    seq: int,
+    prev: str,
+    heads: dict[str, Any],
+    pruned: _Pruned,
+    result: Verification,
+) -> None:
+    """The chain's last row against the head its writer recorded."""
+    name = TABLE_OF[kind]
+    head = heads.get(chain_id)
+    if head is None:
+        result.add(
+            Break(
+                name,
+                chain_id,
+                seq,
+                None,
+                None,
+                f"chain {chain_id} has no recorded head (audit_chains edited)",
+            )
+        )
+        return
+    last = int(head["last_seq"])
+    if seq == last:
+        if prev != head["last_hash"]:
+            result.add(
+                Break(
+                    name,
+                    chain_id,
+                    seq,
+                    None,
+                    None,
+                    "the chain's last row differs from its recorded head",
+                )
+            )
+        return
+    if seq > last:
+        result.add(
+            Break(
+                name,
+                chain_id,
+                seq,
+                None,
+                None,
+                f"the chain has rows past its recorded head ({last})",
+            )
+        )
+        return
+    if pruned.gap(chain_id, seq + 1, last) is not None:
+        return
+    if result.since is not None or result.until is not None:
+        return  # the rest of the chain is outside the window
+    result.add(
+        Break(
+            name,
+            chain_id,
+            seq + 1,
+            None,
+            None,
+            f"rows {seq + 1}-{last} at the chain's end are missing (deleted)"
+            if last > seq + 1
+            else f"row {last} at the chain's end is missing (deleted)",
+        )
+    )

@@ -1,0 +1,186 @@
+"""The hash chain over stored calls and feedback: deleting or editing a stored row shows.
+
+Each writer (one per process) keeps one chain per table. When it stores a batch, it gives
+every new row the next ``chain_seq`` of its chain and a ``row_hash``:
+
+    row_hash = SHA-256(previous row's row_hash, "\\n", canonical(covered fields))
+
+with the first row of a chain following :data:`~llmops.store.audit_log.GENESIS`. The chain's
+head (``audit_chains.last_seq`` and ``last_hash``) is updated in the same transaction, so
+that rows cut from a chain's end are missed as well. ``llmops audit verify`` walks every
+chain again (:mod:`llmops.audit.verify`).
+
+What the hash covers: every column that records what happened, except
+
+- the cost columns (``cost_usd``, ``cost_status``, ``price_source``, ``usage_details``):
+  re-pricing changes them on purpose and is logged as an audit event instead; and
+- the content (the request's messages, the response text; a feedback comment), which
+  retention may drop before the metadata: the hash covers ``content_hash``, a digest of
+  the content, and the digest stays when the content goes.
+
+Values are written canonically, so that a row reads back to the same hash from SQLite and
+PostgreSQL: times in UTC ISO form, JSON with sorted keys, numbers by value (``5.0`` and
+``5``, or JSONB's ``1e20`` and ``100000000000000000000``, are one number; NaN and
+infinities are null, as JSON columns store them).
+
+The chain is computed by the writer thread, off the app's call path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from llmops.store.audit_log import GENESIS
+from llmops.store.tables import AUDIT_CHAINS
+
+__all__ = [
+    "CALL_FIELDS",
+    "FEEDBACK_FIELDS",
+    "TABLE_OF",
+    "Chains",
+    "canonical",
+    "content_hash",
+    "row_hash",
+]
+
+TABLE_OF = {"call": "llm_calls", "feedback": "feedback"}
+# the columns a row's hash covers, besides content_hash (see the module docstring)
+CALL_FIELDS = (
+    "id", "created_at", "source", "prompt_name", "prompt_version", "git_commit", "model",
+    "provider", "status", "error_type", "error_message", "prompt_tokens", "completion_tokens",
+    "cached_tokens", "cache_write_tokens", "reasoning_tokens", "tokens_estimated",
+    "latency_ms", "ttft_ms", "user_id", "session_id", "tags", "metadata", "params",
+    "api_key",
+)  # fmt: skip
+FEEDBACK_FIELDS = ("id", "call_id", "created_at", "name", "score", "user_id")
+_FIELDS = {"call": CALL_FIELDS, "feedback": FEEDBACK_FIELDS}
+
+
+def canonical(value: Any) -> str:
+    """``value`` as canonical JSON text (see the module docstring)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):  # stored as null by JSON columns and SQLite alike
+            return "null"
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return json.dumps(moment.isoformat())
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{json.dumps(k)}:{canonical(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(canonical(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _request(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    request = row.get("request")
+    return request if isinstance(request, Mapping) else {}
+
+
+def content_hash(kind: str, row: Mapping[str, Any]) -> str:
+    """The digest of a row's content: a call's messages (or embedding inputs) and response
+    text, a feedback row's comment."""
+    if kind == "call":
+        request = _request(row)
+        content = {"messages": request.get("messages"), "response": row.get("response_text")}
+        extra = {k: v for k, v in request.items() if k not in ("messages", "params")}
+        if extra:  # anything else a request held is content too
+            content["request"] = extra
+    else:
+        content = {"comment": row.get("comment")}
+    return hashlib.sha256(canonical(content).encode()).hexdigest()
+
+
+def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a row its hash covers (the request's parameters are metadata)."""
+    values = {name: row.get(name) for name in _FIELDS[kind] if name != "params"}
+    if kind == "call":
+        values["params"] = _request(row).get("params")
+    return values
+
+
+def row_hash(prev: str, kind: str, row: Mapping[str, Any], content: str) -> str:
+    """SHA-256 of the previous row's hash, the covered fields and the content digest."""
+    text = canonical({**covered(kind, row), "content_hash": content})
+    return hashlib.sha256(f"{prev}\n{text}".encode()).hexdigest()
+
+
+@dataclass
+class _Chain:
+    id: str
+    seq: int = 0
+    last_hash: str = GENESIS
+    registered: bool = False
+
+
+class Chains:
+    """One writer's chains, one per table. :meth:`seal` runs in the transaction that stores
+    a batch; :meth:`commit` keeps its result once that transaction has committed, and
+    :meth:`rollback` forgets it when it did not (the rows will come again)."""
+
+    def __init__(self) -> None:
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
+        self._chains = {kind: _Chain(str(uuid.uuid4())) for kind in TABLE_OF}
+        self._pending: dict[str, _Chain] = {}
+
+    def seal(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+        """Give each row its place in the chain and its hashes (in place), and move the
+        chain's head in ``audit_chains``, within ``connection``'s transaction."""
+        if not rows:
+            return
+        base = self._pending.get(kind) or self._chains[kind]
+        chain = _Chain(base.id, base.seq, base.last_hash, base.registered)
+        for row in rows:
+            digest = content_hash(kind, row)
+            chain.seq += 1
+            chain.last_hash = row_hash(chain.last_hash, kind, row, digest)
+            row.update(
+                chain_id=chain.id, chain_seq=chain.seq, content_hash=digest,
+                row_hash=chain.last_hash,
+            )  # fmt: skip
+        now = datetime.now(UTC)
+        head = {"last_seq": chain.seq, "last_hash": chain.last_hash, "updated_at": now}
+        if chain.registered:
+            connection.execute(
+                sa.update(AUDIT_CHAINS).where(AUDIT_CHAINS.c.id == chain.id).values(**head)
+            )
+        else:
+            connection.execute(
+                sa.insert(AUDIT_CHAINS),
+                [
+                    {"id": chain.id, "table_name": TABLE_OF[kind], "holder": self.holder,
+                     "started_at": now, **head},
+                ],
+            )  # fmt: skip
+            chain.registered = True
+        self._pending[kind] = chain
+
+    def commit(self) -> None:
+        self._chains.update(self._pending)
+        self._pending = {}
+
+    def rollback(self) -> None:
+        self._pending = {}
+
+    def restart(self) -> None:
+        """New chains (a forked child must not continue its parent's)."""
+        self.__init__()  # type: ignore[misc]

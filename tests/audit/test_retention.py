@@ -1,0 +1,179 @@
+"""``llmops db prune``: content goes sooner than metadata, old calls go with their feedback,
+the daily rollups stay, the prune is an audit event and the hash chains still verify."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.audit.retention import prune
+from llmops.audit.verify import verify
+from llmops.errors import ConfigError
+from llmops.store.audit_log import list_events
+from llmops.store.engine import create_engine
+from llmops.testing import Reply
+
+pytestmark = pytest.mark.integration
+
+AGES = (500, 300, 100, 10, 1)  # days ago of the recorded calls, two a day
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def record(make_gateway: Any, server: Any) -> dict[int, list[str]]:
+    clock = Clock()
+    gateway = make_gateway(clock=clock)
+    ids: dict[int, list[str]] = {}
+    for age in AGES:
+        for i in range(2):
+            clock.at = datetime.now(UTC) - timedelta(days=age, hours=i)
+            server.enqueue(Reply(text=f"answer {age}", prompt_tokens=1000, completion_tokens=100))
+            result = gateway.complete(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q {age} {i}"}],
+                api_base=server.base_url, api_key="sk-test", num_retries=0, temperature=0.2,
+            )  # fmt: skip
+            ids.setdefault(age, []).append(result.call_id)
+            gateway.feedback(result.call_id, 1, name="thumbs", comment="private words")
+    assert gateway.flush(timeout=30)
+    return ids
+
+
+def rollups(connection: sa.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every rollup row, as sorted tuples."""
+    return {
+        table: sorted(tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table}")))
+        for table in ("llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
+                      "feedback_daily")
+    }  # fmt: skip
+
+
+def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    ids = record(make_gateway, server)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            before = rollups(connection)
+
+        dry = prune(engine, content_days=30, calls_days=400, dry_run=True)
+        assert (dry.content_calls, dry.content_feedback) == (6, 6)  # older than 30 days
+        assert (dry.calls_removed, dry.feedback_removed) == (2, 2)  # the 500-day-old day
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == 10
+        assert [e.kind for e in list_events(engine)] == ["chain_start"]  # nothing recorded
+
+        done = prune(engine, content_days=30)
+        assert (done.content_calls, done.content_feedback, done.calls_removed) == (6, 6, 0)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT id, request, response_text FROM llm_calls")
+            ).all()
+            comments = connection.execute(
+                sa.text("SELECT count(*) FROM feedback WHERE comment IS NOT NULL")
+            ).scalar()
+            assert rollups(connection) == before
+        recent = set(ids[10] + ids[1])
+        for call_id, request, response in rows:
+            request = request if isinstance(request, dict) else __import__("json").loads(request)
+            assert request["params"]["temperature"] == 0.2  # the parameters are metadata
+            if call_id in recent:
+                assert request["messages"] and response
+            else:
+                assert request["messages"] is None and response is None
+        assert comments == 4
+        again = prune(engine, content_days=30)  # nothing left to drop: no second event
+        assert again.rows == 0 and again.event is None
+        assert verify(engine).ok, verify(engine).breaks
+
+        done = prune(engine, calls_days=400)
+        assert (done.calls_removed, done.feedback_removed) == (2, 2)
+        with engine.connect() as connection:
+            left = set(connection.execute(sa.text("SELECT id FROM llm_calls")).scalars())
+            assert rollups(connection) == before  # the days of the deleted calls stay
+        assert left == {i for age in AGES[1:] for i in ids[age]}
+        result = verify(engine)
+        assert result.ok, result.breaks
+        kinds = [(e.kind, e.rows) for e in result.events]
+        assert kinds == [("prune", 12), ("prune", 4)]
+        assert result.events[0].details["content_before"]
+
+        # a deletion after the prune is still found
+        with engine.begin() as connection:
+            victim = ids[300][0]
+            connection.execute(sa.text("DELETE FROM feedback WHERE call_id = :i"), {"i": victim})
+            connection.execute(sa.text("DELETE FROM llm_calls WHERE id = :i"), {"i": victim})
+        assert not verify(engine).ok
+    finally:
+        engine.dispose()
+
+
+def test_calls_younger_than_the_minimum_are_kept_unless_forced(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    record(make_gateway, server)
+    engine = create_engine(database_url)
+    try:
+        with pytest.raises(ConfigError, match="younger than 183 days"):
+            prune(engine, calls_days=50)
+        with pytest.raises(ConfigError, match="nothing to prune"):
+            prune(engine)
+        done = prune(engine, calls_days=50, force=True)
+        assert done.calls_removed == 6 and done.event is not None
+        assert done.event.details and done.event.details["forced"] is True
+        assert verify(engine).ok
+    finally:
+        engine.dispose()
+
+
+def llmops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmops", *args], capture_output=True, text=True, env=env,
+        timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_commands(database_url: str, make_gateway: Any, server: Any, tmp_path: Any) -> None:
+    record(make_gateway, server)
+    env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_HOME": str(tmp_path / "h")}
+    env.pop("LLMOPS_CONFIG", None)
+    ok = llmops("audit", "verify", env=env)
+    assert ok.returncode == 0 and "intact" in ok.stdout and "10 rows" not in ok.stderr, ok
+    for args, message in [
+        (("db", "prune", "--calls-older-than", "30d"), "younger than 183 days"),
+        (("db", "prune", "--content-older-than", "soon"), "expected days such as 30d"),
+        (("db", "prune",), "nothing to prune"),
+        (("audit", "verify", "--since", "2026-13-01"), "--since"),
+    ]:  # fmt: skip
+        bad = llmops(*args, env=env)
+        assert bad.returncode == 2, bad
+        assert bad.stderr.startswith("error:") and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    dry = llmops("db", "prune", "--calls-older-than", "400d", "--dry-run", env=env)
+    assert dry.returncode == 0 and "would delete 2 calls" in dry.stdout, dry
+    done = llmops("db", "prune", "--calls-older-than", "400d", "--content-older-than", "30d",
+                  env=env)  # fmt: skip
+    assert done.returncode == 0 and "recorded as audit event 2" in done.stdout, done
+    ok = llmops("audit", "verify", "--json", env=env)
+    assert ok.returncode == 0 and '"ok": true' in ok.stdout, ok
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE llm_calls SET user_id = 'someone else'"))
+    finally:
+        engine.dispose()
+    broken = llmops("audit", "verify", env=env)
+    assert broken.returncode == 1 and "BROKEN: 8 problem(s)" in broken.stdout, broken

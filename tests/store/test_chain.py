@@ -1,0 +1,70 @@
+"""The hash chain's canonical form: a row reads back from SQLite and PostgreSQL to the hash
+the writer gave it, whatever odd values it holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from llmops.audit.verify import verify
+from llmops.store.chain import canonical, content_hash, row_hash
+from llmops.store.engine import check_schema, create_engine
+from llmops.store.writer import Writer
+from tests.store.test_writer import call_row, feedback_row
+
+
+def test_canonical_reads_values_the_way_databases_give_them_back() -> None:
+    moment = datetime(2026, 12, 2, 10, 0, 0, 5, tzinfo=UTC)
+    assert canonical(moment) == canonical(moment.replace(tzinfo=None))  # SQLite: naive UTC
+    assert canonical(moment) == canonical(moment.astimezone(timezone(timedelta(hours=2))))
+    assert canonical(5.0) == canonical(5) == "5"  # JSONB numbers, SQLite REAL
+    assert canonical(1e20) == canonical(10**20)
+    assert canonical(0.1) == "0.1" and canonical(-0.0) == "0"
+    assert canonical(float("nan")) == canonical(float("inf")) == canonical(None) == "null"
+    assert canonical({"b": 1, "a": [True, None]}) == canonical({"a": [True, None], "b": 1.0})
+    assert canonical('é\n"') == '"é\\n\\""'
+    assert canonical(True) != canonical(1)
+
+
+def test_a_hash_covers_what_it_should_and_not_the_cost() -> None:
+    row: dict[str, Any] = call_row(cost_usd=0.5, cost_status="priced")
+    digest = content_hash("call", row)
+    base = row_hash("0" * 64, "call", row, digest)
+    assert row_hash("0" * 64, "call", {**row, "cost_usd": 9.0, "cost_status": "custom"},
+                    digest) == base  # fmt: skip  # re-pricing is an audit event
+    for field, value in [("model", "x"), ("latency_ms", 1.5), ("user_id", "eve"),
+                         ("created_at", datetime(2020, 1, 1, tzinfo=UTC))]:  # fmt: skip
+        assert row_hash("0" * 64, "call", {**row, field: value}, digest) != base, field
+    assert row_hash("1" * 64, "call", row, digest) != base  # linked to the row before
+    assert content_hash("call", {**row, "response_text": "other"}) != digest
+    params = {**row["request"], "params": {"temperature": 2}}
+    assert content_hash("call", {**row, "request": params}) == digest  # params: metadata
+    assert row_hash("0" * 64, "call", {**row, "request": params}, digest) != base
+
+
+ODD_METADATA: list[Any] = [
+    {"big": 10**20, "float_int": 1e20, "neg_zero": -0.0, "tiny": 5e-324, "max": 2**63 - 1},
+    {"huge_int": 2**70, "list": [1, 2.5, "3", None, True, {"x": []}], "empty": {}},
+    {"quotes": 'a"b\\c', "newline": "l1\nl2", "emoji": "\U0001f600", "ctrl": "\x1b[0m"},
+    {"z": 1, "a": 2, "M": {"b": 1, "a": 2}},
+    {"nan": float("nan"), "inf": float("-inf")},
+]
+
+
+def test_odd_values_read_back_to_their_hash(database_url: str, tmp_path: Path) -> None:
+    engine = create_engine(database_url)
+    check_schema(engine)
+    writer = Writer(lambda: create_engine(database_url), tmp_path / "spool", prepare=check_schema)
+    rows = [call_row(metadata=m, latency_ms=0.1 + i, tags=[f"t{i}", "é"]) for i, m in
+            enumerate(ODD_METADATA)]  # fmt: skip
+    rows.append(call_row(latency_ms=float("nan"), ttft_ms=float("inf"), prompt_tokens=2**31 - 1))
+    for row in rows:
+        writer.put("call", row)
+    writer.put("feedback", feedback_row(rows[0]["id"], score=4.5))
+    assert writer.flush(30)
+    writer.close()
+    result = verify(engine)
+    engine.dispose()
+    assert result.ok, result.breaks
+    assert result.checked == {"llm_calls": len(rows), "feedback": 1}
