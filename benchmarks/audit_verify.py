@@ -38,6 +38,7 @@ from llmops.store.records import fitted, storable
 from llmops.store.tables import CALLS, FEEDBACK
 
 BATCH = 5_000
+FORMAT = 2  # bump when the chain's hashing changes: cached files are then seeded again
 NOW = datetime(2026, 12, 1, tzinfo=UTC)  # fixed: the same data every time
 
 
@@ -94,7 +95,7 @@ def main() -> None:
     print("| calls | rows (calls + feedback) | verify s | read only s | x read only | rows/s |")
     print("|---|---|---|---|---|---|")
     for size in sizes:
-        path = args.data_dir / f"audit-{size}.db"
+        path = args.data_dir / f"audit-v{FORMAT}-{size}.db"
         if not path.exists():
             partial = path.with_suffix(".partial")
             partial.unlink(missing_ok=True)

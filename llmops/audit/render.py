@@ -471,44 +471,41 @@ def _integrity(report: Report) -> Iterator[Block]:
     integrity = report.integrity
     yield Heading(2, SECTION_TITLES["integrity"])
     yield Heading(3, "Hash-chain verification")
-    if not integrity.available:
-        yield Paragraph(f"Not run: {integrity.note}.")
-    else:
-        yield _pairs(
+    yield _pairs(
+        [
+            ("Result", "ok" if integrity.ok else "BROKEN"),
+            ("Summary", integrity.note),
+            ("Chains", f"{integrity.chains:,}"),
+            ("Broken links", f"{integrity.broken:,}"),
+            *((f"Rows checked: {k}", f"{v:,}") for k, v in sorted(integrity.checked.items())),
+            *(
+                (f"Rows without a chain: {k}", f"{v:,}")
+                for k, v in sorted(integrity.unchained.items())
+            ),
+            *(
+                (f"Expected without a chain: {k}", f"{v:,}")
+                for k, v in sorted(integrity.expected_unchained.items())
+            ),
+            ("Seconds", number(integrity.seconds, 2)),
+        ]
+    )
+    yield Table(
+        ["Table", "Chain", "Seq", "Row", "Created", "Problem"],
+        [
             [
-                ("Result", "ok" if integrity.ok else "BROKEN"),
-                ("Summary", integrity.note),
-                ("Chains", f"{integrity.chains:,}"),
-                ("Broken links", f"{integrity.broken:,}"),
-                *((f"Rows checked: {k}", f"{v:,}") for k, v in sorted(integrity.checked.items())),
-                *(
-                    (f"Rows without a chain: {k}", f"{v:,}")
-                    for k, v in sorted(integrity.unchained.items())
-                ),
-                *(
-                    (f"Expected without a chain: {k}", f"{v:,}")
-                    for k, v in sorted(integrity.expected_unchained.items())
-                ),
-                ("Seconds", number(integrity.seconds, 2)),
+                b.table,
+                b.chain_id or DASH,
+                DASH if b.seq is None else str(b.seq),
+                b.row_id or DASH,
+                when(b.created_at),
+                b.problem,
             ]
-        )
-        yield Table(
-            ["Table", "Chain", "Seq", "Row", "Created", "Problem"],
-            [
-                [
-                    b.table,
-                    b.chain_id or DASH,
-                    DASH if b.seq is None else str(b.seq),
-                    b.row_id or DASH,
-                    when(b.created_at),
-                    b.problem,
-                ]
-                for b in integrity.breaks
-            ],
-            empty="No break.",
-        )
-        yield Heading(3, "Audit events of the period")
-        yield _events_table(integrity.events, "No audit event in the period.")
+            for b in integrity.breaks
+        ],
+        empty="No break.",
+    )
+    yield Heading(3, "Audit events of the period")
+    yield _events_table(integrity.events, "No audit event in the period.")
     retention = report.retention
     yield Heading(3, "Retention")
     yield _pairs(

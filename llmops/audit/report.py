@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
+from llmops.audit.verify import Break, verify
 from llmops.config import Retention as RetentionSettings
 from llmops.errors import ConfigError, LLMOpsError, PromptFileError
 from llmops.prompts import LABELS_FILE, PromptRegistry, PromptVersion, parse_labels, split_ref
+from llmops.store.queries.audit import FeedbackSummary
 
 if TYPE_CHECKING:
     from llmops.evals.history import BatchComparison
@@ -251,17 +253,6 @@ class BlockedDayRow:
 
 
 @dataclass(frozen=True)
-class FeedbackName:
-    name: str
-    count: int
-    average: float
-    low: float
-    high: float
-    lowest: float
-    highest: float
-
-
-@dataclass(frozen=True)
 class FeedbackPoint:
     date: date
     name: str
@@ -291,7 +282,7 @@ class Operation:
     versions: list[VersionUsage]
     blocked_by_day: list[BlockedDayRow]
     budget_alerts: int
-    feedback: list[FeedbackName]
+    feedback: list[FeedbackSummary]  # each name on its own scale, with its interval
     feedback_trend: list[FeedbackPoint]
     alerts: list[AlertRow]
 
@@ -322,26 +313,15 @@ class Retention:
 
 
 @dataclass(frozen=True)
-class BreakInfo:
-    table: str
-    chain_id: str | None
-    seq: int | None
-    row_id: str | None
-    created_at: datetime | None
-    problem: str
-
-
-@dataclass(frozen=True)
 class Integrity:
-    available: bool
-    ok: bool | None
+    ok: bool
     note: str
     checked: dict[str, int] = field(default_factory=dict)
     chains: int = 0
     broken: int = 0  # every broken link (``breaks`` lists the first ones)
     unchained: dict[str, int] = field(default_factory=dict)
     expected_unchained: dict[str, int] = field(default_factory=dict)
-    breaks: list[BreakInfo] = field(default_factory=list)
+    breaks: list[Break] = field(default_factory=list)
     events: list[AuditEventInfo] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -825,10 +805,7 @@ def _operation(engine: Engine, filters: Filters, period: Period) -> Operation:
             BlockedDayRow(b.date, b.calls) for b in audit.blocked_by_day(engine, filters)
         ],
         budget_alerts=sum(a.kind == "budget" for a in alerts),
-        feedback=[
-            FeedbackName(f.name, f.count, f.average, f.low, f.high, f.lowest, f.highest)
-            for f in audit.feedback_summaries(engine, filters)
-        ],
+        feedback=audit.feedback_summaries(engine, filters),
         feedback_trend=[
             FeedbackPoint(p.date, p.name, p.count, p.average)
             for p in audit.feedback_by_day(engine, filters)
@@ -916,24 +893,13 @@ def _retention(engine: Engine, now: datetime, settings: RetentionSettings) -> Re
 
 def _integrity(engine: Engine, period: Period) -> Integrity:
     """The hash-chain verification of the period (``llmops audit verify``)."""
-    try:
-        from llmops.audit.verify import verify
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("llmops.audit.verify", "llmops.audit"):
-            raise
-        return Integrity(False, None, "this llmops has no hash-chain verification")
     result = verify(engine, since=period.start, until=period.end)
-    breaks = [
-        BreakInfo(b.table, b.chain_id, b.seq, b.row_id, b.created_at, b.problem)
-        for b in result.breaks
-    ]
     note = (
         "every chained row of the period verified"
         if result.ok
         else f"{result.broken} broken link(s) found: the first ones below"
     )
     return Integrity(
-        available=True,
         ok=result.ok,
         note=note,
         checked=dict(result.checked),
@@ -941,7 +907,7 @@ def _integrity(engine: Engine, period: Period) -> Integrity:
         broken=result.broken,
         unchained=dict(result.unchained),
         expected_unchained=dict(result.expected_unchained),
-        breaks=breaks,
+        breaks=list(result.breaks),
         events=[_event_info(e) for e in result.events],
         seconds=result.seconds,
     )
@@ -958,13 +924,7 @@ def _articles(
     integrity: Integrity,
 ) -> Articles:
     t = operation.totals
-    chain = (
-        "hash chains verified"
-        if integrity.ok
-        else "hash-chain verification found breaks"
-        if integrity.ok is False
-        else "hash-chain verification not available"
-    )
+    chain = "hash chains verified" if integrity.ok else "hash-chain verification found breaks"
     checked = sum(1 for p in testing.promotions if p.evaluated_before)
     oldest = f"{retention.oldest_call_at:%Y-%m-%d}" if retention.oldest_call_at else "none"
     rows = [

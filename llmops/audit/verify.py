@@ -39,6 +39,8 @@ from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
 __all__ = ["Break", "ChainHead", "Verification", "verify"]
 
 MAX_BREAKS = 100  # reported in full; the count goes on
+CONTENT_CHANGED = "content changed after it was stored"
+ROW_CHANGED = "row changed after it was stored"
 _TABLES = {"call": CALLS, "feedback": FEEDBACK}
 _CLOCK_SLACK = timedelta(minutes=1)  # clocks of app hosts and the migrating host differ
 
@@ -288,34 +290,17 @@ def _walk(
             linked = _bridge(connection, kind, chain_id, seq, number, pruned, result)
         result.checked[name] += 1
         stored_content = row["content_hash"]
+        at = utc(row["created_at"])
         if content_hash(kind, row) != stored_content and not (
-            _content_gone(kind, row) and pruned.covers_content(row["created_at"])
+            _content_gone(kind, row) and pruned.covers_content(at)
         ):
-            result.add(
-                Break(
-                    name,
-                    chain_id,
-                    number,
-                    row["id"],
-                    utc(row["created_at"]),
-                    "content changed after it was stored",
-                )
-            )
+            result.add(Break(name, chain_id, number, row["id"], at, CONTENT_CHANGED))
         # after a gap that is a break already, the row's own link cannot be checked
         if (
             linked is not None
             and row_hash(linked, kind, row, stored_content or "") != row["row_hash"]
         ):
-            result.add(
-                Break(
-                    name,
-                    chain_id,
-                    number,
-                    row["id"],
-                    utc(row["created_at"]),
-                    "row changed after it was stored",
-                )
-            )
+            result.add(Break(name, chain_id, number, row["id"], at, ROW_CHANGED))
         seq, prev = max(seq, number), row["row_hash"]
     if chain_id:
         _check_end(kind, chain_id, seq, prev, heads, pruned, result)

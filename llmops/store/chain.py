@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -68,27 +69,45 @@ FEEDBACK_FIELDS = ("id", "call_id", "created_at", "name", "score", "user_id")
 _FIELDS = {"call": CALL_FIELDS, "feedback": FEEDBACK_FIELDS}
 
 
-def canonical(value: Any) -> str:
-    """``value`` as canonical JSON text (see the module docstring)."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
+_BIG = 2**63  # orjson writes integers up to 64 bits; larger ones go as their digits
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every number, time and container in its canonical form (see the module
+    docstring), ready for orjson."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -_BIG < value < _BIG else str(value)
+    if kind is float:
         if not math.isfinite(value):  # stored as null by JSON columns and SQLite alike
-            return "null"
-        return str(int(value)) if value.is_integer() else repr(value)
+            return None
+        return plain(int(value)) if value.is_integer() else value
+    if kind is dict:
+        return {str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
     if isinstance(value, datetime):
         moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return json.dumps(moment.isoformat())
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return moment.isoformat()
     if isinstance(value, Mapping):
-        items = sorted((str(k), v) for k, v in value.items())
-        return "{" + ",".join(f"{json.dumps(k)}:{canonical(v)}" for k, v in items) + "}"
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, int | float):  # subclasses (bool is handled above)
+        return plain(float(value) if isinstance(value, float) else int(value))
     if isinstance(value, list | tuple):
-        return "[" + ",".join(canonical(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def canonical(value: Any) -> bytes:
+    """``value`` as canonical JSON (sorted keys, numbers by value, UTC times)."""
+    values = plain(value)
+    try:
+        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate, which orjson refuses: escape it
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return text.encode()
 
 
 def _request(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -107,7 +126,7 @@ def content_hash(kind: str, row: Mapping[str, Any]) -> str:
             content["request"] = extra
     else:
         content = {"comment": row.get("comment")}
-    return hashlib.sha256(canonical(content).encode()).hexdigest()
+    return hashlib.sha256(canonical(content)).hexdigest()
 
 
 def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,7 +140,7 @@ def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
 def row_hash(prev: str, kind: str, row: Mapping[str, Any], content: str) -> str:
     """SHA-256 of the previous row's hash, the covered fields and the content digest."""
     text = canonical({**covered(kind, row), "content_hash": content})
-    return hashlib.sha256(f"{prev}\n{text}".encode()).hexdigest()
+    return hashlib.sha256(prev.encode() + b"\n" + text).hexdigest()
 
 
 @dataclass

@@ -376,12 +376,7 @@ def test_a_prune_is_retention_and_integrity_evidence(history: History) -> None:
 
 def test_integrity_runs_the_hash_chain_verification(history: History) -> None:
     integrity = build(history).integrity
-    try:
-        import llmops.audit.verify  # noqa: F401
-    except ModuleNotFoundError:
-        assert not integrity.available and integrity.ok is None
-        pytest.skip("llmops.audit.verify is not there yet: the section says so")
-    assert integrity.available and integrity.ok is True and integrity.breaks == []
+    assert integrity.ok is True and integrity.breaks == []
     assert integrity.checked.get("llm_calls", 0) > 0
 
 
