@@ -448,6 +448,15 @@ def build_report(
     )
 
 
+def check_prompt(registry: PromptRegistry, prompt_ref: str) -> None:
+    """Refuse an unknown prompt or reference (a ConfigError) before any database is read."""
+    name, ref = split_ref(prompt_ref)
+    registry.path_of(name)  # a malformed name
+    registry.history(name)  # an unknown prompt
+    if ref is not None:
+        registry.load(prompt_ref)  # an unknown reference
+
+
 def _history(registry: PromptRegistry, name: str) -> _History:
     rows = list(reversed(registry.history(name)))  # oldest first
     order = list(dict.fromkeys(row.version for row in rows if row.version is not None))

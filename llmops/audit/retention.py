@@ -30,7 +30,7 @@ from llmops.errors import ConfigError
 from llmops.store.audit_log import AuditEvent, record_event
 from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
 
-__all__ = ["PruneReport", "prune"]
+__all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
 _ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS)  # keyed by the call's UTC day
@@ -55,17 +55,11 @@ class PruneReport:
         )
 
 
-def prune(
-    engine: Engine,
-    *,
-    content_days: int | None = None,
-    calls_days: int | None = None,
-    minimum_days: int = MIN_RETENTION_DAYS,
-    force: bool = False,
-    dry_run: bool = False,
-    now: datetime | None = None,
-) -> PruneReport:
-    """Prune what is older than the ages given (see the module docstring)."""
+def check_ages(
+    content_days: int | None, calls_days: int | None, minimum_days: int, *, force: bool
+) -> None:
+    """Refuse (a ConfigError) ages that prune nothing, or calls younger than the minimum
+    without ``force``: before any database is touched."""
     if content_days is None and calls_days is None:
         raise ConfigError(
             "nothing to prune: give --content-older-than and/or --calls-older-than "
@@ -80,6 +74,20 @@ def prune(
             " call logs are kept at least six months (EU AI Act Art. 19, 26(6)); "
             "--force to do it anyway"
         )
+
+
+def prune(
+    engine: Engine,
+    *,
+    content_days: int | None = None,
+    calls_days: int | None = None,
+    minimum_days: int = MIN_RETENTION_DAYS,
+    force: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> PruneReport:
+    """Prune what is older than the ages given (see the module docstring)."""
+    check_ages(content_days, calls_days, minimum_days, force=force)
     now = now or datetime.now(UTC)
     today = datetime.combine(now.astimezone(UTC).date(), time.min, UTC)
     report = PruneReport(

@@ -48,7 +48,7 @@ def report(
     """Write the evidence report on a prompt: versions, label history, texts and diffs,
     eval evidence, operation, integrity, and the AI Act articles they serve."""
     from llmops.audit.render import render
-    from llmops.audit.report import DEFAULT_DAYS, build_report
+    from llmops.audit.report import DEFAULT_DAYS, build_report, check_prompt
     from llmops.config import Settings
     from llmops.errors import ConfigError
     from llmops.files import check_output_file
@@ -62,10 +62,11 @@ def report(
         raise ConfigError(f"--to {until or 'now'} is not after --from {since}")
     if out is not None:
         check_output_file(out, what="report")
-    target = database_url(url)
-    _refuse_missing_sqlite(target)
+    target = database_url(url)  # the URL's own checks, before the prompt's (git) ones
     settings = Settings.from_env()
     registry = PromptRegistry(check_prompts_dir(prompts_dir or settings.prompts_dir))
+    check_prompt(registry, prompt)
+    _refuse_missing_sqlite(target)
     engine = create_engine(target)
     try:
         check_schema(engine, create=False)

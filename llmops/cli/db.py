@@ -175,6 +175,7 @@ def prune(
 ) -> None:
     """Retention: drop stored content sooner than call metadata, and old calls; recorded
     as an audit event that `llmops audit verify` accounts for."""
+    from llmops.audit.retention import check_ages
     from llmops.audit.retention import prune as run_prune
     from llmops.store.engine import check_schema, create_engine, display_url
 
@@ -182,6 +183,7 @@ def prune(
     retention = settings.retention
     content_days = _days(content_older_than, "--content-older-than") or retention.content_days
     calls_days = _days(calls_older_than, "--calls-older-than") or retention.calls_days
+    check_ages(content_days, calls_days, retention.minimum_days, force=force)
     target = database_url(url)
     engine = create_engine(target)
     check_schema(engine, create=False)

@@ -283,6 +283,31 @@ def _number_cases() -> list[Bad]:
             expect="--user"),
         Bad("dashboard-address", ("dashboard", "--address", "not an address!"),
             expect="--address"),
+        # governance: retention ages, verification windows, the report's arguments
+        Bad("prune-nothing", ("db", "prune"), expect="nothing to prune"),
+        Bad("prune-word", ("db", "prune", "--content-older-than", "soon"),
+            expect="expected days such as 30d"),
+        Bad("prune-zero", ("db", "prune", "--content-older-than", "0d"), expect="between 1 day"),
+        Bad("prune-huge", ("db", "prune", "--calls-older-than", HUGE_NUMBER + "d"),
+            expect="--calls-older-than"),
+        Bad("prune-negative", ("db", "prune", "--calls-older-than=-5d"),
+            expect="expected days such as 30d"),
+        Bad("prune-young-calls", ("db", "prune", "--calls-older-than", "30d"),
+            expect="younger than 183 days"),
+        Bad("prune-config-too-short", ("db", "prune"),
+            files={"llmops.yaml": "retention:\n  calls_days: 30\n"}, expect="minimum_days"),
+        Bad("verify-since-words", ("audit", "verify", "--since", "yesterday"),
+            expect="expected a date"),
+        Bad("verify-until-before", ("audit", "verify", "--since", "2026-03-01", "--until",
+            "2026-02-01"), expect="is not after --since"),
+        # (the corpus's project is no git repository: the report needs its history first;
+        # unknown prompts and references in a repository: tests/audit/test_report.py)
+        Bad("report-not-git", ("audit", "report", "greet"), expect="needs git"),
+        Bad("report-format", ("audit", "report", "greet", "--format", "pdf"), expect="--format"),
+        Bad("report-to-before-from", ("audit", "report", "greet", "--from", "2026-03-01", "--to",
+            "2026-02-01"), expect="--to"),
+        Bad("report-out-dir", ("audit", "report", "greet", "--out", "adir"), {"adir": Dir},
+            expect="adir"),
     ]  # fmt: skip
     return cases
 
@@ -303,6 +328,9 @@ DATABASE_COMMANDS: dict[str, tuple[str, ...]] = {
     "spend": ("spend",),
     "calls": ("calls",),
     "recompute": ("costs", "recompute", "--since", "1d"),
+    "prune": ("db", "prune", "--content-older-than", "30d"),
+    "verify": ("audit", "verify"),
+    "report": ("audit", "report", "greet"),
     "feedback": ("feedback", CALL_ID, "1"),
     "dashboard": ("dashboard",),
     "eval": ("eval", "run", "evals/ok.yaml", "--offline"),
