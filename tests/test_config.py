@@ -419,3 +419,32 @@ def test_a_bad_budget_names_the_file_and_line(entry: str, line: int, message: st
         Settings.from_env({})
     assert (failure.value.file, failure.value.line) == ("llmops.yaml", line), str(failure.value)
     assert message in str(failure.value)
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+def test_retention_defaults_keep_everything_six_months_at_least() -> None:
+    retention = Settings.from_env({}).retention
+    assert (retention.content_days, retention.calls_days, retention.minimum_days) == (
+        None, None, 183,
+    )  # fmt: skip
+    Path("llmops.yaml").write_text("retention:\n  content_days: 30\n  calls_days: 400\n")
+    retention = Settings.from_env({}).retention
+    assert (retention.content_days, retention.calls_days) == (30, 400)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("retention:\n  calls_days: 30\n", "under minimum_days 183"),
+        ("retention:\n  calls_days: 100\n  minimum_days: 150\n", "under minimum_days 150"),
+        ("retention:\n  content_days: 0\n", "content_days"),
+        ("retention:\n  keep: forever\n", "keep"),
+        ("retention:\n  calls_days: ten\n", "calls_days"),
+    ],
+)
+def test_bad_retention_names_the_file_and_line(text: str, message: str) -> None:
+    Path("llmops.yaml").write_text(text)
+    with pytest.raises(ConfigFileError, match=message):
+        Settings.from_env({})

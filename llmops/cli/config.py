@@ -27,10 +27,18 @@ def check(
         build_channels(settings.alerts, os.environ)
     blocking = sum(1 for b in settings.budgets if b.action == "block")
     where = os.environ.get("LLMOPS_CONFIG") or "llmops.yaml"
+    retention = settings.retention
+    kept = (
+        f"content {retention.content_days or 'kept'}"
+        + (" days" if retention.content_days else "")
+        + f", calls {retention.calls_days or 'kept'}"
+        + (" days" if retention.calls_days else "")
+        + f" (at least {retention.minimum_days})"
+    )
     typer.echo(
         f"{where}: {len(settings.budgets)} budget(s), {blocking} blocking; "
         f"{len(settings.alerts.rules)} alert rule(s), {len(settings.alerts.channels)} "
-        "channel(s): OK"
+        f"channel(s); retention: {kept}: OK"
     )
 
 

@@ -23,6 +23,8 @@ alerts:
     - {name: budgets, kind: budget, channels: [ops-slack, log]}
     - {name: errors, kind: error_rate, window: 15m, threshold: 0.05, channels: [log]}
   check_interval: 60s
+retention:
+  content_days: 30
 """
 
 
@@ -32,7 +34,8 @@ def test_check_summarizes_a_valid_file(cli, tmp_path) -> None:
     result = cli("config", "check", cwd=tmp_path, env=env)
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == (
-        "llmops.yaml: 3 budget(s), 2 blocking; 2 alert rule(s), 2 channel(s): OK"
+        "llmops.yaml: 3 budget(s), 2 blocking; 2 alert rule(s), 2 channel(s); retention: "
+        "content 30 days, calls kept (at least 183): OK"
     )
     assert "hooks.example.test" not in result.stdout + result.stderr
 
