@@ -130,7 +130,20 @@ def _pruned(events: list[AuditEvent]) -> _Pruned:
         for chain_id, spans in (event.details.get("removed") or {}).items():
             for low, high, digest in spans:
                 ranges.setdefault(chain_id, []).append((int(low), int(high), str(digest)))
-    return _Pruned(content_before, ranges)
+    return _Pruned(content_before, {k: _merged(v) for k, v in ranges.items()})
+
+
+def _merged(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Ranges of several prunes as one: a prune that removes the rows right after the ones
+    an earlier prune removed leaves one gap in the chain."""
+    out: list[tuple[int, int, str]] = []
+    for low, high, digest in sorted(spans):
+        if out and low <= out[-1][1] + 1:
+            last_low, last_high, last_digest = out[-1]
+            out[-1] = (last_low, high, digest) if high >= last_high else out[-1]
+        else:
+            out.append((low, high, digest))
+    return out
 
 
 def verify(

@@ -177,3 +177,24 @@ def test_the_commands(database_url: str, make_gateway: Any, server: Any, tmp_pat
         engine.dispose()
     broken = llmops("audit", "verify", env=env)
     assert broken.returncode == 1 and "BROKEN: 8 problem(s)" in broken.stdout, broken
+
+
+def test_prunes_one_after_another_leave_chains_that_verify(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """Monthly prunes from cron: each removes the rows right after the last one's, so the
+    chain has one gap made by several events."""
+    record(make_gateway, server)
+    engine = create_engine(database_url)
+    try:
+        now = datetime.now(UTC)
+        first = prune(engine, calls_days=400, now=now)
+        second = prune(engine, calls_days=250, minimum_days=200, now=now)
+        third = prune(engine, calls_days=50, force=True, now=now, content_days=5)
+        assert [p.calls_removed for p in (first, second, third)] == [2, 2, 2]
+        result = verify(engine)
+        assert result.ok, result.breaks
+        assert [e.kind for e in result.events] == ["prune"] * 3
+        assert result.checked == {"llm_calls": 4, "feedback": 4}
+    finally:
+        engine.dispose()
