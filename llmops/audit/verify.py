@@ -139,7 +139,7 @@ def _merged(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
     for low, high, digest in sorted(spans):
         if out and low <= out[-1][1] + 1:
-            last_low, last_high, last_digest = out[-1]
+            last_low, last_high, _ = out[-1]
             out[-1] = (last_low, high, digest) if high >= last_high else out[-1]
         else:
             out.append((low, high, digest))
