@@ -9,7 +9,9 @@ the datetime to text on SQLite, then executemany + commit in batches of 1000 wit
 IGNORE, into a fresh database per repetition with the schema `check_schema` creates (WAL,
 synchronous=NORMAL). With `--postgres` the same runs against a throwaway PostgreSQL cluster
 (fsync off) with psycopg's executemany and ON CONFLICT DO NOTHING as the raw baseline.
-After each repetition both databases must hold every row, with identical contents.
+Both inserters also chain each row (llmops.store.chain, migration 0009), as the Writer must.
+After each repetition both databases must hold every row, with identical contents (the
+content digests included; the Writer's chain is verified with llmops.audit.verify).
 Goal: the Writer reaches at least 50% of the raw rate on SQLite.
 
 Usage: python benchmarks/ingest.py [--rows N] [--reps R] [--postgres]
@@ -150,6 +152,23 @@ def sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+class RawChain:
+    """What the Writer must do besides inserting (migration 0009): each row's place in a
+    hash chain, with the same functions (llmops.store.chain)."""
+
+    def __init__(self) -> None:
+        self.id, self.seq, self.last = str(uuid.uuid4()), 0, "0" * 64
+
+    def seal(self, row: dict[str, Any]) -> dict[str, Any]:
+        from llmops.store.chain import content_hash, row_hash
+
+        digest = content_hash("call", row)
+        self.seq += 1
+        self.last = row_hash(self.last, "call", row, digest)
+        return {**row, "chain_id": self.id, "chain_seq": self.seq, "content_hash": digest,
+                "row_hash": self.last}  # fmt: skip
+
+
 def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
     from llmops.store.engine import check_schema, create_engine
 
@@ -163,10 +182,13 @@ def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
     sql = f"INSERT OR IGNORE INTO llm_calls ({', '.join(names)}) VALUES ({placeholders})"
     dumps = json_text  # the serializer the Writer's engine uses (orjson)
 
+    chain = RawChain()
+
     def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
+        row = chain.seal(row)
         values = []
         for name in names:
-            value = row[name]
+            value = row.get(name)
             if value is not None and name in JSON_COLUMNS:
                 value = dumps(value)
             elif name == "created_at":
@@ -202,9 +224,14 @@ def raw_postgres_run(url: str, rows: list[dict[str, Any]]) -> float:
         "ON CONFLICT DO NOTHING"
     )
 
+    chain = RawChain()
+
     def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
+        row = chain.seal(row)
         return tuple(
-            Jsonb(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+            Jsonb(row[name])
+            if name in JSON_COLUMNS and row.get(name) is not None
+            else row.get(name)
             for name in names
         )
 
@@ -232,7 +259,11 @@ def libpq_dsn(url: str) -> str:
 
 
 def fetch_all(url: str) -> list[tuple[Any, ...]]:
-    query = f"SELECT {', '.join(columns())} FROM llm_calls ORDER BY id"
+    # every column but the chain's: each inserter has its own chain, and the Writer's order
+    # may differ (rows past its queue go through the journal); its chain is verified apart
+    chained = ("chain_id", "chain_seq", "row_hash")
+    compared = [name for name in columns() if name not in chained]
+    query = f"SELECT {', '.join(compared)} FROM llm_calls ORDER BY id"
     if url.startswith("sqlite"):
         with sqlite3.connect(make_path(url)) as connection:
             return connection.execute(query).fetchall()
@@ -250,6 +281,16 @@ def verify(expected: int, writer_url: str, raw_url: str) -> str | None:
     if stored != raw:
         differing = sum(a != b for a, b in zip(stored, raw, strict=True))
         return f"{differing} rows differ between the Writer's and the raw database"
+    from llmops.audit.verify import verify as verify_chains
+    from llmops.store.engine import create_engine
+
+    engine = create_engine(writer_url)
+    try:
+        chains = verify_chains(engine)
+    finally:
+        engine.dispose()
+    if not chains.ok or chains.checked["llm_calls"] != expected:
+        return f"the Writer's hash chain does not verify: {chains.breaks[:1]}"
     return None
 
 

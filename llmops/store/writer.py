@@ -330,7 +330,7 @@ class Writer:
         """Store entries; rows the database refuses are repaired or rejected. Returns how
         many were stored; raises _Outage when the database itself failed."""
         try:
-            self._insert(entries, replay=replay)
+            self._insert(entries)
             return len(entries)
         except Exception as exc:
             if _is_outage(exc) or (not _is_row_error(exc) and not self._answers()):
@@ -349,7 +349,7 @@ class Writer:
             return self._defer(entry, replay=replay)
         fixed = Entry(entry.kind, repaired(entry.kind, entry.row), entry.segment)
         try:
-            self._insert([fixed], replay=replay)
+            self._insert([fixed])
         except Exception as again:
             if _is_outage(again) or (not _is_row_error(again) and not self._answers()):
                 raise _Outage(_describe(again)) from again
@@ -385,7 +385,7 @@ class Writer:
         self.stats.rejected += len(entries)
         log.error("llmops: %d record(s) refused, kept in rejected.log: %s", len(entries), reason)
 
-    def _insert(self, entries: list[Entry], *, replay: bool = False) -> None:
+    def _insert(self, entries: list[Entry]) -> None:
         engine = self._get_engine()
         rows: dict[str, list[dict[str, Any]]] = {"call": [], "feedback": []}
         seen: set[tuple[str, Any]] = set()
@@ -397,7 +397,11 @@ class Writer:
         try:
             with engine.begin() as connection:
                 for kind in ("call", "feedback"):  # calls first: feedback refers to them
-                    if replay and rows[kind]:  # a replay may bring rows stored already
+                    # Rows may be stored already: a replay brings rows of a journal file
+                    # that a dead process had stored, or rows of this process that it
+                    # replayed from its own journal while they still waited in its queue.
+                    # Only new rows take a place in the hash chain.
+                    if rows[kind]:
                         rows[kind] = _not_stored(connection, kind, rows[kind])
                     if rows[kind]:
                         self.chains.seal(connection, kind, rows[kind])

@@ -255,6 +255,23 @@ def test_full_queue_spills_without_blocking_and_loses_nothing(make_writer, datab
     assert count(database_url) == 2000
     assert writer.stats.spooled > 0  # some rows took the spill path
     assert elapsed < 20
+    writer.close()
+    # rows replayed from the journal while they still waited in the queue were stored once
+    # and took one place in the chain (a second insert once left a gap per row)
+    assert_chains_intact(database_url, 2000)
+
+
+def test_rows_replayed_while_queued_take_one_place_in_the_chain(
+    make_writer, database_url: str
+) -> None:
+    """A flush replays this process's own journal, which holds rows still in the queue."""
+    writer = make_writer(queue_size=200, batch_size=50)
+    for _ in range(1000):
+        writer.put("call", call_row())
+    assert writer.flush(60)
+    writer.close()
+    assert writer.stats.replayed > 0 and writer.stats.written > 0
+    assert_chains_intact(database_url, 1000)
 
 
 def test_close_flushes(make_writer, database_url: str) -> None:
