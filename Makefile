@@ -43,6 +43,7 @@ bench: install  ## benchmarks; figures go in benchmarks/README.md
 	$(BIN)/python benchmarks/otel_overhead.py
 	$(BIN)/python benchmarks/server_overhead.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/audit_verify.py --quick
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/mcnemar.py
 
