@@ -115,3 +115,30 @@ def test_prices_given_in_code_are_kept_by_recompute(server, database_url: str, t
     assert recompute_costs(engine, PriceBook(), since=since).examined == 0
     report = recompute_costs(engine, PriceBook(), since=since, include_overrides=True)
     assert (report.examined, report.kept, report.changed) == (1, 1, 0)  # loudly kept
+
+
+def test_recompute_is_an_audit_event_and_the_chains_still_verify(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Re-pricing changes stored costs on purpose: an event that `audit verify` lists, not
+    a break (the hashes do not cover the cost columns); a dry run records nothing."""
+    from llmops.audit.verify import verify
+    from llmops.store.audit_log import list_events
+
+    engine = create_engine(database_url)
+    check_schema(engine)
+    rows = [call_row(model="acme-x", created_at=NOW - timedelta(hours=i), prompt_tokens=1000,
+                     completion_tokens=500, cost_usd=None, cost_status="unpriced")
+            for i in range(5)]  # fmt: skip
+    store_rows(engine, tmp_path / "spool", rows)
+    custom = PriceBook({"acme-x": ModelPrice(input_per_million=2, output_per_million=6)})
+    recompute_costs(engine, custom, since=NOW - timedelta(days=1), dry_run=True)
+    assert [e.kind for e in list_events(engine)] == ["chain_start"]
+    recompute_costs(engine, custom, since=NOW - timedelta(days=1))
+    result = verify(engine)
+    assert result.ok, result.breaks
+    (event,) = result.events
+    assert (event.kind, event.rows, event.intact) == ("recompute", 5, True)
+    assert event.details is not None and event.details["new_total_usd"] == pytest.approx(0.025)
+    assert event.details["old_total_usd"] == 0 and "@" in event.actor
+    engine.dispose()
