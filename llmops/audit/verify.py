@@ -92,6 +92,10 @@ class Verification:
         if len(self.breaks) < MAX_BREAKS:
             self.breaks.append(item)
 
+    def broke(self, table: str, chain_id: str | None, seq: int | None, problem: str) -> None:
+        """A break of a chain (or of the events) that no stored row shows."""
+        self.add(Break(table, chain_id, seq, None, None, problem))
+
 
 @dataclass(frozen=True)
 class _Pruned:
@@ -192,15 +196,11 @@ def _check_events(events: list[AuditEvent], result: Verification) -> None:
     prev = GENESIS
     for expected_seq, event in enumerate(events, start=1):
         if event.seq != expected_seq:
-            result.add(
-                Break(
-                    "audit_events",
-                    None,
-                    expected_seq,
-                    None,
-                    None,
-                    f"audit event {expected_seq} is missing (deleted)",
-                )
+            result.broke(
+                "audit_events",
+                None,
+                expected_seq,
+                f"audit event {expected_seq} is missing (deleted)",
             )
             return
         if event.prev_hash != prev or not event.intact:
@@ -257,16 +257,12 @@ def _check_unchained(
     if result.since is None and result.until is None:
         allowed = result.expected_unchained[name]
         if count > allowed:
-            result.add(
-                Break(
-                    name,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{count} row{'s' if count > 1 else ''} without a hash chain; {allowed} "
-                    f"{'were' if allowed != 1 else 'was'} stored before it began",
-                )
+            result.broke(
+                name,
+                None,
+                None,
+                f"{count} row{'s' if count > 1 else ''} without a hash chain; {allowed} "
+                f"{'were' if allowed != 1 else 'was'} stored before it began",
             )
 
 
@@ -324,16 +320,13 @@ def _walk(
         last = int(head["last_seq"])
         gone = head["table_name"] == name and head["id"] not in seen and last > 0
         if gone and pruned.gap(head["id"], 1, last) is None:
-            result.add(
-                Break(
-                    name,
-                    head["id"],
-                    1,
-                    None,
-                    None,
-                    f"all {last} rows of chain {head['id']} are missing (deleted)",
-                )
+            result.broke(
+                name, head["id"], 1, f"all {last} rows of chain {head['id']} are missing (deleted)"
             )
+
+
+def _are(plural: bool) -> str:
+    return "are" if plural else "is"
 
 
 def _content_gone(kind: str, row: dict[str, Any]) -> bool:
@@ -358,9 +351,7 @@ def _bridge(
     deleted (a break). Returns the hash row ``number`` follows, or None after a break."""
     table, name = _TABLES[kind], TABLE_OF[kind]
     if number <= seq:
-        result.add(
-            Break(name, chain_id, number, None, None, f"row number {number} comes twice (inserted)")
-        )
+        result.broke(name, chain_id, number, f"row number {number} comes twice (inserted)")
         return None
     first, last = seq + 1, number - 1
     digest = pruned.gap(chain_id, first, last)
@@ -381,17 +372,9 @@ def _bridge(
             ).scalar_one()
             if present == last - first + 1:
                 return str(before)
-    result.add(
-        Break(
-            name,
-            chain_id,
-            first,
-            None,
-            None,
-            f"rows {first}-{last} of the chain are missing (deleted)"
-            if last > first
-            else f"row {first} of the chain is missing (deleted)",
-        )
+    missing = f"rows {first}-{last}" if last > first else f"row {first}"
+    result.broke(
+        name, chain_id, first, f"{missing} of the chain {_are(last > first)} missing (deleted)"
     )
     return None
 
@@ -409,56 +392,26 @@ def _check_end(
     name = TABLE_OF[kind]
     head = heads.get(chain_id)
     if head is None:
-        result.add(
-            Break(
-                name,
-                chain_id,
-                seq,
-                None,
-                None,
-                f"chain {chain_id} has no recorded head (audit_chains edited)",
-            )
+        result.broke(
+            name, chain_id, seq, f"chain {chain_id} has no recorded head (audit_chains edited)"
         )
         return
     last = int(head["last_seq"])
     if seq == last:
         if prev != head["last_hash"]:
-            result.add(
-                Break(
-                    name,
-                    chain_id,
-                    seq,
-                    None,
-                    None,
-                    "the chain's last row differs from its recorded head",
-                )
-            )
+            result.broke(name, chain_id, seq, "the chain's last row differs from its recorded head")
         return
     if seq > last:
-        result.add(
-            Break(
-                name,
-                chain_id,
-                seq,
-                None,
-                None,
-                f"the chain has rows past its recorded head ({last})",
-            )
-        )
+        result.broke(name, chain_id, seq, f"the chain has rows past its recorded head ({last})")
         return
     if pruned.gap(chain_id, seq + 1, last) is not None:
         return
     if result.since is not None or result.until is not None:
         return  # the rest of the chain is outside the window
-    result.add(
-        Break(
-            name,
-            chain_id,
-            seq + 1,
-            None,
-            None,
-            f"rows {seq + 1}-{last} at the chain's end are missing (deleted)"
-            if last > seq + 1
-            else f"row {last} at the chain's end is missing (deleted)",
-        )
+    missing = f"rows {seq + 1}-{last}" if last > seq + 1 else f"row {last}"
+    result.broke(
+        name,
+        chain_id,
+        seq + 1,
+        f"{missing} at the chain's end {_are(last > seq + 1)} missing (deleted)",
     )
