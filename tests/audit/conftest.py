@@ -27,9 +27,11 @@ import pytest
 import sqlalchemy as sa
 
 from llmops import Budget, BudgetExceededError
+from llmops.audit.report import Report, build_report
 from llmops.evals.runner import Runner, plan
 from llmops.evals.storage import save_report
 from llmops.evals.suite import load_suite
+from llmops.prompts import PromptRegistry
 from llmops.store.engine import create_engine
 from llmops.store.queries import AlertEventRow, record_alert_event
 from llmops.testing import Reply
@@ -340,3 +342,18 @@ def _same(stored: Any, at: datetime) -> bool:
     moment = stored if isinstance(stored, datetime) else datetime.fromisoformat(str(stored))
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return abs((moment - at).total_seconds()) < 1
+
+
+def build(history: History, ref: str = PROMPT, **kwargs: Any) -> Report:
+    """The report on ``ref`` over the last 183 days of the history (``start``, ``end``,
+    ``now`` and ``retention_settings`` may be given)."""
+    engine = create_engine(history.database_url)
+    try:
+        start = kwargs.pop("start", history.now - timedelta(days=183))
+        end = kwargs.pop("end", history.now + timedelta(seconds=1))
+        kwargs.setdefault("now", history.now)
+        return build_report(
+            engine, PromptRegistry(history.prompts), ref, start, end, database="test", **kwargs
+        )
+    finally:
+        engine.dispose()

@@ -21,33 +21,15 @@ import pytest
 import sqlalchemy as sa
 
 from llmops.audit.render import render, report_data, to_html, to_json, to_markdown
-from llmops.audit.report import SECTION_TITLES, Report, build_report
+from llmops.audit.report import SECTION_TITLES, Report
 from llmops.money import usd
 from llmops.prompts import PromptRegistry
 from llmops.store.engine import check_schema, create_engine
-from tests.audit.conftest import HOSTILE, PROMPT, THRESHOLD, History
+from tests.audit.conftest import HOSTILE, PROMPT, THRESHOLD, History, build
 from tests.conftest import PromptRepo, prompt_yaml
 
 SCHEMA = Path(__file__).parents[2] / "llmops" / "audit" / "report.schema.json"
 Z = 1.959963984540054
-
-
-def build(history: History, ref: str = PROMPT, **kwargs: Any) -> Report:
-    engine = create_engine(history.database_url)
-    try:
-        start = kwargs.pop("start", history.now - timedelta(days=183))
-        end = kwargs.pop("end", history.now + timedelta(seconds=1))
-        return build_report(
-            engine,
-            PromptRegistry(history.prompts),
-            ref,
-            start,
-            end,
-            database="test",
-            now=history.now,
-        )
-    finally:
-        engine.dispose()
 
 
 # -- arithmetic done here, independently of llmops ---------------------------------------------
@@ -347,18 +329,13 @@ def test_a_prune_is_retention_and_integrity_evidence(history: History) -> None:
     engine = create_engine(history.database_url)
     try:
         pruned = prune(engine, content_days=10, now=history.now)
-        report = build_report(
-            engine,
-            PromptRegistry(history.prompts),
-            PROMPT,
-            history.now - timedelta(days=183),
-            history.now + timedelta(seconds=1),
-            database="test",
-            now=history.now + timedelta(seconds=1),
-            retention_settings=Retention(content_days=10, minimum_days=200),
-        )
     finally:
         engine.dispose()
+    report = build(
+        history,
+        now=history.now + timedelta(seconds=1),
+        retention_settings=Retention(content_days=10, minimum_days=200),
+    )
     assert pruned.event is not None and pruned.content_calls > 0
     r = report.retention
     assert (r.content_days, r.calls_days, r.minimum_days) == (10, None, 200)

@@ -10,18 +10,15 @@ to the screenshots folder as audit-report.png.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llmops.audit.render import to_html
-from llmops.audit.report import SECTION_TITLES, build_report
+from llmops.audit.report import SECTION_TITLES
 from llmops.money import usd
-from llmops.prompts import PromptRegistry
-from llmops.store.engine import create_engine
-from tests.audit.conftest import PROMPT, History, history  # noqa: F401 (the fixture)
+from tests.audit.conftest import History, build, history  # noqa: F401 (the fixture)
 from tests.browser.test_dashboard_browser import (
     CHROMIUM_ARGS,
     chromium_path,
@@ -41,19 +38,7 @@ OVERFLOW = """() => [...document.querySelectorAll('table, pre')]
 def test_the_html_report_in_chromium(history: History, tmp_path: Path) -> None:  # noqa: F811
     executable = chromium_path()
     sync_playwright = playwright_api()
-    engine = create_engine(history.database_url)
-    try:
-        report = build_report(
-            engine,
-            PromptRegistry(history.prompts),
-            PROMPT,
-            history.now - timedelta(days=183),
-            history.now + timedelta(seconds=1),
-            database="test",
-            now=history.now,
-        )
-    finally:
-        engine.dispose()
+    report = build(history)
     page_file = tmp_path / "report.html"
     page_file.write_text(to_html(report), "utf-8")
     address = page_file.as_uri()
