@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 
@@ -108,6 +109,17 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
             return f"{kind}: value must be a number (the most {'USD' if kind == 'cost' else 'ms'})"
         if not math.isfinite(limit) or limit < 0:
             return f"{kind}: value must be a finite number of at least 0, got {limit}"
+    elif kind == "word-count":
+        return _word_count_problem(value)
+    elif kind == "contains-json":
+        if value in (None, "output_schema"):
+            return None
+        if not isinstance(value, dict):
+            return "contains-json: value must be a JSON Schema (a mapping), 'output_schema' or none"
+        return _schema_problem(kind, value)
+    elif kind in ("is-xml", "contains-xml"):
+        if value is not None and not isinstance(value, str | list | dict):
+            return f"{kind}: value must be element paths (a string or a list)"
     elif kind == "levenshtein":
         if value is None:
             return "levenshtein: value must be the expected text"
@@ -126,6 +138,32 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
                 return str(exc)
             except Exception as exc:  # the file itself fails to import
                 return f"python: {value} fails to load: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _word_count_problem(value: Any) -> str | None:
+    if value is None:
+        return "word-count: value must be a whole number of words or {min: N, max: N}"
+    bounds = value if isinstance(value, dict) else {"min": value, "max": value}
+    if isinstance(value, dict) and (not value or set(value) - {"min", "max"}):
+        return "word-count: value must be a number of words or {min: N, max: N}"
+    numbers = []
+    for name in ("min", "max"):
+        number = bounds.get(name)
+        if number is None:
+            continue
+        try:
+            count = float(number) if not isinstance(number, bool) else -1.0
+        except (TypeError, ValueError):
+            count = -1.0
+        if not (math.isfinite(count) and count >= 0 and count == int(count)):
+            return (
+                f"word-count: {name if isinstance(value, dict) else 'value'} must be a whole "
+                f"number of words, got {number!r}"
+            )
+        numbers.append(count)
+    if len(numbers) == 2 and numbers[0] > numbers[1]:
+        return f"word-count: min {numbers[0]:g} is more than max {numbers[1]:g}"
     return None
 
 
@@ -323,6 +361,157 @@ def _rubric_outside_runner(a: Assertion, output: str, context: Context) -> tuple
     raise ConfigError("llm-rubric is graded by the runner, which calls the judge model")
 
 
+# -- structure and shape of the text (promptfoo's word-count, is-refusal, contains-json,
+# is-xml, contains-xml) ------------------------------------------------------------------
+
+
+def word_count(output: str) -> int:
+    """Words as whitespace-separated runs."""
+    return len(output.split())
+
+
+def _word_count(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    count = word_count(output)
+    low, high = _word_bounds(a)
+    ok = (low is None or count >= low) and (high is None or count <= high)
+    if low == high:
+        return float(ok), f"{count} words (expected {low})"
+    wanted = " and ".join(
+        part for part in (low is not None and f"at least {low}", high is not None and
+                          f"at most {high}") if part
+    )  # fmt: skip
+    return float(ok), f"{count} words (expected {wanted})"
+
+
+def _word_bounds(a: Assertion) -> tuple[int | None, int | None]:
+    """``value: 50`` (exactly), or ``value: {min: 10, max: 50}`` (either may be left out)."""
+    value = a.value
+    if isinstance(value, dict):
+        low, high = value.get("min"), value.get("max")
+        return (None if low is None else int(low)), (None if high is None else int(high))
+    exact = int(float(value))
+    return exact, exact
+
+
+# An answer that declines: an apology or a statement of inability at its start, or the
+# usual phrases of a model explaining what it is instead of answering. Our own list (a
+# heuristic: use llm-rubric for anything subtle).
+_REFUSAL = re.compile(
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,|i apologi[sz]e|unfortunately,? i|"
+    r"i (?:can(?:no|')t|am (?:not able|unable)|won'?t|will not|must decline|"
+    r"do not feel comfortable|don'?t feel comfortable)|"
+    r"(?:i'?m|i am) (?:not able|unable|afraid i can(?:no|')t))"
+    r"|\bas an ai\b|\bas a(?:n)? (?:large )?language model\b|\bi(?: am|'m) (?:just )?an ai\b"
+    r"|\b(?:can(?:no|')t|unable to) (?:help|assist) with (?:that|this)\b",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(output: str) -> bool:
+    """Whether ``output`` declines to answer (an empty answer counts as declining)."""
+    text = output.replace("\u2019", "'")  # a typographic apostrophe reads as '
+    return not text.strip() or _REFUSAL.search(text) is not None
+
+
+def _is_refusal(_: Assertion, output: str, __: Context) -> tuple[float, str]:
+    refused = is_refusal(output)
+    return float(refused), "a refusal" if refused else "not a refusal"
+
+
+def json_objects(text: str) -> list[Any]:
+    """Every JSON object or array found in ``text`` (in a sentence or a code fence), in
+    order, each the longest that parses from its opening bracket."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    position = 0
+    while True:
+        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+        if not starts:
+            return found
+        start = min(starts)
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            position = start + 1
+            continue
+        found.append(value)
+        position = end
+
+
+def _contains_json(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    candidates = json_objects(output)
+    if not candidates:
+        return 0.0, "no JSON object or array in the output"
+    if a.value is None:
+        return 1.0, f"{len(candidates)} JSON value(s) found"
+    schema = _schema(a, context)
+    reason = "no JSON value in the output matches the schema"
+    for candidate in candidates:
+        score, reason = _schema_check(candidate, schema)
+        if score:
+            return score, f"JSON in the output {reason}"
+    return 0.0, reason
+
+
+def _required_elements(a: Assertion) -> list[str]:
+    """``is-xml``'s value: required element paths (``analysis.sentiment``), as a
+    comma-separated string, a list, or ``{requiredElements: [...]}``."""
+    value = a.value
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get("requiredElements")
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [str(part) for part in value]
+    raise ConfigError(f"{a.type}: value must be element paths (a string or a list)")
+
+
+def xml_problem(text: str, required: list[str]) -> str | None:
+    """Why ``text`` is not well-formed XML holding every required element path, or None.
+    DOCTYPE declarations are refused (no entity expansion: no XML bomb)."""
+    if "<!DOCTYPE" in text.upper():
+        return "DOCTYPE declarations are not accepted"
+    try:
+        # safe: without a DOCTYPE there is no entity to expand (no bomb, no external file)
+        root = ElementTree.fromstring(text.strip())  # noqa: S314
+    except ElementTree.ParseError as exc:
+        return f"not well-formed XML: {exc}"
+    missing = [path for path in required if not _has_path(root, path)]
+    return f"missing elements: {', '.join(missing)}" if missing else None
+
+
+def _has_path(root: ElementTree.Element, path: str) -> bool:
+    """``a.b.c``: the root is ``a`` (or the path starts below it), then child ``b``, ..."""
+    parts = [part for part in path.split(".") if part]
+    if parts and parts[0] == root.tag:
+        parts = parts[1:]
+    return not parts or root.find("/".join(parts)) is not None
+
+
+def _is_xml(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    problem = xml_problem(output, _required_elements(a))
+    return (0.0, problem) if problem else (1.0, "well-formed XML with the required elements")
+
+
+_XML_START = re.compile(r"<([A-Za-z_][\w.-]*)[^<>]*>")
+
+
+def _contains_xml(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    required = _required_elements(a)
+    problem = "no XML element in the output"
+    for match in _XML_START.finditer(output):
+        tag = re.escape(match.group(1))
+        closing = list(re.finditer(rf"</{tag}\s*>", output[match.end() :]))
+        for end in reversed(closing):  # the widest element first
+            candidate = output[match.start() : match.end() + end.end()]
+            problem = xml_problem(candidate, required) or ""
+            if not problem:
+                return 1.0, f"XML element <{match.group(1)}> with the required elements"
+    return 0.0, problem or "no well-formed XML element in the output"
+
+
 CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "equals": _equals,
     "contains": _contains,
@@ -340,6 +529,11 @@ CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "cost": _cost,
     "latency": _latency,
     "llm-rubric": _rubric_outside_runner,
+    "word-count": _word_count,
+    "is-refusal": _is_refusal,
+    "contains-json": _contains_json,
+    "is-xml": _is_xml,
+    "contains-xml": _contains_xml,
 }
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llmops.errors import ConfigFileError
+from llmops.errors import ConfigError, ConfigFileError
 from llmops.files import (
     MAX_YAML_BYTES,
     line_of,
@@ -38,6 +41,11 @@ ASSERTION_TYPES = (
     "cost",
     "latency",
     "llm-rubric",
+    "word-count",
+    "is-refusal",
+    "contains-json",
+    "is-xml",
+    "contains-xml",
 )
 WORKING = "working"  # the reference that means the working-tree file
 
@@ -85,6 +93,9 @@ class Case(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict)
     assert_: list[Assertion] = Field(default_factory=list, alias="assert")
     threshold: float | None = Field(default=None, ge=0, le=1)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Anything about the case (promptfoo's metadata)."
+    )
 
 
 class SuiteFile(BaseModel):
@@ -242,9 +253,8 @@ def _describe_path(data: dict[str, Any], path: tuple[Any, ...]) -> str:
 def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int | None]]:
     """Cases from a JSONL file (one case object per line) or a CSV file.
 
-    CSV columns are variables, except ``id``, ``description`` and ``__expected`` (an
-    assertion: ``contains: text`` style, or a plain value meaning ``equals``), as in
-    promptfoo's CSV format.
+    CSV columns are variables, except ``id``, ``description`` and promptfoo's special
+    columns (see :func:`_csv_case`).
     """
     file = str(path)
     if path.suffix not in (".jsonl", ".csv"):
@@ -267,7 +277,7 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
                     raise ConfigFileError(
                         "more values than the header has columns", file=file, line=reader.line_num
                     )
-                raw.append((reader.line_num, _csv_case(row)))
+                raw.append((reader.line_num, _csv_case(row, file, reader.line_num)))
         except csv.Error as exc:
             raise ConfigFileError(f"invalid CSV: {exc}", file=file, line=reader.line_num) from None
     cases: list[Case] = []
@@ -295,20 +305,175 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
 _EXTRA = "\x00extra"  # DictReader's key for values beyond the header's columns
 
 
-def _csv_case(row: dict[str, str]) -> dict[str, Any]:
+def _csv_case(row: dict[str, str], file: str, line: int) -> dict[str, Any]:
+    """One CSV row as a case, with promptfoo's CSV semantics: columns are variables, except
+    ``__expected`` and ``__expected1``, ``__expected2``, ... (assertions written as
+    :func:`assertion_from_text` reads them), ``__description``, ``__metric`` (of every
+    assertion of the row), ``__threshold`` (the case's), ``__metadata:KEY`` (``KEY[]``: a
+    comma-separated list) and ``__config:__expectedN:threshold``. A column llmops cannot
+    honour (``__prefix``, ``__suffix``, ``__providerOutput``, a misspelt special column) is
+    an error naming it, never a variable."""
     case: dict[str, Any] = {"vars": {}, "assert": []}
-    for key, value in row.items():
-        if key in ("id", "description"):
-            case[key] = value
-        elif key == "__expected":
-            kind, sep, rest = value.partition(":")
-            if sep and kind.strip() in ASSERTION_TYPES:
-                case["assert"].append({"type": kind.strip(), "value": rest.strip()})
-            elif value:
-                case["assert"].append({"type": "equals", "value": value})
+    expected: list[tuple[int, dict[str, Any]]] = []
+    thresholds: dict[int, float] = {}
+    metric: str | None = None
+    metadata: dict[str, Any] = {}
+
+    def fail(message: str) -> NoReturn:
+        raise ConfigFileError(message, file=file, line=line)
+
+    for raw_key, value in row.items():
+        key = (raw_key or "").strip()
+        if key in ("id", "description", "__description"):
+            if value:
+                case[key.lstrip("_")] = value
+        elif _EXPECTED.fullmatch(key):
+            if value.strip():
+                position = int(key.removeprefix("__expected") or "1") - 1
+                expected.append((position, assertion_from_text(value, key, fail)))
+        elif key == "__metric":
+            metric = value.strip() or None
+        elif key == "__threshold":
+            if value.strip():
+                case["threshold"] = _csv_number(value, key, fail)
+        elif key.startswith("__metadata:") and len(key) > len("__metadata:"):
+            name = key.removeprefix("__metadata:")
+            if value.strip():
+                if name.endswith("[]"):
+                    fields = next(csv.reader([value], skipinitialspace=True))
+                    metadata[name[:-2]] = [v.strip() for v in fields]
+                else:
+                    metadata[name] = value
+        elif key.startswith("__config:"):
+            target, _, option = key.removeprefix("__config:").partition(":")
+            if not _EXPECTED.fullmatch(target) or option != "threshold":
+                fail(f"column {key!r}: expected __config:__expectedN:threshold")
+            if value.strip():
+                thresholds[int(target.removeprefix("__expected") or "1") - 1] = _csv_number(
+                    value, key, fail
+                )
+        elif key.startswith("__") or _SINGLE_UNDERSCORE.match(key):
+            hint = f" (did you mean '_{key}'?)" if not key.startswith("__") else ""
+            fail(f"column {key!r}: a promptfoo column llmops does not support{hint}")
         else:
             case["vars"][key] = value
+    for position, assertion in sorted(expected, key=lambda item: item[0]):
+        if metric:
+            assertion["metric"] = metric
+        if position in thresholds:
+            assertion["threshold"] = thresholds[position]
+        case["assert"].append(assertion)
+    if metadata:
+        case["metadata"] = metadata
     return case
+
+
+_EXPECTED = re.compile(r"__expected(?:[1-9][0-9]*)?")
+_SINGLE_UNDERSCORE = re.compile(
+    r"_(?:expected|prefix|suffix|description|providerOutput|metric|threshold|metadata|config)"
+)
+
+
+def _csv_number(value: str, column: str, fail: Callable[[str], NoReturn]) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"column {column!r}: {value!r} is not a number")
+    if not math.isfinite(number):
+        fail(f"column {column!r}: {value!r} is not a finite number")
+    return number
+
+
+# promptfoo's assertion types, so that ``type: value`` in a CSV cell is read as that
+# assertion (and one llmops lacks is an error) while other text is an expected output
+PROMPTFOO_TYPES = (
+    "agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all",
+    "contains-any", "contains-html", "contains-json", "contains-sql", "contains-xml",
+    "context-faithfulness", "context-recall", "context-relevance", "conversation-relevance",
+    "cost", "equals", "factuality", "finish-reason", "g-eval", "gleu", "guardrails",
+    "icontains", "icontains-all", "icontains-any", "is-html", "is-json", "is-refusal",
+    "is-sql", "is-valid-function-call", "is-valid-openai-function-call",
+    "is-valid-openai-tools-call", "is-xml", "javascript", "latency", "levenshtein",
+    "llm-rubric", "pi", "meteor", "model-graded-closedqa", "model-graded-factuality",
+    "moderation", "perplexity", "perplexity-score", "python", "regex", "rouge-n", "ruby",
+    "similar", "similar:cosine", "similar:dot", "similar:euclidean", "starts-with",
+    "tool-call-f1", "skill-used", "trajectory:goal-success", "trajectory:tool-args-match",
+    "trajectory:step-count", "trajectory:tool-sequence", "trajectory:tool-used",
+    "trace-error-spans", "trace-span-count", "trace-span-duration", "search-rubric",
+    "webhook", "word-count", "json-schema",
+)  # fmt: skip
+_TYPED = re.compile(
+    r"(not-)?("
+    + "|".join(re.escape(t) for t in sorted(PROMPTFOO_TYPES, key=len, reverse=True))
+    + r")(?:\(([0-9]+(?:\.[0-9]+)?)\))?(?::(.*))?",
+    re.DOTALL,
+)
+_LIST_TYPES = ("contains-any", "contains-all", "icontains-any", "icontains-all")
+_JS_FILE = re.compile(r"file://.*\.(?:js|cjs|mjs|ts|cts|mts)(?::\w+)?")
+
+
+def assertion_from_text(
+    text: str, column: str = "__expected", fail: Callable[[str], NoReturn] | None = None
+) -> dict[str, Any]:
+    """An assertion from a CSV cell, as promptfoo reads it: ``contains: Paris``,
+    ``not-icontains: sorry``, ``levenshtein(3): Paris``, ``contains-any: a, b, "c, d"``,
+    ``grade: ...`` / ``llm-rubric: ...``, ``python: file.py``, ``fn:`` / ``eval:`` /
+    ``javascript: ...``; any other text is the expected output (``equals``). A promptfoo
+    assertion llmops does not have is an error (``fail``), never an ``equals`` check on
+    the cell's text."""
+
+    def refuse(message: str) -> NoReturn:
+        if fail is not None:
+            fail(message)
+        raise ConfigError(message)
+
+    cell = text.strip()
+    kind: str
+    value: Any
+    threshold: float | None = None
+    for prefix, name in (("javascript:", "javascript"), ("fn:", "javascript"),
+                         ("eval:", "javascript"), ("grade:", "llm-rubric"),
+                         ("llm-rubric:", "llm-rubric"), ("python:", "python")):  # fmt: skip
+        if cell.startswith(prefix):
+            kind, value = name, cell[len(prefix) :].strip()
+            break
+    else:
+        if _JS_FILE.fullmatch(cell):
+            kind, value = "javascript", cell
+        elif cell.startswith("file://") and (cell.endswith(".py") or ".py:" in cell):
+            kind, value = "python", cell
+        elif (match := _TYPED.fullmatch(cell)) is not None:
+            negated, base, number, rest = match.groups()
+            kind = f"not-{base}" if negated else base
+            value = None if rest is None else rest.strip()
+            if base in _LIST_TYPES and value is not None:
+                fields = next(csv.reader([value], skipinitialspace=True))
+                value = [part.strip() for part in fields if part.strip()]
+            threshold = float(number) if number is not None else None
+        else:
+            return {"type": "equals", "value": text}
+    base = kind.removeprefix("not-")
+    if base not in ASSERTION_TYPES:
+        refuse(
+            f"column {column!r}: {cell[:60]!r} is promptfoo's {base!r} assertion, which llmops "
+            "does not support: write it as another assertion in the suite file"
+        )
+    assertion: dict[str, Any] = {"type": kind}
+    if value is not None and value != "":
+        assertion["value"] = _typed_value(base, value)
+    if threshold is not None:
+        assertion["threshold"] = threshold
+    return assertion
+
+
+def _typed_value(base: str, value: Any) -> Any:
+    """Numbers where the assertion wants one (``cost: 0.01``, ``word-count: 50``)."""
+    if base in ("cost", "latency", "word-count") and isinstance(value, str):
+        try:
+            return float(value) if base != "word-count" else int(float(value))
+        except ValueError:
+            return value
+    return value
 
 
 Role = Literal["candidate", "baseline", "other"]

@@ -146,3 +146,82 @@ def test_bad_values_are_config_errors() -> None:
         run("contains-any", "x", "not a list")
     with pytest.raises(ConfigError, match="regex"):
         run("regex", "x", "(unclosed")
+
+
+# -- promptfoo's word-count, is-refusal, contains-json, is-xml, contains-xml --------------
+
+XML = "<analysis><sentiment>positive</sentiment><score>0.9</score></analysis>"
+
+
+@pytest.mark.parametrize(
+    ("kind", "output", "value", "passed"),
+    [
+        ("word-count", "one two  three\nfour", 4, True),
+        ("word-count", "one two three", 4, False),
+        ("word-count", "one two three", "3", True),
+        ("word-count", "one two three", {"min": 2, "max": 5}, True),
+        ("word-count", "one", {"min": 2}, False),
+        ("word-count", "a b c d e f", {"max": 5}, False),
+        ("word-count", "   ", 0, True),
+        ("is-refusal", "I'm sorry, but I can't help with that.", None, True),
+        ("is-refusal", "I\u2019m unable to share that information.", None, True),
+        ("is-refusal", "As an AI language model, I do not have opinions.", None, True),
+        ("is-refusal", "", None, True),
+        ("is-refusal", "Sorry to hear that! Unplug the router for ten seconds.", None, False),
+        ("is-refusal", "Paris is the capital of France.", None, False),
+        ("is-refusal", "I can help: press reset for 10 seconds.", None, False),
+        ("contains-json", 'Here you go:\n```json\n{"category": "bug"}\n```', None, True),
+        ("contains-json", "The set {a, b} and [1, 2", None, False),
+        ("contains-json", 'First [1, 2], then {"category": "bug"}.', SCHEMA, True),
+        ("contains-json", 'Only {"category": "cats"} here', SCHEMA, False),
+        ("contains-json", "no json at all", None, False),
+        ("is-xml", XML, None, True),
+        ("is-xml", XML, "analysis.sentiment, analysis.score", True),
+        ("is-xml", XML, ["sentiment"], True),
+        ("is-xml", XML, {"requiredElements": ["analysis.reason"]}, False),
+        ("is-xml", "<a><b></a>", None, False),
+        ("is-xml", f"Result: {XML}", None, False),
+        ("contains-xml", f"Result: {XML} -- done", "analysis.score", True),
+        ("contains-xml", "Use <b>bold</b> and <i>it", None, True),
+        ("contains-xml", "a < b and c > d", None, False),
+        ("contains-xml", f"Result: {XML}", "analysis.reason", False),
+    ],
+)
+def test_shape_assertions(kind: str, output: str, value, passed: bool) -> None:
+    assert run(kind, output, value) == (passed, 1.0 if passed else 0.0)
+    assert run(f"not-{kind}", output, value) == (not passed, 0.0 if passed else 1.0)
+
+
+def test_xml_with_a_doctype_is_refused_without_expanding_it() -> None:
+    """A billion-laughs document: refused at once (no entity is ever expanded)."""
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10))
+        + "]><lolz>&lol9;</lolz>"
+    ).replace("&lol0;", "&lol;")
+    outcome = check(Assertion(type="is-xml"), bomb, CTX)
+    assert not outcome.passed and "DOCTYPE" in outcome.reason
+    outcome = check(Assertion(type="contains-xml"), f"see {bomb}", CTX)
+    assert not outcome.passed
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("word-count", None, "word-count: value must be a whole number"),
+        ("word-count", -1, "whole number"),
+        ("word-count", 2.5, "whole number"),
+        ("word-count", "many", "whole number"),
+        ("word-count", {"min": 5, "max": 2}, "min 5 is more than max 2"),
+        ("word-count", {"least": 2}, "{min: N, max: N}"),
+        ("word-count", {}, "{min: N, max: N}"),
+        ("contains-json", "a schema?", "contains-json: value must be a JSON Schema"),
+        ("contains-json", {"type": "nonsense"}, "not a valid JSON Schema"),
+        ("is-xml", 3, "is-xml: value must be element paths"),
+    ],
+)
+def test_shape_assertion_values_are_checked_before_any_call(kind: str, value, message: str) -> None:
+    from llmops.evals.assertions import static_problem
+
+    problem = static_problem(Assertion(type=kind, value=value))
+    assert problem is not None and message in problem, problem

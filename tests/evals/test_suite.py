@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -152,3 +153,78 @@ def test_schema_is_json_schema() -> None:
     schema = suite_json_schema()
     assert schema["additionalProperties"] is False
     assert "prompt" in schema["required"]
+
+
+PROMPTFOO_CSV = "\n".join(
+    [
+        "question,__expected,__expected2,__expected3,__metric,__threshold,__description,"
+        "__metadata:topic,__metadata:tags[],__config:__expected2:threshold",
+        'Capital of France?,contains: Paris,not-icontains: sorry,"contains-any: Paris, '
+        '""Paris, France""",geo,0.5,capital,geography,"easy, europe",',
+        "Spell it,levenshtein(2): Paris,word-count: 1,,,,,,,",
+        "Your answer,Answer: 42,,,,,,,,",
+        "Be kind,grade: answers politely,python: checks.py:polite,,,,,,,0.8",
+        "JSON please,contains-json,is-xml: root.item,not-is-refusal,,,,,,",
+        "",
+    ]
+)
+
+
+def test_promptfoo_csv_columns_and_assertion_cells(tmp_path: Path) -> None:
+    """promptfoo's CSV semantics: `type: value` cells with not- and (threshold), lists with
+    quoted commas, grade:/python:, several __expected columns, __metric, __threshold,
+    __description, __metadata and __config; any other text is the expected output."""
+    (tmp_path / "checks.py").write_text("def polite(output, context):\n    return True\n")
+    (tmp_path / "cases.csv").write_text(PROMPTFOO_CSV)
+    suite = load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    first, second, third, fourth, fifth = suite.cases
+    assert first.vars == {"question": "Capital of France?"}
+    assert [(a.type, a.value, a.metric) for a in first.assert_] == [
+        ("contains", "Paris", "geo"),
+        ("not-icontains", "sorry", "geo"),
+        ("contains-any", ["Paris", "Paris, France"], "geo"),
+    ]
+    assert (first.threshold, first.description) == (0.5, "capital")
+    assert first.metadata == {"topic": "geography", "tags": ["easy", "europe"]}
+    assert [(a.type, a.value, a.threshold) for a in second.assert_] == [
+        ("levenshtein", "Paris", 2.0),
+        ("word-count", 1, None),
+    ]
+    assert [(a.type, a.value) for a in third.assert_] == [("equals", "Answer: 42")]
+    assert [(a.type, a.value, a.threshold) for a in fourth.assert_] == [
+        ("llm-rubric", "answers politely", None),
+        ("python", "checks.py:polite", 0.8),  # __config:__expected2:threshold
+    ]
+    assert [(a.type, a.value) for a in fifth.assert_] == [
+        ("contains-json", None),
+        ("is-xml", "root.item"),
+        ("not-is-refusal", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "message"),
+    [
+        ("__expected", "fn: output.length < 10", "'javascript' assertion, which llmops"),
+        ("__expected", "javascript: output.startsWith('a')", "'javascript' assertion"),
+        ("__expected", "similar(0.8): hello world", "'similar' assertion"),
+        ("__expected", "not-similar: hello", "'similar' assertion"),
+        ("__expected2", "factuality: Paris is in France", "'factuality' assertion"),
+        ("__prefix", "You are terse.", "'__prefix': a promptfoo column llmops does not support"),
+        ("__providerOutput", "cached", "'__providerOutput'"),
+        ("_expected", "contains: x", "did you mean '__expected'"),
+        ("__threshold", "high", "'__threshold': 'high' is not a number"),
+        ("__config:__expected:weight", "2", "expected __config:__expectedN:threshold"),
+        ("__expected", "word-count: many", "word-count: value must be a whole number"),
+    ],
+)
+def test_promptfoo_csv_cells_llmops_cannot_honour_are_errors(
+    tmp_path: Path, header: str, cell: str, message: str
+) -> None:
+    """Once read as `equals` on the cell's text (a case that could never pass) or as a
+    variable; now the file and line, and what to do."""
+    (tmp_path / "cases.csv").write_text(f'name,{header}\nAnn,"{cell}"\n')
+    with pytest.raises(ConfigFileError, match=re.escape(message)) as caught:
+        load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    assert caught.value.file is not None and caught.value.file.endswith("cases.csv")
+    assert caught.value.line == 2
