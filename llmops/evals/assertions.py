@@ -55,6 +55,8 @@ class Context:
 def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     """Grade ``output`` with one (non-judge) assertion."""
     kind = assertion.base_type
+    if kind == "javascript":
+        return _javascript(assertion, output, context)
     try:
         score, reason = CHECKS[kind](assertion, output, context)
     except ConfigError:
@@ -64,6 +66,21 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     if not (isinstance(score, int | float) and 0 <= score <= 1):  # NaN included
         return broken(assertion, f"{kind} returned score {score!r}, outside [0, 1]")
     return finish(assertion, score, reason)
+
+
+def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
+    """Run by Node.js (:mod:`llmops.evals.javascript`), read as promptfoo reads it."""
+    from llmops.evals import javascript
+
+    shared = {"vars": context.vars, "cost": context.cost_usd, "latency_ms": context.latency_ms}
+    result, problem = javascript.run(_text(assertion.value), output, shared, context.base_dir)
+    if problem is not None:
+        return broken(assertion, problem)
+    read = javascript.verdict(result, assertion.threshold)
+    if isinstance(read, str):
+        return broken(assertion, f"javascript {read}")
+    passed, score, reason = read
+    return finish(assertion, score, reason, passed=passed)
 
 
 def broken(assertion: Assertion, reason: str) -> Outcome:
@@ -109,6 +126,15 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
             return f"{kind}: value must be a number (the most {'USD' if kind == 'cost' else 'ms'})"
         if not math.isfinite(limit) or limit < 0:
             return f"{kind}: value must be a finite number of at least 0, got {limit}"
+    elif kind == "javascript":
+        if not isinstance(value, str) or not value.strip():
+            return (
+                "javascript: value must be code (an expression or a function body) or file://x.js"
+            )
+        if value.strip().startswith("file://") and base_dir is not None:
+            target = value.strip().removeprefix("file://").partition(":")[0]
+            if not (base_dir / target).is_file():
+                return f"javascript: no file {base_dir / target}"
     elif kind == "word-count":
         return _word_count_problem(value)
     elif kind == "contains-json":

@@ -46,6 +46,7 @@ ASSERTION_TYPES = (
     "contains-json",
     "is-xml",
     "contains-xml",
+    "javascript",
 )
 WORKING = "working"  # the reference that means the working-tree file
 

@@ -225,3 +225,68 @@ def test_shape_assertion_values_are_checked_before_any_call(kind: str, value, me
 
     problem = static_problem(Assertion(type=kind, value=value))
     assert problem is not None and message in problem, problem
+
+
+# -- javascript (Node.js) ------------------------------------------------------------------
+
+needs_node = pytest.mark.skipif(
+    __import__("shutil").which("node") is None and not __import__("os").environ.get("CI"),
+    reason="javascript assertions run in Node.js (apt-get install nodejs)",
+)
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("value", "output", "extra", "passed", "score"),
+    [
+        ("output.includes('Paris')", "It is Paris.", {}, True, 1.0),
+        ("output.includes('Paris');", "It is Rome.", {}, False, 0.0),
+        ("output.length / 10", "12345", {}, True, 0.5),  # a number passes above 0
+        ("output.length / 10", "12345", {"threshold": 0.6}, False, 0.5),
+        ("context.vars.name === 'Ann'", "x", {}, True, 1.0),
+        ("const words = output.split(' '); words.length === 2", "two words", {}, True, 1.0),
+        ("const n = output.length;\nreturn {pass: n > 3, score: 0.25, reason: 'len ' + n}",
+         "four", {}, True, 0.25),
+        ("Promise.resolve(output === 'ok')", "ok", {}, True, 1.0),
+    ],
+)  # fmt: skip
+def test_javascript_assertions(value: str, output: str, extra: dict, passed: bool, score: float):
+    outcome = check(Assertion(type="javascript", value=value, **extra), output, CTX)
+    assert (outcome.passed, outcome.score, outcome.error) == (passed, score, None), outcome
+    negated = check(Assertion(type="not-javascript", value=value, **extra), output, CTX)
+    assert negated.passed is not passed
+
+
+@needs_node
+def test_javascript_from_a_file_and_its_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmops.evals import javascript
+
+    monkeypatch.setattr(javascript, "TIMEOUT_S", 2.0)  # for the endless loop below
+    (tmp_path / "checks.js").write_text(
+        "module.exports = (output, context) => output.startsWith(context.vars.name);\n"
+        "module.exports.short = (output) => ({pass: output.length < 5, reason: 'short?'});\n"
+    )
+    context = Context(vars={"name": "Ann"}, base_dir=tmp_path)
+    assert check(Assertion(type="javascript", value="file://checks.js"), "Ann!", context).passed
+    short = check(
+        Assertion(type="javascript", value="file://checks.js:short"), "long text", context
+    )
+    assert (short.passed, short.reason) == (False, "short?")
+    for value, message in [
+        ("(() => { throw new Error('boom'); })()", "javascript threw: boom"),
+        ("'a string'", "must return a boolean, a number or {pass, score, reason}"),
+        ("output.(", "javascript threw"),
+        ("file://checks.js:nothing", "exports no function nothing"),
+        ("while (true) {}\nreturn true", "did not finish"),  # a function body: two lines
+    ]:
+        outcome = check(Assertion(type="javascript", value=value), "x", context)
+        assert outcome.error is not None and message in outcome.error, (value, outcome)
+        assert not outcome.passed  # an error, left out of the statistics, not a failure
+
+
+def test_javascript_without_node_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    outcome = check(Assertion(type="javascript", value="true"), "x", CTX)
+    assert outcome.error is not None and "need Node.js" in outcome.error

@@ -205,8 +205,6 @@ def test_promptfoo_csv_columns_and_assertion_cells(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "cell", "message"),
     [
-        ("__expected", "fn: output.length < 10", "'javascript' assertion, which llmops"),
-        ("__expected", "javascript: output.startsWith('a')", "'javascript' assertion"),
         ("__expected", "similar(0.8): hello world", "'similar' assertion"),
         ("__expected", "not-similar: hello", "'similar' assertion"),
         ("__expected2", "factuality: Paris is in France", "'factuality' assertion"),
@@ -228,3 +226,23 @@ def test_promptfoo_csv_cells_llmops_cannot_honour_are_errors(
         load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
     assert caught.value.file is not None and caught.value.file.endswith("cases.csv")
     assert caught.value.line == 2
+
+
+def test_promptfoo_csv_javascript_cells(tmp_path: Path) -> None:
+    """`fn:`, `eval:`, `javascript:` and `file://x.js` cells are javascript assertions."""
+    (tmp_path / "checks.js").write_text("module.exports = (output) => output.length > 0;\n")
+    (tmp_path / "cases.csv").write_text(
+        "name,__expected,__expected2,__expected3,__expected4\n"
+        "Ann,fn: output.length < 10,eval: output === 'x',"
+        "\"javascript: output.startsWith('A')\",file://checks.js\n"
+    )
+    suite = load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    assert [(a.type, a.value) for a in suite.cases[0].assert_] == [
+        ("javascript", "output.length < 10"),
+        ("javascript", "output === 'x'"),
+        ("javascript", "output.startsWith('A')"),
+        ("javascript", "file://checks.js"),
+    ]
+    (tmp_path / "cases.csv").write_text("name,__expected\nAnn,file://missing.js\n")
+    with pytest.raises(ConfigFileError, match="javascript: no file"):
+        load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
