@@ -137,6 +137,13 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
                 return f"javascript: no file {base_dir / target}"
     elif kind == "word-count":
         return _word_count_problem(value)
+    elif kind == "rouge-n":
+        if not isinstance(value, str) or not value.strip():
+            return "rouge-n: value must be the reference text"
+    elif kind == "bleu":
+        texts = value if isinstance(value, list) else [value]
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            return "bleu: value must be a reference text or a list of them"
     elif kind == "contains-json":
         if value in (None, "output_schema"):
             return None
@@ -214,7 +221,8 @@ def finish(assertion: Assertion, score: float, reason: str, passed: bool | None 
     """Apply the threshold and a ``not-`` prefix."""
     if passed is None:
         if _graded(assertion):
-            threshold = assertion.threshold if assertion.threshold is not None else 0.5
+            default = DEFAULT_THRESHOLDS.get(assertion.base_type, 0.5)
+            threshold = assertion.threshold if assertion.threshold is not None else default
             passed = score >= threshold
         else:
             passed = score >= 1
@@ -226,7 +234,11 @@ def finish(assertion: Assertion, score: float, reason: str, passed: bool | None 
 
 def _graded(assertion: Assertion) -> bool:
     """Checks whose ``threshold`` is a minimum score (others use it differently)."""
-    return assertion.base_type in ("python", "llm-rubric")
+    return assertion.base_type in ("python", "llm-rubric", "rouge-n", "bleu")
+
+
+# the minimum score of graded checks without a threshold (promptfoo's defaults)
+DEFAULT_THRESHOLDS = {"rouge-n": 0.75, "bleu": 0.5}
 
 
 def _text(value: Any) -> str:
@@ -538,6 +550,24 @@ def _contains_xml(a: Assertion, output: str, _: Context) -> tuple[float, str]:
     return 0.0, problem or "no well-formed XML element in the output"
 
 
+# -- overlap with a reference (promptfoo's rouge-n and bleu) ------------------------------
+
+
+def _rouge_n(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    from llmops.evals.overlap import rouge_n
+
+    score = rouge_n(output, _text(a.value))
+    return score, f"ROUGE-1 {score:.2f}"
+
+
+def _bleu(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    from llmops.evals.overlap import bleu
+
+    references = a.value if isinstance(a.value, list) else [a.value]
+    score = bleu(output, [_text(r) for r in references])
+    return score, f"BLEU {score:.3f}"
+
+
 CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "equals": _equals,
     "contains": _contains,
@@ -560,6 +590,8 @@ CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "contains-json": _contains_json,
     "is-xml": _is_xml,
     "contains-xml": _contains_xml,
+    "rouge-n": _rouge_n,
+    "bleu": _bleu,
 }
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}

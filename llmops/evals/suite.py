@@ -47,6 +47,8 @@ ASSERTION_TYPES = (
     "is-xml",
     "contains-xml",
     "javascript",
+    "rouge-n",
+    "bleu",
 )
 WORKING = "working"  # the reference that means the working-tree file
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,40 @@ def test_javascript_without_node_is_an_error_naming_it(monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", "/nonexistent")
     outcome = check(Assertion(type="javascript", value="true"), "x", CTX)
     assert outcome.error is not None and "need Node.js" in outcome.error
+
+
+# -- rouge-n and bleu ------------------------------------------------------------------------
+
+
+def test_overlap_metrics_by_hand() -> None:
+    from llmops.evals.overlap import bleu, rouge_n
+
+    assert rouge_n("The cat sat on the mat.", "the cat sat on the mat.") == 1.0
+    # "the cat" against six words: precision 1, recall 2/6, F1 = 0.5
+    assert rouge_n("the cat", "the cat sat on the mat") == pytest.approx(0.5)
+    assert rouge_n("dogs bark", "the cat sat") == 0.0
+    assert bleu("the cat sat on the mat", ["the cat sat on the mat"]) == pytest.approx(1.0)
+    # two words, both right: every usable precision is 1; brevity penalty exp(1 - 6/2)
+    assert bleu("the cat", ["the cat sat on the mat"]) == pytest.approx(math.exp(-2))
+    # the closest reference in length sets the penalty; the best reference the precision
+    assert bleu("the cat", ["a dog", "the cat sat on the mat"]) == pytest.approx(1.0)
+    assert bleu("", ["x"]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "output", "value", "extra", "passed"),
+    [
+        ("rouge-n", "the cat sat on the mat", "the cat sat on the mat", {}, True),
+        ("rouge-n", "the cat", "the cat sat on the mat", {}, False),  # 0.5 < 0.75
+        ("rouge-n", "the cat", "the cat sat on the mat", {"threshold": 0.5}, True),
+        ("bleu", "the cat sat on the mat", "the cat sat on the mat", {}, True),
+        ("bleu", "the cat", "the cat sat on the mat", {}, False),  # 0.135 < 0.5
+        ("bleu", "the cat", ["a dog", "the cat sat on the mat"], {}, True),
+    ],
+)
+def test_overlap_assertions(kind: str, output: str, value, extra: dict, passed: bool) -> None:
+    outcome = check(Assertion(type=kind, value=value, **extra), output, CTX)
+    assert outcome.passed is passed and outcome.error is None
+    negated = check(Assertion(type=f"not-{kind}", value=value, **extra), output, CTX)
+    assert negated.passed is not passed
+    assert negated.score == pytest.approx(1 - outcome.score)
