@@ -52,8 +52,46 @@ class Context:
     base_dir: Path = Path(".")
 
 
+def with_vars(assertion: Assertion, variables: dict[str, Any]) -> Assertion:
+    """The assertion with the case's variables rendered into its value (``contains: "{{
+    city }}"``, a rubric that names ``{{ expected }}``), as promptfoo renders them, in the
+    prompts' bounded sandbox. Raises :class:`RenderProblem` for a value that cannot
+    render (an unknown variable, a syntax error, a render limit)."""
+    value = _rendered(assertion.value, variables)
+    return assertion if value is assertion.value else assertion.model_copy(update={"value": value})
+
+
+class RenderProblem(Exception):
+    """An assertion value that does not render with the case's variables."""
+
+
+def _rendered(value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        from llmops.prompts import sandbox
+
+        try:
+            return sandbox.render(sandbox.compile_source(value), variables, sandbox.DEFAULT_LIMITS)
+        except Exception as exc:  # jinja2's errors and the sandbox's limits
+            raise RenderProblem(f"value {value[:80]!r} does not render: {exc}") from None
+    if isinstance(value, list):
+        items = [_rendered(item, variables) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, dict):
+        entries = {key: _rendered(item, variables) for key, item in value.items()}
+        same = all(entries[key] is item for key, item in value.items())
+        return value if same else entries
+    return value
+
+
 def check(assertion: Assertion, output: str, context: Context) -> Outcome:
-    """Grade ``output`` with one (non-judge) assertion."""
+    """Grade ``output`` with one (non-judge) assertion, the case's variables rendered into
+    its value."""
+    try:
+        assertion = with_vars(assertion, context.vars)
+    except RenderProblem as exc:
+        return broken(assertion, f"{assertion.type}: {exc}")
     kind = assertion.base_type
     if kind == "javascript":
         return _javascript(assertion, output, context)

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmops.errors import ConfigFileError, LLMOpsError
-from llmops.evals.assertions import Context, Outcome, broken, check, finish
+from llmops.evals.assertions import (
+    Context,
+    Outcome,
+    RenderProblem,
+    broken,
+    check,
+    finish,
+    with_vars,
+)
 from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
 from llmops.evals.pairing import baseline_of, baselines
 from llmops.evals.protocols import EvalGateway
@@ -408,7 +416,12 @@ class Runner:
         for assertion in plan.suite.case_assertions(case):
             if assertion.base_type == "llm-rubric":
                 judge = assertion.provider or plan.suite.spec.judge or self.judge or target.model
-                outcome, judge_cost = await self._judge(assertion, output, judge, job, batch)
+                try:  # the rubric may name the case's variables ({{ expected }})
+                    rubric = with_vars(assertion, context.vars)
+                except RenderProblem as exc:
+                    outcomes.append(broken(assertion, f"llm-rubric: {exc}"))
+                    continue
+                outcome, judge_cost = await self._judge(rubric, output, judge, job, batch)
                 spent = (spent or 0.0) + judge_cost
             else:
                 outcome = check(assertion, output, context)

@@ -127,6 +127,32 @@ def test_llm_rubric_through_a_judge_model(project, server, make_gateway) -> None
     assert judge_request.body["temperature"] == 0
 
 
+def test_variables_render_into_assertions_and_rubrics(project, server, make_gateway) -> None:
+    """`{{ name }}` in an assertion's value and in a rubric is the case's variable (as
+    promptfoo renders them); a value naming an unknown variable errors that assertion."""
+    loaded = suite(
+        project,
+        "prompt: greet\nversions: [working]\njudge: gpt-4.1-mini\n"
+        "cases:\n  - id: named\n    vars: {name: Zed, expected: a greeting for Zed}\n"
+        "    assert:\n"
+        "      - {type: contains, value: '{{ name }}!'}\n"
+        "      - {type: icontains-all, value: ['Howdy', '{{ name | upper | lower }}']}\n"
+        "      - {type: llm-rubric, value: 'The output is {{ expected }}.'}\n"
+        "      - {type: contains, value: '{{ missing }}'}\n",
+    )
+    server.route("gpt-4.1-mini", Reply(text='{"reason": "ok", "pass": true, "score": 1}'))
+    runner = Runner(make_gateway(prompts=project.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(loaded, project.registry)).runs
+    (result,) = run.results
+    contains, listed, rubric, missing = result.outcomes
+    assert contains.passed and "'Zed!'" in contains.reason, contains
+    assert listed.passed, listed
+    assert rubric.passed, rubric
+    judge = next(r for r in server.requests if r.body["model"] == "gpt-4.1-mini")
+    assert "The output is a greeting for Zed." in judge.body["messages"][1]["content"]
+    assert missing.error is not None and "'missing' is undefined" in missing.error
+
+
 def test_parse_verdict() -> None:
     assert parse_verdict('```json\n{"pass": false, "score": 0.2, "reason": "rude"}\n```') == (
         0.2,
