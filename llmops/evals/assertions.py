@@ -95,6 +95,9 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     kind = assertion.base_type
     if kind == "javascript":
         return _javascript(assertion, output, context)
+    if kind == "assert-set":
+        children = [check(child, output, context) for child in assertion.assert_ or []]
+        return combine_set(assertion, children)
     try:
         score, reason = CHECKS[kind](assertion, output, context)
     except ConfigError:
@@ -121,6 +124,25 @@ def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
     return finish(assertion, score, reason, passed=passed)
 
 
+def combine_set(assertion: Assertion, children: list[Outcome]) -> Outcome:
+    """An ``assert-set`` from its assertions' outcomes: their weighted mean score; it passes
+    at its ``threshold``, else when every one passes. A child that errored errors the set."""
+    errored = [c for c in children if c.error is not None]
+    if errored:
+        return broken(assertion, f"assert-set: {errored[0].type}: {errored[0].error}")
+    total = sum(c.weight for c in children)
+    score = sum(c.score * c.weight for c in children) / total if total else 1.0
+    if assertion.threshold is not None:
+        passed = score >= assertion.threshold
+    else:
+        passed = all(c.passed for c in children)
+    failing = [c for c in children if not c.passed]
+    reason = f"{len(children) - len(failing)} of {len(children)} passed" + (
+        f"; {failing[0].type}: {failing[0].reason}" if failing else ""
+    )
+    return finish(assertion, score, reason, passed=passed)
+
+
 def broken(assertion: Assertion, reason: str) -> Outcome:
     """An assertion that could not judge the output (a crash, a score out of range, a
     judge that did not answer): an error, left out of the statistics, never a failure."""
@@ -138,6 +160,22 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
     """
     kind = assertion.base_type
     value = assertion.value
+    if (kind == "assert-set") != (assertion.assert_ is not None):
+        return (
+            "assert-set: needs `assert`, a list of assertions"
+            if kind == "assert-set"
+            else f"{kind}: `assert` belongs to assert-set only"
+        )
+    if kind == "assert-set":
+        if not assertion.assert_:
+            return "assert-set: `assert` must list at least one assertion"
+        if assertion.threshold is not None and not 0 <= assertion.threshold <= 1:
+            return "assert-set: threshold must be a score from 0 to 1"
+        for index, child in enumerate(assertion.assert_):
+            problem = static_problem(child, base_dir)
+            if problem:
+                return f"assert-set assert[{index}]: {problem}"
+        return None
     for name in ("weight", "threshold"):
         number = getattr(assertion, name)
         if number is not None and not math.isfinite(number):

@@ -25,6 +25,7 @@ from llmops.evals.assertions import (
     RenderProblem,
     broken,
     check,
+    combine_set,
     finish,
     with_vars,
 )
@@ -414,23 +415,44 @@ class Runner:
         )
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
-            if assertion.base_type == "llm-rubric":
-                judge = assertion.provider or plan.suite.spec.judge or self.judge or target.model
-                try:  # the rubric may name the case's variables ({{ expected }})
-                    rubric = with_vars(assertion, context.vars)
-                except RenderProblem as exc:
-                    outcomes.append(broken(assertion, f"llm-rubric: {exc}"))
-                    continue
-                outcome, judge_cost = await self._judge(rubric, output, judge, job, batch)
+            outcome, judge_cost = await self._grade(
+                assertion, output, context, plan.suite.spec.judge or self.judge or target.model,
+                job, batch,
+            )  # fmt: skip
+            if judge_cost:
                 spent = (spent or 0.0) + judge_cost
-            else:
-                outcome = check(assertion, output, context)
             outcomes.append(outcome)
         score, passed = case_score(outcomes, case.threshold)
         return CaseResult(
             str(case.id), job.repeat, output, score, passed, outcomes, None, latency,
             spent if hit is None else 0.0, hit is not None, call_id,
         )  # fmt: skip
+
+    async def _grade(
+        self,
+        assertion: Assertion,
+        output: str,
+        context: Context,
+        judge: str,
+        job: Job,
+        batch: str,
+    ) -> tuple[Outcome, float]:
+        """One assertion's outcome and what its judge calls cost: an ``llm-rubric`` goes to
+        the judge model, an ``assert-set`` grades its assertions, the rest are checks."""
+        if assertion.base_type == "assert-set":
+            children, cost = [], 0.0
+            for child in assertion.assert_ or []:
+                outcome, spent = await self._grade(child, output, context, judge, job, batch)
+                children.append(outcome)
+                cost += spent
+            return combine_set(assertion, children), cost
+        if assertion.base_type != "llm-rubric":
+            return check(assertion, output, context), 0.0
+        try:  # the rubric may name the case's variables ({{ expected }})
+            rubric = with_vars(assertion, context.vars)
+        except RenderProblem as exc:
+            return broken(assertion, f"llm-rubric: {exc}"), 0.0
+        return await self._judge(rubric, output, assertion.provider or judge, job, batch)
 
     async def _judge(
         self, assertion: Assertion, output: str, judge: str, job: Job, batch: str

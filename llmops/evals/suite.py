@@ -49,6 +49,7 @@ ASSERTION_TYPES = (
     "javascript",
     "rouge-n",
     "bleu",
+    "assert-set",
 )
 WORKING = "working"  # the reference that means the working-tree file
 
@@ -56,7 +57,7 @@ WORKING = "working"  # the reference that means the working-tree file
 class Assertion(BaseModel):
     """One check of an output (promptfoo's names where they overlap)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     type: str = Field(
         pattern="^(not-)?(" + "|".join(ASSERTION_TYPES) + ")$",
@@ -67,6 +68,12 @@ class Assertion(BaseModel):
     weight: float = Field(default=1.0, ge=0)
     metric: str | None = None
     provider: str | None = Field(default=None, description="llm-rubric: the judge model")
+    assert_: list[Assertion] | None = Field(
+        default=None,
+        alias="assert",
+        description="assert-set: the assertions of the set (it passes at its threshold, "
+        "else when all of them pass)",
+    )
 
     @property
     def negated(self) -> bool:

@@ -328,3 +328,45 @@ def test_overlap_assertions(kind: str, output: str, value, extra: dict, passed: 
     negated = check(Assertion(type=f"not-{kind}", value=value, **extra), output, CTX)
     assert negated.passed is not passed
     assert negated.score == pytest.approx(1 - outcome.score)
+
+
+# -- assert-set -----------------------------------------------------------------------------
+
+
+def test_assert_set_passes_at_its_threshold_or_when_all_pass() -> None:
+    children = [
+        {"type": "icontains", "value": "paris"},
+        {"type": "contains", "value": "France", "weight": 3},
+        {"type": "word-count", "value": {"max": 3}},
+    ]
+    every = Assertion.model_validate({"type": "assert-set", "assert": children})
+    outcome = check(every, "Paris is lovely in France.", CTX)  # 5 words: the count fails
+    assert not outcome.passed and outcome.score == pytest.approx(4 / 5)
+    assert "2 of 3 passed; word-count" in outcome.reason
+    lenient = Assertion.model_validate(
+        {"type": "assert-set", "assert": children, "threshold": 0.75}
+    )
+    assert check(lenient, "Paris is lovely in France.", CTX).passed
+    negated = Assertion.model_validate({"type": "not-assert-set", "assert": children})
+    assert check(negated, "Paris is lovely in France.", CTX).passed
+    nested = Assertion.model_validate(
+        {"type": "assert-set", "assert": [{"type": "assert-set", "assert": children[:1]}]}
+    )
+    assert check(nested, "PARIS", CTX).passed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"type": "assert-set"}, "assert-set: needs `assert`"),
+        ({"type": "assert-set", "assert": []}, "at least one assertion"),
+        ({"type": "contains", "value": "x", "assert": [{"type": "is-json"}]}, "belongs to"),
+        ({"type": "assert-set", "assert": [{"type": "regex", "value": "("}]}, "assert[0]: regex"),
+        ({"type": "assert-set", "threshold": 2, "assert": [{"type": "is-json"}]}, "0 to 1"),
+    ],
+)
+def test_assert_set_problems_are_found_before_any_call(data: dict, message: str) -> None:
+    from llmops.evals.assertions import static_problem
+
+    problem = static_problem(Assertion.model_validate(data))
+    assert problem is not None and message in problem, problem

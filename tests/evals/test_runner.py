@@ -161,3 +161,23 @@ def test_parse_verdict() -> None:
     )
     assert parse_verdict("I think it passes") is None
     assert parse_verdict('{"score": 1}') is None
+
+
+def test_assert_set_with_a_judge_inside(project, server, make_gateway) -> None:
+    """An assert-set grades its assertions, a judged rubric among them, through the runner."""
+    loaded = suite(
+        project,
+        "prompt: greet\nversions: [working]\njudge: gpt-4.1-mini\n"
+        "cases:\n  - id: set\n    vars: {name: A}\n    assert:\n"
+        "      - type: assert-set\n        threshold: 0.5\n        assert:\n"
+        "          - {type: llm-rubric, value: The greeting is friendly.}\n"
+        "          - {type: contains, value: Goodbye}\n",
+    )
+    server.route("gpt-4.1-mini", Reply(text='{"reason": "warm", "pass": true, "score": 0.9}'))
+    runner = Runner(make_gateway(prompts=project.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(loaded, project.registry)).runs
+    (result,) = run.results
+    (outcome,) = result.outcomes
+    assert outcome.type == "assert-set" and outcome.score == pytest.approx(0.45)
+    assert not outcome.passed  # 0.45 < 0.5
+    assert any(r.body["model"] == "gpt-4.1-mini" for r in server.requests)
