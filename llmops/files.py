@@ -470,6 +470,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def write_private(path: str | Path, text: str, *, what: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600): reports hold prompts
+    and answers. An existing file is truncated and its mode tightened too. Raises
+    ConfigFileError naming the file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:  # checked before; the folder may have changed since
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigFileError(f"cannot write the {what}: {reason}", file=path) from None
+
+
 def private_file(path: Path) -> None:
     """Create ``path`` empty, readable by its owner only (0600), unless it exists."""
     with contextlib.suppress(FileExistsError):

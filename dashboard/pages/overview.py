@@ -203,7 +203,7 @@ c.publish("by", by)
 
 spend = c.daily_spend(view, by)
 totals = c.daily_totals(view)
-days = [t.date.isoformat() for t in totals]
+days = c.days(view)  # every day of the range, as the other charts write them
 x = alt.X("date:O", title=None, scale=alt.Scale(domain=days), axis=alt.Axis(labelAngle=-45))
 bars = pd.DataFrame(
     [

@@ -17,7 +17,6 @@ hash), so ``llmops audit verify`` accounts for it. ``dry_run`` counts without ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -172,14 +171,13 @@ def _remove_calls(
     rollups of those days as they were."""
     c, f = CALLS.c, FEEDBACK.c
     old_calls = sa.select(c.id).where(c.created_at < before)
-    feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
     calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
-    removed_feedback = connection.execute(feedback).all()
-    removed_calls = connection.execute(calls).all()
-    report.feedback_removed, report.calls_removed = len(removed_feedback), len(removed_calls)
-    if dry_run or not (removed_calls or removed_feedback):
+    feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
+    report.calls_removed, ranges = _ranges(connection, calls, c)
+    report.feedback_removed, more = _ranges(connection, feedback, f)
+    if dry_run or not (report.calls_removed or report.feedback_removed):
         return
-    report.removed = _ranges([*removed_calls, *removed_feedback], connection)
+    report.removed = {**ranges, **more}
     day = before.date()
     kept = {
         table.name: [dict(r) for r in connection.execute(
@@ -195,21 +193,23 @@ def _remove_calls(
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
 
 
-def _ranges(rows: Iterable[Any], connection: Connection) -> dict[str, list[list[Any]]]:
-    """Removed chain rows as ``chain -> [[first, last, hash of last], ...]``: consecutive
-    numbers merge into one range."""
-    by_chain: dict[str, list[tuple[int, str]]] = {}
-    for chain_id, seq, digest in rows:
-        if chain_id is not None:
-            by_chain.setdefault(str(chain_id), []).append((int(seq), str(digest)))
+def _ranges(
+    connection: Connection, query: sa.Select[Any], columns: Any
+) -> tuple[int, dict[str, list[list[Any]]]]:
+    """How many rows ``query`` selects, and their chain places as ``chain -> [[first, last,
+    hash of last], ...]`` (consecutive numbers merge), streamed in chain order: a prune of
+    millions of rows never holds them all."""
+    ordered = query.order_by(columns.chain_id, columns.chain_seq)
+    ordered = ordered.execution_options(stream_results=True, yield_per=10_000)  # this query
+    count = 0
     ranges: dict[str, list[list[Any]]] = {}
-    for chain_id, items in by_chain.items():
-        items.sort()
-        spans: list[list[Any]] = []
-        for seq, digest in items:
-            if spans and spans[-1][1] == seq - 1:
-                spans[-1][1], spans[-1][2] = seq, digest
-            else:
-                spans.append([seq, seq, digest])
-        ranges[chain_id] = spans
-    return ranges
+    for chain_id, seq, digest in connection.execute(ordered):
+        count += 1
+        if chain_id is None:
+            continue  # stored before the chains began
+        spans = ranges.setdefault(str(chain_id), [])
+        if spans and spans[-1][1] == int(seq) - 1:
+            spans[-1][1], spans[-1][2] = int(seq), str(digest)
+        else:
+            spans.append([int(seq), int(seq), str(digest)])
+    return count, ranges

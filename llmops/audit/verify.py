@@ -270,8 +270,9 @@ def _rows(connection: sa.Connection, kind: str, where: list[Any]) -> Iterator[di
     table = _TABLES[kind]
     query = sa.select(table).where(table.c.chain_id.is_not(None), *where)
     query = query.order_by(table.c.chain_id, table.c.chain_seq)
-    stream = connection.execution_options(stream_results=True, yield_per=5000)
-    for row in stream.execute(query).mappings():
+    # streamed (a server-side cursor on PostgreSQL): this query only, not the connection's
+    query = query.execution_options(stream_results=True, yield_per=5000)
+    for row in connection.execute(query).mappings():
         yield dict(row)
 
 

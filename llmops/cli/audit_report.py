@@ -3,7 +3,6 @@ quality management and post-market monitoring), as Markdown, HTML or JSON."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -51,7 +50,7 @@ def report(
     from llmops.audit.report import DEFAULT_DAYS, build_report, check_prompt
     from llmops.config import Settings
     from llmops.errors import ConfigError
-    from llmops.files import check_output_file
+    from llmops.files import check_output_file, write_private
     from llmops.prompts import PromptRegistry
     from llmops.store.engine import check_schema, create_engine, display_url
 
@@ -86,7 +85,7 @@ def report(
     if out is None:
         typer.echo(text, nl=False)
         return
-    _write_private(out, text)
+    write_private(out, text, what="report")
     typer.echo(f"Report on {prompt} written to {out} ({fmt.value}).", err=True)
 
 
@@ -114,18 +113,3 @@ def _refuse_missing_sqlite(url: str) -> None:
         return
     if not Path(database).exists():
         raise ConfigError(f"no database at {display_url(url)}: nothing to report on")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` readable by its owner only (0600): reports hold prompt text. An
-    existing file is truncated and its mode tightened too."""
-    from llmops.errors import ConfigFileError
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise ConfigFileError(f"cannot write the report: {reason}", file=path) from None

@@ -19,8 +19,8 @@ from llmops.cli._options import (
     database_url,
 )
 from llmops.config import Settings
-from llmops.errors import ConfigError, ConfigFileError
-from llmops.files import check_directory, check_output_file
+from llmops.errors import ConfigError
+from llmops.files import check_directory, check_output_file, write_private
 
 if TYPE_CHECKING:  # imported where used, to keep `llmops --help` fast
     from llmops.evals.cache import ResponseCache
@@ -152,23 +152,17 @@ def run(
         typer.echo(render.console(suite_report))
         typer.echo("")
     if junit_file:
-        _write(junit_file, render.junit(reports), "--junit report")
+        write_private(junit_file, render.junit(reports), what="--junit report")
     if markdown_file:
-        _write(markdown_file, render.markdown(reports, gates), "--markdown report")
+        write_private(markdown_file, render.markdown(reports, gates), what="--markdown report")
     if json_file:
-        _write(json_file, json.dumps(render.to_json(reports, gates), indent=2), "--json report")
+        write_private(
+            json_file, json.dumps(render.to_json(reports, gates), indent=2), what="--json report"
+        )
     for line, colour in gates.summary():
         typer.secho(line, fg=colour)
     if gates.exit_code:
         raise typer.Exit(gates.exit_code)
-
-
-def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:  # checked before the run; the folder may have changed since
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise ConfigFileError(f"cannot write the {what}: {reason}", file=path) from None
 
 
 @contextlib.contextmanager

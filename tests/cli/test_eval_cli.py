@@ -42,6 +42,8 @@ def test_passing_suite_exits_0_and_writes_reports(run_eval, project, server, tmp
     assert "100.0% [72.2%, 100.0%]" in result.stdout  # Wilson interval of 10/10
     assert "Pass-rate gate (>= 100% of cases): ok" in result.stdout
     assert len(server.requests) == 20
+    for report in (junit, markdown, as_json):  # they hold the outputs: owner-only
+        assert report.stat().st_mode & 0o777 == 0o600, report
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites" and root.get("tests") == "10" and root.get("failures") == "0"
     (suite,) = root.findall("testsuite")  # the candidate; its baseline is in the properties
