@@ -14,7 +14,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -50,6 +50,11 @@ class Context:
     cost_usd: float | None = None
     latency_ms: float | None = None
     base_dir: Path = Path(".")
+    prompt: str = ""  # the rendered prompt: its text, or the chat messages as JSON
+    test: dict[str, Any] = field(default_factory=dict)  # the case (vars, assert, metadata)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # OpenAI's shape
+    finish_reason: str | None = None
+    logprobs: list[float] | None = None  # per output token, when the call asked for them
 
 
 def with_vars(assertion: Assertion, variables: dict[str, Any]) -> Assertion:

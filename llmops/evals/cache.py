@@ -29,6 +29,9 @@ class CachedResponse:
     prompt_tokens: int | None
     completion_tokens: int | None
     call_id: str | None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    logprobs: list[float] | None = None
 
 
 def cache_key(

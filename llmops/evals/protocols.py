@@ -40,6 +40,15 @@ class EvalCompletion(Protocol):
     @property
     def usage(self) -> EvalUsage: ...
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+    @property
+    def logprobs(self) -> list[float] | None: ...
+
 
 class EvalGateway(Protocol):
     """A recorded model call: a prompt version and its variables (a case), or ``model`` and

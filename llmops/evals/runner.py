@@ -372,6 +372,11 @@ class Runner:
                 None,
                 0.0,
             )
+            tool_calls, finish_reason, logprobs = (
+                hit.tool_calls or [],
+                hit.finish_reason,
+                hit.logprobs,
+            )
         else:
             try:
                 completion = await self.gateway.acomplete(
@@ -394,6 +399,11 @@ class Runner:
                 return CaseResult(str(case.id), job.repeat, "", 0.0, False, [], reason, latency)
             output, cost, latency = completion.text, completion.cost_usd, completion.latency_ms
             call_id, spent = completion.call_id, completion.cost_usd
+            tool_calls, finish_reason, logprobs = (
+                completion.tool_calls,
+                completion.finish_reason,
+                completion.logprobs,
+            )
             if self.cache:
                 self.cache.put(
                     key,
@@ -404,6 +414,9 @@ class Runner:
                         completion.usage.prompt_tokens,
                         completion.usage.completion_tokens,
                         call_id,
+                        tool_calls or None,
+                        finish_reason,
+                        logprobs,
                     ),
                 )
         context = Context(
@@ -412,6 +425,11 @@ class Runner:
             cost_usd=cost,
             latency_ms=latency,
             base_dir=Path(plan.suite.file).parent,
+            prompt=prompt_text(messages),
+            test=case.model_dump(by_alias=True, exclude_none=True),
+            tool_calls=tool_calls,
+            finish_reason=finish_reason,
+            logprobs=logprobs,
         )
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
@@ -494,6 +512,14 @@ class Runner:
         return finish(
             assertion, score, f"judge: {reason}", passed=judged_pass and score >= threshold
         ), cost
+
+
+def prompt_text(messages: list[dict[str, Any]]) -> str:
+    """The rendered prompt as promptfoo hands it to checks: the text of a single user
+    message, else the chat messages as JSON."""
+    if len(messages) == 1 and isinstance(messages[0].get("content"), str):
+        return str(messages[0]["content"])
+    return json.dumps(messages, ensure_ascii=False)
 
 
 def parse_verdict(text: str) -> tuple[float, bool, str] | None:

@@ -65,21 +65,49 @@ def _redact_content(content: Any) -> Any:
 
 
 def stored_request(
-    mode: str, messages: list[dict[str, Any]], params: dict[str, Any]
+    mode: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    variables: dict[str, Any] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``request`` column: messages (per ``mode``) and the safe parameters."""
+    """The ``request`` column: messages, the prompt's variables and the tool calls the model
+    answered with (per ``mode``: all, redacted or none of them), and the safe parameters."""
     params = safe_params(params)
+    if mode == "none":
+        return {"messages": None, "params": params}
+    stored: dict[str, Any] = {"params": params}
     if mode == "full":
-        return {"messages": messages, "params": params}
-    if mode == "redact":
+        stored["messages"] = messages
+    else:
+        stored["messages"] = [
+            {**m, "content": _redact_content(m.get("content"))} if isinstance(m, dict) else m
+            for m in messages
+        ]
+    if variables:
+        stored["variables"] = scrub(variables) if mode == "full" else _redact_deep(variables)
+    if tool_calls:
+        stored["tool_calls"] = tool_calls if mode == "full" else _redact_deep(tool_calls)
+    return stored
+
+
+def _redact_deep(value: Any, depth: int = 0) -> Any:
+    """Every text in ``value`` (dicts and lists, to a bounded depth) redacted; credentials
+    under secret names masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 32:
+        return "[too deep]"
+    if isinstance(value, dict):
         return {
-            "messages": [
-                {**m, "content": _redact_content(m.get("content"))} if isinstance(m, dict) else m
-                for m in messages
-            ],
-            "params": params,
+            key: REDACTED
+            if isinstance(key, str) and secret_name(key)
+            else _redact_deep(item, depth + 1)
+            for key, item in value.items()
         }
-    return {"messages": None, "params": params}
+    if isinstance(value, list | tuple):
+        return [_redact_deep(v, depth + 1) for v in value]
+    return value
 
 
 def stored_response(mode: str, text: str | None) -> str | None:

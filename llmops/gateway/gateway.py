@@ -200,6 +200,7 @@ class Gateway:
             price=price,
             created_at=self.clock(),
             key_name=key_name,
+            variables=dict(variables) if loaded is not None and variables else None,
         )
 
     # -- calling --------------------------------------------------------------------

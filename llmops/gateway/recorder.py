@@ -9,6 +9,7 @@ never raises into the app and never waits for the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -52,6 +53,12 @@ class Completion:
     raw: Any = field(repr=False, default=None)
     ttft_ms: float | None = None
     prompt: Prompt | None = field(repr=False, default=None)
+    #: The tool calls the model answered with, as OpenAI writes them: ``{"id", "type":
+    #: "function", "function": {"name", "arguments"}}`` (``arguments`` is a JSON text).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None  # stop, length, tool_calls, content_filter, ...
+    #: The log-probability of each output token, when the call asked for ``logprobs``.
+    logprobs: list[float] | None = field(repr=False, default=None)
 
     @classmethod
     def of(
@@ -63,6 +70,7 @@ class Completion:
         latency_ms: float,
         raw: Any,
         ttft_ms: float | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> Completion:
         """What the app gets back for a recorded call."""
         return cls(
@@ -76,6 +84,9 @@ class Completion:
             raw=raw,
             ttft_ms=ttft_ms,
             prompt=call.prompt,
+            tool_calls=tool_calls or [],
+            finish_reason=finish_reason_of(raw),
+            logprobs=logprobs_of(raw),
         )
 
 
@@ -112,6 +123,7 @@ class Call:
     served: Served = field(default_factory=Served)  # what the provider says answered
     key_name: str | None = None  # the virtual key it came with (llmops serve)
     operation: str = "chat"  # or "embeddings" (kept in usage_details)
+    variables: dict[str, Any] | None = None  # the prompt's variables (stored as content)
 
 
 class Sink(Protocol):
@@ -143,16 +155,18 @@ class Recorder:
         text = _response_text(response)
         hidden = getattr(response, "_hidden_params", None) or {}
         raw_usage = getattr(response, "usage", None)
+        raw_calls = _response_tool_calls(response)
         usage, price, provider = self.account(
             call,
             usage_from_response(raw_usage),
             text,
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
-            tool_call_text(_response_tool_calls(response)),
+            tool_call_text(raw_calls),
         )
-        self.record(call, "ok", usage, price, latency_ms, text, provider=provider)
-        return Completion.of(call, text, usage, price, latency_ms, response)
+        calls = tool_calls_of(raw_calls)
+        self.record(call, "ok", usage, price, latency_ms, text, provider=provider, tool_calls=calls)
+        return Completion.of(call, text, usage, price, latency_ms, response, tool_calls=calls)
 
     def record_embedding(self, call: Call, response: Any) -> Embedding:
         """Record an embeddings call that answered; the vectors the app gets."""
@@ -242,11 +256,14 @@ class Recorder:
         provider: str | None = None,
         ttft_ms: float | None = None,
         error: BaseException | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         """Hand the call's row to the writer. Never raises: a row that cannot be built in
         full is recorded with what is known (and the reason in ``error_message``)."""
         try:
-            row = self._row(call, status, usage, price, latency_ms, text, provider, ttft_ms, error)
+            row = self._row(
+                call, status, usage, price, latency_ms, text, provider, ttft_ms, error, tool_calls
+            )
         except Exception as exc:
             log.exception("llmops: could not build the row of call %s", call.id)
             row = self._row(call, status, None, Price(None, "unpriced", None), latency_ms,
@@ -275,6 +292,7 @@ class Recorder:
         provider: str | None,
         ttft_ms: float | None,
         error: BaseException | None,
+        tool_calls: list[dict[str, Any]] | None = None,
         *,
         minimal: bool = False,
     ) -> CallRow:
@@ -314,7 +332,9 @@ class Recorder:
         if not minimal:
             row["usage_details"] = _usage_details(call, usage, price)
             row["metadata"] = scrub(call.metadata) if call.metadata else None
-            row["request"] = stored_request(self.content, call.messages, call.params)
+            row["request"] = stored_request(
+                self.content, call.messages, call.params, call.variables, tool_calls
+            )
             row["response_text"] = stored_response(self.content, text)
         return row
 
@@ -367,6 +387,54 @@ def _response_tool_calls(response: Any) -> Any:
         return response.choices[0].message.tool_calls
     except (AttributeError, IndexError, TypeError):
         return None
+
+
+def tool_calls_of(raw: Any) -> list[dict[str, Any]]:
+    """A response's tool calls as plain OpenAI dicts (from litellm's objects or JSON)."""
+    calls = []
+    for item in raw or []:
+        get = item.get if isinstance(item, dict) else lambda key, i=item: getattr(i, key, None)
+        function = get("function")
+        fget = (
+            function.get
+            if isinstance(function, dict)
+            else lambda key, f=function: getattr(f, key, None)
+        )
+        arguments = fget("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        calls.append(
+            {
+                "id": get("id"),
+                "type": get("type") or "function",
+                "function": {"name": fget("name"), "arguments": arguments or ""},
+            }
+        )
+    return calls
+
+
+def finish_reason_of(response: Any) -> str | None:
+    """Why the model stopped (``stop``, ``length``, ``tool_calls``, ...), if it said."""
+    try:
+        reason = response.choices[0].finish_reason
+    except (AttributeError, IndexError, TypeError, KeyError):
+        return None
+    return str(reason) if reason else None
+
+
+def logprobs_of(response: Any) -> list[float] | None:
+    """The output tokens' log-probabilities, when the response carries them."""
+    try:
+        content = response.choices[0].logprobs
+        content = content["content"] if isinstance(content, dict) else content.content
+    except (AttributeError, IndexError, TypeError, KeyError):
+        return None
+    values = []
+    for token in content or []:
+        value = token.get("logprob") if isinstance(token, dict) else getattr(token, "logprob", None)
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return values or None
 
 
 def _error_message(error: BaseException | None, params: dict[str, Any]) -> str | None:

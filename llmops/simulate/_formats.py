@@ -80,8 +80,37 @@ def openai_completion(
     finish_reason: str,
     usage: Usage | None,
     service_tier: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[float] | None = None,
 ) -> dict[str, Any]:
     """A non-streaming ``chat.completion`` object (``service_tier`` only when given)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.get("id") or f"call_{index}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": call["arguments"]
+                    if isinstance(call.get("arguments"), str)
+                    else json.dumps(call.get("arguments") or {}),
+                },
+            }
+            for index, call in enumerate(tool_calls)
+        ]
+        if not text:
+            message["content"] = None
+    token_logprobs: dict[str, Any] | None = (
+        {
+            "content": [
+                {"token": f"t{i}", "logprob": value, "bytes": None, "top_logprobs": []}
+                for i, value in enumerate(logprobs)
+            ]
+        }
+        if logprobs is not None
+        else None
+    )
     body: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion",
@@ -91,8 +120,8 @@ def openai_completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
+                "message": message,
+                "logprobs": token_logprobs,
                 "finish_reason": finish_reason,
             }
         ],

@@ -197,6 +197,11 @@ class Reply:
         ``content_filter`` -> ``SAFETY``; on the Bedrock route ``stopReason``: ``stop`` ->
         ``end_turn``, ``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``,
         ``content_filter`` -> ``content_filtered``. Any other value is sent as it is.
+        ``tool_calls`` (OpenAI route, not streamed): the tool calls of the answer, each
+        ``{"name": ..., "arguments": {...} or a JSON text}`` (an ``id`` is made up when
+        none is given); with them ``finish_reason`` defaults to ``tool_calls``.
+        ``logprobs`` (OpenAI route, not streamed): one log-probability per output token,
+        sent as ``choices[0].logprobs.content`` with a made-up token each.
     """
 
     text: str | None = None
@@ -221,6 +226,8 @@ class Reply:
     service_tier: str | None = None
     traffic_type: str | None = None
     web_search_requests: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: list[float] | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -420,7 +427,10 @@ def resolve(
     """
     if messages is None:
         messages = conversation(body, anthropic=anthropic)
-    text = reply.text if reply.text is not None else default_text(messages)
+    if reply.text is not None:
+        text = reply.text
+    else:  # an answer of tool calls alone has no text
+        text = "" if reply.tool_calls else default_text(messages)
     prompt = reply.prompt_tokens
     if prompt is None:
         prompt = max(

@@ -643,8 +643,12 @@ class _Handler(BaseHTTPRequestHandler):
             payload = fmt.openai_completion(
                 **common,
                 text=text,
-                finish_reason=reply.finish_reason,
+                finish_reason="tool_calls"
+                if reply.tool_calls and reply.finish_reason == "stop"
+                else reply.finish_reason,
                 usage=usage if reply.include_usage else None,
+                tool_calls=reply.tool_calls,
+                logprobs=reply.logprobs,
             )
             self._send_json(reply.status, payload)
             return

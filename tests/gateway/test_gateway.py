@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import math
 import time
 from typing import Any
@@ -531,3 +532,91 @@ def test_default_gateway_flushes_at_interpreter_exit(server, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(rows(url)) == 25
     assert done.stdout.strip() in {r["id"] for r in rows(url)}
+
+
+# -- tool calls, finish reason, log-probabilities and variables ---------------------------
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "track_parcel",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
+def test_tool_calls_are_returned_and_stored(make_gateway, server, database_url, direct) -> None:
+    gw = make_gateway(direct=direct)
+    server.enqueue(
+        Reply(
+            tool_calls=[
+                {"id": "call_a", "name": "track_parcel", "arguments": {"id": "P-1"}},
+                {"name": "track_parcel", "arguments": '{"id": "P-2"}'},
+            ]
+        )
+    )
+    result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, tools=TOOLS, **http(server))
+    assert result.text == ""
+    assert result.finish_reason == "tool_calls"
+    assert [(c["id"], c["type"], c["function"]["name"]) for c in result.tool_calls] == [
+        ("call_a", "function", "track_parcel"),
+        ("call_1", "function", "track_parcel"),
+    ]
+    assert [json.loads(c["function"]["arguments"]) for c in result.tool_calls] == [
+        {"id": "P-1"},
+        {"id": "P-2"},
+    ]
+    gw.flush()
+    (row,) = rows(database_url)
+    request = as_json(row["request"])
+    assert request["tool_calls"] == result.tool_calls
+    assert request["params"]["tools"] == TOOLS
+
+
+def test_plain_answers_have_no_tool_calls_and_say_why_they_stopped(
+    make_gateway, server, database_url
+) -> None:
+    gw = make_gateway()
+    server.enqueue(Reply(text="Cut", finish_reason="length", logprobs=[-0.25, -1.5]))
+    result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, logprobs=True, **http(server))
+    assert (result.tool_calls, result.finish_reason) == ([], "length")
+    assert result.logprobs == [-0.25, -1.5]
+    server.enqueue(Reply(text="Whole"))
+    result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, **http(server))
+    assert (result.finish_reason, result.logprobs) == ("stop", None)
+    gw.flush()
+    assert all("tool_calls" not in as_json(r["request"]) for r in rows(database_url))
+
+
+def test_variables_and_tool_calls_follow_the_content_mode(
+    make_gateway, server, support_prompt, database_url
+) -> None:
+    question = "Mail ann@example.com: where is parcel P-1?"
+    ids = {}
+    for mode in ("full", "redact", "none"):
+        gw = make_gateway(content=mode, prompts=support_prompt.prompts)
+        server.enqueue(
+            Reply(tool_calls=[{"name": "notify", "arguments": {"to": "ann@example.com"}}])
+        )
+        ids[mode] = gw.complete(
+            "support/answer", {"question": question}, tools=TOOLS, **http(server)
+        ).call_id
+        gw.flush()
+    stored = {r["id"]: as_json(r["request"]) for r in rows(database_url)}
+    full, redacted, none = (stored[ids[m]] for m in ("full", "redact", "none"))
+    assert full["variables"] == {"question": question}
+    assert json.loads(full["tool_calls"][0]["function"]["arguments"]) == {"to": "ann@example.com"}
+    assert redacted["variables"] == {"question": "Mail [EMAIL]: where is parcel P-1?"}
+    assert "ann@example.com" not in json.dumps(redacted)
+    assert "variables" not in none and "tool_calls" not in none and none["messages"] is None
+
+
+def test_raw_message_calls_store_no_variables(make_gateway, server, database_url) -> None:
+    gw = make_gateway()
+    gw.complete(model="gpt-4o-mini", messages=USER_MSG, **http(server))
+    gw.flush()
+    (row,) = rows(database_url)
+    assert "variables" not in as_json(row["request"])
