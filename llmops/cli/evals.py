@@ -261,10 +261,13 @@ def _dry_run(
     grand_cost = 0.0
     unpriced: set[str] = set()
     for suite_plan in plans:
-        calls = cached = 0
+        calls = cached = apps = 0
         cost = 0.0
         for job in suite_plan.jobs:
             target = job.run.target
+            if target.prompt is None:  # an app target: its calls cannot be estimated
+                apps += 1
+                continue
             messages = suite_plan.messages[(target.prompt.version, str(job.case.id))]
             key = cache_key(target.model, messages, dict(target.prompt.params), job.repeat, scope)
             if cache is not None and cache.contains(key):
@@ -289,6 +292,11 @@ def _dry_run(
         typer.echo(
             f"  {len(suite_plan.jobs)} case runs: {calls} model call(s), {cached} from the cache"
             + (f", up to {judges} judge call(s)" if judges else "")
+            + (
+                f", {apps} run(s) of the app target (their model calls not estimated)"
+                if apps
+                else ""
+            )
             + f"; estimated cost at most ${cost:.4f}"
         )
         grand_calls += calls

@@ -43,7 +43,7 @@ class PromotionEvals:
     async def __call__(self, prompt: str, at: datetime) -> None:
         suite = load_suite(self.workspace.evals / f"{prompt.split('/')[0]}.yaml")
         registry = self.workspace.registry()
-        first = "production" not in registry.labels().of(suite.spec.prompt)
+        first = "production" not in registry.labels().of(suite.spec.prompt or prompt)
         # without git, the version in production cannot be loaded once the file changed
         alone = first or self.workspace.git is None
         suite_plan = plan(suite, registry, baseline="none" if alone else None)
@@ -73,7 +73,7 @@ def _summary(report: SuiteReport, at: datetime) -> str:
 
     parts = []
     for run in report.runs:
-        parts.append(f"{run.target.role} {run.target.prompt.version} {rate(run.interval.rate)}")
+        parts.append(f"{run.target.role} {run.target.version} {rate(run.interval.rate)}")
     verdicts = ", ".join(c.verdict for c in report.comparisons.values())
     when = at.strftime("%Y-%m-%d %H:%M")
     line = f"  eval {report.suite.name} at {when} UTC: pass rate " + ", ".join(parts)

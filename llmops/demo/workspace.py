@@ -272,12 +272,13 @@ def support_suite(seed: int = 11) -> dict[str, Any]:
 
 
 def nice_budget(usd: float) -> float:
-    """``usd`` rounded up to a quarter of its power of ten, a budget a person would set:
-    7.43 -> 7.5, 13.2 -> 15, 0.41 -> 0.425."""
+    """``usd`` rounded up to a quarter of its power of ten, then to whole cents, a budget a
+    person would set and read as it is shown: 7.43 -> 7.5, 13.2 -> 15, 0.41 -> 0.43."""
     if usd <= 0 or not math.isfinite(usd):
         return 1.0
     magnitude = 10.0 ** math.floor(math.log10(usd))
-    return round(math.ceil(usd / magnitude * 4 - 1e-9) / 4 * magnitude, 10)
+    quarter = math.ceil(usd / magnitude * 4 - 1e-9) / 4 * magnitude
+    return round(math.ceil(quarter * 100 - 1e-9) / 100, 2)
 
 
 @dataclass

@@ -90,6 +90,12 @@ def _rendered(value: Any, variables: dict[str, Any]) -> Any:
     return value
 
 
+def render_value(value: Any, variables: dict[str, Any]) -> Any:
+    """``value`` (a text, or texts in lists and dicts) rendered with ``variables`` in the
+    bounded sandbox; raises :class:`RenderProblem`."""
+    return _rendered(value, variables)
+
+
 def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     """Grade ``output`` with one (non-judge) assertion, the case's variables rendered into
     its value."""

@@ -139,7 +139,7 @@ def _test(comparison: Comparison) -> str:
 
 
 def _run_label(run: RunResult) -> str:
-    return f"{run.target.ref} ({run.target.prompt.version})"
+    return f"{run.target.ref} ({run.target.version})"
 
 
 def _cases(run: RunResult) -> str:
@@ -294,7 +294,7 @@ def _properties(suite: ET.Element, report: SuiteReport, run: RunResult) -> None:
     properties = _element(suite, "properties")
     values: dict[str, Any] = {
         "prompt": report.suite.spec.prompt,
-        "version": run.target.prompt.version,
+        "version": run.target.version,
         "pass_rate": _rate(run.interval),
         "threshold": report.threshold,
     }
@@ -377,7 +377,7 @@ def _markdown_suite(report: SuiteReport, gates: Gates) -> list[str]:
     lines.append("|---|---|---|---|---|---|---|")
     for run in report.runs:
         lines.append(
-            f"| {run.target.role} | `{_md(run.target.ref)}` ({run.target.prompt.version}) | "
+            f"| {run.target.role} | `{_md(run.target.ref)}` ({run.target.version}) | "
             f"{_md(run.target.model)} | {_rate(run.interval)} | {_cases(run)} | "
             f"{len(run.results) - run.completed} | ${run.cost_usd:.4f} |"
         )
@@ -511,8 +511,8 @@ def to_json(reports: list[SuiteReport], gates: Gates | None = None) -> dict[str,
                         "id": run.id,
                         "role": run.target.role,
                         "ref": run.target.ref,
-                        "version": run.target.prompt.version,
-                        "commit": run.target.prompt.commit,
+                        "version": run.target.version,
+                        "commit": run.target.commit,
                         "model": run.target.model,
                         "pass_rate": interval(run.interval),
                         "passed": run.passed,

@@ -34,6 +34,8 @@ from llmops.evals.pairing import baseline_of, baselines
 from llmops.evals.protocols import EvalGateway
 from llmops.evals.stats import Comparison, Interval, compare, pass_fraction, rate
 from llmops.evals.suite import WORKING, Assertion, Case, Suite
+from llmops.evals.targets import AppTarget, TargetFailed
+from llmops.gateway.scope import linked
 from llmops.prompts import Prompt, PromptRegistry
 
 JUDGE_SYSTEM = (
@@ -50,12 +52,27 @@ Role = Literal["candidate", "baseline", "other"]
 
 @dataclass(frozen=True)
 class Target:
-    """One prompt version on one model."""
+    """One prompt version on one model, or an app's own function or service (``app``)."""
 
     role: Role
-    ref: str  # as given: working, production, a version id, a commit
-    prompt: Prompt
-    model: str
+    ref: str  # as given: working, production, a version id, a commit; or the target
+    prompt: Prompt | None
+    model: str  # the model, or "python" / "http" for an app target
+    app: AppTarget | None = None
+
+    @property
+    def name(self) -> str:
+        """The prompt's name, or the app target's function or URL."""
+        return self.prompt.name if self.prompt else self.app.name if self.app else self.ref
+
+    @property
+    def version(self) -> str:
+        """The prompt version, or a digest of the app target's source file or settings."""
+        return self.prompt.version if self.prompt else self.app.version if self.app else ""
+
+    @property
+    def commit(self) -> str | None:
+        return self.prompt.commit if self.prompt else None
 
 
 @dataclass
@@ -221,6 +238,14 @@ def resolve_targets(
 ) -> list[Target]:
     """The prompt versions and models to run; errors name the suite file."""
     spec = suite.spec
+    if spec.target is not None:
+        try:
+            app = AppTarget(spec.target, Path(suite.file).parent)
+        except LLMOpsError as exc:
+            raise ConfigFileError(f"target: {exc}", file=suite.file) from None
+        return [Target("candidate", app.name, None, app.kind, app)]
+    if spec.prompt is None:
+        raise ConfigFileError("the suite names no prompt", file=suite.file)
     refs = list(spec.versions or [WORKING])
     if version:
         refs = [version, *refs[1:]]
@@ -262,6 +287,8 @@ def plan(
     repeats = repeat or suite.spec.repeat
     rendered: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for target in targets:
+        if target.prompt is None:  # an app target renders nothing
+            continue
         for case in suite.cases:
             key = (target.prompt.version, str(case.id))
             if key in rendered:
@@ -357,6 +384,8 @@ class Runner:
 
     async def _run_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
         target, case = job.run.target, job.case
+        if target.prompt is None:
+            return await self._run_app_case(plan, job, batch)
         messages = plan.messages[(target.prompt.version, str(case.id))]
         params = {**target.prompt.params}
         key = cache_key(target.model, messages, params, job.repeat, self.cache_scope)
@@ -444,6 +473,67 @@ class Runner:
         return CaseResult(
             str(case.id), job.repeat, output, score, passed, outcomes, None, latency,
             spent if hit is None else 0.0, hit is not None, call_id,
+        )  # fmt: skip
+
+    async def _run_app_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
+        """A case of an app target: its function or service is called (never cached: it is
+        code), every model call it makes through llmops is linked to the run, and what
+        those calls cost is the case's cost."""
+        target, case = job.run.target, job.case
+        app = target.app
+        variables = plan.suite.case_vars(case)
+        metadata = {
+            "eval_run_id": job.run.id,
+            "eval_batch_id": batch,
+            "suite": plan.suite.name,
+            "case": case.id,
+            "repeat": job.repeat,
+        }
+        tags = ["eval", plan.suite.name]
+        headers = {
+            "x-llmops-metadata": json.dumps(metadata),
+            "x-llmops-tags": ",".join(tags),
+        }
+        started = time.perf_counter()
+        with linked(metadata, tags) as scope:
+            try:
+                if app is None:
+                    raise TargetFailed("the target has nothing to call")
+                answer = await app.call(variables, headers)
+            except TargetFailed as exc:
+                latency = (time.perf_counter() - started) * 1000
+                return CaseResult(
+                    str(case.id), job.repeat, "", 0.0, False, [], f"target failed: {exc}",
+                    latency, scope.cost_usd or None, False, next(iter(scope.call_ids), None),
+                )  # fmt: skip
+        latency = (time.perf_counter() - started) * 1000
+        cost = answer.cost_usd
+        if cost is None and scope.call_ids and not scope.unpriced:
+            cost = scope.cost_usd
+        context = Context(
+            vars=variables,
+            cost_usd=cost,
+            latency_ms=latency,
+            base_dir=Path(plan.suite.file).parent,
+            test=case.model_dump(by_alias=True, exclude_none=True),
+            tool_calls=answer.tool_calls,
+        )
+        spent = scope.cost_usd
+        outcomes = []
+        for assertion in plan.suite.case_assertions(case):
+            judge = plan.suite.spec.judge or self.judge or ""
+            if not judge and assertion.base_type == "llm-rubric" and not assertion.provider:
+                outcomes.append(broken(assertion, "llm-rubric: name a judge model (judge:)"))
+                continue
+            outcome, judge_cost = await self._grade(
+                assertion, answer.text, context, judge, job, batch
+            )
+            spent += judge_cost
+            outcomes.append(outcome)
+        score, passed = case_score(outcomes, case.threshold)
+        return CaseResult(
+            str(case.id), job.repeat, answer.text, score, passed, outcomes, None, latency,
+            spent, False, next(iter(answer.call_ids or scope.call_ids), None),
         )  # fmt: skip
 
     async def _grade(

@@ -15,6 +15,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmops.errors import ConfigError, ConfigFileError
+from llmops.evals.targets import HttpTarget, TargetSpec
 from llmops.files import (
     MAX_YAML_BYTES,
     line_of,
@@ -114,7 +115,12 @@ class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
-    prompt: str = Field(description="A prompt name from the registry.")
+    prompt: str | None = Field(default=None, description="A prompt name from the registry.")
+    target: str | HttpTarget | TargetSpec | None = Field(
+        default=None,
+        description="Instead of a prompt: an app's Python function (path/to/app.py:function, "
+        "called with the case's variables) or {http: URL} for a service in any language.",
+    )
     versions: list[str] | None = Field(
         default=None,
         description="References to compare: the first is the candidate, the second the "
@@ -140,6 +146,10 @@ class SuiteFile(BaseModel):
     def _has_cases(self) -> SuiteFile:
         if not self.cases and not self.cases_file:
             raise ValueError("a suite needs 'cases' or 'cases_file'")
+        if (self.prompt is None) == (self.target is None):
+            raise ValueError("a suite tests either a 'prompt' or a 'target', one of them")
+        if self.target is not None and (self.versions or self.models):
+            raise ValueError("'versions' and 'models' are for prompts; a target is tested as is")
         return self
 
 

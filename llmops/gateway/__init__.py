@@ -8,6 +8,7 @@ from typing import Any
 
 from llmops.gateway.gateway import Gateway, close_all
 from llmops.gateway.recorder import Completion, Embedding, provider_of
+from llmops.gateway.scope import Scope, linked
 from llmops.gateway.streams import AsyncStream, Stream
 from llmops.pricing.prices import ModelPrice
 from llmops.pricing.usage import Usage
@@ -18,9 +19,11 @@ __all__ = [
     "Embedding",
     "Gateway",
     "ModelPrice",
+    "Scope",
     "Stream",
     "Usage",
     "default_gateway",
+    "linked",
     "provider_of",
 ]
 

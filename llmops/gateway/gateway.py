@@ -28,6 +28,7 @@ from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
 from llmops.gateway.budgets import BudgetGuard
 from llmops.gateway.direct import DirectRoute
 from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
+from llmops.gateway.scope import current as current_scope
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.prompts import Prompt, PromptRegistry
 from llmops.store.records import FeedbackRow
@@ -187,6 +188,10 @@ class Gateway:
         params.update(kwargs)
         if isinstance(price, dict):
             price = model_price(price, "price=")
+        linked_to = current_scope()
+        if linked_to is not None:  # an eval target's call: the run's tags and metadata too
+            tags = [*linked_to.tags, *(t for t in tags or [] if t not in linked_to.tags)]
+            metadata = {**(metadata or {}), **linked_to.metadata}
         return Call(
             id=_new_id(),
             model=model,
@@ -201,6 +206,7 @@ class Gateway:
             created_at=self.clock(),
             key_name=key_name,
             variables=dict(variables) if loaded is not None and variables else None,
+            scope=linked_to,
         )
 
     # -- calling --------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from llmops import litellm_loader
 from llmops.credentials import scrub
 from llmops.gateway.content import scrub_error, stored_request, stored_response
+from llmops.gateway.scope import Scope
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,
@@ -124,6 +125,7 @@ class Call:
     key_name: str | None = None  # the virtual key it came with (llmops serve)
     operation: str = "chat"  # or "embeddings" (kept in usage_details)
     variables: dict[str, Any] | None = None  # the prompt's variables (stored as content)
+    scope: Scope | None = None  # an eval target's scope the call is linked to
 
 
 class Sink(Protocol):
@@ -269,6 +271,8 @@ class Recorder:
             row = self._row(call, status, None, Price(None, "unpriced", None), latency_ms,
                             None, None, ttft_ms, exc, minimal=True)  # fmt: skip
         self.remember(call.id)
+        if call.scope is not None:
+            call.scope.note(call.id, price.cost_usd)
         self.put("call", row)
 
     def put(self, kind: RecordKind, row: Row) -> None:
@@ -300,7 +304,7 @@ class Recorder:
         row: CallRow = {
             "id": call.id,
             "created_at": call.created_at,
-            "source": self.source,
+            "source": call.scope.source if call.scope else self.source,
             "prompt_name": prompt.name if prompt else None,
             "prompt_version": prompt.version if prompt else None,
             "git_commit": prompt.commit if prompt else None,

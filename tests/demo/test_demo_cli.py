@@ -133,3 +133,14 @@ def test_the_back_office_runs_its_share_of_the_plan_in_its_own_process(tmp_path:
         )
     assert set(rows) == {"extract/ticket", "support/escalate", "summarize/thread"}
     assert sum(rows.values()) == stats.calls
+
+
+@pytest.mark.parametrize(
+    ("spend", "budget"), [(7.43, 7.5), (13.2, 15.0), (0.41, 0.43), (0.66, 0.68), (0.031, 0.04)]
+)
+def test_budgets_are_round_numbers_in_whole_cents(spend: float, budget: float) -> None:
+    from llmops.demo.workspace import nice_budget
+    from llmops.money import usd
+
+    assert nice_budget(spend) == budget
+    assert usd(nice_budget(spend)) == f"${budget:.2f}"  # shown as it is set
