@@ -82,6 +82,58 @@ def _imported() -> ModuleType | None:
     return module if module is not None and hasattr(module, "completion") else None
 
 
+def imported() -> ModuleType | None:
+    """The litellm module if it is imported already, else None (never imports it)."""
+    return _imported()
+
+
+def openai_route(model: str) -> tuple[str, str] | None:
+    """litellm's routing of an OpenAI model name (the name OpenAI knows, ``"openai"``),
+    decided without importing litellm: ``openai/NAME``, or a name the bundled price map
+    lists under the ``openai`` provider. None when litellm must decide (any other name, a
+    model alias, a fine-tune id, a price map other than the bundled one, or litellm
+    already imported: it may have models registered at run time)."""
+    if _imported() is not None or not uses_bundled_price_map():
+        return None
+    return bundled_openai_route(model)
+
+
+def bundled_openai_route(model: str) -> tuple[str, str] | None:
+    """:func:`openai_route` by the bundled price map alone (whether or not litellm is
+    imported): what litellm's ``get_llm_provider`` answers for those names."""
+    name = model.removeprefix("openai/")
+    if not name or name.startswith("ft:") or name in _aliases():
+        return None
+    if name != model:
+        return name, "openai"
+    cost = bundled_model_cost() or {}
+    entry = cost.get(model)
+    if isinstance(entry, dict) and entry.get("litellm_provider") == "openai":
+        return model, "openai"
+    return None
+
+
+@functools.cache
+def _aliases() -> frozenset[str]:
+    """Names the bundled map gives as aliases of other models (litellm routes them to the
+    model they stand for)."""
+    package = package_dir()
+    try:
+        raw = json.loads((package / BUNDLED_PRICE_MAP).read_bytes()) if package else {}
+    except (OSError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for name, info in raw.items() if isinstance(raw, dict) else ():
+        if not isinstance(info, dict):
+            continue
+        if isinstance(info.get("alias_of"), str):
+            names.add(name)
+        aliases = info.get("aliases")
+        if isinstance(aliases, list):
+            names.update(a for a in aliases if isinstance(a, str))
+    return frozenset(names)
+
+
 def model_cost(*, remote_price_map: bool = False) -> Mapping[str, Any]:
     """litellm's price map, ``litellm.model_cost``: litellm's own once it is imported (it
     may hold a fetched map or models registered at run time); before that, with the bundled

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,7 @@ def run(
     if dry_run:
         _dry_run(plans, cache, scope, settings)
         return
+    _preload_litellm(plans)
     with _model_routes(offline) as routes:
         reports = _run_all(plans, cache, scope, routes, target_url, registry, alpha)
     from llmops.evals import report as render
@@ -163,6 +165,24 @@ def run(
         typer.secho(line, fg=colour)
     if gates.exit_code:
         raise typer.Exit(gates.exit_code)
+
+
+def _preload_litellm(plans: list[Plan]) -> None:
+    """Start importing litellm in the background when some model of the run needs it (one
+    the direct route does not take), so that the import overlaps the run's set-up."""
+    from llmops import litellm_loader
+
+    models = {t.model for p in plans for t in p.targets if t.prompt is not None}
+    models |= {p.suite.spec.judge for p in plans if p.suite.spec.judge}
+    models |= {
+        a.provider
+        for p in plans
+        for case in p.suite.cases
+        for a in p.suite.case_assertions(case)
+        if a.provider
+    }
+    if any(litellm_loader.openai_route(model) is None for model in models):
+        threading.Thread(target=litellm_loader.load, name="llmops-litellm", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -199,7 +219,8 @@ def _run_all(
     from llmops.evals.storage import save_report
     from llmops.gateway import Gateway
 
-    gateway = Gateway(database_url=url, prompts=registry, source="eval")
+    # OpenAI-compatible calls go out directly: no litellm import (4 s) for them
+    gateway = Gateway(database_url=url, prompts=registry, source="eval", direct=True)
     reports = []
     try:
         for suite_plan in plans:

@@ -63,7 +63,11 @@ CHAT_BODY = frozenset({
 EMBEDDINGS_BODY = frozenset({"encoding_format", "dimensions"})
 # how to send, not what: litellm's names, honoured the same way
 CONTROL = frozenset({"timeout", "num_retries", "max_retries", "api_base", "base_url", "api_key",
-                     "organization"})  # fmt: skip
+                     "organization", "drop_params"})  # fmt: skip
+# What ``drop_params`` drops for a reasoning model, as litellm does: they refuse sampling
+# settings (the eval judge sends temperature 0 to any model).
+REASONING_REFUSE = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty",
+                              "logprobs", "top_logprobs", "logit_bias"})  # fmt: skip
 DEFAULT_TIMEOUT = 600.0  # litellm's default for a request
 MAX_RETRY_WAIT = 20.0
 # OpenAI's reasoning models refuse max_tokens; litellm renames it, and so does this route.
@@ -71,6 +75,15 @@ REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 RETRIED = frozenset({408, 409, 429, 500, 502, 503, 504})
 PROVIDER = "openai"
 MAX_ROUTES = 10_000  # model names remembered
+
+
+class _Unset:
+    """litellm's module settings before litellm is imported: none set."""
+
+    api_base = api_key = openai_key = organization = None
+
+
+_NO_SETTINGS = _Unset()
 
 
 class JSONObject(dict[str, Any]):
@@ -133,7 +146,8 @@ class DirectRoute:
         """(url, headers, body) of ``call``; the headers hold the provider key."""
         from llmops import litellm_loader
 
-        litellm = litellm_loader.load()
+        # litellm's module settings, when the app imported litellm to set them
+        litellm: Any = litellm_loader.imported() or _NO_SETTINGS
         params = call.params
         base = (
             params.get("api_base")
@@ -168,6 +182,8 @@ class DirectRoute:
         body["messages"] = call.messages
         if "max_tokens" in body and model.startswith(REASONING_PREFIXES):
             body.setdefault("max_completion_tokens", body.pop("max_tokens"))
+        if params.get("drop_params") and model.startswith(REASONING_PREFIXES):
+            body = {k: v for k, v in body.items() if k not in REASONING_REFUSE}
         return base.rstrip("/") + "/chat/completions", headers, body
 
     def _timeout(self, call: Call) -> float:

@@ -394,14 +394,15 @@ class Gateway:
             raise refusal
 
     def _send(self, call: Call) -> Any:
-        """Call litellm (chat, or embeddings for an embeddings call, whose texts are its
-        messages); a failure is recorded, then re-raised unchanged."""
-        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
-        warm_up(litellm)
+        """Call the model (chat, or embeddings for an embeddings call, whose texts are its
+        messages): on the direct route when it takes the call (without importing litellm),
+        else through litellm; a failure is recorded, then re-raised unchanged."""
+        direct = self.direct if self.direct is not None and self.direct.accepts(call) else None
+        litellm: Any = None if direct else self._litellm()
         call.started = time.perf_counter()
         try:
-            if self.direct is not None and self.direct.accepts(call):
-                return self.direct.send(call)
+            if direct is not None:
+                return direct.send(call)
             if call.operation == "embeddings":
                 texts = [m["content"] for m in call.messages]
                 return litellm.embedding(model=call.model, input=texts, **call.params)
@@ -413,12 +414,12 @@ class Gateway:
 
     async def _asend(self, call: Call) -> Any:
         """The async twin of :meth:`_send`."""
-        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
-        warm_up(litellm)
+        direct = self.direct if self.direct is not None and self.direct.accepts(call) else None
+        litellm: Any = None if direct else self._litellm()
         call.started = time.perf_counter()
         try:
-            if self.direct is not None and self.direct.accepts(call):
-                return await self.direct.asend(call)
+            if direct is not None:
+                return await direct.asend(call)
             if call.operation == "embeddings":
                 texts = [m["content"] for m in call.messages]
                 return await litellm.aembedding(model=call.model, input=texts, **call.params)
@@ -429,6 +430,12 @@ class Gateway:
             self.recorder.record_failure(call, exc)
             _mark(exc, call.id)
             raise
+
+    def _litellm(self) -> Any:
+        """litellm, imported and warmed up (its first call's lazy imports done)."""
+        litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
+        warm_up(litellm)
+        return litellm
 
     # -- recording ------------------------------------------------------------------
 
@@ -550,7 +557,11 @@ def warm_up(litellm: Any) -> None:
 
 
 def _route_of(model: str) -> tuple[str, str | None]:
-    """litellm's routing of a model name: (the provider's name for it, the provider)."""
+    """litellm's routing of a model name: (the provider's name for it, the provider);
+    OpenAI's models without importing litellm (:func:`litellm_loader.openai_route`)."""
+    light = litellm_loader.openai_route(model)
+    if light is not None:
+        return light
     routed = litellm_loader.load().get_llm_provider(model)
     return routed[0], routed[1]
 

@@ -356,6 +356,9 @@ def provider_of(model: str) -> str | None:
     if model not in _PROVIDERS:
         if len(_PROVIDERS) >= 10_000:  # model names may come from a server's clients
             _PROVIDERS.clear()
+        light = litellm_loader.openai_route(model)
+        if light is not None:
+            return light[1]
         try:
             _PROVIDERS[model] = litellm_loader.load().get_llm_provider(model)[1]
         except Exception:

@@ -422,3 +422,74 @@ def test_model_names_remembered_are_bounded() -> None:
     assert route.accepts(gpt)
     gpt.params["mock_response"] = "x"
     assert not route.accepts(gpt)
+
+
+def test_reasoning_models_drop_sampling_settings_when_asked(gateways, server) -> None:
+    gw = gateways()
+    gw.complete(model="o3-mini", messages=USER_MSG, temperature=0, drop_params=True,
+                **http(server))  # fmt: skip
+    sent = server.requests[-1].body
+    assert "temperature" not in sent and "drop_params" not in sent
+    gw.complete(model="gpt-4o-mini", messages=USER_MSG, temperature=0, drop_params=True,
+                **http(server))  # fmt: skip
+    assert server.requests[-1].body["temperature"] == 0
+
+
+def test_openai_names_route_as_litellm_routes_them_without_importing_it() -> None:
+    """Every name the bundled map lists under openai, with and without ``openai/``, that
+    the light route takes goes where litellm's get_llm_provider sends it."""
+    from llmops import litellm_loader
+
+    cost = litellm_loader.bundled_model_cost() or {}
+    names = [name for name, entry in cost.items() if entry.get("litellm_provider") == "openai"]
+    names += [f"openai/{name}" for name in names] + ["openai/my-own-finetune"]
+    taken = {name: litellm_loader.bundled_openai_route(name) for name in names}
+    assert sum(route is not None for route in taken.values()) > 300
+    litellm = litellm_loader.load()
+    for name, route in taken.items():
+        if route is not None:
+            assert tuple(litellm.get_llm_provider(name)[:2]) == route, name
+    others = [
+        "claude-3-5-haiku-20241022",
+        "gemini/gemini-2.0-flash",
+        "azure/gpt-4o",
+        "mistral/mistral-large-latest",
+        "gpt-mini-latest",
+        "ft:o4-mini-2025-04-16",
+    ]
+    assert all(litellm_loader.bundled_openai_route(name) is None for name in others)
+
+
+NO_LITELLM = """
+import json, sys
+from llmops import Gateway
+gw = Gateway(sys.argv[1], home=sys.argv[2], prompts=sys.argv[2], direct=True)
+done = gw.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                   api_base=sys.argv[3], api_key="sk-x", num_retries=0)
+gw.close()
+print(json.dumps({"litellm": "litellm" in sys.modules, "cost": done.cost_usd,
+                  "status": done.cost_status}))
+"""
+
+
+def test_a_direct_call_never_imports_litellm(tmp_path, server) -> None:
+    """An OpenAI call on the direct route is sent, priced and recorded without litellm
+    (a 4 s import): the eval runner's calls are, in a real process."""
+    import json
+    import subprocess
+    import sys
+
+    server.enqueue(Reply(text="hello", prompt_tokens=1000, completion_tokens=100))
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", NO_LITELLM, url, str(tmp_path), server.base_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["litellm"] is False
+    assert seen["status"] == "priced"
+    assert seen["cost"] == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1_000_000, rel=1e-9)
+    with sa.create_engine(url).connect() as connection:
+        row = connection.execute(sa.select(CALLS.c.provider, CALLS.c.cost_usd)).one()
+    assert row.provider == "openai" and row.cost_usd == pytest.approx(seen["cost"])
