@@ -15,7 +15,7 @@ ROLES = ("system", "developer", "user", "assistant")
 
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 _LENGTH = re.compile(r"\b([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)\.length\b")
-_DUMP = re.compile(r"\|\s*dump\s*(?:\(\s*(\d+)\s*\))?")
+_DUMP = re.compile(r"\|\s*dump\b(?:\s*\(\s*(\d+)\s*\))?")
 _LOADERS = re.compile(r"\{%-?\s*(include|import|extends|from)\b")
 
 

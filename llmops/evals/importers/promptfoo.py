@@ -113,9 +113,11 @@ def litellm_model(provider_id: str) -> tuple[str | None, str]:
     ``gpt-4o``, ``azure:chat:my-deployment`` -> ``azure/my-deployment``), or None and why
     llmops cannot call it."""
     text = provider_id.strip()
+    prefix, colon, rest = text.partition(":")
+    if prefix.lower() in _CANNOT_CALL and prefix.lower() != "file":
+        return None, f"{_CANNOT_CALL[prefix.lower()]}, which llmops cannot do"
     if text.startswith("file://") or text.endswith((".js", ".ts", ".py", ".mjs", ".cjs")):
         return None, "is a custom provider file, which llmops cannot call"
-    prefix, colon, rest = text.partition(":")
     if not colon:
         return (text, "") if text and text not in _CANNOT_CALL else (None, "is not a model")
     prefix = prefix.lower()
@@ -165,6 +167,23 @@ _RENAMED = {
     "frequencyPenalty": "frequency_penalty",
 }
 
+_NOT_A_PARAM = "not a model parameter llmops passes; not imported"
+_CREDENTIALS = "credentials are not imported: llmops (litellm) reads them from the environment"
+_ENDPOINT = (
+    "endpoints are not imported: set litellm's variable (OPENAI_API_BASE, "
+    "AZURE_API_BASE, OLLAMA_API_BASE, ...) in the environment"
+)
+_CONNECTION = {
+    "apiKey": _CREDENTIALS,
+    "apiKeyEnvar": _CREDENTIALS,
+    "api_key": _CREDENTIALS,
+    "apiBaseUrl": _ENDPOINT,
+    "apiHost": _ENDPOINT,
+    "baseUrl": _ENDPOINT,
+    "api_base": _ENDPOINT,
+    "headers": "extra HTTP headers are not imported",
+}
+
 # -- assertions -------------------------------------------------------------------------------
 
 _ASSERTION_KEYS = ("type", "value", "threshold", "weight", "metric", "provider", "assert")
@@ -176,8 +195,8 @@ _PYTHON_REF = re.compile(r"(?:file://)?[^\s:]+\.py(?::\w+)?|[A-Za-z_][\w.]*:[A-Z
 _READ = ("description", "prompts", "providers", "targets", "tests", "defaultTest",
          "evaluateOptions")  # fmt: skip
 _WHY = {
-    "scenarios": "scenarios (groups of vars crossed with tests) are not imported",
-    "derivedMetrics": "llmops averages named metrics; derived formulas are not imported",
+    "scenarios": "llmops has no scenarios: write each combination of vars as a case",
+    "derivedMetrics": "llmops averages named metrics; it has no derived formulas",
     "nunjucksFilters": "custom Nunjucks filters cannot run in llmops' sandbox",
     "extensions": "promptfoo extension hooks do not run in llmops",
     "outputPath": "llmops writes reports with --junit/--markdown/--json",
@@ -493,7 +512,7 @@ class _Importer:
                 continue
             name = _RENAMED.get(str(key), str(key))
             if name not in _PARAMS:
-                self.skip(f"{where}.{key}", "not a model parameter llmops passes; not imported")
+                self.skip(f"{where}.{key}", _CONNECTION.get(name, _NOT_A_PARAM))
                 continue
             if isinstance(value, str) and value.startswith("file://"):
                 try:
@@ -1101,20 +1120,27 @@ def _count(assertions: Iterable[dict[str, Any]]) -> int:
 
 
 def _optional_vars(body: dict[str, Any], all_vars: list[dict[str, Any]]) -> list[str]:
-    from jinja2 import TemplateError, meta
+    from jinja2 import TemplateError, meta, nodes
 
     from llmops.prompts import sandbox
 
     used: set[str] = set()
+    guarded: set[str] = set()  # `x | default(...)`, `x is defined`: fine when x is missing
     texts = [m["content"] for m in body.get("messages", [])] + (
         [body["template"]] if "template" in body else []
     )
     for text in texts:
         try:
-            used |= meta.find_undeclared_variables(sandbox.parse(text))
+            tree = sandbox.parse(text)
         except TemplateError:
             continue
-    return sorted(v for v in used if any(v not in given for given in all_vars))
+        used |= meta.find_undeclared_variables(tree)
+        for node in tree.find_all((nodes.Filter, nodes.Test)):
+            if node.name in ("default", "d", "defined", "undefined") and isinstance(
+                node.node, nodes.Name
+            ):
+                guarded.add(node.node.name)
+    return sorted(v for v in used - guarded if any(v not in given for given in all_vars))
 
 
 def write_files(result: ImportResult, *, force: bool = False) -> None:
