@@ -88,7 +88,7 @@ def chat_messages(text: str) -> list[dict[str, Any]] | None:
             index = int(match.group(1))
             expression = expressions[index]
             if index in bare:  # a whole JSON value: its text is the variable's text
-                expression = _DUMP.sub("", expression)
+                expression = re.sub(r"\s*" + _DUMP.pattern, "", expression)
             return expression
 
         return re.sub(r"\x00pf(\d+)\x00", back, value)
