@@ -28,7 +28,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "promptfoo"
         ("openai:gpt-4o-mini", "gpt-4o-mini"),
         ("openai:chat:gpt-4o", "gpt-4o"),
         ("openai:responses:o3-mini", "o3-mini"),
-        ("openai:completion:gpt-3.5-turbo-instruct", "text-completion-openai/gpt-3.5-turbo-instruct"),
+        ("openai:completion:davinci-002", "text-completion-openai/davinci-002"),
         ("anthropic:messages:claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022"),
         ("azure:chat:my-deployment", "azure/my-deployment"),
         ("azureopenai:chat:prod-gpt4", "azure/prod-gpt4"),
@@ -38,7 +38,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "promptfoo"
         ("litellm:chat:anthropic/claude-3-haiku", "anthropic/claude-3-haiku"),
         ("vertex:gemini-1.5-pro", "vertex_ai/gemini-1.5-pro"),
         ("google:gemini-2.0-flash", "gemini/gemini-2.0-flash"),
-        ("bedrock:anthropic.claude-3-haiku-20240307-v1:0", "bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+        ("bedrock:anthropic.claude-3-haiku-v1:0", "bedrock/anthropic.claude-3-haiku-v1:0"),
         ("mistral:mistral-large-latest", "mistral/mistral-large-latest"),
         ("groq:llama-3.1-8b-instant", "groq/llama-3.1-8b-instant"),
         ("openrouter:meta-llama/llama-3-8b", "openrouter/meta-llama/llama-3-8b"),
@@ -180,7 +180,8 @@ def test_provider_configs_that_differ_are_reported_once(tmp_path: Path) -> None:
         providers:
           - {id: openai:gpt-4o-mini, config: {temperature: 0, max_tokens: 100}}
           - {id: "anthropic:messages:claude-3-5-haiku-latest", config: {temperature: 1}}
-          - {"google:gemini-1.5-flash": {config: {generationConfig: {temperature: 0, maxOutputTokens: 100}}}}
+          - "google:gemini-1.5-flash":
+              config: {generationConfig: {temperature: 0, maxOutputTokens: 100}}
         tests: [{vars: {q: hi}}]
         """,
     )
@@ -415,23 +416,56 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
     project, result = run_import(cli, tmp_path, "unsupported")
     lines = result.stderr.splitlines()
     expected = [
-        "not imported: outputPath: not imported (llmops writes reports with --junit/--markdown/--json)",
-        "not imported: scenarios: not imported (llmops has no scenarios: write each combination of vars as a case)",
-        "not imported: prompts[1]: a prompt function (make_prompt.py:build) cannot be imported; skipped",
-        "not imported: providers[0]: 'exec:python run_model.py' runs a command, which llmops cannot do; skipped",
-        "not imported: providers[1]: 'https://example.com/v1/generate' calls an HTTP endpoint, which llmops cannot do; skipped",
-        "not imported: providers[2]: 'file://custom_provider.js' is a custom provider file, which llmops cannot call; skipped",
+        (
+            "not imported: outputPath: not imported (llmops writes reports with "
+            "--junit/--markdown/--json)"
+        ),
+        (
+            "not imported: scenarios: not imported (llmops has no scenarios: write each "
+            "combination of vars as a case)"
+        ),
+        (
+            "not imported: prompts[1]: a prompt function (make_prompt.py:build) cannot be "
+            "imported; skipped"
+        ),
+        (
+            "not imported: providers[0]: 'exec:python run_model.py' runs a command, which llmops "
+            "cannot do; skipped"
+        ),
+        (
+            "not imported: providers[1]: 'https://example.com/v1/generate' calls an HTTP "
+            "endpoint, which llmops cannot do; skipped"
+        ),
+        (
+            "not imported: providers[2]: 'file://custom_provider.js' is a custom provider file, "
+            "which llmops cannot call; skipped"
+        ),
         "not imported: providers[3]: 'echo' echoes the prompt, which llmops cannot do; skipped",
         "not imported: providers[4].transform: not imported (llmops has no equivalent)",
-        "not imported: tests[0].options.transform: output transforms are not supported by llmops; assertions check the model's output as it is",
+        (
+            "not imported: tests[0].options.transform: output transforms are not supported by "
+            "llmops; assertions check the model's output as it is"
+        ),
         "not imported: tests[0].assert[0]: type 'similar' is not supported by llmops; skipped",
-        "not imported: tests[0].assert[1]: transform is not supported by llmops (the check would see another text); skipped",
-        "not imported: tests[0].assert[2]: inline Python code is not supported by llmops (it runs 'file.py:function' checks): move it to a file; skipped",
+        (
+            "not imported: tests[0].assert[1]: transform is not supported by llmops (the check "
+            "would see another text); skipped"
+        ),
+        (
+            "not imported: tests[0].assert[2]: inline Python code is not supported by llmops (it "
+            "runs 'file.py:function' checks): move it to a file; skipped"
+        ),
         "not imported: tests[0].assert[3]: type 'select-best' is not supported by llmops; skipped",
-        "not imported: tests[0].assert[4]: the value is not a template llmops can compile: No filter named 'shout'.; skipped",
-        "not imported: tests[0].provider: a per-test provider is not supported; the suite's models run it",
+        (
+            "not imported: tests[0].assert[4]: the value is not a template llmops can compile: "
+            "No filter named 'shout'.; skipped"
+        ),
+        (
+            "not imported: tests[0].provider: a per-test provider is not supported; the suite's "
+            "models run it"
+        ),
         "not imported: evaluateOptions.delay: not imported (llmops has no equivalent)",
-    ]  # fmt: skip
+    ]
     for line in expected:
         assert line in lines
     for key in ("sharing", "derivedMetrics", "nunjucksFilters", "rubricPrompt", "apiBaseUrl"):
@@ -443,9 +477,7 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         {"topic": "weather", "items": "sun"},
         {"topic": "weather", "items": "rain"},
     ]
-    assert [(a.type, a.value) for a in suite.cases[0].assert_] == [
-        ("not-icontains", "knock knock")
-    ]
+    assert [(a.type, a.value) for a in suite.cases[0].assert_] == [("not-icontains", "knock knock")]
     prompt = PromptRegistry(project / "prompts").load("things-llmops-cannot-express")
     assert prompt.model == "gpt-4o-mini" and prompt.params == {"temperature": 0.3}
     assert prompt.spec.template == (
@@ -474,7 +506,10 @@ def test_an_outside_config_written_from_the_docs(cli, tmp_path: Path) -> None:
     concise = registry.load("customer-bot-rag-answers/concise")
     assert chat.model == "gpt-4.1-mini" and chat.params == {"temperature": 0.5, "max_tokens": 1024}
     assert chat.render(context="C", query="Q") == [
-        {"role": "system", "content": "You are a helpful customer support bot. Use this context:\nC"},
+        {
+            "role": "system",
+            "content": "You are a helpful customer support bot. Use this context:\nC",
+        },
         {"role": "user", "content": "Q"},
     ]
     assert concise.render(query="Hi")[0]["content"] == "Reply concisely to: Hi"
