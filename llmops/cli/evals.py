@@ -19,6 +19,7 @@ from llmops.cli._options import (
     check_sqlite_file,
     database_url,
 )
+from llmops.cli.eval_import import import_app
 from llmops.config import Settings
 from llmops.errors import ConfigError
 from llmops.files import check_directory, check_output_file, write_private
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # imported where used, to keep `llmops --help` fast
 Routes = Callable[[str], dict[str, Any]]
 
 app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 
 def suite_files(paths: list[Path]) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Importers: suites and prompt files from other eval tools' configs (promptfoo)."""
