@@ -144,8 +144,11 @@ def static_problem(assertion: Assertion) -> str | None:
     elif kind == "context-recall":
         if not isinstance(value, str) or not value.strip():
             return "context-recall: value must be the ground truth"
-    elif value is not None and kind in ("answer-relevance", "context-faithfulness",
-                                        "context-relevance"):  # fmt: skip
+    elif value is not None and kind in (
+        "answer-relevance",
+        "context-faithfulness",
+        "context-relevance",
+    ):
         return f"{kind}: takes no value (it reads the case's variables)"
     return None
 
@@ -259,8 +262,9 @@ def factuality_scores(config: dict[str, Any] | None) -> dict[str, float]:
     """The score of each category: promptfoo's defaults (D scores 0, the others 1), or as
     ``config`` sets them (``{subset: 0.5, disagree: 0}``)."""
     given = config or {}
-    return {letter: float(given.get(name, score)) for letter, (name, score, _) in
-            FACTUALITY.items()}  # fmt: skip
+    return {
+        letter: float(given.get(name, score)) for letter, (name, score, _) in FACTUALITY.items()
+    }
 
 
 def factuality(assertion: Assertion, output: str, context: Context) -> Grading:
@@ -485,8 +489,9 @@ def context_faithfulness(assertion: Assertion, output: str, context: Context) ->
     statements = _lines((yield Ask(statements_messages(query, output))))
     if not statements:
         raise JudgeProblem("judge found no statements in the output")
-    score = faithfulness_score((yield Ask(nli_messages(joined(chunks), statements))),
-                               len(statements))  # fmt: skip
+    score = faithfulness_score(
+        (yield Ask(nli_messages(joined(chunks), statements))), len(statements)
+    )
     limit = threshold(assertion)
     return Verdict(score, score >= limit, f"faithfulness {score:.2f} (at least {limit:g})")
 
@@ -523,9 +528,11 @@ def context_recall(assertion: Assertion, output: str, context: Context) -> Gradi
     score, attributed, total = recall_score(text)
     limit = threshold(assertion)
     return Verdict(
-        score, score >= limit, f"recall {score:.2f}: {attributed} of {total} sentences "
-        f"in the context (at least {limit:g})"
-    )  # fmt: skip
+        score,
+        score >= limit,
+        f"recall {score:.2f}: {attributed} of {total} sentences "
+        f"in the context (at least {limit:g})",
+    )
 
 
 def relevance_messages(query: str, context: str) -> list[dict[str, str]]:
@@ -564,9 +571,11 @@ def context_relevance(assertion: Assertion, output: str, context: Context) -> Gr
     score, relevant, units = relevance_score(text, chunks)
     limit = threshold(assertion)
     return Verdict(
-        score, score >= limit, f"context relevance {score:.2f}: {relevant} of {units} "
-        f"sentences needed (at least {limit:g})"
-    )  # fmt: skip
+        score,
+        score >= limit,
+        f"context relevance {score:.2f}: {relevant} of {units} "
+        f"sentences needed (at least {limit:g})",
+    )
 
 
 # -- similar -----------------------------------------------------------------------------

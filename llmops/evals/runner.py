@@ -474,8 +474,14 @@ class Runner:
                 cost += spent
             return combine_set(assertion, children), cost
         if assertion.base_type == graders.SELECT_BEST:  # once every target ran
-            return Outcome(assertion.type, False, 0.0, "select-best: not graded yet",
-                           assertion.weight, assertion.metric), 0.0  # fmt: skip
+            return Outcome(
+                assertion.type,
+                False,
+                0.0,
+                "select-best: not graded yet",
+                assertion.weight,
+                assertion.metric,
+            ), 0.0
         if assertion.base_type in graders.MODEL_GRADED:
             return await self._model_graded(assertion, output, context, judge, job, batch)
         if assertion.base_type != "llm-rubric":
@@ -569,9 +575,15 @@ class Runner:
             if self.cache:
                 self.cache.put(
                     keys[text],
-                    CachedResponse(json.dumps(vector), cost / len(missing), result.latency_ms,
-                                   None, None, result.call_id),
-                )  # fmt: skip
+                    CachedResponse(
+                        json.dumps(vector),
+                        cost / len(missing),
+                        result.latency_ms,
+                        None,
+                        None,
+                        result.call_id,
+                    ),
+                )
         return [vectors[text] for text in texts], cost
 
     async def _model_graded(
@@ -630,8 +642,12 @@ class Runner:
             return
         semaphore = asyncio.Semaphore(plan.concurrency)
 
-        async def one(members: list[tuple[RunResult, CaseResult]], index: int,
-                      assertion: Assertion, case: Case) -> None:  # fmt: skip
+        async def one(
+            members: list[tuple[RunResult, CaseResult]],
+            index: int,
+            assertion: Assertion,
+            case: Case,
+        ) -> None:
             async with semaphore:
                 await self._pick(plan, batch, members, index, assertion, case)
 
@@ -655,9 +671,11 @@ class Runner:
                 raise graders.JudgeProblem("needs the outputs of at least two targets")
             criterion = str(rendered.value)
             judge = (
-                assertion.provider or plan.suite.spec.judge or self.judge
+                assertion.provider
+                or plan.suite.spec.judge
+                or self.judge
                 or compared[0][0].target.model
-            )  # fmt: skip
+            )
             messages = graders.select_best_messages(criterion, [r.output for _, r in compared])
             text, cost = await self._ask(messages, judge, judge_metadata(compared[0][0], batch))
             winner = graders.parse_choice(text, len(compared))

@@ -147,7 +147,10 @@ def test_judge_costs_count_when_only_the_answer_is_cached(
     project, server, make_gateway, tmp_path
 ) -> None:
     """A new judged assertion on a cached answer: its judge call is paid, and counted."""
-    body = f"prompt: greet\nversions: [working]\njudge: {JUDGE}\ncases:\n  - id: a\n    vars: {{name: A}}\n"
+    body = (
+        f"prompt: greet\nversions: [working]\njudge: {JUDGE}\n"
+        "cases:\n  - id: a\n    vars: {name: A}\n"
+    )
     cache = ResponseCache(tmp_path / "cache.db")
     gateway = make_gateway(prompts=project.prompts)
     Runner(gateway, cache=cache, call_kwargs=routes(server)).run(
