@@ -112,6 +112,18 @@ def grading(assertion: Assertion, output: str, context: Context) -> Grading:
     return GRADERS[kind](assertion, output, context)
 
 
+def judge_calls(assertion: Assertion) -> int:
+    """How many judge calls grading one output takes at most (``--dry-run`` counts them)."""
+    kind = assertion.base_type
+    if kind == "g-eval":
+        return 2 * (len(assertion.value) if isinstance(assertion.value, list) else 1)
+    if kind == "context-faithfulness":
+        return 2
+    if kind in SIMILAR or kind not in (*MODEL_GRADED, SELECT_BEST):
+        return 0  # embeddings only, or no model at all
+    return 1
+
+
 def static_problem(assertion: Assertion) -> str | None:
     """Why a model-graded assertion can never be graded (checked when the suite loads)."""
     kind, value = assertion.base_type, assertion.value

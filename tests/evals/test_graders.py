@@ -307,6 +307,19 @@ def test_select_best_prompt_and_choice() -> None:
         graders.parse_choice("the second one", 2)
 
 
+def test_judge_calls_per_output() -> None:
+    """What --dry-run counts: g-eval asks twice per criterion, faithfulness twice."""
+    calls = {
+        "factuality": 1, "model-graded-closedqa": 1, "answer-relevance": 1,
+        "context-faithfulness": 2, "context-recall": 1, "context-relevance": 1,
+        "similar": 0, "similar:dot": 0, "select-best": 1, "contains": 0,
+    }  # fmt: skip
+    for kind, count in calls.items():
+        assert graders.judge_calls(Assertion(type=f"not-{kind}")) == count, kind
+    assert graders.judge_calls(Assertion(type="g-eval", value=["a", "b", "c"])) == 6
+    assert graders.judge_calls(Assertion(type="g-eval", value="a")) == 2
+
+
 # -- configuration, found when a suite loads ---------------------------------------------
 
 
