@@ -275,6 +275,7 @@ def _progress(name: str, total: int) -> Callable[[int, int], None]:
 def _dry_run(
     plans: list[Plan], cache: ResponseCache | None, scope: str, settings: Settings
 ) -> None:
+    from llmops.evals import graders
     from llmops.evals.cache import cache_key
     from llmops.pricing.prices import PriceBook
     from llmops.pricing.usage import Usage, count_message_tokens
@@ -305,10 +306,9 @@ def _dry_run(
             else:
                 cost += price.cost_usd
         judges = sum(
-            1
+            1 if a.base_type == "llm-rubric" else graders.judge_calls(a)
             for job in suite_plan.jobs
             for a in suite_plan.suite.case_assertions(job.case)
-            if a.base_type == "llm-rubric"
         )
         targets = ", ".join(f"{t.role} {t.ref} on {t.model}" for t in suite_plan.targets)
         typer.echo(f"{suite_plan.suite.name}: {targets}")

@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 import jsonschema
 
 from llmops.errors import ConfigError
+from llmops.evals import graders
 from llmops.evals.suite import Assertion
 
 
@@ -183,6 +184,8 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         if assertion.threshold is not None and not 0 <= assertion.threshold <= 1:
             return "assert-set: threshold must be a score from 0 to 1"
         for index, child in enumerate(assertion.assert_):
+            if child.base_type == graders.SELECT_BEST:
+                return f"assert-set assert[{index}]: select-best compares targets, not in a set"
             problem = static_problem(child, base_dir)
             if problem:
                 return f"assert-set assert[{index}]: {problem}"
@@ -191,6 +194,8 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         number = getattr(assertion, name)
         if number is not None and not math.isfinite(number):
             return f"{name} must be a finite number, got {number}"
+    if kind in (*graders.MODEL_GRADED, graders.SELECT_BEST) or assertion.config is not None:
+        return graders.static_problem(assertion)
     if kind == "regex":
         if not isinstance(value, str) or not value:
             return "regex: value must be a regular expression"
@@ -680,6 +685,14 @@ CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "rouge-n": _rouge_n,
     "bleu": _bleu,
 }
+
+
+def _judged_outside_runner(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+    raise ConfigError(f"{a.base_type} is graded by the runner, which calls the judge model")
+
+
+CHECKS.update({kind: _judged_outside_runner for kind in graders.MODEL_GRADED})
+CHECKS[graders.SELECT_BEST] = _judged_outside_runner
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}
 

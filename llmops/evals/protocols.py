@@ -1,4 +1,5 @@
-"""What the eval runner needs from a gateway: one async call, and a few fields of its result.
+"""What the eval runner needs from a gateway: an async call and an async embedding, and a
+few fields of their results.
 
 :class:`llmops.gateway.Gateway` satisfies :class:`EvalGateway` (mypy checks it where the
 CLI hands a Gateway to the :class:`~llmops.evals.runner.Runner`); so can a test double.
@@ -50,9 +51,26 @@ class EvalCompletion(Protocol):
     def logprobs(self) -> list[float] | None: ...
 
 
+class EvalEmbedding(Protocol):
+    """The fields of an embeddings call's result that the runner reads."""
+
+    @property
+    def vectors(self) -> list[list[float]]: ...
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def cost_usd(self) -> float | None: ...
+
+    @property
+    def latency_ms(self) -> float: ...
+
+
 class EvalGateway(Protocol):
     """A recorded model call: a prompt version and its variables (a case), or ``model`` and
-    ``messages`` (a judge); other keyword arguments go to the provider call."""
+    ``messages`` (a judge), and embeddings (``similar``, ``answer-relevance``); other
+    keyword arguments go to the provider call."""
 
     async def acomplete(
         self,
@@ -65,3 +83,13 @@ class EvalGateway(Protocol):
         metadata: dict[str, Any] | None = None,
         **litellm_kwargs: Any,
     ) -> EvalCompletion: ...
+
+    async def aembed(
+        self,
+        input: str | list[str],
+        *,
+        model: str,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **litellm_kwargs: Any,
+    ) -> EvalEmbedding: ...

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmops.errors import ConfigFileError, LLMOpsError
+from llmops.evals import graders
 from llmops.evals.assertions import (
     Context,
     Outcome,
@@ -313,6 +314,13 @@ def plan(
                         file=suite.file,
                         line=suite.case_lines.get(str(case.id)),
                     )
+                if assertion.base_type == graders.SELECT_BEST and len(targets) < 2:
+                    raise ConfigFileError(
+                        f"case {case.id}: select-best compares the outputs of several "
+                        "targets (versions or models), and this run has one",
+                        file=suite.file,
+                        line=suite.case_lines.get(str(case.id)),
+                    )
     batch_runs = [RunResult(str(uuid.uuid4()), target, suite) for target in targets]
     jobs = [
         Job(run, case, index)
@@ -371,6 +379,7 @@ class Runner:
                 self.progress(done, len(plan.jobs))
 
         await asyncio.gather(*(one(job) for job in plan.jobs))
+        await self._select_best(plan, batch)
         runs = plan.runs
         for run in runs:
             run.finished_at = datetime.now(UTC)
@@ -472,7 +481,7 @@ class Runner:
         score, passed = case_score(outcomes, case.threshold)
         return CaseResult(
             str(case.id), job.repeat, output, score, passed, outcomes, None, latency,
-            spent if hit is None else 0.0, hit is not None, call_id,
+            spent, hit is not None, call_id,
         )  # fmt: skip
 
     async def _run_app_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
@@ -554,6 +563,17 @@ class Runner:
                 children.append(outcome)
                 cost += spent
             return combine_set(assertion, children), cost
+        if assertion.base_type == graders.SELECT_BEST:  # once every target ran
+            return Outcome(
+                assertion.type,
+                False,
+                0.0,
+                "select-best: not graded yet",
+                assertion.weight,
+                assertion.metric,
+            ), 0.0
+        if assertion.base_type in graders.MODEL_GRADED:
+            return await self._model_graded(assertion, output, context, judge, job, batch)
         if assertion.base_type != "llm-rubric":
             return check(assertion, output, context), 0.0
         try:  # the rubric may name the case's variables ({{ expected }})
@@ -570,30 +590,10 @@ class Runner:
             {"role": "system", "content": JUDGE_SYSTEM},
             {"role": "user", "content": f"Rubric:\n{assertion.value}\n\nOutput:\n{output}"},
         ]
-        params: dict[str, Any] = {"temperature": 0}
-        key = cache_key(judge, messages, params, 0, self.cache_scope)
-        params["drop_params"] = True  # reasoning models take no temperature
-        hit = self.cache.get(key) if self.cache else None
-        cost = 0.0
-        if hit is not None:
-            text = hit.text
-        else:
-            try:
-                completion = await self.gateway.acomplete(
-                    model=judge,
-                    messages=messages,
-                    tags=["eval", "judge"],
-                    metadata={"eval_run_id": job.run.id, "eval_batch_id": batch, "judge": True},
-                    **params,
-                    **self.call_kwargs(judge),
-                )
-            except Exception as exc:
-                return broken(assertion, f"judge call failed: {type(exc).__name__}: {exc}"), 0.0
-            text, cost = completion.text, completion.cost_usd or 0.0
-            if self.cache:
-                self.cache.put(
-                    key, CachedResponse(text, cost, completion.latency_ms, None, None, None)
-                )
+        try:
+            text, cost = await self._ask(messages, judge, judge_metadata(job.run, batch))
+        except JudgeCallFailed as exc:
+            return broken(assertion, str(exc)), 0.0
         verdict = parse_verdict(text)
         if verdict is None:
             return broken(assertion, f"judge gave no verdict: {text[:120]!r}"), cost
@@ -602,6 +602,204 @@ class Runner:
         return finish(
             assertion, score, f"judge: {reason}", passed=judged_pass and score >= threshold
         ), cost
+
+    async def _ask(
+        self, messages: list[dict[str, Any]], judge: str, metadata: dict[str, Any]
+    ) -> tuple[str, float]:
+        """Send judge messages at temperature 0 through the gateway, cached: the answer and
+        what it cost (0 from the cache). Raises :class:`JudgeCallFailed`."""
+        params: dict[str, Any] = {"temperature": 0}
+        key = cache_key(judge, messages, params, 0, self.cache_scope)
+        params["drop_params"] = True  # reasoning models take no temperature
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None:
+            return hit.text, 0.0
+        try:
+            completion = await self.gateway.acomplete(
+                model=judge,
+                messages=messages,
+                tags=["eval", "judge"],
+                metadata=metadata,
+                **params,
+                **self.call_kwargs(judge),
+            )
+        except Exception as exc:
+            raise JudgeCallFailed(f"judge call failed: {type(exc).__name__}: {exc}") from None
+        text, cost = completion.text, completion.cost_usd or 0.0
+        if self.cache:
+            self.cache.put(key, CachedResponse(text, cost, completion.latency_ms, None, None, None))
+        return text, cost
+
+    async def _embed(
+        self, texts: list[str], model: str, metadata: dict[str, Any]
+    ) -> tuple[list[list[float]], float]:
+        """One vector per text, through the gateway's embeddings (one call for the texts
+        not in the cache; each vector is cached as JSON with its share of the cost): the
+        vectors and what they cost. Raises :class:`JudgeCallFailed`."""
+        keys = {text: embedding_key(model, text, self.cache_scope) for text in texts}
+        vectors: dict[str, list[float]] = {}
+        for text, key in keys.items():
+            hit = self.cache.get(key) if self.cache else None
+            if hit is not None:
+                vectors[text] = json.loads(hit.text)
+        missing = [text for text in keys if text not in vectors]
+        if not missing:
+            return [vectors[text] for text in texts], 0.0
+        try:
+            result = await self.gateway.aembed(
+                missing,
+                model=model,
+                tags=["eval", "judge"],
+                metadata=metadata,
+                **self.call_kwargs(model),
+            )
+        except Exception as exc:
+            raise JudgeCallFailed(f"embedding call failed: {type(exc).__name__}: {exc}") from None
+        if len(result.vectors) != len(missing):
+            raise JudgeCallFailed(
+                f"embedding call gave {len(result.vectors)} vectors for {len(missing)} texts"
+            )
+        cost = result.cost_usd or 0.0
+        for text, vector in zip(missing, result.vectors, strict=True):
+            vectors[text] = vector
+            if self.cache:
+                self.cache.put(
+                    keys[text],
+                    CachedResponse(
+                        json.dumps(vector),
+                        cost / len(missing),
+                        result.latency_ms,
+                        None,
+                        None,
+                        result.call_id,
+                    ),
+                )
+        return [vectors[text] for text in texts], cost
+
+    async def _model_graded(
+        self,
+        assertion: Assertion,
+        output: str,
+        context: Context,
+        judge: str,
+        job: Job,
+        batch: str,
+    ) -> tuple[Outcome, float]:
+        """A model-graded assertion (:mod:`llmops.evals.graders`): its grader's requests go
+        to the judge model and the embedding model; what they cost adds up."""
+        try:
+            assertion = with_vars(assertion, context.vars)
+        except RenderProblem as exc:
+            return broken(assertion, f"{assertion.type}: {exc}"), 0.0
+        judge = assertion.provider or judge
+        embedder = graders.embedder(assertion, job.run.suite.spec.embedder)
+        metadata = judge_metadata(job.run, batch)
+        steps = graders.grading(assertion, output, context)
+        answer: Any = None
+        cost = 0.0
+        try:
+            while True:
+                request = steps.send(answer)
+                if isinstance(request, graders.Ask):
+                    answer, spent = await self._ask(request.messages, judge, metadata)
+                else:
+                    answer, spent = await self._embed(request.texts, embedder, metadata)
+                cost += spent
+        except StopIteration as done:
+            verdict: graders.Verdict = done.value
+        except (JudgeCallFailed, graders.JudgeProblem) as exc:
+            steps.close()
+            return broken(assertion, f"{assertion.base_type}: {exc}"), cost
+        outcome = finish(assertion, verdict.score, verdict.reason, passed=verdict.passed)
+        return outcome, cost
+
+    async def _select_best(self, plan: Plan, batch: str) -> None:
+        """Grade the ``select-best`` assertions once every target ran: per case, repeat and
+        assertion, one judge call compares the outputs of every target; the one it picks
+        passes, the others fail. The judge's cost is shared by the compared results."""
+        cases = {str(case.id): case for case in plan.suite.cases}
+        groups: dict[tuple[str, int], list[tuple[RunResult, CaseResult]]] = {}
+        for run in plan.runs:
+            for result in run.results:
+                groups.setdefault((result.case_id, result.repeat), []).append((run, result))
+        picks = [
+            (members, index, assertion, cases[case_id])
+            for (case_id, _), members in groups.items()
+            for index, assertion in enumerate(plan.suite.case_assertions(cases[case_id]))
+            if assertion.base_type == graders.SELECT_BEST
+        ]
+        if not picks:
+            return
+        semaphore = asyncio.Semaphore(plan.concurrency)
+
+        async def one(
+            members: list[tuple[RunResult, CaseResult]],
+            index: int,
+            assertion: Assertion,
+            case: Case,
+        ) -> None:
+            async with semaphore:
+                await self._pick(plan, batch, members, index, assertion, case)
+
+        await asyncio.gather(*(one(*pick) for pick in picks))
+
+    async def _pick(
+        self,
+        plan: Plan,
+        batch: str,
+        members: list[tuple[RunResult, CaseResult]],
+        index: int,
+        assertion: Assertion,
+        case: Case,
+    ) -> None:
+        """One select-best: the outcome at ``index`` of each compared result, rescored."""
+        compared = [(run, r) for run, r in members if r.error is None and len(r.outcomes) > index]
+        cost = 0.0
+        try:
+            rendered = with_vars(assertion, plan.suite.case_vars(case))
+            if len(compared) < 2:
+                raise graders.JudgeProblem("needs the outputs of at least two targets")
+            criterion = str(rendered.value)
+            judge = (
+                assertion.provider
+                or plan.suite.spec.judge
+                or self.judge
+                or compared[0][0].target.model
+            )
+            messages = graders.select_best_messages(criterion, [r.output for _, r in compared])
+            text, cost = await self._ask(messages, judge, judge_metadata(compared[0][0], batch))
+            winner = graders.parse_choice(text, len(compared))
+        except (RenderProblem, JudgeCallFailed, graders.JudgeProblem) as exc:
+            outcomes = [broken(assertion, f"select-best: {exc}") for _ in compared]
+        else:
+            outcomes = [
+                finish(
+                    assertion,
+                    float(i == winner),
+                    f"{'picked' if i == winner else 'not picked'} as the best: {criterion}",
+                    passed=i == winner,
+                )
+                for i in range(len(compared))
+            ]
+        for (_, result), outcome in zip(compared, outcomes, strict=True):
+            result.outcomes[index] = outcome
+            result.score, result.passed = case_score(result.outcomes, case.threshold)
+            if cost:
+                result.cost_usd = (result.cost_usd or 0.0) + cost / len(compared)
+
+
+class JudgeCallFailed(Exception):
+    """A judge or embedding call failed: the assertion errors."""
+
+
+def judge_metadata(run: RunResult, batch: str) -> dict[str, Any]:
+    """What a judge or embedding call is recorded with."""
+    return {"eval_run_id": run.id, "eval_batch_id": batch, "judge": True}
+
+
+def embedding_key(model: str, text: str, scope: str) -> str:
+    """The cache key of one text's embedding."""
+    return cache_key(model, [{"role": "embedding", "content": text}], {}, 0, scope)
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -51,6 +51,19 @@ ASSERTION_TYPES = (
     "rouge-n",
     "bleu",
     "assert-set",
+    "factuality",
+    "model-graded-factuality",
+    "model-graded-closedqa",
+    "g-eval",
+    "answer-relevance",
+    "context-faithfulness",
+    "context-recall",
+    "context-relevance",
+    "similar",
+    "similar:cosine",
+    "similar:dot",
+    "similar:euclidean",
+    "select-best",
 )
 WORKING = "working"  # the reference that means the working-tree file
 
@@ -68,7 +81,16 @@ class Assertion(BaseModel):
     threshold: float | None = None
     weight: float = Field(default=1.0, ge=0)
     metric: str | None = None
-    provider: str | None = Field(default=None, description="llm-rubric: the judge model")
+    provider: str | None = Field(
+        default=None,
+        description="llm-rubric and the model-graded assertions: the judge model; similar: "
+        "the embedding model",
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="factuality: the score of each category (subset, superset, agree, "
+        "disagree, differButFactual)",
+    )
     assert_: list[Assertion] | None = Field(
         default=None,
         alias="assert",
@@ -128,6 +150,11 @@ class SuiteFile(BaseModel):
     )
     models: list[str] | None = Field(default=None, description="Default: the prompt's model.")
     judge: str | None = Field(default=None, description="Default judge model for llm-rubric.")
+    embedder: str | None = Field(
+        default=None,
+        description="Embedding model of similar and answer-relevance (default "
+        "text-embedding-3-small).",
+    )
     defaults: Defaults = Field(default_factory=Defaults)
     cases: list[Case] = Field(default_factory=list)
     cases_file: str | None = Field(default=None, description="JSONL or CSV, next to the suite.")

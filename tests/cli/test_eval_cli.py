@@ -127,6 +127,35 @@ def test_dry_run_counts_calls_and_estimates_cost(run_eval, project, server) -> N
     assert server.requests == []
 
 
+def test_dry_run_counts_the_judge_calls_of_model_graded_assertions(run_eval, project) -> None:
+    """g-eval asks twice (steps, then the score), factuality once, similar no judge."""
+    write_suite(
+        project,
+        "prompt: greet\ndefaults:\n  assert:\n    - {type: g-eval, value: warm}\n"
+        "    - {type: factuality, value: Howdy}\n    - {type: similar, value: Howdy}\n"
+        f"cases:\n{CASES}\n",
+    )
+    result = run_eval("--dry-run")
+    assert result.code == 0, result.stderr
+    assert "20 case runs: 20 model call(s), 0 from the cache, up to 60 judge call(s)" in (
+        result.stdout
+    )
+
+
+def test_a_run_with_similar_through_the_cli(run_eval, project, server) -> None:
+    """The CLI's Gateway embeds through the same server: the echo is similar to itself."""
+    write_suite(
+        project,
+        "prompt: greet\nversions: [working]\ndefaults:\n  assert:\n"
+        "    - {type: similar, value: 'Echo: Howdy, {{ name }}!'}\n"
+        f"cases:\n{CASES}\n",
+    )
+    result = run_eval()
+    assert result.code == 0, result.stdout + result.stderr
+    embedded = [r for r in server.requests if r.path.endswith("/embeddings")]
+    assert len(embedded) == 10 and embedded[0].body["model"] == "text-embedding-3-small"
+
+
 # -- verdicts that never cry wolf (an outage, flaky answers, broken checks) ------------------
 
 

@@ -205,9 +205,10 @@ def test_promptfoo_csv_columns_and_assertion_cells(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "cell", "message"),
     [
-        ("__expected", "similar(0.8): hello world", "'similar' assertion"),
-        ("__expected", "not-similar: hello", "'similar' assertion"),
-        ("__expected2", "factuality: Paris is in France", "'factuality' assertion"),
+        ("__expected", "classifier(0.8): hello world", "'classifier' assertion"),
+        ("__expected", "not-moderation: hello", "'moderation' assertion"),
+        ("__expected2", "pi: Paris is in France", "'pi' assertion"),
+        ("__expected", "similar: ", "similar: value must be the expected text"),
         ("__prefix", "You are terse.", "'__prefix': a promptfoo column llmops does not support"),
         ("__providerOutput", "cached", "'__providerOutput'"),
         ("_expected", "contains: x", "did you mean '__expected'"),
@@ -226,6 +227,22 @@ def test_promptfoo_csv_cells_llmops_cannot_honour_are_errors(
         load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
     assert caught.value.file is not None and caught.value.file.endswith("cases.csv")
     assert caught.value.line == 2
+
+
+def test_promptfoo_csv_model_graded_cells(tmp_path: Path) -> None:
+    """promptfoo's model-graded assertions read from CSV cells, thresholds included."""
+    (tmp_path / "cases.csv").write_text(
+        "name,__expected,__expected2,__expected3,__expected4\n"
+        "Ann,similar(0.8): hello world,not-similar:dot: bye,factuality: Paris is in France,"
+        "g-eval: The answer is polite\n"
+    )
+    suite = load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    assert [(a.type, a.value, a.threshold) for a in suite.cases[0].assert_] == [
+        ("similar", "hello world", 0.8),
+        ("not-similar:dot", "bye", None),
+        ("factuality", "Paris is in France", None),
+        ("g-eval", "The answer is polite", None),
+    ]
 
 
 def test_promptfoo_csv_javascript_cells(tmp_path: Path) -> None:
