@@ -49,9 +49,9 @@ def is_reference(value: str) -> bool:
 
 def source(code: str) -> str:
     """The function promptfoo builds from inline code: ``return <expression>`` for one
-    line, the lines as its body otherwise."""
+    line (unless it is a ``return`` statement already), the lines as its body otherwise."""
     text = code.strip("\n")
-    if "\n" not in text.strip():
+    if "\n" not in text.strip() and not re.match(r"return\b", text.strip()):
         body = f"    return ({text.strip()})\n"
     else:
         body = textwrap.indent(textwrap.dedent(text), "    ") + "\n"
