@@ -60,7 +60,10 @@ def test_inline_expressions_and_bodies() -> None:
     assert not py("output.lower().startswith('bye')").passed
     assert py("len(output) / 10").score == pytest.approx(0.6)
     assert py("context['vars']['name'] in output").passed
-    body = "words = output.split()\nif len(words) < 2:\n    return False\nreturn {'pass': True, 'score': 0.75, 'reason': 'two words'}"
+    body = (
+        "words = output.split()\nif len(words) < 2:\n    return False\n"
+        "return {'pass': True, 'score': 0.75, 'reason': 'two words'}"
+    )
     result = py(body)
     assert (result.passed, result.score, result.reason) == (True, 0.75, "two words")
     assert py("json.loads(output)['a'] == 1", output='{"a": 1}').passed  # json is there
@@ -144,7 +147,8 @@ def test_an_assertion_transform_applies_before_it(tmp_path: Path) -> None:
     keys = Assertion(type="equals", value=["a"], transform="sorted(json.loads(output))")
     assert check(keys, '{"a": 1}', context).passed
     (tmp_path / "shape.py").write_text(
-        "def first_line(output, context):\n    return output.splitlines()[0] + context['vars']['name']\n"
+        "def first_line(output, context):\n"
+        "    return output.splitlines()[0] + context['vars']['name']\n"
     )
     from_file = Assertion(type="equals", value="oneAnn", transform="file://shape.py:first_line")
     assert check(from_file, "one\ntwo", context).passed
@@ -274,7 +278,8 @@ def test_file_value_problems_name_the_suite_file_and_line(
             (tmp_path / name).write_bytes(content)
         else:
             (tmp_path / name).write_text(str(content))
-    body = f"prompt: greet\ncases:\n  - id: a\n    assert:\n      - {{type: equals, value: '{value}'}}\n"
+    body = "prompt: greet\ncases:\n  - id: a\n    assert:\n"
+    body += f"      - {{type: equals, value: '{value}'}}\n"
     with pytest.raises(ConfigFileError) as raised:
         load_suite(write_suite(tmp_path, body))
     text = str(raised.value)
