@@ -129,9 +129,11 @@ def test_tool_calls_logprobs_and_transforms_end_to_end(
     assert broken.output == "not json"
 
     # the cache replays tool calls, finish reasons and logprobs: the same verdicts
-    (again,) = Runner(gateway, cache=cache, call_kwargs=routes(server)).run(
-        plan(loaded, repo.registry)
-    ).runs
+    (again,) = (
+        Runner(gateway, cache=cache, call_kwargs=routes(server))
+        .run(plan(loaded, repo.registry))
+        .runs
+    )
     assert len(server.requests) == 4 and again.cached == 4
     assert [(r.case_id, r.passed, r.errored) for r in again.results] == [
         (r.case_id, r.passed, r.errored) for r in run.results
