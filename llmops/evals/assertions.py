@@ -7,6 +7,7 @@ the runner grades it (see ``llmops.evals.runner``) through the gateway like any 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import json
@@ -22,7 +23,14 @@ from xml.etree import ElementTree
 import jsonschema
 
 from llmops.errors import ConfigError
-from llmops.evals import graders
+from llmops.evals import graders, response, sql
+from llmops.evals.pycode import (
+    TimeLimit,
+    call_limited,
+    compile_inline,
+    is_reference,
+    syntax_problem,
+)
 from llmops.evals.suite import Assertion
 
 
@@ -56,6 +64,7 @@ class Context:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # OpenAI's shape
     finish_reason: str | None = None
     logprobs: list[float] | None = None  # per output token, when the call asked for them
+    tools: list[dict[str, Any]] | None = None  # the functions the request offered (params)
 
 
 def with_vars(assertion: Assertion, variables: dict[str, Any]) -> Assertion:
@@ -100,6 +109,10 @@ def render_value(value: Any, variables: dict[str, Any]) -> Any:
 def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     """Grade ``output`` with one (non-judge) assertion, the case's variables rendered into
     its value."""
+    prepared = transformed(assertion, output, context)
+    if isinstance(prepared, Outcome):
+        return prepared
+    assertion, output = prepared
     try:
         assertion = with_vars(assertion, context.vars)
     except RenderProblem as exc:
@@ -114,6 +127,10 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
         score, reason = CHECKS[kind](assertion, output, context)
     except ConfigError:
         raise
+    except Unjudgeable as exc:
+        return broken(assertion, f"{kind}: {exc}")
+    except TimeLimit as exc:
+        return broken(assertion, f"{kind} {exc}")
     except Exception as exc:  # a broken check: the case errors, it does not fail
         return broken(assertion, f"{kind} raised {type(exc).__name__}: {str(exc)[:300]}")
     if not (isinstance(score, int | float) and 0 <= score <= 1):  # NaN included
@@ -125,7 +142,7 @@ def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
     """Run by Node.js (:mod:`llmops.evals.javascript`), read as promptfoo reads it."""
     from llmops.evals import javascript
 
-    shared = {"vars": context.vars, "cost": context.cost_usd, "latency_ms": context.latency_ms}
+    shared = check_context(assertion, context)
     result, problem = javascript.run(_text(assertion.value), output, shared, context.base_dir)
     if problem is not None:
         return broken(assertion, problem)
@@ -178,6 +195,10 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
             if kind == "assert-set"
             else f"{kind}: `assert` belongs to assert-set only"
         )
+    if assertion.transform is not None:
+        problem = transform_problem(assertion.transform, base_dir)
+        if problem:
+            return problem
     if kind == "assert-set":
         if not assertion.assert_:
             return "assert-set: `assert` must list at least one assertion"
@@ -194,7 +215,7 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         number = getattr(assertion, name)
         if number is not None and not math.isfinite(number):
             return f"{name} must be a finite number, got {number}"
-    if kind in (*graders.MODEL_GRADED, graders.SELECT_BEST) or assertion.config is not None:
+    if kind in (*graders.MODEL_GRADED, graders.SELECT_BEST):
         return graders.static_problem(assertion)
     if kind == "regex":
         if not isinstance(value, str) or not value:
@@ -253,6 +274,9 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
     elif kind == "python":
         if not isinstance(value, str) or not value.strip():
             return "python: value must be 'file.py:function', 'file.py' or 'module:function'"
+        if not is_reference(value):
+            problem = syntax_problem(value)
+            return f"python: inline code is {problem}" if problem else None
         target = _python_spec(value).partition(":")[0]
         if target.endswith(".py") and base_dir is not None and not (base_dir / target).is_file():
             return f"python: no file {base_dir / target}"
@@ -263,6 +287,54 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
                 return str(exc)
             except Exception as exc:  # the file itself fails to import
                 return f"python: {value} fails to load: {type(exc).__name__}: {exc}"
+    else:
+        return response_problem(assertion)
+    return None
+
+
+def response_problem(assertion: Assertion) -> str | None:
+    """Why a check of the response (finish-reason, is-sql, perplexity, tool calls) can
+    never be checked, or None."""
+    kind, value = assertion.base_type, assertion.value
+    if kind == "finish-reason":
+        if not isinstance(value, str) or not value.strip():
+            return "finish-reason: value must be the expected reason (stop, length, ...)"
+    elif kind == "is-sql":
+        return sql.options_problem(value)
+    elif kind in ("perplexity", "perplexity-score"):
+        if value is not None:
+            return f"{kind}: takes no value; give the bound as threshold"
+        if assertion.threshold is not None and assertion.threshold < 0:
+            return f"{kind}: threshold must be at least 0"
+        if kind == "perplexity" and assertion.negated and assertion.threshold is None:
+            return "not-perplexity: needs a threshold (the perplexity it must exceed)"
+    elif kind == "tool-call-f1":
+        names = _expected_tools(value)
+        if not names:
+            return "tool-call-f1: value must be the expected tool names (a list or 'a, b')"
+        if assertion.threshold is not None and not 0 <= assertion.threshold <= 1:
+            return "tool-call-f1: threshold must be an F1 score from 0 to 1"
+    elif kind in ("is-valid-openai-tools-call", "is-valid-openai-function-call") and (
+        value is not None
+    ):
+        return f"{kind}: takes no value; the tools are the prompt's params.tools"
+    return None
+
+
+def transform_problem(spec: Any, base_dir: Path | None) -> str | None:
+    """Why a ``transform`` cannot run, or None."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "transform must be Python code or file://x.py:function"
+    if not is_reference(spec):
+        problem = syntax_problem(spec)
+        return f"transform is {problem}" if problem else None
+    if base_dir is not None:
+        try:
+            load_function(spec, base_dir)
+        except ConfigError as exc:
+            return str(exc).replace("python assertion", "transform")
+        except Exception as exc:  # the file itself fails to import
+            return f"transform: {spec} fails to load: {type(exc).__name__}: {exc}"
     return None
 
 
@@ -326,11 +398,13 @@ def finish(assertion: Assertion, score: float, reason: str, passed: bool | None 
 
 def _graded(assertion: Assertion) -> bool:
     """Checks whose ``threshold`` is a minimum score (others use it differently)."""
-    return assertion.base_type in ("python", "llm-rubric", "rouge-n", "bleu")
+    return assertion.base_type in (
+        "python", "llm-rubric", "rouge-n", "bleu", "perplexity-score", "tool-call-f1"
+    )  # fmt: skip
 
 
 # the minimum score of graded checks without a threshold (promptfoo's defaults)
-DEFAULT_THRESHOLDS = {"rouge-n": 0.75, "bleu": 0.5}
+DEFAULT_THRESHOLDS = {"rouge-n": 0.75, "bleu": 0.5, "perplexity-score": 0.0, "tool-call-f1": 1.0}
 
 
 def _text(value: Any) -> str:
@@ -455,8 +529,8 @@ def _levenshtein(a: Assertion, output: str, _: Context) -> tuple[float, str]:
 
 
 def _python(a: Assertion, output: str, context: Context) -> tuple[float, str]:
-    function = load_function(_text(a.value), context.base_dir)
-    result = function(output, {"vars": context.vars, "cost": context.cost_usd})
+    function = python_function(_text(a.value), context.base_dir)
+    result = call_limited(function, output, check_context(a, context))
     if isinstance(result, dict):
         score = float(result.get("score", 1.0 if result.get("pass") else 0.0))
         return score, str(result.get("reason", "python check"))
@@ -660,6 +734,151 @@ def _bleu(a: Assertion, output: str, _: Context) -> tuple[float, str]:
     return score, f"BLEU {score:.3f}"
 
 
+# -- the response besides its text (promptfoo's finish-reason, is-sql, perplexity,
+# perplexity-score, is-valid-openai-tools-call, tool-call-f1) -----------------------------
+
+
+class Unjudgeable(Exception):
+    """The response lacks what a check needs (no logprobs, no tools offered): an error of
+    the assertion, not a failure."""
+
+
+def _finish_reason(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    expected = response.normalize_finish_reason(_text(a.value))
+    actual = response.normalize_finish_reason(context.finish_reason)
+    if actual is None:
+        return 0.0, "the provider gave no finish reason"
+    same = actual == expected
+    return float(same), f"finish reason {actual!r}" + ("" if same else f", expected {expected!r}")
+
+
+def _is_sql(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    options = a.value if isinstance(a.value, dict) else None
+    problem = sql.sql_problem(output, options)
+    return (0.0, problem) if problem else (1.0, "valid SQL")
+
+
+def _logprobs(a: Assertion, context: Context) -> list[float]:
+    if not context.logprobs:
+        raise Unjudgeable(
+            "the call returned no logprobs: pass `logprobs: true` in the prompt's params"
+        )
+    return context.logprobs
+
+
+def _perplexity(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    value = response.perplexity(_logprobs(a, context))
+    if a.threshold is None:
+        return 1.0, f"perplexity {value:.3f}"
+    ok = value <= a.threshold
+    return float(ok), f"perplexity {value:.3f} (at most {a.threshold:g})"
+
+
+def _perplexity_score(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    score = response.perplexity_score(_logprobs(a, context))
+    return score, f"perplexity score {score:.3f}"
+
+
+def _offered(a: Assertion, context: Context) -> list[dict[str, Any]]:
+    if context.tools is None:
+        raise Unjudgeable("the prompt offers no tools: give them in its params as `tools`")
+    return context.tools
+
+
+def _valid_tools_call(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    functions = _offered(a, context)
+    if not context.tool_calls:
+        return 0.0, "the response has no tool calls"
+    problem = response.tool_call_problem(context.tool_calls, functions)
+    if problem:
+        return 0.0, problem
+    return 1.0, f"{len(context.tool_calls)} valid tool call(s)"
+
+
+def _expected_tools(value: Any) -> set[str]:
+    """tool-call-f1's value: a list of names or a comma-separated string."""
+    if isinstance(value, str):
+        return {name.strip() for name in value.split(",") if name.strip()}
+    if isinstance(value, list):
+        return {str(name).strip() for name in value if str(name).strip()}
+    return set()
+
+
+def _tool_call_f1(a: Assertion, _: str, context: Context) -> tuple[float, str]:
+    expected = _expected_tools(a.value)
+    called = response.called_names(context.tool_calls)
+    score, precision, recall = response.f1(expected, called)
+    shown = ", ".join(sorted(called)) or "(none)"
+    return score, (
+        f"tool call F1 {score:.3f} (precision {precision:.3f}, recall {recall:.3f}); "
+        f"expected [{', '.join(sorted(expected))}], called [{shown}]"
+    )
+
+
+# -- code from the suite: the context it sees, transforms ----------------------------------
+
+
+def check_context(assertion: Assertion, context: Context) -> dict[str, Any]:
+    """The ``context`` a python or javascript check gets, as promptfoo hands it: the
+    rendered ``prompt``, ``vars``, the case (``test``), the assertion's ``config``, the
+    call's ``cost`` (USD), ``latency_ms``, ``tool_calls``, ``finish_reason`` and
+    ``logprobs``. A copy: a check cannot change what the next one sees."""
+    return copy.deepcopy(
+        {
+            "prompt": context.prompt,
+            "vars": context.vars,
+            "test": context.test,
+            "config": assertion.config or {},
+            "cost": context.cost_usd,
+            "latency_ms": context.latency_ms,
+            "tool_calls": context.tool_calls,
+            "finish_reason": context.finish_reason,
+            "logprobs": context.logprobs,
+        }
+    )
+
+
+def python_function(spec: str, base_dir: Path) -> Callable[..., Any]:
+    """A python check or transform: a referenced function, or the inline code compiled."""
+    if is_reference(spec):
+        return load_function(spec, base_dir)
+    key = (spec, "<inline>")
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = compile_inline(spec)
+    return _FUNCTIONS[key]
+
+
+def apply_transform(spec: str, output: str, context: dict[str, Any], base_dir: Path) -> str:
+    """``output`` through a transform (inline Python or ``file://x.py:function``) that
+    gets ``(output, context)``; a result that is not text is JSON-encoded. Raises what the
+    transform raises, and :class:`TimeLimit`."""
+    result = call_limited(python_function(spec, base_dir), output, context)
+    if isinstance(result, str):
+        return result
+    if result is None:
+        raise ValueError("the transform returned None")
+    return json.dumps(result, default=str, ensure_ascii=False)
+
+
+def transformed(
+    assertion: Assertion, output: str, context: Context
+) -> tuple[Assertion, str] | Outcome:
+    """The assertion without its ``transform`` and the output through it, or the error
+    outcome of a transform that failed (the assertion errors, it does not fail)."""
+    if assertion.transform is None:
+        return assertion, output
+    try:
+        text = apply_transform(
+            assertion.transform, output, check_context(assertion, context), context.base_dir
+        )
+    except TimeLimit as exc:
+        return broken(assertion, f"{assertion.type}: transform {exc}")
+    except Exception as exc:  # the transform is broken: the assertion errors
+        problem = f"raised {type(exc).__name__}: {str(exc)[:300]}"
+        return broken(assertion, f"{assertion.type}: transform {problem}")
+    return assertion.model_copy(update={"transform": None}), text
+
+
 CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "equals": _equals,
     "contains": _contains,
@@ -684,6 +903,13 @@ CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
     "contains-xml": _contains_xml,
     "rouge-n": _rouge_n,
     "bleu": _bleu,
+    "finish-reason": _finish_reason,
+    "is-sql": _is_sql,
+    "perplexity": _perplexity,
+    "perplexity-score": _perplexity_score,
+    "is-valid-openai-tools-call": _valid_tools_call,
+    "is-valid-openai-function-call": _valid_tools_call,
+    "tool-call-f1": _tool_call_f1,
 }
 
 

@@ -127,8 +127,6 @@ def judge_calls(assertion: Assertion) -> int:
 def static_problem(assertion: Assertion) -> str | None:
     """Why a model-graded assertion can never be graded (checked when the suite loads)."""
     kind, value = assertion.base_type, assertion.value
-    if assertion.config is not None and kind not in ("factuality", "model-graded-factuality"):
-        return f"{kind}: `config` belongs to factuality only"
     if kind in SIMILAR:
         texts = value if isinstance(value, list) else [value]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):

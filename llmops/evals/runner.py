@@ -24,15 +24,20 @@ from llmops.evals.assertions import (
     Context,
     Outcome,
     RenderProblem,
+    apply_transform,
     broken,
     check,
+    check_context,
     combine_set,
     finish,
+    transformed,
     with_vars,
 )
 from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
 from llmops.evals.pairing import baseline_of, baselines
 from llmops.evals.protocols import EvalGateway
+from llmops.evals.pycode import TimeLimit
+from llmops.evals.response import offered_tools
 from llmops.evals.stats import Comparison, Interval, compare, pass_fraction, rate
 from llmops.evals.suite import WORKING, Assertion, Case, Suite
 from llmops.evals.targets import AppTarget, TargetFailed
@@ -468,11 +473,18 @@ class Runner:
             tool_calls=tool_calls,
             finish_reason=finish_reason,
             logprobs=logprobs,
+            tools=offered_tools(params),
         )
+        checked, problem = case_output(plan.suite.case_transform(case), output, context)
+        if problem is not None:  # the case's transform failed: the case errors
+            return CaseResult(
+                str(case.id), job.repeat, output, 0.0, False, [], problem, latency,
+                spent if hit is None else 0.0, hit is not None, call_id,
+            )  # fmt: skip
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
             outcome, judge_cost = await self._grade(
-                assertion, output, context, plan.suite.spec.judge or self.judge or target.model,
+                assertion, checked, context, plan.suite.spec.judge or self.judge or target.model,
                 job, batch,
             )  # fmt: skip
             if judge_cost:
@@ -556,6 +568,10 @@ class Runner:
     ) -> tuple[Outcome, float]:
         """One assertion's outcome and what its judge calls cost: an ``llm-rubric`` goes to
         the judge model, an ``assert-set`` grades its assertions, the rest are checks."""
+        prepared = transformed(assertion, output, context)  # its own transform first
+        if isinstance(prepared, Outcome):
+            return prepared, 0.0
+        assertion, output = prepared
         if assertion.base_type == "assert-set":
             children, cost = [], 0.0
             for child in assertion.assert_ or []:
@@ -800,6 +816,20 @@ def judge_metadata(run: RunResult, batch: str) -> dict[str, Any]:
 def embedding_key(model: str, text: str, scope: str) -> str:
     """The cache key of one text's embedding."""
     return cache_key(model, [{"role": "embedding", "content": text}], {}, 0, scope)
+
+
+def case_output(transform: str | None, output: str, context: Context) -> tuple[str, str | None]:
+    """The output the case's assertions check: through the case's ``options.transform``
+    (promptfoo's), or why that transform failed."""
+    if transform is None:
+        return output, None
+    shared = check_context(Assertion(type="python"), context)
+    try:
+        return apply_transform(transform, output, shared, context.base_dir), None
+    except TimeLimit as exc:
+        return output, f"options.transform {exc}"
+    except Exception as exc:  # the transform is broken: the case errors
+        return output, f"options.transform raised {type(exc).__name__}: {str(exc)[:300]}"
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:

@@ -64,6 +64,13 @@ ASSERTION_TYPES = (
     "similar:dot",
     "similar:euclidean",
     "select-best",
+    "finish-reason",
+    "is-sql",
+    "perplexity",
+    "perplexity-score",
+    "is-valid-openai-tools-call",
+    "is-valid-openai-function-call",
+    "tool-call-f1",
 )
 WORKING = "working"  # the reference that means the working-tree file
 
@@ -86,16 +93,22 @@ class Assertion(BaseModel):
         description="llm-rubric and the model-graded assertions: the judge model; similar: "
         "the embedding model",
     )
-    config: dict[str, Any] | None = Field(
-        default=None,
-        description="factuality: the score of each category (subset, superset, agree, "
-        "disagree, differButFactual)",
-    )
     assert_: list[Assertion] | None = Field(
         default=None,
         alias="assert",
         description="assert-set: the assertions of the set (it passes at its threshold, "
         "else when all of them pass)",
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="Anything for a python or javascript check (context.config); "
+        "factuality: the score of each category (subset, superset, agree, disagree, "
+        "differButFactual)",
+    )
+    transform: str | None = Field(
+        default=None,
+        description="Python applied to the output before this assertion: an expression or "
+        "body over output and context, or file://x.py:function.",
     )
 
     @property
@@ -107,6 +120,19 @@ class Assertion(BaseModel):
         return self.type.removeprefix("not-")
 
 
+class CaseOptions(BaseModel):
+    """promptfoo's test ``options`` that llmops honours (others are an error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transform: str | None = Field(
+        default=None,
+        description="Python applied to the output before all of the case's assertions (the "
+        "stored output stays the model's): an expression or body over output and context, "
+        "or file://x.py:function.",
+    )
+
+
 class Defaults(BaseModel):
     """Variables and assertions merged into every case."""
 
@@ -114,6 +140,7 @@ class Defaults(BaseModel):
 
     vars: dict[str, Any] = Field(default_factory=dict)
     assert_: list[Assertion] = Field(default_factory=list, alias="assert")
+    options: CaseOptions = Field(default_factory=CaseOptions)
 
 
 class Case(BaseModel):
@@ -129,6 +156,7 @@ class Case(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Anything about the case (promptfoo's metadata)."
     )
+    options: CaseOptions = Field(default_factory=CaseOptions)
 
 
 class SuiteFile(BaseModel):
@@ -203,6 +231,10 @@ class Suite(BaseModel):
     def case_vars(self, case: Case) -> dict[str, Any]:
         return {**self.spec.defaults.vars, **case.vars}
 
+    def case_transform(self, case: Case) -> str | None:
+        """The case's ``options.transform``, else the defaults' one."""
+        return case.options.transform or self.spec.defaults.options.transform
+
 
 def load_suite(path: Path) -> Suite:
     """Read, schema-check and validate a suite file; errors name the file, line and case."""
@@ -220,8 +252,15 @@ def load_suite(path: Path) -> Suite:
         where = ".".join(str(p) for p in loc) or "suite"
         message = error["msg"].removeprefix("Value error, ")
         raise ConfigFileError(f"{where}: {message}", file=file, line=line_of(lines, loc)) from None
+    references: dict[Path, Any] = {}
+    spec = _with_files(spec, path.parent, references, data, file, lines)
     for at, assertion in _assertions(spec):
         problem = assertion_problem(assertion, path.parent)
+        if problem:
+            line = line_of(lines, at)
+            raise ConfigFileError(f"{_describe_path(data, at)}: {problem}", file=file, line=line)
+    for at, transform in _transforms(spec):
+        problem = transform_problem(transform, path.parent)
         if problem:
             line = line_of(lines, at)
             raise ConfigFileError(f"{_describe_path(data, at)}: {problem}", file=file, line=line)
@@ -230,7 +269,9 @@ def load_suite(path: Path) -> Suite:
     for index, case in enumerate(spec.cases):
         case_lines[_case_id(case, index)] = line_of(lines, ("cases", index))
     if spec.cases_file:
-        extra, extra_lines = _read_cases_file(path.parent / spec.cases_file, len(cases))
+        extra, extra_lines = _read_cases_file(
+            path.parent / spec.cases_file, len(cases), path.parent, references
+        )
         cases += extra
         case_lines.update(extra_lines)
     named = []
@@ -267,6 +308,110 @@ def assertion_problem(assertion: Assertion, base_dir: Path | None = None) -> str
     return static_problem(assertion, base_dir)
 
 
+def transform_problem(transform: str, base_dir: Path | None = None) -> str | None:
+    """Why a ``transform`` cannot run (code that does not compile, a missing file or
+    function), or None."""
+    from llmops.evals.assertions import transform_problem as problem
+
+    return problem(transform, base_dir)
+
+
+def _transforms(spec: SuiteFile) -> list[tuple[tuple[Any, ...], str]]:
+    """Every case-level transform of a suite file with its path in the file."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    if spec.defaults.options.transform is not None:
+        found.append((("defaults", "options", "transform"), spec.defaults.options.transform))
+    for index, case in enumerate(spec.cases):
+        if case.options.transform is not None:
+            found.append((("cases", index, "options", "transform"), case.options.transform))
+    return found
+
+
+class _FileProblem(Exception):
+    """A ``file://`` value that cannot be read, with its path in the suite data."""
+
+    def __init__(self, message: str, at: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+def _read(value: Any, base_dir: Path, cache: dict[Path, Any], at: tuple[Any, ...]) -> Any:
+    from llmops.evals import filerefs
+
+    if not filerefs.is_reference(value):
+        return value
+    try:
+        return filerefs.read_value(value, base_dir, cache)
+    except ConfigError as exc:
+        raise _FileProblem(f"{value.strip()}: {exc}", at) from None
+
+
+def _assertion_with_files(
+    assertion: Assertion, base_dir: Path, cache: dict[Path, Any], at: tuple[Any, ...]
+) -> Assertion:
+    """The assertion with a ``file://`` value read (python and javascript excepted: theirs
+    names code to run), its set's assertions too."""
+    update: dict[str, Any] = {}
+    if assertion.base_type not in ("python", "javascript"):
+        value = _read(assertion.value, base_dir, cache, (*at, "value"))
+        if value is not assertion.value:
+            update["value"] = value
+    if assertion.assert_:
+        children = [
+            _assertion_with_files(child, base_dir, cache, (*at, "assert", index))
+            for index, child in enumerate(assertion.assert_)
+        ]
+        if any(c is not o for c, o in zip(children, assertion.assert_, strict=True)):
+            update["assert_"] = children
+    return assertion.model_copy(update=update) if update else assertion
+
+
+def _vars_with_files(
+    variables: dict[str, Any], base_dir: Path, cache: dict[Path, Any], at: tuple[Any, ...]
+) -> dict[str, Any]:
+    return {key: _read(value, base_dir, cache, (*at, key)) for key, value in variables.items()}
+
+
+def _case_with_files(
+    case: Case, base_dir: Path, cache: dict[Path, Any], at: tuple[Any, ...]
+) -> Case:
+    asserts = [
+        _assertion_with_files(a, base_dir, cache, (*at, "assert", i))
+        for i, a in enumerate(case.assert_)
+    ]
+    variables = _vars_with_files(case.vars, base_dir, cache, (*at, "vars"))
+    return case.model_copy(update={"assert_": asserts, "vars": variables})
+
+
+def _with_files(
+    spec: SuiteFile,
+    base_dir: Path,
+    cache: dict[Path, Any],
+    data: dict[str, Any],
+    file: str,
+    lines: dict[tuple[Any, ...], int],
+) -> SuiteFile:
+    """The suite with every ``file://`` assertion value and variable read."""
+    try:
+        defaults = spec.defaults.model_copy(
+            update={
+                "vars": _vars_with_files(spec.defaults.vars, base_dir, cache, ("defaults", "vars")),
+                "assert_": [
+                    _assertion_with_files(a, base_dir, cache, ("defaults", "assert", i))
+                    for i, a in enumerate(spec.defaults.assert_)
+                ],
+            }
+        )
+        cases = [
+            _case_with_files(case, base_dir, cache, ("cases", index))
+            for index, case in enumerate(spec.cases)
+        ]
+    except _FileProblem as exc:
+        where = _describe_path(data, exc.at)
+        raise ConfigFileError(f"{where}: {exc}", file=file, line=line_of(lines, exc.at)) from None
+    return spec.model_copy(update={"defaults": defaults, "cases": cases})
+
+
 def _case_id(case: Case, index: int) -> str:
     return case.id or f"case-{index + 1}"
 
@@ -297,7 +442,9 @@ def _describe_path(data: dict[str, Any], path: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "suite"
 
 
-def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int | None]]:
+def _read_cases_file(
+    path: Path, offset: int, suite_dir: Path, references: dict[Path, Any]
+) -> tuple[list[Case], dict[str, int | None]]:
     """Cases from a JSONL file (one case object per line) or a CSV file.
 
     CSV columns are variables, except ``id``, ``description`` and promptfoo's special
@@ -339,6 +486,15 @@ def _read_cases_file(path: Path, offset: int) -> tuple[list[Case], dict[str, int
         except ValidationError as exc:
             message = validation_message(exc.errors()[0], default="case")
             raise ConfigFileError(message, file=file, line=number) from None
+        try:
+            case = _case_with_files(case, suite_dir, references, ())
+        except _FileProblem as exc:
+            where = _describe_path({"cases": [item]}, ("cases", 0, *exc.at))
+            raise ConfigFileError(f"{where}: {exc}", file=file, line=number) from None
+        if case.options.transform is not None:
+            problem = transform_problem(case.options.transform, suite_dir)
+            if problem:
+                raise ConfigFileError(f"options.transform: {problem}", file=file, line=number)
         for position, assertion in enumerate(case.assert_):
             problem = assertion_problem(assertion, path.parent)
             if problem:

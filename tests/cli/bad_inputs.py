@@ -425,6 +425,14 @@ def _eval_cases() -> list[Bad]:
             expect="weight must be a finite number"),
         Bad("eval-python-missing-file", EVAL, suite("{type: python, value: 'nope.py:f'}"),
             expect="python: no file"),
+        Bad("eval-python-inline-syntax", EVAL, suite("{type: python, value: 'output.('}"),
+            expect="python: inline code is not valid Python"),
+        Bad("eval-is-sql-database", EVAL, suite("{type: is-sql, value: {databaseType: DB2}}"),
+            expect="databaseType 'DB2' is not supported"),
+        Bad("eval-file-value-missing", EVAL, suite("{type: equals, value: 'file://nope.txt'}"),
+            expect="file://nope.txt: "),
+        Bad("eval-transform-syntax", EVAL, suite("{type: equals, value: a, transform: 'a b'}"),
+            expect="transform is not valid Python"),
         Bad("eval-defaults-bad-schema", EVAL,
             {"evals/x.yaml": "prompt: greet\ndefaults:\n  assert:\n"
              "    - {type: not-json-schema, value: {minLength: -1}}\n"
