@@ -540,21 +540,26 @@ class Runner:
             tool_calls=answer.tool_calls,
         )
         spent = scope.cost_usd
+        call_id = next(iter(answer.call_ids or scope.call_ids), None)
+        checked, problem = case_output(plan.suite.case_transform(case), answer.text, context)
+        if problem is not None:  # the case's transform failed: the case errors
+            return CaseResult(
+                str(case.id), job.repeat, answer.text, 0.0, False, [], problem, latency,
+                spent, False, call_id,
+            )  # fmt: skip
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
             judge = plan.suite.spec.judge or self.judge or ""
             if not judge and assertion.base_type == "llm-rubric" and not assertion.provider:
                 outcomes.append(broken(assertion, "llm-rubric: name a judge model (judge:)"))
                 continue
-            outcome, judge_cost = await self._grade(
-                assertion, answer.text, context, judge, job, batch
-            )
+            outcome, judge_cost = await self._grade(assertion, checked, context, judge, job, batch)
             spent += judge_cost
             outcomes.append(outcome)
         score, passed = case_score(outcomes, case.threshold)
         return CaseResult(
             str(case.id), job.repeat, answer.text, score, passed, outcomes, None, latency,
-            spent, False, next(iter(answer.call_ids or scope.call_ids), None),
+            spent, False, call_id,
         )  # fmt: skip
 
     async def _grade(
