@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from llmops.cli import eval_cases
 from llmops.cli._options import (
     DatabaseOption,
     check_prompts_dir,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # imported where used, to keep `llmops --help` fast
 Routes = Callable[[str], dict[str, Any]]
 
 app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
+app.add_typer(eval_cases.app, name="cases")
 
 
 def suite_files(paths: list[Path]) -> list[Path]:

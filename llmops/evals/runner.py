@@ -344,8 +344,10 @@ class Runner:
         judge: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         alpha: float | None = None,
+        judge_tags: tuple[str, ...] = ("eval", "judge"),
     ) -> None:
         self.gateway = gateway
+        self.judge_tags = judge_tags  # on the judge's recorded calls
         self.cache = cache
         self.call_kwargs = call_kwargs or (lambda model: {})
         self.cache_scope = cache_scope
@@ -462,9 +464,9 @@ class Runner:
         )
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
-            outcome, judge_cost = await self._grade(
+            outcome, judge_cost = await self.grade(
                 assertion, output, context, plan.suite.spec.judge or self.judge or target.model,
-                job, batch,
+                {"eval_run_id": job.run.id, "eval_batch_id": batch},
             )  # fmt: skip
             if judge_cost:
                 spent = (spent or 0.0) + judge_cost
@@ -525,9 +527,10 @@ class Runner:
             if not judge and assertion.base_type == "llm-rubric" and not assertion.provider:
                 outcomes.append(broken(assertion, "llm-rubric: name a judge model (judge:)"))
                 continue
-            outcome, judge_cost = await self._grade(
-                assertion, answer.text, context, judge, job, batch
-            )
+            outcome, judge_cost = await self.grade(
+                assertion, answer.text, context, judge,
+                {"eval_run_id": job.run.id, "eval_batch_id": batch},
+            )  # fmt: skip
             spent += judge_cost
             outcomes.append(outcome)
         score, passed = case_score(outcomes, case.threshold)
@@ -536,21 +539,21 @@ class Runner:
             spent, False, next(iter(answer.call_ids or scope.call_ids), None),
         )  # fmt: skip
 
-    async def _grade(
+    async def grade(
         self,
         assertion: Assertion,
         output: str,
         context: Context,
         judge: str,
-        job: Job,
-        batch: str,
+        metadata: dict[str, Any],
     ) -> tuple[Outcome, float]:
         """One assertion's outcome and what its judge calls cost: an ``llm-rubric`` goes to
-        the judge model, an ``assert-set`` grades its assertions, the rest are checks."""
+        the judge model (its call recorded with ``metadata``), an ``assert-set`` grades its
+        assertions, the rest are checks. ``llmops score`` grades recorded calls with it."""
         if assertion.base_type == "assert-set":
             children, cost = [], 0.0
             for child in assertion.assert_ or []:
-                outcome, spent = await self._grade(child, output, context, judge, job, batch)
+                outcome, spent = await self.grade(child, output, context, judge, metadata)
                 children.append(outcome)
                 cost += spent
             return combine_set(assertion, children), cost
@@ -560,10 +563,10 @@ class Runner:
             rubric = with_vars(assertion, context.vars)
         except RenderProblem as exc:
             return broken(assertion, f"llm-rubric: {exc}"), 0.0
-        return await self._judge(rubric, output, assertion.provider or judge, job, batch)
+        return await self._judge(rubric, output, assertion.provider or judge, metadata)
 
     async def _judge(
-        self, assertion: Assertion, output: str, judge: str, job: Job, batch: str
+        self, assertion: Assertion, output: str, judge: str, metadata: dict[str, Any]
     ) -> tuple[Outcome, float]:
         """Grade with a judge model at temperature 0, through the gateway, cached."""
         messages = [
@@ -582,8 +585,8 @@ class Runner:
                 completion = await self.gateway.acomplete(
                     model=judge,
                     messages=messages,
-                    tags=["eval", "judge"],
-                    metadata={"eval_run_id": job.run.id, "eval_batch_id": batch, "judge": True},
+                    tags=list(self.judge_tags),
+                    metadata={**metadata, "judge": True},
                     **params,
                     **self.call_kwargs(judge),
                 )
