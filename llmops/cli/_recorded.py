@@ -85,3 +85,8 @@ def span(selected: CallSelection) -> str:
     """``2026-11-01 10:00 to 2026-12-01 10:00 UTC``."""
     start, end = selected.filters.start, selected.filters.end
     return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``1 call``, ``2 calls``."""
+    return f"{count} {one if count == 1 else many}"

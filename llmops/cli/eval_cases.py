@@ -9,6 +9,7 @@ import typer
 
 from llmops.cli import _recorded as recorded
 from llmops.cli._options import DatabaseOption
+from llmops.cli._recorded import plural
 from llmops.errors import ConfigError, ConfigFileError
 from llmops.files import MAX_FILE_BYTES, check_directory, check_output_file, describe_size
 
@@ -85,23 +86,21 @@ def from_calls(
             f"{describe_size(MAX_FILE_BYTES)} a cases file may hold: use --sample"
         )
     if export.without_variables:
+        calls = plural(export.without_variables, "call has", "calls have")
         typer.echo(
-            f"{plural(export.without_variables, 'call has', 'calls have')} no stored variables "
-            "(content mode none or raw messages): skipped",
-            err=True,
+            f"{calls} no stored variables (content mode none or raw messages): skipped", err=True
         )
     if export.redacted:
+        cases = plural(export.redacted, "case holds", "cases hold")
         typer.echo(
-            f"{plural(export.redacted, 'case holds', 'cases hold')} redacted text ([EMAIL], [REDACTED], ...): it stays "
-            "redacted; review the cases before you commit them",
+            f"{cases} redacted text ([EMAIL], [REDACTED], ...): it stays redacted; review the "
+            "cases before you commit them",
             err=True,
         )
+    matched = plural(export.matched, "matching call", "matching calls")
+    where = f"{matched} of {prompt} ({recorded.span(selected)})"
     if not export.lines:
-        typer.echo(
-            f"No case: {plural(export.matched, 'call', 'calls')} of {prompt} matched ({recorded.span(selected)}); "
-            "nothing written.",
-            err=True,
-        )
+        typer.echo(f"No case from {where}: nothing written.", err=True)
         return
     if to_stdout:
         sys.stdout.write(text)
@@ -110,32 +109,27 @@ def from_calls(
         from llmops.files import write_private
 
         write_private(target, text, what="cases file")
-    picked = f"; a sample of {size} (seed {seed})" if size is not None else ""
     skipped = []
     if export.duplicates:
         skipped.append(f"{export.duplicates} with the same variables as a newer call")
     if export.without_variables:
         skipped.append(f"{export.without_variables} without stored variables")
-    summary = (
-        f"Wrote {plural(export.cases, 'case', 'cases')} to {'stdout' if to_stdout else target} from "
-        f"{plural(export.matched, 'matching call', 'matching calls')} of {prompt} ({recorded.span(selected)})"
+    cases = plural(export.cases, "case", "cases")
+    typer.echo(
+        f"Wrote {cases} to {'stdout' if to_stdout else target} from {where}"
         + (f"; skipped {', '.join(skipped)}" if skipped else "")
-        + picked
-        + "."
+        + (f"; a sample of {size} (seed {seed})" if size is not None else "")
+        + ".",
+        err=to_stdout,
     )
-    typer.echo(summary, err=to_stdout)
     if export.without_reference:
+        cases = plural(export.without_reference, "case has", "cases have")
         typer.echo(
-            f"{plural(export.without_reference, 'case has', 'cases have')} no production answer (failed calls): no "
-            "reference, no assertion.",
+            f"{cases} no production answer (failed calls): no reference, no assertion.",
             err=to_stdout,
         )
     if not to_stdout:
         typer.echo(
-            "Next: point a suite's `cases_file:` at it (a path from the suite's folder) and "
-            "review the cases; add assertions."
+            "Next: point a suite's `cases_file:` at it (a path from the suite's folder), "
+            "review the cases and add assertions."
         )
-
-
-def plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"

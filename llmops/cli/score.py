@@ -89,8 +89,9 @@ def score(
             gateway.close()
     sampled = f"a sample of {size} (seed {seed}), " if size is not None else ""
     typer.echo(
-        f"{prompt}: {run.matched} ok call(s) {recorded.span(selected)}; {run.fully_scored} "
-        f"scored already; {sampled}{run.sampled} to score"
+        f"{prompt}: {recorded.plural(run.matched, 'ok call', 'ok calls')} "
+        f"{recorded.span(selected)}; {run.fully_scored} scored already; {sampled}"
+        f"{run.sampled} to score"
         + (
             f"; {run.without_content} without a stored answer: skipped"
             if run.without_content

@@ -64,9 +64,7 @@ def test_bad_answers_become_cases_that_a_suite_runs(export, prod, cli, server, t
     assert meta["feedback"] == [{"name": "thumbs", "score": 0.0, "comment": "did not help"}]
     assert datetime.fromisoformat(meta["created_at"]) == prod.now - timedelta(minutes=30)
     assert "assert" not in second  # a reviewer adds them
-    assert "Wrote 2 cases to evals/cases/bad-answers.jsonl from 2 matching calls" in (
-        result.stdout
-    )
+    assert "Wrote 2 cases to evals/cases/bad-answers.jsonl from 2 matching calls" in (result.stdout)
     assert good not in out.read_text()
 
     # the cases file works in a suite: it loads, and `eval run` runs it
@@ -175,6 +173,11 @@ def test_identical_inputs_become_one_case_the_newest(export, prod) -> None:
     assert cases[1]["metadata"]["calls_with_these_vars"] == 3
     assert "feedback" not in cases[1]["metadata"]  # the newest call's own feedback only
     assert "2 with the same variables as a newer call" in result.stdout
+    # to stdout: the cases alone there, the summary on stderr
+    piped = export("--out", "-")
+    assert piped.code == 0, piped.stderr
+    assert [json.loads(line) for line in piped.stdout.splitlines()] == cases
+    assert "Wrote 2 cases to stdout" in piped.stderr
     # a feedback filter applies before deduplication: the call that got thumbs 0
     bad = export("--feedback", "thumbs<1", "--out", "evals/cases/dedup-bad.jsonl")
     (case,) = read_cases(prod.repo.root / "evals/cases/dedup-bad.jsonl")
