@@ -29,6 +29,7 @@ from llmops.cli import (
     keys,
     metrics,
     prompts,
+    score,
     serve,
     usage,
 )
@@ -64,6 +65,7 @@ app.command("dashboard")(dashboard.dashboard)
 app.command("demo")(demo.demo)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve.serve)
+app.command("score")(score.score)
 use_plain_usage(app)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from llmops.cli import eval_cases
 from llmops.cli._options import (
     DatabaseOption,
     check_prompts_dir,
@@ -34,6 +35,7 @@ Routes = Callable[[str], dict[str, Any]]
 
 app = typer.Typer(help="Eval suites: score prompt versions, gate CI.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(eval_cases.app, name="cases")
 
 
 def suite_files(paths: list[Path]) -> list[Path]:

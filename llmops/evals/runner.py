@@ -357,8 +357,10 @@ class Runner:
         judge: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         alpha: float | None = None,
+        judge_tags: tuple[str, ...] = ("eval", "judge"),
     ) -> None:
         self.gateway = gateway
+        self.judge_tags = judge_tags  # on the judge's recorded calls
         self.cache = cache
         self.call_kwargs = call_kwargs or (lambda model: {})
         self.cache_scope = cache_scope
@@ -483,9 +485,9 @@ class Runner:
             )  # fmt: skip
         outcomes = []
         for assertion in plan.suite.case_assertions(case):
-            outcome, judge_cost = await self._grade(
+            outcome, judge_cost = await self.grade(
                 assertion, checked, context, plan.suite.spec.judge or self.judge or target.model,
-                job, batch,
+                judge_metadata(job.run, batch), embedder=plan.suite.spec.embedder,
             )  # fmt: skip
             if judge_cost:
                 spent = (spent or 0.0) + judge_cost
@@ -553,7 +555,10 @@ class Runner:
             if not judge and assertion.base_type == "llm-rubric" and not assertion.provider:
                 outcomes.append(broken(assertion, "llm-rubric: name a judge model (judge:)"))
                 continue
-            outcome, judge_cost = await self._grade(assertion, checked, context, judge, job, batch)
+            outcome, judge_cost = await self.grade(
+                assertion, checked, context, judge, judge_metadata(job.run, batch),
+                embedder=plan.suite.spec.embedder,
+            )  # fmt: skip
             spent += judge_cost
             outcomes.append(outcome)
         score, passed = case_score(outcomes, case.threshold)
@@ -562,17 +567,20 @@ class Runner:
             spent, False, call_id,
         )  # fmt: skip
 
-    async def _grade(
+    async def grade(
         self,
         assertion: Assertion,
         output: str,
         context: Context,
         judge: str,
-        job: Job,
-        batch: str,
+        metadata: dict[str, Any],
+        *,
+        embedder: str | None = None,
     ) -> tuple[Outcome, float]:
-        """One assertion's outcome and what its judge calls cost: an ``llm-rubric`` goes to
-        the judge model, an ``assert-set`` grades its assertions, the rest are checks."""
+        """One assertion's outcome and what its judge calls cost: an ``llm-rubric`` and the
+        model-graded assertions go to the judge model (and ``embedder``), their calls
+        recorded with ``metadata``; an ``assert-set`` grades its assertions, the rest are
+        checks. ``llmops score`` grades recorded calls with it."""
         prepared = transformed(assertion, output, context)  # its own transform first
         if isinstance(prepared, Outcome):
             return prepared, 0.0
@@ -580,7 +588,9 @@ class Runner:
         if assertion.base_type == "assert-set":
             children, cost = [], 0.0
             for child in assertion.assert_ or []:
-                outcome, spent = await self._grade(child, output, context, judge, job, batch)
+                outcome, spent = await self.grade(
+                    child, output, context, judge, metadata, embedder=embedder
+                )
                 children.append(outcome)
                 cost += spent
             return combine_set(assertion, children), cost
@@ -594,17 +604,17 @@ class Runner:
                 assertion.metric,
             ), 0.0
         if assertion.base_type in graders.MODEL_GRADED:
-            return await self._model_graded(assertion, output, context, judge, job, batch)
+            return await self._model_graded(assertion, output, context, judge, metadata, embedder)
         if assertion.base_type != "llm-rubric":
             return check(assertion, output, context), 0.0
         try:  # the rubric may name the case's variables ({{ expected }})
             rubric = with_vars(assertion, context.vars)
         except RenderProblem as exc:
             return broken(assertion, f"llm-rubric: {exc}"), 0.0
-        return await self._judge(rubric, output, assertion.provider or judge, job, batch)
+        return await self._judge(rubric, output, assertion.provider or judge, metadata)
 
     async def _judge(
-        self, assertion: Assertion, output: str, judge: str, job: Job, batch: str
+        self, assertion: Assertion, output: str, judge: str, metadata: dict[str, Any]
     ) -> tuple[Outcome, float]:
         """Grade with a judge model at temperature 0, through the gateway, cached."""
         messages = [
@@ -612,7 +622,7 @@ class Runner:
             {"role": "user", "content": f"Rubric:\n{assertion.value}\n\nOutput:\n{output}"},
         ]
         try:
-            text, cost = await self._ask(messages, judge, judge_metadata(job.run, batch))
+            text, cost = await self._ask(messages, judge, metadata)
         except JudgeCallFailed as exc:
             return broken(assertion, str(exc)), 0.0
         verdict = parse_verdict(text)
@@ -639,7 +649,7 @@ class Runner:
             completion = await self.gateway.acomplete(
                 model=judge,
                 messages=messages,
-                tags=["eval", "judge"],
+                tags=list(self.judge_tags),
                 metadata=metadata,
                 **params,
                 **self.call_kwargs(judge),
@@ -670,7 +680,7 @@ class Runner:
             result = await self.gateway.aembed(
                 missing,
                 model=model,
-                tags=["eval", "judge"],
+                tags=list(self.judge_tags),
                 metadata=metadata,
                 **self.call_kwargs(model),
             )
@@ -703,8 +713,8 @@ class Runner:
         output: str,
         context: Context,
         judge: str,
-        job: Job,
-        batch: str,
+        metadata: dict[str, Any],
+        embedder: str | None,
     ) -> tuple[Outcome, float]:
         """A model-graded assertion (:mod:`llmops.evals.graders`): its grader's requests go
         to the judge model and the embedding model; what they cost adds up."""
@@ -713,8 +723,7 @@ class Runner:
         except RenderProblem as exc:
             return broken(assertion, f"{assertion.type}: {exc}"), 0.0
         judge = assertion.provider or judge
-        embedder = graders.embedder(assertion, job.run.suite.spec.embedder)
-        metadata = judge_metadata(job.run, batch)
+        embedding_model = graders.embedder(assertion, embedder)
         steps = graders.grading(assertion, output, context)
         answer: Any = None
         cost = 0.0
@@ -724,7 +733,7 @@ class Runner:
                 if isinstance(request, graders.Ask):
                     answer, spent = await self._ask(request.messages, judge, metadata)
                 else:
-                    answer, spent = await self._embed(request.texts, embedder, metadata)
+                    answer, spent = await self._embed(request.texts, embedding_model, metadata)
                 cost += spent
         except StopIteration as done:
             verdict: graders.Verdict = done.value
