@@ -108,19 +108,63 @@ class Case(BaseModel):
     )
 
 
+class ModelEntry(BaseModel):
+    """A model of ``models:`` with its own parameters and the label reports show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200, description="The model to call.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Call parameters (temperature, max_tokens, ...) overriding the prompt's.",
+    )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="How reports and stored runs name this target [default: the id].",
+    )
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id
+
+
+#: Parameters a model entry may not set: the runner passes them itself.
+RESERVED_PARAMS = frozenset(
+    {"model", "messages", "prompt", "variables", "tags", "metadata", "stream"}
+)
+
+
 class SuiteFile(BaseModel):
     """What one ``evals/NAME.yaml`` may contain. Unknown fields are an error."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["prompt"]}, {"required": ["prompts"]}]},
+    )
 
     description: str = ""
-    prompt: str = Field(description="A prompt name from the registry.")
+    prompt: str | None = Field(
+        default=None, description="A prompt name from the registry (or give prompts)."
+    )
+    prompts: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Instead of prompt and versions: several prompts, 'name' (the working "
+        "tree) or 'name@ref', rendered with the same case variables. The first is the "
+        "candidate, the second the baseline.",
+    )
     versions: list[str] | None = Field(
         default=None,
         description="References to compare: the first is the candidate, the second the "
         "baseline. 'working' is the working-tree file.",
     )
-    models: list[str] | None = Field(default=None, description="Default: the prompt's model.")
+    models: list[str | ModelEntry] | None = Field(
+        default=None,
+        description="Default: the prompt's model. An entry is a model name or {id, params, "
+        "label}: its params override the prompt's.",
+    )
     judge: str | None = Field(default=None, description="Default judge model for llm-rubric.")
     defaults: Defaults = Field(default_factory=Defaults)
     cases: list[Case] = Field(default_factory=list)
@@ -141,6 +185,37 @@ class SuiteFile(BaseModel):
         if not self.cases and not self.cases_file:
             raise ValueError("a suite needs 'cases' or 'cases_file'")
         return self
+
+    @model_validator(mode="after")
+    def _has_a_prompt(self) -> SuiteFile:
+        if self.prompt is not None and self.prompts is not None:
+            raise ValueError("give 'prompt' (with optional 'versions') or 'prompts', not both")
+        if self.prompt is None and self.prompts is None:
+            raise ValueError("a suite needs 'prompt' (with optional 'versions') or 'prompts'")
+        return self
+
+    def model_entries(self) -> list[ModelEntry] | None:
+        """``models:`` as entries (a plain name is an entry without params)."""
+        if self.models is None:
+            return None
+        return [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in self.models]
+
+    def prompt_refs(self) -> list[tuple[str, str]]:
+        """``(prompt name, reference)`` of every listed version, in order (at least one)."""
+        if self.prompts is not None:
+            return [split_prompt_ref(entry) for entry in self.prompts]
+        return [(str(self.prompt), ref) for ref in self.versions or [WORKING]]
+
+    @property
+    def prompt_title(self) -> str:
+        """The prompt, or the prompts, as reports name them."""
+        return self.prompt if self.prompt is not None else ", ".join(self.prompts or [])
+
+
+def split_prompt_ref(entry: str) -> tuple[str, str]:
+    """``name@ref`` -> ``(name, ref)``; a bare name is the working tree."""
+    name, _, ref = entry.partition("@")
+    return name, ref or WORKING
 
 
 @cache
@@ -183,6 +258,7 @@ def load_suite(path: Path) -> Suite:
         where = ".".join(str(p) for p in loc) or "suite"
         message = error["msg"].removeprefix("Value error, ")
         raise ConfigFileError(f"{where}: {message}", file=file, line=line_of(lines, loc)) from None
+    _check_targets(spec, file, lines)
     for at, assertion in _assertions(spec):
         problem = assertion_problem(assertion, path.parent)
         if problem:
@@ -210,6 +286,52 @@ def load_suite(path: Path) -> Suite:
         named.append(case.model_copy(update={"id": case_id}))
     name = path.stem
     return Suite(name=name, file=file, spec=spec, cases=named, case_lines=case_lines)
+
+
+def _check_targets(spec: SuiteFile, file: str, lines: dict[tuple[Any, ...], int]) -> None:
+    """``prompts:`` entries well formed and distinct, ``versions`` not beside them; model
+    labels distinct and model params not ones the runner sets."""
+    if spec.prompts is not None and spec.versions is not None:
+        raise ConfigFileError(
+            "versions: give references in prompts ('name@ref') instead, not both",
+            file=file,
+            line=line_of(lines, ("versions",)),
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(spec.prompts or []):
+        name, ref = split_prompt_ref(entry)
+        if not name.strip() or entry.count("@") > 1 or entry != entry.strip():
+            raise ConfigFileError(
+                f"prompts[{index}]: {entry!r} is not 'name' or 'name@ref'",
+                file=file,
+                line=line_of(lines, ("prompts", index)),
+            )
+        if (name, ref) in seen:
+            raise ConfigFileError(
+                f"prompts[{index}]: {entry!r} is listed twice (entries {seen[(name, ref)] + 1} "
+                f"and {index + 1})",
+                file=file,
+                line=line_of(lines, ("prompts", index)),
+            )
+        seen[(name, ref)] = index
+    labels: dict[str, int] = {}
+    for index, model in enumerate(spec.model_entries() or []):
+        for key in model.params:
+            if key in RESERVED_PARAMS:
+                raise ConfigFileError(
+                    f"models[{index}].params.{key}: set by the eval runner, not a model parameter",
+                    file=file,
+                    line=line_of(lines, ("models", index, "params", key)),
+                )
+        if model.name in labels:
+            hint = "" if model.label else ": give each a label"
+            raise ConfigFileError(
+                f"models[{index}]: {model.name!r} is listed twice (entries {labels[model.name] + 1}"
+                f" and {index + 1}){hint}",
+                file=file,
+                line=line_of(lines, ("models", index)),
+            )
+        labels[model.name] = index
 
 
 def _assertions(spec: SuiteFile) -> list[tuple[tuple[Any, ...], Assertion]]:
@@ -240,6 +362,8 @@ def _check_schema(data: dict[str, Any], file: str, lines: dict[tuple[Any, ...], 
     if not errors:
         return
     error = min(errors, key=lambda e: -len(e.absolute_path))  # the most specific one
+    while error.context:  # anyOf (a model name or entry): the branch that got furthest
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
     path = tuple(error.absolute_path)
     where = _describe_path(data, path)
     message = error.message

@@ -152,7 +152,8 @@ def test_default_versions_are_working_tree_and_production(repo: PromptRepo) -> N
 def test_schema_is_json_schema() -> None:
     schema = suite_json_schema()
     assert schema["additionalProperties"] is False
-    assert "prompt" in schema["required"]
+    # one prompt (with versions) or several prompts
+    assert schema["anyOf"] == [{"required": ["prompt"]}, {"required": ["prompts"]}]
 
 
 PROMPTFOO_CSV = "\n".join(
