@@ -279,6 +279,7 @@ def _dry_run(
 ) -> None:
     from llmops.evals import graders
     from llmops.evals.cache import cache_key
+    from llmops.evals.runner import version_name
     from llmops.pricing.prices import PriceBook
     from llmops.pricing.usage import Usage, count_message_tokens
 
@@ -295,13 +296,13 @@ def _dry_run(
                 apps += 1
                 continue
             messages = suite_plan.messages[(target.prompt.version, str(job.case.id))]
-            key = cache_key(target.model, messages, dict(target.prompt.params), job.repeat, scope)
+            key = cache_key(target.model, messages, target.call_params, job.repeat, scope)
             if cache is not None and cache.contains(key):
                 cached += 1
                 continue
             calls += 1
             prompt_tokens = count_message_tokens(target.model, messages)
-            completion = int(target.prompt.params.get("max_tokens") or 256)
+            completion = int(target.call_params.get("max_tokens") or 256)
             price = book.price(target.model, Usage(prompt_tokens, completion))
             if price.cost_usd is None:
                 unpriced.add(target.model)
@@ -312,7 +313,11 @@ def _dry_run(
             for job in suite_plan.jobs
             for a in suite_plan.suite.case_assertions(job.case)
         )
-        targets = ", ".join(f"{t.role} {t.ref} on {t.model}" for t in suite_plan.targets)
+        several = suite_plan.suite.spec.prompts is not None
+        targets = ", ".join(
+            f"{t.role} {version_name(t, several_prompts=several)} on {t.model_label}"
+            for t in suite_plan.targets
+        )
         typer.echo(f"{suite_plan.suite.name}: {targets}")
         typer.echo(
             f"  {len(suite_plan.jobs)} case runs: {calls} model call(s), {cached} from the cache"

@@ -43,7 +43,7 @@ class PromotionEvals:
     async def __call__(self, prompt: str, at: datetime) -> None:
         suite = load_suite(self.workspace.evals / f"{prompt.split('/')[0]}.yaml")
         registry = self.workspace.registry()
-        first = "production" not in registry.labels().of(suite.spec.prompt or prompt)
+        first = "production" not in registry.labels().of(suite.spec.prompt_refs()[0][0])
         # without git, the version in production cannot be loaded once the file changed
         alone = first or self.workspace.git is None
         suite_plan = plan(suite, registry, baseline="none" if alone else None)

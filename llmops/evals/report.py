@@ -9,7 +9,8 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from llmops.evals.assertions import Outcome
-from llmops.evals.runner import CaseResult, RunResult, SuiteReport
+from llmops.evals.nway import NWay, Pair
+from llmops.evals.runner import CaseResult, RunResult, SuiteReport, version_name
 from llmops.evals.stats import Comparison, Interval, pass_fraction
 
 EXIT_OK, EXIT_FAILED, EXIT_INCONCLUSIVE = 0, 1, 3
@@ -69,7 +70,7 @@ class Gates:
         for report, run in self.below_threshold:
             lines.append(
                 (
-                    f"Gate failed: {report.suite.name} on {run.target.model}: pass rate "
+                    f"Gate failed: {report.suite.name} on {run.model}: pass rate "
                     f"{_rate(run.interval)} is below the threshold {report.threshold:.0%}",
                     "red",
                 )
@@ -139,7 +140,12 @@ def _test(comparison: Comparison) -> str:
 
 
 def _run_label(run: RunResult) -> str:
-    return f"{run.target.ref} ({run.target.version})"
+    return f"{_version(run)} ({run.target.version})"
+
+
+def _version(run: RunResult) -> str:
+    """The reference, or with several prompts ``name@ref``."""
+    return version_name(run.target, several_prompts=run.suite.spec.prompts is not None)
 
 
 def _cases(run: RunResult) -> str:
@@ -154,13 +160,13 @@ def _cases(run: RunResult) -> str:
 
 def console(report: SuiteReport) -> str:
     """A plain-text summary for the terminal and CI logs."""
-    lines = [f"Suite {report.suite.name} — prompt {report.suite.spec.prompt}"]
+    lines = [f"Suite {report.suite.name} — {_prompt_title(report)}"]
     header = ["ROLE", "VERSION", "MODEL", "PASS RATE [95% CI]", "CASES", "ERRORED", "COST"]
     rows = [
         [
             run.target.role,
             _run_label(run),
-            run.target.model,
+            run.model,
             _rate(run.interval),
             _cases(run),
             str(len(run.results) - run.completed),
@@ -177,18 +183,21 @@ def console(report: SuiteReport) -> str:
         lines.append(f"  {_test(comparison)}")
         lines.extend(_case_lines(comparison))
     for run in report.candidates():
-        baseline = report.baseline_for(run.target.model)
+        baseline = report.baseline_for(run.model)
         for side, measured in (("Candidate", run), ("Baseline", baseline)):
             metrics = measured.metrics() if measured is not None else {}
             if metrics:
                 shown = ", ".join(f"{name} {value:.2f}" for name, value in metrics.items())
-                lines.append(f"{side} metrics on {run.target.model}: {shown}")
+                lines.append(f"{side} metrics on {run.model}: {shown}")
         failed = _still_failing(run)
         if failed:
-            lines.append(f"Failing cases ({run.target.model}): {', '.join(failed)}")
+            lines.append(f"Failing cases ({run.model}): {', '.join(failed)}")
         errored = run.errored_cases()
         if errored:
-            lines.append(f"Errored cases ({run.target.model}): {', '.join(errored)}")
+            lines.append(f"Errored cases ({run.model}): {', '.join(errored)}")
+    for model, nway in report.nway.items():
+        lines.append("")
+        lines.extend(_console_nway(report, model, nway))
     lines.append("")
     gate = "FAIL" if report.below_threshold() else "ok"
     lines.append(f"Pass-rate gate (>= {report.threshold:.0%} of cases): {gate}")
@@ -218,6 +227,130 @@ def _still_failing(run: RunResult) -> list[str]:
         for case, passes in run.by_case().items()
         if (fraction := pass_fraction(passes)) is not None and fraction < 1
     ]
+
+
+def _prompt_title(report: SuiteReport) -> str:
+    spec = report.suite.spec
+    return f"prompt {spec.prompt}" if spec.prompts is None else f"prompts {spec.prompt_title}"
+
+
+# -- N-way: every version against every other (informational) -------------------------
+
+
+def _nway_rule(nway: NWay) -> str:
+    tests = nway.pairs[0].tests if nway.pairs else 0
+    alpha = nway.pairs[0].alpha if nway.pairs else 0.0
+    return (
+        f"exact two-sided sign tests, Holm-adjusted over the suite's {tests} pairs, "
+        f"alpha {alpha:g}; informational, never gates"
+    )
+
+
+def _pair_counts(pair: Pair) -> str:
+    return (
+        f"{len(pair.first_better)} cases better with {pair.first}, "
+        f"{len(pair.second_better)} with {pair.second}, of {pair.paired} compared"
+    )
+
+
+def _nway_runs(report: SuiteReport, model: str) -> dict[str, RunResult]:
+    return {report.version_name(run): run for run in report.runs if run.model == model}
+
+
+def _console_nway(report: SuiteReport, model: str, nway: NWay) -> list[str]:
+    runs = _nway_runs(report, model)
+    lines = [f"All versions on {model} ({_nway_rule(nway)}):"]
+    header = ["#", "VERSION", "PASS RATE [95% CI]", "BETTER THAN", "WORSE THAN", "SAME AS"]
+    rows = [
+        [
+            str(rank),
+            _run_label(runs[entry.key]),
+            _rate(entry.interval),
+            ", ".join(entry.better_than) or "-",
+            ", ".join(entry.worse_than) or "-",
+            ", ".join(entry.same_as) or "-",
+        ]
+        for rank, entry in enumerate(nway.ranking(), start=1)
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        lines.append(
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+    for pair in nway.pairs:
+        lines.append(
+            f"  {pair.first} vs {pair.second}: {pair.verdict}; {_pair_counts(pair)}; "
+            f"p = {_p(pair.p_value)}, Holm {_p(pair.holm_p)}"
+        )
+    return lines
+
+
+def _markdown_nway(report: SuiteReport, model: str, nway: NWay) -> list[str]:
+    runs = _nway_runs(report, model)
+    lines = [
+        "",
+        f"**All versions on {_md(model)}** ({_nway_rule(nway)}):",
+        "",
+        "| rank | version | pass rate (95% CI) | better than | worse than "
+        "| indistinguishable from |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rank, entry in enumerate(nway.ranking(), start=1):
+        run = runs[entry.key]
+        names = [_md(", ".join(k)) or "-" for k in (entry.better_than, entry.worse_than)]
+        lines.append(
+            f"| {rank} | `{_md(entry.key)}` ({run.target.version}) | "
+            f"{_rate(entry.interval)} | {names[0]} | {names[1]} | "
+            f"{_md(', '.join(entry.same_as)) or '-'} |"
+        )
+    rows = ["| A | B | better with A | better with B | compared | p | Holm p | verdict |"]
+    rows.append("|---|---|---|---|---|---|---|---|")
+    for pair in nway.pairs:
+        rows.append(
+            f"| `{_md(pair.first)}` | `{_md(pair.second)}` | {len(pair.first_better)} | "
+            f"{len(pair.second_better)} | {pair.paired} | {_p(pair.p_value)} | "
+            f"{_p(pair.holm_p)} | {_md(pair.verdict)} |"
+        )
+    lines.extend(_details(f"{len(nway.pairs)} pairs on {model}", rows))
+    return lines
+
+
+def _json_nway(report: SuiteReport, nway: NWay) -> dict[str, Any]:
+    runs = _nway_runs(report, nway.model)
+    return {
+        "gates": False,
+        "ranking": [
+            {
+                "name": entry.key,
+                "run_id": runs[entry.key].id,
+                "pass_rate": None if math.isnan(entry.interval.rate) else entry.interval.rate,
+                "low": entry.interval.low,
+                "high": entry.interval.high,
+                "n": entry.interval.n,
+                "better_than": entry.better_than,
+                "worse_than": entry.worse_than,
+                "indistinguishable_from": entry.same_as,
+            }
+            for entry in nway.ranking()
+        ],
+        "pairs": [
+            {
+                "a": pair.first,
+                "b": pair.second,
+                "better_with_a": pair.first_better,
+                "better_with_b": pair.second_better,
+                "paired": pair.paired,
+                "errored": pair.errored,
+                "p_value": pair.p_value,
+                "p_value_holm": pair.holm_p,
+                "pairs_in_family": pair.tests,
+                "alpha": pair.alpha,
+                "significant": pair.significant,
+                "better": pair.better,
+            }
+            for pair in nway.pairs
+        ],
+    }
 
 
 # -- JUnit ----------------------------------------------------------------------------
@@ -256,8 +389,7 @@ def junit(reports: list[SuiteReport]) -> str:
             suite = _element(
                 root,
                 "testsuite",
-                name=f"{report.suite.name} [{run.target.role}: {_run_label(run)} on "
-                f"{run.target.model}]",
+                name=f"{report.suite.name} [{run.target.role}: {_run_label(run)} on {run.model}]",
                 tests=len(by_case),
                 failures=len(failed),
                 errors=len(errored),
@@ -293,13 +425,13 @@ def _case_state(results: list[CaseResult]) -> str:
 def _properties(suite: ET.Element, report: SuiteReport, run: RunResult) -> None:
     properties = _element(suite, "properties")
     values: dict[str, Any] = {
-        "prompt": report.suite.spec.prompt,
+        "prompt": run.target.name,
         "version": run.target.version,
         "pass_rate": _rate(run.interval),
         "threshold": report.threshold,
     }
-    baseline = report.baseline_for(run.target.model) if run.target.role == "candidate" else None
-    comparison = report.comparisons.get(run.target.model) if baseline else None
+    baseline = report.baseline_for(run.model) if run.target.role == "candidate" else None
+    comparison = report.comparisons.get(run.model) if baseline else None
     if baseline is not None and comparison is not None:
         values.update(
             {
@@ -372,13 +504,13 @@ def _markdown_suite(report: SuiteReport, gates: Gates) -> list[str]:
     below = bool(report.below_threshold())
     regressed = bool(report.regressions())
     mark = "❌" if below or (regressed and gates.fail_on_regression) else "⚠️" if regressed else "✅"
-    lines = [f"### {mark} {_md(report.suite.name)} (`{_md(report.suite.spec.prompt)}`)", ""]
+    lines = [f"### {mark} {_md(report.suite.name)} (`{_md(report.suite.spec.prompt_title)}`)", ""]
     lines.append("| role | version | model | pass rate (95% CI) | cases passed | errored | cost |")
     lines.append("|---|---|---|---|---|---|---|")
     for run in report.runs:
         lines.append(
-            f"| {run.target.role} | `{_md(run.target.ref)}` ({run.target.version}) | "
-            f"{_md(run.target.model)} | {_rate(run.interval)} | {_cases(run)} | "
+            f"| {run.target.role} | `{_md(_version(run))}` ({run.target.version}) | "
+            f"{_md(run.model)} | {_rate(run.interval)} | {_cases(run)} | "
             f"{len(run.results) - run.completed} | ${run.cost_usd:.4f} |"
         )
     lines.append("")
@@ -387,7 +519,7 @@ def _markdown_suite(report: SuiteReport, gates: Gates) -> list[str]:
         lines.append(f"**{_md(model)}: {comparison.verdict}.** {_test(comparison)}.")
         if not comparison.can_gate:
             lines.append(_too_small(report, model, comparison))
-        candidate = next(r for r in report.candidates() if r.target.model == model)
+        candidate = next(r for r in report.candidates() if r.model == model)
         baseline = report.baseline_for(model)
         deltas = _metric_deltas(candidate, baseline)
         if deltas:
@@ -402,7 +534,7 @@ def _markdown_suite(report: SuiteReport, gates: Gates) -> list[str]:
         if failing:
             lines.extend(
                 _details(
-                    f"{len(failing)} cases failing in the candidate on {run.target.model}",
+                    f"{len(failing)} cases failing in the candidate on {run.model}",
                     _case_rows(run, failing),
                 )
             )
@@ -411,10 +543,12 @@ def _markdown_suite(report: SuiteReport, gates: Gates) -> list[str]:
             reasons = [f"| {_md(case)} | {_md(_first_error(run, case))} |" for case in errored[:50]]
             lines.extend(
                 _details(
-                    f"{len(errored)} cases errored on {run.target.model}",
+                    f"{len(errored)} cases errored on {run.model}",
                     ["| case | error |", "|---|---|", *reasons],
                 )
             )
+    for model, nway in report.nway.items():
+        lines.extend(_markdown_nway(report, model, nway))
     lines.append("")
     return lines
 
@@ -501,7 +635,7 @@ def to_json(reports: list[SuiteReport], gates: Gates | None = None) -> dict[str,
             {
                 "suite": report.suite.name,
                 "file": report.suite.file,
-                "prompt": report.suite.spec.prompt,
+                "prompt": report.suite.spec.prompt_title,
                 "batch_id": report.batch_id,
                 "threshold": report.threshold,
                 "alpha": report.suite.spec.alpha,
@@ -511,9 +645,13 @@ def to_json(reports: list[SuiteReport], gates: Gates | None = None) -> dict[str,
                         "id": run.id,
                         "role": run.target.role,
                         "ref": run.target.ref,
+                        "prompt": run.target.name,
+                        "name": _version(run),
                         "version": run.target.version,
                         "commit": run.target.commit,
-                        "model": run.target.model,
+                        "model": run.model,
+                        "model_id": run.target.model,
+                        "params": run.target.call_params,
                         "pass_rate": interval(run.interval),
                         "passed": run.passed,
                         "completed": run.completed,
@@ -559,6 +697,7 @@ def to_json(reports: list[SuiteReport], gates: Gates | None = None) -> dict[str,
                     }
                     for model, c in report.comparisons.items()
                 },
+                "nway": {model: _json_nway(report, nway) for model, nway in report.nway.items()},
             }
             for report in reports
         ],

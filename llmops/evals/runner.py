@@ -34,12 +34,13 @@ from llmops.evals.assertions import (
     with_vars,
 )
 from llmops.evals.cache import CachedResponse, ResponseCache, cache_key
+from llmops.evals.nway import NWay, compare_all
 from llmops.evals.pairing import baseline_of, baselines
 from llmops.evals.protocols import EvalGateway
 from llmops.evals.pycode import TimeLimit
 from llmops.evals.response import offered_tools
 from llmops.evals.stats import Comparison, Interval, compare, pass_fraction, rate
-from llmops.evals.suite import WORKING, Assertion, Case, Suite
+from llmops.evals.suite import WORKING, Assertion, Case, ModelEntry, Suite
 from llmops.evals.targets import AppTarget, TargetFailed
 from llmops.gateway.scope import linked
 from llmops.prompts import Prompt, PromptRegistry
@@ -64,6 +65,8 @@ class Target:
     ref: str  # as given: working, production, a version id, a commit; or the target
     prompt: Prompt | None
     model: str  # the model, or "python" / "http" for an app target
+    params: dict[str, Any] = field(default_factory=dict, hash=False)  # the model entry's
+    label: str = ""  # the model entry's label (reports, storage); default the model
     app: AppTarget | None = None
 
     @property
@@ -79,6 +82,16 @@ class Target:
     @property
     def commit(self) -> str | None:
         return self.prompt.commit if self.prompt else None
+
+    @property
+    def model_label(self) -> str:
+        """How reports and stored runs name the model: the entry's label, else the model."""
+        return self.label or self.model
+
+    @property
+    def call_params(self) -> dict[str, Any]:
+        """The prompt's parameters, overridden by the model entry's."""
+        return {**(self.prompt.params if self.prompt else {}), **self.params}
 
 
 @dataclass
@@ -124,7 +137,8 @@ class RunResult:
 
     @property
     def model(self) -> str:
-        return self.target.model
+        """The model's label (pairs a candidate with the baseline run of the same entry)."""
+        return self.target.model_label
 
     @property
     def passed(self) -> int:
@@ -187,10 +201,15 @@ class SuiteReport:
     batch_id: str
     runs: list[RunResult]
     comparisons: dict[str, Comparison]  # model -> comparison
+    nway: dict[str, NWay] = field(default_factory=dict)  # model -> every pair (informational)
 
     @property
     def threshold(self) -> float:
         return self.suite.spec.threshold
+
+    def version_name(self, run: RunResult) -> str:
+        """The run's prompt version as the N-way comparison names it."""
+        return version_name(run.target, several_prompts=self.suite.spec.prompts is not None)
 
     def candidates(self) -> list[RunResult]:
         return [run for run in self.runs if run.target.role == "candidate"]
@@ -242,39 +261,51 @@ def resolve_targets(
     baseline: str | None = None,
     models: list[str] | None = None,
 ) -> list[Target]:
-    """The prompt versions and models to run; errors name the suite file."""
+    """The prompt versions and models to run; errors name the suite file.
+
+    ``version`` and ``baseline`` replace the reference of the first and second listed
+    version (of ``versions``, or of ``prompts``, keeping the entry's prompt name)."""
     spec = suite.spec
     if spec.target is not None:
         try:
             app = AppTarget(spec.target, Path(suite.file).parent)
         except LLMOpsError as exc:
             raise ConfigFileError(f"target: {exc}", file=suite.file) from None
-        return [Target("candidate", app.name, None, app.kind, app)]
-    if spec.prompt is None:
-        raise ConfigFileError("the suite names no prompt", file=suite.file)
-    refs = list(spec.versions or [WORKING])
+        return [Target("candidate", app.name, None, app.kind, app=app)]
+    entries = spec.prompt_refs()
+    first = entries[0][0]
     if version:
-        refs = [version, *refs[1:]]
+        entries = [(first, version), *entries[1:]]
     if baseline is not None:
-        refs = [refs[0]] + ([] if baseline.lower() == "none" else [baseline]) + refs[2:]
-    elif spec.versions is None and "production" in registry.labels().of(spec.prompt):
-        refs.append("production")
-    refs = list(dict.fromkeys(refs))
+        name = entries[1][0] if len(entries) > 1 else first
+        kept = [] if baseline.lower() == "none" else [(name, baseline)]
+        entries = [entries[0], *kept, *entries[2:]]
+    elif (
+        spec.prompt is not None
+        and spec.versions is None
+        and "production" in registry.labels().of(first)
+    ):
+        entries.append((first, "production"))
+    entries = list(dict.fromkeys(entries))
     targets = []
-    for index, ref in enumerate(refs):
-        full = spec.prompt if ref == WORKING else f"{spec.prompt}@{ref}"
+    for index, (name, ref) in enumerate(entries):
+        full = name if ref == WORKING else f"{name}@{ref}"
         try:
             prompt = registry.load(full)
         except LLMOpsError as exc:
-            raise ConfigFileError(f"version {ref!r}: {exc}", file=suite.file) from None
+            what = f"version {ref!r}" if spec.prompts is None else f"prompt {full!r}"
+            raise ConfigFileError(f"{what}: {exc}", file=suite.file) from None
         role: Role = "candidate" if index == 0 else "baseline" if index == 1 else "other"
-        for model in models or spec.models or [prompt.model or ""]:
-            if not model:
+        listed = [ModelEntry(id=m) for m in models] if models else spec.model_entries()
+        if not listed:
+            if not prompt.model:
                 raise ConfigFileError(
-                    f"prompt {spec.prompt!r} has no model: give models: in the suite",
+                    f"prompt {name!r} has no model: give models: in the suite",
                     file=suite.file,
                 )
-            targets.append(Target(role, ref, prompt, model))
+            listed = [ModelEntry(id=prompt.model)]
+        for entry in listed:
+            targets.append(Target(role, ref, prompt, entry.id, dict(entry.params), entry.name))
     return targets
 
 
@@ -393,17 +424,19 @@ class Runner:
             run.results.sort(key=lambda r: (r.case_id, r.repeat))
         alpha = self.alpha or plan.suite.spec.alpha
         comparisons = {
-            candidate.target.model: compare(candidate.by_case(), base.by_case(), alpha=alpha)
+            candidate.model: compare(candidate.by_case(), base.by_case(), alpha=alpha)
             for candidate, base in baselines(runs)
         }
-        return SuiteReport(plan.suite, batch, runs, comparisons)
+        report = SuiteReport(plan.suite, batch, runs, comparisons)
+        report.nway = compare_versions(report, alpha)
+        return report
 
     async def _run_case(self, plan: Plan, job: Job, batch: str) -> CaseResult:
         target, case = job.run.target, job.case
         if target.prompt is None:
             return await self._run_app_case(plan, job, batch)
         messages = plan.messages[(target.prompt.version, str(case.id))]
-        params = {**target.prompt.params}
+        params = target.call_params
         key = cache_key(target.model, messages, params, job.repeat, self.cache_scope)
         hit = self.cache.get(key) if self.cache else None
         started = time.perf_counter()
@@ -436,7 +469,7 @@ class Runner:
                         "case": case.id,
                         "repeat": job.repeat,
                     },
-                    **self.call_kwargs(target.model),
+                    **{**target.params, **self.call_kwargs(target.model)},
                 )
             except Exception as exc:  # the model failed: the case fails, the run goes on
                 latency = (time.perf_counter() - started) * 1000
@@ -878,3 +911,21 @@ def case_score(outcomes: list[Outcome], threshold: float | None) -> tuple[float,
     if threshold is not None:
         return score, score >= threshold
     return score, all(o.passed for o in outcomes)
+
+
+def version_name(target: Target, *, several_prompts: bool) -> str:
+    """A prompt version as the N-way comparison names it: the reference, or with several
+    prompts ``name`` (the working tree) or ``name@ref``."""
+    if not several_prompts:
+        return target.ref
+    return target.name if target.ref == WORKING else f"{target.name}@{target.ref}"
+
+
+def compare_versions(report: SuiteReport, alpha: float) -> dict[str, NWay]:
+    """Every pair of versions on each model that ran three or more (two are the
+    candidate-vs-baseline comparison), two-sided at twice the one-sided ``alpha``."""
+    groups: dict[str, dict[str, dict[str, list[bool | None]]]] = {}
+    for run in report.runs:
+        groups.setdefault(run.model, {})[report.version_name(run)] = run.by_case()
+    several = {model: versions for model, versions in groups.items() if len(versions) >= 3}
+    return compare_all(several, min(2 * alpha, 0.999)) if several else {}

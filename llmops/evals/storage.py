@@ -26,7 +26,7 @@ def save_report(engine: Engine, report: SuiteReport) -> None:
                 "prompt_ref": target.ref,
                 "prompt_version": target.version,
                 "git_commit": target.commit,
-                "model": target.model,
+                "model": target.model_label,  # the suite's label for a model entry
                 "started_at": run.started_at,
                 "finished_at": run.finished_at,
                 "cases": len({r.case_id for r in run.results}),

@@ -159,13 +159,59 @@ class Case(BaseModel):
     options: CaseOptions = Field(default_factory=CaseOptions)
 
 
+class ModelEntry(BaseModel):
+    """A model of ``models:`` with its own parameters and the label reports show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200, description="The model to call.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Call parameters (temperature, max_tokens, ...) overriding the prompt's.",
+    )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="How reports and stored runs name this target [default: the id].",
+    )
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id
+
+
+#: Parameters a model entry may not set: the runner passes them itself.
+RESERVED_PARAMS = frozenset(
+    {"model", "messages", "prompt", "variables", "tags", "metadata", "stream"}
+)
+
+
 class SuiteFile(BaseModel):
     """What one ``evals/NAME.yaml`` may contain. Unknown fields are an error."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["prompt"]},
+                {"required": ["prompts"]},
+                {"required": ["target"]},
+            ]
+        },
+    )
 
     description: str = ""
-    prompt: str | None = Field(default=None, description="A prompt name from the registry.")
+    prompt: str | None = Field(
+        default=None, description="A prompt name from the registry (or give prompts)."
+    )
+    prompts: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Instead of prompt and versions: several prompts, 'name' (the working "
+        "tree) or 'name@ref', rendered with the same case variables. The first is the "
+        "candidate, the second the baseline.",
+    )
     target: str | HttpTarget | TargetSpec | None = Field(
         default=None,
         description="Instead of a prompt: an app's Python function (path/to/app.py:function, "
@@ -176,7 +222,11 @@ class SuiteFile(BaseModel):
         description="References to compare: the first is the candidate, the second the "
         "baseline. 'working' is the working-tree file.",
     )
-    models: list[str] | None = Field(default=None, description="Default: the prompt's model.")
+    models: list[str | ModelEntry] | None = Field(
+        default=None,
+        description="Default: the prompt's model. An entry is a model name or {id, params, "
+        "label}: its params override the prompt's.",
+    )
     judge: str | None = Field(default=None, description="Default judge model for llm-rubric.")
     embedder: str | None = Field(
         default=None,
@@ -201,11 +251,45 @@ class SuiteFile(BaseModel):
     def _has_cases(self) -> SuiteFile:
         if not self.cases and not self.cases_file:
             raise ValueError("a suite needs 'cases' or 'cases_file'")
-        if (self.prompt is None) == (self.target is None):
-            raise ValueError("a suite tests either a 'prompt' or a 'target', one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _has_a_prompt(self) -> SuiteFile:
+        given = [self.prompt is not None, self.prompts is not None, self.target is not None]
+        if sum(given) > 1:
+            raise ValueError(
+                "give 'prompt' (with optional 'versions'), 'prompts' or 'target', only one"
+            )
+        if not any(given):
+            raise ValueError(
+                "a suite needs 'prompt' (with optional 'versions'), 'prompts' or 'target'"
+            )
         if self.target is not None and (self.versions or self.models):
             raise ValueError("'versions' and 'models' are for prompts; a target is tested as is")
         return self
+
+    def model_entries(self) -> list[ModelEntry] | None:
+        """``models:`` as entries (a plain name is an entry without params)."""
+        if self.models is None:
+            return None
+        return [m if isinstance(m, ModelEntry) else ModelEntry(id=m) for m in self.models]
+
+    def prompt_refs(self) -> list[tuple[str, str]]:
+        """``(prompt name, reference)`` of every listed version, in order (at least one)."""
+        if self.prompts is not None:
+            return [split_prompt_ref(entry) for entry in self.prompts]
+        return [(str(self.prompt), ref) for ref in self.versions or [WORKING]]
+
+    @property
+    def prompt_title(self) -> str:
+        """The prompt, or the prompts, as reports name them."""
+        return self.prompt if self.prompt is not None else ", ".join(self.prompts or [])
+
+
+def split_prompt_ref(entry: str) -> tuple[str, str]:
+    """``name@ref`` -> ``(name, ref)``; a bare name is the working tree."""
+    name, _, ref = entry.partition("@")
+    return name, ref or WORKING
 
 
 @cache
@@ -254,6 +338,7 @@ def load_suite(path: Path) -> Suite:
         raise ConfigFileError(f"{where}: {message}", file=file, line=line_of(lines, loc)) from None
     references: dict[Path, Any] = {}
     spec = _with_files(spec, path.parent, references, data, file, lines)
+    _check_targets(spec, file, lines)
     for at, assertion in _assertions(spec):
         problem = assertion_problem(assertion, path.parent)
         if problem:
@@ -288,6 +373,52 @@ def load_suite(path: Path) -> Suite:
         named.append(case.model_copy(update={"id": case_id}))
     name = path.stem
     return Suite(name=name, file=file, spec=spec, cases=named, case_lines=case_lines)
+
+
+def _check_targets(spec: SuiteFile, file: str, lines: dict[tuple[Any, ...], int]) -> None:
+    """``prompts:`` entries well formed and distinct, ``versions`` not beside them; model
+    labels distinct and model params not ones the runner sets."""
+    if spec.prompts is not None and spec.versions is not None:
+        raise ConfigFileError(
+            "versions: give references in prompts ('name@ref') instead, not both",
+            file=file,
+            line=line_of(lines, ("versions",)),
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(spec.prompts or []):
+        name, ref = split_prompt_ref(entry)
+        if not name.strip() or entry.count("@") > 1 or entry != entry.strip():
+            raise ConfigFileError(
+                f"prompts[{index}]: {entry!r} is not 'name' or 'name@ref'",
+                file=file,
+                line=line_of(lines, ("prompts", index)),
+            )
+        if (name, ref) in seen:
+            raise ConfigFileError(
+                f"prompts[{index}]: {entry!r} is listed twice (entries {seen[(name, ref)] + 1} "
+                f"and {index + 1})",
+                file=file,
+                line=line_of(lines, ("prompts", index)),
+            )
+        seen[(name, ref)] = index
+    labels: dict[str, int] = {}
+    for index, model in enumerate(spec.model_entries() or []):
+        for key in model.params:
+            if key in RESERVED_PARAMS:
+                raise ConfigFileError(
+                    f"models[{index}].params.{key}: set by the eval runner, not a model parameter",
+                    file=file,
+                    line=line_of(lines, ("models", index, "params", key)),
+                )
+        if model.name in labels:
+            hint = "" if model.label else ": give each a label"
+            raise ConfigFileError(
+                f"models[{index}]: {model.name!r} is listed twice (entries {labels[model.name] + 1}"
+                f" and {index + 1}){hint}",
+                file=file,
+                line=line_of(lines, ("models", index)),
+            )
+        labels[model.name] = index
 
 
 def _assertions(spec: SuiteFile) -> list[tuple[tuple[Any, ...], Assertion]]:
@@ -422,6 +553,8 @@ def _check_schema(data: dict[str, Any], file: str, lines: dict[tuple[Any, ...], 
     if not errors:
         return
     error = min(errors, key=lambda e: -len(e.absolute_path))  # the most specific one
+    while error.context:  # anyOf (a model name or entry): the branch that got furthest
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
     path = tuple(error.absolute_path)
     where = _describe_path(data, path)
     message = error.message

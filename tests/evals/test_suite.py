@@ -76,7 +76,11 @@ def test_csv_cases(tmp_path: Path) -> None:
         ),
         ("prompt: p\ncases:\n  - id: c1\n    varz: {}\n", 3, "case c1: unknown field ('varz'"),
         ("prompt: p\ncases: []\nrepeat: 0\n", 3, "repeat"),
-        ("cases:\n  - vars: {}\n", 1, "either a 'prompt' or a 'target'"),
+        (
+            "cases:\n  - vars: {}\n",
+            1,
+            "needs 'prompt' (with optional 'versions'), 'prompts' or 'target'",
+        ),
         ("prompt: p\n", 1, "needs 'cases' or 'cases_file'"),
         ("prompt: p\nthreshold: 2\ncases: [{}]\n", 2, "threshold"),
         ("prompt: p\ncases: [{}, {id: case-1}]\n", 2, "used twice"),
@@ -152,7 +156,12 @@ def test_default_versions_are_working_tree_and_production(repo: PromptRepo) -> N
 def test_schema_is_json_schema() -> None:
     schema = suite_json_schema()
     assert schema["additionalProperties"] is False
-    assert {"prompt", "target"} <= set(schema["properties"])
+    # one prompt (with versions), several prompts, or an app target
+    assert schema["anyOf"] == [
+        {"required": ["prompt"]},
+        {"required": ["prompts"]},
+        {"required": ["target"]},
+    ]
 
 
 PROMPTFOO_CSV = "\n".join(

@@ -179,7 +179,7 @@ def test_a_failing_target_errors_the_case(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("prompt: greet\ntarget: app.py:f\n", "either a 'prompt' or a 'target'"),
+        ("prompt: greet\ntarget: app.py:f\n", "'prompts' or 'target', only one"),
         ("target: app.py:f\nversions: [working]\n", "'versions' and 'models' are for prompts"),
         ("target: {http: ftp://x}\n", "target"),
     ],
