@@ -335,7 +335,6 @@ def test_judge_calls_per_output() -> None:
         ({"type": "factuality"}, "factuality: value must be the reference answer"),
         ({"type": "factuality", "value": "a", "config": {"bogus": 1}}, "not 'bogus'"),
         ({"type": "factuality", "value": "a", "config": {"subset": 2}}, "score from 0 to 1"),
-        ({"type": "contains", "value": "a", "config": {}}, "config` belongs to factuality"),
         ({"type": "model-graded-closedqa"}, "value must be the criterion"),
         ({"type": "select-best", "value": ""}, "value must be the criterion"),
         ({"type": "context-recall"}, "value must be the ground truth"),

@@ -331,10 +331,8 @@ def test_csv_tests_with_promptfoo_columns(cli, tmp_path: Path) -> None:
     project, result = run_import(cli, tmp_path, "csv", "--out", "evals/capitals.yaml")
     assert result.stderr.splitlines() == [
         "not imported: tests.csv column __prefix: not supported by llmops; skipped",
-        "not imported: tests.csv:4 column __expected2: type 'similar' is not supported by "
-        "llmops; skipped",
     ]
-    assert "4 cases, 6 assertions, 1 prompt, 1 model; 2 items not imported" in result.stdout
+    assert "4 cases, 7 assertions, 1 prompt, 1 model; 1 item not imported" in result.stdout
     suite = load_suite(project / "evals/capitals.yaml")
     assert suite.spec.prompt == "capitals"
     france, germany, japan, italy = suite.cases
@@ -352,7 +350,10 @@ def test_csv_tests_with_promptfoo_columns(cli, tmp_path: Path) -> None:
         ("contains", "Berlin"),
         ("llm-rubric", "names Berlin as the capital"),
     ]
-    assert [(a.type, a.value) for a in japan.assert_] == [("icontains-any", ["tokyo"])]
+    assert [(a.type, a.value, a.threshold) for a in japan.assert_] == [
+        ("icontains-any", ["tokyo"], None),
+        ("similar", "Tokyo is the capital", 0.8),
+    ]
     assert [(a.type, a.value, a.threshold) for a in italy.assert_] == [("levenshtein", "Rome", 2)]
     header = (project / "evals/capitals.yaml").read_text().splitlines()[:5]
     assert header[2] == "# Not imported (llmops cannot express these promptfoo items):"
@@ -363,11 +364,9 @@ def test_csv_tests_with_promptfoo_columns(cli, tmp_path: Path) -> None:
 
 def test_tests_from_a_glob_jsonl_and_inline_with_file_vars_and_assert_set(cli, tmp_path) -> None:
     project, result = run_import(cli, tmp_path, "mixed", "--out", "evals/policy.yaml")
-    assert result.stderr.splitlines()[:3] == [
+    assert result.stderr.splitlines()[:2] == [
         "not imported: providers[0].config.apiKey: credentials are not imported: llmops "
         "(litellm) reads them from the environment",
-        "not imported: tests[2].assert[0].assert[2]: type 'similar' is not supported by "
-        "llmops; skipped",
         "not imported: providers[1].config: differs from providers[0]'s (temperature=0.7 vs "
         "temperature=0, max_tokens=200); llmops runs every model with the prompt's params, "
         "providers[0]'s",
@@ -399,6 +398,7 @@ def test_tests_from_a_glob_jsonl_and_inline_with_file_vars_and_assert_set(cli, t
     assert [(a.type, a.value) for a in group.assert_ or []] == [
         ("icontains", "30 days"),
         ("not-icontains", "60 days"),
+        ("similar", "No, refunds are only possible within 30 days."),
     ]
     assert python.type == "python" and python.value.endswith("mixed/checks.py:short_enough")
     assert (project / "evals" / python.value.removeprefix("file://").split(":")[0]).is_file()
@@ -443,19 +443,17 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         "not imported: providers[3]: 'echo' echoes the prompt, which llmops cannot do; skipped",
         "not imported: providers[4].transform: not imported (llmops has no equivalent)",
         (
-            "not imported: tests[0].options.transform: output transforms are not supported by "
-            "llmops; assertions check the model's output as it is"
+            "not imported: tests[0].options.transform: promptfoo's transforms are JavaScript "
+            "and llmops' are Python: rewrite it as a `transform` (or `options: {transform}`) in "
+            "the suite"
         ),
-        "not imported: tests[0].assert[0]: type 'similar' is not supported by llmops; skipped",
+        "not imported: tests[0].assert[0]: type 'classifier' is not supported by llmops; skipped",
         (
-            "not imported: tests[0].assert[1]: transform is not supported by llmops (the check "
-            "would see another text); skipped"
+            "not imported: tests[0].assert[1]: promptfoo's transforms are JavaScript and "
+            "llmops' are Python: rewrite it as a `transform` (or `options: {transform}`) in the "
+            "suite; skipped"
         ),
-        (
-            "not imported: tests[0].assert[2]: inline Python code is not supported by llmops (it "
-            "runs 'file.py:function' checks): move it to a file; skipped"
-        ),
-        "not imported: tests[0].assert[3]: type 'select-best' is not supported by llmops; skipped",
+        "not imported: tests[0].assert[3]: type 'moderation' is not supported by llmops; skipped",
         (
             "not imported: tests[0].assert[4]: the value is not a template llmops can compile: "
             "No filter named 'shout'.; skipped"
@@ -470,14 +468,17 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         assert line in lines
     for key in ("sharing", "derivedMetrics", "nunjucksFilters", "rubricPrompt", "apiBaseUrl"):
         assert any(key in line for line in lines), key
-    assert "1 prompt, 1 model; 22 items not imported" in result.stdout
+    assert "1 prompt, 1 model; 21 items not imported" in result.stdout
     suite = load_suite(project / "evals/things-llmops-cannot-express.yaml")
     assert (suite.spec.concurrency, suite.spec.repeat) == (4, 2)
     assert [c.vars for c in suite.cases] == [
         {"topic": "weather", "items": "sun"},
         {"topic": "weather", "items": "rain"},
     ]
-    assert [(a.type, a.value) for a in suite.cases[0].assert_] == [("not-icontains", "knock knock")]
+    assert [(a.type, a.value) for a in suite.cases[0].assert_] == [
+        ("python", "len(output) < 200"),  # inline Python, as promptfoo runs it
+        ("not-icontains", "knock knock"),
+    ]
     prompt = PromptRegistry(project / "prompts").load("things-llmops-cannot-express")
     assert prompt.model == "gpt-4o-mini" and prompt.params == {"temperature": 0.3}
     assert prompt.spec.template == (
@@ -497,10 +498,7 @@ def test_an_outside_config_written_from_the_docs(cli, tmp_path: Path) -> None:
     """A config in another style (``targets:``, a JSON chat file, a glob of JSON tests,
     a markdown var file), written with promptfoo's docs and not tuned for the importer."""
     project, result = run_import(cli, tmp_path, "outside")
-    assert result.stderr.splitlines() == [
-        "not imported: tests[0].assert[2]: type 'answer-relevance' is not supported by "
-        "llmops; skipped"
-    ]
+    assert result.stderr.splitlines() == []
     registry = PromptRegistry(project / "prompts")
     chat = registry.load("customer-bot-rag-answers/system-and-user")
     concise = registry.load("customer-bot-rag-answers/concise")
@@ -524,7 +522,7 @@ def test_an_outside_config_written_from_the_docs(cli, tmp_path: Path) -> None:
     assert returns.vars["context"] == (
         "# Returns\n\nItems can be returned within 30 days for a full refund."
     )
-    assert [a.type for a in returns.assert_] == ["contains-all", "llm-rubric"]
+    assert [a.type for a in returns.assert_] == ["contains-all", "llm-rubric", "answer-relevance"]
     assert [a.type for a in injection.assert_] == ["is-refusal", "not-contains"]
     assert shipping.id == "shipping-question" and shipping.metadata == {"area": "shipping"}
     dry_run(cli, project)

@@ -79,7 +79,7 @@ def test_csv_cases(tmp_path: Path) -> None:
         (
             "cases:\n  - vars: {}\n",
             1,
-            "needs 'prompt' (with optional 'versions'), 'prompts' or 'target'",
+            "'prompts' or 'target'",
         ),
         ("prompt: p\n", 1, "needs 'cases' or 'cases_file'"),
         ("prompt: p\nthreshold: 2\ncases: [{}]\n", 2, "threshold"),

@@ -186,10 +186,21 @@ _CONNECTION = {
 
 # -- assertions -------------------------------------------------------------------------------
 
-_ASSERTION_KEYS = ("type", "value", "threshold", "weight", "metric", "provider", "assert")
+_ASSERTION_KEYS = (
+    "type", "value", "threshold", "weight", "metric", "provider", "assert", "config",
+)  # fmt: skip
 _SPLIT_TYPES = ("contains-any", "contains-all", "icontains-any", "icontains-all")
 _SCRIPT_TYPES = ("python", "javascript")
-_PYTHON_REF = re.compile(r"(?:file://)?[^\s:]+\.py(?::\w+)?|[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+#: Types whose ``provider`` is a model llmops calls (a judge, or similar's embedder).
+_JUDGED = (
+    "llm-rubric", "factuality", "model-graded-factuality", "model-graded-closedqa", "g-eval",
+    "answer-relevance", "context-faithfulness", "context-recall", "context-relevance",
+    "select-best", "similar", "similar:cosine", "similar:dot", "similar:euclidean",
+)  # fmt: skip
+_JS_TRANSFORM = (
+    "promptfoo's transforms are JavaScript and llmops' are Python: rewrite it as a "
+    "`transform` (or `options: {transform}`) in the suite"
+)
 
 # top-level keys of a promptfoo config the importer reads
 _READ = ("description", "prompts", "providers", "targets", "tests", "defaultTest",
@@ -565,8 +576,7 @@ class _Importer:
             if key == "provider":
                 judge = self.judge(value, at)
             elif key in ("transform", "postprocess"):
-                self.skip(at, "output transforms are not supported by llmops; assertions "
-                              "check the model's output as it is")  # fmt: skip
+                self.skip(at, _JS_TRANSFORM)
             else:
                 self.skip(at, "not imported (llmops has no equivalent)")
         return judge
@@ -819,10 +829,11 @@ class _Importer:
         supported = _supported_types()
         if base not in supported:
             raise _Refused(f"type {kind!r} is not supported by llmops")
-        for key in ("transform", "contextTransform"):
-            if key in item:
-                raise _Refused(f"{key} is not supported by llmops (the check would see "
-                               "another text)")  # fmt: skip
+        if "transform" in item:
+            raise _Refused(_JS_TRANSFORM)
+        if "contextTransform" in item:
+            raise _Refused("contextTransform is JavaScript; llmops reads the context from the "
+                           "case's `context` variable")  # fmt: skip
         out: dict[str, Any] = {"type": kind}
         if base == "assert-set":
             children = self.assertions(item.get("assert"), f"{where}.assert", judge)
@@ -844,8 +855,10 @@ class _Importer:
         provider = (
             self.judge(item["provider"], f"{where}.provider") if "provider" in item else judge
         )
-        if provider and base == "llm-rubric":
+        if provider and base in _JUDGED:
             out["provider"] = provider
+        if isinstance(item.get("config"), dict):
+            out["config"] = item["config"]
         for key in item:
             if key not in (*_ASSERTION_KEYS, "transform", "contextTransform"):
                 self.skip(f"{where}.{key}", "not imported (llmops has no equivalent)")
@@ -866,9 +879,6 @@ class _Importer:
             if path.suffix.lower() in (".json", ".yaml", ".yml"):
                 return self.data_file(path, "assertion value file")
             return self.read(path, "assertion value file").strip()
-        if base == "python" and isinstance(value, str) and not _PYTHON_REF.fullmatch(value.strip()):
-            raise _Refused("inline Python code is not supported by llmops (it runs "
-                           "'file.py:function' checks): move it to a file")  # fmt: skip
         if base in _SPLIT_TYPES and isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, str):
