@@ -27,6 +27,14 @@ def chunk_hidden(chunk: Any) -> dict[str, Any]:
     return hidden if isinstance(hidden, dict) else {}
 
 
+def _part(item: Any, key: str) -> Any:
+    """``item[key]`` or ``item.key`` (litellm's deltas are objects, the direct route's
+    dicts)."""
+    if isinstance(item, dict):
+        return item.get(key)
+    return getattr(item, key, None)
+
+
 def _chunk_usage(chunk: Any) -> Any:
     getter = getattr(chunk, "get", None)  # litellm's responses are also mappings
     return getter("usage", None) if callable(getter) else getattr(chunk, "usage", None)
@@ -49,6 +57,8 @@ class _Tracker:
             self.provider = provider_of(call.model)
         self.served = Served()
         self.tool_calls: list[str] = []  # names and arguments of streamed tool calls
+        self.assembled: dict[int, dict[str, Any]] = {}  # the tool calls, put together
+        self.finish_reason: str | None = None
         self.ttft_ms: float | None = None
         self.result: Completion | None = None
 
@@ -78,11 +88,31 @@ class _Tracker:
         calls = getattr(delta, "tool_calls", None)
         if calls:
             self.tool_calls.append(tool_call_text(calls))
+            self._assemble(calls)
+        with contextlib.suppress(AttributeError, IndexError, TypeError, KeyError):
+            self.finish_reason = chunk.choices[0].finish_reason or self.finish_reason
         if text:
             if self.ttft_ms is None:
                 self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
             self.parts.append(text)
         return text
+
+    def _assemble(self, deltas: Any) -> None:
+        """Put streamed tool calls together: the first piece of each (by ``index``) has
+        its id and name, the next ones more of its arguments."""
+        for position, delta in enumerate(deltas if isinstance(deltas, list) else []):
+            index = _part(delta, "index")
+            entry = self.assembled.setdefault(
+                index if isinstance(index, int) else position,
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            if isinstance(_part(delta, "id"), str):
+                entry["id"] = _part(delta, "id")
+            function = _part(delta, "function")
+            for key in ("name", "arguments"):
+                piece = _part(function, key)
+                if isinstance(piece, str):
+                    entry["function"][key] += piece
 
     def _provider_sent_usage(self) -> bool:
         """Whether the usage came from the provider, not from litellm's own count (litellm
@@ -102,6 +132,7 @@ class _Tracker:
         usage, price, provider = recorder.account(
             call, usage, text, self.provider, self.served, "".join(self.tool_calls)
         )
+        calls = [self.assembled[index] for index in sorted(self.assembled)]
         recorder.record(
             call,
             status,
@@ -112,10 +143,12 @@ class _Tracker:
             provider=provider,
             ttft_ms=self.ttft_ms,
             error=error,
+            tool_calls=calls,
         )
         self.result = Completion.of(
-            call, text, usage, price, latency_ms, self.response, self.ttft_ms
+            call, text, usage, price, latency_ms, self.response, self.ttft_ms, calls
         )
+        self.result.finish_reason = self.finish_reason
 
 
 class _StreamBase:

@@ -197,9 +197,10 @@ class Reply:
         ``content_filter`` -> ``SAFETY``; on the Bedrock route ``stopReason``: ``stop`` ->
         ``end_turn``, ``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``,
         ``content_filter`` -> ``content_filtered``. Any other value is sent as it is.
-        ``tool_calls`` (OpenAI route, not streamed): the tool calls of the answer, each
-        ``{"name": ..., "arguments": {...} or a JSON text}`` (an ``id`` is made up when
-        none is given); with them ``finish_reason`` defaults to ``tool_calls``.
+        ``tool_calls`` (OpenAI route): the tool calls of the answer, each ``{"name": ...,
+        "arguments": {...} or a JSON text}`` (an ``id`` is made up when none is given);
+        with them ``finish_reason`` defaults to ``tool_calls``. Streamed as OpenAI streams
+        them: a chunk with the id and name, then the arguments in two pieces.
         ``logprobs`` (OpenAI route, not streamed): one log-probability per output token,
         sent as ``choices[0].logprobs.content`` with a made-up token each.
     """

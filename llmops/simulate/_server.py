@@ -672,7 +672,22 @@ class _Handler(BaseHTTPRequestHandler):
             if index:
                 self._pause(reply.chunk_delay)
             self._event(chunk({"content": piece}))
-        self._event(chunk({}, reply.finish_reason))
+        finish = reply.finish_reason
+        for index, call in enumerate(reply.tool_calls or []):
+            # as OpenAI streams them: id and name first, the arguments in pieces after
+            arguments = call.get("arguments")
+            text_args = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+            head = {"index": index, "id": call.get("id") or f"call_{index}", "type": "function",
+                    "function": {"name": call["name"], "arguments": ""}}  # fmt: skip
+            self._event(chunk({"tool_calls": [head]}))
+            half = len(text_args) // 2
+            for piece in (text_args[:half], text_args[half:]):
+                self._event(
+                    chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                )
+            if finish == "stop":
+                finish = "tool_calls"
+        self._event(chunk({}, finish))
         if send_usage:
             self._event(fmt.openai_chunk(**common, delta=None, usage=usage))
         self._event("[DONE]")

@@ -620,3 +620,33 @@ def test_raw_message_calls_store_no_variables(make_gateway, server, database_url
     gw.flush()
     (row,) = rows(database_url)
     assert "variables" not in as_json(row["request"])
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["litellm", "direct"])
+def test_streamed_tool_calls_are_put_together_and_stored(
+    make_gateway, server, database_url, direct
+) -> None:
+    gw = make_gateway(direct=direct)
+    server.enqueue(
+        Reply(
+            tool_calls=[
+                {"id": "call_a", "name": "track_parcel", "arguments": {"id": "P-1", "n": 2}},
+                {"name": "notify", "arguments": '{"to": "ops"}'},
+            ]
+        )
+    )
+    stream = gw.stream(model="gpt-4o-mini", messages=USER_MSG, tools=TOOLS, **http(server))
+    assert "".join(stream) == ""
+    done = stream.result
+    assert done.finish_reason == "tool_calls"
+    assert [(c["id"], c["function"]["name"]) for c in done.tool_calls] == [
+        ("call_a", "track_parcel"),
+        ("call_1", "notify"),
+    ]
+    assert [json.loads(c["function"]["arguments"]) for c in done.tool_calls] == [
+        {"id": "P-1", "n": 2},
+        {"to": "ops"},
+    ]
+    gw.flush()
+    (row,) = rows(database_url)
+    assert as_json(row["request"])["tool_calls"] == done.tool_calls
