@@ -19,25 +19,13 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmops.evals.suite import Assertion
+from llmops.evals.suite import MODEL_GRADED_TYPES, SIMILAR_TYPES, Assertion
+from llmops.evals.suite import SELECT_BEST as SELECT_BEST
 
 if TYPE_CHECKING:
     from llmops.evals.assertions import Context
 
-SIMILAR = ("similar", "similar:cosine", "similar:dot", "similar:euclidean")
-#: graded by a judge model and/or embeddings, one output at a time
-MODEL_GRADED = (
-    "factuality",
-    "model-graded-factuality",
-    "model-graded-closedqa",
-    "g-eval",
-    "answer-relevance",
-    "context-faithfulness",
-    "context-recall",
-    "context-relevance",
-    *SIMILAR,
-)
-SELECT_BEST = "select-best"  # compares the outputs of every target of a case
+SIMILAR, MODEL_GRADED = SIMILAR_TYPES, MODEL_GRADED_TYPES
 DEFAULT_EMBEDDER = "text-embedding-3-small"
 
 #: promptfoo's minimum scores when an assertion gives no ``threshold`` (``similar:euclidean``:

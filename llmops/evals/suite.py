@@ -25,6 +25,20 @@ from llmops.files import (
     validation_message,
 )
 
+SIMILAR_TYPES = ("similar", "similar:cosine", "similar:dot", "similar:euclidean")
+#: Graded by a judge model and/or embeddings, one output at a time (llmops.evals.graders).
+MODEL_GRADED_TYPES = (
+    "factuality",
+    "model-graded-factuality",
+    "model-graded-closedqa",
+    "g-eval",
+    "answer-relevance",
+    "context-faithfulness",
+    "context-recall",
+    "context-relevance",
+    *SIMILAR_TYPES,
+)
+SELECT_BEST = "select-best"  # compares the outputs of every target of a case
 ASSERTION_TYPES = (
     "equals",
     "contains",
@@ -51,19 +65,8 @@ ASSERTION_TYPES = (
     "rouge-n",
     "bleu",
     "assert-set",
-    "factuality",
-    "model-graded-factuality",
-    "model-graded-closedqa",
-    "g-eval",
-    "answer-relevance",
-    "context-faithfulness",
-    "context-recall",
-    "context-relevance",
-    "similar",
-    "similar:cosine",
-    "similar:dot",
-    "similar:euclidean",
-    "select-best",
+    *MODEL_GRADED_TYPES,
+    SELECT_BEST,
     "finish-reason",
     "is-sql",
     "perplexity",

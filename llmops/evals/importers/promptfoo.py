@@ -192,11 +192,7 @@ _ASSERTION_KEYS = (
 _SPLIT_TYPES = ("contains-any", "contains-all", "icontains-any", "icontains-all")
 _SCRIPT_TYPES = ("python", "javascript")
 #: Types whose ``provider`` is a model llmops calls (a judge, or similar's embedder).
-_JUDGED = (
-    "llm-rubric", "factuality", "model-graded-factuality", "model-graded-closedqa", "g-eval",
-    "answer-relevance", "context-faithfulness", "context-recall", "context-relevance",
-    "select-best", "similar", "similar:cosine", "similar:dot", "similar:euclidean",
-)  # fmt: skip
+_JUDGED = ("llm-rubric", *suite_format.MODEL_GRADED_TYPES, suite_format.SELECT_BEST)
 _JS_TRANSFORM = (
     "promptfoo's transforms are JavaScript and llmops' are Python: rewrite it as a "
     "`transform` (or `options: {transform}`) in the suite"
