@@ -76,6 +76,7 @@ ASSERTION_TYPES = (
     "tool-call-f1",
 )
 WORKING = "working"  # the reference that means the working-tree file
+WHAT_IT_TESTS = "a suite needs 'prompt' (with optional 'versions'), 'prompts' or 'target'"
 
 
 class Assertion(BaseModel):
@@ -264,9 +265,7 @@ class SuiteFile(BaseModel):
                 "give 'prompt' (with optional 'versions'), 'prompts' or 'target', only one"
             )
         if not any(given):
-            raise ValueError(
-                "a suite needs 'prompt' (with optional 'versions'), 'prompts' or 'target'"
-            )
+            raise ValueError(WHAT_IT_TESTS)
         if self.target is not None and (self.versions or self.models):
             raise ValueError("'versions' and 'models' are for prompts; a target is tested as is")
         return self
@@ -556,6 +555,8 @@ def _check_schema(data: dict[str, Any], file: str, lines: dict[tuple[Any, ...], 
     if not errors:
         return
     error = min(errors, key=lambda e: -len(e.absolute_path))  # the most specific one
+    if not error.absolute_path and error.validator == "anyOf":  # what the suite tests
+        raise ConfigFileError(f"suite: {WHAT_IT_TESTS}", file=file, line=1)
     while error.context:  # anyOf (a model name or entry): the branch that got furthest
         error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
     path = tuple(error.absolute_path)
