@@ -24,6 +24,7 @@ No figure is asserted.
 
 Usage: python benchmarks/eval_throughput.py [--cases N | --quick] [--latency S]
            [--concurrency 1 8 32] [--rounds R] [--server subprocess|in-process]
+           [--route direct|litellm]
            [--profile C [--top N]]
 """
 
@@ -293,6 +294,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=1, help="runs per level (medians)")
     parser.add_argument("--server", choices=["subprocess", "in-process"], default="subprocess")
+    parser.add_argument(
+        "--route",
+        choices=["direct", "litellm"],
+        default="direct",
+        help="direct: OpenAI-compatible calls sent by llmops, as `llmops eval run` does; "
+        "litellm: every call through litellm",
+    )
     parser.add_argument("--profile", type=int, metavar="C", help="profile one run at C")
     parser.add_argument("--top", type=int, default=20, help="profile rows to print")
     args = parser.parse_args()
@@ -311,7 +319,13 @@ def run(args: argparse.Namespace, cases: int, home: Path) -> int:
     registry, suite_file, warmup_file = make_project(home / "project", cases)
     suite, warmup = load_suite(suite_file), load_suite(warmup_file)
     url = f"sqlite:///{home / 'calls.db'}"
-    gateway = Gateway(database_url=url, prompts=registry, source="eval", home=home / "gw")
+    gateway = Gateway(
+        database_url=url,
+        prompts=registry,
+        source="eval",
+        home=home / "gw",
+        direct=args.route == "direct",
+    )
     levels = args.concurrency
     measures: dict[int, list[Measure]] = {c: [] for c in levels}
     profiles = ThreadProfiles() if args.profile else None
