@@ -195,6 +195,10 @@ def console(report: SuiteReport) -> str:
         errored = run.errored_cases()
         if errored:
             lines.append(f"Errored cases ({run.model}): {', '.join(errored)}")
+            for case in errored[:ERRORS_SHOWN]:
+                lines.append(f"  {case}: {_first_error(run, case)}")
+            if len(errored) > ERRORS_SHOWN:
+                lines.append(f"  ... {len(errored) - ERRORS_SHOWN} more (--json has them all)")
     for model, nway in report.nway.items():
         lines.append("")
         lines.extend(_console_nway(report, model, nway))
@@ -202,6 +206,9 @@ def console(report: SuiteReport) -> str:
     gate = "FAIL" if report.below_threshold() else "ok"
     lines.append(f"Pass-rate gate (>= {report.threshold:.0%} of cases): {gate}")
     return "\n".join(lines)
+
+
+ERRORS_SHOWN = 5  # errored cases whose first error the console prints
 
 
 def _case_lines(comparison: Comparison) -> list[str]:
@@ -231,6 +238,8 @@ def _still_failing(run: RunResult) -> list[str]:
 
 def _prompt_title(report: SuiteReport) -> str:
     spec = report.suite.spec
+    if spec.target is not None:
+        return f"target {spec.prompt_title}"
     return f"prompt {spec.prompt}" if spec.prompts is None else f"prompts {spec.prompt_title}"
 
 

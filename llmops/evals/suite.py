@@ -284,8 +284,19 @@ class SuiteFile(BaseModel):
 
     @property
     def prompt_title(self) -> str:
-        """The prompt, or the prompts, as reports name them."""
+        """The prompt, the prompts, or the app target, as reports name them."""
+        if self.target is not None:
+            return target_name(self.target)
         return self.prompt if self.prompt is not None else ", ".join(self.prompts or [])
+
+
+def target_name(target: str | HttpTarget | TargetSpec) -> str:
+    """An app target as reports name it: its function, or its URL."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, HttpTarget):
+        return target.http
+    return target.python or (target.http.http if target.http else "target")
 
 
 def split_prompt_ref(entry: str) -> tuple[str, str]:

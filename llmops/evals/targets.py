@@ -11,11 +11,14 @@ target gets the case as a JSON body (or a body template) and the run's ids in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import hashlib
 import inspect
 import json
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +116,8 @@ class AppTarget:
             if self.http is not None:
                 return await self._call_http(self.http, variables, headers)
         except TimeoutError:
-            raise TargetFailed(f"{self.kind} target timed out") from None
+            limit = self.spec.timeout if self.http is None else self.http.timeout
+            raise TargetFailed(f"{self.name} took longer than {limit:g} s") from None
         raise TargetFailed("the target is neither a function nor a service")
 
     async def _call_function(
@@ -122,8 +126,8 @@ class AppTarget:
         try:
             if inspect.iscoroutinefunction(function):
                 result = await function(**variables)
-            else:  # a worker thread keeps the event loop (and the other cases) going
-                result = await asyncio.to_thread(function, **variables)
+            else:  # a thread of its own keeps the event loop (and the other cases) going
+                result = await _in_thread(function, variables)
         except Exception as exc:
             raise TargetFailed(f"{self.name} raised {type(exc).__name__}: {exc}") from None
         return answer_of(result)
@@ -156,6 +160,34 @@ class AppTarget:
         except ValueError:
             raise TargetFailed("HTTP target: the answer is not JSON (output: is set)") from None
         return Answer(_text(_at(data, http.output)), None)
+
+
+async def _in_thread(function: Callable[..., Any], variables: dict[str, Any]) -> Any:
+    """``function(**variables)`` in a daemon thread, in this context (the run's scope).
+    Not asyncio's executor: a target stuck past its timeout would keep the process from
+    exiting, as the executor's threads are waited for."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # timed out and cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = context.run(function, **variables), None
+        except BaseException as exc:  # handed to the awaiting case
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="llmops-eval-target", daemon=True).start()
+    return await future
 
 
 def answer_of(result: Any) -> Answer:

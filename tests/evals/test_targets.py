@@ -294,3 +294,22 @@ def test_an_http_target_without_its_token_errors(tmp_path: Path, service: str, m
     (result,) = report.runs[0].results
     assert result.errored and "NOT_SET_ANYWHERE" in (result.error or "")
     assert Service.seen == []
+
+
+def test_a_target_past_its_timeout_errors_and_the_run_ends(real_cli, tmp_path: Path) -> None:
+    """A stuck function is left behind after its timeout: the case errors and the process
+    exits, not waiting for the thread (asyncio's executor would wait 60 s here)."""
+    import time
+
+    (tmp_path / "app.py").write_text("import time\n\ndef answer(question):\n    time.sleep(60)\n")
+    (tmp_path / "suite.yaml").write_text(
+        "target: {python: app.py:answer, timeout: 1}\n"
+        "cases:\n  - vars: {question: hi}\n    assert: [{type: contains, value: x}]\n"
+    )
+    env = {"LLMOPS_HOME": str(tmp_path / "home"),
+           "LLMOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}"}  # fmt: skip
+    started = time.monotonic()
+    result = real_cli("eval", "run", "suite.yaml", cwd=tmp_path, env=env)
+    assert time.monotonic() - started < 40  # far from the 60 s the thread sleeps
+    assert result.code == 3, result.stdout + result.stderr  # errored: inconclusive
+    assert "took longer than 1 s" in result.stdout + result.stderr
