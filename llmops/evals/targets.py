@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmops.errors import ConfigError
 
 DEFAULT_TIMEOUT = 300.0  # seconds a target may take for one case
+MAX_ANSWER_BYTES = 10 * 2**20  # an HTTP target's answer, read at most
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -146,17 +147,26 @@ class AppTarget:
         else:
             request["json"] = body
         try:
-            async with httpx.AsyncClient() as client:
-                response = await client.request(http.method, http.http, **request)
+            async with (
+                httpx.AsyncClient() as client,
+                client.stream(http.method, http.http, **request) as response,
+            ):
+                body = bytearray()
+                async for piece in response.aiter_bytes():
+                    body += piece
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise TargetFailed(
+                            f"HTTP target: the answer is over {MAX_ANSWER_BYTES // 2**20} MB"
+                        )
         except httpx.HTTPError as exc:
             raise TargetFailed(f"HTTP target: {type(exc).__name__}: {exc}") from None
+        text = body.decode(response.encoding or "utf-8", errors="replace")
         if response.status_code >= 400:
-            status, text = response.status_code, response.text[:200]
-            raise TargetFailed(f"HTTP target answered {status}: {text}")
+            raise TargetFailed(f"HTTP target answered {response.status_code}: {text[:200]}")
         if http.output is None:
-            return Answer(response.text, None)
+            return Answer(text, None)
         try:
-            data = response.json()
+            data = json.loads(text)
         except ValueError:
             raise TargetFailed("HTTP target: the answer is not JSON (output: is set)") from None
         return Answer(_text(_at(data, http.output)), None)

@@ -223,6 +223,9 @@ class Service(BaseHTTPRequestHandler):
         if body.get("question") == "fail":
             self._send(500, b'{"error": "boom"}')
             return
+        if body.get("question") == "huge":  # 11 MB, past what the runner reads
+            self._send(200, b'{"data": {"answer": "' + b"x" * (11 * 2**20) + b'"}}')
+            return
         answer = {"data": {"answer": f"About {body.get('question')}", "sources": [1, 2]}}
         self._send(200, json.dumps(answer).encode())
 
@@ -265,6 +268,9 @@ def test_an_http_target(tmp_path: Path, service: str, make_gateway, monkeypatch)
           - id: fail
             vars: {{question: fail}}
             assert: [{{type: contains, value: x}}]
+          - id: huge
+            vars: {{question: huge}}
+            assert: [{{type: contains, value: x}}]
         """,
     )
     gateway = make_gateway()
@@ -272,6 +278,7 @@ def test_an_http_target(tmp_path: Path, service: str, make_gateway, monkeypatch)
     results = {r.case_id: r for r in report.runs[0].results}
     assert results["reset"].passed and not results["reset"].errored
     assert results["fail"].errored and "answered 500" in (results["fail"].error or "")
+    assert results["huge"].errored and "over 10 MB" in (results["huge"].error or "")
     sent = next(s for s in Service.seen if s["body"]["question"] == "reset")
     assert sent["body"] == {"question": "reset", "lang": "en"}
     assert sent["headers"]["Authorization"] == "Bearer t0ken-never-stored"
