@@ -185,7 +185,13 @@ with left:
         st.caption("No response stored.")
     else:
         st.text(detail["response_text"])
+    if request.get("tool_calls"):
+        st.markdown("##### Tool calls")
+        st.json(request["tool_calls"], expanded=True)
 with right:
+    if request.get("variables"):
+        st.markdown("##### Variables")
+        st.json(request["variables"], expanded=True)
     st.markdown("##### Parameters")
     st.json(request.get("params") or {}, expanded=True)
     st.markdown("##### Usage")

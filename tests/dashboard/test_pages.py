@@ -344,6 +344,8 @@ def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
     assert [m.name for m in at.chat_message] == ["user"]
     assert "Hi there, Ada!" in texts(at.text)  # the rendered v2 prompt
     assert "Echo: Hi there, Ada!" in texts(at.text)  # the response
+    assert "##### Variables" in texts(at.markdown)  # the prompt's, as stored
+    assert any(j.value == '{"name": "Ada"}' for j in at.json)
     (feedback,) = [r for r in table(at, "Comment")]
     assert (feedback["Score"], feedback["Comment"]) == ("1.00", "Great answer")
 
