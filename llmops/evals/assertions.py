@@ -45,6 +45,7 @@ class Outcome:
     weight: float = 1.0
     metric: str | None = None
     error: str | None = None  # the check itself failed: the case errored, it did not fail
+    skipped: bool = False  # could not run here (javascript without Node.js): weight 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +143,9 @@ def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
     """Run by Node.js (:mod:`llmops.evals.javascript`), read as promptfoo reads it."""
     from llmops.evals import javascript
 
+    if javascript.node() is None:  # promptfoo's checks skipped, not the whole run errored
+        reason = "skipped: javascript assertions need Node.js (`node` is not on PATH)"
+        return Outcome(assertion.type, True, 1.0, reason, 0.0, None, skipped=True)
     shared = check_context(assertion, context)
     result, problem = javascript.run(_text(assertion.value), output, shared, context.base_dir)
     if problem is not None:

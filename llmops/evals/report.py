@@ -199,6 +199,9 @@ def console(report: SuiteReport) -> str:
                 lines.append(f"  {case}: {_first_error(run, case)}")
             if len(errored) > ERRORS_SHOWN:
                 lines.append(f"  ... {len(errored) - ERRORS_SHOWN} more (--json has them all)")
+        skipped = [o for r in run.results for o in r.outcomes if o.skipped]
+        if skipped:
+            lines.append(f"Skipped checks ({run.model}): {len(skipped)}; {skipped[0].reason}")
     for model, nway in report.nway.items():
         lines.append("")
         lines.extend(_console_nway(report, model, nway))

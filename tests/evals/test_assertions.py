@@ -287,10 +287,18 @@ def test_javascript_from_a_file_and_its_errors(
         assert not outcome.passed  # an error, left out of the statistics, not a failure
 
 
-def test_javascript_without_node_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_javascript_without_node_is_skipped_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Node.js a javascript check is skipped (weight 0, no error): the case is
+    scored by its other checks, and reports count the skipped ones."""
+    from llmops.evals.runner import case_score
+
     monkeypatch.setenv("PATH", "/nonexistent")
-    outcome = check(Assertion(type="javascript", value="true"), "x", CTX)
-    assert outcome.error is not None and "need Node.js" in outcome.error
+    outcome = check(Assertion(type="not-javascript", value="false"), "x", CTX)
+    assert outcome.skipped and outcome.error is None and outcome.weight == 0
+    assert "need Node.js" in outcome.reason
+    failing = check(Assertion(type="contains", value="y"), "x", CTX)
+    assert case_score([outcome, failing], None) == (0.0, False)
+    assert case_score([outcome], None) == (1.0, True)
 
 
 # -- rouge-n and bleu ------------------------------------------------------------------------
