@@ -68,7 +68,7 @@ def score(
     if dry_run:
         run = score_calls(engine, selected, assertions, size=size, seed=seed)
     else:
-        from llmops.evals.runner import Runner
+        from llmops.evals.grading import Grader
         from llmops.gateway import Gateway
         from llmops.prompts import PromptRegistry
 
@@ -76,13 +76,13 @@ def score(
         registry = PromptRegistry(check_prompts_dir(prompts_dir or settings.prompts_dir))
         gateway = Gateway(database_url=database_url(url), prompts=registry, source="eval")
         try:
-            runner = Runner(gateway, judge_tags=("score", "judge"))
+            grader = Grader(gateway, judge_tags=("score", "judge"))
 
             def store(call_id: str, value: float, name: str, comment: str) -> None:
                 gateway.feedback(call_id, value, name=name, comment=comment, user="llmops score")
 
             run = score_calls(
-                engine, selected, assertions, size=size, seed=seed, runner=runner,
+                engine, selected, assertions, size=size, seed=seed, grader=grader,
                 feedback=store, judge=judge, concurrency=concurrency,
             )  # fmt: skip
         finally:

@@ -3,8 +3,8 @@
 An assertions file (a YAML list of assertions in the suite format, or ``{assert: [...]}``
 with an optional ``judge:``) is checked as a suite's assertions are. Each assertion grades
 the stored answer of a sample of recorded calls (their variables as the case's, their cost
-and latency from the row) through the eval runner's grading, so ``llm-rubric`` asks a judge
-model through the gateway (recorded, tagged ``score``). Each result is stored as feedback
+and latency from the row) with the eval runner's grading (a Grader), so ``llm-rubric`` asks
+a judge model through the gateway (recorded, tagged ``score``). Each result is stored as feedback
 on the call, named ``score:METRIC`` (or ``score:TYPE``), with the score in [0, 1] and the
 reason as its comment. A call that already has that feedback is not graded again.
 """
@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 
 from llmops.errors import ConfigFileError
 from llmops.evals.assertions import Context, Outcome, static_problem
-from llmops.evals.runner import Runner, prompt_text
+from llmops.evals.grading import Grader
+from llmops.evals.runner import prompt_text
 from llmops.evals.sampling import SampleSize, sample
 from llmops.evals.suite import ASSERTION_TYPES, Assertion
 from llmops.files import MAX_YAML_BYTES, line_of, parse_yaml, read_text, validation_message
@@ -195,13 +196,13 @@ def score_calls(
     *,
     size: SampleSize | None = None,
     seed: int = 0,
-    runner: Runner | None = None,
+    grader: Grader | None = None,
     feedback: Callable[[str, float, str, str], object] | None = None,
     judge: str | None = None,
     concurrency: int = 8,
 ) -> ScoreRun:
     """Grade a sample of the selected calls and store each result with ``feedback(call_id,
-    score, name, comment)``. Without a ``runner`` nothing is graded (a dry run): the
+    score, name, comment)``. Without a ``grader`` nothing is graded (a dry run): the
     figures say what would be. Calls that have every assertion's feedback already are not
     sampled; a call with some of them is graded by the others only."""
     names = [a.name for a in assertions.assertions]
@@ -233,17 +234,17 @@ def score_calls(
                 else:
                     tally.to_score += 1
                     jobs.append((call, named))
-        if runner is not None and jobs:
+        if grader is not None and jobs:
             asyncio.run(
                 _grade_all(
-                    runner, jobs, run, base_dir, judge or assertions.judge, feedback, concurrency
+                    grader, jobs, run, base_dir, judge or assertions.judge, feedback, concurrency
                 )
             )
     return run
 
 
 async def _grade_all(
-    runner: Runner,
+    grader: Grader,
     jobs: list[tuple[StoredCall, NamedAssertion]],
     run: ScoreRun,
     base_dir: Path,
@@ -255,7 +256,7 @@ async def _grade_all(
 
     async def one(call: StoredCall, named: NamedAssertion) -> None:
         async with semaphore:
-            outcome, cost = await runner.grade(
+            outcome, cost = await grader.grade(
                 named.assertion,
                 call.response_text or "",
                 _context(call, base_dir),

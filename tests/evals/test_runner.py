@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from llmops.evals.cache import ResponseCache
-from llmops.evals.runner import Runner, parse_verdict, plan
+from llmops.evals.grading import parse_verdict
+from llmops.evals.runner import Runner, plan
 from llmops.evals.storage import save_report
 from llmops.evals.suite import load_suite
 from llmops.store.engine import create_engine
