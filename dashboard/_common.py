@@ -535,7 +535,7 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
     identity includes the page that renders it, so the values would otherwise not follow
     from page to page.
     """
-    url = settings.database_url
+    url = settings.dashboard_url  # a read replica, when one is set
     engine(url)
     options = filter_options(url)
     today = datetime.now(UTC).date()

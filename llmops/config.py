@@ -49,6 +49,8 @@ class Settings:
     - ``LLMOPS_DAILY_BUDGET`` / ``LLMOPS_MONTHLY_BUDGET``: USD budgets drawn on spend charts
       (also ``budgets:`` in the config file).
     - ``LLMOPS_DASHBOARD_PASSWORD``: protects the dashboard; unset, it is open.
+    - ``LLMOPS_DASHBOARD_DATABASE_URL``: where the dashboard reads (a read replica of the
+      database the apps write); default ``LLMOPS_DATABASE_URL``.
     - ``LLMOPS_CONFIG``: a YAML config file; default ``./llmops.yaml`` when it exists; its
       ``budgets.limits`` are the named spend limits (``llmops budgets``).
     """
@@ -65,6 +67,12 @@ class Settings:
     budgets: tuple[Budget, ...] = ()  # the named limits of the config file
     alerts: Alerts = field(default_factory=lambda: Alerts())  # ``alerts:`` of the config file
     retention: Retention = field(default_factory=lambda: Retention())  # ``retention:``
+    dashboard_database_url: str | None = None  # a read replica; None: ``database_url``
+
+    @property
+    def dashboard_url(self) -> str:
+        """The database the dashboard reads: the replica when one is set."""
+        return self.dashboard_database_url or self.database_url
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +99,7 @@ class Settings:
             daily_budget_usd=_money(env, "LLMOPS_DAILY_BUDGET", config.budgets.daily_usd),
             monthly_budget_usd=_money(env, "LLMOPS_MONTHLY_BUDGET", config.budgets.monthly_usd),
             dashboard_password=env.get("LLMOPS_DASHBOARD_PASSWORD") or None,
+            dashboard_database_url=env.get("LLMOPS_DASHBOARD_DATABASE_URL") or None,
             budgets=config.budgets.limits,
             alerts=config.alerts,
             retention=config.retention,

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
+from llmops.config import Settings
 from llmops.errors import ConfigError
 
 
@@ -71,8 +72,8 @@ def dashboard(
 
     check_address(address)
     app_path()
-    target = database_url(url)
-    env = {**os.environ, "LLMOPS_DATABASE_URL": target}
+    target = database_url(url or Settings.from_env().dashboard_url)
+    env = {**os.environ, "LLMOPS_DATABASE_URL": target, "LLMOPS_DASHBOARD_DATABASE_URL": target}
     typer.echo(f"Dashboard on http://{address}:{port} (database {display_url(target)})")
     command = streamlit_command(port, address)
     sys.stdout.flush()

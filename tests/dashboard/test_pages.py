@@ -8,11 +8,13 @@ import math
 import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
 from dashboard import _common as c
 from llmops.money import axis_format
+from llmops.store.engine import create_engine, upgrade
 from tests.dashboard.conftest import (
     PAGES,
     charts,
@@ -138,6 +140,20 @@ def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
     assert bars["encoding"]["y"]["axis"]["format"] == axis_format(max(largest, DAILY_BUDGET))
     labels = [layer["encoding"].get("text") for layer in chart["layer"]]
     assert any(label and label.get("field") == "label" for label in labels)  # budget, named
+
+
+def test_the_dashboard_reads_a_replica_when_one_is_named(
+    seeded: Seed, monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> None:
+    """LLMOPS_DASHBOARD_DATABASE_URL (a read replica) wins over LLMOPS_DATABASE_URL (the
+    primary the apps write): here the primary is an empty database."""
+    empty = f"sqlite:///{tmp_path / 'primary.db'}"
+    upgrade(create_engine(empty))
+    monkeypatch.setenv("LLMOPS_DATABASE_URL", empty)
+    monkeypatch.setenv("LLMOPS_DASHBOARD_DATABASE_URL", database_url)
+    assert metrics(open_app())["Calls"] == str(len(seeded.in_days(30))) == "29"
+    monkeypatch.delenv("LLMOPS_DASHBOARD_DATABASE_URL")
+    assert metrics(open_app()).get("Calls", "0") == "0"  # the empty primary, as before
 
 
 def test_overview_split_by_user_and_filtered_by_model(seeded: Seed) -> None:
