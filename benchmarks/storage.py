@@ -195,6 +195,7 @@ class Sizes:
     total: int = 0
     as_written: int = 0  # SQLite: before VACUUM; PostgreSQL: after VACUUM ANALYZE
     compacted: int = 0  # SQLite: after VACUUM; PostgreSQL: after VACUUM FULL
+    rollups_compacted: int = 0
     calls_data: int = 0
     calls_indexes: dict[str, int] = field(default_factory=dict)
     rollups: int = 0
@@ -245,6 +246,7 @@ def measure_sqlite(path: Path) -> Sizes:
                 sizes.rollups += pages
             else:
                 sizes.other += pages
+        sizes.rollups_compacted = sizes.rollups
         sizes.rollup_rows = sum(
             connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ROLLUPS
         )
@@ -298,6 +300,9 @@ def measure_postgres(url: str) -> Sizes:
             pass  # contrib not installed: free space stays unknown
         connection.execute("VACUUM FULL")
         sizes.compacted = sum(one("SELECT pg_total_relation_size(%s::regclass)", t) for t in tables)
+        sizes.rollups_compacted = sum(
+            one("SELECT pg_total_relation_size(%s::regclass)", t) for t in ROLLUPS
+        )
     return sizes
 
 
@@ -342,6 +347,7 @@ def report(label: str, n: int, sizes: Sizes, written: dict[str, Any], backend: s
     line("audit: columns + ix_llm_calls_chain", audit + chain_index)
     lines.append(f"  {'whole database as written':<44} {per(sizes.as_written):>10}")
     lines.append(f"  {'whole database compacted':<44} {per(sizes.compacted):>10}")
+    lines.append(f"  {'rollups compacted':<44} {per(sizes.rollups_compacted):>10}")
     lines.append(f"  {'largest columns':<44} {'bytes/call':>10}")
     for name, value in sorted(sizes.columns.items(), key=lambda kv: -kv[1])[:10]:
         lines.append(f"    {name:<42} {per(value):>10} {value / columns:>6.1%} of values")
