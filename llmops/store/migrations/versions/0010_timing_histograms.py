@@ -125,8 +125,9 @@ def sqlite_one(table: str, r: str, metric: str, sign: str = "") -> list[str]:
         )
     ]
     if sign:
+        names = columns(table)[:-1]
         where = " AND ".join(
-            f"{c} = {e}" for c, e in zip(columns(table), [*key, f"'{metric}'", bucket], strict=False)
+            f"{c} = {e}" for c, e in zip(names, [*key, f"'{metric}'", bucket], strict=True)
         )
         statements.append(f"DELETE FROM {table} WHERE {where} AND calls <= 0")
     return statements
@@ -232,4 +233,3 @@ def downgrade() -> None:
         op.drop_table(name)
     op.drop_index("ix_timing_buckets_lower", "timing_buckets")
     op.drop_table("timing_buckets")
-
