@@ -86,7 +86,9 @@ def measure(label: str, url: str, now: datetime, runs: int) -> None:
     with engine.connect() as connection:
         for name, f in views(now).items():
             calls = connection.execute(sa.select(sa.func.count()).where(*f.where())).scalar_one()
-            old, exact = timed(lambda f=f: q.percentiles(connection, columns, f.where(), QUANTILES), runs)
+            old, exact = timed(
+                lambda f=f: q.percentiles(connection, columns, f.where(), QUANTILES), runs
+            )
             new, found = timed(lambda f=f: q.timing_percentiles(connection, f, QUANTILES), runs)
             print(
                 f"| {name} | {calls:,} | {old:.3f} | {new:.3f} | {old / new:.1f}x | "
@@ -136,7 +138,7 @@ def copies(url: str, meta: dict[str, Any], k: int, data_dir: Path) -> tuple[str,
         for copy in range(2, k + 1):
             connection.execute(
                 sa.text(
-                    f"INSERT INTO llm_calls ({', '.join(names)}) SELECT {select} FROM llm_calls "  # noqa: S608
+                    f"INSERT INTO llm_calls ({', '.join(names)}) SELECT {select} FROM llm_calls "
                     "WHERE id NOT LIKE '%-%-%-%-%-%'"
                 ),
                 {"copy": copy},
@@ -159,9 +161,7 @@ def to_postgres(sqlite_url: str, pg_url: str) -> float:
             writing.execute(CALLS.insert(), [dict(r) for r in batch])
     seconds = time.perf_counter() - started
     with target.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            "VACUUM ANALYZE"
-        )
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     source.dispose()
     target.dispose()
     return seconds
