@@ -42,7 +42,7 @@ from llmops.store.engine import check_schema, create_engine
 from llmops.store.tables import CALLS
 
 QUANTILES = (0.5, 0.95, 0.99)
-HISTOGRAMS = ("llm_calls_daily_timing", "llm_calls_daily_timing_groups")
+HISTOGRAMS = ("llm_calls_daily_timing",)
 
 
 def views(now: datetime) -> dict[str, q.Filters]:

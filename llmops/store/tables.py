@@ -26,7 +26,6 @@ __all__ = [
     "TAG_DAYS",
     "TIMING_BUCKETS",
     "TIMING_DAYS",
-    "TIMING_GROUP_DAYS",
     "USER_DAYS",
     "AlertEvent",
     "AlertState",
@@ -39,7 +38,6 @@ __all__ = [
     "DailyFeedback",
     "DailyTagSpend",
     "DailyTiming",
-    "DailyTimingGroups",
     "DailyUserSpend",
     "EvalResult",
     "EvalRun",
@@ -251,13 +249,6 @@ class DailyTiming(_Timing, _Day, table=True):
     __tablename__ = "llm_calls_daily_timing"
 
 
-class DailyTimingGroups(_Timing, _CallGroup, table=True):
-    """Latency and TTFT histograms per UTC day and group: model, prompt, version, source,
-    status (table ``llm_calls_daily_timing_groups``)."""
-
-    __tablename__ = "llm_calls_daily_timing_groups"
-
-
 CALLS = _table(CallRecord)
 FEEDBACK = _table(FeedbackRecord)
 CALL_DAYS = _table(DailyCalls)
@@ -266,7 +257,6 @@ TAG_DAYS = _table(DailyTagSpend)
 FEEDBACK_DAYS = _table(DailyFeedback)
 TIMING_BUCKETS = _table(TimingBucket)
 TIMING_DAYS = _table(DailyTiming)
-TIMING_GROUP_DAYS = _table(DailyTimingGroups)
 
 
 class EvalRun(SQLModel, table=True):

@@ -382,7 +382,7 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     from_rollups = figures()
     assert any("llm_calls_daily" in s for s in statements)
     for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
-                   "llm_calls_daily_timing", "llm_calls_daily_timing_groups"):  # fmt: skip
+                   "llm_calls_daily_timing"):  # fmt: skip
         assert any(rollup in s for s in statements), rollup
     monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
     statements.clear()

@@ -21,13 +21,12 @@ from llmops.store.engine import check_schema, create_engine, upgrade
 from llmops.store.queries import Filters, overview, percentiles, timing_percentiles
 from llmops.store.queries import rollups as rollup_queries
 from llmops.store.queries.timing import GAMMA, HIGHEST_MS, LOWEST_MS, RELATIVE_ERROR
-from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS, TIMING_GROUP_DAYS
+from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS
 from tests.store.test_writer import call_row
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 BOUNDS = [GAMMA**b for b in range(-349, 1047)]  # the lower bounds, as the migration stores them
-GROUP = ("model", "prompt_name", "prompt_version", "source", "status")
 
 
 @pytest.fixture
@@ -46,31 +45,26 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def expected_histograms(engine: sa.Engine) -> tuple[Counter[tuple], Counter[tuple]]:
-    """Both histogram tables, computed here in Python from the stored calls."""
+def expected_histograms(engine: sa.Engine) -> Counter[tuple]:
+    """The histogram table, computed here in Python from the stored calls."""
     every: Counter[tuple] = Counter()
-    groups: Counter[tuple] = Counter()
     with engine.connect() as connection:
         for c in connection.execute(sa.select(CALLS)):
             day = _utc(c.created_at).date()
-            key = (c.model, c.prompt_name or "", c.prompt_version or "", c.source, c.status)
             for metric, value in (("latency", c.latency_ms), ("ttft", c.ttft_ms)):
                 if value is None or math.isnan(value):
                     continue
                 every[(day, metric, bucket(value))] += 1
-                groups[(day, *key, metric, bucket(value))] += 1
-    return every, groups
+    return every
 
 
-def stored_histograms(engine: sa.Engine) -> tuple[Counter[tuple], Counter[tuple]]:
-    found: list[Counter[tuple]] = []
+def stored_histograms(engine: sa.Engine) -> Counter[tuple]:
+    table = TIMING_DAYS
     with engine.connect() as connection:
-        for table, key in ((TIMING_DAYS, ()), (TIMING_GROUP_DAYS, GROUP)):
-            columns = [table.c.day, *(table.c[k] for k in key), table.c.metric, table.c.bucket]
-            rows = connection.execute(sa.select(*columns, table.c.calls)).all()
-            found.append(Counter({tuple(r[:-1]): r[-1] for r in rows}))
-            assert all(r[-1] > 0 for r in rows)  # emptied buckets are removed
-    return found[0], found[1]
+        columns = [table.c.day, table.c.metric, table.c.bucket]
+        rows = connection.execute(sa.select(*columns, table.c.calls)).all()
+    assert all(r[-1] > 0 for r in rows)  # emptied buckets are removed
+    return Counter({tuple(r[:-1]): r[-1] for r in rows})
 
 
 def assert_histograms_match(engine: sa.Engine) -> None:
@@ -241,7 +235,7 @@ def test_triggers_keep_the_histograms_on_insert_update_and_delete(engine: sa.Eng
     with engine.begin() as connection:  # a whole day goes: its histogram rows go too
         connection.execute(CALLS.delete().where(CALLS.c.created_at < START + timedelta(days=1)))
         left = connection.execute(
-            sa.select(sa.func.count()).where(TIMING_GROUP_DAYS.c.day == START.date())
+            sa.select(sa.func.count()).where(TIMING_DAYS.c.day == START.date())
         ).scalar_one()
         assert left == 0
     assert_histograms_match(engine)

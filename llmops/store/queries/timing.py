@@ -9,13 +9,12 @@ of them, by at most the same factor: each percentile read from the merged bucket
 **1% (relative)** of the exact one, for values from 0.001 ms to 1e9 ms. Values below 0.001 ms
 (zero, negatives) count as 0; above 1e9 ms, as 1e9 ms; NaN (PostgreSQL) is left out, as NULL.
 
-:func:`timing_percentiles` reads the histogram rows of the whole days of a range (the
-unfiltered histogram when no filter is set, else the one per model, prompt, version, source
-and status), the calls themselves for the partial days at its ends (exact values), sums the
-counts per value in SQL and walks the cumulative counts there, with a window. A range
-without a whole day is therefore exact, and so is any range when the histograms cannot
-answer (a filter on users, which they do not have): then :func:`percentiles` reads every
-call of the range, as before migration 0010.
+:func:`timing_percentiles` reads the histogram rows of the whole days of a range (one
+histogram of every call of a day) and the calls themselves for the partial days at its ends
+(exact values), sums the counts per value in SQL and walks the cumulative counts there,
+with a window. A range without a whole day is therefore exact, and so is any range when
+the histograms cannot answer (any filter: they count every call of a day): then
+:func:`percentiles` reads every call of the range, as before migration 0010.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import sqlalchemy as sa
 
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import _rollup_where, _uses_rollups
-from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS, TIMING_GROUP_DAYS
+from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS
 
 _c = CALLS.c
 
@@ -58,7 +57,7 @@ def timing_percentiles(
     :data:`RELATIVE_ERROR` of the exact figure, and exact from the calls for the partial days
     at its ends; exact from the calls altogether when the histograms cannot answer (a filter
     on users). One row of figures per metric, in order; None where no call has a value."""
-    if not _uses_rollups(filters):  # the histograms have no user: read the calls
+    if not _uses_rollups(filters) or _filtered(filters):  # the histograms cannot answer
         columns = [METRICS[m] for m in metrics]
         return percentiles(connection, columns, filters.where(), quantiles)
     rows = _timing_rows(connection.dialect.name, filters, metrics)
@@ -108,9 +107,7 @@ def _timing_rows(dialect: str, filters: Filters, metrics: Sequence[str]) -> sa.S
     parts: list[sa.Select[Any]] = []
     days = filters.whole_days()
     if days is not None:
-        keyed = (filters.models, filters.prompts, filters.versions, filters.statuses,
-                 filters.sources)  # fmt: skip
-        table = TIMING_GROUP_DAYS if any(keyed) else TIMING_DAYS
+        table = TIMING_DAYS
         parts.append(
             sa.select(
                 table.c.metric.label("metric"),
@@ -134,6 +131,13 @@ def _timing_rows(dialect: str, filters: Filters, metrics: Sequence[str]) -> sa.S
                 ).where(*edge.where(), *counted)
             )
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("timing")
+
+
+def _filtered(filters: Filters) -> bool:
+    """Whether a filter is set: the histogram holds every call of a day, not groups."""
+    return any(
+        (filters.models, filters.prompts, filters.versions, filters.statuses, filters.sources)
+    )
 
 
 def percentiles(
