@@ -151,7 +151,7 @@ def test_percentiles_from_histograms_are_within_one_percent(engine: sa.Engine, n
             exact = percentiles(connection, columns, filters.where(), QUANTILES)
             # the tiny TTFTs (a twentieth of a latency) go below 0.001 ms, and count as 0
             assert_within_bound(found, exact, LOWEST_MS if name == "tiny" else 0.0)
-            if name == "constant":  # one bucket: its midpoint
+            if name == "constant" and filters is ranges[0]:  # whole days: a bucket's midpoint
                 assert found[0][5] == pytest.approx(GAMMA ** (bucket(431.7) + 0.5))
 
 
@@ -277,7 +277,7 @@ def test_migration_fills_the_histograms_as_the_triggers_would(
     upgrade(engine, "0010")
     backfilled = stored_histograms(engine)
     assert backfilled == expected_histograms(engine)
-    assert sum(backfilled[0].values()) == sum(
+    assert sum(backfilled.values()) == sum(
         (r["latency_ms"] is not None) + (r["ttft_ms"] is not None) for r in rows
     )
     # the same calls stored through the triggers build the same rows
