@@ -323,3 +323,18 @@ def test_overview_and_comparisons_read_the_histograms(engine: sa.Engine) -> None
     for name in ("latency_p50", "latency_p95", "latency_p99", "ttft_p50", "ttft_p95", "ttft_p99"):
         want = getattr(exact, name)
         assert getattr(found, name) == pytest.approx(want, rel=RELATIVE_ERROR), name
+
+
+def test_values_on_and_next_to_every_bound_land_in_the_same_bucket(engine: sa.Engine) -> None:
+    """PostgreSQL computes the bucket (ln, then corrected against power(1.02, b)), SQLite
+    looks it up in timing_buckets: both must agree with the bounds, to the last bit."""
+    values: list[float] = []
+    for b in range(-349, 1047):
+        bound = 1.02**b
+        values += [bound, math.nextafter(bound, 0.0), math.nextafter(bound, math.inf)]
+    rows = [
+        call_row(created_at=START + timedelta(seconds=i % 80_000), latency_ms=v)
+        for i, v in enumerate(values)
+    ]
+    insert(engine, rows)
+    assert_histograms_match(engine)
