@@ -8,7 +8,7 @@ Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
 - **calls older than N days** (UTC days: whole days go): the calls and their feedback are
   deleted. Refused under the configured minimum (default 183 days, the EU AI Act's six
   months for automatic logs) unless forced. The daily rollups of those days are kept: the
-  spend, call counts and feedback of past days stay what they were.
+  spend, call counts, feedback and latency/TTFT histograms of past days stay what they were.
 
 Each prune is one transaction and one ``prune`` audit event (who, when, the command line,
 how many rows, and for each hash chain the ranges it removed with the last removed row's
@@ -27,12 +27,21 @@ from sqlalchemy.engine import Connection, Engine
 from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError
 from llmops.store.audit_log import AuditEvent, record_event
-from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
+from llmops.store.tables import (
+    CALL_DAYS,
+    CALLS,
+    FEEDBACK,
+    FEEDBACK_DAYS,
+    TAG_DAYS,
+    TIMING_DAYS,
+    USER_DAYS,
+)
 
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
-_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS)  # keyed by the call's UTC day
+# keyed by the call's UTC day: the rollups and the latency/TTFT histograms
+_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS)
 
 
 @dataclass

@@ -24,6 +24,8 @@ __all__ = [
     "FEEDBACK",
     "FEEDBACK_DAYS",
     "TAG_DAYS",
+    "TIMING_BUCKETS",
+    "TIMING_DAYS",
     "USER_DAYS",
     "AlertEvent",
     "AlertState",
@@ -35,11 +37,13 @@ __all__ = [
     "DailyCalls",
     "DailyFeedback",
     "DailyTagSpend",
+    "DailyTiming",
     "DailyUserSpend",
     "EvalResult",
     "EvalRun",
     "FeedbackRecord",
     "SQLModel",
+    "TimingBucket",
 ]
 
 # JSON columns are JSONB on Postgres, so people can index and query them.
@@ -215,12 +219,44 @@ class DailyFeedback(_CallGroup, table=True):
     feedback_count: int
 
 
+# Latency and TTFT histograms (migration 0010), kept exact by triggers like the rollups above:
+# per UTC day, metric ('latency' or 'ttft') and log-spaced bucket, how many calls had a value
+# in it. Bucket b holds [1.02**b, 1.02**(b+1)) ms and stands for 1.02**(b + 0.5), within
+# 0.995% of every value in it; see llmops.store.queries.timing.
+
+
+class TimingBucket(SQLModel, table=True):
+    """The histograms' buckets (table ``timing_buckets``, filled by the migration): bucket b
+    holds the values from ``lower`` up to the next bucket's; -350 holds zero and below."""
+
+    __tablename__ = "timing_buckets"
+    __table_args__ = (sa.Index("ix_timing_buckets_lower", "lower", unique=True),)
+
+    bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    lower: float | None = Field(default=None, description="ms; NULL for the zero bucket")
+    value: float = Field(description="ms it stands for: the geometric midpoint (0 for zero)")
+
+
+class _Timing(SQLModel):
+    metric: str = Field(primary_key=True, max_length=8, description="latency or ttft")
+    bucket: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    calls: int = Field(description="calls with a value in the bucket")
+
+
+class DailyTiming(_Timing, _Day, table=True):
+    """Latency and TTFT histograms of every call per UTC day (``llm_calls_daily_timing``)."""
+
+    __tablename__ = "llm_calls_daily_timing"
+
+
 CALLS = _table(CallRecord)
 FEEDBACK = _table(FeedbackRecord)
 CALL_DAYS = _table(DailyCalls)
 USER_DAYS = _table(DailyUserSpend)
 TAG_DAYS = _table(DailyTagSpend)
 FEEDBACK_DAYS = _table(DailyFeedback)
+TIMING_BUCKETS = _table(TimingBucket)
+TIMING_DAYS = _table(DailyTiming)
 
 
 class EvalRun(SQLModel, table=True):

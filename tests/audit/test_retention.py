@@ -55,7 +55,7 @@ def rollups(connection: sa.Connection) -> dict[str, list[tuple[Any, ...]]]:
     return {
         table: sorted(tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table}")))
         for table in ("llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
-                      "feedback_daily")
+                      "feedback_daily", "llm_calls_daily_timing")
     }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from llmops.store import queries as q
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.queries import rollups
+from llmops.store.queries.timing import RELATIVE_ERROR
 from llmops.store.tables import EVAL_RUNS
 from tests.store.test_writer import call_row, feedback_row, store_rows
 
@@ -153,7 +154,7 @@ def test_like_for_like_months_of_different_lengths() -> None:
     assert q.month_forecast(10.0, datetime(2026, 3, 16, 12, 0, tzinfo=UTC)) == pytest.approx(20.0)
 
 
-def test_overview_with_filters_and_exact_percentiles(seeded) -> None:
+def test_overview_with_filters_and_percentiles_within_one_percent(seeded) -> None:
     engine, calls, feedback = seeded
     for filters in (
         q.Filters.last_days(30, now=NOW),
@@ -177,9 +178,10 @@ def test_overview_with_filters_and_exact_percentiles(seeded) -> None:
             (got.latency_p95, 0.95),
             (got.latency_p99, 0.99),
         ):
-            assert value == pytest.approx(quantile(latencies, quant), rel=1e-9)
+            # whole days from the histograms (llmops.store.queries.timing): within 1%
+            assert value == pytest.approx(quantile(latencies, quant), rel=RELATIVE_ERROR)
         ttfts = [r["ttft_ms"] for r in rows if r["ttft_ms"] is not None]
-        assert got.ttft_p95 == pytest.approx(quantile(ttfts, 0.95), rel=1e-9)
+        assert got.ttft_p95 == pytest.approx(quantile(ttfts, 0.95), rel=RELATIVE_ERROR)
         ids = {r["id"] for r in rows}
         scores = [f["score"] for f in feedback if f["call_id"] in ids]
         assert got.feedback_count == len(scores)
@@ -325,6 +327,9 @@ def test_queries_are_parameterized(seeded) -> None:
         assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one() == 400
 
 
+PERCENTILES = {f"{m}_p{q}" for m in ("latency", "ttft") for q in (50, 95, 99)}
+
+
 def _close(a, b, path: str = "") -> None:
     """Equal, up to float rounding (sums added in another order differ in the last bits)."""
     if dataclasses.is_dataclass(a):
@@ -338,7 +343,10 @@ def _close(a, b, path: str = "") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _close(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (path, a, b)
+        # the latency and TTFT percentiles merge the daily histograms: within 1%
+        percentile = path.rpartition(".")[2] in PERCENTILES
+        rel_tol = RELATIVE_ERROR * (1 + 1e-9) if percentile else 1e-9
+        assert math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12), (path, a, b)
     else:
         assert a == b, (path, a, b)
 
@@ -373,7 +381,8 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     from_rollups = figures()
     assert any("llm_calls_daily" in s for s in statements)
-    for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags"):
+    for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
+                   "llm_calls_daily_timing"):  # fmt: skip
         assert any(rollup in s for s in statements), rollup
     monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
     statements.clear()

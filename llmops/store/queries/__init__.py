@@ -8,13 +8,16 @@ is pasted into SQL.
 Sums over a time range read the daily rollups (``llm_calls_daily``, ``feedback_daily``,
 kept exact by triggers) for the whole UTC days of the range and the calls themselves only
 for the partial days at its ends, so that 30 days of a million calls sum a few thousand
-rows. A filter on users, a split by user or tag, and percentiles read the calls.
+rows. Latency and TTFT percentiles merge the daily histograms of the whole days (within 1%,
+see ``timing``) and read the calls of the partial days. A filter on users and a split by user
+combined with other filters read the calls.
 
 One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
 ``budgets`` (spend against each budget in its window), ``prompts`` (versions side by side),
 ``evals`` (stored runs and results), ``calls`` (single calls, feedback, filter choices),
 ``metrics`` (all-time totals and recent percentiles for the Prometheus exporter),
 ``alerts`` (the figures alert rules compare, and the alert state);
+``timing`` (latency and TTFT percentiles, exact or from the histograms);
 ``filters`` (what a figure covers) and ``rollups`` (one call's rollup key and figures, and
 which rows a sum reads) serve them all.
 """
@@ -84,10 +87,10 @@ from llmops.store.queries.spend import (
     month_budget,
     month_forecast,
     overview,
-    percentiles,
     period_spans,
     spend_periods,
 )
+from llmops.store.queries.timing import percentiles, timing_percentiles
 
 __all__ = [
     "CALL_LIST_COLUMNS",
@@ -150,6 +153,7 @@ __all__ = [
     "rollup_signature",
     "spend_in_spans",
     "spend_periods",
+    "timing_percentiles",
     "version_prompts",
     "window_span",
 ]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from llmops.store.queries.spend import _driver_rows, _interpolate
+from llmops.store.queries.timing import _driver_rows, _interpolate
 from llmops.store.tables import ALERT_EVENTS, ALERT_STATE, CALLS, EVAL_RUNS, FEEDBACK
 
 _c = CALLS.c

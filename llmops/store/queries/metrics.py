@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import _call_rows, _none
-from llmops.store.queries.spend import OTHER, _driver_rows, _interpolate
+from llmops.store.queries.spend import OTHER
+from llmops.store.queries.timing import _driver_rows, _interpolate
 from llmops.store.tables import CALLS
 
 _c = CALLS.c

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -180,7 +180,7 @@ def compare_versions(
     """``versions`` of ``prompt_name`` in use in the range, in that order (a version with
     no call in the range is left out): usage, error rate, cost, latency percentiles,
     feedback per name with intervals and the latest eval (from :func:`prompt_versions`)."""
-    from llmops.store.queries.spend import percentiles
+    from llmops.store.queries.timing import timing_percentiles
 
     found = {
         v.prompt_version: v
@@ -201,8 +201,9 @@ def compare_versions(
         for version in versions:
             if version not in found:
                 continue
-            where = [*filters.where(), _c.prompt_name == prompt_name, _c.prompt_version == version]
-            ((p50, p95),) = percentiles(connection, (_c.latency_ms,), where, (0.5, 0.95))
+            # the version's calls among the filtered ones (found: it has calls there)
+            one = replace(filters, prompts=(prompt_name,), versions=(version,))
+            ((p50, p95),) = timing_percentiles(connection, one, (0.5, 0.95), ("latency",))
             named = sorted(
                 (
                     (name, mean_interval(pairs))

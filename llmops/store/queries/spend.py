@@ -1,9 +1,8 @@
 """Spend: totals per period, per day and per split, the month's budget, the overview and
-latency percentiles."""
+latency percentiles (from llmops.store.queries.timing)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +24,7 @@ from llmops.store.queries.rollups import (
     _score,
     _spend_figures,
 )
+from llmops.store.queries.timing import timing_percentiles
 from llmops.store.tables import (
     CALLS,
     TAG_DAYS,
@@ -311,7 +311,9 @@ class Overview:
 
 
 def overview(engine: Engine, filters: Filters) -> Overview:
-    """Calls, errors, cost, tokens, latency and TTFT percentiles, feedback per name."""
+    """Calls, errors, cost, tokens, latency and TTFT percentiles, feedback per name. The
+    percentiles of the whole days of the range are merged from the daily histograms, within
+    1% of the exact figures (see :mod:`llmops.store.queries.timing`)."""
     rows = _call_rows(engine, filters)
 
     def calls_with(status: str) -> sa.ColumnElement[Any]:
@@ -343,9 +345,7 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         t = connection.execute(totals).one()
         by_name = tuple(_score(*row) for row in connection.execute(feedback) if row[1])
         unpriced_models = tuple(connection.execute(unpriced).scalars())
-        latency, ttft = percentiles(
-            connection, (_c.latency_ms, _c.ttft_ms), filters.where(), (0.5, 0.95, 0.99)
-        )
+        latency, ttft = timing_percentiles(connection, filters, (0.5, 0.95, 0.99))
     return Overview(
         calls=int(t[0] or 0),
         errors=int(t[1] or 0),
@@ -402,54 +402,3 @@ def _unqualified(condition: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
 
     replaced: sa.ColumnElement[Any] = replacement_traverse(condition, {}, bare)
     return replaced
-
-
-def percentiles(
-    connection: sa.Connection,
-    columns: Sequence[sa.ColumnElement[Any]],
-    where: Sequence[sa.ColumnElement[bool]],
-    quantiles: Sequence[float],
-) -> list[list[float | None]]:
-    """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs
-    left out, from one pass over the rows."""
-    if connection.dialect.name == "postgresql":
-        query = sa.select(
-            *(sa.func.percentile_cont(q).within_group(c) for c in columns for q in quantiles)
-        ).where(*where)
-        row = [float(v) if v is not None else None for v in connection.execute(query).one()]
-        return [row[i : i + len(quantiles)] for i in range(0, len(row), len(quantiles))]
-    # SQLite has no percentile function: read the values (ix_llm_calls_timing covers them)
-    # and interpolate here; ranking them with a window over a sort is three times slower.
-    rows = _driver_rows(connection, sa.select(*columns).where(*where))
-    result = []
-    for i in range(len(columns)):
-        values = sorted(row[i] for row in rows if row[i] is not None)
-        result.append([_interpolate(values, q) for q in quantiles])
-    return result
-
-
-def _driver_rows(connection: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """The rows of a query on llm_calls as plain tuples from the driver: SQLAlchemy's row
-    objects double the time of reading the 400,000 values of a month of calls. The bound
-    values go through their column types, as SQLAlchemy would send them."""
-    dialect = connection.dialect
-    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    to_db = _c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    values = [params[name] for name in compiled.positiontup or ()]
-    if to_db is not None:
-        values = [to_db(v) if isinstance(v, datetime) else v for v in values]
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        rows: list[tuple[Any, ...]] = cursor.execute(compiled.string, values).fetchall()
-        return rows
-    finally:
-        cursor.close()
-
-
-def _interpolate(ordered: list[float], quantile: float) -> float | None:
-    if not ordered:
-        return None
-    exact = quantile * (len(ordered) - 1)
-    low, high = math.floor(exact), math.ceil(exact)
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (exact - low))
