@@ -103,6 +103,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
 _JSON = {"call": ("tags", "metadata", "request", "usage_details"), "feedback": ()}
+# measurements the rollups sum: NaN or an infinity is no measurement, and would poison the
+# sums (inf - inf is NaN, which SQLite stores as NULL in a NOT NULL column)
+_MEASURES = {"call": ("cost_usd", "latency_ms", "ttft_ms"), "feedback": ()}
 
 
 def fit(value: str, limit: int) -> str:
@@ -210,8 +213,13 @@ def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
 def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     """The row's columns, each within what its table takes: a string longer than its
     column cut with a marker (:func:`fit`), texts over :data:`MAX_TEXT_CHARS` cut, tags
-    within the tag rollup's column. The writer applies this to every row it stores."""
+    within the tag rollup's column, a NaN or infinite cost, latency or TTFT unknown (None).
+    The writer applies this to every row it stores."""
     out = {column: row.get(column) for column in COLUMNS[kind]}
+    for column in _MEASURES[kind]:
+        value = out[column]
+        if isinstance(value, float) and not math.isfinite(value):
+            out[column] = None
     for column, limit in _LIMITS[kind].items():
         value = out[column]
         if isinstance(value, str) and len(value) > limit:

@@ -191,8 +191,9 @@ class DailyCalls(_Spend, _CallGroup, table=True):
     last_at: datetime
 
 
-class DailyUserSpend(_Spend, _Day, table=True):
-    """Calls, tokens and cost per UTC day and user (table ``llm_calls_daily_users``)."""
+class DailyUserSpend(_Spend, _CallGroup, table=True):
+    """Calls, tokens and cost per UTC day, user and group (table ``llm_calls_daily_users``;
+    keyed by group since migration 0011)."""
 
     __tablename__ = "llm_calls_daily_users"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -362,6 +363,14 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
         q.Filters(datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC)),
         q.Filters.last_days(45, NOW, models=("gpt-4o",), statuses=("ok",), sources=("app",)),
         q.Filters.last_days(45, NOW, prompts=("support/answer",), versions=("aaaaaaaaaaaa",)),
+        q.Filters.last_days(30, NOW, users=("u1", "u3")),
+        q.Filters(
+            NOW - timedelta(days=20, hours=5),
+            NOW,
+            users=("u2",),
+            models=("gpt-4o",),
+            sources=("app",),
+        ),
     ]
 
     def figures() -> list:
@@ -390,6 +399,33 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert not any("_daily" in s for s in statements)
     _close(from_rollups, from_calls)
     assert from_calls[1].calls > 100  # the ranges hold calls, not nothing
+
+
+def test_a_filter_on_users_sums_the_user_rollup(seeded) -> None:
+    """Whole days filtered on users and another key never read the calls (migration 0011),
+    and give the calls' figures."""
+    engine, calls, _ = seeded
+    f = q.Filters(
+        datetime(2026, 10, 20, tzinfo=UTC),
+        datetime(2026, 11, 10, tzinfo=UTC),
+        users=("u1", "u3"),
+        models=("gpt-4o",),
+    )
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    by_user = q.daily_spend(engine, f, by="user")
+    totals = q.daily_totals(engine, f)
+    assert statements and all("llm_calls_daily_users" in s for s in statements)
+    assert not any(re.search(r"\bllm_calls\b(?!_)", s) for s in statements)
+    chosen = [c for c in in_range(calls, f) if c["user_id"] in f.users and c["model"] == "gpt-4o"]
+    assert len(chosen) > 5
+    for user in f.users:
+        mine = [c for c in chosen if c["user_id"] == user]
+        assert sum(r.calls for r in by_user if r.key == user) == len(mine)
+        assert sum(r.cost_usd for r in by_user if r.key == user) == pytest.approx(
+            sum(c["cost_usd"] or 0 for c in mine)
+        )
+    assert sum(d.calls for d in totals) == len(chosen)
 
 
 @pytest.mark.parametrize("by", ["user", "tag", "model"])

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from llmops.store.engine import check_schema, create_engine
+from llmops.store.engine import check_schema, create_engine, upgrade
 from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
 from tests.store.test_writer import call_row, feedback_row, store_rows
 
@@ -48,7 +49,9 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
                 strict=True,
             )
         )
-        groups = [users.setdefault((created.date(), c.user_id or ""), defaultdict(int))]
+        group = (c.model, c.prompt_name or "", c.prompt_version or "", c.source, c.status)
+        user = (created.date(), c.user_id or "", *group)
+        groups = [users.setdefault(user, defaultdict(int))]
         for tag in c.tags if c.tags is not None else [""]:
             key = (
                 created.date(),
@@ -98,7 +101,8 @@ def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
         for table, key in (
             (CALL_DAYS, ("day", "model", "prompt_name", "prompt_version", "git_commit", "source",
                          "status")),
-            (USER_DAYS, ("day", "user_id")),
+            (USER_DAYS, ("day", "user_id", "model", "prompt_name", "prompt_version", "source",
+                         "status")),
             (TAG_DAYS, ("day", "tag", "model", "prompt_name", "prompt_version", "source",
                         "status")),
         ):  # fmt: skip
@@ -252,3 +256,93 @@ def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_p
     assert sum(r["calls"] for r in calls_days.values()) == 120
     assert sum(r["calls"] for r in users.values()) == 120
     assert sum(r["calls"] for r in tags.values()) > 100
+
+
+def user_totals(engine: sa.Engine) -> dict[tuple, tuple]:
+    """The user rollup summed per (day, user), whatever its other keys."""
+    u = USER_DAYS.c
+    query = sa.select(u.day, u.user_id, *(sa.func.sum(u[s]) for s in SPEND)).group_by(
+        u.day, u.user_id
+    )
+    with engine.connect() as connection:
+        return {
+            (str(day), user): tuple(round(float(v), 9) for v in figures)
+            for day, user, *figures in connection.execute(query)
+        }
+
+
+def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_url: str) -> None:
+    """0010 -> 0011 rebuilds the user rollup by group from the calls; a day whose calls were
+    pruned keeps its per-user totals under '' keys; the triggers follow; downgrading regroups."""
+    from tests.store.test_timing import upgrade_down
+
+    engine = create_engine(database_url)
+    upgrade(engine, "0010")
+    rows = random_calls(random.Random(11), 400)
+    with engine.begin() as connection:
+        connection.execute(CALLS.insert(), rows)
+    before = user_totals(engine)
+    pruned = START.date() + timedelta(days=2)
+    columns = [sa.column("day", sa.Date), *(sa.column(c) for c in ("user_id", *SPEND))]
+    narrow = sa.table("llm_calls_daily_users", *columns)
+    with engine.begin() as connection:  # what `llmops db prune` does to a whole day
+        kept = connection.execute(sa.select(narrow).where(narrow.c.day == pruned)).all()
+        start = datetime.combine(pruned, datetime.min.time(), UTC)
+        gone = CALLS.delete().where(
+            CALLS.c.created_at >= start, CALLS.c.created_at < start + timedelta(days=1)
+        )
+        assert connection.execute(gone).rowcount > 20
+        connection.execute(narrow.delete().where(narrow.c.day == pruned))
+        connection.execute(narrow.insert(), [r._asdict() for r in kept])
+    assert user_totals(engine) == before
+
+    upgrade(engine, "0011")
+    assert user_totals(engine) == before
+    with engine.connect() as connection:
+        groups = connection.execute(sa.select(USER_DAYS)).all()
+    assert {(r.model, r.source, r.status) for r in groups if r.day == pruned} == {("", "", "")}
+    assert_users_match_calls(engine, pruned)
+
+    extra = call_row(created_at=START + timedelta(hours=30), user_id="u9", cost_usd=0.25)
+    with engine.begin() as connection:  # the redefined triggers keep it exact
+        connection.execute(CALLS.insert(), [extra])
+    assert_users_match_calls(engine, pruned)
+
+    upgrade_down(engine, "0010")
+    after = user_totals(engine)
+    assert after.pop((str(extra["created_at"].date()), "u9"))[0] == 1
+    assert after == before
+
+
+def assert_users_match_calls(engine: sa.Engine, pruned: date) -> None:
+    """The user rollup, but for the pruned day, is what the calls give."""
+    expected = expected_rollups(engine)[1]
+    stored = {k: v for k, v in stored_rollups(engine)[1].items() if k[0] != pruned}
+    assert stored.keys() == expected.keys()
+    for key, figures in stored.items():
+        assert figures == pytest.approx(dict(expected[key]), rel=1e-9, abs=1e-12), key
+
+
+def test_infinite_measurements_are_stored_as_unknown(engine: sa.Engine, tmp_path: Path) -> None:
+    """A NaN or infinite latency, TTFT or cost from an app is no measurement: stored as NULL,
+    so that the rollups' sums stay finite and the call can still be updated and deleted."""
+    rows = [
+        call_row(latency_ms=math.inf, ttft_ms=math.nan, cost_usd=math.inf),
+        call_row(latency_ms=-math.inf, ttft_ms=math.inf, cost_usd=math.nan),
+        call_row(latency_ms=12.5, cost_usd=0.001),
+    ]
+    store_rows(engine, tmp_path / "spool", rows, [])
+    with engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(CALLS.c.latency_ms, CALLS.c.ttft_ms, CALLS.c.cost_usd).order_by(
+                CALLS.c.latency_ms
+            )
+        ).all()
+    assert sorted(stored, key=str) == sorted(
+        [(None, None, None)] * 2 + [(12.5, None, 0.001)], key=str
+    )
+    assert_rollups_match(engine)
+    with engine.begin() as connection:
+        connection.execute(CALLS.update().values(cost_usd=0.5, cost_status="custom"))
+        connection.execute(CALLS.delete().where(CALLS.c.id == rows[0]["id"]))
+    assert_rollups_match(engine)

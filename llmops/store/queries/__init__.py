@@ -9,8 +9,10 @@ Sums over a time range read the daily rollups (``llm_calls_daily``, ``feedback_d
 kept exact by triggers) for the whole UTC days of the range and the calls themselves only
 for the partial days at its ends, so that 30 days of a million calls sum a few thousand
 rows. Latency and TTFT percentiles merge the daily histograms of the whole days (within 1%,
-see ``timing``) and read the calls of the partial days. A filter on users and a split by user
-combined with other filters read the calls.
+see ``timing``) and read the calls of the partial days. A split by user and a filter on users
+sum the per-user rollup (keyed by user and every other filter); only the overview's
+percentiles and feedback under a filter, and a split by tag under a filter on users, read the
+calls.
 
 One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
 ``budgets`` (spend against each budget in its window), ``prompts`` (versions side by side),

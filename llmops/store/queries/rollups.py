@@ -25,8 +25,9 @@ _c = CALLS.c
 READ_ROLLUPS = True  # False: every figure from the raw rows (tests and benchmarks compare)
 
 
-def _uses_rollups(filters: Filters) -> bool:
-    return READ_ROLLUPS and not filters.users
+def _uses_rollups(filters: Filters, rollup: sa.Table) -> bool:
+    """Whether ``rollup`` can answer for the filtered calls: only the user rollup has users."""
+    return READ_ROLLUPS and (not filters.users or "user_id" in rollup.c)
 
 
 def _rollup_where(table: sa.Table, filters: Filters, days: tuple[date, date]) -> list[Any]:
@@ -35,6 +36,7 @@ def _rollup_where(table: sa.Table, filters: Filters, days: tuple[date, date]) ->
         ("model", filters.models),
         ("prompt_name", filters.prompts),
         ("prompt_version", filters.versions),
+        ("user_id", filters.users),
         ("status", filters.statuses),
         ("source", filters.sources),
     ):
@@ -83,12 +85,11 @@ def _rows(
     from_clause: Any,
     rollup: sa.Table,
     rolled_up: list[sa.ColumnElement[Any]],
-    usable: bool = True,
 ) -> sa.Subquery:
     """``raw`` (columns over ``from_clause``, one row per call) for the partial days at the
     ends of the range, and ``rolled_up`` (the same columns from ``rollup``) for its whole
     days; ``raw`` for the whole range when the rollup cannot answer."""
-    if not (usable and _uses_rollups(filters)):
+    if not _uses_rollups(filters, rollup):
         return sa.select(*raw).select_from(from_clause).where(*filters.where()).subquery("rows")
     parts = [sa.select(*raw).select_from(from_clause).where(*e.where()) for e in filters.edges()]
     days = filters.whole_days()

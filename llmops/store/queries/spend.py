@@ -160,29 +160,26 @@ def daily_spend(
 
 
 def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
-    """The rows to sum for a split: llm_calls_daily, or the tag rollup, or the user rollup,
-    which answers only when no other filter is set (it has no other key), or for a split by
-    virtual key the calls themselves."""
-    if by not in ("user", "tag", "key"):
-        return _call_rows(engine, filters)
-    raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
-    from_clause: Any = CALLS
+    """The rows to sum for spend per ``by``: llm_calls_daily; the tag rollup for a split by
+    tag; the user rollup for a split by user or whenever users are filtered (it has every
+    other key but the commit); for a split by virtual key, the calls themselves."""
     if by == "key":  # no rollup has the virtual key: the calls of the range
+        raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
         raw.append(sa.func.coalesce(_c.api_key, "").label("api_key"))
         return sa.select(*raw).where(*filters.where()).subquery("rows")
-    if by == "user":
-        raw.append(sa.func.coalesce(_c.user_id, "").label("user_id"))
-        rollup = USER_DAYS
-    else:
+    if by != "tag" and (by == "user" or filters.users):
+        rollup, from_clause = USER_DAYS, CALLS
+        extra = sa.func.coalesce(_c.user_id, "").label("user_id")
+    elif by == "tag":
         tag, from_clause = _tag_key(engine)
-        raw.append(tag.label("tag"))
-        rollup = TAG_DAYS
+        rollup, extra = TAG_DAYS, tag.label("tag")
+    else:
+        return _call_rows(engine, filters)
+    raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures(), extra]
     rolled_up = [
         rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
     ]
-    others = (filters.models, filters.prompts, filters.versions, filters.statuses, filters.sources)
-    usable = by == "tag" or not any(others)
-    return _rows(filters, raw, from_clause, rollup, rolled_up, usable)
+    return _rows(filters, raw, from_clause, rollup, rolled_up)
 
 
 def _tag_key(engine: Engine) -> tuple[sa.ColumnElement[Any], Any]:
@@ -208,7 +205,7 @@ def daily_totals(
     engine: Engine, filters: Filters, daily_budget_usd: float | None = None
 ) -> list[DayTotal]:
     """Total spend per day, every day of the range (zeros included), flagged over budget."""
-    rows = _call_rows(engine, filters)
+    rows = _spend_rows(engine, filters, "model")
     query = sa.select(rows.c.day, sa.func.sum(rows.c.cost_usd), sa.func.sum(rows.c.calls))
     query = query.group_by(rows.c.day)
     with engine.connect() as connection:

@@ -57,7 +57,7 @@ def timing_percentiles(
     :data:`RELATIVE_ERROR` of the exact figure, and exact from the calls for the partial days
     at its ends; exact from the calls altogether when the histograms cannot answer (a filter
     on users). One row of figures per metric, in order; None where no call has a value."""
-    if not _uses_rollups(filters) or _filtered(filters):  # the histograms cannot answer
+    if not _uses_rollups(filters, TIMING_DAYS) or _filtered(filters):  # histograms cannot answer
         columns = [METRICS[m] for m in metrics]
         return percentiles(connection, columns, filters.where(), quantiles)
     rows = _timing_rows(connection.dialect.name, filters, metrics)
