@@ -21,6 +21,7 @@ Revises: 0010
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -48,7 +49,7 @@ def rollups_0005(user_key: tuple[str, ...]) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     daily, _, tags = module.CALL_ROLLUPS
-    module.CALL_ROLLUPS = (daily, module.Rollup(TABLE, user_key, module.SPEND), tags)
+    vars(module)["CALL_ROLLUPS"] = (daily, module.Rollup(TABLE, user_key, module.SPEND), tags)
     return module
 
 
@@ -73,13 +74,13 @@ def create_triggers(module: ModuleType, dialect: str) -> None:
             op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
 
 
-def key_columns(*names: str) -> list[sa.Column[sa.String]]:
+def key_columns(*names: str) -> list[sa.Column[Any]]:
     lengths = {"user_id": 200, "model": 200, "prompt_name": 200, "prompt_version": 12,
                "source": 16, "status": 16}  # fmt: skip
     return [sa.Column(n, sa.String(lengths[n]), primary_key=True) for n in names]
 
 
-def spend_columns() -> list[sa.Column[sa.Integer]]:
+def spend_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("calls", sa.Integer, nullable=False),
         sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
