@@ -54,6 +54,7 @@ class PruneReport:
     calls_removed: int = 0
     feedback_removed: int = 0
     removed: dict[str, list[list[Any]]] = field(default_factory=dict)  # chain -> ranges
+    partitions_dropped: list[str] = field(default_factory=list)  # PostgreSQL's months
     event: AuditEvent | None = None
 
     @property
@@ -123,6 +124,11 @@ def prune(
                     "minimum_days": minimum_days,
                     "forced": bool(force and calls_days is not None and calls_days < minimum_days),
                     "removed": report.removed,
+                    **(
+                        {"partitions_dropped": report.partitions_dropped}
+                        if report.partitions_dropped
+                        else {}
+                    ),
                 },
                 at=now,
             )
@@ -194,12 +200,32 @@ def _remove_calls(
         for table in _ROLLUPS
     }  # fmt: skip
     connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
+    # PostgreSQL: the partitions of whole months before ``before`` go at once (no trigger
+    # fires for them; their rows were counted and their chain places listed above)
+    report.partitions_dropped = _drop_partitions(connection, before)
     connection.execute(sa.delete(CALLS).where(c.created_at < before))
     for table in _ROLLUPS:  # the triggers took the removed calls out: put the days back
         connection.execute(sa.delete(table).where(table.c.day < day))
         rows = kept[table.name]
         for start in range(0, len(rows), _BATCH):
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
+
+
+def _drop_partitions(connection: Connection, before: datetime) -> list[str]:
+    """Drop the monthly partitions of ``llm_calls`` that lie wholly before ``before`` (on
+    PostgreSQL; nothing elsewhere); return their names."""
+    from llmops.store.partitions import list_partitions
+
+    cutoff = before.astimezone(UTC)
+    limit = (cutoff.year, cutoff.month, cutoff.day)
+    dropped = []
+    for partition in list_partitions(connection):
+        if partition.end is None or (*partition.end, 1) > limit:
+            continue
+        # DROP TABLE of a partition detaches it first, in this transaction
+        connection.execute(sa.text(f'DROP TABLE "{partition.name}"'))
+        dropped.append(partition.name)
+    return dropped
 
 
 def _ranges(
