@@ -72,7 +72,7 @@ def partitions(
                     "JOIN pg_class c ON c.oid = i.inhrelid "
                     "WHERE i.inhparent = to_regclass('llm_calls')"
                 )
-            ).tuples()
+            ).all()
         )
     if as_json:
         emit_json(
