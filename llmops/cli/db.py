@@ -65,7 +65,7 @@ def partitions(
     created = ensure_partitions(engine, months_ahead=months_ahead)
     with engine.connect() as connection:
         found = list_partitions(connection)
-        estimates = dict(
+        estimates: dict[str, int] = dict(
             connection.execute(
                 sa.text(
                     "SELECT c.relname, c.reltuples::bigint FROM pg_inherits i "

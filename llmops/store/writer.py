@@ -584,14 +584,13 @@ def _not_stored(
 def _time_span(rows: list[dict[str, Any]]) -> list[Any]:
     """Conditions keeping ``llm_calls.created_at`` within a day of the rows' times; none
     when a row's time is not a datetime."""
-    times = [row.get("created_at") for row in rows]
-    if not all(isinstance(t, datetime) for t in times):
-        return []
-    try:
-        moments = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]  # type: ignore[union-attr]
-        first, last = min(moments), max(moments)
-    except (TypeError, ValueError):
-        return []
+    moments: list[datetime] = []
+    for row in rows:
+        moment = row.get("created_at")
+        if not isinstance(moment, datetime):
+            return []
+        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    first, last = min(moments), max(moments)
     conditions = []
     with contextlib.suppress(OverflowError):  # a day before year 1
         conditions.append(CALLS.c.created_at >= first - timedelta(days=1))
