@@ -17,9 +17,16 @@ What can go wrong, and what happens then:
   rows are found; each is repaired once (:func:`llmops.store.records.repaired`) and stored,
   or else written to ``rejected.log`` with the reason and counted. The other rows are stored.
 - **Feedback for a call that is not stored yet** waits in the journal while another live
-  process may still store the call, and is rejected after that.
+  process may still store the call, and is rejected after that. SQLite's foreign key finds
+  such feedback; on PostgreSQL, where ``feedback.call_id`` has no foreign key
+  (``llm_calls`` is partitioned, migration 0011), the writer looks the calls up in the
+  transaction that stores the feedback, locking them ``FOR KEY SHARE`` as the key did.
 - **Anything else** (a bug, a damaged file): logged and counted; the thread carries on. A
   journal file that cannot be processed at all is moved to ``quarantine/``.
+
+On PostgreSQL the writer also creates the monthly partitions of ``llm_calls`` ahead of time
+(:mod:`llmops.store.partitions`) when it starts and once a day; a failure there is logged
+and tried again later (rows that find no month partition go to the DEFAULT one).
 
 ``flush()`` returns once every record put before it is in the database, or, when the
 database is away, fsynced in the journal; it returns False (never hangs past its timeout)
