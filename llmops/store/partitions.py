@@ -199,6 +199,11 @@ def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | N
     covered = {m for p in partitions for m in p.months()}
     default = next((p.name for p in partitions if p.default), None)
     created: list[str] = []
+    if default is not None and not wanted - covered:
+        return created
+    # The lock CREATE ... PARTITION OF takes anyway, taken first: no row may reach the
+    # DEFAULT partition between the move below and the new partition's creation.
+    connection.execute(sa.text(f"LOCK TABLE {PARENT} IN ACCESS EXCLUSIVE MODE"))
     if default is None:
         connection.execute(
             sa.text(

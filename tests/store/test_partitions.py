@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -558,3 +559,26 @@ def test_a_stopped_database_during_ensure(
     if ahead not in names(engine):  # the writer could not make it: the command does, now
         assert cli("db", "partitions", cwd=tmp_path, env=env).code == 0
     assert ahead in names(engine)
+
+
+def test_a_long_query_delays_partition_creation_not_inserts(
+    engine: sa.Engine, postgres_url: str
+) -> None:
+    """CREATE ... PARTITION OF waits for the table's lock, and every insert would queue
+    behind it: ensure gives up after its lock timeout, and works on the next try."""
+    check_schema(engine)
+    reader = create_engine(postgres_url)
+    try:
+        with reader.connect() as connection:
+            connection.execute(sa.text("SELECT count(*) FROM llm_calls"))  # holds its lock
+            started = time.monotonic()
+            with pytest.raises(DatabaseError, match="lock timeout"):
+                ensure_partitions(engine, datetime(2060, 1, 1, tzinfo=UTC), lock_timeout_ms=300)
+            assert time.monotonic() - started < 5
+            store_rows(engine, Path(tempfile.mkdtemp()), [call_row()])  # inserts go on
+            connection.rollback()
+        assert ensure_partitions(engine, datetime(2060, 1, 1, tzinfo=UTC)) == [
+            "llm_calls_2060_01", "llm_calls_2060_02", "llm_calls_2060_03",
+        ]  # fmt: skip
+    finally:
+        reader.dispose()
