@@ -195,7 +195,11 @@ def _remove_calls(
     feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
     report.calls_removed, ranges = _ranges(connection, calls, c)
     report.feedback_removed, more = _ranges(connection, feedback, f)
-    if dry_run or not (report.calls_removed or report.feedback_removed):
+    if dry_run:
+        return
+    if not (report.calls_removed or report.feedback_removed):
+        # nothing to remove: the old months' partitions, if any, are empty (created ahead)
+        report.partitions_dropped = _drop_partitions(connection, before)
         return
     report.removed = {**ranges, **more}
     day = before.date()

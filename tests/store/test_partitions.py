@@ -452,6 +452,13 @@ def test_prune_drops_whole_months_and_deletes_the_rest(engine: sa.Engine, tmp_pa
     again = prune(engine, calls_days=400, now=now)
     assert again.calls_removed == 1 and again.partitions_dropped == []
     assert verify(engine).ok
+    # an old month's empty partition goes too, with nothing to record
+    assert ensure_partitions(engine, now, months=[(2020, 1)]) == ["llm_calls_2020_01"]
+    empty = prune(engine, calls_days=400, now=now)
+    assert (empty.calls_removed, empty.partitions_dropped, empty.event) == (
+        0, ["llm_calls_2020_01"], None,
+    )  # fmt: skip
+    assert verify(engine).ok
 
 
 def test_the_prune_command_drops_partitions(
@@ -582,3 +589,23 @@ def test_a_long_query_delays_partition_creation_not_inserts(
         ]  # fmt: skip
     finally:
         reader.dispose()
+
+
+def test_a_view_on_llm_calls_stops_the_migration_with_a_message(
+    engine: sa.Engine, postgres_url: str, tmp_path: Path, cli: Any
+) -> None:
+    upgrade(engine, "0010")
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE VIEW spend AS SELECT model, cost_usd FROM llm_calls"))
+    env = {"LLMOPS_DATABASE_URL": postgres_url, "LLMOPS_HOME": str(tmp_path / "home")}
+    result = cli("db", "upgrade", cwd=tmp_path, env=env)
+    assert result.code == 1 and result.exception is None, result
+    assert "views on llm_calls (spend)" in result.stderr and "Traceback" not in result.stderr
+    with engine.begin() as connection:  # nothing changed; without the view it goes through
+        assert (
+            connection.execute(sa.text("SELECT version_num FROM llmops_schema_version")).scalar()
+            == "0010"
+        )
+        connection.execute(sa.text("DROP VIEW spend"))
+    assert cli("db", "upgrade", cwd=tmp_path, env=env).code == 0
+    assert DEFAULT_PARTITION in names(engine)

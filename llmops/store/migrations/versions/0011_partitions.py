@@ -131,6 +131,18 @@ def rebuild(partitioned: bool) -> None:
     old = f"{PARENT}_0010" if partitioned else f"{PARENT}_0011"
     # Nothing may write (or read half-moved rows) until this transaction ends.
     op.execute(f"LOCK TABLE {PARENT}, feedback IN ACCESS EXCLUSIVE MODE")
+    views = fetch(
+        "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r "
+        "ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+        f"WHERE d.refobjid = '{PARENT}'::regclass AND v.oid <> '{PARENT}'::regclass ORDER BY 1"
+    )
+    if views:
+        from llmops.errors import DatabaseError  # shown as a message, not a traceback
+
+        raise DatabaseError(
+            f"views on {PARENT} ({', '.join(v for (v,) in views)}) stop migration {revision}: "
+            "drop them, upgrade, and create them again"
+        )
     indexes, triggers = definitions(PARENT)
     granted = grants(PARENT)
     for (name,) in fetch(  # feedback's foreign key, whatever its name
