@@ -6,9 +6,11 @@ Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
   and feedback comments, become NULL (GDPR data minimisation). The call's metadata stays,
   and so does its ``content_hash``: the hash chain still verifies.
 - **calls older than N days** (UTC days: whole days go): the calls and their feedback are
-  deleted. Refused under the configured minimum (default 183 days, the EU AI Act's six
-  months for automatic logs) unless forced. The daily rollups of those days are kept: the
-  spend, call counts, feedback and latency/TTFT histograms of past days stay what they were.
+  deleted (on PostgreSQL, the monthly partitions of ``llm_calls`` that lie wholly before
+  that day are dropped instead: :mod:`llmops.store.partitions`). Refused under the
+  configured minimum (default 183 days, the EU AI Act's six months for automatic logs)
+  unless forced. The daily rollups of those days are kept: the spend, call counts,
+  feedback and latency/TTFT histograms of past days stay what they were.
 
 Each prune is one transaction and one ``prune`` audit event (who, when, the command line,
 how many rows, and for each hash chain the ranges it removed with the last removed row's
@@ -232,7 +234,7 @@ def _drop_partitions(connection: Connection, before: datetime) -> list[str]:
         if partition.end is None or (*partition.end, 1) > limit:
             continue
         # DROP TABLE of a partition detaches it first, in this transaction
-        connection.execute(sa.text(f'DROP TABLE "{partition.name}"'))
+        connection.execute(sa.text(f"DROP TABLE {partition.name}"))  # quoted as needed
         dropped.append(partition.name)
     return dropped
 

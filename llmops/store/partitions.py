@@ -59,7 +59,7 @@ class Partition:
     """One partition of ``llm_calls``: a month (``first`` is its month, ``end`` the month
     after it), the DEFAULT partition, or one with other bounds (made by hand)."""
 
-    name: str
+    name: str  # as SQL takes it (quoted when needed)
     bound: str  # as PostgreSQL writes it: FOR VALUES FROM (...) TO (...), or DEFAULT
     first: Month | None = None  # the first month it covers, when its bounds are month starts
     end: Month | None = None  # the month after the last one it covers (may be year 10000)
@@ -121,8 +121,10 @@ def list_partitions(connection: Connection) -> list[Partition]:
     connection.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
     rows = connection.execute(
         sa.text(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
-            "JOIN pg_class c ON c.oid = i.inhrelid "
+            # the name as SQL takes it: quoted when it must be, with its schema when it is
+            # not on the search path
+            "SELECT c.oid::regclass::text, pg_get_expr(c.relpartbound, c.oid) "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(:parent) ORDER BY c.relname"
         ),
         {"parent": PARENT},
@@ -227,7 +229,7 @@ def _create(connection: Connection, month: Month, default: str) -> None:
     in_month = "created_at >= CAST(:low AS timestamptz) AND created_at < CAST(:high AS timestamptz)"
     bounds = {"low": low, "high": high}
     waiting = connection.execute(
-        sa.text(f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE {in_month})'),  # noqa: S608
+        sa.text(f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {in_month})"),  # noqa: S608
         bounds,
     ).scalar()
     if waiting:
@@ -238,7 +240,7 @@ def _create(connection: Connection, month: Month, default: str) -> None:
         )
         connection.execute(
             sa.text(
-                f'WITH moved AS (DELETE FROM "{default}" WHERE {in_month} RETURNING *) '  # noqa: S608
+                f"WITH moved AS (DELETE FROM {default} WHERE {in_month} RETURNING *) "  # noqa: S608
                 "INSERT INTO llmops_moving SELECT * FROM moved"
             ),
             bounds,
