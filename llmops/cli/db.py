@@ -113,9 +113,12 @@ def status(
 
     target = database_url(url)
     engine = create_engine(target)
+    from llmops.store.partitions import list_partitions
+
     with engine.connect() as connection:
         revision = current_revision(connection)
         rows = table_rows(connection) if revision is not None else {}
+        partitions = [p.name for p in list_partitions(connection)]
     spool = Settings.from_env().home / "spool"
     waiting = Journal(spool).summary()
     if as_json:
@@ -125,6 +128,7 @@ def status(
                 "schema": revision,
                 "schema_of_this_llmops": HEAD_REVISION,
                 "tables": rows,
+                "partitions": partitions,
                 "journal": {
                     "folder": str(spool),
                     "records": waiting.records,
@@ -137,6 +141,11 @@ def status(
     else:
         typer.echo(f"database: {display_url(target)}")
         typer.echo(f"schema:   {revision or '(none)'} (this llmops: {HEAD_REVISION})")
+        if partitions:
+            typer.echo(
+                f"partitions: {len(partitions)} of llm_calls ({partitions[0]} ... "
+                f"{partitions[-1]}; `llmops db partitions` lists them)"
+            )
         if rows:
             typer.echo("")
             shown = [[name, "(missing)" if n is None else n] for name, n in rows.items()]
