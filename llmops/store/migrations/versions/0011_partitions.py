@@ -128,7 +128,7 @@ def grants(table: str) -> list[str]:
 def rebuild(partitioned: bool) -> None:
     """Move ``llm_calls`` into a new table of the other kind, with the same columns,
     constraints, indexes, triggers and privileges."""
-    old = f"{PARENT}_0010" if partitioned else f"{PARENT}_0011"
+    old = f"{PARENT}_unpartitioned" if partitioned else f"{PARENT}_partitioned"
     # Nothing may write (or read half-moved rows) until this transaction ends.
     op.execute(f"LOCK TABLE {PARENT}, feedback IN ACCESS EXCLUSIVE MODE")
     views = fetch(
