@@ -6,9 +6,11 @@ Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
   and feedback comments, become NULL (GDPR data minimisation). The call's metadata stays,
   and so does its ``content_hash``: the hash chain still verifies.
 - **calls older than N days** (UTC days: whole days go): the calls and their feedback are
-  deleted. Refused under the configured minimum (default 183 days, the EU AI Act's six
-  months for automatic logs) unless forced. The daily rollups of those days are kept: the
-  spend, call counts, feedback and latency/TTFT histograms of past days stay what they were.
+  deleted (on PostgreSQL, the monthly partitions of ``llm_calls`` that lie wholly before
+  that day are dropped instead: :mod:`llmops.store.partitions`). Refused under the
+  configured minimum (default 183 days, the EU AI Act's six months for automatic logs)
+  unless forced. The daily rollups of those days are kept: the spend, call counts,
+  feedback and latency/TTFT histograms of past days stay what they were.
 
 Each prune is one transaction and one ``prune`` audit event (who, when, the command line,
 how many rows, and for each hash chain the ranges it removed with the last removed row's
@@ -54,6 +56,7 @@ class PruneReport:
     calls_removed: int = 0
     feedback_removed: int = 0
     removed: dict[str, list[list[Any]]] = field(default_factory=dict)  # chain -> ranges
+    partitions_dropped: list[str] = field(default_factory=list)  # PostgreSQL's months
     event: AuditEvent | None = None
 
     @property
@@ -123,6 +126,11 @@ def prune(
                     "minimum_days": minimum_days,
                     "forced": bool(force and calls_days is not None and calls_days < minimum_days),
                     "removed": report.removed,
+                    **(
+                        {"partitions_dropped": report.partitions_dropped}
+                        if report.partitions_dropped
+                        else {}
+                    ),
                 },
                 at=now,
             )
@@ -179,12 +187,21 @@ def _remove_calls(
     """Delete the calls of the UTC days before ``before`` and their feedback, keeping the
     rollups of those days as they were."""
     c, f = CALLS.c, FEEDBACK.c
+    if not dry_run and connection.dialect.name == "postgresql":
+        # No row may be written between the count and listing below and the removal (it
+        # would go unlisted in the event, or feedback would outlive its call): writers
+        # wait (their calls stay in the journal); readers do not.
+        connection.execute(sa.text("LOCK TABLE llm_calls, feedback IN EXCLUSIVE MODE"))
     old_calls = sa.select(c.id).where(c.created_at < before)
     calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
     feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
     report.calls_removed, ranges = _ranges(connection, calls, c)
     report.feedback_removed, more = _ranges(connection, feedback, f)
-    if dry_run or not (report.calls_removed or report.feedback_removed):
+    if dry_run:
+        return
+    if not (report.calls_removed or report.feedback_removed):
+        # nothing to remove: the old months' partitions, if any, are empty (created ahead)
+        report.partitions_dropped = _drop_partitions(connection, before)
         return
     report.removed = {**ranges, **more}
     day = before.date()
@@ -194,12 +211,32 @@ def _remove_calls(
         for table in _ROLLUPS
     }  # fmt: skip
     connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
+    # PostgreSQL: the partitions of whole months before ``before`` go at once (no trigger
+    # fires for them; their rows were counted and their chain places listed above)
+    report.partitions_dropped = _drop_partitions(connection, before)
     connection.execute(sa.delete(CALLS).where(c.created_at < before))
     for table in _ROLLUPS:  # the triggers took the removed calls out: put the days back
         connection.execute(sa.delete(table).where(table.c.day < day))
         rows = kept[table.name]
         for start in range(0, len(rows), _BATCH):
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
+
+
+def _drop_partitions(connection: Connection, before: datetime) -> list[str]:
+    """Drop the monthly partitions of ``llm_calls`` that lie wholly before ``before`` (on
+    PostgreSQL; nothing elsewhere); return their names."""
+    from llmops.store.partitions import list_partitions
+
+    cutoff = before.astimezone(UTC)
+    limit = (cutoff.year, cutoff.month, cutoff.day)
+    dropped = []
+    for partition in list_partitions(connection):
+        if partition.end is None or (*partition.end, 1) > limit:
+            continue
+        # DROP TABLE of a partition detaches it first, in this transaction
+        connection.execute(sa.text(f"DROP TABLE {partition.name}"))  # quoted as needed
+        dropped.append(partition.name)
+    return dropped
 
 
 def _ranges(

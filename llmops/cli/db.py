@@ -33,6 +33,71 @@ def upgrade(url: str | None = DatabaseOption) -> None:
         typer.echo(f"{where}: already at schema {after}.")
     else:
         typer.echo(f"{where}: schema {before or '(none)'} -> {after}.")
+    from llmops.store.partitions import ensure_partitions
+
+    created = ensure_partitions(engine)  # PostgreSQL: the months ahead (nothing on SQLite)
+    if created:
+        typer.echo(f"{where}: created partitions {', '.join(created)}.")
+
+
+@app.command()
+def partitions(
+    months_ahead: int = typer.Option(
+        2, "--months-ahead", min=0, max=120, help="Months after the current one to create."
+    ),
+    url: str | None = DatabaseOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """PostgreSQL: create the monthly partitions of llm_calls ahead of time (writers do it
+    when they start and once a day; run it from cron when nothing writes for long), and
+    list them."""
+    import sqlalchemy as sa
+
+    from llmops.store.engine import check_schema, create_engine, display_url
+    from llmops.store.partitions import ensure_partitions, list_partitions
+
+    target = database_url(url)
+    engine = create_engine(target)
+    check_schema(engine, create=False)
+    if engine.dialect.name != "postgresql":
+        typer.echo(f"{display_url(target)}: SQLite has no partitions; nothing to do.")
+        return
+    created = ensure_partitions(engine, months_ahead=months_ahead)
+    with engine.connect() as connection:
+        found = list_partitions(connection)
+        estimates: dict[str, int] = dict(
+            connection.execute(
+                sa.text(
+                    "SELECT c.relname, c.reltuples::bigint FROM pg_inherits i "
+                    "JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = to_regclass('llm_calls')"
+                )
+            ).all()
+        )
+    if as_json:
+        emit_json(
+            {
+                "database": display_url(target),
+                "created": created,
+                "partitions": [
+                    {"name": p.name, "bound": p.bound, "rows_estimate": estimates.get(p.name)}
+                    for p in found
+                ],
+            }
+        )
+        return
+    if created:
+        typer.echo(f"created: {', '.join(created)}")
+    table(
+        ["PARTITION", "RANGE", "ROWS (ESTIMATE)"],
+        [[p.name, p.bound, _estimate(estimates.get(p.name))] for p in found],
+        right={2},
+    )
+
+
+def _estimate(rows: int | None) -> str:
+    """PostgreSQL's row estimate (reltuples), or ? before the partition was analysed."""
+    return f"{rows:,}" if rows is not None and rows >= 0 else "?"
 
 
 @app.command()
@@ -48,9 +113,12 @@ def status(
 
     target = database_url(url)
     engine = create_engine(target)
+    from llmops.store.partitions import list_partitions
+
     with engine.connect() as connection:
         revision = current_revision(connection)
         rows = table_rows(connection) if revision is not None else {}
+        partitions = [p.name for p in list_partitions(connection)]
     spool = Settings.from_env().home / "spool"
     waiting = Journal(spool).summary()
     if as_json:
@@ -60,6 +128,7 @@ def status(
                 "schema": revision,
                 "schema_of_this_llmops": HEAD_REVISION,
                 "tables": rows,
+                "partitions": partitions,
                 "journal": {
                     "folder": str(spool),
                     "records": waiting.records,
@@ -72,6 +141,11 @@ def status(
     else:
         typer.echo(f"database: {display_url(target)}")
         typer.echo(f"schema:   {revision or '(none)'} (this llmops: {HEAD_REVISION})")
+        if partitions:
+            typer.echo(
+                f"partitions: {len(partitions)} of llm_calls ({partitions[0]} ... "
+                f"{partitions[-1]}; `llmops db partitions` lists them)"
+            )
         if rows:
             typer.echo("")
             shown = [[name, "(missing)" if n is None else n] for name, n in rows.items()]
@@ -208,6 +282,7 @@ def prune(
                 "content_feedback": report.content_feedback,
                 "calls_removed": report.calls_removed,
                 "feedback_removed": report.feedback_removed,
+                "partitions_dropped": report.partitions_dropped,
                 "event": report.event.seq if report.event else None,
             }
         )
@@ -223,6 +298,11 @@ def prune(
             f"calls before {report.calls_before:%Y-%m-%d} UTC: {verb} delete "
             f"{report.calls_removed:,} calls and {report.feedback_removed:,} feedback rows "
             "(the daily rollups stay)"
+        )
+    if report.partitions_dropped:
+        typer.echo(
+            f"dropped the monthly partitions {', '.join(report.partitions_dropped)} "
+            "(whole months, instead of deleting their rows)"
         )
     if report.event is not None:
         typer.echo(f"recorded as audit event {report.event.seq} (llmops audit verify).")

@@ -54,7 +54,11 @@ COST_STATUSES = ("priced", "custom", "approximate", "unpriced")
 
 
 class CallRecord(SQLModel, table=True):
-    """One model call (table ``llm_calls``)."""
+    """One model call (table ``llm_calls``).
+
+    On PostgreSQL the table is partitioned by UTC month of ``created_at`` (migration 0012,
+    :mod:`llmops.store.partitions`): its primary key there is (id, created_at), and
+    ``feedback.call_id`` has no foreign key (the writer checks the call instead)."""
 
     __tablename__ = "llm_calls"
     __table_args__ = (

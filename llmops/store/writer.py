@@ -17,9 +17,16 @@ What can go wrong, and what happens then:
   rows are found; each is repaired once (:func:`llmops.store.records.repaired`) and stored,
   or else written to ``rejected.log`` with the reason and counted. The other rows are stored.
 - **Feedback for a call that is not stored yet** waits in the journal while another live
-  process may still store the call, and is rejected after that.
+  process may still store the call, and is rejected after that. SQLite's foreign key finds
+  such feedback; on PostgreSQL, where ``feedback.call_id`` has no foreign key
+  (``llm_calls`` is partitioned, migration 0012), the writer looks the calls up in the
+  transaction that stores the feedback, locking them ``FOR KEY SHARE`` as the key did.
 - **Anything else** (a bug, a damaged file): logged and counted; the thread carries on. A
   journal file that cannot be processed at all is moved to ``quarantine/``.
+
+On PostgreSQL the writer also creates the monthly partitions of ``llm_calls`` ahead of time
+(:mod:`llmops.store.partitions`) when it starts and once a day; a failure there is logged
+and tried again later (rows that find no month partition go to the DEFAULT one).
 
 ``flush()`` returns once every record put before it is in the database, or, when the
 database is away, fsynced in the journal; it returns False (never hangs past its timeout)
@@ -37,6 +44,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,8 @@ _TABLES = {"call": CALLS, "feedback": FEEDBACK}
 TransactionHook = Callable[[list[dict[str, Any]]], Callable[[Connection], None] | None]
 MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
 REPLAY_EVERY = 1.0  # seconds between looks at other processes' journal files
+PARTITIONS_EVERY = 86_400.0  # seconds between checks of llm_calls' monthly partitions (PG)
+PARTITIONS_RETRY = 600.0  # seconds before trying again after a failed check
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
 
 
@@ -104,6 +114,7 @@ class Writer:
         self._engine: Engine | None = None
         self._prepare = prepare  # e.g. the schema check, run once per engine
         self._prepared = False
+        self._partitions_due = 0.0  # monotonic time of the next partition check (PostgreSQL)
         self.journal = Journal(spool_dir, segment_bytes=segment_bytes or SEGMENT_BYTES)
         self.batch_size = max(1, batch_size)
         self.queue_size = queue_size
@@ -403,6 +414,8 @@ class Writer:
                     # Only new rows take a place in the hash chain.
                     if rows[kind]:
                         rows[kind] = _not_stored(connection, kind, rows[kind])
+                    if rows[kind] and kind == "feedback" and engine.dialect.name == "postgresql":
+                        _check_calls(connection, rows[kind])
                     if rows[kind]:
                         self.chains.seal(connection, kind, rows[kind])
                         connection.execute(self._insert_for(kind, engine), rows[kind])
@@ -439,7 +452,24 @@ class Writer:
         if not self._prepared and self._prepare is not None:
             self._prepare(self._engine)
             self._prepared = True
+        if time.monotonic() >= self._partitions_due and self._engine.dialect.name == "postgresql":
+            self._ensure_partitions(self._engine)
         return self._engine
+
+    def _ensure_partitions(self, engine: Engine) -> None:
+        """PostgreSQL: create the monthly partitions of llm_calls ahead of time, when the
+        writer starts and then once a day (a catalog query when nothing is missing). A
+        failure is logged and tried again later: rows never wait for a partition (the
+        DEFAULT partition takes them)."""
+        from llmops.store.partitions import ensure_partitions
+
+        try:
+            ensure_partitions(engine)
+        except Exception as exc:
+            self._partitions_due = time.monotonic() + PARTITIONS_RETRY
+            log.warning("llmops: cannot create the next partitions of llm_calls: %s", exc)
+            return
+        self._partitions_due = time.monotonic() + PARTITIONS_EVERY
 
     def _answers(self) -> bool:
         """Whether the database answers a trivial query (then a failed insert was the
@@ -526,6 +556,7 @@ class Writer:
         self.chains.restart()
         self._engine = None
         self._prepared = False
+        self._partitions_due = 0.0
         self._start()
 
 
@@ -541,11 +572,68 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def _not_stored(
     connection: Connection, kind: str, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The rows whose id is not in the table yet: only those join the hash chain."""
+    """The rows whose id is not in the table yet: only those join the hash chain.
+
+    On PostgreSQL ``llm_calls`` is partitioned by month of ``created_at`` and its key is
+    (id, created_at): the ids are looked for within the batch's time range (a replayed row
+    comes with the created_at it was stored with), widened by a day on each side against
+    a time stored without its zone, so that only those months' partitions are read."""
     table = _TABLES[kind]
     ids = [row["id"] for row in rows]
-    stored = set(connection.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    query = sa.select(table.c.id).where(table.c.id.in_(ids))
+    if kind == "call" and connection.dialect.name == "postgresql":
+        for condition in _time_span(rows):
+            query = query.where(condition)
+    stored = set(connection.execute(query).scalars())
     return [row for row in rows if row["id"] not in stored] if stored else rows
+
+
+def _time_span(rows: list[dict[str, Any]]) -> list[Any]:
+    """Conditions keeping ``llm_calls.created_at`` within a day of the rows' times; none
+    when a row's time is not a datetime."""
+    moments: list[datetime] = []
+    for row in rows:
+        moment = row.get("created_at")
+        if not isinstance(moment, datetime):
+            return []
+        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    first, last = min(moments), max(moments)
+    conditions = []
+    with contextlib.suppress(OverflowError):  # a day before year 1
+        conditions.append(CALLS.c.created_at >= first - timedelta(days=1))
+    with contextlib.suppress(OverflowError):  # a day after year 9999
+        conditions.append(CALLS.c.created_at <= last + timedelta(days=1))
+    return conditions
+
+
+class _NoCall(Exception):
+    """What a foreign key violation says (SQLSTATE 23503), for :class:`_MissingCall`."""
+
+    sqlstate = "23503"
+
+
+class _MissingCall(sa.exc.IntegrityError):
+    """PostgreSQL: feedback whose call is not stored. ``feedback.call_id`` has no foreign key
+    there (``llm_calls`` is partitioned, migration 0012): the writer checks it instead, and
+    handles a missing call as it handles the foreign key's error on SQLite."""
+
+
+def _check_calls(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: raise :class:`_MissingCall` unless the call of every feedback row is
+    stored; the calls found are locked FOR KEY SHARE until the commit (as the foreign key
+    locked them), so that no prune removes them under the feedback."""
+    wanted = {str(row.get("call_id")) for row in rows}
+    found = set(
+        connection.execute(
+            sa.select(CALLS.c.id)
+            .where(CALLS.c.id.in_(sorted(wanted)))
+            .with_for_update(read=True, key_share=True)
+        ).scalars()
+    )
+    missing = sorted(wanted - found)
+    if missing:
+        reason = f"call {', '.join(missing[:3])} is not stored (feedback.call_id)"
+        raise _MissingCall("check feedback.call_id", None, _NoCall(reason))
 
 
 def _run_hook(hook: TransactionHook, connection: Connection, rows: list[dict[str, Any]]) -> None:

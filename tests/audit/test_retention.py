@@ -145,7 +145,6 @@ def llmops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_commands(database_url: str, make_gateway: Any, server: Any, tmp_path: Any) -> None:
     record(make_gateway, server)
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url, "LLMOPS_HOME": str(tmp_path / "h")}

@@ -10,19 +10,21 @@ import textwrap
 import sqlalchemy as sa
 
 from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
+from llmops.store.partitions import list_partitions
 from tests.conftest import TEN_CASES, PromptRepo
 
 
 def _counts(url: str) -> dict[str, int]:
     """Rows of every table the database has, counted here (the schema version table
-    aside)."""
+    aside, and the partitions of llm_calls on PostgreSQL: their rows are llm_calls')."""
     engine = create_engine(url)
     with engine.connect() as connection:
         names = sa.inspect(connection).get_table_names()
+        partitions = {p.name for p in list_partitions(connection)}
         return {
             name: connection.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()
             for name in names
-            if name != "llmops_schema_version"
+            if name != "llmops_schema_version" and name not in partitions
         }
 
 
@@ -78,6 +80,13 @@ def test_status_lists_every_table_with_its_rows(
     assert data["schema"] == data["schema_of_this_llmops"] == HEAD_REVISION
     assert data["tables"] == counts
     assert data["journal"]["records"] == 0 and data["journal"]["rejected"] == 0
+    if database_url.startswith("postgresql"):  # llm_calls' monthly partitions, named
+        assert "llm_calls_default" in data["partitions"]
+        assert re.search(
+            r"^partitions: \d+ of llm_calls \(llm_calls_\d{4}_\d\d ", status.stdout, re.M
+        )
+    else:
+        assert data["partitions"] == [] and "partitions:" not in status.stdout
 
 
 def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_path) -> None:

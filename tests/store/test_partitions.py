@@ -1,0 +1,611 @@
+"""Monthly partitions of llm_calls on PostgreSQL (migration 0012): the migration keeps every
+row, rollup, histogram, index, constraint and trigger and the chains' verification; the
+writer stores into any month (the DEFAULT partition takes what no month covers) exactly
+once; partitions are created ahead, concurrently, moving rows out of the DEFAULT partition;
+prune drops whole months; a time-range query reads only its months' partitions."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from llmops.audit.retention import prune
+from llmops.audit.verify import verify
+from llmops.errors import DatabaseError
+from llmops.store.engine import HEAD_REVISION, check_schema, create_engine, upgrade
+from llmops.store.partitions import (
+    DEFAULT_PARTITION,
+    ensure_partitions,
+    list_partitions,
+    month_of,
+    next_month,
+    partition_name,
+)
+from llmops.store.tables import CALLS
+from llmops.store.writer import Writer
+from tests.store.test_rollups import assert_rollups_match
+from tests.store.test_timing import assert_histograms_match, upgrade_down
+from tests.store.test_writer import call_row, feedback_row, store_rows
+
+ROLLUP_TABLES = (
+    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
+    "llm_calls_daily_timing",
+)  # fmt: skip
+EDGES = [
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # the last moment of a month
+    datetime(2026, 1, 1, tzinfo=UTC),  # the first moment of the next
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Any:
+    engine = create_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+def calls_over_months(rng: random.Random, n: int, first: datetime, days: int) -> list[dict]:
+    rows = []
+    for _ in range(n):
+        at = first + timedelta(seconds=rng.uniform(0, days * 86_400))
+        rows.append(
+            call_row(
+                created_at=at,
+                model=rng.choice(["gpt-4o", "gpt-4o-mini"]),
+                user_id=rng.choice(["u1", "u2", None]),
+                tags=rng.choice([["a"], ["a", "b"], None]),
+                latency_ms=rng.lognormvariate(6, 1),
+                ttft_ms=rng.choice([None, rng.lognormvariate(5, 1)]),
+                cost_usd=rng.random() / 100,
+            )
+        )
+    return rows
+
+
+def snapshot(engine: sa.Engine) -> dict[str, Any]:
+    """Every row of llm_calls and feedback, and every rollup and histogram row."""
+    with engine.connect() as connection:
+        tables = {
+            name: sorted(
+                (tuple(json.dumps(v, default=str) for v in r) for r in connection.execute(
+                    sa.text(f"SELECT * FROM {name}"))),
+            )
+            for name in ("llm_calls", "feedback", *ROLLUP_TABLES)
+        }  # fmt: skip
+    return tables
+
+
+def catalog(engine: sa.Engine) -> dict[str, Any]:
+    """What PostgreSQL says llm_calls is: columns (type, NOT NULL, default), constraints,
+    indexes, its own triggers, privileges, and feedback's constraints."""
+    q = {
+        "columns": "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d "
+        "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = 'llm_calls'::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        "constraints": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'llm_calls'::regclass ORDER BY conname",
+        "indexes": "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'llm_calls'::regclass ORDER BY 1",
+        "triggers": "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgrelid = 'llm_calls'::regclass AND NOT tgisinternal ORDER BY tgname",
+        "grants": "SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+        "WHERE table_name = 'llm_calls' AND grantee <> current_user ORDER BY 1, 2",
+        "feedback": "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'feedback'::regclass ORDER BY conname",
+    }
+    with engine.connect() as connection:
+        found = {k: [tuple(r) for r in connection.execute(sa.text(v))] for k, v in q.items()}
+    found["indexes"] = [(re.sub(" ON ONLY ", " ON ", d),) for (d,) in found["indexes"]]
+    return found
+
+
+def where_rows_are(engine: sa.Engine) -> dict[str, str]:
+    """call id -> the partition (or table) holding it."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, tableoid::regclass::text FROM llm_calls"))
+        return {r[0]: r[1] for r in rows}
+
+
+def names(engine: sa.Engine) -> set[str]:
+    with engine.connect() as connection:
+        return {p.name for p in list_partitions(connection)}
+
+
+def test_migrating_a_0011_database_keeps_every_row_index_trigger_and_chain(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    upgrade(engine, "0011")
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:  # what a user may have added to the table
+        connection.execute(
+            sa.text(
+                "ALTER TABLE llm_calls ADD CONSTRAINT tokens_not_negative "
+                "CHECK (prompt_tokens IS NULL OR prompt_tokens >= 0)"
+            )
+        )
+        connection.execute(sa.text("ALTER TABLE llm_calls ALTER COLUMN source SET DEFAULT 'app'"))
+        connection.execute(sa.text("CREATE INDEX my_metadata ON llm_calls USING gin (metadata)"))
+        connection.execute(sa.text("CREATE TABLE seen (id text)"))
+        connection.execute(
+            sa.text(
+                "CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO seen VALUES (NEW.id); RETURN NULL; END $$"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "CREATE TRIGGER my_row_trigger AFTER INSERT ON llm_calls "
+                "FOR EACH ROW EXECUTE FUNCTION note()"
+            )
+        )
+        connection.execute(sa.text(f"CREATE ROLE {role}"))
+        connection.execute(sa.text(f"GRANT SELECT ON llm_calls TO {role}"))
+    try:
+        rng = random.Random(11)
+        calls = [call_row(created_at=at) for at in EDGES]
+        calls += calls_over_months(rng, 600, datetime(2026, 7, 15, tzinfo=UTC), 150)
+        feedback = [feedback_row(c["id"], rng.choice([0, 1])) for c in calls[::7]]
+        store_rows(engine, tmp_path / "spool", calls, feedback)
+        before, shape = snapshot(engine), catalog(engine)
+        assert verify(engine).ok
+
+        assert upgrade(engine) == HEAD_REVISION
+        assert snapshot(engine) == before  # every row, rollup and histogram, unchanged
+        after = catalog(engine)
+        for part in ("columns", "triggers", "grants"):
+            assert after[part] == shape[part], part
+        pkey = ("llm_calls_pkey", "PRIMARY KEY (id, created_at)")
+        assert after["constraints"] == sorted(
+            [pkey if name == "llm_calls_pkey" else (name, d) for name, d in shape["constraints"]]
+        )
+        pk_index = "CREATE UNIQUE INDEX llm_calls_pkey ON public.llm_calls USING btree (id"
+        assert after["indexes"] == sorted(
+            (d.replace(f"{pk_index})", f"{pk_index}, created_at)"),) for (d,) in shape["indexes"]
+        )
+        assert after["feedback"] == [f for f in shape["feedback"] if "FOREIGN KEY" not in f[1]]
+        result = verify(engine)
+        assert result.ok, result.breaks
+        assert result.checked["llm_calls"] == len(calls)
+
+        # a partition per month with rows, the current and next months, and DEFAULT
+        months = {month_of(c["created_at"]) for c in calls} | {month_of(datetime.now(UTC))}
+        assert {partition_name(m) for m in months} | {DEFAULT_PARTITION} <= names(engine)
+        placed = where_rows_are(engine)
+        assert all(placed[c["id"]] == partition_name(month_of(c["created_at"])) for c in calls)
+        with engine.connect() as connection:  # each partition has every index of the parent
+            per_partition = dict(
+                connection.execute(
+                    sa.text(
+                        "SELECT c.relname, count(*) FROM pg_inherits i JOIN pg_class c "
+                        "ON c.oid = i.inhrelid JOIN pg_index x ON x.indrelid = c.oid "
+                        "WHERE i.inhparent = 'llm_calls'::regclass AND x.indisvalid GROUP BY 1"
+                    )
+                ).all()
+            )
+        assert set(per_partition.values()) == {len(shape["indexes"])}
+
+        # the triggers fire for rows routed to any partition, on insert, update and delete
+        later = calls_over_months(rng, 200, datetime(2026, 9, 1, tzinfo=UTC), 90)
+        later.append(call_row(created_at=datetime(2300, 1, 1, tzinfo=UTC)))  # DEFAULT
+        store_rows(engine, tmp_path / "spool2", later, [feedback_row(later[0]["id"])])
+        with engine.connect() as connection:
+            seen = connection.execute(sa.text("SELECT count(*) FROM seen")).scalar()
+        assert seen == len(calls) + len(later)  # the row trigger fired for every insert
+        with engine.begin() as connection:
+            moved = connection.execute(
+                sa.text(  # to another month's partition
+                    "UPDATE llm_calls SET created_at = created_at - interval '40 days', "
+                    "latency_ms = 7.5 WHERE id IN (SELECT id FROM llm_calls ORDER BY id LIMIT 50)"
+                )
+            )
+            assert moved.rowcount == 50
+            connection.execute(
+                sa.text(
+                    "DELETE FROM feedback WHERE call_id IN "
+                    "(SELECT id FROM llm_calls ORDER BY id DESC LIMIT 20)"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "DELETE FROM llm_calls WHERE id IN (SELECT id FROM llm_calls ORDER BY id DESC "
+                    "LIMIT 20)"
+                )
+            )
+        assert_rollups_match(engine)
+        assert_histograms_match(engine)
+
+        # down to 0011: a plain table again, with the same shape and rows
+        kept = snapshot(engine)
+        upgrade_down(engine, "0011")
+        assert catalog(engine) == shape
+        assert snapshot(engine) == kept
+        with engine.connect() as connection:
+            kind = connection.execute(
+                sa.text("SELECT relkind FROM pg_class WHERE oid = 'llm_calls'::regclass")
+            ).scalar()
+            assert kind == "r"
+            assert not connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_class WHERE relname LIKE 'llm\\_calls\\_____\\___' "
+                    "OR relname = 'llm_calls_default'"
+                )
+            ).scalar()
+        assert_rollups_match(engine)
+        assert upgrade(engine) == HEAD_REVISION  # and up again
+        assert snapshot(engine) == kept
+        assert_rollups_match(engine)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"REVOKE ALL ON llm_calls FROM {role}"))
+            connection.execute(sa.text(f"DROP ROLE {role}"))
+
+
+def test_downgrade_refuses_feedback_whose_call_is_gone(engine: sa.Engine) -> None:
+    """Without the foreign key, feedback could outlive its call if written around llmops:
+    downgrade then stops (the foreign key cannot be made) and changes nothing."""
+    check_schema(engine)
+    with engine.begin() as connection:
+        connection.execute(CALLS.insert(), [call_row(id="c1")])
+        connection.execute(
+            sa.text(
+                "INSERT INTO feedback (id, call_id, created_at, name, score) "
+                "VALUES ('f1', 'gone', now(), 'rating', 1)"
+            )
+        )
+    with pytest.raises(DatabaseError, match="foreign key"):
+        upgrade_down(engine, "0011")
+    with engine.connect() as connection:
+        kind = connection.execute(
+            sa.text("SELECT relkind FROM pg_class WHERE oid = 'llm_calls'::regclass")
+        ).scalar()
+    assert kind == "p"
+    assert check_schema(engine, create=False) == HEAD_REVISION
+
+
+def test_the_writer_stores_past_current_and_far_future_months_once(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    check_schema(engine)
+    now = datetime.now(UTC)
+    calls = [call_row(created_at=at) for at in [*EDGES, now, datetime(2100, 6, 1, tzinfo=UTC)]]
+    feedback = [feedback_row(c["id"]) for c in calls]
+    store_rows(engine, tmp_path / "spool", calls, feedback)
+    placed = where_rows_are(engine)
+    assert len(placed) == len(calls)
+    assert placed[calls[4]["id"]] == partition_name(month_of(now))
+    for row in calls[:4] + calls[5:]:  # no month partition for those: DEFAULT takes them
+        assert placed[row["id"]] == DEFAULT_PARTITION
+    with engine.connect() as connection:
+        stored = dict(connection.execute(sa.text("SELECT id, created_at FROM llm_calls")).all())
+    assert all(stored[c["id"]] == c["created_at"] for c in calls)  # to the microsecond
+
+    # replayed rows are skipped (same id, same created_at), by the writer's check ...
+    writer = Writer(lambda: engine, tmp_path / "spool")
+    for row in calls:
+        writer.put("call", dict(row))
+    for row in feedback:
+        writer.put("feedback", dict(row))
+    writer.close()
+    # ... and by ON CONFLICT DO NOTHING, if two writers race past the check
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    with engine.begin() as connection:
+        connection.execute(pg_insert(CALLS).on_conflict_do_nothing(), calls)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == len(calls)
+        assert connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar() == len(calls)
+    result = verify(engine)
+    assert result.ok, result.breaks
+    assert result.checked == {"llm_calls": len(calls), "feedback": len(calls)}
+    assert_rollups_match(engine)
+    assert_histograms_match(engine)
+
+
+def test_feedback_for_a_missing_call_waits_then_is_rejected_without_a_foreign_key(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    check_schema(engine)
+    writer = Writer(lambda: engine, tmp_path / "spool", retry_min=0.05, retry_max=0.2)
+    good = call_row(created_at=datetime(1999, 1, 1, tzinfo=UTC))
+    writer.put("call", good)
+    writer.put("feedback", feedback_row(str(uuid.uuid4())))
+    writer.put("feedback", feedback_row(good["id"]))
+    writer.flush(10)
+    deadline = time.monotonic() + 10
+    while writer.stats.rejected == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.flush(10)
+    writer.close()
+    assert writer.stats.rejected == 1
+    rejected = (tmp_path / "spool" / "rejected.log").read_text()
+    assert "never stored" in rejected
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT call_id FROM feedback")).scalars().all() == [
+            good["id"]
+        ]
+    assert verify(engine).ok
+
+
+def test_rows_waiting_in_the_default_partition_move_to_their_new_partition(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    check_schema(engine)
+    rng = random.Random(5)
+    future = calls_over_months(rng, 300, datetime(2031, 3, 1, tzinfo=UTC), 90)  # Mar-May
+    store_rows(engine, tmp_path / "spool", future, [feedback_row(c["id"]) for c in future[:30]])
+    assert set(where_rows_are(engine).values()) == {DEFAULT_PARTITION}
+    before = snapshot(engine)
+
+    created = ensure_partitions(engine, datetime(2031, 3, 20, tzinfo=UTC), months_ahead=1)
+    assert created == ["llm_calls_2031_03", "llm_calls_2031_04"]
+    placed = where_rows_are(engine)
+    for row in future:
+        month = month_of(row["created_at"])
+        want = partition_name(month) if month < (2031, 5) else DEFAULT_PARTITION
+        assert placed[row["id"]] == want
+    assert snapshot(engine) == before  # moved, not changed: rollups and histograms too
+    assert_rollups_match(engine)
+    assert_histograms_match(engine)
+    assert verify(engine).ok
+    assert ensure_partitions(engine, datetime(2031, 3, 20, tzinfo=UTC), months_ahead=1) == []
+    # the moved rows still count once when they change
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE llm_calls SET prompt_tokens = prompt_tokens + 1"))
+    assert_rollups_match(engine)
+
+
+def test_partitions_are_ensured_by_several_processes_at_once(
+    engine: sa.Engine, postgres_url: str
+) -> None:
+    check_schema(engine)
+    with engine.begin() as connection:  # rows waiting in DEFAULT make it slower and racier
+        connection.execute(CALLS.insert(), [
+            call_row(created_at=datetime(2040, m, 2, tzinfo=UTC)) for m in range(1, 13)
+        ])  # fmt: skip
+    start = threading.Barrier(6)
+    created: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def ensure() -> None:
+        mine = create_engine(postgres_url)
+        try:
+            start.wait()
+            created.append(
+                ensure_partitions(mine, datetime(2040, 1, 15, tzinfo=UTC), months_ahead=11)
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            mine.dispose()
+
+    threads = [threading.Thread(target=ensure) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    every = sorted(name for names_ in created for name in names_)
+    assert every == [f"llm_calls_2040_{m:02d}" for m in range(1, 13)]  # each made once
+    placed = where_rows_are(engine)
+    assert sorted(placed.values()) == every
+    assert_rollups_match(engine)
+
+
+def test_prune_drops_whole_months_and_deletes_the_rest(engine: sa.Engine, tmp_path: Path) -> None:
+    check_schema(engine)
+    now = datetime(2027, 6, 10, 12, tzinfo=UTC)
+    # partitions from 2025-10, as the migration and the writer would have made them
+    ensure_partitions(engine, datetime(2025, 10, 1, tzinfo=UTC), months_ahead=22)
+    rng = random.Random(3)
+    calls = calls_over_months(rng, 800, datetime(2025, 10, 1, tzinfo=UTC), 600)
+    calls.append(call_row(created_at=datetime(1970, 1, 1, tzinfo=UTC)))  # in DEFAULT
+    feedback = [feedback_row(c["id"]) for c in calls[::5]]
+    store_rows(engine, tmp_path / "spool", calls, feedback)
+    before = snapshot(engine)
+    cutoff = datetime(2026, 5, 6, tzinfo=UTC)  # 400 days before 2027-06-10
+    old = {c["id"] for c in calls if c["created_at"] < cutoff}
+    old_feedback = sum(1 for f in feedback if f["call_id"] in old)
+
+    dry = prune(engine, calls_days=400, now=now, dry_run=True)
+    assert (dry.calls_removed, dry.feedback_removed) == (len(old), old_feedback)
+    assert names(engine) >= {"llm_calls_2025_10", "llm_calls_2026_04", "llm_calls_2026_05"}
+
+    done = prune(engine, calls_days=400, now=now)
+    assert (done.calls_removed, done.feedback_removed) == (len(old), old_feedback)
+    whole = [f"llm_calls_{y}_{m:02d}" for y, m in [(2025, 10), (2025, 11), (2025, 12)]]
+    whole += [f"llm_calls_2026_{m:02d}" for m in range(1, 5)]
+    assert done.partitions_dropped == whole
+    assert not names(engine) & set(whole)
+    assert "llm_calls_2026_05" in names(engine)  # a partial month: its old rows deleted
+    left = set(where_rows_are(engine))
+    assert left == {c["id"] for c in calls} - old
+    after = snapshot(engine)
+    for table in ROLLUP_TABLES:  # the days of the removed calls stay
+        assert after[table] == before[table], table
+    assert done.event is not None and done.event.details is not None
+    assert done.event.details["partitions_dropped"] == whole
+    removed = done.event.details["removed"]
+    assert sum(b - a + 1 for spans in removed.values() for a, b, _ in spans) == len(old) + (
+        old_feedback
+    )
+    result = verify(engine)
+    assert result.ok, result.breaks
+    assert result.checked == {"llm_calls": len(left), "feedback": len(feedback) - old_feedback}
+    # rows of a dropped month written later land in DEFAULT, and the next prune deletes them
+    late = call_row(created_at=datetime(2026, 1, 15, tzinfo=UTC))
+    store_rows(engine, tmp_path / "spool3", [late])
+    assert where_rows_are(engine)[late["id"]] == DEFAULT_PARTITION
+    again = prune(engine, calls_days=400, now=now)
+    assert again.calls_removed == 1 and again.partitions_dropped == []
+    assert verify(engine).ok
+    # an old month's empty partition goes too, with nothing to record
+    assert ensure_partitions(engine, now, months=[(2020, 1)]) == ["llm_calls_2020_01"]
+    empty = prune(engine, calls_days=400, now=now)
+    assert (empty.calls_removed, empty.partitions_dropped, empty.event) == (
+        0, ["llm_calls_2020_01"], None,
+    )  # fmt: skip
+    assert verify(engine).ok
+
+
+def test_the_prune_command_drops_partitions(
+    postgres_url: str, engine: sa.Engine, tmp_path: Path, cli: Any
+) -> None:
+    check_schema(engine)
+    now = datetime.now(UTC)
+    first = now - timedelta(days=600)
+    ensure_partitions(engine, first, months_ahead=23)
+    calls = calls_over_months(random.Random(1), 300, first, 590)
+    store_rows(engine, tmp_path / "spool", calls, [feedback_row(c["id"]) for c in calls[:40]])
+    env = {"LLMOPS_DATABASE_URL": postgres_url, "LLMOPS_HOME": str(tmp_path / "home")}
+    dry = cli("db", "prune", "--calls-older-than", "400d", "--dry-run", cwd=tmp_path, env=env)
+    assert dry.code == 0 and "would delete" in dry.stdout and "dropped" not in dry.stdout, dry
+    done = cli("db", "prune", "--calls-older-than", "400d", "--json", cwd=tmp_path, env=env)
+    assert done.code == 0, done
+    report = json.loads(done.stdout)
+    assert len(report["partitions_dropped"]) >= 5
+    assert report["calls_removed"] > 0
+    ok = cli("audit", "verify", cwd=tmp_path, env=env)
+    assert ok.code == 0 and "intact" in ok.stdout, ok
+    listed = cli("db", "partitions", "--json", cwd=tmp_path, env=env)
+    assert listed.code == 0, listed
+    shown = {p["name"] for p in json.loads(listed.stdout)["partitions"]}
+    assert not shown & set(report["partitions_dropped"])
+    assert partition_name(next_month(next_month(month_of(now)))) in shown  # created ahead
+
+
+def test_a_time_range_reads_only_its_months_partitions(engine: sa.Engine) -> None:
+    """EXPLAIN of the last 30 days: only those months' partitions are in the plan (not the
+    DEFAULT one, nor any other month), and the indexes are inherited and usable."""
+    check_schema(engine)
+    now = datetime(2027, 3, 10, 12, tzinfo=UTC)
+    ensure_partitions(engine, datetime(2026, 10, 1, tzinfo=UTC), months_ahead=8)
+    rng = random.Random(2)
+    with engine.begin() as connection:
+        connection.execute(
+            CALLS.insert(), calls_over_months(rng, 2000, datetime(2026, 10, 1, tzinfo=UTC), 200)
+        )
+        connection.execute(sa.text("ANALYZE llm_calls"))
+
+    def scanned(sql: str, **params: Any) -> list[dict[str, Any]]:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SET enable_seqscan = off"))  # show the indexes' use
+            plan = connection.execute(sa.text(f"EXPLAIN (FORMAT JSON) {sql}"), params).scalar()
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        found: list[dict[str, Any]] = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if "Relation Name" in node:
+                found.append(node)
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(plan[0]["Plan"])
+        return found
+
+    window = {"start": now - timedelta(days=30), "end": now}
+    nodes = scanned(
+        "SELECT model, count(*), sum(cost_usd) FROM llm_calls "
+        "WHERE created_at >= :start AND created_at < :end GROUP BY model",
+        **window,
+    )
+    assert {n["Relation Name"] for n in nodes} == {"llm_calls_2027_02", "llm_calls_2027_03"}
+    nodes = scanned(
+        "SELECT id, latency_ms FROM llm_calls WHERE model = :model "
+        "AND created_at >= :start AND created_at < :end ORDER BY created_at DESC LIMIT 50",
+        model="gpt-4o",
+        **window,
+    )
+    assert {n["Relation Name"] for n in nodes} == {"llm_calls_2027_02", "llm_calls_2027_03"}
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
+    # a call looked up by id alone reads every partition's primary key index
+    nodes = scanned("SELECT * FROM llm_calls WHERE id = :id", id="x")
+    assert {n["Relation Name"] for n in nodes} == names(engine)
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
+
+
+def test_a_stopped_database_during_ensure(
+    postgres_server: Any, postgres_url: str, engine: sa.Engine, tmp_path: Path, cli: Any
+) -> None:
+    check_schema(engine)
+    env = {"LLMOPS_DATABASE_URL": postgres_url, "LLMOPS_HOME": str(tmp_path / "home")}
+    postgres_server.stop()
+    try:
+        with pytest.raises(DatabaseError):
+            ensure_partitions(engine, datetime(2050, 1, 1, tzinfo=UTC))
+        result = cli("db", "partitions", cwd=tmp_path, env=env)
+        assert result.code != 0 and result.exception is None, result
+        assert "Traceback" not in result.stderr and result.stderr.startswith("error:"), result
+        # a writer starting now: no error escapes, the calls wait in the journal
+        writer = Writer(lambda: engine, tmp_path / "spool", retry_min=0.05, retry_max=0.2)
+        row = call_row()
+        writer.put("call", row)
+        assert writer.flush(10)
+        assert writer.stats.spooled == 1
+    finally:
+        postgres_server.start()
+    writer.close()
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT id FROM llm_calls")).scalars().all() == [
+            row["id"]
+        ]
+    ahead = partition_name(next_month(next_month(month_of(datetime.now(UTC)))))
+    if ahead not in names(engine):  # the writer could not make it: the command does, now
+        assert cli("db", "partitions", cwd=tmp_path, env=env).code == 0
+    assert ahead in names(engine)
+
+
+def test_a_long_query_delays_partition_creation_not_inserts(
+    engine: sa.Engine, postgres_url: str
+) -> None:
+    """CREATE ... PARTITION OF waits for the table's lock, and every insert would queue
+    behind it: ensure gives up after its lock timeout, and works on the next try."""
+    check_schema(engine)
+    reader = create_engine(postgres_url)
+    try:
+        with reader.connect() as connection:
+            connection.execute(sa.text("SELECT count(*) FROM llm_calls"))  # holds its lock
+            started = time.monotonic()
+            with pytest.raises(DatabaseError, match="lock timeout"):
+                ensure_partitions(engine, datetime(2060, 1, 1, tzinfo=UTC), lock_timeout_ms=300)
+            assert time.monotonic() - started < 5
+            store_rows(engine, Path(tempfile.mkdtemp()), [call_row()])  # inserts go on
+            connection.rollback()
+        assert ensure_partitions(engine, datetime(2060, 1, 1, tzinfo=UTC)) == [
+            "llm_calls_2060_01", "llm_calls_2060_02", "llm_calls_2060_03",
+        ]  # fmt: skip
+    finally:
+        reader.dispose()
+
+
+def test_a_view_on_llm_calls_stops_the_migration_with_a_message(
+    engine: sa.Engine, postgres_url: str, tmp_path: Path, cli: Any
+) -> None:
+    upgrade(engine, "0011")
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE VIEW spend AS SELECT model, cost_usd FROM llm_calls"))
+    env = {"LLMOPS_DATABASE_URL": postgres_url, "LLMOPS_HOME": str(tmp_path / "home")}
+    result = cli("db", "upgrade", cwd=tmp_path, env=env)
+    assert result.code == 1 and result.exception is None, result
+    assert "views on llm_calls (spend)" in result.stderr and "Traceback" not in result.stderr
+    with engine.begin() as connection:  # nothing changed; without the view it goes through
+        assert (
+            connection.execute(sa.text("SELECT version_num FROM llmops_schema_version")).scalar()
+            == "0011"
+        )
+        connection.execute(sa.text("DROP VIEW spend"))
+    assert cli("db", "upgrade", cwd=tmp_path, env=env).code == 0
+    assert DEFAULT_PARTITION in names(engine)
