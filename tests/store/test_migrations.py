@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -10,6 +13,7 @@ from alembic.migration import MigrationContext
 from llmops.errors import ConfigError, SchemaOutdatedError
 from llmops.store.engine import (
     HEAD_REVISION,
+    SQLITE_PAGE_SIZE,
     VERSION_TABLE,
     check_schema,
     create_engine,
@@ -27,6 +31,20 @@ def test_new_database_is_created_at_head(database_url: str) -> None:
     tables = set(sa.inspect(engine).get_table_names())
     assert {"llm_calls", "feedback", VERSION_TABLE} <= tables
     assert check_schema(engine) == HEAD_REVISION  # idempotent
+
+
+def test_a_new_sqlite_file_has_16_kb_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    check_schema(new)
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as old:
+        old.execute("CREATE TABLE t (x)")
+    old_engine = create_engine(f"sqlite:///{old_path}")
+    for engine, size in ((new, SQLITE_PAGE_SIZE), (old_engine, 4096)):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA page_size").scalar() == size
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert SQLITE_PAGE_SIZE == 16384
 
 
 def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> None:
