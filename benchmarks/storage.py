@@ -278,12 +278,18 @@ def measure_postgres(url: str) -> Sizes:
         ]
         sizes.total = sum(one("SELECT pg_total_relation_size(%s::regclass)", t) for t in tables)
         sizes.as_written = sizes.total
-        sizes.calls_data = one("SELECT pg_table_size('llm_calls')")  # heap, TOAST, maps
+        # llm_calls is partitioned by month (migration 0012): sum its partitions, and each
+        # index over the partitions' indexes (a plain table is its own partition tree)
+        sizes.calls_data = one(  # heap, TOAST, maps
+            "SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('llm_calls')"
+        )
         for name, size in connection.execute(
-            "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
-            "WHERE relname = 'llm_calls'"
+            "SELECT c.relname, (SELECT sum(pg_relation_size(t.relid)) "
+            "FROM pg_partition_tree(c.oid) t) FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = 'llm_calls'::regclass"
         ):
-            sizes.calls_indexes["primary key (id)" if name == "llm_calls_pkey" else name] = size
+            label = "primary key (id, created_at)" if name == "llm_calls_pkey" else name
+            sizes.calls_indexes[label] = size
         sizes.rollups = sum(one("SELECT pg_total_relation_size(%s::regclass)", t) for t in ROLLUPS)
         sizes.rollup_rows = sum(one(f"SELECT count(*) FROM {t}") for t in ROLLUPS)
         sizes.other = sizes.total - sizes.calls_data - sum(sizes.calls_indexes.values())
@@ -295,7 +301,10 @@ def measure_postgres(url: str) -> Sizes:
         sizes.columns = dict(zip(names, (int(v) for v in values), strict=True))
         try:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
-            sizes.free = one("SELECT free_space FROM pgstattuple('llm_calls')")
+            sizes.free = one(
+                "SELECT sum((pgstattuple(relid)).free_space) "
+                "FROM pg_partition_tree('llm_calls') WHERE isleaf"
+            )
         except psycopg.Error:
             pass  # contrib not installed: free space stays unknown
         connection.execute("VACUUM FULL")

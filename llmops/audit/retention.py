@@ -36,6 +36,7 @@ from llmops.store.tables import (
     FEEDBACK_DAYS,
     TAG_DAYS,
     TIMING_DAYS,
+    TIMING_GROUP_DAYS,
     USER_DAYS,
 )
 
@@ -43,7 +44,7 @@ __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
 # keyed by the call's UTC day: the rollups and the latency/TTFT histograms
-_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS)
+_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS, TIMING_GROUP_DAYS)
 
 
 @dataclass

@@ -26,6 +26,7 @@ __all__ = [
     "TAG_DAYS",
     "TIMING_BUCKETS",
     "TIMING_DAYS",
+    "TIMING_GROUP_DAYS",
     "USER_DAYS",
     "AlertEvent",
     "AlertState",
@@ -36,6 +37,7 @@ __all__ = [
     "CallRecord",
     "DailyCalls",
     "DailyFeedback",
+    "DailyGroupTiming",
     "DailyTagSpend",
     "DailyTiming",
     "DailyUserSpend",
@@ -254,6 +256,13 @@ class DailyTiming(_Timing, _Day, table=True):
     __tablename__ = "llm_calls_daily_timing"
 
 
+class DailyGroupTiming(_Timing, _CallGroup, table=True):
+    """Latency and TTFT histograms per UTC day and group (``llm_calls_daily_timing_groups``,
+    migration 0013), for filtered views."""
+
+    __tablename__ = "llm_calls_daily_timing_groups"
+
+
 CALLS = _table(CallRecord)
 FEEDBACK = _table(FeedbackRecord)
 CALL_DAYS = _table(DailyCalls)
@@ -262,6 +271,7 @@ TAG_DAYS = _table(DailyTagSpend)
 FEEDBACK_DAYS = _table(DailyFeedback)
 TIMING_BUCKETS = _table(TimingBucket)
 TIMING_DAYS = _table(DailyTiming)
+TIMING_GROUP_DAYS = _table(DailyGroupTiming)
 
 
 class EvalRun(SQLModel, table=True):

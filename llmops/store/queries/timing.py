@@ -10,11 +10,12 @@ of them, by at most the same factor: each percentile read from the merged bucket
 (zero, negatives) count as 0; above 1e9 ms, as 1e9 ms; NaN (PostgreSQL) is left out, as NULL.
 
 :func:`timing_percentiles` reads the histogram rows of the whole days of a range (one
-histogram of every call of a day) and the calls themselves for the partial days at its ends
-(exact values), sums the counts per value in SQL and walks the cumulative counts there,
-with a window. A range without a whole day is therefore exact, and so is any range when
-the histograms cannot answer (any filter: they count every call of a day): then
-:func:`percentiles` reads every call of the range, as before migration 0010.
+histogram of every call of a day; under a filter on models, prompts, versions, sources or
+statuses, the histograms per group of migration 0013) and the calls themselves for the
+partial days at its ends (exact values), sums the counts per value in SQL and walks the
+cumulative counts there, with a window. A range without a whole day is therefore exact, and
+so is any range filtered on users (no histogram has users): then :func:`percentiles` reads
+every call of the range, as before migration 0010.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import _rollup_where, _uses_rollups
-from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS
+from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS, TIMING_GROUP_DAYS
 
 _c = CALLS.c
 
@@ -56,11 +57,14 @@ def timing_percentiles(
     out: merged from the daily histograms for the whole UTC days of the range, within
     :data:`RELATIVE_ERROR` of the exact figure, and exact from the calls for the partial days
     at its ends; exact from the calls altogether when the histograms cannot answer (a filter
-    on users). One row of figures per metric, in order; None where no call has a value."""
-    if not _uses_rollups(filters, TIMING_DAYS) or _filtered(filters):  # histograms cannot answer
+    on users). A filter on models, prompts, versions, sources or statuses reads the
+    histograms per group. One row of figures per metric, in order; None where no call has a
+    value."""
+    table = TIMING_GROUP_DAYS if _filtered(filters) else TIMING_DAYS
+    if not _uses_rollups(filters, table):  # the histograms cannot answer
         columns = [METRICS[m] for m in metrics]
         return percentiles(connection, columns, filters.where(), quantiles)
-    rows = _timing_rows(connection.dialect.name, filters, metrics)
+    rows = _timing_rows(connection.dialect.name, filters, metrics, table)
     merged = (
         sa.select(rows.c.metric, rows.c.value, sa.func.sum(rows.c.n).label("n"))
         .group_by(rows.c.metric, rows.c.value)
@@ -101,13 +105,14 @@ def timing_percentiles(
     return result
 
 
-def _timing_rows(dialect: str, filters: Filters, metrics: Sequence[str]) -> sa.Subquery:
-    """(metric, value, n): histogram rows for the whole days of the range (the bucket's
-    value, its count), one row per call for the partial days (the exact value, 1)."""
+def _timing_rows(
+    dialect: str, filters: Filters, metrics: Sequence[str], table: sa.Table
+) -> sa.Subquery:
+    """(metric, value, n): rows of histogram ``table`` for the whole days of the range (the
+    bucket's value, its count), one row per call for the partial days (the exact value, 1)."""
     parts: list[sa.Select[Any]] = []
     days = filters.whole_days()
     if days is not None:
-        table = TIMING_DAYS
         parts.append(
             sa.select(
                 table.c.metric.label("metric"),
@@ -134,7 +139,7 @@ def _timing_rows(dialect: str, filters: Filters, metrics: Sequence[str]) -> sa.S
 
 
 def _filtered(filters: Filters) -> bool:
-    """Whether a filter is set: the histogram holds every call of a day, not groups."""
+    """Whether a filter on a group key is set: then the histograms per group answer."""
     return any(
         (filters.models, filters.prompts, filters.versions, filters.statuses, filters.sources)
     )
