@@ -1310,6 +1310,9 @@ def main() -> int:
     )
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI queries")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="seed (and keep) the databases, time nothing"
+    )
     args = parser.parse_args()
     args.rows_given = args.rows is not None or args.quick
     args.rows = 100_000 if args.quick else args.rows or 1_000_000
@@ -1330,11 +1333,12 @@ def main() -> int:
         )
         print(f"SQLite size: {database_size(url, meta['calls'])}")
         print(f"Load average: {load()}", flush=True)
-        run_backend("SQLite", url, now, args)
+        if not args.seed_only:
+            run_backend("SQLite", url, now, args)
         if args.baseline:
             with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
                 print(f"\n{ingest_cost(min(args.rows, 100_000), Path(spool))}")
-        if not args.no_apptest:
+        if not args.no_apptest and not args.seed_only:
             run_apptest(url)
     if args.postgres:
         with postgres_cluster(args.data_dir, args.rows, args.keep_postgres) as (
@@ -1372,7 +1376,8 @@ def main() -> int:
             )
             print(f"PostgreSQL size: {database_size(pg_url, pg_meta['calls'])}")
             print(f"Load average: {load()}", flush=True)
-            run_backend("PostgreSQL", pg_url, now, args)
+            if not args.seed_only:
+                run_backend("PostgreSQL", pg_url, now, args)
     print(f"\nLoad average after: {load()}")
     return 0
 
