@@ -34,13 +34,34 @@ both ways give the same figures, and measures what the rollup triggers cost the 
 (100,000 calls into fresh SQLite files, with the triggers and with them dropped). A cached
 file seeded by an older llmops is migrated first, and the migration timed. `--postgres`
 seeds and times a throwaway PostgreSQL cluster too (tests/fixtures/postgres.py; seeded every
-time, then VACUUM ANALYZE, as autovacuum would). Unless `--no-apptest`, the dashboard's
+time, then VACUUM ANALYZE, as autovacuum would); `--keep-postgres` keeps that cluster
+(its folder is recorded in DATA_DIR/llmops-N-vK-pg.json) and reuses it next time instead of
+seeding; `--no-sqlite` leaves SQLite out. Unless `--no-apptest`, the dashboard's
 overview page (the default page of dashboard/app.py) also runs through Streamlit's AppTest
 against the SQLite file, in a fresh process, caches cleared, and its wall time is reported.
+Unless `--no-cli`, the queries of `llmops spend` (daily_spend + overview, by each key, 30
+and 90 days) and `llmops calls` (calls_page: 7 and 30 days, with filters) are timed too.
+Every table of figures is followed by the load average. `--seed-only` seeds and stops.
+
+Seeding (`--seed`): `writer` puts every row through the Writer (about 2,400 rows/s: 10M
+calls would take over an hour); `bulk` inserts the same generated rows directly, as the
+Writer would store them (every column fitted to its table, each table's rows in one hash
+chain with its head in audit_chains, so `llmops audit verify` passes): on SQLite
+executemany in transactions of 100,000 calls, on PostgreSQL one COPY per 100,000 calls
+(their feedback after them), with the llmops triggers on llm_calls and feedback off
+(SQLite: their SQL saved from sqlite_master, dropped, created again after; PostgreSQL:
+DISABLE TRIGGER USER), then the rollups and histograms filled by the backfill statements
+of migrations 0005 and 0010 (imported from their files, not written twice), then the
+triggers on again. `auto` (default): the Writer up to 1,000,000 calls, bulk above.
+`--check-bulk` seeds 20,000 calls (or `--rows`) both ways, into SQLite and (with
+`--postgres`) PostgreSQL, and checks that the rollup tables (llm_calls_daily, _users,
+_tags, feedback_daily, llm_calls_daily_timing) and the calls and feedback (but for their
+chains) are identical and that both seeds verify; it exits 1 if not.
 Results: benchmarks/README.md.
 
 Usage: python benchmarks/dashboard_queries.py [--rows N | --quick] [--runs R] [--postgres]
-           [--data-dir DIR] [--explain] [--baseline] [--no-apptest]
+           [--no-sqlite] [--keep-postgres] [--seed auto|writer|bulk] [--check-bulk]
+           [--seed-only] [--data-dir DIR] [--explain] [--baseline] [--no-apptest] [--no-cli]
 """
 
 from __future__ import annotations
