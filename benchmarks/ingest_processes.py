@@ -39,6 +39,7 @@ Usage: python benchmarks/ingest_processes.py [--processes 1 2 4] [--rows N] [--r
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import resource
 import sys
@@ -82,6 +83,21 @@ def prepare_database(url: str, triggers: bool) -> None:
 # -- one process --------------------------------------------------------------------------
 
 
+class Outages(logging.Handler):
+    """Counts the Writer's "database unavailable" warnings by their reason (a deadlock
+    between two Writers' rollup upserts is one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reasons: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "unavailable" in message:
+            reason = message.rsplit(": ", 2)[-2] if message.count(": ") >= 2 else message
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
 def worker(
     arm: str, url: str, index: int, rows: int, spool: str, ready: Any, go: Any, out: Any
 ) -> None:
@@ -110,6 +126,8 @@ def writer_arm(
         prepare=lambda e: check_schema(e),
     )  # fmt: skip
     put, stats = writer.put, writer.stats
+    outages = Outages()
+    logging.getLogger("llmops.writer").addHandler(outages)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     ready.wait()
     go.wait()
@@ -120,6 +138,14 @@ def writer_arm(
             while queued - stats.written - stats.replayed > QUEUE // 2:
                 time.sleep(0.002)
     flushed = writer.flush(timeout=1200)
+    flush_returned = time.monotonic()
+    # flush() also returns when rows wait in the journal (the database "away": a deadlock
+    # counts as that); the run ends when this Writer's chain holds every row
+    chain = writer.chains._chains["call"]
+    deadline = flush_returned + 1200
+    while chain.seq < len(data) and time.monotonic() < deadline:
+        writer.flush(timeout=1)
+        time.sleep(0.01)
     ended = time.monotonic()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     writer.close(timeout=60)
@@ -127,7 +153,8 @@ def writer_arm(
     return {
         "started": started, "ended": ended, "flushed": flushed, "rows": len(data),
         "spooled": stats.spooled, "replayed": stats.replayed, "rejected": stats.rejected,
-        "errors": stats.errors, "batches": stats.batches,
+        "errors": stats.errors, "batches": stats.batches, "outages": outages.reasons,
+        "flush_returned": flush_returned,
         "cpu_run": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
     }  # fmt: skip
 
@@ -176,21 +203,29 @@ def raw_arm(
     ready.wait()
     go.wait()
     started = time.monotonic()
+    retries: dict[str, int] = {}
     for start in range(0, len(data), BATCH):
         batch = [values(row) for row in data[start : start + BATCH]]
         if sqlite:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(sql, batch)
             connection.execute("COMMIT")
-        else:
-            with connection.cursor() as cursor:
-                if arm == "copy":
-                    with cursor.copy(copy_sql) as copy:
-                        for row in batch:
-                            copy.write_row(row)
-                else:
-                    cursor.executemany(sql, batch)
-            connection.commit()
+            continue
+        while True:
+            try:
+                with connection.cursor() as cursor:
+                    if arm == "copy":
+                        with cursor.copy(copy_sql) as copy:
+                            for row in batch:
+                                copy.write_row(row)
+                    else:
+                        cursor.executemany(sql, batch)
+                connection.commit()
+                break
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                connection.rollback()  # the batch again, as the Writer would (without back-off)
+                name = type(exc).__name__
+                retries[name] = retries.get(name, 0) + 1
     ended = time.monotonic()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     connection.close()
@@ -215,6 +250,7 @@ def raw_arm(
     return {
         "started": started, "ended": ended, "flushed": True, "rows": len(data), "spooled": 0,
         "replayed": 0, "rejected": 0, "errors": 0, "batches": len(data) // BATCH,
+        "outages": retries, "flush_returned": ended,
         "cpu_run": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
     }  # fmt: skip
 
@@ -301,7 +337,7 @@ ORDER BY total_exec_time DESC LIMIT 12
 """
 
 
-def statements(server: Any, url: str, reset: bool) -> list[tuple[Any, ...]]:
+def statements(url: str, reset: bool) -> list[tuple[Any, ...]]:
     import psycopg
 
     with psycopg.connect(
@@ -358,9 +394,12 @@ def main() -> int:
                     cpu = [r["cpu_run"] for r in result["results"]]
                     odd = [
                         f"p{r['index']}: spooled {r['spooled']}, replayed {r['replayed']}, "
-                        f"rejected {r['rejected']}, errors {r['errors']}, flushed {r['flushed']}"
+                        f"rejected {r['rejected']}, errors {r['errors']}, outages or retries "
+                        f"{r['outages']}, flush returned {r['flush_returned'] - r['started']:.1f}"
+                        f" s after its first put, its last row stored after "
+                        f"{r['ended'] - r['started']:.1f} s"
                         for r in result["results"]
-                        if r["spooled"] or r["rejected"] or r["errors"] or not r["flushed"]
+                        if r["spooled"] or r["rejected"] or r["errors"] or r["outages"]
                     ]
                     print(
                         f"  {backend} {arm:<11} x{processes} rep {rep + 1}: "
