@@ -53,6 +53,9 @@ executemany in transactions of 100,000 calls, on PostgreSQL one COPY per 100,000
 DISABLE TRIGGER USER), then the rollups and histograms filled by the backfill statements
 of migrations 0005 and 0010 (imported from their files, not written twice), then the
 triggers on again. `auto` (default): the Writer up to 1,000,000 calls, bulk above.
+`--bulk-processes K` (PostgreSQL): K processes generate and COPY a contiguous stretch of
+time each, every one with its own random stream and its own chains (as K Writers would):
+the same distributions, not the same rows as one process.
 `--check-bulk` seeds 20,000 calls (or `--rows`) both ways, into SQLite and (with
 `--postgres`) PostgreSQL, and checks that the rollup tables (llm_calls_daily, _users,
 _tags, feedback_daily, llm_calls_daily_timing) and the calls and feedback (but for their
@@ -60,7 +63,8 @@ chains) are identical and that both seeds verify; it exits 1 if not.
 Results: benchmarks/README.md.
 
 Usage: python benchmarks/dashboard_queries.py [--rows N | --quick] [--runs R] [--postgres]
-           [--no-sqlite] [--keep-postgres] [--seed auto|writer|bulk] [--check-bulk]
+           [--no-sqlite] [--keep-postgres] [--seed auto|writer|bulk] [--bulk-processes K]
+           [--check-bulk]
            [--seed-only] [--data-dir DIR] [--explain] [--baseline] [--no-apptest] [--no-cli]
 """
 
@@ -72,7 +76,9 @@ import gc
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
+import queue
 import random
 import socket
 import sqlite3
@@ -167,6 +173,7 @@ class RowMaker:
         span = DAYS * 86400.0
         # Traffic grows over the window: more calls near now than 90 days ago.
         self.offsets = sorted(span * self.rng.random() ** 0.8 for _ in range(rows))
+        self.all_offsets = self.offsets
         self.models = [m[:5] for m in MODELS]
         self.model_weights = [m[5] for m in MODELS]
         self.prompt_names = list(PROMPTS)
@@ -180,6 +187,14 @@ class RowMaker:
             for name, n in PROMPTS.items()
             for i in range(n)
         }
+
+    def segment(self, index: int, parts: int) -> None:
+        """Keep only the ``index``-th of ``parts`` contiguous stretches of the calls, drawn
+        from a random stream of their own (the models, prompts, versions, users... of the
+        same distributions), for seeding in parallel (``--bulk-processes``)."""
+        lo, hi = len(self.offsets) * index // parts, len(self.offsets) * (index + 1) // parts
+        self.offsets = self.offsets[lo:hi]
+        self.rng = random.Random(f"segment {index} of {parts}")
 
     def version(self, prompt: str, offset: float) -> int:
         starts = self.rollouts[prompt]
@@ -563,46 +578,95 @@ def bulk_sqlite(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> dict
     return {**counts, "insert_s": round(inserted, 1), "backfill_s": round(backfilled, 1)}
 
 
-def bulk_postgres(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> dict[str, Any]:
-    """COPY of BULK_CHUNK calls at a time (their feedback after them), the llmops triggers
-    disabled (DISABLE TRIGGER USER), then ANALYZE, the migrations' backfill and ENABLE."""
-    import psycopg
-
-    counts = {"call": 0, "feedback": 0}
+def copy_rows(connection: Any, rows: Iterator[tuple[str, dict]], counts: dict[str, int]) -> None:
+    """COPY the calls of ``rows``, BULK_CHUNK at a time, each chunk's feedback after it, a
+    transaction per chunk; the calls stream to the server while the next are generated."""
     copies = {
         kind: f"COPY {TABLE_OF[kind]} ({', '.join(COLUMNS[kind])}) FROM STDIN" for kind in COLUMNS
     }
+    started = time.perf_counter()
+    feedback: list[tuple[Any, ...]] = []
+    more = True
+    while more:
+        more = False
+        with connection.cursor() as cursor:
+            with cursor.copy(copies["call"]) as copy:
+                for kind, row in rows:
+                    counts[kind] += 1
+                    if kind == "feedback":
+                        feedback.append(pg_values(kind, row))
+                        continue
+                    copy.write_row(pg_values(kind, row))
+                    if counts["call"] % BULK_CHUNK == 0:
+                        more = True
+                        break
+            if feedback:  # after their calls (a call's feedback may follow in the next chunk)
+                with cursor.copy(copies["feedback"]) as copy:
+                    for values in feedback:
+                        copy.write_row(values)
+                feedback.clear()
+        connection.commit()
+        if more:
+            progress(counts["call"], started)
+
+
+def copy_part(url: str, rows: int, now: str, index: int, parts: int, out: Any) -> None:
+    """One process of a parallel bulk seed (--bulk-processes): its share of the calls (a
+    contiguous stretch of time, see RowMaker.segment), its own chains, its own COPYs."""
+    import psycopg
+
+    maker = RowMaker(rows, datetime.fromisoformat(now))
+    maker.segment(index, parts)
+    chains = {kind: BulkChain(kind) for kind in TABLE_OF}
+    counts = {"call": 0, "feedback": 0}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        copy_rows(connection, sealed_rows(maker, chains), counts)
+    out.put({**counts, "heads": [chain.head() for chain in chains.values() if chain.seq]})
+
+
+def bulk_postgres(
+    url: str, maker: RowMaker, chains: dict[str, BulkChain], parts: int = 1
+) -> dict[str, Any]:
+    """COPY of BULK_CHUNK calls at a time (their feedback after them), the llmops triggers
+    disabled (DISABLE TRIGGER USER), then ANALYZE, the migrations' backfill and ENABLE.
+    With ``parts`` > 1, that many processes generate and COPY a share each."""
+    import psycopg
+
+    counts: dict[str, Any] = {"call": 0, "feedback": 0, "heads": []}
     connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
     for table in ("llm_calls", "feedback"):
         connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
     connection.commit()
     started = time.perf_counter()
     try:
-        rows = sealed_rows(maker, chains)
-        feedback: list[tuple[Any, ...]] = []
-        more = True
-        while more:
-            more = False
-            with connection.cursor() as cursor:
-                # the calls stream to the server while the next rows are generated
-                with cursor.copy(copies["call"]) as copy:
-                    for kind, row in rows:
-                        counts[kind] += 1
-                        if kind == "feedback":
-                            feedback.append(pg_values(kind, row))
-                            continue
-                        copy.write_row(pg_values(kind, row))
-                        if counts["call"] % BULK_CHUNK == 0:
-                            more = True
-                            break
-                if feedback:  # after their calls (a call's feedback may follow next chunk)
-                    with cursor.copy(copies["feedback"]) as copy:
-                        for values in feedback:
-                            copy.write_row(values)
-                    feedback.clear()
-            connection.commit()
-            if more:
-                progress(counts["call"], started)
+        if parts == 1:
+            copy_rows(connection, sealed_rows(maker, chains), counts)
+        else:
+            context = multiprocessing.get_context("spawn")
+            out = context.Queue()
+            children = [
+                context.Process(
+                    target=copy_part,
+                    args=(url, len(maker.all_offsets), maker.now.isoformat(), i, parts, out),
+                )
+                for i in range(parts)
+            ]
+            for child in children:
+                child.start()
+            for _ in children:
+                while True:
+                    try:
+                        part = out.get(timeout=5)
+                        break
+                    except queue.Empty:
+                        if any(child.exitcode for child in children):
+                            raise SystemExit("a seeding process failed") from None
+                for key in ("call", "feedback", "heads"):
+                    counts[key] += part[key]
+            for child in children:
+                child.join()
+                if child.exitcode:
+                    raise SystemExit(f"a seeding process failed (exit {child.exitcode})")
         inserted = time.perf_counter() - started
         connection.execute("ANALYZE llm_calls")
         connection.execute("ANALYZE feedback")
@@ -623,7 +687,7 @@ def bulk_postgres(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> di
     return {**counts, "insert_s": round(inserted, 1), "backfill_s": round(backfilled, 1)}
 
 
-def bulk_seed(url: str, rows: int, now: datetime) -> dict[str, Any]:
+def bulk_seed(url: str, rows: int, now: datetime, parts: int = 1) -> dict[str, Any]:
     """The same generated calls and feedback as `seed`, inserted directly (see the module
     docstring); then the chains' heads and the eval runs."""
     engine = create_engine(url)
@@ -635,10 +699,11 @@ def bulk_seed(url: str, rows: int, now: datetime) -> dict[str, Any]:
     if url.startswith("sqlite"):
         result = bulk_sqlite(url, maker, chains)
     else:
-        result = bulk_postgres(url, maker, chains)
+        result = bulk_postgres(url, maker, chains, parts)
     engine = create_engine(url)
     with engine.begin() as connection:
         heads = [chain.head() for chain in chains.values() if chain.seq]
+        heads += result.get("heads", [])
         connection.execute(sa.insert(AUDIT_CHAINS), heads)
         runs, results = maker.eval_runs()
         connection.execute(EVAL_RUNS.insert(), runs)
@@ -655,16 +720,16 @@ def bulk_seed(url: str, rows: int, now: datetime) -> dict[str, Any]:
         "feedback": result["feedback"],
         "seconds": round(seconds, 1),
         "rows_per_s": round((result["call"] + result["feedback"]) / seconds),
-        "seeded_by": "bulk",
+        "seeded_by": "bulk" if parts == 1 else f"bulk, {parts} processes",
         "insert_s": result["insert_s"],
         "backfill_s": result["backfill_s"],
     }
 
 
-def seed_with(method: str, url: str, rows: int, now: datetime) -> dict[str, Any]:
+def seed_with(method: str, url: str, rows: int, now: datetime, parts: int = 1) -> dict[str, Any]:
     """Seed through the Writer or in bulk (``auto``: bulk above BULK_ABOVE calls)."""
     if method == "bulk" or (method == "auto" and rows > BULK_ABOVE):
-        return bulk_seed(url, rows, now)
+        return bulk_seed(url, rows, now, parts if url.startswith("postgresql") else 1)
     with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
         return {**seed(url, rows, now, Path(spool)), "seeded_by": "Writer"}
 
@@ -1319,6 +1384,12 @@ def main() -> int:
         help=f"how to seed: the Writer, bulk, or auto (bulk above {BULK_ABOVE:,} calls)",
     )
     parser.add_argument(
+        "--bulk-processes",
+        type=int,
+        default=1,
+        help="PostgreSQL bulk seed: generate and COPY in N processes (other random streams)",
+    )
+    parser.add_argument(
         "--check-bulk",
         action="store_true",
         help="only check that bulk and Writer seeds of 20,000 calls (or --rows) agree",
@@ -1375,7 +1446,7 @@ def main() -> int:
             else:
                 pg_url = server.new_database("bench")
                 print(f"\nSeeding {args.rows:,} calls into PostgreSQL ...", file=sys.stderr)
-                pg_meta = seed_with(args.seed, pg_url, args.rows, now)
+                pg_meta = seed_with(args.seed, pg_url, args.rows, now, args.bulk_processes)
                 started = time.perf_counter()
                 engine = create_engine(pg_url)
                 with engine.connect() as connection:
