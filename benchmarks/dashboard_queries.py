@@ -1481,9 +1481,9 @@ def seeded(meta: dict[str, Any]) -> str:
 def seeding(meta: dict[str, Any]) -> str:
     """How a database was seeded, and how fast."""
     how = meta.get("seeded_by", "Writer")
-    text = f"{'in bulk' if how == 'bulk' else 'through the Writer'} in {meta['seconds']:,} s"
+    text = f"{how if how.startswith('bulk') else 'through the Writer'} in {meta['seconds']:,} s"
     text += f" = {meta['rows_per_s']:,} rows/s"
-    if how == "bulk":
+    if how.startswith("bulk"):
         text += f" (inserts {meta['insert_s']:,} s, rollup backfill {meta['backfill_s']:,} s)"
     return text
 
