@@ -34,13 +34,38 @@ both ways give the same figures, and measures what the rollup triggers cost the 
 (100,000 calls into fresh SQLite files, with the triggers and with them dropped). A cached
 file seeded by an older llmops is migrated first, and the migration timed. `--postgres`
 seeds and times a throwaway PostgreSQL cluster too (tests/fixtures/postgres.py; seeded every
-time, then VACUUM ANALYZE, as autovacuum would). Unless `--no-apptest`, the dashboard's
+time, then VACUUM ANALYZE, as autovacuum would); `--keep-postgres` keeps that cluster
+(its folder is recorded in DATA_DIR/llmops-N-vK-pg.json) and reuses it next time instead of
+seeding; `--no-sqlite` leaves SQLite out. Unless `--no-apptest`, the dashboard's
 overview page (the default page of dashboard/app.py) also runs through Streamlit's AppTest
 against the SQLite file, in a fresh process, caches cleared, and its wall time is reported.
+Unless `--no-cli`, the queries of `llmops spend` (daily_spend + overview, by each key, 30
+and 90 days) and `llmops calls` (calls_page: 7 and 30 days, with filters) are timed too.
+Every table of figures is followed by the load average. `--seed-only` seeds and stops.
+
+Seeding (`--seed`): `writer` puts every row through the Writer (about 2,400 rows/s: 10M
+calls would take over an hour); `bulk` inserts the same generated rows directly, as the
+Writer would store them (every column fitted to its table, each table's rows in one hash
+chain with its head in audit_chains, so `llmops audit verify` passes): on SQLite
+executemany in transactions of 100,000 calls, on PostgreSQL one COPY per 100,000 calls
+(their feedback after them), with the llmops triggers on llm_calls and feedback off
+(SQLite: their SQL saved from sqlite_master, dropped, created again after; PostgreSQL:
+DISABLE TRIGGER USER), then the rollups and histograms filled by the backfill statements
+of migrations 0005 and 0010 (imported from their files, not written twice), then the
+triggers on again. `auto` (default): the Writer up to 1,000,000 calls, bulk above.
+`--bulk-processes K` (PostgreSQL): K processes generate and COPY a contiguous stretch of
+time each, every one with its own random stream and its own chains (as K Writers would):
+the same distributions, not the same rows as one process.
+`--check-bulk` seeds 20,000 calls (or `--rows`) both ways, into SQLite and (with
+`--postgres`) PostgreSQL, and checks that the rollup tables (llm_calls_daily, _users,
+_tags, feedback_daily, llm_calls_daily_timing) and the calls and feedback (but for their
+chains) are identical and that both seeds verify; it exits 1 if not.
 Results: benchmarks/README.md.
 
 Usage: python benchmarks/dashboard_queries.py [--rows N | --quick] [--runs R] [--postgres]
-           [--data-dir DIR] [--explain] [--baseline] [--no-apptest]
+           [--no-sqlite] [--keep-postgres] [--seed auto|writer|bulk] [--bulk-processes K]
+           [--check-bulk]
+           [--seed-only] [--data-dir DIR] [--explain] [--baseline] [--no-apptest] [--no-cli]
 """
 
 from __future__ import annotations
@@ -48,10 +73,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.util
 import json
 import math
+import multiprocessing
 import os
+import queue
 import random
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -70,6 +100,8 @@ from _common import ROOT, throwaway_postgres
 from llmops.config import Budget
 from llmops.evals import history
 from llmops.store import queries as q
+from llmops.store.audit_log import GENESIS
+from llmops.store.chain import TABLE_OF, content_hash, row_hash
 from llmops.store.engine import (
     HEAD_REVISION,
     check_schema,
@@ -78,7 +110,8 @@ from llmops.store.engine import (
     upgrade,
 )
 from llmops.store.queries import rollups
-from llmops.store.tables import EVAL_RESULTS, EVAL_RUNS
+from llmops.store.records import COLUMNS, fitted, json_text
+from llmops.store.tables import AUDIT_CHAINS, EVAL_RESULTS, EVAL_RUNS
 from llmops.store.writer import Writer
 
 DATA_FORMAT = 2  # bump when the generated data changes: cached files are then reseeded
@@ -140,6 +173,7 @@ class RowMaker:
         span = DAYS * 86400.0
         # Traffic grows over the window: more calls near now than 90 days ago.
         self.offsets = sorted(span * self.rng.random() ** 0.8 for _ in range(rows))
+        self.all_offsets = self.offsets
         self.models = [m[:5] for m in MODELS]
         self.model_weights = [m[5] for m in MODELS]
         self.prompt_names = list(PROMPTS)
@@ -153,6 +187,14 @@ class RowMaker:
             for name, n in PROMPTS.items()
             for i in range(n)
         }
+
+    def segment(self, index: int, parts: int) -> None:
+        """Keep only the ``index``-th of ``parts`` contiguous stretches of the calls, drawn
+        from a random stream of their own (the models, prompts, versions, users... of the
+        same distributions), for seeding in parallel (``--bulk-processes``)."""
+        lo, hi = len(self.offsets) * index // parts, len(self.offsets) * (index + 1) // parts
+        self.offsets = self.offsets[lo:hi]
+        self.rng = random.Random(f"segment {index} of {parts}")
 
     def version(self, prompt: str, offset: float) -> int:
         starts = self.rollouts[prompt]
@@ -371,8 +413,410 @@ def seed(url: str, rows: int, now: datetime, spool: Path) -> dict[str, Any]:
     }
 
 
-def cached_sqlite(data_dir: Path, rows: int) -> tuple[str, dict[str, Any]]:
-    """The seeded SQLite file for ``rows`` calls: reused when complete, else seeded now."""
+# -- bulk seeding -------------------------------------------------------------------------
+
+BULK_ABOVE = 1_000_000  # --seed auto: through the Writer up to this many calls, bulk above
+BULK_CHUNK = 100_000  # calls per transaction (SQLite) or per COPY (PostgreSQL)
+VERSIONS = ROOT / "llmops" / "store" / "migrations" / "versions"
+ROLLUP_TABLES = (
+    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
+    "llm_calls_daily_timing",
+)  # fmt: skip
+JSON_COLUMNS = ("tags", "metadata", "request", "usage_details")
+
+
+def migration(name: str) -> Any:
+    """A migration module of llmops, imported from its file (its name starts with digits)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", VERSIONS / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {VERSIONS / name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def backfill_statements(dialect: str) -> list[str]:
+    """The statements with which migrations 0005 (daily rollups) and 0010 (timing histograms)
+    fill their tables from the stored calls and feedback: the same SQL, from their modules."""
+    daily, timing = migration("0005_daily_rollups"), migration("0010_timing_histograms")
+    statements = [
+        daily.dialect_sql(rollup.add_all("llm_calls", dialect), dialect)
+        for rollup in daily.CALL_ROLLUPS
+    ]
+    statements.append(
+        daily.upsert_feedback(daily.feedback_counts("feedback", "llm_calls", dialect))
+    )
+    statements += [timing.add_all(table, "llm_calls", dialect) for table in timing.TABLES]
+    return statements
+
+
+class BulkChain:
+    """One table's hash chain, as one Writer keeps it (llmops.store.chain): each row gets
+    the next chain_seq, its content digest and its row hash; the head goes to audit_chains."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.id, self.seq, self.last = kind, str(uuid.uuid4()), 0, GENESIS
+        self.started = datetime.now(UTC)
+
+    def seal(self, row: dict[str, Any]) -> None:
+        digest = content_hash(self.kind, row)
+        self.seq += 1
+        self.last = row_hash(self.last, self.kind, row, digest)
+        row.update(chain_id=self.id, chain_seq=self.seq, content_hash=digest, row_hash=self.last)
+
+    def head(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "table_name": TABLE_OF[self.kind],
+            "holder": f"{socket.gethostname()}:{os.getpid()}:bench-bulk"[:200],
+            "started_at": self.started,
+            "updated_at": datetime.now(UTC),
+            "last_seq": self.seq,
+            "last_hash": self.last,
+        }
+
+
+def sealed_rows(maker: RowMaker, chains: dict[str, BulkChain]) -> Iterator[tuple[str, dict]]:
+    """The generated rows as the Writer stores them: every column (fitted to its table,
+    llmops.store.records.fitted) and their place in the hash chain."""
+    for kind, row in maker.rows():
+        stored = fitted(kind, row)  # type: ignore[arg-type]
+        chains[kind].seal(stored)
+        yield kind, stored
+
+
+def sqlite_values(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's values as SQLAlchemy binds them on SQLite (JSON as orjson text, times as
+    naive UTC text with microseconds)."""
+    values = []
+    for name in COLUMNS[kind]:
+        value = row[name]
+        if value is not None:
+            if name in JSON_COLUMNS:
+                value = json_text(value)
+            elif name == "created_at":
+                value = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        values.append(value)
+    return tuple(values)
+
+
+def pg_values(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row's values for COPY (JSON as the engines' orjson text)."""
+    return tuple(
+        json_text(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+        for name in COLUMNS[kind]
+    )
+
+
+def progress(calls: int, started: float) -> None:
+    if calls % 1_000_000 == 0:
+        elapsed = time.perf_counter() - started
+        print(f"  {calls:,} calls in {elapsed:.0f} s", file=sys.stderr, flush=True)
+
+
+def backfill_progress(statement: str, began: float) -> None:
+    table = statement.split()[2]
+    seconds = time.perf_counter() - began
+    print(f"  backfilled {table} in {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def bulk_sqlite(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> dict[str, Any]:
+    """executemany in transactions of BULK_CHUNK calls, the llmops triggers dropped (their
+    SQL saved from sqlite_master), then the migrations' backfill and the triggers again."""
+    counts = {"call": 0, "feedback": 0}
+    inserts = {
+        kind: f"INSERT INTO {TABLE_OF[kind]} ({', '.join(COLUMNS[kind])}) "
+        f"VALUES ({', '.join('?' * len(COLUMNS[kind]))})"
+        for kind in COLUMNS
+    }
+    connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        connection.execute(f"PRAGMA {pragma}")
+    triggers = connection.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name IN ('llm_calls', 'feedback') ORDER BY name"
+    ).fetchall()
+    connection.execute("BEGIN")
+    for name, _ in triggers:
+        connection.execute(f"DROP TRIGGER {name}")
+    connection.execute("COMMIT")
+    started = time.perf_counter()
+    try:
+        pending: dict[str, list[tuple[Any, ...]]] = {"call": [], "feedback": []}
+
+        def write() -> None:
+            connection.execute("BEGIN")
+            for kind in ("call", "feedback"):  # calls first: feedback refers to them
+                connection.executemany(inserts[kind], pending[kind])
+                pending[kind].clear()
+            connection.execute("COMMIT")
+
+        for kind, row in sealed_rows(maker, chains):
+            pending[kind].append(sqlite_values(kind, row))
+            counts[kind] += 1
+            if kind == "call" and counts["call"] % BULK_CHUNK == 0:
+                write()
+                progress(counts["call"], started)
+        write()
+        inserted = time.perf_counter() - started
+        connection.execute("BEGIN")
+        for statement in backfill_statements("sqlite"):
+            began = time.perf_counter()
+            connection.execute(statement)
+            backfill_progress(statement, began)
+        backfilled = time.perf_counter() - started - inserted
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.execute("BEGIN")
+        raise
+    finally:  # the triggers again, in the backfill's transaction
+        for _, sql in triggers:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+        connection.close()
+    return {**counts, "insert_s": round(inserted, 1), "backfill_s": round(backfilled, 1)}
+
+
+def copy_rows(connection: Any, rows: Iterator[tuple[str, dict]], counts: dict[str, int]) -> None:
+    """COPY the calls of ``rows``, BULK_CHUNK at a time, each chunk's feedback after it, a
+    transaction per chunk; the calls stream to the server while the next are generated."""
+    copies = {
+        kind: f"COPY {TABLE_OF[kind]} ({', '.join(COLUMNS[kind])}) FROM STDIN" for kind in COLUMNS
+    }
+    started = time.perf_counter()
+    feedback: list[tuple[Any, ...]] = []
+    more = True
+    while more:
+        more = False
+        with connection.cursor() as cursor:
+            with cursor.copy(copies["call"]) as copy:
+                for kind, row in rows:
+                    counts[kind] += 1
+                    if kind == "feedback":
+                        feedback.append(pg_values(kind, row))
+                        continue
+                    copy.write_row(pg_values(kind, row))
+                    if counts["call"] % BULK_CHUNK == 0:
+                        more = True
+                        break
+            if feedback:  # after their calls (a call's feedback may follow in the next chunk)
+                with cursor.copy(copies["feedback"]) as copy:
+                    for values in feedback:
+                        copy.write_row(values)
+                feedback.clear()
+        connection.commit()
+        if more:
+            progress(counts["call"], started)
+
+
+def copy_part(url: str, rows: int, now: str, index: int, parts: int, out: Any) -> None:
+    """One process of a parallel bulk seed (--bulk-processes): its share of the calls (a
+    contiguous stretch of time, see RowMaker.segment), its own chains, its own COPYs."""
+    import psycopg
+
+    maker = RowMaker(rows, datetime.fromisoformat(now))
+    maker.segment(index, parts)
+    chains = {kind: BulkChain(kind) for kind in TABLE_OF}
+    counts = {"call": 0, "feedback": 0}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        copy_rows(connection, sealed_rows(maker, chains), counts)
+    out.put({**counts, "heads": [chain.head() for chain in chains.values() if chain.seq]})
+
+
+def bulk_postgres(
+    url: str, maker: RowMaker, chains: dict[str, BulkChain], parts: int = 1
+) -> dict[str, Any]:
+    """COPY of BULK_CHUNK calls at a time (their feedback after them), the llmops triggers
+    disabled (DISABLE TRIGGER USER), then ANALYZE, the migrations' backfill and ENABLE.
+    With ``parts`` > 1, that many processes generate and COPY a share each."""
+    import psycopg
+
+    counts: dict[str, Any] = {"call": 0, "feedback": 0, "heads": []}
+    connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    for table in ("llm_calls", "feedback"):
+        connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+    connection.commit()
+    started = time.perf_counter()
+    try:
+        if parts == 1:
+            copy_rows(connection, sealed_rows(maker, chains), counts)
+        else:
+            context = multiprocessing.get_context("spawn")
+            out = context.Queue()
+            children = [
+                context.Process(
+                    target=copy_part,
+                    args=(url, len(maker.all_offsets), maker.now.isoformat(), i, parts, out),
+                )
+                for i in range(parts)
+            ]
+            for child in children:
+                child.start()
+            for _ in children:
+                while True:
+                    try:
+                        part = out.get(timeout=5)
+                        break
+                    except queue.Empty:
+                        if any(child.exitcode for child in children):
+                            raise SystemExit("a seeding process failed") from None
+                for key in ("call", "feedback", "heads"):
+                    counts[key] += part[key]
+            for child in children:
+                child.join()
+                if child.exitcode:
+                    raise SystemExit(f"a seeding process failed (exit {child.exitcode})")
+        inserted = time.perf_counter() - started
+        connection.execute("ANALYZE llm_calls")
+        connection.execute("ANALYZE feedback")
+        connection.execute("SET work_mem = '256MB'")  # the backfill's sorts; this session only
+        for statement in backfill_statements("postgresql"):
+            began = time.perf_counter()
+            connection.execute(statement)
+            backfill_progress(statement, began)
+        connection.execute("RESET work_mem")
+        connection.commit()
+        backfilled = time.perf_counter() - started - inserted
+    finally:
+        connection.rollback()
+        for table in ("llm_calls", "feedback"):
+            connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        connection.commit()
+        connection.close()
+    return {**counts, "insert_s": round(inserted, 1), "backfill_s": round(backfilled, 1)}
+
+
+def bulk_seed(url: str, rows: int, now: datetime, parts: int = 1) -> dict[str, Any]:
+    """The same generated calls and feedback as `seed`, inserted directly (see the module
+    docstring); then the chains' heads and the eval runs."""
+    engine = create_engine(url)
+    check_schema(engine)
+    engine.dispose()
+    maker = RowMaker(rows, now)
+    chains = {kind: BulkChain(kind) for kind in TABLE_OF}
+    started = time.perf_counter()
+    if url.startswith("sqlite"):
+        result = bulk_sqlite(url, maker, chains)
+    else:
+        result = bulk_postgres(url, maker, chains, parts)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        heads = [chain.head() for chain in chains.values() if chain.seq]
+        heads += result.get("heads", [])
+        connection.execute(sa.insert(AUDIT_CHAINS), heads)
+        runs, results = maker.eval_runs()
+        connection.execute(EVAL_RUNS.insert(), runs)
+        connection.execute(EVAL_RESULTS.insert(), results)
+        stored = connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one()
+        stored_fb = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar_one()
+    engine.dispose()
+    seconds = time.perf_counter() - started
+    if stored != result["call"] or stored_fb != result["feedback"]:
+        raise SystemExit(f"stored {stored} calls / {stored_fb} feedback, expected {result}")
+    return {
+        "now": now.isoformat(),
+        "calls": result["call"],
+        "feedback": result["feedback"],
+        "seconds": round(seconds, 1),
+        "rows_per_s": round((result["call"] + result["feedback"]) / seconds),
+        "seeded_by": "bulk" if parts == 1 else f"bulk, {parts} processes",
+        "insert_s": result["insert_s"],
+        "backfill_s": result["backfill_s"],
+    }
+
+
+def seed_with(method: str, url: str, rows: int, now: datetime, parts: int = 1) -> dict[str, Any]:
+    """Seed through the Writer or in bulk (``auto``: bulk above BULK_ABOVE calls)."""
+    if method == "bulk" or (method == "auto" and rows > BULK_ABOVE):
+        return bulk_seed(url, rows, now, parts if url.startswith("postgresql") else 1)
+    with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
+        return {**seed(url, rows, now, Path(spool)), "seeded_by": "Writer"}
+
+
+def table_rows(url: str, table: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            width = len(connection.exec_driver_sql(f"SELECT * FROM {table} LIMIT 0").keys())
+            order = ", ".join(str(i + 1) for i in range(width))
+            return [
+                tuple(r)
+                for r in connection.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {order}")
+            ]
+    finally:
+        engine.dispose()
+
+
+def compare_seeds(label: str, writer_url: str, bulk_url: str) -> bool:
+    """The rollup tables (and the calls and feedback, but for their chain) of a Writer seed
+    and a bulk seed of the same rows, and the bulk seed's chains verified."""
+    from llmops.audit.verify import verify
+
+    ok = True
+    chained = {"chain_id", "chain_seq", "row_hash"}  # each seed has its own chain
+    compared = {
+        "llm_calls": [c for c in COLUMNS["call"] if c not in chained],
+        "feedback": [c for c in COLUMNS["feedback"] if c not in chained],
+    }
+    for table in (*ROLLUP_TABLES, *compared):
+        if table in compared:
+            query = f"(SELECT {', '.join(compared[table])} FROM {table}) AS t"
+        else:
+            query = table
+        a, b = table_rows(writer_url, query), table_rows(bulk_url, query)
+        equal = same(a, b)
+        ok &= equal
+        print(
+            f"  {label} {table}: Writer {len(a):,} rows, bulk {len(b):,} rows: "
+            + ("identical" if equal else "DIFFERENT"),
+            flush=True,
+        )
+    for name, url in (("Writer", writer_url), ("bulk", bulk_url)):
+        engine = create_engine(url)
+        try:
+            result = verify(engine)
+        finally:
+            engine.dispose()
+        ok &= result.ok
+        print(
+            f"  {label} llmops.audit.verify of the {name} seed: "
+            + ("ok" if result.ok else f"FAILED {result.breaks[:2]}")
+            + f" ({', '.join(f'{k} {v:,}' for k, v in result.checked.items())} rows checked)",
+            flush=True,
+        )
+    return ok
+
+
+def check_bulk(args: argparse.Namespace) -> int:
+    """--check-bulk: seed the same rows through the Writer and in bulk; compare."""
+    rows = args.rows if args.rows_given else 20_000
+    now = datetime.now(UTC).replace(microsecond=0)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="llmops-bench-check-") as folder:
+        if not args.no_sqlite:
+            urls = {m: f"sqlite:///{folder}/{m}.db" for m in ("writer", "bulk")}
+            for method, url in urls.items():
+                meta = seed_with(method, url, rows, now)
+                print(f"SQLite, {method}: {seeded(meta)}", flush=True)
+            ok &= compare_seeds("SQLite", urls["writer"], urls["bulk"])
+        if args.postgres:
+            with throwaway_postgres() as server:
+                urls = {m: server.new_database(f"check_{m}") for m in ("writer", "bulk")}
+                for method, url in urls.items():
+                    meta = seed_with(method, url, rows, now)
+                    print(f"PostgreSQL, {method}: {seeded(meta)}", flush=True)
+                ok &= compare_seeds("PostgreSQL", urls["writer"], urls["bulk"])
+    print(
+        f"\nBulk seed against Writer seed, {rows:,} calls: "
+        + ("the same rollups and rows, chains verified" if ok else "DIFFERENT (see above)")
+    )
+    return 0 if ok else 1
+
+
+def cached_sqlite(data_dir: Path, rows: int, method: str) -> tuple[str, dict[str, Any]]:
+    """The seeded SQLite file for ``rows`` calls: reused when complete, else seeded now
+    (through the Writer or in bulk, see `seed_with`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"llmops-{rows}-v{DATA_FORMAT}.db"
     meta_path = path.with_suffix(".json")
@@ -396,8 +840,7 @@ def cached_sqlite(data_dir: Path, rows: int) -> tuple[str, dict[str, Any]]:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     now = datetime.now(UTC).replace(microsecond=0)
     print(f"Seeding {rows:,} calls into {path} ...", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
-        meta = seed(url, rows, now, Path(spool))
+    meta = seed_with(method, url, rows, now)
     engine = create_engine(url)
     with engine.connect() as connection:  # fold the WAL into the file before it is reused
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -406,6 +849,67 @@ def cached_sqlite(data_dir: Path, rows: int) -> tuple[str, dict[str, Any]]:
     meta_path.write_text(json.dumps(meta, indent=2))
     meta["reused"] = False
     return url, meta
+
+
+@contextlib.contextmanager
+def postgres_cluster(
+    data_dir: Path, rows: int, keep: bool
+) -> Iterator[tuple[Any, dict[str, Any] | None, Path | None]]:
+    """A throwaway PostgreSQL cluster, or with ``keep`` one that outlives the run: its
+    folder is recorded in DATA_DIR/llmops-ROWS-vN-pg.json once seeded, and a later run
+    with --keep-postgres starts it again instead of seeding (the server is stopped at the
+    end, the folder kept). Yields the server, the recorded seeding (or None) and the path
+    where it is to be recorded (None: throwaway)."""
+    if not keep:
+        with throwaway_postgres() as server:
+            yield server, None, None
+        return
+    from tests.fixtures.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = data_dir / f"llmops-{rows}-v{DATA_FORMAT}-pg.json"
+    server, meta = PostgresServer(bindir), None
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        server.base_dir = Path(meta["base_dir"])
+        if not (server.base_dir / "data").is_dir():
+            server.base_dir, meta = None, None
+    server.start()
+    try:
+        yield server, meta, meta_path
+    finally:
+        server.stop()
+        if meta is None and not meta_path.exists():  # never seeded completely: not kept
+            server.destroy()
+
+
+def database_size(url: str, calls: int) -> str:
+    """The database's size on disk and per call, and its largest relations (PostgreSQL)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                path = Path(url.removeprefix("sqlite:///"))
+                size = sum(
+                    Path(f"{path}{s}").stat().st_size
+                    for s in ("", "-wal")
+                    if Path(f"{path}{s}").exists()
+                )
+                return f"{size / 1e9:.2f} GB, {size / calls:,.0f} bytes per call"
+            size = connection.exec_driver_sql("SELECT pg_database_size(current_database())")
+            size = int(size.scalar_one())
+            tables = connection.exec_driver_sql(
+                "SELECT relname, pg_table_size(oid), pg_indexes_size(oid) FROM pg_class "
+                "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace "
+                "ORDER BY pg_total_relation_size(oid) DESC LIMIT 8"
+            ).all()
+    finally:
+        engine.dispose()
+    parts = ", ".join(f"{n} {t / 1e9:.2f} + indexes {i / 1e9:.2f} GB" for n, t, i in tables)
+    return f"{size / 1e9:.2f} GB, {size / calls:,.0f} bytes per call ({parts})"
 
 
 # -- timing -----------------------------------------------------------------------------
@@ -598,13 +1102,16 @@ def recorded_statements(engine: sa.Engine) -> Iterator[list[dict[str, Any]]]:
 def explain(engine: sa.Engine, view: View, now: datetime, names: list[str]) -> None:
     """Each statement of the named functions: its time (after a warm-up) and its plan."""
     bound = steps(engine, view, now)
+    explain_calls(engine, view.name, {name: bound[name][1] for name in names})
+
+
+def explain_calls(engine: sa.Engine, label: str, calls: dict[str, Callable[[], Any]]) -> None:
     postgres = engine.dialect.name == "postgresql"
-    for name in names:
-        call = bound[name][1]
+    for name, call in calls.items():
         call()  # warm the caches like the timed runs
         with recorded_statements(engine) as statements:
             call()
-        print(f"\n#### `{name}`, {view.name}\n")
+        print(f"\n#### `{name}`, {label}\n")
         for s in statements:
             if s["sql"].lstrip().upper().startswith(("PRAGMA", "SELECT PG_", "SHOW")):
                 continue
@@ -640,6 +1147,67 @@ def slow_functions(timings: list[Timing]) -> list[str]:
                     if t.functions[name] >= GOAL_S / 10 and name not in names:
                         names.append(name)
     return names
+
+
+# -- the CLI: llmops spend and llmops calls -----------------------------------------------
+
+SPEND_BY = ("model", "prompt", "user", "tag", "source", "key")
+
+
+def cli_commands(engine: sa.Engine, now: datetime) -> dict[str, Callable[[], Any]]:
+    """The queries `llmops spend` and `llmops calls` run (llmops/cli/usage.py), as of the
+    seeding moment; each command's schema check (check_schema) is timed apart."""
+    user = "user-0001"  # the heaviest user (log-uniform ids)
+
+    def spend(days: int, by: str) -> Callable[[], Any]:
+        filters = q.Filters.last_days(days, now)
+        return lambda: (
+            q.daily_spend(engine, filters, by=by, top=None),
+            q.overview(engine, filters),
+        )
+
+    def calls(limit: int = 20, days: int = 7, **kwargs: Any) -> Callable[[], Any]:
+        filters = q.Filters.last_days(days, now, **kwargs)
+        return lambda: q.calls_page(engine, filters, limit=limit)
+
+    commands: dict[str, Callable[[], Any]] = {
+        "check_schema (every command)": lambda: check_schema(engine),
+        **{f"llmops spend --by {by}": spend(30, by) for by in SPEND_BY},
+        "llmops spend --days 90": spend(90, "model"),
+        "llmops spend --days 90 --by user": spend(90, "user"),
+        "llmops calls": calls(),
+        "llmops calls --days 30": calls(days=30),
+        "llmops calls --days 30 --limit 10000": calls(10_000, 30),
+        f"llmops calls --days 30 --model {FILTER_MODEL} --prompt {FILTER_PROMPT}": calls(
+            days=30, models=(FILTER_MODEL,), prompts=(FILTER_PROMPT,)
+        ),
+        f"llmops calls --days 30 --user {user}": calls(days=30, users=(user,)),
+        "llmops calls --days 30 --status error": calls(days=30, statuses=("error",)),
+        "llmops calls --days 90 --status cancelled --source eval": calls(
+            days=90, statuses=("cancelled",), sources=("eval",)
+        ),
+    }
+    return commands
+
+
+def measure_cli(engine: sa.Engine, now: datetime, runs: int, label: str, explain: bool) -> None:
+    commands = cli_commands(engine, now)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        gc.collect()
+        for name, call in commands.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    print(f"\n### {label}: CLI queries, median of {runs} runs\n")
+    print("| command | s |\n|---|---|")
+    for name, values in times.items():
+        seconds = statistics.median(values)
+        print(f"| `{name}` | {seconds:.3f} {'' if seconds < GOAL_S else '**over 1 s**'} |")
+    slow = {n: commands[n] for n, v in times.items() if statistics.median(v) >= GOAL_S}
+    if explain and slow:
+        explain_calls(engine, "CLI", slow)
+    sys.stdout.flush()
 
 
 # -- the baseline: every figure from the calls --------------------------------------------
@@ -716,6 +1284,10 @@ def run_backend(label: str, url: str, now: datetime, args: argparse.Namespace) -
     try:
         timings = [measure(engine, view, now, args.runs) for view in views(now)]
         print_timings(f"{label}: {args.rows:,} calls, median of {args.runs} runs", timings)
+        print(f"Load average: {load()}", flush=True)
+        if not args.no_cli:
+            measure_cli(engine, now, args.runs, label, args.explain)
+            print(f"Load average: {load()}", flush=True)
         if args.explain:
             for view in views(now):
                 explain(engine, view, now, slow_functions(timings) or ["overview"])
@@ -792,13 +1364,36 @@ def run_apptest(url: str, runs: int = 3) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="calls to seed")
+    parser.add_argument("--rows", type=int, default=None, help="calls to seed (1,000,000)")
     parser.add_argument("--quick", action="store_true", help="100,000 calls")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per function")
     parser.add_argument(
         "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "llmops-bench"
     )
     parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite (with --postgres)")
+    parser.add_argument(
+        "--keep-postgres",
+        action="store_true",
+        help="keep the seeded PostgreSQL cluster (and reuse it next time) instead of a throwaway",
+    )
+    parser.add_argument(
+        "--seed",
+        choices=("auto", "writer", "bulk"),
+        default="auto",
+        help=f"how to seed: the Writer, bulk, or auto (bulk above {BULK_ABOVE:,} calls)",
+    )
+    parser.add_argument(
+        "--bulk-processes",
+        type=int,
+        default=1,
+        help="PostgreSQL bulk seed: generate and COPY in N processes (other random streams)",
+    )
+    parser.add_argument(
+        "--check-bulk",
+        action="store_true",
+        help="only check that bulk and Writer seeds of 20,000 calls (or --rows) agree",
+    )
     parser.add_argument("--explain", action="store_true", help="plans of the slow functions")
     parser.add_argument(
         "--baseline",
@@ -806,45 +1401,91 @@ def main() -> int:
         help="also without the rollups (from the calls), and the triggers' ingest cost",
     )
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows = 100_000
-    url, meta = cached_sqlite(args.data_dir, args.rows)
-    now = datetime.fromisoformat(meta["now"])
-    how = "reused" if meta["reused"] else "seeded now"
-    print(
-        f"SQLite file {url.removeprefix('sqlite:///')} ({how}): {meta['calls']:,} calls, "
-        f"{meta['feedback']:,} feedback rows, {meta['bytes'] / 1e6:,.0f} MB; seeded through "
-        f"the Writer in {meta['seconds']:,} s = {meta['rows_per_s']:,} rows/s; "
-        f"now = {meta['now']}"
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI queries")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="seed (and keep) the databases, time nothing"
     )
+    args = parser.parse_args()
+    args.rows_given = args.rows is not None or args.quick
+    args.rows = 100_000 if args.quick else args.rows or 1_000_000
+    if args.check_bulk:
+        return check_bulk(args)
+    if args.no_sqlite and not args.postgres:
+        parser.error("--no-sqlite needs --postgres")
+    now = datetime.now(UTC).replace(microsecond=0)
     print(f"Load average before: {load()}")
-    run_backend("SQLite", url, now, args)
-    if args.baseline:
-        with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
-            print(f"\n{ingest_cost(min(args.rows, 100_000), Path(spool))}")
-    if not args.no_apptest:
-        run_apptest(url)
+    if not args.no_sqlite:
+        url, meta = cached_sqlite(args.data_dir, args.rows, args.seed)
+        now = datetime.fromisoformat(meta["now"])
+        how = "reused" if meta["reused"] else "seeded now"
+        print(
+            f"SQLite file {url.removeprefix('sqlite:///')} ({how}): {meta['calls']:,} calls, "
+            f"{meta['feedback']:,} feedback rows, {meta['bytes'] / 1e6:,.0f} MB; seeded "
+            f"{seeding(meta)}; now = {meta['now']}"
+        )
+        print(f"SQLite size: {database_size(url, meta['calls'])}")
+        print(f"Load average: {load()}", flush=True)
+        if not args.seed_only:
+            run_backend("SQLite", url, now, args)
+        if args.baseline:
+            with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
+                print(f"\n{ingest_cost(min(args.rows, 100_000), Path(spool))}")
+        if not args.no_apptest and not args.seed_only:
+            run_apptest(url)
     if args.postgres:
-        with throwaway_postgres() as server, tempfile.TemporaryDirectory() as spool:
-            pg_url = server.new_database("bench")
-            print(f"\nSeeding {args.rows:,} calls into PostgreSQL ...", file=sys.stderr)
-            pg_meta = seed(pg_url, args.rows, now, Path(spool))
-            engine = create_engine(pg_url)
-            with engine.connect() as connection:
-                connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    "VACUUM ANALYZE"
-                )
-            engine.dispose()
+        with postgres_cluster(args.data_dir, args.rows, args.keep_postgres) as (
+            server,
+            kept,
+            meta_path,
+        ):
+            pg_url = server.url_for("bench")
+            if kept is not None:
+                pg_meta = kept
+                now = datetime.fromisoformat(pg_meta["now"])
+                how = f"reused from {pg_meta['base_dir']}"
+            else:
+                pg_url = server.new_database("bench")
+                print(f"\nSeeding {args.rows:,} calls into PostgreSQL ...", file=sys.stderr)
+                pg_meta = seed_with(args.seed, pg_url, args.rows, now, args.bulk_processes)
+                started = time.perf_counter()
+                engine = create_engine(pg_url)
+                with engine.connect() as connection:
+                    connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                        "VACUUM ANALYZE"
+                    )
+                engine.dispose()
+                pg_meta["vacuum_s"] = round(time.perf_counter() - started, 1)
+                if meta_path is not None:
+                    meta_path.write_text(
+                        json.dumps({**pg_meta, "base_dir": str(server.base_dir)}, indent=2)
+                    )
+                how = "seeded now"
             print(
-                f"\nPostgreSQL 15 (throwaway cluster, fsync off, default memory settings): "
+                f"\nPostgreSQL 15 (fsync off, default memory settings; {how}): "
                 f"{pg_meta['calls']:,} calls, {pg_meta['feedback']:,} feedback rows seeded "
-                f"through the Writer in {pg_meta['seconds']:,} s = "
-                f"{pg_meta['rows_per_s']:,} rows/s, then VACUUM ANALYZE"
+                f"{seeding(pg_meta)}, then VACUUM ANALYZE ({pg_meta['vacuum_s']} s); "
+                f"now = {pg_meta['now']}"
             )
-            run_backend("PostgreSQL", pg_url, now, args)
+            print(f"PostgreSQL size: {database_size(pg_url, pg_meta['calls'])}")
+            print(f"Load average: {load()}", flush=True)
+            if not args.seed_only:
+                run_backend("PostgreSQL", pg_url, now, args)
     print(f"\nLoad average after: {load()}")
     return 0
+
+
+def seeded(meta: dict[str, Any]) -> str:
+    return f"{meta['calls']:,} calls, {meta['feedback']:,} feedback, {seeding(meta)}"
+
+
+def seeding(meta: dict[str, Any]) -> str:
+    """How a database was seeded, and how fast."""
+    how = meta.get("seeded_by", "Writer")
+    text = f"{how if how.startswith('bulk') else 'through the Writer'} in {meta['seconds']:,} s"
+    text += f" = {meta['rows_per_s']:,} rows/s"
+    if how.startswith("bulk"):
+        text += f" (inserts {meta['insert_s']:,} s, rollup backfill {meta['backfill_s']:,} s)"
+    return text
 
 
 def load() -> str:
