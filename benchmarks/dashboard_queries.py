@@ -420,7 +420,7 @@ BULK_CHUNK = 100_000  # calls per transaction (SQLite) or per COPY (PostgreSQL)
 VERSIONS = ROOT / "llmops" / "store" / "migrations" / "versions"
 ROLLUP_TABLES = (
     "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
-    "llm_calls_daily_timing",
+    "llm_calls_daily_timing", "llm_calls_daily_timing_groups",
 )  # fmt: skip
 JSON_COLUMNS = ("tags", "metadata", "request", "usage_details")
 
@@ -436,9 +436,13 @@ def migration(name: str) -> Any:
 
 
 def backfill_statements(dialect: str) -> list[str]:
-    """The statements with which migrations 0005 (daily rollups) and 0010 (timing histograms)
-    fill their tables from the stored calls and feedback: the same SQL, from their modules."""
-    daily, timing = migration("0005_daily_rollups"), migration("0010_timing_histograms")
+    """The statements with which the migrations fill the rollups and histograms from the
+    stored calls and feedback: 0005 (daily rollups) with the user rollup keyed as 0011 keys
+    it, and 0010 (timing histograms) with the group histograms of 0013: the same SQL, from
+    their modules."""
+    users, groups = migration("0011_user_rollup"), migration("0013_timing_groups")
+    daily = users.rollups_0005(users.KEY)
+    timing = groups.histograms_0010(groups=True)
     statements = [
         daily.dialect_sql(rollup.add_all("llm_calls", dialect), dialect)
         for rollup in daily.CALL_ROLLUPS
@@ -632,6 +636,14 @@ def bulk_postgres(
     With ``parts`` > 1, that many processes generate and COPY a share each."""
     import psycopg
 
+    from llmops.store.partitions import ensure_partitions, month_of, next_month
+
+    months = [month_of(maker.start)]  # llm_calls is partitioned by month (migration 0012)
+    while months[-1] < month_of(maker.now):
+        months.append(next_month(months[-1]))
+    engine = create_engine(url)
+    ensure_partitions(engine, maker.now, months=months)
+    engine.dispose()
     counts: dict[str, Any] = {"call": 0, "feedback": 0, "heads": []}
     connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
     for table in ("llm_calls", "feedback"):

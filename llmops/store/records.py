@@ -97,9 +97,9 @@ _COLUMNS = {
     kind: tuple(c.name for c in table.columns)
     for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
 }
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "call": tuple(column.name for column in CALLS.columns),
-    "feedback": tuple(column.name for column in FEEDBACK.columns),
+COLUMNS: dict[str, tuple[str, ...]] = {  # plain str, as JSON keys (not SQLAlchemy's names)
+    "call": tuple(str(column.name) for column in CALLS.columns),
+    "feedback": tuple(str(column.name) for column in FEEDBACK.columns),
 }
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
 _JSON = {"call": ("tags", "metadata", "request", "usage_details"), "feedback": ()}

@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -122,7 +123,6 @@ class Writer:
         self._retry_min, self._retry_max = retry_min, retry_max
         self.stats = WriterStats()
         self.last_error: str | None = None
-        self._inserts: dict[str, Any] = {}
         # Asked, with the call rows of each batch, for a statement to run inside the
         # transaction that stores them (blocking budgets count the calls in their leases in
         # the same commit); None when there is nothing to do, so that a batch pays for a
@@ -418,7 +418,7 @@ class Writer:
                         _check_calls(connection, rows[kind])
                     if rows[kind]:
                         self.chains.seal(connection, kind, rows[kind])
-                        connection.execute(self._insert_for(kind, engine), rows[kind])
+                        self._insert_rows(connection, kind, rows[kind])
                 if rows["call"]:
                     for hook in self.transaction_hooks:
                         _run_hook(hook, connection, rows["call"])
@@ -434,17 +434,24 @@ class Writer:
                 except Exception:
                     log.exception("llmops: an observer of stored calls failed")
 
-    def _insert_for(self, kind: str, engine: Engine) -> Any:
-        """INSERT that skips rows whose primary key exists (replays are idempotent)."""
-        if kind not in self._inserts:
-            table = _TABLES[kind]
-            if engine.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
+    def _insert_rows(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+        """INSERT that skips rows whose primary key exists (replays are idempotent).
 
-                self._inserts[kind] = pg_insert(table).on_conflict_do_nothing()
-            else:
-                self._inserts[kind] = sa.insert(table).prefix_with("OR IGNORE")
-        return self._inserts[kind]
+        On PostgreSQL the whole batch is one statement (the rows as one JSON array, read by
+        ``jsonb_populate_recordset``): the rollup triggers, which run once per statement, then
+        run once per batch and lock their rows in key order, so that several writers storing
+        at once never deadlock, and cost a few microseconds per row instead of a statement's
+        worth (benchmarks/README.md, "Ingest")."""
+        table = _TABLES[kind]
+        if connection.dialect.name == "postgresql":
+            statement = sa.text(
+                f"INSERT INTO {table.name} SELECT * FROM "  # noqa: S608 (our own table's name)
+                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb)) "
+                "ON CONFLICT DO NOTHING"
+            )
+            connection.execute(statement, {"rows": orjson.dumps(rows).decode()})
+            return
+        connection.execute(sa.insert(table).prefix_with("OR IGNORE"), rows)
 
     def _get_engine(self) -> Engine:
         if self._engine is None:

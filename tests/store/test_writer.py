@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import subprocess
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -550,3 +551,64 @@ def test_a_full_disk_under_the_journal_loses_nothing(full_disk: Path, tmp_path: 
     assert writer.flush(10) is True
     writer.close()
     assert count(url) == 150
+
+
+@pytest.mark.integration
+def test_writers_on_postgresql_insert_pages_of_rows_and_never_deadlock(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A batch goes as a few multi-row INSERTs, not one per row, so the rollup triggers run
+    once per page and lock their rows in key order: four writers storing calls of the same
+    days, models and users in different orders all store every row on the first try."""
+    engine = create_engine(postgres_url)
+    check_schema(engine)
+    with engine.begin() as connection:  # counts the statements that insert calls
+        connection.execute(sa.text("CREATE TABLE fired (n int)"))
+        connection.execute(
+            sa.text(
+                "CREATE FUNCTION count_fired() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO fired VALUES (1); RETURN NULL; END $$"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "CREATE TRIGGER count_fired AFTER INSERT ON llm_calls "
+                "FOR EACH STATEMENT EXECUTE FUNCTION count_fired()"
+            )
+        )
+    writers = [
+        Writer(lambda: create_engine(postgres_url), tmp_path / f"spool{i}", batch_size=1000)
+        for i in range(4)
+    ]
+    start = threading.Barrier(len(writers))
+    now = datetime.now(UTC)
+
+    def write(writer: Writer, seed: int) -> None:
+        rng = random.Random(seed)
+        rows = [
+            call_row(
+                created_at=now - timedelta(days=rng.randrange(3)),
+                model=rng.choice(["gpt-4o-mini", "gpt-4o"]),
+                user_id=f"u{rng.randrange(20)}",
+                tags=[rng.choice("abc")],
+                latency_ms=rng.uniform(10, 5000),
+            )
+            for _ in range(3000)
+        ]
+        start.wait()
+        for row in rows:
+            writer.put("call", row)
+        writer.close()
+
+    threads = [threading.Thread(target=write, args=(w, i)) for i, w in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [w.stats.written for w in writers] == [3000] * 4, [w.stats for w in writers]
+    assert [(w.stats.spooled, w.stats.replayed, w.stats.errors) for w in writers] == [(0, 0, 0)] * 4
+    with engine.connect() as connection:
+        statements = connection.execute(sa.text("SELECT count(*) FROM fired")).scalar()
+        assert 4 * 3 <= statements <= 4 * 3000 / 250  # pages, not rows
+        calls = connection.execute(sa.text("SELECT sum(calls) FROM llm_calls_daily")).scalar()
+    assert calls == count(postgres_url) == 12_000

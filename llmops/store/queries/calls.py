@@ -14,6 +14,7 @@ from llmops.store.queries.rollups import (
     _feedback_rows,
     _none,
 )
+from llmops.store.queries.spend import _spend_rows
 from llmops.store.tables import (
     CALL_DAYS,
     CALLS,
@@ -60,7 +61,12 @@ def calls_page(
     )
     with engine.connect() as connection:
         rows = [dict(r._mapping) for r in connection.execute(query)]
-        total = connection.execute(sa.select(sa.func.count()).where(*filters.where())).scalar_one()
+        # the count sums the daily rollups for the whole days (exact, as a count(*) of every
+        # matching call would be, without reading them)
+        counted = _spend_rows(engine, filters, "model")
+        total = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(counted.c.calls), 0))
+        ).scalar_one()
     return rows, int(total)
 
 

@@ -15,8 +15,6 @@ Revision ID: 0013
 Revises: 0012
 """
 
-
-
 import importlib.util
 from pathlib import Path
 from types import ModuleType
