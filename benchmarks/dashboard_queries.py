@@ -419,8 +419,9 @@ BULK_ABOVE = 1_000_000  # --seed auto: through the Writer up to this many calls,
 BULK_CHUNK = 100_000  # calls per transaction (SQLite) or per COPY (PostgreSQL)
 VERSIONS = ROOT / "llmops" / "store" / "migrations" / "versions"
 ROLLUP_TABLES = (
-    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
-    "llm_calls_daily_timing", "llm_calls_daily_timing_groups",
+    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
+    "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
+    "llm_calls_daily_timing_groups",
 )  # fmt: skip
 JSON_COLUMNS = ("tags", "metadata", "request", "usage_details")
 
@@ -437,11 +438,11 @@ def migration(name: str) -> Any:
 
 def backfill_statements(dialect: str) -> list[str]:
     """The statements with which the migrations fill the rollups and histograms from the
-    stored calls and feedback: 0005 (daily rollups) with the user rollup keyed as 0011 keys
-    it, and 0010 (timing histograms) with the group histograms of 0013: the same SQL, from
-    their modules."""
+    stored calls and feedback: 0005 (daily rollups) with the user group rollup of 0011, and
+    0010 (timing histograms) with the group histograms of 0013: the same SQL, from their
+    modules."""
     users, groups = migration("0011_user_rollup"), migration("0013_timing_groups")
-    daily = users.rollups_0005(users.KEY)
+    daily = users.rollups_0005(groups=True)
     timing = groups.histograms_0010(groups=True)
     statements = [
         daily.dialect_sql(rollup.add_all("llm_calls", dialect), dialect)

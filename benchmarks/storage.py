@@ -60,7 +60,11 @@ from llmops.store.writer import Writer
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)  # fixed: the same rows on every run
 CHUNK = 10_000
-ROLLUPS = ("llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags")
+ROLLUPS = (  # the rollups and histograms, kept by triggers
+    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
+    "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
+    "llm_calls_daily_timing_groups",
+)  # fmt: skip
 AUDIT_COLUMNS = ("chain_id", "chain_seq", "content_hash", "row_hash")
 CONTENT_COLUMNS = ("request", "response_text")
 CHAIN_INDEX = "ix_llm_calls_chain"

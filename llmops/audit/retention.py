@@ -38,13 +38,16 @@ from llmops.store.tables import (
     TIMING_DAYS,
     TIMING_GROUP_DAYS,
     USER_DAYS,
+    USER_GROUP_DAYS,
 )
 
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
 # keyed by the call's UTC day: the rollups and the latency/TTFT histograms
-_ROLLUPS = (CALL_DAYS, USER_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS, TIMING_GROUP_DAYS)
+_ROLLUPS = (
+    CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS, TIMING_GROUP_DAYS,
+)  # fmt: skip
 
 
 @dataclass

@@ -28,6 +28,7 @@ __all__ = [
     "TIMING_DAYS",
     "TIMING_GROUP_DAYS",
     "USER_DAYS",
+    "USER_GROUP_DAYS",
     "AlertEvent",
     "AlertState",
     "ApiKey",
@@ -40,6 +41,7 @@ __all__ = [
     "DailyGroupTiming",
     "DailyTagSpend",
     "DailyTiming",
+    "DailyUserGroupSpend",
     "DailyUserSpend",
     "EvalResult",
     "EvalRun",
@@ -197,11 +199,19 @@ class DailyCalls(_Spend, _CallGroup, table=True):
     last_at: datetime
 
 
-class DailyUserSpend(_Spend, _CallGroup, table=True):
-    """Calls, tokens and cost per UTC day, user and group (table ``llm_calls_daily_users``;
-    keyed by group since migration 0011)."""
+class DailyUserSpend(_Spend, _Day, table=True):
+    """Calls, tokens and cost per UTC day and user (table ``llm_calls_daily_users``)."""
 
     __tablename__ = "llm_calls_daily_users"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+
+
+class DailyUserGroupSpend(_Spend, _CallGroup, table=True):
+    """Calls, tokens and cost per UTC day, user and group (``llm_calls_daily_user_groups``,
+    migration 0011), for splits by user and filters on users with other filters."""
+
+    __tablename__ = "llm_calls_daily_user_groups"
 
     user_id: str = Field(primary_key=True, max_length=200)
 
@@ -267,6 +277,7 @@ CALLS = _table(CallRecord)
 FEEDBACK = _table(FeedbackRecord)
 CALL_DAYS = _table(DailyCalls)
 USER_DAYS = _table(DailyUserSpend)
+USER_GROUP_DAYS = _table(DailyUserGroupSpend)
 TAG_DAYS = _table(DailyTagSpend)
 FEEDBACK_DAYS = _table(DailyFeedback)
 TIMING_BUCKETS = _table(TimingBucket)

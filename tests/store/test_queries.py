@@ -391,7 +391,8 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     from_rollups = figures()
     assert any("llm_calls_daily" in s for s in statements)
     for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
-                   "llm_calls_daily_timing"):  # fmt: skip
+                   "llm_calls_daily_timing", "llm_calls_daily_user_groups",
+                   "llm_calls_daily_timing_groups"):  # fmt: skip
         assert any(rollup in s for s in statements), rollup
     monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
     statements.clear()
@@ -402,8 +403,8 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
 
 
 def test_a_filter_on_users_sums_the_user_rollup(seeded) -> None:
-    """Whole days filtered on users and another key never read the calls (migration 0011),
-    and give the calls' figures."""
+    """Whole days filtered on users and another key sum the user group rollup (migration
+    0011) and never read the calls, and give the calls' figures."""
     engine, calls, _ = seeded
     f = q.Filters(
         datetime(2026, 10, 20, tzinfo=UTC),
@@ -415,7 +416,7 @@ def test_a_filter_on_users_sums_the_user_rollup(seeded) -> None:
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     by_user = q.daily_spend(engine, f, by="user")
     totals = q.daily_totals(engine, f)
-    assert statements and all("llm_calls_daily_users" in s for s in statements)
+    assert statements and all("llm_calls_daily_user_groups" in s for s in statements)
     assert not any(re.search(r"\bllm_calls\b(?!_)", s) for s in statements)
     chosen = [c for c in in_range(calls, f) if c["user_id"] in f.users and c["model"] == "gpt-4o"]
     assert len(chosen) > 5

@@ -13,7 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from llmops.store.engine import check_schema, create_engine, upgrade
-from llmops.store.tables import CALL_DAYS, CALLS, FEEDBACK, FEEDBACK_DAYS, TAG_DAYS, USER_DAYS
+from llmops.store.tables import (
+    CALL_DAYS,
+    CALLS,
+    FEEDBACK,
+    FEEDBACK_DAYS,
+    TAG_DAYS,
+    USER_DAYS,
+    USER_GROUP_DAYS,
+)
 from tests.store.test_writer import call_row, feedback_row, store_rows
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -33,6 +41,7 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
         feedback = connection.execute(sa.select(FEEDBACK)).all()
     days: dict[tuple, dict[str, Any]] = {}
     users: dict[tuple, dict[str, Any]] = {}
+    user_groups: dict[tuple, dict[str, Any]] = {}
     tags: dict[tuple, dict[str, Any]] = {}
     for c in calls.values():
         created = _utc(c.created_at)
@@ -50,8 +59,10 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
             )
         )
         group = (c.model, c.prompt_name or "", c.prompt_version or "", c.source, c.status)
-        user = (created.date(), c.user_id or "", *group)
-        groups = [users.setdefault(user, defaultdict(int))]
+        groups = [
+            users.setdefault((created.date(), c.user_id or ""), defaultdict(int)),
+            user_groups.setdefault((created.date(), c.user_id or "", *group), defaultdict(int)),
+        ]
         for tag in c.tags if c.tags is not None else [""]:
             key = (
                 created.date(),
@@ -90,9 +101,9 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
             c.source, c.status, f.name, f.score,
         )  # fmt: skip
         scores[key] += 1
-    return [{k: dict(v) for k, v in table.items()} for table in (days, users, tags)] + [
-        dict(scores)
-    ]
+    return [
+        {k: dict(v) for k, v in table.items()} for table in (days, users, user_groups, tags)
+    ] + [dict(scores)]
 
 
 def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
@@ -101,8 +112,9 @@ def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
         for table, key in (
             (CALL_DAYS, ("day", "model", "prompt_name", "prompt_version", "git_commit", "source",
                          "status")),
-            (USER_DAYS, ("day", "user_id", "model", "prompt_name", "prompt_version", "source",
-                         "status")),
+            (USER_DAYS, ("day", "user_id")),
+            (USER_GROUP_DAYS, ("day", "user_id", "model", "prompt_name", "prompt_version",
+                               "source", "status")),
             (TAG_DAYS, ("day", "tag", "model", "prompt_name", "prompt_version", "source",
                         "status")),
         ):  # fmt: skip
@@ -252,15 +264,16 @@ def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_p
         connection.execute(FEEDBACK.insert(), feedback)
     upgrade(engine)
     assert_rollups_match(engine)
-    calls_days, users, tags, _ = stored_rollups(engine)
+    calls_days, users, user_groups, tags, _ = stored_rollups(engine)
     assert sum(r["calls"] for r in calls_days.values()) == 120
     assert sum(r["calls"] for r in users.values()) == 120
+    assert sum(r["calls"] for r in user_groups.values()) == 120
     assert sum(r["calls"] for r in tags.values()) > 100
 
 
-def user_totals(engine: sa.Engine) -> dict[tuple, tuple]:
-    """The user rollup summed per (day, user), whatever its other keys."""
-    u = USER_DAYS.c
+def user_totals(engine: sa.Engine, table: sa.Table = USER_DAYS) -> dict[tuple, tuple]:
+    """A user rollup summed per (day, user), whatever its other keys."""
+    u = table.c
     query = sa.select(u.day, u.user_id, *(sa.func.sum(u[s]) for s in SPEND)).group_by(
         u.day, u.user_id
     )
@@ -272,8 +285,9 @@ def user_totals(engine: sa.Engine) -> dict[tuple, tuple]:
 
 
 def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_url: str) -> None:
-    """0010 -> 0011 rebuilds the user rollup by group from the calls; a day whose calls were
-    pruned keeps its per-user totals under '' keys; the triggers follow; downgrading regroups."""
+    """0010 -> 0011 fills the user group rollup from the calls; a day whose calls were pruned
+    keeps its per-user totals under '' keys; the triggers keep both user rollups; downgrading
+    leaves the per-user rollup as it was."""
     from tests.store.test_timing import upgrade_down
 
     engine = create_engine(database_url)
@@ -297,9 +311,9 @@ def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_ur
     assert user_totals(engine) == before
 
     upgrade(engine, "0011")
-    assert user_totals(engine) == before
+    assert user_totals(engine) == user_totals(engine, USER_GROUP_DAYS) == before
     with engine.connect() as connection:
-        groups = connection.execute(sa.select(USER_DAYS)).all()
+        groups = connection.execute(sa.select(USER_GROUP_DAYS)).all()
     assert {(r.model, r.source, r.status) for r in groups if r.day == pruned} == {("", "", "")}
     assert_users_match_calls(engine, pruned)
 
@@ -308,16 +322,19 @@ def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_ur
         connection.execute(CALLS.insert(), [extra])
     assert_users_match_calls(engine, pruned)
 
-    upgrade_down(engine, "0010")
     after = user_totals(engine)
+    assert user_totals(engine, USER_GROUP_DAYS) == after
+    upgrade_down(engine, "0010")
+    assert "llm_calls_daily_user_groups" not in sa.inspect(engine).get_table_names()
+    assert user_totals(engine) == after
     assert after.pop((str(extra["created_at"].date()), "u9"))[0] == 1
     assert after == before
 
 
 def assert_users_match_calls(engine: sa.Engine, pruned: date) -> None:
-    """The user rollup, but for the pruned day, is what the calls give."""
-    expected = expected_rollups(engine)[1]
-    stored = {k: v for k, v in stored_rollups(engine)[1].items() if k[0] != pruned}
+    """The user group rollup, but for the pruned day, is what the calls give."""
+    expected = expected_rollups(engine)[2]
+    stored = {k: v for k, v in stored_rollups(engine)[2].items() if k[0] != pruned}
     assert stored.keys() == expected.keys()
     for key, figures in stored.items():
         assert figures == pytest.approx(dict(expected[key]), rel=1e-9, abs=1e-12), key

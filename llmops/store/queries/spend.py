@@ -29,6 +29,7 @@ from llmops.store.tables import (
     CALLS,
     TAG_DAYS,
     USER_DAYS,
+    USER_GROUP_DAYS,
 )
 
 _c = CALLS.c
@@ -161,15 +162,25 @@ def daily_spend(
 
 def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
     """The rows to sum for spend per ``by``: llm_calls_daily; the tag rollup for a split by
-    tag; the user rollup for a split by user or whenever users are filtered (it has every
-    other key but the commit); for a split by virtual key, the calls themselves."""
+    tag; for a split by user, or whenever users are filtered, the user rollup (per day and
+    user) or, with other filters, the user group rollup (every other key but the commit);
+    for a split by virtual key, the calls themselves."""
     if by == "key":  # no rollup has the virtual key: the calls of the range
         raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
         raw.append(sa.func.coalesce(_c.api_key, "").label("api_key"))
         return sa.select(*raw).where(*filters.where()).subquery("rows")
     if by != "tag" and (by == "user" or filters.users):
-        rollup, from_clause = USER_DAYS, CALLS
-        extra = sa.func.coalesce(_c.user_id, "").label("user_id")
+        others = (
+            filters.models,
+            filters.prompts,
+            filters.versions,
+            filters.statuses,
+            filters.sources,
+        )
+        # per (day, user) when nothing else is filtered (a few rows a user and day), else per
+        # (day, user, model, prompt, version, source, status)
+        rollup = USER_GROUP_DAYS if by != "user" or any(others) else USER_DAYS
+        from_clause, extra = CALLS, sa.func.coalesce(_c.user_id, "").label("user_id")
     elif by == "tag":
         tag, from_clause = _tag_key(engine)
         rollup, extra = TAG_DAYS, tag.label("tag")

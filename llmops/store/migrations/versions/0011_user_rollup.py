@@ -1,16 +1,17 @@
-"""The per-user rollup gets the other keys, so that a split by user and a filter on users
-sum days instead of reading calls, whatever other filter is set.
+"""A per-user rollup keyed by the other filters too, so that a split by user and a filter on
+users sum days instead of reading calls, whatever other filter is set.
 
-``llm_calls_daily_users`` was per (day, user). It becomes per (day, user, model, prompt,
-version, source, status), the keys of ``llm_calls_daily_tags``, with the same figures
-(calls, tokens, cost, unpriced calls). It is rebuilt from the calls, and the triggers of
-migration 0005 that keep the rollups are redefined with the wider key (they sum every call
-rollup in one trigger per event, so all three are redefined; their figures are unchanged).
+``llm_calls_daily_user_groups``: per UTC day, user, model, prompt, version, source and
+status (the keys of ``llm_calls_daily_tags``), the calls, tokens, cost and unpriced calls.
+``llm_calls_daily_users`` (per day and user) stays: an unfiltered split by user sums it,
+a few rows per user and day instead of one per user, model and prompt. The new table is
+filled from the calls, and the triggers of migration 0005 that keep the rollups are
+redefined to keep it too (they sum every call rollup in one trigger per event).
 
 Days whose calls were pruned (``llmops db prune``) before this migration have per-user totals
-but no calls to split them by: what the old rollup holds beyond the remaining calls of each
-(day, user) is kept under model, prompt, version, source and status '' (unknown). Totals by
-user stay what they were; a filter on a model leaves those figures out.
+but no calls to split them by: what ``llm_calls_daily_users`` holds beyond the remaining
+calls of each (day, user) is kept under model, prompt, version, source and status ''
+(unknown). Totals by user stay what they were; a filter on a model leaves those out.
 
 Revision ID: 0011
 Revises: 0010
@@ -33,29 +34,33 @@ depends_on = None
 
 KEY = ("user_id", "model", "prompt_name", "prompt_version", "source", "status")
 SUMS = ("calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls")
-TABLE = "llm_calls_daily_users"
+TABLE = "llm_calls_daily_user_groups"
+USERS = "llm_calls_daily_users"
 CALL_TRIGGERS = ("llm_calls_rollups_insert", "llm_calls_rollups_delete", "llm_calls_rollups_update")
 CALL_FUNCTIONS = ("llmops_calls_inserted", "llmops_calls_deleted", "llmops_calls_updated")
 
 
-def rollups_0005(user_key: tuple[str, ...]) -> ModuleType:
-    """A private copy of migration 0005's module whose user rollup has ``user_key``: its
-    trigger builders then write the triggers for that shape (0005 itself is unchanged)."""
+def rollups_0005(groups: bool) -> ModuleType:
+    """A private copy of migration 0005's module, with the user group rollup among its call
+    rollups when ``groups``: its builders then write the triggers and the backfill for it
+    (0005 itself is unchanged)."""
     spec = importlib.util.spec_from_file_location(
-        f"llmops_migration_0005_{len(user_key)}", Path(__file__).with_name("0005_daily_rollups.py")
+        f"llmops_migration_0005_{groups}", Path(__file__).with_name("0005_daily_rollups.py")
     )
     if spec is None or spec.loader is None:
         raise ImportError("migration 0005 is missing")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    daily, _, tags = module.CALL_ROLLUPS
-    vars(module)["CALL_ROLLUPS"] = (daily, module.Rollup(TABLE, user_key, module.SPEND), tags)
+    if groups:
+        daily, users, tags = module.CALL_ROLLUPS
+        by_group = module.Rollup(TABLE, KEY, module.SPEND)
+        vars(module)["CALL_ROLLUPS"] = (daily, users, by_group, tags)
     return module
 
 
 def drop_triggers(dialect: str) -> None:
-    """SQLite: drop the call rollup triggers before the table they write is rebuilt (renaming
-    it would rewrite them). PostgreSQL's functions are replaced afterwards instead."""
+    """SQLite: drop the call rollup triggers (they are created again as they now are).
+    PostgreSQL's trigger functions are replaced instead."""
     if dialect == "sqlite":
         for name in CALL_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
@@ -90,51 +95,32 @@ def spend_columns() -> list[sa.Column[Any]]:
     ]
 
 
-def rebuild(key: tuple[str, ...], fill: list[str]) -> None:
-    """Replace the user rollup by one keyed (day, *key), filled by the ``fill`` statements
-    (they read the old table as ``old_users``)."""
-    op.rename_table(TABLE, "old_users")
-    if op.get_bind().dialect.name == "postgresql":  # the primary key's name goes with it
-        op.execute("ALTER TABLE old_users RENAME CONSTRAINT llm_calls_daily_users_pkey TO old_pk")
-    op.create_table(
-        TABLE, sa.Column("day", sa.Date, primary_key=True), *key_columns(*key), *spend_columns()
-    )
-    for statement in fill:
-        op.execute(statement)
-    op.drop_table("old_users")
-
-
-def lock(dialect: str) -> None:
-    if dialect == "postgresql":  # no call may slip in between the rebuild and the triggers
-        op.execute("LOCK TABLE llm_calls IN SHARE ROW EXCLUSIVE MODE")
-    drop_triggers(dialect)
-
-
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
-    lock(dialect)
-    module = rollups_0005(KEY)
+    if dialect == "postgresql":  # no call may slip in between the backfill and the triggers
+        op.execute("LOCK TABLE llm_calls IN SHARE ROW EXCLUSIVE MODE")
+    drop_triggers(dialect)
+    module = rollups_0005(groups=True)
+    op.create_table(
+        TABLE, sa.Column("day", sa.Date, primary_key=True), *key_columns(*KEY), *spend_columns()
+    )
+    op.execute(module.dialect_sql(module.CALL_ROLLUPS[2].add_all("llm_calls", dialect), dialect))
     sums = ", ".join(SUMS)
-    old_minus_new = ", ".join(f"o.{s} - coalesce(n.{s}, 0)" for s in SUMS)
-    pruned = (  # what the old rollup holds beyond the calls still stored: pruned days
+    beyond = ", ".join(f"o.{s} - coalesce(n.{s}, 0)" for s in SUMS)
+    op.execute(  # what the per-user rollup holds beyond the calls still stored: pruned days
         f"INSERT INTO {TABLE} (day, {', '.join(KEY)}, {sums}) "
-        f"SELECT o.day, o.user_id, '', '', '', '', '', {old_minus_new} FROM old_users o "
+        f"SELECT o.day, o.user_id, '', '', '', '', '', {beyond} FROM {USERS} o "
         f"LEFT JOIN (SELECT day, user_id, {', '.join(f'sum({s}) AS {s}' for s in SUMS)} "
         f"FROM {TABLE} GROUP BY day, user_id) n ON n.day = o.day AND n.user_id = o.user_id "
         "WHERE o.calls > coalesce(n.calls, 0)"
     )
-    fill = module.dialect_sql(module.CALL_ROLLUPS[1].add_all("llm_calls", dialect), dialect)
-    rebuild(KEY, [fill, pruned])
     create_triggers(module, dialect)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    lock(dialect)
-    sums = ", ".join(SUMS)
-    regroup = (
-        f"INSERT INTO {TABLE} (day, user_id, {sums}) SELECT day, user_id, "
-        f"{', '.join(f'sum({s})' for s in SUMS)} FROM old_users GROUP BY day, user_id"
-    )
-    rebuild(("user_id",), [regroup])
-    create_triggers(rollups_0005(("user_id",)), dialect)
+    if dialect == "postgresql":
+        op.execute("LOCK TABLE llm_calls IN SHARE ROW EXCLUSIVE MODE")
+    drop_triggers(dialect)
+    create_triggers(rollups_0005(groups=False), dialect)
+    op.drop_table(TABLE)
