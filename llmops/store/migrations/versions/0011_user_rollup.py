@@ -32,7 +32,9 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-KEY = ("user_id", "model", "prompt_name", "prompt_version", "source", "status")
+# the user last: a filter on a model or prompt seeks within a day; a filter on users alone
+# reads llm_calls_daily_users
+KEY = ("model", "prompt_name", "prompt_version", "source", "status", "user_id")
 SUMS = ("calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_calls")
 TABLE = "llm_calls_daily_user_groups"
 USERS = "llm_calls_daily_users"
@@ -107,9 +109,10 @@ def upgrade() -> None:
     op.execute(module.dialect_sql(module.CALL_ROLLUPS[2].add_all("llm_calls", dialect), dialect))
     sums = ", ".join(SUMS)
     beyond = ", ".join(f"o.{s} - coalesce(n.{s}, 0)" for s in SUMS)
+    keys = ", ".join("o.user_id" if k == "user_id" else "''" for k in KEY)  # '' for unknown
     op.execute(  # what the per-user rollup holds beyond the calls still stored: pruned days
         f"INSERT INTO {TABLE} (day, {', '.join(KEY)}, {sums}) "
-        f"SELECT o.day, o.user_id, '', '', '', '', '', {beyond} FROM {USERS} o "
+        f"SELECT o.day, {keys}, {beyond} FROM {USERS} o "
         f"LEFT JOIN (SELECT day, user_id, {', '.join(f'sum({s}) AS {s}' for s in SUMS)} "
         f"FROM {TABLE} GROUP BY day, user_id) n ON n.day = o.day AND n.user_id = o.user_id "
         "WHERE o.calls > coalesce(n.calls, 0)"
