@@ -44,7 +44,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -582,9 +582,8 @@ def _not_stored(
     """The rows whose id is not in the table yet: only those join the hash chain.
 
     On PostgreSQL ``llm_calls`` is partitioned by month of ``created_at`` and its key is
-    (id, created_at): the ids are looked for within the batch's time range (a replayed row
-    comes with the created_at it was stored with), widened by a day on each side against
-    a time stored without its zone, so that only those months' partitions are read."""
+    (id, created_at): the ids are looked for with their rows' times (see :func:`_time_span`),
+    so that only those months' partitions are read, by their key."""
     table = _TABLES[kind]
     ids = [row["id"] for row in rows]
     query = sa.select(table.c.id).where(table.c.id.in_(ids))
@@ -596,21 +595,17 @@ def _not_stored(
 
 
 def _time_span(rows: list[dict[str, Any]]) -> list[Any]:
-    """Conditions keeping ``llm_calls.created_at`` within a day of the rows' times; none
-    when a row's time is not a datetime."""
-    moments: list[datetime] = []
+    """The condition that ``llm_calls.created_at`` is one of the rows' times (a replayed row
+    comes with the time it was stored with): with the id, the whole primary key, so the
+    look-up probes the key's index in the partitions of those months instead of reading
+    every call of the batch's days. None when a row's time is not a datetime."""
+    moments: set[datetime] = set()
     for row in rows:
         moment = row.get("created_at")
         if not isinstance(moment, datetime):
             return []
-        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    first, last = min(moments), max(moments)
-    conditions = []
-    with contextlib.suppress(OverflowError):  # a day before year 1
-        conditions.append(CALLS.c.created_at >= first - timedelta(days=1))
-    with contextlib.suppress(OverflowError):  # a day after year 9999
-        conditions.append(CALLS.c.created_at <= last + timedelta(days=1))
-    return conditions
+        moments.add(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return [CALLS.c.created_at.in_(sorted(moments))]
 
 
 class _NoCall(Exception):
