@@ -22,9 +22,7 @@ Revises: 0010
 import importlib.util
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
@@ -81,31 +79,13 @@ def create_triggers(module: ModuleType, dialect: str) -> None:
             op.execute(statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
 
 
-def key_columns(*names: str) -> list[sa.Column[Any]]:
-    lengths = {"user_id": 200, "model": 200, "prompt_name": 200, "prompt_version": 12,
-               "source": 16, "status": 16}  # fmt: skip
-    return [sa.Column(n, sa.String(lengths[n]), primary_key=True) for n in names]
-
-
-def spend_columns() -> list[sa.Column[Any]]:
-    return [
-        sa.Column("calls", sa.Integer, nullable=False),
-        sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
-        sa.Column("completion_tokens", sa.BigInteger, nullable=False),
-        sa.Column("cost_usd", sa.Float, nullable=False),
-        sa.Column("unpriced_calls", sa.Integer, nullable=False),
-    ]
-
-
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":  # no call may slip in between the backfill and the triggers
         op.execute("LOCK TABLE llm_calls IN SHARE ROW EXCLUSIVE MODE")
     drop_triggers(dialect)
     module = rollups_0005(groups=True)
-    op.create_table(
-        TABLE, sa.Column("day", sa.Date, primary_key=True), *key_columns(*KEY), *spend_columns()
-    )
+    op.create_table(TABLE, *module.key_columns(*KEY), *module.spend_columns())
     op.execute(module.dialect_sql(module.CALL_ROLLUPS[2].add_all("llm_calls", dialect), dialect))
     sums = ", ".join(SUMS)
     beyond = ", ".join(f"o.{s} - coalesce(n.{s}, 0)" for s in SUMS)
