@@ -65,6 +65,14 @@ _TABLES = {"call": CALLS, "feedback": FEEDBACK}
 TransactionHook = Callable[[list[dict[str, Any]]], Callable[[Connection], None] | None]
 MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
 REPLAY_EVERY = 1.0  # seconds between looks at other processes' journal files
+_PG_INSERTS = {  # a batch as one statement on PostgreSQL, see Writer._insert_rows
+    kind: sa.text(
+        f"INSERT INTO {table.name} SELECT * FROM "  # noqa: S608 (our own tables' names)
+        f"jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb)) "
+        "ON CONFLICT DO NOTHING"
+    )
+    for kind, table in _TABLES.items()
+}
 PARTITIONS_EVERY = 86_400.0  # seconds between checks of llm_calls' monthly partitions (PG)
 PARTITIONS_RETRY = 600.0  # seconds before trying again after a failed check
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -442,16 +450,10 @@ class Writer:
         run once per batch and lock their rows in key order, so that several writers storing
         at once never deadlock, and cost a few microseconds per row instead of a statement's
         worth (benchmarks/README.md, "Ingest")."""
-        table = _TABLES[kind]
         if connection.dialect.name == "postgresql":
-            statement = sa.text(
-                f"INSERT INTO {table.name} SELECT * FROM "  # noqa: S608 (our own table's name)
-                f"jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb)) "
-                "ON CONFLICT DO NOTHING"
-            )
-            connection.execute(statement, {"rows": orjson.dumps(rows).decode()})
+            connection.execute(_PG_INSERTS[kind], {"rows": orjson.dumps(rows).decode()})
             return
-        connection.execute(sa.insert(table).prefix_with("OR IGNORE"), rows)
+        connection.execute(sa.insert(_TABLES[kind]).prefix_with("OR IGNORE"), rows)
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
@@ -582,19 +584,19 @@ def _not_stored(
     """The rows whose id is not in the table yet: only those join the hash chain.
 
     On PostgreSQL ``llm_calls`` is partitioned by month of ``created_at`` and its key is
-    (id, created_at): the ids are looked for with their rows' times (see :func:`_time_span`),
+    (id, created_at): the ids are looked for with their rows' times (see :func:`_key_times`),
     so that only those months' partitions are read, by their key."""
     table = _TABLES[kind]
     ids = [row["id"] for row in rows]
     query = sa.select(table.c.id).where(table.c.id.in_(ids))
     if kind == "call" and connection.dialect.name == "postgresql":
-        for condition in _time_span(rows):
+        for condition in _key_times(rows):
             query = query.where(condition)
     stored = set(connection.execute(query).scalars())
     return [row for row in rows if row["id"] not in stored] if stored else rows
 
 
-def _time_span(rows: list[dict[str, Any]]) -> list[Any]:
+def _key_times(rows: list[dict[str, Any]]) -> list[Any]:
     """The condition that ``llm_calls.created_at`` is one of the rows' times (a replayed row
     comes with the time it was stored with): with the id, the whole primary key, so the
     look-up probes the key's index in the partitions of those months instead of reading
