@@ -421,7 +421,7 @@ VERSIONS = ROOT / "llmops" / "store" / "migrations" / "versions"
 ROLLUP_TABLES = (
     "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
     "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
-    "llm_calls_daily_timing_groups",
+    "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
 )  # fmt: skip
 JSON_COLUMNS = ("tags", "metadata", "request", "usage_details")
 
@@ -438,11 +438,11 @@ def migration(name: str) -> Any:
 
 def backfill_statements(dialect: str) -> list[str]:
     """The statements with which the migrations fill the rollups and histograms from the
-    stored calls and feedback: 0005 (daily rollups) with the user group rollup of 0011, and
-    0010 (timing histograms) with the group histograms of 0013: the same SQL, from their
-    modules."""
-    users, groups = migration("0011_user_rollup"), migration("0013_timing_groups")
-    daily = users.rollups_0005(groups=True)
+    stored calls and feedback: 0005 (daily rollups) with the user group rollup of 0011 and
+    the key rollup of 0015, and 0010 (timing histograms) with the group histograms of 0013:
+    the same SQL, from their modules."""
+    keys, groups = migration("0015_key_rollup"), migration("0013_timing_groups")
+    daily = keys.rollups_0005(keys=True)
     timing = groups.histograms_0010(groups=True)
     statements = [
         daily.dialect_sql(rollup.add_all("llm_calls", dialect), dialect)
@@ -955,7 +955,7 @@ def steps(engine: sa.Engine, view: View, now: datetime) -> dict[str, Step]:
         "spend_periods": ("spend_periods", lambda: q.spend_periods(engine, now)),
         **{
             f"daily_spend({by})": ("daily_spend", lambda by=by: q.daily_spend(engine, f, by, TOP))
-            for by in ("model", "tag", "user")
+            for by in ("model", "tag", "user", "key")
         },
         "daily_totals": ("daily_totals", lambda: q.daily_totals(engine, f, 50.0)),
         "overview": ("overview", lambda: q.overview(engine, f)),
@@ -1013,6 +1013,7 @@ PAGES = {
     "Overview": [*OVERVIEW, "daily_spend(model)"],
     "Overview, split by tag": [*OVERVIEW, "daily_spend(tag)"],
     "Overview, split by user": [*OVERVIEW, "daily_spend(user)"],
+    "Overview, split by key": [*OVERVIEW, "daily_spend(key)"],
     "Overview with 10 budgets": [*OVERVIEW, "daily_spend(model)", "budget_status(10)"],
     "Prompts": ["filter_options", "version_prompts", "prompt_versions", "compare_versions"],
     "Calls": ["filter_options", "version_prompts", "calls_page(0)", "call_detail"],

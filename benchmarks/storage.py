@@ -63,7 +63,7 @@ CHUNK = 10_000
 ROLLUPS = (  # the rollups and histograms, kept by triggers
     "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
     "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
-    "llm_calls_daily_timing_groups",
+    "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
 )  # fmt: skip
 AUDIT_COLUMNS = ("chain_id", "chain_seq", "content_hash", "row_hash")
 CONTENT_COLUMNS = ("request", "response_text")

@@ -34,6 +34,7 @@ from llmops.store.tables import (
     CALLS,
     FEEDBACK,
     FEEDBACK_DAYS,
+    KEY_DAYS,
     TAG_DAYS,
     TIMING_DAYS,
     TIMING_GROUP_DAYS,
@@ -46,7 +47,8 @@ __all__ = ["PruneReport", "check_ages", "prune"]
 _BATCH = 1000
 # keyed by the call's UTC day: the rollups and the latency/TTFT histograms
 _ROLLUPS = (
-    CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS, TIMING_GROUP_DAYS,
+    CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, KEY_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS,
+    TIMING_GROUP_DAYS,
 )  # fmt: skip
 
 

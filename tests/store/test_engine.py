@@ -51,3 +51,12 @@ def test_the_pool_still_recovers_from_a_restarted_server(
     postgres_server.start()
     with engine.connect() as connection:  # pre-ping finds the dead connection, not the caller
         assert connection.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+def test_postgres_connections_run_without_jit(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SHOW jit")).scalar() == "off"
+        # the setting is the session's, not a transaction's that a rollback would undo
+        connection.rollback()
+        assert connection.execute(sa.text("SHOW jit")).scalar() == "off"

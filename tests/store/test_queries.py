@@ -59,6 +59,7 @@ def seeded(database_url: str, tmp_path: Path):
             cost_status="unpriced" if unpriced else "priced",
             latency_ms=round(rng.lognormvariate(5, 0.6), 3),
             ttft_ms=round(rng.uniform(50, 400), 3) if i % 3 == 0 else None,
+            api_key=("team-a", "team-b", None)[i % 3],
         )
         if row["prompt_name"] is None:
             row["prompt_version"] = None
@@ -392,7 +393,7 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert any("llm_calls_daily" in s for s in statements)
     for rollup in ("feedback_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
                    "llm_calls_daily_timing", "llm_calls_daily_user_groups",
-                   "llm_calls_daily_timing_groups"):  # fmt: skip
+                   "llm_calls_daily_timing_groups", "llm_calls_daily_keys"):  # fmt: skip
         assert any(rollup in s for s in statements), rollup
     monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
     statements.clear()
@@ -471,3 +472,102 @@ def test_approximate_calls_are_counted_by_their_partial_index(database_url, tmp_
         sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         q.overview(engine, week)
         assert any("INDEXED BY ix_llm_calls_approximate" in s for s in statements)
+
+
+SORTED_BY = {
+    "cost": lambda r: (r["cost_usd"] is None, -(r["cost_usd"] or 0)),
+    "latency": lambda r: (r["latency_ms"] is None, -(r["latency_ms"] or 0)),
+    "tokens": lambda r: (False, -((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0))),
+}
+
+
+@pytest.mark.parametrize("order", list(SORTED_BY))
+@pytest.mark.parametrize("probe", [10, 10_000], ids=["probe-10", "probe-10000"])
+def test_sorted_calls_pages_are_exact_with_and_without_filters(
+    seeded, monkeypatch, order: str, probe: int
+) -> None:
+    """Every way to a sorted page gives the order over all matching calls: the top of the
+    index (no filters), a probe of its top that fills the page (one query), one that does
+    not and the sort of the matching calls after it (two), and that sort alone when few
+    calls match (probe 10,000 here)."""
+    engine, calls, _ = seeded
+    monkeypatch.setattr("llmops.store.queries.calls.PROBE_CALLS", probe)
+    monkeypatch.setattr("llmops.store.queries.calls.PROBE_PAGES", 1)
+    queries: list[str] = []
+
+    def keep(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if "ORDER BY" in statement:
+            queries.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", keep)
+    ways = set()
+    for kwargs in ({}, {"models": ("gpt-4o",)}, {"statuses": ("ok",)}, {"users": ("u3",)}):
+        filters = q.Filters.last_days(30, now=NOW, **kwargs)
+        expected = sorted(
+            (r for r in in_range(calls, filters) if all(
+                r[column] in values for column, values in (
+                    ("model", kwargs.get("models")), ("status", kwargs.get("statuses")),
+                    ("user_id", kwargs.get("users")),
+                ) if values
+            )),
+            key=lambda r: (*SORTED_BY[order](r), -r["created_at"].timestamp(), r["id"]),
+        )  # fmt: skip
+        got = []
+        for offset in (0, 7):
+            queries.clear()
+            page, total = q.calls_page(engine, filters, limit=7, offset=offset, order=order)
+            assert total == len(expected)
+            got += [r["id"] for r in page]
+            ways.add((bool(kwargs), len(queries)))
+        assert got == [r["id"] for r in expected[:14]], (kwargs, order)
+    sa.event.remove(engine, "before_cursor_execute", keep)
+    if probe == 10:  # unfiltered, probes that fill the page and probes that do not
+        assert ways == {(False, 1), (True, 1), (True, 2)}
+    else:
+        assert ways == {(False, 1), (True, 1)}
+
+
+def test_the_sorted_calls_page_reads_the_top_of_its_index(seeded, monkeypatch) -> None:
+    """Without filters each sort order is read from the top of its index (migration 0014):
+    no sort of the range's calls (but of ties, by id)."""
+    engine, _, _ = seeded
+    monkeypatch.setattr("llmops.store.queries.calls.PROBE_CALLS", 10)  # 400 calls are many
+    filters = q.Filters.last_days(30, now=NOW)
+    ran: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if "ORDER BY" in statement:
+            ran.append((statement, parameters))
+
+    for order in ("cost", "latency", "tokens"):
+        ran.clear()
+        sa.event.listen(engine, "before_cursor_execute", keep)
+        try:
+            q.calls_page(engine, filters, order=order)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", keep)
+        [(statement, parameters)] = ran
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                # 400 calls: scanning and sorting them wins; can the index serve the order?
+                connection.exec_driver_sql("SET enable_seqscan = off")
+                connection.exec_driver_sql("SET enable_sort = off")
+                plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars()
+                lines = [line.strip().removeprefix("->").strip() for line in plan]
+                assert any(line.startswith("Index Scan") for line in lines), lines
+                assert not any(line.split("  (")[0] == "Sort" for line in lines), lines
+            else:
+                plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                text = "\n".join(str(r[-1]) for r in plan)
+                assert f"USING INDEX ix_llm_calls_{order}" in text, text
+                assert "TEMP B-TREE FOR ORDER BY" not in text, text
+
+
+def test_the_largest_calls_add_their_tokens_without_overflow(database_url, tmp_path) -> None:
+    """Two int4 token counts near 2**31 sum past int4: stored, indexed and sorted first."""
+    engine = create_engine(database_url)
+    check_schema(engine)
+    huge = call_row(created_at=NOW, prompt_tokens=2**31 - 1, completion_tokens=2**31 - 1)
+    store_rows(engine, tmp_path / "spool", [call_row(created_at=NOW), huge], [])
+    rows, total = q.calls_page(engine, q.Filters.last_days(1, now=NOW), order="tokens")
+    assert total == 2 and rows[0]["id"] == huge["id"]

@@ -18,6 +18,7 @@ from llmops.store.tables import (
     CALLS,
     FEEDBACK,
     FEEDBACK_DAYS,
+    KEY_DAYS,
     TAG_DAYS,
     USER_DAYS,
     USER_GROUP_DAYS,
@@ -42,6 +43,7 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
     days: dict[tuple, dict[str, Any]] = {}
     users: dict[tuple, dict[str, Any]] = {}
     user_groups: dict[tuple, dict[str, Any]] = {}
+    keys: dict[tuple, dict[str, Any]] = {}
     tags: dict[tuple, dict[str, Any]] = {}
     for c in calls.values():
         created = _utc(c.created_at)
@@ -62,6 +64,7 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
         groups = [
             users.setdefault((created.date(), c.user_id or ""), defaultdict(int)),
             user_groups.setdefault((created.date(), c.user_id or "", *group), defaultdict(int)),
+            keys.setdefault((created.date(), c.api_key or "", *group), defaultdict(int)),
         ]
         for tag in c.tags if c.tags is not None else [""]:
             key = (
@@ -102,12 +105,15 @@ def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
         )  # fmt: skip
         scores[key] += 1
     return [
-        {k: dict(v) for k, v in table.items()} for table in (days, users, user_groups, tags)
+        {k: dict(v) for k, v in table.items()} for table in (days, users, user_groups, keys, tags)
     ] + [dict(scores)]
 
 
-def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
+def stored_rollups(engine: sa.Engine) -> list[Any]:
+    """Every spend rollup keyed as :func:`expected_rollups` keys them (None for a table an
+    older schema lacks), then the feedback rollup."""
     found = []
+    tables = set(sa.inspect(engine).get_table_names())
     with engine.connect() as connection:
         for table, key in (
             (CALL_DAYS, ("day", "model", "prompt_name", "prompt_version", "git_commit", "source",
@@ -115,9 +121,14 @@ def stored_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
             (USER_DAYS, ("day", "user_id")),
             (USER_GROUP_DAYS, ("day", "user_id", "model", "prompt_name", "prompt_version",
                                "source", "status")),
+            (KEY_DAYS, ("day", "api_key", "model", "prompt_name", "prompt_version", "source",
+                        "status")),
             (TAG_DAYS, ("day", "tag", "model", "prompt_name", "prompt_version", "source",
                         "status")),
         ):  # fmt: skip
+            if table.name not in tables:
+                found.append(None)
+                continue
             found.append(
                 {
                     tuple(r[k] for k in key): {k: v for k, v in r.items() if k not in key}
@@ -135,6 +146,8 @@ def assert_rollups_match(engine: sa.Engine) -> None:
     *expected_spend, expected_scores = expected_rollups(engine)
     *spend, scores = stored_rollups(engine)
     for stored, expected_rows in zip(spend, expected_spend, strict=True):
+        if stored is None:  # not in this schema
+            continue
         assert stored.keys() == expected_rows.keys()
         for key, figures in stored.items():
             expected = dict(expected_rows[key])
@@ -144,7 +157,8 @@ def assert_rollups_match(engine: sa.Engine) -> None:
     assert scores == expected_scores
 
 
-def random_calls(rng: random.Random, n: int) -> list[dict[str, Any]]:
+def random_calls(rng: random.Random, n: int, keys: bool = True) -> list[dict[str, Any]]:
+    """``n`` calls over 5 days; with virtual keys unless ``keys`` is False (before 0008)."""
     rows = []
     for _ in range(n):
         prompt = rng.choice(["support/answer", "extract/ticket", None])
@@ -165,6 +179,7 @@ def random_calls(rng: random.Random, n: int) -> list[dict[str, Any]]:
                 tokens_estimated=rng.random() < 0.1,
                 latency_ms=rng.choice([None, round(rng.uniform(50, 3000), 3)]),
                 user_id=rng.choice(["u1", "u2", None]),
+                **({"api_key": rng.choice(["team-a", "team-b", None])} if keys else {}),
                 tags=rng.choice([None, [], ["web"], ["web", "eu"], ["eu", "eu"]]),
             )
         )
@@ -257,15 +272,16 @@ def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_p
 
     engine = create_engine(database_url)
     upgrade(engine, "0004")
-    calls = random_calls(random.Random(8), 120)
+    calls = random_calls(random.Random(8), 120, keys=False)
     feedback = [feedback_row(c["id"], 4) for c in calls[::3]]
     with engine.begin() as connection:
         connection.execute(CALLS.insert(), calls)
         connection.execute(FEEDBACK.insert(), feedback)
     upgrade(engine)
     assert_rollups_match(engine)
-    calls_days, users, user_groups, tags, _ = stored_rollups(engine)
+    calls_days, users, user_groups, keys, tags, _ = stored_rollups(engine)
     assert sum(r["calls"] for r in calls_days.values()) == 120
+    assert sum(r["calls"] for r in keys.values()) == 120
     assert sum(r["calls"] for r in users.values()) == 120
     assert sum(r["calls"] for r in user_groups.values()) == 120
     assert sum(r["calls"] for r in tags.values()) > 100
@@ -363,3 +379,66 @@ def test_infinite_measurements_are_stored_as_unknown(engine: sa.Engine, tmp_path
         connection.execute(CALLS.update().values(cost_usd=0.5, cost_status="custom"))
         connection.execute(CALLS.delete().where(CALLS.c.id == rows[0]["id"]))
     assert_rollups_match(engine)
+
+
+def key_totals(engine: sa.Engine, table: sa.Table, but: date | None = None) -> dict[tuple, tuple]:
+    """A spend rollup summed per (day, model, prompt, version, source, status), ``but`` a
+    day."""
+    group = [table.c[k] for k in ("day", "model", "prompt_name", "prompt_version", "source",
+                                  "status")]  # fmt: skip
+    query = sa.select(*group, *(sa.func.sum(table.c[s]) for s in SPEND)).group_by(*group)
+    with engine.connect() as connection:
+        return {
+            (str(r[0]), *r[1:6]): tuple(round(float(v), 9) for v in r[6:])
+            for r in connection.execute(query)
+            if str(r[0]) != str(but)
+        }
+
+
+def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: str) -> None:
+    """0014 -> 0015 fills the key rollup from the calls; a day whose calls were pruned keeps
+    its totals under key ''; the redefined triggers keep every rollup exact, the user group
+    rollup of 0011 included; downgrading keeps those triggers and drops the key rollup."""
+    from tests.store.test_timing import upgrade_down
+
+    engine = create_engine(database_url)
+    upgrade(engine, "0014")
+    rows = random_calls(random.Random(15), 300)
+    with engine.begin() as connection:
+        connection.execute(CALLS.insert(), rows)
+    pruned = START.date() + timedelta(days=1)
+    with engine.begin() as connection:  # what `llmops db prune` does to a whole day
+        kept = connection.execute(sa.select(CALL_DAYS).where(CALL_DAYS.c.day == pruned)).all()
+        start = datetime.combine(pruned, datetime.min.time(), UTC)
+        gone = CALLS.delete().where(
+            CALLS.c.created_at >= start, CALLS.c.created_at < start + timedelta(days=1)
+        )
+        assert connection.execute(gone).rowcount > 20
+        connection.execute(CALL_DAYS.delete().where(CALL_DAYS.c.day == pruned))
+        connection.execute(CALL_DAYS.insert(), [r._asdict() for r in kept])
+
+    upgrade(engine, "0015")
+    assert key_totals(engine, KEY_DAYS) == key_totals(engine, CALL_DAYS)
+    with engine.connect() as connection:
+        keys = connection.execute(sa.select(KEY_DAYS)).all()
+    assert {r.api_key for r in keys if r.day == pruned} == {""}
+    assert {r.api_key for r in keys if r.day != pruned} == {"", "team-a", "team-b"}
+
+    extra = call_row(created_at=START + timedelta(hours=60), api_key="team-c", cost_usd=0.25)
+    with engine.begin() as connection:  # the redefined triggers keep every rollup
+        connection.execute(CALLS.insert(), [extra])
+        connection.execute(CALLS.update().where(CALLS.c.id == rows[0]["id"]).values(
+            api_key="team-d"))  # fmt: skip
+    assert key_totals(engine, KEY_DAYS) == key_totals(engine, CALL_DAYS)
+    with engine.connect() as connection:
+        moved = connection.execute(sa.select(KEY_DAYS).where(KEY_DAYS.c.api_key == "team-d"))
+        assert [r.calls for r in moved] == [1]
+    # (this test pruned the day from llm_calls_daily's point of view only)
+    assert key_totals(engine, USER_GROUP_DAYS) == key_totals(engine, CALL_DAYS, but=pruned)
+
+    upgrade_down(engine, "0014")
+    assert "llm_calls_daily_keys" not in sa.inspect(engine).get_table_names()
+    late = call_row(created_at=START + timedelta(hours=80), user_id="u7")
+    with engine.begin() as connection:
+        connection.execute(CALLS.insert(), [late])
+    assert key_totals(engine, USER_GROUP_DAYS) == key_totals(engine, CALL_DAYS, but=pruned)

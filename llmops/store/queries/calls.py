@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.util import ClauseAdapter
 
 from llmops.store.queries.filters import Filters, _as_date
 from llmops.store.queries.rollups import (
@@ -31,17 +32,30 @@ CALL_LIST_COLUMNS = (
 )  # fmt: skip
 
 
+# The value each sort order puts first; migration 0014 indexes each (then created_at).
+SORT_KEYS: dict[str, sa.ColumnElement[Any]] = {
+    "cost": _c.cost_usd,
+    "latency": _c.latency_ms,
+    # the very expression of the index: literal zeros, not bound parameters; bigint, as
+    # two int4 counts may overflow int4
+    "tokens": sa.cast(sa.func.coalesce(_c.prompt_tokens, sa.literal_column("0")), sa.BigInteger)
+    + sa.cast(sa.func.coalesce(_c.completion_tokens, sa.literal_column("0")), sa.BigInteger),
+}
+
 # How a page of calls may be ordered: over every matching call, not within the page.
 CALL_ORDERS: dict[str, tuple[sa.ColumnElement[Any], ...]] = {
     "newest": (_c.created_at.desc(),),
     "oldest": (_c.created_at.asc(),),
-    "cost": (_c.cost_usd.desc().nulls_last(), _c.created_at.desc()),
-    "latency": (_c.latency_ms.desc().nulls_last(), _c.created_at.desc()),
-    "tokens": (
-        (sa.func.coalesce(_c.prompt_tokens, 0) + sa.func.coalesce(_c.completion_tokens, 0)).desc(),
-        _c.created_at.desc(),
-    ),
+    **{order: (key.desc().nulls_last(), _c.created_at.desc()) for order, key in SORT_KEYS.items()},
 }
+
+# A filtered page in a sort order first reads this many of the range's calls (at least
+# PROBE_PAGES pages' worth) from the top of the order's index and keeps those that match. When they
+# fill the page it is exact: every matching call not read ranks below all of them. When
+# not (the filter picks calls from deep in the order: the cheapest model by cost), the
+# matching calls are sorted instead, found through the filters' indexes.
+PROBE_CALLS = 10_000
+PROBE_PAGES = 20
 
 
 def calls_page(
@@ -51,23 +65,70 @@ def calls_page(
     default; the dearest, slowest or largest first), and how many calls match in all."""
     if order not in CALL_ORDERS:
         raise ValueError(f"order {order!r}: expected one of {', '.join(CALL_ORDERS)}")
-    columns = [CALLS.c[name] for name in CALL_LIST_COLUMNS]
-    query = (
-        sa.select(*columns)
-        .where(*filters.where())
-        .order_by(*CALL_ORDERS[order], _c.id)
-        .limit(limit)
-        .offset(offset)
-    )
+    # the count sums the daily rollups for the whole days (exact, as a count(*) of every
+    # matching call would be, without reading them)
+    counted = _spend_rows(engine, filters, "model")
     with engine.connect() as connection:
-        rows = [dict(r._mapping) for r in connection.execute(query)]
-        # the count sums the daily rollups for the whole days (exact, as a count(*) of every
-        # matching call would be, without reading them)
-        counted = _spend_rows(engine, filters, "model")
         total = connection.execute(
             sa.select(sa.func.coalesce(sa.func.sum(counted.c.calls), 0))
         ).scalar_one()
+        if order not in SORT_KEYS:
+            rows = _rows(connection, _page(filters, CALL_ORDERS[order], limit, offset))
+        else:
+            rows = _sorted(connection, filters, order, limit, offset, int(total))
     return rows, int(total)
+
+
+def _page(
+    filters: Filters, order_by: tuple[sa.ColumnElement[Any], ...], limit: int, offset: int
+) -> sa.Select[Any]:
+    columns = [CALLS.c[name] for name in CALL_LIST_COLUMNS]
+    query = sa.select(*columns).where(*filters.where()).order_by(*order_by, _c.id)
+    return query.limit(limit).offset(offset)
+
+
+def _rows(connection: sa.Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in connection.execute(query)]
+
+
+def _sorted(
+    connection: sa.Connection, filters: Filters, order: str, limit: int, offset: int, total: int
+) -> list[dict[str, Any]]:
+    """A page in a sort order: the top of the order's index (migration 0014), through a
+    probe when filters are set (see :data:`PROBE_CALLS`); or a sort of the matching calls
+    when they are few, or deep in the order."""
+    order_by = (*CALL_ORDERS[order], _c.id)
+    # "+ 0" keeps the planner off the order's index, which it would read until enough calls
+    # match: for these filters perhaps most of it
+    unindexed = (SORT_KEYS[order] + 0).desc().nulls_last()
+    matching = _page(filters, (unindexed, _c.created_at.desc()), limit, offset)
+    if total <= PROBE_CALLS:
+        return _rows(connection, matching)
+    columns = [CALLS.c[name] for name in CALL_LIST_COLUMNS]
+    top = sa.select(*columns).where(*_range(connection, filters)).order_by(*order_by)
+    if not filters.equalities():
+        return _rows(connection, top.limit(limit).offset(offset))
+    probed = top.limit(max(PROBE_CALLS, PROBE_PAGES * (offset + limit))).subquery("top")
+    adapt = ClauseAdapter(probed).traverse
+    probe = (
+        sa.select(*[probed.c[name] for name in CALL_LIST_COLUMNS])
+        .where(*[adapt(condition) for condition in filters.equalities()])
+        .order_by(*[adapt(key) for key in order_by])
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = _rows(connection, probe)
+    return rows if len(rows) == limit else _rows(connection, matching)
+
+
+def _range(connection: sa.Connection, filters: Filters) -> tuple[sa.ColumnElement[bool], ...]:
+    """The range, for reading a sort order's index. On SQLite as conditions no index serves
+    ("+created_at"): SQLite guesses that any range holds 1/64 of the calls, and would read
+    every call of the range through the index on created_at to sort them."""
+    created_at: sa.ColumnElement[Any] = _c.created_at
+    if connection.dialect.name == "sqlite":
+        created_at = sa.type_coerce(sa.literal_column("+llm_calls.created_at"), _c.created_at.type)
+    return created_at >= filters.start, created_at < filters.end
 
 
 def call_detail(engine: Engine, call_id: str) -> dict[str, Any] | None:

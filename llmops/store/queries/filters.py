@@ -37,10 +37,12 @@ class Filters:
         return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
 
     def where(self) -> list[sa.ColumnElement[bool]]:
-        conditions: list[sa.ColumnElement[bool]] = [
-            _c.created_at >= self.start,
-            _c.created_at < self.end,
-        ]
+        """The conditions on ``llm_calls``: the range, then :meth:`equalities`."""
+        return [_c.created_at >= self.start, _c.created_at < self.end, *self.equalities()]
+
+    def equalities(self) -> list[sa.ColumnElement[bool]]:
+        """The equality filters' conditions alone (none: every call of the range)."""
+        conditions: list[sa.ColumnElement[bool]] = []
         for column, values in (
             (_c.model, self.models),
             (_c.prompt_name, self.prompts),

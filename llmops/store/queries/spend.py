@@ -27,6 +27,7 @@ from llmops.store.queries.rollups import (
 from llmops.store.queries.timing import timing_percentiles
 from llmops.store.tables import (
     CALLS,
+    KEY_DAYS,
     TAG_DAYS,
     USER_DAYS,
     USER_GROUP_DAYS,
@@ -164,12 +165,11 @@ def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
     """The rows to sum for spend per ``by``: llm_calls_daily; the tag rollup for a split by
     tag; for a split by user, or whenever users are filtered, the user rollup (per day and
     user) or, with other filters, the user group rollup (every other key but the commit);
-    for a split by virtual key, the calls themselves."""
-    if by == "key":  # no rollup has the virtual key: the calls of the range
-        raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures()]
-        raw.append(sa.func.coalesce(_c.api_key, "").label("api_key"))
-        return sa.select(*raw).where(*filters.where()).subquery("rows")
-    if by != "tag" and (by == "user" or filters.users):
+    for a split by virtual key, the key rollup (the calls when users are filtered)."""
+    if by == "key":
+        rollup, from_clause = KEY_DAYS, CALLS
+        extra = sa.func.coalesce(_c.api_key, "").label("api_key")
+    elif by != "tag" and (by == "user" or filters.users):
         others = (
             filters.models,
             filters.prompts,
