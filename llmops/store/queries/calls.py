@@ -50,10 +50,10 @@ CALL_ORDERS: dict[str, tuple[sa.ColumnElement[Any], ...]] = {
 }
 
 # A filtered page in a sort order first reads this many of the range's calls (at least
-# PROBE_PAGES pages' worth) from the top of the order's index and keeps those that match. When they
-# fill the page it is exact: every matching call not read ranks below all of them. When
-# not (the filter picks calls from deep in the order: the cheapest model by cost), the
-# matching calls are sorted instead, found through the filters' indexes.
+# PROBE_PAGES pages' worth) from the top of the order's index and keeps those that match.
+# When they fill the page it is exact: every matching call not read ranks below all of
+# them. When not (the filter picks calls from deep in the order: the cheapest model by
+# cost), the matching calls are sorted instead, found through the filters' indexes.
 PROBE_CALLS = 10_000
 PROBE_PAGES = 20
 
