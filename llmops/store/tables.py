@@ -84,15 +84,14 @@ class CallRecord(SQLModel, table=True):
         ),
         # the Calls page's sort orders (migration 0014, which writes NULLS LAST on
         # PostgreSQL): the top of an index instead of a sort of every call in the range
-        sa.Index("ix_llm_calls_cost", sa.text("cost_usd DESC"), sa.text("created_at DESC")),
-        sa.Index("ix_llm_calls_latency", sa.text("latency_ms DESC"), sa.text("created_at DESC")),
+        sa.Index("ix_llm_calls_cost", sa.text("cost_usd DESC")),
+        sa.Index("ix_llm_calls_latency", sa.text("latency_ms DESC")),
         sa.Index(
             "ix_llm_calls_tokens",
             sa.text(
                 "(CAST(coalesce(prompt_tokens, 0) AS BIGINT)"
                 " + CAST(coalesce(completion_tokens, 0) AS BIGINT)) DESC"
             ),
-            sa.text("created_at DESC"),
         ),
         sa.Index("ix_llm_calls_chain", "chain_id", "chain_seq"),
         sa.Index(  # the few calls priced approximately, counted by the dashboard

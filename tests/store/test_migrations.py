@@ -106,9 +106,9 @@ def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None
         else "((COALESCE(prompt_tokens, 0))::BIGINT + (COALESCE(completion_tokens, 0))::BIGINT)"
     )
     expected = {
-        "ix_llm_calls_cost": f"cost_usd DESC{nulls}, created_at DESC",
-        "ix_llm_calls_latency": f"latency_ms DESC{nulls}, created_at DESC",
-        "ix_llm_calls_tokens": f"{tokens} DESC{nulls}, created_at DESC",
+        "ix_llm_calls_cost": f"cost_usd DESC{nulls}",
+        "ix_llm_calls_latency": f"latency_ms DESC{nulls}",
+        "ix_llm_calls_tokens": f"{tokens} DESC{nulls}",
     }
     assert set(found) == set(expected)
 

@@ -32,7 +32,7 @@ CALL_LIST_COLUMNS = (
 )  # fmt: skip
 
 
-# The value each sort order puts first; migration 0014 indexes each (then created_at).
+# The value each sort order puts first; migration 0014 indexes each.
 SORT_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "cost": _c.cost_usd,
     "latency": _c.latency_ms,

@@ -87,19 +87,36 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
     ranges = []
     for start, end, previous_start, previous_end in spans.values():
         ranges += [Filters(start, end), Filters(previous_start, previous_end)]
+    # Each range is its whole days (the rollups) and its partial days (the calls). Today
+    # until now is a partial day of three periods: each partial day is read once.
+    read: dict[tuple[datetime, datetime], tuple[float, int]] = {}
     with engine.connect() as connection:
+
+        def summed(part: Filters) -> tuple[float, int]:
+            if (part.start, part.end) not in read:
+                rows = _call_rows(engine, part)
+                query = sa.select(
+                    sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+                    sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
+                )
+                cost, calls = connection.execute(query).one()
+                read[(part.start, part.end)] = (float(cost), int(calls))
+            return read[(part.start, part.end)]
+
         sums = []
         for filters in ranges:
-            rows = _call_rows(engine, filters)
-            query = sa.select(
-                sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-                sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
-            )
-            sums.append(connection.execute(query).one())
+            days = filters.whole_days()
+            parts = [] if days is None else [Filters(*(_midnight(d) for d in days))]
+            figures = [summed(part) for part in parts + filters.edges()]
+            sums.append((sum(f[0] for f in figures), sum(f[1] for f in figures)))
     return [
-        Period(name, float(sums[2 * i][0]), float(sums[2 * i + 1][0]), int(sums[2 * i][1]))
+        Period(name, sums[2 * i][0], sums[2 * i + 1][0], sums[2 * i][1])
         for i, name in enumerate(spans)
     ]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 @dataclass(frozen=True)

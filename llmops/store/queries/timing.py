@@ -42,6 +42,9 @@ LOWEST_MS = GAMMA**-349
 HIGHEST_MS = GAMMA**1046
 """The highest bucket's lower bound (1.0e9 ms); above it, values count in that bucket."""
 
+SORT_MEMORY = "32MB"
+"""PostgreSQL's work_mem for merging the histograms with the partial days' values."""
+
 METRICS: dict[str, sa.Column[Any]] = {"latency": _c.latency_ms, "ttft": _c.ttft_ms}
 """The histograms' metric names and the columns of llm_calls they count."""
 
@@ -89,6 +92,10 @@ def timing_percentiles(
     query = sa.select(cumulative.c.metric, sa.func.max(total), *walked).group_by(
         cumulative.c.metric
     )
+    if connection.dialect.name == "postgresql" and filters.edges():
+        # the exact values of the partial days are tens of thousands of rows to sort:
+        # in memory (the default 4 MB spilled them to disk), for this transaction only
+        connection.execute(sa.text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
     found = {row[0]: row[1:] for row in connection.execute(query)}
     result: list[list[float | None]] = []
     for metric in metrics:
