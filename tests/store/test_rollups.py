@@ -300,6 +300,21 @@ def user_totals(engine: sa.Engine, table: sa.Table = USER_DAYS) -> dict[tuple, t
         }
 
 
+def prune_day(engine: sa.Engine, day: date, kept: sa.TableClause) -> None:
+    """What `llmops db prune` does to a whole day: its calls go (the triggers take them out
+    of the rollups) and ``kept``, the rollup an old migration is to keep, gets the day
+    back."""
+    with engine.begin() as connection:
+        rows = connection.execute(sa.select(kept).where(kept.c.day == day)).all()
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        gone = CALLS.delete().where(
+            CALLS.c.created_at >= start, CALLS.c.created_at < start + timedelta(days=1)
+        )
+        assert connection.execute(gone).rowcount > 20
+        connection.execute(kept.delete().where(kept.c.day == day))
+        connection.execute(kept.insert(), [r._asdict() for r in rows])
+
+
 def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_url: str) -> None:
     """0010 -> 0011 fills the user group rollup from the calls; a day whose calls were pruned
     keeps its per-user totals under '' keys; the triggers keep both user rollups; downgrading
@@ -315,15 +330,7 @@ def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_ur
     pruned = START.date() + timedelta(days=2)
     columns = [sa.column("day", sa.Date), *(sa.column(c) for c in ("user_id", *SPEND))]
     narrow = sa.table("llm_calls_daily_users", *columns)
-    with engine.begin() as connection:  # what `llmops db prune` does to a whole day
-        kept = connection.execute(sa.select(narrow).where(narrow.c.day == pruned)).all()
-        start = datetime.combine(pruned, datetime.min.time(), UTC)
-        gone = CALLS.delete().where(
-            CALLS.c.created_at >= start, CALLS.c.created_at < start + timedelta(days=1)
-        )
-        assert connection.execute(gone).rowcount > 20
-        connection.execute(narrow.delete().where(narrow.c.day == pruned))
-        connection.execute(narrow.insert(), [r._asdict() for r in kept])
+    prune_day(engine, pruned, narrow)
     assert user_totals(engine) == before
 
     upgrade(engine, "0011")
@@ -407,15 +414,7 @@ def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: 
     with engine.begin() as connection:
         connection.execute(CALLS.insert(), rows)
     pruned = START.date() + timedelta(days=1)
-    with engine.begin() as connection:  # what `llmops db prune` does to a whole day
-        kept = connection.execute(sa.select(CALL_DAYS).where(CALL_DAYS.c.day == pruned)).all()
-        start = datetime.combine(pruned, datetime.min.time(), UTC)
-        gone = CALLS.delete().where(
-            CALLS.c.created_at >= start, CALLS.c.created_at < start + timedelta(days=1)
-        )
-        assert connection.execute(gone).rowcount > 20
-        connection.execute(CALL_DAYS.delete().where(CALL_DAYS.c.day == pruned))
-        connection.execute(CALL_DAYS.insert(), [r._asdict() for r in kept])
+    prune_day(engine, pruned, CALL_DAYS)
 
     upgrade(engine, "0015")
     assert key_totals(engine, KEY_DAYS) == key_totals(engine, CALL_DAYS)

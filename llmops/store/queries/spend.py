@@ -3,6 +3,7 @@ latency percentiles (from llmops.store.queries.timing)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -340,47 +341,38 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     percentiles of the whole days of the range are merged from the daily histograms, within
     1% of the exact figures (see :mod:`llmops.store.queries.timing`)."""
     rows = _call_rows(engine, filters)
-
-    def calls_with(status: str) -> sa.ColumnElement[Any]:
-        return sa.func.sum(sa.case((rows.c.status == status, rows.c.calls), else_=0))
-
-    totals = sa.select(
-        sa.func.sum(rows.c.calls),
-        calls_with("error"),
-        calls_with("cancelled"),
-        calls_with("blocked"),
-        sa.func.sum(rows.c.cost_usd),
-        sa.func.sum(rows.c.prompt_tokens),
-        sa.func.sum(rows.c.completion_tokens),
-        sa.func.sum(rows.c.unpriced_calls),
-        sa.func.sum(rows.c.estimated_calls),
-    )
-    unpriced = (
-        sa.select(rows.c.model)
-        .where(rows.c.status == "ok")
-        .group_by(rows.c.model)
-        .having(sa.func.sum(rows.c.unpriced_calls) > 0)
-        .order_by(rows.c.model)
-    )
+    # one pass over the rows (and the partial days' calls): per status and model
+    figures = ("calls", "cost_usd", "prompt_tokens", "completion_tokens", "unpriced_calls",
+               "estimated_calls")  # fmt: skip
+    per_group = sa.select(
+        rows.c.status, rows.c.model, *(sa.func.sum(rows.c[name]) for name in figures)
+    ).group_by(rows.c.status, rows.c.model)
     approximate = _approximate_calls(engine, filters)
     scores = _feedback_rows(engine, filters)
     feedback = _feedback_by_name(scores)
     with engine.connect() as connection:
         approximated = connection.execute(approximate).all()
-        t = connection.execute(totals).one()
+        groups = connection.execute(per_group).all()
         by_name = tuple(_score(*row) for row in connection.execute(feedback) if row[1])
-        unpriced_models = tuple(connection.execute(unpriced).scalars())
         latency, ttft = timing_percentiles(connection, filters, (0.5, 0.95, 0.99))
+    calls: dict[str, int] = {}
+    for status, _model, n, *_ in groups:
+        calls[status] = calls.get(status, 0) + int(n or 0)
+
+    def total(column: int) -> int:
+        return sum(int(g[column] or 0) for g in groups)
+
+    unpriced = {model for status, model, *f in groups if status == "ok" and (f[4] or 0) > 0}
     return Overview(
-        calls=int(t[0] or 0),
-        errors=int(t[1] or 0),
-        cancelled=int(t[2] or 0),
-        blocked=int(t[3] or 0),
-        cost_usd=float(t[4] or 0.0),
-        prompt_tokens=int(t[5] or 0),
-        completion_tokens=int(t[6] or 0),
-        unpriced_calls=int(t[7] or 0),
-        estimated_calls=int(t[8] or 0),
+        calls=sum(calls.values()),
+        errors=calls.get("error", 0),
+        cancelled=calls.get("cancelled", 0),
+        blocked=calls.get("blocked", 0),
+        cost_usd=math.fsum(float(g[3] or 0.0) for g in groups),
+        prompt_tokens=total(4),
+        completion_tokens=total(5),
+        unpriced_calls=total(6),
+        estimated_calls=total(7),
         latency_p50=latency[0],
         latency_p95=latency[1],
         latency_p99=latency[2],
@@ -389,7 +381,7 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         ttft_p99=ttft[2],
         feedback_count=sum(score.count for score in by_name),
         feedback=by_name,
-        unpriced_models=unpriced_models,
+        unpriced_models=tuple(sorted(unpriced)),
         approximate_calls=sum(int(n) for _, n in approximated),
         approximate_models=tuple(model for model, _ in approximated),
     )
