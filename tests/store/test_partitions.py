@@ -345,6 +345,33 @@ def test_feedback_for_a_missing_call_waits_then_is_rejected_without_a_foreign_ke
     assert verify(engine).ok
 
 
+def test_feedback_looks_for_recent_calls_first(engine: sa.Engine, tmp_path: Path) -> None:
+    """The writer's check of feedback's calls reads the recent months' partitions; only a
+    call it does not find there is looked for in every partition."""
+    check_schema(engine)
+    recent = call_row(created_at=datetime.now(UTC) - timedelta(hours=1))
+    old = call_row(created_at=datetime(1999, 1, 1, tzinfo=UTC))
+    store_rows(engine, tmp_path / "spool", [recent, old], [])
+    checks: list[bool] = []  # per look-up: bounded to the recent calls?
+
+    def look_up(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if "FOR KEY SHARE" in statement:
+            checks.append("created_at >=" in statement)
+
+    sa.event.listen(engine, "before_cursor_execute", look_up)
+    try:
+        store_rows(engine, tmp_path / "spool2", [], [feedback_row(recent["id"])])
+        assert checks == [True]
+        checks.clear()
+        store_rows(engine, tmp_path / "spool3", [], [feedback_row(old["id"])])
+        assert checks == [True, False]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", look_up)
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT call_id FROM feedback")).scalars().all()
+    assert sorted(stored) == sorted([recent["id"], old["id"]])
+
+
 def test_rows_waiting_in_the_default_partition_move_to_their_new_partition(
     engine: sa.Engine, tmp_path: Path
 ) -> None:
