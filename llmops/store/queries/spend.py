@@ -107,7 +107,7 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
         sums = []
         for filters in ranges:
             days = filters.whole_days()
-            parts = [] if days is None else [Filters(*(_midnight(d) for d in days))]
+            parts = [] if days is None else [Filters(_midnight(days[0]), _midnight(days[1]))]
             figures = [summed(part) for part in parts + filters.edges()]
             sums.append((sum(f[0] for f in figures), sum(f[1] for f in figures)))
     return [
