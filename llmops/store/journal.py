@@ -300,10 +300,12 @@ class Journal:
 
     def release(self) -> None:
         """Close the open segment: deleted when every record in it is stored, else left
-        (fsynced) for a replay."""
+        (fsynced) for a replay, as are the closed ones whose records are not all stored."""
         with self._lock:
             if self._active is not None:
                 self._close(self._active)
+            for segment in self._closed:
+                segment.on_disk = True
 
     def forget(self) -> None:
         """In a forked child: drop the parent's open segment without touching it."""
@@ -326,15 +328,16 @@ class Journal:
         return active.path if active is not None else None
 
     def files(self) -> list[Path]:
-        """Every segment file but this process's open one, oldest first."""
+        """Every segment file but this process's open one and its closed ones whose records
+        wait in memory (the writer stores those from there), oldest first."""
         try:
             names = list(self.folder.glob("*.jsonl"))
         except OSError:
             return []
-        own = self.own_path()
+        own = {self.own_path(), *(s.path for s in list(self._closed) if not s.on_disk)}
         stamped = []
         for path in names:
-            if path == own:
+            if path in own:
                 continue
             try:
                 stamped.append((path.stat().st_mtime, path.name, path))

@@ -612,3 +612,29 @@ def test_writers_on_postgresql_insert_pages_of_rows_and_never_deadlock(
         assert 4 * 3 <= statements <= 4 * 3000 / 250  # pages, not rows
         calls = connection.execute(sa.text("SELECT sum(calls) FROM llm_calls_daily")).scalar()
     assert calls == count(postgres_url) == 12_000
+
+
+def test_rows_in_memory_are_not_read_back_from_the_journal(
+    make_writer, database_url: str, monkeypatch
+) -> None:
+    """Segments the journal has closed while their rows still wait in the queue are this
+    writer's to store from memory: no replay reads them back (each batch is looked up once,
+    and no id is found stored already)."""
+    monkeypatch.setattr("llmops.store.writer.REPLAY_EVERY", 0.01)  # look at the files often
+    writer = make_writer(segment_bytes=64 * 1024)  # a segment every ~100 rows
+    engine = create_engine(database_url)
+    looked_up: list[str] = []
+
+    def look_up(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if " ".join(statement.split()).startswith("SELECT llm_calls.id FROM llm_calls WHERE"):
+            looked_up.append(statement)
+
+    writer._engine = engine  # the writer's engine, watched
+    sa.event.listen(engine, "before_cursor_execute", look_up)
+    rows = [call_row() for _ in range(3000)]
+    for row in rows:
+        writer.put("call", row)
+    assert writer.flush(30)
+    assert count(database_url) == 3000
+    assert writer.stats.replayed == 0 and writer.stats.spooled == 0
+    assert len(looked_up) == writer.stats.batches
