@@ -36,7 +36,7 @@ from llmops.store.tables import CALLS
 from llmops.store.writer import Writer
 from tests.store.test_rollups import assert_rollups_match
 from tests.store.test_timing import assert_histograms_match, upgrade_down
-from tests.store.test_writer import call_row, feedback_row, store_rows
+from tests.store.test_writer import call_row, feedback_row, store_rows, wait_for_a_rejection
 
 ROLLUP_TABLES = (
     "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
@@ -329,10 +329,7 @@ def test_feedback_for_a_missing_call_waits_then_is_rejected_without_a_foreign_ke
     writer.put("call", good)
     writer.put("feedback", feedback_row(str(uuid.uuid4())))
     writer.put("feedback", feedback_row(good["id"]))
-    writer.flush(10)
-    deadline = time.monotonic() + 10
-    while writer.stats.rejected == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_a_rejection(writer)
     assert writer.flush(10)
     writer.close()
     assert writer.stats.rejected == 1

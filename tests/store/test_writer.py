@@ -141,6 +141,14 @@ def test_feedback_follows_its_call_in_the_same_batch(make_writer, database_url: 
     assert count(database_url, "feedback") == 2
 
 
+def wait_for_a_rejection(writer: Writer, seconds: float = 10) -> None:
+    """Flush, then wait until the writer has rejected a row (its retries take a moment)."""
+    writer.flush(seconds)
+    deadline = time.monotonic() + seconds
+    while writer.stats.rejected == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_feedback_for_an_unknown_call_is_rejected_not_lost(
     make_writer, database_url: str, tmp_path: Path
 ) -> None:
@@ -149,10 +157,7 @@ def test_feedback_for_an_unknown_call_is_rejected_not_lost(
     writer.put("call", good)
     writer.put("feedback", feedback_row(str(uuid.uuid4())))
     writer.put("feedback", feedback_row(good["id"]))
-    writer.flush(10)
-    deadline = time.monotonic() + 10
-    while writer.stats.rejected == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_a_rejection(writer)
     writer.flush(10)
     assert count(database_url) == 1
     assert count(database_url, "feedback") == 1
