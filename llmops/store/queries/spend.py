@@ -345,34 +345,34 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     figures = ("calls", "cost_usd", "prompt_tokens", "completion_tokens", "unpriced_calls",
                "estimated_calls")  # fmt: skip
     per_group = sa.select(
-        rows.c.status, rows.c.model, *(sa.func.sum(rows.c[name]) for name in figures)
+        rows.c.status, rows.c.model, *(sa.func.sum(rows.c[name]).label(name) for name in figures)
     ).group_by(rows.c.status, rows.c.model)
     approximate = _approximate_calls(engine, filters)
     scores = _feedback_rows(engine, filters)
     feedback = _feedback_by_name(scores)
     with engine.connect() as connection:
         approximated = connection.execute(approximate).all()
-        groups = connection.execute(per_group).all()
+        groups = [row._mapping for row in connection.execute(per_group)]
         by_name = tuple(_score(*row) for row in connection.execute(feedback) if row[1])
         latency, ttft = timing_percentiles(connection, filters, (0.5, 0.95, 0.99))
     calls: dict[str, int] = {}
-    for status, _model, n, *_ in groups:
-        calls[status] = calls.get(status, 0) + int(n or 0)
+    for group in groups:
+        calls[group["status"]] = calls.get(group["status"], 0) + int(group["calls"] or 0)
 
-    def total(column: int) -> int:
-        return sum(int(g[column] or 0) for g in groups)
+    def total(name: str) -> int:
+        return sum(int(group[name] or 0) for group in groups)
 
-    unpriced = {model for status, model, *f in groups if status == "ok" and (f[4] or 0) > 0}
+    unpriced = {g["model"] for g in groups if g["status"] == "ok" and (g["unpriced_calls"] or 0)}
     return Overview(
         calls=sum(calls.values()),
         errors=calls.get("error", 0),
         cancelled=calls.get("cancelled", 0),
         blocked=calls.get("blocked", 0),
-        cost_usd=math.fsum(float(g[3] or 0.0) for g in groups),
-        prompt_tokens=total(4),
-        completion_tokens=total(5),
-        unpriced_calls=total(6),
-        estimated_calls=total(7),
+        cost_usd=math.fsum(float(group["cost_usd"] or 0.0) for group in groups),
+        prompt_tokens=total("prompt_tokens"),
+        completion_tokens=total("completion_tokens"),
+        unpriced_calls=total("unpriced_calls"),
+        estimated_calls=total("estimated_calls"),
         latency_p50=latency[0],
         latency_p95=latency[1],
         latency_p99=latency[2],
