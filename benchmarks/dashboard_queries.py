@@ -110,8 +110,14 @@ from llmops.store.engine import (
     upgrade,
 )
 from llmops.store.queries import rollups
-from llmops.store.records import COLUMNS, fitted, json_text
-from llmops.store.tables import AUDIT_CHAINS, EVAL_RESULTS, EVAL_RUNS
+from llmops.store.records import COLUMNS, fitted, json_text, split_content
+from llmops.store.tables import (
+    AUDIT_CHAINS,
+    CALL_CONTENT,
+    CALLS,
+    EVAL_RESULTS,
+    EVAL_RUNS,
+)
 from llmops.store.writer import Writer
 
 DATA_FORMAT = 2  # bump when the generated data changes: cached files are then reseeded
@@ -423,7 +429,14 @@ ROLLUP_TABLES = (
     "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
     "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
 )  # fmt: skip
-JSON_COLUMNS = ("tags", "metadata", "request", "usage_details")
+JSON_COLUMNS = ("tags", "metadata", "request", "usage_details", "params")
+# what a bulk seed writes: the calls' metadata, their content (migration 0016), feedback
+BULK_TABLES = {"call": "llm_calls", "content": "llm_call_content", "feedback": "feedback"}
+BULK_COLUMNS = {
+    "call": tuple(str(c.name) for c in CALLS.columns),
+    "content": tuple(str(c.name) for c in CALL_CONTENT.columns),
+    "feedback": COLUMNS["feedback"],
+}
 
 
 def migration(name: str) -> Any:
@@ -483,18 +496,25 @@ class BulkChain:
 
 def sealed_rows(maker: RowMaker, chains: dict[str, BulkChain]) -> Iterator[tuple[str, dict]]:
     """The generated rows as the Writer stores them: every column (fitted to its table,
-    llmops.store.records.fitted) and their place in the hash chain."""
+    llmops.store.records.fitted) and their place in the hash chain; a call's content
+    follows it as a row of kind "content" (llmops.store.records.split_content)."""
     for kind, row in maker.rows():
         stored = fitted(kind, row)  # type: ignore[arg-type]
         chains[kind].seal(stored)
-        yield kind, stored
+        if kind != "call":
+            yield kind, stored
+            continue
+        (call,), content = split_content([stored])
+        yield "call", call
+        for item in content:
+            yield "content", item
 
 
 def sqlite_values(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
     """A row's values as SQLAlchemy binds them on SQLite (JSON as orjson text, times as
     naive UTC text with microseconds)."""
     values = []
-    for name in COLUMNS[kind]:
+    for name in BULK_COLUMNS[kind]:
         value = row[name]
         if value is not None:
             if name in JSON_COLUMNS:
@@ -509,7 +529,7 @@ def pg_values(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
     """A row's values for COPY (JSON as the engines' orjson text)."""
     return tuple(
         json_text(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
-        for name in COLUMNS[kind]
+        for name in BULK_COLUMNS[kind]
     )
 
 
@@ -528,11 +548,11 @@ def backfill_progress(statement: str, began: float) -> None:
 def bulk_sqlite(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> dict[str, Any]:
     """executemany in transactions of BULK_CHUNK calls, the llmops triggers dropped (their
     SQL saved from sqlite_master), then the migrations' backfill and the triggers again."""
-    counts = {"call": 0, "feedback": 0}
+    counts = {"call": 0, "content": 0, "feedback": 0}
     inserts = {
-        kind: f"INSERT INTO {TABLE_OF[kind]} ({', '.join(COLUMNS[kind])}) "
-        f"VALUES ({', '.join('?' * len(COLUMNS[kind]))})"
-        for kind in COLUMNS
+        kind: f"INSERT INTO {BULK_TABLES[kind]} ({', '.join(BULK_COLUMNS[kind])}) "
+        f"VALUES ({', '.join('?' * len(BULK_COLUMNS[kind]))})"
+        for kind in BULK_TABLES
     }
     connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
@@ -547,11 +567,11 @@ def bulk_sqlite(url: str, maker: RowMaker, chains: dict[str, BulkChain]) -> dict
     connection.execute("COMMIT")
     started = time.perf_counter()
     try:
-        pending: dict[str, list[tuple[Any, ...]]] = {"call": [], "feedback": []}
+        pending: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in BULK_TABLES}
 
         def write() -> None:
             connection.execute("BEGIN")
-            for kind in ("call", "feedback"):  # calls first: feedback refers to them
+            for kind in BULK_TABLES:  # calls first: feedback refers to them
                 connection.executemany(inserts[kind], pending[kind])
                 pending[kind].clear()
             connection.execute("COMMIT")
@@ -587,10 +607,11 @@ def copy_rows(connection: Any, rows: Iterator[tuple[str, dict]], counts: dict[st
     """COPY the calls of ``rows``, BULK_CHUNK at a time, each chunk's feedback after it, a
     transaction per chunk; the calls stream to the server while the next are generated."""
     copies = {
-        kind: f"COPY {TABLE_OF[kind]} ({', '.join(COLUMNS[kind])}) FROM STDIN" for kind in COLUMNS
+        kind: f"COPY {BULK_TABLES[kind]} ({', '.join(BULK_COLUMNS[kind])}) FROM STDIN"
+        for kind in BULK_TABLES
     }
     started = time.perf_counter()
-    feedback: list[tuple[Any, ...]] = []
+    later: dict[str, list[tuple[Any, ...]]] = {"content": [], "feedback": []}
     more = True
     while more:
         more = False
@@ -598,18 +619,20 @@ def copy_rows(connection: Any, rows: Iterator[tuple[str, dict]], counts: dict[st
             with cursor.copy(copies["call"]) as copy:
                 for kind, row in rows:
                     counts[kind] += 1
-                    if kind == "feedback":
-                        feedback.append(pg_values(kind, row))
+                    if kind != "call":
+                        later[kind].append(pg_values(kind, row))
                         continue
                     copy.write_row(pg_values(kind, row))
                     if counts["call"] % BULK_CHUNK == 0:
                         more = True
                         break
-            if feedback:  # after their calls (a call's feedback may follow in the next chunk)
-                with cursor.copy(copies["feedback"]) as copy:
-                    for values in feedback:
-                        copy.write_row(values)
-                feedback.clear()
+            # after their calls (a call's content or feedback may follow in the next chunk)
+            for kind, waiting in later.items():
+                if waiting:
+                    with cursor.copy(copies[kind]) as copy:
+                        for values in waiting:
+                            copy.write_row(values)
+                    waiting.clear()
         connection.commit()
         if more:
             progress(counts["call"], started)
@@ -623,7 +646,7 @@ def copy_part(url: str, rows: int, now: str, index: int, parts: int, out: Any) -
     maker = RowMaker(rows, datetime.fromisoformat(now))
     maker.segment(index, parts)
     chains = {kind: BulkChain(kind) for kind in TABLE_OF}
-    counts = {"call": 0, "feedback": 0}
+    counts = {"call": 0, "content": 0, "feedback": 0}
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
         copy_rows(connection, sealed_rows(maker, chains), counts)
     out.put({**counts, "heads": [chain.head() for chain in chains.values() if chain.seq]})
@@ -645,7 +668,7 @@ def bulk_postgres(
     engine = create_engine(url)
     ensure_partitions(engine, maker.now, months=months)
     engine.dispose()
-    counts: dict[str, Any] = {"call": 0, "feedback": 0, "heads": []}
+    counts: dict[str, Any] = {"call": 0, "content": 0, "feedback": 0, "heads": []}
     connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
     for table in ("llm_calls", "feedback"):
         connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
@@ -674,7 +697,7 @@ def bulk_postgres(
                     except queue.Empty:
                         if any(child.exitcode for child in children):
                             raise SystemExit("a seeding process failed") from None
-                for key in ("call", "feedback", "heads"):
+                for key in ("call", "content", "feedback", "heads"):
                     counts[key] += part[key]
             for child in children:
                 child.join()
@@ -683,6 +706,7 @@ def bulk_postgres(
         inserted = time.perf_counter() - started
         connection.execute("ANALYZE llm_calls")
         connection.execute("ANALYZE feedback")
+        connection.execute("ANALYZE llm_call_content")
         connection.execute("SET work_mem = '256MB'")  # the backfill's sorts; this session only
         for statement in backfill_statements("postgresql"):
             began = time.perf_counter()
@@ -769,7 +793,8 @@ def compare_seeds(label: str, writer_url: str, bulk_url: str) -> bool:
     ok = True
     chained = {"chain_id", "chain_seq", "row_hash"}  # each seed has its own chain
     compared = {
-        "llm_calls": [c for c in COLUMNS["call"] if c not in chained],
+        "llm_calls": [c for c in BULK_COLUMNS["call"] if c not in chained],
+        "llm_call_content": list(BULK_COLUMNS["content"]),
         "feedback": [c for c in COLUMNS["feedback"] if c not in chained],
     }
     for table in (*ROLLUP_TABLES, *compared):

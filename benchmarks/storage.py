@@ -20,8 +20,10 @@ ANALYZE; sizes from `pg_relation_size`, column sizes from `sum(pg_column_size(co
 
 Reported per configuration, in bytes per call: the whole database; the calls table's data
 (PostgreSQL: heap, its TOAST and the free-space/visibility maps); its indexes (each one); the
-rollup tables with their keys; the audit columns (chain_id, chain_seq, content_hash, row_hash)
-and the chain index; the content columns (request, response_text); the largest columns. Also
+content table (llm_call_content, migration 0016: the request's messages, variables and tool
+calls, and the response) with its indexes; the rollup tables with their keys; the audit
+columns (chain_id, chain_seq, content_hash, row_hash) and the chain index; the largest
+columns of llm_calls. Also
 the total as written and compacted (SQLite: the file before and after VACUUM; PostgreSQL:
 after VACUUM ANALYZE and after VACUUM FULL), and what per-row zlib would make of the content.
 
@@ -66,7 +68,6 @@ ROLLUPS = (  # the rollups and histograms, kept by triggers
     "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
 )  # fmt: skip
 AUDIT_COLUMNS = ("chain_id", "chain_seq", "content_hash", "row_hash")
-CONTENT_COLUMNS = ("request", "response_text")
 CHAIN_INDEX = "ix_llm_calls_chain"
 
 
@@ -205,6 +206,9 @@ class Sizes:
     rollups: int = 0
     rollup_rows: int = 0
     free: int | None = None  # unused bytes in llm_calls's pages, when known
+    content_data: int = 0  # llm_call_content (PostgreSQL: heap, TOAST, maps)
+    content_indexes: int = 0
+    content_rows: int = 0
     other: int = 0
     columns: dict[str, int] = field(default_factory=dict)
 
@@ -246,11 +250,18 @@ def measure_sqlite(path: Path) -> Sizes:
             elif table == "llm_calls":
                 label = "primary key (id)" if name.startswith("sqlite_autoindex") else name
                 sizes.calls_indexes[label] = pages
+            elif name == "llm_call_content":
+                sizes.content_data += pages
+            elif table == "llm_call_content":
+                sizes.content_indexes += pages
             elif table in ROLLUPS:
                 sizes.rollups += pages
             else:
                 sizes.other += pages
         sizes.rollups_compacted = sizes.rollups
+        sizes.content_rows = connection.execute("SELECT count(*) FROM llm_call_content").fetchone()[
+            0
+        ]
         sizes.rollup_rows = sum(
             connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ROLLUPS
         )
@@ -294,10 +305,20 @@ def measure_postgres(url: str) -> Sizes:
         ):
             label = "primary key (id, created_at)" if name == "llm_calls_pkey" else name
             sizes.calls_indexes[label] = size
+        # llm_call_content is partitioned like llm_calls (migration 0016)
+        sizes.content_data = one(
+            "SELECT coalesce(sum(pg_table_size(relid)), 0) "
+            "FROM pg_partition_tree('llm_call_content')"
+        )
+        sizes.content_indexes = one(
+            "SELECT coalesce(sum(pg_relation_size(t.relid)), 0) FROM pg_index x, "
+            "pg_partition_tree(x.indexrelid) t WHERE x.indrelid = 'llm_call_content'::regclass"
+        )
+        sizes.content_rows = one("SELECT count(*) FROM llm_call_content")
         sizes.rollups = sum(one("SELECT pg_total_relation_size(%s::regclass)", t) for t in ROLLUPS)
         sizes.rollup_rows = sum(one(f"SELECT count(*) FROM {t}") for t in ROLLUPS)
         sizes.other = sizes.total - sizes.calls_data - sum(sizes.calls_indexes.values())
-        sizes.other -= sizes.rollups
+        sizes.other -= sizes.rollups + sizes.content_data + sizes.content_indexes
         names = [column.name for column in CALLS.columns]
         exprs = ", ".join(f'coalesce(sum(pg_column_size("{n}")), 0)' for n in names)
         values = connection.execute(f"SELECT {exprs} FROM llm_calls").fetchone()
@@ -330,7 +351,6 @@ def report(label: str, n: int, sizes: Sizes, written: dict[str, Any], backend: s
     columns = sum(sizes.columns.values())
     overhead = sizes.calls_data - columns
     audit = sum(sizes.columns[c] for c in AUDIT_COLUMNS)
-    content = sum(sizes.columns[c] for c in CONTENT_COLUMNS)
     chain_index = sizes.calls_indexes.get(CHAIN_INDEX, 0)
     lines = [
         f"\n{label}: {n:,} calls written in {written['seconds']:.1f} s "
@@ -347,7 +367,7 @@ def report(label: str, n: int, sizes: Sizes, written: dict[str, Any], backend: s
     line(f"whole database (after {state})", sizes.total)
     line("  llm_calls data", sizes.calls_data)
     line("    column values", columns)
-    line("      of which content (request, response_text)", content)
+    line("      of which params", sizes.columns["params"])
     line("      of which audit (chain_id/seq, hashes)", audit)
     line("    row overhead (headers, page free space)", overhead)
     if sizes.free is not None:
@@ -355,6 +375,8 @@ def report(label: str, n: int, sizes: Sizes, written: dict[str, Any], backend: s
     line(f"  llm_calls indexes ({len(sizes.calls_indexes)})", indexes)
     for name, value in sorted(sizes.calls_indexes.items(), key=lambda kv: -kv[1]):
         line(f"    {name}", value)
+    line(f"  llm_call_content data ({sizes.content_rows:,} rows)", sizes.content_data)
+    line("  llm_call_content indexes (2)", sizes.content_indexes)
     line(f"  rollups ({sizes.rollup_rows:,} rows)", sizes.rollups)
     line("  everything else (schema, other tables)", sizes.other)
     line("audit: columns + ix_llm_calls_chain", audit + chain_index)
@@ -373,7 +395,7 @@ def summary(results: list[tuple[str, int, Sizes]]) -> list[str]:
     lines = ["\nBytes per call", head]
     for label, n, s in results:
         audit = sum(s.columns[c] for c in AUDIT_COLUMNS) + s.calls_indexes.get(CHAIN_INDEX, 0)
-        content = sum(s.columns[c] for c in CONTENT_COLUMNS)
+        content = s.content_data + s.content_indexes
         lines.append(
             f"{label:<28} {s.total / n:>7,.0f} {s.calls_data / n:>6,.0f} "
             f"{sum(s.calls_indexes.values()) / n:>7,.0f} {s.rollups / n:>7,.0f} "

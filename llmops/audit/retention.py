@@ -2,12 +2,14 @@
 
 Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
 
-- **content older than N days**: the messages of each call's request and its response text,
-  and feedback comments, become NULL (GDPR data minimisation). The call's metadata stays,
-  and so does its ``content_hash``: the hash chain still verifies.
+- **content older than N days**: each call's messages, prompt variables, tool calls and
+  response text (its row of ``llm_call_content``) are deleted and feedback comments become
+  NULL (GDPR data minimisation). The call's metadata and parameters stay, and so does its
+  ``content_hash``: the hash chain still verifies.
 - **calls older than N days** (UTC days: whole days go): the calls and their feedback are
-  deleted (on PostgreSQL, the monthly partitions of ``llm_calls`` that lie wholly before
-  that day are dropped instead: :mod:`llmops.store.partitions`). Refused under the
+  deleted with their content (on PostgreSQL, the monthly partitions of ``llm_calls`` and
+  ``llm_call_content`` that lie wholly before that day are dropped instead:
+  :mod:`llmops.store.partitions`). Refused under the
   configured minimum (default 183 days, the EU AI Act's six months for automatic logs)
   unless forced. The daily rollups of those days are kept: the spend, call counts,
   feedback and latency/TTFT histograms of past days stay what they were.
@@ -30,6 +32,7 @@ from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError
 from llmops.store.audit_log import AuditEvent, record_event
 from llmops.store.tables import (
+    CALL_CONTENT,
     CALL_DAYS,
     CALLS,
     FEEDBACK,
@@ -150,40 +153,21 @@ def _iso(moment: datetime | None) -> str | None:
 def _drop_content(
     connection: Connection, before: datetime, report: PruneReport, dry_run: bool
 ) -> None:
-    """NULL the messages and response of each call older than ``before``, and feedback
-    comments; the request's parameters stay (they are metadata)."""
-    c, f = CALLS.c, FEEDBACK.c
-    if connection.dialect.name == "postgresql":
-        has_messages = sa.func.jsonb_typeof(c.request["messages"]) != "null"
-    else:
-        has_messages = sa.func.json_type(c.request, "$.messages") != "null"
-    with_content = sa.or_(
-        c.response_text.is_not(None), sa.and_(c.request.is_not(None), has_messages)
-    )
-    ids = list(connection.execute(
-        sa.select(c.id).where(c.created_at < before, with_content)).scalars())  # fmt: skip
+    """Delete the content of each call older than ``before`` (its row of
+    ``llm_call_content``: messages, variables, tool calls, response), and NULL feedback
+    comments; the call's parameters stay (``llm_calls.params``: metadata)."""
+    c, f = CALL_CONTENT.c, FEEDBACK.c
+    old = c.created_at < before
     comments = sa.and_(f.created_at < before, f.comment.is_not(None))
-    report.content_calls = len(ids)
+    report.content_calls = int(
+        connection.execute(sa.select(sa.func.count()).where(old)).scalar_one()
+    )
     report.content_feedback = int(
         connection.execute(sa.select(sa.func.count()).where(comments)).scalar_one()
     )
     if dry_run:
         return
-    statement = (
-        sa.update(CALLS)
-        .where(c.id == sa.bindparam("call"))
-        .values(request=sa.bindparam("kept", type_=c.request.type), response_text=None)
-    )
-    for start in range(0, len(ids), _BATCH):
-        batch = ids[start : start + _BATCH]
-        requests = connection.execute(sa.select(c.id, c.request).where(c.id.in_(batch)))
-        updates = [
-            {"call": call_id,
-             "kept": {"messages": None,
-                      "params": request.get("params") if isinstance(request, dict) else None}}
-            for call_id, request in requests
-        ]  # fmt: skip
-        connection.execute(statement, updates)
+    connection.execute(sa.delete(CALL_CONTENT).where(old))
     connection.execute(sa.update(FEEDBACK).where(comments).values(comment=None))
 
 
@@ -197,7 +181,9 @@ def _remove_calls(
         # No row may be written between the count and listing below and the removal (it
         # would go unlisted in the event, or feedback would outlive its call): writers
         # wait (their calls stay in the journal); readers do not.
-        connection.execute(sa.text("LOCK TABLE llm_calls, feedback IN EXCLUSIVE MODE"))
+        connection.execute(
+            sa.text("LOCK TABLE llm_calls, llm_call_content, feedback IN EXCLUSIVE MODE")
+        )
     old_calls = sa.select(c.id).where(c.created_at < before)
     calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
     feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
@@ -221,6 +207,7 @@ def _remove_calls(
     # fires for them; their rows were counted and their chain places listed above)
     report.partitions_dropped = _drop_partitions(connection, before)
     connection.execute(sa.delete(CALLS).where(c.created_at < before))
+    connection.execute(sa.delete(CALL_CONTENT).where(CALL_CONTENT.c.created_at < before))
     for table in _ROLLUPS:  # the triggers took the removed calls out: put the days back
         connection.execute(sa.delete(table).where(table.c.day < day))
         rows = kept[table.name]
@@ -229,19 +216,20 @@ def _remove_calls(
 
 
 def _drop_partitions(connection: Connection, before: datetime) -> list[str]:
-    """Drop the monthly partitions of ``llm_calls`` that lie wholly before ``before`` (on
-    PostgreSQL; nothing elsewhere); return their names."""
-    from llmops.store.partitions import list_partitions
+    """Drop the monthly partitions of ``llm_calls`` and ``llm_call_content`` that lie wholly
+    before ``before`` (on PostgreSQL; nothing elsewhere); return their names."""
+    from llmops.store.partitions import PARENTS, list_partitions
 
     cutoff = before.astimezone(UTC)
     limit = (cutoff.year, cutoff.month, cutoff.day)
     dropped = []
-    for partition in list_partitions(connection):
-        if partition.end is None or (*partition.end, 1) > limit:
-            continue
-        # DROP TABLE of a partition detaches it first, in this transaction
-        connection.execute(sa.text(f"DROP TABLE {partition.name}"))  # quoted as needed
-        dropped.append(partition.name)
+    for parent in PARENTS:
+        for partition in list_partitions(connection, parent):
+            if partition.end is None or (*partition.end, 1) > limit:
+                continue
+            # DROP TABLE of a partition detaches it first, in this transaction
+            connection.execute(sa.text(f"DROP TABLE {partition.name}"))  # quoted as needed
+            dropped.append(partition.name)
     return dropped
 
 

@@ -1,4 +1,5 @@
-"""Monthly partitions of ``llm_calls`` on PostgreSQL (migration 0012).
+"""Monthly partitions of ``llm_calls`` and ``llm_call_content`` on PostgreSQL (migrations
+0012 and 0016).
 
 On PostgreSQL ``llm_calls`` is partitioned BY RANGE (created_at): one partition per UTC
 month, named ``llm_calls_YYYY_MM``, and a DEFAULT partition (``llm_calls_default``) that
@@ -16,6 +17,10 @@ created late), they are moved into the new partition in the same transaction (Po
 refuses to create a partition whose rows are in the DEFAULT one). The rows move between
 partitions directly, so the rollup and histogram triggers of ``llm_calls`` (statement
 triggers on the parent) do not fire: the rows do not change, the rollups must not either.
+
+``llm_call_content`` (migration 0016) has the same months, named
+``llm_call_content_YYYY_MM`` and ``llm_call_content_default``: the functions that create
+and drop partitions handle both tables together (llm_calls first, in that order always).
 
 On SQLite, and on a PostgreSQL ``llm_calls`` that is not partitioned (an older schema),
 everything here does nothing.
@@ -35,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = [
     "DEFAULT_PARTITION",
     "PARENT",
+    "PARENTS",
     "Partition",
     "ensure_partitions",
     "list_partitions",
@@ -47,6 +53,7 @@ log = logging.getLogger("llmops.partitions")
 
 PARENT = "llm_calls"
 DEFAULT_PARTITION = "llm_calls_default"
+PARENTS = (PARENT, "llm_call_content")  # partitioned alike, locked in this order
 _LOCK_KEY = 727275  # pg_advisory_xact_lock key that serialises partition changes
 Month = tuple[int, int]  # (year, month): years 1 to 9999, as Python's datetime
 # a month-aligned bound as pg_get_expr writes it with TimeZone UTC (year 10000 included)
@@ -88,8 +95,8 @@ def month_of(moment: datetime) -> Month:
     return (moment.year, moment.month)
 
 
-def partition_name(month: Month) -> str:
-    return f"{PARENT}_{month[0]:04d}_{month[1]:02d}"
+def partition_name(month: Month, parent: str = PARENT) -> str:
+    return f"{parent}_{month[0]:04d}_{month[1]:02d}"
 
 
 def month_bounds(month: Month) -> tuple[str, str]:
@@ -102,20 +109,21 @@ def month_bounds(month: Month) -> tuple[str, str]:
     )
 
 
-def is_partitioned(connection: Connection) -> bool:
-    """Whether ``llm_calls`` is a partitioned table (PostgreSQL at schema 0012 or later)."""
+def is_partitioned(connection: Connection, parent: str = PARENT) -> bool:
+    """Whether ``parent`` is a partitioned table (``llm_calls`` on PostgreSQL at schema 0012
+    or later, ``llm_call_content`` at 0016 or later)."""
     if connection.dialect.name != "postgresql":
         return False
     kind = connection.execute(
         sa.text("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(:parent)"),
-        {"parent": PARENT},
+        {"parent": parent},
     ).scalar()
     return kind == "p"
 
 
-def list_partitions(connection: Connection) -> list[Partition]:
-    """The partitions of ``llm_calls``, by name; [] when it is not partitioned."""
-    if not is_partitioned(connection):
+def list_partitions(connection: Connection, parent: str = PARENT) -> list[Partition]:
+    """The partitions of ``parent``, by name; [] when it is not partitioned."""
+    if not is_partitioned(connection, parent):
         return []
     # the bounds are written in the session's time zone: read them in UTC
     connection.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
@@ -127,7 +135,7 @@ def list_partitions(connection: Connection) -> list[Partition]:
             "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass(:parent) ORDER BY c.relname"
         ),
-        {"parent": PARENT},
+        {"parent": parent},
     ).all()
     return [_partition(str(name), str(bound)) for name, bound in rows]
 
@@ -173,7 +181,7 @@ def ensure_partitions(
     if isinstance(engine, Connection):
         return _ensure(engine, wanted, lock_timeout_ms)
     with engine.connect() as connection:
-        if not _missing(list_partitions(connection), wanted, connection):
+        if not _missing(wanted, connection):
             connection.rollback()
             return []
         connection.rollback()
@@ -181,15 +189,20 @@ def ensure_partitions(
             return _ensure(connection, wanted, lock_timeout_ms)
 
 
-def _missing(partitions: list[Partition], wanted: set[Month], connection: Connection) -> bool:
-    if not is_partitioned(connection):
-        return False
-    covered = {m for p in partitions for m in p.months()}
-    return bool(wanted - covered) or not any(p.default for p in partitions)
+def _missing(wanted: set[Month], connection: Connection) -> bool:
+    for parent in PARENTS:
+        if not is_partitioned(connection, parent):
+            continue
+        partitions = list_partitions(connection, parent)
+        covered = {m for p in partitions for m in p.months()}
+        if wanted - covered or not any(p.default for p in partitions):
+            return True
+    return False
 
 
 def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | None) -> list[str]:
-    if not is_partitioned(connection):
+    parents = [parent for parent in PARENTS if is_partitioned(connection, parent)]
+    if not parents:
         return []
     if lock_timeout_ms is not None:
         connection.execute(
@@ -197,7 +210,14 @@ def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | N
             {"ms": f"{int(lock_timeout_ms)}ms"},
         )
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    partitions = list_partitions(connection)  # again: another process may have made them
+    created: list[str] = []
+    for parent in parents:  # llm_calls first: writers lock the tables in that order too
+        created += _ensure_parent(connection, parent, wanted)
+    return created
+
+
+def _ensure_parent(connection: Connection, parent: str, wanted: set[Month]) -> list[str]:
+    partitions = list_partitions(connection, parent)  # again: another process may have made them
     covered = {m for p in partitions for m in p.months()}
     default = next((p.name for p in partitions if p.default), None)
     created: list[str] = []
@@ -205,26 +225,24 @@ def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | N
         return created
     # The lock CREATE ... PARTITION OF takes anyway, taken first: no row may reach the
     # DEFAULT partition between the move below and the new partition's creation.
-    connection.execute(sa.text(f"LOCK TABLE {PARENT} IN ACCESS EXCLUSIVE MODE"))
+    connection.execute(sa.text(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"))
     if default is None:
+        default = f"{parent}_default"
         connection.execute(
-            sa.text(
-                f'CREATE TABLE IF NOT EXISTS "{DEFAULT_PARTITION}" PARTITION OF {PARENT} DEFAULT'
-            )
+            sa.text(f'CREATE TABLE IF NOT EXISTS "{default}" PARTITION OF {parent} DEFAULT')
         )
-        default = DEFAULT_PARTITION
-        created.append(DEFAULT_PARTITION)
+        created.append(default)
     for month in sorted(wanted - covered):
-        name = partition_name(month)
-        _create(connection, month, default)
+        name = partition_name(month, parent)
+        _create(connection, parent, month, default)
         created.append(name)
         log.info("llmops: created partition %s", name)
     return created
 
 
-def _create(connection: Connection, month: Month, default: str) -> None:
+def _create(connection: Connection, parent: str, month: Month, default: str) -> None:
     """Create the partition of ``month``, moving its rows out of the DEFAULT partition."""
-    name = partition_name(month)
+    name = partition_name(month, parent)
     low, high = month_bounds(month)
     in_month = "created_at >= CAST(:low AS timestamptz) AND created_at < CAST(:high AS timestamptz)"
     bounds = {"low": low, "high": high}
@@ -236,7 +254,7 @@ def _create(connection: Connection, month: Month, default: str) -> None:
         # Straight from partition to partition: the parent's statement triggers (rollups,
         # histograms) do not fire, as the rows themselves do not change.
         connection.execute(
-            sa.text("CREATE TEMPORARY TABLE llmops_moving (LIKE llm_calls) ON COMMIT DROP")
+            sa.text(f"CREATE TEMPORARY TABLE llmops_moving (LIKE {parent}) ON COMMIT DROP")
         )
         connection.execute(
             sa.text(
@@ -247,7 +265,7 @@ def _create(connection: Connection, month: Month, default: str) -> None:
         )
     connection.execute(
         sa.text(
-            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF {PARENT} '
+            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF {parent} '
             f"FOR VALUES FROM ('{low}') TO ('{high}')"
         )
     )
@@ -257,6 +275,6 @@ def _create(connection: Connection, month: Month, default: str) -> None:
         ).rowcount
         connection.execute(sa.text("DROP TABLE llmops_moving"))
         log.warning(
-            "llmops: moved %d calls of %04d-%02d from %s to the new partition %s",
+            "llmops: moved %d rows of %04d-%02d from %s to the new partition %s",
             moved, month[0], month[1], default, name,
         )  # fmt: skip

@@ -97,8 +97,12 @@ _COLUMNS = {
     kind: tuple(c.name for c in table.columns)
     for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
 }
+# A call row's request and response_text are stored apart: the request's parameters in
+# llm_calls.params, the rest in llm_call_content (see split_content and whole_request).
+CONTENT_COLUMNS = ("request", "response_text")
+_CALL_TABLE = tuple(str(column.name) for column in CALLS.columns)
 COLUMNS: dict[str, tuple[str, ...]] = {  # plain str, as JSON keys (not SQLAlchemy's names)
-    "call": tuple(str(column.name) for column in CALLS.columns),
+    "call": tuple(c for c in _CALL_TABLE if c != "params") + CONTENT_COLUMNS,
     "feedback": tuple(str(column.name) for column in FEEDBACK.columns),
 }
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
@@ -232,6 +236,41 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
         out["tags"] = [fit(_text(str(t)), TAG_CHARS) for t in tags]
     return out
+
+
+def split_content(
+    rows: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fitted call rows as rows of ``llm_calls`` (with the request's ``params``) and rows of
+    ``llm_call_content`` (the rest of the request, and the response text), one for each
+    call that has any: a call with no messages, variables, tool calls or response (content
+    mode ``none``) has none. :func:`whole_request` puts the request together again."""
+    calls, content = [], []
+    for row in rows:
+        call = {column: row.get(column) for column in _CALL_TABLE}
+        request = row.get("request")
+        if isinstance(request, dict):
+            call["params"] = request.get("params")
+            request = {key: value for key, value in request.items() if key != "params"}
+            if request in ({}, {"messages": None}):
+                request = None
+        calls.append(call)
+        if request is not None or row.get("response_text") is not None:
+            content.append(
+                {"call_id": row["id"], "created_at": row["created_at"],
+                 "request": request, "response_text": row.get("response_text")}
+            )  # fmt: skip
+    return calls, content
+
+
+def whole_request(request: Any, params: Any) -> Any:
+    """A call's request as it was recorded: its stored content (``llm_call_content.request``,
+    None when the call has no content row) with its parameters (``llm_calls.params``)."""
+    if params is None:
+        return request
+    whole = dict(request) if isinstance(request, dict) else {"messages": None}
+    whole["params"] = params
+    return whole
 
 
 def repaired(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:

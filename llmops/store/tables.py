@@ -18,6 +18,8 @@ __all__ = [
     "AUDIT_EVENTS",
     "BUDGET_LEASES",
     "CALLS",
+    "CALLS_WITH_CONTENT",
+    "CALL_CONTENT",
     "CALL_DAYS",
     "EVAL_RESULTS",
     "EVAL_RUNS",
@@ -36,6 +38,7 @@ __all__ = [
     "AuditChain",
     "AuditEventRecord",
     "BudgetLease",
+    "CallContent",
     "CallRecord",
     "DailyCalls",
     "DailyFeedback",
@@ -131,8 +134,11 @@ class CallRecord(SQLModel, table=True):
     meta: dict[str, Any] | None = Field(
         default=None, sa_column=sa.Column("metadata", JSON, nullable=True)
     )
-    request: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    response_text: str | None = Field(default=None, sa_type=sa.Text)
+    params: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=JSON,
+        description="the call's parameters (temperature, max_tokens, ...): the request's params",
+    )
     usage_details: dict[str, Any] | None = Field(
         default=None,
         sa_type=JSON,
@@ -146,6 +152,28 @@ class CallRecord(SQLModel, table=True):
     chain_seq: int | None = Field(default=None, sa_type=sa.BigInteger, description="1, 2, ...")
     content_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
     row_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
+
+
+class CallContent(SQLModel, table=True):
+    """What a call said (table ``llm_call_content``, migration 0016): its request (messages,
+    prompt variables, tool calls; its parameters are ``llm_calls.params``) and response
+    text, as the content mode allowed. Apart from ``llm_calls`` so that the calls table
+    stays narrow: the dashboard's scans read metadata only. A call without content (content
+    mode ``none``, or content dropped by retention) has no row here; join on
+    ``call_id = llm_calls.id`` (and ``created_at``).
+
+    On PostgreSQL it is partitioned by month like ``llm_calls`` (same months, key
+    (call_id, created_at)), so that retention drops both months together."""
+
+    __tablename__ = "llm_call_content"
+    __table_args__ = (sa.Index("ix_llm_call_content_created_at", "created_at"),)
+
+    call_id: str = Field(primary_key=True, max_length=36, description="llm_calls.id")
+    created_at: datetime = Field(description="the call's created_at")
+    request: dict[str, Any] | None = Field(
+        default=None, sa_type=JSON, description="messages, variables, tool_calls"
+    )
+    response_text: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class FeedbackRecord(SQLModel, table=True):
@@ -296,6 +324,12 @@ class DailyGroupTiming(_Timing, _CallGroup, table=True):
 
 
 CALLS = _table(CallRecord)
+CALL_CONTENT = _table(CallContent)
+# the calls with their content, where they have any (select from this for request/response)
+CALLS_WITH_CONTENT = CALLS.outerjoin(
+    CALL_CONTENT,
+    sa.and_(CALL_CONTENT.c.call_id == CALLS.c.id, CALL_CONTENT.c.created_at == CALLS.c.created_at),
+)
 FEEDBACK = _table(FeedbackRecord)
 CALL_DAYS = _table(DailyCalls)
 USER_DAYS = _table(DailyUserSpend)

@@ -55,12 +55,12 @@ from sqlalchemy.engine import Connection, Engine
 from llmops.errors import DatabaseError
 from llmops.store.chain import Chains
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
-from llmops.store.records import RecordKind, Row, fitted, repaired, storable
-from llmops.store.tables import CALLS, FEEDBACK
+from llmops.store.records import RecordKind, Row, fitted, repaired, split_content, storable
+from llmops.store.tables import CALL_CONTENT, CALLS, FEEDBACK
 
 log = logging.getLogger("llmops.writer")
 
-_TABLES = {"call": CALLS, "feedback": FEEDBACK}
+_TABLES = {"call": CALLS, "feedback": FEEDBACK, "content": CALL_CONTENT}
 # rows of a batch -> what to run in the transaction that stores them, or None
 TransactionHook = Callable[[list[dict[str, Any]]], Callable[[Connection], None] | None]
 MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
@@ -443,6 +443,17 @@ class Writer:
                     log.exception("llmops: an observer of stored calls failed")
 
     def _insert_rows(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+        """Store the rows of ``kind``: a call's metadata in ``llm_calls``, its request and
+        response in ``llm_call_content`` (same transaction)."""
+        if kind != "call":
+            self._insert_table(connection, kind, rows)
+            return
+        calls, content = split_content(rows)
+        self._insert_table(connection, "call", calls)
+        if content:
+            self._insert_table(connection, "content", content)
+
+    def _insert_table(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
         """INSERT that skips rows whose primary key exists (replays are idempotent).
 
         On PostgreSQL the whole batch is one statement (the rows as one JSON array, read by

@@ -17,6 +17,7 @@ from llmops.audit.verify import verify
 from llmops.errors import ConfigError
 from llmops.store.audit_log import list_events
 from llmops.store.engine import create_engine
+from llmops.store.queries import stored_calls
 from llmops.testing import Reply
 
 pytestmark = pytest.mark.integration
@@ -78,9 +79,8 @@ def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
         done = prune(engine, content_days=30)
         assert (done.content_calls, done.content_feedback, done.calls_removed) == (6, 6, 0)
         with engine.connect() as connection:
-            rows = connection.execute(
-                sa.text("SELECT id, request, response_text FROM llm_calls")
-            ).all()
+            rows = [(r["id"], r["request"], r["response_text"]) for r in stored_calls(connection)]
+            left = connection.execute(sa.text("SELECT count(*) FROM llm_call_content")).scalar()
             comments = connection.execute(
                 sa.text("SELECT count(*) FROM feedback WHERE comment IS NOT NULL")
             ).scalar()
@@ -94,6 +94,7 @@ def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
             else:
                 assert request["messages"] is None and response is None
         assert comments == 4
+        assert left == len(recent)  # the others' content rows are gone
         again = prune(engine, content_days=30)  # nothing left to drop: no second event
         assert again.rows == 0 and again.event is None
         assert verify(engine).ok, verify(engine).breaks

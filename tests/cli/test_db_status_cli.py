@@ -10,17 +10,18 @@ import textwrap
 import sqlalchemy as sa
 
 from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
-from llmops.store.partitions import list_partitions
+from llmops.store.partitions import PARENTS, list_partitions
 from tests.conftest import TEN_CASES, PromptRepo
 
 
 def _counts(url: str) -> dict[str, int]:
     """Rows of every table the database has, counted here (the schema version table
-    aside, and the partitions of llm_calls on PostgreSQL: their rows are llm_calls')."""
+    aside, and the partitions of llm_calls and llm_call_content on PostgreSQL: their rows
+    are their parent's)."""
     engine = create_engine(url)
     with engine.connect() as connection:
         names = sa.inspect(connection).get_table_names()
-        partitions = {p.name for p in list_partitions(connection)}
+        partitions = {p.name for t in PARENTS for p in list_partitions(connection, t)}
         return {
             name: connection.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()
             for name in names
@@ -68,10 +69,12 @@ def test_status_lists_every_table_with_its_rows(
     lines, shown = _table(status.stdout)
     counts = _counts(database_url)
     assert shown == {name: str(rows) for name, rows in counts.items()}  # every table, exactly
-    assert counts["llm_calls"] == 3 + 20 and counts["feedback"] == 2
+    assert counts["llm_calls"] == counts["llm_call_content"] == 3 + 20 and counts["feedback"] == 2
     assert counts["eval_runs"] == 2 and counts["eval_results"] == 20 and counts["api_keys"] == 1
     assert len({len(line) for line in lines}) == 1  # counts right-aligned under ROWS
-    assert [line.split()[0] for line in lines[1:4]] == ["llm_calls", "feedback", "llm_calls_daily"]
+    assert [line.split()[0] for line in lines[1:5]] == [
+        "llm_calls", "llm_call_content", "feedback", "llm_calls_daily",
+    ]  # fmt: skip
     assert status.stdout.rstrip().splitlines()[-1].startswith("journal:  0 records")
 
     as_json = cli("db", "status", "--json", "--database-url", database_url, cwd=tmp_path)

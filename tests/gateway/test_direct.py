@@ -24,6 +24,7 @@ from llmops.errors import (
     ProviderUnreachableError,
 )
 from llmops.gateway.direct import JSONObject
+from llmops.store.queries import stored_calls
 from llmops.store.tables import CALLS
 from llmops.testing import Reply
 
@@ -67,8 +68,8 @@ def gateways(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
 def stored(gateway: Gateway, call_id: str) -> dict[str, Any]:
     assert gateway.flush(10)
     with gateway.engine.connect() as connection:
-        row = connection.execute(sa.select(CALLS).where(CALLS.c.id == call_id)).mappings().one()
-    return dict(row)
+        (row,) = stored_calls(connection, CALLS.c.id == call_id)
+    return row
 
 
 def both(gateways: Callable[..., Gateway]) -> tuple[Gateway, Gateway]:

@@ -21,6 +21,8 @@ from llmops.errors import (
 )
 from llmops.pricing.usage import count_message_tokens, count_text_tokens
 from llmops.store.engine import create_engine, upgrade
+from llmops.store.queries import stored_calls
+from llmops.store.tables import CALLS
 from llmops.testing import Reply
 from tests.conftest import PromptRepo
 
@@ -29,10 +31,13 @@ SECRET = "sk-test-DO-NOT-STORE-1234567890"
 
 
 def rows(url: str, table: str = "llm_calls", **where: Any) -> list[Any]:
-    query = f"SELECT * FROM {table}"
-    if where:
-        query += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
+    """The rows of ``table``; calls with their request and response (llm_call_content)."""
     with create_engine(url).connect() as connection:
+        if table == "llm_calls":
+            return stored_calls(connection, *(CALLS.c[k] == v for k, v in where.items()))
+        query = f"SELECT * FROM {table}"
+        if where:
+            query += " WHERE " + " AND ".join(f"{k} = :{k}" for k in where)
         return connection.execute(sa.text(query), where).mappings().all()
 
 

@@ -50,7 +50,8 @@ def test_processes_share_one_database(database_url: str, server, tmp_path: Path)
         _, stderr = worker.communicate(timeout=120)
         assert worker.returncode == 0, stderr
     with create_engine(database_url).connect() as connection:
-        texts = connection.execute(sa.text("SELECT response_text FROM llm_calls")).scalars().all()
+        query = sa.text("SELECT response_text FROM llm_call_content")
+        texts = connection.execute(query).scalars().all()
         feedback = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar_one()
     expected = {f"Echo: p{n}-{i}" for n in range(processes) for i in range(calls)}
     assert len(texts) == processes * calls

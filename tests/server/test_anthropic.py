@@ -18,11 +18,10 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from llmops import Budget
 from llmops.server.anthropic import StopScanner
-from llmops.store.tables import CALLS
+from llmops.store.queries import stored_calls
 from llmops.testing import Reply
 
 PRICES = {
@@ -58,8 +57,7 @@ class Running:
     def rows(self) -> list[Any]:
         self.gateway.flush()
         with self.gateway.engine.connect() as connection:
-            query = sa.select(CALLS).order_by(CALLS.c.created_at)
-            return list(connection.execute(query).mappings())
+            return stored_calls(connection)
 
     def post(self, body: bytes | dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         content = json.dumps(body).encode() if isinstance(body, dict) else body

@@ -24,7 +24,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from llmops.store.tables import CALLS
+from llmops.store.queries import stored_calls
 from llmops.testing import Reply
 from tests.server.conftest import free_port
 
@@ -89,8 +89,7 @@ class ServeProcess:
         engine = sa.create_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                query = sa.select(CALLS).order_by(CALLS.c.created_at)
-                return [dict(r) for r in connection.execute(query).mappings()]
+                return stored_calls(connection)
         finally:
             engine.dispose()
 

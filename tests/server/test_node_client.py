@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from llmops.store.tables import CALLS
+from llmops.store.queries import stored_calls
 from llmops.testing import FakeLLMServer, Reply
 from tests.server.test_cli_serve import PRICES_YAML, UPSTREAM_KEY, cost_of
 
@@ -246,7 +245,7 @@ def test_the_node_sdk_chats_streams_and_calls_tools(openai_npm, app, server, tmp
 
     gateway.flush()
     with gateway.engine.connect() as connection:
-        rows = {r["id"]: r for r in connection.execute(sa.select(CALLS)).mappings()}
+        rows = {r["id"]: r for r in stored_calls(connection)}
     expected = {  # call id -> (prompt tokens, completion tokens)
         out["chat"]["callId"]: (14, 2),
         out["stream"]["callId"]: (9, 3),

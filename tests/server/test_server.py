@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from llmops import Budget
+from llmops.store.queries import stored_calls
 from llmops.store.tables import CALLS, FEEDBACK
 from llmops.testing import Reply
 
@@ -32,8 +33,7 @@ class Running:
     def rows(self) -> list[Any]:
         self.gateway.flush()
         with self.gateway.engine.connect() as connection:
-            query = sa.select(CALLS).order_by(CALLS.c.created_at)
-            return list(connection.execute(query).mappings())
+            return stored_calls(connection)
 
     def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple:
         answer = httpx.post(

@@ -21,7 +21,7 @@ from llmops.store.engine import (
     normalize_url,
     upgrade,
 )
-from llmops.store.partitions import list_partitions
+from llmops.store.partitions import PARENTS, list_partitions
 from llmops.store.tables import SQLModel
 
 
@@ -48,13 +48,14 @@ def test_a_new_sqlite_file_has_16_kb_pages_and_an_old_one_keeps_its_own(tmp_path
 
 
 def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> None:
-    """The tables of the models, exactly; on PostgreSQL ``llm_calls`` is partitioned
-    (migration 0012): its partitions are not tables of their own, and ``feedback.call_id``
-    has no foreign key there (a partitioned table can only be referenced by its whole key)."""
+    """The tables of the models, exactly; on PostgreSQL ``llm_calls`` and
+    ``llm_call_content`` are partitioned (migrations 0012, 0016): their partitions are not
+    tables of their own, and ``feedback.call_id`` has no foreign key there (a partitioned
+    table can only be referenced by its whole key)."""
     engine = create_engine(database_url)
     upgrade(engine)
     with engine.connect() as connection:
-        partitions = {p.name for p in list_partitions(connection)}
+        partitions = {p.name for parent in PARENTS for p in list_partitions(connection, parent)}
         connection.rollback()
 
         def include(

@@ -32,11 +32,17 @@ from llmops.store.partitions import (
     next_month,
     partition_name,
 )
-from llmops.store.tables import CALLS
 from llmops.store.writer import Writer
 from tests.store.test_rollups import assert_rollups_match
 from tests.store.test_timing import assert_histograms_match, upgrade_down
-from tests.store.test_writer import call_row, feedback_row, store_rows, wait_for_a_rejection
+from tests.store.test_writer import (
+    call_row,
+    feedback_row,
+    insert_calls,
+    recorded_calls,
+    store_rows,
+    wait_for_a_rejection,
+)
 
 ROLLUP_TABLES = (
     "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags", "feedback_daily",
@@ -79,15 +85,20 @@ def calls_over_months(rng: random.Random, n: int, first: datetime, days: int) ->
 
 
 def snapshot(engine: sa.Engine) -> dict[str, Any]:
-    """Every row of llm_calls and feedback, and every rollup and histogram row."""
+    """Every call as recorded (with its content, wherever the schema keeps it), every row of
+    feedback, and every rollup and histogram row."""
     with engine.connect() as connection:
         tables = {
             name: sorted(
                 (tuple(json.dumps(v, default=str) for v in r) for r in connection.execute(
                     sa.text(f"SELECT * FROM {name}"))),
             )
-            for name in ("llm_calls", "feedback", *ROLLUP_TABLES)
+            for name in ("feedback", *ROLLUP_TABLES)
         }  # fmt: skip
+        tables["llm_calls"] = sorted(
+            tuple(json.dumps(row[k], default=str, sort_keys=True) for k in sorted(row))
+            for row in recorded_calls(connection)
+        )
     return tables
 
 
@@ -163,14 +174,18 @@ def test_migrating_a_0011_database_keeps_every_row_index_trigger_and_chain(
         calls += calls_over_months(rng, 600, datetime(2026, 7, 15, tzinfo=UTC), 150)
         feedback = [feedback_row(c["id"], rng.choice([0, 1])) for c in calls[::7]]
         store_rows(engine, tmp_path / "spool", calls, feedback)
-        before, shape = snapshot(engine), catalog(engine)
-        assert verify(engine).ok
+        before, shape = snapshot(engine), catalog(engine)  # (verified after the upgrade)
 
         assert upgrade(engine) == HEAD_REVISION
         assert snapshot(engine) == before  # every row, rollup and histogram, unchanged
         after = catalog(engine)
-        for part in ("columns", "triggers", "grants"):
+        for part in ("triggers", "grants"):
             assert after[part] == shape[part], part
+        # migration 0016: the content moved to llm_call_content, the parameters to a column
+        content = [c for c in shape["columns"] if c[0] in ("request", "response_text")]
+        assert after["columns"] == [c for c in shape["columns"] if c not in content] + [
+            ("params", "jsonb", False, None)
+        ]
         pkey = ("llm_calls_pkey", "PRIMARY KEY (id, created_at)")
         assert after["constraints"] == sorted(
             [pkey if name == "llm_calls_pkey" else (name, d) for name, d in shape["constraints"]]
@@ -236,7 +251,9 @@ def test_migrating_a_0011_database_keeps_every_row_index_trigger_and_chain(
         # down to 0011: a plain table again, with the same shape and rows
         kept = snapshot(engine)
         upgrade_down(engine, "0011")
-        assert catalog(engine) == shape
+        back = catalog(engine)
+        assert sorted(back.pop("columns")) == sorted(shape["columns"])  # content last now
+        assert back == {k: v for k, v in shape.items() if k != "columns"}
         assert snapshot(engine) == kept
         with engine.connect() as connection:
             kind = connection.execute(
@@ -264,7 +281,7 @@ def test_downgrade_refuses_feedback_whose_call_is_gone(engine: sa.Engine) -> Non
     downgrade then stops (the foreign key cannot be made) and changes nothing."""
     check_schema(engine)
     with engine.begin() as connection:
-        connection.execute(CALLS.insert(), [call_row(id="c1")])
+        insert_calls(connection, [call_row(id="c1")])
         connection.execute(
             sa.text(
                 "INSERT INTO feedback (id, call_id, created_at, name, score) "
@@ -306,10 +323,8 @@ def test_the_writer_stores_past_current_and_far_future_months_once(
         writer.put("feedback", dict(row))
     writer.close()
     # ... and by ON CONFLICT DO NOTHING, if two writers race past the check
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
     with engine.begin() as connection:
-        connection.execute(pg_insert(CALLS).on_conflict_do_nothing(), calls)
+        insert_calls(connection, calls, ignore=True)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == len(calls)
         assert connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar() == len(calls)
@@ -380,12 +395,20 @@ def test_rows_waiting_in_the_default_partition_move_to_their_new_partition(
     before = snapshot(engine)
 
     created = ensure_partitions(engine, datetime(2031, 3, 20, tzinfo=UTC), months_ahead=1)
-    assert created == ["llm_calls_2031_03", "llm_calls_2031_04"]
+    assert created == [
+        "llm_calls_2031_03", "llm_calls_2031_04",
+        "llm_call_content_2031_03", "llm_call_content_2031_04",
+    ]  # fmt: skip
     placed = where_rows_are(engine)
+    with engine.connect() as connection:  # the calls' content moved with them
+        query = "SELECT call_id, tableoid::regclass::text FROM llm_call_content"
+        content = dict(connection.execute(sa.text(query)).all())
+    assert len(content) == len(future)
     for row in future:
         month = month_of(row["created_at"])
         want = partition_name(month) if month < (2031, 5) else DEFAULT_PARTITION
         assert placed[row["id"]] == want
+        assert content[row["id"]] == want.replace("llm_calls_", "llm_call_content_")
     assert snapshot(engine) == before  # moved, not changed: rollups and histograms too
     assert_rollups_match(engine)
     assert_histograms_match(engine)
@@ -402,7 +425,7 @@ def test_partitions_are_ensured_by_several_processes_at_once(
 ) -> None:
     check_schema(engine)
     with engine.begin() as connection:  # rows waiting in DEFAULT make it slower and racier
-        connection.execute(CALLS.insert(), [
+        insert_calls(connection, [
             call_row(created_at=datetime(2040, m, 2, tzinfo=UTC)) for m in range(1, 13)
         ])  # fmt: skip
     start = threading.Barrier(6)
@@ -428,9 +451,12 @@ def test_partitions_are_ensured_by_several_processes_at_once(
         thread.join(60)
     assert not errors
     every = sorted(name for names_ in created for name in names_)
-    assert every == [f"llm_calls_2040_{m:02d}" for m in range(1, 13)]  # each made once
+    months = [f"2040_{m:02d}" for m in range(1, 13)]
+    assert every == sorted(  # each made once, for both tables
+        [f"llm_calls_{m}" for m in months] + [f"llm_call_content_{m}" for m in months]
+    )
     placed = where_rows_are(engine)
-    assert sorted(placed.values()) == every
+    assert sorted(placed.values()) == [f"llm_calls_{m}" for m in months]
     assert_rollups_match(engine)
 
 
@@ -455,13 +481,17 @@ def test_prune_drops_whole_months_and_deletes_the_rest(engine: sa.Engine, tmp_pa
 
     done = prune(engine, calls_days=400, now=now)
     assert (done.calls_removed, done.feedback_removed) == (len(old), old_feedback)
-    whole = [f"llm_calls_{y}_{m:02d}" for y, m in [(2025, 10), (2025, 11), (2025, 12)]]
-    whole += [f"llm_calls_2026_{m:02d}" for m in range(1, 5)]
-    assert done.partitions_dropped == whole
+    months = [f"{y}_{m:02d}" for y, m in [(2025, 10), (2025, 11), (2025, 12)]]
+    months += [f"2026_{m:02d}" for m in range(1, 5)]
+    whole = [f"llm_calls_{m}" for m in months] + [f"llm_call_content_{m}" for m in months]
+    assert done.partitions_dropped == whole  # the calls' months, and their content's
     assert not names(engine) & set(whole)
     assert "llm_calls_2026_05" in names(engine)  # a partial month: its old rows deleted
     left = set(where_rows_are(engine))
     assert left == {c["id"] for c in calls} - old
+    with engine.connect() as connection:  # and their content with them
+        content = set(connection.execute(sa.text("SELECT call_id FROM llm_call_content")).scalars())
+    assert content == left
     after = snapshot(engine)
     for table in ROLLUP_TABLES:  # the days of the removed calls stay
         assert after[table] == before[table], table
@@ -482,11 +512,10 @@ def test_prune_drops_whole_months_and_deletes_the_rest(engine: sa.Engine, tmp_pa
     assert again.calls_removed == 1 and again.partitions_dropped == []
     assert verify(engine).ok
     # an old month's empty partition goes too, with nothing to record
-    assert ensure_partitions(engine, now, months=[(2020, 1)]) == ["llm_calls_2020_01"]
+    made = ["llm_calls_2020_01", "llm_call_content_2020_01"]
+    assert ensure_partitions(engine, now, months=[(2020, 1)]) == made
     empty = prune(engine, calls_days=400, now=now)
-    assert (empty.calls_removed, empty.partitions_dropped, empty.event) == (
-        0, ["llm_calls_2020_01"], None,
-    )  # fmt: skip
+    assert (empty.calls_removed, empty.partitions_dropped, empty.event) == (0, made, None)
     assert verify(engine).ok
 
 
@@ -524,8 +553,8 @@ def test_a_time_range_reads_only_its_months_partitions(engine: sa.Engine) -> Non
     ensure_partitions(engine, datetime(2026, 10, 1, tzinfo=UTC), months_ahead=8)
     rng = random.Random(2)
     with engine.begin() as connection:
-        connection.execute(
-            CALLS.insert(), calls_over_months(rng, 2000, datetime(2026, 10, 1, tzinfo=UTC), 200)
+        insert_calls(
+            connection, calls_over_months(rng, 2000, datetime(2026, 10, 1, tzinfo=UTC), 200)
         )
         connection.execute(sa.text("ANALYZE llm_calls"))
 
@@ -613,9 +642,11 @@ def test_a_long_query_delays_partition_creation_not_inserts(
             assert time.monotonic() - started < 5
             store_rows(engine, Path(tempfile.mkdtemp()), [call_row()])  # inserts go on
             connection.rollback()
+        months = ("2060_01", "2060_02", "2060_03")
         assert ensure_partitions(engine, datetime(2060, 1, 1, tzinfo=UTC)) == [
-            "llm_calls_2060_01", "llm_calls_2060_02", "llm_calls_2060_03",
-        ]  # fmt: skip
+            *(f"llm_calls_{m}" for m in months),
+            *(f"llm_call_content_{m}" for m in months),
+        ]
     finally:
         reader.dispose()
 

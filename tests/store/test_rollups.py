@@ -23,7 +23,13 @@ from llmops.store.tables import (
     USER_DAYS,
     USER_GROUP_DAYS,
 )
-from tests.store.test_writer import call_row, feedback_row, store_rows
+from tests.store.test_writer import (
+    CALL_COLUMNS,
+    call_row,
+    feedback_row,
+    insert_calls,
+    store_rows,
+)
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -38,7 +44,7 @@ SPEND = ("calls", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_ca
 def expected_rollups(engine: sa.Engine) -> list[dict[tuple, Any]]:
     """The rollups computed here, in Python, from every call and feedback row."""
     with engine.connect() as connection:
-        calls = {r.id: r for r in connection.execute(sa.select(CALLS))}
+        calls = {r.id: r for r in connection.execute(sa.select(*CALL_COLUMNS))}
         feedback = connection.execute(sa.select(FEEDBACK)).all()
     days: dict[tuple, dict[str, Any]] = {}
     users: dict[tuple, dict[str, Any]] = {}
@@ -205,14 +211,7 @@ def test_rollups_follow_inserts_updates_and_deletes(engine: sa.Engine, tmp_path:
     assert_rollups_match(engine)
 
     with engine.begin() as connection:  # the same rows again change nothing
-        statement = CALLS.insert()
-        if engine.dialect.name == "sqlite":
-            statement = statement.prefix_with("OR IGNORE")
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-
-            statement = insert(CALLS).on_conflict_do_nothing()
-        connection.execute(statement, calls[:50])
+        insert_calls(connection, calls[:50], ignore=True)
     assert_rollups_match(engine)
 
     with_feedback = {f["call_id"] for f in feedback}
@@ -275,7 +274,7 @@ def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_p
     calls = random_calls(random.Random(8), 120, keys=False)
     feedback = [feedback_row(c["id"], 4) for c in calls[::3]]
     with engine.begin() as connection:
-        connection.execute(CALLS.insert(), calls)
+        insert_calls(connection, calls)
         connection.execute(FEEDBACK.insert(), feedback)
     upgrade(engine)
     assert_rollups_match(engine)
@@ -325,7 +324,7 @@ def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_ur
     upgrade(engine, "0010")
     rows = random_calls(random.Random(11), 400)
     with engine.begin() as connection:
-        connection.execute(CALLS.insert(), rows)
+        insert_calls(connection, rows)
     before = user_totals(engine)
     pruned = START.date() + timedelta(days=2)
     columns = [sa.column("day", sa.Date), *(sa.column(c) for c in ("user_id", *SPEND))]
@@ -342,7 +341,7 @@ def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_ur
 
     extra = call_row(created_at=START + timedelta(hours=30), user_id="u9", cost_usd=0.25)
     with engine.begin() as connection:  # the redefined triggers keep it exact
-        connection.execute(CALLS.insert(), [extra])
+        insert_calls(connection, [extra])
     assert_users_match_calls(engine, pruned)
 
     after = user_totals(engine)
@@ -412,7 +411,7 @@ def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: 
     upgrade(engine, "0014")
     rows = random_calls(random.Random(15), 300)
     with engine.begin() as connection:
-        connection.execute(CALLS.insert(), rows)
+        insert_calls(connection, rows)
     pruned = START.date() + timedelta(days=1)
     prune_day(engine, pruned, CALL_DAYS)
 
@@ -425,7 +424,7 @@ def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: 
 
     extra = call_row(created_at=START + timedelta(hours=60), api_key="team-c", cost_usd=0.25)
     with engine.begin() as connection:  # the redefined triggers keep every rollup
-        connection.execute(CALLS.insert(), [extra])
+        insert_calls(connection, [extra])
         connection.execute(CALLS.update().where(CALLS.c.id == rows[0]["id"]).values(
             api_key="team-d"))  # fmt: skip
     assert key_totals(engine, KEY_DAYS) == key_totals(engine, CALL_DAYS)
@@ -439,5 +438,5 @@ def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: 
     assert "llm_calls_daily_keys" not in sa.inspect(engine).get_table_names()
     late = call_row(created_at=START + timedelta(hours=80), user_id="u7")
     with engine.begin() as connection:
-        connection.execute(CALLS.insert(), [late])
+        insert_calls(connection, [late])
     assert key_totals(engine, USER_GROUP_DAYS) == key_totals(engine, CALL_DAYS, but=pruned)

@@ -23,7 +23,7 @@ from llmops.store.queries import Filters, overview, percentiles, timing_percenti
 from llmops.store.queries import rollups as rollup_queries
 from llmops.store.queries.timing import GAMMA, HIGHEST_MS, LOWEST_MS, RELATIVE_ERROR
 from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS, TIMING_GROUP_DAYS
-from tests.store.test_writer import call_row
+from tests.store.test_writer import CALL_COLUMNS, call_row, insert_calls
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -53,7 +53,7 @@ def expected_histograms(engine: sa.Engine, groups: bool = False) -> Counter[tupl
     """A histogram table (every call's, or per group), computed here from the stored calls."""
     every: Counter[tuple] = Counter()
     with engine.connect() as connection:
-        for c in connection.execute(sa.select(CALLS)):
+        for c in connection.execute(sa.select(*CALL_COLUMNS)):
             day = _utc(c.created_at).date()
             group = tuple(getattr(c, k) or "" for k in GROUP_KEYS) if groups else ()
             for metric, value in (("latency", c.latency_ms), ("ttft", c.ttft_ms)):
@@ -80,7 +80,7 @@ def assert_histograms_match(engine: sa.Engine) -> None:
 def insert(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as connection:
         for start in range(0, len(rows), 2000):
-            connection.execute(CALLS.insert(), rows[start : start + 2000])
+            insert_calls(connection, rows[start : start + 2000])
 
 
 def calls_over(

@@ -56,6 +56,7 @@ from llmops.store.queries.calls import (
     feedback_distribution,
     feedback_trend,
     filter_options,
+    stored_calls,
     version_prompts,
 )
 from llmops.store.queries.evals import EvalResultRow, EvalRunRow, eval_results, eval_runs
@@ -155,6 +156,7 @@ __all__ = [
     "rollup_signature",
     "spend_in_spans",
     "spend_periods",
+    "stored_calls",
     "timing_percentiles",
     "version_prompts",
     "window_span",

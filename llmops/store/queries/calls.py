@@ -16,9 +16,12 @@ from llmops.store.queries.rollups import (
     _none,
 )
 from llmops.store.queries.spend import _spend_rows
+from llmops.store.records import whole_request
 from llmops.store.tables import (
+    CALL_CONTENT,
     CALL_DAYS,
     CALLS,
+    CALLS_WITH_CONTENT,
     FEEDBACK,
 )
 
@@ -131,13 +134,26 @@ def _range(connection: sa.Connection, filters: Filters) -> tuple[sa.ColumnElemen
     return created_at >= filters.start, created_at < filters.end
 
 
+def stored_calls(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The calls matching ``where``, oldest first, each as the writer got it: every column of
+    ``llm_calls`` with its ``request`` (parameters included) and ``response_text``."""
+    query = sa.select(CALLS, CALL_CONTENT.c.request, CALL_CONTENT.c.response_text)
+    query = query.select_from(CALLS_WITH_CONTENT).where(*where).order_by(_c.created_at, _c.id)
+    rows = []
+    for row in connection.execute(query).mappings():
+        call = dict(row)
+        call["request"] = whole_request(call["request"], call.pop("params"))
+        rows.append(call)
+    return rows
+
+
 def call_detail(engine: Engine, call_id: str) -> dict[str, Any] | None:
     """Everything stored about one call, with its feedback."""
     with engine.connect() as connection:
-        row = connection.execute(sa.select(CALLS).where(_c.id == call_id)).first()
-        if row is None:
+        found = stored_calls(connection, _c.id == call_id)
+        if not found:
             return None
-        detail = dict(row._mapping)
+        detail = found[0]
         feedback = connection.execute(
             sa.select(FEEDBACK).where(FEEDBACK.c.call_id == call_id).order_by(FEEDBACK.c.created_at)
         )

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from llmops.store.queries.filters import Filters
-from llmops.store.tables import CALLS, FEEDBACK
+from llmops.store.records import whole_request
+from llmops.store.tables import CALL_CONTENT, CALLS, CALLS_WITH_CONTENT, FEEDBACK
 
 _c = CALLS.c
 _f = FEEDBACK.c
@@ -117,9 +118,10 @@ def stream_candidates(
 ) -> Iterator[Candidate]:
     """The matching calls, newest first (ties by id), streamed. With ``variables``, only
     the ``variables`` part of each stored request is read, not its messages."""
-    stored = _c.request["variables"] if variables else sa.null()
+    stored = CALL_CONTENT.c.request["variables"] if variables else sa.null()
     query = (
         sa.select(_c.id, _c.created_at, stored.label("variables"))
+        .select_from(CALLS_WITH_CONTENT if variables else CALLS)
         .where(*selection.where(engine))
         .order_by(_c.created_at.desc(), _c.id)
         .execution_options(stream_results=True, yield_per=5000)  # this query only
@@ -174,7 +176,8 @@ class StoredCall:
 
 _STORED_COLUMNS = (
     _c.id, _c.created_at, _c.source, _c.model, _c.prompt_name, _c.prompt_version, _c.status,
-    _c.cost_usd, _c.latency_ms, _c.user_id, _c.tags, _c.request, _c.response_text,
+    _c.cost_usd, _c.latency_ms, _c.user_id, _c.tags, _c.params, CALL_CONTENT.c.request,
+    CALL_CONTENT.c.response_text,
 )  # fmt: skip
 
 
@@ -196,7 +199,9 @@ def _read_batch(engine: Engine, ids: list[str]) -> list[StoredCall]:
     with engine.connect() as connection:
         rows = {
             str(row.id): row
-            for row in connection.execute(sa.select(*_STORED_COLUMNS).where(_c.id.in_(ids)))
+            for row in connection.execute(
+                sa.select(*_STORED_COLUMNS).select_from(CALLS_WITH_CONTENT).where(_c.id.in_(ids))
+            )
         }
         query = (
             sa.select(_f.call_id, _f.name, _f.score, _f.comment, _f.created_at)
@@ -212,7 +217,8 @@ def _read_batch(engine: Engine, ids: list[str]) -> list[StoredCall]:
         row = rows.get(call_id)
         if row is None:
             continue
-        request = row.request if isinstance(row.request, dict) else None
+        request = whole_request(row.request, row.params)
+        request = request if isinstance(request, dict) else None
         found.append(
             StoredCall(
                 id=call_id,
