@@ -3,8 +3,9 @@
 The same pre-built row dicts go, in one run and in alternating repetitions, through
 `Writer.put(...)` + `flush()` (timed from the first put to flush returning) and through a
 hand-written raw inserter (timed from the first row serialized to the last commit) that does
-what the Writer must: serialize the JSON columns (tags, metadata, request) with the engines'
-serializer (orjson) and
+what the Writer must: split each call into its llm_calls row and its llm_call_content row
+(migration 0016), serialize the JSON columns (tags, metadata, params, request) with the
+engines' serializer (orjson) and
 the datetime to text on SQLite, then executemany + commit in batches of 1000 with INSERT OR
 IGNORE, into a fresh database per repetition with the schema `check_schema` creates (WAL,
 synchronous=NORMAL). With `--postgres` the same runs against a throwaway PostgreSQL cluster
@@ -37,7 +38,8 @@ from _common import median, throwaway_postgres
 
 BATCH = 1000
 GOAL = 0.5
-JSON_COLUMNS = ("tags", "metadata", "request")
+JSON_COLUMNS = ("tags", "metadata", "request", "params", "usage_details")
+CONTENT = "llm_call_content"
 PROMPTS = ["support/answer", "support/triage", "sales/followup", "search/rewrite"]
 WORDS = ["parcel", "order", "refund", "router", "reset", "delivery", "invoice", "account"]
 
@@ -147,6 +149,32 @@ def columns() -> list[str]:
     return [column.name for column in CALLS.columns]
 
 
+def table_columns() -> dict[str, list[str]]:
+    """The tables a call is stored in (calls first) and their columns."""
+    from llmops.store.tables import CALL_CONTENT
+
+    return {"llm_calls": columns(), CONTENT: [c.name for c in CALL_CONTENT.columns]}
+
+
+def stored_parts(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A sealed call as the Writer stores it: its row of llm_calls and, when it has content,
+    its row of llm_call_content (llmops.store.records.split_content)."""
+    from llmops.store.records import split_content
+
+    calls, content = split_content([row])
+    return {"llm_calls": calls, CONTENT: content}
+
+
+def encoded(
+    names: dict[str, list[str]], row: dict[str, Any], encode: Callable[[str, Any], Any]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The values of each table's rows for one call, each value through ``encode``."""
+    return {
+        table: [tuple(encode(name, part.get(name)) for name in names[table]) for part in parts]
+        for table, parts in stored_parts(row).items()
+    }
+
+
 def sqlite_text(value: datetime) -> str:
     """What SQLAlchemy stores for a UTC datetime on SQLite: naive UTC, microseconds."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -177,24 +205,22 @@ def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
     engine.dispose()
     from llmops.store.records import json_text
 
-    names = columns()
-    placeholders = ", ".join("?" * len(names))
-    sql = f"INSERT OR IGNORE INTO llm_calls ({', '.join(names)}) VALUES ({placeholders})"
+    names = table_columns()
+    sql = {
+        table: f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) "
+        f"VALUES ({', '.join('?' * len(cols))})"
+        for table, cols in names.items()
+    }
     dumps = json_text  # the serializer the Writer's engine uses (orjson)
 
     chain = RawChain()
 
-    def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
-        row = chain.seal(row)
-        values = []
-        for name in names:
-            value = row.get(name)
-            if value is not None and name in JSON_COLUMNS:
-                value = dumps(value)
-            elif name == "created_at":
-                value = sqlite_text(value)
-            values.append(value)
-        return tuple(values)
+    def encode(name: str, value: Any) -> Any:
+        if value is not None and name in JSON_COLUMNS:
+            return dumps(value)
+        if value is not None and name == "created_at":
+            return sqlite_text(value)
+        return value
 
     connection = sqlite3.connect(make_path(url), timeout=5)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
@@ -202,8 +228,10 @@ def raw_sqlite_run(url: str, rows: list[dict[str, Any]]) -> float:
     gc.collect()
     start = time.perf_counter()
     for batch in batches(rows):
+        values = merged(encoded(names, chain.seal(row), encode) for row in batch)
         with connection:  # BEGIN ... COMMIT per batch, like the Writer
-            connection.executemany(sql, [serialize(row) for row in batch])
+            for table, table_rows in values.items():
+                connection.executemany(sql[table], table_rows)
     elapsed = time.perf_counter() - start
     connection.close()
     return elapsed
@@ -218,33 +246,41 @@ def raw_postgres_run(url: str, rows: list[dict[str, Any]]) -> float:
     engine = create_engine(url)
     check_schema(engine)
     engine.dispose()
-    names = columns()
-    sql = (
-        f"INSERT INTO llm_calls ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
-        "ON CONFLICT DO NOTHING"
-    )
+    names = table_columns()
+    sql = {
+        table: f"INSERT INTO {table} ({', '.join(cols)}) "
+        f"VALUES ({', '.join(['%s'] * len(cols))}) ON CONFLICT DO NOTHING"
+        for table, cols in names.items()
+    }
 
     chain = RawChain()
 
-    def serialize(row: dict[str, Any]) -> tuple[Any, ...]:
-        row = chain.seal(row)
-        return tuple(
-            Jsonb(row[name])
-            if name in JSON_COLUMNS and row.get(name) is not None
-            else row.get(name)
-            for name in names
-        )
+    def encode(name: str, value: Any) -> Any:
+        return Jsonb(value) if name in JSON_COLUMNS and value is not None else value
 
     connection = psycopg.connect(libpq_dsn(url))
     gc.collect()
     start = time.perf_counter()
     for batch in batches(rows):
+        values = merged(encoded(names, chain.seal(row), encode) for row in batch)
         with connection.cursor() as cursor:
-            cursor.executemany(sql, [serialize(row) for row in batch])
+            for table, table_rows in values.items():
+                cursor.executemany(sql[table], table_rows)
         connection.commit()
     elapsed = time.perf_counter() - start
     connection.close()
     return elapsed
+
+
+def merged(
+    parts: Iterator[dict[str, list[tuple[Any, ...]]]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of a batch's calls, per table (calls first)."""
+    out: dict[str, list[tuple[Any, ...]]] = {"llm_calls": [], CONTENT: []}
+    for part in parts:
+        for table, rows in part.items():
+            out[table] += rows
+    return out
 
 
 def make_path(url: str) -> str:
@@ -262,8 +298,11 @@ def fetch_all(url: str) -> list[tuple[Any, ...]]:
     # every column but the chain's: each inserter has its own chain, and the Writer's order
     # may differ (rows past its queue go through the journal); its chain is verified apart
     chained = ("chain_id", "chain_seq", "row_hash")
-    compared = [name for name in columns() if name not in chained]
-    query = f"SELECT {', '.join(compared)} FROM llm_calls ORDER BY id"
+    compared = [f"l.{name}" for name in columns() if name not in chained]
+    query = (
+        f"SELECT {', '.join(compared)}, c.request, c.response_text FROM llm_calls l "
+        f"LEFT JOIN {CONTENT} c ON c.call_id = l.id ORDER BY l.id"
+    )
     if url.startswith("sqlite"):
         with sqlite3.connect(make_path(url)) as connection:
             return connection.execute(query).fetchall()

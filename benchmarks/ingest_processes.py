@@ -164,62 +164,67 @@ def raw_arm(
 ) -> dict[str, Any]:
     """executemany (or COPY) per 1,000 rows of the rows chained and serialized as the
     Writer would (ingest.py's RawChain; JSON as orjson text)."""
-    from ingest import RawChain, columns, libpq_dsn, make_path, sqlite_text
+    from ingest import RawChain, encoded, libpq_dsn, make_path, merged, sqlite_text, table_columns
 
     from llmops.store.records import json_text
 
-    names = columns()
+    names = table_columns()
     chain = RawChain()
-    json_columns = ("tags", "metadata", "request", "usage_details")
+    json_columns = ("tags", "metadata", "request", "params", "usage_details")
     sqlite = url.startswith("sqlite")
 
-    def values(row: dict[str, Any]) -> tuple[Any, ...]:
-        row = chain.seal(row)
-        out = []
-        for name in names:
-            value = row.get(name)
-            if value is not None and name in json_columns:
-                value = json_text(value)
-            elif sqlite and name == "created_at":
-                value = sqlite_text(value)
-            out.append(value)
-        return tuple(out)
+    def encode(name: str, value: Any) -> Any:
+        if value is not None and name in json_columns:
+            return json_text(value)
+        if value is not None and sqlite and name == "created_at":
+            return sqlite_text(value)
+        return value
 
+    mark = "?" if sqlite else "%s"
+    sql = {
+        table: f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+        for table, cols in names.items()
+    }
+    copy_sql = {
+        table: f"COPY {table} ({', '.join(cols)}) FROM STDIN" for table, cols in names.items()
+    }
     if sqlite:
         import sqlite3
 
         connection: Any = sqlite3.connect(make_path(url), timeout=30, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
             connection.execute(f"PRAGMA {pragma}")
-        sql = f"INSERT INTO llm_calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     else:
         import psycopg
 
         connection = psycopg.connect(libpq_dsn(url))
-        placeholders = ", ".join(["%s"] * len(names))
-        sql = f"INSERT INTO llm_calls ({', '.join(names)}) VALUES ({placeholders})"
-        copy_sql = f"COPY llm_calls ({', '.join(names)}) FROM STDIN"
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     ready.wait()
     go.wait()
     started = time.monotonic()
     retries: dict[str, int] = {}
     for start in range(0, len(data), BATCH):
-        batch = [values(row) for row in data[start : start + BATCH]]
+        batch = merged(
+            encoded(names, chain.seal(row), encode) for row in data[start : start + BATCH]
+        )
         if sqlite:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(sql, batch)
+            for table, rows in batch.items():
+                connection.executemany(sql[table], rows)
             connection.execute("COMMIT")
             continue
         while True:
             try:
                 with connection.cursor() as cursor:
-                    if arm == "copy":
-                        with cursor.copy(copy_sql) as copy:
-                            for row in batch:
-                                copy.write_row(row)
-                    else:
-                        cursor.executemany(sql, batch)
+                    for table, rows in batch.items():
+                        if not rows:
+                            continue
+                        if arm == "copy":
+                            with cursor.copy(copy_sql[table]) as copy:
+                                for row in rows:
+                                    copy.write_row(row)
+                        else:
+                            cursor.executemany(sql[table], rows)
                 connection.commit()
                 break
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:

@@ -15,13 +15,13 @@ def table(
     """Print rows as columns under a header line: left-aligned, except the columns whose
     index is in ``right`` (numbers), right-aligned."""
     cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for index, row in enumerate(cells):
-        line = "  ".join(
-            cell.rjust(width) if column in right else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
-        typer.secho(line.rstrip(), bold=index == 0)
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    line = "  ".join(
+        f"{{:{'>' if column in right else '<'}{width}}}" for column, width in enumerate(widths)
+    )
+    typer.secho(line.format(*cells[0]).rstrip(), bold=True)
+    if len(cells) > 1:  # in one write: a line at a time took 2.8 s for 180,000 rows
+        typer.echo("\n".join([line.format(*row).rstrip() for row in cells[1:]]))
 
 
 def emit_json(data: Any) -> None:

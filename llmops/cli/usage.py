@@ -71,7 +71,7 @@ def spend(
             "cost_usd": amount(r.cost_usd),
             "unpriced_calls": r.unpriced_calls,
         }
-        for r in rows
+        for r in (rows if output is not Format.table else ())
     ]
     if output is Format.json:
         emit_json(records)
@@ -83,7 +83,7 @@ def spend(
         writer.writeheader()
         writer.writerows(records)
         return
-    if not records:
+    if not rows:
         typer.echo(f"No calls in the last {days} day(s).")
         return
     table(
