@@ -65,7 +65,7 @@ _TABLES = {"call": CALLS, "feedback": FEEDBACK, "content": CALL_CONTENT}
 TransactionHook = Callable[[list[dict[str, Any]]], Callable[[Connection], None] | None]
 MAX_DEFERRALS = 30  # replays a feedback row may wait for its call while others are live
 REPLAY_EVERY = 1.0  # seconds between looks at other processes' journal files
-_PG_INSERTS = {  # a batch as one statement on PostgreSQL, see Writer._insert_rows
+_PG_INSERTS = {  # a batch as one statement on PostgreSQL, see Writer._insert_table
     kind: sa.text(
         f"INSERT INTO {table.name} SELECT * FROM "  # noqa: S608 (our own tables' names)
         f"jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb)) "
