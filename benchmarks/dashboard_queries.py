@@ -1202,7 +1202,7 @@ def cli_commands(engine: sa.Engine, now: datetime) -> dict[str, Callable[[], Any
         filters = q.Filters.last_days(days, now)
         return lambda: (
             q.daily_spend(engine, filters, by=by, top=None),
-            q.overview(engine, filters),
+            q.spend_total(engine, filters),
         )
 
     def calls(limit: int = 20, days: int = 7, **kwargs: Any) -> Callable[[], Any]:

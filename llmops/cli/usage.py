@@ -94,7 +94,7 @@ def spend(
             for r in rows
         ],
     )  # fmt: skip
-    total = queries.overview(engine, filters)
+    total = queries.spend_total(engine, filters)
     note = f" ({total.unpriced_calls} unpriced calls not included)" if total.unpriced_calls else ""
     typer.echo(f"Total: {total.calls} calls, {usd(total.cost_usd)}{note}")
 

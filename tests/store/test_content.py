@@ -56,17 +56,25 @@ def content_ids(engine: sa.Engine) -> set[str]:
         return set(connection.execute(sa.select(CALL_CONTENT.c.call_id)).scalars())
 
 
-def test_content_is_stored_apart_and_read_back_as_recorded(
-    database_url: str, tmp_path: Path
-) -> None:
+def stored_shapes(database_url: str, spool: Path) -> tuple[sa.Engine, list[dict[str, Any]]]:
+    """A database at the current schema with one call per shape, stored by the writer."""
     engine = create_engine(database_url)
     upgrade(engine)
     calls = shaped_calls(datetime.now(UTC))
-    store_rows(engine, tmp_path / "spool", calls)
+    store_rows(engine, spool, calls)
+    return engine, calls
 
-    assert content_ids(engine) == {
-        row["id"] for row, (_, _, has) in zip(calls, SHAPES, strict=True) if has
-    }
+
+def with_content(calls: list[dict[str, Any]]) -> set[str]:
+    """The ids of the calls whose shape has a content row."""
+    return {row["id"] for row, (_, _, has) in zip(calls, SHAPES, strict=True) if has}
+
+
+def test_content_is_stored_apart_and_read_back_as_recorded(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine, calls = stored_shapes(database_url, tmp_path / "spool")
+    assert content_ids(engine) == with_content(calls)
     with engine.connect() as connection:
         params = dict(connection.execute(sa.select(CALLS.c.id, CALLS.c.params)).all())
         stored = {r.call_id: r.request for r in connection.execute(sa.select(CALL_CONTENT)).all()}
@@ -90,10 +98,7 @@ def test_content_is_stored_apart_and_read_back_as_recorded(
 def test_the_migration_moves_content_both_ways_keeping_figures_and_chains(
     database_url: str, tmp_path: Path
 ) -> None:
-    engine = create_engine(database_url)
-    upgrade(engine)
-    calls = shaped_calls(datetime.now(UTC))
-    store_rows(engine, tmp_path / "spool", calls)
+    engine, calls = stored_shapes(database_url, tmp_path / "spool")
     recorded = as_recorded(engine)
     rollups = stored_rollups(engine)
 
@@ -111,9 +116,7 @@ def test_the_migration_moves_content_both_ways_keeping_figures_and_chains(
 
     upgrade(engine)  # and back: the same calls, content and figures
     assert as_recorded(engine) == recorded
-    assert content_ids(engine) == {
-        row["id"] for row, (_, _, has) in zip(calls, SHAPES, strict=True) if has
-    }
+    assert content_ids(engine) == with_content(calls)
     assert stored_rollups(engine) == rollups
     assert_rollups_match(engine)
     assert verify(engine).ok, verify(engine).breaks

@@ -102,8 +102,14 @@ def test_daily_spend_by_every_grouping(seeded) -> None:
         for k, (n, cost, tokens, unpriced) in expected.items():
             assert got[k].calls == n and got[k].prompt_tokens == tokens
             assert got[k].cost_usd == pytest.approx(cost) and got[k].unpriced_calls == unpriced
+        for s in got.values():  # typed as declared, whatever the database's sums are
+            assert [type(v) for v in (s.calls, s.prompt_tokens, s.cost_usd)] == [int, int, float]
     with pytest.raises(ValueError):
         q.daily_spend(engine, filters, by="colour")
+    total = q.spend_total(engine, filters)  # each call once, tags or not
+    assert total.calls == len(rows) == q.overview(engine, filters).calls
+    assert total.cost_usd == pytest.approx(sum(r["cost_usd"] or 0.0 for r in rows))
+    assert total.unpriced_calls == sum(r["cost_status"] == "unpriced" for r in rows)
 
 
 def test_spend_periods(seeded) -> None:

@@ -85,6 +85,7 @@ from llmops.store.queries.spend import (
     Overview,
     Period,
     SpendRow,
+    SpendTotal,
     daily_spend,
     daily_totals,
     month_budget,
@@ -92,6 +93,7 @@ from llmops.store.queries.spend import (
     overview,
     period_spans,
     spend_periods,
+    spend_total,
 )
 from llmops.store.queries.timing import percentiles, timing_percentiles
 
@@ -121,6 +123,7 @@ __all__ = [
     "RecentLatency",
     "ScoreCount",
     "SpendRow",
+    "SpendTotal",
     "VersionSide",
     "VersionStats",
     "alert_events",
@@ -156,6 +159,7 @@ __all__ = [
     "rollup_signature",
     "spend_in_spans",
     "spend_periods",
+    "spend_total",
     "stored_calls",
     "timing_percentiles",
     "version_prompts",
