@@ -438,7 +438,7 @@ def main() -> int:
     print("\n".join(lines))
     print("\n".join(summary(results)))
     print(
-        "\ncontent = the request and response_text column values; audit = chain_id, "
+        "\ncontent = llm_call_content (migration 0016), its rows and indexes; audit = chain_id, "
         "chain_seq, content_hash, row_hash values + ix_llm_calls_chain;\nas written: "
         "SQLite before VACUUM, PostgreSQL after VACUUM ANALYZE; compacted: SQLite after "
         "VACUUM, PostgreSQL after VACUUM FULL.\nThe other figures: SQLite compacted, "
