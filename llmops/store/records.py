@@ -93,10 +93,6 @@ _LIMITS: dict[str, dict[str, int]] = {
     }
     for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
 }
-_COLUMNS = {
-    kind: tuple(c.name for c in table.columns)
-    for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
-}
 # A call row's request and response_text are stored apart: the request's parameters in
 # llm_calls.params, the rest in llm_call_content (see split_content and whole_request).
 CONTENT_COLUMNS = ("request", "response_text")

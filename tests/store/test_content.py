@@ -132,3 +132,43 @@ def test_the_migration_moves_content_both_ways_keeping_figures_and_chains(
         assert homes and all(
             content == call.replace("llm_calls_", "llm_call_content_") for content, call in homes
         )
+
+
+def test_the_migration_moves_requests_llmops_never_writes_as_they_are(database_url: str) -> None:
+    """Rows written around llmops: a request that is not a JSON object, parameters that are
+    not one (and, on SQLite, text that is not JSON) move to llm_call_content unchanged."""
+    engine = create_engine(database_url)
+    upgrade(engine, "0015")
+    odd = {
+        "string": '"abc"',
+        "array": "[1, 2]",
+        "params not an object": '{"messages": null, "params": "x"}',
+    }
+    if engine.dialect.name == "sqlite":
+        odd["not JSON"] = "not json {"
+    cast = "CAST(:request AS jsonb)" if engine.dialect.name == "postgresql" else ":request"
+    with engine.begin() as connection:
+        for call_id, request in odd.items():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO llm_calls (id, created_at, source, model, status, "
+                    "tokens_estimated, cost_status, request) VALUES (:id, :at, 'app', 'm', "
+                    f"'ok', false, 'unpriced', {cast})"
+                ),
+                {"id": call_id, "at": datetime.now(UTC), "request": request},
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        params = dict(connection.execute(sa.text("SELECT id, params FROM llm_calls")).all())
+        content = dict(
+            connection.execute(
+                sa.text("SELECT call_id, CAST(request AS TEXT) FROM llm_call_content")
+            ).all()
+        )
+    assert params == dict.fromkeys(odd)
+    for call_id, request in odd.items():
+        stored = content[call_id]
+        if call_id == "not JSON":
+            assert stored == request
+        else:
+            assert json.loads(stored) == json.loads(request)

@@ -37,13 +37,23 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-# JSON of the request without its parameters; NULL when nothing but "messages": null is left
+# What moves where. The request's "params" go to llm_calls.params when they are a JSON
+# object (as llmops writes them), and the rest of the request to llm_call_content (NULL
+# when nothing but "messages": null is left). Anything else (a request that is not an
+# object, parameters that are not one: only SQL written around llmops makes them) moves to
+# llm_call_content as it is.
+PG_MOVES = "jsonb_typeof(request -> 'params') = 'object'"
 PG_REST = (
-    "NULLIF(NULLIF(request - 'params', CAST('{}' AS jsonb)), CAST('{\"messages\": null}' AS jsonb))"
+    f"CASE WHEN {PG_MOVES} THEN NULLIF(NULLIF(request - 'params', CAST('{{}}' AS jsonb)), "
+    "CAST('{\"messages\": null}' AS jsonb)) ELSE request END"
 )
+PG_PARAMS = f"CASE WHEN {PG_MOVES} THEN request -> 'params' END"
+SQLITE_MOVES = "CASE WHEN json_valid(request) THEN json_type(request, '$.params') END = 'object'"
 SQLITE_REST = (
-    "NULLIF(NULLIF(json_remove(request, '$.params'), '{}'), json_object('messages', NULL))"
+    f"CASE WHEN {SQLITE_MOVES} THEN NULLIF(NULLIF(json_remove(request, '$.params'), '{{}}'), "
+    "json_object('messages', NULL)) ELSE request END"
 )
+SQLITE_PARAMS = f"CASE WHEN {SQLITE_MOVES} THEN json_extract(request, '$.params') END"
 
 
 UPDATE_TRIGGERS = ("llm_calls_rollups_update", "llm_calls_timing_update")
@@ -116,16 +126,13 @@ def upgrade() -> None:
         op.execute("ALTER TABLE llm_calls ADD COLUMN params JSONB")
         op.execute(
             "ALTER TABLE llm_calls "
-            "ALTER COLUMN params TYPE JSONB USING NULLIF(request -> 'params', 'null'), "
+            f"ALTER COLUMN params TYPE JSONB USING {PG_PARAMS}, "
             "DROP COLUMN request, DROP COLUMN response_text"
         )
     else:
         # the SQLite triggers fire on updates of the columns they sum, not this one
         op.execute("ALTER TABLE llm_calls ADD COLUMN params JSON")
-        op.execute(
-            "UPDATE llm_calls SET params = json_extract(request, '$.params') "
-            "WHERE json_type(request, '$.params') = 'object'"
-        )
+        op.execute(f"UPDATE llm_calls SET params = {SQLITE_PARAMS} WHERE request IS NOT NULL")
         op.execute("ALTER TABLE llm_calls DROP COLUMN request")
         op.execute("ALTER TABLE llm_calls DROP COLUMN response_text")
 
