@@ -4,8 +4,10 @@ Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
 
 - **content older than N days**: each call's messages, prompt variables, tool calls and
   response text (its row of ``llm_call_content``) are deleted and feedback comments become
-  NULL (GDPR data minimisation). The call's metadata and parameters stay, and so does its
-  ``content_hash``: the hash chain still verifies.
+  NULL (GDPR data minimisation); on PostgreSQL the monthly partitions of
+  ``llm_call_content`` that lie wholly before that moment are dropped instead. The call's
+  metadata and parameters stay, and so does its ``content_hash``: the hash chain still
+  verifies.
 - **calls older than N days** (UTC days: whole days go): the calls and their feedback are
   deleted with their content (on PostgreSQL, the monthly partitions of ``llm_calls`` and
   ``llm_call_content`` that lie wholly before that day are dropped instead:
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError
 from llmops.store.audit_log import AuditEvent, record_event
+from llmops.store.partitions import CONTENT_PARENT, PARENTS, list_partitions
 from llmops.store.tables import (
     CALL_CONTENT,
     CALL_DAYS,
@@ -167,6 +170,8 @@ def _drop_content(
     )
     if dry_run:
         return
+    # PostgreSQL: the content of whole months before ``before`` goes at once, then the rest
+    report.partitions_dropped += _drop_partitions(connection, before, (CONTENT_PARENT,))
     connection.execute(sa.delete(CALL_CONTENT).where(old))
     connection.execute(sa.update(FEEDBACK).where(comments).values(comment=None))
 
@@ -215,15 +220,16 @@ def _remove_calls(
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
 
 
-def _drop_partitions(connection: Connection, before: datetime) -> list[str]:
-    """Drop the monthly partitions of ``llm_calls`` and ``llm_call_content`` that lie wholly
-    before ``before`` (on PostgreSQL; nothing elsewhere); return their names."""
-    from llmops.store.partitions import PARENTS, list_partitions
-
+def _drop_partitions(
+    connection: Connection, before: datetime, parents: tuple[str, ...] = PARENTS
+) -> list[str]:
+    """Drop the monthly partitions of ``parents`` (``llm_calls`` and ``llm_call_content``)
+    that lie wholly before ``before`` (on PostgreSQL; nothing elsewhere); return their
+    names."""
     cutoff = before.astimezone(UTC)
     limit = (cutoff.year, cutoff.month, cutoff.day)
     dropped = []
-    for parent in PARENTS:
+    for parent in parents:
         for partition in list_partitions(connection, parent):
             if partition.end is None or (*partition.end, 1) > limit:
                 continue

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
+    "CONTENT_PARENT",
     "DEFAULT_PARTITION",
     "PARENT",
     "PARENTS",
@@ -53,7 +54,8 @@ log = logging.getLogger("llmops.partitions")
 
 PARENT = "llm_calls"
 DEFAULT_PARTITION = "llm_calls_default"
-PARENTS = (PARENT, "llm_call_content")  # partitioned alike, locked in this order
+CONTENT_PARENT = "llm_call_content"  # migration 0016
+PARENTS = (PARENT, CONTENT_PARENT)  # partitioned alike, locked in this order
 _LOCK_KEY = 727275  # pg_advisory_xact_lock key that serialises partition changes
 Month = tuple[int, int]  # (year, month): years 1 to 9999, as Python's datetime
 # a month-aligned bound as pg_get_expr writes it with TimeZone UTC (year 10000 included)

@@ -519,6 +519,35 @@ def test_prune_drops_whole_months_and_deletes_the_rest(engine: sa.Engine, tmp_pa
     assert verify(engine).ok
 
 
+def test_content_retention_drops_whole_months_of_content_only(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    check_schema(engine)
+    now = datetime(2026, 6, 10, 12, tzinfo=UTC)
+    ensure_partitions(engine, datetime(2026, 1, 1, tzinfo=UTC), months_ahead=6)
+    calls = calls_over_months(random.Random(4), 300, datetime(2026, 1, 1, tzinfo=UTC), 160)
+    store_rows(engine, tmp_path / "spool", calls, [feedback_row(c["id"]) for c in calls[::4]])
+    cutoff = now - timedelta(days=100)  # 2026-03-02 12:00: January and February go whole
+    old = {c["id"] for c in calls if c["created_at"] < cutoff}
+
+    done = prune(engine, content_days=100, now=now)
+    assert done.content_calls == len(old) and done.calls_removed == 0
+    assert done.partitions_dropped == ["llm_call_content_2026_01", "llm_call_content_2026_02"]
+    assert done.event is not None and done.event.details is not None
+    assert done.event.details["partitions_dropped"] == done.partitions_dropped
+    assert names(engine) >= {"llm_calls_2026_01", "llm_calls_2026_02"}  # the calls stay
+    with engine.connect() as connection:
+        content = set(connection.execute(sa.text("SELECT call_id FROM llm_call_content")).scalars())
+        params = connection.execute(
+            sa.text("SELECT count(*) FROM llm_calls WHERE params IS NOT NULL")
+        ).scalar()
+    assert content == {c["id"] for c in calls} - old  # March's older days deleted too
+    assert params == len(calls)  # the parameters are metadata: every call keeps them
+    assert len(where_rows_are(engine)) == len(calls)
+    result = verify(engine)
+    assert result.ok, result.breaks
+
+
 def test_the_prune_command_drops_partitions(
     postgres_url: str, engine: sa.Engine, tmp_path: Path, cli: Any
 ) -> None:
