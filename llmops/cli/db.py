@@ -48,13 +48,13 @@ def partitions(
     url: str | None = DatabaseOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """PostgreSQL: create the monthly partitions of llm_calls ahead of time (writers do it
-    when they start and once a day; run it from cron when nothing writes for long), and
-    list them."""
+    """PostgreSQL: create the monthly partitions of llm_calls and llm_call_content ahead of
+    time (writers do it when they start and once a day; run it from cron when nothing
+    writes for long), and list them."""
     import sqlalchemy as sa
 
     from llmops.store.engine import check_schema, create_engine, display_url
-    from llmops.store.partitions import ensure_partitions, list_partitions
+    from llmops.store.partitions import PARENTS, ensure_partitions, list_partitions
 
     target = database_url(url)
     engine = create_engine(target)
@@ -64,13 +64,14 @@ def partitions(
         return
     created = ensure_partitions(engine, months_ahead=months_ahead)
     with engine.connect() as connection:
-        found = list_partitions(connection)
+        found = [p for parent in PARENTS for p in list_partitions(connection, parent)]
         estimates: dict[str, int] = dict(
             connection.execute(
                 sa.text(
                     "SELECT c.relname, c.reltuples::bigint FROM pg_inherits i "
                     "JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = to_regclass('llm_calls')"
+                    "WHERE i.inhparent IN (to_regclass('llm_calls'), "
+                    "to_regclass('llm_call_content'))"
                 )
             ).all()
         )
