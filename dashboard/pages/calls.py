@@ -173,7 +173,7 @@ left, right = st.columns([3, 2])
 with left:
     st.markdown("##### Messages")
     if messages is None:
-        st.caption('Not stored (the gateway ran with content="none").')
+        st.caption('Not stored (content mode "none", or dropped by `llmops db prune`).')
     for message in messages or []:
         role = str(message.get("role", "?")) if isinstance(message, dict) else "?"
         content = message.get("content") if isinstance(message, dict) else message

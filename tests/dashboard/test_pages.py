@@ -371,7 +371,7 @@ def test_calls_page_pages_through_calls_and_shows_one(seeded: Seed) -> None:
     at.query_params["call"] = private.id
     at.run()
     assert metrics(at)["Cost"] == "unpriced" and metrics(at)["Cost status"] == "unpriced"
-    assert 'Not stored (the gateway ran with content="none").' in texts(at.caption)
+    assert 'Not stored (content mode "none", or dropped by `llmops db prune`).' in texts(at.caption)
 
 
 # -- feedback ---------------------------------------------------------------------------
