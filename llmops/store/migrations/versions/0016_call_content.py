@@ -60,7 +60,7 @@ UPDATE_TRIGGERS = ("llm_calls_rollups_update", "llm_calls_timing_update")
 
 
 def _month_partitions(connection: sa.Connection) -> list[tuple[str, str]]:
-    """(name suffix, bound) of each partition of llm_calls, as the catalog writes them."""
+    """(name, bound) of each partition of llm_calls, as the catalog writes them."""
     connection.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
     rows = connection.execute(
         sa.text(
