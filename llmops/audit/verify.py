@@ -34,8 +34,8 @@ from sqlalchemy.engine import Engine
 
 from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
 from llmops.store.chain import TABLE_OF, content_hash, row_hash
-from llmops.store.records import whole_request
-from llmops.store.tables import AUDIT_CHAINS, CALL_CONTENT, CALLS, CALLS_WITH_CONTENT, FEEDBACK
+from llmops.store.records import as_recorded, recorded_calls
+from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
 
 __all__ = ["Break", "ChainHead", "Verification", "verify"]
 
@@ -269,18 +269,14 @@ def _check_unchained(
 
 def _rows(connection: sa.Connection, kind: str, where: list[Any]) -> Iterator[dict[str, Any]]:
     table = _TABLES[kind]
-    query = sa.select(table).where(table.c.chain_id.is_not(None), *where)
-    if kind == "call":  # what the content hash covers is in llm_call_content
-        content = (CALL_CONTENT.c.request, CALL_CONTENT.c.response_text)
-        query = query.add_columns(*content).select_from(CALLS_WITH_CONTENT)
+    # a call's content hash covers its content, in llm_call_content
+    query = recorded_calls() if kind == "call" else sa.select(table)
+    query = query.where(table.c.chain_id.is_not(None), *where)
     query = query.order_by(table.c.chain_id, table.c.chain_seq)
     # streamed (a server-side cursor on PostgreSQL): this query only, not the connection's
     query = query.execution_options(stream_results=True, yield_per=5000)
     for row in connection.execute(query).mappings():
-        found = dict(row)
-        if kind == "call":
-            found["request"] = whole_request(found["request"], found.pop("params"))
-        yield found
+        yield as_recorded(row) if kind == "call" else dict(row)
 
 
 def _walk(

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 import orjson
+import sqlalchemy as sa
 
-from llmops.store.tables import CALLS, FEEDBACK
+from llmops.store.tables import CALL_CONTENT, CALLS, CALLS_WITH_CONTENT, FEEDBACK
 
 RecordKind = Literal["call", "feedback"]
 CallStatus = Literal["ok", "error", "cancelled", "blocked"]
@@ -267,6 +269,20 @@ def whole_request(request: Any, params: Any) -> Any:
     whole = dict(request) if isinstance(request, dict) else {"messages": None}
     whole["params"] = params
     return whole
+
+
+def recorded_calls() -> sa.Select[Any]:
+    """Every column of ``llm_calls`` with the call's content (``llm_call_content``, joined
+    on the call's id and time): the rows :func:`as_recorded` takes."""
+    query = sa.select(CALLS, CALL_CONTENT.c.request, CALL_CONTENT.c.response_text)
+    return query.select_from(CALLS_WITH_CONTENT)
+
+
+def as_recorded(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row of :func:`recorded_calls` as the writer got it: its request whole again."""
+    call = dict(row)
+    call["request"] = whole_request(call["request"], call.pop("params"))
+    return call
 
 
 def repaired(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:

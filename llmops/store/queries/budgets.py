@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget, Window
 from llmops.store.queries.filters import Filters
-from llmops.store.queries.rollups import _call_rows, _none, _spend_figures
+from llmops.store.queries.rollups import _call_rows, _none, _spend_figures, _spend_sums
 from llmops.store.queries.spend import _spend_rows
 from llmops.store.tables import CALLS
 
@@ -170,9 +170,4 @@ def _scope_rows(
         rows = sa.select(*raw).where(*filters.where()).subquery("rows")
     else:
         rows = _spend_rows(engine, filters, scope)
-    figures: list[Any] = [
-        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-        sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
-        sa.func.coalesce(sa.func.sum(rows.c.unpriced_calls), 0),
-    ]
-    return rows, figures
+    return rows, _spend_sums(rows)

@@ -16,12 +16,10 @@ from llmops.store.queries.rollups import (
     _none,
 )
 from llmops.store.queries.spend import _spend_rows
-from llmops.store.records import whole_request
+from llmops.store.records import as_recorded, recorded_calls
 from llmops.store.tables import (
-    CALL_CONTENT,
     CALL_DAYS,
     CALLS,
-    CALLS_WITH_CONTENT,
     FEEDBACK,
 )
 
@@ -137,14 +135,8 @@ def _range(connection: sa.Connection, filters: Filters) -> tuple[sa.ColumnElemen
 def stored_calls(connection: sa.Connection, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
     """The calls matching ``where``, oldest first, each as the writer got it: every column of
     ``llm_calls`` with its ``request`` (parameters included) and ``response_text``."""
-    query = sa.select(CALLS, CALL_CONTENT.c.request, CALL_CONTENT.c.response_text)
-    query = query.select_from(CALLS_WITH_CONTENT).where(*where).order_by(_c.created_at, _c.id)
-    rows = []
-    for row in connection.execute(query).mappings():
-        call = dict(row)
-        call["request"] = whole_request(call["request"], call.pop("params"))
-        rows.append(call)
-    return rows
+    query = recorded_calls().where(*where).order_by(_c.created_at, _c.id)
+    return [as_recorded(row) for row in connection.execute(query).mappings()]
 
 
 def call_detail(engine: Engine, call_id: str) -> dict[str, Any] | None:

@@ -127,6 +127,22 @@ def _spend_figures() -> list[sa.ColumnElement[Any]]:
     ]
 
 
+def _summed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    """The sum of a count column as an integer, 0 over no rows (PostgreSQL sums bigints as
+    numeric, which the driver decodes as Decimal)."""
+    return sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
+
+
+def _spend_sums(rows: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+    """The known cost, the calls and the unpriced calls summed over spend rows (those of
+    :func:`_call_rows` and its kin), 0 when there are none."""
+    return [
+        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
+        _summed(rows.c.calls),
+        _summed(rows.c.unpriced_calls),
+    ]
+
+
 def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
     """Rows shaped like feedback_daily covering the feedback of exactly the filtered calls."""
     f = FEEDBACK.c

@@ -24,6 +24,8 @@ from llmops.store.queries.rollups import (
     _rows,
     _score,
     _spend_figures,
+    _spend_sums,
+    _summed,
 )
 from llmops.store.queries.timing import timing_percentiles
 from llmops.store.tables import (
@@ -95,12 +97,9 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
 
         def summed(part: Filters) -> tuple[float, int]:
             if (part.start, part.end) not in read:
-                rows = _call_rows(engine, part)
-                query = sa.select(
-                    sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-                    sa.func.coalesce(sa.func.sum(rows.c.calls), 0),
-                )
-                cost, calls = connection.execute(query).one()
+                cost, calls, _ = connection.execute(
+                    sa.select(*_spend_sums(_call_rows(engine, part)))
+                ).one()
                 read[(part.start, part.end)] = (float(cost), int(calls))
             return read[(part.start, part.end)]
 
@@ -155,11 +154,11 @@ def daily_spend(
         sa.select(
             rows.c.day,
             key,
-            _count(rows.c.calls),
-            _count(rows.c.prompt_tokens),
-            _count(rows.c.completion_tokens),
+            _summed(rows.c.calls),
+            _summed(rows.c.prompt_tokens),
+            _summed(rows.c.completion_tokens),
             sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-            _count(rows.c.unpriced_calls),
+            _summed(rows.c.unpriced_calls),
         )
         .group_by(rows.c.day, key)
         .order_by(rows.c.day, key)
@@ -181,20 +180,11 @@ class SpendTotal:
 def spend_total(engine: Engine, filters: Filters) -> SpendTotal:
     """What the rows of :func:`daily_spend` add up to, each call once (a call with two tags
     is in two rows of a split by tag): the total line of ``llmops spend``."""
-    rows = _spend_rows(engine, filters, "model")
-    query = sa.select(
-        _count(rows.c.calls),
-        sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0.0),
-        _count(rows.c.unpriced_calls),
-    )
     with engine.connect() as connection:
-        calls, cost, unpriced = connection.execute(query).one()
+        cost, calls, unpriced = connection.execute(
+            sa.select(*_spend_sums(_call_rows(engine, filters)))
+        ).one()
     return SpendTotal(int(calls), float(cost), int(unpriced))
-
-
-def _count(column: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-    """The sum of a count column as an integer (PostgreSQL sums bigints as numeric)."""
-    return sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
 
 
 def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
