@@ -17,11 +17,11 @@ from llmops.files import private_dir, private_file
 from llmops.store.records import json_text
 
 VERSION_TABLE = "llmops_schema_version"
-HEAD_REVISION = "0016"  # the newest migration in llmops/store/migrations/versions
+HEAD_REVISION = "0017"  # the newest migration in llmops/store/migrations/versions
 # every migration, oldest first
 REVISIONS = (
     "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011",
-    "0012", "0013", "0014", "0015", "0016",
+    "0012", "0013", "0014", "0015", "0016", "0017",
 )  # fmt: skip
 SQLITE_PAGE_SIZE = 16384  # bytes; benchmarks/README.md "Storage per call"
 _PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations

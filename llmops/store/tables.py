@@ -62,6 +62,12 @@ CALL_STATUSES = ("ok", "error", "cancelled", "blocked")
 COST_STATUSES = ("priced", "custom", "approximate", "unpriced")
 
 
+def _present(name: str, *columns: str) -> sa.Index:
+    """An index of the calls that have a value in the first of ``columns``."""
+    where = sa.text(f"{columns[0]} IS NOT NULL")
+    return sa.Index(name, *columns, sqlite_where=where, postgresql_where=where)
+
+
 class CallRecord(SQLModel, table=True):
     """One model call (table ``llm_calls``).
 
@@ -71,26 +77,28 @@ class CallRecord(SQLModel, table=True):
 
     __tablename__ = "llm_calls"
     __table_args__ = (
-        sa.Index("ix_llm_calls_created_at", "created_at"),
-        sa.Index("ix_llm_calls_prompt", "prompt_name", "prompt_version", "created_at"),
+        # partial (migration 0017): only the calls with a value, as every query looks for one
+        _present("ix_llm_calls_prompt", "prompt_name", "prompt_version", "created_at"),
         sa.Index("ix_llm_calls_model", "model", "created_at"),
-        sa.Index("ix_llm_calls_user", "user_id", "created_at"),
-        sa.Index("ix_llm_calls_session", "session_id", "created_at"),
+        _present("ix_llm_calls_user", "user_id", "created_at"),
+        _present("ix_llm_calls_session", "session_id", "created_at"),
         sa.Index("ix_llm_calls_status", "status", "created_at"),
-        sa.Index("ix_llm_calls_source", "source", "created_at"),
-        sa.Index("ix_llm_calls_version", "prompt_version", "created_at"),
-        sa.Index("ix_llm_calls_api_key", "api_key", "created_at"),
+        _present("ix_llm_calls_version", "prompt_version", "created_at"),
+        _present("ix_llm_calls_api_key", "api_key", "created_at"),
         sa.Index(
-            "ix_llm_calls_timing",  # covers the percentile queries, filters included
+            # covers the percentile queries, filters included; serves every range and order
+            # by time (no index of created_at alone since migration 0017)
+            "ix_llm_calls_timing",
             "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
             "user_id", "source", "status",
         ),
-        # the Calls page's sort orders (migration 0014, which writes NULLS LAST on
-        # PostgreSQL): the top of an index instead of a sort of every call in the range
-        sa.Index("ix_llm_calls_cost", sa.text("cost_usd DESC")),
-        sa.Index("ix_llm_calls_latency", sa.text("latency_ms DESC")),
+        # the Calls page's sort orders per model (migration 0017, which writes NULLS LAST on
+        # PostgreSQL): each model's top of a range is the top of its part of an index
+        sa.Index("ix_llm_calls_model_cost", "model", sa.text("cost_usd DESC")),
+        sa.Index("ix_llm_calls_model_latency", "model", sa.text("latency_ms DESC")),
         sa.Index(
-            "ix_llm_calls_tokens",
+            "ix_llm_calls_model_tokens",
+            "model",
             sa.text(
                 "(CAST(coalesce(prompt_tokens, 0) AS BIGINT)"
                 " + CAST(coalesce(completion_tokens, 0) AS BIGINT)) DESC"

@@ -83,7 +83,7 @@ def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> No
     assert diff == []
 
 
-SORT_INDEXES = ("ix_llm_calls_cost", "ix_llm_calls_latency", "ix_llm_calls_tokens")
+SORT_INDEXES = tuple(f"ix_llm_calls_model_{order}" for order in ("cost", "latency", "tokens"))
 
 
 def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None:
@@ -107,9 +107,9 @@ def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None
         else "((COALESCE(prompt_tokens, 0))::BIGINT + (COALESCE(completion_tokens, 0))::BIGINT)"
     )
     expected = {
-        "ix_llm_calls_cost": f"cost_usd DESC{nulls}",
-        "ix_llm_calls_latency": f"latency_ms DESC{nulls}",
-        "ix_llm_calls_tokens": f"{tokens} DESC{nulls}",
+        "ix_llm_calls_model_cost": f"model, cost_usd DESC{nulls}",
+        "ix_llm_calls_model_latency": f"model, latency_ms DESC{nulls}",
+        "ix_llm_calls_model_tokens": f"model, {tokens} DESC{nulls}",
     }
     assert set(found) == set(expected)
 
@@ -124,10 +124,38 @@ def test_indexes_for_the_common_queries(database_url: str) -> None:
     engine = create_engine(database_url)
     check_schema(engine)
     indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("llm_calls")}
-    assert indexes["ix_llm_calls_created_at"] == ["created_at"]
+    assert indexes["ix_llm_calls_timing"][0] == "created_at"  # every range and order by time
     assert indexes["ix_llm_calls_prompt"] == ["prompt_name", "prompt_version", "created_at"]
     assert indexes["ix_llm_calls_model"] == ["model", "created_at"]
     assert indexes["ix_llm_calls_user"] == ["user_id", "created_at"]
+    # gone in migration 0017: served by ix_llm_calls_timing
+    assert not {"ix_llm_calls_created_at", "ix_llm_calls_source"} & set(indexes)
+
+
+def test_the_indexes_of_often_empty_columns_hold_only_values(database_url: str) -> None:
+    """Migration 0017: the calls without a user, session, key, prompt or version are not in
+    those indexes (both databases read "WHERE column IS NOT NULL" as the whole index's)."""
+    engine = create_engine(database_url)
+    check_schema(engine)
+    postgres = engine.dialect.name == "postgresql"
+    query = (
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'llm_calls'"
+        if postgres
+        else "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'llm_calls'"
+    )
+    with engine.connect() as connection:
+        found = dict(connection.exec_driver_sql(query).all())
+    partial = {
+        "ix_llm_calls_user": "user_id",
+        "ix_llm_calls_session": "session_id",
+        "ix_llm_calls_api_key": "api_key",
+        "ix_llm_calls_prompt": "prompt_name",
+        "ix_llm_calls_version": "prompt_version",
+    }
+    for name, column in partial.items():
+        assert (
+            found[name].replace("(", "").replace(")", "").endswith(f"WHERE {column} IS NOT NULL")
+        ), found[name]
 
 
 def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str) -> None:

@@ -492,51 +492,68 @@ SORTED_BY = {
 def test_sorted_calls_pages_are_exact_with_and_without_filters(
     seeded, monkeypatch, order: str, probe: int
 ) -> None:
-    """Every way to a sorted page gives the order over all matching calls: the top of the
-    index (no filters), a probe of its top that fills the page (one query), one that does
-    not and the sort of the matching calls after it (two), and that sort alone when few
-    calls match (probe 10,000 here)."""
+    """Every way to a sorted page gives the order over all matching calls: each model's top
+    merged (no filters, or a model filter alone), each model's probe that fills the page,
+    probes that do not and one sort of those models' matching calls merged in, and a sort
+    of the matching calls alone when few match (probe 10,000 here)."""
     engine, calls, _ = seeded
-    monkeypatch.setattr("llmops.store.queries.calls.PROBE_CALLS", probe)
-    monkeypatch.setattr("llmops.store.queries.calls.PROBE_PAGES", 1)
-    queries: list[str] = []
+    module = "llmops.store.queries.calls"
+    monkeypatch.setattr(f"{module}.PROBE_CALLS", probe)
+    monkeypatch.setattr(f"{module}.PROBE_PAGES", 1)
+    ran: list[str] = []
+    for name in ("_matching", "_model_top"):
+        real = getattr(q.calls, name)
 
-    def keep(_conn, _cursor, statement, _parameters, _context, _many) -> None:
-        if "ORDER BY" in statement:
-            queries.append(statement)
+        def spy(*args, _real=real, _name=name, **kwargs):
+            ran.append(_name)
+            return _real(*args, **kwargs)
 
-    sa.event.listen(engine, "before_cursor_execute", keep)
+        monkeypatch.setattr(f"{module}.{name}", spy)
     ways = set()
-    for kwargs in ({}, {"models": ("gpt-4o",)}, {"statuses": ("ok",)}, {"users": ("u3",)}):
+    for kwargs in (
+        {}, {"models": ("gpt-4o",)}, {"statuses": ("ok",)}, {"users": ("u3",)},
+        {"models": ("gpt-4o-mini", "gpt-4o"), "prompts": ("support/answer",)},
+    ):  # fmt: skip
         filters = q.Filters.last_days(30, now=NOW, **kwargs)
         expected = sorted(
             (r for r in in_range(calls, filters) if all(
                 r[column] in values for column, values in (
                     ("model", kwargs.get("models")), ("status", kwargs.get("statuses")),
-                    ("user_id", kwargs.get("users")),
+                    ("user_id", kwargs.get("users")), ("prompt_name", kwargs.get("prompts")),
                 ) if values
             )),
             key=lambda r: (*SORTED_BY[order](r), -r["created_at"].timestamp(), r["id"]),
         )  # fmt: skip
         got = []
         for offset in (0, 7):
-            queries.clear()
+            ran.clear()
             page, total = q.calls_page(engine, filters, limit=7, offset=offset, order=order)
             assert total == len(expected)
             got += [r["id"] for r in page]
-            ways.add((bool(kwargs), len(queries)))
+            tops = ran.count("_model_top")
+            ways.add((bool(set(kwargs) - {"models"}), tops, ran.count("_matching")))
+            if tops:  # one top per model with calls in the range (or filtered)
+                assert tops == len(set(kwargs.get("models", ())) or {r["model"] for r in calls})
         assert got == [r["id"] for r in expected[:14]], (kwargs, order)
-    sa.event.remove(engine, "before_cursor_execute", keep)
-    if probe == 10:  # unfiltered, probes that fill the page and probes that do not
-        assert ways == {(False, 1), (True, 1), (True, 2)}
-    else:
-        assert ways == {(False, 1), (True, 1)}
+        # the last page: past the calls with a value to sort by (unpriced ones, by cost)
+        last = q.calls_page(engine, filters, limit=7, offset=len(expected) - 5, order=order)[0]
+        assert [r["id"] for r in last] == [r["id"] for r in expected[-5:]], (kwargs, order)
+        if order == "cost" and not kwargs:
+            assert last[-1]["cost_usd"] is None
+    # (other filters than models, model tops merged, sorts of matching calls)
+    if probe == 10:  # merged tops, probes that fill the page and probes that do not
+        assert {(False, 3, 0), (False, 1, 0), (True, 3, 0)} <= ways
+        assert any(sorts for _, tops, sorts in ways if tops), ways
+        assert all(sorts <= 1 for _, _, sorts in ways), ways  # one sort for every model apart
+    else:  # 400 calls: a sort of the matching calls alone
+        assert ways == {(False, 0, 1), (True, 0, 1)}
 
 
-def test_the_sorted_calls_page_reads_the_top_of_its_index(seeded, monkeypatch) -> None:
-    """Without filters each sort order is read from the top of its index (migration 0014):
-    no sort of the range's calls (but of ties, by id)."""
-    engine, _, _ = seeded
+def test_the_sorted_calls_page_reads_the_top_of_each_models_index(seeded, monkeypatch) -> None:
+    """Without filters each model's top of a sort order is read from the top of its part of
+    the order's index (migration 0017): no sort of the range's calls (but of ties, by id),
+    and the tops are merged."""
+    engine, calls, _ = seeded
     monkeypatch.setattr("llmops.store.queries.calls.PROBE_CALLS", 10)  # 400 calls are many
     filters = q.Filters.last_days(30, now=NOW)
     ran: list[tuple[str, object]] = []
@@ -553,6 +570,7 @@ def test_the_sorted_calls_page_reads_the_top_of_its_index(seeded, monkeypatch) -
         finally:
             sa.event.remove(engine, "before_cursor_execute", keep)
         [(statement, parameters)] = ran
+        assert statement.count("UNION ALL") == len({r["model"] for r in calls}) - 1
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":
                 # 400 calls: scanning and sorting them wins; can the index serve the order?
@@ -560,13 +578,17 @@ def test_the_sorted_calls_page_reads_the_top_of_its_index(seeded, monkeypatch) -
                 connection.exec_driver_sql("SET enable_sort = off")
                 plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars()
                 lines = [line.strip().removeprefix("->").strip() for line in plan]
-                assert any(line.startswith("Index Scan") for line in lines), lines
-                assert not any(line.split("  (")[0] == "Sort" for line in lines), lines
+                scans = [line for line in lines if line.startswith("Index Scan")]
+                # each partition's copy of the index, named by PostgreSQL after its columns
+                column = {"cost": "cost_usd", "latency": "latency_ms", "tokens": "expr"}[order]
+                assert all(f"_model_{column}_idx on " in line for line in scans), lines
+                assert len(scans) >= 3, lines
             else:
                 plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
                 text = "\n".join(str(r[-1]) for r in plan)
-                assert f"USING INDEX ix_llm_calls_{order}" in text, text
-                assert "TEMP B-TREE FOR ORDER BY" not in text, text
+                assert text.count(f"USING INDEX ix_llm_calls_model_{order}") == 3, text
+                # no call read but through the index (then sorts of ties and of the tops)
+                assert "SCAN llm_calls" not in text, text
 
 
 def test_the_largest_calls_add_their_tokens_without_overflow(database_url, tmp_path) -> None:
