@@ -78,6 +78,7 @@ class CallRecord(SQLModel, table=True):
     __tablename__ = "llm_calls"
     __table_args__ = (
         # partial (migration 0017): only the calls with a value, as every query looks for one
+        sa.Index("ix_llm_calls_created_at", "created_at"),
         _present("ix_llm_calls_prompt", "prompt_name", "prompt_version", "created_at"),
         sa.Index("ix_llm_calls_model", "model", "created_at"),
         _present("ix_llm_calls_user", "user_id", "created_at"),
@@ -86,8 +87,7 @@ class CallRecord(SQLModel, table=True):
         _present("ix_llm_calls_version", "prompt_version", "created_at"),
         _present("ix_llm_calls_api_key", "api_key", "created_at"),
         sa.Index(
-            # covers the percentile queries, filters included; serves every range and order
-            # by time (no index of created_at alone since migration 0017)
+            # covers the percentile queries, filters included, and a range of one source
             "ix_llm_calls_timing",
             "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
             "user_id", "source", "status",

@@ -52,7 +52,7 @@ SORT_INDEXES = tuple(
     f"CREATE INDEX ix_llm_calls_model_{order}" for order in ("cost", "latency", "tokens")
 )
 # migration 0017: indexes dropped, and indexes of the calls with a value in a column
-DROPPED_INDEXES = ("ix_llm_calls_created_at", "ix_llm_calls_source")
+DROPPED_INDEXES = ("ix_llm_calls_source",)
 PARTIAL_INDEXES = {
     "ix_llm_calls_user": "user_id",
     "ix_llm_calls_session": "session_id",

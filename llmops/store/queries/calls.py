@@ -310,21 +310,30 @@ def feedback_comments(engine: Engine, filters: Filters, limit: int = 100) -> lis
 # -- filter choices ---------------------------------------------------------------------
 
 
+FILTER_OPTIONS = ("models", "prompts", "versions", "users", "sources", "statuses")
+
+
 def filter_options(engine: Engine, limit: int = 500) -> dict[str, list[str]]:
-    """Distinct values for the dashboard's filters: one index seek per value, not a scan."""
+    """Distinct values for the dashboard's filters: one index seek per value, not a scan;
+    the sources (two or three values, no index of their own since migration 0017) from
+    the daily rollup."""
     options: dict[str, list[str]] = {}
+    days = CALL_DAYS.c
+    sources = (
+        sa.select(days.source).where(days.source != "").distinct().order_by(days.source)
+    ).limit(limit)
     with engine.connect() as connection:
         for name, column in (
             ("models", _c.model),
             ("prompts", _c.prompt_name),
             ("versions", _c.prompt_version),
             ("users", _c.user_id),
-            ("sources", _c.source),
             ("statuses", _c.status),
         ):
             query = _loose_distinct(column, limit)
             options[name] = [str(v) for v in connection.execute(query).scalars()]
-    return options
+        options["sources"] = [str(v) for v in connection.execute(sources).scalars()]
+    return {name: options[name] for name in FILTER_OPTIONS}
 
 
 def version_prompts(engine: Engine, limit: int = 2000) -> dict[str, str]:

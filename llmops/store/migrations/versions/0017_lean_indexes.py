@@ -5,10 +5,12 @@
   model's top, so that a filter on a cheap or fast model reads the top of that model's
   part of the index instead of sorting every matching call of the range (1.1 s for the
   last 30 days of 10 million calls on PostgreSQL, gpt-4o-mini and one prompt).
-- ``ix_llm_calls_created_at`` goes: ``ix_llm_calls_timing`` starts with ``created_at`` and
-  serves every range and order by time.
 - ``ix_llm_calls_source`` goes: two or three values, which ``ix_llm_calls_timing`` holds
-  too (and the rollups count).
+  too (with the time: a range's calls of one source) and the daily rollups list (the
+  dashboard's filter choices). ``ix_llm_calls_created_at`` stays, though
+  ``ix_llm_calls_timing`` starts with ``created_at`` too: without it PostgreSQL read the
+  partial day at the end of a range (the spend and totals of today) by scanning the month's
+  partition, and the default 30-day overview at 10 million calls took 0.2 s more.
 - The indexes of columns that are often empty hold only the calls that have a value
   (``WHERE ... IS NOT NULL``): user, session, virtual key, prompt and version. Every
   query on them looks for values (``=``, ``IN``, ``IS NOT NULL``), which both databases
@@ -41,7 +43,7 @@ PARTIAL = {
     "ix_llm_calls_prompt": ("prompt_name, prompt_version, created_at", "prompt_name"),
     "ix_llm_calls_version": ("prompt_version, created_at", "prompt_version"),
 }
-DROPPED = {"ix_llm_calls_created_at": "created_at", "ix_llm_calls_source": "source, created_at"}
+DROPPED = {"ix_llm_calls_source": "source, created_at"}
 
 
 def upgrade() -> None:
