@@ -86,19 +86,25 @@ def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> No
 SORT_INDEXES = tuple(f"ix_llm_calls_model_{order}" for order in ("cost", "latency", "tokens"))
 
 
+def index_definitions(engine: sa.Engine) -> dict[str, str]:
+    """Each index of ``llm_calls`` by name: its CREATE INDEX statement as the database keeps
+    it (alembic cannot compare expression, descending or partial indexes)."""
+    query = (
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'llm_calls'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'llm_calls'"
+    )
+    with engine.connect() as connection:
+        return {name: sql for name, sql in connection.exec_driver_sql(query) if sql}
+
+
 def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None:
     """Alembic cannot compare expression or descending indexes: their definitions are read
     from the database, and each index serves its order (the planner reads its top)."""
     engine = create_engine(database_url)
     upgrade(engine)
     postgres = engine.dialect.name == "postgresql"
-    query = (
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'llm_calls'"
-        if postgres
-        else "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-    )
-    with engine.connect() as connection:
-        found = {n: d for n, d in connection.exec_driver_sql(query) if n in SORT_INDEXES}
+    found = {n: d for n, d in index_definitions(engine).items() if n in SORT_INDEXES}
     nulls = " NULLS LAST" if postgres else ""
     tokens = (
         "(CAST(COALESCE(prompt_tokens, 0) AS BIGINT)"
@@ -137,14 +143,7 @@ def test_the_indexes_of_often_empty_columns_hold_only_values(database_url: str) 
     those indexes (both databases read "WHERE column IS NOT NULL" as the whole index's)."""
     engine = create_engine(database_url)
     check_schema(engine)
-    postgres = engine.dialect.name == "postgresql"
-    query = (
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'llm_calls'"
-        if postgres
-        else "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'llm_calls'"
-    )
-    with engine.connect() as connection:
-        found = dict(connection.exec_driver_sql(query).all())
+    found = index_definitions(engine)
     partial = {
         "ix_llm_calls_user": "user_id",
         "ix_llm_calls_session": "session_id",
