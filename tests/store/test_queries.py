@@ -103,7 +103,7 @@ def test_daily_spend_by_every_grouping(seeded) -> None:
             assert got[k].calls == n and got[k].prompt_tokens == tokens
             assert got[k].cost_usd == pytest.approx(cost) and got[k].unpriced_calls == unpriced
         for s in got.values():  # typed as declared, whatever the database's sums are
-            assert [type(v) for v in (s.calls, s.prompt_tokens, s.cost_usd)] == [int, int, float]
+            assert [type(v) for v in s] == [date, str, int, int, int, float, int], s
     with pytest.raises(ValueError):
         q.daily_spend(engine, filters, by="colour")
     total = q.spend_total(engine, filters)  # each call once, tags or not

@@ -166,9 +166,10 @@ def daily_spend(
         .order_by(rows.c.day, key)
     )
     # typed by the database (a split by user over 90 days is 180,000 rows: every
-    # conversion here cost 0.1 s), and fetched at once
+    # conversion here cost 0.1 s), and fetched at once as the driver's tuples (SQLAlchemy's
+    # rows cost another 0.2 s)
     with engine.connect() as connection:
-        found = connection.execute(query).all()
+        found = connection.execute(query).cursor.fetchall()
     return [SpendRow(_as_date(d), k, n, pt, ct, cost, u) for d, k, n, pt, ct, cost, u in found]
 
 
