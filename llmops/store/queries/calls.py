@@ -310,30 +310,25 @@ def feedback_comments(engine: Engine, filters: Filters, limit: int = 100) -> lis
 # -- filter choices ---------------------------------------------------------------------
 
 
-FILTER_OPTIONS = ("models", "prompts", "versions", "users", "sources", "statuses")
-
-
 def filter_options(engine: Engine, limit: int = 500) -> dict[str, list[str]]:
     """Distinct values for the dashboard's filters: one index seek per value, not a scan;
     the sources (two or three values, no index of their own since migration 0017) from
     the daily rollup."""
-    options: dict[str, list[str]] = {}
     days = CALL_DAYS.c
-    sources = (
-        sa.select(days.source).where(days.source != "").distinct().order_by(days.source)
-    ).limit(limit)
+    sources = sa.select(days.source).where(days.source != "").distinct().order_by(days.source)
+    queries = {
+        "models": _loose_distinct(_c.model, limit),
+        "prompts": _loose_distinct(_c.prompt_name, limit),
+        "versions": _loose_distinct(_c.prompt_version, limit),
+        "users": _loose_distinct(_c.user_id, limit),
+        "sources": sources.limit(limit),
+        "statuses": _loose_distinct(_c.status, limit),
+    }
     with engine.connect() as connection:
-        for name, column in (
-            ("models", _c.model),
-            ("prompts", _c.prompt_name),
-            ("versions", _c.prompt_version),
-            ("users", _c.user_id),
-            ("statuses", _c.status),
-        ):
-            query = _loose_distinct(column, limit)
-            options[name] = [str(v) for v in connection.execute(query).scalars()]
-        options["sources"] = [str(v) for v in connection.execute(sources).scalars()]
-    return {name: options[name] for name in FILTER_OPTIONS}
+        return {
+            name: [str(v) for v in connection.execute(query).scalars()]
+            for name, query in queries.items()
+        }
 
 
 def version_prompts(engine: Engine, limit: int = 2000) -> dict[str, str]:

@@ -97,10 +97,8 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
 
         def summed(part: Filters) -> tuple[float, int]:
             if (part.start, part.end) not in read:
-                cost, calls, _ = connection.execute(
-                    sa.select(*_spend_sums(_call_rows(engine, part)))
-                ).one()
-                read[(part.start, part.end)] = (float(cost), int(calls))
+                total = _spend_total(connection, engine, part)
+                read[(part.start, part.end)] = (total.cost_usd, total.calls)
             return read[(part.start, part.end)]
 
         sums = []
@@ -184,9 +182,13 @@ def spend_total(engine: Engine, filters: Filters) -> SpendTotal:
     """What the rows of :func:`daily_spend` add up to, each call once (a call with two tags
     is in two rows of a split by tag): the total line of ``llmops spend``."""
     with engine.connect() as connection:
-        cost, calls, unpriced = connection.execute(
-            sa.select(*_spend_sums(_call_rows(engine, filters)))
-        ).one()
+        return _spend_total(connection, engine, filters)
+
+
+def _spend_total(connection: sa.Connection, engine: Engine, filters: Filters) -> SpendTotal:
+    cost, calls, unpriced = connection.execute(
+        sa.select(*_spend_sums(_call_rows(engine, filters)))
+    ).one()
     return SpendTotal(int(calls), float(cost), int(unpriced))
 
 
