@@ -101,7 +101,7 @@ from llmops.config import Budget
 from llmops.evals import history
 from llmops.store import queries as q
 from llmops.store.audit_log import GENESIS
-from llmops.store.chain import TABLE_OF, content_hash, row_hash
+from llmops.store.chain import TABLE_OF, link, new_chain_id
 from llmops.store.engine import (
     HEAD_REVISION,
     check_schema,
@@ -473,13 +473,12 @@ class BulkChain:
     the next chain_seq, its content digest and its row hash; the head goes to audit_chains."""
 
     def __init__(self, kind: str) -> None:
-        self.kind, self.id, self.seq, self.last = kind, str(uuid.uuid4()), 0, GENESIS
+        self.kind, self.id, self.seq, self.last = kind, new_chain_id(), 0, GENESIS
         self.started = datetime.now(UTC)
 
     def seal(self, row: dict[str, Any]) -> None:
-        digest = content_hash(self.kind, row)
+        digest, self.last = link(self.last, self.kind, row)
         self.seq += 1
-        self.last = row_hash(self.last, self.kind, row, digest)
         row.update(chain_id=self.id, chain_seq=self.seq, content_hash=digest, row_hash=self.last)
 
     def head(self) -> dict[str, Any]:

@@ -15,13 +15,17 @@ After each repetition both databases must hold every row, with identical content
 content digests included; the Writer's chain is verified with llmops.audit.verify).
 Goal: the Writer reaches at least 50% of the raw rate on SQLite.
 
-Usage: python benchmarks/ingest.py [--rows N] [--reps R] [--postgres]
+The calls' prompt versions and commits are few (3 versions per prompt, 2 commits), as in an
+app's real traffic; `--distinct-keys` gives each call its own (see `build_rows`).
+
+Usage: python benchmarks/ingest.py [--rows N] [--reps R] [--postgres] [--distinct-keys]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import random
 import sqlite3
@@ -41,13 +45,25 @@ GOAL = 0.5
 JSON_COLUMNS = ("tags", "metadata", "request", "params", "usage_details")
 CONTENT = "llm_call_content"
 PROMPTS = ["support/answer", "support/triage", "sales/followup", "search/rewrite"]
+VERSIONS = {
+    p: [uuid.uuid5(uuid.NAMESPACE_URL, f"{p}@{i}").hex[:12] for i in range(3)] for p in PROMPTS
+}
+COMMITS = [hashlib.sha256(f"deploy {i}".encode()).hexdigest()[:40] for i in range(2)]
 WORDS = ["parcel", "order", "refund", "router", "reset", "delivery", "invoice", "account"]
 
 
-def build_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Call rows shaped like the gateway's (three short messages, params, a reply)."""
+def build_rows(n: int, seed: int = 0, distinct_keys: bool = False) -> list[dict[str, Any]]:
+    """Call rows shaped like the gateway's (three short messages, params, a reply).
+
+    Each prompt has three versions (VERSIONS) and the calls come from two deploys
+    (COMMITS), as in an app's real traffic (a version is a content hash of the template).
+    ``distinct_keys`` gives every call a version and a commit of its own instead: the worst
+    case for the rollups, where each call adds a row to five of them (the shape these
+    benchmarks used before 2026-12-03 evening). The calls start at this hour, 37 ms apart."""
     rng = random.Random(seed)
-    start = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    # this hour: the calls land in the current month's partition on PostgreSQL, as an
+    # app's do (a past month's would go to the DEFAULT partition)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rows = []
     for i in range(n):
         question = " ".join(rng.choices(WORDS, k=rng.randint(6, 14)))
@@ -59,8 +75,12 @@ def build_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
                 "created_at": start + timedelta(milliseconds=37 * i),
                 "source": "app",
                 "prompt_name": prompt,
-                "prompt_version": f"{rng.getrandbits(48):012x}",
-                "git_commit": f"{rng.getrandbits(160):040x}",
+                "prompt_version": (
+                    f"{rng.getrandbits(48):012x}" if distinct_keys else rng.choice(VERSIONS[prompt])
+                ),
+                "git_commit": (
+                    f"{rng.getrandbits(160):040x}" if distinct_keys else rng.choice(COMMITS)
+                ),
                 "model": "gpt-4o-mini",
                 "provider": "openai",
                 "status": "ok",
@@ -185,14 +205,15 @@ class RawChain:
     hash chain, with the same functions (llmops.store.chain)."""
 
     def __init__(self) -> None:
-        self.id, self.seq, self.last = str(uuid.uuid4()), 0, "0" * 64
+        from llmops.store.chain import new_chain_id
+
+        self.id, self.seq, self.last = new_chain_id(), 0, "0" * 64
 
     def seal(self, row: dict[str, Any]) -> dict[str, Any]:
-        from llmops.store.chain import content_hash, row_hash
+        from llmops.store.chain import link
 
-        digest = content_hash("call", row)
+        digest, self.last = link(self.last, "call", row)
         self.seq += 1
-        self.last = row_hash(self.last, "call", row, digest)
         return {**row, "chain_id": self.id, "chain_seq": self.seq, "content_hash": digest,
                 "row_hash": self.last}  # fmt: skip
 
@@ -382,9 +403,14 @@ def main() -> int:
         default=0,
         help="Writer queue size (default: --rows, so that no row takes the spool path)",
     )
+    parser.add_argument(
+        "--distinct-keys",
+        action="store_true",
+        help="every call its own prompt version and commit (the rollups' worst case)",
+    )
     args = parser.parse_args()
     queue_size = args.queue_size or args.rows
-    rows = build_rows(args.rows)
+    rows = build_rows(args.rows, distinct_keys=args.distinct_keys)
     size = sum(stored_size(row) for row in rows[:1000]) / 1000
     print(
         f"{args.reps} reps x {args.rows:,} call rows (~{size:.0f} bytes of column data each), "

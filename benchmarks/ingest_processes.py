@@ -31,9 +31,13 @@ trigger statement.
 PostgreSQL: a throwaway cluster (tests/fixtures/postgres.py, fsync off), a new database per
 run. SQLite (`--sqlite`): one file per run, WAL, as `create_engine` opens it.
 
+The rows' prompt versions and commits are few (ingest.build_rows: 3 versions per prompt, 2
+commits), as in real traffic; `--distinct-keys` gives each call its own version and commit,
+the rollups' worst case (each call then adds a row to five rollups).
+
 Usage: python benchmarks/ingest_processes.py [--processes 1 2 4] [--rows N] [--reps R]
            [--arms writer,notriggers,executemany,copy] [--sqlite] [--no-postgres]
-           [--stats] [--verify]
+           [--stats] [--verify] [--distinct-keys]
 """
 
 from __future__ import annotations
@@ -99,14 +103,22 @@ class Outages(logging.Handler):
 
 
 def worker(
-    arm: str, url: str, index: int, rows: int, spool: str, ready: Any, go: Any, out: Any
+    arm: str,
+    url: str,
+    index: int,
+    rows: int,
+    distinct_keys: bool,
+    spool: str,
+    ready: Any,
+    go: Any,
+    out: Any,
 ) -> None:
     """One process: build its rows, get ready, wait for go, insert, report."""
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from ingest import build_rows
 
-    data = build_rows(rows, seed=1000 + index)
+    data = build_rows(rows, seed=1000 + index, distinct_keys=distinct_keys)
     insert = {"writer": writer_arm, "notriggers": writer_arm}.get(arm, raw_arm)
     result = insert(arm, url, data, Path(spool), ready, go)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -263,7 +275,9 @@ def raw_arm(
 # -- one run ------------------------------------------------------------------------------
 
 
-def run(arm: str, url: str, processes: int, rows: int, spool: Path) -> dict[str, Any]:
+def run(
+    arm: str, url: str, processes: int, rows: int, distinct_keys: bool, spool: Path
+) -> dict[str, Any]:
     context = mp.get_context("spawn")
     ready = context.Barrier(processes + 1)
     go = context.Event()
@@ -271,7 +285,7 @@ def run(arm: str, url: str, processes: int, rows: int, spool: Path) -> dict[str,
     children = [
         context.Process(
             target=worker,
-            args=(arm, url, i, rows, str(spool / f"p{i}"), ready, go, out),
+            args=(arm, url, i, rows, distinct_keys, str(spool / f"p{i}"), ready, go, out),
             daemon=True,
         )
         for i in range(processes)
@@ -371,6 +385,11 @@ def main() -> int:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--stats", action="store_true", help="pg_stat_statements per run")
     parser.add_argument("--verify", action="store_true", help="also llmops.audit.verify")
+    parser.add_argument(
+        "--distinct-keys",
+        action="store_true",
+        help="every call its own prompt version and commit (the rollups' worst case)",
+    )
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := set(arms) - set(ARMS):
@@ -378,7 +397,9 @@ def main() -> int:
     rates: dict[tuple[str, str, int], list[float]] = {}
     print(
         f"{args.rows:,} rows per process, processes {args.processes}, arms {arms}, "
-        f"{args.reps} reps; load average {load()}",
+        f"{args.reps} reps, "
+        f"{'distinct versions and commits' if args.distinct_keys else 'few versions and commits'}"
+        f"; load average {load()}",
         flush=True,
     )
 
@@ -393,7 +414,9 @@ def main() -> int:
                     if args.stats and server is not None:
                         statements(url, reset=True)
                     with tempfile.TemporaryDirectory(prefix="llmops-ingest-spool-") as spool:
-                        result = run(arm, url, processes, args.rows, Path(spool))
+                        result = run(
+                            arm, url, processes, args.rows, args.distinct_keys, Path(spool)
+                        )
                     problem = check(url, processes, args.rows, args.verify)
                     rates.setdefault((backend, arm, processes), []).append(result["rate"])
                     cpu = [r["cpu_run"] for r in result["results"]]

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
-from llmops.store.chain import TABLE_OF, content_hash, row_hash
+from llmops.store.chain import TABLE_OF, content_hash, row_hash, stored_digest
 from llmops.store.records import as_recorded, recorded_calls
 from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
 
@@ -302,17 +302,14 @@ def _walk(
         if number != seq + 1:
             linked = _bridge(connection, kind, chain_id, seq, number, pruned, result)
         result.checked[name] += 1
-        stored_content = row["content_hash"]
+        stored_content = stored_digest(kind, row["content_hash"])
         at = utc(row["created_at"])
         if content_hash(kind, row) != stored_content and not (
             _content_gone(kind, row) and pruned.covers_content(at)
         ):
             result.add(Break(name, chain_id, number, row["id"], at, CONTENT_CHANGED))
         # after a gap that is a break already, the row's own link cannot be checked
-        if (
-            linked is not None
-            and row_hash(linked, kind, row, stored_content or "") != row["row_hash"]
-        ):
+        if linked is not None and row_hash(linked, kind, row, stored_content) != row["row_hash"]:
             result.add(Break(name, chain_id, number, row["id"], at, ROW_CHANGED))
         seq, prev = max(seq, number), row["row_hash"]
     if chain_id:

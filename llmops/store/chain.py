@@ -32,8 +32,8 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import socket
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,12 +48,16 @@ from llmops.store.tables import AUDIT_CHAINS
 
 __all__ = [
     "CALL_FIELDS",
+    "EMPTY_CONTENT",
     "FEEDBACK_FIELDS",
     "TABLE_OF",
     "Chains",
     "canonical",
     "content_hash",
+    "link",
+    "new_chain_id",
     "row_hash",
+    "stored_digest",
 ]
 
 TABLE_OF = {"call": "llm_calls", "feedback": "feedback"}
@@ -129,6 +133,18 @@ def content_hash(kind: str, row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
+EMPTY_CONTENT = {kind: content_hash(kind, {}) for kind in TABLE_OF}
+"""The digest of no content: a call stored with content="none" (or with neither messages
+nor a response), a feedback row without a comment. Such a row stores NULL as its
+``content_hash``, which saves 64 bytes on each; its row hash covers this digest all the
+same, so a row that gains content, or loses its digest, still breaks the chain."""
+
+
+def stored_digest(kind: str, stored: str | None) -> str:
+    """The content digest a row's stored ``content_hash`` stands for (NULL: no content)."""
+    return EMPTY_CONTENT[kind] if stored is None else stored
+
+
 def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a row its hash covers (the request's parameters are metadata)."""
     values = {name: row.get(name) for name in _FIELDS[kind] if name != "params"}
@@ -141,6 +157,19 @@ def row_hash(prev: str, kind: str, row: Mapping[str, Any], content: str) -> str:
     """SHA-256 of the previous row's hash, the covered fields and the content digest."""
     text = canonical({**covered(kind, row), "content_hash": content})
     return hashlib.sha256(prev.encode() + b"\n" + text).hexdigest()
+
+
+def link(prev: str, kind: str, row: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The ``content_hash`` to store for a row that follows ``prev`` in its chain (None
+    for no content, see :data:`EMPTY_CONTENT`) and its ``row_hash``."""
+    digest = content_hash(kind, row)
+    return (None if digest == EMPTY_CONTENT[kind] else digest), row_hash(prev, kind, row, digest)
+
+
+def new_chain_id() -> str:
+    """A new chain's id: 96 random bits as 16 URL-safe characters (a uuid4's 36 characters
+    would cost 20 more bytes on every row of the chain and in its index)."""
+    return secrets.token_urlsafe(12)
 
 
 @dataclass
@@ -158,7 +187,7 @@ class Chains:
 
     def __init__(self) -> None:
         self.holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
-        self._chains = {kind: _Chain(str(uuid.uuid4())) for kind in TABLE_OF}
+        self._chains = {kind: _Chain(new_chain_id()) for kind in TABLE_OF}
         self._pending: dict[str, _Chain] = {}
 
     def seal(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
@@ -169,9 +198,8 @@ class Chains:
         base = self._pending.get(kind) or self._chains[kind]
         chain = _Chain(base.id, base.seq, base.last_hash, base.registered)
         for row in rows:
-            digest = content_hash(kind, row)
+            digest, chain.last_hash = link(chain.last_hash, kind, row)
             chain.seq += 1
-            chain.last_hash = row_hash(chain.last_hash, kind, row, digest)
             row.update(
                 chain_id=chain.id, chain_seq=chain.seq, content_hash=digest,
                 row_hash=chain.last_hash,

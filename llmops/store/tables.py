@@ -158,7 +158,9 @@ class CallRecord(SQLModel, table=True):
     # the hash chain (migration 0009, see llmops.store.chain): set by the writer
     chain_id: str | None = Field(default=None, max_length=36, description="writer's chain")
     chain_seq: int | None = Field(default=None, sa_type=sa.BigInteger, description="1, 2, ...")
-    content_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
+    content_hash: str | None = Field(
+        default=None, max_length=64, description="SHA-256, hex; NULL: no content"
+    )
     row_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
 
 
@@ -199,7 +201,9 @@ class FeedbackRecord(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=200)
     chain_id: str | None = Field(default=None, max_length=36, description="writer's chain")
     chain_seq: int | None = Field(default=None, sa_type=sa.BigInteger, description="1, 2, ...")
-    content_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
+    content_hash: str | None = Field(
+        default=None, max_length=64, description="SHA-256, hex; NULL: no content"
+    )
     row_hash: str | None = Field(default=None, max_length=64, description="SHA-256, hex")
 
 

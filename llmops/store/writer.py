@@ -96,6 +96,10 @@ class _Outage(Exception):
     """The database (not a row) failed: keep the records and try again later."""
 
 
+class _StoredAlready(Exception):
+    """A batch held a row that was stored already (PostgreSQL): store it again, guarded."""
+
+
 class _FlushRequest:
     def __init__(self, target: int) -> None:
         self.target = target  # the sequence number of the last record put before it
@@ -413,27 +417,19 @@ class Writer:
             if key not in seen:  # the same record twice in a batch is stored once
                 seen.add(key)
                 rows[entry.kind].append(fitted(entry.kind, entry.row))
+        # Rows may be stored already: a replay brings rows of a journal file that a dead
+        # process had stored, or rows of this process that it replayed from its own journal
+        # while they still waited in its queue. Only new rows take a place in the hash chain.
+        # SQLite looks the batch's ids up first (primary-key probes). PostgreSQL stores the
+        # batch and counts the rows that went in: when one was there already, the
+        # transaction is rolled back and the batch stored again after the look-up. The
+        # look-up there probes each month's key, but a partition without statistics yet (a
+        # new month, the DEFAULT partition) can get a plan that reads all of it per batch.
+        guard = engine.dialect.name != "postgresql"
         try:
-            with engine.begin() as connection:
-                for kind in ("call", "feedback"):  # calls first: feedback refers to them
-                    # Rows may be stored already: a replay brings rows of a journal file
-                    # that a dead process had stored, or rows of this process that it
-                    # replayed from its own journal while they still waited in its queue.
-                    # Only new rows take a place in the hash chain.
-                    if rows[kind]:
-                        rows[kind] = _not_stored(connection, kind, rows[kind])
-                    if rows[kind] and kind == "feedback" and engine.dialect.name == "postgresql":
-                        _check_calls(connection, rows[kind])
-                    if rows[kind]:
-                        self.chains.seal(connection, kind, rows[kind])
-                        self._insert_rows(connection, kind, rows[kind])
-                if rows["call"]:
-                    for hook in self.transaction_hooks:
-                        _run_hook(hook, connection, rows["call"])
-        except BaseException:
-            self.chains.rollback()
-            raise
-        self.chains.commit()
+            self._transaction(engine, rows, guard=guard)
+        except _StoredAlready:
+            self._transaction(engine, rows, guard=True)
         if self.stored_observers and rows["call"]:
             ids = [row["id"] for row in rows["call"]]
             for observer in self.stored_observers:
@@ -442,19 +438,48 @@ class Writer:
                 except Exception:
                     log.exception("llmops: an observer of stored calls failed")
 
-    def _insert_rows(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+    def _transaction(
+        self, engine: Engine, rows: dict[str, list[dict[str, Any]]], *, guard: bool
+    ) -> None:
+        """Store a batch's rows in one transaction, with their places in the hash chains.
+        Without ``guard``, raise _StoredAlready (rolled back) when a row was stored already;
+        with it, leave such rows out of ``rows``."""
+        try:
+            with engine.begin() as connection:
+                for kind in ("call", "feedback"):  # calls first: feedback refers to them
+                    if rows[kind] and guard:
+                        rows[kind] = _not_stored(connection, kind, rows[kind])
+                    if rows[kind] and kind == "feedback" and engine.dialect.name == "postgresql":
+                        _check_calls(connection, rows[kind])
+                    if rows[kind]:
+                        self.chains.seal(connection, kind, rows[kind])
+                        stored = self._insert_rows(connection, kind, rows[kind])
+                        if not guard and stored != len(rows[kind]):
+                            raise _StoredAlready
+                if rows["call"]:
+                    for hook in self.transaction_hooks:
+                        _run_hook(hook, connection, rows["call"])
+        except BaseException:
+            self.chains.rollback()
+            raise
+        self.chains.commit()
+
+    def _insert_rows(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Store the rows of ``kind``: a call's metadata in ``llm_calls``, its request and
-        response in ``llm_call_content`` (same transaction)."""
+        response in ``llm_call_content`` (same transaction). Returns how many of ``rows``
+        went in (see :meth:`_insert_table`)."""
         if kind != "call":
-            self._insert_table(connection, kind, rows)
-            return
+            return self._insert_table(connection, kind, rows)
         calls, content = split_content(rows)
-        self._insert_table(connection, "call", calls)
+        stored = self._insert_table(connection, "call", calls)
         if content:
             self._insert_table(connection, "content", content)
+        return stored
 
-    def _insert_table(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
-        """INSERT that skips rows whose primary key exists (replays are idempotent).
+    def _insert_table(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
+        """INSERT that skips rows whose primary key exists (replays are idempotent); returns
+        how many rows went in (PostgreSQL: the count the server gives; SQLite: all of them,
+        its callers look the ids up first).
 
         On PostgreSQL the whole batch is one statement (the rows as one JSON array, read by
         ``jsonb_populate_recordset``): the rollup triggers, which run once per statement, then
@@ -462,9 +487,10 @@ class Writer:
         at once never deadlock, and cost a few microseconds per row instead of a statement's
         worth (benchmarks/README.md, "Ingest")."""
         if connection.dialect.name == "postgresql":
-            connection.execute(_PG_INSERTS[kind], {"rows": orjson.dumps(rows).decode()})
-            return
+            result = connection.execute(_PG_INSERTS[kind], {"rows": orjson.dumps(rows).decode()})
+            return int(result.rowcount)
         connection.execute(sa.insert(_TABLES[kind]).prefix_with("OR IGNORE"), rows)
+        return len(rows)
 
     def _get_engine(self) -> Engine:
         if self._engine is None:

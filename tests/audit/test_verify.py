@@ -106,6 +106,9 @@ def test_an_untouched_database_verifies(database_url: str, make_gateway: Any, se
         # without a prune that covers it, content that is gone was deleted
         ("DELETE FROM llm_call_content WHERE call_id = :id", "content changed"),
         ("UPDATE llm_calls SET params = NULL WHERE id = :id", "row changed"),
+        # NULL stands for "no content": a call with content that loses its digest breaks
+        ("UPDATE llm_calls SET content_hash = NULL WHERE id = :id",
+         ("content changed", "row changed")),
     ],
 )  # fmt: skip
 def test_an_edited_row_is_found(
@@ -117,6 +120,52 @@ def test_an_edited_row_is_found(
     wanted = expected if isinstance(expected, tuple) else (expected,)
     assert len(found) == len(wanted), found
     assert all(ids[3] in f and w in f for f, w in zip(found, wanted, strict=True)), found
+
+
+def test_rows_without_content_store_no_digest_and_still_verify(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """content="none" calls and comment-less feedback store NULL for the digest of no
+    content (64 bytes saved on each); their row hashes still cover it, so content added
+    behind llmops's back, or a digest forged in, breaks the chain."""
+    gateway = make_gateway(content="none")
+    ids = []
+    for i in range(4):
+        server.enqueue(Reply(text=f"secret {i}"))
+        result = gateway.complete(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"private {i}"}],
+            api_base=server.base_url, **ROUTE,
+        )  # fmt: skip
+        ids.append(result.call_id)
+        gateway.feedback(result.call_id, 1, name="thumbs", comment="kept" if i == 0 else None)
+    assert gateway.flush(timeout=30)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            calls = connection.execute(sa.text("SELECT content_hash FROM llm_calls")).all()
+            feedback = connection.execute(
+                sa.text("SELECT comment, content_hash FROM feedback ORDER BY comment")
+            ).all()
+        assert verify(engine).ok
+    finally:
+        engine.dispose()
+    assert calls == [(None,)] * 4
+    assert [c is None for c, _ in feedback].count(True) == 3
+    assert all((digest is None) == (comment is None) for comment, digest in feedback)
+
+    execute(
+        database_url,
+        "INSERT INTO llm_call_content (call_id, created_at, response_text) "
+        "SELECT id, created_at, 'forged' FROM llm_calls WHERE id = :id",
+        id=ids[1],
+    )
+    found = problems(database_url)
+    assert len(found) == 1 and ids[1] in found[0] and "content changed" in found[0], found
+    execute(database_url, "DELETE FROM llm_call_content WHERE call_id = :id", id=ids[1])
+    execute(database_url, "UPDATE llm_calls SET content_hash = :h WHERE id = :id",
+            h="0" * 64, id=ids[2])  # fmt: skip
+    found = problems(database_url)
+    assert len(found) == 2 and all(ids[2] in f for f in found), found
 
 
 def test_a_deleted_row_is_found_in_the_middle_and_at_the_end(

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from llmops.audit.verify import verify
-from llmops.store.chain import canonical, content_hash, row_hash
+from llmops.store.chain import (
+    EMPTY_CONTENT,
+    canonical,
+    content_hash,
+    link,
+    new_chain_id,
+    row_hash,
+)
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.writer import Writer
 from tests.store.test_writer import call_row, feedback_row
@@ -43,6 +50,29 @@ def test_a_hash_covers_what_it_should_and_not_the_cost() -> None:
     params = {**row["request"], "params": {"temperature": 2}}
     assert content_hash("call", {**row, "request": params}) == digest  # params: metadata
     assert row_hash("0" * 64, "call", {**row, "request": params}, digest) != base
+
+
+def test_a_row_without_content_links_with_no_digest_stored() -> None:
+    """No content stores NULL (saving the 64 characters of a constant digest); the row hash
+    is the one the digest of no content gives, so verify can recompute it."""
+    none = call_row(request={"messages": None, "params": {"temperature": 0}}, response_text=None)
+    assert link("0" * 64, "call", none) == (
+        None, row_hash("0" * 64, "call", none, EMPTY_CONTENT["call"])
+    )  # fmt: skip
+    full = call_row()
+    assert link("0" * 64, "call", full) == (
+        content_hash("call", full), row_hash("0" * 64, "call", full, content_hash("call", full))
+    )  # fmt: skip
+    assert link("0" * 64, "feedback", feedback_row("x"))[0] is None  # no comment
+    assert link("0" * 64, "feedback", {**feedback_row("x"), "comment": "why"})[0] is not None
+    assert EMPTY_CONTENT["call"] != EMPTY_CONTENT["feedback"]
+
+
+def test_chain_ids_are_short_and_do_not_repeat() -> None:
+    ids = {new_chain_id() for _ in range(100_000)}
+    assert len(ids) == 100_000
+    assert {len(i) for i in ids} == {16}
+    assert all(c.isalnum() or c in "-_" for i in list(ids)[:1000] for c in i)
 
 
 ODD_METADATA: list[Any] = [
