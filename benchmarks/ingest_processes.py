@@ -33,11 +33,13 @@ run. SQLite (`--sqlite`): one file per run, WAL, as `create_engine` opens it.
 
 The rows' prompt versions and commits are few (ingest.build_rows: 3 versions per prompt, 2
 commits), as in real traffic; `--distinct-keys` gives each call its own version and commit,
-the rollups' worst case (each call then adds a row to five rollups).
+the rollups' worst case (each call then adds a row to five rollups). `--feedback N` has the
+Writer arms put a feedback row (a thumbs-up) right after every Nth call: the writer checks
+that each feedback's call is stored (PostgreSQL) and the feedback rollup counts it.
 
 Usage: python benchmarks/ingest_processes.py [--processes 1 2 4] [--rows N] [--reps R]
            [--arms writer,notriggers,executemany,copy] [--sqlite] [--no-postgres]
-           [--stats] [--verify] [--distinct-keys]
+           [--stats] [--verify] [--distinct-keys] [--feedback N]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +110,7 @@ def worker(
     url: str,
     index: int,
     rows: int,
-    distinct_keys: bool,
+    shape: dict[str, Any],
     spool: str,
     ready: Any,
     go: Any,
@@ -118,15 +121,32 @@ def worker(
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from ingest import build_rows
 
-    data = build_rows(rows, seed=1000 + index, distinct_keys=distinct_keys)
-    insert = {"writer": writer_arm, "notriggers": writer_arm}.get(arm, raw_arm)
-    result = insert(arm, url, data, Path(spool), ready, go)
+    data = build_rows(rows, seed=1000 + index, distinct_keys=shape["distinct_keys"])
+    if arm in ("writer", "notriggers"):
+        result = writer_arm(arm, url, data, shape["feedback"], Path(spool), ready, go)
+    else:
+        result = raw_arm(arm, url, data, Path(spool), ready, go)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out.put({**result, "index": index, "cpu": usage.ru_utime + usage.ru_stime})
 
 
+def feedback_for(call: dict[str, Any]) -> dict[str, Any]:
+    """A thumbs-up on ``call``, with an id of its own derived from the call's."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, call["id"])), "call_id": call["id"],
+        "created_at": call["created_at"], "name": "thumbs", "score": 1.0, "comment": None,
+        "user_id": call["user_id"],
+    }  # fmt: skip
+
+
 def writer_arm(
-    arm: str, url: str, data: list[dict[str, Any]], spool: Path, ready: Any, go: Any
+    arm: str,
+    url: str,
+    data: list[dict[str, Any]],
+    feedback: int,
+    spool: Path,
+    ready: Any,
+    go: Any,
 ) -> dict[str, Any]:
     from llmops.store.engine import check_schema, create_engine
     from llmops.store.writer import Writer
@@ -144,9 +164,14 @@ def writer_arm(
     ready.wait()
     go.wait()
     started = time.monotonic()
-    for queued, row in enumerate(data, 1):
+    queued = 0  # rows put: calls and feedback
+    for number, row in enumerate(data, 1):
         put("call", row)
-        if queued % 500 == 0:
+        queued += 1
+        if feedback and number % feedback == 0:
+            put("feedback", feedback_for(row))
+            queued += 1
+        if number % 500 == 0:
             while queued - stats.written - stats.replayed > QUEUE // 2:
                 time.sleep(0.002)
     flushed = writer.flush(timeout=1200)
@@ -155,7 +180,10 @@ def writer_arm(
     # counts as that); the run ends when this Writer's chain holds every row
     chains = writer.chains._chains  # the benchmark's own look (replaced at each commit)
     deadline = flush_returned + 1200
-    while chains["call"].seq < len(data) and time.monotonic() < deadline:
+    rated = len(data) // feedback if feedback else 0
+    while (chains["call"].seq, chains["feedback"].seq) < (len(data), rated) and (
+        time.monotonic() < deadline
+    ):
         writer.flush(timeout=1)
         time.sleep(0.01)
     ended = time.monotonic()
@@ -276,7 +304,7 @@ def raw_arm(
 
 
 def run(
-    arm: str, url: str, processes: int, rows: int, distinct_keys: bool, spool: Path
+    arm: str, url: str, processes: int, rows: int, shape: dict[str, Any], spool: Path
 ) -> dict[str, Any]:
     context = mp.get_context("spawn")
     ready = context.Barrier(processes + 1)
@@ -285,7 +313,7 @@ def run(
     children = [
         context.Process(
             target=worker,
-            args=(arm, url, i, rows, distinct_keys, str(spool / f"p{i}"), ready, go, out),
+            args=(arm, url, i, rows, shape, str(spool / f"p{i}"), ready, go, out),
             daemon=True,
         )
         for i in range(processes)
@@ -308,7 +336,7 @@ def run(
     }
 
 
-def check(url: str, processes: int, rows: int, deep: bool) -> str | None:
+def check(url: str, processes: int, rows: int, feedback: int, deep: bool) -> str | None:
     """None when every row is stored once, in one chain per process; else what is wrong."""
     import sqlalchemy as sa
 
@@ -327,7 +355,16 @@ def check(url: str, processes: int, rows: int, deep: bool) -> str | None:
                 )
             ).all()
             daily = connection.execute(sa.text("SELECT sum(calls) FROM llm_calls_daily")).scalar()
+            rated = connection.execute(
+                sa.text(
+                    "SELECT count(DISTINCT id), "
+                    "(SELECT sum(feedback_count) FROM feedback_daily) FROM feedback"
+                )
+            ).one()
         expected = processes * rows
+        wanted = processes * (rows // feedback) if feedback else 0
+        if tuple(int(n or 0) for n in rated) != (wanted, wanted):
+            return f"feedback: {rated[0]:,} rows, feedback_daily {rated[1]}, expected {wanted:,}"
         if count != expected or distinct != expected:
             return f"{count:,} rows ({distinct:,} distinct ids), expected {expected:,}"
         if len(chains) != processes or any(
@@ -390,15 +427,24 @@ def main() -> int:
         action="store_true",
         help="every call its own prompt version and commit (the rollups' worst case)",
     )
+    parser.add_argument(
+        "--feedback",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Writer arms: a feedback row after every Nth call (0: none)",
+    )
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arms: {unknown}")
     rates: dict[tuple[str, str, int], list[float]] = {}
+    shape = {"distinct_keys": args.distinct_keys, "feedback": args.feedback}
     print(
         f"{args.rows:,} rows per process, processes {args.processes}, arms {arms}, "
         f"{args.reps} reps, "
         f"{'distinct versions and commits' if args.distinct_keys else 'few versions and commits'}"
+        f"{f', feedback on every {args.feedback}th call' if args.feedback else ''}"
         f"; load average {load()}",
         flush=True,
     )
@@ -414,10 +460,9 @@ def main() -> int:
                     if args.stats and server is not None:
                         statements(url, reset=True)
                     with tempfile.TemporaryDirectory(prefix="llmops-ingest-spool-") as spool:
-                        result = run(
-                            arm, url, processes, args.rows, args.distinct_keys, Path(spool)
-                        )
-                    problem = check(url, processes, args.rows, args.verify)
+                        result = run(arm, url, processes, args.rows, shape, Path(spool))
+                    rated = args.feedback if arm in ("writer", "notriggers") else 0
+                    problem = check(url, processes, args.rows, rated, args.verify)
                     rates.setdefault((backend, arm, processes), []).append(result["rate"])
                     cpu = [r["cpu_run"] for r in result["results"]]
                     odd = [
