@@ -421,10 +421,9 @@ class Writer:
         # process had stored, or rows of this process that it replayed from its own journal
         # while they still waited in its queue. Only new rows take a place in the hash chain.
         # SQLite looks the batch's ids up first (primary-key probes). PostgreSQL stores the
-        # batch and counts the rows that went in: when one was there already, the
-        # transaction is rolled back and the batch stored again after the look-up. The
-        # look-up there probes each month's key, but a partition without statistics yet (a
-        # new month, the DEFAULT partition) can get a plan that reads all of it per batch.
+        # batch and counts the rows that went in (one statement less per batch): when one
+        # was there already, the transaction is rolled back and the batch stored again after
+        # the look-up.
         guard = engine.dialect.name != "postgresql"
         try:
             self._transaction(engine, rows, guard=guard)
@@ -654,7 +653,9 @@ def _key_times(rows: list[dict[str, Any]]) -> list[datetime] | None:
     return moments
 
 
-def _probe(table: str, condition: str = "", *, times: bool = False, lock: bool = False) -> Any:
+def _probe(
+    table: str, condition: str = "", *, times: bool = False, lock: bool = False
+) -> sa.TextClause:
     """PostgreSQL: the ids of ``:ids`` found in ``table`` (with ``condition`` on its row
     ``t``, and each id's time ``k.at`` from ``:times`` when ``times``), locked FOR KEY SHARE
     when ``lock``. Each id is looked up on its own, by the primary key, in a nested loop:
