@@ -355,7 +355,7 @@ def check(url: str, processes: int, rows: int, feedback: int, deep: bool) -> str
                 )
             ).all()
             daily = connection.execute(sa.text("SELECT sum(calls) FROM llm_calls_daily")).scalar()
-            rated = connection.execute(
+            feedback_rows = connection.execute(
                 sa.text(
                     "SELECT count(DISTINCT id), "
                     "(SELECT sum(feedback_count) FROM feedback_daily) FROM feedback"
@@ -363,8 +363,9 @@ def check(url: str, processes: int, rows: int, feedback: int, deep: bool) -> str
             ).one()
         expected = processes * rows
         wanted = processes * (rows // feedback) if feedback else 0
-        if tuple(int(n or 0) for n in rated) != (wanted, wanted):
-            return f"feedback: {rated[0]:,} rows, feedback_daily {rated[1]}, expected {wanted:,}"
+        stored, counted = (int(n or 0) for n in feedback_rows)
+        if (stored, counted) != (wanted, wanted):
+            return f"feedback: {stored:,} rows, feedback_daily {counted:,}, expected {wanted:,}"
         if count != expected or distinct != expected:
             return f"{count:,} rows ({distinct:,} distinct ids), expected {expected:,}"
         if len(chains) != processes or any(

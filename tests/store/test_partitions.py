@@ -412,11 +412,10 @@ def test_the_writers_look_ups_probe_the_key_without_statistics(
     calls: 0.1-0.4 s per batch at 300,000 calls, growing with the partition."""
     check_schema(engine)
     with engine.begin() as connection:
-        for (name,) in connection.exec_driver_sql(
-            "SELECT inhrelid::regclass::text FROM pg_inherits "
-            "WHERE inhparent = 'llm_calls'::regclass"
-        ):
-            connection.exec_driver_sql(f"ALTER TABLE {name} SET (autovacuum_enabled = off)")
+        for partition in list_partitions(connection):
+            connection.exec_driver_sql(
+                f"ALTER TABLE {partition.name} SET (autovacuum_enabled = off)"
+            )
         connection.exec_driver_sql(
             "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated, "
             "cost_status) SELECT md5(i::text), now() - i * interval '1 ms', 'app', 'm', 'ok', "
