@@ -425,43 +425,53 @@ class Writer:
         # was there already, the transaction is rolled back and the batch stored again after
         # the look-up.
         guard = engine.dialect.name != "postgresql"
-        try:
-            self._transaction(engine, rows, guard=guard)
-        except _StoredAlready:
-            self._transaction(engine, rows, guard=True)
-        if self.stored_observers and rows["call"]:
-            ids = [row["id"] for row in rows["call"]]
-            for observer in self.stored_observers:
-                try:
-                    observer(ids)
-                except Exception:
-                    log.exception("llmops: an observer of stored calls failed")
+        # Calls, then feedback, each kind in a transaction of its own (feedback refers to
+        # the calls): the rollup triggers lock the rollup rows a batch adds to until its
+        # transaction commits, and writers storing at once take turns on those rows (the same
+        # days, models and prompts); in one transaction they waited on each other's feedback
+        # as well (benchmarks/README.md, "Ingest"). A batch whose feedback fails after its
+        # calls committed is stored again: its calls are then found stored, as on a replay.
+        for kind in ("call", "feedback"):
+            if not rows[kind]:
+                continue
+            try:
+                stored = self._transaction(engine, kind, rows[kind], guard=guard)
+            except _StoredAlready:
+                stored = self._transaction(engine, kind, rows[kind], guard=True)
+            if kind == "call" and stored and self.stored_observers:
+                ids = [row["id"] for row in stored]
+                for observer in self.stored_observers:
+                    try:
+                        observer(ids)
+                    except Exception:
+                        log.exception("llmops: an observer of stored calls failed")
 
     def _transaction(
-        self, engine: Engine, rows: dict[str, list[dict[str, Any]]], *, guard: bool
-    ) -> None:
-        """Store a batch's rows in one transaction, with their places in the hash chains.
-        Without ``guard``, raise _StoredAlready (rolled back) when a row was stored already;
-        with it, leave such rows out of ``rows``."""
+        self, engine: Engine, kind: str, rows: list[dict[str, Any]], *, guard: bool
+    ) -> list[dict[str, Any]]:
+        """Store rows of one ``kind`` in one transaction, with their places in its hash
+        chain; return the rows stored. Without ``guard``, raise _StoredAlready (rolled back)
+        when a row was stored already; with it, leave such rows out."""
         try:
             with engine.begin() as connection:
-                for kind in ("call", "feedback"):  # calls first: feedback refers to them
-                    if rows[kind] and guard:
-                        rows[kind] = _not_stored(connection, kind, rows[kind])
-                    if rows[kind] and kind == "feedback" and engine.dialect.name == "postgresql":
-                        _check_calls(connection, rows[kind])
-                    if rows[kind]:
-                        self.chains.seal(connection, kind, rows[kind])
-                        stored = self._insert_rows(connection, kind, rows[kind])
-                        if not guard and stored != len(rows[kind]):
-                            raise _StoredAlready
-                if rows["call"]:
+                if guard:
+                    rows = _not_stored(connection, kind, rows)
+                if not rows:
+                    return rows
+                if kind == "feedback" and engine.dialect.name == "postgresql":
+                    _check_calls(connection, rows)
+                self.chains.seal(connection, kind, rows)
+                stored = self._insert_rows(connection, kind, rows)
+                if not guard and stored != len(rows):
+                    raise _StoredAlready
+                if kind == "call":
                     for hook in self.transaction_hooks:
-                        _run_hook(hook, connection, rows["call"])
+                        _run_hook(hook, connection, rows)
         except BaseException:
             self.chains.rollback()
             raise
         self.chains.commit()
+        return rows
 
     def _insert_rows(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """Store the rows of ``kind``: a call's metadata in ``llm_calls``, its request and
@@ -470,10 +480,9 @@ class Writer:
         if kind != "call":
             return self._insert_table(connection, kind, rows)
         calls, content = split_content(rows)
-        stored = self._insert_table(connection, "call", calls)
-        if content:
+        if content:  # first: the calls' triggers lock rollup rows until the commit
             self._insert_table(connection, "content", content)
-        return stored
+        return self._insert_table(connection, "call", calls)
 
     def _insert_table(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> int:
         """INSERT that skips rows whose primary key exists (replays are idempotent); returns

@@ -403,13 +403,9 @@ def test_feedback_looks_for_recent_calls_first(engine: sa.Engine, tmp_path: Path
     assert sorted(stored) == sorted([recent["id"], old["id"]])
 
 
-def test_the_writers_look_ups_probe_the_key_without_statistics(
-    engine: sa.Engine, tmp_path: Path
-) -> None:
-    """The writer's look-ups (a replayed batch's ids, feedback's calls) probe the primary key
-    id by id, whatever statistics a partition has. Before autovacuum analyzes a new month's
-    partition (or the DEFAULT one), an ``id IN (...)`` list was planned as a read of all its
-    calls: 0.1-0.4 s per batch at 300,000 calls, growing with the partition."""
+def calls_without_statistics(engine: sa.Engine) -> tuple[list[Any], list[str]]:
+    """50,000 calls in partitions that autovacuum leaves unanalyzed; returns 200 of their
+    (id, created_at) and the partitions holding calls."""
     check_schema(engine)
     with engine.begin() as connection:
         for partition in list_partitions(connection):
@@ -431,6 +427,27 @@ def test_the_writers_look_ups_probe_the_key_without_statistics(
         assert connection.exec_driver_sql(  # no statistics: what the planner guesses from
             "SELECT count(*) FROM pg_stats WHERE tablename LIKE 'llm_calls%%'"
         ).scalar() == 0  # fmt: skip
+    return list(keys), list(holding)
+
+
+def assert_probed(plan: list[str], holding: list[str], key: str) -> None:
+    """The partitions holding calls are read by their key, id by id (``id = <key>``, a
+    pattern)."""
+    for name in holding:
+        node = next(i for i, line in enumerate(plan) if f" on {name} " in line)
+        assert "Seq Scan" not in plan[node], plan
+        pattern = r"(Index|Recheck) Cond: \(+\(?id\)?(::text)? = " + key
+        assert re.search(pattern, plan[node + 1]), plan
+
+
+def test_the_writers_look_ups_probe_the_key_without_statistics(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """The writer's look-ups (a replayed batch's ids, feedback's calls) probe the primary key
+    id by id, whatever statistics a partition has. Before autovacuum analyzes a new month's
+    partition (or the DEFAULT one), an ``id IN (...)`` list was planned as a read of all its
+    calls: 0.1-0.4 s per batch at 300,000 calls, growing with the partition."""
+    keys, holding = calls_without_statistics(engine)
     look_ups: list[tuple[str, Any]] = []
 
     def look_up(_conn, _cursor, statement, parameters, _context, _many) -> None:
@@ -448,15 +465,46 @@ def test_the_writers_look_ups_probe_the_key_without_statistics(
     with engine.connect() as connection:
         for statement, parameters in look_ups:
             plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars().all()
-            # the partitions holding the calls are read by their key, id by id
-            for name in holding:
-                node = next(i for i, line in enumerate(plan) if f" on {name} " in line)
-                assert "Seq Scan" not in plan[node], plan
-                assert re.search(
-                    r"(Index|Recheck) Cond: \(+\(?id\)?(::text)? = k\.id", plan[node + 1]
-                ), plan
+            assert_probed(plan, holding, r"k\.id")
         assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == 50_000
         assert connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar() == 200
+
+
+def test_the_feedback_rollup_probes_each_call_without_statistics(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """The trigger that counts new feedback in ``feedback_daily`` finds each feedback row's
+    call by its key (migration 0018), whatever statistics the partitions have. Its join of
+    migration 0005 was planned as a hash join over every call of an unanalyzed partition:
+    44 ms per batch of 142 feedback rows at 200,000 calls, growing with the partition.
+    The plan is the one PostgreSQL ran, as auto_explain logs it."""
+    keys, holding = calls_without_statistics(engine)
+    plans: list[str] = []
+
+    def explain_everything(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.add_notice_handler(lambda notice: plans.append(notice.message_primary))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET client_min_messages = log",  # the server's log lines come as notices
+        ):
+            dbapi_connection.execute(setting)
+        dbapi_connection.commit()
+
+    explaining = create_engine(engine.url.render_as_string(hide_password=False))
+    sa.event.listen(explaining, "connect", explain_everything)
+    try:
+        store_rows(explaining, tmp_path / "spool", [], [feedback_row(i) for i, _ in keys])
+    finally:
+        explaining.dispose()
+    counted = [p for p in plans if "Query Text: INSERT INTO feedback_daily" in p]
+    assert len(counted) == 1, plans
+    assert_probed(counted[0].splitlines(), holding, r"\(?f\.call_id\)?")
+    with engine.connect() as connection:
+        assert connection.execute(
+            sa.text("SELECT sum(feedback_count) FROM feedback_daily")
+        ).scalar() == 200  # fmt: skip
 
 
 def test_rows_waiting_in_the_default_partition_move_to_their_new_partition(

@@ -428,14 +428,15 @@ def test_poison_records_are_stored_and_the_writer_carries_on(make_writer, databa
     assert_chains_intact(database_url, len(poison) + len(good))
 
 
-def refuse_user(database_url: str, user: str) -> None:
-    """Make the database refuse every call row of ``user`` (a constraint the app cannot see)."""
+def refuse_user(database_url: str, user: str, table: str = "llm_calls") -> None:
+    """Make the database refuse every row of ``table`` with ``user`` as user_id (a
+    constraint the app cannot see)."""
     engine = create_engine(database_url)
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             connection.execute(
                 sa.text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON llm_calls "
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
                     f"WHEN NEW.user_id = '{user}' "
                     "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
                 )
@@ -451,7 +452,7 @@ def refuse_user(database_url: str, user: str) -> None:
             )
             connection.execute(
                 sa.text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON llm_calls "
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
                     "FOR EACH ROW EXECUTE FUNCTION refuse()"
                 )
             )
@@ -475,6 +476,37 @@ def test_rows_the_database_refuses_are_rejected_and_the_rest_stored(
     writer.close()
     assert not list((tmp_path / "spool").glob("*.jsonl"))  # nothing left to replay
     assert_chains_intact(database_url, 497)  # the refused rows took no place in the chain
+
+
+def test_feedback_refused_after_its_batchs_calls_leaves_each_call_stored_once(
+    make_writer, database_url: str, tmp_path: Path
+) -> None:
+    """Calls and feedback are stored in a transaction each (calls first). When the database
+    refuses feedback after the batch's calls committed, the batch is split and stored again:
+    its calls are found stored (no second place in the chain, no second report to the
+    observers), the refused feedback is rejected and the rest stored."""
+    refuse_user(database_url, "refused", table="feedback")
+    writer = make_writer(batch_size=1000, linger=1.0)
+    reported: list[str] = []
+    writer.stored_observers.append(reported.extend)
+    calls = [call_row() for _ in range(200)]
+    feedback = [
+        {**feedback_row(call["id"]), "user_id": "refused" if i in (5, 77) else "rater"}
+        for i, call in enumerate(calls[:100])
+    ]
+    for row in calls:
+        writer.put("call", row)
+    for row in feedback:
+        writer.put("feedback", row)
+    assert writer.flush(30)
+    assert count(database_url) == 200
+    assert count(database_url, "feedback") == 98
+    assert writer.stats.rejected == 2
+    assert sorted(reported) == sorted(call["id"] for call in calls)
+    log = (tmp_path / "spool" / "rejected.log").read_text().splitlines()
+    assert len(log) == 2 and all("refused by a trigger" in line for line in log)
+    writer.close()
+    assert_chains_intact(database_url, 200)
 
 
 def test_a_damaged_journal_file_blocks_nothing(make_writer, database_url: str, tmp_path: Path):
