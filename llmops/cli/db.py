@@ -14,6 +14,8 @@ from llmops.errors import DatabaseError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from llmops.store.queries.sizes import DatabaseSize
+
 app = typer.Typer(help="The calls database (SQLite or Postgres).", no_args_is_help=True)
 
 
@@ -105,12 +107,19 @@ def _estimate(rows: int | None) -> str:
 def status(
     url: str | None = DatabaseOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    sizes: bool = typer.Option(
+        False,
+        "--sizes",
+        help="Also the disk each table takes (rows, indexes) and the bytes per call "
+        "(on SQLite this reads every page of the file).",
+    ),
 ) -> None:
     """Show the schema revision, the rows of every table and what waits in the journal;
     exit 2 when the schema needs an upgrade."""
     from llmops.errors import SchemaOutdatedError
     from llmops.store.engine import HEAD_REVISION, create_engine, current_revision, display_url
     from llmops.store.journal import Journal
+    from llmops.store.queries.sizes import database_size
 
     target = database_url(url)
     engine = create_engine(target)
@@ -120,6 +129,7 @@ def status(
         revision = current_revision(connection)
         rows = table_rows(connection) if revision is not None else {}
         partitions = [p.name for p in list_partitions(connection)]
+        size = database_size(connection, rows) if sizes and rows else None
     spool = Settings.from_env().home / "spool"
     waiting = Journal(spool).summary()
     if as_json:
@@ -137,6 +147,7 @@ def status(
                     "live_files": waiting.live_files,
                     "rejected": waiting.rejected,
                 },
+                **_sizes_json(size, rows, sizes),
             }
         )
     else:
@@ -149,9 +160,10 @@ def status(
             )
         if rows:
             typer.echo("")
-            shown = [[name, "(missing)" if n is None else n] for name, n in rows.items()]
-            table(["TABLE", "ROWS"], shown, right={1})
+            _rows_table(rows, size)
             typer.echo("")
+            if sizes:
+                typer.echo(_sizes_line(size, rows.get("llm_calls")))
         typer.echo(
             f"journal:  {waiting.records} records in {waiting.files} files waiting for a replay"
             f" ({spool}; {waiting.live_files} files held by running processes)"
@@ -160,6 +172,65 @@ def status(
             typer.echo(f"rejected: {waiting.rejected} records in {spool / 'rejected.log'}")
     if revision != HEAD_REVISION:
         raise SchemaOutdatedError("the schema is not current: run `llmops db upgrade`")
+
+
+def _rows_table(rows: dict[str, int | None], size: DatabaseSize | None) -> None:
+    """The TABLE/ROWS block; with sizes, each table's DATA and INDEXES too."""
+    if size is None:
+        shown = [[name, "(missing)" if n is None else n] for name, n in rows.items()]
+        table(["TABLE", "ROWS"], shown, right={1})
+        return
+    lines: list[list[object]] = []
+    for name, n in rows.items():
+        part = size.tables.get(name)
+        data, indexes = (bytes_(part.data), bytes_(part.indexes)) if part else ("", "")
+        lines.append([name, "(missing)" if n is None else n, data, indexes])
+    table(["TABLE", "ROWS", "DATA", "INDEXES"], lines, right={1, 2, 3})
+
+
+def _sizes_line(size: DatabaseSize | None, calls: int | None) -> str:
+    if size is None:
+        return "size:     unknown (this SQLite has no dbstat table)"
+    line = f"size:     {bytes_(size.database)} in all"
+    per = size.per_call(calls or 0)
+    if per:
+        line += (
+            f"; per call {per['database']:,.0f} B: llm_calls {per['llm_calls']:,.0f} "
+            f"(rows {per['llm_calls_rows']:,.0f}, indexes {per['llm_calls_indexes']:,.0f}), "
+            f"content {per['content']:,.0f}, rollups {per['rollups']:,.0f}"
+        )
+    return line
+
+
+def _sizes_json(
+    size: DatabaseSize | None, rows: dict[str, int | None], asked: bool
+) -> dict[str, object]:
+    if not asked:
+        return {}
+    if size is None:
+        return {"sizes": None, "bytes_per_call": None}
+    return {
+        "sizes": {
+            "database_bytes": size.database,
+            "tables": {
+                t.table: {"data_bytes": t.data, "index_bytes": t.indexes}
+                for t in size.tables.values()
+            },
+        },
+        "bytes_per_call": size.per_call(rows.get("llm_calls") or 0) or None,
+    }
+
+
+def bytes_(value: int) -> str:
+    """``812 B``, ``3.4 MB``, ``1.25 GB``: a size in powers of 1,024."""
+    if value < 1024:
+        return f"{value:,} B"
+    size = value / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.2f} GB"
 
 
 def table_rows(connection: Connection) -> dict[str, int | None]:

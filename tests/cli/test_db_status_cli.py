@@ -4,14 +4,18 @@ Gateway, the eval runner and ``llmops keys`` filled."""
 from __future__ import annotations
 
 import json
+import random
 import re
+import string
 import textwrap
 
+import pytest
 import sqlalchemy as sa
 
 from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
 from llmops.store.partitions import PARENTS, list_partitions
 from tests.conftest import TEN_CASES, PromptRepo
+from tests.store.test_writer import call_row, store_rows
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -103,3 +107,55 @@ def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_pa
     data = json.loads(cli("db", "status", "--json", "--database-url", database_url,
                           cwd=tmp_path).stdout)  # fmt: skip
     assert data["schema"] == "0001" and data["tables"]["api_keys"] is None
+
+
+def test_sizes_show_each_tables_disk_and_the_bytes_per_call(
+    database_url: str, cli, tmp_path
+) -> None:
+    """``--sizes``: each table's rows and indexes on disk, and a call's share; content of
+    2,000 random letters per call shows as about 2,000 bytes per call more, in the content
+    table alone."""
+    engine = create_engine(database_url)
+    upgrade(engine)
+    rng = random.Random(7)
+    bare = [call_row(request=None, response_text=None) for _ in range(1_000)]
+    store_rows(engine, tmp_path / "spool", bare)
+    args = ("db", "status", "--sizes", "--database-url", database_url)
+    env = {"LLMOPS_HOME": str(tmp_path / "home")}
+
+    before = json.loads(cli(*args, "--json", cwd=tmp_path, env=env).stdout)
+    tables = before["sizes"]["tables"]
+    assert set(tables) == {name for name, rows in before["tables"].items() if rows is not None}
+    calls = tables["llm_calls"]
+    assert calls["data_bytes"] > 1_000 * 100 and calls["index_bytes"] > 1_000 * 100
+    per_call = before["bytes_per_call"]
+    assert per_call["llm_calls"] == pytest.approx(
+        (calls["data_bytes"] + calls["index_bytes"]) / 1_000
+    )
+    assert before["sizes"]["database_bytes"] >= sum(
+        t["data_bytes"] + t["index_bytes"] for t in tables.values()
+    )
+
+    text = "".join(rng.choice(string.ascii_letters) for _ in range(2_000))  # incompressible
+    full = [call_row(request=None, response_text=text[i:] + text[:i]) for i in range(1_000)]
+    store_rows(engine, tmp_path / "spool", full)
+    after = json.loads(cli(*args, "--json", cwd=tmp_path, env=env).stdout)
+    grown = {
+        name: (t["data_bytes"] + t["index_bytes"]) - sum(before["sizes"]["tables"][name].values())
+        for name, t in after["sizes"]["tables"].items()
+    }
+    assert 1_000 * 2_000 <= grown["llm_call_content"] <= 1_000 * 4_000  # 3 rows per 8 KB page
+    assert 0 < grown["llm_calls"] < 1.5 * (calls["data_bytes"] + calls["index_bytes"])
+    assert after["bytes_per_call"]["content"] >= 1_000 * 2_000 / 2_000
+
+    shown = cli(*args, cwd=tmp_path, env=env)
+    lines = shown.stdout.split("\n\n")[1].splitlines()
+    assert re.fullmatch(r"TABLE +ROWS +DATA +INDEXES", lines[0]), lines[0]
+    row = dict((line.split()[0], line.split()[1:]) for line in lines[1:])
+    assert row["llm_calls"][0] == "2000" and row["llm_calls"][2] in {"B", "KB", "MB"}
+    assert re.search(
+        r"^size: +[\d.,]+ [KMG]?B in all; per call [\d,]+ B: llm_calls [\d,]+ "
+        r"\(rows [\d,]+, indexes [\d,]+\), content [\d,]+, rollups [\d,]+$",
+        shown.stdout,
+        re.M,
+    ), shown.stdout

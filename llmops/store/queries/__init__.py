@@ -20,6 +20,7 @@ One module per subject: ``spend`` (periods, days, splits, overview, percentiles)
 ``metrics`` (all-time totals and recent percentiles for the Prometheus exporter),
 ``alerts`` (the figures alert rules compare, and the alert state);
 ``timing`` (latency and TTFT percentiles, exact or from the histograms);
+``sizes`` (the disk each table takes, and so each call);
 ``filters`` (what a figure covers) and ``rollups`` (one call's rollup key and figures, and
 which rows a sum reads) serve them all.
 """
@@ -77,6 +78,7 @@ from llmops.store.queries.prompts import (
     prompt_versions,
 )
 from llmops.store.queries.rollups import FeedbackScore
+from llmops.store.queries.sizes import DatabaseSize, TableSize, database_size
 from llmops.store.queries.spend import (
     GROUPINGS,
     OTHER,
@@ -106,6 +108,7 @@ __all__ = [
     "AlertStateRow",
     "BudgetStatus",
     "CallTotals",
+    "DatabaseSize",
     "DayTotal",
     "ErrorCount",
     "EvalResultRow",
@@ -124,6 +127,7 @@ __all__ = [
     "ScoreCount",
     "SpendRow",
     "SpendTotal",
+    "TableSize",
     "VersionSide",
     "VersionStats",
     "alert_events",
@@ -136,6 +140,7 @@ __all__ = [
     "compare_versions",
     "daily_spend",
     "daily_totals",
+    "database_size",
     "error_counts",
     "eval_results",
     "eval_runs",
