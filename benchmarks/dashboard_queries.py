@@ -109,6 +109,7 @@ from llmops.store.engine import (
     current_revision,
     upgrade,
 )
+from llmops.store.ids import time_ordered_id
 from llmops.store.queries import rollups
 from llmops.store.records import COLUMNS, fitted, json_text, split_content
 from llmops.store.tables import (
@@ -120,7 +121,7 @@ from llmops.store.tables import (
 )
 from llmops.store.writer import Writer
 
-DATA_FORMAT = 2  # bump when the generated data changes: cached files are then reseeded
+DATA_FORMAT = 3  # bump when the generated data changes: cached files are then reseeded
 GOAL_S = 1.0
 DAYS = 90
 DEEP_OFFSET = 5_000
@@ -236,7 +237,7 @@ class RowMaker:
         stream = rng.random() < 0.3
         question = " ".join(rng.choices(WORDS, k=rng.randint(5, 14)))
         row: dict[str, Any] = {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "id": time_ordered_id(int(created.timestamp() * 1000), rng.getrandbits(74)),
             "created_at": created,
             "source": source,
             "prompt_name": prompt,
@@ -313,7 +314,7 @@ class RowMaker:
             score = float(rng.choices((1, 2, 3, 4, 5), (5, 7, 15, 35, 38))[0])
         created = min(call["created_at"] + timedelta(minutes=rng.uniform(0.2, 90)), self.now)
         return {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "id": time_ordered_id(int(created.timestamp() * 1000), rng.getrandbits(74)),
             "call_id": call["id"],
             "created_at": created,
             "name": name,

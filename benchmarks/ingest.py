@@ -40,6 +40,8 @@ from typing import Any
 
 from _common import median, throwaway_postgres
 
+from llmops.store.ids import time_ordered_id
+
 BATCH = 1000
 GOAL = 0.5
 JSON_COLUMNS = ("tags", "metadata", "request", "params", "usage_details")
@@ -52,14 +54,18 @@ COMMITS = [hashlib.sha256(f"deploy {i}".encode()).hexdigest()[:40] for i in rang
 WORDS = ["parcel", "order", "refund", "router", "reset", "delivery", "invoice", "account"]
 
 
-def build_rows(n: int, seed: int = 0, distinct_keys: bool = False) -> list[dict[str, Any]]:
+def build_rows(
+    n: int, seed: int = 0, distinct_keys: bool = False, ids: str = "v7"
+) -> list[dict[str, Any]]:
     """Call rows shaped like the gateway's (three short messages, params, a reply).
 
     Each prompt has three versions (VERSIONS) and the calls come from two deploys
     (COMMITS), as in an app's real traffic (a version is a content hash of the template).
     ``distinct_keys`` gives every call a version and a commit of its own instead: the worst
     case for the rollups, where each call adds a row to five of them (the shape these
-    benchmarks used before 2026-12-03 evening). The calls start at this hour, 37 ms apart."""
+    benchmarks used before 2026-12-03 evening). The calls start at this hour, 37 ms apart.
+    Their ids are version 7 UUIDs as the gateway makes them (in time order), or, with
+    ``ids='v4'``, random version 4 UUIDs as it made them before 2026-12-03, 23:00."""
     rng = random.Random(seed)
     # this hour: the calls land in the current month's partition on PostgreSQL, as an
     # app's do (a past month's would go to the DEFAULT partition)
@@ -69,10 +75,15 @@ def build_rows(n: int, seed: int = 0, distinct_keys: bool = False) -> list[dict[
         question = " ".join(rng.choices(WORDS, k=rng.randint(6, 14)))
         answer = " ".join(rng.choices(WORDS, k=rng.randint(15, 40)))
         prompt = rng.choice(PROMPTS)
+        created = start + timedelta(milliseconds=37 * i)
         rows.append(
             {
-                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "created_at": start + timedelta(milliseconds=37 * i),
+                "id": (
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    if ids == "v4"
+                    else time_ordered_id(int(created.timestamp() * 1000), rng.getrandbits(74))
+                ),
+                "created_at": created,
                 "source": "app",
                 "prompt_name": prompt,
                 "prompt_version": (

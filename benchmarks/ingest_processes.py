@@ -57,6 +57,8 @@ from typing import Any
 
 from _common import ROOT, median
 
+from llmops.store.ids import time_ordered_id
+
 ARMS = ("writer", "notriggers", "executemany", "copy")
 BATCH = 1000
 QUEUE = 20_000
@@ -121,7 +123,9 @@ def worker(
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from ingest import build_rows
 
-    data = build_rows(rows, seed=1000 + index, distinct_keys=shape["distinct_keys"])
+    data = build_rows(
+        rows, seed=1000 + index, distinct_keys=shape["distinct_keys"], ids=shape["ids"]
+    )
     if arm in ("writer", "notriggers"):
         result = writer_arm(arm, url, data, shape["feedback"], Path(spool), ready, go)
     else:
@@ -131,9 +135,13 @@ def worker(
 
 
 def feedback_for(call: dict[str, Any]) -> dict[str, Any]:
-    """A thumbs-up on ``call``, with an id of its own derived from the call's."""
+    """A thumbs-up on ``call``, with an id of its own derived from the call's: of the same
+    kind (version 7, in time order, or random version 4)."""
+    derived = uuid.uuid5(uuid.NAMESPACE_URL, call["id"])
+    if uuid.UUID(call["id"]).version == 7:
+        derived = uuid.UUID(time_ordered_id(uuid.UUID(call["id"]).int >> 80, derived.int))
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, call["id"])), "call_id": call["id"],
+        "id": str(derived), "call_id": call["id"],
         "created_at": call["created_at"], "name": "thumbs", "score": 1.0, "comment": None,
         "user_id": call["user_id"],
     }  # fmt: skip
@@ -435,17 +443,25 @@ def main() -> int:
         metavar="N",
         help="Writer arms: a feedback row after every Nth call (0: none)",
     )
+    parser.add_argument(
+        "--ids",
+        choices=("v7", "v4"),
+        default="v7",
+        help="call ids: version 7 UUIDs in time order, as the gateway makes them (default), "
+        "or random version 4 ones, as it made them before",
+    )
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arms: {unknown}")
     rates: dict[tuple[str, str, int], list[float]] = {}
-    shape = {"distinct_keys": args.distinct_keys, "feedback": args.feedback}
+    shape = {"distinct_keys": args.distinct_keys, "feedback": args.feedback, "ids": args.ids}
     print(
         f"{args.rows:,} rows per process, processes {args.processes}, arms {arms}, "
         f"{args.reps} reps, "
         f"{'distinct versions and commits' if args.distinct_keys else 'few versions and commits'}"
         f"{f', feedback on every {args.feedback}th call' if args.feedback else ''}"
+        f", {args.ids} ids"
         f"; load average {load()}",
         flush=True,
     )

@@ -4,8 +4,9 @@ Each call gets a pseudo-random key from the seed and its id (the first 8 bytes o
 SHA-256, as a number in [0, 1)). ``--sample N`` keeps the N calls with the smallest keys;
 ``--sample P%`` keeps each call whose key is below P/100. Because the key depends on the
 call alone, not on the order or the other calls, the same seed picks the same calls every
-time, overlapping time ranges agree on the calls they share, and ids (random uuid4s) make
-every call equally likely: a uniform sample, in memory of N keys at most.
+time, overlapping time ranges agree on the calls they share, and distinct ids make every
+call equally likely (through SHA-256, even for ids in time order): a uniform sample, in
+memory of N keys at most.
 """
 
 from __future__ import annotations

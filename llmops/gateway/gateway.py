@@ -11,7 +11,6 @@ import contextlib
 import logging
 import math
 import numbers
-import random as _random
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
 from llmops.gateway.scope import current as current_scope
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.prompts import Prompt, PromptRegistry
+from llmops.store.ids import new_id
 from llmops.store.records import FeedbackRow
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class Gateway:
             tags = [*linked_to.tags, *(t for t in tags or [] if t not in linked_to.tags)]
             metadata = {**(metadata or {}), **linked_to.metadata}
         return Call(
-            id=_new_id(),
+            id=new_id(),
             model=model,
             messages=list(messages),
             params=params,
@@ -469,7 +469,7 @@ class Gateway:
             ) from None
         if not self.recorder.knows(call_id) and not self._call_exists(call_id):
             raise UnknownCallError(f"feedback: no call {call_id} was recorded", call_id=call_id)
-        feedback_id = str(uuid.uuid4())
+        feedback_id = new_id()
         row: FeedbackRow = {
             "id": feedback_id,
             "call_id": call_id,
@@ -576,12 +576,6 @@ def _streaming(kwargs: dict[str, Any]) -> dict[str, Any]:
     params = {**kwargs, "stream": True}
     params.setdefault("stream_options", {"include_usage": True})
     return params
-
-
-def _new_id() -> str:
-    """A random (version 4) UUID. Unlike uuid4(), getrandbits does not release the GIL
-    (os.urandom does), which lets the writer thread cut into the app's call."""
-    return str(uuid.UUID(int=_random.getrandbits(128), version=4))
 
 
 def _utc_now() -> datetime:

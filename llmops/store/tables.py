@@ -112,7 +112,9 @@ class CallRecord(SQLModel, table=True):
         ),
     )  # fmt: skip
 
-    id: str = Field(primary_key=True, max_length=36, description="uuid4 of the call")
+    id: str = Field(
+        primary_key=True, max_length=36, description="UUID of the call (version 7: in time order)"
+    )
     created_at: datetime = Field(description="when the call started, UTC")
     source: str = Field(default="app", max_length=16, description="app or eval")
     prompt_name: str | None = Field(default=None, max_length=200)
