@@ -116,6 +116,7 @@ from llmops.store.tables import (
     AUDIT_CHAINS,
     CALL_CONTENT,
     CALLS,
+    DAILY_ROLLUPS,
     EVAL_RESULTS,
     EVAL_RUNS,
 )
@@ -425,11 +426,7 @@ def seed(url: str, rows: int, now: datetime, spool: Path) -> dict[str, Any]:
 BULK_ABOVE = 1_000_000  # --seed auto: through the Writer up to this many calls, bulk above
 BULK_CHUNK = 100_000  # calls per transaction (SQLite) or per COPY (PostgreSQL)
 VERSIONS = ROOT / "llmops" / "store" / "migrations" / "versions"
-ROLLUP_TABLES = (
-    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
-    "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
-    "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
-)  # fmt: skip
+ROLLUP_TABLES = tuple(table.name for table in DAILY_ROLLUPS)  # kept by triggers
 JSON_COLUMNS = ("tags", "metadata", "request", "usage_details", "params")
 # what a bulk seed writes: the calls' metadata, their content (migration 0016), feedback
 BULK_TABLES = {"call": "llm_calls", "content": "llm_call_content", "feedback": "feedback"}

@@ -137,11 +137,10 @@ def worker(
 def feedback_for(call: dict[str, Any]) -> dict[str, Any]:
     """A thumbs-up on ``call``, with an id of its own derived from the call's: of the same
     kind (version 7, in time order, or random version 4)."""
-    derived = uuid.uuid5(uuid.NAMESPACE_URL, call["id"])
-    if uuid.UUID(call["id"]).version == 7:
-        derived = uuid.UUID(time_ordered_id(uuid.UUID(call["id"]).int >> 80, derived.int))
+    called, derived = uuid.UUID(call["id"]), uuid.uuid5(uuid.NAMESPACE_URL, call["id"])
+    own = time_ordered_id(called.int >> 80, derived.int) if called.version == 7 else str(derived)
     return {
-        "id": str(derived), "call_id": call["id"],
+        "id": own, "call_id": call["id"],
         "created_at": call["created_at"], "name": "thumbs", "score": 1.0, "comment": None,
         "user_id": call["user_id"],
     }  # fmt: skip

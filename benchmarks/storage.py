@@ -57,16 +57,12 @@ from _common import ROOT, throwaway_postgres
 from dashboard_queries import RowMaker
 
 from llmops.store.engine import check_schema, create_engine
-from llmops.store.tables import CALLS
+from llmops.store.tables import CALLS, DAILY_ROLLUPS
 from llmops.store.writer import Writer
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)  # fixed: the same rows on every run
 CHUNK = 10_000
-ROLLUPS = (  # the rollups and histograms, kept by triggers
-    "llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_user_groups",
-    "llm_calls_daily_tags", "feedback_daily", "llm_calls_daily_timing",
-    "llm_calls_daily_timing_groups", "llm_calls_daily_keys",
-)  # fmt: skip
+ROLLUPS = tuple(table.name for table in DAILY_ROLLUPS)  # kept by triggers
 AUDIT_COLUMNS = ("chain_id", "chain_seq", "content_hash", "row_hash")
 CHAIN_INDEX = "ix_llm_calls_chain"
 

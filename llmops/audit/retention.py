@@ -34,28 +34,11 @@ from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError
 from llmops.store.audit_log import AuditEvent, record_event
 from llmops.store.partitions import CONTENT_PARENT, PARENTS, list_partitions
-from llmops.store.tables import (
-    CALL_CONTENT,
-    CALL_DAYS,
-    CALLS,
-    FEEDBACK,
-    FEEDBACK_DAYS,
-    KEY_DAYS,
-    TAG_DAYS,
-    TIMING_DAYS,
-    TIMING_GROUP_DAYS,
-    USER_DAYS,
-    USER_GROUP_DAYS,
-)
+from llmops.store.tables import CALL_CONTENT, CALLS, DAILY_ROLLUPS, FEEDBACK
 
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
-# keyed by the call's UTC day: the rollups and the latency/TTFT histograms
-_ROLLUPS = (
-    CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, KEY_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS,
-    TIMING_GROUP_DAYS,
-)  # fmt: skip
 
 
 @dataclass
@@ -205,7 +188,7 @@ def _remove_calls(
     kept = {
         table.name: [dict(r) for r in connection.execute(
             sa.select(table).where(table.c.day < day)).mappings()]
-        for table in _ROLLUPS
+        for table in DAILY_ROLLUPS
     }  # fmt: skip
     connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
     # PostgreSQL: the partitions of whole months before ``before`` go at once (no trigger
@@ -213,7 +196,7 @@ def _remove_calls(
     report.partitions_dropped = _drop_partitions(connection, before)
     connection.execute(sa.delete(CALLS).where(c.created_at < before))
     connection.execute(sa.delete(CALL_CONTENT).where(CALL_CONTENT.c.created_at < before))
-    for table in _ROLLUPS:  # the triggers took the removed calls out: put the days back
+    for table in DAILY_ROLLUPS:  # the triggers took the removed calls out: put the days back
         connection.execute(sa.delete(table).where(table.c.day < day))
         rows = kept[table.name]
         for start in range(0, len(rows), _BATCH):

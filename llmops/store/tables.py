@@ -21,6 +21,7 @@ __all__ = [
     "CALLS_WITH_CONTENT",
     "CALL_CONTENT",
     "CALL_DAYS",
+    "DAILY_ROLLUPS",
     "EVAL_RESULTS",
     "EVAL_RUNS",
     "FEEDBACK",
@@ -354,6 +355,12 @@ FEEDBACK_DAYS = _table(DailyFeedback)
 TIMING_BUCKETS = _table(TimingBucket)
 TIMING_DAYS = _table(DailyTiming)
 TIMING_GROUP_DAYS = _table(DailyGroupTiming)
+DAILY_ROLLUPS = (
+    CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, KEY_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS,
+    TIMING_GROUP_DAYS,
+)  # fmt: skip
+"""The tables the triggers keep per UTC day of the calls: the rollups and the latency/TTFT
+histograms."""
 
 
 class EvalRun(SQLModel, table=True):

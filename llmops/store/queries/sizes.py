@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-ROLLUPS_PREFIXES = ("llm_calls_daily", "feedback_daily")
-"""The daily rollup tables (``llm_calls_daily``, ``llm_calls_daily_users``, ...)."""
+from llmops.store.tables import DAILY_ROLLUPS
+
+_ROLLUP_NAMES = frozenset(table.name for table in DAILY_ROLLUPS)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class DatabaseSize:
             return {}
         calls_table = self.tables.get("llm_calls", TableSize("llm_calls", 0, 0))
         content = self.tables.get("llm_call_content", TableSize("llm_call_content", 0, 0))
-        rollups = sum(t.total for t in self.tables.values() if t.table.startswith(ROLLUPS_PREFIXES))
+        rollups = sum(t.total for t in self.tables.values() if t.table in _ROLLUP_NAMES)
         listed = sum(t.total for t in self.tables.values())
         parts = {
             "llm_calls": calls_table.total,
