@@ -17,7 +17,7 @@ from llmops.files import private_dir, private_file
 from llmops.store.records import json_text
 
 VERSION_TABLE = "llmops_schema_version"
-HEAD_REVISION = "0018"  # the newest migration in llmops/store/migrations/versions
+HEAD_REVISION = "0019"  # the newest migration in llmops/store/migrations/versions
 # every migration, oldest first
 REVISIONS = (
     "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011",

@@ -33,6 +33,7 @@ __all__ = [
     "TIMING_GROUP_DAYS",
     "USER_DAYS",
     "USER_GROUP_DAYS",
+    "VALUE_INDEXES",
     "AlertEvent",
     "AlertState",
     "ApiKey",
@@ -63,6 +64,15 @@ CALL_STATUSES = ("ok", "error", "cancelled", "blocked")
 COST_STATUSES = ("priced", "custom", "approximate", "unpriced")
 
 
+VALUE_INDEXES = (
+    "ix_llm_calls_model", "ix_llm_calls_status", "ix_llm_calls_prompt", "ix_llm_calls_version",
+    "ix_llm_calls_user", "ix_llm_calls_session", "ix_llm_calls_api_key",
+)  # fmt: skip
+"""The filter indexes of ``llm_calls`` declared below as SQLite has them, (values,
+``created_at``): on PostgreSQL (migration 0019) they hold the values alone, each value once
+with its calls (B-tree deduplication), 6-14 bytes per call instead of 36-82."""
+
+
 def _present(name: str, *columns: str) -> sa.Index:
     """An index of the calls that have a value in the first of ``columns``."""
     where = sa.text(f"{columns[0]} IS NOT NULL")
@@ -78,7 +88,8 @@ class CallRecord(SQLModel, table=True):
 
     __tablename__ = "llm_calls"
     __table_args__ = (
-        # partial (migration 0017): only the calls with a value, as every query looks for one
+        # partial (migration 0017): only the calls with a value, as every query looks for one;
+        # on PostgreSQL the VALUE_INDEXES hold the values alone (migration 0019)
         sa.Index("ix_llm_calls_created_at", "created_at"),
         _present("ix_llm_calls_prompt", "prompt_name", "prompt_version", "created_at"),
         sa.Index("ix_llm_calls_model", "model", "created_at"),
