@@ -493,9 +493,13 @@ def test_the_grafana_dashboard_imports_with_a_datasource_input(tmp_path) -> None
     # every metric the dashboard asks for is one the exporter serves
     engine = create_engine(f"sqlite:///{tmp_path / 'llmops.db'}")
     check_schema(engine)
-    store_rows(engine, tmp_path / "spool", [call_row(ttft_ms=20.0)])
+    # past the day's first hour, when a budget's projection is served
+    today = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    later = max(datetime.now(UTC), today + timedelta(hours=2))
+    call = call_row(ttft_ms=20.0, created_at=later - timedelta(minutes=1))
+    store_rows(engine, tmp_path / "spool", [call])
     budgets = [Budget(name="daily", window="day", limit_usd=1.0)]
-    served = {name for name, _ in scrape(SpendCollector(engine, budgets))}
+    served = {name for name, _ in scrape(SpendCollector(engine, budgets, clock=lambda: later))}
     engine.dispose()
     asked = {m for expr in dashboard_queries() for m in re.findall(r"\bllmops_[a-z_]+", expr)}
     assert asked and asked <= served, asked - served

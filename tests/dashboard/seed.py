@@ -143,6 +143,9 @@ APP_CALLS: list[tuple[Any, ...]] = [
 
 def seed(database_url: str, repo: PromptRepo, server: Any, make_gateway: Any) -> Seed:
     now = datetime.now(UTC)
+    # the calls are some minutes before now on their day: minutes made shorter in today's
+    # first hour, so that no call of today (and of n days ago) falls on the day before
+    minute = min(timedelta(minutes=1), (now - datetime.combine(now.date(), time.min, UTC)) / 60)
     versions, sources = write_prompts(repo)
     clock = Clock(now)
     routing = {"api_base": server.base_url, "api_key": "sk-test", "num_retries": 0}
@@ -150,7 +153,8 @@ def seed(database_url: str, repo: PromptRepo, server: Any, make_gateway: Any) ->
     private = make_gateway(prompts=repo.prompts, clock=clock, content="none")
     calls: list[Call] = []
     for index, (days, model, key, pt, ct, user, tags, kind, scores) in enumerate(APP_CALLS):
-        at = now - timedelta(days=days, minutes=10 + index)
+        at = now - timedelta(days=days) - (10 + index) * minute
+        assert at.date() == (now - timedelta(days=days)).date()
         clock.at = at
         prompt = f"support/answer@{versions[key]}" if key else None
         call = Call(at, model, user=user, tags=tags)
@@ -194,13 +198,13 @@ def seed(database_url: str, repo: PromptRepo, server: Any, make_gateway: Any) ->
             # the price map agrees with the list prices above
             assert result.cost_usd == pytest.approx(call.cost, rel=1e-9)
         for offset, (score, comment) in enumerate(scores):
-            clock.at = at + timedelta(minutes=1 + offset)
+            clock.at = at + (1 + offset) * minute
             app.feedback(call.id, score, name="thumbs", comment=comment, user="reviewer")
             call.feedback.append(Feedback(score, comment, clock.at))
         calls.append(call)
 
     # an eval batch: candidate (working tree, "Howdy") against baseline (production, "Hello")
-    clock.at = now - timedelta(minutes=2)
+    clock.at = now - 2 * minute
     server.route(
         "gpt-4o-mini", Reply(prompt_tokens=EVAL_TOKENS[0], completion_tokens=EVAL_TOKENS[1])
     )
