@@ -59,17 +59,17 @@ def test_demo_fills_days_sets_budgets_and_prints_how_to_look(cli, tmp_path: Path
     assert "production" in log.stdout.splitlines()[1]  # v2, promoted
 
     with create_engine(url).connect() as connection:
-        recorded = connection.execute(
-            sa.text("SELECT count(*) FROM llm_calls WHERE source = 'app'")
-        ).scalar_one()
-        days = connection.execute(
-            sa.text("SELECT DISTINCT substr(created_at, 1, 10) FROM llm_calls WHERE source = 'app'")
-        ).scalars()
-        found = {date.fromisoformat(day) for day in days}
+        per_day = connection.execute(
+            sa.text(
+                "SELECT substr(created_at, 1, 10), count(*) FROM llm_calls WHERE source = 'app' "
+                "GROUP BY 1"
+            )
+        ).all()
         batches = connection.execute(
             sa.text("SELECT count(DISTINCT batch_id) FROM eval_runs")
         ).scalar_one()
-    assert recorded == calls and batches == 2
+    found = {date.fromisoformat(day) for day, _ in per_day}
+    assert sum(n for _, n in per_day) == calls and batches == 2
     # the three days before today, and today unless the demo ran in its first hours (at night
     # the app has few calls)
     past = {today - timedelta(days=n) for n in (1, 2, 3)}

@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from llmops.errors import ConfigError, SchemaOutdatedError
 from llmops.store.engine import (
     HEAD_REVISION,
+    REVISIONS,
     SQLITE_PAGE_SIZE,
     VERSION_TABLE,
     check_schema,
@@ -290,6 +291,20 @@ def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str
             "old-call"
         ]
         assert current_revision(connection) == HEAD_REVISION
+
+
+def test_every_migration_is_known_and_the_one_before_the_head_is_outdated(
+    database_url: str,
+) -> None:
+    """A database one migration behind (llmops upgraded, the schema not yet) is told to run
+    `llmops db upgrade`, not that it is newer than llmops."""
+    folder = Path(__file__).parents[2] / "llmops" / "store" / "migrations" / "versions"
+    files = sorted(path.name[:4] for path in folder.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert tuple(files) == REVISIONS and REVISIONS[-1] == HEAD_REVISION
+    engine = create_engine(database_url)
+    upgrade(engine, REVISIONS[-2])
+    with pytest.raises(SchemaOutdatedError, match=r"needs " + HEAD_REVISION + r": run `llmops"):
+        check_schema(engine)
 
 
 def test_unknown_newer_schema_is_refused(database_url: str) -> None:
