@@ -1083,11 +1083,15 @@ def measure(engine: sa.Engine, view: View, now: datetime, runs: int) -> Timing:
 
 
 def views(now: datetime) -> list[View]:
+    """The dashboard's default range and a filtered one, as its sidebar builds them: the
+    last 30 whole UTC days, today included (``Filters.days``). The CLI's ranges end at now
+    (``Filters.last_days``: today read from the calls), timed in ``cli_commands``."""
+    first, last = now.date() - timedelta(days=29), now.date()
     return [
-        View("default (last 30 days)", q.Filters.last_days(30, now)),
+        View("default (last 30 days)", q.Filters.days(first, last)),
         View(
             f"filtered ({FILTER_MODEL}, {FILTER_PROMPT})",
-            q.Filters.last_days(30, now, models=(FILTER_MODEL,), prompts=(FILTER_PROMPT,)),
+            q.Filters.days(first, last, models=(FILTER_MODEL,), prompts=(FILTER_PROMPT,)),
         ),
     ]
 
@@ -1436,6 +1440,13 @@ def main() -> int:
         action="store_true",
         help="also without the rollups (from the calls), and the triggers' ingest cost",
     )
+    parser.add_argument(
+        "--as-of",
+        type=datetime.fromisoformat,
+        default=None,
+        help="time the views as of this UTC moment (not after the seeding's now) instead of "
+        "the seeding's now: e.g. 23:59 of the day before, for a partial day of 24 hours",
+    )
     parser.add_argument("--no-apptest", action="store_true", help="skip the AppTest run")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI queries")
     parser.add_argument(
@@ -1462,7 +1473,7 @@ def main() -> int:
         print(f"SQLite size: {database_size(url, meta['calls'])}")
         print(f"Load average: {load()}", flush=True)
         if not args.seed_only:
-            run_backend("SQLite", url, now, args)
+            run_backend("SQLite", url, as_of(args, now), args)
         if args.baseline:
             with tempfile.TemporaryDirectory(prefix="llmops-bench-spool-") as spool:
                 print(f"\n{ingest_cost(min(args.rows, 100_000), Path(spool))}")
@@ -1505,9 +1516,20 @@ def main() -> int:
             print(f"PostgreSQL size: {database_size(pg_url, pg_meta['calls'])}")
             print(f"Load average: {load()}", flush=True)
             if not args.seed_only:
-                run_backend("PostgreSQL", pg_url, now, args)
+                run_backend("PostgreSQL", pg_url, as_of(args, now), args)
     print(f"\nLoad average after: {load()}")
     return 0
+
+
+def as_of(args: argparse.Namespace, now: datetime) -> datetime:
+    """The moment the views end: ``--as-of`` (checked against the seeding's now), else now."""
+    if args.as_of is None:
+        return now
+    moment: datetime = args.as_of.replace(tzinfo=args.as_of.tzinfo or UTC)
+    if moment > now:
+        raise SystemExit(f"--as-of {moment.isoformat()} is after the seeding's now {now}")
+    print(f"Views as of {moment.isoformat()} (--as-of; the seeding's now: {now.isoformat()})")
+    return moment
 
 
 def seeded(meta: dict[str, Any]) -> str:

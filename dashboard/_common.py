@@ -17,7 +17,7 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -463,10 +463,6 @@ def days(view: View) -> list[str]:
     return [(view.first_day + timedelta(days=i)).isoformat() for i in range(count)]
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, UTC)
-
-
 def _parse_day(raw: str | None) -> date | None:
     try:
         return date.fromisoformat(raw) if raw and len(raw) <= 32 else None
@@ -596,9 +592,9 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
         )
         chosen[key] = tuple(picked_values)
         publish(key, list(picked_values))
-    key = queries.Filters(
-        start=_midnight(first),
-        end=_midnight(last + timedelta(days=1)),
+    key = queries.Filters.days(
+        first,
+        last,
         models=chosen["model"],
         prompts=chosen["prompt"],
         versions=chosen["version"],

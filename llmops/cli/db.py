@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from llmops.cli._options import DatabaseOption, database_url
 from llmops.cli._output import emit_json, table
 from llmops.config import Settings
-from llmops.errors import DatabaseError
+from llmops.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -103,6 +104,21 @@ def _estimate(rows: int | None) -> str:
     return f"{rows:,}" if rows is not None and rows >= 0 else "?"
 
 
+def _existing_sqlite_file(url: str) -> None:
+    """Refuse a SQLite file that does not exist (a mistyped path) instead of creating it
+    and its folders, as opening it would."""
+    from llmops.store.engine import display_url, normalize_url
+
+    parsed = normalize_url(url)
+    path = parsed.database
+    file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
+    if file and not Path(str(path)).exists():
+        raise ConfigError(
+            f"{display_url(url)}: no such database file (llmops creates it on first "
+            "use; `llmops db upgrade` creates it now)"
+        )
+
+
 @app.command()
 def status(
     url: str | None = DatabaseOption,
@@ -122,6 +138,7 @@ def status(
     from llmops.store.queries.sizes import database_size
 
     target = database_url(url)
+    _existing_sqlite_file(target)
     engine = create_engine(target)
     from llmops.store.partitions import list_partitions
 
@@ -281,8 +298,6 @@ def replay(url: str | None = DatabaseOption) -> None:
 def _days(value: str | None, option: str) -> int | None:
     """``30d`` (or ``30``, or ``8w``) as days."""
     import re
-
-    from llmops.errors import ConfigError
 
     if value is None:
         return None

@@ -109,6 +109,20 @@ def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_pa
     assert data["schema"] == "0001" and data["tables"]["api_keys"] is None
 
 
+def test_a_mistyped_sqlite_path_is_refused_and_nothing_is_created(cli, tmp_path) -> None:
+    """``db status`` only looks: a file that is not there is one ``error:`` line and exit 2,
+    and neither it nor its folders are made (opening it would make both)."""
+    missing = tmp_path / "typo" / "deeper" / "llmops.db"
+    result = cli("db", "status", "--database-url", f"sqlite:///{missing}", cwd=tmp_path)
+    assert result.code == 2
+    assert result.stderr.startswith("error: ") and "no such database file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "typo").exists()
+    made = cli("db", "upgrade", "--database-url", f"sqlite:///{missing}", cwd=tmp_path)
+    assert made.code == 0 and missing.exists()  # as the message says
+    assert cli("db", "status", "--database-url", f"sqlite:///{missing}", cwd=tmp_path).code == 0
+
+
 def test_sizes_show_each_tables_disk_and_the_bytes_per_call(
     database_url: str, cli, tmp_path
 ) -> None:

@@ -78,6 +78,28 @@ def in_range(rows, filters: q.Filters):
     return [r for r in rows if filters.start <= r["created_at"] < filters.end]
 
 
+def test_the_dashboards_ranges_are_whole_days_counted_from_the_rollups(seeded) -> None:
+    """``Filters.days`` (the dashboard's ranges) is whole UTC days, today included in full:
+    no partial day is left to read from the calls, and the figures are those of every call
+    of those days."""
+    engine, calls, _ = seeded
+    first, last = NOW.date() - timedelta(days=6), NOW.date()
+    filters = q.Filters.days(first, last, models=("gpt-4o",))
+    assert filters.start == datetime(2026, 11, 12, tzinfo=UTC)
+    assert filters.end == datetime(2026, 11, 19, tzinfo=UTC)
+    assert filters.whole_days() == (first, last + timedelta(days=1)) and filters.edges() == []
+    rows = [r for r in in_range(calls, filters) if r["model"] == "gpt-4o"]
+    assert rows and any(r["created_at"].date() == last for r in rows)
+    summary = q.overview(engine, filters)
+    assert summary.calls == len(rows)
+    assert summary.cost_usd == pytest.approx(sum(r["cost_usd"] or 0 for r in rows))
+    spent = q.daily_spend(engine, filters, by="model")
+    assert {(r.date, r.calls) for r in spent} == {
+        (day, sum(1 for r in rows if r["created_at"].date() == day))
+        for day in {r["created_at"].date() for r in rows}
+    }
+
+
 def test_daily_spend_by_every_grouping(seeded) -> None:
     engine, calls, _ = seeded
     filters = q.Filters.last_days(30, now=NOW)

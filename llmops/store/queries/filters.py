@@ -30,8 +30,18 @@ class Filters:
     sources: tuple[str, ...] = ()
 
     @classmethod
+    def days(cls, first: date, last: date, **kwargs: Any) -> Filters:
+        """The whole UTC days ``first`` to ``last``, both included, as the dashboard's ranges
+        are: every figure of them comes from the daily rollups (today's row holds every
+        call of today stored so far)."""
+        start = datetime.combine(first, datetime.min.time(), UTC)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+        return cls(start=start, end=end, **kwargs)
+
+    @classmethod
     def last_days(cls, days: int, now: datetime | None = None, **kwargs: Any) -> Filters:
-        """The last ``days`` whole UTC days, today included."""
+        """The last ``days`` UTC days until ``now`` (the CLI's ranges): today is the partial
+        day until now, read from the calls."""
         now = now or datetime.now(UTC)
         first = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
         return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
