@@ -33,20 +33,21 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def database_url(value: str | None) -> str:
+def database_url(value: str | None, *, existing: bool = False) -> str:
     """The database URL from ``--database-url`` or the settings, checked (see
     :func:`check_database_url`)."""
     url = value or Settings.from_env().database_url
-    check_database_url(url)
+    check_database_url(url, existing=existing)
     return url
 
 
-def check_database_url(url: str) -> None:
+def check_database_url(url: str, *, existing: bool = False) -> None:
     """Refuse, as a usage error, a database URL that cannot work whatever the network does:
     a malformed URL, an unsupported database, a port out of range, and for SQLite a path
-    that is a directory, a folder that cannot be created, or a file that is not an SQLite
-    database. (A server that does not answer is not a usage error: that is found when
-    connecting, and exits 1.)"""
+    that is a directory, a folder that cannot be created, a file that is not an SQLite
+    database, or (``existing``: for commands that only look) a file that is not there. (A
+    server that does not answer is not a usage error: that is found when connecting, and
+    exits 1.)"""
     from llmops.store.engine import display_url, normalize_url
 
     try:
@@ -66,6 +67,11 @@ def check_database_url(url: str) -> None:
     if database in ("", ":memory:") or database.startswith("file:"):
         return
     path = Path(database)
+    if existing and not path.exists():  # a command that only looks makes nothing
+        raise ConfigError(
+            f"{where}: no such database file (llmops creates it on first use; "
+            "`llmops db upgrade` creates it now)"
+        )
     check_directory(path.parent, what="folder of the SQLite database", create=True)
     check_sqlite_file(path, what=f"database {where}")
 

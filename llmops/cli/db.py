@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -104,21 +103,6 @@ def _estimate(rows: int | None) -> str:
     return f"{rows:,}" if rows is not None and rows >= 0 else "?"
 
 
-def _existing_sqlite_file(url: str) -> None:
-    """Refuse a SQLite file that does not exist (a mistyped path) instead of creating it
-    and its folders, as opening it would."""
-    from llmops.store.engine import display_url, normalize_url
-
-    parsed = normalize_url(url)
-    path = parsed.database
-    file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
-    if file and not Path(str(path)).exists():
-        raise ConfigError(
-            f"{display_url(url)}: no such database file (llmops creates it on first "
-            "use; `llmops db upgrade` creates it now)"
-        )
-
-
 @app.command()
 def status(
     url: str | None = DatabaseOption,
@@ -137,8 +121,7 @@ def status(
     from llmops.store.journal import Journal
     from llmops.store.queries.sizes import database_size
 
-    target = database_url(url)
-    _existing_sqlite_file(target)
+    target = database_url(url, existing=True)
     engine = create_engine(target)
     from llmops.store.partitions import list_partitions
 
