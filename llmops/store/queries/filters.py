@@ -32,7 +32,7 @@ class Filters:
     @classmethod
     def days(cls, first: date, last: date, **kwargs: Any) -> Filters:
         """The whole UTC days ``first`` to ``last``, both included, as the dashboard's ranges
-        are: every figure of them comes from the daily rollups (today's row holds every
+        are: no partial day is left to read from the calls (today's rollup rows hold every
         call of today stored so far)."""
         start = datetime.combine(first, datetime.min.time(), UTC)
         end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
