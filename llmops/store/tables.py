@@ -70,7 +70,7 @@ VALUE_INDEXES = (
 )  # fmt: skip
 """The filter indexes of ``llm_calls`` declared below as SQLite has them, (values,
 ``created_at``): on PostgreSQL (migration 0019) they hold the values alone, each value once
-with its calls (B-tree deduplication), 6-14 bytes per call instead of 36-82."""
+with its calls (B-tree deduplication), 6-14 bytes per call instead of 31-82."""
 
 
 def _present(name: str, *columns: str) -> sa.Index:

@@ -406,6 +406,23 @@ def test_feedback_looks_for_recent_calls_first(engine: sa.Engine, tmp_path: Path
     assert sorted(stored) == sorted([recent["id"], old["id"]])
 
 
+def insert_generated_calls(
+    connection: sa.Connection, count: int, spacing: str, **columns: str
+) -> None:
+    """``count`` calls made in the database, the i-th ``spacing`` before now (i = 1, 2, ...):
+    id ``md5(i)``, an ok priced call of model ``m`` from the app, or ``columns``' SQL
+    expressions of ``i`` (``%`` written ``%%``)."""
+    values = {
+        "id": "md5(i::text)", "created_at": f"now() - i * interval '{spacing}'",
+        "source": "'app'", "model": "'m'", "status": "'ok'", "tokens_estimated": "false",
+        "cost_status": "'priced'", **columns,
+    }  # fmt: skip
+    connection.exec_driver_sql(
+        f"INSERT INTO llm_calls ({', '.join(values)}) SELECT {', '.join(values.values())} "
+        f"FROM generate_series(1, {count}) AS i"
+    )
+
+
 def calls_without_statistics(engine: sa.Engine) -> tuple[list[Any], list[str]]:
     """50,000 calls in partitions that autovacuum leaves unanalyzed; returns 200 of their
     (id, created_at) and the partitions holding calls."""
@@ -415,11 +432,7 @@ def calls_without_statistics(engine: sa.Engine) -> tuple[list[Any], list[str]]:
             connection.exec_driver_sql(
                 f"ALTER TABLE {partition.name} SET (autovacuum_enabled = off)"
             )
-        connection.exec_driver_sql(
-            "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated, "
-            "cost_status) SELECT md5(i::text), now() - i * interval '1 ms', 'app', 'm', 'ok', "
-            "false, 'priced' FROM generate_series(1, 50000) AS i"
-        )
+        insert_generated_calls(connection, 50_000, "1 ms")
     with engine.connect() as connection:
         keys = connection.execute(
             sa.text("SELECT id, created_at FROM llm_calls ORDER BY id LIMIT 200")

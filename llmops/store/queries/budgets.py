@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget, Window
-from llmops.store.queries.filters import Filters
+from llmops.store.queries.filters import Filters, midnight
 from llmops.store.queries.rollups import _call_rows, _none, _spend_figures, _spend_sums
 from llmops.store.queries.spend import _spend_rows
 from llmops.store.tables import CALLS
@@ -26,7 +26,7 @@ def window_span(window: Window, now: datetime) -> tuple[datetime, datetime]:
     """The calendar window (UTC) that holds ``now``: a day, an ISO week (Monday first), a
     month."""
     now = now.astimezone(UTC)
-    day = datetime.combine(now.date(), time.min, UTC)
+    day = midnight(now.date())
     if window == "day":
         return day, day + timedelta(days=1)
     if window == "week":

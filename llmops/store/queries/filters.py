@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,16 +34,14 @@ class Filters:
         """The whole UTC days ``first`` to ``last``, both included, as the dashboard's ranges
         are: no partial day is left to read from the calls (today's rollup rows hold every
         call of today stored so far)."""
-        start = datetime.combine(first, datetime.min.time(), UTC)
-        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
-        return cls(start=start, end=end, **kwargs)
+        return cls(start=midnight(first), end=midnight(last + timedelta(days=1)), **kwargs)
 
     @classmethod
     def last_days(cls, days: int, now: datetime | None = None, **kwargs: Any) -> Filters:
         """The last ``days`` UTC days until ``now`` (the CLI's ranges): today is the partial
         day until now, read from the calls."""
         now = now or datetime.now(UTC)
-        first = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
+        first = midnight(now.date() - timedelta(days=days - 1))
         return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
 
     def where(self) -> list[sa.ColumnElement[bool]]:
@@ -68,10 +66,10 @@ class Filters:
     def whole_days(self) -> tuple[date, date] | None:
         """The whole UTC days [first, last) inside the range, if any."""
         start, end = _utc(self.start), _utc(self.end)
-        first = datetime.combine(start.date(), datetime.min.time(), UTC)
+        first = midnight(start.date())
         if first < start:
             first += timedelta(days=1)
-        last = datetime.combine(end.date(), datetime.min.time(), UTC)
+        last = midnight(end.date())
         return (first.date(), last.date()) if first < last else None
 
     def edges(self) -> list[Filters]:
@@ -79,9 +77,14 @@ class Filters:
         days = self.whole_days()
         if days is None:
             return [self]
-        first, last = (datetime.combine(d, datetime.min.time(), UTC) for d in days)
+        first, last = (midnight(d) for d in days)
         spans = [(_utc(self.start), first), (last, _utc(self.end))]
         return [replace(self, start=lo, end=hi) for lo, hi in spans if lo < hi]
+
+
+def midnight(day: date) -> datetime:
+    """The start of a UTC day."""
+    return datetime.combine(day, time.min, UTC)
 
 
 def _utc(value: datetime) -> datetime:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from llmops.store.queries.filters import Filters
+from llmops.store.queries.filters import Filters, midnight
 from llmops.store.queries.rollups import _call_rows, _none
 from llmops.store.queries.spend import OTHER
 from llmops.store.queries.timing import _driver_rows, _interpolate
@@ -217,6 +217,6 @@ def rollup_signature(engine: Engine, before: date) -> tuple[float, ...]:
 
 def _days(since: date | None, before: date | None) -> Filters:
     """Whole UTC days [since, before), or from/to the ends of ALL_TIME."""
-    start = ALL_TIME.start if since is None else datetime.combine(since, time.min, UTC)
-    end = ALL_TIME.end if before is None else datetime.combine(before, time.min, UTC)
+    start = ALL_TIME.start if since is None else midnight(since)
+    end = ALL_TIME.end if before is None else midnight(before)
     return Filters(start, end)

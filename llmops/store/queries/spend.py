@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
-from llmops.store.queries.filters import Filters, _as_date
+from llmops.store.queries.filters import Filters, _as_date, midnight
 from llmops.store.queries.rollups import (
     FeedbackScore,
     _call_key,
@@ -69,7 +69,7 @@ def period_spans(now: datetime) -> dict[str, tuple[datetime, datetime, datetime,
     whole day before."""
     tick = timedelta(microseconds=1)  # `now` itself is in the running periods
     day = timedelta(days=1)
-    today = datetime.combine(now.date(), datetime.min.time(), UTC)
+    today = midnight(now.date())
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
     previous_month = (month - day).replace(day=1)
@@ -104,17 +104,13 @@ def spend_periods(engine: Engine, now: datetime | None = None) -> list[Period]:
         sums = []
         for filters in ranges:
             days = filters.whole_days()
-            parts = [] if days is None else [Filters(_midnight(days[0]), _midnight(days[1]))]
+            parts = [] if days is None else [Filters(midnight(days[0]), midnight(days[1]))]
             figures = [summed(part) for part in parts + filters.edges()]
             sums.append((sum(f[0] for f in figures), sum(f[1] for f in figures)))
     return [
         Period(name, sums[2 * i][0], sums[2 * i + 1][0], sums[2 * i][1])
         for i, name in enumerate(spans)
     ]
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 class SpendRow(NamedTuple):
@@ -300,7 +296,7 @@ def month_forecast(month_to_date_usd: float, now: datetime | None = None) -> flo
     """The month's spend at the rate so far: month-to-date / share of the month elapsed
     (None in the month's first hour, when the rate says nothing yet)."""
     now = now or datetime.now(UTC)
-    start = datetime.combine(now.date().replace(day=1), datetime.min.time(), UTC)
+    start = midnight(now.date().replace(day=1))
     end = (start + timedelta(days=32)).replace(day=1)
     elapsed = (now - start).total_seconds()
     if elapsed < 3600:

@@ -1,7 +1,7 @@
 """PostgreSQL: the filter indexes of ``llm_calls`` hold each value once.
 
 The indexes that find a filter's calls (model, status, prompt and version, version, user,
-session, virtual key) were (value, created_at): an entry per call, 36-82 bytes each at 10
+session, virtual key) were (value, created_at): an entry per call, 31-82 bytes each at 10
 million calls. Without ``created_at`` each index holds a value once with the list of its
 calls' row addresses (B-tree deduplication, PostgreSQL 13 and later): 6-14 bytes per call,
 about 200-230 bytes per call less in all (benchmarks/README.md, "Value indexes"). The range
