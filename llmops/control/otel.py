@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.id_generator import IdGenerator
+    from opentelemetry.sdk.trace.sampling import Sampler
     from opentelemetry.trace import SpanContext, Tracer
 
 log = logging.getLogger("llmops.otel")
@@ -421,7 +422,8 @@ def _default_resource() -> Resource:
 
 @dataclass
 class _NextIds:
-    """The ids the next span gets (0: random); set and reset by the export thread only."""
+    """The ids the next span gets (0: random); ``trace_id`` is also the trace the sampler
+    knows as a call's own. Set and reset by the export thread only."""
 
     trace_id: int = 0
     span_id: int = 0
@@ -495,6 +497,9 @@ class CallSpanExporter:
             shutdown_on_exit=False,  # our own exit handler bounds the wait
             id_generator=_id_generator(self._next),
         )
+        # the sampler the OTEL_TRACES_SAMPLER* variables chose, deciding on the random bits
+        # of the call ids that are trace ids (``_call_id_sampler``)
+        self._provider.sampler = _call_id_sampler(self._provider.sampler, self._next)
         self._provider.add_span_processor(
             BatchSpanProcessor(_counting_span_exporter(span_exporter, self.spans))
         )
@@ -641,11 +646,26 @@ class CallSpanExporter:
             set_span_in_context,
         )
 
-        trace_id, flags = self._traces.get(call_id, (call_trace_id(call_id), TraceFlags.SAMPLED))
+        if call_id in self._traces:
+            trace_id, flags = self._traces[call_id]
+        else:  # a trace of its own: sampled as the call's span was, by its id
+            trace_id = call_trace_id(call_id)
+            flags = TraceFlags.SAMPLED if self._sampled(trace_id) else TraceFlags.DEFAULT
         parent: SpanContext = SpanContext(
             trace_id, call_span_id(call_id), is_remote=True, trace_flags=TraceFlags(flags)
         )
         return set_span_in_context(NonRecordingSpan(parent))
+
+    def _sampled(self, trace_id: int) -> bool:
+        """Whether the sampler keeps a trace of its own with this (call-derived) id."""
+        from opentelemetry.sdk.trace.sampling import Decision
+
+        self._next.trace_id = trace_id
+        try:
+            decision = self._provider.sampler.should_sample(None, trace_id, "")
+        finally:
+            self._next.trace_id = 0
+        return decision.decision is Decision.RECORD_AND_SAMPLE
 
     def _export_feedback(self, row: FeedbackRow) -> None:
         context = self._call_context(row["call_id"])
@@ -654,13 +674,19 @@ class CallSpanExporter:
         if self.feedback == "span":
             from opentelemetry.trace import SpanKind
 
-            span = self._tracer.start_span(
-                f"evaluation {row['name']}",
-                context=context,
-                kind=SpanKind.INTERNAL,
-                attributes={"llmops.call_id": row["call_id"], "llmops.feedback_id": row["id"]},
-                start_time=when,
-            )
+            # the sampler decides on a call's own trace id as it did for the call's span
+            # (no id is generated: the span has a parent)
+            self._next.trace_id = call_trace_id(row["call_id"])
+            try:
+                span = self._tracer.start_span(
+                    f"evaluation {row['name']}",
+                    context=context,
+                    kind=SpanKind.INTERNAL,
+                    attributes={"llmops.call_id": row["call_id"], "llmops.feedback_id": row["id"]},
+                    start_time=when,
+                )
+            finally:
+                self._next.trace_id = 0
             span.add_event(EVALUATION_EVENT, attributes=attrs, timestamp=when)
             span.end(end_time=when)
             return
@@ -735,6 +761,33 @@ def _id_generator(next_ids: _NextIds) -> IdGenerator:
             return next_ids.trace_id or super().generate_trace_id()
 
     return CallIds()
+
+
+def _call_id_sampler(inner: Sampler, next_ids: _NextIds) -> Sampler:
+    """``inner``, deciding on a call-derived trace id (a root span of ours) as the
+    OpenTelemetry specification's ratio sampling now does (W3C Trace Context level 2): on
+    its 56 low bits, which are random in every UUID (and in the hash of another call id).
+    The SDK's ``TraceIdRatioBased`` compares the 64 low bits with the ratio, and those of a
+    UUID start with its variant bits (10): under a ratio of 0.5 it would keep no call. The
+    sampler sees the id with those 56 bits moved up to the top of its 64 low bits; other
+    traces (an app's span is the parent) reach it as they are."""
+    from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+
+    low = (1 << 64) - 1
+    random_bits = (1 << 56) - 1
+
+    class CallIdSampler(Sampler):
+        def should_sample(
+            self, parent_context: Any, trace_id: int, *args: Any, **kwargs: Any
+        ) -> SamplingResult:
+            if trace_id == next_ids.trace_id:
+                trace_id = (trace_id & ~low) | (trace_id & random_bits) << 8
+            return inner.should_sample(parent_context, trace_id, *args, **kwargs)
+
+        def get_description(self) -> str:
+            return f"CallIdSampler{{{inner.get_description()}}}"
+
+    return CallIdSampler()
 
 
 def _counting_span_exporter(inner: SpanExporter, counts: _Counts) -> SpanExporter:

@@ -31,6 +31,7 @@ from llmops.control.otel import (
     exporter_from_env,
 )
 from llmops.errors import ConfigError
+from llmops.store.ids import new_id
 from llmops.store.tables import CALLS
 from llmops.testing import Reply
 from tests.conftest import PromptRepo
@@ -664,11 +665,10 @@ def test_a_full_queue_drops_and_counts(make_gateway, server, receiver, otel):
         exporter.shutdown(5)
 
 
-def test_a_bad_row_is_counted_and_the_next_one_exported(receiver, otel) -> None:
-    exporter = otel()
-    exporter("call", {"id": "not a row"})  # type: ignore[arg-type]
-    good = {
-        "id": str(uuid.uuid4()),
+def call_row(call_id: str) -> dict[str, Any]:
+    """A recorded call's row, as an observer gets it (a cancelled stream, unpriced)."""
+    return {
+        "id": call_id,
         "created_at": datetime(2026, 3, 1, tzinfo=UTC),
         "source": "app",
         "prompt_name": None,
@@ -698,6 +698,12 @@ def test_a_bad_row_is_counted_and_the_next_one_exported(receiver, otel) -> None:
         "response_text": None,
         "usage_details": None,
     }
+
+
+def test_a_bad_row_is_counted_and_the_next_one_exported(receiver, otel) -> None:
+    exporter = otel()
+    exporter("call", {"id": "not a row"})  # type: ignore[arg-type]
+    good = call_row(str(uuid.uuid4()))
     exporter("call", good)  # type: ignore[arg-type]
     assert exporter.flush(10)
     assert exporter.errors == 1
@@ -729,6 +735,40 @@ def test_ids_are_derived_from_the_call_id() -> None:
     )
     other = call_trace_id("not-a-uuid")
     assert other == int.from_bytes(hashlib.sha256(b"llmops-trace:not-a-uuid").digest()[:16], "big")
+
+
+@pytest.mark.parametrize("sampler", ["traceidratio", "parentbased_traceidratio"])
+def test_ratio_sampling_keeps_its_share_of_the_calls(
+    receiver, otel, monkeypatch: pytest.MonkeyPatch, sampler: str
+) -> None:
+    """A call's trace id is its UUID, whose 64 low bits start with the variant bits (10):
+    the SDK's ratio sampler, which compares those bits with the ratio, would keep none of
+    the calls under a ratio of 0.5. llmops samples its own traces on the 56 low bits, all
+    random (as the W3C level 2 trace ids the OpenTelemetry specification now expects), and
+    a feedback span follows its call's decision."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    exporter = otel(LLMOPS_OTEL_FEEDBACK="span")
+    calls = [new_id() for _ in range(2000)] + [str(uuid.uuid4()) for _ in range(2000)]
+    for number, call_id in enumerate(calls):
+        exporter("call", call_row(call_id))  # type: ignore[arg-type]
+        feedback = {
+            "id": f"f{number}",
+            "call_id": call_id,
+            "created_at": datetime(2026, 3, 1, 0, 1, tzinfo=UTC),
+            "name": "thumbs",
+            "score": 1.0,
+            "comment": None,
+            "user_id": None,
+        }
+        exporter("feedback", feedback)  # type: ignore[arg-type]
+    assert exporter.flush(30) and exporter.errors == 0
+    kept = {s.trace_id.hex() for s in receiver.spans if s.name == "chat gpt-4o-mini"}
+    for made in (calls[:2000], calls[2000:]):  # version 7 and version 4 ids alike
+        share = len(kept & {uuid.UUID(c).hex for c in made}) / len(made)
+        assert 0.2 < share < 0.3, share  # 0.25, binomial sd 0.01
+    rated = [s for s in receiver.spans if s.name == "evaluation thumbs"]
+    assert {s.trace_id.hex() for s in rated} == kept and len(rated) == len(kept)
 
 
 def test_a_gateway_exports_by_itself_when_llmops_otel_is_set(
