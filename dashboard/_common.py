@@ -103,6 +103,73 @@ def num(value: float | None, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
 
 
+# A metric tile is about 150 px wide at six a row (a 1,440 px window): Streamlit cuts its
+# value with an ellipsis past nine characters, eight on a smaller screen. Tiles show figures
+# in at most seven, and their exact value in the tile's help.
+_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def _compact(size: float) -> str:
+    """``611.6k``, ``1.23M``, ``30.5B``: two decimals under 10, one above."""
+    for index, (scale, unit) in enumerate(_UNITS):
+        if size >= scale or index == len(_UNITS) - 1:
+            text = f"{size / scale:.{2 if size < 10 * scale else 1}f}"
+            if float(text) >= 1000 and index:  # 999.96k rounds to 1000.0k: 1.00M
+                scale, unit = _UNITS[index - 1]
+                text = f"{size / scale:.2f}"
+            return text + unit
+    raise AssertionError("unreachable")
+
+
+def short_usd(value: float | None) -> str:
+    """An amount for a metric tile, seven characters at most: cents under $1,000
+    (``$987.65``, ``$0.0042``), whole dollars under $100,000 (``$21,005``), then
+    ``$611.6k``, ``$1.23M``."""
+    if value is None or math.isnan(value) or abs(value) < 999.995:
+        return usd(value)
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    return f"{sign}${size:,.0f}" if size < 99_999.5 else f"{sign}${_compact(size)}"
+
+
+def short_num(value: float | None) -> str:
+    """A count for a metric tile, seven characters at most: ``987,654``, then ``1.23M``,
+    ``30.5B``, ``300.1B``."""
+    if value is None or math.isnan(value) or abs(value) < 999_999.5:
+        return num(value)
+    return ("-" if value < 0 else "") + _compact(abs(value))
+
+
+def short_ms(value: float | None) -> str:
+    """A latency for a metric tile: ``850 ms``, and seconds from 10 s (``12.3 s``)."""
+    if value is None or math.isnan(value) or abs(value) < 9_999.5:
+        return ms(value)
+    return f"{value / 1000:,.1f} s"
+
+
+def usd_tile(
+    column: Any, label: str, value: float | None, *, help: str | None = None, **kw: Any
+) -> None:
+    """``column.metric`` of an amount: ``short_usd``, the exact amount in its help."""
+    column.metric(label, short_usd(value), help=_exactly(short_usd(value), usd(value), help), **kw)
+
+
+def num_tile(column: Any, label: str, value: float | None, *, help: str | None = None) -> None:
+    """``column.metric`` of a count: ``short_num``, the exact count in its help."""
+    column.metric(label, short_num(value), help=_exactly(short_num(value), num(value), help))
+
+
+def ms_tile(column: Any, label: str, value: float | None, *, help: str | None = None) -> None:
+    """``column.metric`` of a latency: ``short_ms``, the exact one in its help."""
+    column.metric(label, short_ms(value), help=_exactly(short_ms(value), ms(value), help))
+
+
+def _exactly(shown: str, exact: str, help: str | None) -> str | None:
+    if shown == exact:
+        return help
+    return f"Exactly {exact}." + (f" {help}" if help else "")
+
+
 def spend_text(cost_usd: float, unpriced_calls: int) -> str:
     """An amount that says which calls it leaves out: ``$0.35 + 2 unpriced calls``, never a
     bare ``$0.00`` for calls without a price."""

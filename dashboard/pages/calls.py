@@ -9,6 +9,8 @@ import _common as c
 import pandas as pd
 import streamlit as st
 
+from llmops.money import amount
+
 SIZES = [25, 50, 100, 200]
 ORDERS = {  # queries.CALL_ORDERS: the sort is over every matching call, not one page
     "newest": "Newest first",
@@ -65,7 +67,8 @@ else:
                     "Status": r["status"],
                     "Input tokens": r["prompt_tokens"],
                     "Output tokens": r["completion_tokens"],
-                    "Cost (USD)": r["cost_usd"] if r["cost_status"] != "unpriced" else None,
+                    # rounded to 1e-10 USD: no float noise (0.00045000000000000004)
+                    "Cost (USD)": amount(r["cost_usd"]) if r["cost_status"] != "unpriced" else None,
                     "Priced": "unpriced" if r["cost_status"] == "unpriced" else r["cost_status"],
                     "Latency": r["latency_ms"],
                     "Source": r["source"],
@@ -147,10 +150,10 @@ row[0].metric(
     help=f"cost status: {detail['cost_status']}; prices: {detail['price_source'] or c.DASH}",
 )
 row[1].metric("Cost status", detail["cost_status"])
-row[2].metric("Latency", c.ms(detail["latency_ms"]))
-row[3].metric("TTFT", c.ms(detail["ttft_ms"]))
-row[4].metric("Input tokens", c.num(detail["prompt_tokens"]))
-row[5].metric("Output tokens", c.num(detail["completion_tokens"]))
+c.ms_tile(row[2], "Latency", detail["latency_ms"])
+c.ms_tile(row[3], "TTFT", detail["ttft_ms"])
+c.num_tile(row[4], "Input tokens", detail["prompt_tokens"])
+c.num_tile(row[5], "Output tokens", detail["completion_tokens"])
 usage = {
     "prompt_tokens": detail["prompt_tokens"],
     "completion_tokens": detail["completion_tokens"],

@@ -38,18 +38,20 @@ month = c.month_budget(view)
 columns = st.columns(len(periods) + 2)
 for column, period in zip(columns, periods, strict=False):
     before = PERIOD_BEFORE.get(period.name, "the period before")
-    column.metric(
+    c.usd_tile(
+        column,
         f"Spend {period.name}",
-        c.usd(period.cost_usd),
+        period.cost_usd,
         delta=c.change(period.change),
         delta_color="inverse",
         help=f"{c.num(period.calls)} calls; {c.usd(period.previous_usd)} {before} (the "
         "change compares with that)."
         + ("" if period.change is not None else f" No spend {before}: no change to show."),
     )
-columns[-2].metric(
+c.usd_tile(
+    columns[-2],
     "Forecast this month",
-    c.usd(month.forecast_usd),
+    month.forecast_usd,
     help="The month's spend at the rate so far: month-to-date spend over the share of the "
     "month gone by."
     + (f" Budget {c.usd(month.budget_usd)}." if month.budget_usd is not None else ""),
@@ -121,9 +123,10 @@ if summary.calls == 0:
     st.stop()
 
 row = st.columns(6)
-row[0].metric(
+c.num_tile(
+    row[0],
     "Calls",
-    c.num(summary.calls),
+    summary.calls,
     help=f"{c.num(summary.blocked)} refused by blocking budgets (status blocked)."
     if summary.blocked
     else None,
@@ -134,21 +137,22 @@ row[1].metric(
     help=f"{c.num(summary.errors)} errors, {c.num(summary.cancelled)} cancelled, "
     "among the calls sent.",
 )
-row[2].metric("Cost", c.usd(summary.cost_usd), help="Priced calls only.")
-row[3].metric("Input tokens", c.num(summary.prompt_tokens))
-row[4].metric("Output tokens", c.num(summary.completion_tokens))
-row[5].metric(
+c.usd_tile(row[2], "Cost", summary.cost_usd, help="Priced calls only.")
+c.num_tile(row[3], "Input tokens", summary.prompt_tokens)
+c.num_tile(row[4], "Output tokens", summary.completion_tokens)
+c.num_tile(
+    row[5],
     "Feedback scores",
-    c.num(summary.feedback_count),
+    summary.feedback_count,
     help="Scores given to the calls of the range, of every name (averages per name below).",
 )
 row = st.columns(6)
-row[0].metric("Latency p50", c.ms(summary.latency_p50))
-row[1].metric("Latency p95", c.ms(summary.latency_p95))
-row[2].metric("Latency p99", c.ms(summary.latency_p99))
-row[3].metric("TTFT p50", c.ms(summary.ttft_p50), help="Time to first token (streams).")
-row[4].metric("TTFT p95", c.ms(summary.ttft_p95))
-row[5].metric("TTFT p99", c.ms(summary.ttft_p99))
+c.ms_tile(row[0], "Latency p50", summary.latency_p50)
+c.ms_tile(row[1], "Latency p95", summary.latency_p95)
+c.ms_tile(row[2], "Latency p99", summary.latency_p99)
+c.ms_tile(row[3], "TTFT p50", summary.ttft_p50, help="Time to first token (streams).")
+c.ms_tile(row[4], "TTFT p95", summary.ttft_p95)
+c.ms_tile(row[5], "TTFT p99", summary.ttft_p99)
 if summary.feedback:  # each name on its own scale: thumbs 0/1 and stars 1-5 never mixed
     shown = summary.feedback[:6]
     row = st.columns(6)

@@ -366,6 +366,47 @@ READ_CHARTS = """
 """
 
 
+def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
+    """An app that costs tens of thousands of dollars a day, at hundreds of billions of
+    tokens a month: every metric tile shows its whole value, none cut with an ellipsis (a
+    tile of six a row cut "$21,004.78" to "$21,00…")."""
+    executable = chromium_path()
+    sync_playwright = playwright_api()
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
+    calls = [  # $21,000 each: 1e11 input tokens ($15,000) and 1e10 output ($6,000)
+        (midnight - timedelta(days=days, hours=6), 100_000_000_000, 10_000_000_000)
+        for days in (0, 1, 2)
+    ]
+    url = f"sqlite:///{tmp_path / 'llmops.db'}"
+    seed(url, tmp_path / "home", server, calls)
+    with (
+        dashboard(url, tmp_path, tmp_path / "dashboard.log") as address,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            open_page(page, address)
+            tiles = page.evaluate(
+                """() => [...document.querySelectorAll("[data-testid='stMetric']")].map(m => {
+                     const value = m.querySelector("[data-testid='stMetricValue']");
+                     const cut = [value, ...value.querySelectorAll("*")]
+                       .some(e => e.scrollWidth > e.clientWidth + 1);
+                     return [m.querySelector("[data-testid='stMetricLabel']").innerText.trim(),
+                             value.innerText.trim(), cut];
+                   })"""
+            )
+            screenshot(page, screenshots() / "overview-large-figures.png")
+        finally:
+            browser.close()
+    shown = {label: value for label, value, _ in tiles}
+    assert [t for t in tiles if t[2]] == [], tiles
+    assert shown["Spend yesterday"] == "$21,000" and shown["Cost"] == "$63,000", shown
+    assert shown["Input tokens"] == "300.0B" and shown["Output tokens"] == "30.0B", shown
+    assert shown["Calls"] == "3"
+
+
 def open_page(page: Any, url: str) -> None:
     """Go to ``url`` and wait until the app has run and drawn its charts."""
     page.goto(url, timeout=PAGE_TIMEOUT_MS)

@@ -13,6 +13,7 @@ password gate and builds the sidebar when app.py did not, so both paths are test
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,16 @@ def goto(at: AppTest, page: str) -> AppTest:
 def metrics(at: AppTest) -> dict[str, str]:
     """Displayed metric values by label."""
     return {m.label: m.value for m in at.metric}
+
+
+def exact(at: AppTest) -> dict[str, str]:
+    """Metric values by label as their help gives them when the tile shows them short
+    (``Exactly 1,851,000.``: the tile reads ``1.85M``), else as displayed."""
+    found = {}
+    for m in at.metric:
+        match = re.match(r"Exactly (.+?)\.(?: |$)", m.help or "")
+        found[m.label] = match.group(1) if match else m.value
+    return found
 
 
 def deltas(at: AppTest) -> dict[str, str]:

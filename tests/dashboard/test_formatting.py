@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,59 @@ def test_percentages_latencies_and_counts() -> None:
     assert c.spend_text(0.35, 0) == "$0.35"
     assert c.spend_text(0.0, 1) == "$0.00 + 1 unpriced call"
     assert c.spend_text(1.5, 3) == "$1.50 + 3 unpriced calls"
+
+
+@pytest.mark.parametrize(
+    ("value", "amount", "count"),
+    [
+        (0.0042, "$0.0042", "0"),
+        (987.654, "$987.65", "988"),
+        (999.996, "$1,000", "1,000"),
+        (21_004.78, "$21,005", "21,005"),
+        (99_999.4, "$99,999", "99,999"),
+        (99_999.6, "$100.0k", "100,000"),
+        (611_594.72, "$611.6k", "611,595"),
+        (999_949, "$999.9k", "999,949"),
+        (999_960, "$1.00M", "999,960"),
+        (999_999.6, "$1.00M", "1.00M"),
+        (1_234_567.8, "$1.23M", "1.23M"),
+        (30_543_458_521, "$30.5B", "30.5B"),
+        (300_087_679_127, "$300.1B", "300.1B"),
+        (999_960_000, "$1.00B", "1.00B"),
+        (-21_004.78, "-$21,005", "-21,005"),
+        (None, "—", "—"),
+        (math.nan, "—", "—"),
+    ],
+)
+def test_tiles_show_at_most_seven_characters(value: float | None, amount: str, count: str) -> None:
+    """A metric tile cuts its value with an ellipsis past about nine characters (six tiles
+    a row in a 1,440 px window; tests/browser checks it): a lead's $21,004.78 a day read
+    "$21,00…" and 300 billion tokens "300,08…"."""
+    assert c.short_usd(value) == amount and len(amount) <= 8  # with a minus sign
+    assert c.short_num(value) == count and len(count) <= 7
+
+
+def test_short_latencies_and_the_exact_figure_in_the_help() -> None:
+    assert c.short_ms(850) == "850 ms" and c.short_ms(9_999) == "9,999 ms"
+    assert c.short_ms(12_345) == "12.3 s" and c.short_ms(None) == "—"
+
+    class Column:
+        def metric(self, label: str, value: str, **kw: Any) -> None:
+            self.shown = (label, value, kw)
+
+    column = Column()
+    c.usd_tile(column, "Cost", 21_004.78, help="Priced calls only.", delta="+1.0%")
+    assert column.shown == (
+        "Cost",
+        "$21,005",
+        {"help": "Exactly $21,004.78. Priced calls only.", "delta": "+1.0%"},
+    )
+    c.usd_tile(column, "Cost", 12.5, help="Priced calls only.")
+    assert column.shown == ("Cost", "$12.50", {"help": "Priced calls only."})
+    c.num_tile(column, "Input tokens", 300_087_679_127)
+    assert column.shown == ("Input tokens", "300.1B", {"help": "Exactly 300,087,679,127."})
+    c.ms_tile(column, "Latency p99", 123_456)
+    assert column.shown == ("Latency p99", "123.5 s", {"help": "Exactly 123,456 ms."})
 
 
 def test_a_key_keeps_its_colour_whatever_else_is_shown() -> None:

@@ -20,6 +20,7 @@ from tests.dashboard.conftest import (
     PAGES,
     charts,
     deltas,
+    exact,
     goto,
     marks,
     metrics,
@@ -93,8 +94,12 @@ def test_overview_shows_the_seeded_figures(seeded: Seed) -> None:
     assert shown["Calls"] == str(len(calls)) == "29"
     assert shown["Error rate"] == c.pct(1 / len(calls)) == "3.4%"
     assert shown["Cost"] == c.usd(sum(call.cost or 0 for call in calls))
-    assert shown["Input tokens"] == c.num(sum(call.prompt_tokens or 0 for call in calls))
-    assert shown["Output tokens"] == c.num(sum(call.completion_tokens or 0 for call in calls))
+    tokens = sum(call.prompt_tokens or 0 for call in calls)
+    assert exact(at)["Input tokens"] == c.num(tokens)
+    assert shown["Input tokens"] == c.short_num(tokens)
+    tokens = sum(call.completion_tokens or 0 for call in calls)
+    assert exact(at)["Output tokens"] == c.num(tokens)
+    assert shown["Output tokens"] == c.short_num(tokens)
     names = {f.name for call in calls for f in call.feedback}
     assert names and shown["Feedback scores"] == str(sum(len(call.feedback) for call in calls))
     for name in names:  # each name on its own scale
