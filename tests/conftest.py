@@ -33,7 +33,9 @@ GIT_IDENTITY = {
 # run needs it) or a browser (tests/browser). A test that starts a process in its own body
 # (subprocess, os.fork) carries `@pytest.mark.integration` (or its module a `pytestmark`).
 # Quick `git` commands (the `repo` fixture) do not count.
-INTEGRATION_FIXTURES = frozenset({"postgres_server", "postgres_url", "real_cli", "dashboard_env"})
+INTEGRATION_FIXTURES = frozenset(
+    {"postgres_server", "postgres_standby", "postgres_url", "real_cli", "dashboard_env"}
+)
 INTEGRATION_FOLDERS = frozenset({"browser"})
 
 

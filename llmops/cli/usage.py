@@ -205,4 +205,13 @@ def feedback(
         feedback_id = gateway.feedback(call_id, value, name=name, comment=comment, user=user)
     finally:
         gateway.close()
+    if not gateway.writer.healthy:  # a database that is away, or read-only (a replica)
+        typer.echo(
+            f"Feedback {feedback_id} for call {call_id} is in the journal "
+            f"({gateway.writer.journal.folder}), not in the database, which did not take it"
+            f" ({gateway.writer.last_error}): llmops writes it when it next reaches the "
+            "database.",
+            err=True,
+        )
+        return
     typer.echo(f"Feedback {feedback_id} recorded for call {call_id}.")

@@ -9,8 +9,12 @@ import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+import streamlit as st
+from sqlalchemy.engine import make_url
 
 from dashboard import _common as c
 from llmops.money import axis_format
@@ -39,6 +43,7 @@ from tests.dashboard.seed import (
     sign_test,
     wilson,
 )
+from tests.fixtures.postgres import free_port
 
 
 def test_every_page_works_on_an_empty_database(dashboard_env) -> None:
@@ -160,6 +165,43 @@ def test_the_dashboard_reads_a_replica_when_one_is_named(
     assert metrics(open_app())["Calls"] == str(len(seeded.in_days(30))) == "29"
     monkeypatch.delenv("LLMOPS_DASHBOARD_DATABASE_URL")
     assert metrics(open_app()).get("Calls", "0") == "0"  # the empty primary, as before
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_every_page_reads_a_streaming_replica(
+    seeded: Seed,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    postgres_server: Any,
+    postgres_standby: Any,
+) -> None:
+    """A real hot standby (PostgreSQL streaming replication: read-only, every write refused)
+    as LLMOPS_DASHBOARD_DATABASE_URL, the primary out of reach: every page shows what it
+    shows from the primary, and nothing on the way tries to write."""
+
+    def pages() -> dict[str, Any]:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at, shown = open_app(), {}
+        for page in PAGES:
+            if page != "overview":
+                goto(at, page)
+            figures = {k: v for k, v in metrics(at).items() if k != "Forecast this month"}
+            frames = [frame.value.to_csv() for frame in at.dataframe]  # NaN as NaN
+            shown[page] = (figures, frames, texts(at.markdown), [e.value for e in at.warning])
+        return shown
+
+    primary = pages()
+    postgres_server.wait_replayed(postgres_standby)
+    replica = postgres_standby.url_for(make_url(database_url).database)
+    with psycopg.connect(replica.replace("+psycopg", ""), autocommit=True) as connection:
+        assert connection.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    monkeypatch.setenv("LLMOPS_DASHBOARD_DATABASE_URL", replica)
+    monkeypatch.setenv(
+        "LLMOPS_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/llmops"
+    )
+    assert pages() == primary
+    assert primary["overview"][0]["Calls"] == "29" and primary["calls"][1]
 
 
 def test_overview_split_by_user_and_filtered_by_model(seeded: Seed) -> None:
