@@ -78,6 +78,7 @@ else:
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="calls",
         on_select="rerun",
         selection_mode="single-row",
@@ -85,7 +86,7 @@ else:
             "Input tokens": st.column_config.NumberColumn(format="localized"),
             "Output tokens": st.column_config.NumberColumn(format="localized"),
             "Cost (USD)": st.column_config.NumberColumn(
-                format="plain", help="Every digit stored; empty when unpriced (see Priced)."
+                format="%.15g", help="Every digit stored; \u2014 when unpriced (see Priced)."
             ),
             "Latency": st.column_config.NumberColumn(format="%.0f ms"),
         },
@@ -220,5 +221,6 @@ else:
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="call_feedback",
     )

@@ -60,6 +60,7 @@ with st.expander("Score counts"):
             }
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="score_counts",
     )
 
@@ -126,5 +127,6 @@ else:
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="comments",
     )

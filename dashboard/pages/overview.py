@@ -112,6 +112,7 @@ if budgets:
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="budgets",
     )
 
@@ -316,6 +317,7 @@ with st.expander("Daily totals"):
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="daily_totals",
         on_select="rerun",
         selection_mode="single-row",
@@ -340,6 +342,7 @@ with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="daily_spend",
         on_select="rerun",
         selection_mode="single-row",

@@ -54,11 +54,12 @@ else:
             ]
         ),
         hide_index=True,
+        placeholder=c.DASH,  # a missing value, not "None"
         key="versions",
         column_config={
             "Calls": st.column_config.NumberColumn(format="localized"),
             "Error rate": st.column_config.NumberColumn(format="percent"),
-            "Cost per call (USD)": st.column_config.NumberColumn(format="plain"),
+            "Cost per call (USD)": st.column_config.NumberColumn(format="%.6g"),
             "Tokens per call": st.column_config.NumberColumn(format="%.0f"),
             "Avg latency": st.column_config.NumberColumn(format="%.0f ms"),
             "Feedback": st.column_config.TextColumn(
@@ -164,7 +165,7 @@ if sides:
                 f"{c.score(f.average)} (95% {c.score(f.low)} to {c.score(f.high)}, n = {f.count})"
             )
         figures[describe(v.prompt_version or "")] = column
-    st.dataframe(pd.DataFrame(figures).fillna(c.DASH), key="compared")
+    st.dataframe(pd.DataFrame(figures), placeholder=c.DASH, key="compared")
     st.caption(
         "Feedback intervals: Wilson's for thumbs (0/1), else the mean's normal approximation; "
         "intervals that do not overlap mean a real difference."

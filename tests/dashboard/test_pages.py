@@ -204,6 +204,19 @@ def test_every_page_reads_a_streaming_replica(
     assert primary["overview"][0]["Calls"] == "29" and primary["calls"][1]
 
 
+def test_a_missing_value_reads_as_a_dash_in_every_table(seeded: Seed) -> None:
+    """Streamlit writes a missing value as "None" unless told otherwise (a version without
+    an eval run, an unpriced call's cost)."""
+    at, tables = open_app(), 0
+    for page in PAGES:
+        if page != "overview":
+            goto(at, page)
+        for frame in at.dataframe:
+            assert frame.proto.placeholder == c.DASH, (page, frame.value.columns)
+            tables += 1
+    assert tables >= 6
+
+
 def test_overview_split_by_user_and_filtered_by_model(seeded: Seed) -> None:
     at = open_app({"by": "user", "model": "gpt-4o"})
     calls = [call for call in seeded.in_days(30) if call.model == "gpt-4o"]
