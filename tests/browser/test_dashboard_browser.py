@@ -180,6 +180,21 @@ def dashboard(
         stop(process)
 
 
+@contextlib.contextmanager
+def in_chromium(
+    url: str, cwd: Path, log: Path, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """The dashboard on ``url`` (see ``dashboard``) and a page of headless Chromium, of the
+    size of ``VIEWPORT``: yields the dashboard's address and the page."""
+    executable, sync_playwright = chromium_path(), playwright_api()
+    with dashboard(url, cwd, log, settings) as address, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield address, browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -223,8 +238,6 @@ def wait_healthy(
 
 
 def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any) -> None:
-    executable = chromium_path()
-    sync_playwright = playwright_api()
 
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
@@ -282,40 +295,32 @@ def test_overview_shows_the_spend_in_a_real_browser(tmp_path: Path, server: Any)
     assert expected["Cost"] == "$1.53"
 
     screenshot_path = screenshots() / "overview-periods.png"
-    with (
-        dashboard(url, tmp_path, tmp_path / "dashboard.log") as address,
-        sync_playwright() as playwright,
-    ):
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            fetched: list[str] = []  # every URL the page asks for: all must be the server's
-            page.on("request", lambda request: fetched.append(request.url))
-            page.goto(address, timeout=PAGE_TIMEOUT_MS)
-            page.wait_for_selector("[data-testid='stMetric']", timeout=PAGE_TIMEOUT_MS)
-            page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
-            page.wait_for_function(
-                "() => !document.querySelector(\"[data-testid='stSkeleton']\")",
-                timeout=PAGE_TIMEOUT_MS,
-            )
-            page.wait_for_selector(
-                "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg",
-                timeout=PAGE_TIMEOUT_MS,
-            )
-            metrics, shown_deltas = {}, {}
-            for metric in page.locator("[data-testid='stMetric']").all():
-                label = metric.locator("[data-testid='stMetricLabel']").inner_text().strip()
-                metrics[label] = metric.locator("[data-testid='stMetricValue']").inner_text()
-                delta = metric.locator("[data-testid='stMetricDelta']")
-                shown_deltas[label] = delta.inner_text() if delta.count() else None
-            text = page.locator("body").inner_text()
-            exceptions = page.locator("[data-testid='stException']").count()
-            screenshot(page, screenshot_path)
-            # every other page, as a person opens it: no error (and nothing from outside)
-            for name in ("prompts", "evals", "calls", "feedback"):
-                open_page(page, f"{address}/{name}")
-        finally:
-            browser.close()
+    with in_chromium(url, tmp_path, tmp_path / "dashboard.log") as (address, page):
+        fetched: list[str] = []  # every URL the page asks for: all must be the server's
+        page.on("request", lambda request: fetched.append(request.url))
+        page.goto(address, timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_selector("[data-testid='stMetric']", timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function(
+            "() => !document.querySelector(\"[data-testid='stSkeleton']\")",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        page.wait_for_selector(
+            "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        metrics, shown_deltas = {}, {}
+        for metric in page.locator("[data-testid='stMetric']").all():
+            label = metric.locator("[data-testid='stMetricLabel']").inner_text().strip()
+            metrics[label] = metric.locator("[data-testid='stMetricValue']").inner_text()
+            delta = metric.locator("[data-testid='stMetricDelta']")
+            shown_deltas[label] = delta.inner_text() if delta.count() else None
+        text = page.locator("body").inner_text()
+        exceptions = page.locator("[data-testid='stException']").count()
+        screenshot(page, screenshot_path)
+        # every other page, as a person opens it: no error (and nothing from outside)
+        for name in ("prompts", "evals", "calls", "feedback"):
+            open_page(page, f"{address}/{name}")
 
     assert exceptions == 0, text
     # offline: no font, icon or script from the internet (the favicon once came from
@@ -370,8 +375,6 @@ def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
     """An app that costs tens of thousands of dollars a day, at hundreds of billions of
     tokens a month: every metric tile shows its whole value, none cut with an ellipsis (a
     tile of six a row cut "$21,004.78" to "$21,00…")."""
-    executable = chromium_path()
-    sync_playwright = playwright_api()
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
     calls = [  # $21,000 each: 1e11 input tokens ($15,000) and 1e10 output ($6,000)
@@ -380,26 +383,18 @@ def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
     ]
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
     seed(url, tmp_path / "home", server, calls)
-    with (
-        dashboard(url, tmp_path, tmp_path / "dashboard.log") as address,
-        sync_playwright() as playwright,
-    ):
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            open_page(page, address)
-            tiles = page.evaluate(
-                """() => [...document.querySelectorAll("[data-testid='stMetric']")].map(m => {
-                     const value = m.querySelector("[data-testid='stMetricValue']");
-                     const cut = [value, ...value.querySelectorAll("*")]
-                       .some(e => e.scrollWidth > e.clientWidth + 1);
-                     return [m.querySelector("[data-testid='stMetricLabel']").innerText.trim(),
-                             value.innerText.trim(), cut];
-                   })"""
-            )
-            screenshot(page, screenshots() / "overview-large-figures.png")
-        finally:
-            browser.close()
+    with in_chromium(url, tmp_path, tmp_path / "dashboard.log") as (address, page):
+        open_page(page, address)
+        tiles = page.evaluate(
+            """() => [...document.querySelectorAll("[data-testid='stMetric']")].map(m => {
+                 const value = m.querySelector("[data-testid='stMetricValue']");
+                 const cut = [value, ...value.querySelectorAll("*")]
+                   .some(e => e.scrollWidth > e.clientWidth + 1);
+                 return [m.querySelector("[data-testid='stMetricLabel']").innerText.trim(),
+                         value.innerText.trim(), cut];
+               })"""
+        )
+        screenshot(page, screenshots() / "overview-large-figures.png")
     shown = {label: value for label, value, _ in tiles}
     assert [t for t in tiles if t[2]] == [], tiles
     assert shown["Spend yesterday"] == "$21,000" and shown["Cost"] == "$63,000", shown
@@ -485,8 +480,6 @@ def test_charts_read_and_a_bar_click_drills_down(
     from tests.dashboard.seed import DAILY_BUDGET, MONTHLY_BUDGET
     from tests.dashboard.seed import seed as seed_app
 
-    executable = chromium_path()
-    sync_playwright = playwright_api()
     data = seed_app(database_url, repo, server, make_gateway)
     month = data.in_days(30)
     yesterday = next(
@@ -499,96 +492,90 @@ def test_charts_read_and_a_bar_click_drills_down(
         "LLMOPS_MONTHLY_BUDGET": str(MONTHLY_BUDGET),
     }
     shots = screenshots()
-    with (
-        dashboard(database_url, tmp_path, tmp_path / "dashboard.log", settings) as address,
-        sync_playwright() as playwright,
+    with in_chromium(database_url, tmp_path, tmp_path / "dashboard.log", settings) as (
+        address,
+        page,
     ):
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
+        # Overview: daily spend in dollars, a legend of every model of the range
+        open_page(page, address)
+        screenshot(page, shots / "overview.png")
+        (spend,) = page.evaluate(READ_CHARTS)
+        assert_readable(spend, legend={c.model for c in month})
+        assert money(y_ticks(spend)[-1]) >= max(  # the highest day fits, and the budget
+            DAILY_BUDGET,
+            *(sum(c.cost or 0 for c in month if c.day == d) for d in {c.day for c in month}),
+        )
 
-            # Overview: daily spend in dollars, a legend of every model of the range
-            open_page(page, address)
-            screenshot(page, shots / "overview.png")
-            (spend,) = page.evaluate(READ_CHARTS)
-            assert_readable(spend, legend={c.model for c in month})
-            assert money(y_ticks(spend)[-1]) >= max(  # the highest day fits, and the budget
-                DAILY_BUDGET,
-                *(sum(c.cost or 0 for c in month if c.day == d) for d in {c.day for c in month}),
-            )
+        # one user's calls cost a fraction of a cent a day: the axis says how much (it
+        # read $0.00 on every tick), and the budget for all calls does not squash it
+        open_page(page, f"{address}/?user=carol")
+        (carol,) = page.evaluate(READ_CHARTS)
+        assert_readable(carol, legend={"gpt-4o-mini"})
+        carol_spend = sum(c.cost or 0 for c in month if c.user == "carol")
+        assert 0 < carol_spend < 0.01
+        assert carol_spend <= money(y_ticks(carol)[-1]) < 0.01, y_ticks(carol)
+        assert "is for all calls: clear the filters" in page.inner_text("body")
 
-            # one user's calls cost a fraction of a cent a day: the axis says how much (it
-            # read $0.00 on every tick), and the budget for all calls does not squash it
-            open_page(page, f"{address}/?user=carol")
-            (carol,) = page.evaluate(READ_CHARTS)
-            assert_readable(carol, legend={"gpt-4o-mini"})
-            carol_spend = sum(c.cost or 0 for c in month if c.user == "carol")
-            assert 0 < carol_spend < 0.01
-            assert carol_spend <= money(y_ticks(carol)[-1]) < 0.01, y_ticks(carol)
-            assert "is for all calls: clear the filters" in page.inner_text("body")
+        # Feedback: one chart per name for the counts and for the trend
+        open_page(page, f"{address}/feedback")
+        screenshot(page, shots / "feedback.png")
+        versions = {f"support/answer@{data.versions[k]}" for k in ("answer-v1", "answer-v2")}
+        counts, trend = page.evaluate(READ_CHARTS)
+        for chart in (counts, trend):
+            assert_readable(chart, legend=versions)
+        assert all(t.isdigit() for t in y_ticks(counts)), y_ticks(counts)  # counts
 
-            # Feedback: one chart per name for the counts and for the trend
-            open_page(page, f"{address}/feedback")
-            screenshot(page, shots / "feedback.png")
-            versions = {f"support/answer@{data.versions[k]}" for k in ("answer-v1", "answer-v2")}
-            counts, trend = page.evaluate(READ_CHARTS)
-            for chart in (counts, trend):
-                assert_readable(chart, legend=versions)
-            assert all(t.isdigit() for t in y_ticks(counts)), y_ticks(counts)  # counts
+        # Evals: the pass rate of the batch's two runs
+        open_page(page, f"{address}/evals")
+        screenshot(page, shots / "evals.png")
+        (history,) = page.evaluate(READ_CHARTS)
+        assert_readable(history, legend={"greet \u00b7 baseline", "greet \u00b7 candidate"})
 
-            # Evals: the pass rate of the batch's two runs
-            open_page(page, f"{address}/evals")
-            screenshot(page, shots / "evals.png")
-            (history,) = page.evaluate(READ_CHARTS)
-            assert_readable(history, legend={"greet \u00b7 baseline", "greet \u00b7 candidate"})
+        for name in ("prompts", "calls"):
+            open_page(page, f"{address}/{name}")
+            screenshot(page, shots / f"{name}.png")
 
-            for name in ("prompts", "calls"):
-                open_page(page, f"{address}/{name}")
-                screenshot(page, shots / f"{name}.png")
+        # a click on yesterday's gpt-4o bar (the mouse, as a person clicks) opens the
+        # Calls page on that day and that model
+        open_page(page, address)
+        bar = page.locator(
+            "[data-testid='stVegaLiteChart'] path[aria-roledescription='bar']"
+            f"[aria-label*='date: {yesterday.day.isoformat()};']"
+            "[aria-label*='Model: gpt-4o;']"
+        )
+        assert bar.count() == 1
+        bar.click()
+        page.wait_for_url("**/calls?**", timeout=PAGE_TIMEOUT_MS)
+        wait_ready(page)
+        screenshot(page, shots / "calls-drill-down.png")
+        query = parse_qs(urlsplit(page.url).query)
+        day = yesterday.day.isoformat()
+        assert query["from"] == [day] and query["to"] == [day] and query["model"] == ["gpt-4o"]
+        body = page.inner_text("body")
+        count = len(drilled)
+        assert f"Rows 1\u2013{count} of {count}" in body, body
 
-            # a click on yesterday's gpt-4o bar (the mouse, as a person clicks) opens the
-            # Calls page on that day and that model
-            open_page(page, address)
-            bar = page.locator(
-                "[data-testid='stVegaLiteChart'] path[aria-roledescription='bar']"
-                f"[aria-label*='date: {yesterday.day.isoformat()};']"
-                "[aria-label*='Model: gpt-4o;']"
-            )
-            assert bar.count() == 1
-            bar.click()
-            page.wait_for_url("**/calls?**", timeout=PAGE_TIMEOUT_MS)
-            wait_ready(page)
-            screenshot(page, shots / "calls-drill-down.png")
-            query = parse_qs(urlsplit(page.url).query)
-            day = yesterday.day.isoformat()
-            assert query["from"] == [day] and query["to"] == [day] and query["model"] == ["gpt-4o"]
-            body = page.inner_text("body")
-            count = len(drilled)
-            assert f"Rows 1\u2013{count} of {count}" in body, body
-
-            # a click on the row (its selection box, at the left of the first row) opens
-            # the call: the detail below says what it cost and who rated it
-            grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
-            assert grid is not None
-            page.mouse.click(grid["x"] + 12, grid["y"] + ROW_HEIGHT * 1.5)
-            page.wait_for_function(
-                "() => document.body.innerText.includes('Output tokens\\n')"
-                " && document.querySelectorAll(\"[data-testid='stMetric']\").length > 0",
-                timeout=PAGE_TIMEOUT_MS,
-            )
-            wait_ready(page)
-            (call,) = drilled
-            assert parse_qs(urlsplit(page.url).query)["call"] == [call.id]
-            detail = {
-                m.locator("[data-testid='stMetricLabel']").inner_text().strip(): m.locator(
-                    "[data-testid='stMetricValue']"
-                ).inner_text()
-                for m in page.locator("[data-testid='stMetric']").all()
-            }
-            assert detail["Cost"] == usd(call.cost or 0), detail
-            assert detail["Input tokens"] == f"{call.prompt_tokens:,}", detail
-            assert call.feedback  # (its rating, in a table below)
-            assert "No feedback for this call." not in page.inner_text("body")
-            screenshot(page, shots / "call-detail.png")
-        finally:
-            browser.close()
+        # a click on the row (its selection box, at the left of the first row) opens
+        # the call: the detail below says what it cost and who rated it
+        grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        assert grid is not None
+        page.mouse.click(grid["x"] + 12, grid["y"] + ROW_HEIGHT * 1.5)
+        page.wait_for_function(
+            "() => document.body.innerText.includes('Output tokens\\n')"
+            " && document.querySelectorAll(\"[data-testid='stMetric']\").length > 0",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        wait_ready(page)
+        (call,) = drilled
+        assert parse_qs(urlsplit(page.url).query)["call"] == [call.id]
+        detail = {
+            m.locator("[data-testid='stMetricLabel']").inner_text().strip(): m.locator(
+                "[data-testid='stMetricValue']"
+            ).inner_text()
+            for m in page.locator("[data-testid='stMetric']").all()
+        }
+        assert detail["Cost"] == usd(call.cost or 0), detail
+        assert detail["Input tokens"] == f"{call.prompt_tokens:,}", detail
+        assert call.feedback  # (its rating, in a table below)
+        assert "No feedback for this call." not in page.inner_text("body")
+        screenshot(page, shots / "call-detail.png")
