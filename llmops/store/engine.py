@@ -198,9 +198,38 @@ def _upgrade(connection: Connection, revision: str) -> str:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
-    connection.commit()
+    with _all_or_nothing(connection):
+        command.upgrade(config, revision)
     return current_revision(connection) or ""
+
+
+@contextlib.contextmanager
+def _all_or_nothing(connection: Connection) -> Iterator[None]:
+    """One transaction for the migrations, committed at the end: a process killed midway
+    leaves the database as it was. PostgreSQL runs DDL in transactions by itself; Python's
+    sqlite3 driver does not open one before DDL (CREATE, DROP, ALTER commit one by one), so
+    a kill left half a migration behind that the next ``llmops db upgrade`` tripped over
+    ("index ... already exists"). On SQLite the driver's own transactions are switched off
+    for the migrations and one ``BEGIN IMMEDIATE`` holds them all (writers wait, or keep
+    their calls in the journal)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        connection.commit()
+        return
+    if connection.in_transaction():
+        connection.commit()  # SQLAlchemy's, around the revision's SELECT: nothing to commit
+    driver = connection.connection.driver_connection
+    level = driver.isolation_level  # type: ignore[union-attr]
+    driver.isolation_level = None  # type: ignore[union-attr]
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        driver.isolation_level = level  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,6 +294,59 @@ def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str
             "old-call"
         ]
         assert current_revision(connection) == HEAD_REVISION
+
+
+KILLED_UPGRADE = """
+import os, signal, sys
+import sqlalchemy as sa
+from llmops.store.engine import create_engine, upgrade
+
+engine = create_engine(sys.argv[1])
+statements = 0
+
+@sa.event.listens_for(engine, "after_cursor_execute")
+def kill(*args):
+    global statements
+    statements += 1
+    if statements == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+upgrade(engine)
+"""
+
+
+@pytest.mark.integration  # starts and kills Python processes
+@pytest.mark.parametrize("killed_after", [5, 40, 90])
+def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
+    database_url: str, killed_after: int
+) -> None:
+    """``llmops db upgrade`` SIGKILLed after its n-th statement (of about 140 from 0001):
+    the database is still at 0001 with its call, and the next upgrade completes. SQLite's
+    driver committed each CREATE, DROP and ALTER on its own, so such a kill left half a
+    migration behind and the next upgrade failed ("index ... already exists")."""
+    engine = create_engine(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated,"
+                " cost_status) VALUES ('old-call', '2026-01-01 00:00:00', 'app', 'gpt-4o-mini',"
+                " 'ok', false, 'priced')"
+            )
+        )
+    engine.dispose()
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_UPGRADE, database_url, str(killed_after)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0001"
+    assert upgrade(engine) == HEAD_REVISION
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT id FROM llm_calls")).scalars().all() == [
+            "old-call"
+        ]
 
 
 def test_every_migration_is_known_and_the_one_before_the_head_is_outdated(
