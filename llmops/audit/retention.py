@@ -165,13 +165,16 @@ def _remove_calls(
     """Delete the calls of the UTC days before ``before`` and their feedback, keeping the
     rollups of those days as they were."""
     c, f = CALLS.c, FEEDBACK.c
+    # No row may be written between the count and listing below and the removal (an old
+    # call replayed from a journal would go unlisted in the event, or feedback would
+    # outlive its call): writers wait (their calls stay in the journal); readers do not.
     if not dry_run and connection.dialect.name == "postgresql":
-        # No row may be written between the count and listing below and the removal (it
-        # would go unlisted in the event, or feedback would outlive its call): writers
-        # wait (their calls stay in the journal); readers do not.
         connection.execute(
             sa.text("LOCK TABLE llm_calls, llm_call_content, feedback IN EXCLUSIVE MODE")
         )
+    elif not dry_run:  # SQLite's write lock, from the first read (the driver would take it
+        # at the first DELETE, after the listing)
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     old_calls = sa.select(c.id).where(c.created_at < before)
     calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
     feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))

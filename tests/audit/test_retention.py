@@ -198,3 +198,48 @@ def test_prunes_one_after_another_leave_chains_that_verify(
         assert result.checked == {"llm_calls": 4, "feedback": 4}
     finally:
         engine.dispose()
+
+
+def test_a_call_written_while_prune_lists_the_old_ones_waits(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """An old call written while prune lists what it removes (a journal replayed after a
+    long outage) would be removed unlisted: a gap in its chain that no event explains,
+    which verify reports as tampering. Prune holds the write lock from its first read
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: LOCK TABLE), so such a write waits (here, gives
+    up after 0.2 s, as the writer then keeps the call in its journal)."""
+    from llmops.store.chain import Chains
+    from llmops.store.records import fitted
+    from tests.store.test_writer import call_row, insert_calls
+
+    record(make_gateway, server)
+    engine = create_engine(database_url)
+    other = create_engine(database_url, busy_timeout_ms=200)
+    attempts: list[str] = []
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def write_meanwhile(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if attempts or "ORDER BY" not in statement or "chain_seq" not in statement:
+            return
+        rows = [fitted("call", call_row(created_at=datetime.now(UTC) - timedelta(days=450)))]
+        chains = Chains()
+        try:
+            with other.begin() as writing:
+                if writing.dialect.name == "postgresql":
+                    writing.execute(sa.text("SET LOCAL lock_timeout = '200ms'"))
+                chains.seal(writing, "call", rows)
+                insert_calls(writing, rows)
+            chains.commit()
+            attempts.append("stored")
+        except Exception as exc:
+            attempts.append(f"refused: {exc}")
+
+    try:
+        report = prune(engine, calls_days=400)
+        assert report.calls_removed == 2 and len(attempts) == 1
+        assert attempts[0].startswith("refused") and "lock" in attempts[0], attempts
+        result = verify(engine)
+        assert result.ok, result.breaks
+    finally:
+        engine.dispose()
+        other.dispose()
