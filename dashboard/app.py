@@ -13,6 +13,8 @@ from pathlib import Path
 import _common
 import streamlit as st
 
+from llmops.errors import DatabaseError
+
 # The favicon is a file of ours: a material icon would be fetched from fonts.gstatic.com on
 # every page load (an error offline).
 ICON = str(Path(__file__).with_name("icon.png"))
@@ -21,4 +23,7 @@ st.set_page_config(page_title="llmops", page_icon=ICON, layout="wide")
 # Every page starts with _common.page_view(): the password form until it is entered (the
 # navigation stays hidden meanwhile), then the sidebar's date range and filters.
 signed_in = _common.signed_in(_common.load_settings())
-_common.navigation("sidebar" if signed_in else "hidden").run()
+try:
+    _common.navigation("sidebar" if signed_in else "hidden").run()
+except DatabaseError as exc:  # the database stopped answering under a page: one line
+    st.error(f"The database is not answering ({exc}). Reload the page once it is back.")

@@ -209,8 +209,8 @@ def feedback(
         typer.echo(
             f"Feedback {feedback_id} for call {call_id} is in the journal "
             f"({gateway.writer.journal.folder}), not in the database, which did not take it"
-            f" ({gateway.writer.last_error}): llmops writes it when it next reaches the "
-            "database.",
+            f" ({gateway.writer.last_error}): the next llmops process with this journal "
+            "writes it once its database takes it.",
             err=True,
         )
         return

@@ -402,6 +402,39 @@ def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
     assert shown["Calls"] == "3"
 
 
+def test_a_database_that_stops_under_the_dashboard_is_one_line(
+    tmp_path: Path, server: Any, postgres_url: str, postgres_server: Any
+) -> None:
+    """PostgreSQL stops while the dashboard runs (its engine made, its pages seen): every
+    page then says so in one line, and shows its figures again once the database is back;
+    never Streamlit's red traceback."""
+    now = datetime.now(UTC)
+    seed(postgres_url, tmp_path / "home", server, [(now - timedelta(hours=1), 1_000, 100)])
+    shown: dict[str, tuple[int, str]] = {}
+    with in_chromium(postgres_url, tmp_path, tmp_path / "dashboard.log") as (address, page):
+        open_page(page, address)
+        postgres_server.stop()
+        try:
+            for name in ("", "prompts", "evals", "calls", "feedback"):
+                page.goto(f"{address}/{name}", timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_MS)
+                errors = page.locator("[data-testid='stAlertContentError']").all_inner_texts()
+                shown[name] = (
+                    page.locator("[data-testid='stException']").count(),
+                    " ".join(errors),
+                )
+            screenshot(page, screenshots() / "database-down.png")
+        finally:
+            postgres_server.start()
+        open_page(page, address)  # back: the figures again
+        calls = page.locator("[data-testid='stMetric']").filter(has_text="Calls")
+        assert calls.first.locator("[data-testid='stMetricValue']").inner_text() == "1"
+    assert shown[""] == (0, "")  # seen before the stop: its figures, from the cache (30 s)
+    for name, (exceptions, error) in list(shown.items())[1:]:
+        assert exceptions == 0 and "The database is not answering" in error, (name, error)
+        assert "connection failed" in error and "Traceback" not in error, (name, error)
+
+
 def open_page(page: Any, url: str) -> None:
     """Go to ``url`` and wait until the app has run and drawn its charts."""
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
