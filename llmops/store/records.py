@@ -108,6 +108,17 @@ _JSON = {"call": ("tags", "metadata", "request", "usage_details"), "feedback": (
 # measurements the rollups sum: NaN or an infinity is no measurement, and would poison the
 # sums (inf - inf is NaN, which SQLite stores as NULL in a NOT NULL column)
 _MEASURES = {"call": ("cost_usd", "latency_ms", "ttft_ms"), "feedback": ()}
+# whole numbers, each within its column's type (INTEGER: 32 bits, BIGINT: 64 bits), read from
+# the tables: a provider's garbage usage (3 billion tokens in a call) would otherwise have
+# PostgreSQL refuse the whole call, and SQLite take it
+_COUNTS: dict[str, dict[str, int]] = {
+    kind: {
+        column.name: 2**63 - 1 if isinstance(column.type, sa.BigInteger) else 2**31 - 1
+        for column in table.columns
+        if isinstance(column.type, sa.Integer)
+    }
+    for kind, table in (("call", CALLS), ("feedback", FEEDBACK))
+}
 
 
 def fit(value: str, limit: int) -> str:
@@ -215,13 +226,22 @@ def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
 def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     """The row's columns, each within what its table takes: a string longer than its
     column cut with a marker (:func:`fit`), texts over :data:`MAX_TEXT_CHARS` cut, tags
-    within the tag rollup's column, a NaN or infinite cost, latency or TTFT unknown (None).
+    within the tag rollup's column, a NaN or infinite cost, latency or TTFT unknown (None),
+    a count its column cannot hold unknown (None; a call keeps it, as a string, in
+    ``usage_details["out_of_range"]``).
     The writer applies this to every row it stores."""
     out = {column: row.get(column) for column in COLUMNS[kind]}
     for column in _MEASURES[kind]:
         value = out[column]
         if isinstance(value, float) and not math.isfinite(value):
             out[column] = None
+    odd = {}
+    for column, bound in _COUNTS[kind].items():
+        value = out[column]
+        if isinstance(value, int) and not -bound - 1 <= value <= bound:
+            out[column], odd[column] = None, str(value)
+    if odd and kind == "call":  # unknown in its column, kept as reported
+        out["usage_details"] = {**(out.get("usage_details") or {}), "out_of_range": odd}
     for column, limit in _LIMITS[kind].items():
         value = out[column]
         if isinstance(value, str) and len(value) > limit:

@@ -385,6 +385,8 @@ def poison_rows() -> list[dict]:
         call_row(response_text="lone surrogate \ud800 here"),
         call_row(metadata={"deep": _nested(200)}),
         call_row(metadata={"big": "x" * 200_000}),
+        # a provider's garbage usage: PostgreSQL's INTEGER refused the call, SQLite took it
+        call_row(prompt_tokens=3_000_000_000, completion_tokens=10**19, cached_tokens=-(2**40)),
     ]
 
 
@@ -422,8 +424,20 @@ def test_poison_records_are_stored_and_the_writer_carries_on(make_writer, databa
             sa.text("SELECT response_text FROM llm_call_content WHERE call_id = :id"),
             {"id": poison[4]["id"]},
         ).scalar_one()
+        absurd = connection.execute(
+            sa.select(CALLS.c.prompt_tokens, CALLS.c.completion_tokens, CALLS.c.cached_tokens,
+                      CALLS.c.reasoning_tokens, CALLS.c.cost_usd, CALLS.c.usage_details)
+            .where(CALLS.c.id == poison[11]["id"])
+        ).one()  # fmt: skip
     assert len(stored["user_id"]) == 200 and stored["user_id"].startswith("u" * 150)
     assert text == "NUL \ufffd inside"
+    # unknown in their columns, kept as reported; the call and its cost are stored
+    assert absurd[:5] == (None, None, None, 0, poison[11]["cost_usd"])
+    assert absurd.usage_details["out_of_range"] == {
+        "prompt_tokens": "3000000000",
+        "completion_tokens": str(10**19),
+        "cached_tokens": str(-(2**40)),
+    }
     # repaired rows are chained as stored; the batches split around them leave no gap
     assert_chains_intact(database_url, len(poison) + len(good))
 
