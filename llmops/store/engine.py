@@ -7,6 +7,7 @@ import fcntl
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -57,15 +58,27 @@ def display_url(url: str | sa.URL) -> str:
     )
 
 
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file of a SQLite URL: ``sqlite:///path``, or a URI (``sqlite:///file:path?
+    mode=ro&uri=true``, whose path is not ``file:path``); None for a database in memory."""
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = unquote(urlsplit(database).path)
+        if url.query.get("mode") == "memory":
+            return None
+    return Path(database) if database not in ("", ":memory:") else None
+
+
 def create_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     """An engine with the settings llmops relies on (WAL and a busy timeout on SQLite)."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        file = sqlite_file(parsed)
+        if file is not None and parsed.query.get("mode") != "ro":
             # Calls hold prompts and answers: the file (and SQLite's -wal and -shm, which
             # take its mode) is readable by its owner only.
-            private_dir(Path(parsed.database).parent)
-            private_file(Path(parsed.database))
+            private_dir(file.parent)
+            private_file(file)
         engine = sa.create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
@@ -195,6 +208,8 @@ def _upgrade(connection: Connection, revision: str) -> str:
     from alembic import command
     from alembic.config import Config
 
+    if revision in ("head", HEAD_REVISION) and current_revision(connection) == HEAD_REVISION:
+        return HEAD_REVISION  # nothing to do: no write lock (a read-only file stays fine)
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
@@ -236,8 +251,8 @@ def _all_or_nothing(connection: Connection) -> Iterator[None]:
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     """One migrating process at a time: a file lock for SQLite, an advisory lock on Postgres."""
     if engine.dialect.name == "sqlite":
-        database = engine.url.database or ""
-        lock_path = Path(database + ".migrate-lock") if database not in ("", ":memory:") else None
+        file = sqlite_file(engine.url)
+        lock_path = file.with_name(file.name + ".migrate-lock") if file is not None else None
         with contextlib.ExitStack() as stack:
             if lock_path is not None:
                 private_file(lock_path)

@@ -377,9 +377,10 @@ def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
     tile of six a row cut "$21,004.78" to "$21,00…")."""
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date(), datetime.min.time(), UTC)
-    calls = [  # $21,000 each: 1e11 input tokens ($15,000) and 1e10 output ($6,000)
-        (midnight - timedelta(days=days, hours=6), 100_000_000_000, 10_000_000_000)
+    calls = [  # $420 each (2e9 input tokens: $300, 2e8 output: $120), 50 a day: $21,000
+        (midnight - timedelta(days=days, hours=6, minutes=minute), 2_000_000_000, 200_000_000)
         for days in (0, 1, 2)
+        for minute in range(50)
     ]
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
     seed(url, tmp_path / "home", server, calls)
@@ -399,7 +400,7 @@ def test_a_leads_figures_fit_their_tiles(tmp_path: Path, server: Any) -> None:
     assert [t for t in tiles if t[2]] == [], tiles
     assert shown["Spend yesterday"] == "$21,000" and shown["Cost"] == "$63,000", shown
     assert shown["Input tokens"] == "300.0B" and shown["Output tokens"] == "30.0B", shown
-    assert shown["Calls"] == "3"
+    assert shown["Calls"] == "150"
 
 
 def test_a_database_that_stops_under_the_dashboard_is_one_line(

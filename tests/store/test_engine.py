@@ -60,3 +60,25 @@ def test_postgres_connections_run_without_jit(postgres_url: str) -> None:
         # the setting is the session's, not a transaction's that a rollback would undo
         connection.rollback()
         assert connection.execute(sa.text("SHOW jit")).scalar() == "off"
+
+
+def test_a_read_only_sqlite_uri_makes_nothing_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///file:PATH?mode=ro&uri=true`` (SQLite's own read-only URI): llmops took
+    ``file:PATH`` for a path, and made a folder ``file:`` with an empty database and a lock
+    file in it, in the working folder."""
+    from llmops.store.engine import check_schema, upgrade
+
+    database = tmp_path / "calls.db"
+    upgrade(create_engine(f"sqlite:///{database}"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    engine = create_engine(f"sqlite:///file:{database}?mode=ro&uri=true")
+    assert upgrade(engine) == check_schema(engine)  # at head: nothing to do, no write lock
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == 0
+    with pytest.raises(DatabaseError, match="readonly"), engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM llm_calls"))
+    assert list(work.iterdir()) == []
