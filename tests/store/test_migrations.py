@@ -274,7 +274,8 @@ def test_the_indexes_of_often_empty_columns_hold_only_values(database_url: str) 
         ), found[name]
 
 
-def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str) -> None:
+def at_0001_with_a_call(database_url: str) -> sa.Engine:
+    """The database at schema 0001 with one call, ``old-call``, and its feedback."""
     engine = create_engine(database_url)
     upgrade(engine, "0001")
     with engine.begin() as connection:
@@ -285,6 +286,17 @@ def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str
                 " 'ok', false, 'priced')"
             )
         )
+        connection.execute(
+            sa.text(
+                "INSERT INTO feedback (id, call_id, created_at, name, score) VALUES "
+                "('old-feedback', 'old-call', '2026-01-01 00:01:00', 'thumbs', 1)"
+            )
+        )
+    return engine
+
+
+def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str) -> None:
+    engine = at_0001_with_a_call(database_url)
     with pytest.raises(SchemaOutdatedError, match=r"at schema 0001.*run `llmops db upgrade`"):
         check_schema(engine)
     assert upgrade(engine) == HEAD_REVISION
@@ -324,16 +336,7 @@ def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
     the database is still at 0001 with its call, and the next upgrade completes. SQLite's
     driver committed each CREATE, DROP and ALTER on its own, so such a kill left half a
     migration behind and the next upgrade failed ("index ... already exists")."""
-    engine = create_engine(database_url)
-    upgrade(engine, "0001")
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated,"
-                " cost_status) VALUES ('old-call', '2026-01-01 00:00:00', 'app', 'gpt-4o-mini',"
-                " 'ok', false, 'priced')"
-            )
-        )
+    engine = at_0001_with_a_call(database_url)
     engine.dispose()
     child = subprocess.run(
         [sys.executable, "-c", KILLED_UPGRADE, database_url, str(killed_after)],
@@ -345,6 +348,9 @@ def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
     assert upgrade(engine) == HEAD_REVISION
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT id FROM llm_calls")).scalars().all() == [
+            "old-call"
+        ]
+        assert connection.execute(sa.text("SELECT call_id FROM feedback")).scalars().all() == [
             "old-call"
         ]
 
