@@ -240,8 +240,9 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
         value = out[column]
         if isinstance(value, int) and not -bound - 1 <= value <= bound:
             out[column], odd[column] = None, str(value)
-    if odd and kind == "call":  # unknown in its column, kept as reported
-        out["usage_details"] = {**(out.get("usage_details") or {}), "out_of_range": odd}
+    details = out.get("usage_details")
+    if odd and kind == "call" and isinstance(details, dict | None):  # kept as reported
+        out["usage_details"] = {**(details or {}), "out_of_range": odd}
     for column, limit in _LIMITS[kind].items():
         value = out[column]
         if isinstance(value, str) and len(value) > limit:
