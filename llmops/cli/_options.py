@@ -48,7 +48,7 @@ def check_database_url(url: str, *, existing: bool = False) -> None:
     database, or (``existing``: for commands that only look) a file that is not there. (A
     server that does not answer is not a usage error: that is found when connecting, and
     exits 1.)"""
-    from llmops.store.engine import display_url, normalize_url
+    from llmops.store.engine import display_url, normalize_url, sqlite_file
 
     try:
         parsed = normalize_url(url)
@@ -63,10 +63,9 @@ def check_database_url(url: str, *, existing: bool = False) -> None:
         raise ConfigError(f"database URL {where}: port {port} is not in 1-{MAX_PORT}")
     if parsed.get_backend_name() != "sqlite":
         return
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
+    path = sqlite_file(parsed)  # a URI (file:...?uri=true) names its file too
+    if path is None:
         return
-    path = Path(database)
     if existing and not path.exists():  # a command that only looks makes nothing
         raise ConfigError(
             f"{where}: no such database file (llmops creates it on first use; "

@@ -103,13 +103,11 @@ def _refuse_missing_sqlite(url: str) -> None:
     """A report reads a database: a SQLite file that is not there is a mistake (a typo in
     the path), not a database to create."""
     from llmops.errors import ConfigError
-    from llmops.store.engine import display_url, normalize_url
+    from llmops.store.engine import display_url, normalize_url, sqlite_file
 
     parsed = normalize_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+    path = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is None:
         return
-    if database.startswith("file:"):
-        return
-    if not Path(database).exists():
+    if not path.exists():
         raise ConfigError(f"no database at {display_url(url)}: nothing to report on")

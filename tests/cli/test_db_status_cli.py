@@ -109,11 +109,13 @@ def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_pa
     assert data["schema"] == "0001" and data["tables"]["api_keys"] is None
 
 
-def test_a_mistyped_sqlite_path_is_refused_and_nothing_is_created(cli, tmp_path) -> None:
+@pytest.mark.parametrize("form", ["sqlite:///{}", "sqlite:///file:{}?mode=ro&uri=true"])
+def test_a_mistyped_sqlite_path_is_refused_and_nothing_is_created(cli, tmp_path, form) -> None:
     """``db status`` only looks: a file that is not there is one ``error:`` line and exit 2,
-    and neither it nor its folders are made (opening it would make both)."""
+    and neither it nor its folders are made (opening it would make both); a SQLite URI
+    names its file as a path does."""
     missing = tmp_path / "typo" / "deeper" / "llmops.db"
-    result = cli("db", "status", "--database-url", f"sqlite:///{missing}", cwd=tmp_path)
+    result = cli("db", "status", "--database-url", form.format(missing), cwd=tmp_path)
     assert result.code == 2
     assert result.stderr.startswith("error: ") and "no such database file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
