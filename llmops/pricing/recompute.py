@@ -63,7 +63,12 @@ def recompute_costs(
         c.id, c.model, c.provider, c.prompt_tokens, c.completion_tokens, c.cached_tokens,
         c.cache_write_tokens, c.reasoning_tokens, c.tokens_estimated, c.cost_usd,
         c.cost_status, c.price_source, c.usage_details,
-    ).where(c.created_at >= since, c.prompt_tokens.is_not(None))  # fmt: skip
+    )  # fmt: skip
+    # calls with usage: their counts, or one too large for its column (kept in the details)
+    reported = c.usage_details["out_of_range"].as_string()
+    query = query.where(
+        c.created_at >= since, sa.or_(c.prompt_tokens.is_not(None), reported.is_not(None))
+    )
     if until is not None:
         query = query.where(c.created_at < until)
     if model is not None:

@@ -67,14 +67,24 @@ class Usage:
     @classmethod
     def from_columns(cls, row: Mapping[Any, Any], details: Mapping[str, Any] | None) -> Usage:
         """A stored call's usage: its token columns (``row`` may be a SQLAlchemy
-        ``RowMapping``, whose keys are names or columns) and its ``usage_details``."""
+        ``RowMapping``, whose keys are names or columns) and its ``usage_details``, where
+        ``out_of_range`` keeps a count too large for its column (NULL there)."""
         extra = {k: _int(v) for k, v in (details or {}).items() if k in _DETAIL_FIELDS}
+        reported = (details or {}).get("out_of_range")
+        reported = reported if isinstance(reported, dict) else {}
+
+        def count(name: str) -> int:
+            value = row.get(name)
+            if value is None and str(reported.get(name, "")).lstrip("-").isdigit():
+                return int(reported[name])
+            return _int(value)
+
         return cls(
-            _int(row.get("prompt_tokens")),
-            _int(row.get("completion_tokens")),
-            _int(row.get("cached_tokens")),
-            _int(row.get("cache_write_tokens")),
-            _int(row.get("reasoning_tokens")),
+            count("prompt_tokens"),
+            count("completion_tokens"),
+            count("cached_tokens"),
+            count("cache_write_tokens"),
+            count("reasoning_tokens"),
             bool(row.get("tokens_estimated")),
             **extra,
         )

@@ -56,6 +56,29 @@ def test_recompute_updates_calls_and_rollups(database_url: str, tmp_path: Path) 
     assert_rollups_match(engine)
 
 
+def test_recompute_prices_a_count_too_large_for_its_column_as_reported(
+    database_url: str, tmp_path: Path
+) -> None:
+    """3 billion prompt tokens do not fit llm_calls.prompt_tokens (NULL there, as reported
+    in usage_details.out_of_range): re-pricing counts them; it skipped the call."""
+    engine = create_engine(database_url)
+    check_schema(engine)
+    row = call_row(
+        model="acme-x", created_at=NOW - timedelta(hours=1), prompt_tokens=3_000_000_000,
+        completion_tokens=500, cost_usd=None, cost_status="unpriced",
+    )  # fmt: skip
+    store_rows(engine, tmp_path / "spool", [row, call_row(model="acme-x", prompt_tokens=None)])
+    custom = PriceBook({"acme-x": ModelPrice(input_per_million=2, output_per_million=6)})
+    report = recompute_costs(engine, custom, since=NOW - timedelta(days=1))
+    assert (report.examined, report.changed) == (1, 1)  # a call without usage is left alone
+    with engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(CALLS.c.prompt_tokens, CALLS.c.cost_usd).where(CALLS.c.id == row["id"])
+        ).one()
+    assert stored.prompt_tokens is None
+    assert stored.cost_usd == pytest.approx(3_000_000_000 * 2e-6 + 500 * 6e-6, rel=1e-12)
+
+
 def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_path: Path):
     """Issue: a call priced through the model that served it went back to unpriced. Every
     dimension the gateway priced is stored (usage_details), so the same price map gives the
