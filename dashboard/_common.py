@@ -3,6 +3,8 @@ filters (mirrored in the URL query string), cached query calls and number format
 
 Every figure comes from :mod:`llmops.store.queries`; this module only caches and formats what
 those functions return. Nothing here builds SQL or does arithmetic on call data.
+Every table shows a missing value as :data:`DASH` (``placeholder=c.DASH``), as the
+figures do; Streamlit would write "None".
 """
 
 from __future__ import annotations
@@ -106,17 +108,16 @@ def num(value: float | None, decimals: int = 0) -> str:
 # A metric tile is about 150 px wide at six a row (a 1,440 px window): Streamlit cuts its
 # value with an ellipsis past nine characters, eight on a smaller screen. Tiles show figures
 # in at most seven, and their exact value in the tile's help.
-_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+_UNITS = ((1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T"))
 
 
 def _compact(size: float) -> str:
-    """``611.6k``, ``1.23M``, ``30.5B``: two decimals under 10, one above."""
-    for index, (scale, unit) in enumerate(_UNITS):
-        if size >= scale or index == len(_UNITS) - 1:
-            text = f"{size / scale:.{2 if size < 10 * scale else 1}f}"
-            if float(text) >= 1000 and index:  # 999.96k rounds to 1000.0k: 1.00M
-                scale, unit = _UNITS[index - 1]
-                text = f"{size / scale:.2f}"
+    """``611.6k``, ``1.23M``, ``30.5B`` (``size`` of 1,000 or more): the first unit under
+    which the figure, rounded, stays under 1,000; two decimals under 10, one above."""
+    for scale, unit in _UNITS:
+        value = size / scale
+        text = f"{value:.{2 if value < 9.995 else 1}f}"
+        if float(text) < 1000 or unit == _UNITS[-1][1]:
             return text + unit
     raise AssertionError("unreachable")
 
@@ -151,23 +152,23 @@ def usd_tile(
     column: Any, label: str, value: float | None, *, help: str | None = None, **kw: Any
 ) -> None:
     """``column.metric`` of an amount: ``short_usd``, the exact amount in its help."""
-    column.metric(label, short_usd(value), help=_exactly(short_usd(value), usd(value), help), **kw)
+    _tile(column, label, short_usd(value), usd(value), help, **kw)
 
 
 def num_tile(column: Any, label: str, value: float | None, *, help: str | None = None) -> None:
     """``column.metric`` of a count: ``short_num``, the exact count in its help."""
-    column.metric(label, short_num(value), help=_exactly(short_num(value), num(value), help))
+    _tile(column, label, short_num(value), num(value), help)
 
 
 def ms_tile(column: Any, label: str, value: float | None, *, help: str | None = None) -> None:
     """``column.metric`` of a latency: ``short_ms``, the exact one in its help."""
-    column.metric(label, short_ms(value), help=_exactly(short_ms(value), ms(value), help))
+    _tile(column, label, short_ms(value), ms(value), help)
 
 
-def _exactly(shown: str, exact: str, help: str | None) -> str | None:
-    if shown == exact:
-        return help
-    return f"Exactly {exact}." + (f" {help}" if help else "")
+def _tile(column: Any, label: str, shown: str, exact: str, help: str | None, **kw: Any) -> None:
+    if shown != exact:
+        help = f"Exactly {exact}." + (f" {help}" if help else "")
+    column.metric(label, shown, help=help, **kw)
 
 
 def spend_text(cost_usd: float, unpriced_calls: int) -> str:

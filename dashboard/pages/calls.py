@@ -9,8 +9,6 @@ import _common as c
 import pandas as pd
 import streamlit as st
 
-from llmops.money import amount
-
 SIZES = [25, 50, 100, 200]
 ORDERS = {  # queries.CALL_ORDERS: the sort is over every matching call, not one page
     "newest": "Newest first",
@@ -67,8 +65,7 @@ else:
                     "Status": r["status"],
                     "Input tokens": r["prompt_tokens"],
                     "Output tokens": r["completion_tokens"],
-                    # rounded to 1e-10 USD: no float noise (0.00045000000000000004)
-                    "Cost (USD)": amount(r["cost_usd"]) if r["cost_status"] != "unpriced" else None,
+                    "Cost (USD)": r["cost_usd"] if r["cost_status"] != "unpriced" else None,
                     "Priced": "unpriced" if r["cost_status"] == "unpriced" else r["cost_status"],
                     "Latency": r["latency_ms"],
                     "Source": r["source"],
@@ -78,7 +75,7 @@ else:
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="calls",
         on_select="rerun",
         selection_mode="single-row",
@@ -86,7 +83,10 @@ else:
             "Input tokens": st.column_config.NumberColumn(format="localized"),
             "Output tokens": st.column_config.NumberColumn(format="localized"),
             "Cost (USD)": st.column_config.NumberColumn(
-                format="%.15g", help="Every digit stored; \u2014 when unpriced (see Priced)."
+                # 15 significant digits: every digit stored, none of a float's noise
+                # (7059.111105, not 7059.111104999999)
+                format="%.15g",
+                help="Every digit stored; \u2014 when unpriced (see Priced).",
             ),
             "Latency": st.column_config.NumberColumn(format="%.0f ms"),
         },
@@ -221,6 +221,6 @@ else:
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="call_feedback",
     )

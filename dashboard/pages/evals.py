@@ -88,7 +88,7 @@ with st.expander("Every run"):
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="runs",
     )
 

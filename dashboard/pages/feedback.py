@@ -60,7 +60,7 @@ with st.expander("Score counts"):
             }
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="score_counts",
     )
 
@@ -127,6 +127,6 @@ else:
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="comments",
     )

@@ -112,7 +112,7 @@ if budgets:
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="budgets",
     )
 
@@ -317,7 +317,7 @@ with st.expander("Daily totals"):
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="daily_totals",
         on_select="rerun",
         selection_mode="single-row",
@@ -342,7 +342,7 @@ with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="daily_spend",
         on_select="rerun",
         selection_mode="single-row",

@@ -54,7 +54,7 @@ else:
             ]
         ),
         hide_index=True,
-        placeholder=c.DASH,  # a missing value, not "None"
+        placeholder=c.DASH,
         key="versions",
         column_config={
             "Calls": st.column_config.NumberColumn(format="localized"),

@@ -22,6 +22,7 @@ opentelemetry is imported only when an exporter is built.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ import threading
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -428,6 +429,15 @@ class _NextIds:
     trace_id: int = 0
     span_id: int = 0
 
+    @contextlib.contextmanager
+    def given(self, trace_id: int, span_id: int = 0) -> Iterator[None]:
+        """These ids while the block starts a span (or asks the sampler), 0 again after."""
+        self.trace_id, self.span_id = trace_id, span_id
+        try:
+            yield
+        finally:
+            self.trace_id = self.span_id = 0
+
 
 @dataclass
 class _Counts:
@@ -617,8 +627,7 @@ class CallSpanExporter:
         failed = row["status"] in ("error", "blocked")
         parent = get_current_span(context).get_span_context() if context is not None else None
         own_trace = call_trace_id(call_id)
-        self._next.trace_id, self._next.span_id = own_trace, call_span_id(call_id)
-        try:
+        with self._next.given(own_trace, call_span_id(call_id)):
             span = self._tracer.start_span(
                 name,
                 context=context if parent is not None and parent.is_valid else None,
@@ -626,8 +635,6 @@ class CallSpanExporter:
                 attributes=attrs,
                 start_time=start,
             )
-        finally:
-            self._next.trace_id = self._next.span_id = 0
         if failed:
             span.set_status(Status(StatusCode.ERROR, (row["error_message"] or "")[:1000] or None))
         span.end(end_time=end)
@@ -660,11 +667,8 @@ class CallSpanExporter:
         """Whether the sampler keeps a trace of its own with this (call-derived) id."""
         from opentelemetry.sdk.trace.sampling import Decision
 
-        self._next.trace_id = trace_id
-        try:
+        with self._next.given(trace_id):
             decision = self._provider.sampler.should_sample(None, trace_id, "")
-        finally:
-            self._next.trace_id = 0
         return decision.decision is Decision.RECORD_AND_SAMPLE
 
     def _export_feedback(self, row: FeedbackRow) -> None:
@@ -676,8 +680,7 @@ class CallSpanExporter:
 
             # the sampler decides on a call's own trace id as it did for the call's span
             # (no id is generated: the span has a parent)
-            self._next.trace_id = call_trace_id(row["call_id"])
-            try:
+            with self._next.given(call_trace_id(row["call_id"])):
                 span = self._tracer.start_span(
                     f"evaluation {row['name']}",
                     context=context,
@@ -685,8 +688,6 @@ class CallSpanExporter:
                     attributes={"llmops.call_id": row["call_id"], "llmops.feedback_id": row["id"]},
                     start_time=when,
                 )
-            finally:
-                self._next.trace_id = 0
             span.add_event(EVALUATION_EVENT, attributes=attrs, timestamp=when)
             span.end(end_time=when)
             return

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import json
 import math
@@ -75,8 +76,9 @@ class Usage:
 
         def count(name: str) -> int:
             value = row.get(name)
-            if value is None and str(reported.get(name, "")).lstrip("-").isdigit():
-                return int(reported[name])
+            if value is None and name in reported:
+                with contextlib.suppress(TypeError, ValueError):
+                    return int(reported[name])
             return _int(value)
 
         return cls(

@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.cli.test_usage_cli import seeded  # noqa: F401 (a fixture)
-
 READS = (
     ("spend", "--days", "7"),
     ("spend", "--days", "30", "--by", "user", "--format", "json"),
@@ -22,7 +20,7 @@ READS = (
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_reads_on_a_replica_match_the_primary_and_a_write_is_journaled(
-    seeded: Any,  # noqa: F811
+    seeded: Any,
     cli: Any,
     tmp_path: Any,
     postgres_server: Any,
