@@ -1084,8 +1084,8 @@ def measure(engine: sa.Engine, view: View, now: datetime, runs: int) -> Timing:
 
 def views(now: datetime) -> list[View]:
     """The dashboard's default range and a filtered one, as its sidebar builds them: the
-    last 30 whole UTC days, today included (``Filters.days``). The CLI's ranges end at now
-    (``Filters.last_days``: today read from the calls), timed in ``cli_commands``."""
+    last 30 whole UTC days, today included (``Filters.days``), as the CLI's ``--days``
+    (``Filters.recent_days``, timed in ``cli_commands``)."""
     first, last = now.date() - timedelta(days=29), now.date()
     return [
         View("default (last 30 days)", q.Filters.days(first, last)),
@@ -1200,14 +1200,14 @@ def cli_commands(engine: sa.Engine, now: datetime) -> dict[str, Callable[[], Any
     user = "user-0001"  # the heaviest user (log-uniform ids)
 
     def spend(days: int, by: str) -> Callable[[], Any]:
-        filters = q.Filters.last_days(days, now)
+        filters = q.Filters.recent_days(days, now.date())
         return lambda: (
             q.daily_spend(engine, filters, by=by, top=None),
             q.spend_total(engine, filters),
         )
 
     def calls(limit: int = 20, days: int = 7, **kwargs: Any) -> Callable[[], Any]:
-        filters = q.Filters.last_days(days, now, **kwargs)
+        filters = q.Filters.recent_days(days, now.date(), **kwargs)
         return lambda: q.calls_page(engine, filters, limit=limit)
 
     commands: dict[str, Callable[[], Any]] = {

@@ -41,7 +41,13 @@ def _engine(url: str | None) -> Engine:
 
 
 def spend(
-    days: int = typer.Option(30, "--days", min=1, max=3660, help="How many days back."),
+    days: int = typer.Option(
+        30,
+        "--days",
+        min=1,
+        max=3660,
+        help="The last N UTC days, today included (as the dashboard's ranges).",
+    ),
     by: By = typer.Option(
         By.model, "--by", help="Group by model, prompt, user, tag, source or key (of llmops serve)."
     ),
@@ -59,7 +65,7 @@ def spend(
     from llmops.store import queries
 
     engine = _engine(url)
-    filters = queries.Filters.last_days(days)
+    filters = queries.Filters.recent_days(days)
     rows = queries.daily_spend(engine, filters, by=by.value, top=top)
     records = [
         {
@@ -101,7 +107,13 @@ def spend(
 
 def calls(
     limit: int = typer.Option(20, "--limit", min=1, max=10_000),
-    days: int = typer.Option(7, "--days", min=1, max=3660, help="How many days back."),
+    days: int = typer.Option(
+        7,
+        "--days",
+        min=1,
+        max=3660,
+        help="The last N UTC days, today included (as the dashboard's ranges).",
+    ),
     model: list[str] = typer.Option([], "--model", help="Only this model (repeatable)."),
     prompt: list[str] = typer.Option([], "--prompt", help="Only this prompt (repeatable)."),
     version: list[str] = typer.Option([], "--version", help="Only this prompt version."),
@@ -118,7 +130,7 @@ def calls(
     from llmops.store.tables import CALL_STATUSES
 
     check_choices("--status", status, CALL_STATUSES)
-    filters = queries.Filters.last_days(
+    filters = queries.Filters.recent_days(
         days,
         models=tuple(model),
         prompts=tuple(prompt),

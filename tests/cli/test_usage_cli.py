@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from llmops.money import usd
+from llmops.store import queries
 from llmops.store.engine import create_engine
+from llmops.testing import Reply
 
 
 def test_spend_json_csv_and_table(seeded, cli, tmp_path) -> None:
@@ -68,6 +70,41 @@ def test_calls_and_feedback(seeded, cli, tmp_path) -> None:
     assert unknown.code == 2 and "no call" in unknown.stderr
     bad = cli("feedback", ids[0], "great", "--database-url", url, cwd=tmp_path)
     assert bad.code == 2 and "must be a number" in bad.stderr
+
+
+def test_spend_and_calls_give_the_dashboards_figures(
+    seeded, cli, tmp_path, make_gateway, server
+) -> None:
+    """`--days N` is the dashboard's range, the N whole UTC days that end with today: a call
+    stamped later today (an app server whose clock runs ahead) counts in both, and the
+    figures are summed from the rollups alone (ranges that ended at now left it out)."""
+    url, _, _ = seeded
+    now = datetime.now(UTC)
+    ahead = now + min(timedelta(minutes=10), (now.replace(hour=23, minute=59) - now) / 2)
+    if ahead.date() != now.date() or ahead <= now + timedelta(seconds=2):
+        pytest.skip("too close to midnight for a call stamped later today")
+    gw = make_gateway(clock=lambda: ahead)
+    server.enqueue(Reply(prompt_tokens=4000, completion_tokens=400))
+    late = gw.complete(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], user="cat",
+        api_base=server.base_url, api_key="sk-test", num_retries=0,
+    ).call_id  # fmt: skip
+    gw.flush()
+    today = now.date()
+    shown = queries.daily_spend(  # what the dashboard's "last 7 days" shows
+        create_engine(url), queries.Filters.days(today - timedelta(days=6), today), by="user"
+    )
+    result = cli("spend", "--days", "7", "--by", "user", "--format", "json",
+                 "--database-url", url, cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["date"], r["user"], r["calls"]) for r in rows} == {
+        (r.date.isoformat(), r.key, r.calls) for r in shown
+    }
+    assert (today.isoformat(), "cat", 1) in {(r["date"], r["user"], r["calls"]) for r in rows}
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(sum(r.cost_usd for r in shown))
+    listed = cli("calls", "--limit", "1", "--format", "json", "--database-url", url, cwd=tmp_path)
+    assert [r["id"] for r in json.loads(listed.stdout)] == [late]  # the newest call
 
 
 BUDGETS_YAML = """\

@@ -37,9 +37,19 @@ class Filters:
         return cls(start=midnight(first), end=midnight(last + timedelta(days=1)), **kwargs)
 
     @classmethod
+    def recent_days(cls, days: int, today: date | None = None, **kwargs: Any) -> Filters:
+        """The last ``days`` whole UTC days, ``today`` (UTC) included: the dashboard's
+        default ranges and the CLI's ``--days``, summed from the rollups alone. A call
+        stamped later today (an app server's clock ahead of this one) counts, as it does
+        on the dashboard."""
+        last = today or datetime.now(UTC).date()
+        return cls.days(last - timedelta(days=days - 1), last, **kwargs)
+
+    @classmethod
     def last_days(cls, days: int, now: datetime | None = None, **kwargs: Any) -> Filters:
-        """The last ``days`` UTC days until ``now`` (the CLI's ranges): today is the partial
-        day until now, read from the calls."""
+        """The last ``days`` UTC days until ``now``: today is the partial day until now,
+        read from the calls (a range the API may ask for; neither the dashboard nor the CLI
+        builds it)."""
         now = now or datetime.now(UTC)
         first = midnight(now.date() - timedelta(days=days - 1))
         return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
