@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -337,6 +338,60 @@ class _LineLoader(
         return value
 
 
+def _core_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    """The implicit types of YAML 1.2's core schema (what JavaScript's js-yaml reads):
+    PyYAML's resolvers without YAML 1.1's booleans (``yes``, ``no``, ``on``, ``off``),
+    base-60 numbers (``1:30``) and ``0``-prefixed octals, with 1.2's ``0o`` octals."""
+    replaced = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    core = [
+        ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+        (
+            "tag:yaml.org,2002:int",
+            re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+            "-+0123456789",
+        ),
+        (
+            "tag:yaml.org,2002:float",
+            re.compile(
+                r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+            ),
+            "-+0123456789.",
+        ),
+    ]
+    resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, entries in yaml.resolver.Resolver.yaml_implicit_resolvers.items():
+        kept = [(tag, pattern) for tag, pattern in entries if tag not in replaced]
+        if kept:
+            resolvers[first] = kept
+    for tag, pattern, firsts in core:
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, pattern))
+    return resolvers
+
+
+def _core_int(loader: yaml.constructor.SafeConstructor, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 core integer: decimal, ``0o`` octal or ``0x`` hexadecimal."""
+    value = str(loader.construct_scalar(node))
+    if value.startswith("0o"):
+        return int(value[2:], 8)
+    return int(value, 16) if value.startswith("0x") else int(value)
+
+
+def _core_constructors() -> dict[Any, Any]:
+    """SafeConstructor's constructors, with :func:`_core_int` for integers."""
+    constructors = dict(yaml.constructor.SafeConstructor.yaml_constructors)
+    constructors["tag:yaml.org,2002:int"] = _core_int
+    return constructors
+
+
+class _CoreLineLoader(_LineLoader):
+    """:class:`_LineLoader` with YAML 1.2's core schema (``parse_yaml(..., core=True)``)."""
+
+    yaml_implicit_resolvers = _core_resolvers()
+    yaml_constructors = _core_constructors()
+
+
 def parse_yaml(
     text: str,
     file: str | Path,
@@ -345,18 +400,21 @@ def parse_yaml(
     max_depth: int = MAX_YAML_DEPTH,
     max_alias_nodes: int = MAX_YAML_ALIAS_NODES,
     max_chars: int = MAX_YAML_BYTES,
+    core: bool = False,
 ) -> tuple[Any, Lines]:
     """Parse one YAML document safely; return the data and the line of every key and item.
 
     Raises ``error`` naming ``file`` and the line for invalid YAML, a duplicate key,
     nesting deeper than ``max_depth``, a recursive alias, or aliases that would expand to
     more than ``max_alias_nodes`` nodes. Text longer than ``max_chars`` is refused unread.
+    Scalars resolve as YAML 1.1 (PyYAML's, and llmops' own files'), or with ``core`` as
+    YAML 1.2's core schema (files written for JavaScript tools: ``yes`` stays a string).
     """
     if len(text) > max_chars:
         limit = describe_size(max_chars)
         raise error(f"larger than {limit}, the limit for a YAML file", file=file)
     try:
-        loader = _LineLoader(text, max_depth, max_alias_nodes)
+        loader = (_CoreLineLoader if core else _LineLoader)(text, max_depth, max_alias_nodes)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

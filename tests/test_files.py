@@ -135,6 +135,20 @@ def test_billion_laughs_fails_fast_and_small() -> None:
     assert elapsed < 1 and peak < 10 * 1024 * 1024
 
 
+def test_core_schema_reads_scalars_as_yaml_1_2() -> None:
+    """``core=True`` (files written for JavaScript tools, read as js-yaml reads them):
+    YAML 1.1's yes/no/on/off and base-60 numbers stay text, ``010`` is ten; the limits
+    hold as they do for llmops' own files."""
+    text = "a: Yes\nb: off\nc: 1:30\nd: 010\ne: 0o10\nf: 0x1F\ng: true\nh: 1.5e3\ni: ~\n"
+    data, lines = parse_yaml(text, "f.yaml", core=True)
+    assert data == {"a": "Yes", "b": "off", "c": "1:30", "d": 10, "e": 8, "f": 31, "g": True,
+                    "h": 1500.0, "i": None}  # fmt: skip
+    assert lines[("c",)] == 3
+    assert parse_yaml(text, "f.yaml")[0]["a"] is True  # llmops' own files: YAML 1.1
+    with pytest.raises(ConfigFileError, match="aliases expand to more than"):
+        parse_yaml(BILLION_LAUGHS, "f.yaml", core=True)
+
+
 def test_aliases_within_the_budget_work() -> None:
     text = "base: &b {model: m, temperature: 0.2}\n" + "".join(f"c{i}: *b\n" for i in range(100))
     data, _ = parse_yaml(text, "f.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -51,5 +52,6 @@ def promptfoo(
             typer.echo(f"wrote {path}")
     typer.echo(f"Imported {result.summary()}.")
     if not dry_run:
-        suites = " ".join(str(p) for p in result.suite_files)
-        typer.echo(f"Next: llmops eval run {suites} --dry-run")
+        suites = " ".join(shlex.quote(str(p)) for p in result.suite_files)
+        where = f" --prompts-dir {shlex.quote(str(folder))}" if prompts_dir is not None else ""
+        typer.echo(f"Next: llmops eval run {suites}{where} --dry-run")

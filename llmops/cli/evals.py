@@ -203,9 +203,16 @@ def _model_routes(offline: bool) -> Iterator[Routes]:
     with FakeLLMServer(responder=SimulatedModel(world=ACME)) as server:
 
         def route(model: str) -> dict[str, Any]:
-            anthropic = provider_of(model) == "anthropic"
-            base = server.anthropic_base_url if anthropic else server.base_url
-            return {"api_base": base, "api_key": "offline", "num_retries": 0}
+            provider = provider_of(model)
+            if provider == "anthropic":
+                base = server.anthropic_base_url
+                return {"api_base": base, "api_key": "offline", "num_retries": 0}
+            found = {"api_base": server.base_url, "api_key": "offline", "num_retries": 0}
+            if provider not in ("openai", "text-completion-openai"):
+                # Azure, Replicate, Groq, Ollama, ...: their own paths or response checks;
+                # the simulated model speaks OpenAI's chat API, so every model is sent so
+                found["custom_llm_provider"] = "openai"
+            return found
 
         yield route
 

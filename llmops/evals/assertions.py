@@ -147,14 +147,19 @@ def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
         reason = "skipped: javascript assertions need Node.js (`node` is not on PATH)"
         return Outcome(assertion.type, True, 1.0, reason, 0.0, None, skipped=True)
     shared = check_context(assertion, context)
-    result, problem = javascript.run(_text(assertion.value), output, shared, context.base_dir)
+    result, problem, logged = javascript.run(
+        _text(assertion.value), output, shared, context.base_dir
+    )
     if problem is not None:
-        return broken(assertion, problem)
+        return broken(assertion, javascript.with_logged(problem, logged))
     read = javascript.verdict(result, assertion.threshold)
     if isinstance(read, str):
-        return broken(assertion, f"javascript {read}")
+        return broken(assertion, javascript.with_logged(f"javascript {read}", logged))
     passed, score, reason = read
-    return finish(assertion, score, reason, passed=passed)
+    outcome = finish(assertion, score, reason, passed=passed)
+    if not outcome.passed:  # what the code printed helps to see why; a pass needs none
+        outcome.reason = javascript.with_logged(outcome.reason, logged)
+    return outcome
 
 
 def combine_set(assertion: Assertion, children: list[Outcome]) -> Outcome:
@@ -221,6 +226,8 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
             return f"{name} must be a finite number, got {number}"
     if kind in (*graders.MODEL_GRADED, graders.SELECT_BEST):
         return graders.static_problem(assertion)
+    if kind == "llm-rubric" and (not isinstance(value, str) or not value.strip()):
+        return "llm-rubric: value must be the rubric (what the judge checks the output for)"
     if kind == "regex":
         if not isinstance(value, str) or not value:
             return "regex: value must be a regular expression"

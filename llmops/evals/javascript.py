@@ -9,6 +9,10 @@ returns a boolean, a number (it passes above 0, or at ``threshold`` when one is 
 
 Each check is one ``node`` process (about 40 ms), with a timeout. Without Node.js on the
 machine the assertion is an error naming what is missing, not a failure.
+
+The result comes back in a file of its own, not on stdout: what the code prints
+(``console.log``, ``process.stdout.write``, stderr) cannot corrupt it. That is kept as
+the tail of the log a failing or erroring check's reason ends with (:func:`with_logged`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ import json
 import math
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 TIMEOUT_S = 10.0
 MAX_OUTPUT_BYTES = 1_000_000
+LOGGED_CHARS = 500  # the tail of what the code printed that a failing check's reason shows
 
-# Reads {code, file, name, output, context} on stdin; prints {ok, result} or {ok, error}.
+# Reads {code, file, name, output, context} on stdin; writes {ok, result} or {ok, error} to
+# the file named by its first argument (taken before the code runs), never to stdout.
 _RUNNER = r"""
+const resultPath = process.argv[1];
+const { writeFileSync } = require('fs');
 const chunks = [];
 process.stdin.on('data', (c) => chunks.push(c));
 process.stdin.on('end', async () => {
@@ -46,7 +55,7 @@ process.stdin.on('end', async () => {
   } catch (err) {
     answer = { ok: false, error: String((err && err.message) || err) };
   }
-  process.stdout.write(JSON.stringify(answer));
+  writeFileSync(resultPath, JSON.stringify(answer));
 });
 """
 
@@ -71,43 +80,71 @@ def function_body(code: str) -> str:
 
 def run(
     value: str, output: str, context: dict[str, Any], base_dir: Path
-) -> tuple[bool | float | dict[str, Any] | None, str | None]:
-    """Run one check; returns (result, None) or (None, why it could not run)."""
+) -> tuple[bool | float | dict[str, Any] | None, str | None, str]:
+    """Run one check; returns (result, None, logged) or (None, why it could not run,
+    logged), ``logged`` the tail of what the code printed (stdout and stderr), or ""."""
     executable = node()
     if executable is None:
-        return None, "javascript assertions need Node.js: `node` is not on PATH"
+        return None, "javascript assertions need Node.js: `node` is not on PATH", ""
     spec = value.strip()
     job: dict[str, Any] = {"output": output, "context": context}
     if spec.startswith("file://"):
         target, _, name = spec.removeprefix("file://").partition(":")
         path = (base_dir / target).resolve()
         if not path.is_file():
-            return None, f"javascript: no file {path}"
+            return None, f"javascript: no file {path}", ""
         job.update(file=str(path), name=name or None)
     else:
         job["code"] = function_body(spec)
+    with tempfile.TemporaryDirectory(prefix="llmops-js-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        try:
+            done = subprocess.run(
+                [executable, "-e", _RUNNER, str(result_path)],
+                input=json.dumps(job, default=str).encode(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # one log, in the order it was printed
+                timeout=TIMEOUT_S,
+                cwd=base_dir if base_dir.is_dir() else None,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            logged = _tail(exc.output if isinstance(exc.output, bytes) else b"")
+            return None, f"javascript did not finish in {TIMEOUT_S:g} s", logged
+        logged = _tail(done.stdout)
+        if not result_path.is_file():
+            return (
+                None,
+                f"javascript failed: node exited with code {done.returncode} and no result",
+                logged,
+            )
+        with result_path.open(encoding="utf-8", errors="replace") as file:
+            text = file.read(MAX_OUTPUT_BYTES + 1)  # characters, as stdout was read before
+    if len(text) > MAX_OUTPUT_BYTES:
+        return None, "javascript returned more than 1 MB", logged
     try:
-        done = subprocess.run(
-            [executable, "-e", _RUNNER],
-            input=json.dumps(job, default=str),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            cwd=base_dir if base_dir.is_dir() else None,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None, f"javascript did not finish in {TIMEOUT_S:g} s"
-    if len(done.stdout) > MAX_OUTPUT_BYTES:
-        return None, "javascript returned more than 1 MB"
-    try:
-        answer = json.loads(done.stdout)
+        answer = json.loads(text)
     except json.JSONDecodeError:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        return None, f"javascript failed: {detail[-1][:300] if detail else 'no output'}"
+        return None, f"javascript failed: unreadable result {text[:300]!r}", logged
     if not answer.get("ok"):
-        return None, f"javascript threw: {str(answer.get('error'))[:300]}"
-    return answer.get("result"), None
+        return None, f"javascript threw: {str(answer.get('error'))[:300]}", logged
+    return answer.get("result"), None, logged
+
+
+def _tail(printed: bytes) -> str:
+    """The last :data:`LOGGED_CHARS` characters of what the code printed, on one line
+    (its lines joined by `` | ``), or ""."""
+    text = printed[-4 * LOGGED_CHARS :].decode("utf-8", errors="replace")
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    joined = " | ".join(line for line in lines if line)
+    if len(printed) > 4 * LOGGED_CHARS or len(joined) > LOGGED_CHARS:
+        return "..." + joined[-LOGGED_CHARS:]
+    return joined
+
+
+def with_logged(reason: str, logged: str) -> str:
+    """``reason`` followed by what the code printed, when it printed anything."""
+    return f"{reason}; logged: {logged}" if logged else reason
 
 
 def verdict(result: Any, threshold: float | None) -> tuple[bool, float, str] | str:

@@ -690,9 +690,11 @@ def _csv_case(row: dict[str, str], file: str, line: int) -> dict[str, Any]:
         elif key.startswith("__metadata:") and len(key) > len("__metadata:"):
             name = key.removeprefix("__metadata:")
             if value.strip():
-                if name.endswith("[]"):
-                    fields = next(csv.reader([value], skipinitialspace=True))
-                    metadata[name[:-2]] = [v.strip() for v in fields]
+                if name.endswith("[]"):  # comma-separated; "\," is a comma of a value
+                    fields = re.split(r"(?<!\\),", value)
+                    metadata[name[:-2]] = [
+                        v.replace("\\,", ",").strip() for v in fields if v.strip()
+                    ]
                 else:
                     metadata[name] = value
         elif key.startswith("__config:"):

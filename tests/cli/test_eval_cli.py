@@ -295,3 +295,35 @@ def test_alpha_is_a_setting_and_small_suites_are_told(run_eval, project, server)
     small = run_eval("--fail-on-regression")
     assert small.code == 0  # 5 of 5 worse: p = 0.031, above 0.025
     assert "a regression is significant only with at least 6 cases worse" in small.stdout
+
+
+def test_offline_answers_every_provider(cli, project, tmp_path) -> None:
+    """`--offline` answers a model of any provider from the simulated model: Azure's
+    deployment paths, Replicate's and Ollama's own APIs and Groq's response checks went
+    to the network or failed before."""
+    models = [
+        "gpt-4o-mini", "anthropic/claude-sonnet-4-20250514", "azure/my-gpt-4o",
+        "groq/llama-3.3-70b-versatile", "replicate/meta/llama-2-70b-chat",
+        "ollama_chat/llama3.2:3b", "mistral/mistral-large-latest", "gemini/gemini-2.0-flash",
+    ]  # fmt: skip
+    write_suite(
+        project,
+        f"""
+        prompt: greet
+        versions: [working]
+        models: {json.dumps(models)}
+        cases:
+          - {{id: ann, vars: {{name: Ann}}, assert: [{{type: latency, threshold: 60000}}]}}
+        """,
+    )
+    report = tmp_path / "report.json"
+    env = {
+        "LLMOPS_HOME": str(tmp_path / "home"),
+        "LLMOPS_DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}",
+        "OLLAMA_API_BASE": "http://127.0.0.1:9",  # nothing listens: offline must not go there
+    }
+    result = cli("eval", "run", "--offline", "--json", str(report), cwd=project.root, env=env)
+    assert result.code == 0, result.stdout + result.stderr
+    (suite,) = json.loads(report.read_text())["suites"]
+    assert sorted(r["model"] for r in suite["runs"]) == sorted(models)
+    assert all(r["errored_cases"] == [] and r["passed"] == 1 for r in suite["runs"])

@@ -71,6 +71,16 @@ def test_out_prompts_dir_and_dry_run(cli, tmp_path: Path) -> None:
     env = {"LLMOPS_HOME": str(root / ".h"), "LLMOPS_PROMPTS_DIR": "templates"}
     run = cli("eval", "run", "checks", "--dry-run", cwd=root, env=env)
     assert run.code == 0, run.stderr
+    # the command the import suggests (and the suite's header) runs as printed
+    (next_line,) = [line for line in done.stdout.splitlines() if line.startswith("Next: ")]
+    assert next_line == "Next: llmops eval run checks/hello.yaml --prompts-dir templates --dry-run"
+    header = (root / "checks/hello.yaml").read_text().splitlines()[1]
+    assert header == (
+        "# Check it: llmops eval run checks/hello.yaml --prompts-dir templates --dry-run"
+    )
+    suggested = cli(*next_line.removeprefix("Next: llmops ").split(), cwd=root,
+                    env={"LLMOPS_HOME": str(root / ".h")})  # fmt: skip
+    assert suggested.code == 0, suggested.stderr
 
 
 BAD = {

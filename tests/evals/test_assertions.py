@@ -287,6 +287,47 @@ def test_javascript_from_a_file_and_its_errors(
         assert not outcome.passed  # an error, left out of the statistics, not a failure
 
 
+@needs_node
+def test_javascript_may_log_before_returning() -> None:
+    """What the code prints is not its result: a check that logs (as promptfoo users' do)
+    passes, and a passing check's reason says nothing of what it printed."""
+    code = (
+        "console.log('Prompt:', context.vars.name);\nconsole.info('info');\n"
+        "console.debug('debug');\nconsole.warn('warn');\nconsole.error('error');\nreturn true;"
+    )
+    outcome = check(Assertion(type="javascript", value=code), "x", CTX)
+    assert (outcome.passed, outcome.score, outcome.error) == (True, 1.0, None), outcome
+    assert outcome.reason == "returned true"
+
+
+@needs_node
+def test_javascript_logging_a_megabyte_still_passes() -> None:
+    code = "console.log('x'.repeat(1000000));\nreturn {pass: true, score: 0.75, reason: 'ok'};"
+    outcome = check(Assertion(type="javascript", value=code), "x", CTX)
+    assert (outcome.passed, outcome.score, outcome.error) == (True, 0.75, None), outcome.reason
+    assert outcome.reason == "ok"  # a passing check's reason says nothing of what it printed
+
+
+@needs_node
+def test_javascript_stdout_garbage_then_false_fails_showing_what_it_printed() -> None:
+    """process.stdout.write cannot corrupt the result; a failing or erroring check's reason
+    ends with the last 500 characters the code printed, on one line."""
+    code = "process.stdout.write('garbage');\nreturn false;"
+    outcome = check(Assertion(type="javascript", value=code), "x", CTX)
+    assert (outcome.passed, outcome.score, outcome.error) == (False, 0.0, None), outcome
+    assert outcome.reason == "returned false; logged: garbage"
+
+    long = "console.log('a'.repeat(10000));\nconsole.error('the end');\nreturn 0;"
+    failed = check(Assertion(type="javascript", value=long), "x", CTX)
+    assert not failed.passed and failed.error is None
+    reason, logged = failed.reason.split("; logged: ")
+    assert reason == "returned 0" and logged.endswith("a | the end") and len(logged) == 503
+
+    thrown = "console.log('checking', output);\nthrow new Error('boom');"
+    errored = check(Assertion(type="javascript", value=thrown), "x", CTX)
+    assert errored.error == "javascript threw: boom; logged: checking x", errored
+
+
 def test_javascript_without_node_is_skipped_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without Node.js a javascript check is skipped (weight 0, no error): the case is
     scored by its other checks, and reports count the skipped ones."""

@@ -338,6 +338,8 @@ def test_judge_calls_per_output() -> None:
         ({"type": "model-graded-closedqa"}, "value must be the criterion"),
         ({"type": "select-best", "value": ""}, "value must be the criterion"),
         ({"type": "context-recall"}, "value must be the ground truth"),
+        ({"type": "llm-rubric"}, "llm-rubric: value must be the rubric"),  # judged "None"
+        ({"type": "not-llm-rubric", "value": " "}, "llm-rubric: value must be the rubric"),
         ({"type": "answer-relevance", "value": "x"}, "takes no value"),
         ({"type": "context-relevance", "threshold": 2}, "score from 0 to 1"),
         (

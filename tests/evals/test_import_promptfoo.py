@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llmops.errors import ConfigFileError
 from llmops.evals import suite as suite_format
 from llmops.evals.importers import promptfoo
 from llmops.evals.importers._templates import chat_messages, nunjucks_to_jinja
-from llmops.evals.importers.promptfoo import import_config, litellm_model, slug
+from llmops.evals.importers.promptfoo import import_config, litellm_model, slug, write_files
 from llmops.evals.suite import load_suite
 from llmops.prompts import PromptRegistry
 
@@ -29,7 +30,7 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "promptfoo"
         ("openai:chat:gpt-4o", "gpt-4o"),
         ("openai:responses:o3-mini", "o3-mini"),
         ("openai:completion:davinci-002", "text-completion-openai/davinci-002"),
-        ("anthropic:messages:claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022"),
+        ("anthropic:messages:claude-3-5-sonnet-20241022", "anthropic/claude-3-5-sonnet-20241022"),
         ("azure:chat:my-deployment", "azure/my-deployment"),
         ("azureopenai:chat:prod-gpt4", "azure/prod-gpt4"),
         ("ollama:llama3.2", "ollama/llama3.2"),
@@ -88,7 +89,10 @@ def test_nunjucks_converts_to_jinja(nunjucks: str, jinja: str) -> None:
 
 def test_nunjucks_that_cannot_convert_is_reported() -> None:
     _, problems = nunjucks_to_jinja("{{ text | nl2br }}")
-    assert problems == ["is not a template llmops can compile: No filter named 'nl2br'."]
+    assert problems == [
+        "uses the filter 'nl2br', which llmops' sandbox does not have (Nunjucks' own and "
+        "promptfoo's custom filters do not run in llmops)"
+    ]
     _, problems = nunjucks_to_jinja("{% include 'header.njk' %}{{ q }}")
     assert problems and "include" in problems[0]
 
@@ -172,30 +176,56 @@ def test_support_is_read_from_assertion_types_at_run_time(tmp_path, monkeypatch)
     ]
 
 
-def test_provider_configs_that_differ_are_reported_once(tmp_path: Path) -> None:
+def test_providers_keep_their_own_configs_and_labels(tmp_path: Path) -> None:
+    """promptfoo runs each provider with its own config: a suite's model entries do too
+    (the prompt file holds no provider's params then), and labels name them."""
     config = write_config(
         tmp_path,
         """
         prompts: ["{{ q }}"]
         providers:
           - {id: openai:gpt-4o-mini, config: {temperature: 0, max_tokens: 100}}
-          - {id: "anthropic:messages:claude-3-5-haiku-latest", config: {temperature: 1}}
+          - {id: openai:gpt-4o-mini, config: {temperature: 1}}
+          - {id: "anthropic:messages:claude-3-5-haiku-latest", label: Haiku}
           - "google:gemini-1.5-flash":
               config: {generationConfig: {temperature: 0, maxOutputTokens: 100}}
         tests: [{vars: {q: hi}}]
         """,
     )
-    result = import_config(config)
-    assert prompt_of(result)["params"] == {"temperature": 0, "max_tokens": 100}
+    out = tmp_path / "project" / "evals" / "pf.yaml"
+    result = import_config(config, out=out, prompts_dir=tmp_path / "project" / "prompts")
+    assert "params" not in prompt_of(result)
     assert suite_of(result)["models"] == [
-        "gpt-4o-mini",
-        "claude-3-5-haiku-latest",
+        {"id": "gpt-4o-mini", "params": {"temperature": 0, "max_tokens": 100},
+         "label": "gpt-4o-mini (providers[0])"},
+        {"id": "gpt-4o-mini", "params": {"temperature": 1},
+         "label": "gpt-4o-mini (providers[1])"},
+        {"id": "anthropic/claude-3-5-haiku-latest", "label": "Haiku"},
+        {"id": "gemini/gemini-1.5-flash", "params": {"temperature": 0, "max_tokens": 100}},
+    ]  # fmt: skip
+    assert result.notices == []
+    write_files(result)
+    loaded = load_suite(out)  # the suite loader takes the entries
+    assert [m.name for m in loaded.spec.model_entries() or []] == [
+        "gpt-4o-mini (providers[0])", "gpt-4o-mini (providers[1])", "Haiku",
         "gemini/gemini-1.5-flash",
-    ]
-    assert [n for n in result.notices if "differs" in n] == [
-        "providers[1].config: differs from providers[0]'s (temperature=1 vs temperature=0, "
-        "max_tokens=100); llmops runs every model with the prompt's params, providers[0]'s"
-    ]
+    ]  # fmt: skip
+
+
+def test_the_same_config_for_every_provider_stays_in_the_prompt(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["{{ q }}"]
+        providers:
+          - {id: openai:gpt-4o-mini, config: {temperature: 0}}
+          - {id: "anthropic:claude-3-5-haiku-latest", config: {temperature: 0}}
+        tests: [{vars: {q: hi}}]
+        """,
+    )
+    result = import_config(config)
+    assert prompt_of(result)["params"] == {"temperature": 0}
+    assert suite_of(result)["models"] == ["gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"]
 
 
 def test_a_case_threshold_outside_0_1_and_a_bad_regex_are_reported(tmp_path: Path) -> None:
@@ -253,7 +283,7 @@ def test_inline_prompts_string_providers_inline_tests(cli, tmp_path: Path) -> No
     first = load_suite(project / "evals/translate-prompt-1.yaml")
     second = load_suite(project / "evals/translate-prompt-2.yaml")
     assert first.spec.prompt == "translate/prompt-1" and second.spec.prompt == "translate/prompt-2"
-    assert first.spec.models == ["gpt-4o-mini", "claude-3-5-haiku-20241022"]
+    assert first.spec.models == ["gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022"]
     assert [c.id for c in first.cases] == [
         "greeting-in-french",
         "thanks-in-two-languages",
@@ -288,8 +318,7 @@ def test_inline_prompts_string_providers_inline_tests(cli, tmp_path: Path) -> No
 
 def test_file_prompts_separators_chat_json_provider_objects_default_test(cli, tmp_path) -> None:
     project, result = run_import(cli, tmp_path, "files")
-    assert "note: providers[0].label: llmops names models by their id" in result.stderr
-    assert "not imported" not in result.stderr
+    assert "not imported" not in result.stderr and "label" not in result.stderr
     names = sorted(p.name for p in (project / "prompts/support-answers").iterdir())
     assert names == ["chat.yaml", "prompts-1.yaml", "prompts-2.yaml"]
     registry = PromptRegistry(project / "prompts")
@@ -305,7 +334,10 @@ def test_file_prompts_separators_chat_json_provider_objects_default_test(cli, tm
     )
     suite = load_suite(project / "evals/support-answers-chat.yaml")
     assert suite.spec.judge == "gpt-4o-mini"
-    assert suite.spec.models == ["gpt-4o-mini", "gpt-4o"]
+    assert suite.spec.models == [  # the same params: the prompt's; the label kept
+        suite_format.ModelEntry(id="gpt-4o-mini", label="fast"),
+        "gpt-4o",
+    ]
     assert suite.spec.defaults.vars == {"product": "Acme Router"}
     assert [(a.type, a.value, a.threshold, a.metric) for a in suite.spec.defaults.assert_] == [
         ("not-icontains", "as an AI", None, "tone"),
@@ -324,7 +356,7 @@ def test_file_prompts_separators_chat_json_provider_objects_default_test(cli, tm
     ]
     assert hours.vars == {"question": "When are you open?", "product": "Acme Cloud"}
     out = dry_run(cli, project)
-    assert out.count("candidate working on gpt-4o-mini") == 3
+    assert out.count("candidate working on fast, candidate working on gpt-4o\n") == 3
 
 
 def test_csv_tests_with_promptfoo_columns(cli, tmp_path: Path) -> None:
@@ -364,15 +396,15 @@ def test_csv_tests_with_promptfoo_columns(cli, tmp_path: Path) -> None:
 
 def test_tests_from_a_glob_jsonl_and_inline_with_file_vars_and_assert_set(cli, tmp_path) -> None:
     project, result = run_import(cli, tmp_path, "mixed", "--out", "evals/policy.yaml")
-    assert result.stderr.splitlines()[:2] == [
+    assert result.stderr.splitlines()[:1] == [
         "not imported: providers[0].config.apiKey: credentials are not imported: llmops "
         "(litellm) reads them from the environment",
-        "not imported: providers[1].config: differs from providers[0]'s (temperature=0.7 vs "
-        "temperature=0, max_tokens=200); llmops runs every model with the prompt's params, "
-        "providers[0]'s",
     ]
     suite = load_suite(project / "evals/policy.yaml")
-    assert suite.spec.models == ["gpt-4o-mini", "ollama_chat/llama3.2:3b"]
+    assert suite.spec.models == [  # each provider with its own config, as promptfoo runs it
+        suite_format.ModelEntry(id="gpt-4o-mini", params={"temperature": 0, "max_tokens": 200}),
+        suite_format.ModelEntry(id="ollama_chat/llama3.2:3b", params={"temperature": 0.7}),
+    ]
     ids = [c.id for c in suite.cases]
     # the glob's files in order, then the JSONL lines (a glob var: one case per file), then inline
     assert ids == [
@@ -443,9 +475,13 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         "not imported: providers[3]: 'echo' echoes the prompt, which llmops cannot do; skipped",
         "not imported: providers[4].transform: not imported (llmops has no equivalent)",
         (
-            "not imported: tests[0].options.transform: promptfoo's transforms are JavaScript "
+            "not imported: tests[1].options.transform: promptfoo's transforms are JavaScript "
             "and llmops' are Python: rewrite it as a `transform` (or `options: {transform}`) in "
             "the suite"
+        ),
+        (  # it would check the raw text, not the transform's output
+            "not imported: tests[1].assert[0]: checks the output of a transform that is not "
+            "imported (see above); skipped"
         ),
         "not imported: tests[0].assert[0]: type 'classifier' is not supported by llmops; skipped",
         (
@@ -455,8 +491,9 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         ),
         "not imported: tests[0].assert[3]: type 'moderation' is not supported by llmops; skipped",
         (
-            "not imported: tests[0].assert[4]: the value is not a template llmops can compile: "
-            "No filter named 'shout'.; skipped"
+            "not imported: tests[0].assert[4]: the value uses the filter 'shout', which llmops' "
+            "sandbox does not have (Nunjucks' own and promptfoo's custom filters do not run in "
+            "llmops); skipped"
         ),
         (
             "not imported: tests[0].provider: a per-test provider is not supported; the suite's "
@@ -468,13 +505,15 @@ def test_unsupported_items_are_each_reported_and_the_rest_imported(cli, tmp_path
         assert line in lines
     for key in ("sharing", "derivedMetrics", "nunjucksFilters", "rubricPrompt", "apiBaseUrl"):
         assert any(key in line for line in lines), key
-    assert "1 prompt, 1 model; 21 items not imported" in result.stdout
+    assert "1 prompt, 1 model; 22 items not imported" in result.stdout
     suite = load_suite(project / "evals/things-llmops-cannot-express.yaml")
     assert (suite.spec.concurrency, suite.spec.repeat) == (4, 2)
     assert [c.vars for c in suite.cases] == [
         {"topic": "weather", "items": "sun"},
         {"topic": "weather", "items": "rain"},
+        {"topic": "snow"},
     ]
+    assert suite.cases[2].assert_ == []
     assert [(a.type, a.value) for a in suite.cases[0].assert_] == [
         ("python", "len(output) < 200"),  # inline Python, as promptfoo runs it
         ("not-icontains", "knock knock"),
@@ -512,8 +551,8 @@ def test_an_outside_config_written_from_the_docs(cli, tmp_path: Path) -> None:
     ]
     assert concise.render(query="Hi")[0]["content"] == "Reply concisely to: Hi"
     suite = load_suite(project / "evals/customer-bot-rag-answers-concise.yaml")
-    assert suite.spec.judge == "claude-sonnet-4-20250514"
-    assert suite.spec.models == ["gpt-4.1-mini", "claude-sonnet-4-20250514"]
+    assert suite.spec.judge == "anthropic/claude-sonnet-4-20250514"
+    assert suite.spec.models == ["gpt-4.1-mini", "anthropic/claude-sonnet-4-20250514"]
     assert [(a.type, a.value, a.threshold) for a in suite.spec.defaults.assert_] == [
         ("latency", None, 3000),
         ("javascript", "output.length > 10", None),
@@ -526,3 +565,129 @@ def test_an_outside_config_written_from_the_docs(cli, tmp_path: Path) -> None:
     assert [a.type for a in injection.assert_] == ["is-refusal", "not-contains"]
     assert shipping.id == "shipping-question" and shipping.metadata == {"area": "shipping"}
     dry_run(cli, project)
+
+
+# -- real configs' shapes (promptfoo's own examples) ---------------------------------------
+
+
+def test_yaml_reads_as_javascript_reads_it(tmp_path: Path) -> None:
+    """promptfoo's YAML is YAML 1.2 (js-yaml): `Yes`, `no`, `on` are words and `1:30` is
+    text, not the booleans and number of PyYAML's YAML 1.1; the suite keeps them so."""
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["Rephrase: {{ body }} at {{ time }}"]
+        providers: [openai:gpt-4o-mini]
+        tests:
+          - vars: {body: Yes, time: 1:30, n: 010, ok: true}
+            assert: [{type: equals, value: No}, {type: contains, value: on}]
+        """,
+    )
+    result = import_config(config)
+    (case,) = suite_of(result)["cases"]
+    assert case["vars"] == {"body": "Yes", "time": "1:30", "n": 10, "ok": True}
+    assert case["assert"] == [
+        {"type": "equals", "value": "No"},
+        {"type": "contains", "value": "on"},
+    ]
+
+
+def test_a_filter_llmops_lacks_is_reported_not_a_crash(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts:
+          - "Tone: {{ (style | load).tone }} {{ q }}"
+          - "{{ q | allcaps }}"
+        providers: [openai:gpt-4o-mini]
+        tests: [{vars: {q: hi, style: '{"tone": "formal"}'}}]
+        """,
+    )
+    result = import_config(config)
+    assert result.notices == [
+        "prompts[0]: the prompt uses promptfoo's `load` filter (JSON.parse), which llmops "
+        "lacks: give the variable as a mapping in the cases and drop `| load`; written as is: "
+        "fix it before running",
+        "prompts[1]: the prompt uses the filter 'allcaps', which llmops' sandbox does not have "
+        "(Nunjucks' own and promptfoo's custom filters do not run in llmops); written as is: "
+        "fix it before running",
+    ]
+
+
+def test_chat_content_in_parts_and_anthropics_messages_file(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: [file://prompt.yaml]
+        providers: [anthropic:messages:claude-sonnet-4-20250514]
+        tests: [{vars: {riddle: "What has keys?"}}]
+        """,
+    )
+    (config.parent / "prompt.yaml").write_text(
+        textwrap.dedent(
+            """
+            messages:
+              - role: system
+                content:
+                  - {type: text, text: Be concise, cache_control: {type: ephemeral}}
+              - role: user
+                content:
+                  - {type: text, text: "Answer this riddle:"}
+                  - {type: text, text: "{{riddle}}"}
+            """
+        )
+    )
+    result = import_config(config)
+    assert prompt_of(result)["messages"] == [
+        {"role": "system", "content": "Be concise"},
+        {"role": "user", "content": "Answer this riddle:\n\n{{riddle}}"},
+    ]
+    assert prompt_of(result)["model"] == "anthropic/claude-sonnet-4-20250514"
+    assert result.notes == [
+        "prompts[0] (prompt.yaml) message 1: cache_control is not imported (litellm's prompt "
+        "caching settings go in the prompt's params)"
+    ]
+    header = result.files[result.suite_files[0]]
+    assert "# Notes (imported, but check these):\n#   - prompts[0] (prompt.yaml)" in header
+
+
+def test_a_config_whose_every_prompt_is_skipped_says_why(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: [file://prompt.json]
+        providers: [openai:gpt-4o-mini]
+        """,
+    )
+    (config.parent / "prompt.json").write_text(
+        '[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]'
+    )
+    with pytest.raises(ConfigFileError, match="no prompt could be imported: prompts"):
+        import_config(config)
+
+
+def test_a_rubric_without_its_text_and_a_split_grading_provider(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["{{ q }}"]
+        providers: [openai:gpt-4o-mini]
+        defaultTest:
+          options:
+            provider:
+              text: openai:gpt-4o
+              embedding: openai:embedding:text-embedding-3-large
+            rubricPrompt: Grade it
+        tests:
+          - vars: {q: hi}
+            assert: [{type: llm-rubric}, {type: similar, value: hello}]
+        """,
+    )
+    result = import_config(config)
+    suite = suite_of(result)
+    assert (suite["judge"], suite["embedder"]) == ("gpt-4o", "text-embedding-3-large")
+    assert suite["cases"][0]["assert"] == [{"type": "similar", "value": "hello"}]
+    assert (
+        "tests[0].assert[0]: llm-rubric: value must be the rubric (what the judge checks the "
+        "output for); skipped"
+    ) in result.notices

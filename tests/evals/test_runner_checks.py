@@ -4,6 +4,7 @@ server: the runner hands the checks what the call returned and what the prompt o
 from __future__ import annotations
 
 import math
+import shutil
 import textwrap
 
 import pytest
@@ -153,3 +154,94 @@ def test_tool_checks_without_offered_tools_error(repo, server, make_gateway) -> 
     (run,) = runner.run(plan(load_suite(path), repo.registry)).runs
     (result,) = run.results
     assert result.errored and "params as `tools`" in str(result.error_reason)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_javascript_files_that_log_end_to_end(repo, server, make_gateway) -> None:
+    """promptfoo's assert files log (at load and in the function): a suite's `file://`
+    checks still read what the function returned, and a failing one shows what it logged."""
+    repo.write("greet.yaml", 'description: Greets\nmodel: gpt-4o-mini\ntemplate: "Hi {{ name }}"\n')
+    evals = repo.root / "evals"
+    evals.mkdir(exist_ok=True)
+    (evals / "checks.js").write_text(
+        "console.log('loading checks');\n"
+        "module.exports = (output, context) => {\n"
+        "  console.log('Prompt:', context.prompt);\n"
+        "  return {pass: output.includes('Ann'), score: 0.75, reason: 'names Ann'};\n"
+        "};\n"
+        "module.exports.polite = (output) => {\n"
+        "  process.stdout.write('saw ' + output);\n"
+        "  return output.includes('please');\n"
+        "};\n"
+    )
+    path = evals / "greet.yaml"
+    path.write_text(
+        "prompt: greet\nversions: [working]\ncases:\n  - id: a\n    vars: {name: Ann}\n"
+        "    assert:\n      - {type: javascript, value: 'file://checks.js'}\n"
+        "      - {type: javascript, value: 'file://checks.js:polite'}\n"
+    )
+    server.enqueue(Reply(text="Hello Ann"))
+    runner = Runner(make_gateway(prompts=repo.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(load_suite(path), repo.registry)).runs
+    (result,) = run.results
+    assert not result.errored, result.error_reason
+    named, polite = result.outcomes
+    assert (named.passed, named.score, named.reason) == (True, 0.75, "names Ann")
+    assert not polite.passed
+    assert polite.reason == "returned false; logged: loading checks | saw Hello Ann"
+
+
+PROMPTFOO_TOOLS = """\
+prompts: ['What is the weather like in {{city}}?']
+providers:
+  - id: openai:chat:gpt-4o-mini
+    config:
+      tools:
+        - type: function
+          function:
+            name: get_current_weather
+            parameters: {type: object, properties: {location: {type: string}}}
+      response_format: {type: json_object}
+tests:
+  - vars: {city: Boston}
+    assert:
+      - type: javascript
+        value: output[0].function.name === 'get_current_weather'
+      - type: javascript
+        value: JSON.parse(output[0].function.arguments).location === 'Boston, MA'
+  - vars: {city: Paris}
+    assert:
+      - type: javascript
+        value: output.city === 'Paris' && typeof output === 'object'
+      - type: javascript
+        value: output.includes('Paris')
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_imported_promptfoo_checks_read_tool_calls_and_json_as_promptfoo_hands_them(
+    repo, server, make_gateway, tmp_path
+) -> None:
+    """promptfoo hands a javascript check the tool calls (or a JSON output parsed) as
+    `output`: the imported checks that read its fields pass on the same answers."""
+    from llmops.evals.importers.promptfoo import import_config, write_files
+
+    config = tmp_path / "pf" / "promptfooconfig.yaml"
+    config.parent.mkdir()
+    config.write_text(PROMPTFOO_TOOLS)
+    suite_path = repo.root / "evals" / "weather.yaml"
+    result = import_config(config, out=suite_path, prompts_dir=repo.prompts)
+    write_files(result)
+    assert sum("reads fields of `output`" in note for note in result.notes) == 3
+
+    def answer(request) -> Reply:  # a tool call for Boston, a JSON object for Paris
+        if "Boston" in request.body["messages"][-1]["content"]:
+            call = {"name": "get_current_weather", "arguments": {"location": "Boston, MA"}}
+            return Reply(tool_calls=[call])
+        return Reply(text='{"city": "Paris"}')
+
+    server.set_responder(answer)
+    runner = Runner(make_gateway(prompts=repo.prompts), call_kwargs=routes(server))
+    (run,) = runner.run(plan(load_suite(suite_path), repo.registry)).runs
+    for case in run.results:
+        assert case.passed and not case.errored, [(o.type, o.reason) for o in case.outcomes]

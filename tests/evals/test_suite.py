@@ -179,6 +179,20 @@ PROMPTFOO_CSV = "\n".join(
 )
 
 
+def test_a_csv_metadata_list_keeps_its_escaped_commas(tmp_path: Path) -> None:
+    """promptfoo splits a `__metadata:KEY[]` cell at commas, but not at `\\,`."""
+    (tmp_path / "cases.csv").write_text(
+        "question,__metadata:tags[]\n"
+        'Why?,"physics,advanced\\,theory, quantum"\n'
+        'How?,"global\\,warming"\n'
+    )
+    suite = load_suite(write(tmp_path, "prompt: greet\ncases_file: cases.csv\n"))
+    assert [c.metadata["tags"] for c in suite.cases] == [
+        ["physics", "advanced,theory", "quantum"],
+        ["global,warming"],
+    ]
+
+
 def test_promptfoo_csv_columns_and_assertion_cells(tmp_path: Path) -> None:
     """promptfoo's CSV semantics: `type: value` cells with not- and (threshold), lists with
     quoted commas, grade:/python:, several __expected columns, __metric, __threshold,

@@ -45,7 +45,20 @@ def nunjucks_to_jinja(text: str) -> tuple[str, list[str]]:
     try:
         sandbox.compile_source(converted)
     except jinja2.TemplateError as exc:
-        problems.append(f"is not a template llmops can compile: {exc.message or exc}")
+        message = str(exc.message or exc)
+        unknown = re.fullmatch(r"No filter named '([^']+)'\.?", message)
+        if unknown and unknown.group(1) == "load":
+            problems.append(
+                "uses promptfoo's `load` filter (JSON.parse), which llmops lacks: give the "
+                "variable as a mapping in the cases and drop `| load`"
+            )
+        elif unknown:
+            problems.append(
+                f"uses the filter {unknown.group(1)!r}, which llmops' sandbox does not have "
+                "(Nunjucks' own and promptfoo's custom filters do not run in llmops)"
+            )
+        else:
+            problems.append(f"is not a template llmops can compile: {message}")
     return converted, problems
 
 

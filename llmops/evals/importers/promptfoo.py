@@ -36,6 +36,7 @@ from llmops.evals.importers._templates import (
     messages_from,
     nunjucks_to_jinja,
 )
+from llmops.evals.javascript import function_body
 from llmops.files import (
     MAX_YAML_BYTES,
     check_directory,
@@ -54,7 +55,7 @@ __all__ = ["ImportResult", "import_config", "litellm_model", "write_files"]
 # "completion:" mode is dropped: llmops always sends chat messages)
 _PREFIXES = {
     "openai": "",
-    "anthropic": "",
+    "anthropic": "anthropic/",
     "azure": "azure/",
     "azureopenai": "azure/",
     "litellm": "",
@@ -275,6 +276,7 @@ class _Provider:
     model: str
     where: str
     params: dict[str, Any]
+    label: str | None = None
 
 
 class _Importer:
@@ -285,6 +287,7 @@ class _Importer:
         self.out = out
         self.notices: list[str] = []
         self.notes: list[str] = []
+        self.embedder: str | None = None
         self.suite_dir = out.parent if out is not None else Path("evals")
 
     # -- reporting ----------------------------------------------------------------------
@@ -317,7 +320,7 @@ class _Importer:
         text = self.read(path, what)
         if path.suffix.lower() == ".json":
             return parse_json(text, path)
-        return parse_yaml(text, path)[0]
+        return parse_yaml(text, path, core=True)[0]
 
     # -- the config ----------------------------------------------------------------------
 
@@ -326,7 +329,7 @@ class _Importer:
         if self.config.suffix.lower() in (".js", ".cjs", ".mjs", ".ts"):
             self.fail("a JavaScript config cannot be imported: export it as YAML first")
         text = read_text(self.config, what="promptfoo config", max_bytes=MAX_YAML_BYTES)
-        data, _ = parse_yaml(text, self.config)
+        data, _ = parse_yaml(text, self.config, core=True)
         if not isinstance(data, dict):
             self.fail("expected a promptfoo config: a mapping with prompts, providers, tests")
         for key in data:
@@ -336,6 +339,9 @@ class _Importer:
             self.skip(str(key), f"not imported ({why})")
         prompts = self.prompts(data.get("prompts"))
         if not prompts:
+            skipped = [n for n in self.notices if n.startswith("prompts")]
+            if skipped:
+                self.fail(f"no prompt could be imported: {skipped[0]}")
             self.fail("no prompts: a promptfoo config needs 'prompts'")
         providers = self.providers(data.get("providers", data.get("targets")))
         default = self.default_test(data.get("defaultTest"))
@@ -423,7 +429,13 @@ class _Importer:
                     at = f"{where} ({path.name}:{index + 1})"
                     bodies.append((name, self.prompt_body(line, at, chat=True)))
             elif suffix in (".yaml", ".yml"):
-                data, _ = parse_yaml(content, path)
+                data, _ = parse_yaml(content, path, core=True)
+                if isinstance(data, dict) and isinstance(data.get("messages"), list):
+                    system = data.get("system")  # {system, messages}: Anthropic's shape
+                    data = [
+                        *([{"role": "system", "content": system}] if system else []),
+                        *data["messages"],
+                    ]
                 messages = messages_from(data)
                 if messages is None:
                     self.fail(f"{where}: expected a list of chat messages", file=path)
@@ -458,6 +470,8 @@ class _Importer:
                 self.skip(at, f"role {role!r} is not one llmops sends ({', '.join(ROLES)}); "
                               "message skipped")  # fmt: skip
                 continue
+            if isinstance(content, list):
+                content = self.text_parts(content, at)
             if not isinstance(content, str):
                 self.skip(at, "content that is not text (images, tool calls) is not imported")
                 continue
@@ -470,6 +484,26 @@ class _Importer:
             return {}
         return {"messages": out}
 
+    def text_parts(self, parts: list[Any], where: str) -> str | None:
+        """The text of content given as parts (``[{type: text, text: ...}]``), joined by
+        blank lines; None when a part is not text (an image, a file)."""
+        texts = []
+        for part in parts:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") == "text":
+                if not isinstance(part.get("text"), str):
+                    return None
+                texts.append(part["text"])
+                if "cache_control" in part:
+                    self.notes.append(
+                        f"{where}: cache_control is not imported (litellm's prompt caching "
+                        "settings go in the prompt's params)"
+                    )
+            else:
+                return None
+        return "\n\n".join(text.strip("\n") for text in texts)
+
     # -- providers ------------------------------------------------------------------------
 
     def providers(self, raw: Any) -> list[_Provider]:
@@ -481,15 +515,16 @@ class _Importer:
         for index, item in enumerate(items):
             where = f"providers[{index}]" if isinstance(raw, list) else "providers"
             config: Any = {}
+            label = None
             if isinstance(item, str):
                 provider_id = item
             elif isinstance(item, dict) and isinstance(item.get("id"), str):
                 provider_id = item["id"]
                 config = item.get("config") or {}
+                if isinstance(item.get("label"), str) and item["label"].strip():
+                    label = item["label"].strip()[:200]
                 for key in item:
-                    if key == "label":
-                        self.notes.append(f"{where}.label: llmops names models by their id")
-                    elif key not in ("id", "config"):
+                    if key not in ("id", "config", "label"):
                         self.skip(f"{where}.{key}", "not imported (llmops has no equivalent)")
             elif isinstance(item, dict) and len(item) == 1:  # {"openai:gpt-4o": {config}}
                 provider_id, options = next(iter(item.items()))
@@ -504,7 +539,7 @@ class _Importer:
                 self.skip(where, f"{provider_id!r} {why}; skipped")
                 continue
             params = self.params(config, f"{where}.config")
-            found.append(_Provider(model, where, params))
+            found.append(_Provider(model, where, params, label))
         return found
 
     def params(self, config: Any, where: str) -> dict[str, Any]:
@@ -553,34 +588,52 @@ class _Importer:
             elif key == "assert":
                 default["assert"] = self.assertions(value, at, judge=None)
             elif key == "options":
-                default["judge"] = self.options(value, at)
+                default["judge"], default["transformed"] = self.options(value, at)
             elif key == "threshold":
                 default["threshold"] = self.threshold(value, at)
             elif key == "metadata" and isinstance(value, dict):
                 default["metadata"] = value
             else:
                 self.skip(at, "not imported (llmops has no equivalent)")
+        if default.get("transformed"):
+            default["assert"] = self.untransformed(default["assert"], f"{where}.assert")
         return default
 
-    def options(self, options: Any, where: str) -> str | None:
-        """The judge of ``options.provider``; every other option is reported."""
+    def options(self, options: Any, where: str) -> tuple[str | None, bool]:
+        """The judge of ``options.provider``, and whether a transform was left out (the
+        assertions it feeds would check another text); every other option is reported."""
         judge = None
+        transformed = False
         if not isinstance(options, dict):
-            return None
+            return None, False
         for key, value in options.items():
             at = f"{where}.{key}"
             if key == "provider":
                 judge = self.judge(value, at)
             elif key in ("transform", "postprocess"):
                 self.skip(at, _JS_TRANSFORM)
+                transformed = True
             else:
                 self.skip(at, "not imported (llmops has no equivalent)")
-        return judge
+        return judge, transformed
+
+    def untransformed(self, assertions: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+        """None of ``assertions``, each reported: they check the output of a transform that
+        was not imported, and would check the model's raw text instead."""
+        for index, _ in enumerate(assertions):
+            self.skip(f"{where}[{index}]", "checks the output of a transform that is not "
+                                            "imported (see above); skipped")  # fmt: skip
+        return []
 
     def judge(self, value: Any, where: str) -> str | None:
         provider_id = value.get("id") if isinstance(value, dict) else value
-        if isinstance(value, dict) and "text" in value and isinstance(value["text"], dict):
-            provider_id = value["text"].get("id")  # {text: {id}, embedding: {...}}
+        if isinstance(value, dict) and ("text" in value or "embedding" in value):
+            text = value.get("text")  # {text: id or {id}, embedding: id or {id}}
+            provider_id = text.get("id") if isinstance(text, dict) else text
+            if "embedding" in value:
+                self.embedding(value["embedding"], f"{where}.embedding")
+            if text is None:
+                return None
         if not isinstance(provider_id, str):
             self.skip(where, "not a provider id; the suite's judge is used")
             return None
@@ -592,6 +645,22 @@ class _Importer:
             self.skip(f"{where}.config", "judge settings are not imported (llmops judges at "
                                          "temperature 0)")  # fmt: skip
         return model
+
+    def embedding(self, value: Any, where: str) -> None:
+        """The suite's ``embedder`` from a grading provider's ``embedding``."""
+        provider_id = value.get("id") if isinstance(value, dict) else value
+        prefix, _, rest = str(provider_id).partition(":")
+        mode, _, model = rest.partition(":")
+        if mode in ("embedding", "embeddings") and model:
+            rest = model
+        embedder, _ = litellm_model(f"{prefix}:{rest}") if rest else (None, "")
+        if not isinstance(provider_id, str) or embedder is None:
+            self.skip(where, "not an embedding model llmops can call; the suite's embedder "
+                             "is used")  # fmt: skip
+        elif self.embedder not in (None, embedder):
+            self.skip(where, f"a second embedding model; llmops uses one, {self.embedder}")
+        else:
+            self.embedder = embedder
 
     def threshold(self, value: Any, where: str) -> float | None:
         if (
@@ -707,14 +776,17 @@ class _Importer:
         if not isinstance(test, dict):
             self.skip(where, "not a test (a mapping); skipped")
             return []
-        judge = None
+        judge, transformed = None, bool(default.get("transformed"))
         if "options" in test:
-            judge = self.options(test["options"], f"{where}.options")
+            judge, own = self.options(test["options"], f"{where}.options")
+            transformed = transformed or own
         case: dict[str, Any] = {}
         description = test.get("description")
         if description is not None:
             case["description"] = str(description)
         assertions = self.assertions(test.get("assert"), f"{where}.assert", judge)
+        if transformed:
+            assertions = self.untransformed(assertions, f"{where}.assert")
         threshold = (
             self.threshold(test["threshold"], f"{where}.threshold")
             if "threshold" in test
@@ -838,6 +910,13 @@ class _Importer:
             out["assert"] = children
         if "value" in item and base != "assert-set":
             value = self.assertion_value(base, item["value"], where)
+            if base == "javascript" and isinstance(value, str) and _reads_fields(value):
+                value = _STRUCTURED + function_body(value)
+                self.notes.append(
+                    f"{where}: reads fields of `output`: promptfoo hands it tool calls and "
+                    "JSON outputs as objects, llmops the text: the check now starts from the "
+                    "call's tool calls, or its text parsed as JSON"
+                )
             if value is not None:
                 out["value"] = value
         for key in ("threshold", "weight"):
@@ -907,6 +986,30 @@ def _no_scripts(assertion: suite_format.Assertion) -> suite_format.Assertion:
     if assertion.base_type in _SCRIPT_TYPES:
         return suite_format.Assertion(type="contains", value="")
     return assertion
+
+
+# JavaScript's string properties and methods: `output.NAME` with another NAME, or
+# `output[...]`, reads a structured output (promptfoo parses JSON outputs of models asked
+# for a JSON schema, and passes tool calls as objects)
+_STRING_MEMBERS = (
+    "length|includes|startsWith|endsWith|match|matchAll|toLowerCase|toUpperCase|trim|"
+    "trimStart|trimEnd|split|indexOf|lastIndexOf|slice|substring|substr|replace|replaceAll|"
+    "search|charAt|charCodeAt|codePointAt|at|padStart|padEnd|localeCompare|normalize|concat|"
+    "repeat|toString|valueOf|toLocaleLowerCase|toLocaleUpperCase"
+)
+_FIELD_READ = re.compile(
+    rf"\boutput\s*(?:\??\.\s*(?!(?:{_STRING_MEMBERS})\b)[A-Za-z_$]|\[)|typeof\s+output\b"
+)
+_STRUCTURED = (
+    "if (!String(output).trim() && (context.tool_calls || []).length) {\n"
+    "  output = context.tool_calls;\n"
+    "} else try { output = JSON.parse(output); } catch (e) {}\n"
+)
+
+
+def _reads_fields(code: str) -> bool:
+    """Whether inline JavaScript reads ``output`` as an object rather than as text."""
+    return not code.startswith("file://") and _FIELD_READ.search(code) is not None
 
 
 def _refuse(message: str) -> NoReturn:
@@ -981,15 +1084,7 @@ def import_config(
 
     models = list(dict.fromkeys(p.model for p in providers))
     result.models = models
-    base_params = providers[0].params if providers else {}
-    for provider in providers[1:]:
-        if provider.params != base_params:
-            importer.skip(
-                f"{provider.where}.config",
-                f"differs from {providers[0].where}'s ({_describe(provider.params)} vs "
-                f"{_describe(base_params)}); llmops runs every model with the prompt's params, "
-                f"{providers[0].where}'s",
-            )
+    entries, base_params = _model_entries(providers)
 
     # vars a prompt uses that some case does not give render empty in promptfoo
     all_vars = [{**default["vars"], **case.get("vars", {})} for case in cases]
@@ -1050,10 +1145,12 @@ def import_config(
 
     for prompt_name, path in zip(names, suite_paths, strict=True):
         body = {"description": suite["description"], "prompt": prompt_name}
-        if len(models) > 1:
-            body["models"] = models
+        if len(entries) > 1 or any(isinstance(e, dict) for e in entries):
+            body["models"] = entries
         if default.get("judge"):
             body["judge"] = default["judge"]
+        if importer.embedder:
+            body["embedder"] = importer.embedder
         body.update(extra)
         if defaults:
             body["defaults"] = defaults
@@ -1065,9 +1162,8 @@ def import_config(
                 f"the imported suite is not valid: {exc.errors()[0]['msg']}"
             ) from None
         result.suite_files.append(path)
-        result.files[path] = _suite_header(config_name, path, importer.notices) + _yaml_out.dump(
-            body
-        )
+        header = _suite_header(config_name, path, prompts_dir, importer.notices, importer.notes)
+        result.files[path] = header + _yaml_out.dump(body)
     # order: suites first, then prompts (as read)
     result.files = {p: result.files[p] for p in [*result.suite_files, *result.prompt_files]}
     result.notices = importer.notices
@@ -1079,11 +1175,17 @@ def import_config(
     return result
 
 
-def _suite_header(config: str, path: Path, notices: list[str]) -> str:
+def _suite_header(
+    config: str, path: Path, prompts_dir: Path, notices: list[str], notes: list[str]
+) -> str:
+    where = "" if prompts_dir == Path("prompts") else f" --prompts-dir {prompts_dir.as_posix()}"
     lines = [
         f"# Imported from promptfoo config {config} by `llmops eval import promptfoo`.",
-        f"# Check it: llmops eval run {path.as_posix()} --dry-run",
+        f"# Check it: llmops eval run {path.as_posix()}{where} --dry-run",
     ]
+    if notes:
+        lines.append("# Notes (imported, but check these):")
+        lines += [f"#   - {_one_line(n)}" for n in notes[:100]]
     if notices:
         lines.append("# Not imported (llmops cannot express these promptfoo items):")
         lines += [f"#   - {_one_line(n)}" for n in notices[:100]]
@@ -1096,8 +1198,38 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
+def _model_entries(providers: list[_Provider]) -> tuple[list[Any], dict[str, Any]]:
+    """The suite's ``models`` and the params the prompt file holds. Providers with the same
+    params keep them in the prompt, and are model names unless one has a label; providers
+    with params of their own are entries ``{id, params, label}`` (promptfoo runs each with
+    its own config), labelled apart where one model is listed twice."""
+    if not providers:
+        return [], {}
+    ids = [p.model for p in providers]
+    same = all(p.params == providers[0].params for p in providers)
+    if same and not any(p.label for p in providers):
+        return list(dict.fromkeys(ids)), providers[0].params
+    entries: list[Any] = []
+    used: set[str] = set()
+    for provider in providers:
+        label = provider.label
+        if label is None and ids.count(provider.model) > 1:
+            label = f"{provider.model} ({provider.where})"
+        name = label or provider.model
+        candidate, n = name, 2
+        while candidate in used:
+            candidate, n = f"{name} {n}", n + 1
+        used.add(candidate)
+        if same and candidate == provider.model:
+            entries.append(provider.model)
+            continue
+        entry: dict[str, Any] = {"id": provider.model}
+        if provider.params and not same:
+            entry["params"] = provider.params
+        if candidate != provider.model:
+            entry["label"] = candidate
+        entries.append(entry)
+    return entries, providers[0].params if same else {}
 
 
 def _config_name(config: Path) -> str:
@@ -1136,11 +1268,11 @@ def _optional_vars(body: dict[str, Any], all_vars: list[dict[str, Any]]) -> list
         [body["template"]] if "template" in body else []
     )
     for text in texts:
-        try:
+        try:  # (a template llmops cannot compile was reported: nothing to default)
             tree = sandbox.parse(text)
+            used |= meta.find_undeclared_variables(tree)
         except TemplateError:
             continue
-        used |= meta.find_undeclared_variables(tree)
         for node in tree.find_all((nodes.Filter, nodes.Test)):
             if node.name in ("default", "d", "defined", "undefined") and isinstance(
                 node.node, nodes.Name
