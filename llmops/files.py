@@ -434,6 +434,12 @@ def parse_yaml(
         character = exc.character
         code = ord(character) if isinstance(character, str) else character
         shown = f"#x{code:04x}" if isinstance(code, int) else repr(character)
+        if isinstance(code, int) and 0xDC80 <= code <= 0xDCFF:  # a byte decoding could not read
+            raise error(
+                f"not UTF-8 text (byte 0x{code - 0xDC00:02x}): save the file as UTF-8",
+                file=file,
+                line=line,
+            ) from None
         raise error(f"invalid YAML: unacceptable character {shown}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())

@@ -452,12 +452,18 @@ def check_prompt(registry: PromptRegistry, prompt_ref: str) -> None:
     """Refuse an unknown prompt or reference (a ConfigError) before any database is read."""
     name, ref = split_ref(prompt_ref)
     registry.path_of(name)  # a malformed name
-    registry.history(name)  # an unknown prompt
+    _history(registry, name)  # an unknown prompt, or a shallow clone's history
     if ref is not None:
         registry.load(prompt_ref)  # an unknown reference
 
 
 def _history(registry: PromptRegistry, name: str) -> _History:
+    if registry.repo.shallow:  # who wrote a version, and when, would be guessed
+        raise ConfigError(
+            "the evidence report needs the whole git history, and this is a shallow clone "
+            "(git clone --depth): fetch it with `git fetch --unshallow` (in GitHub Actions, "
+            "actions/checkout with `fetch-depth: 0`)"
+        )
     rows = list(reversed(registry.history(name)))  # oldest first
     order = list(dict.fromkeys(row.version for row in rows if row.version is not None))
     return _History(rows, order)

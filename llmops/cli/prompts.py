@@ -200,6 +200,7 @@ class _LogRow(TypedDict):
     path: str
     content_changed: bool
     labels: list[str]
+    history_cut: bool  # a shallow clone's oldest commit: it or an earlier one wrote the text
 
 
 @app.command()
@@ -226,6 +227,7 @@ def log(
             "path": row.path,
             "content_changed": row.changed,
             "labels": sorted(label for label, v in labels.items() if v == row.version),
+            "history_cut": row.boundary,
         }
         for row in history
     ]
@@ -243,7 +245,7 @@ def log(
         [
             [
                 (r["version"] or "INVALID") + ("" if r["content_changed"] else " (=)"),
-                r["commit"][:12],
+                r["commit"][:12] + (" (*)" if r["history_cut"] else ""),
                 r["date"][:19].replace("T", " "),
                 r["author"],
                 ",".join(r["labels"]),
@@ -254,6 +256,12 @@ def log(
     )
     if not all(r["content_changed"] for r in rows):
         typer.echo("(=) the commit changed only comments or formatting: same version.")
+    if any(r["history_cut"] for r in rows):
+        typer.secho(
+            f"(*) a shallow clone's history stops at {rows[-1]['commit'][:12]}: that commit "
+            "or an earlier one wrote this version; `git fetch --unshallow` shows which.",
+            fg="yellow",
+        )
 
 
 @app.command()

@@ -24,6 +24,7 @@ class Commit:
     email: str
     subject: str
     path: str  # repository-relative, as it was at this commit
+    boundary: bool = False  # a shallow clone's history stops here: it may not have written it
 
 
 def _git_env() -> dict[str, str]:
@@ -38,6 +39,7 @@ class GitRepo:
     def __init__(self, root: Path, git: str) -> None:
         self.root = root
         self._git = git
+        self._boundary: frozenset[str] | None = None
 
     @classmethod
     def find(cls, folder: Path) -> GitRepo:
@@ -54,10 +56,33 @@ class GitRepo:
             check=False,
         )
         if result.returncode != 0:
+            reason = " ".join(result.stderr.split())
+            if "dubious ownership" in reason:  # git's safe.directory check (CI containers)
+                raise HistoryUnavailableError(
+                    f"git refuses the repository holding {folder}: it belongs to another "
+                    'user ("dubious ownership"); trust it with `git config --global --add '
+                    "safe.directory <its path>`"
+                )
             raise HistoryUnavailableError(
                 f"prompt history needs git, and {folder} is not inside a git repository"
             )
         return cls(Path(result.stdout.strip()), git)
+
+    @property
+    def shallow(self) -> bool:
+        """Whether the history is cut short (``git clone --depth``, CI checkouts)."""
+        return bool(self.boundary())
+
+    def boundary(self) -> frozenset[str]:
+        """The commits a shallow clone's history stops at: git shows every file of such a
+        commit as added there, whoever wrote it. Empty in a whole history."""
+        if self._boundary is None:
+            path = self._run("rev-parse", "--git-path", "shallow").decode().strip()
+            try:
+                self._boundary = frozenset((self.root / path).read_text().split())
+            except OSError:  # no such file: the history is whole
+                self._boundary = frozenset()
+        return self._boundary
 
     def _run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
         result = subprocess.run(
@@ -74,8 +99,15 @@ class GitRepo:
         return result.stdout
 
     def relative(self, path: Path) -> str:
-        """``path`` relative to the repository root, with forward slashes."""
-        return path.resolve().relative_to(self.root.resolve()).as_posix()
+        """``path`` relative to the repository root, with forward slashes; a path outside
+        the repository (a link to a folder elsewhere) has no history there."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            raise HistoryUnavailableError(
+                f"{path} is outside the git repository {self.root} (a symbolic link to a "
+                "folder elsewhere?): git has no history of it"
+            ) from None
 
     def log(self, path: str, rev: str = "HEAD") -> list[Commit]:
         """Commits from ``rev`` back that changed ``path``, newest first, following renames."""
@@ -103,7 +135,8 @@ class GitRepo:
             if parts[0].startswith("D"):
                 continue  # the file was deleted here: no content to load
             when = datetime.fromisoformat(date).astimezone(UTC)
-            commits.append(Commit(sha, when, author, email, subject, parts[-1]))
+            cut = sha in self.boundary()
+            commits.append(Commit(sha, when, author, email, subject, parts[-1], cut))
         return commits
 
     def head(self) -> str | None:
@@ -141,6 +174,9 @@ class GitRepo:
                 continue
             size = int(header[2])
             body = out[pos : pos + size]
-            texts.append(body.decode("utf-8", errors="replace") if header[1] == b"blob" else None)
+            # bytes that are not UTF-8 stay visible (lone surrogates), so that parsing
+            # refuses the file as the working tree's would, instead of reading U+FFFD
+            text = body.decode("utf-8", errors="surrogateescape")
+            texts.append(text if header[1] == b"blob" else None)
             pos += size + 1
         return texts

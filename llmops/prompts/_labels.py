@@ -84,13 +84,17 @@ def label_problem(label: str) -> str | None:
 
 
 def write_labels(folder: Path, labels: Labels) -> Path:
-    """Write ``labels.yaml`` atomically, sorted, with an explanatory header."""
+    """Write ``labels.yaml`` atomically, sorted, with an explanatory header. The file keeps
+    its mode (a committed file that others read; a new one is 0644): it holds version ids,
+    not prompts."""
     path = folder / LABELS_FILE
     ordered = {name: dict(sorted(ls.items())) for name, ls in sorted(labels.root.items()) if ls}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False) if ordered else "{}\n"
     try:
+        mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".labels-", suffix=".yaml")
         try:
+            os.fchmod(fd, mode)  # mkstemp's file is 0600
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(HEADER + body)
             Path(tmp).replace(path)

@@ -124,6 +124,8 @@ class PromptVersion:
     path: str  # the file's repository path at that commit (renames are followed)
     changed: bool  # False when the commit changed only comments or formatting
     source: str = field(repr=False)
+    boundary: bool = False  # a shallow clone's oldest commit: the text was written by it
+    # or by an earlier commit that the clone does not have
 
 
 def _build(name: str, text: str, file: str, commit: str | None) -> Prompt:
@@ -264,6 +266,7 @@ class PromptRegistry:
                     path=commit.path,
                     changed=version is None or older != version,
                     source=text,
+                    boundary=commit.boundary,
                 )
             )
         self._history[key] = rows
@@ -296,9 +299,9 @@ class PromptRegistry:
             history = self.history(prompt.name)
         except HistoryUnavailableError:
             return prompt
-        if history and history[0].version == prompt.version:
+        if history and history[0].version == prompt.version and not history[0].boundary:
             return replace(prompt, commit=history[0].commit)
-        return prompt
+        return prompt  # not committed, or by a commit a shallow clone does not have
 
     def _by_version(self, name: str, version: str, working: Prompt | None, what: str) -> Prompt:
         try:
@@ -311,15 +314,31 @@ class PromptRegistry:
             ) from None
         for row in history:
             if row.version == version:
-                return _build(name, row.source, f"{row.path}@{row.commit[:12]}", row.commit)
+                wrote = None if row.boundary else row.commit  # unknown beyond a shallow cut
+                return _build(name, row.source, f"{row.path}@{row.commit[:12]}", wrote)
         if working is not None and working.version == version:
             return working  # not committed yet
         if working is None and not history:
             raise self._not_found(name)
         raise PromptReferenceError(
-            f"prompt '{name}' has no version {version} ({what}); see `llmops prompts log {name}`",
+            f"prompt '{name}' has no version {version} ({what}); see `llmops prompts log {name}`"
+            + self._shallow_hint(),
             prompt=name,
             ref=version,
+        )
+
+    def _shallow_hint(self) -> str:
+        """What to do when a reference is missing from a shallow clone's history."""
+        try:
+            shallow = self.repo.shallow
+        except HistoryUnavailableError:
+            return ""
+        return (
+            "; this is a shallow clone (git clone --depth), whose history may not reach it: "
+            "fetch the whole history (`git fetch --unshallow`; in GitHub Actions, "
+            "actions/checkout with `fetch-depth: 0`)"
+            if shallow
+            else ""
         )
 
     def _by_commit(self, name: str, ref: str, working: Prompt | None, labels: Labels) -> Prompt:
@@ -336,7 +355,8 @@ class PromptRegistry:
             if working is None and not self._history_or_empty(name):
                 raise self._not_found(name)
             raise PromptReferenceError(
-                f"prompt '{name}' has no label, version or commit '{ref}'{hint}",
+                f"prompt '{name}' has no label, version or commit '{ref}'{hint}"
+                + self._shallow_hint(),
                 prompt=name,
                 ref=ref,
             )
@@ -347,6 +367,8 @@ class PromptRegistry:
             (text,) = repo.read([(sha, rel)])
             if text is not None:
                 wrote = repo.last_change(rel, sha)
+                if wrote in repo.boundary():
+                    wrote = None  # written there or before: the shallow clone cannot tell
                 return _build(name, text, f"{rel}@{sha[:12]}", wrote)
         raise PromptReferenceError(
             f"prompt '{name}' did not exist at commit {ref} ({sha[:12]})", prompt=name, ref=ref
@@ -404,8 +426,9 @@ class PromptRegistry:
         labels_file = self.root / LABELS_FILE
         for name, by_label in labels.root.items():
             for label, version in by_label.items():
-                try:
-                    self.load(f"{name}@{version}")
+                try:  # as a label resolves: a version id (not a commit that looks like one)
+                    working = self._working(name)
+                    self._by_version(name, version, working, f"label '{label}'")
                 except HistoryUnavailableError:
                     continue  # cannot be checked without git; loading it will say so
                 except (PromptNotFoundError, PromptReferenceError) as exc:

@@ -1,0 +1,124 @@
+"""Prompt history under the conditions CI pipelines and real repositories make: a shallow
+clone, a repository git refuses, links out of the repository, old files that are not
+UTF-8, and the labels file's mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llmops.errors import HistoryUnavailableError, PromptFileError, PromptReferenceError
+from llmops.prompts import PromptRegistry
+from tests.conftest import PromptRepo, prompt_yaml
+
+
+@pytest.fixture
+def promoted(repo: PromptRepo) -> PromptRepo:
+    """greet v1 labelled production, then v2, then a commit that does not touch it."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.registry.promote("greet", "HEAD", "production")
+    repo.commit("promote v1")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    repo.commit("v2")
+    (repo.root / "README.md").write_text("unrelated\n")
+    repo.commit("unrelated commit")
+    return repo
+
+
+def shallow_clone(repo: PromptRepo, tmp_path: Path) -> PromptRegistry:
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{repo.root}", str(clone)], check=True
+    )
+    return PromptRegistry(clone / "prompts")
+
+
+def test_a_shallow_clone_names_no_commit_it_cannot_know(promoted: PromptRepo, tmp_path) -> None:
+    """`git clone --depth 1` (CI's default checkout) shows every file as added by its one
+    commit: the version is right, but who wrote it is unknown, never the wrong commit."""
+    full = promoted.registry.load("greet")
+    registry = shallow_clone(promoted, tmp_path)
+    working = registry.load("greet")
+    assert working.version == full.version and full.commit is not None
+    assert working.commit is None  # not the "unrelated commit" at the tip
+    (row,) = registry.history("greet")
+    assert row.boundary and row.subject == "unrelated commit"
+    assert registry.load(f"greet@{full.version}").commit is None
+    for ref in ("greet@production", "greet@HEAD~1"):
+        with pytest.raises(PromptReferenceError, match="this is a shallow clone") as caught:
+            registry.load(ref)
+        assert "fetch-depth: 0" in str(caught.value)
+    assert not promoted.registry.history("greet")[0].boundary  # the whole history
+
+
+def test_the_evidence_report_refuses_a_shallow_clone(promoted, tmp_path, cli) -> None:
+    registry = shallow_clone(promoted, tmp_path)
+    result = cli(
+        "audit", "report", "greet", "--database-url",
+        f"sqlite:///{tmp_path / 'calls.db'}", "--out", str(tmp_path / "report.html"),
+        cwd=registry.root.parent,
+    )  # fmt: skip
+    assert result.code == 2 and "needs the whole git history" in result.stderr, result.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_prompt_folder_linked_from_outside_has_no_history(repo: PromptRepo, tmp_path) -> None:
+    outside = tmp_path / "outside" / "team"
+    outside.mkdir(parents=True)
+    (outside / "greet.yaml").write_text(prompt_yaml("Hi"))
+    (repo.prompts / "team").symlink_to(outside)
+    repo.commit("link")
+    registry = repo.registry
+    assert registry.load("team/greet").commit is None  # the file itself loads
+    with pytest.raises(HistoryUnavailableError, match="outside the git repository"):
+        registry.load("team/greet@HEAD")
+
+
+def test_an_old_file_that_is_not_utf8_is_refused_as_the_working_trees(repo: PromptRepo) -> None:
+    path = repo.write("greet.yaml", prompt_yaml("Vous êtes"))
+    path.write_bytes(path.read_bytes().replace("ê".encode(), "ê".encode("latin-1")))
+    repo.commit("latin-1")
+    with pytest.raises(PromptFileError, match="not a text file"):
+        repo.registry.load("greet")
+    repo.write("greet.yaml", prompt_yaml("Vous êtes"))
+    repo.commit("utf-8")
+    with pytest.raises(PromptFileError, match=r"not UTF-8 text \(byte 0xea\)"):
+        repo.registry.load("greet@HEAD~1")  # it read "Vous \ufffdtes" before
+    assert [row.version is None for row in repo.registry.history("greet")] == [False, True]
+
+
+def test_promote_keeps_the_labels_files_mode(promoted: PromptRepo) -> None:
+    labels = promoted.prompts / "labels.yaml"
+    assert labels.stat().st_mode & 0o777 == 0o644  # a new labels file (read by all)
+    labels.chmod(0o664)
+    promoted.registry.promote("greet", "HEAD", "staging")
+    assert labels.stat().st_mode & 0o777 == 0o664
+
+
+def test_validate_resolves_a_label_as_loading_does(promoted: PromptRepo) -> None:
+    """A label holds a version id: a commit prefix that looks like one is not a version."""
+    head = promoted.git("rev-parse", "HEAD")[:12]
+    labels = promoted.prompts / "labels.yaml"
+    labels.write_text(f"greet: {{production: {head}}}\n")
+    with pytest.raises(PromptReferenceError, match=f"has no version {head}"):
+        promoted.registry.load("greet@production")
+    (problem,) = promoted.registry.validate()
+    assert f"label 'production': prompt 'greet' has no version {head}" in str(problem)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root to chown"
+)
+def test_a_repository_git_refuses_says_why(repo: PromptRepo) -> None:
+    """git's safe.directory check (a checkout owned by another user, as in CI containers)
+    is named, with its fix, instead of "not inside a git repository"."""
+    repo.write("greet.yaml", prompt_yaml())
+    repo.commit("v1")
+    subprocess.run(["chown", "-R", "nobody", str(repo.root)], check=True)
+    with pytest.raises(HistoryUnavailableError, match=r"dubious ownership.*safe\.directory"):
+        repo.registry.history("greet")
