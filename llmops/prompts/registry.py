@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -179,13 +180,24 @@ class PromptRegistry:
         if not self.root.is_dir():
             return []
         names = set()
-        for path in self.root.rglob("*"):
-            rel = path.relative_to(self.root)
-            if path.suffix not in EXTENSIONS or not path.is_file() or rel.name.startswith("."):
+        seen: set[tuple[int, int]] = set()  # folders by (device, inode): a link loop ends
+        for folder, subfolders, files in os.walk(self.root, followlinks=True):
+            try:
+                stat = os.stat(folder)
+            except OSError:
                 continue
-            if rel.as_posix() in (LABELS_FILE, "labels.yml"):
+            if (stat.st_dev, stat.st_ino) in seen:
+                subfolders.clear()
                 continue
-            names.add(rel.with_suffix("").as_posix())
+            seen.add((stat.st_dev, stat.st_ino))
+            for file in files:  # as path_of finds them: linked folders and files included
+                path = Path(folder) / file
+                rel = path.relative_to(self.root)
+                if path.suffix not in EXTENSIONS or not path.is_file() or file.startswith("."):
+                    continue
+                if rel.as_posix() in (LABELS_FILE, "labels.yml"):
+                    continue
+                names.add(rel.with_suffix("").as_posix())
         return sorted(names)
 
     def path_of(self, name: str) -> Path:

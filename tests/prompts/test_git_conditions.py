@@ -122,3 +122,16 @@ def test_a_repository_git_refuses_says_why(repo: PromptRepo) -> None:
     subprocess.run(["chown", "-R", "nobody", str(repo.root)], check=True)
     with pytest.raises(HistoryUnavailableError, match=r"dubious ownership.*safe\.directory"):
         repo.registry.history("greet")
+
+
+def test_prompts_in_a_linked_folder_are_listed_and_validated(repo: PromptRepo) -> None:
+    """A folder of prompts linked into prompts/ (shared between teams): listed and checked
+    as `show` and `eval run` find them; a link back to a parent does not loop."""
+    shared = repo.root / "shared"
+    shared.mkdir()
+    (shared / "greet.yaml").write_text(prompt_yaml("Hi", extra="unknown_field: 1\n"))
+    (repo.prompts / "team").symlink_to(shared)
+    (shared / "loop").symlink_to(repo.prompts)
+    assert repo.registry.names() == ["team/greet"]
+    (problem,) = repo.registry.validate()
+    assert "unknown field 'unknown_field'" in str(problem)
