@@ -136,7 +136,8 @@ class GitRepo:
                 continue  # the file was deleted here: no content to load
             when = datetime.fromisoformat(date).astimezone(UTC)
             cut = sha in self.boundary()
-            commits.append(Commit(sha, when, author, email, subject, parts[-1], cut))
+            path = _unquoted(parts[-1])
+            commits.append(Commit(sha, when, author, email, subject, path, cut))
         return commits
 
     def head(self) -> str | None:
@@ -180,3 +181,27 @@ class GitRepo:
             texts.append(text if header[1] == b"blob" else None)
             pos += size + 1
         return texts
+
+
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def _unquoted(path: str) -> str:
+    """A path as git prints it: in double quotes, C-escaped, when it holds a quote, a
+    backslash or a control character (``core.quotePath=false`` leaves other text as is)."""
+    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
+        return path
+    out = bytearray()
+    text, index = path[1:-1], 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\" or index + 1 == len(text):
+            out += char.encode("utf-8", errors="surrogateescape")
+            index += 1
+        elif text[index + 1] in "01234567":
+            out.append(int(text[index + 1 : index + 4], 8) & 0xFF)
+            index += 4
+        else:
+            out.append(_ESCAPES.get(text[index + 1], ord(text[index + 1])))
+            index += 2
+    return out.decode("utf-8", errors="surrogateescape")

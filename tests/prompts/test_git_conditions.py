@@ -135,3 +135,21 @@ def test_prompts_in_a_linked_folder_are_listed_and_validated(repo: PromptRepo) -
     assert repo.registry.names() == ["team/greet"]
     (problem,) = repo.registry.validate()
     assert "unknown field 'unknown_field'" in str(problem)
+
+
+def test_history_in_a_folder_whose_name_git_quotes(tmp_path) -> None:
+    """git prints a path holding a quote or a backslash in C quotes, even with
+    core.quotePath=false: the history reads it back."""
+    root = tmp_path / "project"
+    folder = root / 'team "a" prompts\\x'
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    repo = PromptRepo(root)
+    (folder / "greet.yaml").write_text(prompt_yaml("Hello"))
+    first = repo.commit("v1")
+    (folder / "greet.yaml").write_text(prompt_yaml("Howdy"))
+    repo.commit("v2")
+    registry = PromptRegistry(folder)
+    rows = registry.history("greet")
+    assert [row.version is not None for row in rows] == [True, True]
+    assert registry.load(f"greet@{rows[1].version}").commit == first
