@@ -158,6 +158,20 @@ class GitRepo:
         out = self._run("log", "-1", "--format=%H", rev, "--", path, check=False)
         return out.decode().strip() or None
 
+    def sizes(self, specs: list[tuple[str, str]]) -> list[int | None]:
+        """The size in bytes of each ``(commit, path)`` blob, None where it is absent; read
+        before the texts, so that a huge old file is never loaded."""
+        if not specs:
+            return []
+        request = "".join(f"{rev}:{path}\n" for rev, path in specs).encode("utf-8")
+        lines = self._run("cat-file", "--batch-check", input=request).splitlines()
+        found: list[int | None] = []
+        for line in lines[: len(specs)]:
+            header = line.split()
+            blob = len(header) == 3 and header[1] == b"blob" and header[2].isdigit()
+            found.append(int(header[2]) if blob else None)
+        return found
+
     def read(self, specs: list[tuple[str, str]]) -> list[str | None]:
         """The text of each ``(commit, path)``, None where the file is absent; one git process."""
         if not specs:

@@ -21,7 +21,7 @@ from llmops.errors import (
     PromptNotFoundError,
     PromptReferenceError,
 )
-from llmops.files import MAX_YAML_BYTES, line_of, read_text
+from llmops.files import MAX_YAML_BYTES, describe_size, line_of, read_text
 from llmops.prompts._format import PromptFile, parse_prompt_file, version_id
 from llmops.prompts._git import GitRepo
 from llmops.prompts._labels import (
@@ -261,7 +261,7 @@ class PromptRegistry:
         commits = repo.log(rel)
         if not commits and not path.is_file():
             raise self._not_found(name)
-        texts = [text or "" for text in repo.read([(c.sha, c.path) for c in commits])]
+        texts = self._texts(repo, [(c.sha, c.path) for c in commits])
         versions = [_version_or_none(name, text) for text in texts]
         rows = []
         for index, (commit, text, version) in enumerate(zip(commits, texts, versions, strict=True)):
@@ -283,6 +283,16 @@ class PromptRegistry:
             )
         self._history[key] = rows
         return rows
+
+    @staticmethod
+    def _texts(repo: GitRepo, specs: list[tuple[str, str]]) -> list[str]:
+        """The files' texts at their commits; "" for one larger than a prompt file may be
+        (it is not read: a malformed version, as an empty file is)."""
+        sizes = repo.sizes(specs)
+        small = [spec for spec, size in zip(specs, sizes, strict=True) if size is not None
+                 and size <= MAX_YAML_BYTES]  # fmt: skip
+        read = dict(zip(small, repo.read(small), strict=True))
+        return [read.get(spec) or "" for spec in specs]
 
     # -- loading -------------------------------------------------------------------
 
@@ -376,7 +386,13 @@ class PromptRegistry:
         candidates = [row.path for row in self._history_or_empty(name)]
         candidates.append(repo.relative(path.parent.resolve() / path.name))
         for rel in dict.fromkeys(candidates):
-            (text,) = repo.read([(sha, rel)])
+            (size,) = repo.sizes([(sha, rel)])
+            if size is not None and size > MAX_YAML_BYTES:
+                limit = describe_size(MAX_YAML_BYTES)
+                raise PromptFileError(
+                    f"larger than {limit}, the limit for a prompt file", file=f"{rel}@{sha[:12]}"
+                )
+            (text,) = repo.read([(sha, rel)]) if size is not None else (None,)
             if text is not None:
                 wrote = repo.last_change(rel, sha)
                 if wrote in repo.boundary():

@@ -153,3 +153,29 @@ def test_history_in_a_folder_whose_name_git_quotes(tmp_path) -> None:
     rows = registry.history("greet")
     assert [row.version is not None for row in rows] == [True, True]
     assert registry.load(f"greet@{rows[1].version}").commit == first
+
+
+def test_an_old_file_too_large_for_a_prompt_is_never_read(repo: PromptRepo, monkeypatch) -> None:
+    """Loading the working tree reads every old version to find the commit that wrote it:
+    one far over the size limit is sized, not read (it took 930 MB for a 300 MB file)."""
+    from llmops.files import MAX_YAML_BYTES
+    from llmops.prompts import _git
+
+    path = repo.write("greet.yaml", prompt_yaml("Hello", extra="# " + "x" * MAX_YAML_BYTES + "\n"))
+    repo.commit("huge")
+    path.write_text(prompt_yaml("Hello"))
+    repo.commit("normal")
+    read = _git.GitRepo.read
+    asked: list[tuple[str, str]] = []
+
+    def spy(self, specs):
+        asked.extend(specs)
+        return read(self, specs)
+
+    monkeypatch.setattr(_git.GitRepo, "read", spy)
+    registry = repo.registry
+    assert registry.load("greet").commit == repo.git("rev-parse", "HEAD")
+    assert len(asked) == 1  # the normal version only
+    assert [row.version is None for row in registry.history("greet")] == [False, True]
+    with pytest.raises(PromptFileError, match="larger than 2 MB, the limit for a prompt file"):
+        registry.load("greet@HEAD~1")
