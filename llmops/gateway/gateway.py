@@ -455,12 +455,23 @@ class Gateway:
         """
         if isinstance(score, bool):
             score = int(score)
-        if not isinstance(score, numbers.Real) or not math.isfinite(float(score)):
+        try:
+            finite = isinstance(score, numbers.Real) and math.isfinite(float(score))
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
+            shown = repr(score) if len(repr(score)) <= 40 else f"{repr(score)[:37]}..."
             raise InvalidFeedbackError(
-                f"feedback for call {call_id}: score must be a finite number, got {score!r}"
+                f"feedback for call {call_id}: score must be a finite number, got {shown}"
             )
         if not isinstance(name, str) or not name.strip():
             raise InvalidFeedbackError(f"feedback for call {call_id}: name must be a word")
+        for field, value in (("comment", comment), ("user", user)):
+            if value is not None and not isinstance(value, str):  # the database refuses it
+                raise InvalidFeedbackError(
+                    f"feedback for call {call_id}: {field} must be a text, got a "
+                    f"{type(value).__name__}"
+                )
         try:
             uuid.UUID(str(call_id))
         except ValueError:

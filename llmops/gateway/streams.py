@@ -78,10 +78,8 @@ class _Tracker:
                 served.model if served.model != self.call.model else self.served.model,
                 served.service_tier or self.served.service_tier,
             )
-        try:
-            delta = chunk.choices[0].delta
-        except (AttributeError, IndexError, TypeError, KeyError):
-            delta = None
+        choice = _first_choice(chunk)  # with n > 1, chunks of the other choices interleave
+        delta = getattr(choice, "delta", None)
         text = getattr(delta, "content", None) or ""
         if not isinstance(text, str):
             text = ""
@@ -89,8 +87,7 @@ class _Tracker:
         if calls:
             self.tool_calls.append(tool_call_text(calls))
             self._assemble(calls)
-        with contextlib.suppress(AttributeError, IndexError, TypeError, KeyError):
-            self.finish_reason = chunk.choices[0].finish_reason or self.finish_reason
+        self.finish_reason = getattr(choice, "finish_reason", None) or self.finish_reason
         if text:
             if self.ttft_ms is None:
                 self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
@@ -320,3 +317,17 @@ async def _quietly(closer: Any) -> None:
         result = closer()
         if hasattr(result, "__await__"):
             await result
+
+
+def _first_choice(chunk: Any) -> Any:
+    """The chunk's part of the first choice (``index`` 0), or None: a call with ``n`` > 1
+    is recorded by its first answer, streamed or not."""
+    try:
+        choices = list(chunk.choices or [])
+    except (AttributeError, TypeError):
+        return None
+    for choice in choices:
+        index = getattr(choice, "index", 0)
+        if index in (0, None):
+            return choice
+    return None

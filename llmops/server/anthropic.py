@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from llmops.errors import BudgetExceededError, ConfigError, LLMOpsError, ProviderError
@@ -39,6 +39,7 @@ from llmops.server.access import Access, Refused
 from llmops.server.app import (
     CALL_ID_HEADER,
     PROMPT_PREFIX,
+    JSONBody,
     RequestError,
     _attribution,
     _dump,
@@ -186,7 +187,7 @@ async def _messages(
         status, kind, message = provider_error(exc)
         return error_response(status, message, kind, _last(recorded))
     used(result.usage.total_tokens)
-    return JSONResponse(message_body(result, asked), headers={CALL_ID_HEADER: result.call_id})
+    return JSONBody(message_body(result, asked), headers={CALL_ID_HEADER: result.call_id})
 
 
 def _check_model(gateway: Gateway, access: Access, key: VirtualKey, asked: Translated) -> None:
@@ -242,7 +243,7 @@ def error_response(
     if call_id:
         all_headers[CALL_ID_HEADER] = call_id
     body = {"type": "error", "error": {"type": error_type, "message": message}}
-    return JSONResponse(body, status_code=status, headers=all_headers)
+    return JSONBody(body, status_code=status, headers=all_headers)
 
 
 # -- the request ----------------------------------------------------------------------
@@ -655,7 +656,7 @@ class StopScanner:
 
 
 def _sse(event: dict[str, Any]) -> bytes:
-    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    data = json.dumps(event, separators=(",", ":"))  # ASCII: half a surrogate pair too
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 

@@ -48,6 +48,7 @@ log = logging.getLogger("llmops.server")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a larger request is refused with 413
 DRAIN_BYTES = 4 * MAX_BODY_BYTES  # read (and drop) up to this much of it before answering
+MAX_HEADER_CHARS = 8192  # an x-llmops-* header (user, tags, session, metadata)
 PROMPT_PREFIX = "prompt:"
 CALL_ID_HEADER = "x-llmops-call-id"
 # What a client may pass on to the model: OpenAI's parameters (those of the direct route,
@@ -63,6 +64,15 @@ EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "timeout", "num_r
 def model_params(body: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     """The body's fields that go to the model: those in ``allowed``; others are dropped."""
     return {k: v for k, v in body.items() if k in allowed}
+
+
+class JSONBody(JSONResponse):
+    """JSON with every non-ASCII character escaped: a provider's answer may hold half of a
+    surrogate pair (``\\ud83d``), which UTF-8 cannot encode but a JSON escape can; the
+    client reads the same text."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 class RequestError(Exception):
@@ -112,7 +122,7 @@ def create_app(gateway: Gateway) -> Starlette:
         except Exception as exc:
             return _failure(exc)
         access.count_tokens(key, result.usage.total_tokens)
-        return JSONResponse(_dump(result.raw), headers={CALL_ID_HEADER: result.call_id})
+        return JSONBody(_dump(result.raw), headers={CALL_ID_HEADER: result.call_id})
 
     async def feedback(request: Request) -> Response:
         try:
@@ -175,7 +185,16 @@ def create_app(gateway: Gateway) -> Starlette:
 
     from llmops.server.anthropic import anthropic_routes  # it imports this module
 
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        """404 and 405 in OpenAI's shape, as the SDKs read errors (not plain text)."""
+        status = getattr(exc, "status_code", 404)
+        detail = getattr(exc, "detail", "Not Found")
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        message = f"{request.method} {request.url.path}: {detail}"
+        return _error(status, message, kind, headers=getattr(exc, "headers", None))
+
     return Starlette(
+        exception_handlers={404: not_routed, 405: not_routed},
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             *anthropic_routes(gateway, access),
@@ -221,7 +240,19 @@ async def _chat(
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise RequestError(400, f"messages[{i}] must be an object with a role",
                                    code="invalid_messages")  # fmt: skip
+            content = message.get("content")
+            if not (
+                content is None
+                or isinstance(content, str)
+                or (isinstance(content, list) and all(isinstance(p, dict) for p in content))
+            ):
+                raise RequestError(
+                    400,
+                    f"messages[{i}].content must be a text, a list of content parts or null",
+                    code="invalid_messages",
+                )
     params = model_params(body, CHAT_PARAMS)
+    _check_options(params)
     if key is not None and key.models is not None:
         allowed = gateway.prompt(prompt).model if prompt is not None else model
         access.check_model(
@@ -243,28 +274,39 @@ async def _chat(
         prompt, variables, model=model, messages=messages, **options, **params
     )
     access.count_tokens(key, result.usage.total_tokens)
-    return JSONResponse(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
+    return JSONBody(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
 
 
 def _attribution(request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
     """user, tags, session and metadata from the body and the x-llmops-* headers."""
-    headers = request.headers
+
+    def header(name: str) -> str:
+        """A header's value as the client wrote it: HTTP carries bytes, which Starlette
+        reads as Latin-1; clients send UTF-8 (``José``, not ``JosÃ©``)."""
+        value = request.headers.get(name, "")
+        if len(value) > MAX_HEADER_CHARS:
+            raise RequestError(400, f"{name} is longer than {MAX_HEADER_CHARS} characters")
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return value
+
     user = body.get("user") if isinstance(body.get("user"), str) else None
-    user = headers.get("x-llmops-user") or user
-    tags = [t.strip() for t in headers.get("x-llmops-tags", "").split(",") if t.strip()]
+    user = header("x-llmops-user") or user
+    tags = [t.strip() for t in header("x-llmops-tags").split(",") if t.strip()]
     metadata: Any = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
-    raw = headers.get("x-llmops-metadata")
+    raw = header("x-llmops-metadata")
     if raw:
         try:
             metadata = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RequestError(400, "x-llmops-metadata must be a JSON object") from None
         if not isinstance(metadata, dict):
             raise RequestError(400, "x-llmops-metadata must be a JSON object")
     return {
         "user": user,
         "tags": tags or None,
-        "session": headers.get("x-llmops-session") or None,
+        "session": header("x-llmops-session") or None,
         "metadata": metadata,
     }
 
@@ -289,7 +331,34 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise RequestError(400, "the body nests too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object", code="invalid_json")
+    try:  # half a surrogate pair ("\\ud800") or NaN: JSON's parser takes them, no API does
+        json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(
+            400, "the body holds text that is not valid Unicode (a lone surrogate)",
+            code="invalid_json",
+        ) from None  # fmt: skip
+    except ValueError:
+        raise RequestError(
+            400, "the body holds a number that is not finite (NaN or Infinity)",
+            code="invalid_json",
+        ) from None  # fmt: skip
     return body
+
+
+def _check_options(params: Mapping[str, Any]) -> None:
+    """litellm's own options a client may set, as they must be (litellm answers a bad one
+    as a server error, which clients retry)."""
+    retries = params.get("num_retries")
+    if "num_retries" in params and (
+        not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10
+    ):
+        raise RequestError(400, "num_retries must be a whole number from 0 to 10")
+    timeout = params.get("timeout")
+    if "timeout" in params and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0
+    ):
+        raise RequestError(400, "timeout must be a number of seconds above 0")
 
 
 def _wants_usage(options: Any) -> bool:
@@ -327,6 +396,8 @@ def _dump(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = dump(exclude_none=True) if callable(dump) else dict(response)
     for private in [k for k in data if k.startswith("_")]:
         del data[private]
+    if isinstance(data.get("usage"), dict):  # litellm's estimate, not the recorded cost
+        data["usage"].pop("cost", None)
     return data
 
 
@@ -373,7 +444,7 @@ def _failure(exc: BaseException) -> Response:
     status, body = _provider_error_body(exc)
     if isinstance(exc, ProviderError) and exc.retry_after is not None:
         headers = {**(headers or {}), "retry-after": f"{exc.retry_after:g}"}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONBody(body, status_code=status, headers=headers)
 
 
 def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -402,4 +473,4 @@ def _error(
     headers: dict[str, str] | None = None,
 ) -> Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code or None}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONBody(body, status_code=status, headers=headers)

@@ -353,6 +353,7 @@ def _ask(responder: Responder, request: RecordedRequest) -> Reply:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # the listen backlog: 5 by default, which drops a burst
 
     def __init__(
         self,
@@ -639,6 +640,8 @@ class _Handler(BaseHTTPRequestHandler):
             "model": model,
             "service_tier": reply.service_tier,
         }
+        n = body.get("n")
+        others = range(1, n if isinstance(n, int) and 1 < n <= 8 else 1)  # choices 2..n
         if not body.get("stream"):
             payload = fmt.openai_completion(
                 **common,
@@ -650,6 +653,10 @@ class _Handler(BaseHTTPRequestHandler):
                 tool_calls=reply.tool_calls,
                 logprobs=reply.logprobs,
             )
+            first = payload["choices"][0]
+            for index in others:  # as OpenAI answers `n`: each choice its own text
+                message = {**first["message"], "content": f"{text} ({index + 1})"}
+                payload["choices"].append({**first, "index": index, "message": message})
             self._send_json(reply.status, payload)
             return
 
@@ -659,8 +666,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
         send_usage = usage_requested and reply.include_usage
 
-        def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        def chunk(
+            delta: dict[str, Any] | None, finish: str | None = None, choice: int = 0
+        ) -> dict[str, Any]:
             payload = fmt.openai_chunk(**common, delta=delta, finish_reason=finish)
+            if choice:
+                payload["choices"][0]["index"] = choice
             if usage_requested:
                 payload["usage"] = None  # as OpenAI does when usage was asked for
             return payload
@@ -672,6 +683,11 @@ class _Handler(BaseHTTPRequestHandler):
             if index:
                 self._pause(reply.chunk_delay)
             self._event(chunk({"content": piece}))
+            for other in others:  # the other choices' chunks interleave, as OpenAI's do
+                self._event(chunk({"content": piece}, choice=other))
+        for other in others:
+            self._event(chunk({"content": f" ({other + 1})"}, choice=other))
+            self._event(chunk({}, reply.finish_reason, choice=other))
         finish = reply.finish_reason
         for index, call in enumerate(reply.tool_calls or []):
             # as OpenAI streams them: id and name first, the arguments in pieces after

@@ -28,7 +28,8 @@ class Running:
         self.gateway, self.url = gateway, url
 
     def client(self, api_key: str = "none", **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, **kwargs)
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, **kwargs)
 
     def rows(self) -> list[Any]:
         self.gateway.flush()
@@ -297,3 +298,129 @@ def test_the_python_api_embeds_too(make_gateway, server) -> None:
     with gw.engine.connect() as connection:
         statuses = connection.execute(sa.select(CALLS.c.status)).scalars().all()
     assert sorted(statuses) == ["error", "ok"]
+
+
+# -- what clients send and providers answer, found by attacking the server -----------------
+
+
+def test_an_answer_with_half_a_surrogate_pair_reaches_the_client_once(running, server) -> None:
+    """A provider's text may end inside an emoji (`\\ud83d`): JSON escapes it, UTF-8 cannot.
+    It was a 502 after the call was recorded and billed, which the SDK retried (3 calls)."""
+    app = running()
+    server.enqueue(Reply(text="almost \ud83d"))
+    client = app.client(max_retries=2)  # the SDK's default: a 5xx would be sent again
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert answer.choices[0].message.content == "almost \ud83d"
+    assert len(server.requests) == 1 and [r["status"] for r in app.rows()] == ["ok"]
+
+
+def test_n_choices_are_recorded_by_the_first(running, server) -> None:
+    """With `n`, the chunks of the choices interleave: the stored answer is the first
+    choice's, streamed or not (streamed, it was the choices' pieces mixed together)."""
+    app = running()
+    client = app.client()
+    messages = [{"role": "user", "content": "Hi"}]
+    server.enqueue(Reply(text="first answer"), Reply(text="first answer"))
+    whole = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=messages, n=2
+    )
+    assert [c.message.content for c in whole.parse().choices] == [
+        "first answer", "first answer (2)"
+    ]  # fmt: skip
+    streamed = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=messages, n=2, stream=True
+    )
+    texts: dict[int, str] = {}
+    for chunk in streamed.parse():
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert texts == {0: "first answer", 1: "first answer (2)"}
+    app.gateway.flush()
+    with app.gateway.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT call_id, response_text FROM llm_call_content"))
+        stored = {call_id: text for call_id, text in rows}
+    ids = [whole.headers["x-llmops-call-id"], streamed.headers["x-llmops-call-id"]]
+    assert [stored[i] for i in ids] == ["first answer", "first answer"]
+
+
+BAD_REQUESTS = {
+    "content a number": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":5}]}',
+                         {}, "content must be a text"),
+    "a part not an object": (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":["hi"]}]}', {},
+        "content must be a text"),
+    "num_retries -1": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],'
+                       b'"num_retries":-1}', {}, "num_retries must be"),
+    "timeout a word": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],'
+                       b'"timeout":"abc"}', {}, "timeout must be"),
+    "temperature NaN": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],'
+                        b'"temperature":NaN}', {}, "not finite"),
+    "top_p 1e309": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],'
+                    b'"top_p":1e309}', {}, "not finite"),
+    "a lone surrogate": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":'
+                         b'"a\\ud800b"}]}', {}, "not valid Unicode"),
+    "metadata 3,000 deep": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+                            {"x-llmops-metadata": "[" * 3000 + "]" * 3000},
+                            "x-llmops-metadata must be"),
+    "a 10,000-character user": (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+        {"x-llmops-user": "u" * 10_000}, "longer than 8192"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_a_bad_request_is_a_400_that_clients_do_not_retry(running, server, case) -> None:
+    """Each was a 500 or 502 (which the SDKs send twice more) or went on to the provider
+    as JSON no API takes (`NaN`)."""
+    body, headers, message = BAD_REQUESTS[case]
+    app = running()
+    status, _, answer = app.post("/v1/chat/completions", body, headers)
+    assert status == 400 and message in answer["error"]["message"], answer
+    assert answer["error"]["type"] == "invalid_request_error"
+    assert server.requests == [] and app.rows() == []
+
+
+def test_unknown_paths_and_methods_answer_in_openais_shape(running) -> None:
+    app = running()
+    with pytest.raises(openai.NotFoundError, match="/v1/responses"):
+        app.client().responses.create(model="gpt-4o-mini", input="hi")
+    answer = httpx.get(f"{app.url}/v1/chat/completions", timeout=10)
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert "GET /v1/chat/completions" in answer.json()["error"]["message"]
+
+
+def test_attribution_headers_are_read_as_utf8(running, server) -> None:
+    """HTTP headers carry bytes; clients send UTF-8 (`José`, not `JosÃ©`)."""
+    app = running()
+    server.enqueue(Reply(text="ok"))
+    body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+    headers = {"x-llmops-user": "José".encode(), "x-llmops-tags": "日本, b".encode()}
+    headers["content-type"] = b"application/json"
+    answer = httpx.post(f"{app.url}/v1/chat/completions", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    (row,) = app.rows()
+    assert (row["user_id"], row["tags"]) == ("José", ["日本", "b"])
+
+
+def test_feedback_a_database_would_refuse_is_a_400(running, server) -> None:
+    """A comment that is not a text was answered 200 and then refused by the database
+    (lost); a score too large for a float was a 502."""
+    app = running()
+    server.enqueue(Reply(text="ok"))
+    raw = app.client().chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    call_id = raw.headers["x-llmops-call-id"]
+    for extra, message in (
+        (b'"score":1,"comment":{"a":1}', "comment must be a text, got a dict"),
+        (b'"score":1,"user":["x"]', "user must be a text, got a list"),
+        (b'"score":1' + b"0" * 400, "score must be a finite number"),
+    ):
+        body = b'{"call_id":"' + call_id.encode() + b'",' + extra + b"}"
+        status, _, answer = app.post("/v1/feedback", body)
+        assert status == 400 and message in answer["error"]["message"], answer
+    app.gateway.flush()
+    with app.gateway.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar() == 0
