@@ -50,7 +50,19 @@ def read_labels(folder: Path) -> Labels:
     return parse_labels(text, str(path))
 
 
+_CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
+
+
 def parse_labels(text: str, file: str) -> Labels:
+    conflict = _CONFLICT.search(text)
+    if conflict is not None:  # two promotions merged: git left both sides in the file
+        line = text.count("\n", 0, conflict.start()) + 1
+        raise PromptFileError(
+            "a merge conflict is left in the labels file: keep one version id per label, "
+            "remove the <<<<<<< ======= >>>>>>> lines and commit",
+            file=file,
+            line=line,
+        )
     data, lines = parse_yaml(text, file, error=PromptFileError)
     if data is None:
         return Labels()

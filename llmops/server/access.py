@@ -113,9 +113,10 @@ class Access:
             self._guard.set_budgets([*self._base_budgets, *budgets])
         return self._keys
 
-    def admit(self, request: Request) -> VirtualKey | None:
+    def admit(self, request: Request, *, metered: bool = True) -> VirtualKey | None:
         """The key of ``request`` (None when no key was ever created); refuses a missing,
-        unknown or revoked key (401) and a key over its rate (429 with Retry-After)."""
+        unknown or revoked key (401) and, for a model call (``metered``), a key over its
+        rate (429 with Retry-After): feedback and the model list do not use it up."""
         from llmops.store.keys import match
 
         keys = self.keys()
@@ -127,7 +128,8 @@ class Access:
             what = "no API key" if not presented else "an invalid or revoked API key"
             raise Refused(401, f"{what}: send Authorization: Bearer <key>",
                           "invalid_request_error", "invalid_api_key", None)  # fmt: skip
-        self._rate(key)
+        if metered:
+            self._rate(key)
         return key
 
     def check_model(self, key: VirtualKey | None, *names: str | None) -> None:

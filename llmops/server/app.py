@@ -126,7 +126,7 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def feedback(request: Request) -> Response:
         try:
-            access.admit(request)
+            access.admit(request, metered=False)
             body = await _json_body(request)
             call_id = body.get("call_id")
             score = body.get("score")
@@ -142,7 +142,7 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def models(request: Request) -> Response:
         try:
-            key = access.admit(request)
+            key = access.admit(request, metered=False)
         except Exception as exc:
             return _failure(exc)
         if key is not None and key.models is not None:

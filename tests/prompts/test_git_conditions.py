@@ -179,3 +179,15 @@ def test_an_old_file_too_large_for_a_prompt_is_never_read(repo: PromptRepo, monk
     assert [row.version is None for row in registry.history("greet")] == [False, True]
     with pytest.raises(PromptFileError, match="larger than 2 MB, the limit for a prompt file"):
         registry.load("greet@HEAD~1")
+
+
+def test_a_merge_conflict_in_the_labels_file_is_named(promoted: PromptRepo) -> None:
+    """Two branches promote the same prompt: the merge leaves git's markers in labels.yaml."""
+    labels = promoted.prompts / "labels.yaml"
+    labels.write_text(
+        "greet:\n<<<<<<< HEAD\n  production: aaaaaaaaaaaa\n=======\n"
+        "  production: bbbbbbbbbbbb\n>>>>>>> feature\n"
+    )
+    with pytest.raises(PromptFileError, match="merge conflict is left") as caught:
+        promoted.registry.load("greet@production")
+    assert caught.value.line == 2

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import sqlalchemy as sa
@@ -116,8 +117,14 @@ def test_over_its_rate_a_key_gets_429_with_retry_after(running, server) -> None:
     app: Running = running()
     _, secret = create_key(app.gateway.engine, "slow", NOW, rpm=2)
     headers = {"authorization": f"Bearer {secret}"}
-    assert [app.post("/v1/chat/completions", json.dumps(ASK).encode(), headers)[0]
-            for _ in range(2)] == [200, 200]  # fmt: skip
+    answers = [app.post("/v1/chat/completions", json.dumps(ASK).encode(), headers)
+               for _ in range(2)]  # fmt: skip
+    assert [status for status, _, _ in answers] == [200, 200]
+    for _, answered, _ in answers:  # feedback and the model list do not use up the rate
+        given = {"call_id": answered["x-llmops-call-id"], "score": 1}
+        assert app.post("/v1/feedback", json.dumps(given).encode(), headers)[0] == 200
+    listed = httpx.get(f"{app.url}/v1/models", headers=headers, timeout=10)
+    assert listed.status_code == 200
     status, answer_headers, body = app.post(
         "/v1/chat/completions", json.dumps(ASK).encode(), headers
     )
