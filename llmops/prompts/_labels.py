@@ -56,12 +56,11 @@ _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
 def parse_labels(text: str, file: str) -> Labels:
     conflict = _CONFLICT.search(text)
     if conflict is not None:  # two promotions merged: git left both sides in the file
-        line = text.count("\n", 0, conflict.start()) + 1
         raise PromptFileError(
             "a merge conflict is left in the labels file: keep one version id per label, "
             "remove the <<<<<<< ======= >>>>>>> lines and commit",
             file=file,
-            line=line,
+            line=text.count("\n", 0, conflict.start()) + 1,
         )
     data, lines = parse_yaml(text, file, error=PromptFileError)
     if data is None:
