@@ -452,7 +452,17 @@ class PromptRegistry:
             problems.append(exc)
             return problems
         labels_file = self.root / LABELS_FILE
+        names = set(self.names())
         for name, by_label in labels.root.items():
+            if name not in names:  # renamed or deleted: its labels point nowhere it is used
+                problems.append(
+                    PromptFileError(
+                        f"labels of '{name}', which has no prompt file (renamed or deleted?): "
+                        "move them to its new name, or remove them",
+                        file=labels_file,
+                    )
+                )
+                continue
             for label, version in by_label.items():
                 try:  # as a label resolves: a version id (not a commit that looks like one)
                     working = self._working(name)

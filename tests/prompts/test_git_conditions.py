@@ -191,3 +191,11 @@ def test_a_merge_conflict_in_the_labels_file_is_named(promoted: PromptRepo) -> N
     with pytest.raises(PromptFileError, match="merge conflict is left") as caught:
         promoted.registry.load("greet@production")
     assert caught.value.line == 2
+
+
+def test_validate_reports_labels_of_a_prompt_that_is_gone(promoted: PromptRepo) -> None:
+    """Renamed in a commit, its labels left behind: `prompts list` shows them nowhere."""
+    promoted.git("mv", "prompts/greet.yaml", "prompts/hello.yaml")
+    promoted.commit("rename")
+    (problem,) = promoted.registry.validate()
+    assert "labels of 'greet', which has no prompt file (renamed or deleted?)" in str(problem)

@@ -204,7 +204,7 @@ def test_validate_reports_every_problem(repo: PromptRepo, history: dict[str, str
     assert len(problems) == 3
     assert any("bad.yaml:2: unknown field 'bogus'" in p for p in problems)
     assert any("label 'production'" in p and "0123456789ab" in p for p in problems)
-    assert any("label 'x'" in p and "no prompt 'ghost'" in p for p in problems)
+    assert any("labels of 'ghost', which has no prompt file" in p for p in problems)
 
 
 def test_history_of_an_uncommitted_prompt_is_empty(repo: PromptRepo) -> None:
