@@ -691,3 +691,28 @@ def test_a_rubric_without_its_text_and_a_split_grading_provider(tmp_path: Path) 
         "tests[0].assert[0]: llm-rubric: value must be the rubric (what the judge checks the "
         "output for); skipped"
     ) in result.notices
+
+
+def test_openais_legacy_functions_become_tools(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["Weather in {{ city }}?"]
+        providers:
+          - id: openai:gpt-4o-mini
+            config:
+              functions: [{name: get_weather, parameters: {type: object}}]
+              function_call: {name: get_weather}
+        tests: [{vars: {city: Paris}, assert: [{type: is-valid-openai-function-call}]}]
+        """,
+    )
+    result = import_config(config)
+    assert prompt_of(result)["params"] == {
+        "tools": [{"type": "function", "function": {"name": "get_weather",
+                                                    "parameters": {"type": "object"}}}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    }  # fmt: skip
+    assert result.notices == []
+    assert "providers[0].config.functions: written as `tools` (OpenAI's newer form)" in (
+        result.notes
+    )

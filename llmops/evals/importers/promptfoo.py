@@ -149,7 +149,8 @@ def litellm_model(provider_id: str) -> tuple[str | None, str]:
 
 # model parameters litellm takes as they are, and promptfoo's other spellings of them
 _PARAMS = frozenset({
-    "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k",
+    "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "functions",
+    "function_call",
     "frequency_penalty", "presence_penalty", "stop", "seed", "response_format", "tools",
     "tool_choice", "reasoning_effort", "parallel_tool_calls", "logit_bias", "thinking",
     "repetition_penalty", "min_p", "verbosity",
@@ -168,6 +169,20 @@ _RENAMED = {
     "frequencyPenalty": "frequency_penalty",
 }
 
+
+def _tools(functions: Any) -> tuple[str, Any]:
+    items = functions if isinstance(functions, list) else [functions]
+    return "tools", [{"type": "function", "function": f} for f in items]
+
+
+def _tool_choice(choice: Any) -> tuple[str, Any]:
+    if isinstance(choice, dict) and "name" in choice:
+        return "tool_choice", {"type": "function", "function": {"name": choice["name"]}}
+    return "tool_choice", choice  # "auto", "none"
+
+
+# OpenAI's deprecated function calling, which promptfoo configs still use
+_LEGACY_FUNCTIONS = {"functions": _tools, "function_call": _tool_choice}
 _NOT_A_PARAM = "not a model parameter llmops passes; not imported"
 _CREDENTIALS = "credentials are not imported: llmops (litellm) reads them from the environment"
 _ENDPOINT = (
@@ -562,6 +577,9 @@ class _Importer:
                 except ConfigFileError as exc:
                     self.skip(f"{where}.{key}", f"{exc}; not imported")
                     continue
+            if name in _LEGACY_FUNCTIONS:  # OpenAI's functions, as the tools they became
+                name, value = _LEGACY_FUNCTIONS[name](value)
+                self.notes.append(f"{where}.{key}: written as `{name}` (OpenAI's newer form)")
             params[name] = value
         return params
 
