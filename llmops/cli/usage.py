@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -40,14 +40,19 @@ def _engine(url: str | None) -> Engine:
     return engine
 
 
-def spend(
-    days: int = typer.Option(
-        30,
+def _days_option(default: int) -> Any:
+    """``--days N``: the dashboard's ranges, the N whole UTC days that end with today."""
+    return typer.Option(
+        default,
         "--days",
         min=1,
         max=3660,
         help="The last N UTC days, today included (as the dashboard's ranges).",
-    ),
+    )
+
+
+def spend(
+    days: int = _days_option(30),
     by: By = typer.Option(
         By.model, "--by", help="Group by model, prompt, user, tag, source or key (of llmops serve)."
     ),
@@ -107,13 +112,7 @@ def spend(
 
 def calls(
     limit: int = typer.Option(20, "--limit", min=1, max=10_000),
-    days: int = typer.Option(
-        7,
-        "--days",
-        min=1,
-        max=3660,
-        help="The last N UTC days, today included (as the dashboard's ranges).",
-    ),
+    days: int = _days_option(7),
     model: list[str] = typer.Option([], "--model", help="Only this model (repeatable)."),
     prompt: list[str] = typer.Option([], "--prompt", help="Only this prompt (repeatable)."),
     version: list[str] = typer.Option([], "--version", help="Only this prompt version."),
