@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import threading
 import time as _time
 import uuid
@@ -255,11 +256,26 @@ def known_keys(view: View, by: str) -> list[str]:
     return filter_options(view.url).get(field.get(by, ""), [])
 
 
+# what makes inline markdown in Streamlit (links, images, emphasis, code, HTML, headings
+# and tables, LaTeX, :color[...] and :icon: directives, bare-URL autolinks)
+_PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.])")
+
+
+def plain(value: object) -> str:
+    """A value from the data (a user id, tag, model or feedback name: what apps and their
+    end users send) as literal text inside Streamlit markdown: the characters that make
+    markup escaped, so that ``[x](https://...)``, ``![](...)``, ``:red[...]``, ``$...$``
+    and bare URLs show as typed instead of becoming links, images or styles; line breaks
+    as spaces."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def scores(feedback: Sequence[queries.FeedbackScore]) -> str:
-    """Feedback per name, each on its own scale: ``thumbs 0.67 (12) · stars 4.20 (5)``."""
+    """Feedback per name, each on its own scale: ``thumbs 0.67 (12) · stars 4.20 (5)``
+    (markdown: the names escaped)."""
     if not feedback:
         return DASH
-    return " · ".join(f"{f.name} {score(f.average)} ({f.count:,})" for f in feedback)
+    return " · ".join(f"{plain(f.name)} {score(f.average)} ({f.count:,})" for f in feedback)
 
 
 def when(value: datetime | date | None) -> str:

@@ -129,18 +129,20 @@ if call_id is None:
 
 detail = c.call_detail(view, call_id)
 if detail is None:
-    st.warning(f"No call with id {call_id}.", icon=":material/warning:")
+    st.warning(f"No call with id {c.plain(call_id)}.", icon=":material/warning:")
     st.stop()
 
 prompt = f"{detail['prompt_name']}@{detail['prompt_version']}" if detail["prompt_name"] else "raw"
 st.markdown(
-    f"**{detail['status']}** · `{detail['model']}` ({detail['provider'] or 'unknown provider'})"
-    f" · prompt `{prompt}`"
+    f"**{detail['status']}** · {c.plain(detail['model'])}"
+    f" ({c.plain(detail['provider'] or 'unknown provider')}) · prompt {c.plain(prompt)}"
     + (f" · commit `{detail['git_commit'][:10]}`" if detail["git_commit"] else "")
     + f" · {c.when(detail['created_at'])} UTC · source {detail['source']}"
 )
 if detail["status"] != "ok":
-    st.error(f"Call {detail['status']}: {detail['error_type'] or 'no error type recorded'}")
+    st.error(
+        f"Call {detail['status']}: {c.plain(detail['error_type'] or 'no error type recorded')}"
+    )
     if detail["error_message"]:
         st.code(detail["error_message"], language=None, wrap_lines=True)
 

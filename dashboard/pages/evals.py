@@ -120,7 +120,7 @@ def interval(rate: Interval) -> str:
 for comparison in comparisons:
     stats = comparison.comparison
     candidate, baseline = comparison.candidate, comparison.baseline
-    st.markdown(f"#### {candidate.suite} on `{candidate.model}`")
+    st.markdown(f"#### {c.plain(candidate.suite)} on {c.plain(candidate.model)}")
     left, right, verdict_column = st.columns(3)
     left.metric(
         "Candidate pass rate",
@@ -148,13 +148,13 @@ for comparison in comparisons:
     if not comparison.flipped:
         st.caption("No case changed outcome.")
     for flip in comparison.flipped:
-        st.markdown(f"**{flip.case_id}**: {flip.direction}")
+        st.markdown(f"**{c.plain(flip.case_id)}**: {flip.direction}")
         mine, theirs = st.columns(2)
         mine.caption(f"Candidate: {candidate.prompt_ref} ({c.short(candidate.prompt_version)})")
         mine.code(flip.candidate_output, language=None, wrap_lines=True)
         for check in flip.candidate_failed:
-            mine.markdown(f":red[failed] {check}")
+            mine.markdown(f":red[failed] {c.plain(check)}")
         theirs.caption(f"Baseline: {baseline.prompt_ref} ({c.short(baseline.prompt_version)})")
         theirs.code(flip.baseline_output, language=None, wrap_lines=True)
         for check in flip.baseline_failed:
-            theirs.markdown(f":red[failed] {check}")
+            theirs.markdown(f":red[failed] {c.plain(check)}")

@@ -36,7 +36,7 @@ counts = pd.DataFrame(
 )
 for name in dict.fromkeys(counts["feedback"]):
     part = counts[counts["feedback"] == name]
-    st.markdown(f"##### {name}")
+    st.markdown(f"##### {c.plain(name)}")
     c.altair_chart(
         alt.Chart(part)
         .mark_bar()
@@ -84,7 +84,7 @@ trend = pd.DataFrame(
 days = c.days(view)
 for name in dict.fromkeys(trend["feedback"]):
     part = trend[trend["feedback"] == name]
-    st.markdown(f"##### {name}")
+    st.markdown(f"##### {c.plain(name)}")
     c.altair_chart(
         alt.Chart(part)
         .mark_line(point=True)

@@ -92,7 +92,7 @@ if budgets:
     )
     over = [b for b in budgets if b.exhausted]
     if over:
-        names = ", ".join(b.budget.name + (f" ({b.key})" if b.key else "") for b in over)
+        names = ", ".join(c.plain(b.budget.name + (f" ({b.key})" if b.key else "")) for b in over)
         st.error(f"Over budget: {names}.", icon=":material/warning:")
     st.dataframe(
         pd.DataFrame(
@@ -159,9 +159,9 @@ if summary.feedback:  # each name on its own scale: thumbs 0/1 and stars 1-5 nev
     row = st.columns(6)
     for column, score in zip(row, shown, strict=False):
         column.metric(
-            f"Feedback: {score.name}",
+            f"Feedback: {c.plain(score.name)}",
             c.score(score.average),
-            help=f"The average of {c.num(score.count)} `{score.name}` scores.",
+            help=f"The average of {c.num(score.count)} {c.plain(score.name)} scores.",
         )
     if len(summary.feedback) > len(shown):
         st.caption("More feedback names: " + c.scores(summary.feedback[len(shown) :]))
@@ -170,7 +170,8 @@ if summary.unpriced_models:
     st.warning(
         f"{c.plural(summary.unpriced_calls, 'call')} in this range "
         f"{'is' if summary.unpriced_calls == 1 else 'are'} unpriced: no known price "
-        f"for {', '.join(summary.unpriced_models)}. The cost figures leave them out. Add the "
+        f"for {', '.join(c.plain(m) for m in summary.unpriced_models)}. The cost figures "
+        "leave them out. Add the "
         "model to prices.yaml and run `llmops costs recompute`.",
         icon=":material/warning:",
     )

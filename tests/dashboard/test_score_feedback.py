@@ -24,7 +24,7 @@ def test_score_names_appear_next_to_user_ratings(
 
     at = goto(open_app(), "feedback")
     headings = texts(at.markdown)
-    assert "##### thumbs" in headings and "##### score:mentions-refund" in headings
+    assert "##### thumbs" in headings and "##### score\\:mentions-refund" in headings  # escaped
     rows = table(at, "Count")
     shown = {(r["Feedback"], r["Score"]): r["Count"] for r in rows}
     assert shown == {

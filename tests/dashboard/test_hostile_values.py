@@ -1,0 +1,43 @@
+"""Values that apps and their end users choose (model names through `llmops serve`, user
+ids, feedback names, a link's call id) show as typed on the dashboard: as markdown they
+made links and images (the browser fetched an attacker's URL when a lead opened a page)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from llmops.testing import Reply
+from tests.dashboard.conftest import goto, open_app, texts
+
+MODEL = "[click](https://evil.example/m)"
+FEEDBACK = "![t](http://127.0.0.1:9/track.png)"
+LIVE = re.compile(r"(?<!\\)\]\((?:https?|javascript):|(?<!\\):red\[")  # markdown that acts
+
+
+def rendered(at: Any) -> list[str]:
+    return [
+        *texts(at.warning), *texts(at.error), *texts(at.markdown), *texts(at.caption),
+        *(m.label for m in at.metric), *(m.help or "" for m in at.metric),
+    ]  # fmt: skip
+
+
+def test_hostile_names_show_as_text(dashboard_env, make_gateway, server) -> None:
+    gw = make_gateway()
+    server.enqueue(Reply(text="ok", prompt_tokens=10, completion_tokens=2))
+    call = gw.complete(
+        model=f"openai/{MODEL}", messages=[{"role": "user", "content": "hi"}],
+        api_base=server.base_url, api_key="sk-test", num_retries=0,
+    ).call_id  # fmt: skip
+    gw.feedback(call, 1, name=FEEDBACK)
+    gw.flush()
+    at = open_app()
+    shown = rendered(at)
+    assert any("no known price" in text and "click" in text for text in shown)
+    assert any("track" in text for text in shown)  # the feedback tile
+    assert not [text for text in shown if LIVE.search(text)]
+    goto(at, "feedback")
+    assert not [text for text in rendered(at) if LIVE.search(text)]
+    linked = open_app({"call": ":red[x](https://evil.example/c)"})
+    goto(linked, "calls")
+    assert not [text for text in rendered(linked) if LIVE.search(text)]
