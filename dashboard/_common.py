@@ -124,9 +124,11 @@ def _compact(size: float) -> str:
 
 
 def short_usd(value: float | None) -> str:
-    """An amount for a metric tile, seven characters at most: cents under $1,000
-    (``$987.65``, ``$0.0042``), whole dollars under $100,000 (``$21,005``), then
-    ``$611.6k``, ``$1.23M``."""
+    """An amount for a metric tile, seven characters at most: ``<$0.001`` for a fraction
+    of a tenth of a cent, cents under $1,000 (``$987.65``, ``$0.0042``), whole dollars
+    under $100,000 (``$21,005``), then ``$611.6k``, ``$1.23M``."""
+    if value is not None and not math.isnan(value) and 0 < abs(value) < 0.001:
+        return "<$0.001" if value > 0 else "-<$0.001"
     if value is None or math.isnan(value) or abs(value) < 999.995:
         return usd(value)
     sign = "-" if value < 0 else ""
@@ -261,13 +263,22 @@ def known_keys(view: View, by: str) -> list[str]:
 _PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.])")
 
 
+# invisible characters that reorder or hide text: U+202E shows "yan" as "nay", and turns
+# the rest of a sentence around with it
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
 def plain(value: object) -> str:
     """A value from the data (a user id, tag, model or feedback name: what apps and their
     end users send) as literal text inside Streamlit markdown: the characters that make
     markup escaped, so that ``[x](https://...)``, ``![](...)``, ``:red[...]``, ``$...$``
-    and bare URLs show as typed instead of becoming links, images or styles; line breaks
-    as spaces."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+    and bare URLs show as typed instead of becoming links, images or styles (a word joiner
+    keeps ``https://`` and ``www.`` from being linked); line breaks as spaces, characters
+    that reorder or hide text (U+202E, zero-width) left out."""
+    text = _INVISIBLE.sub("", " ".join(str(value).split()))
+    text = _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], text)
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def scores(feedback: Sequence[queries.FeedbackScore]) -> str:

@@ -85,6 +85,9 @@ days = c.days(view)
 for name in dict.fromkeys(trend["feedback"]):
     part = trend[trend["feedback"] == name]
     st.markdown(f"##### {c.plain(name)}")
+    # one line, and short enough for the axis (a line break stopped Vega drawing the chart)
+    title = " ".join(str(name).split())
+    title = title if len(title) <= 40 else title[:39] + "…"
     c.altair_chart(
         alt.Chart(part)
         .mark_line(point=True)
@@ -93,12 +96,12 @@ for name in dict.fromkeys(trend["feedback"]):
             x=alt.X(
                 "day:O", title=None, scale=alt.Scale(domain=days), axis=alt.Axis(labelAngle=-45)
             ),
-            y=alt.Y("average:Q", title=f"Average {name}", scale=alt.Scale(zero=False)),
+            y=alt.Y("average:Q", title=f"Average {title}", scale=alt.Scale(zero=False)),
             color=c.series_colour("version", "Prompt version", list(part["version"])),
             tooltip=[
                 alt.Tooltip("version:N", title="Prompt version"),
                 alt.Tooltip("day:O", title="Day"),
-                alt.Tooltip("shown:N", title=f"Average {name}"),
+                alt.Tooltip("shown:N", title=f"Average {title}"),
                 alt.Tooltip("count:Q", title="Scores"),
             ],
         ),

@@ -129,3 +129,23 @@ def test_a_key_keeps_its_colour_whatever_else_is_shown() -> None:
     many = dict(zip(*[c.key_colours([f"user-{i}" for i in range(16)]).to_dict()[k]
                       for k in ("domain", "range")], strict=True))  # fmt: skip
     assert len(set(many.values())) == 16  # the palette is used up before a colour repeats
+
+
+def test_plain_leaves_no_markup_in_a_value() -> None:
+    assert c.plain("[x](https://evil.example/a)") == (
+        "\\[x\\]\\(https\\:\u2060//evil\\.example/a\\)"
+    )  # escaped, and the word joiner keeps Streamlit from linking the bare URL
+    assert c.plain("![t](u) :red[c] $x$ `c` <b> #h | ~s~ a_b") == (
+        "\\!\\[t\\]\\(u\\) \\:red\\[c\\] \\$x\\$ \\`c\\` \\<b\\> \\#h \\| \\~s\\~ a\\_b"
+    )
+    assert c.plain("visit www.evil.example") == "visit w\u2060ww\\.evil\\.example"
+    assert c.plain("ad\u200bmin \u202eyan\n\n## big") == "admin yan \\#\\# big"
+    assert c.plain("gpt-4o-mini") == "gpt-4o-mini"  # a plain name stays as it was
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.000289, "<$0.001"), (-0.0004, "-<$0.001"), (0.0042, "$0.0042"), (0.0, "$0.00")],
+)
+def test_a_tiny_amount_fits_its_tile(value: float, shown: str) -> None:
+    assert c.short_usd(value) == shown and len(shown) <= 8

@@ -4,11 +4,12 @@ made links and images (the browser fetched an attacker's URL when a lead opened 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from llmops.testing import Reply
-from tests.dashboard.conftest import goto, open_app, texts
+from tests.dashboard.conftest import charts, goto, open_app, texts
 
 MODEL = "[click](https://evil.example/m)"
 FEEDBACK = "![t](http://127.0.0.1:9/track.png)"
@@ -41,3 +42,15 @@ def test_hostile_names_show_as_text(dashboard_env, make_gateway, server) -> None
     linked = open_app({"call": ":red[x](https://evil.example/c)"})
     goto(linked, "calls")
     assert not [text for text in rendered(linked) if LIVE.search(text)]
+
+
+def test_a_feedback_name_on_two_lines_keeps_its_chart(seeded, make_gateway) -> None:
+    """A line break in an axis title stopped Vega drawing the chart (Expression parse
+    error): the trend's title is the name on one line."""
+    call = next(c for c in seeded.calls if c.prompt_name and c.status == "ok")
+    gw = make_gateway()
+    gw.feedback(call.id, 1, name="two\n\n## lines")
+    gw.flush()
+    at = goto(open_app(), "feedback")
+    titles = json.dumps([spec.get("encoding") for spec in charts(at)])
+    assert "Average two ## lines" in titles and "two\\n" not in titles
