@@ -322,12 +322,10 @@ async def _quietly(closer: Any) -> None:
 def _first_choice(chunk: Any) -> Any:
     """The chunk's part of the first choice (``index`` 0), or None: a call with ``n`` > 1
     is recorded by its first answer, streamed or not."""
-    try:
-        choices = list(chunk.choices or [])
-    except (AttributeError, TypeError):
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list | tuple):
         return None
-    for choice in choices:
-        index = getattr(choice, "index", 0)
-        if index in (0, None):
+    for choice in choices:  # one per chunk, but for the usage chunk's none
+        if getattr(choice, "index", 0) in (0, None):
             return choice
     return None

@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -323,27 +325,46 @@ async def _json_body(request: Request) -> dict[str, Any]:
         # else: read on and discard, so that the client gets to read the 413
     if received > MAX_BODY_BYTES:
         raise RequestError(413, f"request body over {MAX_BODY_BYTES} bytes", code="too_large")
-    try:
-        body = json.loads(data)
+    try:  # NaN, Infinity and 1e309 are refused as they are parsed: JSON's parser takes them
+        body = json.loads(data, parse_float=_finite, parse_constant=_not_finite)
+    except _NotFinite:
+        raise RequestError(
+            400, "the body holds a number that is not finite (NaN or Infinity)",
+            code="invalid_json",
+        ) from None  # fmt: skip
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "the body is not valid JSON", code="invalid_json") from None
     except RecursionError:
         raise RequestError(400, "the body nests too deeply", code="invalid_json") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the body must be a JSON object", code="invalid_json")
-    try:  # half a surrogate pair ("\\ud800") or NaN: JSON's parser takes them, no API does
-        json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestError(
-            400, "the body holds text that is not valid Unicode (a lone surrogate)",
-            code="invalid_json",
-        ) from None  # fmt: skip
-    except ValueError:
-        raise RequestError(
-            400, "the body holds a number that is not finite (NaN or Infinity)",
-            code="invalid_json",
-        ) from None  # fmt: skip
+    if _SURROGATE_ESCAPE.search(data):  # rare: check that each half has its pair
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(
+                400, "the body holds text that is not valid Unicode (a lone surrogate)",
+                code="invalid_json",
+            ) from None  # fmt: skip
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # "\\ud83d": half of a pair, or a pair
+
+
+class _NotFinite(ValueError):
+    """A number no model API takes."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e309
+        raise _NotFinite(text)
+    return value
+
+
+def _not_finite(text: str) -> float:  # NaN, Infinity, -Infinity
+    raise _NotFinite(text)
 
 
 def _check_options(params: Mapping[str, Any]) -> None:
