@@ -177,7 +177,7 @@ class DirectRoute:
         body = {k: v for k, v in params.items() if k not in CONTROL}
         body["model"] = model
         if call.operation == "embeddings":
-            body["input"] = [m["content"] for m in call.messages]
+            body["input"] = call.embedding_input()
             return base.rstrip("/") + "/embeddings", headers, body
         body["messages"] = call.messages
         if "max_tokens" in body and model.startswith(REASONING_PREFIXES):

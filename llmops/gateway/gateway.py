@@ -8,6 +8,7 @@ Recording never raises into the app and never waits for the database.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import numbers
@@ -29,6 +30,7 @@ from llmops.gateway.direct import DirectRoute
 from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
 from llmops.gateway.scope import current as current_scope
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
+from llmops.pricing.usage import decode_tokens
 from llmops.prompts import Prompt, PromptRegistry
 from llmops.store.ids import new_id
 from llmops.store.records import FeedbackRow
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 
     from llmops.gateway.streams import AsyncStream, Stream
     from llmops.store.writer import Writer
+
+EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
+"""What :meth:`Gateway.embed` takes: a text, texts, token ids, or lists of token ids."""
 
 log = logging.getLogger("llmops.gateway")
 
@@ -319,7 +324,7 @@ class Gateway:
 
     def embed(
         self,
-        input: str | list[str],
+        input: EmbeddingInput,
         *,
         model: str,
         user: str | None = None,
@@ -332,7 +337,9 @@ class Gateway:
     ) -> Embedding:
         """Embed one text or a list of texts with ``model`` (``litellm.embedding``) and
         record the call: its tokens and cost, the texts as the content mode says, operation
-        ``embeddings`` in ``usage_details``. Blocking budgets apply."""
+        ``embeddings`` in ``usage_details``. Blocking budgets apply. ``input`` may also be
+        token ids, as OpenAI takes them (one list of ints, or a list of such lists): they
+        are sent as given and stored as their text in the model's tiktoken encoding."""
         call = self._embedding_call(
             input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
         )
@@ -341,7 +348,7 @@ class Gateway:
 
     async def aembed(
         self,
-        input: str | list[str],
+        input: EmbeddingInput,
         *,
         model: str,
         user: str | None = None,
@@ -361,7 +368,7 @@ class Gateway:
 
     def _embedding_call(
         self,
-        input: str | list[str],
+        input: EmbeddingInput,
         model: str,
         user: str | None,
         session: str | None,
@@ -371,14 +378,13 @@ class Gateway:
         kwargs: dict[str, Any],
         key_name: str | None,
     ) -> Call:
-        texts = [input] if isinstance(input, str) else list(input)
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ConfigError("embed: input must be a text or a non-empty list of texts")
+        texts, token_input = _embedding_texts(input, model)
         messages = [{"role": "user", "content": text} for text in texts]  # stored, estimated
         call = self._prepare(
             None, None, model, messages, user, session, tags, metadata, price, kwargs, key_name
         )
         call.operation = "embeddings"
+        call.token_input = token_input
         return call
 
     def _admit(self, call: Call) -> None:
@@ -404,8 +410,9 @@ class Gateway:
             if direct is not None:
                 return direct.send(call)
             if call.operation == "embeddings":
-                texts = [m["content"] for m in call.messages]
-                return litellm.embedding(model=call.model, input=texts, **call.params)
+                return litellm.embedding(
+                    model=call.model, input=call.embedding_input(), **call.params
+                )
             return litellm.completion(model=call.model, messages=call.messages, **call.params)
         except BaseException as exc:
             self.recorder.record_failure(call, exc)
@@ -421,8 +428,9 @@ class Gateway:
             if direct is not None:
                 return await direct.asend(call)
             if call.operation == "embeddings":
-                texts = [m["content"] for m in call.messages]
-                return await litellm.aembedding(model=call.model, input=texts, **call.params)
+                return await litellm.aembedding(
+                    model=call.model, input=call.embedding_input(), **call.params
+                )
             return await litellm.acompletion(
                 model=call.model, messages=call.messages, **call.params
             )
@@ -575,6 +583,40 @@ def _route_of(model: str) -> tuple[str, str | None]:
         return light
     routed = litellm_loader.load().get_llm_provider(model)
     return routed[0], routed[1]
+
+
+MAX_TOKEN_ID = 2**31 - 1
+"""The largest token id an embeddings call takes (no tokenizer comes near it)."""
+
+
+def _embedding_texts(input: EmbeddingInput, model: str) -> tuple[list[str], list[list[int]] | None]:
+    """The texts of an embeddings call's ``input`` (stored, and counted when the provider
+    sends no usage) and, when it is given as token ids, the ids to send as they are: their
+    text is their decoding in the model's tiktoken encoding, or the ids themselves written
+    out when that encoding does not hold them."""
+    if isinstance(input, str):
+        return [input], None
+    items = list(input) if isinstance(input, list | tuple) else []
+    if items and all(isinstance(t, str) for t in items):
+        return items, None
+    if items and all(_token_id(t) for t in items):
+        arrays = [list(items)]
+    elif items and all(isinstance(a, list) and a and all(_token_id(t) for t in a) for a in items):
+        arrays = [list(a) for a in items]
+    else:
+        raise ConfigError(
+            "embed: input must be a text, a non-empty list of texts, a list of token ids or "
+            "a list of such lists (ids from 0 to 2147483647)"
+        )
+    texts = []
+    for ids in arrays:
+        text = decode_tokens(model, ids)
+        texts.append(text if text is not None else json.dumps(ids))
+    return texts, arrays
+
+
+def _token_id(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TOKEN_ID
 
 
 def _mark(exc: BaseException, call_id: str) -> None:

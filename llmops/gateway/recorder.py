@@ -126,6 +126,13 @@ class Call:
     operation: str = "chat"  # or "embeddings" (kept in usage_details)
     variables: dict[str, Any] | None = None  # the prompt's variables (stored as content)
     scope: Scope | None = None  # an eval target's scope the call is linked to
+    token_input: list[list[int]] | None = None  # embeddings input given as token ids
+
+    def embedding_input(self) -> list[str] | list[list[int]]:
+        """What an embeddings call sends as ``input``: its token ids as given, or its texts."""
+        if self.token_input is not None:
+            return self.token_input
+        return [m["content"] for m in self.messages]
 
 
 class Sink(Protocol):

@@ -31,7 +31,7 @@ import functools
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -188,6 +188,15 @@ def _bare(model: str) -> str:
 def encoding_for(model: str) -> str:
     """The tiktoken encoding to estimate ``model``'s tokens with (o200k or cl100k)."""
     return "o200k_base" if _bare(model).startswith(_O200K_PREFIXES) else "cl100k_base"
+
+
+def decode_tokens(model: str, tokens: Sequence[int]) -> str | None:
+    """The text of token ids in ``model``'s tiktoken encoding (as :func:`encoding_for`
+    guesses it), or None when an id is not in it (another tokenizer's ids)."""
+    try:
+        return str(_encoding(encoding_for(model)).decode(list(tokens)))
+    except (KeyError, OverflowError, ValueError):
+        return None
 
 
 def count_text_tokens(model: str, text: str) -> int:

@@ -107,14 +107,10 @@ def create_app(gateway: Gateway) -> Starlette:
             model, texts = body.get("model"), body.get("input")
             if not isinstance(model, str) or not model.strip():
                 raise RequestError(400, "model is required", code="missing_model")
-            if isinstance(texts, str):
-                texts = [texts]
-            if (
-                not isinstance(texts, list)
-                or not texts
-                or not all(isinstance(t, str) for t in texts)
-            ):
-                raise RequestError(400, "input must be a text or a list of texts")
+            if not isinstance(texts, str | list) or texts == []:
+                raise RequestError(
+                    400, "input must be a text, a list of texts, token ids or lists of token ids"
+                )
             access.check_model(key, model)
             params = model_params(body, EMBEDDING_PARAMS)
             options = _attribution(request, body)

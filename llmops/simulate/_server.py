@@ -605,12 +605,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_embeddings(self, body: dict[str, Any], reply: Reply) -> None:
         """One deterministic unit vector per input (``dimensions``, default 8) from a hash
-        of its text; ``prompt_tokens``: the reply's, else the inputs' words."""
+        of its text; ``prompt_tokens``: the reply's, else the inputs' words (a list of token
+        ids, as OpenAI takes it, is one input of that many tokens)."""
         self._pause(reply.delay)
         if reply.status >= 400:
             self._send_error("openai", reply.status, reply.text)
             return
         raw = body.get("input")
+        if isinstance(raw, list) and raw and all(type(t) is int for t in raw):
+            raw = [raw]
         inputs = [raw] if isinstance(raw, str | int) else list(raw or [])
         dimensions = body.get("dimensions")
         size = dimensions if isinstance(dimensions, int) else 8
@@ -620,7 +623,10 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         tokens = reply.prompt_tokens
         if tokens is None:
-            tokens = sum(max(1, count_words(str(text))) for text in inputs)
+            tokens = sum(
+                len(text) if isinstance(text, list) else max(1, count_words(str(text)))
+                for text in inputs
+            )
         model = reply.model or str(body.get("model") or "fake-embedding")
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         self._send_json(200, {"object": "list", "data": data, "model": model, "usage": usage})

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from llmops import Gateway
 from llmops.errors import (
+    ConfigError,
     ProviderError,
     ProviderRateLimitError,
     ProviderTimeoutError,
@@ -153,6 +154,33 @@ def test_embeddings_go_direct_and_are_recorded_alike(gateways, server) -> None:
     row, twin = stored(direct, a.call_id), stored(via_litellm, b.call_id)
     assert {k: row[k] for k in SAME} == {k: twin[k] for k in SAME}
     assert row["usage_details"]["operation"] == "embeddings" and row["cost_usd"] > 0
+
+
+@pytest.mark.parametrize("given", [[9906, 1917], [[9906, 1917], [15339, 100300]]])
+def test_token_ids_are_sent_as_given_on_both_routes(gateways, server, given) -> None:
+    """OpenAI takes token ids as embeddings input (LangChain's OpenAIEmbeddings sends
+    them): they reach the provider unchanged, and are stored as their text (ids the
+    model's encoding does not hold, as themselves)."""
+    direct, via_litellm = both(gateways)
+    arrays = given if isinstance(given[0], list) else [given]
+    texts = ["Hello world", "[15339, 100300]"][: len(arrays)]  # 100300: not in cl100k
+    rows = []
+    for gw in (direct, via_litellm):
+        done = gw.embed(given, model="text-embedding-3-small", **http(server))
+        assert server.requests[-1].body["input"] in (given, arrays)  # one list or nested
+        assert len(done.vectors) == len(arrays)
+        assert done.usage.prompt_tokens == sum(len(a) for a in arrays)
+        rows.append(stored(gw, done.call_id))
+    assert [m["content"] for m in rows[0]["request"]["messages"]] == texts
+    assert {k: rows[0][k] for k in SAME} == {k: rows[1][k] for k in SAME}
+
+
+@pytest.mark.parametrize(
+    "bad", [[], [[]], [1, "a"], [-1], [True], [[1.5]], [2**31], [[1], 2], [None]]
+)
+def test_embeddings_input_that_is_neither_texts_nor_token_ids_is_refused(gateways, bad) -> None:
+    with pytest.raises(ConfigError, match="token ids"):
+        gateways().embed(bad, model="text-embedding-3-small")
 
 
 # -- which calls go direct -----------------------------------------------------------------

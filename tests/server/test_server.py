@@ -281,6 +281,33 @@ def test_embeddings_are_answered_priced_and_recorded(running, server) -> None:
     assert status == 400 and "input" in body["error"]["message"]
 
 
+def test_embeddings_of_token_ids_as_langchain_sends_them(running, server) -> None:
+    """LangChain's OpenAIEmbeddings tokenizes texts and sends the ids (lists of ints):
+    they reach the provider as sent and the call is stored with their text."""
+    app = running(
+        prices={"text-embedding-3-small": {"input_per_million": 20, "output_per_million": 0}}
+    )
+    client = app.client()
+    one = client.embeddings.create(model="text-embedding-3-small", input=[9906, 1917])
+    assert len(one.data) == 1 and one.usage.prompt_tokens == 2
+    two = client.embeddings.create(
+        model="text-embedding-3-small", input=[[9906, 1917], [15339]], encoding_format="float"
+    )
+    assert len(two.data) == 2 and two.usage.prompt_tokens == 3
+    assert server.requests[-1].body["input"] == [[9906, 1917], [15339]]
+    rows = sorted(app.rows(), key=lambda r: r["prompt_tokens"])
+    assert [[m["content"] for m in r["request"]["messages"]] for r in rows] == [
+        ["Hello world"],
+        ["Hello world", "hello"],
+    ]
+    assert rows[1]["cost_usd"] == pytest.approx(3 * 20 / 1_000_000)
+    for bad in ([[]], [1, "a"], [-1], [True], [[1.5]], [2**31], {"a": 1}, None):
+        body = json.dumps({"model": "text-embedding-3-small", "input": bad}).encode()
+        status, _, answer = app.post("/v1/embeddings", body)
+        assert status == 400 and "token ids" in answer["error"]["message"], (bad, answer)
+    assert len(app.rows()) == 2
+
+
 def test_the_python_api_embeds_too(make_gateway, server) -> None:
     gw = make_gateway(prices={"text-embedding-3-small": {"input_per_million": 20,
                                                          "output_per_million": 0}})  # fmt: skip
