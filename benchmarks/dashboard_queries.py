@@ -12,10 +12,11 @@ The seeded file is kept (`--data-dir`, default /tmp/llmops-bench) and reused by 
 the seeding moment is stored next to it and is the "now" of every timed query, so re-runs
 time the same data.
 
-Then, for the default view (last 30 days, no filters) and a filtered view (one model, one
-prompt), every `llmops.store.queries` function a dashboard page calls when it opens runs
-`--runs` times (default 5), in turn, without any Streamlit cache; a page's time is the sum
-of its functions in one run, and the figure is the median over the runs. Pages as
+Then, for the default view (last 30 days, no filters), a filtered view (one model, one
+prompt) and one user's view (the heaviest user: no rollup has users' timings), every
+`llmops.store.queries` function a dashboard page calls when it opens runs `--runs` times
+(default 5), in turn, without any Streamlit cache; a page's time is the sum of its
+functions in one run, and the figure is the median over the runs. Pages as
 dashboard/ calls them (the sidebar, on every page, runs filter_options):
 
   Overview  filter_options + spend_periods (which also gives the month's budget) +
@@ -163,6 +164,7 @@ COMMENTS = [
 ]
 USERS = 2_000
 FILTER_MODEL, FILTER_PROMPT = "gpt-4o-mini", "support/answer"
+FILTER_USER = "user-0001"  # the heaviest user (log-uniform ids)
 
 # -- seeding ----------------------------------------------------------------------------
 
@@ -1093,6 +1095,8 @@ def views(now: datetime) -> list[View]:
             f"filtered ({FILTER_MODEL}, {FILTER_PROMPT})",
             q.Filters.days(first, last, models=(FILTER_MODEL,), prompts=(FILTER_PROMPT,)),
         ),
+        # no histogram has users: the percentiles read this user's calls of the range
+        View(f"one user ({FILTER_USER})", q.Filters.days(first, last, users=(FILTER_USER,))),
     ]
 
 
@@ -1197,7 +1201,7 @@ SPEND_BY = ("model", "prompt", "user", "tag", "source", "key")
 def cli_commands(engine: sa.Engine, now: datetime) -> dict[str, Callable[[], Any]]:
     """The queries `llmops spend` and `llmops calls` run (llmops/cli/usage.py), as of the
     seeding moment; each command's schema check (check_schema) is timed apart."""
-    user = "user-0001"  # the heaviest user (log-uniform ids)
+    user = FILTER_USER
 
     def spend(days: int, by: str) -> Callable[[], Any]:
         filters = q.Filters.recent_days(days, now.date())

@@ -98,12 +98,6 @@ class CallRecord(SQLModel, table=True):
         sa.Index("ix_llm_calls_status", "status", "created_at"),
         _present("ix_llm_calls_version", "prompt_version", "created_at"),
         _present("ix_llm_calls_api_key", "api_key", "created_at"),
-        sa.Index(
-            # covers the percentile queries, filters included, and a range of one source
-            "ix_llm_calls_timing",
-            "created_at", "latency_ms", "ttft_ms", "model", "prompt_name", "prompt_version",
-            "user_id", "source", "status",
-        ),
         # the Calls page's sort orders per model (migration 0017, which writes NULLS LAST on
         # PostgreSQL): each model's top of a range is the top of its part of an index
         sa.Index("ix_llm_calls_model_cost", "model", sa.text("cost_usd DESC")),

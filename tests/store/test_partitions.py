@@ -53,7 +53,7 @@ SORT_INDEXES = tuple(
     f"CREATE INDEX ix_llm_calls_model_{order}" for order in ("cost", "latency", "tokens")
 )
 # migration 0017: indexes dropped, and indexes of the calls with a value in a column
-DROPPED_INDEXES = ("ix_llm_calls_source",)
+DROPPED_INDEXES = ("ix_llm_calls_source", "ix_llm_calls_timing")  # migrations 0017, 0020
 PARTIAL_INDEXES = {
     "ix_llm_calls_user": "user_id",
     "ix_llm_calls_session": "session_id",

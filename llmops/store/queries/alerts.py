@@ -111,8 +111,7 @@ def latency_p95(
                     subject = None if key is None else str(key)
                     found[subject] = LatencyP95(subject, int(n), float(value))
             return found
-        # SQLite has no percentile function: read the values (ix_llm_calls_timing covers
-        # them) and interpolate here.
+        # SQLite has no percentile function: read the values and interpolate here.
         values: dict[str | None, list[float]] = {}
         group: Any = sa.null() if by == "all" else _c.model if by == "model" else _c.prompt_name
         query = sa.select(group, _c.latency_ms).where(*where)

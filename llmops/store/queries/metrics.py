@@ -7,7 +7,7 @@ so the sums are exact to the last stored call without reading a single call (a f
 day and group, however many calls). ``rollup_signature`` sums the rollup rows of past days
 without grouping them, so a caller can tell cheaply whether their totals changed. The
 percentiles read the newest calls of the window only, at most
-``MAX_RECENT_CALLS`` of them, from the covering index ``ix_llm_calls_timing``.
+``MAX_RECENT_CALLS`` of them, newest first through ``ix_llm_calls_created_at``.
 """
 
 from __future__ import annotations

@@ -166,8 +166,8 @@ def percentiles(
         ).where(*where)
         row = [float(v) if v is not None else None for v in connection.execute(query).one()]
         return [row[i : i + len(quantiles)] for i in range(0, len(row), len(quantiles))]
-    # SQLite has no percentile function: read the values (ix_llm_calls_timing covers them)
-    # and interpolate here; ranking them with a window over a sort is three times slower.
+    # SQLite has no percentile function: read the values and interpolate here; ranking
+    # them with a window over a sort is three times slower.
     rows = _driver_rows(connection, sa.select(*columns).where(*where))
     result = []
     for i in range(len(columns)):
