@@ -18,6 +18,10 @@ DEFAULT_PORT = 4000
 # uvicorn's default (5 s) closes pooled client connections that a busy client is about to
 # reuse: it then reads a reset (seen with 200 streaming clients). Load balancers use 60+.
 KEEP_ALIVE_SECONDS = 75
+# uvicorn's httptools protocol with a bounded request head (llmops.server.protocol)
+HTTP_PROTOCOL = "llmops.server.protocol:BoundedHttpToolsProtocol"
+HEAD_TIMEOUT_SECONDS = 30.0  # llmops.server.protocol.HEAD_TIMEOUT_SECONDS (not imported:
+HEAD_TIMEOUT_ENV = "LLMOPS_SERVE_HEADER_TIMEOUT"  # it imports uvicorn, which --help skips)
 
 
 def serve(
@@ -28,6 +32,14 @@ def serve(
         False,
         "--allow-anonymous",
         help="Listen on a non-loopback address although no key was created.",
+    ),
+    header_timeout: float = typer.Option(
+        HEAD_TIMEOUT_SECONDS,
+        "--header-timeout",
+        min=0.1,
+        max=3600,
+        help="Seconds a request's headers may take to arrive once its first byte has "
+        "(408 after, connection closed); headers over 64 KB are refused with 431.",
     ),
     direct: bool = typer.Option(
         True,
@@ -57,6 +69,7 @@ def serve(
     _check_free(host, port)
     os.environ["LLMOPS_DATABASE_URL"] = chosen  # for the workers' gateways
     os.environ["LLMOPS_SERVE_DIRECT"] = "1" if direct else "0"
+    os.environ[HEAD_TIMEOUT_ENV] = repr(header_timeout)
     import uvicorn
 
     typer.echo(f"llmops: serving on http://{host}:{port}/v1 ({workers} worker(s))", err=True)
@@ -69,12 +82,13 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        http=HTTP_PROTOCOL,
     )
     if workers > 1:  # uvicorn's supervisor: it stops its workers and exits 0 on SIGTERM
         uvicorn.run(
             "llmops.server.app:app_from_env", factory=True, host=host, port=port,
             workers=workers, log_level="warning", access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS, http=HTTP_PROTOCOL,
         )  # fmt: skip
         return
     _quiet_server(config).run()

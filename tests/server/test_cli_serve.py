@@ -8,6 +8,7 @@ fault and load tests of this folder: a server process with its own SQLite file, 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -355,3 +356,51 @@ def test_a_port_in_use_is_refused(real_cli, tmp_path) -> None:
                           cwd=tmp_path)  # fmt: skip
     assert public.code == 2
     assert f"{PUBLIC_HOST}:{port}" in _one_error_line(public.stderr)
+
+
+# -- a bounded request head -----------------------------------------------------------------
+
+
+def _raw(served: ServeProcess, head: bytes, wait: float = 0.0) -> bytes:
+    """Send ``head`` on a new connection (after ``wait`` s, nothing more) and read the
+    answer until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        with contextlib.suppress(OSError):  # the server may close before all is sent
+            sock.sendall(head)
+        time.sleep(wait)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+def test_headers_over_64_kb_are_refused_before_they_are_kept(serve) -> None:
+    """uvicorn's httptools protocol kept a header whole until it ended: three connections
+    sending 50 MB headers took 143 MB of the server before any key was checked."""
+    served = serve()
+    big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+    answer = _raw(served, big)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"over 65536 bytes" in answer
+    near = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60_000 + b"\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert _raw(served, near + near + last).count(b"HTTP/1.1 200 ") == 3  # pipelined
+    assert httpx.get(served.url + "/health", headers={"x-a": "b" * 60_000}).status_code == 200
+    assert served.alive()
+    assert_clean(served.output())
+
+
+def test_headers_trickling_past_the_header_timeout_are_refused(serve) -> None:
+    served = serve("--header-timeout", "1")
+    started = time.monotonic()
+    answer = _raw(served, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a", wait=0)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert 0.9 <= time.monotonic() - started < 10
+    # a kept-alive connection idle between requests is not cut (uvicorn's keep-alive is)
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        assert client.get("/health").status_code == 200
+        time.sleep(1.5)
+        assert client.get("/health").status_code == 200
+        assert client.get("/health", headers={"x-b": "c" * 1000}).status_code == 200
+    assert_clean(served.output())
