@@ -113,6 +113,11 @@ EACH = "each"  # a scope value: a separate limit for every user (tag, prompt, ..
 MAX_LIMIT_USD = 1e9
 
 
+KEY_BUDGET_PREFIX = "key-"
+"""The names of the virtual keys' monthly budgets (``key-NAME``), which llmops.yaml may not
+take: two budgets of one name would share their leases."""
+
+
 class Budget(BaseModel):
     """A spend limit: ``limit_usd`` per calendar ``window`` (UTC; weeks start on Monday), over
     every call or over a ``scope`` (one key: ``{model: gpt-4o}`` for one value,
@@ -125,7 +130,8 @@ class Budget(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     window: Window
-    limit_usd: float = Field(gt=0, le=MAX_LIMIT_USD, allow_inf_nan=False)
+    # strict: `true` or "25" is not a limit (a number only; an integer is one)
+    limit_usd: float = Field(gt=0, le=MAX_LIMIT_USD, allow_inf_nan=False, strict=True)
     action: BudgetAction = "alert"
     # block only: when the ledger cannot be read (the database is down), ``allow`` keeps the
     # app working on what its lease still holds and then lets calls through (logged);
@@ -184,6 +190,12 @@ class Budgets(BaseModel):
         for budget in limits:
             if budget.name in seen:
                 raise ValueError(f"two budgets are named {budget.name!r}")
+            if budget.name.startswith(KEY_BUDGET_PREFIX):
+                raise ValueError(
+                    f"budget {budget.name!r}: names starting with {KEY_BUDGET_PREFIX!r} are the "
+                    "virtual keys' own monthly budgets (llmops keys create --budget-usd-month); "
+                    "a budget on a key's calls takes scope {key: NAME} and another name"
+                )
             seen.add(budget.name)
         return limits
 
@@ -303,7 +315,10 @@ def parse_duration(value: object, low: timedelta, high: timedelta) -> timedelta:
         number, unit = text[:-1].strip(), text[-1:]
         if unit not in _DURATION_UNITS or not (number.isascii() and number.isdigit()):
             raise ValueError("expected a duration like 90s, 15m, 2h, 1d or 1w")
-        duration = timedelta(seconds=int(number[:12]) * _DURATION_UNITS[unit])
+        digits = number.lstrip("0") or "0"
+        if len(digits) > 12:  # far above any bound; int() of thousands of digits is slow
+            raise ValueError("expected a duration like 90s, 15m, 2h, 1d or 1w (too long)")
+        duration = timedelta(seconds=int(digits) * _DURATION_UNITS[unit])
     if not low <= duration <= high:
         raise ValueError(
             f"expected a duration from {format_duration(low)} to {format_duration(high)}"
@@ -467,7 +482,7 @@ class ErrorRateAlert(_AlertRule):
     kind: Literal["error_rate"]
     window: AlertWindow = timedelta(minutes=15)
     threshold: float = Field(default=0.05, gt=0, lt=1, allow_inf_nan=False)
-    min_calls: int = Field(default=20, ge=1, le=10_000_000)
+    min_calls: int = Field(default=20, ge=1, le=10_000_000, strict=True)
     by: CallGrouping = "model"
     source: str | None = Field(default="app", min_length=1, max_length=16)
 
@@ -481,7 +496,7 @@ class LatencyAlert(_AlertRule):
     factor: float | None = Field(default=None, gt=1, le=1000, allow_inf_nan=False)
     threshold_ms: float | None = Field(default=None, gt=0, le=86_400_000, allow_inf_nan=False)
     days: int = Field(default=7, ge=1, le=90)
-    min_calls: int = Field(default=20, ge=1, le=10_000_000)
+    min_calls: int = Field(default=20, ge=1, le=10_000_000, strict=True)
     by: CallGrouping = "model"
     source: str | None = Field(default="app", min_length=1, max_length=16)
 

@@ -26,6 +26,7 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -446,6 +447,10 @@ def parse_yaml(
         raise error(f"invalid YAML: {message}", file=file) from None
     except RecursionError:  # not reached with a sane max_depth; never a traceback
         raise error(f"nested more than {max_depth} levels deep", file=file) from None
+    except ValueError as exc:  # Python's own limit on reading an integer's digits
+        digits = sys.get_int_max_str_digits()
+        problem = f"a number over {digits} digits" if "digits" in str(exc) else str(exc)
+        raise error(f"invalid YAML: {problem}", file=file) from None
     lines: Lines = {}
     if node is not None:
         _collect_lines(node, (), lines)

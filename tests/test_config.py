@@ -411,6 +411,9 @@ def test_named_budgets_are_read_in_order() -> None:
         ("    - {name: a, window: day, limit_usd: 1, action: stop}\n", 3, "action: Input"),
         ("    - {name: a, window: day, limit_usd: 1, unreachable: x}\n", 3, "unreachable: Input"),
         ("    - {name: a, window: day, limit_usd: 1}\n" * 2, 2, "two budgets are named 'a'"),
+        ("    - {name: a, window: day, limit_usd: true}\n", 3, "limit_usd: Input should be a"),
+        ("    - {name: a, window: day, limit_usd: '25'}\n", 3, "limit_usd: Input should be a"),
+        ("    - {name: key-web, window: day, limit_usd: 1}\n", 2, "virtual keys' own monthly"),
     ],
 )  # fmt: skip
 def test_a_bad_budget_names_the_file_and_line(entry: str, line: int, message: str) -> None:
@@ -448,3 +451,24 @@ def test_bad_retention_names_the_file_and_line(text: str, message: str) -> None:
     Path("llmops.yaml").write_text(text)
     with pytest.raises(ConfigFileError, match=message):
         Settings.from_env({})
+
+
+def test_a_number_too_long_to_read_is_one_error_line() -> None:
+    Path("llmops.yaml").write_text(
+        "budgets: {limits: [{name: a, window: day, limit_usd: " + "9" * 5000 + "}]}\n"
+    )
+    with pytest.raises(ConfigFileError, match="invalid YAML: a number over 4300 digits"):
+        Settings.from_env({})
+
+
+@pytest.mark.parametrize("text", ["000000000060000000000s", "9999999999999999999999m", "15m"])
+def test_durations_are_read_whole_never_cut(text: str) -> None:
+    from datetime import timedelta
+
+    from llmops.config import parse_duration
+
+    if text == "15m":
+        assert parse_duration(text, timedelta(seconds=5), timedelta(days=1)).seconds == 900
+        return
+    with pytest.raises(ValueError, match="duration"):  # the first 12 digits were: 1 minute
+        parse_duration(text, timedelta(seconds=5), timedelta(days=1))

@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget
-from llmops.errors import BudgetExceededError
+from llmops.errors import BudgetExceededError, ConfigError
 from llmops.gateway.recorder import Call
 from llmops.money import usd
 from llmops.pricing.prices import PriceBook
@@ -93,7 +93,7 @@ class BudgetGuard:
         *,
         source: str,
     ) -> None:
-        self.budgets = tuple(b for b in budgets if b.action == "block")
+        self.budgets = _blocking(budgets)
         self._engine = engine
         self.prices = prices
         self.source = source
@@ -102,6 +102,7 @@ class BudgetGuard:
         self._leases: dict[tuple[str, str], Lease] = {}
         self._renew_by: dict[str, float] = {}  # lease id -> monotonic deadline
         self._used_at: dict[str, float] = {}  # lease id -> last admission (monotonic)
+        self._exhausted: set[str] = set()  # leases refused since their last grant
         self._reserved: dict[str, _Reserved] = {}  # call id -> estimate held
         # call id -> the leases it is held in, until the writer has stored it (a call never
         # stored stays counted in its leases; at most MAX_UNSTORED are remembered)
@@ -117,7 +118,7 @@ class BudgetGuard:
         """Enforce these budgets from now on (``llmops serve`` adds its keys' budgets); a
         lease of a budget that stays keeps what it holds."""
         with self._lock:
-            self.budgets = tuple(b for b in budgets if b.action == "block")
+            self.budgets = _blocking(budgets)
 
     # -- the call path ----------------------------------------------------------------
 
@@ -133,7 +134,10 @@ class BudgetGuard:
             held = []
             for budget, key in scopes:
                 lease = self._lease(budget, key, call.created_at)
+                # a lease once refused asks the ledger again, whatever the estimate: an
+                # unpriced model's calls (estimate 0) "fitted" the spent lease
                 short = lease.consumed_usd + estimate > lease.granted_usd
+                short = short or lease.id in self._exhausted
                 if short or now > self._renew_by.get(lease.id, 0.0):
                     refusal = self._extend(lease, estimate)
                     if refusal is not None:
@@ -163,11 +167,12 @@ class BudgetGuard:
                     call.model,
                 )
             return 0.0
-        output = _positive(params.get("max_completion_tokens")) or _positive(
-            params.get("max_tokens")
-        )
+        # extra_body is merged over the request the provider gets: its values are sent
+        extra = params.get("extra_body")
+        sent = {**params, **extra} if isinstance(extra, Mapping) else params
+        output = _positive(sent.get("max_completion_tokens")) or _positive(sent.get("max_tokens"))
         output = output or rates.max_output_tokens or DEFAULT_MAX_OUTPUT
-        choices = _positive(params.get("n")) or 1
+        choices = _positive(sent.get("n")) or 1
         prompt = prompt_token_bound(call.messages, params.get("tools"))
         return prompt * rates.input_usd + output * choices * rates.output_usd
 
@@ -220,6 +225,8 @@ class BudgetGuard:
     def _lease(self, budget: Budget, key: str, at: datetime) -> Lease:
         lease = self._leases.get((budget.name, key))
         if lease is None or not lease.window_start <= at < lease.window_end:
+            if lease is not None:
+                self._exhausted.discard(lease.id)  # its window is over
             start, end = window_span(budget.window, at)
             lease = Lease(str(uuid.uuid4()), budget, key, start, end, self.holder)
             self._leases[(budget.name, key)] = lease
@@ -230,7 +237,8 @@ class BudgetGuard:
         try:
             grant = ledger.grant(self._engine(), lease, need, LEASE_SHARE, _utc_now())
         except Exception as exc:
-            if budget.unreachable == "block":
+            if budget.unreachable == "block" or lease.id in self._exhausted:
+                # a budget this process saw spent stays closed while its ledger is away
                 return self._refusal(lease, need, None, f"its ledger cannot be read ({exc})")
             log.warning(
                 "llmops: budget %r: ledger not readable (%s); letting calls through",
@@ -242,7 +250,9 @@ class BudgetGuard:
             return None
         self._renew_by[lease.id] = time.monotonic() + _RENEW_MARGIN
         if grant.granted:
+            self._exhausted.discard(lease.id)
             return None
+        self._exhausted.add(lease.id)
         return self._refusal(lease, need, grant, None)
 
     def _refusal(
@@ -327,6 +337,17 @@ class BudgetGuard:
                 self.publish(final=True)
             except Exception as exc:
                 log.warning("llmops: could not give back budget leases (%s)", exc)
+
+
+def _blocking(budgets: Sequence[Budget]) -> tuple[Budget, ...]:
+    """The blocking ones of ``budgets``; two budgets of one name would share their leases
+    (each admitting what fits the other, or counting calls twice): a ConfigError."""
+    seen: set[str] = set()
+    for budget in budgets:
+        if budget.name in seen:
+            raise ConfigError(f"two budgets are named {budget.name!r}: give each its own name")
+        seen.add(budget.name)
+    return tuple(b for b in budgets if b.action == "block")
 
 
 def _keys(budget: Budget, call: Call, source: str) -> list[str]:

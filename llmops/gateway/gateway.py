@@ -33,7 +33,7 @@ from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.pricing.usage import decode_tokens
 from llmops.prompts import Prompt, PromptRegistry
 from llmops.store.ids import new_id
-from llmops.store.records import FeedbackRow
+from llmops.store.records import FeedbackRow, stored_key, stored_tag
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -197,6 +197,14 @@ class Gateway:
         if linked_to is not None:  # an eval target's call: the run's tags and metadata too
             tags = [*linked_to.tags, *(t for t in tags or [] if t not in linked_to.tags)]
             metadata = {**(metadata or {}), **linked_to.metadata}
+        # as the row will store them (cut with a digest, no NUL): budgets per user or tag
+        # count a call under the key its spend is stored with
+        if isinstance(user, str):
+            user = stored_key(user, "user_id")
+        if isinstance(session, str):
+            session = stored_key(session, "session_id")
+        if tags:
+            tags = [stored_tag(t) if isinstance(t, str) else t for t in tags]
         return Call(
             id=new_id(),
             model=model,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from llmops.config import Budget
+from llmops.config import KEY_BUDGET_PREFIX, Budget
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -99,7 +99,7 @@ class Access:
                 return self._keys
             budgets = [
                 Budget(
-                    name=f"key-{k.name}",
+                    name=f"{KEY_BUDGET_PREFIX}{k.name}",
                     window="month",
                     limit_usd=k.budget_usd_month,
                     action="block",

@@ -132,6 +132,19 @@ def fit(value: str, limit: int) -> str:
     return value[: limit - 1] + "…"
 
 
+def stored_key(value: str, column: str) -> str:
+    """``value`` as the writer stores it in ``llm_calls.column`` (a user, a session): NULs
+    and lone surrogates as U+FFFD, cut to the column's length with a digest (:func:`fit`).
+    The gateway keys budgets with it, so that a call's spend is counted under the key its
+    row is stored with."""
+    return fit(_text(value, strict=True), _LIMITS["call"][column])
+
+
+def stored_tag(value: str) -> str:
+    """A tag as the writer stores it (see :func:`stored_key`)."""
+    return fit(_text(value, strict=True), TAG_CHARS)
+
+
 def _text(value: str, limit: int = MAX_TEXT_CHARS, *, strict: bool = False) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")

@@ -187,6 +187,84 @@ def test_each_user_has_a_limit_of_their_own(gateway, server) -> None:
 
 
 @pytest.mark.parametrize(
+    ("scope", "who"),
+    [
+        ({"user": "each"}, {"user": "v" * 250}),  # stored cut to 200 characters
+        ({"user": "each"}, {"user": "ann\x00"}),  # stored with U+FFFD
+        ({"tag": "each"}, {"tags": ["t" * 201]}),
+    ],
+)
+def test_each_key_is_held_to_its_limit_as_it_is_stored(gateway, server, scope, who) -> None:
+    """The guard counted a call under the key as given, the database stored it cut or
+    cleaned: its spend was never found and such a user was never refused."""
+    gw = gateway(block(0.1, **scope))
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 40)
+    with pytest.raises(BudgetExceededError):
+        for _ in range(40):
+            ask(gw, server, **who)
+            gw.flush()
+    gw.flush()
+    assert 0.05 <= spent(gw.engine) <= 0.1
+
+
+def test_a_spent_budget_refuses_calls_it_cannot_estimate(gateway, server) -> None:
+    """An unpriced model name priced by the model that answers (an Azure deployment's
+    name): its estimate is 0, which "fitted" the spent lease on every other call."""
+    gw = gateway(block(0.05))
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2, model=MODEL)] * 30)
+    outcomes = []
+    for _ in range(20):
+        try:
+            gw.complete(model="openai/my-deployment", messages=ASK, max_tokens=10,
+                        api_base=server.base_url, api_key="sk-test")  # fmt: skip
+            outcomes.append("ok")
+        except BudgetExceededError:
+            outcomes.append("blocked")
+        gw.flush()
+    first = outcomes.index("blocked")
+    assert set(outcomes[first:]) == {"blocked"}, outcomes
+    assert spent(gw.engine) < 0.05 + 0.016 * 2  # at most what was in flight past the limit
+
+
+def test_the_estimate_counts_what_extra_body_sends(gateway) -> None:
+    gw = gateway(block(100))
+    prompt = prompt_token_bound(ASK)
+    call = _call(max_tokens=10, extra_body={"max_tokens": 5000, "n": 2})
+    assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 10000 * 0.002)
+
+
+def test_a_spent_budget_stays_closed_while_its_ledger_is_locked(gateway, server) -> None:
+    """A write-locked SQLite file made the ledger unreadable: calls were let through,
+    although this process had seen the budget spent."""
+    gw = gateway(block(0.1))
+    if gw.engine.dialect.name != "sqlite":
+        pytest.skip("a write lock that fails at once is SQLite's")
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 40)
+    with pytest.raises(BudgetExceededError):
+        for _ in range(40):
+            ask(gw, server)
+            gw.flush()
+    path = gw.engine.url.database
+    import sqlite3
+
+    locker = sqlite3.connect(path, timeout=0)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(BudgetExceededError, match="its ledger cannot be read"):
+            ask(gw, server)
+    finally:
+        locker.rollback()
+        locker.close()
+
+
+def test_two_budgets_of_one_name_are_refused(make_gateway) -> None:
+    from llmops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="two budgets are named 'cap'"):
+        make_gateway(budgets=[block(0.1), block(1.0)], prices=PRICES)
+
+
+@pytest.mark.parametrize(
     ("scope", "inside", "outside"),
     [
         ({"model": MODEL}, {}, None),
