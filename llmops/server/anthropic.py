@@ -42,6 +42,7 @@ from llmops.server.app import (
     JSONBody,
     RequestError,
     _attribution,
+    _check_options,
     _dump,
     _json_body,
     _provider_error_body,
@@ -180,14 +181,30 @@ async def _messages(
         return error_response(400, str(exc), call_id=_last(recorded))
     except ProviderError as exc:  # the provider's error on the direct route, recorded
         status, kind, message = provider_error(exc)
-        return error_response(status, message, kind, _last(recorded))
+        return error_response(status, message, kind, _last(recorded), _retry_after(exc))
     except LLMOpsError as exc:
         return error_response(500, str(exc), "api_error", _last(recorded))
     except Exception as exc:  # the provider's error, recorded by the gateway
         status, kind, message = provider_error(exc)
-        return error_response(status, message, kind, _last(recorded))
+        return error_response(status, message, kind, _last(recorded), _retry_after(exc))
     used(result.usage.total_tokens)
     return JSONBody(message_body(result, asked), headers={CALL_ID_HEADER: result.call_id})
+
+
+def _retry_after(exc: BaseException) -> dict[str, str] | None:
+    """The provider's ``retry-after``, passed on (as the OpenAI route does): the direct
+    route's error holds it, litellm's the provider's response headers."""
+    seconds = getattr(exc, "retry_after", None)
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        return {"retry-after": f"{seconds:g}"}
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+    except Exception:  # whatever a provider's client keeps there
+        return None
+    return {"retry-after": value} if isinstance(value, str) and value.strip() else None
 
 
 def _check_model(gateway: Gateway, access: Access, key: VirtualKey, asked: Translated) -> None:
@@ -288,6 +305,7 @@ def translate_request(body: dict[str, Any]) -> Translated:
     params = model_params(
         {k: v for k, v in body.items() if k not in _OWN_FIELDS}, ANTHROPIC_EXTRA_PARAMS
     )
+    _check_options(params)
     params["max_tokens"] = max_tokens
     asked.stop_sequences = _stop_sequences(body.get("stop_sequences"))
     if asked.stop_sequences:
@@ -350,6 +368,13 @@ def _conversation(messages: list[Any]) -> list[dict[str, Any]]:
         role, content = message.get("role"), message.get("content")
         if role not in ("user", "assistant"):
             raise RequestError(400, f"{where}.role: must be user or assistant")
+        prefill = role == "assistant" and i == len(messages) - 1
+        blank = content == [] or (isinstance(content, str) and not content.strip())
+        if blank and not prefill:
+            # as Anthropic answers: litellm sent a placeholder text instead, which was billed
+            raise RequestError(
+                400, f"{where}.content: must be non-empty (only a final assistant turn may be)"
+            )
         if isinstance(content, str):
             out.append({"role": role, "content": content})
         elif not isinstance(content, list):
@@ -410,6 +435,8 @@ def _text_part(block: dict[str, Any], at: str) -> dict[str, Any]:
     text = block.get("text")
     if not isinstance(text, str):
         raise RequestError(400, f"{at}.text: must be a string")
+    if not text.strip():
+        raise RequestError(400, f"{at}.text: text blocks must hold non-whitespace text")
     return _cached({"type": "text", "text": text}, block)
 
 
@@ -581,8 +608,8 @@ def stop_reason(
     raw = provider_fields.get("stop_reason") if isinstance(provider_fields, dict) else None
     if raw in _ANTHROPIC_STOPS:
         return str(raw)
-    if tool_calls:
-        return "tool_use"
+    if tool_calls and finish_reason not in ("length", "max_tokens"):
+        return "tool_use"  # a tool call cut by max_tokens is not one to run: as Anthropic says
     if finish_reason in _ANTHROPIC_STOPS:
         return str(finish_reason)
     return _STOP_REASONS.get(str(finish_reason), "end_turn")

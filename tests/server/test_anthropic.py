@@ -416,6 +416,37 @@ def test_the_stop_scanner_holds_back_only_what_could_start_a_sequence() -> None:
 # -- tools -------------------------------------------------------------------------------
 
 
+def test_a_tool_call_cut_by_max_tokens_stops_for_max_tokens(running, provider) -> None:
+    """It was answered ``tool_use`` with its arguments cut (or ``{}``): an agent ran it."""
+    app = running()
+    provider.json({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "length", "message": {
+            "role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "weather", "arguments": '{"city": "Pa'}}]}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 8, "total_tokens": 58},
+    })  # fmt: skip
+    answer = app.client().messages.create(
+        model="gpt-4o-mini", max_tokens=8, tools=[WEATHER],
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )  # fmt: skip
+    assert answer.stop_reason == "max_tokens"
+    provider.events([
+        _chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1",
+                "type": "function", "function": {"name": "weather", "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Pa'}}]}),
+        _chunk({}, "length"),
+        _chunk(None, usage={"prompt_tokens": 50, "completion_tokens": 8, "total_tokens": 58}),
+        (None, "[DONE]"),
+    ])  # fmt: skip
+    with app.client().messages.stream(
+        model="gpt-4o-mini", max_tokens=8, tools=[WEATHER],
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    ) as stream:  # fmt: skip
+        assert stream.get_final_message().stop_reason == "max_tokens"
+
+
 def test_a_tool_use_round_trip_with_an_openai_model(running, provider) -> None:
     app = running()
     arguments = '{"city": "Paris"}'
@@ -626,6 +657,21 @@ def test_bad_bodies_are_400_in_anthropics_shape(running, server) -> None:
         ({"model": "m", "max_tokens": 5, "messages": user, "stop_sequences": "END"},
          400, "stop_sequences"),
         ({"model": "prompt:nope", "max_tokens": 5}, 400, "nope"),
+        # litellm's own options: a 500 with a traceback (retried: 3 error rows) or 11
+        # upstream attempts held for 92 s
+        ({"model": "m", "max_tokens": 5, "messages": user, "timeout": "x"}, 400, "timeout"),
+        ({"model": "m", "max_tokens": 5, "messages": user, "timeout": -1}, 400, "timeout"),
+        ({"model": "m", "max_tokens": 5, "messages": user, "num_retries": 50},
+         400, "num_retries"),
+        # empty turns: litellm sent a placeholder text, answered and billed
+        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": ""}]},
+         400, "messages[0].content: must be non-empty"),
+        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "  "}]},
+         400, "messages[0].content: must be non-empty"),
+        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": []}]},
+         400, "messages[0].content: must be non-empty"),
+        ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": ""}]}]}, 400, "non-whitespace text"),
     ]  # fmt: skip
     for body, status, words in cases:
         got, _, answer = app.post(body)
@@ -715,3 +761,15 @@ def test_virtual_keys_guard_the_route(running, server, monkeypatch) -> None:
     assert message.content[0].text == "Echo: Hi"
     (row,) = app.rows()
     assert (row["status"], row["api_key"]) == ("ok", "claude-only")
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5"])
+def test_a_providers_retry_after_is_passed_on(running, server, model) -> None:
+    """The OpenAI route passed it on, /v1/messages dropped it (the SDK then guessed)."""
+    app = running()
+    server.enqueue(*[Reply(status=429, text="slow down")] * 4)
+    body = {"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}],
+            "num_retries": 0}  # fmt: skip
+    status, headers, answer = app.post(body)
+    assert (status, answer["error"]["type"]) == (429, "rate_limit_error")
+    assert headers.get("retry-after") == "0"  # what the fake server sends
