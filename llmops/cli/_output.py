@@ -14,7 +14,10 @@ def table(
 ) -> None:
     """Print rows as columns under a header line: left-aligned, except the columns whose
     index is in ``right`` (numbers), right-aligned."""
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
+    cells = [
+        [str(h) for h in headers],
+        *[["" if v is None else printable(str(v)) for v in r] for r in rows],
+    ]
     widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
     line = "  ".join(
         f"{{:{'>' if column in right else '<'}{width}}}" for column, width in enumerate(widths)
@@ -28,8 +31,22 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != 0x09}
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x09}
+# what reorders or hides text on a terminal (bidirectional overrides, zero-width marks)
+_HIDDEN = {
+    code: f"\\u{code:04x}"
+    for code in (0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                 *range(0x2066, 0x206A), 0xFEFF)
+}  # fmt: skip
+_UNPRINTABLE = {**_CONTROL, 0x09: "\\t", **_HIDDEN}
 MAX_MESSAGE = 2000  # characters of one error line
+
+
+def printable(text: str) -> str:
+    """A value apps or end users chose (a user id, a model name) as it can be shown on a
+    terminal: control characters, bidirectional overrides and zero-width marks escaped
+    (``\\x1b``, ``\\u202e``), so that none clears the screen, forges a row or reorders text."""
+    return text.translate(_UNPRINTABLE)
 
 
 def one_line(message: str) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from llmops.cli._options import DatabaseOption, database_url
-from llmops.cli._output import emit_json, table
+from llmops.cli._output import emit_json, printable, table
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -73,9 +73,9 @@ def _print_check(result: CheckResult) -> None:
         where = ", ".join(t.delivered) if t.delivered else "nobody"
         if not t.notified:
             where = "not notified (send_resolved: false)"
-        typer.echo(f"{t.event.upper()}  {c.rule}: {c.message}  -> {where}")
+        typer.echo(f"{t.event.upper()}  {c.rule}: {printable(c.message)}  -> {where}")
         for failure in t.failed:
-            typer.echo(f"  delivery failed: {failure}")
+            typer.echo(f"  delivery failed: {printable(failure)}")
     firing = sum(1 for c in result.conditions if c.status == "firing")
     typer.echo(
         f"Checked {len(result.conditions)} condition(s) at {result.at:%Y-%m-%d %H:%M:%S} UTC: "

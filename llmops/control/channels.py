@@ -22,6 +22,7 @@ The webhook body (``Content-Type: application/json``), one object::
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -256,7 +257,14 @@ class Email(Channel):
     """Send :func:`email_message` through SMTP (optionally SSL or STARTTLS, and a login)."""
 
     def __init__(self, config: EmailChannel, username: str | None, password: str | None) -> None:
-        super().__init__(config.name, [password or ""])
+        secrets = [password or ""]
+        if password:  # as SMTP AUTH PLAIN and LOGIN send it, which a server may echo back
+            plain = f"\0{username or ''}\0{password}".encode()
+            secrets += [
+                base64.b64encode(plain).decode(),
+                base64.b64encode(password.encode()).decode(),
+            ]
+        super().__init__(config.name, secrets)
         self.config = config
         self._username = username
         self._password = password
@@ -367,6 +375,11 @@ def _url(env: Mapping[str, str], variable: str, channel: str) -> str:
     if not usable or any(not c.isprintable() or c.isspace() for c in url):
         raise ConfigError(
             f"alert channel {channel!r}: {variable} does not hold an http:// or https:// URL"
+        )
+    if "@" in parts.netloc:  # user:password@host is never sent: it went to name resolution
+        raise ConfigError(
+            f"alert channel {channel!r}: {variable} holds a user name or password in the URL; "
+            "send credentials as a header (headers_env) instead"
         )
     return url
 

@@ -161,3 +161,24 @@ def test_budgets_without_limits_and_with_a_bad_file(cli, tmp_path, database_url)
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def test_ids_users_chose_are_printed_escaped(make_gateway, server, cli, tmp_path) -> None:
+    """A user id is the app's end user's (`x-llmops-user` through `llmops serve`): printed
+    raw, one cleared the lead's terminal, coloured it or forged a row of the table."""
+    hostile = "evil\x1b[2J\x1b[31m\nFAKE  row\u202egnp.exe"
+    gw = make_gateway()
+    server.enqueue(Reply(prompt_tokens=10, completion_tokens=2))
+    gw.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                user=hostile, api_base=server.base_url, api_key="sk-test")  # fmt: skip
+    gw.flush()
+    url = str(gw.engine.url)
+    (tmp_path / "llmops.yaml").write_text(
+        "budgets:\n  limits:\n    - {name: per-user, window: month, limit_usd: 1, "
+        "scope: {user: each}}\n"
+    )
+    for args in (("calls",), ("spend", "--by", "user"), ("budgets",)):
+        result = cli(*args, "--database-url", url, cwd=tmp_path)
+        assert result.code == 0, result.stderr
+        assert "evil\\x1b[2J\\x1b[31m\\x0aFAKE  row\\u202egnp.exe" in result.stdout, args
+        assert not any(c in result.stdout for c in "\x1b\u202e"), args

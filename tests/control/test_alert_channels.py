@@ -288,6 +288,9 @@ def test_the_common_deadline_bounds_a_receiver_that_trickles(receiver: HttpRecei
          "alert channel 'h': U does not hold an http:// or https:// URL"),
         ({"name": "h", "type": "webhook", "url_env": "U"}, {"U": f"http://:99/{TOKEN}"},
          "alert channel 'h': U does not hold an http:// or https:// URL"),
+        ({"name": "h", "type": "webhook", "url_env": "U"}, {"U": "http://ops:s3cret@x/h"},
+         "alert channel 'h': U holds a user name or password in the URL; send credentials "
+         "as a header (headers_env) instead"),
         ({"name": "h", "type": "webhook", "url_env": "U", "headers_env": "H"},
          {"U": "http://x", "H": f"Bearer {TOKEN}"},
          "alert channel 'h': H must hold a JSON object of header names and text values"),
@@ -313,3 +316,19 @@ def test_dashboard_url() -> None:
     assert dashboard_url({"LLMOPS_DASHBOARD_URL": "https://d.example/x "}) == "https://d.example/x"
     with pytest.raises(ConfigError, match="LLMOPS_DASHBOARD_URL must be an http"):
         dashboard_url({"LLMOPS_DASHBOARD_URL": "javascript:alert(1)"})
+
+
+def test_an_smtp_server_echoing_the_login_never_gets_the_password_stored() -> None:
+    """SMTP AUTH sends the password base64-encoded; a server that quotes the command in its
+    refusal put it in `alert_events.failed` and on the console."""
+    import base64
+
+    declared = {"name": "m", "type": "email", "to": ["a@b.c"], "from": "d@e.f",
+                "username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD"}  # fmt: skip
+    email = channels({"SMTP_USER": "ops", "SMTP_PASSWORD": "hunter2-secret"}, declared)["m"]
+    plain = base64.b64encode(b"\0ops\0hunter2-secret").decode()
+    login = base64.b64encode(b"hunter2-secret").decode()
+    reply = f"535 5.7.8 authentication failed: AUTH PLAIN {plain} / {login}"
+    scrubbed = email.scrub(reply)
+    assert plain not in scrubbed and login not in scrubbed and "hunter2" not in scrubbed
+    assert scrubbed.startswith("535 5.7.8 authentication failed: AUTH PLAIN ")
