@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from llmops.gateway.budgets import BudgetGuard
     from llmops.store.keys import VirtualKey
+    from llmops.store.records import RecordKind, Row
 
 log = logging.getLogger("llmops.server")
 
@@ -142,8 +143,18 @@ class Access:
             raise Refused(403, f"key {key.name!r} may not use {shown!r}", "permission_error",
                           "model_not_allowed", None)  # fmt: skip
 
-    def count_tokens(self, key: VirtualKey | None, tokens: int) -> None:
-        """A call of ``key`` finished with ``tokens`` (prompt and completion)."""
+    def count_recorded(self, kind: RecordKind, row: Row) -> None:
+        """A recorder observer: a call of a key was recorded; its tokens (prompt and
+        completion) count in the key's tokens per minute however it ended (answered,
+        failed, or a stream the client left: those used tokens too)."""
+        name = row.get("api_key") if kind == "call" else None
+        if not name:
+            return
+        tokens = sum(
+            value for value in (row.get("prompt_tokens"), row.get("completion_tokens"))
+            if isinstance(value, int) and value > 0
+        )  # fmt: skip
+        key = next((k for k in self._keys if k.name == name), None)
         if key is not None and key.tpm and tokens > 0:
             with self._lock:
                 self._usage.setdefault(key.id, _Usage()).tokens.append((self._clock(), tokens))

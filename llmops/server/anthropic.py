@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,10 +153,6 @@ async def _messages(
     if key is not None:
         options["api_key_name"] = key.name
 
-    def used(tokens: int) -> None:
-        if access is not None:
-            access.count_tokens(key, tokens)
-
     try:
         if asked.stream:
             handle = await gateway.astream(
@@ -164,7 +160,7 @@ async def _messages(
                 **options, **asked.params,
             )  # fmt: skip
             return StreamingResponse(
-                _events(handle, asked, used),
+                _events(handle, asked),
                 media_type="text/event-stream",
                 headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
             )
@@ -187,7 +183,6 @@ async def _messages(
     except Exception as exc:  # the provider's error, recorded by the gateway
         status, kind, message = provider_error(exc)
         return error_response(status, message, kind, _last(recorded), _retry_after(exc))
-    used(result.usage.total_tokens)
     return JSONBody(message_body(result, asked), headers={CALL_ID_HEADER: result.call_id})
 
 
@@ -687,9 +682,7 @@ def _sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-async def _events(
-    handle: AsyncStream, asked: Translated, used: Callable[[int], None]
-) -> AsyncIterator[bytes]:
+async def _events(handle: AsyncStream, asked: Translated) -> AsyncIterator[bytes]:
     """Anthropic's server-sent events for the provider's OpenAI-shaped chunks."""
     events = EventTranslator(message_id(handle.call_id), asked.model or "", asked.stop_sequences)
     chunks = handle.chunks()
@@ -706,8 +699,6 @@ async def _events(
         if callable(closer):
             await closer()
     result = handle.result
-    if result is not None:
-        used(result.usage.total_tokens)
     for event in events.finish(result.usage if result is not None else None):
         yield _sse(event)
 

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -91,6 +91,8 @@ def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app over ``gateway`` (which it closes on shutdown)."""
 
     access = Access(lambda: gateway.engine, gateway.budgets)
+    # a key's tokens per minute: every recorded call of it, however it ended
+    gateway.recorder.observers.append(access.count_recorded)
 
     async def chat_completions(request: Request) -> Response:
         try:
@@ -119,7 +121,6 @@ def create_app(gateway: Gateway) -> Starlette:
             )
         except Exception as exc:
             return _failure(exc)
-        access.count_tokens(key, result.usage.total_tokens)
         return JSONBody(_dump(result.raw), headers={CALL_ID_HEADER: result.call_id})
 
     async def feedback(request: Request) -> Response:
@@ -264,14 +265,13 @@ async def _chat(
         )
         usage_wanted = _wants_usage(body.get("stream_options"))
         return StreamingResponse(
-            _events(handle, usage_wanted, lambda tokens: access.count_tokens(key, tokens)),
+            _events(handle, usage_wanted),
             media_type="text/event-stream",
             headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
         )
     result = await gateway.acomplete(
         prompt, variables, model=model, messages=messages, **options, **params
     )
-    access.count_tokens(key, result.usage.total_tokens)
     return JSONBody(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
 
 
@@ -382,9 +382,7 @@ def _wants_usage(options: Any) -> bool:
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
-async def _events(
-    handle: AsyncStream, usage_wanted: bool, used: Callable[[int], None] | None = None
-) -> AsyncIterator[bytes]:
+async def _events(handle: AsyncStream, usage_wanted: bool) -> AsyncIterator[bytes]:
     """Server-sent events of the provider's chunks, then ``[DONE]``; usage only when the
     client asked for it (the gateway always asks the provider)."""
     try:
@@ -398,8 +396,6 @@ async def _events(
     except Exception as exc:  # the provider failed mid-stream: recorded; tell the client
         error = _provider_error_body(exc)[1]
         yield b"data: " + json.dumps(error).encode() + b"\n\n"
-    if used is not None and handle.result is not None:
-        used(handle.result.usage.total_tokens)
     yield b"data: [DONE]\n\n"
 
 

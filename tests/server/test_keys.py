@@ -4,6 +4,7 @@ budget per key; the key's name is recorded with each call."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,3 +164,25 @@ def test_a_keys_monthly_budget_blocks(running, server) -> None:  # noqa: F811
     assert {r["status"] for r in rows if r["api_key"] == "capped"} == {"ok", "blocked"}
     with app.gateway.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(API_KEYS)).scalar() == 2
+
+
+def test_tokens_of_streams_a_client_left_count_in_its_rate(running, server) -> None:  # noqa: F811
+    """Only answered calls counted: a client leaving its streams early used tokens with
+    no limit (four cancelled streams of ~165 tokens passed a limit of 300)."""
+    app: Running = running()
+    _, secret = create_key(app.gateway.engine, "streams", NOW, tpm=5)
+    client = openai.OpenAI(base_url=app.url + "/v1", api_key=secret, max_retries=0)
+    server.enqueue(Reply(text=" ".join(["word"] * 400), prompt_tokens=150, chunk_delay=0.01))
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=ASK["messages"],
+                                            stream=True)  # fmt: skip
+    for _, _chunk in zip(range(3), stream, strict=False):
+        pass
+    stream.close()
+    deadline = time.monotonic() + 20
+    while not (rows := app.rows()) or rows[0]["status"] == "ok":
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+    assert rows[0]["status"] == "cancelled" and rows[0]["prompt_tokens"] > 5  # counted here
+    status, _, body = app.post("/v1/chat/completions", json.dumps(ASK).encode(),
+                               {"authorization": f"Bearer {secret}"})  # fmt: skip
+    assert status == 429 and "5 tokens per minute" in body["error"]["message"]
