@@ -38,6 +38,7 @@ from llmops.errors import (
     ProviderError,
     UnknownCallError,
 )
+from llmops.gateway.content import scrub_error
 from llmops.gateway.direct import CHAT_BODY
 from llmops.gateway.gateway import warm_up
 from llmops.server.access import Access, Refused
@@ -465,6 +466,10 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     when it sent one (direct route), else one made from the exception. A call that timed
     out is 504 Gateway Timeout (litellm says 408, which clients read as their own fault)."""
     if isinstance(exc, ProviderError) and exc.body is not None:
+        error = exc.body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error = {**error, "message": client_message(error["message"])}
+            return exc.status_code, {**exc.body, "error": error}
         return exc.status_code, exc.body
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
@@ -474,8 +479,18 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
             404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip
-    return status, {"error": {"message": str(message), "type": kind, "param": None,
-                              "code": type(exc).__name__}}  # fmt: skip
+    return status, {"error": {"message": client_message(str(message)), "type": kind,
+                              "param": None, "code": type(exc).__name__}}  # fmt: skip
+
+
+def client_message(message: str) -> str:
+    """A provider's (or litellm's) error message as a client may read it: without the
+    server's credentials it may echo (as stored: :func:`scrub_error`) and without a Python
+    traceback (litellm puts some in its messages: the server's paths and code)."""
+    cut = message.find("Traceback (most recent call last)")
+    if cut >= 0:
+        message = message[:cut].rstrip() or "the provider's call failed"
+    return scrub_error(message[:4000], {})
 
 
 def _error(

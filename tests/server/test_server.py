@@ -451,3 +451,27 @@ def test_feedback_a_database_would_refuse_is_a_400(running, server) -> None:
     app.gateway.flush()
     with app.gateway.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar() == 0
+
+
+def test_provider_errors_never_hand_the_servers_key_or_a_traceback_to_clients(
+    running, server, monkeypatch
+) -> None:
+    """A provider's error may echo the key it was sent (the server's own) and litellm puts
+    tracebacks in some messages (the server's paths): the stored error was scrubbed, the
+    client's copy was not."""
+    key = "sk-server-SECRET-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    app = running()
+    server.enqueue(
+        Reply(status=401, text=f"Incorrect API key provided: {key}."),
+        Reply(status=400, text='bad\nTraceback (most recent call last):\n  File "/srv/x.py"'),
+    )
+    client = app.client(max_retries=0)
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+            )
+        message = failed.value.body["message"] if failed.value.body else ""
+        assert key not in failed.value.response.text and "/srv/x.py" not in message, message
+        assert "Traceback" not in failed.value.response.text
