@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
@@ -80,6 +81,14 @@ _ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+_ANTHROPIC_ERROR = re.compile(r'\{\s*"type"\s*:\s*"error"')
+"""Where an Anthropic error body starts inside litellm's message."""
+_ERROR_STATUSES = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529,
+}  # fmt: skip
+"""The status Anthropic answers each of its error types with."""
 _STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -222,14 +231,14 @@ def provider_error(exc: BaseException) -> tuple[int, str, str]:
     Anthropic's 529 ``overloaded_error`` into a 500)."""
     status, openai_body = _provider_error_body(exc)
     message = str(openai_body["error"]["message"])
-    start = message.find('{"type":"error"')
-    if start >= 0:
+    found = _ANTHROPIC_ERROR.search(message)
+    if found:  # followed by litellm's words, or inside a bytes repr (streams): b'{...}'
         with contextlib.suppress(ValueError):
-            inner = json.loads(message[start:])
+            inner, _ = json.JSONDecoder().raw_decode(message, found.start())
             error = inner.get("error") if isinstance(inner, dict) else None
             if isinstance(error, dict) and isinstance(error.get("type"), str):
                 kind = error["type"]
-                status = 529 if kind == "overloaded_error" else status
+                status = _ERROR_STATUSES.get(kind, status)  # litellm's is its own guess
                 return status, kind, str(error.get("message") or message)
     return status, _ERROR_TYPES.get(status, "api_error"), message
 

@@ -140,6 +140,11 @@ class Provider:
             raw += (f"event: {name}\n" if name else "").encode() + f"data: {text}\n\n".encode()
         self.answers.append((200, raw, "text/event-stream", cut))
 
+    def error(self, status: int, kind: str, message: str) -> None:
+        """Anthropic's error answer (its body, as Anthropic sends it)."""
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        self.answers.append((status, json.dumps(body).encode(), "application/json", False))
+
     def body(self, index: int = -1) -> Any:
         return self.requests[index][2]
 
@@ -773,3 +778,29 @@ def test_a_providers_retry_after_is_passed_on(running, server, model) -> None:
     status, headers, answer = app.post(body)
     assert (status, answer["error"]["type"]) == (429, "rate_limit_error")
     assert headers.get("retry-after") == "0"  # what the fake server sends
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_anthropic_providers_errors_pass_on_as_they_are(running, provider, stream) -> None:
+    """litellm wraps them (a 529 as a 500 when streamed, a 413 as a 400, the body inside
+    its own words or a bytes repr): the client got the wrong SDK error and litellm's text."""
+    app = running()
+    client = app.client(max_retries=0)
+    ask = {"model": "claude-haiku-4-5", "max_tokens": 5, "extra_body": {"num_retries": 0},
+           "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    cases = [(529, "overloaded_error", anthropic.APIStatusError),
+             (413, "request_too_large", anthropic.APIStatusError),
+             (500, "api_error", anthropic.InternalServerError)]  # fmt: skip
+    for status, kind, error in cases:
+        provider.error(status, kind, f"real {kind}")
+        with pytest.raises(error) as caught:
+            if stream:
+                with client.messages.stream(**ask) as events:
+                    events.get_final_message()
+            else:
+                client.messages.create(**ask)
+        assert caught.value.status_code == status, caught.value.body
+        assert caught.value.body == {
+            "type": "error",
+            "error": {"type": kind, "message": f"real {kind}"},
+        }
