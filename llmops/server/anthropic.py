@@ -40,6 +40,7 @@ from llmops.server.access import Access, Refused
 from llmops.server.app import (
     CALL_ID_HEADER,
     PROMPT_PREFIX,
+    ClientGone,
     JSONBody,
     RequestError,
     _attribution,
@@ -48,6 +49,7 @@ from llmops.server.app import (
     _json_body,
     _provider_error_body,
     model_params,
+    unless_client_leaves,
 )
 
 if TYPE_CHECKING:
@@ -173,10 +175,15 @@ async def _messages(
                 media_type="text/event-stream",
                 headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
             )
-        result = await gateway.acomplete(
-            asked.prompt, asked.variables, model=asked.model, messages=asked.messages,
-            **options, **asked.params,
+        result = await unless_client_leaves(
+            request,
+            gateway.acomplete(
+                asked.prompt, asked.variables, model=asked.model, messages=asked.messages,
+                **options, **asked.params,
+            ),
         )  # fmt: skip
+    except ClientGone:  # never read: the connection is closed; the call is cancelled
+        return Response(status_code=499)
     except BudgetExceededError as exc:
         headers = {"x-should-retry": "false", "retry-after": str(_seconds_until(exc.window_end))}
         return error_response(

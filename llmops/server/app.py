@@ -21,8 +21,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -270,10 +270,47 @@ async def _chat(
             media_type="text/event-stream",
             headers={CALL_ID_HEADER: handle.call_id, "cache-control": "no-cache"},
         )
-    result = await gateway.acomplete(
-        prompt, variables, model=model, messages=messages, **options, **params
+    result = await unless_client_leaves(
+        request,
+        gateway.acomplete(prompt, variables, model=model, messages=messages, **options, **params),
     )
     return JSONBody(_completion_body(result), headers={CALL_ID_HEADER: result.call_id})
+
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer: nobody to answer."""
+
+
+async def unless_client_leaves(request: Request, call: Coroutine[Any, Any, T]) -> T:
+    """Await ``call`` (a model call) unless the client goes away first: then cancel it, so
+    that the provider's request is closed and the call recorded ``cancelled`` (a client
+    that timed out and retried left ``ok`` calls, billed, that nobody got), and raise
+    :class:`ClientGone`. The request's body has been read: its next message is the
+    disconnect."""
+    task = asyncio.ensure_future(call)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server itself is stopping the request
+        task.cancel()
+        raise
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientGone
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _attribution(request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -441,6 +478,8 @@ def _failure(exc: BaseException) -> Response:
     """The answer to a request that failed, in OpenAI's shape: refused by the keys or as
     malformed, refused by a budget, a bad prompt reference or feedback, or the provider's
     error (the gateway recorded the call) with the provider's status."""
+    if isinstance(exc, ClientGone):  # never read: the connection is closed
+        return Response(status_code=499)
     if isinstance(exc, Refused):
         return _error(exc.status, exc.message, exc.kind, exc.code, exc.headers)
     if isinstance(exc, RequestError):

@@ -804,3 +804,17 @@ def test_an_anthropic_providers_errors_pass_on_as_they_are(running, provider, st
             "type": "error",
             "error": {"type": kind, "message": f"real {kind}"},
         }
+
+
+def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, server) -> None:
+    app = running()
+    server.enqueue(Reply(text="too late", prompt_tokens=1000, delay=2.5))
+    with pytest.raises(anthropic.APITimeoutError):
+        app.client(max_retries=0, timeout=0.5).messages.create(
+            model="gpt-4o-mini", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+        )
+    deadline = time.monotonic() + 20
+    while not (rows := app.rows()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [r["status"] for r in rows] == ["cancelled"]

@@ -475,3 +475,27 @@ def test_provider_errors_never_hand_the_servers_key_or_a_traceback_to_clients(
         message = failed.value.body["message"] if failed.value.body else ""
         assert key not in failed.value.response.text and "/srv/x.py" not in message, message
         assert "Traceback" not in failed.value.response.text
+
+
+def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, server) -> None:
+    """A non-streaming client that timed out was never noticed: the provider's answer was
+    recorded `ok` and billed, and the SDK's retries made three such calls for one."""
+    app = running()
+    server.enqueue(Reply(text="too late", prompt_tokens=1000, delay=2.5))
+    client = app.client(max_retries=0, timeout=0.5)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+    deadline = time.monotonic() + 20
+    while not (rows := app.rows()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    (row,) = rows
+    assert row["status"] == "cancelled" and row["latency_ms"] < 2000, row
+    # an answer in time is answered as before
+    server.enqueue(Reply(text="fast", prompt_tokens=5))
+    done = app.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert done.choices[0].message.content == "fast"
