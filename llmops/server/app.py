@@ -183,14 +183,19 @@ def create_app(gateway: Gateway) -> Starlette:
             await gateway.direct.aclose()
         gateway.close()  # stores what is queued before the worker exits
 
-    from llmops.server.anthropic import anthropic_routes  # it imports this module
+    from llmops.server.anthropic import MESSAGES_PATH, anthropic_routes  # it imports this
 
     async def not_routed(request: Request, exc: Exception) -> Response:
-        """404 and 405 in OpenAI's shape, as the SDKs read errors (not plain text)."""
+        """404 and 405 in OpenAI's shape, as the SDKs read errors (not plain text); under
+        /v1/messages (count_tokens, batches) in Anthropic's, saying what is served."""
         status = getattr(exc, "status_code", 404)
         detail = getattr(exc, "detail", "Not Found")
         kind = "not_found_error" if status == 404 else "invalid_request_error"
         message = f"{request.method} {request.url.path}: {detail}"
+        if request.url.path.startswith(MESSAGES_PATH + "/") and status == 404:
+            message += f" (llmops serve answers POST {MESSAGES_PATH} of Anthropic's API only)"
+            body = {"type": "error", "error": {"type": kind, "message": message}}
+            return JSONBody(body, status_code=status)
         return _error(status, message, kind, headers=getattr(exc, "headers", None))
 
     return Starlette(

@@ -818,3 +818,17 @@ def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, serve
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert [r["status"] for r in rows] == ["cancelled"]
+
+
+def test_anthropic_endpoints_not_served_answer_in_anthropics_shape(running) -> None:
+    """They answered in OpenAI's shape, which the Anthropic SDK cannot read."""
+    app = running()
+    client = app.client(max_retries=0)
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.messages.count_tokens(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.body["type"] == "error"
+    assert caught.value.body["error"]["type"] == "not_found_error"
+    assert "answers POST /v1/messages of Anthropic's API only" in str(caught.value)
+    assert app.rows() == []
