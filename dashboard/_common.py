@@ -35,6 +35,7 @@ from llmops.money import DASH, usd
 from llmops.prompts import PromptRegistry
 from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
+from llmops.text import INVISIBLE
 
 TTL = 30  # seconds a query result is reused
 TOP_KEYS = 10  # a split by user or tag shows the 10 that cost most, the rest as "(other)"
@@ -263,9 +264,7 @@ def known_keys(view: View, by: str) -> list[str]:
 _PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.])")
 
 
-# invisible characters that reorder or hide text: U+202E shows "yan" as "nay", and turns
-# the rest of a sentence around with it
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_INVISIBLE = re.compile("[" + "".join(map(chr, sorted(INVISIBLE))) + "]")
 _AUTOLINK = re.compile(r"(?i)(://|www\.)")
 
 

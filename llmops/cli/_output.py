@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from llmops.text import INVISIBLE
+
 
 def table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Collection[int] = ()
@@ -33,11 +35,7 @@ def emit_json(data: Any) -> None:
 
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x09}
 # what reorders or hides text on a terminal (bidirectional overrides, zero-width marks)
-_HIDDEN = {
-    code: f"\\u{code:04x}"
-    for code in (0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                 *range(0x2066, 0x206A), 0xFEFF)
-}  # fmt: skip
+_HIDDEN = {code: f"\\u{code:04x}" for code in INVISIBLE}
 _UNPRINTABLE = {**_CONTROL, 0x09: "\\t", **_HIDDEN}
 MAX_MESSAGE = 2000  # characters of one error line
 

@@ -13,6 +13,7 @@ import typer
 
 from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
 from llmops.errors import ConfigError
+from llmops.server import HEAD_TIMEOUT_ENV, HEAD_TIMEOUT_SECONDS
 
 DEFAULT_PORT = 4000
 # uvicorn's default (5 s) closes pooled client connections that a busy client is about to
@@ -20,8 +21,6 @@ DEFAULT_PORT = 4000
 KEEP_ALIVE_SECONDS = 75
 # uvicorn's httptools protocol with a bounded request head (llmops.server.protocol)
 HTTP_PROTOCOL = "llmops.server.protocol:BoundedHttpToolsProtocol"
-HEAD_TIMEOUT_SECONDS = 30.0  # llmops.server.protocol.HEAD_TIMEOUT_SECONDS (not imported:
-HEAD_TIMEOUT_ENV = "LLMOPS_SERVE_HEADER_TIMEOUT"  # it imports uvicorn, which --help skips)
 
 
 def serve(

@@ -49,6 +49,7 @@ from llmops.server.app import (
     _json_body,
     _provider_error_body,
     model_params,
+    provider_retry_after,
     unless_client_leaves,
 )
 
@@ -203,19 +204,8 @@ async def _messages(
 
 
 def _retry_after(exc: BaseException) -> dict[str, str] | None:
-    """The provider's ``retry-after``, passed on (as the OpenAI route does): the direct
-    route's error holds it, litellm's the provider's response headers."""
-    seconds = getattr(exc, "retry_after", None)
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-        return {"retry-after": f"{seconds:g}"}
-    headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        headers = getattr(getattr(exc, "response", None), "headers", None)
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-    except Exception:  # whatever a provider's client keeps there
-        return None
-    return {"retry-after": value} if isinstance(value, str) and value.strip() else None
+    value = provider_retry_after(exc)
+    return None if value is None else {"retry-after": value}
 
 
 def _check_model(gateway: Gateway, access: Access, key: VirtualKey, asked: Translated) -> None:

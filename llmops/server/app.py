@@ -500,9 +500,25 @@ def _failure(exc: BaseException) -> Response:
     if isinstance(exc, LLMOpsError) and not isinstance(exc, ProviderError):
         return _error(500, str(exc), "server_error")
     status, body = _provider_error_body(exc)
-    if isinstance(exc, ProviderError) and exc.retry_after is not None:
-        headers = {**(headers or {}), "retry-after": f"{exc.retry_after:g}"}
+    retry_after = provider_retry_after(exc)
+    if retry_after is not None:
+        headers = {**(headers or {}), "retry-after": retry_after}
     return JSONBody(body, status_code=status, headers=headers)
+
+
+def provider_retry_after(exc: BaseException) -> str | None:
+    """The provider's ``retry-after``, to pass on: the direct route's error holds it in
+    seconds, litellm's errors keep the provider's response headers."""
+    if isinstance(exc, ProviderError):
+        return None if exc.retry_after is None else f"{exc.retry_after:g}"
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+    except Exception:  # whatever a provider's client keeps there
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:

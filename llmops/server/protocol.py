@@ -6,9 +6,10 @@ server that faces the network needs and uvicorn's lacks (nginx has both by defau
   its size in memory, before any key was checked (3 connections of 50 MB: 143 MB). Over the
   limit the answer is 431 and the connection is closed.
 - **Head time**: once a request's first byte arrives, its headers must be complete within
-  the header timeout (``--header-timeout``, :data:`HEAD_TIMEOUT_SECONDS` by default), or the
-  answer is 408 and the connection is closed: a client trickling a byte at a time held a
-  connection and its task for ever. Idle keep-alive connections are uvicorn's to close.
+  the header timeout (``--header-timeout``, by default
+  :data:`llmops.server.HEAD_TIMEOUT_SECONDS`), or the answer is 408 and the connection is
+  closed: a client trickling a byte at a time held a connection and its task for ever.
+  Idle keep-alive connections are uvicorn's to close.
 
 uvicorn imports this class by name in every worker (``http="llmops.server.protocol:..."``).
 """
@@ -22,14 +23,12 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HEAD_TIMEOUT_ENV", "HEAD_TIMEOUT_SECONDS", "MAX_HEAD_BYTES", "BoundedHttpToolsProtocol"]
+from llmops.server import HEAD_TIMEOUT_ENV, HEAD_TIMEOUT_SECONDS
+
+__all__ = ["MAX_HEAD_BYTES", "BoundedHttpToolsProtocol", "head_timeout"]
 
 MAX_HEAD_BYTES = 64 * 1024
 """The most bytes a request's line and headers may take (nginx: 4 x 8 KB per header line)."""
-HEAD_TIMEOUT_SECONDS = 30.0
-"""How long a request's headers may take to arrive once its first byte has."""
-HEAD_TIMEOUT_ENV = "LLMOPS_SERVE_HEADER_TIMEOUT"
-"""Where ``llmops serve`` hands its ``--header-timeout`` to the workers."""
 
 
 def head_timeout() -> float:

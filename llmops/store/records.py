@@ -266,7 +266,7 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
             out[column] = _text(value)
     tags = out.get("tags")
     if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
-        out["tags"] = [fit(_text(str(t)), TAG_CHARS) for t in tags]
+        out["tags"] = [stored_tag(str(t)) for t in tags]
     return out
 
 
