@@ -452,8 +452,8 @@ def migration(name: str) -> Any:
 def backfill_statements(dialect: str) -> list[str]:
     """The statements with which the migrations fill the rollups and histograms from the
     stored calls and feedback: 0005 (daily rollups) with the user group rollup of 0011 and
-    the key rollup of 0015, and 0010 (timing histograms) with the group histograms of 0013:
-    the same SQL, from their modules."""
+    the key rollup of 0015, and 0010 (timing histograms) with the group histograms of 0013,
+    then the busy user-days of 0021: the same SQL, from their modules."""
     keys, groups = migration("0015_key_rollup"), migration("0013_timing_groups")
     daily = keys.rollups_0005(keys=True)
     timing = groups.histograms_0010(groups=True)
@@ -465,6 +465,8 @@ def backfill_statements(dialect: str) -> list[str]:
         daily.upsert_feedback(daily.feedback_counts("feedback", "llm_calls", dialect))
     )
     statements += [timing.add_all(table, "llm_calls", dialect) for table in timing.TABLES]
+    # 0021: the busy user-days, each filled by the trigger of its marker (left enabled)
+    statements.append(migration("0021_busy_user_days").MARK_BUSY_DAYS)
     return statements
 
 

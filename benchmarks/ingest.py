@@ -55,7 +55,7 @@ WORDS = ["parcel", "order", "refund", "router", "reset", "delivery", "invoice", 
 
 
 def build_rows(
-    n: int, seed: int = 0, distinct_keys: bool = False, ids: str = "v7"
+    n: int, seed: int = 0, distinct_keys: bool = False, ids: str = "v7", users: int = 500
 ) -> list[dict[str, Any]]:
     """Call rows shaped like the gateway's (three short messages, params, a reply).
 
@@ -65,7 +65,8 @@ def build_rows(
     case for the rollups, where each call adds a row to five of them (the shape these
     benchmarks used before 2026-12-03 evening). The calls start at this hour, 37 ms apart.
     Their ids are version 7 UUIDs as the gateway makes them (in time order), or, with
-    ``ids='v4'``, random version 4 UUIDs as it made them before 2026-12-03, 23:00."""
+    ``ids='v4'``, random version 4 UUIDs as it made them before 2026-12-03, 23:00. The
+    users are drawn from ``users`` (500)."""
     rng = random.Random(seed)
     # this hour: the calls land in the current month's partition on PostgreSQL, as an
     # app's do (a past month's would go to the DEFAULT partition)
@@ -108,7 +109,7 @@ def build_rows(
                 "price_source": "litellm-1.110.2:bundled",
                 "latency_ms": round(rng.uniform(200, 3000), 3),
                 "ttft_ms": None,
-                "user_id": f"user-{rng.randint(1, 500)}",
+                "user_id": f"user-{rng.randint(1, users)}",
                 "session_id": f"session-{rng.randint(1, 5000)}",
                 "tags": ["support", "web"],
                 "metadata": {"tenant": f"t{rng.randint(1, 20)}", "ab": rng.choice("AB")},

@@ -36,10 +36,12 @@ commits), as in real traffic; `--distinct-keys` gives each call its own version 
 the rollups' worst case (each call then adds a row to five rollups). `--feedback N` has the
 Writer arms put a feedback row (a thumbs-up) right after every Nth call: the writer checks
 that each feedback's call is stored (PostgreSQL) and the feedback rollup counts it.
+`--users N` spreads the calls over N users (500): with few, every user-day reaches 1,000
+calls and is rolled up by user too (migration 0021), the user rollups' worst case.
 
 Usage: python benchmarks/ingest_processes.py [--processes 1 2 4] [--rows N] [--reps R]
            [--arms writer,notriggers,executemany,copy] [--sqlite] [--no-postgres]
-           [--stats] [--verify] [--distinct-keys] [--feedback N]
+           [--stats] [--verify] [--distinct-keys] [--feedback N] [--users N]
 """
 
 from __future__ import annotations
@@ -124,7 +126,11 @@ def worker(
     from ingest import build_rows
 
     data = build_rows(
-        rows, seed=1000 + index, distinct_keys=shape["distinct_keys"], ids=shape["ids"]
+        rows,
+        seed=1000 + index,
+        distinct_keys=shape["distinct_keys"],
+        ids=shape["ids"],
+        users=shape["users"],
     )
     if arm in ("writer", "notriggers"):
         result = writer_arm(arm, url, data, shape["feedback"], Path(spool), ready, go)
@@ -449,18 +455,30 @@ def main() -> int:
         help="call ids: version 7 UUIDs in time order, as the gateway makes them (default), "
         "or random version 4 ones, as it made them before",
     )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=500,
+        help="calls spread over this many users (500); few users make every user-day busy "
+        "(1,000 calls or more: migration 0021's user rollups)",
+    )
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arms: {unknown}")
     rates: dict[tuple[str, str, int], list[float]] = {}
-    shape = {"distinct_keys": args.distinct_keys, "feedback": args.feedback, "ids": args.ids}
+    shape = {
+        "distinct_keys": args.distinct_keys,
+        "feedback": args.feedback,
+        "ids": args.ids,
+        "users": args.users,
+    }
     print(
         f"{args.rows:,} rows per process, processes {args.processes}, arms {arms}, "
         f"{args.reps} reps, "
         f"{'distinct versions and commits' if args.distinct_keys else 'few versions and commits'}"
         f"{f', feedback on every {args.feedback}th call' if args.feedback else ''}"
-        f", {args.ids} ids"
+        f", {args.ids} ids, {args.users:,} users"
         f"; load average {load()}",
         flush=True,
     )

@@ -18,11 +18,11 @@ from llmops.files import private_dir, private_file
 from llmops.store.records import json_text
 
 VERSION_TABLE = "llmops_schema_version"
-HEAD_REVISION = "0020"  # the newest migration in llmops/store/migrations/versions
+HEAD_REVISION = "0021"  # the newest migration in llmops/store/migrations/versions
 # every migration, oldest first (the head last): a database at one of them is outdated
 REVISIONS = (
     "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011",
-    "0012", "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0020",
+    "0012", "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0020", "0021",
 )  # fmt: skip
 SQLITE_PAGE_SIZE = 16384  # bytes; benchmarks/README.md "Storage per call"
 _PG_LOCK_KEY = 727274  # pg_advisory_lock key that serialises migrations

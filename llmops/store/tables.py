@@ -17,6 +17,7 @@ __all__ = [
     "AUDIT_CHAINS",
     "AUDIT_EVENTS",
     "BUDGET_LEASES",
+    "BUSY_USER_DAYS",
     "CALLS",
     "CALLS_WITH_CONTENT",
     "CALL_CONTENT",
@@ -31,8 +32,12 @@ __all__ = [
     "TIMING_BUCKETS",
     "TIMING_DAYS",
     "TIMING_GROUP_DAYS",
+    "USER_CALL_DAYS",
     "USER_DAYS",
+    "USER_FEEDBACK_DAYS",
     "USER_GROUP_DAYS",
+    "USER_TAG_DAYS",
+    "USER_TIMING_DAYS",
     "VALUE_INDEXES",
     "AlertEvent",
     "AlertState",
@@ -40,6 +45,7 @@ __all__ = [
     "AuditChain",
     "AuditEventRecord",
     "BudgetLease",
+    "BusyUserDay",
     "CallContent",
     "CallRecord",
     "DailyCalls",
@@ -48,8 +54,12 @@ __all__ = [
     "DailyKeySpend",
     "DailyTagSpend",
     "DailyTiming",
+    "DailyUserCalls",
+    "DailyUserFeedback",
     "DailyUserGroupSpend",
     "DailyUserSpend",
+    "DailyUserTagSpend",
+    "DailyUserTiming",
     "EvalResult",
     "EvalRun",
     "FeedbackRecord",
@@ -343,6 +353,86 @@ class DailyGroupTiming(_Timing, _CallGroup, table=True):
     __tablename__ = "llm_calls_daily_timing_groups"
 
 
+# Rollups of busy user-days (migration 0021): the days on which a user made at least 1,000
+# calls are marked, and for those days only the tables below keep what the rollups above
+# keep, per user too, so that a filter on a heavy user sums days; the user's other days are
+# read from the calls (fewer than 1,000 each). Kept by triggers like the rollups above.
+
+
+class BusyUserDay(_Day, table=True):
+    """A user's UTC day rolled up by user (table ``llm_calls_busy_user_days``): marked when
+    the user's calls that day reach 1,000, and never unmarked."""
+
+    __tablename__ = "llm_calls_busy_user_days"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+
+
+class _UserDay(_Day):
+    user_id: str = Field(primary_key=True, max_length=200)
+
+
+class _UserCallGroup(_UserDay):
+    model: str = Field(primary_key=True, max_length=200)
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+
+
+class DailyUserCalls(_Spend, _UserCallGroup, table=True):
+    """What ``llm_calls_daily`` keeps, per busy user-day and virtual key too
+    (``llm_calls_daily_user_calls``)."""
+
+    __tablename__ = "llm_calls_daily_user_calls"
+
+    git_commit: str = Field(primary_key=True, max_length=40)
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+    api_key: str = Field(primary_key=True, max_length=100)
+    priced_calls: int = Field(description="calls with a cost (priced or custom)")
+    estimated_calls: int = Field(description="calls whose tokens were counted locally")
+    latency_ms_sum: float
+    latency_calls: int = Field(description="calls with a latency")
+    first_at: datetime
+    last_at: datetime
+
+
+class DailyUserTagSpend(_Spend, _UserDay, table=True):
+    """What ``llm_calls_daily_tags`` keeps, per busy user-day (``llm_calls_daily_user_tags``)."""
+
+    __tablename__ = "llm_calls_daily_user_tags"
+
+    tag: str = Field(primary_key=True, max_length=200)
+    model: str = Field(primary_key=True, max_length=200)
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+
+
+class DailyUserFeedback(_UserCallGroup, table=True):
+    """What ``feedback_daily`` keeps, per busy user-day (``feedback_daily_users``)."""
+
+    __tablename__ = "feedback_daily_users"
+
+    source: str = Field(primary_key=True, max_length=16)
+    status: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=100)
+    score: float = Field(primary_key=True)
+    feedback_count: int
+
+
+class _UserVersion(_UserDay):
+    prompt_name: str = Field(primary_key=True, max_length=200)
+    prompt_version: str = Field(primary_key=True, max_length=12)
+
+
+class DailyUserTiming(_Timing, _UserVersion, table=True):
+    """Latency and TTFT histograms per busy user-day, prompt and version
+    (``llm_calls_daily_user_timing``)."""
+
+    __tablename__ = "llm_calls_daily_user_timing"
+
+
 CALLS = _table(CallRecord)
 CALL_CONTENT = _table(CallContent)
 # the calls with their content, where they have any (select from this for request/response)
@@ -360,9 +450,15 @@ FEEDBACK_DAYS = _table(DailyFeedback)
 TIMING_BUCKETS = _table(TimingBucket)
 TIMING_DAYS = _table(DailyTiming)
 TIMING_GROUP_DAYS = _table(DailyGroupTiming)
+BUSY_USER_DAYS = _table(BusyUserDay)
+USER_CALL_DAYS = _table(DailyUserCalls)
+USER_TAG_DAYS = _table(DailyUserTagSpend)
+USER_FEEDBACK_DAYS = _table(DailyUserFeedback)
+USER_TIMING_DAYS = _table(DailyUserTiming)
 DAILY_ROLLUPS = (
     CALL_DAYS, USER_DAYS, USER_GROUP_DAYS, KEY_DAYS, TAG_DAYS, FEEDBACK_DAYS, TIMING_DAYS,
-    TIMING_GROUP_DAYS,
+    TIMING_GROUP_DAYS, BUSY_USER_DAYS, USER_CALL_DAYS, USER_TAG_DAYS, USER_FEEDBACK_DAYS,
+    USER_TIMING_DAYS,
 )  # fmt: skip
 """The tables the triggers keep per UTC day of the calls: the rollups and the latency/TTFT
 histograms."""

@@ -18,6 +18,7 @@ from llmops.errors import ConfigError
 from llmops.store.audit_log import list_events
 from llmops.store.engine import create_engine
 from llmops.store.queries import stored_calls
+from llmops.store.tables import BUSY_USER_DAYS, CALLS, DAILY_ROLLUPS
 from llmops.testing import Reply
 
 pytestmark = pytest.mark.integration
@@ -44,6 +45,7 @@ def record(make_gateway: Any, server: Any) -> dict[int, list[str]]:
             result = gateway.complete(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": f"q {age} {i}"}],
                 api_base=server.base_url, api_key="sk-test", num_retries=0, temperature=0.2,
+                user="heavy",
             )  # fmt: skip
             ids.setdefault(age, []).append(result.call_id)
             gateway.feedback(result.call_id, 1, name="thumbs", comment="private words")
@@ -52,12 +54,23 @@ def record(make_gateway: Any, server: Any) -> dict[int, list[str]]:
 
 
 def rollups(connection: sa.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every rollup row, as sorted tuples."""
+    """Every rollup row (the busy user-days' too), as sorted tuples."""
     return {
-        table: sorted(tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table}")))
-        for table in ("llm_calls_daily", "llm_calls_daily_users", "llm_calls_daily_tags",
-                      "feedback_daily", "llm_calls_daily_timing")
-    }  # fmt: skip
+        table.name: sorted(tuple(r) for r in connection.execute(sa.select(table)))
+        for table in DAILY_ROLLUPS
+    }
+
+
+def busy(engine: sa.Engine) -> None:
+    """Mark every day of the user's calls busy (migration 0021): its rows are filled."""
+    with engine.begin() as connection:
+        days = {
+            (c if c.tzinfo is None else c.astimezone(UTC)).date()
+            for c in connection.execute(sa.select(CALLS.c.created_at)).scalars()
+        }
+        connection.execute(
+            sa.insert(BUSY_USER_DAYS), [{"day": d, "user_id": "heavy"} for d in days]
+        )
 
 
 def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
@@ -65,9 +78,11 @@ def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
 ) -> None:
     ids = record(make_gateway, server)
     engine = create_engine(database_url)
+    busy(engine)
     try:
         with engine.connect() as connection:
             before = rollups(connection)
+        assert len(before["llm_calls_daily_user_calls"]) >= len(AGES)
 
         dry = prune(engine, content_days=30, calls_days=400, dry_run=True)
         assert (dry.content_calls, dry.content_feedback) == (6, 6)  # older than 30 days

@@ -189,8 +189,10 @@ def test_migrating_a_0011_database_keeps_every_row_index_trigger_and_chain(
         assert upgrade(engine) == HEAD_REVISION
         assert snapshot(engine) == before  # every row, rollup and histogram, unchanged
         after = catalog(engine)
-        for part in ("triggers", "grants"):
-            assert after[part] == shape[part], part
+        added = [t for t in after["triggers"] if " llm_calls_user_rollups_" in t[0]]
+        assert len(added) == 3  # migration 0021: the busy user-days' rollups
+        assert [t for t in after["triggers"] if t not in added] == shape["triggers"]
+        assert after["grants"] == shape["grants"]
         # migration 0016: the content moved to llm_call_content, the parameters to a column
         content = [c for c in shape["columns"] if c[0] in ("request", "response_text")]
         assert after["columns"] == [c for c in shape["columns"] if c not in content] + [
@@ -514,9 +516,13 @@ def test_the_feedback_rollup_probes_each_call_without_statistics(
         store_rows(explaining, tmp_path / "spool", [], [feedback_row(i) for i, _ in keys])
     finally:
         explaining.dispose()
-    counted = [p for p in plans if "Query Text: INSERT INTO feedback_daily" in p]
+    counted = [p for p in plans if "Query Text: INSERT INTO feedback_daily (" in p]
     assert len(counted) == 1, plans
     assert_probed(counted[0].splitlines(), holding, r"\(?f\.call_id\)?")
+    # and so do the busy user-days' (migration 0021): the share lock, then the count
+    for query in ("INSERT INTO feedback_daily_users (", "SELECT 1 FROM llm_calls_daily_users"):
+        (plan,) = [p for p in plans if f"Query Text: {query}" in p]
+        assert_probed(plan.splitlines(), holding, r"\(?f\.call_id\)?")
     with engine.connect() as connection:
         assert connection.execute(
             sa.text("SELECT sum(feedback_count) FROM feedback_daily")

@@ -18,7 +18,7 @@ from llmops.store import queries as q
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.queries import rollups
 from llmops.store.queries.timing import RELATIVE_ERROR
-from llmops.store.tables import EVAL_RUNS
+from llmops.store.tables import BUSY_USER_DAYS, EVAL_RUNS, USER_CALL_DAYS
 from tests.store.test_writer import call_row, feedback_row, store_rows
 
 NOW = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)  # a Wednesday
@@ -357,7 +357,9 @@ def test_queries_are_parameterized(seeded) -> None:
         assert connection.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar_one() == 400
 
 
-PERCENTILES = {f"{m}_p{q}" for m in ("latency", "ttft") for q in (50, 95, 99)}
+PERCENTILES = {
+    f"{m}_p{q}{ms}" for m in ("latency", "ttft") for q in (50, 95, 99) for ms in ("", "_ms")
+}
 
 
 def _close(a, b, path: str = "") -> None:
@@ -379,6 +381,25 @@ def _close(a, b, path: str = "") -> None:
         assert math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12), (path, a, b)
     else:
         assert a == b, (path, a, b)
+
+
+def every_figure(engine: sa.Engine, ranges: list[q.Filters]) -> list:
+    """Every rollup-backed figure of each range; per range, in this order: the overview,
+    the daily totals, the spend total, the prompt versions, two versions compared, the
+    feedback distribution and trend, and the spend split each way (``q.GROUPINGS``)."""
+    found: list = []
+    for f in ranges:
+        found += [
+            q.overview(engine, f),
+            q.daily_totals(engine, f, 0.05),
+            q.spend_total(engine, f),
+            q.prompt_versions(engine, f),
+            q.compare_versions(engine, f, "support/answer", ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]),
+            q.feedback_distribution(engine, f),
+            q.feedback_trend(engine, f),
+            *(q.daily_spend(engine, f, by=by) for by in q.GROUPINGS),
+        ]
+    return found
 
 
 def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
@@ -403,17 +424,7 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     ]
 
     def figures() -> list:
-        found: list = [q.spend_periods(engine, NOW)]
-        for f in ranges:
-            found += [
-                q.overview(engine, f),
-                q.daily_totals(engine, f, 0.05),
-                q.prompt_versions(engine, f),
-                q.feedback_distribution(engine, f),
-                q.feedback_trend(engine, f),
-                *(q.daily_spend(engine, f, by=by) for by in q.GROUPINGS),
-            ]
-        return found
+        return [q.spend_periods(engine, NOW), *every_figure(engine, ranges)]
 
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
@@ -429,6 +440,66 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert not any("_daily" in s for s in statements)
     _close(from_rollups, from_calls)
     assert from_calls[1].calls > 100  # the ranges hold calls, not nothing
+
+
+def test_busy_user_days_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
+    """Under a filter on users, the users' busy days (migration 0021) are summed from their
+    rollups and the other days read from the calls: every figure equals the calls' own, for
+    one user or two, with other filters, over whole days and partial ones."""
+    engine, _, _ = seeded
+    first = NOW.date() - timedelta(days=44)
+    busy = [(first + timedelta(days=d), "u1") for d in range(0, 45, 2)]
+    busy += [(first + timedelta(days=d), "u3") for d in (3, 4, 5, 30, 44)]
+    with engine.begin() as connection:  # each marker fills its day from the calls
+        connection.execute(sa.insert(BUSY_USER_DAYS), [{"day": d, "user_id": u} for d, u in busy])
+    ranges = [
+        q.Filters.days(NOW.date() - timedelta(days=29), NOW.date(), users=("u1",)),
+        q.Filters.days(first, NOW.date(), users=("u1", "u3", "u4")),
+        q.Filters.last_days(30, NOW, users=("u3",)),
+        q.Filters(NOW - timedelta(days=20, hours=5), NOW, users=("u1",), models=("gpt-4o",)),
+        q.Filters.days(first, NOW.date(), users=("u1",), prompts=("support/answer",)),
+        q.Filters.days(first, NOW.date(), users=("u1",), statuses=("ok",), sources=("app",)),
+    ]
+
+    def figures() -> list:
+        return every_figure(engine, ranges)
+
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    from_rollups = figures()
+    for twin in ("llm_calls_daily_user_calls", "llm_calls_daily_user_tags",
+                 "feedback_daily_users", "llm_calls_daily_user_timing"):  # fmt: skip
+        assert any(twin in s for s in statements), twin
+    monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
+    from_calls = figures()
+    _close(from_rollups, from_calls)
+    assert from_calls[0].calls > 20 and from_calls[0].feedback_count > 3
+    monkeypatch.setattr(rollups, "READ_ROLLUPS", True)
+
+    # the busy days are read from their rollup, the other days from the calls
+    day = NOW.date() - timedelta(days=2)
+    assert (day, "u1") in busy and (day + timedelta(days=1), "u1") not in busy
+    with engine.begin() as connection:
+        changed = connection.execute(
+            sa.update(USER_CALL_DAYS)
+            .where(USER_CALL_DAYS.c.day == day, USER_CALL_DAYS.c.user_id == "u1")
+            .values(cost_usd=USER_CALL_DAYS.c.cost_usd + 1000)
+        )
+
+    def per_day(rows: list[q.SpendRow]) -> dict[date, float]:
+        days: dict[date, float] = defaultdict(float)
+        for row in rows:
+            days[row.date] += row.cost_usd
+        return days
+
+    before, after = (
+        per_day(from_rollups[7 + 5]),
+        per_day(q.daily_spend(engine, ranges[0], by="key")),
+    )
+    assert changed.rowcount > 0
+    assert {d: round(after[d] - before[d], 6) for d in after if after[d] != before[d]} == {
+        day: 1000 * changed.rowcount
+    }
 
 
 def test_a_filter_on_users_sums_the_user_rollup(seeded) -> None:

@@ -10,9 +10,9 @@ kept exact by triggers) for the whole UTC days of the range and the calls themse
 for the partial days at its ends, so that 30 days of a million calls sum a few thousand
 rows. Latency and TTFT percentiles merge the daily histograms of the whole days (within 1%,
 see ``timing``) and read the calls of the partial days. A split by user and a filter on users
-sum the per-user rollup (keyed by user and every other filter); only the overview's
-percentiles and feedback under a filter, and a split by tag under a filter on users, read the
-calls.
+sum the per-user rollup (keyed by user and every other filter) for spend; the other figures
+of a filter on users sum the rollups of the users' busy days (1,000 calls or more a day,
+migration 0021) and read the calls of their other days.
 
 One module per subject: ``spend`` (periods, days, splits, overview, percentiles),
 ``budgets`` (spend against each budget in its window), ``prompts`` (versions side by side),

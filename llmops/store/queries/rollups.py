@@ -4,20 +4,26 @@ for the whole UTC days of a range, the calls themselves for the partial days at 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from llmops.store.queries.filters import Filters, _day
+from llmops.store.queries.filters import Filters, _as_date, _day, midnight
 from llmops.store.tables import (
+    BUSY_USER_DAYS,
     CALL_DAYS,
     CALLS,
     FEEDBACK,
     FEEDBACK_DAYS,
+    KEY_DAYS,
+    TAG_DAYS,
+    USER_CALL_DAYS,
+    USER_FEEDBACK_DAYS,
+    USER_TAG_DAYS,
 )
 
 _c = CALLS.c
@@ -28,9 +34,21 @@ READ_ROLLUPS = True  # False: every figure from the raw rows (tests and benchmar
 
 
 def _uses_rollups(filters: Filters, rollup: sa.Table) -> bool:
-    """Whether ``rollup`` can answer for the filtered calls: only the user rollup has users."""
-    return READ_ROLLUPS and (not filters.users or "user_id" in rollup.c)
+    """Whether ``rollup`` can answer for the filtered calls: it has every filtered column,
+    or, for a filter on users, its table of the busy user-days has (migration 0021)."""
+    if filters.users and "user_id" not in rollup.c:
+        rollup = USER_TWINS.get(rollup, rollup)
+    return READ_ROLLUPS and all(column in rollup.c for column, _ in _filtered(filters))
 
+
+USER_TWINS = {
+    CALL_DAYS: USER_CALL_DAYS,
+    KEY_DAYS: USER_CALL_DAYS,
+    TAG_DAYS: USER_TAG_DAYS,
+    FEEDBACK_DAYS: USER_FEEDBACK_DAYS,
+}
+"""Rollup -> the table keeping the same per busy user-day: a filter on users sums it for the
+users' busy days and reads the calls of their other days."""
 
 # A filtered sum over at most this many whole days names each day: "day IN (...)" lets the
 # database seek to (day, model, prompt, ...) in a rollup's primary key for each day, where a
@@ -44,17 +62,77 @@ def _rollup_where(table: sa.Table, filters: Filters, days: tuple[date, date]) ->
     conditions: list[Any] = [table.c.day >= days[0], table.c.day < days[1]]
     if filters.equalities() and count <= SEEK_DAYS:
         conditions = [table.c.day.in_([days[0] + timedelta(days=i) for i in range(count)])]
-    for column, values in (
-        ("model", filters.models),
-        ("prompt_name", filters.prompts),
-        ("prompt_version", filters.versions),
-        ("user_id", filters.users),
-        ("status", filters.statuses),
-        ("source", filters.sources),
-    ):
-        if values:
-            conditions.append(table.c[column].in_(values))
-    return conditions
+    return conditions + _key_where(table, filters)
+
+
+def _key_where(table: sa.Table, filters: Filters, users: bool = True) -> list[Any]:
+    """The equality filters on ``table``'s key columns (but users unless ``users``)."""
+    return [
+        table.c[column].in_(values)
+        for column, values in _filtered(filters)
+        if users or column != "user_id"
+    ]
+
+
+def _filtered(filters: Filters) -> list[tuple[str, tuple[str, ...]]]:
+    """The filtered key columns and their values."""
+    return [
+        (column, values)
+        for column, values in (
+            ("model", filters.models),
+            ("prompt_name", filters.prompts),
+            ("prompt_version", filters.versions),
+            ("user_id", filters.users),
+            ("status", filters.statuses),
+            ("source", filters.sources),
+        )
+        if values
+    ]
+
+
+BusyDays = dict[str, list[date]]
+"""User -> the busy days (migration 0021) of a range: their rows are rolled up by user."""
+
+
+def busy_days(connection: sa.Connection, users: Sequence[str], days: tuple[date, date]) -> BusyDays:
+    """The busy days of ``users`` among the whole days ``days`` [first, last)."""
+    b = BUSY_USER_DAYS.c
+    query = sa.select(b.user_id, b.day).where(
+        b.user_id.in_(list(users)), b.day >= days[0], b.day < days[1]
+    )
+    found: BusyDays = {}
+    for user, day in connection.execute(query.order_by(b.user_id, b.day)):
+        found.setdefault(user, []).append(_as_date(day))
+    return found
+
+
+def _busy_where(twin: sa.Table, filters: Filters, busy: BusyDays) -> list[Any]:
+    """The rows of ``twin`` for the users' busy days (as read: a day marked since is read
+    from the calls) under the other filters."""
+    days = [sa.and_(twin.c.user_id == u, twin.c.day.in_(d)) for u, d in busy.items()]
+    return [sa.or_(*days), *_key_where(twin, filters, users=False)]
+
+
+def _quiet_spans(filters: Filters, days: tuple[date, date], busy: BusyDays) -> list[Filters]:
+    """The runs of the whole days ``days`` that are not busy, per user, as filters on the
+    calls (users with the same runs together)."""
+    runs: dict[tuple[tuple[date, date], ...], list[str]] = {}
+    for user in filters.users:
+        taken, spans, start = set(busy.get(user, ())), [], None
+        day = days[0]
+        while day <= days[1]:
+            if day < days[1] and day not in taken:
+                start = start or day
+            elif start is not None:
+                spans.append((start, day))
+                start = None
+            day += timedelta(days=1)
+        runs.setdefault(tuple(spans), []).append(user)
+    return [
+        replace(filters, start=midnight(first), end=midnight(last), users=tuple(users))
+        for spans, users in runs.items()
+        for first, last in spans
+    ]
 
 
 def _call_key(engine: Engine) -> list[sa.ColumnElement[Any]]:
@@ -88,21 +166,24 @@ def _call_rows(engine: Engine, filters: Filters) -> sa.Subquery:
         _c.created_at.label("first_at"),
         _c.created_at.label("last_at"),
     ]
-    return _rows(filters, raw, CALLS, CALL_DAYS, [CALL_DAYS.c[c.name] for c in raw])
+    return _rows(engine, filters, raw, CALLS, CALL_DAYS, lambda t: [t.c[c.name] for c in raw])
 
 
 def _rows(
+    engine: Engine,
     filters: Filters,
     raw: list[sa.ColumnElement[Any]],
     from_clause: Any,
     rollup: sa.Table,
-    rolled_up: list[sa.ColumnElement[Any]],
+    rolled_up: Callable[[sa.Table], list[sa.ColumnElement[Any]]],
     also: Callable[[Filters], list[sa.ColumnElement[bool]]] = lambda _: [],
 ) -> sa.Subquery:
     """``raw`` (columns over ``from_clause``, one row per call, with the conditions ``also``
     gives for a range) for the partial days at the ends of the range, and ``rolled_up`` (the
-    same columns from ``rollup``) for its whole days; ``raw`` for the whole range when the
-    rollup cannot answer."""
+    same columns from ``rollup``, or from its :data:`USER_TWINS` table) for its whole days;
+    ``raw`` for the whole range when the rollup cannot answer. Under a filter on users that
+    ``rollup`` lacks, the users' busy days come from the twin, their other days from
+    ``raw``."""
 
     def calls(part: Filters) -> sa.Select[Any]:
         return sa.select(*raw).select_from(from_clause).where(*part.where(), *also(part))
@@ -111,8 +192,15 @@ def _rows(
         return calls(filters).subquery("rows")
     parts = [calls(e) for e in filters.edges()]
     days = filters.whole_days()
-    if days is not None:
-        parts.insert(0, sa.select(*rolled_up).where(*_rollup_where(rollup, filters, days)))
+    if days is not None and filters.users and "user_id" not in rollup.c:
+        twin = USER_TWINS[rollup]
+        with engine.connect() as connection:
+            busy = busy_days(connection, filters.users, days)
+        if busy:
+            parts.insert(0, sa.select(*rolled_up(twin)).where(*_busy_where(twin, filters, busy)))
+        parts += [calls(span) for span in _quiet_spans(filters, days, busy)]
+    elif days is not None:
+        parts.insert(0, sa.select(*rolled_up(rollup)).where(*_rollup_where(rollup, filters, days)))
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("rows")
 
 
@@ -148,8 +236,10 @@ def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
     f = FEEDBACK.c
     key = [column for column in _call_key(engine) if column.name != "git_commit"]
     raw = [*key, f.name.label("name"), f.score.label("score"), sa.literal(1).label("n")]
-    rollup = FEEDBACK_DAYS.c
-    rolled_up = [rollup[c.name] for c in raw[:-1]] + [rollup.feedback_count.label("n")]
+
+    def rolled_up(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+        return [table.c[c.name] for c in raw[:-1]] + [table.c.feedback_count.label("n")]
+
     joined = FEEDBACK.join(CALLS, f.call_id == _c.id)
 
     def given_since(part: Filters) -> list[sa.ColumnElement[bool]]:
@@ -158,7 +248,7 @@ def _feedback_rows(engine: Engine, filters: Filters) -> sa.Subquery:
         # instead of every feedback row
         return [f.created_at >= part.start - FEEDBACK_SKEW]
 
-    return _rows(filters, raw, joined, FEEDBACK_DAYS, rolled_up, given_since)
+    return _rows(engine, filters, raw, joined, FEEDBACK_DAYS, rolled_up, given_since)
 
 
 def _none(column: sa.ColumnElement[str]) -> sa.ColumnElement[str | None]:

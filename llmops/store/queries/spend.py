@@ -214,10 +214,11 @@ def _spend_rows(engine: Engine, filters: Filters, by: str) -> sa.Subquery:
     else:
         return _call_rows(engine, filters)
     raw = [*(c.label(c.name) for c in _call_key(engine)), *_spend_figures(), extra]
-    rolled_up = [
-        rollup.c[c.name] if c.name in rollup.c else sa.literal("").label(c.name) for c in raw
-    ]
-    return _rows(filters, raw, from_clause, rollup, rolled_up)
+
+    def rolled_up(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+        return [table.c[c.name] if c.name in table.c else sa.literal("").label(c.name) for c in raw]
+
+    return _rows(engine, filters, raw, from_clause, rollup, rolled_up)
 
 
 def _tag_key(engine: Engine) -> tuple[sa.ColumnElement[Any], Any]:

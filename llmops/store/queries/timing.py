@@ -11,11 +11,13 @@ of them, by at most the same factor: each percentile read from the merged bucket
 
 :func:`timing_percentiles` reads the histogram rows of the whole days of a range (one
 histogram of every call of a day; under a filter on models, prompts, versions, sources or
-statuses, the histograms per group of migration 0013) and the calls themselves for the
-partial days at its ends (exact values), sums the counts per value in SQL and walks the
-cumulative counts there, with a window. A range without a whole day is therefore exact, and
-so is any range filtered on users (no histogram has users): then :func:`percentiles` reads
-every call of the range, as before migration 0010.
+statuses, the histograms per group of migration 0013; under a filter on users, with prompts
+and versions or not, the users' histograms of their busy days, migration 0021, and the
+calls of their other days) and the calls themselves for the partial days at its ends (exact
+values), sums the counts per value in SQL and walks the cumulative counts there, with a
+window. A range without a whole day is therefore exact, and so is a range filtered on users
+and on a model, status or source (no histogram has those with users): then
+:func:`percentiles` reads every call of the range, as before migration 0010.
 """
 
 from __future__ import annotations
@@ -28,8 +30,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmops.store.queries.filters import Filters
-from llmops.store.queries.rollups import _rollup_where, _uses_rollups
-from llmops.store.tables import CALLS, TIMING_BUCKETS, TIMING_DAYS, TIMING_GROUP_DAYS
+from llmops.store.queries.rollups import (
+    _busy_where,
+    _quiet_spans,
+    _rollup_where,
+    _uses_rollups,
+    busy_days,
+)
+from llmops.store.tables import (
+    CALLS,
+    TIMING_BUCKETS,
+    TIMING_DAYS,
+    TIMING_GROUP_DAYS,
+    USER_TIMING_DAYS,
+)
 
 _c = CALLS.c
 
@@ -59,15 +73,18 @@ def timing_percentiles(
     each of ``metrics`` (``latency``, ``ttft``) over the calls ``filters`` selects, NULLs left
     out: merged from the daily histograms for the whole UTC days of the range, within
     :data:`RELATIVE_ERROR` of the exact figure, and exact from the calls for the partial days
-    at its ends; exact from the calls altogether when the histograms cannot answer (a filter
-    on users). A filter on models, prompts, versions, sources or statuses reads the
-    histograms per group. One row of figures per metric, in order; None where no call has a
-    value."""
+    at its ends; exact from the calls altogether when the histograms cannot answer (users
+    and a model, status or source). A filter on models, prompts, versions, sources or
+    statuses reads the histograms per group; one on users (with prompts and versions or
+    not), the users' histograms of their busy days and the calls of their other days. One
+    row of figures per metric, in order; None where no call has a value."""
     table = TIMING_GROUP_DAYS if _filtered(filters) else TIMING_DAYS
+    if filters.users:
+        table = USER_TIMING_DAYS
     if not _uses_rollups(filters, table):  # the histograms cannot answer
         columns = [METRICS[m] for m in metrics]
         return percentiles(connection, columns, filters.where(), quantiles)
-    rows = _timing_rows(connection.dialect.name, filters, metrics, table)
+    rows, exact = _timing_rows(connection, filters, metrics, table)
     merged = (
         sa.select(rows.c.metric, rows.c.value, sa.func.sum(rows.c.n).label("n"))
         .group_by(rows.c.metric, rows.c.value)
@@ -92,7 +109,7 @@ def timing_percentiles(
     query = sa.select(cumulative.c.metric, sa.func.max(total), *walked).group_by(
         cumulative.c.metric
     )
-    if connection.dialect.name == "postgresql" and filters.edges():
+    if connection.dialect.name == "postgresql" and exact:
         # the exact values of the partial days are tens of thousands of rows to sort:
         # in memory (the default 4 MB spilled them to disk), for this transaction only
         connection.execute(sa.text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
@@ -113,27 +130,37 @@ def timing_percentiles(
 
 
 def _timing_rows(
-    dialect: str, filters: Filters, metrics: Sequence[str], table: sa.Table
-) -> sa.Subquery:
+    connection: sa.Connection, filters: Filters, metrics: Sequence[str], table: sa.Table
+) -> tuple[sa.Subquery, bool]:
     """(metric, value, n): rows of histogram ``table`` for the whole days of the range (the
-    bucket's value, its count), one row per call for the partial days (the exact value, 1)."""
+    bucket's value, its count), one row per call for the partial days (the exact value, 1);
+    under a filter on users, the users' histograms of their busy days and the calls of their
+    other days. Also whether any calls are read."""
     parts: list[sa.Select[Any]] = []
+    exact = filters.edges()
     days = filters.whole_days()
     if days is not None:
-        parts.append(
-            sa.select(
-                table.c.metric.label("metric"),
-                TIMING_BUCKETS.c.value.label("value"),
-                table.c.calls.label("n"),
+        if table is USER_TIMING_DAYS:
+            busy = busy_days(connection, filters.users, days)
+            where = _busy_where(table, filters, busy) if busy else []
+            exact = exact + _quiet_spans(filters, days, busy)
+        else:
+            where = _rollup_where(table, filters, days)
+        if where:
+            parts.append(
+                sa.select(
+                    table.c.metric.label("metric"),
+                    TIMING_BUCKETS.c.value.label("value"),
+                    table.c.calls.label("n"),
+                )
+                .join_from(table, TIMING_BUCKETS, TIMING_BUCKETS.c.bucket == table.c.bucket)
+                .where(*where, table.c.metric.in_(list(metrics)))
             )
-            .join_from(table, TIMING_BUCKETS, TIMING_BUCKETS.c.bucket == table.c.bucket)
-            .where(*_rollup_where(table, filters, days), table.c.metric.in_(list(metrics)))
-        )
-    for edge in filters.edges():
+    for edge in exact:
         for metric in metrics:
             column = METRICS[metric]
             counted: list[sa.ColumnElement[bool]] = [column.is_not(None)]
-            if dialect == "postgresql":  # NaN sorts above everything there; SQLite has none
+            if connection.dialect.name == "postgresql":  # NaN sorts above everything there
                 counted.append(column != sa.literal_column("'NaN'::float8"))
             parts.append(
                 sa.select(
@@ -142,7 +169,16 @@ def _timing_rows(
                     sa.literal(1, sa.Integer).label("n"),
                 ).where(*edge.where(), *counted)
             )
-    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("timing")
+    if not parts:  # no day to read at all: an empty set of rows
+        parts.append(
+            sa.select(
+                sa.literal("", sa.String).label("metric"),
+                sa.literal(0.0, sa.Float).label("value"),
+                sa.literal(0, sa.Integer).label("n"),
+            ).where(sa.false())
+        )
+    subquery = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return subquery.subquery("timing"), bool(exact)
 
 
 def _filtered(filters: Filters) -> bool:
