@@ -466,7 +466,7 @@ def backfill_statements(dialect: str) -> list[str]:
     )
     statements += [timing.add_all(table, "llm_calls", dialect) for table in timing.TABLES]
     # 0021: the busy user-days, each filled by the trigger of its marker (left enabled)
-    statements.append(migration("0021_busy_user_days").MARK_BUSY_DAYS)
+    statements.append(migration("0021_busy_user_days").mark_busy_days(dialect))
     return statements
 
 

@@ -475,6 +475,12 @@ def test_busy_user_days_give_the_figures_the_calls_give(seeded, monkeypatch) -> 
     _close(from_rollups, from_calls)
     assert from_calls[0].calls > 20 and from_calls[0].feedback_count > 3
     monkeypatch.setattr(rollups, "READ_ROLLUPS", True)
+    # many runs of days that are not busy: read in one pass that leaves the busy days out
+    monkeypatch.setattr(rollups, "QUIET_RUNS", 1)
+    statements.clear()
+    _close(figures(), from_calls)
+    assert any("llm_calls_busy_user_days" in s and "NOT (EXISTS" in s for s in statements)
+    monkeypatch.setattr(rollups, "QUIET_RUNS", 30)
 
     # the busy days are read from their rollup, the other days from the calls
     day = NOW.date() - timedelta(days=2)

@@ -326,3 +326,81 @@ def test_the_migration_fills_the_days_already_busy(database_url: str) -> None:
     assert sum(f["calls"] for f in have[USER_CALL_DAYS.name].values()) == BUSY_CALLS
     assert sum(have[USER_FEEDBACK_DAYS.name].values()) == BUSY_CALLS // 10
     engine.dispose()
+
+
+def test_feedback_changed_while_a_day_is_marked_waits_for_the_marking(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL (SQLite writes one transaction at a time): deleting or moving feedback of
+    a day another transaction is marking waits for that transaction (the calls' own lock on
+    the user-day), then counts."""
+    engine = create_engine(postgres_url)
+    check_schema(engine)
+    day = START + timedelta(days=2)
+    early = [
+        call_row(created_at=day + timedelta(seconds=i), user_id="heavy")
+        for i in range(BUSY_CALLS - 5)
+    ]
+    quiet = call_row(created_at=START, user_id="heavy")
+    feedback = [feedback_row(c["id"]) for c in early[:6]]
+    store_rows(engine, tmp_path / "spool", [*early, quiet], feedback)
+    marking = engine.connect()
+    transaction = marking.begin()
+    insert_calls(marking, [call_row(created_at=day, user_id="heavy") for _ in range(10)])
+    assert marks(engine) == set()  # not committed yet
+
+    def change() -> None:
+        with engine.begin() as connection:
+            connection.execute(FEEDBACK.delete().where(FEEDBACK.c.id == feedback[0]["id"]))
+            connection.execute(
+                FEEDBACK.update()
+                .where(FEEDBACK.c.id == feedback[1]["id"])
+                .values(call_id=quiet["id"])
+            )
+
+    thread = threading.Thread(target=change)
+    thread.start()
+    thread.join(timeout=1.0)
+    assert thread.is_alive()  # waiting for the marking transaction
+    transaction.commit()
+    marking.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert marks(engine) == {(day.date(), "heavy")}
+    assert_user_rollups_match(engine)
+    assert sum(stored(engine)[USER_FEEDBACK_DAYS.name].values()) == 4
+    engine.dispose()
+
+
+def test_long_keys_are_stored_and_their_user_never_marked(
+    database_url: str, tmp_path: Path
+) -> None:
+    """User ids over 128 bytes are never marked: with model, prompt and tag at their
+    longest in 4-byte characters the users' rollups' keys would pass PostgreSQL's limit
+    for an index row, and the calls must be stored anyway."""
+    engine = create_engine(database_url)
+    check_schema(engine)
+    rng = random.Random(7)
+
+    def wide() -> str:  # 800 bytes that do not compress
+        return "".join(chr(rng.randrange(0x20000, 0x2A6DF)) for _ in range(200))
+
+    user, model, prompt, tag = wide(), wide(), wide(), wide()
+    day = START + timedelta(days=1)
+    calls = [
+        call_row(
+            created_at=day + timedelta(seconds=i),
+            user_id=user if i % 2 else "u" * 33 + "\U0001f642" * 24,  # 129 bytes
+            model=model,
+            prompt_name=prompt,
+            tags=[tag],
+        )
+        for i in range(2 * BUSY_CALLS + 2)
+    ]
+    store_rows(engine, tmp_path / "spool", calls)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(CALLS)).scalar() == len(
+            calls
+        )
+    assert marks(engine) == set()
+    engine.dispose()

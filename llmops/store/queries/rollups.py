@@ -135,6 +135,46 @@ def _quiet_spans(filters: Filters, days: tuple[date, date], busy: BusyDays) -> l
     ]
 
 
+QUIET_RUNS = 30
+"""At most this many runs of the users' days that are not busy are read run by run (by
+time range, so the database reads those calls only); more (many users, or busy days
+scattered over a long range) are read in one pass over the users' calls of the range that
+leaves the busy days out."""
+
+
+@dataclass(frozen=True)
+class UserDays:
+    """How the whole days of a range filtered on users are read: the rows of the users'
+    busy days from their rollup (``rolled_up``: its conditions; none when no day is busy),
+    the calls of the other days run by run (``spans``), or, with too many runs, in one pass
+    (``rest``: the whole days, whose calls in busy days are to be left out)."""
+
+    rolled_up: list[Any]
+    spans: list[Filters]
+    rest: Filters | None = None
+
+
+def user_days(
+    connection: sa.Connection, filters: Filters, days: tuple[date, date], rollup: sa.Table
+) -> UserDays:
+    """Split the whole ``days`` of a range filtered on users between ``rollup`` (a table of
+    the busy user-days) and the calls. The busy days are read here first, so a day marked
+    since is read from the calls, not twice; in one pass, the statement reads the markers
+    as they are when it runs."""
+    busy = busy_days(connection, filters.users, days)
+    spans = _quiet_spans(filters, days, busy)
+    if len(spans) <= QUIET_RUNS:
+        return UserDays(_busy_where(rollup, filters, busy) if busy else [], spans)
+    whole = replace(filters, start=midnight(days[0]), end=midnight(days[1]))
+    return UserDays(_rollup_where(rollup, filters, days), [], whole)
+
+
+def _not_busy(engine: Engine) -> sa.ColumnElement[bool]:
+    """The call is not in a busy user-day."""
+    b = BUSY_USER_DAYS.c
+    return ~sa.exists().where(b.day == _day(engine), b.user_id == _c.user_id)
+
+
 def _call_key(engine: Engine) -> list[sa.ColumnElement[Any]]:
     """A call's rollup key ('' for NULL), as llm_calls_daily stores it."""
     return [
@@ -195,10 +235,12 @@ def _rows(
     if days is not None and filters.users and "user_id" not in rollup.c:
         twin = USER_TWINS[rollup]
         with engine.connect() as connection:
-            busy = busy_days(connection, filters.users, days)
-        if busy:
-            parts.insert(0, sa.select(*rolled_up(twin)).where(*_busy_where(twin, filters, busy)))
-        parts += [calls(span) for span in _quiet_spans(filters, days, busy)]
+            split = user_days(connection, filters, days, twin)
+        if split.rolled_up:
+            parts.insert(0, sa.select(*rolled_up(twin)).where(*split.rolled_up))
+        parts += [calls(span) for span in split.spans]
+        if split.rest is not None:
+            parts.append(calls(split.rest).where(_not_busy(engine)))
     elif days is not None:
         parts.insert(0, sa.select(*rolled_up(rollup)).where(*_rollup_where(rollup, filters, days)))
     return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("rows")

@@ -31,11 +31,10 @@ import sqlalchemy as sa
 
 from llmops.store.queries.filters import Filters
 from llmops.store.queries.rollups import (
-    _busy_where,
-    _quiet_spans,
+    _not_busy,
     _rollup_where,
     _uses_rollups,
-    busy_days,
+    user_days,
 )
 from llmops.store.tables import (
     CALLS,
@@ -138,12 +137,12 @@ def _timing_rows(
     other days. Also whether any calls are read."""
     parts: list[sa.Select[Any]] = []
     exact = filters.edges()
+    rest: Filters | None = None
     days = filters.whole_days()
     if days is not None:
         if table is USER_TIMING_DAYS:
-            busy = busy_days(connection, filters.users, days)
-            where = _busy_where(table, filters, busy) if busy else []
-            exact = exact + _quiet_spans(filters, days, busy)
+            split = user_days(connection, filters, days, table)
+            where, exact, rest = split.rolled_up, exact + split.spans, split.rest
         else:
             where = _rollup_where(table, filters, days)
         if where:
@@ -156,10 +155,13 @@ def _timing_rows(
                 .join_from(table, TIMING_BUCKETS, TIMING_BUCKETS.c.bucket == table.c.bucket)
                 .where(*where, table.c.metric.in_(list(metrics)))
             )
-    for edge in exact:
+    reads: list[tuple[Filters, list[sa.ColumnElement[bool]]]] = [(part, []) for part in exact]
+    if rest is not None:
+        reads.append((rest, [_not_busy(connection.engine)]))
+    for part, more in reads:
         for metric in metrics:
             column = METRICS[metric]
-            counted: list[sa.ColumnElement[bool]] = [column.is_not(None)]
+            counted: list[sa.ColumnElement[bool]] = [column.is_not(None), *more]
             if connection.dialect.name == "postgresql":  # NaN sorts above everything there
                 counted.append(column != sa.literal_column("'NaN'::float8"))
             parts.append(
@@ -167,7 +169,7 @@ def _timing_rows(
                     sa.literal(metric, sa.String).label("metric"),
                     column.label("value"),
                     sa.literal(1, sa.Integer).label("n"),
-                ).where(*edge.where(), *counted)
+                ).where(*part.where(), *counted)
             )
     if not parts:  # no day to read at all: an empty set of rows
         parts.append(
@@ -178,7 +180,7 @@ def _timing_rows(
             ).where(sa.false())
         )
     subquery = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-    return subquery.subquery("timing"), bool(exact)
+    return subquery.subquery("timing"), bool(reads)
 
 
 def _filtered(filters: Filters) -> bool:

@@ -32,8 +32,11 @@ the day in each table's key, so a user's days are a seek each.
 PostgreSQL: the trigger that marks runs after the rollup trigger (triggers of one event
 run by name), which has locked the user-day's row of ``llm_calls_daily_users``: a writer
 adding calls to that user-day waits for the marking transaction and then sees the marker.
-Feedback triggers take a share lock on the same rows, so feedback is never left out of a
-day being filled. On SQLite the writer is alone.
+The feedback triggers lock the same rows first, the same way, so no feedback added, moved
+or deleted is left out of a day being filled. On SQLite the writer is alone.
+
+User ids over :data:`USER_BYTES` bytes are never marked (their views read the calls): the
+users' rollups' keys must stay under PostgreSQL's limit for an index row.
 
 Revision ID: 0021
 Revises: 0020
@@ -56,6 +59,10 @@ depends_on = None
 
 BUSY_CALLS = 1000
 """Calls of one user in one UTC day that make the day busy (rolled up by user)."""
+USER_BYTES = 128
+"""Longer user ids (in UTF-8) are never marked: with the other key columns at their
+longest, their keys would pass PostgreSQL's 2,704-byte limit for an index row (their
+views read the calls)."""
 
 MARKS = "llm_calls_busy_user_days"
 USER_CALLS = "llm_calls_daily_user_calls"
@@ -202,7 +209,8 @@ def sqlite_mark(r: str) -> str:
     day = DAY["sqlite"].format(r=r)
     return (
         f"INSERT INTO {MARKS} (day, user_id) SELECT {day}, {r}.user_id "
-        f"WHERE {r}.user_id <> '' AND NOT {marked(r, 'sqlite')} "
+        f"WHERE {r}.user_id <> '' AND length(CAST({r}.user_id AS BLOB)) <= {USER_BYTES} "
+        f"AND NOT {marked(r, 'sqlite')} "
         f"AND coalesce((SELECT u.calls FROM llm_calls_daily_users u WHERE u.day = {day} "
         f"AND u.user_id = {r}.user_id), 0) >= {BUSY_CALLS - 1}"
     )
@@ -330,21 +338,26 @@ def pg_removed(rows: str) -> list[str]:
 PG_MARK = (  # after the adding: the days it marks are filled from the calls, new ones too
     f"INSERT INTO {MARKS} (day, user_id) SELECT u.day, u.user_id FROM llm_calls_daily_users u "
     f"WHERE (u.day, u.user_id) IN (SELECT {DAY['postgresql'].format(r='r')}, r.user_id "
-    f"FROM new_rows r WHERE r.user_id <> '') AND u.calls >= {BUSY_CALLS} "
+    f"FROM new_rows r WHERE r.user_id <> '' AND octet_length(r.user_id) <= {USER_BYTES}) "
+    f"AND u.calls >= {BUSY_CALLS} "
     f"AND NOT EXISTS (SELECT 1 FROM {MARKS} b WHERE b.day = u.day AND b.user_id = u.user_id) "
     "ORDER BY 1, 2 ON CONFLICT DO NOTHING"
 )
 
 
-def pg_lock_days(feedback: str) -> str:
-    """Share-lock the user-days of the calls of ``feedback``'s rows: a day being marked by
-    another transaction is then filled with this feedback, or this feedback waits and
-    sees the marker."""
+def pg_lock_days(*feedback: str) -> str:
+    """Lock the user-days of the calls of the rows of ``feedback`` (transition tables) as
+    adding calls to them does: a day being marked by another transaction is then filled
+    with this change of feedback, or this change waits and sees the marker. The lock is
+    the calls' own (an UPDATE's), not a share lock: a transaction that adds feedback and
+    then calls of the same day would otherwise deadlock with another doing the same."""
     day = DAY["postgresql"].format(r="c")
+    days = " UNION ".join(
+        f"SELECT {day}, c.user_id FROM {probed(rows)} WHERE c.user_id <> ''" for rows in feedback
+    )
     return (
-        "PERFORM 1 FROM llm_calls_daily_users u WHERE (u.day, u.user_id) IN "
-        f"(SELECT {day}, c.user_id FROM {probed(feedback)} WHERE c.user_id <> '') "
-        "ORDER BY u.day, u.user_id FOR SHARE OF u"
+        f"PERFORM 1 FROM llm_calls_daily_users u WHERE (u.day, u.user_id) IN ({days}) "
+        "ORDER BY u.day, u.user_id FOR NO KEY UPDATE OF u"
     )
 
 
@@ -371,11 +384,12 @@ def pg_statements() -> list[str]:
             upsert_feedback(feedback_counts(probed("new_rows"), pg)),
         ],
         "llmops_user_feedback_deleted": [
+            pg_lock_days("old_rows"),
             upsert_feedback(feedback_counts(probed("old_rows"), pg, "-")),
             FEEDBACK_EMPTIED,
         ],
         "llmops_user_feedback_updated": [
-            pg_lock_days("new_rows"),
+            pg_lock_days("old_rows", "new_rows"),
             upsert_feedback(feedback_counts(probed("old_rows"), pg, "-")),
             FEEDBACK_EMPTIED,
             upsert_feedback(feedback_counts(probed("new_rows"), pg)),
@@ -414,10 +428,14 @@ PG_FUNCTIONS = (
 )  # fmt: skip
 
 
-MARK_BUSY_DAYS = (  # the busy days so far: each marker fills its day through its trigger
-    f"INSERT INTO {MARKS} (day, user_id) SELECT day, user_id FROM llm_calls_daily_users "
-    f"WHERE user_id <> '' AND calls >= {BUSY_CALLS} ORDER BY day, user_id"
-)
+def mark_busy_days(dialect: str) -> str:
+    """The busy days so far: each marker fills its day through its trigger."""
+    size = "length(CAST(user_id AS BLOB))" if dialect == "sqlite" else "octet_length(user_id)"
+    return (
+        f"INSERT INTO {MARKS} (day, user_id) SELECT day, user_id FROM llm_calls_daily_users "
+        f"WHERE user_id <> '' AND {size} <= {USER_BYTES} AND calls >= {BUSY_CALLS} "
+        "ORDER BY day, user_id"
+    )
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -466,7 +484,7 @@ def upgrade() -> None:
     create_tables()
     for statement in sqlite_triggers() if dialect == "sqlite" else pg_statements():
         op.execute(statement)
-    op.execute(MARK_BUSY_DAYS)
+    op.execute(mark_busy_days(dialect))
 
 
 def downgrade() -> None:
