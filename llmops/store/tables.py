@@ -256,18 +256,25 @@ class _Spend(SQLModel):
     unpriced_calls: int
 
 
-class DailyCalls(_Spend, _CallGroup, table=True):
-    """Calls per UTC day and group, with commit (table ``llm_calls_daily``)."""
+class _CallFigures(_Spend):
+    """What ``llm_calls_daily`` sums besides the spend."""
 
-    __tablename__ = "llm_calls_daily"
-
-    git_commit: str = Field(primary_key=True, max_length=40)
     priced_calls: int = Field(description="calls with a cost (priced or custom)")
     estimated_calls: int = Field(description="calls whose tokens were counted locally")
     latency_ms_sum: float
     latency_calls: int = Field(description="calls with a latency")
     first_at: datetime
     last_at: datetime
+
+
+class _CommitGroup(_CallGroup):
+    git_commit: str = Field(primary_key=True, max_length=40)
+
+
+class DailyCalls(_CallFigures, _CommitGroup, table=True):
+    """Calls per UTC day and group, with commit (table ``llm_calls_daily``)."""
+
+    __tablename__ = "llm_calls_daily"
 
 
 class DailyUserSpend(_Spend, _Day, table=True):
@@ -378,22 +385,18 @@ class _UserCallGroup(_UserDay):
     prompt_version: str = Field(primary_key=True, max_length=12)
 
 
-class DailyUserCalls(_Spend, _UserCallGroup, table=True):
-    """What ``llm_calls_daily`` keeps, per busy user-day and virtual key too
-    (``llm_calls_daily_user_calls``)."""
-
-    __tablename__ = "llm_calls_daily_user_calls"
-
+class _UserCallKey(_UserCallGroup):
     git_commit: str = Field(primary_key=True, max_length=40)
     source: str = Field(primary_key=True, max_length=16)
     status: str = Field(primary_key=True, max_length=16)
     api_key: str = Field(primary_key=True, max_length=100)
-    priced_calls: int = Field(description="calls with a cost (priced or custom)")
-    estimated_calls: int = Field(description="calls whose tokens were counted locally")
-    latency_ms_sum: float
-    latency_calls: int = Field(description="calls with a latency")
-    first_at: datetime
-    last_at: datetime
+
+
+class DailyUserCalls(_CallFigures, _UserCallKey, table=True):
+    """What ``llm_calls_daily`` keeps, per busy user-day and virtual key too
+    (``llm_calls_daily_user_calls``)."""
+
+    __tablename__ = "llm_calls_daily_user_calls"
 
 
 class DailyUserTagSpend(_Spend, _UserDay, table=True):

@@ -171,14 +171,6 @@ def _timing_rows(
                     sa.literal(1, sa.Integer).label("n"),
                 ).where(*part.where(), *counted)
             )
-    if not parts:  # no day to read at all: an empty set of rows
-        parts.append(
-            sa.select(
-                sa.literal("", sa.String).label("metric"),
-                sa.literal(0.0, sa.Float).label("value"),
-                sa.literal(0, sa.Integer).label("n"),
-            ).where(sa.false())
-        )
     subquery = parts[0] if len(parts) == 1 else sa.union_all(*parts)
     return subquery.subquery("timing"), bool(reads)
 

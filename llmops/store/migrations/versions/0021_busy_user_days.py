@@ -471,9 +471,7 @@ def create_tables() -> None:
     op.create_table(
         USER_TIMING,
         *key_columns(*TIMING_KEY),
-        sa.Column("metric", sa.String(8), primary_key=True),
-        sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("calls", sa.Integer, nullable=False),
+        *HISTOGRAMS.key_columns()[1:],  # metric, bucket, calls (after 0010's day)
     )
 
 
