@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -210,9 +210,14 @@ class Recorder:
         provider: str | None,
         served: Served,
         tool_calls: str = "",
+        *,
+        reported: Usage | None = None,
     ) -> tuple[Usage | None, Price, str | None]:
         """Usage (counted locally when the provider sent none), price and provider of a
-        finished call. Never raises: a call that cannot be priced is recorded unpriced."""
+        finished call. ``reported``: what the provider reported of a call that ended before
+        its usage did (a stream's input tokens, with cache reads): kept, and its output
+        tokens at least as many as the output seen. Never raises: a call that cannot be
+        priced is recorded unpriced."""
         call.served = served
         try:
             if usage is None:
@@ -223,6 +228,9 @@ class Recorder:
                     tools=tools_of(call.params),
                     completion_tool_calls=tool_calls,
                 )
+                if reported is not None:
+                    seen = max(reported.completion_tokens, usage.completion_tokens)
+                    usage = replace(reported, completion_tokens=seen, estimated=True)
             provider = provider or provider_of(call.model)
             return usage, self.price(call, usage, provider, served), provider
         except Exception as exc:  # accounting must never break the app's call or lose it

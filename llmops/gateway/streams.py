@@ -7,7 +7,9 @@ raises (``error``), or is closed, garbage-collected or left by a ``break``
 are counted locally and marked as estimated: the gateway always asks for
 ``stream_options.include_usage``, and when a provider ignores it litellm makes up a usage
 chunk from its own count, which the recorder tells apart by looking at the chunks litellm
-received from the provider (``CustomStreamWrapper.chunks``).
+received from the provider (``CustomStreamWrapper.chunks``). A stream that ends early
+keeps what the provider had reported by then (the input's tokens, for Claude) and counts
+only the output seen.
 """
 
 from __future__ import annotations
@@ -119,6 +121,17 @@ class _Tracker:
             return True
         return any(_chunk_usage(chunk) is not None for chunk in chunks)
 
+    def _reported_so_far(self) -> Usage | None:
+        """The latest usage the provider reported in a stream that ended before its final
+        usage: Anthropic's ``message_start`` has the input's tokens, with the cache reads
+        and writes, which a local count cannot tell. litellm keeps it in its ``chunks``."""
+        chunks = getattr(self.response, "chunks", None)
+        for chunk in reversed(chunks if isinstance(chunks, list) else []):
+            usage = usage_from_response(_chunk_usage(chunk))
+            if usage is not None:
+                return usage
+        return None
+
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
             return
@@ -127,7 +140,13 @@ class _Tracker:
         recorder, call = self.recorder, self.call
         usage = self.usage if self.usage is not None and self._provider_sent_usage() else None
         usage, price, provider = recorder.account(
-            call, usage, text, self.provider, self.served, "".join(self.tool_calls)
+            call,
+            usage,
+            text,
+            self.provider,
+            self.served,
+            "".join(self.tool_calls),
+            reported=None if usage is not None else self._reported_so_far(),
         )
         calls = [self.assembled[index] for index in sorted(self.assembled)]
         recorder.record(

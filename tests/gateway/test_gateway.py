@@ -294,6 +294,38 @@ def test_abandoned_stream_is_recorded_as_cancelled(make_gateway, server, databas
     assert row["cost_usd"] > 0 and row["ttft_ms"] is not None
 
 
+def test_an_abandoned_claude_stream_keeps_the_input_usage_the_provider_reported(
+    make_gateway, server, database_url
+) -> None:
+    """Claude reports the input's tokens (with the cache reads) in ``message_start``: a
+    stream left early was counted locally instead, its cache reads billed at the full
+    input rate (5.7 times the complete call's cost)."""
+    gw = make_gateway()
+    answer = " ".join(f"w{i}" for i in range(300))
+    claude = {"model": "anthropic/claude-haiku-4-5", "messages": USER_MSG, "num_retries": 0,
+              "api_base": server.anthropic_base_url, "api_key": SECRET}  # fmt: skip
+    reply = {"prompt_tokens": 20010, "cached_tokens": 20000, "cache_write_tokens": 5}
+    server.enqueue(Reply(text=answer, completion_tokens=300, **reply))
+    complete = list(gw.stream(**claude))
+    server.enqueue(Reply(text=answer, completion_tokens=300, chunk_delay=0.01, **reply))
+    stream = gw.stream(**claude)
+    seen = [text for _, text in zip(range(5), stream, strict=False)]
+    stream.close()
+    gw.flush()
+    full, left = rows(database_url)
+    assert "".join(complete) == answer and full["status"] == "ok"
+    assert left["status"] == "cancelled" and left["tokens_estimated"] in (True, 1)
+    assert (left["prompt_tokens"], left["cached_tokens"], left["cache_write_tokens"]) == (
+        20010,
+        20000,
+        5,
+    )
+    assert left["completion_tokens"] == count_text_tokens("claude-haiku-4-5", "".join(seen))
+    expected = 5 * 1.0 / M + 20000 * 0.10 / M + 5 * 1.25 / M + left["completion_tokens"] * 5 / M
+    assert left["cost_usd"] == pytest.approx(expected, rel=1e-12)
+    assert left["cost_usd"] < full["cost_usd"]
+
+
 def test_stream_that_fails_to_start_is_an_error(make_gateway, server, database_url) -> None:
     import litellm
 

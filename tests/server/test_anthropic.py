@@ -729,7 +729,10 @@ def test_a_provider_failing_mid_stream_is_an_error_event(running, provider) -> N
 
 def test_a_client_that_goes_away_mid_stream_is_recorded_as_cancelled(running, server) -> None:
     app = running()
-    server.enqueue(Reply(text=" ".join(["word"] * 400), prompt_tokens=5, chunk_delay=0.01))
+    reply = Reply(
+        text=" ".join(["word"] * 400), prompt_tokens=5005, cached_tokens=5000, chunk_delay=0.01
+    )
+    server.enqueue(reply)
     with app.client().messages.stream(
         model="claude-haiku-4-5", max_tokens=1000, messages=[{"role": "user", "content": "Talk"}]
     ) as stream:
@@ -743,6 +746,8 @@ def test_a_client_that_goes_away_mid_stream_is_recorded_as_cancelled(running, se
         assert time.monotonic() < deadline, rows
         time.sleep(0.1)
     assert rows[0]["status"] == "cancelled"
+    # the input's tokens as message_start reported them, not a local count
+    assert (rows[0]["prompt_tokens"], rows[0]["cached_tokens"]) == (5005, 5000)
 
 
 def test_virtual_keys_guard_the_route(running, server, monkeypatch) -> None:
