@@ -442,6 +442,41 @@ def test_rollups_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     assert from_calls[1].calls > 100  # the ranges hold calls, not nothing
 
 
+def test_an_empty_filter_value_means_none_from_the_rollups_and_the_calls(
+    seeded, tmp_path, monkeypatch
+) -> None:
+    """The rollups key a call without a user, prompt or version as ''; a filter on '' read
+    the rollups' rows for whole days (calls with NULL and '' together) and the calls' own
+    '' for partial days: the spend splits of the same calls doubled."""
+    engine, _, _ = seeded
+    rng = random.Random(5)
+    extra = [
+        call_row(
+            created_at=NOW - timedelta(minutes=rng.randrange(0, 20 * 24 * 60)),
+            user_id=rng.choice([None, ""]),
+            prompt_name=rng.choice([None, ""]),
+            prompt_version=rng.choice([None, ""]),
+            cost_usd=0.001,
+            latency_ms=100.0 + i,
+        )
+        for i in range(60)
+    ]
+    store_rows(engine, tmp_path / "spool-empty", extra, [])
+    ranges = [
+        q.Filters.days(NOW.date() - timedelta(days=29), NOW.date(), users=("",)),
+        q.Filters.last_days(30, NOW, users=("",)),
+        q.Filters.last_days(30, NOW, prompts=("",), versions=("",)),
+        q.Filters(NOW - timedelta(days=12, hours=5), NOW, users=("", "u1"), models=("gpt-4o",)),
+    ]
+    from_rollups = every_figure(engine, ranges)
+    monkeypatch.setattr(rollups, "READ_ROLLUPS", False)
+    from_calls = every_figure(engine, ranges)
+    _close(from_rollups, from_calls)
+    assert from_calls[0].calls == 60
+    none = q.calls_page(engine, q.Filters.last_days(30, NOW, users=("",)), limit=100)
+    assert none[1] == 60
+
+
 def test_busy_user_days_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     """Under a filter on users, the users' busy days (migration 0021) are summed from their
     rollups and the other days read from the calls: every figure equals the calls' own, for

@@ -59,7 +59,8 @@ class Filters:
         return [_c.created_at >= self.start, _c.created_at < self.end, *self.equalities()]
 
     def equalities(self) -> list[sa.ColumnElement[bool]]:
-        """The equality filters' conditions alone (none: every call of the range)."""
+        """The equality filters' conditions alone (none: every call of the range). '' stands
+        for none too (a call without a user, prompt or version), as in the rollups' keys."""
         conditions: list[sa.ColumnElement[bool]] = []
         for column, values in (
             (_c.model, self.models),
@@ -70,7 +71,10 @@ class Filters:
             (_c.source, self.sources),
         ):
             if values:
-                conditions.append(column.in_(values))
+                condition: sa.ColumnElement[bool] = column.in_(values)
+                if "" in values and column.nullable:
+                    condition = sa.or_(condition, column.is_(None))
+                conditions.append(condition)
         return conditions
 
     def whole_days(self) -> tuple[date, date] | None:
