@@ -16,8 +16,9 @@ against the lease in memory; a lease that runs short is extended in one short tr
 a call is recorded its estimate is replaced by its real cost; the writer's transaction that
 stores it also counts it as committed in its leases, so the ledger never counts a call twice
 (and a call is never refused because of a count in flight). A background thread publishes
-the figures every :data:`REFRESH_EVERY` seconds (keeping the leases alive), and gives back
-what a lease idle for :data:`IDLE_AFTER` seconds does not use.
+the figures that changed every :data:`REFRESH_EVERY` seconds (the others every
+:data:`KEEP_ALIVE_EVERY`, keeping the leases alive), without holding up calls, and gives
+back what a lease idle for :data:`IDLE_AFTER` seconds does not use.
 
 **The bound.** Between all processes that enforce a budget, the stored spend of a window
 never passes its limit by more than what admitted calls cost beyond their estimates. The
@@ -61,7 +62,8 @@ from llmops.store.records import RecordKind, Row
 log = logging.getLogger("llmops.budgets")
 
 LEASE_SHARE = 0.1  # an extension adds this share of what is left after the call's need
-REFRESH_EVERY = 1.0  # seconds between publications of this process's leases
+REFRESH_EVERY = 1.0  # seconds between publications of this process's leases that changed
+KEEP_ALIVE_EVERY = LEASE_TTL.total_seconds() / 3  # seconds between those of the others
 IDLE_AFTER = 5.0  # seconds without a call after which a lease gives back what it holds unused
 DEFAULT_MAX_OUTPUT = 4096  # output tokens assumed when neither the call nor the map says
 IMAGE_TOKENS = 2000  # prompt tokens assumed per image part
@@ -102,6 +104,8 @@ class BudgetGuard:
         self._leases: dict[tuple[str, str], Lease] = {}
         self._renew_by: dict[str, float] = {}  # lease id -> monotonic deadline
         self._used_at: dict[str, float] = {}  # lease id -> last admission (monotonic)
+        # lease id -> when (monotonic) and what (granted, consumed) was last published
+        self._published: dict[str, tuple[float, float, float]] = {}
         self._exhausted: set[str] = set()  # leases refused since their last grant
         self._reserved: dict[str, _Reserved] = {}  # call id -> estimate held
         # call id -> the leases it is held in, until the writer has stored it (a call never
@@ -306,22 +310,39 @@ class BudgetGuard:
                 log.warning("llmops: could not publish budget leases (%s)", exc)
 
     def publish(self, *, final: bool = False) -> None:
-        """Store this process's lease figures (keeping them alive); give back what idle
-        leases (or, ``final``, all leases) hold unused; forget leases of past windows."""
+        """Store the figures of this process's leases that changed (keeping them alive;
+        the others every :data:`KEEP_ALIVE_EVERY` seconds); give back what idle leases (or,
+        ``final``, all leases) hold unused; forget leases of past windows.
+
+        The figures are taken under the guard's lock and written after it, so calls are
+        admitted meanwhile (one lease per user of an ``each: user`` budget: thousands). A
+        lease a call extends meanwhile keeps what its grant wrote (:func:`ledger.publish`);
+        a new lease is inserted under the lock, as a grant would insert it."""
         now, wall = time.monotonic(), _utc_now()
+        engine = self._engine()
         with self._lock:
-            current = list(self._leases.values())
-            for lease in current:
+            due: list[Lease] = []
+            for lease in self._leases.values():
                 idle = now - self._used_at.get(lease.id, 0.0) > IDLE_AFTER
                 if (final or idle) and lease.granted_usd > lease.consumed_usd:
                     lease.granted_usd = lease.consumed_usd
-            ledger.publish(self._engine(), current, wall)
-            for lease in current:
-                self._renew_by[lease.id] = now + _RENEW_MARGIN
+                shown = (lease.granted_usd, lease.consumed_usd)
+                last = self._published.get(lease.id)
+                if final or last is None or last[1:] != shown or now - last[0] >= KEEP_ALIVE_EVERY:
+                    due.append(lease)
+            ledger.save(engine, [lease for lease in due if not lease.stored], wall)
+            published = [ledger.Figures(lease.id, lease.granted_usd, lease.consumed_usd)
+                         for lease in due]  # fmt: skip
+        ledger.publish(engine, published, wall)
+        with self._lock:
+            for figures in published:
+                self._renew_by[figures.lease_id] = now + _RENEW_MARGIN
+                self._published[figures.lease_id] = (now, figures.granted_usd, figures.consumed_usd)
+            for lease in list(self._leases.values()):
                 if lease.window_end + LEASE_TTL < wall and not self._holds(lease):
                     del self._leases[(lease.budget.name, lease.key)]
-                    self._renew_by.pop(lease.id, None)
-                    self._used_at.pop(lease.id, None)
+                    for kept in (self._renew_by, self._used_at, self._published):
+                        kept.pop(lease.id, None)
 
     def _holds(self, lease: Lease) -> bool:
         return any(lease in r.leases for r in self._reserved.values())

@@ -104,13 +104,47 @@ def commit_costs(connection: Connection, costs: dict[str, float]) -> None:
         connection.execute(statement, [{"lease": k, "cost": v} for k, v in costs.items()])
 
 
-def publish(engine: Engine, leases: Sequence[Lease], now: datetime) -> None:
-    """Store what each lease is granted and has consumed, and keep it alive."""
-    if not leases:
+@dataclass(frozen=True)
+class Figures:
+    """What a stored lease was granted and had consumed when its holder looked."""
+
+    lease_id: str
+    granted_usd: float
+    consumed_usd: float
+
+
+def save(engine: Engine, leases: Sequence[Lease], now: datetime) -> None:
+    """Store each lease as it is (inserted if new), and keep it alive."""
+    if leases:
+        with engine.begin() as connection:
+            for lease in leases:
+                _save(connection, lease, now)
+
+
+def publish(engine: Engine, figures: Sequence[Figures], now: datetime) -> None:
+    """Store the figures of stored leases, taken at ``now``, and keep them alive, in one
+    statement. A lease written since (a grant extends it in its own transaction) keeps
+    what that wrote: its holder may publish without holding its leases' lock."""
+    if not figures:
         return
+    statement = (
+        sa.update(BUDGET_LEASES)
+        .where(_l.id == sa.bindparam("lease"), _l.updated_at < sa.bindparam("at"))
+        .values(
+            granted_usd=sa.bindparam("granted"),
+            consumed_usd=sa.bindparam("consumed"),
+            updated_at=sa.bindparam("at"),
+            expires_at=sa.bindparam("until"),
+        )
+    )
+    until = now + LEASE_TTL
+    rows = [
+        {"lease": f.lease_id, "granted": f.granted_usd, "consumed": f.consumed_usd,
+         "at": now, "until": until}
+        for f in figures
+    ]  # fmt: skip
     with engine.begin() as connection:
-        for lease in leases:
-            _save(connection, lease, now)
+        connection.execute(statement, rows)
 
 
 def prune(engine: Engine, before: datetime) -> int:

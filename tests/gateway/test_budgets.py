@@ -309,6 +309,82 @@ def test_closing_gives_back_what_the_lease_did_not_use(gateway, server) -> None:
     assert lease.committed_usd == pytest.approx(spent(gw.engine))
 
 
+def _leases(engine: sa.Engine) -> dict[str, sa.Row]:
+    with engine.connect() as connection:
+        return {r.scope_value: r for r in connection.execute(sa.select(BUDGET_LEASES))}
+
+
+def test_publishing_never_holds_up_calls(gateway, server, monkeypatch) -> None:
+    """An ``each: user`` budget has a lease per user; they were all written every second
+    under the guard's lock (5,000 users: 0.6-1.2 s), and calls waited for it. Here the
+    publication is held up by a locked lease row, and a call goes through meanwhile."""
+    import threading
+
+    from llmops.gateway import budgets
+
+    gw = gateway(block(1000, user="each"))
+    for user in ("a", "b"):
+        ask(gw, server, user=user)
+    gw.flush()
+    monkeypatch.setattr(budgets, "KEEP_ALIVE_EVERY", 0.0)  # every lease is due
+    locker = gw.engine.connect()
+    if gw.engine.dialect.name == "sqlite":
+        locker.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        locker.execute(sa.select(BUDGET_LEASES).with_for_update())
+    publishing = threading.Thread(target=gw.budgets.publish)
+    calling = threading.Thread(target=ask, args=(gw, server), kwargs={"user": "a"})
+    try:
+        publishing.start()
+        calling.start()
+        calling.join(timeout=20)
+        assert not calling.is_alive(), "the call waited for the publication"
+        assert publishing.is_alive()  # still waiting for the lease rows
+    finally:
+        locker.rollback()
+        locker.close()
+        publishing.join(timeout=30)
+        calling.join(timeout=30)
+    gw.flush()
+    assert [r.status for r in stored(gw.engine)] == ["ok"] * 3
+
+
+def test_a_publication_never_undoes_a_later_grant(gateway, server) -> None:
+    """Figures taken before a grant and written after it would lower the lease's grant
+    below what its process may admit: other processes would share out that money again."""
+    from llmops.store import leases as ledger
+
+    gw = gateway(block(10))
+    ask(gw, server)
+    (row,) = _leases(gw.engine).values()
+    assert row.granted_usd > 0
+    stale = ledger.Figures(row.id, 0.0, 0.0)
+    ledger.publish(gw.engine, [stale], row.updated_at.replace(tzinfo=UTC) - timedelta(seconds=1))
+    assert _leases(gw.engine)[""].granted_usd == row.granted_usd  # the grant's, kept
+    ledger.publish(gw.engine, [stale], datetime.now(UTC) + timedelta(seconds=1))
+    assert _leases(gw.engine)[""].granted_usd == 0.0
+
+
+def test_only_leases_that_changed_are_written_every_second(gateway, server, monkeypatch) -> None:
+    from llmops.gateway import budgets
+
+    gw = gateway(block(1000, user="each"))
+    for user in ("a", "b", "c"):
+        ask(gw, server, user=user)
+    gw.budgets.publish()
+    before = _leases(gw.engine)
+    ask(gw, server, user="b")
+    gw.budgets.publish()
+    after = _leases(gw.engine)
+    assert after["b"].expires_at > before["b"].expires_at
+    assert after["b"].consumed_usd > before["b"].consumed_usd
+    assert [after[u].expires_at for u in "ac"] == [before[u].expires_at for u in "ac"]
+    monkeypatch.setattr(budgets, "KEEP_ALIVE_EVERY", 0.0)  # kept alive all the same
+    gw.budgets.publish()
+    alive = _leases(gw.engine)
+    assert all(alive[u].expires_at > after[u].expires_at for u in "abc")
+
+
 def test_spend_already_stored_counts(gateway, server) -> None:
     first = gateway()
     server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 5)
