@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Collection, Sequence
+import sys
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -31,6 +33,22 @@ def table(
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+
+
+def emit_csv(fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
+    """Records as CSV with a header line. A text cell that a spreadsheet would run as a
+    formula (a user id ``=HYPERLINK(...)``: it starts with ``= + - @``, a tab or a carriage
+    return) gets a leading ``'``, as OWASP advises; numbers are left as they are, and
+    ``--format json`` gives every value unchanged."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(
+        {k: "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v for k, v in r.items()}
+        for r in records
+    )
 
 
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x09}

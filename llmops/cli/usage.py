@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from llmops.cli._options import MAX_TOP, DatabaseOption, check_choices, database_url
-from llmops.cli._output import emit_json, table
+from llmops.cli._output import emit_csv, emit_json, table
 from llmops.money import amount, usd
 
 if TYPE_CHECKING:
@@ -90,9 +88,7 @@ def spend(
     if output is Format.csv:
         fields = ["date", by.value, "calls", "prompt_tokens", "completion_tokens", "cost_usd",
                   "unpriced_calls"]  # fmt: skip
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
+        emit_csv(fields, records)
         return
     if not rows:
         typer.echo(f"No calls in the last {days} day(s).")
@@ -145,10 +141,7 @@ def calls(
         emit_json(rows)
         return
     if output is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(queries.CALL_LIST_COLUMNS),
-                                lineterminator="\n")  # fmt: skip
-        writer.writeheader()
-        writer.writerows(rows)
+        emit_csv(list(queries.CALL_LIST_COLUMNS), rows)
         return
     if not rows:
         typer.echo("No calls match.")

@@ -52,6 +52,30 @@ def test_spend_json_csv_and_table(seeded, cli, tmp_path) -> None:
         assert len(repr(r["cost_usd"])) <= 14, r["cost_usd"]
 
 
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(
+    make_gateway, server, database_url, cli, tmp_path
+) -> None:
+    """A user id is the app's (or its end user's) choice: ``=HYPERLINK(...)`` opened as a
+    formula in the spreadsheet a lead opens the export in."""
+    gw = make_gateway()
+    users = ['=HYPERLINK("http://x.test","hi")', "+1", "-2+3", "@SUM(A1)", "\tx", "plain"]
+    for user in users:
+        server.enqueue(Reply(prompt_tokens=10, completion_tokens=1))
+        gw.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], user=user,
+                    api_base=server.base_url, api_key="sk-test", num_retries=0)  # fmt: skip
+    gw.flush()
+    base = ["--format", "csv", "--database-url", database_url]
+    spend = cli("spend", "--by", "user", *base, cwd=tmp_path)
+    listed = cli("calls", *base, cwd=tmp_path)
+    safe = {"'" + u for u in users[:-1]} | {"plain"}
+    assert {r["user"] for r in csv.DictReader(io.StringIO(spend.stdout))} == safe
+    parsed = list(csv.DictReader(io.StringIO(listed.stdout)))
+    assert {r["user_id"] for r in parsed} == safe
+    assert all(float(r["cost_usd"]) > 0 for r in parsed)  # numbers as they are
+    as_json = cli("calls", "--format", "json", "--database-url", database_url, cwd=tmp_path)
+    assert {r["user_id"] for r in json.loads(as_json.stdout)} == set(users)
+
+
 def test_calls_and_feedback(seeded, cli, tmp_path) -> None:
     url, ids, _ = seeded
     listed = json.loads(
