@@ -18,13 +18,14 @@ import threading
 import time as _time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
@@ -35,7 +36,7 @@ from llmops.money import DASH, usd
 from llmops.prompts import PromptRegistry
 from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
-from llmops.text import INVISIBLE
+from llmops.text import INVISIBLE, printable
 
 TTL = 30  # seconds a query result is reused
 TOP_KEYS = 10  # a split by user or tag shows the 10 that cost most, the rest as "(other)"
@@ -278,6 +279,30 @@ def plain(value: object) -> str:
     text = _INVISIBLE.sub("", " ".join(str(value).split()))
     text = _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], text)
     return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def visible(value: Any) -> Any:
+    """A value from the data as a table or a JSON view shows it: in every text (of a list
+    or mapping too), control characters and the characters that reorder or hide text
+    (U+202E, zero-width) escaped as ``\\u202e``, so that a user id cannot show as another
+    one; other values as they are (numbers stay numbers)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, Mapping):
+        return {visible(k): visible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [visible(v) for v in value]
+    return value
+
+
+def table(
+    rows: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+) -> pd.DataFrame:
+    """Rows (or columns: name -> {row: value}) for ``st.dataframe``, every value
+    :func:`visible`."""
+    if isinstance(rows, Mapping):
+        return pd.DataFrame(visible(rows))
+    return pd.DataFrame([{k: visible(v) for k, v in row.items()} for row in rows])
 
 
 def scores(feedback: Sequence[queries.FeedbackScore]) -> str:
@@ -680,7 +705,7 @@ def sidebar(settings: Settings, applies: bool = True) -> View:
         selected = [str(v) for v in dict.fromkeys(values)]
         st.session_state[key] = selected
         choices = sorted(set(options.get(option_key, [])) | set(selected))
-        shown = _version_label(url) if key == "version" else str
+        shown = _version_label(url) if key == "version" else printable
         picked_values = sidebar.multiselect(
             name, choices, key=key, placeholder="All", format_func=shown
         )
@@ -742,7 +767,7 @@ def drill_down(view: View, day: str, by: str | None = None, key: Any = None) -> 
 def _version_label(url: str) -> Any:
     """A version filter's choice as ``prompt@version`` (the filter keeps the bare id)."""
     names = version_prompts(url)
-    return lambda version: f"{names[version]}@{version}" if version in names else version
+    return lambda version: printable(f"{names[version]}@{version}" if version in names else version)
 
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"

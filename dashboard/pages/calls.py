@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import _common as c
-import pandas as pd
 import streamlit as st
 
 SIZES = [25, 50, 100, 200]
@@ -52,7 +51,7 @@ else:
     top[3].markdown(f"\n\nRows {first:,}\u2013{first + len(rows) - 1:,} of {total:,}")
     # numbers stay numbers (a column sorts as numbers); a click on a row opens the call
     picked = st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Time": c.when(r["created_at"]),
@@ -101,7 +100,7 @@ else:
 # -- one call -----------------------------------------------------------------------------
 st.subheader("Call detail")
 summaries = {
-    r["id"]: f"{c.when(r['created_at'])} · {r['model']} · {r['status']} · {r['id'][:8]}"
+    r["id"]: c.visible(f"{c.when(r['created_at'])} · {r['model']} · {r['status']} · {r['id'][:8]}")
     for r in rows
 }
 linked = c.url_value("call")
@@ -203,14 +202,14 @@ with right:
     st.markdown("##### Usage")
     st.json(usage, expanded=True)
     st.markdown("##### User, tags and metadata")
-    st.json(who, expanded=True)
+    st.json(c.visible(who), expanded=True)
 
 st.markdown("##### Feedback")
 if not detail["feedback"]:
     st.caption("No feedback for this call.")
 else:
     st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Time": c.when(f["created_at"]),

@@ -68,7 +68,7 @@ c.altair_chart(
 
 with st.expander("Every run"):
     st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Started": c.when(r.started_at),

@@ -23,7 +23,7 @@ def version(prompt_name: str, prompt_version: str) -> str:
 
 # -- distribution -------------------------------------------------------------------------
 st.subheader("Scores per prompt version")
-counts = pd.DataFrame(
+counts = c.table(
     [
         {
             "version": version(s.prompt_name, s.prompt_version),
@@ -115,7 +115,7 @@ if not comments:
     st.caption("No comments in this range.")
 else:
     st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Time": c.when(f["created_at"]),

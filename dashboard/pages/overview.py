@@ -95,7 +95,7 @@ if budgets:
         names = ", ".join(c.plain(b.budget.name + (f" ({b.key})" if b.key else "")) for b in over)
         st.error(f"Over budget: {names}.", icon=":material/warning:")
     st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Budget": b.budget.name,
@@ -306,7 +306,7 @@ else:
 
 with st.expander("Daily totals"):
     picked_day = st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Day": t.date.isoformat(),
@@ -328,7 +328,7 @@ with st.expander("Daily totals"):
         st.switch_page("pages/calls.py", query_params=c.drill_down(view, day))
 with st.expander(f"Spend per day and {GROUP_LABELS[by].lower()}"):
     picked_row = st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Day": r.date.isoformat(),

@@ -7,7 +7,6 @@ import difflib
 from datetime import datetime
 
 import _common as c
-import pandas as pd
 import streamlit as st
 
 from llmops.errors import LLMOpsError
@@ -32,7 +31,7 @@ if not versions:
 else:
     # the columns a reader compares come first and fit the page; numbers stay numbers
     st.dataframe(
-        pd.DataFrame(
+        c.table(
             [
                 {
                     "Prompt": v.prompt_name,
@@ -165,7 +164,7 @@ if sides:
                 f"{c.score(f.average)} (95% {c.score(f.low)} to {c.score(f.high)}, n = {f.count})"
             )
         figures[describe(v.prompt_version or "")] = column
-    st.dataframe(pd.DataFrame(figures), placeholder=c.DASH, key="compared")
+    st.dataframe(c.table(figures), placeholder=c.DASH, key="compared")
     st.caption(
         "Feedback intervals: Wilson's for thumbs (0/1), else the mean's normal approximation; "
         "intervals that do not overlap mean a real difference."

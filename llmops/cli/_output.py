@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from llmops.text import INVISIBLE
+from llmops.text import CONTROL, printable
 
 
 def table(
@@ -51,25 +51,14 @@ def emit_csv(fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> Non
     )
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x09}
-# what reorders or hides text on a terminal (bidirectional overrides, zero-width marks)
-_HIDDEN = {code: f"\\u{code:04x}" for code in INVISIBLE}
-_UNPRINTABLE = {**_CONTROL, 0x09: "\\t", **_HIDDEN}
 MAX_MESSAGE = 2000  # characters of one error line
-
-
-def printable(text: str) -> str:
-    """A value apps or end users chose (a user id, a model name) as it can be shown on a
-    terminal: control characters, bidirectional overrides and zero-width marks escaped
-    (``\\x1b``, ``\\u202e``), so that none clears the screen, forges a row or reorders text."""
-    return text.translate(_UNPRINTABLE)
 
 
 def one_line(message: str) -> str:
     """An error message as one printable line: line breaks become spaces, other control
     characters (a terminal escape in a file name) are shown escaped, length is capped."""
     text = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    text = text.translate(_CONTROL)
+    text = text.translate(CONTROL)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "\u2026"
     return text

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from llmops.cli._options import DatabaseOption, database_url
-from llmops.cli._output import emit_json, printable, table
+from llmops.cli._output import emit_json, table
+from llmops.text import printable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from llmops.testing import Reply
-from tests.dashboard.conftest import charts, goto, open_app, texts
+from tests.dashboard.conftest import charts, goto, open_app, table, texts
 
 MODEL = "[click](https://evil.example/m)"
 FEEDBACK = "![t](http://127.0.0.1:9/track.png)"
@@ -54,3 +54,32 @@ def test_a_feedback_name_on_two_lines_keeps_its_chart(seeded, make_gateway) -> N
     at = goto(open_app(), "feedback")
     titles = json.dumps([spec.get("encoding") for spec in charts(at)])
     assert "Average two ## lines" in titles and "two\\n" not in titles
+
+
+def test_text_that_reorders_or_hides_itself_shows_escaped_in_tables(
+    dashboard_env, make_gateway, server
+) -> None:
+    """U+202E shows "user-evil\u202eyppah" as a user whose name ends "happy", and a zero-width
+    space makes two ids look alike: tables, filter choices and the call's JSON showed them
+    as they came (only markdown left them out)."""
+    gw = make_gateway()
+    user, tag = "user-evil\u202eyppah", "w\u200beb"
+    server.enqueue(Reply(text="ok", prompt_tokens=10, completion_tokens=2))
+    call = gw.complete(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], user=user,
+        tags=[tag], api_base=server.base_url, api_key="sk-test", num_retries=0,
+    ).call_id  # fmt: skip
+    gw.feedback(call, 1, name="thumbs\u2066", user=user)
+    gw.flush()
+    at = goto(open_app(), "calls")
+    (row,) = table(at, "User")
+    assert row["User"] == "user-evil\\u202eyppah"
+    users = next(m for m in at.multiselect if m.label == "User")
+    assert [users.format_func(o) for o in users.options] == ["user-evil\\u202eyppah"]
+    at.query_params["call"] = call
+    at.run()
+    shown = json.dumps([json.loads(j.value) for j in at.json])
+    assert "user-evil\\\\u202eyppah" in shown and "w\\\\u200beb" in shown
+    assert "\\u202e" not in shown.replace("\\\\u202e", "")  # no raw U+202E in the JSON
+    (feedback,) = table(at, "Score")
+    assert (feedback["User"], feedback["Name"]) == ("user-evil\\u202eyppah", "thumbs\\u2066")
