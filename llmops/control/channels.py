@@ -64,7 +64,6 @@ __all__ = [
 logger = logging.getLogger("llmops.alerts")
 
 DASHBOARD_URL_ENV = "LLMOPS_DASHBOARD_URL"
-MAX_RESPONSE = 64 * 1024  # bytes of a webhook's answer read (and thrown away)
 MAX_REASON = 300  # characters of a delivery error
 REDACTED = "[REDACTED]"
 USER_AGENT = "llmops-alerts"
@@ -190,6 +189,7 @@ class Channel(ABC):
     def __init__(self, name: str, secrets: Sequence[str] = ()) -> None:
         self.name = name
         self._secrets = tuple(s for s in secrets if s)
+        self._sending = threading.Lock()  # one delivery at a time (see deliver)
 
     @abstractmethod
     def send(self, notification: Notification, timeout: float) -> None:
@@ -234,9 +234,9 @@ class Webhook(Channel):
         request = urllib.request.Request(  # noqa: S310 (http and https only, checked when built)
             self._url, data=data, headers={**headers, **self._headers}, method="POST"
         )
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                response.read(MAX_RESPONSE)
+        try:  # the status is the answer: a body sent a byte at a time is not waited for
+            with _OPENER.open(request, timeout=timeout):
+                pass
         except urllib.error.HTTPError as exc:
             exc.close()
             raise DeliveryError(f"HTTP {exc.code}") from None
@@ -420,18 +420,28 @@ def deliver(
 ) -> tuple[list[str], list[str]]:
     """Send ``notification`` to every channel at once; wait at most ``timeout`` seconds (plus
     a second of grace) for all of them. Returns the channels that delivered and the failures
-    as ``"name: reason"``, both in the order given."""
+    as ``"name: reason"``, both in the order given.
+
+    A receiver can hold a delivery's thread longer than ``timeout`` (each network read
+    waits that long at most, and one that sends a byte at a time never times out): a
+    channel still sending an earlier notification fails this one at once instead of
+    starting another thread, so such a receiver holds one thread, not one per check."""
     results: dict[str, str | None] = {}  # channel -> None (delivered) or the reason
     lock = threading.Lock()
 
     def attempt(channel: Channel) -> None:
-        try:
-            channel.send(notification, timeout)
-            outcome = None
-        except DeliveryError as exc:
-            outcome = channel.scrub(str(exc))
-        except Exception as exc:  # a bug or an unforeseen error: still only this channel
-            outcome = channel.scrub(f"{type(exc).__name__}: {exc}")
+        if not channel._sending.acquire(blocking=False):
+            outcome: str | None = "still waiting for an earlier alert's answer"
+        else:
+            try:
+                channel.send(notification, timeout)
+                outcome = None
+            except DeliveryError as exc:
+                outcome = channel.scrub(str(exc))
+            except Exception as exc:  # a bug or an unforeseen error: still only this channel
+                outcome = channel.scrub(f"{type(exc).__name__}: {exc}")
+            finally:
+                channel._sending.release()
         with lock:
             results.setdefault(channel.name, outcome)
 

@@ -33,12 +33,14 @@ class Request:
 
 class HttpReceiver:
     """A local HTTP server recording every POST. ``status`` is what it answers (200 by
-    default); ``hang=True`` makes it hold each request without answering until closed."""
+    default); ``hang=True`` makes it hold each request without answering until closed;
+    ``drip`` ("headers" or "body") makes it send that part a byte every 0.1 s until closed."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.status = 200
         self.hang = False
+        self.drip: str | None = None
         self._release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -54,6 +56,14 @@ class HttpReceiver:
                     receiver.requests.append(request)
                 if receiver.hang:
                     receiver._release.wait(30)
+                    return
+                if receiver.drip is not None:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    if receiver.drip == "body":
+                        self.wfile.write(b"1\r\nContent-Length: 100000\r\n\r\n")
+                    while not receiver._release.wait(0.1):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
                     return
                 data = b"ok"
                 self.send_response(receiver.status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +276,26 @@ def test_the_common_deadline_bounds_a_receiver_that_trickles(receiver: HttpRecei
     delivered, failed = deliver([Stuck("stuck")], notification(), timeout=0.5)
     assert (delivered, failed) == ([], ["stuck: timed out after 0.5s"])
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("drip", ["body", "headers"])
+def test_a_receiver_that_sends_a_byte_at_a_time_holds_one_thread(drip: str) -> None:
+    """Each read waits ``timeout`` at most, so a receiver that sends a byte at a time never
+    times out: a delivery's thread stayed for as long as it sent, and every check (the
+    alert not delivered, retried) added one more thread and socket."""
+    with HttpReceiver() as slow:
+        slow.drip = drip
+        built = channels({"D": slow.url()}, {"name": "drip", "type": "webhook", "url_env": "D"})
+        first = deliver(list(built.values()), notification(), timeout=0.5)
+        second = deliver(list(built.values()), notification(), timeout=0.5)
+        alive = [t for t in threading.enumerate() if t.name == "llmops-alert-drip"]
+    if drip == "body":  # the status is the answer: the body is not waited for
+        assert first == second == (["drip"], [])
+        assert alive == []
+    else:
+        assert first == ([], ["drip: timed out after 0.5s"])
+        assert second == ([], ["drip: still waiting for an earlier alert's answer"])
+        assert len(alive) == 1 and len(slow.requests) == 1
 
 
 @pytest.mark.parametrize(
