@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from _common import bootstrap_median_diff, median
+from sqlalchemy.engine import Engine
 
 from llmops.config import Budget
 from llmops.gateway.budgets import BudgetGuard
@@ -54,19 +55,25 @@ def make_call(i: int) -> Call:
                 ["batch", f"t{i % 5}"], None, None)  # fmt: skip
 
 
+def engine_and_prices(database_url: str | None) -> tuple[Engine, PriceBook]:
+    """The database (a SQLite file in a temporary folder unless ``database_url``), its schema
+    made, and the price of MODEL."""
+    folder = Path(tempfile.mkdtemp(prefix="llmops-bench-budgets-"))
+    engine = create_engine(database_url or f"sqlite:///{folder / 'llmops.db'}")
+    check_schema(engine)
+    prices = PriceBook(
+        {MODEL: model_price({"input_per_million": 0.15, "output_per_million": 0.6}, "bench")}
+    )
+    return engine, prices
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="llmops-bench-budgets-"))
-    url = args.database_url or f"sqlite:///{folder / 'llmops.db'}"
-    engine = create_engine(url)
-    check_schema(engine)
-    prices = PriceBook(
-        {MODEL: model_price({"input_per_million": 0.15, "output_per_million": 0.6}, "bench")}
-    )
+    engine, prices = engine_and_prices(args.database_url)
     guard = BudgetGuard(BUDGETS, lambda: engine, prices, source="app")
     row = {"id": "", "cost_usd": 0.00004}
     per_round = args.calls // args.rounds

@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
+
+from budget_check import MODEL, engine_and_prices
 
 from llmops.config import Budget
 from llmops.gateway import budgets
 from llmops.gateway.budgets import BudgetGuard
 from llmops.gateway.recorder import Call
-from llmops.pricing.prices import PriceBook, model_price
-from llmops.store.engine import check_schema, create_engine
 
-MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Where is my parcel? The order number is 1234."}]
 BUDGET = Budget(
     name="per-user", window="day", limit_usd=1e5, action="block", scope={"user": "each"}
@@ -47,13 +44,7 @@ def main() -> int:
     parser.add_argument("--all-due", action="store_true")
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="llmops-bench-budget-users-"))
-    url = args.database_url or f"sqlite:///{folder / 'llmops.db'}"
-    engine = create_engine(url)
-    check_schema(engine)
-    prices = PriceBook(
-        {MODEL: model_price({"input_per_million": 0.15, "output_per_million": 0.6}, "bench")}
-    )
+    engine, prices = engine_and_prices(args.database_url)
     if args.all_due:
         budgets.KEEP_ALIVE_EVERY = 0.0  # type: ignore[attr-defined,unused-ignore]
     guard = BudgetGuard([BUDGET], lambda: engine, prices, source="app")
