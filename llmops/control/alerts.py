@@ -28,7 +28,8 @@ import logging
 import os
 import statistics
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -222,6 +223,9 @@ class _Evaluator:
         self.now = now
         self.budgets = budgets
         self.states = states
+        # the windows of ``each`` budgets with more keys than MAX_BUDGET_KEYS (UTC, naive):
+        # a key not among the highest spenders is not evaluated, so its alert stays as it is
+        self.partly_watched: set[datetime] = set()
 
     def evaluate(self, rule: AlertRule) -> list[Condition]:
         if isinstance(rule, BudgetAlert):
@@ -239,7 +243,14 @@ class _Evaluator:
     def budget(self, rule: BudgetAlert) -> list[Condition]:
         chosen = [b for b in self.budgets if rule.budget in (None, b.name)]
         found = []
-        for row in budget_status(self.engine, chosen, now=self.now, top=MAX_BUDGET_KEYS):
+        statuses = budget_status(self.engine, chosen, now=self.now, top=MAX_BUDGET_KEYS)
+        keys = Counter(row.budget.name for row in statuses if row.key is not None)
+        self.partly_watched |= {
+            _naive_utc(row.window_start)
+            for row in statuses
+            if keys[row.budget.name] >= MAX_BUDGET_KEYS
+        }
+        for row in statuses:
             if row.crossed is None:
                 continue
             budget = row.budget
@@ -507,8 +518,12 @@ def _plan(
     conditions: Sequence[Condition],
     states: Mapping[str, AlertStateRow],
     now: datetime,
+    partly_watched: Set[datetime] = frozenset(),
 ) -> list[_Change]:
-    """The state changes the conditions call for, given the rows as read."""
+    """The state changes the conditions call for, given the rows as read. A firing budget
+    alert of a window in ``partly_watched`` (see ``_Evaluator``) that was not evaluated
+    stays firing: its key left the highest spenders, and closing it would notify it again
+    when it comes back."""
     changes = []
     seen = set()
     for condition in conditions:
@@ -538,11 +553,19 @@ def _plan(
     for key, row in states.items():
         if key in seen or row.state != "firing":
             continue
+        start = row.window_start if isinstance(rule, BudgetAlert) else None
+        if start is not None and _naive_utc(start) in partly_watched:
+            continue
         # a budget's window ended (or its spend was re-priced): closed without a message
         event: Event | None = None if isinstance(rule, BudgetAlert) else "resolved"
         condition = _stale(rule, row)
         changes.append(_Change(event, condition, row, _resolved(row, condition, now)))
     return changes
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC without its zone (a database may give it back either way)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _resolved(row: AlertStateRow, condition: Condition, now: datetime) -> AlertStateRow:
@@ -620,13 +643,14 @@ class AlertChecker:
             transitions: list[Transition] = []
             for rule in self.alerts.rules:
                 states = {row.key: row for row in rows if row.rule == rule.name}
-                found = _Evaluator(self.engine, now, self.budgets, states).evaluate(rule)
+                evaluator = _Evaluator(self.engine, now, self.budgets, states)
+                found = evaluator.evaluate(rule)
                 conditions += found
                 # the rows of alerts that fire now and fired before (resolved since)
                 again = [c.key for c in found if c.status == "firing" and c.key not in states]
                 if again:
                     states.update((r.key, r) for r in alert_states(self.engine, keys=again))
-                for change in _plan(rule, found, states, now):
+                for change in _plan(rule, found, states, now, evaluator.partly_watched):
                     transition = self._apply(rule, change, now, dry_run)
                     if transition is not None:
                         transitions.append(transition)

@@ -137,6 +137,35 @@ def test_budget_thresholds_fire_once_each_per_window(engine, receiver) -> None:
     assert receiver.bodies()[6]["key"] == "budgets|daily|2026-12-03"
 
 
+def test_a_key_that_leaves_the_highest_spenders_and_comes_back_is_not_told_again(
+    engine, receiver, monkeypatch
+) -> None:
+    """An ``each`` budget is watched for its 1,000 highest spenders: a user pushed out of
+    them had their alert closed, and told again for the same threshold on coming back."""
+    from llmops.control import alerts as alerts_module
+
+    monkeypatch.setattr(alerts_module, "MAX_BUDGET_KEYS", 3)
+    budgets = (Budget(name="per-user", window="month", limit_usd=10.0, scope={"user": "each"},
+                      thresholds=(50,)),)  # fmt: skip
+    rule = {"name": "b", "kind": "budget", "channels": ["hook"]}
+    alerts = checker(engine, receiver, [rule], budgets)
+    hour_ago = NOW - timedelta(hours=1)
+    seed_calls(engine, [call(hour_ago, cost_usd=6.0, user_id="alice")])
+    alerts.check(NOW)
+    assert told(receiver) == [("fired", "b", "per-user (user alice)")]
+    seed_calls(engine, [call(hour_ago, cost_usd=7.0, user_id=u) for u in ("u1", "u2", "u3")])
+    alerts.check(NOW + timedelta(minutes=5))  # alice is not among the 3 highest
+    assert "per-user (user alice)" in {row.subject for row in firing(engine).values()}
+    seed_calls(engine, [call(hour_ago, cost_usd=2.0, user_id="alice")])  # $8: back among them
+    alerts.check(NOW + timedelta(minutes=10))
+    assert sorted(told(receiver)) == sorted(
+        [("fired", "b", f"per-user (user {u})") for u in ("alice", "u1", "u2", "u3")]
+    )
+    # the next month: the old window's alerts close (without a message)
+    alerts.check(datetime(2027, 1, 1, 0, 5, tzinfo=UTC))
+    assert firing(engine) == {}
+
+
 def test_a_budget_rule_can_watch_one_budget(engine, receiver) -> None:
     budgets = (Budget(name="a", window="day", limit_usd=1), Budget(name="b", window="day",
                                                                     limit_usd=1))  # fmt: skip
