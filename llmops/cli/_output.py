@@ -39,11 +39,15 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a for
 
 
 def emit_csv(fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
-    """Records as CSV with a header line. A text cell that a spreadsheet would run as a
-    formula (a user id ``=HYPERLINK(...)``: it starts with ``= + - @``, a tab or a carriage
-    return) gets a leading ``'``, as OWASP advises; numbers are left as they are, and
-    ``--format json`` gives every value unchanged."""
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), lineterminator="\n")
+    """Records as CSV with a header line, for a spreadsheet as OWASP advises: every text
+    cell in double quotes (a spreadsheet that splits on ``;`` or tabs keeps ``a;=SUM(1)`` in
+    one cell), and one that a spreadsheet would run as a formula (a user id
+    ``=HYPERLINK(...)``: it starts with ``= + - @``, a tab or a carriage return) with a
+    leading ``'``. Numbers are left as they are; ``--format json`` gives every value
+    unchanged."""
+    writer = csv.DictWriter(
+        sys.stdout, fieldnames=list(fields), lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+    )
     writer.writeheader()
     writer.writerows(
         {k: "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v for k, v in r.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -58,7 +59,8 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(
     """A user id is the app's (or its end user's) choice: ``=HYPERLINK(...)`` opened as a
     formula in the spreadsheet a lead opens the export in."""
     gw = make_gateway()
-    users = ['=HYPERLINK("http://x.test","hi")', "+1", "-2+3", "@SUM(A1)", "\tx", "plain"]
+    users = ['=HYPERLINK("http://x.test","hi")', "+1", "-2+3", "@SUM(A1)", "\tx", "plain",
+             "bob;=SUM(1)"]  # fmt: skip
     for user in users:
         server.enqueue(Reply(prompt_tokens=10, completion_tokens=1))
         gw.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], user=user,
@@ -67,11 +69,14 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(
     base = ["--format", "csv", "--database-url", database_url]
     spend = cli("spend", "--by", "user", *base, cwd=tmp_path)
     listed = cli("calls", *base, cwd=tmp_path)
-    safe = {"'" + u for u in users[:-1]} | {"plain"}
+    safe = {"'" + u for u in users[:-2]} | {"plain", "bob;=SUM(1)"}
     assert {r["user"] for r in csv.DictReader(io.StringIO(spend.stdout))} == safe
     parsed = list(csv.DictReader(io.StringIO(listed.stdout)))
     assert {r["user_id"] for r in parsed} == safe
     assert all(float(r["cost_usd"]) > 0 for r in parsed)  # numbers as they are
+    # every text cell quoted: a spreadsheet that splits on ";" keeps the cell whole
+    assert ',"bob;=SUM(1)",' in listed.stdout and ',"bob;=SUM(1)",' in spend.stdout
+    assert not re.search(r',"[0-9.e-]+",', listed.stdout)
     as_json = cli("calls", "--format", "json", "--database-url", database_url, cwd=tmp_path)
     assert {r["user_id"] for r in json.loads(as_json.stdout)} == set(users)
 
