@@ -181,6 +181,11 @@ def alert_key(rule: str, subject: str, window: str = "") -> str:
     return f"{key[: MAX_KEY - len(digest) - 1]}#{digest}"
 
 
+def _key_prefix(budget: Budget) -> str:
+    """What the subjects of an ``each`` budget's alerts start with: ``per-user (user ``."""
+    return f"{budget.name} ({budget.scope_key} "
+
+
 def _subject(text: str) -> str:
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1] + "\u2026"
 
@@ -223,9 +228,10 @@ class _Evaluator:
         self.now = now
         self.budgets = budgets
         self.states = states
-        # the windows of ``each`` budgets with more keys than MAX_BUDGET_KEYS (UTC, naive):
-        # a key not among the highest spenders is not evaluated, so its alert stays as it is
-        self.partly_watched: set[datetime] = set()
+        # (subject prefix, window start in UTC, naive) of each ``each`` budget with more keys
+        # than MAX_BUDGET_KEYS: a key not among the highest spenders is not evaluated, so
+        # its alert stays as it is
+        self.partly_watched: set[tuple[str, datetime]] = set()
 
     def evaluate(self, rule: AlertRule) -> list[Condition]:
         if isinstance(rule, BudgetAlert):
@@ -246,7 +252,7 @@ class _Evaluator:
         statuses = budget_status(self.engine, chosen, now=self.now, top=MAX_BUDGET_KEYS)
         keys = Counter(row.budget.name for row in statuses if row.key is not None)
         self.partly_watched |= {
-            _naive_utc(row.window_start)
+            (_key_prefix(row.budget), _naive_utc(row.window_start))
             for row in statuses
             if keys[row.budget.name] >= MAX_BUDGET_KEYS
         }
@@ -257,7 +263,8 @@ class _Evaluator:
             scope = budget.describe_scope()
             if row.key is not None:
                 scope = f"{budget.scope_key} {row.key}"
-            subject = _subject(budget.name if row.key is None else f"{budget.name} ({scope})")
+            subject = budget.name if row.key is None else f"{_key_prefix(budget)}{row.key})"
+            subject = _subject(subject)
             day = f"{row.window_start:%Y-%m-%d}"
             message = (
                 f"budget {budget.name} ({scope}): {row.crossed:g}% reached: "
@@ -518,12 +525,12 @@ def _plan(
     conditions: Sequence[Condition],
     states: Mapping[str, AlertStateRow],
     now: datetime,
-    partly_watched: Set[datetime] = frozenset(),
+    partly_watched: Set[tuple[str, datetime]] = frozenset(),
 ) -> list[_Change]:
-    """The state changes the conditions call for, given the rows as read. A firing budget
-    alert of a window in ``partly_watched`` (see ``_Evaluator``) that was not evaluated
-    stays firing: its key left the highest spenders, and closing it would notify it again
-    when it comes back."""
+    """The state changes the conditions call for, given the rows as read. A firing alert
+    of a key of a budget and window in ``partly_watched`` (see ``_Evaluator``) that was not
+    evaluated stays firing: its key left the highest spenders, and closing it would notify
+    it again when it comes back."""
     changes = []
     seen = set()
     for condition in conditions:
@@ -554,7 +561,10 @@ def _plan(
         if key in seen or row.state != "firing":
             continue
         start = row.window_start if isinstance(rule, BudgetAlert) else None
-        if start is not None and _naive_utc(start) in partly_watched:
+        if start is not None and any(
+            row.subject.startswith(prefix) and _naive_utc(start) == window
+            for prefix, window in partly_watched
+        ):
             continue
         # a budget's window ended (or its spend was re-priced): closed without a message
         event: Event | None = None if isinstance(rule, BudgetAlert) else "resolved"

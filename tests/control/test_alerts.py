@@ -146,21 +146,30 @@ def test_a_key_that_leaves_the_highest_spenders_and_comes_back_is_not_told_again
 
     monkeypatch.setattr(alerts_module, "MAX_BUDGET_KEYS", 3)
     budgets = (Budget(name="per-user", window="month", limit_usd=10.0, scope={"user": "each"},
-                      thresholds=(50,)),)  # fmt: skip
+                      thresholds=(50,)),
+               Budget(name="mini", window="month", limit_usd=1.0, scope={"model": "gpt-4o-mini"},
+                      thresholds=(50,)))  # fmt: skip
     rule = {"name": "b", "kind": "budget", "channels": ["hook"]}
     alerts = checker(engine, receiver, [rule], budgets)
     hour_ago = NOW - timedelta(hours=1)
+    (mini,) = seed_calls(engine, [call(hour_ago, cost_usd=0.6, model="gpt-4o-mini")])
     seed_calls(engine, [call(hour_ago, cost_usd=6.0, user_id="alice")])
     alerts.check(NOW)
-    assert told(receiver) == [("fired", "b", "per-user (user alice)")]
+    assert sorted(told(receiver)) == [
+        ("fired", "b", "mini"),
+        ("fired", "b", "per-user (user alice)"),
+    ]
     seed_calls(engine, [call(hour_ago, cost_usd=7.0, user_id=u) for u in ("u1", "u2", "u3")])
+    with engine.begin() as connection:  # re-priced below its threshold: mini's alert closes
+        connection.execute(sa.update(CALLS).where(CALLS.c.id == mini["id"]).values(cost_usd=0.1))
     alerts.check(NOW + timedelta(minutes=5))  # alice is not among the 3 highest
-    assert "per-user (user alice)" in {row.subject for row in firing(engine).values()}
+    assert {row.subject for row in firing(engine).values()} == {
+        f"per-user (user {u})" for u in ("alice", "u1", "u2", "u3")
+    }
+    receiver.requests.clear()
     seed_calls(engine, [call(hour_ago, cost_usd=2.0, user_id="alice")])  # $8: back among them
     alerts.check(NOW + timedelta(minutes=10))
-    assert sorted(told(receiver)) == sorted(
-        [("fired", "b", f"per-user (user {u})") for u in ("alice", "u1", "u2", "u3")]
-    )
+    assert told(receiver) == []
     # the next month: the old window's alerts close (without a message)
     alerts.check(datetime(2027, 1, 1, 0, 5, tzinfo=UTC))
     assert firing(engine) == {}
