@@ -106,6 +106,7 @@ class BudgetGuard:
         self._used_at: dict[str, float] = {}  # lease id -> last admission (monotonic)
         # lease id -> when (monotonic) and what (granted, consumed) was last published
         self._published: dict[str, tuple[float, float, float]] = {}
+        self._stamped: datetime | None = None  # the latest time leases were written at
         self._exhausted: set[str] = set()  # leases refused since their last grant
         self._reserved: dict[str, _Reserved] = {}  # call id -> estimate held
         # call id -> the leases it is held in, until the writer has stored it (a call never
@@ -239,7 +240,7 @@ class BudgetGuard:
     def _extend(self, lease: Lease, need: float) -> BudgetExceededError | None:
         budget = lease.budget
         try:
-            grant = ledger.grant(self._engine(), lease, need, LEASE_SHARE, _utc_now())
+            grant = ledger.grant(self._engine(), lease, need, LEASE_SHARE, self._stamp())
         except Exception as exc:
             if budget.unreachable == "block" or lease.id in self._exhausted:
                 # a budget this process saw spent stays closed while its ledger is away
@@ -318,9 +319,10 @@ class BudgetGuard:
         admitted meanwhile (one lease per user of an ``each: user`` budget: thousands). A
         lease a call extends meanwhile keeps what its grant wrote (:func:`ledger.publish`);
         a new lease is inserted under the lock, as a grant would insert it."""
-        now, wall = time.monotonic(), _utc_now()
+        now = time.monotonic()
         engine = self._engine()
         with self._lock:
+            wall = self._stamp()
             due: list[Lease] = []
             for lease in self._leases.values():
                 idle = now - self._used_at.get(lease.id, 0.0) > IDLE_AFTER
@@ -343,6 +345,16 @@ class BudgetGuard:
                     del self._leases[(lease.budget.name, lease.key)]
                     for kept in (self._renew_by, self._used_at, self._published):
                         kept.pop(lease.id, None)
+
+    def _stamp(self) -> datetime:
+        """The time (UTC) a lease is written at, under the lock: never earlier than one
+        given before, so a grant is stamped after the figures a publication took even when
+        the clock is set back meanwhile (:func:`ledger.publish` keeps what it wrote)."""
+        stamp = _utc_now()
+        if self._stamped is not None and stamp <= self._stamped:
+            stamp = self._stamped + timedelta(microseconds=1)
+        self._stamped = stamp
+        return stamp
 
     def _holds(self, lease: Lease) -> bool:
         return any(lease in r.leases for r in self._reserved.values())

@@ -365,6 +365,34 @@ def test_a_publication_never_undoes_a_later_grant(gateway, server) -> None:
     assert _leases(gw.engine)[""].granted_usd == 0.0
 
 
+def test_a_grant_while_the_clock_is_set_back_outlives_a_publication(
+    gateway, server, monkeypatch
+) -> None:
+    """A publication writes the figures it took unless the lease was written since; "since"
+    was by the clock, so a grant stamped after the clock was set back (NTP) was overwritten
+    by the older, smaller figures: other processes were granted that money again."""
+    from llmops.gateway import budgets
+    from llmops.store import leases as ledger
+
+    gw = gateway(block(10))
+    ask(gw, server)
+    clock = [datetime.now(UTC)]
+    monkeypatch.setattr(budgets, "_utc_now", lambda: clock[0])
+    monkeypatch.setattr(budgets, "KEEP_ALIVE_EVERY", 0.0)
+    publish = ledger.publish
+
+    def set_back_then_publish(engine, figures, now) -> None:
+        clock[0] -= timedelta(hours=1)
+        ask(gw, server, max_tokens=2000)  # $4 at most: more than the lease holds, a grant
+        publish(engine, figures, now)
+
+    monkeypatch.setattr(ledger, "publish", set_back_then_publish)
+    gw.budgets.publish()
+    (lease,) = gw.budgets._leases.values()
+    assert lease.granted_usd > 4
+    assert _leases(gw.engine)[""].granted_usd == pytest.approx(lease.granted_usd)
+
+
 def test_only_leases_that_changed_are_written_every_second(gateway, server, monkeypatch) -> None:
     from llmops.gateway import budgets
 
