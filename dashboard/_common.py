@@ -36,7 +36,7 @@ from llmops.money import DASH, usd
 from llmops.prompts import PromptRegistry
 from llmops.store import queries
 from llmops.store.engine import check_schema, create_engine, display_url
-from llmops.text import INVISIBLE, printable
+from llmops.text import CONTROL, INVISIBLE, printable
 
 TTL = 30  # seconds a query result is reused
 TOP_KEYS = 10  # a split by user or tag shows the 10 that cost most, the rest as "(other)"
@@ -265,7 +265,8 @@ def known_keys(view: View, by: str) -> list[str]:
 _PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.])")
 
 
-_INVISIBLE = re.compile("[" + "".join(map(chr, sorted(INVISIBLE))) + "]")
+# what reorders or hides text (U+202E, zero-width) and control characters (ESC, ...)
+_INVISIBLE = re.compile("[" + "".join(map(chr, sorted(INVISIBLE | set(CONTROL)))) + "]")
 _AUTOLINK = re.compile(r"(?i)(://|www\.)")
 
 
@@ -275,19 +276,23 @@ def plain(value: object) -> str:
     markup escaped, so that ``[x](https://...)``, ``![](...)``, ``:red[...]``, ``$...$``
     and bare URLs show as typed instead of becoming links, images or styles (a word joiner
     keeps ``https://`` and ``www.`` from being linked); line breaks as spaces, characters
-    that reorder or hide text (U+202E, zero-width) left out."""
+    that reorder or hide text (U+202E, zero-width) and control characters left out."""
     text = _INVISIBLE.sub("", " ".join(str(value).split()))
     text = _AUTOLINK.sub(lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], text)
     return _PUNCTUATION.sub(r"\\\1", text)
 
 
+_BREAKS = str.maketrans("\n\r\t", "   ")
+
+
 def visible(value: Any) -> Any:
-    """A value from the data as a table or a JSON view shows it: in every text (of a list
-    or mapping too), control characters and the characters that reorder or hide text
-    (U+202E, zero-width) escaped as ``\\u202e``, so that a user id cannot show as another
-    one; other values as they are (numbers stay numbers)."""
+    """A value from the data as a table, a chart or a JSON view shows it: in every text (of
+    a list or mapping too), line breaks and tabs as spaces, other control characters and
+    the characters that reorder or hide text (U+202E, zero-width) escaped as ``\\u202e``, so
+    that a user id cannot show as another one; other values as they are (numbers stay
+    numbers)."""
     if isinstance(value, str):
-        return printable(value)
+        return printable(value.translate(_BREAKS))
     if isinstance(value, Mapping):
         return {visible(k): visible(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -297,12 +302,14 @@ def visible(value: Any) -> Any:
 
 def table(
     rows: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows (or columns: name -> {row: value}) for ``st.dataframe``, every value
-    :func:`visible`."""
+    """Rows (or columns: name -> {row: value}) for ``st.dataframe`` or a chart, every value
+    :func:`visible`; ``columns`` as ``pd.DataFrame`` takes them (an empty frame keeps
+    them)."""
     if isinstance(rows, Mapping):
-        return pd.DataFrame(visible(rows))
-    return pd.DataFrame([{k: visible(v) for k, v in row.items()} for row in rows])
+        return pd.DataFrame(visible(rows), columns=columns)
+    return pd.DataFrame([{k: visible(v) for k, v in row.items()} for row in rows], columns=columns)
 
 
 def scores(feedback: Sequence[queries.FeedbackScore]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _common as c
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from llmops.evals.stats import Interval
@@ -25,7 +24,7 @@ if not runs:
 
 # -- pass rate over time ------------------------------------------------------------------
 st.subheader("Pass rate over time")
-history = pd.DataFrame(
+history = c.table(
     [
         {
             "started": r.started_at,
@@ -104,7 +103,9 @@ for r in runs:
     versions.setdefault(r.batch_id, set()).add(r.prompt_version)
 default = next((b for b in batches if len(versions.get(b, ())) > 1), next(iter(batches)))
 c.bound_choice("batch", list(batches), default)
-batch = st.selectbox("Batch", list(batches), format_func=batches.get, key="batch")
+batch = st.selectbox(
+    "Batch", list(batches), format_func=lambda b: c.visible(batches[b]), key="batch"
+)
 c.publish("batch", batch)
 
 comparisons = c.eval_comparisons(view, batch)
@@ -125,13 +126,13 @@ for comparison in comparisons:
     left.metric(
         "Candidate pass rate",
         c.pct(stats.candidate.rate),
-        help=f"{candidate.prompt_ref} ({candidate.prompt_version})",
+        help=c.plain(f"{candidate.prompt_ref} ({candidate.prompt_version})"),
     )
     left.caption(interval(stats.candidate))
     right.metric(
         "Baseline pass rate",
         c.pct(stats.baseline.rate),
-        help=f"{baseline.prompt_ref} ({baseline.prompt_version})",
+        help=c.plain(f"{baseline.prompt_ref} ({baseline.prompt_version})"),
     )
     right.caption(interval(stats.baseline))
     verdict_column.metric("One-sided p (worse)", f"{stats.p_value:.4g}")

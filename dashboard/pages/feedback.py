@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _common as c
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 view = c.page_view("Feedback")
@@ -67,7 +66,7 @@ with st.expander("Score counts"):
 # -- trend --------------------------------------------------------------------------------
 st.subheader("Average score per day")
 st.caption("One chart per feedback name, each on its own scale (thumbs 0-1, stars 1-5, ...).")
-trend = pd.DataFrame(
+trend = c.table(
     [
         {
             "day": d.date.isoformat(),

@@ -215,14 +215,15 @@ bars = pd.DataFrame(
     [
         {
             "date": r.date.isoformat(),
-            "key": r.key,
+            "key": r.key,  # as stored: a click filters the Calls page on it
+            "label": c.visible(r.key),  # as the legend and the tooltip show it
             "cost": r.cost_usd,
             "spend": c.spend_text(r.cost_usd, r.unpriced_calls),
             "calls": r.calls,
         }
         for r in spend
     ],
-    columns=["date", "key", "cost", "spend", "calls"],
+    columns=["date", "key", "label", "cost", "spend", "calls"],
 )
 layers: list[alt.Chart] = []
 # ticks with enough decimals to tell apart (fractions of a cent on a quiet day)
@@ -250,11 +251,15 @@ layers.append(
         x=x,
         y=alt.Y("cost:Q", stack="zero", title="USD", axis=alt.Axis(format=money_axis)),
         color=c.series_colour(
-            "key", GROUP_LABELS[by], list(bars["key"]), c.known_keys(view, by), bottom=False
+            "label",
+            GROUP_LABELS[by],
+            list(bars["label"]),
+            c.visible(c.known_keys(view, by)),
+            bottom=False,
         ),
         tooltip=[
             alt.Tooltip("date:O", title="Day"),
-            alt.Tooltip("key:N", title=GROUP_LABELS[by]),
+            alt.Tooltip("label:N", title=GROUP_LABELS[by]),
             alt.Tooltip("spend:N", title="Spend"),
             alt.Tooltip("calls:Q", title="Calls"),
         ],

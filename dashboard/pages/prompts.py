@@ -22,7 +22,9 @@ try:
     labels = c.labels(prompts_dir)
 except LLMOpsError as exc:
     labels = {}
-    st.warning(f"Cannot read the prompt labels in {prompts_dir}: {exc}", icon=":material/warning:")
+    st.warning(
+        c.plain(f"Cannot read the prompt labels in {prompts_dir}: {exc}"), icon=":material/warning:"
+    )
 
 versions = c.prompt_versions(view)
 st.subheader(f"Versions in use, {view.label}" + (" (filtered)" if view.filtered else ""))
@@ -78,7 +80,9 @@ try:
     names = sorted(set(c.prompt_names(prompts_dir)) | {v.prompt_name for v in versions})
 except LLMOpsError as exc:
     names = sorted({v.prompt_name for v in versions})
-    st.warning(f"Cannot list the prompts in {prompts_dir}: {exc}", icon=":material/warning:")
+    st.warning(
+        c.plain(f"Cannot list the prompts in {prompts_dir}: {exc}"), icon=":material/warning:"
+    )
 if not names:
     st.info(f"No prompt files in {prompts_dir}.", icon=":material/info:")
     st.stop()
@@ -97,12 +101,12 @@ else:
     default_name = next((n for n in names if len(in_use.get(n, [])) > 1), names[0])
 if st.session_state.get("diff_prompt") not in names:
     st.session_state["diff_prompt"] = default_name
-name = st.selectbox("Prompt", names, key="diff_prompt")
+name = st.selectbox("Prompt", names, format_func=c.visible, key="diff_prompt")
 try:
     history = c.history(prompts_dir, name)
 except LLMOpsError as exc:
     history = []
-    st.warning(f"Cannot read the history of {name}: {exc}", icon=":material/warning:")
+    st.warning(c.plain(f"Cannot read the history of {name}: {exc}"), icon=":material/warning:")
 
 # Every known version of the prompt, newest first: born at its first commit, or at its
 # first call when it was never committed; the working-tree file last.
@@ -124,7 +128,7 @@ def describe(option: str) -> str:
     if option == WORKING:
         return WORKING
     tags = labels.get((name, option), [])
-    return " · ".join([option, *([", ".join(tags)] if tags else []), described[option]])
+    return c.visible(" · ".join([option, *([", ".join(tags)] if tags else []), described[option]]))
 
 
 if not ordered:
@@ -180,7 +184,7 @@ def source(option: str) -> str:
 try:
     before, after = source(old), source(new)
 except LLMOpsError as exc:
-    st.warning(f"Cannot load that version: {exc}", icon=":material/warning:")
+    st.warning(c.plain(f"Cannot load that version: {exc}"), icon=":material/warning:")
     st.stop()
 diff = "\n".join(
     difflib.unified_diff(

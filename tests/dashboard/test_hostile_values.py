@@ -69,7 +69,7 @@ def test_text_that_reorders_or_hides_itself_shows_escaped_in_tables(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], user=user,
         tags=[tag], api_base=server.base_url, api_key="sk-test", num_retries=0,
     ).call_id  # fmt: skip
-    gw.feedback(call, 1, name="thumbs\u2066", user=user)
+    gw.feedback(call, 1, name="thumbs\u2066\x1b[31m", user=user)
     gw.flush()
     at = goto(open_app(), "calls")
     (row,) = table(at, "User")
@@ -82,4 +82,36 @@ def test_text_that_reorders_or_hides_itself_shows_escaped_in_tables(
     assert "user-evil\\\\u202eyppah" in shown and "w\\\\u200beb" in shown
     assert "\\u202e" not in shown.replace("\\\\u202e", "")  # no raw U+202E in the JSON
     (feedback,) = table(at, "Score")
-    assert (feedback["User"], feedback["Name"]) == ("user-evil\\u202eyppah", "thumbs\\u2066")
+    assert feedback["User"] == "user-evil\\u202eyppah"
+    assert feedback["Name"] == "thumbs\\u2066\\x1b[31m"
+    # the split by user: the legend and tooltip show the label, a click filters on the id
+    at = open_app({"by": "user"})
+    (chart,) = [c for c in at.get("vega_lite_chart") if '"field": "label"' in c.proto.spec]
+    bars = [row for data in chart.proto.datasets for row in _rows(data.data.data)]
+    assert {(row["label"], row["key"]) for row in bars if "label" in row} == {
+        ("user-evil\\u202eyppah", user)
+    }
+    assert all(f["field"] != "key" for f in _fields(json.loads(chart.proto.spec)))
+    shown = [*(m.label for m in at.metric), *(m.help or "" for m in at.metric)]
+    assert any("thumbs" in text for text in shown)
+    assert not [text for text in shown if "\x1b" in text or "\u2066" in text]
+
+
+def _fields(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The encodings (colour, tooltips) of a layered chart that name a field."""
+    found = []
+    for layer in [spec, *spec.get("layer", [])]:
+        for channel in (layer.get("encoding") or {}).values():
+            for item in channel if isinstance(channel, list) else [channel]:
+                if isinstance(item, dict) and "field" in item:
+                    found.append(item)
+    return found
+
+
+def _rows(arrow: bytes) -> list[dict[str, Any]]:
+    """A chart's dataset (Arrow, as Streamlit sends it) as rows."""
+    import io
+
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(io.BytesIO(arrow)).read_all().to_pylist()
