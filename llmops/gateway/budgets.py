@@ -24,10 +24,11 @@ back what a lease idle for :data:`IDLE_AFTER` seconds does not use.
 never passes its limit by more than what admitted calls cost beyond their estimates. The
 estimate is an upper bound for text calls of a priced model with ``max_tokens`` set; it can
 be short for images, audio, provider-side tools (web search) and a model without a price
-(estimate 0). Two cases add to that, both documented in the README: a process killed
+(estimate 0). Three cases add to that, all documented in the README: a process killed
 while holding a lease stops counting :data:`~llmops.store.leases.LEASE_TTL` after its last
 renewal, and its unstored calls count again only once its journal is replayed; calls
-recorded by processes that do not enforce the budget (another config) count once stored.
+recorded by processes that do not enforce the budget (another config) count once stored;
+calls cancelled before any usage came back are unpriced and count 0.
 The price of the bound: a call may be refused while other processes' leases hold money they
 will not use (each at most a share of what was left when it was granted, given back after
 :data:`IDLE_AFTER` seconds idle), and estimates are pessimistic.
