@@ -23,10 +23,13 @@ The webhook body (``Content-Type: application/json``), one object::
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
+import http.client
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -214,7 +217,71 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect())
+class _Deadline:
+    """Ends a webhook request at its deadline, whatever it is waiting for: each of urllib's
+    reads waits ``timeout`` at most, so a receiver that sends its answer a byte at a time
+    would hold the request (and its thread) for as long as it sends. The connection of the
+    request made on this thread registers its socket here; :meth:`end` shuts it down."""
+
+    _current = threading.local()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.ended = False
+
+    def __enter__(self) -> _Deadline:
+        _Deadline._current.deadline = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _Deadline._current.deadline = None
+
+    @classmethod
+    def watch(cls, sock: socket.socket) -> None:
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            with deadline._lock:
+                deadline._socket = sock
+                if deadline.ended:
+                    _shut(sock)
+
+    def end(self) -> None:
+        with self._lock:
+            self.ended = True
+            if self._socket is not None:
+                _shut(self._socket)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _Deadline.watch(self.sock)
+
+
+class _WatchedTLS(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _Deadline.watch(self.sock)
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_Watched, req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_WatchedTLS, req)
+
+
+# proxies (HTTP(S)_PROXY) as urllib finds them; the connections watched by a deadline
+_OPENER = urllib.request.build_opener(_NoRedirect(), _HTTP(), _HTTPS())
 
 
 class Webhook(Channel):
@@ -234,16 +301,27 @@ class Webhook(Channel):
         request = urllib.request.Request(  # noqa: S310 (http and https only, checked when built)
             self._url, data=data, headers={**headers, **self._headers}, method="POST"
         )
+        deadline = _Deadline()
+        timer = threading.Timer(timeout, deadline.end)
+        timer.daemon = True
         try:  # the status is the answer: a body sent a byte at a time is not waited for
-            with _OPENER.open(request, timeout=timeout):
-                pass
+            with deadline:
+                timer.start()
+                with _OPENER.open(request, timeout=timeout):
+                    pass
+            if deadline.ended:  # http.client takes an end of the headers for their end
+                raise TimeoutError
         except urllib.error.HTTPError as exc:
             exc.close()
             raise DeliveryError(f"HTTP {exc.code}") from None
-        except urllib.error.URLError as exc:
-            raise DeliveryError(_reason(exc.reason)) from None
-        except (OSError, ValueError) as exc:  # timeouts, resets, a malformed answer
-            raise DeliveryError(_reason(exc)) from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # timeouts, resets, a malformed answer (URLError is an OSError)
+            if deadline.ended:
+                raise DeliveryError("timed out") from None
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise DeliveryError(_reason(reason)) from None
+        finally:
+            timer.cancel()
 
 
 class Slack(Webhook):
