@@ -500,10 +500,11 @@ def deliver(
     a second of grace) for all of them. Returns the channels that delivered and the failures
     as ``"name: reason"``, both in the order given.
 
-    A receiver can hold a delivery's thread longer than ``timeout`` (each network read
-    waits that long at most, and one that sends a byte at a time never times out): a
-    channel still sending an earlier notification fails this one at once instead of
-    starting another thread, so such a receiver holds one thread, not one per check."""
+    A receiver can hold a delivery's thread longer than ``timeout`` (a webhook's request
+    ends at its deadline, but each of an SMTP exchange's reads waits ``timeout``, so a
+    server that answers a byte at a time is not cut off): a channel still sending an
+    earlier notification fails this one at once instead of starting another thread, so
+    such a receiver holds one thread, not one per check."""
     results: dict[str, str | None] = {}  # channel -> None (delivered) or the reason
     lock = threading.Lock()
 
