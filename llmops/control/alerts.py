@@ -52,6 +52,7 @@ from llmops.config import (
 from llmops.control.channels import Channel, Notification, build_channels, dashboard_url, deliver
 from llmops.errors import LLMOpsError
 from llmops.money import usd
+from llmops.store.audit_log import utc
 from llmops.store.queries import (
     AlertEventRow,
     AlertStateRow,
@@ -228,7 +229,7 @@ class _Evaluator:
         self.now = now
         self.budgets = budgets
         self.states = states
-        # (subject prefix, window start in UTC, naive) of each ``each`` budget with more keys
+        # (subject prefix, window start) of each ``each`` budget with more keys
         # than MAX_BUDGET_KEYS: a key not among the highest spenders is not evaluated, so
         # its alert stays as it is
         self.partly_watched: set[tuple[str, datetime]] = set()
@@ -252,7 +253,7 @@ class _Evaluator:
         statuses = budget_status(self.engine, chosen, now=self.now, top=MAX_BUDGET_KEYS)
         keys = Counter(row.budget.name for row in statuses if row.key is not None)
         self.partly_watched |= {
-            (_key_prefix(row.budget), _naive_utc(row.window_start))
+            (_key_prefix(row.budget), utc(row.window_start))
             for row in statuses
             if keys[row.budget.name] >= MAX_BUDGET_KEYS
         }
@@ -562,7 +563,7 @@ def _plan(
             continue
         start = row.window_start if isinstance(rule, BudgetAlert) else None
         if start is not None and any(
-            row.subject.startswith(prefix) and _naive_utc(start) == window
+            row.subject.startswith(prefix) and utc(start) == window
             for prefix, window in partly_watched
         ):
             continue
@@ -571,11 +572,6 @@ def _plan(
         condition = _stale(rule, row)
         changes.append(_Change(event, condition, row, _resolved(row, condition, now)))
     return changes
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC without its zone (a database may give it back either way)."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _resolved(row: AlertStateRow, condition: Condition, now: datetime) -> AlertStateRow:

@@ -113,24 +113,20 @@ class _Tracker:
                 if isinstance(piece, str):
                     entry["function"][key] += piece
 
-    def _provider_sent_usage(self) -> bool:
-        """Whether the usage came from the provider, not from litellm's own count (litellm
-        keeps the provider's chunks in ``chunks``; without that list, trust the usage)."""
+    def _provider_usage(self) -> tuple[bool, Usage | None]:
+        """Whether the provider sent usage (litellm makes up a final one from its own count
+        when it did not; it keeps the provider's chunks in ``chunks``: without that list,
+        the usage is trusted), and the latest it sent: for a stream that ended before its
+        final usage, Anthropic's ``message_start`` has the input's tokens, with the cache
+        reads and writes, which a local count cannot tell."""
         chunks = getattr(self.response, "chunks", None)
         if not isinstance(chunks, list):
-            return True
-        return any(_chunk_usage(chunk) is not None for chunk in chunks)
-
-    def _reported_so_far(self) -> Usage | None:
-        """The latest usage the provider reported in a stream that ended before its final
-        usage: Anthropic's ``message_start`` has the input's tokens, with the cache reads
-        and writes, which a local count cannot tell. litellm keeps it in its ``chunks``."""
-        chunks = getattr(self.response, "chunks", None)
-        for chunk in reversed(chunks if isinstance(chunks, list) else []):
-            usage = usage_from_response(_chunk_usage(chunk))
-            if usage is not None:
-                return usage
-        return None
+            return True, None
+        for chunk in reversed(chunks):
+            raw = _chunk_usage(chunk)
+            if raw is not None:
+                return True, usage_from_response(raw)
+        return False, None
 
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
@@ -138,7 +134,8 @@ class _Tracker:
         latency_ms = (time.perf_counter() - self.call.started) * 1000
         text = "".join(self.parts)
         recorder, call = self.recorder, self.call
-        usage = self.usage if self.usage is not None and self._provider_sent_usage() else None
+        sent, reported = self._provider_usage()
+        usage = self.usage if self.usage is not None and sent else None
         usage, price, provider = recorder.account(
             call,
             usage,
@@ -146,7 +143,7 @@ class _Tracker:
             self.provider,
             self.served,
             "".join(self.tool_calls),
-            reported=None if usage is not None else self._reported_so_far(),
+            reported=None if usage is not None else reported,
         )
         calls = [self.assembled[index] for index in sorted(self.assembled)]
         recorder.record(
