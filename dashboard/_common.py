@@ -262,7 +262,7 @@ def known_keys(view: View, by: str) -> list[str]:
 
 # what makes inline markdown in Streamlit (links, images, emphasis, code, HTML, headings
 # and tables, LaTeX, :color[...] and :icon: directives, bare-URL autolinks)
-_PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.])")
+_PUNCTUATION = re.compile(r"([\\`*_\[\]()!<>#|~$:.&])")  # &: "&rlm;" is a character
 
 
 # what reorders or hides text (U+202E, zero-width) and control characters (ESC, ...)

@@ -26,6 +26,7 @@ from llmops.audit.report import (
     Report,
 )
 from llmops.money import DASH, amount, usd
+from llmops.text import printable
 
 __all__ = [
     "FORMATS",
@@ -540,14 +541,29 @@ def _articles(report: Report) -> Iterator[Block]:
     yield Paragraph(report.articles.disclaimer)
 
 
+# -- what no output may carry raw ------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    """Control characters (ESC, BEL: the Markdown goes to a terminal), characters that
+    reorder or hide text (U+202E) and non-characters (which HTML forbids) as a visible
+    escape (``\\x1b``, ``\\u202e``), lines and tabs kept: recorded values (a feedback name, a
+    model) are chosen by apps and their users, prompt texts and commit messages by people."""
+    return printable(text, lines=True)
+
+
+def _html(text: str) -> str:
+    return html.escape(_safe(text))
+
+
 # -- Markdown -------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&])")  # & too: "&rlm;" is a character
 
 
 def _md(text: str) -> str:
     """Inline text with Markdown's (and HTML's) special characters escaped, on one line."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", _safe(" ".join(text.split())))
 
 
 def _fence(text: str) -> str:
@@ -564,7 +580,7 @@ def to_markdown(report: Report) -> str:
             out += [_md(block.text), ""]
         elif isinstance(block, Code):
             fence = _fence(block.text)
-            out += [fence + block.language, block.text.rstrip("\n"), fence, ""]
+            out += [fence + block.language, _safe(block.text.rstrip("\n")), fence, ""]
         elif not block.rows:
             out += [_md(block.empty), ""]
         else:
@@ -607,7 +623,7 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: .6rem; white-space: 
 
 def _code_html(code: Code) -> str:
     if code.language != "diff":
-        return f"<pre><code>{html.escape(code.text)}</code></pre>"
+        return f"<pre><code>{_html(code.text)}</code></pre>"
     lines = []
     for line in code.text.splitlines():
         kind = (
@@ -619,17 +635,17 @@ def _code_html(code: Code) -> str:
             if line.startswith("-") and not line.startswith("---")
             else ""
         )
-        text = html.escape(line)
+        text = _html(line)
         lines.append(f'<span class="{kind}">{text}</span>' if kind else text)
     return "<pre><code>" + "\n".join(lines) + "</code></pre>"
 
 
 def _table_html(table: Table) -> str:
     if not table.rows:
-        return f'<p class="empty">{html.escape(table.empty)}</p>'
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+        return f'<p class="empty">{_html(table.empty)}</p>'
+    head = "".join(f"<th>{_html(h)}</th>" for h in table.headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows
+        "<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in table.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -644,9 +660,9 @@ def to_html(report: Report) -> str:
                     parts.append("</section>")
                 parts.append('<section class="part">')
                 open_section = True
-            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+            parts.append(f"<h{block.level}>{_html(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):
-            parts.append(f"<p>{html.escape(block.text)}</p>")
+            parts.append(f"<p>{_html(block.text)}</p>")
         elif isinstance(block, Code):
             parts.append(_code_html(block))
         else:
@@ -660,7 +676,7 @@ def to_html(report: Report) -> str:
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(report.title)}</title>\n<style>{CSS}</style>\n</head>\n"
+        f"<title>{_html(report.title)}</title>\n<style>{CSS}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
 

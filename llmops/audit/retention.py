@@ -24,7 +24,7 @@ hash), so ``llmops audit verify`` accounts for it. ``dry_run`` counts without ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError
-from llmops.store.audit_log import AuditEvent, record_event
+from llmops.store.audit_log import AuditEvent, record_event, utc
 from llmops.store.partitions import CONTENT_PARENT, PARENTS, list_partitions
 from llmops.store.tables import CALL_CONTENT, CALLS, DAILY_ROLLUPS, FEEDBACK
 
@@ -187,23 +187,36 @@ def _remove_calls(
         report.partitions_dropped = _drop_partitions(connection, before)
         return
     report.removed = {**ranges, **more}
-    day = before.date()
+    # the days of the calls removed now: the triggers take them out of these days' rollups
+    # only (a call's feedback counts on its call's day), earlier days' calls are gone already
+    first = connection.execute(sa.select(sa.func.min(c.created_at)).where(c.created_at < before))
+    days = (utc(first.scalar_one()).date(), before.date())
     kept = {
         table.name: [dict(r) for r in connection.execute(
-            sa.select(table).where(table.c.day < day)).mappings()]
+            sa.select(table).where(*_of_days(table, days))).mappings()]
         for table in DAILY_ROLLUPS
     }  # fmt: skip
+    # Emptied first, so that the triggers have nothing of these days to take the calls out
+    # of: a day some of whose calls were pruned before (a call of it stored late, by a
+    # backfill or a journal replayed) counts calls that are gone, and its first and last
+    # times would be looked up among no calls.
+    for table in DAILY_ROLLUPS:
+        connection.execute(sa.delete(table).where(*_of_days(table, days)))
     connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
     # PostgreSQL: the partitions of whole months before ``before`` go at once (no trigger
     # fires for them; their rows were counted and their chain places listed above)
     report.partitions_dropped = _drop_partitions(connection, before)
     connection.execute(sa.delete(CALLS).where(c.created_at < before))
     connection.execute(sa.delete(CALL_CONTENT).where(CALL_CONTENT.c.created_at < before))
-    for table in DAILY_ROLLUPS:  # the triggers took the removed calls out: put the days back
-        connection.execute(sa.delete(table).where(table.c.day < day))
+    for table in DAILY_ROLLUPS:  # what the triggers left of these days goes; they come back
+        connection.execute(sa.delete(table).where(*_of_days(table, days)))
         rows = kept[table.name]
         for start in range(0, len(rows), _BATCH):
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
+
+
+def _of_days(table: sa.Table, days: tuple[date, date]) -> list[sa.ColumnElement[bool]]:
+    return [table.c.day >= days[0], table.c.day < days[1]]
 
 
 def _drop_partitions(

@@ -33,7 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
-from llmops.store.chain import TABLE_OF, content_hash, row_hash, stored_digest
+from llmops.store.chain import TABLE_OF, as_floats, content_hash, row_hash, stored_digest
+from llmops.store.engine import snapshot
 from llmops.store.records import as_recorded, recorded_calls
 from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
 
@@ -56,6 +57,9 @@ class Break:
     row_id: str | None
     created_at: datetime | None
     problem: str
+
+
+EVENTS = "audit_events"  # the events' chain, as a head
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,10 @@ class _Pruned:
                 return None  # inside a range: the caller asks for the exact end
         return None
 
+    def ends_at(self, chain_id: str, last: int) -> str | None:
+        """The hash of row ``last`` when a prune removed it last of a range."""
+        return next((d for _, high, d in self.ranges.get(chain_id, []) if high == last), None)
+
 
 def _pruned(events: list[AuditEvent]) -> _Pruned:
     content_before: datetime | None = None
@@ -158,19 +166,20 @@ def verify(
     what is broken; see the module docstring."""
     started = time.perf_counter()
     result = Verification(since, until)
-    every_event = list_events(engine)
-    result.events = [
-        e
-        for e in every_event
-        if e.kind != "chain_start"
-        and (since is None or e.at >= since)
-        and (until is None or e.at < until)
-    ]
-    _check_events(every_event, result)
-    pruned = _pruned(every_event)
-    start = next((e for e in every_event if e.kind == "chain_start"), None)
-    expected = (start.details or {}).get("unchained", {}) if start else {}
-    with engine.connect() as connection:
+    # one snapshot: rows an app stores meanwhile would be past the heads read before them
+    with snapshot(engine) as connection:
+        every_event = list_events(connection)
+        result.events = [
+            e
+            for e in every_event
+            if e.kind != "chain_start"
+            and (since is None or e.at >= since)
+            and (until is None or e.at < until)
+        ]
+        _check_events(every_event, result)
+        pruned = _pruned(every_event)
+        start = next((e for e in every_event if e.kind == "chain_start"), None)
+        expected = (start.details or {}).get("unchained", {}) if start else {}
         heads = {row["id"]: row for row in connection.execute(sa.select(AUDIT_CHAINS)).mappings()}
         for kind, table_name in TABLE_OF.items():
             result.checked[table_name] = 0
@@ -189,11 +198,18 @@ def verify(
         )
         for h in heads.values()
     ]
+    if every_event:  # the events' own chain: its head, kept elsewhere, shows one cut off
+        last, first = every_event[-1], every_event[0]
+        head = ChainHead(EVENTS, EVENTS, "llmops", first.at, last.seq, last.event_hash)
+        result.heads.append(head)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _check_events(events: list[AuditEvent], result: Verification) -> None:
+    if not events:  # migration 0009 stored the first (chain_start): all of them went
+        result.broke("audit_events", None, 1, "the audit events are missing (deleted)")
+        return
     prev = GENESIS
     for expected_seq, event in enumerate(events, start=1):
         if event.seq != expected_seq:
@@ -288,13 +304,16 @@ def _walk(
 ) -> None:
     table, name = _TABLES[kind], TABLE_OF[kind]
     window = _window(table, result.since, result.until)
+    jsonb = connection.dialect.name == "postgresql"
     seen: set[str] = set()
+    walked: dict[str, int] = {}  # chain -> the last row number read
     chain_id = ""
     seq, prev = 0, GENESIS
     for row in _rows(connection, kind, window):
         if row["chain_id"] != chain_id:
             if chain_id:
                 _check_end(kind, chain_id, seq, prev, heads, pruned, result)
+                walked[chain_id] = seq
             chain_id, seq, prev = str(row["chain_id"]), 0, GENESIS
             seen.add(chain_id)
         number = int(row["chain_seq"])
@@ -304,17 +323,22 @@ def _walk(
         result.checked[name] += 1
         stored_content = stored_digest(kind, row["content_hash"])
         at = utc(row["created_at"])
-        if content_hash(kind, row) != stored_content and not (
-            _content_gone(kind, row) and pruned.covers_content(at)
-        ):
+        if not any(
+            content_hash(kind, r, old) == stored_content for r, old in _readings(row, jsonb)
+        ) and not (_content_gone(kind, row) and pruned.covers_content(at)):
             result.add(Break(name, chain_id, number, row["id"], at, CONTENT_CHANGED))
         # after a gap that is a break already, the row's own link cannot be checked
-        if linked is not None and row_hash(linked, kind, row, stored_content) != row["row_hash"]:
+        if linked is not None and not any(
+            row_hash(linked, kind, r, stored_content, old) == row["row_hash"]
+            for r, old in _readings(row, jsonb)
+        ):
             result.add(Break(name, chain_id, number, row["id"], at, ROW_CHANGED))
         seq, prev = max(seq, number), row["row_hash"]
     if chain_id:
         _check_end(kind, chain_id, seq, prev, heads, pruned, result)
+        walked[chain_id] = seq
     if result.since is not None or result.until is not None:
+        _check_chains(connection, kind, heads, walked, pruned, result)
         return
     # a chain with a head but no row left: pruned away, or deleted
     for head in heads.values():
@@ -324,6 +348,102 @@ def _walk(
             result.broke(
                 name, head["id"], 1, f"all {last} rows of chain {head['id']} are missing (deleted)"
             )
+
+
+def _readings(row: dict[str, Any], jsonb: bool) -> Iterator[tuple[Any, bool]]:
+    """The ways the row may have been hashed, each tried only when the one before did not
+    match: as read; as a row stored before 2026-12-05 was (whole floats beyond 2**53 by
+    their exact value, :func:`~llmops.store.chain.plain`), and from PostgreSQL such a row
+    with JSONB's decimals as the floats they were (:func:`~llmops.store.chain.as_floats`)."""
+    yield row, False
+    yield row, True
+    if jsonb:
+        yield as_floats(row), True
+
+
+def _check_chains(
+    connection: sa.Connection,
+    kind: str,
+    heads: dict[str, Any],
+    walked: dict[str, int],
+    pruned: _Pruned,
+    result: Verification,
+) -> None:
+    """With a time window, every chain of the table, whatever the time of its rows: no
+    number missing from 1 to its head's but what prunes removed (rows deleted in the
+    window, right after it, at the chain's end, or the whole chain), none past its head,
+    and the head's row the one it recorded (when the window did not read it). A window
+    reads its rows only; the evidence report's integrity of a period said "intact" after
+    its rows were deleted. Two passes over the chain index, no row read."""
+    table, name = _TABLES[kind], TABLE_OF[kind]
+    c = table.c
+    chains = {h["id"]: int(h["last_seq"]) for h in heads.values() if h["table_name"] == name}
+    seqs = (
+        sa.select(
+            c.chain_id,
+            c.chain_seq,
+            sa.func.lag(c.chain_seq, 1, 0)
+            .over(partition_by=c.chain_id, order_by=c.chain_seq)
+            .label("prev"),
+        )
+        .where(c.chain_id.is_not(None))
+        .subquery()
+    )
+    gaps: dict[str, list[tuple[int, int]]] = {}
+    query = sa.select(seqs.c.chain_id, seqs.c.prev + 1, seqs.c.chain_seq - 1).where(
+        seqs.c.chain_seq > seqs.c.prev + 1
+    )
+    for chain, first, last in connection.execute(query):
+        gaps.setdefault(str(chain), []).append((int(first), int(last)))
+    ends = {
+        str(chain): end
+        for chain, end in connection.execute(
+            sa.select(c.chain_id, sa.func.max(c.chain_seq)).group_by(c.chain_id)
+        )
+    }
+    for chain, last in chains.items():
+        end = int(ends.get(chain) or 0)
+        if end > last and walked.get(chain, 0) < end:  # else the walk found them
+            result.broke(name, chain, end, f"the chain has rows past its recorded head ({last})")
+        if end < last:
+            gaps.setdefault(chain, []).append((end + 1, last))
+    for chain, spans in sorted(gaps.items()):
+        for first, last in spans:
+            for low, high in _unpruned(pruned.ranges.get(chain, []), first, last):
+                missing = f"rows {low}-{high}" if high > low else f"row {low}"
+                result.broke(
+                    name, chain, low, f"{missing} of the chain {_are(high > low)} missing (deleted)"
+                )
+    heads_to_read = {
+        (chain, last): heads[chain]["last_hash"]
+        for chain, last in chains.items()
+        if 0 < last != walked.get(chain) and int(ends.get(chain) or 0) >= last
+    }
+    found: dict[tuple[str, int], str] = {}
+    pairs = sorted(heads_to_read)
+    for start in range(0, len(pairs), 500):
+        query = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(
+            sa.tuple_(c.chain_id, c.chain_seq).in_(pairs[start : start + 500])
+        )
+        found.update(((str(i), int(n)), str(h)) for i, n, h in connection.execute(query))
+    for (chain, last), digest in heads_to_read.items():
+        if (chain, last) in found and found[(chain, last)] != digest:
+            result.broke(name, chain, last, "the chain's last row differs from its recorded head")
+
+
+def _unpruned(
+    ranges: list[tuple[int, int, str]], first: int, last: int
+) -> Iterator[tuple[int, int]]:
+    """The parts of rows ``first..last`` that no prune range covers."""
+    at = first
+    for low, high, _ in sorted(ranges):
+        if high < at or low > last:
+            continue
+        if low > at:
+            yield at, low - 1
+        at = max(at, high + 1)
+    if at <= last:
+        yield at, last
 
 
 def _are(plural: bool) -> str:
@@ -359,20 +479,14 @@ def _bridge(
     if digest is not None:
         return digest
     if result.since is not None or result.until is not None:
+        # rows outside the window, or pruned, or deleted (then found with the chain's other
+        # gaps: :func:`_check_chains`): the row before ``number`` is there, or a prune kept
+        # its hash, or it went
         c = table.c
         before = connection.execute(
             sa.select(c.row_hash).where(c.chain_id == chain_id, c.chain_seq == last)
-        ).scalar()
-        if before is not None:
-            if seq == 0:  # the window starts inside the chain
-                return str(before)
-            present = connection.execute(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(c.chain_id == chain_id, c.chain_seq.between(first, last))
-            ).scalar_one()
-            if present == last - first + 1:
-                return str(before)
+        ).scalar() or pruned.ends_at(chain_id, last)
+        return None if before is None else str(before)
     missing = f"rows {first}-{last}" if last > first else f"row {first}"
     result.broke(
         name, chain_id, first, f"{missing} of the chain {_are(last > first)} missing (deleted)"
@@ -408,7 +522,7 @@ def _check_end(
     if pruned.gap(chain_id, seq + 1, last) is not None:
         return
     if result.since is not None or result.until is not None:
-        return  # the rest of the chain is outside the window
+        return  # the rest is outside the window: its gaps are found by _check_chains
     missing = f"rows {seq + 1}-{last}" if last > seq + 1 else f"row {last}"
     result.broke(
         name,

@@ -37,7 +37,7 @@ def verify(
     end = parse_when(until, "--until") if until else None
     if start is not None and end is not None and end <= start:
         raise ConfigError(f"--until {until!r} is not after --since {since!r}")
-    target = database_url(url)
+    target = database_url(url, existing=True)  # only looks: makes nothing
     engine = create_engine(target)
     check_schema(engine, create=False)
     result = run_verify(engine, since=start, until=end)

@@ -50,7 +50,7 @@ def recompute(
     book = PriceBook.from_file(
         prices or settings.prices_file, remote_price_map=settings.remote_price_map
     )
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=True))  # re-prices: makes nothing
     check_schema(engine, create=False)
     report = recompute_costs(
         engine,

@@ -58,7 +58,7 @@ def partitions(
     from llmops.store.engine import check_schema, create_engine, display_url
     from llmops.store.partitions import PARENTS, ensure_partitions, list_partitions
 
-    target = database_url(url)
+    target = database_url(url, existing=True)  # a database to change, not to make
     engine = create_engine(target)
     check_schema(engine, create=False)
     if engine.dialect.name != "postgresql":
@@ -328,7 +328,7 @@ def prune(
     content_days = _days(content_older_than, "--content-older-than") or retention.content_days
     calls_days = _days(calls_older_than, "--calls-older-than") or retention.calls_days
     check_ages(content_days, calls_days, retention.minimum_days, force=force)
-    target = database_url(url)
+    target = database_url(url, existing=True)  # a database to change, not to make
     engine = create_engine(target)
     check_schema(engine, create=False)
     report = run_prune(

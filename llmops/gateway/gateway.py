@@ -32,8 +32,9 @@ from llmops.gateway.scope import current as current_scope
 from llmops.pricing.prices import ModelPrice, Price, PriceBook, model_price
 from llmops.pricing.usage import decode_tokens
 from llmops.prompts import Prompt, PromptRegistry
+from llmops.store.audit_log import utc
 from llmops.store.ids import new_id
-from llmops.store.records import FeedbackRow, stored_key, stored_tag
+from llmops.store.records import FeedbackRow, stored_key, stored_tags
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -55,8 +56,9 @@ class Gateway:
     ``database_url`` defaults to ``LLMOPS_DATABASE_URL`` (else a SQLite file under
     ``LLMOPS_HOME``); ``prompts`` is the prompt folder (or a PromptRegistry); ``content``
     is ``full``, ``redact`` or ``none``; ``prices`` is a prices file or a mapping of
-    model -> ModelPrice that wins over litellm's price map. ``clock`` returns the UTC time
-    to record calls at (for backfills, simulations and tests; default: now). ``budgets``
+    model -> ModelPrice that wins over litellm's price map. ``clock`` returns the time
+    to record calls at (for backfills, simulations and tests; default: now; a time without
+    a time zone is taken as UTC). ``budgets``
     are the spend limits to enforce (default: ``budgets.limits`` of ``llmops.yaml``); those
     with ``action: block`` refuse calls that could take spend past them
     (:class:`~llmops.errors.BudgetExceededError`, see :mod:`llmops.gateway.budgets`).
@@ -203,8 +205,7 @@ class Gateway:
             user = stored_key(user, "user_id")
         if isinstance(session, str):
             session = stored_key(session, "session_id")
-        if tags:
-            tags = [stored_tag(t) if isinstance(t, str) else t for t in tags]
+        tags = stored_tags(tags) if tags else None
         return Call(
             id=new_id(),
             model=model,
@@ -213,10 +214,10 @@ class Gateway:
             prompt=loaded,
             user=user,
             session=session,
-            tags=list(tags) if tags else None,
+            tags=tags,
             metadata=dict(metadata) if metadata else None,
             price=price,
-            created_at=self.clock(),
+            created_at=utc(self.clock()),
             key_name=key_name,
             variables=dict(variables) if loaded is not None and variables else None,
             scope=linked_to,
@@ -500,7 +501,7 @@ class Gateway:
         row: FeedbackRow = {
             "id": feedback_id,
             "call_id": call_id,
-            "created_at": self.clock(),
+            "created_at": utc(self.clock()),
             "name": name,
             "score": float(score),
             "comment": comment,

@@ -136,12 +136,13 @@ def record_event(
 
 
 def list_events(
-    engine: Engine,
+    engine: Engine | Connection,
     since: datetime | None = None,
     until: datetime | None = None,
     kinds: Sequence[str] | None = None,
 ) -> list[AuditEvent]:
-    """The events of ``[since, until)`` (all of them by default), oldest first."""
+    """The events of ``[since, until)`` (all of them by default), oldest first; read on
+    ``engine``, or in a transaction: a connection."""
     e = AUDIT_EVENTS.c
     query = sa.select(AUDIT_EVENTS).order_by(e.seq)
     if since is not None:
@@ -150,8 +151,11 @@ def list_events(
         query = query.where(e.at < until)
     if kinds:
         query = query.where(e.kind.in_(list(kinds)))
-    with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
+    if isinstance(engine, Connection):
+        rows = engine.execute(query).mappings().all()
+    else:
+        with engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
     return [
         AuditEvent(
             seq=int(r["seq"]),

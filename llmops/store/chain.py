@@ -21,7 +21,11 @@ What the hash covers: every column that records what happened, except
 Values are written canonically, so that a row reads back to the same hash from SQLite and
 PostgreSQL: times in UTC ISO form, JSON with sorted keys, numbers by value (``5.0`` and
 ``5``, or JSONB's ``1e20`` and ``100000000000000000000``, are one number; NaN and
-infinities are null, as JSON columns store them).
+infinities are null, as JSON columns store them). JSONB gives a float that is not exactly
+its decimal (``1e23``) back as that decimal, so a whole float beyond 2**53 is written as
+its shortest decimal (10**23), not its exact value (99999999999999991611392), as rows
+stored before 2026-12-05 were hashed: verification tries those (:func:`plain`'s
+``legacy``).
 
 The chain is computed by the writer thread, off the app's call path.
 """
@@ -37,6 +41,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -74,11 +79,14 @@ _FIELDS = {"call": CALL_FIELDS, "feedback": FEEDBACK_FIELDS}
 
 
 _BIG = 2**63  # orjson writes integers up to 64 bits; larger ones go as their digits
+_EXACT = 2**53  # every integer up to this is a float as well
 
 
-def plain(value: Any) -> Any:
+def plain(value: Any, legacy: bool = False) -> Any:
     """``value`` with every number, time and container in its canonical form (see the module
-    docstring), ready for orjson."""
+    docstring), ready for orjson. A whole float beyond 2**53 is the integer of its shortest
+    decimal (``1e23``: 10**23, as JSONB gives it back); ``legacy``: its exact value
+    (99999999999999991611392), as rows stored before 2026-12-05 were hashed."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
@@ -87,26 +95,52 @@ def plain(value: Any) -> Any:
     if kind is float:
         if not math.isfinite(value):  # stored as null by JSON columns and SQLite alike
             return None
-        return plain(int(value)) if value.is_integer() else value
+        if not value.is_integer():
+            return value
+        if legacy or -_EXACT <= value <= _EXACT:
+            return plain(int(value))
+        return plain(_decimal(value))
     if kind is dict:
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): plain(v, legacy) for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [plain(v) for v in value]
+        return [plain(v, legacy) for v in value]
     if isinstance(value, datetime):
         moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return moment.isoformat()
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): plain(v, legacy) for k, v in value.items()}
     if isinstance(value, int | float):  # subclasses (bool is handled above)
-        return plain(float(value) if isinstance(value, float) else int(value))
+        return plain(float(value) if isinstance(value, float) else int(value), legacy)
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+        return [plain(v, legacy) for v in value]
     return str(value)
 
 
-def canonical(value: Any) -> bytes:
+def as_floats(value: Any) -> Any:
+    """``value`` (a row as read from PostgreSQL) with each integer beyond 2**53 that is a
+    float's shortest decimal as that float: JSONB gives ``1e23`` back as 10**23, where a
+    row stored before 2026-12-05 was hashed with the float's exact value (``legacy``)."""
+    if isinstance(value, Mapping):
+        return {k: as_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_floats(v) for v in value]
+    if type(value) is not int or -_EXACT <= value <= _EXACT:
+        return value
+    try:
+        nearest = float(value)
+    except OverflowError:  # beyond any float
+        return value
+    return nearest if _decimal(nearest) == value else value
+
+
+def _decimal(value: float) -> int:
+    """A whole float as the integer its shortest decimal writes (``1e23``: 10**23)."""
+    return int(Decimal(repr(value)))
+
+
+def canonical(value: Any, legacy: bool = False) -> bytes:
     """``value`` as canonical JSON (sorted keys, numbers by value, UTC times)."""
-    values = plain(value)
+    values = plain(value, legacy)
     try:
         return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # a lone surrogate, which orjson refuses: escape it
@@ -119,9 +153,9 @@ def _request(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return request if isinstance(request, Mapping) else {}
 
 
-def content_hash(kind: str, row: Mapping[str, Any]) -> str:
+def content_hash(kind: str, row: Mapping[str, Any], legacy: bool = False) -> str:
     """The digest of a row's content: a call's messages (or embedding inputs) and response
-    text, a feedback row's comment."""
+    text, a feedback row's comment (``legacy``: see :func:`plain`)."""
     if kind == "call":
         request = _request(row)
         content = {"messages": request.get("messages"), "response": row.get("response_text")}
@@ -130,7 +164,7 @@ def content_hash(kind: str, row: Mapping[str, Any]) -> str:
             content["request"] = extra
     else:
         content = {"comment": row.get("comment")}
-    return hashlib.sha256(canonical(content)).hexdigest()
+    return hashlib.sha256(canonical(content, legacy)).hexdigest()
 
 
 EMPTY_CONTENT = {kind: content_hash(kind, {}) for kind in TABLE_OF}
@@ -153,9 +187,12 @@ def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def row_hash(prev: str, kind: str, row: Mapping[str, Any], content: str) -> str:
-    """SHA-256 of the previous row's hash, the covered fields and the content digest."""
-    text = canonical({**covered(kind, row), "content_hash": content})
+def row_hash(
+    prev: str, kind: str, row: Mapping[str, Any], content: str, legacy: bool = False
+) -> str:
+    """SHA-256 of the previous row's hash, the covered fields and the content digest
+    (``legacy``: see :func:`plain`)."""
+    text = canonical({**covered(kind, row), "content_hash": content}, legacy)
     return hashlib.sha256(prev.encode() + b"\n" + text).hexdigest()
 
 

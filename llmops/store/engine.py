@@ -248,6 +248,31 @@ def _all_or_nothing(connection: Connection) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see the database as it was at the first of them (what
+    others commit meanwhile is not seen), for a check that compares several tables: the
+    chains' heads with their rows (``llmops audit verify``). PostgreSQL: a read-only
+    REPEATABLE READ transaction; SQLite: one read transaction (WAL readers keep theirs
+    while a writer commits)."""
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield connection
+            return
+        driver = connection.connection.driver_connection
+        level = driver.isolation_level  # type: ignore[union-attr]
+        driver.isolation_level = None  # type: ignore[union-attr]  # the BEGIN below is ours
+        try:
+            connection.exec_driver_sql("BEGIN")
+            yield connection
+        finally:
+            connection.rollback()
+            driver.isolation_level = level  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     """One migrating process at a time: a file lock for SQLite, an advisory lock on Postgres."""
     if engine.dialect.name == "sqlite":

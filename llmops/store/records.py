@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 import orjson
 import sqlalchemy as sa
 
+from llmops.store.audit_log import utc
 from llmops.store.tables import CALL_CONTENT, CALLS, CALLS_WITH_CONTENT, FEEDBACK
 
 RecordKind = Literal["call", "feedback"]
@@ -145,6 +146,15 @@ def stored_tag(value: str) -> str:
     return fit(_text(value, strict=True), TAG_CHARS)
 
 
+def stored_tags(tags: Iterable[object]) -> list[str] | None:
+    """A call's tags as the writer stores them: each as :func:`stored_tag` (a tag that is
+    not a string as its text), each once (a call counts once under each of its tags), an
+    empty tag left out; None when none is left (an empty list counts as no tags)."""
+    kept = dict.fromkeys(stored_tag(t if isinstance(t, str) else str(t)) for t in tags)
+    kept.pop("", None)
+    return list(kept) or None
+
+
 def _text(value: str, limit: int = MAX_TEXT_CHARS, *, strict: bool = False) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
@@ -239,11 +249,15 @@ def storable(kind: RecordKind, row: Row) -> tuple[Row, bytes]:
 def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     """The row's columns, each within what its table takes: a string longer than its
     column cut with a marker (:func:`fit`), texts over :data:`MAX_TEXT_CHARS` cut, tags
-    within the tag rollup's column, a NaN or infinite cost, latency or TTFT unknown (None),
-    a count its column cannot hold unknown (None; a call keeps it, as a string, in
-    ``usage_details["out_of_range"]``).
+    as :func:`stored_tags` keeps them (within the tag rollup's column, each once), a NaN
+    or infinite cost, latency or TTFT unknown (None), a count its column cannot hold
+    unknown (None; a call keeps it, as a string, in ``usage_details["out_of_range"]``), a
+    time without a time zone taken as UTC (a backfill's clock: SQLite refuses it).
     The writer applies this to every row it stores."""
     out = {column: row.get(column) for column in COLUMNS[kind]}
+    created = out["created_at"]
+    if isinstance(created, datetime) and created.tzinfo is None:
+        out["created_at"] = utc(created)
     for column in _MEASURES[kind]:
         value = out[column]
         if isinstance(value, float) and not math.isfinite(value):
@@ -265,9 +279,19 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
             out[column] = _text(value)
     tags = out.get("tags")
-    if tags and not all(isinstance(t, str) and len(t) <= TAG_CHARS for t in tags):
-        out["tags"] = [stored_tag(str(t)) for t in tags]
+    if isinstance(tags, list | tuple) and not _stored_already(tags):
+        out["tags"] = stored_tags(tags)
     return out
+
+
+def _stored_already(tags: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether ``tags`` are as :func:`stored_tags` leaves them, as the Gateway's are (the
+    writer then keeps them as they are): short strings, none empty, each once."""
+    return (
+        bool(tags)
+        and all(isinstance(t, str) and 0 < len(t) <= TAG_CHARS for t in tags)
+        and len(set(tags)) == len(tags)
+    )
 
 
 def split_content(

@@ -423,6 +423,38 @@ def test_markdown_html_and_json_carry_the_same_content(history: History) -> None
     assert render(report, "md") == markdown and render(report, "html") == page
 
 
+def test_what_would_act_on_a_terminal_or_break_html_shows_escaped(history: History) -> None:
+    """Recorded values (a model, a feedback name) and prompt texts went out raw: ESC[2J
+    cleared the terminal the Markdown was printed to, U+202E turned a table row around, and
+    the HTML held code points HTML forbids (BEL, ESC, U+FFFE)."""
+    import dataclasses
+
+    hostile = "gpt\u202eevil\x1b[2J\x07\x7f\ufffe\u200b\u061c\U000e0041\u180e\U0001fffe&rlm;"
+    report = build(history)
+    operation = report.operation
+    models = [dataclasses.replace(operation.cost_by_model[0], model=hostile)]
+    texts = [
+        dataclasses.replace(v, source=f"line one {hostile}\nline\ttwo")
+        for v in report.texts.versions
+    ]
+    report = dataclasses.replace(
+        report,
+        title=f"Report {hostile}",
+        operation=dataclasses.replace(operation, cost_by_model=models),
+        texts=dataclasses.replace(report.texts, versions=texts),
+    )
+    forbidden = re.compile(
+        "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u202e\u061c\u180e\ufffe\uffff"
+        "\U000e0000-\U000e007f\U0001fffe]"
+    )
+    for output in (to_markdown(report), to_html(report)):
+        assert not forbidden.search(output), forbidden.findall(output)
+        assert "u202eevil" in output and "x1b[2J" in output.replace("\\[", "[")
+        assert "line\ttwo" in output  # a text keeps its lines and tabs
+    assert "\\&rlm;" in to_markdown(report)  # a character reference stays text
+    assert json.loads(to_json(report))["title"] == f"Report {hostile}"  # data as it is
+
+
 def test_the_html_fetches_nothing_and_prints(history: History) -> None:
     page = to_html(build(history))
     assert not re.search(r"(?i)\b(src|href)\s*=", page)

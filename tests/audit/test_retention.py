@@ -73,6 +73,23 @@ def busy(engine: sa.Engine) -> None:
         )
 
 
+def rollup_writes(engine: sa.Engine) -> list[tuple[str, Any]]:
+    """(table, day) of every rollup row the engine's statements write from now on."""
+    names = {table.name for table in DAILY_ROLLUPS}
+    written: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        words = statement.split()
+        if words[:2] == ["INSERT", "INTO"] and words[2] in names:
+            columns = statement[statement.index("(") + 1 : statement.index(")")].split(", ")
+            rows = parameters if isinstance(parameters, list) else [parameters]
+            day = columns.index("day")
+            written.extend((words[2], r["day"] if isinstance(r, dict) else r[day]) for r in rows)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    return written
+
+
 def test_content_then_calls_are_pruned_keeping_rollups_and_chains(
     database_url: str, make_gateway: Any, server: Any
 ) -> None:
@@ -204,9 +221,14 @@ def test_prunes_one_after_another_leave_chains_that_verify(
     try:
         now = datetime.now(UTC)
         first = prune(engine, calls_days=400, now=now)
+        written = rollup_writes(engine)
         second = prune(engine, calls_days=250, minimum_days=200, now=now)
         third = prune(engine, calls_days=50, force=True, now=now, content_days=5)
         assert [p.calls_removed for p in (first, second, third)] == [2, 2, 2]
+        # each prune puts back the rollups of the days it removed calls of, and no other
+        # (a daily prune from cron rewrote every pruned day's rows, in memory, each time)
+        days = {(now - timedelta(days=age, hours=i)).date() for age in (300, 100) for i in (0, 1)}
+        assert written and {str(day) for _, day in written} == {d.isoformat() for d in days}
         result = verify(engine)
         assert result.ok, result.breaks
         assert [e.kind for e in result.events] == ["prune"] * 3
@@ -258,3 +280,92 @@ def test_a_call_written_while_prune_lists_the_old_ones_waits(
     finally:
         engine.dispose()
         other.dispose()
+
+
+def test_a_call_stored_late_for_a_pruned_day_is_pruned_too(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """A backfill or a journal replayed late stores a call of a day pruned already: the
+    day's rollups count the pruned calls too, so taking the new one out found no call for
+    their first and last times, and every later prune failed (NOT NULL first_at)."""
+    ids = record(make_gateway, server)
+    engine = create_engine(database_url)
+    try:
+        assert prune(engine, calls_days=200, force=True).calls_removed == 4
+        clock = Clock()
+        clock.at = datetime.now(UTC) - timedelta(days=300, hours=3)
+        gateway = make_gateway(clock=clock)
+        server.enqueue(Reply(text="late", prompt_tokens=1000, completion_tokens=100))
+        gateway.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "late"}],
+                         api_base=server.base_url, api_key="sk-test", num_retries=0,
+                         temperature=0.2, user="heavy")  # fmt: skip
+        assert gateway.flush(timeout=30)
+        with engine.connect() as connection:
+            before = rollups(connection)
+        again = prune(engine, calls_days=200, force=True)
+        assert again.calls_removed == 1
+        with engine.connect() as connection:
+            assert rollups(connection) == before  # the late call's day keeps it too
+            left = set(connection.execute(sa.text("SELECT id FROM llm_calls")).scalars())
+        assert left == {i for age in AGES[2:] for i in ids[age]}
+        assert verify(engine).ok, verify(engine).breaks
+    finally:
+        engine.dispose()
+
+
+def test_a_users_spend_of_pruned_days_stays(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """The spend figures filtered on a user read the calls of the user's quiet days (under
+    1,000 calls): pruned, they were gone from the totals (`llmops spend --user`'s total
+    line, the Overview's tiles) while the split by model, from the user rollups, kept them."""
+    from llmops.store import queries as q
+
+    record(make_gateway, server)
+    engine = create_engine(database_url)
+    try:
+        today = datetime.now(UTC).date()
+        view = q.Filters.days(today - timedelta(days=520), today, users=("heavy",))
+
+        def figures() -> tuple[Any, ...]:
+            o = q.overview(engine, view)
+            return (
+                q.spend_total(engine, view),
+                (o.calls, o.errors, round(o.cost_usd, 9), o.prompt_tokens, o.completion_tokens),
+                [(r.key, r.calls, round(r.cost_usd, 9)) for r in q.daily_spend(engine, view)],
+                sum(d.calls for d in q.daily_totals(engine, view)),
+            )
+
+        before = figures()
+        assert before[0].calls == 10 and before[1][0] == 10
+        assert prune(engine, calls_days=400).calls_removed == 2
+        assert figures() == before
+    finally:
+        engine.dispose()
+
+
+def test_a_window_after_a_prune_links_over_pruned_rows_and_rows_outside_it(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """A chain whose rows were stored out of time order (a backfill, a journal replayed):
+    a prune removes a row between two that stay, one of them outside the window. The gap
+    the window walks over holds both a pruned row and a row outside the window: it was
+    reported as rows deleted."""
+    clock = Clock()
+    gateway = make_gateway(clock=clock)
+    now = datetime.now(UTC)
+    for days in (5, 400, 100, 3):  # chain rows 1-4, in the order stored
+        clock.at = now - timedelta(days=days)
+        server.enqueue(Reply(text="a", prompt_tokens=10, completion_tokens=2))
+        gateway.complete(model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}],
+                         api_base=server.base_url, api_key="sk-test", num_retries=0)  # fmt: skip
+    assert gateway.flush(timeout=30)
+    engine = create_engine(database_url)
+    try:
+        assert prune(engine, calls_days=300, force=True).calls_removed == 1  # row 2
+        assert verify(engine).ok
+        for since in (now - timedelta(days=7), now - timedelta(days=4)):
+            result = verify(engine, since=since, until=now + timedelta(hours=1))
+            assert result.ok, result.breaks
+    finally:
+        engine.dispose()

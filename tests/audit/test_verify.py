@@ -240,3 +240,184 @@ def test_chain_start_counts_the_rows_stored_before_it(database_url: str) -> None
         assert verify(engine).ok
     finally:
         engine.dispose()
+
+
+def test_calls_stored_while_it_runs_are_no_break(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """verify read the chains' heads, then walked the rows: rows an app stored in between
+    were "past the recorded head", a false alarm in every run beside a busy app. It reads
+    one snapshot now."""
+    gateway = make_gateway()
+    record(make_gateway, server, calls=4)
+    engine = create_engine(database_url)
+    stored: list[str] = []
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def store_meanwhile(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if stored or "audit_chains" not in statement:
+            return
+        for i in range(3):  # committed by the gateway's writer, on its own connections
+            server.enqueue(Reply(text="meanwhile", prompt_tokens=10, completion_tokens=2))
+            result = gateway.complete(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}],
+                api_base=server.base_url, **ROUTE,
+            )  # fmt: skip
+            gateway.feedback(result.call_id, 1, name="thumbs")
+            stored.append(result.call_id)
+        assert gateway.flush(timeout=30)
+
+    try:
+        result = verify(engine)
+        assert stored and result.ok, result.breaks
+        assert result.checked == {"llm_calls": 4, "feedback": 2}  # as they were when it began
+        again = verify(engine)
+        assert again.ok and again.checked == {"llm_calls": 7, "feedback": 5}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "deleted",
+    [
+        ["DELETE FROM llm_calls WHERE id = :last"],
+        ["DELETE FROM feedback"],
+        ["DELETE FROM feedback", "DELETE FROM llm_call_content", "DELETE FROM llm_calls"],
+    ],
+)
+def test_a_time_window_still_checks_the_chains_ends(
+    database_url: str, make_gateway: Any, server: Any, deleted: list[str]
+) -> None:
+    """A window verified its rows and skipped the heads: a chain's last rows, a whole
+    chain or every call deleted verified "intact" (and so did the report's period)."""
+    ids = record(make_gateway, server, calls=6)
+    start = datetime.now(UTC) - timedelta(days=3)
+    window = {"since": start - timedelta(days=1), "until": start + timedelta(minutes=2)}
+    assert problems(database_url, **window) == []
+    execute(database_url, "DELETE FROM feedback WHERE call_id = :last", last=ids[-1])
+    for statement in deleted:
+        execute(database_url, statement, last=ids[-1])
+    found = problems(database_url, **window)
+    assert any("missing (deleted)" in p for p in found), found
+    assert len(found) == len(set(found))
+
+
+def test_floats_jsonb_gives_back_as_their_decimal_verify(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """JSONB keeps 1e23 as the decimal 10**23 and gives back that integer, where the writer
+    hashed the float (99999999999999991611392): every such call was "changed"."""
+    import sys
+
+    gateway = make_gateway()
+    # floats, and integers stored as such (d, and an id that is also a float's decimal)
+    values = {"a": 1e23, "b": 1.5e300, "c": sys.float_info.max, "d": 2**63 + 1, "e": -7e22,
+              "id": 1234567890123456800, "list": [1e23, 1234567890123456800],
+              "samples": [1.2345678901234568e18] * 9}  # fmt: skip
+    server.enqueue(Reply(text="x", prompt_tokens=10, completion_tokens=2))
+    result = gateway.complete(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}],
+        api_base=server.base_url, metadata=values, tags=["t"], **ROUTE,
+    )  # fmt: skip
+    assert gateway.flush(timeout=30)
+    assert problems(database_url) == []
+    if database_url.startswith("postgresql"):
+        edit = "UPDATE llm_calls SET metadata = jsonb_set(metadata, '{a}', '1e22') WHERE id = :id"
+    else:
+        edit = "UPDATE llm_calls SET metadata = json_set(metadata, '$.a', 1e22) WHERE id = :id"
+    execute(database_url, edit, id=result.call_id)
+    assert [p.split(" ", 3)[3] for p in problems(database_url)] == [
+        "row changed after it was stored"
+    ]
+    execute(database_url, edit.replace("1e22", "1e23"), id=result.call_id)  # as it was
+    assert problems(database_url) == []
+    # the id to another integer of the same float value
+    edit = edit.replace("{a}", "{id}").replace("$.a", "$.id").replace("1e22", "1234567890123456768")
+    execute(database_url, edit, id=result.call_id)
+    assert len(problems(database_url)) == 1
+
+
+def test_rows_hashed_before_whole_floats_were_decimals_still_verify(
+    database_url: str, make_gateway: Any, server: Any, monkeypatch: Any
+) -> None:
+    """Rows stored before 2026-12-05 hashed a whole float beyond 2**53 by its exact value
+    (1e23 as 99999999999999991611392): they verify, on PostgreSQL too, where JSONB gives
+    1e23 back as 10**23."""
+    from llmops.store import chain
+
+    canonical = chain.canonical
+    monkeypatch.setattr(chain, "canonical", lambda value, legacy=False: canonical(value, True))
+    gateway = make_gateway()
+    server.enqueue(Reply(text="x", prompt_tokens=10, completion_tokens=2))
+    gateway.complete(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "q 1e23"}],
+        api_base=server.base_url, metadata={"a": 1e23, "b": [-7e22, 0.5]}, **ROUTE,
+    )  # fmt: skip
+    assert gateway.flush(timeout=30)
+    monkeypatch.setattr(chain, "canonical", canonical)
+    assert problems(database_url) == []
+
+
+def test_deleted_audit_events_are_found_or_change_the_kept_head(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """Deleting every event (chain_start too) verified intact; deleting the last one (a
+    re-pricing, whose cost changes the hashes do not cover) leaves no gap, so the events'
+    head is among the heads to keep elsewhere, as the chains' are."""
+    record(make_gateway, server, calls=2)
+    engine = create_engine(database_url)
+    try:
+        from llmops.store.audit_log import record_event
+
+        with engine.begin() as connection:
+            record_event(connection, "recompute", 2, {"note": "re-priced"})
+        kept = {h.chain_id: (h.last_seq, h.last_hash) for h in verify(engine).heads}
+        assert kept["audit_events"][0] == 2
+        execute(database_url, "DELETE FROM audit_events WHERE seq = 2")
+        result = verify(engine)
+        assert result.ok  # nothing in the database says it was there...
+        now = {h.chain_id: (h.last_seq, h.last_hash) for h in result.heads}
+        assert now["audit_events"] != kept["audit_events"]  # ...but the kept head does
+        execute(database_url, "DELETE FROM audit_events")
+        assert "audit_events 1 None the audit events are missing (deleted)" in problems(
+            database_url
+        )
+    finally:
+        engine.dispose()
+
+
+def test_a_window_finds_its_last_rows_deleted_when_the_chain_goes_on(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """A period's last calls deleted, the chain going on after the period: the window's
+    walk ended at the last row left, and the head's row was there, so it said intact."""
+    ids = record(make_gateway, server, calls=10)
+    start = datetime.now(UTC) - timedelta(days=3)
+    # calls a minute apart from about ``start``: the window ends half a minute after row 9
+    window = {"since": start - timedelta(days=1), "until": start + timedelta(minutes=8.5)}
+    for call_id in ids[5:9]:  # rows 6-9, of the period; row 10 is after it
+        execute(database_url, "DELETE FROM feedback WHERE call_id = :i", i=call_id)
+        execute(database_url, "DELETE FROM llm_calls WHERE id = :i", i=call_id)
+    found = problems(database_url, **window)
+    assert any("rows 6-9 of the chain are missing (deleted)" in p for p in found), found
+    # so does any window: the rows' times went with them
+    early = problems(database_url, until=start + timedelta(minutes=3.5))  # rows 1-4
+    assert sorted(early) == sorted(found)
+
+
+def test_a_row_past_the_head_is_reported_once_by_a_window(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    ids = record(make_gateway, server, calls=3)
+    execute(
+        database_url,
+        "INSERT INTO llm_calls (id, created_at, source, model, status, tokens_estimated, "
+        "cost_status, chain_id, chain_seq, content_hash, row_hash) SELECT :new, created_at, "
+        "source, model, status, tokens_estimated, cost_status, chain_id, chain_seq + 1, "
+        "content_hash, row_hash FROM llm_calls WHERE id = :id",
+        new="e" * 36, id=ids[-1],
+    )  # fmt: skip
+    start = datetime.now(UTC) - timedelta(days=3)
+    for window in ({}, {"since": start - timedelta(days=1), "until": start + timedelta(days=1)}):
+        found = [p for p in problems(database_url, **window) if "past its recorded head" in p]
+        assert len(found) == 1, (window, found)

@@ -175,3 +175,21 @@ def test_sizes_show_each_tables_disk_and_the_bytes_per_call(
         shown.stdout,
         re.M,
     ), shown.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("costs", "recompute", "--since", "1d"),
+        ("audit", "verify"),
+        ("db", "prune", "--content-older-than", "30d"),
+        ("db", "partitions"),
+    ],
+)
+def test_commands_on_a_database_that_is_there_create_none(cli, tmp_path, command) -> None:
+    """Re-pricing, verifying, pruning or partitioning a mistyped SQLite path refused it
+    (no schema) after creating an empty file there."""
+    missing = tmp_path / "typo.db"
+    result = cli(*command, "--database-url", f"sqlite:///{missing}", cwd=tmp_path)
+    assert result.code == 2 and "no such database file" in result.stderr, result.stderr
+    assert not missing.exists()

@@ -160,6 +160,17 @@ def test_counters_only_grow_as_calls_are_added(engine, tmp_path) -> None:
                 assert after[(name, labels)] >= value, (name, labels)
 
 
+def test_every_stored_call_counts_whenever_it_was_stamped(engine, tmp_path) -> None:
+    """The totals are of every stored call: a call stamped before 1970 (a backfill, an app
+    server's clock) fell outside the range they summed."""
+    stamps = [datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+              datetime(1, 1, 1, 12, tzinfo=UTC), datetime(9999, 6, 1, tzinfo=UTC)]  # fmt: skip
+    store_rows(engine, tmp_path / "spool", [call_row(created_at=at, cost_usd=1.0) for at in stamps])
+    samples = scrape(SpendCollector(engine, cache_seconds=0))
+    assert total(samples, "llmops_calls_total") == 4
+    assert total(samples, "llmops_spend_usd_total") == pytest.approx(4.0)
+
+
 def test_past_days_are_read_again_only_when_they_change(engine, tmp_path) -> None:
     now = datetime.now(UTC)
     yesterday = now - timedelta(days=1)

@@ -141,6 +141,9 @@ def test_plain_leaves_no_markup_in_a_value() -> None:
     assert c.plain("visit www.evil.example") == "visit w\u2060ww\\.evil\\.example"
     assert c.plain("ad\u200bmin \u202eyan\n\n## big") == "admin yan \\#\\# big"
     assert c.plain("gpt-4o-mini") == "gpt-4o-mini"  # a plain name stays as it was
+    # a character reference is text; marks, separators and tag characters are left out
+    assert c.plain("a&rlm;b\u061cc\u180ed\U000e0041") == "a\\&rlm;bcd"
+    assert c.visible("u\u061c\U000e0041") == "u\\u061c\\U000e0041"
 
 
 @pytest.mark.parametrize(

@@ -405,6 +405,24 @@ def test_feedback(make_gateway, server, database_url) -> None:
     assert len(rows(database_url, "feedback")) == 4
 
 
+def test_a_clock_without_a_time_zone_is_utc(make_gateway, server, database_url) -> None:
+    """A backfill's clock giving naive UTC times (``datetime.utcnow()``): SQLite refused
+    every such row, so calls that had answered were never stored (rejected.log)."""
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 20, 12, 30)  # noqa: DTZ001 (naive on purpose)
+    gw = make_gateway(clock=lambda: at)
+    result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, **http(server))
+    gw.feedback(result.call_id, 1, name="thumbs")
+    assert gw.flush(timeout=30)
+    (call,) = rows(database_url)
+    (feedback,) = rows(database_url, "feedback")
+    for stored in (call["created_at"], feedback["created_at"]):
+        if isinstance(stored, str):  # SQLite, read as text
+            stored = datetime.fromisoformat(stored)
+        assert stored.replace(tzinfo=stored.tzinfo or UTC) == at.replace(tzinfo=UTC)
+
+
 @pytest.mark.parametrize("score", ["5", None, math.nan, math.inf, [1]])
 def test_feedback_score_must_be_a_number(make_gateway, server, score) -> None:
     gw = make_gateway()

@@ -477,6 +477,30 @@ def test_an_empty_filter_value_means_none_from_the_rollups_and_the_calls(
     assert none[1] == 60
 
 
+def test_a_call_counts_once_under_each_tag(seeded, tmp_path) -> None:
+    """A call tagged twice with the same tag counted twice in the split by tag (and a
+    budget on the tag); one tagged with an empty list counted under no tag at all."""
+    engine, _, _ = seeded
+    day = NOW.date() - timedelta(days=3)
+    at = datetime(day.year, day.month, day.day, 5, tzinfo=UTC)
+    extra = [
+        call_row(created_at=at, tags=["twice", "twice"], cost_usd=0.25),
+        call_row(created_at=at, tags=["twice"], cost_usd=0.25),
+        call_row(created_at=at, tags=[], cost_usd=0.5, user_id="no-tags-user"),
+    ]
+    store_rows(engine, tmp_path / "spool-tags", extra, [])
+    for filters in (
+        q.Filters.days(day, day),
+        q.Filters(at - timedelta(hours=1), at + timedelta(hours=1)),
+    ):
+        spend = {r.key: r for r in q.daily_spend(engine, filters, by="tag")}
+        assert (spend["twice"].calls, spend["twice"].cost_usd) == (2, pytest.approx(0.5))
+        untagged = q.daily_spend(
+            engine, dataclasses.replace(filters, users=("no-tags-user",)), by="tag"
+        )
+        assert [(r.key, r.calls) for r in untagged] == [("(none)", 1)]
+
+
 def test_busy_user_days_give_the_figures_the_calls_give(seeded, monkeypatch) -> None:
     """Under a filter on users, the users' busy days (migration 0021) are summed from their
     rollups and the other days read from the calls: every figure equals the calls' own, for

@@ -12,6 +12,7 @@ from llmops.store.records import (
     json_safe,
     repaired,
     storable,
+    stored_tags,
 )
 from tests.store.test_writer import call_row, poison_rows
 
@@ -48,6 +49,17 @@ def test_fit_keeps_distinct_long_ids_distinct() -> None:
     assert len(fit(a, 200)) == 200 and fit(a, 200) != fit(b, 200)
     assert fit("short", 200) == "short"
     assert fit("abcdefghijklmnopqrstuvwxyz", 16) == "abcdefghijklmno…"
+
+
+def test_a_call_has_each_tag_once() -> None:
+    """A call counts once under each of its tags (the tag rollup's trigger and the partial
+    days' reads count a stored list's every element): repeated tags are stored once, an
+    empty tag or list as no tags."""
+    assert fitted("call", call_row(tags=["vip", "eu", "vip", ""]))["tags"] == ["vip", "eu"]
+    assert fitted("call", call_row(tags=[]))["tags"] is None
+    assert fitted("call", call_row(tags=[""]))["tags"] is None
+    long = "t" * 500
+    assert stored_tags([long, long + "x", long, 7]) == [fit(long, 200), fit(long + "x", 200), "7"]
 
 
 def test_huge_metadata_is_replaced_by_a_preview() -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from llmops.intervals import mean_interval
+from llmops.store.audit_log import utc
 from llmops.store.queries.alerts import AlertEventRow
 from llmops.store.queries.filters import Filters, _as_date
 from llmops.store.queries.rollups import _call_rows, _feedback_rows
@@ -40,11 +41,6 @@ __all__ = [
 
 _c = CALLS.c
 NO_ERROR_TYPE = "(unknown)"
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC (SQLite returns naive times that were stored as UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -116,8 +112,8 @@ def eval_runs_of_prompt(
             prompt_version=row.prompt_version,
             git_commit=row.git_commit,
             model=row.model,
-            started_at=_utc(row.started_at),
-            finished_at=_utc(row.finished_at) if row.finished_at is not None else None,
+            started_at=utc(row.started_at),
+            finished_at=utc(row.finished_at) if row.finished_at is not None else None,
             cases=int(row.cases),
             results=int(row.results),
             passed=int(row.passed),
@@ -245,7 +241,7 @@ def alert_events_between(engine: Engine, start: datetime, end: datetime) -> list
         events = []
         for row in connection.execute(query):
             data = row._asdict()
-            data["at"] = _utc(data["at"])
+            data["at"] = utc(data["at"])
             data["delivered"] = list(data["delivered"] or [])
             data["failed"] = list(data["failed"] or [])
             events.append(AlertEventRow(**data))
@@ -268,6 +264,6 @@ def stored_calls(engine: Engine) -> StoredCalls:
         count, oldest, newest = connection.execute(query).one()
     return StoredCalls(
         int(count),
-        _utc(oldest) if oldest is not None else None,
-        _utc(newest) if newest is not None else None,
+        utc(oldest) if oldest is not None else None,
+        utc(newest) if newest is not None else None,
     )

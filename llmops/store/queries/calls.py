@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.util import ClauseAdapter
 
-from llmops.store.queries.filters import Filters, _as_date, _utc
+from llmops.store.audit_log import utc
+from llmops.store.queries.filters import Filters, _as_date
 from llmops.store.queries.rollups import (
     _feedback_rows,
     _none,
@@ -187,7 +188,7 @@ def _models_in_range(connection: sa.Connection, filters: Filters) -> list[str]:
     query = (
         sa.select(days.model)
         .distinct()
-        .where(days.day >= _utc(filters.start).date(), days.day <= _utc(filters.end).date())
+        .where(days.day >= utc(filters.start).date(), days.day <= utc(filters.end).date())
     )
     if filters.models:
         query = query.where(days.model.in_(filters.models))

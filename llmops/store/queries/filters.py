@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from llmops.store.audit_log import utc
 from llmops.store.tables import (
     CALLS,
 )
@@ -79,7 +80,7 @@ class Filters:
 
     def whole_days(self) -> tuple[date, date] | None:
         """The whole UTC days [first, last) inside the range, if any."""
-        start, end = _utc(self.start), _utc(self.end)
+        start, end = utc(self.start), utc(self.end)
         first = midnight(start.date())
         if first < start:
             first += timedelta(days=1)
@@ -92,17 +93,13 @@ class Filters:
         if days is None:
             return [self]
         first, last = (midnight(d) for d in days)
-        spans = [(_utc(self.start), first), (last, _utc(self.end))]
+        spans = [(utc(self.start), first), (last, utc(self.end))]
         return [replace(self, start=lo, end=hi) for lo, hi in spans if lo < hi]
 
 
 def midnight(day: date) -> datetime:
     """The start of a UTC day."""
     return datetime.combine(day, time.min, UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _day(engine: Engine) -> sa.ColumnElement[date]:

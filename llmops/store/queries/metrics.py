@@ -28,8 +28,9 @@ from llmops.store.tables import CALLS
 
 _c = CALLS.c
 
-ALL_TIME = Filters(datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
-"""Every stored call: whole days only, so a sum reads the rollups and no call."""
+ALL_TIME = Filters(datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+"""Every stored call (but one stamped on 31 December 9999, whose next midnight Python cannot
+make): whole days only, so a sum reads the rollups and no call."""
 MAX_RECENT_CALLS = 100_000
 """The most calls the percentiles of a window read (the newest ones)."""
 

@@ -182,9 +182,11 @@ def spend_total(engine: Engine, filters: Filters) -> SpendTotal:
 
 
 def _spend_total(connection: sa.Connection, engine: Engine, filters: Filters) -> SpendTotal:
-    cost, calls, unpriced = connection.execute(
-        sa.select(*_spend_sums(_call_rows(engine, filters)))
-    ).one()
+    # the rows of a split (each call in one row): under a filter on users, by user, from
+    # the user rollups, kept for every day (a prune keeps them; the calls of a user's quiet
+    # days it deletes); per (day, user) when nothing else is filtered
+    rows = _spend_rows(engine, filters, "user" if filters.users else "model")
+    cost, calls, unpriced = connection.execute(sa.select(*_spend_sums(rows))).one()
     return SpendTotal(int(calls), float(cost), int(unpriced))
 
 
@@ -350,10 +352,16 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     """Calls, errors, cost, tokens, latency and TTFT percentiles, feedback per name. The
     percentiles of the whole days of the range are merged from the daily histograms, within
     1% of the exact figures (see :mod:`llmops.store.queries.timing`)."""
-    rows = _call_rows(engine, filters)
-    # one pass over the rows (and the partial days' calls): per status and model
-    figures = ("calls", "cost_usd", "prompt_tokens", "completion_tokens", "unpriced_calls",
-               "estimated_calls")  # fmt: skip
+    # one pass over the rows (and the partial days' calls): per status and model. Under a
+    # filter on users the spend comes from the user rollups, as the split by model's: a
+    # prune deletes the calls of a user's quiet days, never those rollups
+    rows = _spend_rows(engine, filters, "model")
+    figures = ["calls", "cost_usd", "prompt_tokens", "completion_tokens", "unpriced_calls"]
+    estimated: sa.Select[Any] | None = None  # the user rollups do not count them
+    if "estimated_calls" in rows.c:
+        figures.append("estimated_calls")
+    else:
+        estimated = sa.select(_summed(_call_rows(engine, filters).c.estimated_calls))
     per_group = sa.select(
         rows.c.status, rows.c.model, *(sa.func.sum(rows.c[name]).label(name) for name in figures)
     ).group_by(rows.c.status, rows.c.model)
@@ -363,6 +371,8 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     with engine.connect() as connection:
         approximated = connection.execute(approximate).all()
         groups = [row._mapping for row in connection.execute(per_group)]
+        if estimated is not None:
+            estimated_calls = int(connection.execute(estimated).scalar_one())
         by_name = tuple(_score(*row) for row in connection.execute(feedback) if row[1])
         latency, ttft = timing_percentiles(connection, filters, (0.5, 0.95, 0.99))
     calls: dict[str, int] = {}
@@ -372,6 +382,8 @@ def overview(engine: Engine, filters: Filters) -> Overview:
     def total(name: str) -> int:
         return sum(int(group[name] or 0) for group in groups)
 
+    if estimated is None:
+        estimated_calls = total("estimated_calls")
     unpriced = {g["model"] for g in groups if g["status"] == "ok" and (g["unpriced_calls"] or 0)}
     return Overview(
         calls=sum(calls.values()),
@@ -382,7 +394,7 @@ def overview(engine: Engine, filters: Filters) -> Overview:
         prompt_tokens=total("prompt_tokens"),
         completion_tokens=total("completion_tokens"),
         unpriced_calls=total("unpriced_calls"),
-        estimated_calls=total("estimated_calls"),
+        estimated_calls=estimated_calls,
         latency_p50=latency[0],
         latency_p95=latency[1],
         latency_p99=latency[2],
