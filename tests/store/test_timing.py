@@ -382,3 +382,39 @@ def test_migration_0013_fills_the_group_histograms_and_goes_back(database_url: s
     assert stored_histograms(engine) == expected_histograms(engine)
     upgrade(engine)
     assert_histograms_match(engine)
+
+
+def test_infinite_and_nan_values_written_by_sql_are_left_out_of_exact_readings(
+    engine: sa.Engine,
+) -> None:
+    """The Writer stores a NaN or infinite latency as NULL; one written by SQL (or by a
+    Writer before migration 0011, on SQLite) made an exact percentile ``nan`` (``inf - inf``)
+    or ``inf``: the partial days, the users-and-model fallback, alerts and the exporter now
+    leave it out, as NULL."""
+    from llmops.store.queries.alerts import latency_p95
+    from llmops.store.queries.metrics import recent_latency
+
+    values = (100.0, 200.0, 300.0, math.inf, math.nan)
+    rows = [
+        call_row(created_at=START + timedelta(hours=1 + i), latency_ms=v, ttft_ms=v, user_id="u1")
+        for i, v in enumerate(values)
+    ]
+    insert(engine, rows)
+    half_day = (START, START + timedelta(hours=12))
+    with engine.connect() as connection:
+        for filters in (
+            Filters(*half_day),  # a partial day: read from the calls
+            Filters(START, START + timedelta(days=1), users=("u1",), models=("gpt-4o-mini",)),
+        ):
+            assert timing_percentiles(connection, filters, (0.0, 0.5, 1.0)) == [
+                [100.0, 200.0, 300.0],
+                [100.0, 200.0, 300.0],
+            ], filters
+    p95 = latency_p95(engine, *half_day, "all", None)[None]
+    assert (p95.calls, p95.p95_ms) == (3, pytest.approx(290.0))
+    (recent,) = recent_latency(engine, *half_day, (0.5, 1.0), ["gpt-4o-mini"])
+    assert (recent.latency_calls, recent.latency_ms, recent.ttft_ms) == (
+        3,
+        (200.0, 300.0),
+        (200.0, 300.0),
+    )

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from llmops.store.queries.timing import _driver_rows, _interpolate
+from llmops.store.queries.timing import _driver_rows, _interpolate, measured
 from llmops.store.tables import ALERT_EVENTS, ALERT_STATE, CALLS, EVAL_RUNS, FEEDBACK
 
 _c = CALLS.c
@@ -100,7 +100,7 @@ def latency_p95(
 ) -> dict[str | None, LatencyP95]:
     """The p95 latency of the completed calls (status ``ok``) in [start, end), per model,
     per prompt or in all; exact (linear interpolation, as :func:`percentiles`)."""
-    where = [*_scope(start, end, source), _c.status == "ok", _c.latency_ms.is_not(None)]
+    where = [*_scope(start, end, source), _c.status == "ok", measured(_c.latency_ms)]
     found: dict[str | None, LatencyP95] = {}
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from llmops.store.queries.filters import Filters, midnight
 from llmops.store.queries.rollups import _call_rows, _none
 from llmops.store.queries.spend import OTHER
-from llmops.store.queries.timing import _driver_rows, _interpolate
+from llmops.store.queries.timing import _driver_rows, _interpolate, measured
 from llmops.store.tables import CALLS
 
 _c = CALLS.c
@@ -132,7 +132,11 @@ def recent_latency(
     calls of other models together as "(other)". Reads the newest ``limit`` calls of the
     window at most. Models without such calls are left out."""
     recent = (
-        sa.select(_c.model, _c.latency_ms, _c.ttft_ms)
+        sa.select(
+            _c.model,
+            sa.case((measured(_c.latency_ms), _c.latency_ms)).label("latency_ms"),
+            sa.case((measured(_c.ttft_ms), _c.ttft_ms)).label("ttft_ms"),
+        )
         .where(_c.created_at >= start, _c.created_at < end, _c.status == "ok")
         .order_by(_c.created_at.desc())
         .limit(limit)

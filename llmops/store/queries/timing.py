@@ -8,6 +8,8 @@ at most that factor moves every order statistic, and every linear interpolation 
 of them, by at most the same factor: each percentile read from the merged buckets is within
 **1% (relative)** of the exact one, for values from 0.001 ms to 1e9 ms. Values below 0.001 ms
 (zero, negatives) count as 0; above 1e9 ms, as 1e9 ms; NaN (PostgreSQL) is left out, as NULL.
+The exact readings leave out NaN and infinities (:func:`measured`), which the Writer stores
+as NULL: only SQL writes them, and an infinite latency counts as 1e9 ms in the histograms.
 
 :func:`timing_percentiles` reads the histogram rows of the whole days of a range (one
 histogram of every call of a day; under a filter on models, prompts, versions, sources or
@@ -23,6 +25,7 @@ and on a model, status or source (no histogram has those with users): then
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -60,6 +63,13 @@ SORT_MEMORY = "32MB"
 
 METRICS: dict[str, sa.Column[Any]] = {"latency": _c.latency_ms, "ttft": _c.ttft_ms}
 """The histograms' metric names and the columns of llm_calls they count."""
+
+
+def measured(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """Whether ``column`` holds a number: not NULL, NaN (PostgreSQL sorts it above every
+    number) or infinite. The Writer stores those as NULL; a value written by SQL would make
+    an interpolated percentile ``nan`` (``inf - inf``)."""
+    return column.between(-sys.float_info.max, sys.float_info.max)
 
 
 def timing_percentiles(
@@ -161,9 +171,7 @@ def _timing_rows(
     for part, more in reads:
         for metric in metrics:
             column = METRICS[metric]
-            counted: list[sa.ColumnElement[bool]] = [column.is_not(None), *more]
-            if connection.dialect.name == "postgresql":  # NaN sorts above everything there
-                counted.append(column != sa.literal_column("'NaN'::float8"))
+            counted = [measured(column), *more]
             parts.append(
                 sa.select(
                     sa.literal(metric, sa.String).label("metric"),
@@ -188,8 +196,9 @@ def percentiles(
     where: Sequence[sa.ColumnElement[bool]],
     quantiles: Sequence[float],
 ) -> list[list[float | None]]:
-    """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs
-    left out, from one pass over the rows."""
+    """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs,
+    NaN and infinities left out (:func:`measured`), from one pass over the rows."""
+    columns = [sa.case((measured(c), c)) for c in columns]
     if connection.dialect.name == "postgresql":
         query = sa.select(
             *(sa.func.percentile_cont(q).within_group(c) for c in columns for q in quantiles)
