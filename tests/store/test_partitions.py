@@ -844,3 +844,34 @@ def test_a_view_on_llm_calls_stops_the_migration_with_a_message(
         connection.execute(sa.text("DROP VIEW spend"))
     assert cli("db", "upgrade", cwd=tmp_path, env=env).code == 0
     assert DEFAULT_PARTITION in names(engine)
+
+
+@pytest.mark.parametrize(
+    ("zone", "edge"),
+    [
+        ("America/New_York", datetime(1, 1, 1, tzinfo=UTC)),  # year 0 in New York
+        ("Europe/Berlin", datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),  # 10000
+    ],
+)
+def test_a_server_in_another_time_zone_gives_every_time_in_utc(
+    postgres_url: str, tmp_path: Path, zone: str, edge: datetime
+) -> None:
+    """Debian's initdb gives a server the host's time zone; a call the DEFAULT partition
+    holds for a clock at year 1 or 9999 read there as a year Python cannot hold, and made
+    every verify and prune fail. llmops' sessions read times in UTC."""
+    database = sa.make_url(postgres_url).database
+    with sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as admin:
+        admin.execute(sa.text(f"ALTER DATABASE \"{database}\" SET timezone = '{zone}'"))
+    engine = create_engine(postgres_url)
+    check_schema(engine)
+    now = datetime(2027, 6, 10, 12, tzinfo=UTC)
+    calls = [call_row(created_at=at) for at in (edge, now - timedelta(days=500), now)]
+    store_rows(engine, tmp_path / "spool", calls)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SHOW TimeZone")).scalar() == "UTC"
+        stored = dict(connection.execute(sa.text("SELECT id, created_at FROM llm_calls")).all())
+    assert stored == {c["id"]: c["created_at"] for c in calls}
+    assert verify(engine).ok
+    assert prune(engine, calls_days=400, now=now).calls_removed == (2 if edge.year == 1 else 1)
+    assert verify(engine).ok
+    engine.dispose()
