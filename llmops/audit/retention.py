@@ -19,10 +19,19 @@ Two ages, both optional (``retention:`` in llmops.yaml gives defaults):
 Each prune is one transaction and one ``prune`` audit event (who, when, the command line,
 how many rows, and for each hash chain the ranges it removed with the last removed row's
 hash), so ``llmops audit verify`` accounts for it. ``dry_run`` counts without changing.
+
+Locks (PostgreSQL): a prune of calls locks ``llm_call_content``, ``llm_calls`` and
+``feedback`` against writes first, in the order writers take them (a batch's content, then
+its calls; feedback in a transaction of its own), so that neither waits for the other in a
+circle: writers wait, their calls in the journal. Readers go on until the end, when the
+partitions are dropped: that needs the tables to itself, so it is asked for in short tries
+(:data:`LOCK_TRY_MS`, readers queue behind each try for that long at most) until
+:data:`LOCK_WAIT_S` have passed, and is held only for the drop and the commit.
 """
 
 from __future__ import annotations
 
+import time as clock
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -31,14 +40,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import MIN_RETENTION_DAYS
-from llmops.errors import ConfigError
+from llmops.errors import ConfigError, DatabaseError
 from llmops.store.audit_log import AuditEvent, record_event, utc
-from llmops.store.partitions import CONTENT_PARENT, PARENTS, list_partitions
+from llmops.store.partitions import (
+    CONTENT_PARENT,
+    LOCK_ORDER,
+    PARENTS,
+    Partition,
+    list_partitions,
+)
 from llmops.store.tables import CALL_CONTENT, CALLS, DAILY_ROLLUPS, FEEDBACK
 
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
+LOCK_TRY_MS = 200
+"""How long one try for the tables' exclusive lock (to drop partitions) waits."""
+LOCK_WAIT_S = 120.0
+"""How long a prune tries for that lock (readers running long queries, an ``audit verify``)
+before it gives up, changing nothing."""
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -102,10 +123,13 @@ def prune(
         dry_run=dry_run,
     )
     with engine.begin() as connection:
+        dropping: list[Partition] = []  # PostgreSQL's whole months, dropped last
         if report.calls_before is not None:
-            _remove_calls(connection, report.calls_before, report, dry_run)
+            dropping += _remove_calls(connection, report.calls_before, report, dry_run)
         if report.content_before is not None:
-            _drop_content(connection, report.content_before, report, dry_run)
+            dropping += _drop_content(connection, report.content_before, report, dry_run)
+        if not dry_run:
+            report.partitions_dropped = _drop_partitions(connection, dropping)
         if not dry_run and report.rows:
             report.event = record_event(
                 connection,
@@ -138,10 +162,11 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _drop_content(
     connection: Connection, before: datetime, report: PruneReport, dry_run: bool
-) -> None:
+) -> list[Partition]:
     """Delete the content of each call older than ``before`` (its row of
     ``llm_call_content``: messages, variables, tool calls, response), and NULL feedback
-    comments; the call's parameters stay (``llm_calls.params``: metadata)."""
+    comments; the call's parameters stay (``llm_calls.params``: metadata). Returns the
+    content's partitions of whole months before ``before``, for the caller to drop."""
     c, f = CALL_CONTENT.c, FEEDBACK.c
     old = c.created_at < before
     comments = sa.and_(f.created_at < before, f.comment.is_not(None))
@@ -152,25 +177,30 @@ def _drop_content(
         connection.execute(sa.select(sa.func.count()).where(comments)).scalar_one()
     )
     if dry_run:
-        return
-    # PostgreSQL: the content of whole months before ``before`` goes at once, then the rest
-    report.partitions_dropped += _drop_partitions(connection, before, (CONTENT_PARENT,))
-    connection.execute(sa.delete(CALL_CONTENT).where(old))
+        return []
+    # PostgreSQL: the content of whole months before ``before`` goes at once (dropped by
+    # the caller), the rest row by row
+    whole = _whole_months(connection, before, (CONTENT_PARENT,))
+    _delete_outside(connection, CALL_CONTENT, before, whole)
     connection.execute(sa.update(FEEDBACK).where(comments).values(comment=None))
+    return whole
 
 
 def _remove_calls(
     connection: Connection, before: datetime, report: PruneReport, dry_run: bool
-) -> None:
+) -> list[Partition]:
     """Delete the calls of the UTC days before ``before`` and their feedback, keeping the
-    rollups of those days as they were."""
+    rollups of those days as they were. Returns the partitions of whole months before
+    ``before`` (PostgreSQL), for the caller to drop."""
     c, f = CALLS.c, FEEDBACK.c
     # No row may be written between the count and listing below and the removal (an old
     # call replayed from a journal would go unlisted in the event, or feedback would
     # outlive its call): writers wait (their calls stay in the journal); readers do not.
+    # In the writers' order (see the module docstring): no deadlock with a batch between
+    # its content and its calls.
     if not dry_run and connection.dialect.name == "postgresql":
         connection.execute(
-            sa.text("LOCK TABLE llm_calls, llm_call_content, feedback IN EXCLUSIVE MODE")
+            sa.text("LOCK TABLE llm_call_content, llm_calls, feedback IN EXCLUSIVE MODE")
         )
     elif not dry_run:  # SQLite's write lock, from the first read (the driver would take it
         # at the first DELETE, after the listing)
@@ -181,11 +211,13 @@ def _remove_calls(
     report.calls_removed, ranges = _ranges(connection, calls, c)
     report.feedback_removed, more = _ranges(connection, feedback, f)
     if dry_run:
-        return
+        return []
+    # PostgreSQL: the partitions of whole months before ``before`` go at once (dropped by
+    # the caller: no trigger fires for them; their rows are counted and their chain places
+    # listed above), the rest row by row
+    whole = _whole_months(connection, before)
     if not (report.calls_removed or report.feedback_removed):
-        # nothing to remove: the old months' partitions, if any, are empty (created ahead)
-        report.partitions_dropped = _drop_partitions(connection, before)
-        return
+        return whole  # nothing to remove: those months' partitions are empty (created ahead)
     report.removed = {**ranges, **more}
     # the days of the calls removed now: the triggers take them out of these days' rollups
     # only (a call's feedback counts on its call's day), earlier days' calls are gone already
@@ -203,39 +235,104 @@ def _remove_calls(
     for table in DAILY_ROLLUPS:
         connection.execute(sa.delete(table).where(*_of_days(table, days)))
     connection.execute(sa.delete(FEEDBACK).where(f.call_id.in_(old_calls)))
-    # PostgreSQL: the partitions of whole months before ``before`` go at once (no trigger
-    # fires for them; their rows were counted and their chain places listed above)
-    report.partitions_dropped = _drop_partitions(connection, before)
-    connection.execute(sa.delete(CALLS).where(c.created_at < before))
-    connection.execute(sa.delete(CALL_CONTENT).where(CALL_CONTENT.c.created_at < before))
+    _delete_outside(connection, CALLS, before, whole)
+    _delete_outside(connection, CALL_CONTENT, before, whole)
     for table in DAILY_ROLLUPS:  # what the triggers left of these days goes; they come back
         connection.execute(sa.delete(table).where(*_of_days(table, days)))
         rows = kept[table.name]
         for start in range(0, len(rows), _BATCH):
             connection.execute(sa.insert(table), rows[start : start + _BATCH])
+    return whole
 
 
 def _of_days(table: sa.Table, days: tuple[date, date]) -> list[sa.ColumnElement[bool]]:
     return [table.c.day >= days[0], table.c.day < days[1]]
 
 
-def _drop_partitions(
+def _whole_months(
     connection: Connection, before: datetime, parents: tuple[str, ...] = PARENTS
-) -> list[str]:
-    """Drop the monthly partitions of ``parents`` (``llm_calls`` and ``llm_call_content``)
-    that lie wholly before ``before`` (on PostgreSQL; nothing elsewhere); return their
-    names."""
+) -> list[Partition]:
+    """The monthly partitions of ``parents`` (``llm_calls`` and ``llm_call_content``) that
+    lie wholly before ``before`` (PostgreSQL; none elsewhere)."""
     cutoff = before.astimezone(UTC)
     limit = (cutoff.year, cutoff.month, cutoff.day)
-    dropped = []
-    for parent in parents:
-        for partition in list_partitions(connection, parent):
-            if partition.end is None or (*partition.end, 1) > limit:
-                continue
-            # DROP TABLE of a partition detaches it first, in this transaction
-            connection.execute(sa.text(f"DROP TABLE {partition.name}"))  # quoted as needed
-            dropped.append(partition.name)
-    return dropped
+    return [
+        partition
+        for parent in parents
+        for partition in list_partitions(connection, parent)
+        if partition.first is not None
+        and partition.end is not None
+        and (*partition.end, 1) <= limit
+    ]
+
+
+def _delete_outside(
+    connection: Connection, table: sa.Table, before: datetime, whole: list[Partition]
+) -> None:
+    """Delete the rows of ``table`` older than ``before`` but those of the partitions in
+    ``whole`` (dropped at the end: their rows are not deleted one by one), a statement per
+    span between them, so that each reads its own partitions only."""
+    months = sorted((p.first, p.end) for p in whole if p.parent == table.name and p.first and p.end)
+    at: datetime | None = None
+    spans: list[tuple[datetime | None, datetime]] = []
+    for first, end in months:
+        start = datetime(first[0], first[1], 1, tzinfo=UTC)
+        if at is None or at < start:
+            spans.append((at, start))
+        at = datetime(end[0], end[1], 1, tzinfo=UTC)
+    if at is None or at < before:
+        spans.append((at, before))
+    column = table.c.created_at
+    for low, high in spans:
+        since = [] if low is None else [column >= low]
+        connection.execute(sa.delete(table).where(*since, column < high))
+
+
+def _drop_partitions(connection: Connection, partitions: list[Partition]) -> list[str]:
+    """Drop ``partitions`` (once each), their parents locked first in the writers' order
+    (see the module docstring); return their names, the calls' before the content's."""
+    names = list(dict.fromkeys(p.name for p in sorted(partitions, key=_parent_order)))
+    if not names:
+        return []
+    parents = [parent for parent in LOCK_ORDER if any(p.parent == parent for p in partitions)]
+    _lock_to_itself(connection, parents)
+    for name in names:  # DROP TABLE of a partition detaches it first, in this transaction
+        connection.execute(sa.text(f"DROP TABLE {name}"))  # quoted as needed
+    return names
+
+
+def _parent_order(partition: Partition) -> int:
+    return PARENTS.index(partition.parent)
+
+
+def _lock_to_itself(connection: Connection, tables: list[str]) -> None:
+    """ACCESS EXCLUSIVE locks on ``tables``, asked for in tries of :data:`LOCK_TRY_MS` (each
+    in a savepoint: a try that times out leaves the transaction usable) for up to
+    :data:`LOCK_WAIT_S`; a DatabaseError after that (the transaction is then rolled back)."""
+    give_up = clock.monotonic() + LOCK_WAIT_S
+    lock = sa.text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    while True:
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    sa.text("SELECT set_config('lock_timeout', :ms, true)"),
+                    {"ms": f"{LOCK_TRY_MS}ms"},
+                )
+                connection.execute(lock)
+                connection.execute(sa.text("SET LOCAL lock_timeout TO DEFAULT"))
+            return
+        except DatabaseError as exc:
+            if exc.sqlstate != LOCK_NOT_AVAILABLE:
+                raise
+            if clock.monotonic() >= give_up:
+                raise DatabaseError(
+                    f"database: could not have {', '.join(tables)} to drop old partitions in"
+                    f" {LOCK_WAIT_S:g} s (other sessions kept reading them: long queries, an"
+                    " audit verify); nothing was pruned, try again",
+                    original=exc.original,
+                    sqlstate=exc.sqlstate,
+                ) from exc
+        clock.sleep(min(1.0, max(0.0, give_up - clock.monotonic())))  # queued readers go
 
 
 def _ranges(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -252,17 +252,23 @@ def _all_or_nothing(connection: Connection) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def snapshot(engine: Engine) -> Iterator[Connection]:
+def snapshot(engine: Engine, tables: Sequence[str] = ()) -> Iterator[Connection]:
     """A connection whose reads all see the database as it was at the first of them (what
     others commit meanwhile is not seen), for a check that compares several tables: the
     chains' heads with their rows (``llmops audit verify``). PostgreSQL: a read-only
-    REPEATABLE READ transaction; SQLite: one read transaction (WAL readers keep theirs
-    while a writer commits)."""
+    REPEATABLE READ transaction, ``tables`` locked (ACCESS SHARE) before its first read:
+    a partition dropped (by a prune) is gone from every snapshot, so the drop waits for
+    this one, or this one for the drop's commit; SQLite: one read transaction (WAL readers
+    keep theirs while a writer commits)."""
     with engine.connect() as connection:
         if connection.dialect.name != "sqlite":
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                if tables:  # a LOCK takes no snapshot: the first read after it does
+                    connection.exec_driver_sql(
+                        f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE"
+                    )
                 yield connection
             return
         driver = connection.connection.driver_connection

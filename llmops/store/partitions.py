@@ -55,7 +55,11 @@ log = logging.getLogger("llmops.partitions")
 PARENT = "llm_calls"
 DEFAULT_PARTITION = "llm_calls_default"
 CONTENT_PARENT = "llm_call_content"  # migration 0016
-PARENTS = (PARENT, CONTENT_PARENT)  # partitioned alike, locked in this order
+PARENTS = (PARENT, CONTENT_PARENT)  # partitioned alike
+LOCK_ORDER = (CONTENT_PARENT, PARENT)
+"""The order every llmops session locks the two: a writer's batch inserts its content, then
+its calls (one transaction); taken the other way round, a prune or a partition's creation
+and a writer each held one and waited for the other (PostgreSQL: "deadlock detected")."""
 _LOCK_KEY = 727275  # pg_advisory_xact_lock key that serialises partition changes
 Month = tuple[int, int]  # (year, month): years 1 to 9999, as Python's datetime
 # a month-aligned bound as pg_get_expr writes it with TimeZone UTC (year 10000 included)
@@ -72,6 +76,7 @@ class Partition:
     bound: str  # as PostgreSQL writes it: FOR VALUES FROM (...) TO (...), or DEFAULT
     first: Month | None = None  # the first month it covers, when its bounds are month starts
     end: Month | None = None  # the month after the last one it covers (may be year 10000)
+    parent: str = PARENT  # the table it is a partition of
 
     @property
     def default(self) -> bool:
@@ -139,17 +144,18 @@ def list_partitions(connection: Connection, parent: str = PARENT) -> list[Partit
         ),
         {"parent": parent},
     ).all()
-    return [_partition(str(name), str(bound)) for name, bound in rows]
+    return [_partition(str(name), str(bound), parent) for name, bound in rows]
 
 
-def _partition(name: str, bound: str) -> Partition:
+def _partition(name: str, bound: str, parent: str) -> Partition:
     found = _RANGE.fullmatch(bound)
     if not found:
-        return Partition(name, bound)
+        return Partition(name, bound, parent=parent)
     low, high = _BOUND.fullmatch(found[1]), _BOUND.fullmatch(found[2])
-    if not (low and high):
-        return Partition(name, bound)  # MINVALUE, MAXVALUE or bounds within a month
-    return Partition(name, bound, (int(low[1]), int(low[2])), (int(high[1]), int(high[2])))
+    if not (low and high):  # MINVALUE, MAXVALUE or bounds within a month
+        return Partition(name, bound, parent=parent)
+    first, end = (int(low[1]), int(low[2])), (int(high[1]), int(high[2]))
+    return Partition(name, bound, first, end, parent)
 
 
 def wanted_months(now: datetime, months_ahead: int) -> list[Month]:
@@ -203,7 +209,7 @@ def _missing(wanted: set[Month], connection: Connection) -> bool:
 
 
 def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | None) -> list[str]:
-    parents = [parent for parent in PARENTS if is_partitioned(connection, parent)]
+    parents = [parent for parent in LOCK_ORDER if is_partitioned(connection, parent)]
     if not parents:
         return []
     if lock_timeout_ms is not None:
@@ -212,10 +218,8 @@ def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | N
             {"ms": f"{int(lock_timeout_ms)}ms"},
         )
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    created: list[str] = []
-    for parent in parents:  # llm_calls first: writers lock the tables in that order too
-        created += _ensure_parent(connection, parent, wanted)
-    return created
+    created = {parent: _ensure_parent(connection, parent, wanted) for parent in parents}
+    return [name for parent in PARENTS for name in created.get(parent, [])]
 
 
 def _ensure_parent(connection: Connection, parent: str, wanted: set[Month]) -> list[str]:

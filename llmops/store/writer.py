@@ -55,6 +55,7 @@ from sqlalchemy.engine import Connection, Engine
 from llmops.errors import DatabaseError
 from llmops.store.chain import Chains
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
+from llmops.store.partitions import LOCK_ORDER
 from llmops.store.records import RecordKind, Row, fitted, repaired, split_content, storable
 from llmops.store.tables import CALL_CONTENT, CALLS, FEEDBACK
 
@@ -73,6 +74,9 @@ _PG_INSERTS = {  # a batch as one statement on PostgreSQL, see Writer._insert_ta
     )
     for kind, table in _TABLES.items()
 }
+_WRITE_LOCKS = sa.text(
+    f"LOCK TABLE ONLY {', '.join(LOCK_ORDER)} IN ROW EXCLUSIVE MODE"  # as the INSERTs would
+)
 PARTITIONS_EVERY = 86_400.0  # seconds between checks of llm_calls' monthly partitions (PG)
 PARTITIONS_RETRY = 600.0  # seconds before trying again after a failed check
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -454,6 +458,10 @@ class Writer:
         when a row was stored already; with it, leave such rows out."""
         try:
             with engine.begin() as connection:
+                if kind == "call" and engine.dialect.name == "postgresql":
+                    # both tables at once, in LOCK_ORDER as prunes and partitions' creation
+                    # take them, before a look-up reads llm_calls (no deadlock with them)
+                    connection.execute(_WRITE_LOCKS)
                 if guard:
                     rows = _not_stored(connection, kind, rows)
                 if not rows:

@@ -24,6 +24,7 @@ from llmops.audit.retention import prune
 from llmops.audit.verify import verify
 from llmops.errors import DatabaseError
 from llmops.store.engine import HEAD_REVISION, check_schema, create_engine, upgrade
+from llmops.store.engine import snapshot as read_snapshot
 from llmops.store.partitions import (
     DEFAULT_PARTITION,
     ensure_partitions,
@@ -875,3 +876,212 @@ def test_a_server_in_another_time_zone_gives_every_time_in_utc(
     assert prune(engine, calls_days=400, now=now).calls_removed == (2 if edge.year == 1 else 1)
     assert verify(engine).ok
     engine.dispose()
+
+
+def old_and_new_calls(engine: sa.Engine, tmp_path: Path, now: datetime) -> list[dict]:
+    """Calls every other day over 300 days before ``now``, in monthly partitions."""
+    check_schema(engine)
+    ensure_partitions(engine, now - timedelta(days=310), months_ahead=12)
+    calls = [call_row(created_at=now - timedelta(days=d)) for d in range(0, 300, 2)]
+    store_rows(engine, tmp_path / "old", calls)
+    return calls
+
+
+def older_than(calls: list[dict], days: int) -> int:
+    """How many of ``calls`` a prune of the calls older than ``days`` days removes."""
+    today = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    return sum(c["created_at"] < today - timedelta(days=days) for c in calls)
+
+
+def waiting_for_a_lock(engine: sa.Engine, pid: int) -> bool:
+    with engine.connect() as connection:
+        query = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"
+        return bool(connection.execute(sa.text(query), {"pid": pid}).scalar())
+
+
+def test_a_prune_waits_for_a_writers_batch_between_its_content_and_calls(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's batch inserts its content, then its calls; a prune that locked llm_calls
+    first, then llm_call_content, held one and waited for the other: "deadlock detected".
+    Both now lock them in the writers' order: the prune waits for the batch."""
+    now = datetime.now(UTC)
+    calls = old_and_new_calls(engine, tmp_path, now)
+    between, go_on = threading.Event(), threading.Event()
+    insert_table = Writer._insert_table
+
+    def paused(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
+        stored = insert_table(self, connection, kind, rows)
+        if kind == "content" and not between.is_set():
+            between.set()
+            go_on.wait(30)  # the writer holds its content, its calls not inserted yet
+        return stored
+
+    monkeypatch.setattr(Writer, "_insert_table", paused)
+    writer = Writer(lambda: engine, tmp_path / "spool", linger=0)
+    late = call_row(created_at=now)
+    writer.put("call", late)
+    assert between.wait(30)
+    outcome: dict[str, Any] = {}
+
+    def run_prune() -> None:
+        try:
+            with engine.connect() as connection:
+                outcome["pid"] = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            outcome["report"] = prune(engine, calls_days=200, force=True, minimum_days=1)
+        except Exception as exc:  # the deadlock, before
+            outcome["error"] = exc
+
+    pruning = threading.Thread(target=run_prune)
+    pruning.start()
+    deadline = time.monotonic() + 30
+    while "pid" not in outcome or not waiting_for_a_lock(engine, outcome["pid"]):
+        assert time.monotonic() < deadline and "error" not in outcome, outcome
+        time.sleep(0.05)
+    go_on.set()  # the writer goes on to llm_calls
+    pruning.join(60)
+    writer.close()
+    assert "error" not in outcome, outcome["error"]
+    assert outcome["report"].calls_removed == older_than(calls, 200)
+    assert late["id"] in where_rows_are(engine)
+    assert verify(engine).ok
+
+
+def test_creating_partitions_waits_for_a_writers_batch_between_its_content_and_calls(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same order when a month's partitions are created (a writer's daily check, `db
+    partitions`, `db upgrade`): llm_call_content's first."""
+    check_schema(engine)
+    between, go_on = threading.Event(), threading.Event()
+    insert_table = Writer._insert_table
+
+    def paused(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
+        stored = insert_table(self, connection, kind, rows)
+        if kind == "content" and not between.is_set():
+            between.set()
+            go_on.wait(30)
+        return stored
+
+    monkeypatch.setattr(Writer, "_insert_table", paused)
+    writer = Writer(lambda: engine, tmp_path / "spool", linger=0)
+    call = call_row()
+    writer.put("call", call)
+    assert between.wait(30)
+    outcome: dict[str, Any] = {}
+
+    def create() -> None:
+        try:
+            other = create_engine(str(engine.url.render_as_string(hide_password=False)))
+            with other.connect() as connection:
+                outcome["pid"] = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+                outcome["made"] = ensure_partitions(connection, months=[(2040, 1)])
+                connection.commit()
+            other.dispose()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    deadline = time.monotonic() + 30
+    while "pid" not in outcome or not waiting_for_a_lock(engine, outcome["pid"]):
+        assert time.monotonic() < deadline and "error" not in outcome, outcome
+        time.sleep(0.05)
+    go_on.set()
+    creating.join(60)
+    writer.close()
+    assert "error" not in outcome, outcome["error"]
+    assert outcome["made"] == ["llm_calls_2040_01", "llm_call_content_2040_01"]
+    assert call["id"] in where_rows_are(engine)
+
+
+def test_a_verify_during_a_prune_sees_the_database_before_or_after_it(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped partition is gone from every snapshot, also from one taken before the drop
+    committed: a verify that began during a prune found the dropped months' rows missing,
+    the prune's event not in its snapshot yet. Its snapshot now waits for the prune's
+    commit, or the drop for the verify."""
+    import llmops.audit.retention as retention
+
+    now = datetime.now(UTC)
+    calls = old_and_new_calls(engine, tmp_path, now)
+    dropped = threading.Event()
+    drop = retention._drop_partitions
+
+    def slow_drop(*args: Any) -> list[str]:
+        names = drop(*args)
+        dropped.set()
+        time.sleep(1.5)  # the rest of a big prune: the transaction still open
+        return names
+
+    monkeypatch.setattr(retention, "_drop_partitions", slow_drop)
+    outcome: dict[str, Any] = {}
+    pruning = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "prune", prune(engine, calls_days=200, force=True, minimum_days=1)
+        )
+    )
+    pruning.start()
+    assert dropped.wait(30)
+    result = verify(engine)
+    pruning.join(60)
+    assert outcome["prune"].partitions_dropped
+    assert result.ok, result.breaks
+    assert [e.kind for e in result.events][-1] == "prune"  # it waited for the commit
+
+    # and a verify's snapshot held makes the drop wait, then go
+    with read_snapshot(engine, ("llm_call_content", "llm_calls", "feedback")) as reading:
+        count = reading.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar()
+        monkeypatch.setattr(retention, "_drop_partitions", drop)
+        again = threading.Thread(
+            target=lambda: outcome.__setitem__(
+                "again", prune(engine, calls_days=100, force=True, minimum_days=1)
+            )
+        )
+        again.start()
+        time.sleep(1.0)
+        assert "again" not in outcome  # waiting for the snapshot to end
+        assert reading.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar() == count
+    again.join(60)
+    removed = older_than(calls, 100) - older_than(calls, 200)
+    assert outcome["again"].calls_removed == removed and outcome["again"].partitions_dropped
+    assert verify(engine).ok
+
+
+def test_a_prune_gives_up_on_a_reader_that_never_ends_and_changes_nothing(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping partitions needs the tables to itself: asked for in short tries, so that
+    other readers queue behind it a moment at most, and given up after LOCK_WAIT_S with
+    nothing pruned."""
+    import llmops.audit.retention as retention
+
+    now = datetime.now(UTC)
+    old_and_new_calls(engine, tmp_path, now)
+    monkeypatch.setattr(retention, "LOCK_WAIT_S", 3.0)
+    before, events = snapshot(engine), verify(engine).events
+    with engine.connect() as reader:
+        reader.execute(sa.text("SELECT count(*) FROM llm_calls"))  # holds it until the end
+        outcome: dict[str, Any] = {}
+
+        def run_prune() -> None:
+            try:
+                outcome["report"] = prune(engine, calls_days=200, force=True, minimum_days=1)
+            except DatabaseError as exc:
+                outcome["error"] = exc
+
+        pruning = threading.Thread(target=run_prune)
+        pruning.start()
+        others = 0
+        while pruning.is_alive():  # other readers get through while the prune tries
+            with engine.connect() as other:
+                other.execute(sa.text("SET lock_timeout = '2s'"))
+                other.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar()
+                others += 1
+            time.sleep(0.1)
+        pruning.join()
+    assert others >= 5
+    assert "nothing was pruned, try again" in str(outcome["error"])
+    assert snapshot(engine) == before
+    assert verify(engine).events == events
