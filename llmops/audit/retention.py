@@ -20,8 +20,9 @@ Each prune is one transaction and one ``prune`` audit event (who, when, the comm
 how many rows, and for each hash chain the ranges it removed with the last removed row's
 hash), so ``llmops audit verify`` accounts for it. ``dry_run`` counts without changing.
 
-Locks (PostgreSQL): a prune of calls locks ``llm_call_content``, ``llm_calls`` and
-``feedback`` against writes first, in the order writers take them (a batch's content, then
+Locks (PostgreSQL): a prune locks ``llm_call_content``, ``llm_calls`` and ``feedback``
+against writes first (no row may come between its counts and its deletes or drops,
+uncounted), in the order writers take them (a batch's content, then
 its calls; feedback in a transaction of its own), so that neither waits for the other in a
 circle: writers wait, their calls in the journal. Readers go on until the end, when the
 partitions are dropped: that needs the tables to itself, so it is asked for in short tries
@@ -168,8 +169,15 @@ def _drop_content(
     comments; the call's parameters stay (``llm_calls.params``: metadata). Returns the
     content's partitions of whole months before ``before``, for the caller to drop."""
     c, f = CALL_CONTENT.c, FEEDBACK.c
+    if not dry_run:  # no content may come between the count and the drop, uncounted
+        _lock_writes(connection)
     old = c.created_at < before
     comments = sa.and_(f.created_at < before, f.comment.is_not(None))
+    if report.calls_before is not None:  # the content and feedback of the calls removed
+        # go with them (their whole months' partitions at the end; all of them in a dry run)
+        old = sa.and_(old, c.created_at >= report.calls_before)
+        removed = sa.select(CALLS.c.id).where(CALLS.c.created_at < report.calls_before)
+        comments = sa.and_(comments, f.call_id.not_in(removed))
     report.content_calls = int(
         connection.execute(sa.select(sa.func.count()).where(old)).scalar_one()
     )
@@ -196,15 +204,8 @@ def _remove_calls(
     # No row may be written between the count and listing below and the removal (an old
     # call replayed from a journal would go unlisted in the event, or feedback would
     # outlive its call): writers wait (their calls stay in the journal); readers do not.
-    # In the writers' order (see the module docstring): no deadlock with a batch between
-    # its content and its calls.
-    if not dry_run and connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.text("LOCK TABLE llm_call_content, llm_calls, feedback IN EXCLUSIVE MODE")
-        )
-    elif not dry_run:  # SQLite's write lock, from the first read (the driver would take it
-        # at the first DELETE, after the listing)
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if not dry_run:
+        _lock_writes(connection)
     old_calls = sa.select(c.id).where(c.created_at < before)
     calls = sa.select(c.chain_id, c.chain_seq, c.row_hash).where(c.created_at < before)
     feedback = sa.select(f.chain_id, f.chain_seq, f.row_hash).where(f.call_id.in_(old_calls))
@@ -247,6 +248,20 @@ def _remove_calls(
 
 def _of_days(table: sa.Table, days: tuple[date, date]) -> list[sa.ColumnElement[bool]]:
     return [table.c.day >= days[0], table.c.day < days[1]]
+
+
+def _lock_writes(connection: Connection) -> None:
+    """Writes to the calls, their content and feedback wait until the commit (readers do
+    not): PostgreSQL, in the writers' order (see the module docstring), so that no batch
+    between its content and its calls deadlocks with the prune; SQLite, its write lock,
+    from the first read on (the driver would take it at the first DELETE, after the
+    counts)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text(f"LOCK TABLE {', '.join(LOCK_ORDER)}, {FEEDBACK.name} IN EXCLUSIVE MODE")
+        )
+    elif not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _whole_months(

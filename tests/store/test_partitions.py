@@ -1085,3 +1085,87 @@ def test_a_prune_gives_up_on_a_reader_that_never_ends_and_changes_nothing(
     assert "nothing was pruned, try again" in str(outcome["error"])
     assert snapshot(engine) == before
     assert verify(engine).events == events
+
+
+def test_a_content_prune_counts_all_it_drops_while_writers_store_old_calls(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A content prune waits for the drop's lock while a reader holds the table; a call of
+    an old month stored meanwhile (a backfill, a journal replayed) had its content dropped
+    uncounted, with no prune event: verify then found "content changed" for good. Writes
+    now wait for a content prune as for a prune of calls."""
+    now = datetime.now(UTC)
+    check_schema(engine)
+    ensure_partitions(engine, now - timedelta(days=300), months_ahead=12)
+    store_rows(
+        engine,
+        tmp_path / "recent",
+        [call_row(created_at=now - timedelta(days=d)) for d in range(0, 60, 3)],
+    )
+    reader = engine.connect()
+    reader.execute(sa.text("SELECT count(*) FROM llm_call_content"))  # held for a moment
+    threading.Timer(2.0, reader.rollback).start()
+    outcome: dict[str, Any] = {}
+    pruning = threading.Thread(
+        target=lambda: outcome.setdefault("report", prune(engine, content_days=100, now=now))
+    )
+    pruning.start()
+    time.sleep(0.5)  # counted, and asking for the drop's lock
+    backfilled = call_row(created_at=now - timedelta(days=250))
+    store_rows(engine, tmp_path / "backfill", [backfilled])  # waits for the prune's commit
+    pruning.join(60)
+    reader.close()
+    assert outcome["report"].partitions_dropped
+    result = verify(engine)
+    assert result.ok, result.breaks
+    with engine.connect() as connection:
+        query = "SELECT count(*) FROM llm_call_content WHERE call_id = :id"
+        assert connection.execute(sa.text(query), {"id": backfilled["id"]}).scalar() == 1
+
+
+def test_two_content_prunes_at_once_take_turns(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second's delete waited for the first's rows, the first's drop for the second's
+    table lock, in tries too short for PostgreSQL's deadlock check: one gave up after
+    LOCK_WAIT_S. Each now locks writes first: the second waits, then finds nothing."""
+    import llmops.audit.retention as retention
+
+    monkeypatch.setattr(retention, "LOCK_WAIT_S", 5.0)
+    now = datetime.now(UTC)
+    old_and_new_calls(engine, tmp_path, now)
+    outcome: dict[str, Any] = {}
+
+    def run(name: str) -> None:
+        try:
+            outcome[name] = prune(engine, content_days=100, now=now)
+        except DatabaseError as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    reports = sorted((outcome["first"], outcome["second"]), key=lambda r: -r.content_calls)
+    assert reports[0].content_calls > 0 and reports[0].partitions_dropped
+    assert (reports[1].content_calls, reports[1].partitions_dropped) == (0, [])
+    assert verify(engine).ok
+
+
+def test_a_prune_of_calls_and_content_counts_the_content_of_the_calls_it_keeps(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """The content of the calls removed goes with them (their whole months' partitions are
+    dropped at the end): `content_calls` counts only the calls kept, dry run and real."""
+    now = datetime.now(UTC)
+    calls = old_and_new_calls(engine, tmp_path, now)
+    today = datetime.combine(now.date(), datetime.min.time(), UTC)
+    kept = [c for c in calls if c["created_at"] >= today - timedelta(days=200)]
+    expected = sum(c["created_at"] < now - timedelta(days=30) for c in kept)
+    for dry_run in (True, False):
+        report = prune(engine, calls_days=200, content_days=30, now=now, dry_run=dry_run)
+        assert (report.calls_removed, report.content_calls) == (len(calls) - len(kept), expected)
+    assert report.event is not None and report.event.details is not None
+    assert report.event.details["content_calls"] == expected
+    assert verify(engine).ok
