@@ -1169,3 +1169,30 @@ def test_a_prune_of_calls_and_content_counts_the_content_of_the_calls_it_keeps(
     assert report.event is not None and report.event.details is not None
     assert report.event.details["content_calls"] == expected
     assert verify(engine).ok
+
+
+def test_the_comments_of_the_calls_kept_are_counted_with_an_anti_join(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """`NOT IN (the removed calls' ids)` is no anti-join on PostgreSQL: once the ids do not
+    fit in work_mem, each comment scanned the whole list (hours at a few hundred thousand
+    calls removed, the tables locked against writers meanwhile)."""
+    now = datetime.now(UTC)
+    calls = old_and_new_calls(engine, tmp_path, now)
+    store_rows(engine, tmp_path / "feedback", [], [feedback_row(c["id"]) for c in calls])
+    counted: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT count(*)") and "feedback" in statement:
+            counted.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        prune(engine, calls_days=200, content_days=30, now=now, dry_run=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    ((statement, parameters),) = [c for c in counted if "comment" in c[0]]
+    with engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        plan = "\n".join(row[0] for row in cursor.execute("EXPLAIN " + statement, parameters))
+    assert "Anti Join" in plan and "SubPlan" not in plan, plan
