@@ -26,13 +26,13 @@ uncounted), in the order writers take them (a batch's content, then
 its calls; feedback in a transaction of its own), so that neither waits for the other in a
 circle: writers wait, their calls in the journal. Readers go on until the end, when the
 partitions are dropped: that needs the tables to itself, so it is asked for in short tries
-(:data:`LOCK_TRY_MS`, readers queue behind each try for that long at most) until
+(:data:`~llmops.store.partitions.LOCK_TRY_MS`, readers queue behind each try for that
+long at most) until
 :data:`LOCK_WAIT_S` have passed, and is held only for the drop and the commit.
 """
 
 from __future__ import annotations
 
-import time as clock
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -45,22 +45,21 @@ from llmops.errors import ConfigError, DatabaseError
 from llmops.store.audit_log import AuditEvent, record_event, utc
 from llmops.store.partitions import (
     CONTENT_PARENT,
+    LOCK_NOT_AVAILABLE,
     LOCK_ORDER,
     PARENTS,
     Partition,
     list_partitions,
+    lock_exclusively,
 )
 from llmops.store.tables import CALL_CONTENT, CALLS, DAILY_ROLLUPS, FEEDBACK
 
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
-LOCK_TRY_MS = 200
-"""How long one try for the tables' exclusive lock (to drop partitions) waits."""
 LOCK_WAIT_S = 120.0
 """How long a prune tries for that lock (readers running long queries, an ``audit verify``)
 before it gives up, changing nothing."""
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -325,33 +324,21 @@ def _parent_order(partition: Partition) -> int:
 
 
 def _lock_to_itself(connection: Connection, tables: list[str]) -> None:
-    """ACCESS EXCLUSIVE locks on ``tables``, asked for in tries of :data:`LOCK_TRY_MS` (each
-    in a savepoint: a try that times out leaves the transaction usable) for up to
-    :data:`LOCK_WAIT_S`; a DatabaseError after that (the transaction is then rolled back)."""
-    give_up = clock.monotonic() + LOCK_WAIT_S
-    lock = sa.text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-    while True:
-        try:
-            with connection.begin_nested():
-                connection.execute(
-                    sa.text("SELECT set_config('lock_timeout', :ms, true)"),
-                    {"ms": f"{LOCK_TRY_MS}ms"},
-                )
-                connection.execute(lock)
-                connection.execute(sa.text("SET LOCAL lock_timeout TO DEFAULT"))
-            return
-        except DatabaseError as exc:
-            if exc.sqlstate != LOCK_NOT_AVAILABLE:
-                raise
-            if clock.monotonic() >= give_up:
-                raise DatabaseError(
-                    f"database: could not have {', '.join(tables)} to drop old partitions in"
-                    f" {LOCK_WAIT_S:g} s (other sessions kept reading them: long queries, an"
-                    " audit verify); nothing was pruned, try again",
-                    original=exc.original,
-                    sqlstate=exc.sqlstate,
-                ) from exc
-        clock.sleep(min(1.0, max(0.0, give_up - clock.monotonic())))  # queued readers go
+    """ACCESS EXCLUSIVE locks on ``tables``, in short tries for up to :data:`LOCK_WAIT_S`
+    (:func:`~llmops.store.partitions.lock_exclusively`); a DatabaseError after that (the
+    transaction is then rolled back)."""
+    try:
+        lock_exclusively(connection, tables, LOCK_WAIT_S)
+    except DatabaseError as exc:
+        if exc.sqlstate != LOCK_NOT_AVAILABLE:
+            raise
+        raise DatabaseError(
+            f"database: could not have {', '.join(tables)} to drop old partitions in"
+            f" {LOCK_WAIT_S:g} s (other sessions kept reading them: long queries, an"
+            " audit verify); nothing was pruned, try again",
+            original=exc.original,
+            sqlstate=exc.sqlstate,
+        ) from exc
 
 
 def _ranges(

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from llmops.errors import DatabaseError
 
 __all__ = [
     "CONTENT_PARENT",
@@ -197,8 +200,11 @@ def ensure_partitions(
             return _ensure(connection, wanted, lock_timeout_ms)
 
 
-def _missing(wanted: set[Month], connection: Connection) -> bool:
-    for parent in PARENTS:
+def _missing(
+    wanted: set[Month], connection: Connection, parents: tuple[str, ...] = PARENTS
+) -> bool:
+    """Whether a partition of ``wanted`` or a DEFAULT partition of ``parents`` is missing."""
+    for parent in parents:
         if not is_partitioned(connection, parent):
             continue
         partitions = list_partitions(connection, parent)
@@ -206,6 +212,42 @@ def _missing(wanted: set[Month], connection: Connection) -> bool:
         if wanted - covered or not any(p.default for p in partitions):
             return True
     return False
+
+
+LOCK_TRY_MS = 200
+"""How long one try for a table's exclusive lock waits (:func:`lock_exclusively`)."""
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock timeout
+
+
+def lock_exclusively(connection: Connection, tables: list[str], wait_s: float | None) -> None:
+    """ACCESS EXCLUSIVE locks on ``tables`` (PostgreSQL), asked for in one statement, in
+    tries of :data:`LOCK_TRY_MS`, each in a savepoint, for up to ``wait_s`` seconds (None:
+    until it gets them); the lock timeout's DatabaseError after that.
+
+    A session waiting for such a lock makes every later query of the table queue behind
+    it: a try holds them up that long at most. And a try that fails gives back what it
+    got, so that a reader holding one of the tables and waiting for the other goes on
+    (a wait of a second or more would end in PostgreSQL's "deadlock detected")."""
+    give_up = None if wait_s is None else time.monotonic() + wait_s
+    lock = sa.text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    setting = sa.text("SELECT set_config('lock_timeout', :value, true)")
+    before = connection.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar()
+    while True:
+        left = None if give_up is None else give_up - time.monotonic()
+        try_ms = LOCK_TRY_MS if left is None else max(1, min(LOCK_TRY_MS, int(left * 1000)))
+        try:
+            with connection.begin_nested():
+                connection.execute(setting, {"value": f"{try_ms}ms"})
+                connection.execute(lock)
+                connection.execute(setting, {"value": before})
+            return
+        except DatabaseError as exc:
+            if exc.sqlstate != LOCK_NOT_AVAILABLE:
+                raise
+            if give_up is not None and time.monotonic() >= give_up:
+                raise
+        pause = 1.0 if give_up is None else min(1.0, give_up - time.monotonic())
+        time.sleep(max(0.0, pause))  # the queries queued behind the try go
 
 
 def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | None) -> list[str]:
@@ -218,20 +260,23 @@ def _ensure(connection: Connection, wanted: set[Month], lock_timeout_ms: int | N
             {"ms": f"{int(lock_timeout_ms)}ms"},
         )
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    created = {parent: _ensure_parent(connection, parent, wanted) for parent in parents}
+    # again: another process may have made them meanwhile
+    changing = [parent for parent in parents if _missing(wanted, connection, (parent,))]
+    if not changing:
+        return []
+    # The lock CREATE ... PARTITION OF takes anyway, taken first for both tables: no row
+    # may reach a DEFAULT partition between the move of its rows and the new partition.
+    wait = None if lock_timeout_ms is None else lock_timeout_ms / 1000
+    lock_exclusively(connection, changing, wait)
+    created = {parent: _ensure_parent(connection, parent, wanted) for parent in changing}
     return [name for parent in PARENTS for name in created.get(parent, [])]
 
 
 def _ensure_parent(connection: Connection, parent: str, wanted: set[Month]) -> list[str]:
-    partitions = list_partitions(connection, parent)  # again: another process may have made them
+    partitions = list_partitions(connection, parent)
     covered = {m for p in partitions for m in p.months()}
     default = next((p.name for p in partitions if p.default), None)
     created: list[str] = []
-    if default is not None and not wanted - covered:
-        return created
-    # The lock CREATE ... PARTITION OF takes anyway, taken first: no row may reach the
-    # DEFAULT partition between the move below and the new partition's creation.
-    connection.execute(sa.text(f"LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"))
     if default is None:
         default = f"{parent}_default"
         connection.execute(

@@ -1196,3 +1196,32 @@ def test_the_comments_of_the_calls_kept_are_counted_with_an_anti_join(
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         plan = "\n".join(row[0] for row in cursor.execute("EXPLAIN " + statement, parameters))
     assert "Anti Join" in plan and "SubPlan" not in plan, plan
+
+
+def test_creating_partitions_gives_way_to_a_reader_of_both_tables(engine: sa.Engine) -> None:
+    """A reader that holds llm_calls and then reads llm_call_content, while a month's
+    partitions are created: creation held the content table and waited for the calls, the
+    reader waited for the content: "deadlock detected" for one of them. Creation now asks
+    for both in short tries that give back what they got: the reader goes on, creation
+    follows."""
+    check_schema(engine)
+    outcome: dict[str, Any] = {}
+    with engine.connect() as reader:
+        reader.execute(sa.text("SELECT count(*) FROM llm_calls"))  # holds it
+
+        def create() -> None:
+            try:
+                outcome["made"] = ensure_partitions(engine, months=[(2041, 1)])
+            except DatabaseError as exc:
+                outcome["error"] = exc
+
+        creating = threading.Thread(target=create)
+        creating.start()
+        time.sleep(0.5)  # creation is trying
+        reader.execute(sa.text("SELECT count(*) FROM llm_call_content")).scalar()
+        time.sleep(1.5)  # past PostgreSQL's deadlock check (1 s)
+        reader.execute(sa.text("SELECT count(*) FROM llm_calls")).scalar()
+        reader.rollback()
+    creating.join(30)
+    assert "error" not in outcome, outcome
+    assert {"llm_calls_2041_01", "llm_call_content_2041_01"} <= set(outcome["made"])
