@@ -899,6 +899,39 @@ def waiting_for_a_lock(engine: sa.Engine, pid: int) -> bool:
         return bool(connection.execute(sa.text(query), {"pid": pid}).scalar())
 
 
+def started_until_it_waits(
+    engine: sa.Engine, target: Any, outcome: dict[str, Any]
+) -> threading.Thread:
+    """``target`` in a thread, once the session whose pid it puts in ``outcome`` waits
+    for a lock."""
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while "pid" not in outcome or not waiting_for_a_lock(engine, outcome["pid"]):
+        assert time.monotonic() < deadline and "error" not in outcome, outcome
+        time.sleep(0.05)
+    return thread
+
+
+def pause_between_content_and_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[threading.Event, threading.Event]:
+    """Make a Writer's first batch stop after its content, its calls not inserted yet:
+    the first event is set then, and it goes on when the second is."""
+    between, go_on = threading.Event(), threading.Event()
+    insert_table = Writer._insert_table
+
+    def paused(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
+        stored = insert_table(self, connection, kind, rows)
+        if kind == "content" and not between.is_set():
+            between.set()
+            go_on.wait(30)
+        return stored
+
+    monkeypatch.setattr(Writer, "_insert_table", paused)
+    return between, go_on
+
+
 def test_a_prune_waits_for_a_writers_batch_between_its_content_and_calls(
     engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -907,17 +940,7 @@ def test_a_prune_waits_for_a_writers_batch_between_its_content_and_calls(
     Both now lock them in the writers' order: the prune waits for the batch."""
     now = datetime.now(UTC)
     calls = old_and_new_calls(engine, tmp_path, now)
-    between, go_on = threading.Event(), threading.Event()
-    insert_table = Writer._insert_table
-
-    def paused(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
-        stored = insert_table(self, connection, kind, rows)
-        if kind == "content" and not between.is_set():
-            between.set()
-            go_on.wait(30)  # the writer holds its content, its calls not inserted yet
-        return stored
-
-    monkeypatch.setattr(Writer, "_insert_table", paused)
+    between, go_on = pause_between_content_and_calls(monkeypatch)
     writer = Writer(lambda: engine, tmp_path / "spool", linger=0)
     late = call_row(created_at=now)
     writer.put("call", late)
@@ -932,12 +955,7 @@ def test_a_prune_waits_for_a_writers_batch_between_its_content_and_calls(
         except Exception as exc:  # the deadlock, before
             outcome["error"] = exc
 
-    pruning = threading.Thread(target=run_prune)
-    pruning.start()
-    deadline = time.monotonic() + 30
-    while "pid" not in outcome or not waiting_for_a_lock(engine, outcome["pid"]):
-        assert time.monotonic() < deadline and "error" not in outcome, outcome
-        time.sleep(0.05)
+    pruning = started_until_it_waits(engine, run_prune, outcome)
     go_on.set()  # the writer goes on to llm_calls
     pruning.join(60)
     writer.close()
@@ -953,17 +971,7 @@ def test_creating_partitions_waits_for_a_writers_batch_between_its_content_and_c
     """The same order when a month's partitions are created (a writer's daily check, `db
     partitions`, `db upgrade`): llm_call_content's first."""
     check_schema(engine)
-    between, go_on = threading.Event(), threading.Event()
-    insert_table = Writer._insert_table
-
-    def paused(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
-        stored = insert_table(self, connection, kind, rows)
-        if kind == "content" and not between.is_set():
-            between.set()
-            go_on.wait(30)
-        return stored
-
-    monkeypatch.setattr(Writer, "_insert_table", paused)
+    between, go_on = pause_between_content_and_calls(monkeypatch)
     writer = Writer(lambda: engine, tmp_path / "spool", linger=0)
     call = call_row()
     writer.put("call", call)
@@ -981,12 +989,7 @@ def test_creating_partitions_waits_for_a_writers_batch_between_its_content_and_c
         except Exception as exc:
             outcome["error"] = exc
 
-    creating = threading.Thread(target=create)
-    creating.start()
-    deadline = time.monotonic() + 30
-    while "pid" not in outcome or not waiting_for_a_lock(engine, outcome["pid"]):
-        assert time.monotonic() < deadline and "error" not in outcome, outcome
-        time.sleep(0.05)
+    creating = started_until_it_waits(engine, create, outcome)
     go_on.set()
     creating.join(60)
     writer.close()
