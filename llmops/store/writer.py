@@ -572,7 +572,14 @@ class Writer:
 
     def _replay(self, *, force: bool = False) -> bool:
         """Store every journal file no live process holds (this process's own segments
-        that wait on disk included). False when the database failed (now or a moment ago)."""
+        that wait on disk included). False when the database failed (now or a moment ago).
+
+        Not while rows wait in the queue (but when closing, which drains it first): the
+        app's rows come first, and a feedback row left on disk when the queue was full
+        has its call in the queue, put before it; replayed first, it was rejected as the
+        feedback of a call never stored."""
+        if self._queue and not self._stop.is_set():
+            return True
         if self._held:
             self._handle([])
         if not self.journal.needs_replay and not self.journal.pending():

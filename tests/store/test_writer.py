@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import llmops.store.writer as writer_module
 from llmops.store.chain import Chains
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.journal import Entry, Journal, encode
@@ -332,6 +333,30 @@ def test_full_queue_spills_without_blocking_and_loses_nothing(make_writer, datab
     # rows replayed from the journal while they still waited in the queue were stored once
     # and took one place in the chain (a second insert once left a gap per row)
     assert_chains_intact(database_url, 2000)
+
+
+def test_feedback_spilled_while_its_call_waits_in_the_queue_is_stored(
+    make_writer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of calls, then their feedback, over the queue's size: the feedback put last
+    goes to the journal while its call still waits in the queue. Replayed before the call
+    was stored (a replay a second, after any batch), it was rejected as the feedback of a
+    call never stored (3,000 of 12,000). Here a replay is due after every batch, and the
+    journal's segments are small: full ones are replayed (180 of 250 rejected, before)."""
+    monkeypatch.setattr(writer_module, "REPLAY_EVERY", 0.0)
+    writer = make_writer(queue_size=300, batch_size=10, linger=0.05, segment_bytes=20_000)
+    calls = [call_row() for _ in range(250)]
+    for row in calls:
+        writer.put("call", row)
+    for row in calls:
+        writer.put("feedback", feedback_row(row["id"]))
+    assert writer.stats.spooled > 0  # some feedback took the spill path
+    assert writer.flush(60)
+    writer.close()
+    assert writer.stats.rejected == 0
+    with create_engine(database_url).connect() as connection:
+        stored = connection.execute(sa.text("SELECT count(*) FROM feedback")).scalar()
+    assert (count(database_url), stored) == (250, 250)
 
 
 def test_rows_replayed_while_queued_take_one_place_in_the_chain(
