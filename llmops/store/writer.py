@@ -160,6 +160,7 @@ class Writer:
         self._flushes: list[_FlushRequest] = []
         self._seq = 0  # records put so far
         self._done_seq = 0  # the last sequence number the writer took from the queue
+        self._spill_seq = 0  # records queued when the queue was last full (see _replay)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closed = False
@@ -188,6 +189,7 @@ class Writer:
                 self.journal.release()
                 return
             if len(self._queue) >= self.queue_size:
+                self._spill_seq = self._seq
                 self._leave_on_disk([entry])
                 return
             self._queue.append(entry)
@@ -574,11 +576,11 @@ class Writer:
         """Store every journal file no live process holds (this process's own segments
         that wait on disk included). False when the database failed (now or a moment ago).
 
-        Not while rows wait in the queue (but when closing, which drains it first): the
-        app's rows come first, and a feedback row left on disk when the queue was full
-        has its call in the queue, put before it; replayed first, it was rejected as the
-        feedback of a call never stored."""
-        if self._queue and not self._stop.is_set():
+        Not before the rows queued ahead of the last one a full queue left on disk are
+        taken (but when closing): a feedback row left on disk has its call in the queue,
+        put before it; replayed first, it was rejected as the feedback of a call never
+        stored. Under steady traffic without a full queue, replays are not held up."""
+        if self._done_seq < self._spill_seq and not self._stop.is_set():
             return True
         if self._held:
             self._handle([])
