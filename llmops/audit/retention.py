@@ -57,6 +57,8 @@ from llmops.store.tables import CALL_CONTENT, CALLS, DAILY_ROLLUPS, FEEDBACK
 __all__ = ["PruneReport", "check_ages", "prune"]
 
 _BATCH = 1000
+PRUNED_TABLES = (*LOCK_ORDER, FEEDBACK.name)
+"""The tables a prune deletes from, in the order every llmops session locks them."""
 LOCK_WAIT_S = 120.0
 """How long a prune tries for that lock (readers running long queries, an ``audit verify``)
 before it gives up, changing nothing."""
@@ -260,9 +262,7 @@ def _lock_writes(connection: Connection) -> None:
     from the first read on (the driver would take it at the first DELETE, after the
     counts)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.text(f"LOCK TABLE {', '.join(LOCK_ORDER)}, {FEEDBACK.name} IN EXCLUSIVE MODE")
-        )
+        connection.execute(sa.text(f"LOCK TABLE {', '.join(PRUNED_TABLES)} IN EXCLUSIVE MODE"))
     elif not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 

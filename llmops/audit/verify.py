@@ -32,10 +32,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from llmops.audit.retention import PRUNED_TABLES
 from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
 from llmops.store.chain import TABLE_OF, as_floats, content_hash, row_hash, stored_digest
 from llmops.store.engine import snapshot
-from llmops.store.partitions import LOCK_ORDER
 from llmops.store.records import as_recorded, recorded_calls
 from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
 
@@ -168,7 +168,7 @@ def verify(
     started = time.perf_counter()
     result = Verification(since, until)
     # one snapshot: rows an app stores meanwhile would be past the heads read before them
-    with snapshot(engine, (*LOCK_ORDER, FEEDBACK.name)) as connection:
+    with snapshot(engine, PRUNED_TABLES) as connection:
         every_event = list_events(connection)
         result.events = [
             e

@@ -460,11 +460,12 @@ class Writer:
         when a row was stored already; with it, leave such rows out."""
         try:
             with engine.begin() as connection:
-                if kind == "call" and engine.dialect.name == "postgresql":
-                    # both tables at once, in LOCK_ORDER as prunes and partitions' creation
-                    # take them, before a look-up reads llm_calls (no deadlock with them)
-                    connection.execute(_WRITE_LOCKS)
                 if guard:
+                    if kind == "call" and engine.dialect.name == "postgresql":
+                        # in LOCK_ORDER, as prunes and partitions' creation take them, before
+                        # the look-up reads llm_calls (the INSERTs below take them in that
+                        # order anyway: content, then calls)
+                        connection.execute(_WRITE_LOCKS)
                     rows = _not_stored(connection, kind, rows)
                 if not rows:
                     return rows

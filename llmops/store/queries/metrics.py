@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from llmops.store.queries.filters import Filters, midnight
 from llmops.store.queries.rollups import _call_rows, _none
 from llmops.store.queries.spend import OTHER
-from llmops.store.queries.timing import _driver_rows, _interpolate, measured
+from llmops.store.queries.timing import _driver_rows, _interpolate, measured_value
 from llmops.store.tables import CALLS
 
 _c = CALLS.c
@@ -134,8 +134,8 @@ def recent_latency(
     recent = (
         sa.select(
             _c.model,
-            sa.case((measured(_c.latency_ms), _c.latency_ms)).label("latency_ms"),
-            sa.case((measured(_c.ttft_ms), _c.ttft_ms)).label("ttft_ms"),
+            measured_value(_c.latency_ms).label("latency_ms"),
+            measured_value(_c.ttft_ms).label("ttft_ms"),
         )
         .where(_c.created_at >= start, _c.created_at < end, _c.status == "ok")
         .order_by(_c.created_at.desc())

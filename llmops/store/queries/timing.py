@@ -72,6 +72,11 @@ def measured(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     return column.between(-sys.float_info.max, sys.float_info.max)
 
 
+def measured_value(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``column`` where it is :func:`measured`, else NULL (which percentiles leave out)."""
+    return sa.case((measured(column), column))
+
+
 def timing_percentiles(
     connection: sa.Connection,
     filters: Filters,
@@ -198,7 +203,7 @@ def percentiles(
 ) -> list[list[float | None]]:
     """Exact percentiles (linear interpolation, like numpy's default) of each column, NULLs,
     NaN and infinities left out (:func:`measured`), from one pass over the rows."""
-    columns = [sa.case((measured(c), c)) for c in columns]
+    columns = [measured_value(c) for c in columns]
     if connection.dialect.name == "postgresql":
         query = sa.select(
             *(sa.func.percentile_cont(q).within_group(c) for c in columns for q in quantiles)
