@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from llmops.config import MIN_RETENTION_DAYS
 from llmops.errors import ConfigError, DatabaseError
 from llmops.store.audit_log import AuditEvent, record_event, utc
+from llmops.store.engine import sqlite_write_lock
 from llmops.store.partitions import (
     CONTENT_PARENT,
     LOCK_NOT_AVAILABLE,
@@ -263,8 +264,8 @@ def _lock_writes(connection: Connection) -> None:
     counts)."""
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text(f"LOCK TABLE {', '.join(PRUNED_TABLES)} IN EXCLUSIVE MODE"))
-    elif not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        sqlite_write_lock(connection)
 
 
 def _whole_months(

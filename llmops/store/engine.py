@@ -251,6 +251,18 @@ def _all_or_nothing(connection: Connection) -> Iterator[None]:
         driver.isolation_level = level  # type: ignore[union-attr]
 
 
+def sqlite_write_lock(connection: Connection) -> None:
+    """SQLite: take the database's write lock now (``BEGIN IMMEDIATE``), unless the
+    driver's transaction is open already. Python's sqlite3 driver opens its transaction at
+    the first INSERT, UPDATE or DELETE: a SELECT before it reads outside any transaction, so
+    what it found may have changed by the time the write runs (another process stored the
+    same rows, or more). Nothing on other databases."""
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @contextlib.contextmanager
 def snapshot(engine: Engine, tables: Sequence[str] = ()) -> Iterator[Connection]:
     """A connection whose reads all see the database as it was at the first of them (what

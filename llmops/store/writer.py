@@ -54,6 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.errors import DatabaseError
 from llmops.store.chain import Chains
+from llmops.store.engine import sqlite_write_lock
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
 from llmops.store.partitions import LOCK_ORDER
 from llmops.store.records import RecordKind, Row, fitted, repaired, split_content, storable
@@ -440,10 +441,7 @@ class Writer:
         for kind in ("call", "feedback"):
             if not rows[kind]:
                 continue
-            try:
-                stored = self._transaction(engine, kind, rows[kind], guard=guard)
-            except _StoredAlready:
-                stored = self._transaction(engine, kind, rows[kind], guard=True)
+            stored = self._stored_once(engine, kind, rows[kind], guard=guard)
             if kind == "call" and stored and self.stored_observers:
                 ids = [row["id"] for row in stored]
                 for observer in self.stored_observers:
@@ -452,12 +450,28 @@ class Writer:
                     except Exception:
                         log.exception("llmops: an observer of stored calls failed")
 
+    def _stored_once(
+        self, engine: Engine, kind: str, rows: list[dict[str, Any]], *, guard: bool
+    ) -> list[dict[str, Any]]:
+        """Store the rows of one ``kind`` that are not stored yet; return them. A look-up
+        that missed a row stored meanwhile by another writer (PostgreSQL: its INSERT
+        committed between our look-up and ours) rolls back and looks again: each round
+        finds at least one more row stored, so this ends (if it did not, the rows would
+        wait in the journal, as in an outage)."""
+        for _ in range(len(rows) + 1):
+            try:
+                return self._transaction(engine, kind, rows, guard=guard)
+            except _StoredAlready:
+                guard = True
+        raise _Outage(f"{kind} rows kept being stored by others while this writer looked")
+
     def _transaction(
         self, engine: Engine, kind: str, rows: list[dict[str, Any]], *, guard: bool
     ) -> list[dict[str, Any]]:
         """Store rows of one ``kind`` in one transaction, with their places in its hash
-        chain; return the rows stored. Without ``guard``, raise _StoredAlready (rolled back)
-        when a row was stored already; with it, leave such rows out."""
+        chain; return the rows stored. Raise _StoredAlready (rolled back) when a row was
+        stored already: without ``guard``, by anyone; with it, after the look-up of stored
+        ids left it in (a row takes a place in the chain only when it goes in)."""
         try:
             with engine.begin() as connection:
                 if guard:
@@ -466,6 +480,10 @@ class Writer:
                         # the look-up reads llm_calls (the INSERTs below take them in that
                         # order anyway: content, then calls)
                         connection.execute(_WRITE_LOCKS)
+                    # SQLite: the look-up and the INSERTs in one write transaction, or two
+                    # writers storing the same row both found it new and the one that came
+                    # second skipped it after sealing it into its chain (a gap in the chain)
+                    sqlite_write_lock(connection)
                     rows = _not_stored(connection, kind, rows)
                 if not rows:
                     return rows
@@ -473,7 +491,7 @@ class Writer:
                     _check_calls(connection, rows)
                 self.chains.seal(connection, kind, rows)
                 stored = self._insert_rows(connection, kind, rows)
-                if not guard and stored != len(rows):
+                if stored != len(rows):
                     raise _StoredAlready
                 if kind == "call":
                     for hook in self.transaction_hooks:

@@ -3,11 +3,15 @@ the writer gave it, whatever odd values it holds."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from llmops.audit.verify import verify
+from llmops.store import writer as writer_module
 from llmops.store.chain import (
     EMPTY_CONTENT,
     canonical,
@@ -104,3 +108,49 @@ def test_odd_values_read_back_to_their_hash(database_url: str, tmp_path: Path) -
     engine.dispose()
     assert result.ok, result.breaks
     assert result.checked == {"llm_calls": len(rows), "feedback": 1}
+
+
+def test_a_row_stored_by_another_writer_after_the_look_up_leaves_no_gap(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers store the same call (one replays a journal the other wrote): the first
+    looks its batch up, finds the call new, and pauses before its INSERT while the second
+    stores the call. The first must not seal the call into its chain and then skip it (a
+    gap verify reports as a deleted row): on SQLite the look-up holds the write lock, so
+    the second waits; on PostgreSQL the first finds its INSERT skipped and looks again."""
+    engine = create_engine(database_url)
+    check_schema(engine)
+    looked_up, second_done = threading.Event(), threading.Event()
+    not_stored = writer_module._not_stored
+
+    def pausing(connection: Any, kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found = not_stored(connection, kind, rows)
+        if not looked_up.is_set() and any(row["id"] == shared["id"] for row in rows):
+            looked_up.set()
+            second_done.wait(3)  # SQLite: the second writer waits for our lock meanwhile
+        return found
+
+    def writer(name: str) -> Writer:
+        return Writer(lambda: create_engine(database_url), tmp_path / name, prepare=check_schema)
+
+    first, second = writer("first"), writer("second")
+    earlier, shared = call_row(), call_row()
+    first.put("call", earlier)
+    assert first.flush(30)
+    monkeypatch.setattr(writer_module, "_not_stored", pausing)
+    # a batch with a stored call (PostgreSQL then looks the batch up) and the shared one
+    first.put("call", earlier)
+    first.put("call", shared)
+    assert looked_up.wait(30)
+    second.put("call", shared)
+    assert second.flush(30)
+    second_done.set()
+    assert first.flush(30)
+    first.close()
+    second.close()
+    result = verify(engine)
+    with engine.connect() as connection:
+        count = connection.exec_driver_sql("SELECT count(*) FROM llm_calls").scalar()
+    engine.dispose()
+    assert count == 2
+    assert result.ok, result.breaks
