@@ -57,11 +57,13 @@ __all__ = [
     "FEEDBACK_FIELDS",
     "TABLE_OF",
     "Chains",
+    "Sealable",
     "canonical",
     "content_hash",
     "link",
     "new_chain_id",
     "row_hash",
+    "sealable",
     "stored_digest",
 ]
 
@@ -192,15 +194,40 @@ def row_hash(
 ) -> str:
     """SHA-256 of the previous row's hash, the covered fields and the content digest
     (``legacy``: see :func:`plain`)."""
-    text = canonical({**covered(kind, row), "content_hash": content}, legacy)
+    return _chained(prev, canonical({**covered(kind, row), "content_hash": content}, legacy))
+
+
+@dataclass(frozen=True)
+class Sealable:
+    """What a row's hashes need besides its place in the chain (:func:`sealable`): the
+    ``content_hash`` to store (None for no content, see :data:`EMPTY_CONTENT`) and the
+    canonical text its ``row_hash`` digests after the previous row's hash."""
+
+    content_hash: str | None
+    text: bytes
+
+
+def sealable(kind: str, row: Mapping[str, Any]) -> Sealable:
+    """The costly part of a row's hashes (canonical JSON, the content digest), which does
+    not depend on where in the chain the row goes: the writer works it out before it takes
+    the database's write lock."""
+    digest = content_hash(kind, row)
+    text = canonical({**covered(kind, row), "content_hash": digest})
+    return Sealable(None if digest == EMPTY_CONTENT[kind] else digest, text)
+
+
+def _chained(prev: str, text: bytes) -> str:
     return hashlib.sha256(prev.encode() + b"\n" + text).hexdigest()
 
 
-def link(prev: str, kind: str, row: Mapping[str, Any]) -> tuple[str | None, str]:
+def link(
+    prev: str, kind: str, row: Mapping[str, Any], ready: Sealable | None = None
+) -> tuple[str | None, str]:
     """The ``content_hash`` to store for a row that follows ``prev`` in its chain (None
-    for no content, see :data:`EMPTY_CONTENT`) and its ``row_hash``."""
-    digest = content_hash(kind, row)
-    return (None if digest == EMPTY_CONTENT[kind] else digest), row_hash(prev, kind, row, digest)
+    for no content, see :data:`EMPTY_CONTENT`) and its ``row_hash``; ``ready``: the row's
+    :func:`sealable`, if worked out already."""
+    ready = ready or sealable(kind, row)
+    return ready.content_hash, _chained(prev, ready.text)
 
 
 def new_chain_id() -> str:
@@ -227,15 +254,23 @@ class Chains:
         self._chains = {kind: _Chain(new_chain_id()) for kind in TABLE_OF}
         self._pending: dict[str, _Chain] = {}
 
-    def seal(self, connection: Connection, kind: str, rows: list[dict[str, Any]]) -> None:
+    def seal(
+        self,
+        connection: Connection,
+        kind: str,
+        rows: list[dict[str, Any]],
+        ready: Mapping[int, Sealable] | None = None,
+    ) -> None:
         """Give each row its place in the chain and its hashes (in place), and move the
-        chain's head in ``audit_chains``, within ``connection``'s transaction."""
+        chain's head in ``audit_chains``, within ``connection``'s transaction. ``ready``:
+        rows' :func:`sealable` worked out beforehand, by ``id(row)``."""
         if not rows:
             return
         base = self._pending.get(kind) or self._chains[kind]
         chain = _Chain(base.id, base.seq, base.last_hash, base.registered)
         for row in rows:
-            digest, chain.last_hash = link(chain.last_hash, kind, row)
+            known = ready.get(id(row)) if ready else None
+            digest, chain.last_hash = link(chain.last_hash, kind, row, known)
             chain.seq += 1
             row.update(
                 chain_id=chain.id, chain_seq=chain.seq, content_hash=digest,

@@ -53,7 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.errors import DatabaseError
-from llmops.store.chain import Chains
+from llmops.store.chain import Chains, Sealable, sealable
 from llmops.store.engine import sqlite_write_lock
 from llmops.store.journal import SEGMENT_BYTES, Entry, Journal, encode
 from llmops.store.partitions import LOCK_ORDER
@@ -458,15 +458,23 @@ class Writer:
         committed between our look-up and ours) rolls back and looks again: each round
         finds at least one more row stored, so this ends (if it did not, the rows would
         wait in the journal, as in an outage)."""
+        # the rows' hashes but for their places in the chain, before any lock is taken
+        ready = {id(row): sealable(kind, row) for row in rows}
         for _ in range(len(rows) + 1):
             try:
-                return self._transaction(engine, kind, rows, guard=guard)
+                return self._transaction(engine, kind, rows, ready, guard=guard)
             except _StoredAlready:
                 guard = True
         raise _Outage(f"{kind} rows kept being stored by others while this writer looked")
 
     def _transaction(
-        self, engine: Engine, kind: str, rows: list[dict[str, Any]], *, guard: bool
+        self,
+        engine: Engine,
+        kind: str,
+        rows: list[dict[str, Any]],
+        ready: dict[int, Sealable],
+        *,
+        guard: bool,
     ) -> list[dict[str, Any]]:
         """Store rows of one ``kind`` in one transaction, with their places in its hash
         chain; return the rows stored. Raise _StoredAlready (rolled back) when a row was
@@ -489,7 +497,7 @@ class Writer:
                     return rows
                 if kind == "feedback" and engine.dialect.name == "postgresql":
                     _check_calls(connection, rows)
-                self.chains.seal(connection, kind, rows)
+                self.chains.seal(connection, kind, rows, ready)
                 stored = self._insert_rows(connection, kind, rows)
                 if stored != len(rows):
                     raise _StoredAlready
