@@ -19,6 +19,7 @@ from llmops.store.chain import (
     link,
     new_chain_id,
     row_hash,
+    sealable,
 )
 from llmops.store.engine import check_schema, create_engine
 from llmops.store.writer import Writer
@@ -74,6 +75,13 @@ def test_a_row_without_content_links_with_no_digest_stored() -> None:
     assert link("0" * 64, "feedback", feedback_row("x"))[0] is None  # no comment
     assert link("0" * 64, "feedback", {**feedback_row("x"), "comment": "why"})[0] is not None
     assert EMPTY_CONTENT["call"] != EMPTY_CONTENT["feedback"]
+    # worked out before the write lock (the writer), the same hashes verify recomputes
+    for kind, row in [("call", none), ("call", full), ("feedback", feedback_row("x"))]:
+        ready = sealable(kind, row)
+        assert link("f" * 64, kind, row, ready) == link("f" * 64, kind, row)
+        assert link("f" * 64, kind, row, ready)[1] == row_hash(
+            "f" * 64, kind, row, content_hash(kind, row)
+        )
 
 
 def test_chain_ids_are_short_and_do_not_repeat() -> None:
