@@ -218,10 +218,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class _Deadline:
-    """Ends a webhook request at its deadline, whatever it is waiting for: each of urllib's
-    reads waits ``timeout`` at most, so a receiver that sends its answer a byte at a time
-    would hold the request (and its thread) for as long as it sends. The connection of the
-    request made on this thread registers its socket here; :meth:`end` shuts it down."""
+    """Ends a webhook request or an SMTP exchange at its deadline, whatever it is waiting
+    for: each of urllib's and smtplib's reads waits ``timeout`` at most, so a receiver that
+    sends its answer a byte at a time would hold the request (and its thread) for as long
+    as it sends. The connections made on this thread register their sockets here;
+    :meth:`end` shuts the last one down."""
 
     _current = threading.local()
 
@@ -278,6 +279,27 @@ class _HTTP(urllib.request.HTTPHandler):
 class _HTTPS(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(_WatchedTLS, req)
+
+
+class _WatchedSocket:
+    """An SMTP connection whose socket a :class:`_Deadline` watches."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        _Deadline.watch(sock)
+        return sock
+
+
+class _WatchedSMTP(_WatchedSocket, smtplib.SMTP):
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        answer = super().starttls(*args, **kwargs)
+        if self.sock is not None:  # the TLS socket took over the plain one's descriptor
+            _Deadline.watch(self.sock)
+        return answer
+
+
+class _WatchedSMTPS(_WatchedSocket, smtplib.SMTP_SSL):
+    pass
 
 
 # proxies (HTTP(S)_PROXY) as urllib finds them; the connections watched by a deadline
@@ -348,15 +370,34 @@ class Email(Channel):
         self._password = password
 
     def send(self, notification: Notification, timeout: float) -> None:
+        """The whole exchange ends at ``timeout`` (a :class:`_Deadline`, as a webhook's):
+        each of smtplib's reads waits ``timeout`` at most, so a server that answered a byte
+        at a time held the delivery, and every later alert of this channel failed as still
+        waiting, for as long as it went on."""
+        deadline = _Deadline()
+        timer = threading.Timer(timeout, deadline.end)
+        timer.daemon = True
+        try:
+            with deadline:
+                timer.start()
+                self._exchange(notification, timeout)
+        except DeliveryError:
+            if deadline.ended:
+                raise DeliveryError("SMTP: timed out") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _exchange(self, notification: Notification, timeout: float) -> None:
         c = self.config
         message = email_message(notification, c.sender, c.to)
         try:
             smtp: smtplib.SMTP
             if c.ssl:
                 context = ssl.create_default_context()
-                smtp = smtplib.SMTP_SSL(c.smtp_host, c.smtp_port, timeout=timeout, context=context)
+                smtp = _WatchedSMTPS(c.smtp_host, c.smtp_port, timeout=timeout, context=context)
             else:
-                smtp = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=timeout)
+                smtp = _WatchedSMTP(c.smtp_host, c.smtp_port, timeout=timeout)
             with smtp:
                 if c.starttls:
                     smtp.starttls(context=ssl.create_default_context())
@@ -500,11 +541,10 @@ def deliver(
     a second of grace) for all of them. Returns the channels that delivered and the failures
     as ``"name: reason"``, both in the order given.
 
-    A receiver can hold a delivery's thread longer than ``timeout`` (a webhook's request
-    ends at its deadline, but each of an SMTP exchange's reads waits ``timeout``, so a
-    server that answers a byte at a time is not cut off): a channel still sending an
-    earlier notification fails this one at once instead of starting another thread, so
-    such a receiver holds one thread, not one per check."""
+    A webhook's request and an SMTP exchange end at their deadline, but a channel's own
+    ``send`` might not: a channel still sending an earlier notification fails this one at
+    once instead of starting another thread, so such a channel holds one thread, not one
+    per check."""
     results: dict[str, str | None] = {}  # channel -> None (delivered) or the reason
     lock = threading.Lock()
 

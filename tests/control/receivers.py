@@ -154,3 +154,41 @@ class SmtpReceiver:
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.messages
+
+
+class DrippingSmtp:
+    """A server that greets each connection as SMTP does, a byte every 0.1 s, forever (until
+    the client goes or the server closes): each read gets a byte well within its timeout."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self.connections = 0
+        self._closed = threading.Event()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(client,), daemon=True).start()
+
+    def _drip(self, client: socket.socket) -> None:
+        with client:
+            for byte in iter(lambda: b"2", None):
+                if self._closed.wait(0.1):
+                    return
+                try:
+                    client.sendall(byte)
+                except OSError:  # the client went away
+                    return
+
+    def __enter__(self) -> DrippingSmtp:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._server.close()

@@ -23,7 +23,7 @@ from llmops.control.channels import (
     deliver,
 )
 from llmops.errors import ConfigError
-from tests.control.receivers import HttpReceiver, SmtpReceiver, free_port
+from tests.control.receivers import DrippingSmtp, HttpReceiver, SmtpReceiver, free_port
 
 AT = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)
 TOKEN = "T0000/B0000/XXXXsecretXXXX"
@@ -296,6 +296,25 @@ def test_a_receiver_that_sends_a_byte_at_a_time_holds_one_thread(drip: str) -> N
     else:
         assert first == second == ([], ["drip: timed out"])
         assert alive == [] and len(slow.requests) == 2
+
+
+def test_an_smtp_server_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
+    """Each of smtplib's reads waits ``timeout`` at most: a server that greeted a byte at a
+    time held the delivery's thread for as long as it sent, and every later alert of that
+    channel failed as still waiting for the first. The exchange now ends at its deadline."""
+    with DrippingSmtp() as slow:
+        built = channels({}, {"name": "drip", "type": "email", "to": ["a@acme.test"],
+                              "from": "b@acme.test", "smtp_host": "127.0.0.1",
+                              "smtp_port": slow.port})  # fmt: skip
+        started = time.monotonic()
+        first = deliver(list(built.values()), notification(), timeout=0.5)
+        second = deliver(list(built.values()), notification(), timeout=0.5)
+        took = time.monotonic() - started
+        time.sleep(0.2)  # the threads' last steps after their answer
+        alive = [t for t in threading.enumerate() if t.name == "llmops-alert-drip"]
+    assert first == second == ([], ["drip: SMTP: timed out"])
+    assert slow.connections == 2 and alive == []
+    assert took < 3.0
 
 
 @pytest.mark.parametrize(
