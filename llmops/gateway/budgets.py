@@ -28,7 +28,10 @@ be short for images, audio, provider-side tools (web search) and a model without
 while holding a lease stops counting :data:`~llmops.store.leases.LEASE_TTL` after its last
 renewal, and its unstored calls count again only once its journal is replayed; calls
 recorded by processes that do not enforce the budget (another config) count once stored;
-calls cancelled before any usage came back are unpriced and count 0.
+calls cancelled before any usage came back are unpriced (the provider may have billed them
+in full, or not at all): each keeps its estimate in its process's leases, and so counts in
+full while its lease lives (its process's leases of the window), but not in the stored
+spend, nor once that process has stopped.
 The price of the bound: a call may be refused while other processes' leases hold money they
 will not use (each at most a share of what was left when it was granted, given back after
 :data:`IDLE_AFTER` seconds idle), and estimates are pessimistic.
@@ -185,7 +188,10 @@ class BudgetGuard:
     # -- recording (observers of the recorder and the writer) ---------------------------
 
     def settle(self, kind: RecordKind, row: Row) -> None:
-        """A call was recorded: its real cost replaces its estimate."""
+        """A call was recorded: its real cost replaces its estimate. A call without a
+        cost (unpriced: cancelled before any usage came back, which the provider may have
+        billed in full, or a price that could not be worked out) keeps its estimate in its
+        leases for as long as they live."""
         if kind != "call" or not self._reserved:
             return
         call_id = str(row["id"])
@@ -194,7 +200,7 @@ class BudgetGuard:
             if reserved is None:
                 return
             cost = row.get("cost_usd")
-            actual = float(cost) if isinstance(cost, int | float) else 0.0
+            actual = float(cost) if isinstance(cost, int | float) else reserved.estimate_usd
             for lease in reserved.leases:
                 lease.consumed_usd += actual - reserved.estimate_usd
 

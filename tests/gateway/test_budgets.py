@@ -171,6 +171,32 @@ def test_streams_settle_their_real_cost(gateway, server) -> None:
     assert 0.2 - 0.05 <= spent(gw.engine) <= 0.2, str(refused.value)
 
 
+def test_calls_cancelled_before_their_answer_keep_their_estimate(gateway, server) -> None:
+    """A client that hangs up on every non-streamed call: each is recorded unpriced (the
+    provider may bill it in full), and counted 0, so such a client was never refused."""
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2, delay=2)] * 12)
+    gw = gateway(block(0.2))
+
+    async def hang_up() -> None:
+        await asyncio.wait_for(
+            gw.acomplete(model=MODEL, messages=ASK, api_base=server.base_url,
+                         api_key="sk-test", max_tokens=10),
+            0.3,
+        )  # fmt: skip
+
+    cancelled = 0
+    with pytest.raises(BudgetExceededError):
+        for _ in range(12):
+            with pytest.raises(TimeoutError):
+                asyncio.run(hang_up())
+            cancelled += 1
+    gw.flush()
+    assert cancelled == int(0.2 // gw.budgets.estimate(_call())) == 4
+    rows = stored(gw.engine)
+    assert [row.status for row in rows] == ["cancelled"] * cancelled + ["blocked"]
+    assert {row.cost_usd for row in rows[:-1]} == {None}  # the stored spend does not know
+
+
 def test_each_user_has_a_limit_of_their_own(gateway, server) -> None:
     gw = gateway(block(0.1, user="each"))
     server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 40)
