@@ -57,6 +57,7 @@ __all__ = [
     "FEEDBACK_FIELDS",
     "TABLE_OF",
     "Chains",
+    "InJson",
     "Sealable",
     "canonical",
     "content_hash",
@@ -78,17 +79,38 @@ CALL_FIELDS = (
 )  # fmt: skip
 FEEDBACK_FIELDS = ("id", "call_id", "created_at", "name", "score", "user_id")
 _FIELDS = {"call": CALL_FIELDS, "feedback": FEEDBACK_FIELDS}
+# the covered fields read as they are (metadata and params: their JSON, see covered)
+_SCALAR_FIELDS = {
+    kind: tuple(name for name in fields if name not in ("metadata", "params"))
+    for kind, fields in _FIELDS.items()
+}
 
 
 _BIG = 2**63  # orjson writes integers up to 64 bits; larger ones go as their digits
 _EXACT = 2**53  # every integer up to this is a float as well
 
 
-def plain(value: Any, legacy: bool = False) -> Any:
+class InJson:
+    """A value of a JSON column (metadata, tags, the request): :func:`plain` writes what it
+    holds as the database keeps it. (A plain class: a frozen dataclass took a microsecond
+    to make, five times per row.)"""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def plain(value: Any, legacy: bool = False, json: bool = False) -> Any:
     """``value`` with every number, time and container in its canonical form (see the module
     docstring), ready for orjson. A whole float beyond 2**53 is the integer of its shortest
     decimal (``1e23``: 10**23, as JSONB gives it back); ``legacy``: its exact value
-    (99999999999999991611392), as rows stored before 2026-12-05 were hashed."""
+    (99999999999999991611392), as rows stored before 2026-12-05 were hashed.
+
+    Inside an :class:`InJson` (``json``), a value that is not JSON already (a datetime, an
+    enum, a dataclass, a UUID, a str subclass) is written as the JSON orjson makes of it,
+    which is what the database keeps and verify reads back: a naive datetime without an
+    offset, an enum as its value."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
@@ -103,18 +125,27 @@ def plain(value: Any, legacy: bool = False) -> Any:
             return plain(int(value))
         return plain(_decimal(value))
     if kind is dict:
-        return {str(k): plain(v, legacy) for k, v in value.items()}
+        return {str(k): plain(v, legacy, json) for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [plain(v, legacy) for v in value]
+        return [plain(v, legacy, json) for v in value]
+    if kind is InJson:
+        return plain(value.value, legacy, True)
+    if json:
+        try:
+            stored = orjson.loads(orjson.dumps(value))
+        except TypeError:  # made plain on the app's call path already (records.storable)
+            pass
+        else:
+            return plain(stored, legacy, json)
     if isinstance(value, datetime):
         moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return moment.isoformat()
     if isinstance(value, Mapping):
-        return {str(k): plain(v, legacy) for k, v in value.items()}
+        return {str(k): plain(v, legacy, json) for k, v in value.items()}
     if isinstance(value, int | float):  # subclasses (bool is handled above)
         return plain(float(value) if isinstance(value, float) else int(value), legacy)
     if isinstance(value, list | tuple):
-        return [plain(v, legacy) for v in value]
+        return [plain(v, legacy, json) for v in value]
     return str(value)
 
 
@@ -160,10 +191,13 @@ def content_hash(kind: str, row: Mapping[str, Any], legacy: bool = False) -> str
     text, a feedback row's comment (``legacy``: see :func:`plain`)."""
     if kind == "call":
         request = _request(row)
-        content = {"messages": request.get("messages"), "response": row.get("response_text")}
+        content = {
+            "messages": InJson(request.get("messages")),
+            "response": row.get("response_text"),
+        }
         extra = {k: v for k, v in request.items() if k not in ("messages", "params")}
         if extra:  # anything else a request held is content too
-            content["request"] = extra
+            content["request"] = InJson(extra)
     else:
         content = {"comment": row.get("comment")}
     return hashlib.sha256(canonical(content, legacy)).hexdigest()
@@ -183,9 +217,11 @@ def stored_digest(kind: str, stored: str | None) -> str:
 
 def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a row its hash covers (the request's parameters are metadata)."""
-    values = {name: row.get(name) for name in _FIELDS[kind] if name != "params"}
-    if kind == "call":
-        values["params"] = _request(row).get("params")
+    get = row.get
+    values = {name: get(name) for name in _SCALAR_FIELDS[kind]}
+    if kind == "call":  # tags are strings already (records.stored_tags)
+        values["metadata"] = InJson(get("metadata"))
+        values["params"] = InJson(_request(row).get("params"))
     return values
 
 

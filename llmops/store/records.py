@@ -106,6 +106,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {  # plain str, as JSON keys (not SQLAlche
 }
 _TEXTS = {"call": ("error_message", "response_text"), "feedback": ("comment",)}
 _JSON = {"call": ("tags", "metadata", "request", "usage_details"), "feedback": ()}
+_IDS = {"call": ("id",), "feedback": ("id", "call_id")}
 # measurements the rollups sum: NaN or an infinity is no measurement, and would poison the
 # sums (inf - inf is NaN, which SQLite stores as NULL in a NOT NULL column)
 _MEASURES = {"call": ("cost_usd", "latency_ms", "ttft_ms"), "feedback": ()}
@@ -124,10 +125,11 @@ _COUNTS: dict[str, dict[str, int]] = {
 
 def fit(value: str, limit: int) -> str:
     """``value`` cut to ``limit`` characters with a marker; long ids keep a digest so that
-    two different long values stay different."""
+    two different long values stay different (in a column of 36 characters or more: a
+    call's or feedback row's id too, where two long ids cut alike were one row)."""
     if len(value) <= limit:
         return value
-    if limit >= 40:
+    if limit >= 36:
         digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:12]
         return f"{value[: limit - 13]}…{digest}"
     return value[: limit - 1] + "…"
@@ -253,8 +255,13 @@ def fitted(kind: RecordKind, row: dict[str, Any]) -> dict[str, Any]:
     or infinite cost, latency or TTFT unknown (None), a count its column cannot hold
     unknown (None; a call keeps it, as a string, in ``usage_details["out_of_range"]``), a
     time without a time zone taken as UTC (a backfill's clock: SQLite refuses it).
-    The writer applies this to every row it stores."""
+    An id that is not a string (a number, a UUID) is its text, as the id column stores it
+    and the row's hash covers it. The writer applies this to every row it stores."""
     out = {column: row.get(column) for column in COLUMNS[kind]}
+    for column in _IDS[kind]:
+        value = out[column]
+        if value is not None and type(value) is not str:
+            out[column] = str(value)
     created = out["created_at"]
     if isinstance(created, datetime) and created.tzinfo is None:
         out["created_at"] = utc(created)

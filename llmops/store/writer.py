@@ -362,6 +362,8 @@ class Writer:
         try:
             self._insert(entries)
             return len(entries)
+        except _Outage:
+            raise
         except Exception as exc:
             if _is_outage(exc) or (not _is_row_error(exc) and not self._answers()):
                 raise _Outage(_describe(exc)) from exc
@@ -380,6 +382,8 @@ class Writer:
         fixed = Entry(entry.kind, repaired(entry.kind, entry.row), entry.segment)
         try:
             self._insert([fixed])
+        except _Outage:
+            raise
         except Exception as again:
             if _is_outage(again) or (not _is_row_error(again) and not self._answers()):
                 raise _Outage(_describe(again)) from again
@@ -420,10 +424,16 @@ class Writer:
         rows: dict[str, list[dict[str, Any]]] = {"call": [], "feedback": []}
         seen: set[tuple[str, Any]] = set()
         for entry in entries:
-            key = (entry.kind, entry.row.get("id"))
+            row = fitted(entry.kind, entry.row)
+            key = (entry.kind, row["id"])  # as stored: ids cut to the column, digits as text
             if key not in seen:  # the same record twice in a batch is stored once
                 seen.add(key)
-                rows[entry.kind].append(fitted(entry.kind, entry.row))
+                rows[entry.kind].append(row)
+        if engine.dialect.name == "postgresql":
+            # in key order: writers storing the same rows at once (replays of one journal)
+            # then lock their keys in one order, and never deadlock on them
+            for kind_rows in rows.values():
+                kind_rows.sort(key=_key_order)
         # Rows may be stored already: a replay brings rows of a journal file that a dead
         # process had stored, or rows of this process that it replayed from its own journal
         # while they still waited in its queue. Only new rows take a place in the hash chain.
@@ -692,6 +702,12 @@ def _not_stored(
         found = connection.execute(_probe(_TABLES[kind].name), {"ids": ids}).scalars()
     stored = set(found)
     return [row for row in rows if str(row["id"]) not in stored] if stored else rows
+
+
+def _key_order(row: dict[str, Any]) -> str:
+    """A row's place in a batch stored on PostgreSQL: by its id (the key of feedback, and
+    the first column of the calls' and their content's)."""
+    return str(row["id"])
 
 
 def _key_times(rows: list[dict[str, Any]]) -> list[datetime] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import os
 import random
 import sqlite3
@@ -467,6 +469,86 @@ def test_poison_records_are_stored_and_the_writer_carries_on(make_writer, databa
     assert_chains_intact(database_url, len(poison) + len(good))
 
 
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Effort(str, enum.Enum):  # noqa: UP042 (not a StrEnum: its str() is "Effort.HIGH")
+    HIGH = "high"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+def test_long_or_numeric_ids_and_objects_in_metadata_are_stored_as_hashed(
+    make_writer, database_url: str
+) -> None:
+    """What the writer hashes is what the database keeps: two distinct ids longer than the
+    id column, alike in their first 35 characters, were one row (the second lost, and on
+    SQLite a gap in the chain); an id given as a number is stored as its digits, and a
+    datetime, an enum or a dataclass in metadata as its JSON, which verify reported as rows
+    changed after they were stored."""
+    writer = make_writer()
+    long = "chatcmpl-" + "x" * 40
+    naive = datetime(2026, 12, 5, 12)  # noqa: DTZ001 (an app's clock)
+    objects = {"naive": naive, "aware": datetime(2026, 12, 5, tzinfo=UTC),
+               "colour": Colour.RED, "effort": Effort.HIGH, "point": Point(1),
+               "pair": (1, 2)}  # fmt: skip
+    calls = [call_row(id=long + "1"), call_row(id=long + "2"), call_row(id=5),
+             call_row(metadata=objects, request={"messages": [{"role": "user", "content": "hi"}],
+                                                 "params": {"effort": Effort.HIGH}})]  # fmt: skip
+    feedback = [feedback_row(long + "2"), {**feedback_row(5), "id": long + "f1"},  # type: ignore[arg-type]
+                {**feedback_row(5), "id": long + "f2"}]  # type: ignore[arg-type]  # fmt: skip
+    for row in calls:
+        writer.put("call", row)
+    for row in feedback:
+        writer.put("feedback", row)
+    assert writer.flush(30)
+    assert writer.stats.rejected == 0
+    with create_engine(database_url).connect() as connection:
+        ids = set(connection.execute(sa.select(CALLS.c.id)).scalars())
+        answers = connection.execute(sa.select(FEEDBACK.c.id, FEEDBACK.c.call_id)).all()
+        metadata = connection.execute(
+            sa.select(CALLS.c.metadata).where(CALLS.c.id == calls[3]["id"])
+        ).scalar_one()
+    assert len(ids) == 4 and "5" in ids and all(len(i) <= 36 for i in ids)
+    assert len(answers) == 3 and {a.call_id for a in answers} < ids
+    assert metadata == {"naive": "2026-12-05T12:00:00", "aware": "2026-12-05T00:00:00+00:00",
+                        "colour": "red", "effort": "high", "point": {"x": 1},
+                        "pair": [1, 2]}  # fmt: skip
+    assert_chains_intact(database_url, 4)
+
+
+def test_rows_others_keep_storing_meanwhile_wait_in_the_journal(
+    make_writer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose look-ups keep missing rows that others store meanwhile gives up after
+    one round per row: its rows are kept in the journal, as in an outage, and stored once
+    the way is clear. They were taken for rows the database refused, and rejected."""
+    rounds = []
+
+    def always_stored(self: Writer, *args: object, **kwargs: object) -> list:
+        rounds.append(1)
+        raise writer_module._StoredAlready
+
+    writer = make_writer()
+    with monkeypatch.context() as patched:
+        patched.setattr(Writer, "_transaction", always_stored)
+        for _ in range(3):
+            writer.put("call", call_row())
+        writer.flush(2)
+        assert (writer.stats.rejected, count(database_url)) == (0, 0)
+        assert writer.stats.spooled == 3 and len(rounds) >= 4  # 3 rows: 4 rounds
+    deadline = time.monotonic() + 20
+    while count(database_url) < 3 and time.monotonic() < deadline:
+        writer.flush(5)
+        time.sleep(0.05)
+    assert (count(database_url), writer.stats.rejected) == (3, 0)
+    assert_chains_intact(database_url, 3)
+
+
 def refuse_user(database_url: str, user: str, table: str = "llm_calls") -> None:
     """Make the database refuse every row of ``table`` with ``user`` as user_id (a
     constraint the app cannot see)."""
@@ -756,6 +838,53 @@ def test_writers_on_postgresql_insert_pages_of_rows_and_never_deadlock(
         assert 4 * 3 <= statements <= 4 * 3000 / 250  # pages, not rows
         calls = connection.execute(sa.text("SELECT sum(calls) FROM llm_calls_daily")).scalar()
     assert calls == count(postgres_url) == 12_000
+
+
+def test_writers_storing_the_same_rows_in_other_orders_never_deadlock(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes replaying one journal store the same rows at once, each in its own
+    order: each INSERT locked the content's keys in its batch's order, and PostgreSQL
+    aborted one of the two ("deadlock detected"; its rows waited in the journal, and a
+    close could leave them there). Batches now go in key order. Here both INSERTs of the
+    content start at the same moment, with the rows in opposite orders."""
+    check_schema(create_engine(postgres_url))
+    together = threading.Barrier(2)
+    insert_table = Writer._insert_table
+
+    def at_once(self: Writer, connection: Any, kind: str, rows: list[dict]) -> int:
+        if kind == "content":
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait(5)
+        return insert_table(self, connection, kind, rows)
+
+    monkeypatch.setattr(Writer, "_insert_table", at_once)
+    rows = [call_row(response_text=f"answer {i}") for i in range(2000)]
+    writers = [
+        Writer(lambda: create_engine(postgres_url), tmp_path / f"spool{i}", batch_size=2000)
+        for i in range(2)
+    ]
+
+    def write(writer: Writer, order: list[dict]) -> None:
+        for row in order:
+            writer.put("call", dict(row))
+        writer.flush(60)
+
+    threads = [
+        threading.Thread(target=write, args=pair)
+        for pair in zip(writers, [rows, rows[::-1]], strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    stats = [dataclasses.replace(w.stats) for w in writers]
+    together.abort()
+    for writer in writers:
+        writer.close()
+    assert [(s.spooled, s.errors, s.rejected) for s in stats] == [(0, 0, 0)] * 2, stats
+    assert count(postgres_url) == count(postgres_url, "llm_call_content") == 2000
+    assert_chains_intact(postgres_url, 2000)
 
 
 def test_rows_in_memory_are_not_read_back_from_the_journal(
