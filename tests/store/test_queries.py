@@ -8,7 +8,7 @@ import random
 import re
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -256,6 +256,25 @@ def test_daily_totals_and_budgets(seeded) -> None:
     )
     assert budget.month_to_date_usd == pytest.approx(month)
     assert budget.used == pytest.approx(month) and budget.over == (month > 1.0)
+
+
+@pytest.mark.parametrize("hours", [9, -16])
+def test_times_given_in_other_zones_mean_their_utc_days(seeded, hours: int) -> None:
+    """A time given in another zone (the API's callers; the dashboard and the CLI give UTC)
+    falls on another local date: periods, forecasts and the days of a range took that date
+    for the UTC day (in Tokyo today was tomorrow, and its spend nothing)."""
+    engine, _, _ = seeded
+    zone = timezone(timedelta(hours=hours))
+    local = NOW.astimezone(zone)
+    assert local.date() != NOW.date()
+    assert q.spend_periods(engine, local) == q.spend_periods(engine, NOW)
+    assert q.month_budget(engine, 1.0, now=local) == q.month_budget(engine, 1.0, now=NOW)
+    assert q.Filters.last_days(14, now=local) == q.Filters.last_days(14, now=NOW)
+    span = q.Filters(datetime(2026, 11, 10, 22, tzinfo=UTC), datetime(2026, 11, 14, 1, tzinfo=UTC))
+    shifted = q.Filters(span.start.astimezone(zone), span.end.astimezone(zone))
+    days = q.daily_totals(engine, span)
+    assert [d.date for d in days] == [date(2026, 11, d) for d in (10, 11, 12, 13, 14)]
+    assert q.daily_totals(engine, shifted) == days
 
 
 def test_prompt_versions_with_latest_eval(seeded) -> None:

@@ -51,7 +51,7 @@ class Filters:
         """The last ``days`` UTC days until ``now``: today is the partial day until now,
         read from the calls (a range the API may ask for; neither the dashboard nor the CLI
         builds it)."""
-        now = now or datetime.now(UTC)
+        now = utc(now or datetime.now(UTC))
         first = midnight(now.date() - timedelta(days=days - 1))
         return cls(start=first, end=now + timedelta(seconds=1), **kwargs)
 

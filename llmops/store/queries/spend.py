@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
+from llmops.store.audit_log import utc
 from llmops.store.queries.filters import Filters, _as_date, midnight
 from llmops.store.queries.rollups import (
     FeedbackScore,
@@ -69,6 +70,7 @@ def period_spans(now: datetime) -> dict[str, tuple[datetime, datetime, datetime,
     whole day before."""
     tick = timedelta(microseconds=1)  # `now` itself is in the running periods
     day = timedelta(days=1)
+    now = utc(now)  # its UTC day, whatever zone it was given in
     today = midnight(now.date())
     week = today - timedelta(days=today.weekday())
     month = today.replace(day=1)
@@ -252,8 +254,8 @@ def daily_totals(
     with engine.connect() as connection:
         found = {_as_date(d): (float(cost), int(n)) for d, cost, n in connection.execute(query)}
     days = []
-    current = filters.start.date()
-    last = (filters.end - timedelta(microseconds=1)).date()
+    current = utc(filters.start).date()  # UTC days, whatever zone the range was given in
+    last = (utc(filters.end) - timedelta(microseconds=1)).date()
     while current <= last:
         cost, calls = found.get(current, (0.0, 0))
         over = daily_budget_usd is not None and cost > daily_budget_usd
@@ -298,7 +300,7 @@ class MonthBudget:
 def month_forecast(month_to_date_usd: float, now: datetime | None = None) -> float | None:
     """The month's spend at the rate so far: month-to-date / share of the month elapsed
     (None in the month's first hour, when the rate says nothing yet)."""
-    now = now or datetime.now(UTC)
+    now = utc(now or datetime.now(UTC))
     start = midnight(now.date().replace(day=1))
     end = (start + timedelta(days=32)).replace(day=1)
     elapsed = (now - start).total_seconds()
