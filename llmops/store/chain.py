@@ -91,9 +91,9 @@ _EXACT = 2**53  # every integer up to this is a float as well
 
 
 class InJson:
-    """A value of a JSON column (metadata, tags, the request): :func:`plain` writes what it
-    holds as the database keeps it. (A plain class: a frozen dataclass took a microsecond
-    to make, five times per row.)"""
+    """A value of a JSON column (metadata, the request's parameters and messages):
+    :func:`plain` writes what it holds as the database keeps it. (A plain class: a frozen
+    dataclass took a microsecond to make, four times per row.)"""
 
     __slots__ = ("value",)
 
