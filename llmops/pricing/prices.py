@@ -562,13 +562,15 @@ def _max_output(name: str) -> int | None:
 
 
 def _names(model: str, provider: str | None) -> list[str]:
-    """The names a model may have in the price map, most specific first."""
+    """The names a model may have in the price map, most specific first: a provider's own
+    entry before the bare name (Azure bills some models apart from OpenAI: a dated
+    ``gpt-4-turbo-2024-04-09`` answering an Azure deployment is Azure's)."""
     names = [model]
     bare = model.split("/", 1)[1] if "/" in model else model
     if "/" in model:
         names.append(bare)
     elif provider:
-        names.append(f"{provider}/{model}")
+        names.insert(0, f"{provider}/{model}")
     if bare.startswith("ft:") and bare.count(":") >= 2:  # ft:BASE:org:suffix:id
         names.append(":".join(bare.split(":")[:2]))
     return list(dict.fromkeys(names))

@@ -157,11 +157,26 @@ def usage_from_response(usage: Any) -> Usage | None:
     )
 
 
+# Gemini's and Vertex's usageMetadata.trafficType -> the service tier whose rates bill it
+TRAFFIC_TIERS = {
+    "ON_DEMAND_PRIORITY": "priority",
+    "ON_DEMAND_FLEX": "flex",
+    "FLEX": "flex",
+    "BATCH": "flex",
+}
+
+
 def served_by(response: Any, usage: Any = None) -> Served:
-    """The model and service tier a response (or a stream chunk) says served the call."""
+    """The model and service tier a response (or a stream chunk) says served the call: the
+    tier the response or its usage reports, or else the one Gemini's ``trafficType`` (as
+    litellm keeps it in the provider's fields) stands for."""
     hidden = getattr(response, "_hidden_params", None) or {}
     model = hidden.get("provider_response_model") or getattr(response, "model", None)
     tier = getattr(response, "service_tier", None) or _field(usage, "service_tier")
+    if not tier:
+        fields = hidden.get("provider_specific_fields")
+        traffic = fields.get("traffic_type") if isinstance(fields, dict) else None
+        tier = TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,
