@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from llmops import litellm_loader
@@ -255,10 +255,12 @@ class Recorder:
         )
 
     def price(self, call: Call, usage: Usage, provider: str | None, served: Served) -> Price:
+        """The call's price, at the rates of when it ended (off-peak rates: DeepSeek)."""
         if usage.total_tokens == 0 and call.price is None:
             return Price(0.0, "priced", None)  # nothing was used, nothing is billed
+        ended = call.created_at + timedelta(seconds=time.perf_counter() - call.started)
         return self.prices.price(
-            call.model, usage, provider=provider, served=served, override=call.price
+            call.model, usage, provider=provider, served=served, override=call.price, at=ended
         )
 
     def record(

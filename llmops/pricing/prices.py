@@ -37,9 +37,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -253,6 +255,7 @@ class Entry:
     status: Literal["priced", "custom"]
     source: str | None
     custom: bool = False
+    off_peak: Mapping[str, Any] | None = None  # the map's off_peak_pricing (DeepSeek)
 
     @property
     def placeholder(self) -> bool:
@@ -277,7 +280,97 @@ def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Ent
     }
     if INPUT not in fields or OUTPUT not in fields:
         return None
-    return Entry(name, fields, "priced", source)
+    off_peak = raw.get("off_peak_pricing")
+    return Entry(
+        name, fields, "priced", source, off_peak=off_peak if isinstance(off_peak, Mapping) else None
+    )
+
+
+# -- off-peak rates (DeepSeek: cheaper at night and on weekends) -------------------------
+
+_WEEKDAYS = {name: n for n, names in enumerate(
+    [("mon", "monday"), ("tue", "tues", "tuesday"), ("wed", "wednesday"),
+     ("thu", "thur", "thurs", "thursday"), ("fri", "friday"), ("sat", "saturday"),
+     ("sun", "sunday")], start=1) for name in names}  # fmt: skip
+_OFF_PEAK_RATES = (INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, REASONING)
+
+
+def _hours(windows: object) -> list[str]:
+    if isinstance(windows, str):
+        return [windows]
+    return [w for w in windows if isinstance(w, str)] if isinstance(windows, list) else []
+
+
+def _within(windows: list[str], moment: datetime) -> bool:
+    """Whether ``moment``'s UTC time of day is in one of ``"HH:MM-HH:MM"`` windows: start
+    included, end not; a window may run past midnight, and one that ends where it starts
+    is the whole day. A malformed window is no window."""
+    now = moment.time()
+    for window in windows:
+        try:
+            start, end = (time.fromisoformat(part.strip()) for part in window.split("-"))
+        except ValueError:
+            continue
+        if (start <= now < end) if start < end else (now >= start or now < end):
+            return True
+    return False
+
+
+def is_off_peak(block: Mapping[str, Any], at: datetime) -> bool:
+    """Whether a call at ``at`` is billed at the off-peak rates of a price-map
+    ``off_peak_pricing`` block: its ``hours_utc`` (every day), or a ``windows`` entry's
+    ``hours_utc`` on that entry's ``weekdays`` (1 = Monday ... 7 = Sunday, or their names),
+    read on the ``weekday_timezone`` calendar (UTC by default), as litellm reads them."""
+    moment = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    if _within(_hours(block.get("hours_utc")), moment):
+        return True
+    calendar: tzinfo = UTC
+    zone = block.get("weekday_timezone")
+    if isinstance(zone, str) and zone.strip():
+        try:
+            calendar = ZoneInfo(zone.strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            calendar = UTC
+    weekday = moment.astimezone(calendar).isoweekday()
+    rules = block.get("windows")
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, Mapping):
+            continue
+        days = rule.get("weekdays")
+        if days is not None:
+            allowed = {
+                _WEEKDAYS.get(d.strip().lower()) if isinstance(d, str)
+                else d if type(d) is int else None
+                for d in (days if isinstance(days, list) else [])
+            }  # fmt: skip
+            if weekday not in allowed:
+                continue
+        if _within(_hours(rule.get("hours_utc")), moment):
+            return True
+    return False
+
+
+def _off_peak_fields(entry: Entry, at: datetime | None) -> Mapping[str, Decimal]:
+    """The entry's rates at ``at``: an open off-peak block's rates replace the standard
+    ones (those of a context or service tier too, as litellm bills them), each rate the
+    block leaves out stays; reasoning without a rate of its own follows the output rate."""
+    block = entry.off_peak
+    if block is None or at is None or not is_off_peak(block, at):
+        return entry.fields
+    rates = {}
+    for key in _OFF_PEAK_RATES:
+        value = block.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            rates[key] = Decimal(repr(float(value)))
+    if REASONING not in rates and REASONING not in entry.fields and OUTPUT in rates:
+        rates[REASONING] = rates[OUTPUT]
+    fields = dict(entry.fields)
+    for key, value in rates.items():  # every variant of the rate: tiers do not apply off-peak
+        for name in [k for k in fields if k.startswith(f"{key}_")]:
+            if not name.startswith(CACHE_WRITE_1H):  # no off-peak 1-hour writes: kept
+                fields[name] = value
+        fields[key] = value
+    return fields
 
 
 @dataclass(frozen=True)
@@ -288,8 +381,10 @@ class _Rates:
     notes: dict[str, str]
 
 
-def _resolve(entry: Entry, prompt_tokens: int, tier: str | None) -> _Rates:
-    fields = entry.fields
+def _resolve(
+    entry: Entry, prompt_tokens: int, tier: str | None, at: datetime | None = None
+) -> _Rates:
+    fields = _off_peak_fields(entry, at)
     thresholds = sorted(
         {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m},
         reverse=True,
@@ -357,11 +452,14 @@ def _tier_suffix(fields: Mapping[str, Decimal], tier: str | None) -> str | None:
     )
 
 
-def cost_of(entry: Entry, usage: Usage, tier: str | None = None) -> Price:
-    """Price one call's usage with one entry."""
+def cost_of(
+    entry: Entry, usage: Usage, tier: str | None = None, at: datetime | None = None
+) -> Price:
+    """Price one call's usage with one entry; ``at``: when the call was billed (its end),
+    for off-peak rates (none without it)."""
     if entry.placeholder and usage.total_tokens > 0:
         return UNPRICED
-    resolved = _resolve(entry, usage.prompt_tokens, tier)
+    resolved = _resolve(entry, usage.prompt_tokens, tier, at)
     r = resolved.rates
     write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     parts = {
@@ -456,14 +554,17 @@ class PriceBook:
         provider: str | None = None,
         served: Served | None = None,
         override: ModelPrice | None = None,
+        at: datetime | None = None,
     ) -> Price:
-        """Price one call; ``override`` (a call argument) wins over everything."""
+        """Price one call; ``override`` (a call argument) wins over everything. ``at``:
+        when the call ended, for a model the map prices lower off-peak (DeepSeek); without
+        it the standard rates apply."""
         tier = served.service_tier if served else None
         if override is not None:
             entry = self._custom_entry(model, override, "custom:argument")
-            return cost_of(entry, usage, tier) if entry is not None else UNPRICED
+            return cost_of(entry, usage, tier, at) if entry is not None else UNPRICED
         entry = self.entry(model, provider, served.model if served else None)
-        return cost_of(entry, usage, tier) if entry is not None else UNPRICED
+        return cost_of(entry, usage, tier, at) if entry is not None else UNPRICED
 
     def upper_rates(
         self, model: str, *, override: ModelPrice | None = None, tier: str | None = None
@@ -511,7 +612,7 @@ class PriceBook:
         if base is None:
             return None  # the base model has no price: unpriced, never a guess
         if not own:
-            return Entry(base.name, base.fields, "priced", base.source)
+            return Entry(base.name, base.fields, "priced", base.source, off_peak=base.off_peak)
         return Entry(name, {**base.fields, **own}, "custom", source)
 
     def _map_entry(self, name: str) -> Entry | None:

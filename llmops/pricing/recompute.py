@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from llmops.money import amount
 from llmops.pricing.prices import Price, PriceBook, price_details
 from llmops.pricing.usage import Served, Usage
-from llmops.store.audit_log import record_event
+from llmops.store.audit_log import record_event, utc
 from llmops.store.tables import CALLS
 
 _BATCH = 2000
@@ -62,7 +62,7 @@ def recompute_costs(
     query = sa.select(
         c.id, c.model, c.provider, c.prompt_tokens, c.completion_tokens, c.cached_tokens,
         c.cache_write_tokens, c.reasoning_tokens, c.tokens_estimated, c.cost_usd,
-        c.cost_status, c.price_source, c.usage_details,
+        c.cost_status, c.price_source, c.usage_details, c.created_at, c.latency_ms,
     )  # fmt: skip
     # calls with usage: their counts, or one too large for its column (kept in the details)
     reported = c.usage_details["out_of_range"].as_string()
@@ -84,7 +84,9 @@ def recompute_costs(
         details = dict(row["usage_details"] or {})
         usage = Usage.from_columns(row, details)
         served = Served(details.get("served_model"), details.get("service_tier"))
-        price = prices.price(row["model"], usage, provider=row["provider"], served=served)
+        price = prices.price(
+            row["model"], usage, provider=row["provider"], served=served, at=_ended(row)
+        )
         new_details = _details(row["model"], details, price)
         if price.cost_usd is None and row["cost_usd"] is not None and not allow_unpriced:
             report.kept += 1
@@ -190,3 +192,12 @@ def _update_costs(connection: sa.Connection, updates: list[dict[str, Any]]) -> N
         )
     )
     connection.execute(statement, updates)
+
+
+def _ended(row: Any) -> datetime:
+    """When a stored call ended (its start and latency), as the gateway priced it."""
+    latency = row["latency_ms"]
+    started = utc(row["created_at"])
+    if isinstance(latency, int | float) and 0 <= latency < 86_400_000:
+        return started + timedelta(milliseconds=latency)
+    return started

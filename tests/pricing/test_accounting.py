@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from llmops.pricing.prices import (
     PriceBook,
     cost_of,
     entry_from_map,
+    is_off_peak,
     read_prices,
 )
 from llmops.pricing.usage import (
@@ -367,3 +369,47 @@ def test_tool_calls_in_the_conversation_and_the_answer_are_counted() -> None:
     ) + count_text_tokens("gpt-4o", '{"location": "Paris"}')
     usage = estimate_usage("gpt-4o", WEATHER_MESSAGES, "", completion_tool_calls='{"a": 1}')
     assert usage.completion_tokens == count_text_tokens("gpt-4o", '{"a": 1}') and usage.estimated
+
+
+# deepseek-v4-flash's off-peak block in litellm 1.110.2's map: weekdays 00-01, 04-06 and
+# 10-24 UTC, weekends all day; 0.15 / 0.60 per M (cache reads 0.003) against 0.30 / 1.20
+DEEPSEEK = "deepseek/deepseek-v4-flash"
+SUNDAY = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+MONDAY = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("at", "off_peak"),
+    [
+        (SUNDAY, True),
+        (MONDAY, True),  # 00:00, a window's start: in
+        (MONDAY + timedelta(hours=1), False),  # 01:00, its end: out
+        (MONDAY + timedelta(hours=2), False),
+        (MONDAY + timedelta(hours=5, minutes=59), True),
+        (MONDAY + timedelta(hours=9, minutes=59), False),
+        (MONDAY + timedelta(hours=23, minutes=59), True),  # 10:00-00:00: to midnight
+        (MONDAY.astimezone(timezone(timedelta(hours=-5))), True),  # Sunday 19:00 in New York
+    ],
+)
+def test_off_peak_windows_are_read_as_the_map_writes_them(at: datetime, off_peak: bool) -> None:
+    raw = litellm_loader.model_cost()[DEEPSEEK]
+    assert is_off_peak(raw["off_peak_pricing"], at) is off_peak
+
+
+def test_deepseek_calls_are_billed_at_the_rates_of_when_they_ended(book: PriceBook) -> None:
+    """The map prices deepseek-v4 lower off-peak (most of a week): every call was billed
+    at the standard rates, twice what DeepSeek charges then, and stored as priced."""
+    usage = Usage(prompt_tokens=M, completion_tokens=M, cached_tokens=M // 2)
+    off = book.price(DEEPSEEK, usage, at=SUNDAY)
+    peak = book.price(DEEPSEEK, usage, at=MONDAY + timedelta(hours=2))
+    assert (off.status, peak.status) == ("priced", "priced")
+    assert off.cost_usd == pytest.approx(M / 2 * 0.15 / M + M / 2 * 0.003 / M + 0.60)
+    assert peak.cost_usd == pytest.approx(M / 2 * 0.30 / M + M / 2 * 0.006 / M + 1.20)
+    assert book.price(DEEPSEEK, usage).cost_usd == peak.cost_usd  # no time: standard rates
+    # a window that ends where it starts is the whole day; a malformed one is none
+    assert is_off_peak({"hours_utc": "00:00-00:00"}, MONDAY + timedelta(hours=2))
+    assert not is_off_peak({"hours_utc": ["25:00-01:00", "x"]}, MONDAY)
+    assert is_off_peak({"hours_utc": "22:00-02:00"}, MONDAY + timedelta(hours=1))
+    assert is_off_peak({"windows": [{"weekdays": ["mon"], "hours_utc": "00:00-00:00"}]}, MONDAY)
+    assert not is_off_peak({"windows": [{"weekdays": ["tue"], "hours_utc": "00:00-00:00"}]},
+                           MONDAY)  # fmt: skip

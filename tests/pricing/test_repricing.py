@@ -121,6 +121,30 @@ def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_
     assert report.new_total_usd == pytest.approx(report.old_total_usd, rel=1e-12)
 
 
+def test_off_peak_calls_keep_their_rates_through_recompute(server, database_url, tmp_path):
+    """A DeepSeek call is billed at the rates of when it ended (the map's off-peak block),
+    and `costs recompute` prices it the same way from its stored time and latency."""
+    from llmops import Gateway
+    from llmops.testing import Reply
+
+    sunday, monday = datetime(2026, 12, 6, 12, tzinfo=UTC), datetime(2026, 12, 7, 2, tzinfo=UTC)
+    for at in (sunday, monday):
+        gw = Gateway(database_url=database_url, home=tmp_path / "home", clock=lambda at=at: at,
+                     prompts=tmp_path / "none")  # fmt: skip
+        server.enqueue(Reply(prompt_tokens=1_000_000, completion_tokens=1_000_000))
+        gw.complete(model="deepseek/deepseek-v4-flash", api_base=server.base_url,
+                    api_key="sk-test", num_retries=0,
+                    messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        gw.close()
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        query = sa.select(CALLS.c.cost_usd, CALLS.c.cost_status).order_by(CALLS.c.created_at)
+        stored = [tuple(row) for row in connection.execute(query)]
+    assert stored == [(pytest.approx(0.75), "priced"), (pytest.approx(1.5), "priced")]
+    report = recompute_costs(engine, PriceBook(), since=sunday - timedelta(hours=1))
+    assert (report.examined, report.changed) == (2, 0)
+
+
 def test_prices_given_in_code_are_kept_by_recompute(server, database_url: str, tmp_path):
     from llmops import Gateway
 
