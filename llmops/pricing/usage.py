@@ -158,7 +158,7 @@ def usage_from_response(usage: Any) -> Usage | None:
 
 
 # Gemini's and Vertex's usageMetadata.trafficType -> the service tier whose rates bill it
-TRAFFIC_TIERS = {
+_TRAFFIC_TIERS = {
     "ON_DEMAND_PRIORITY": "priority",
     "ON_DEMAND_FLEX": "flex",
     "FLEX": "flex",
@@ -176,7 +176,7 @@ def served_by(response: Any, usage: Any = None) -> Served:
     if not tier:
         fields = hidden.get("provider_specific_fields")
         traffic = fields.get("traffic_type") if isinstance(fields, dict) else None
-        tier = TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
+        tier = _TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,

@@ -57,7 +57,6 @@ __all__ = [
     "FEEDBACK_FIELDS",
     "TABLE_OF",
     "Chains",
-    "InJson",
     "Sealable",
     "canonical",
     "content_hash",
@@ -78,11 +77,10 @@ CALL_FIELDS = (
     "api_key",
 )  # fmt: skip
 FEEDBACK_FIELDS = ("id", "call_id", "created_at", "name", "score", "user_id")
-_FIELDS = {"call": CALL_FIELDS, "feedback": FEEDBACK_FIELDS}
 # the covered fields read as they are (metadata and params: their JSON, see covered)
 _SCALAR_FIELDS = {
     kind: tuple(name for name in fields if name not in ("metadata", "params"))
-    for kind, fields in _FIELDS.items()
+    for kind, fields in (("call", CALL_FIELDS), ("feedback", FEEDBACK_FIELDS))
 }
 
 
@@ -90,7 +88,7 @@ _BIG = 2**63  # orjson writes integers up to 64 bits; larger ones go as their di
 _EXACT = 2**53  # every integer up to this is a float as well
 
 
-class InJson:
+class _InJson:
     """A value of a JSON column (metadata, the request's parameters and messages):
     :func:`plain` writes what it holds as the database keeps it. (A plain class: a frozen
     dataclass took a microsecond to make, four times per row.)"""
@@ -107,7 +105,7 @@ def plain(value: Any, legacy: bool = False, json: bool = False) -> Any:
     decimal (``1e23``: 10**23, as JSONB gives it back); ``legacy``: its exact value
     (99999999999999991611392), as rows stored before 2026-12-05 were hashed.
 
-    Inside an :class:`InJson` (``json``), a value that is not JSON already (a datetime, an
+    Inside an :class:`_InJson` (``json``), a value that is not JSON already (a datetime, an
     enum, a dataclass, a UUID, a str subclass) is written as the JSON orjson makes of it,
     which is what the database keeps and verify reads back: a naive datetime without an
     offset, an enum as its value."""
@@ -128,7 +126,7 @@ def plain(value: Any, legacy: bool = False, json: bool = False) -> Any:
         return {str(k): plain(v, legacy, json) for k, v in value.items()}
     if kind is list or kind is tuple:
         return [plain(v, legacy, json) for v in value]
-    if kind is InJson:
+    if kind is _InJson:
         return plain(value.value, legacy, True)
     if json:
         try:
@@ -192,12 +190,12 @@ def content_hash(kind: str, row: Mapping[str, Any], legacy: bool = False) -> str
     if kind == "call":
         request = _request(row)
         content = {
-            "messages": InJson(request.get("messages")),
+            "messages": _InJson(request.get("messages")),
             "response": row.get("response_text"),
         }
         extra = {k: v for k, v in request.items() if k not in ("messages", "params")}
         if extra:  # anything else a request held is content too
-            content["request"] = InJson(extra)
+            content["request"] = _InJson(extra)
     else:
         content = {"comment": row.get("comment")}
     return hashlib.sha256(canonical(content, legacy)).hexdigest()
@@ -220,8 +218,8 @@ def covered(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
     get = row.get
     values = {name: get(name) for name in _SCALAR_FIELDS[kind]}
     if kind == "call":  # tags are strings already (records.stored_tags)
-        values["metadata"] = InJson(get("metadata"))
-        values["params"] = InJson(_request(row).get("params"))
+        values["metadata"] = _InJson(get("metadata"))
+        values["params"] = _InJson(_request(row).get("params"))
     return values
 
 

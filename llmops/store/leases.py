@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import Budget
+from llmops.store.engine import sqlite_write_lock
 from llmops.store.queries.budgets import window_spend
 from llmops.store.tables import BUDGET_LEASES
 
@@ -207,7 +208,7 @@ def _exclusive(engine: Engine, lease: Lease) -> Iterator[Connection]:
     key and window."""
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            sqlite_write_lock(connection)
             try:
                 yield connection
             except BaseException:

@@ -45,6 +45,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -430,10 +431,11 @@ class Writer:
                 seen.add(key)
                 rows[entry.kind].append(row)
         if engine.dialect.name == "postgresql":
-            # in key order: writers storing the same rows at once (replays of one journal)
-            # then lock their keys in one order, and never deadlock on them
+            # in id order (the key's first column; ids are text once fitted): writers storing
+            # the same rows at once (replays of one journal) then lock their keys in one
+            # order, and never deadlock on them
             for kind_rows in rows.values():
-                kind_rows.sort(key=_key_order)
+                kind_rows.sort(key=itemgetter("id"))
         # Rows may be stored already: a replay brings rows of a journal file that a dead
         # process had stored, or rows of this process that it replayed from its own journal
         # while they still waited in its queue. Only new rows take a place in the hash chain.
@@ -702,12 +704,6 @@ def _not_stored(
         found = connection.execute(_probe(_TABLES[kind].name), {"ids": ids}).scalars()
     stored = set(found)
     return [row for row in rows if str(row["id"]) not in stored] if stored else rows
-
-
-def _key_order(row: dict[str, Any]) -> str:
-    """A row's place in a batch stored on PostgreSQL: by its id (the key of feedback, and
-    the first column of the calls' and their content's)."""
-    return str(row["id"])
 
 
 def _key_times(rows: list[dict[str, Any]]) -> list[datetime] | None:
