@@ -95,6 +95,8 @@ def test_the_first_call_of_a_process_times_only_the_model(
     assert done.returncode == 0, done.stderr
     ttft_ms, wall_ms = map(float, done.stdout.split())
     assert ttft_ms >= 50  # the scripted wait is in it
-    # the first call paid for the imports (its wall time), its time to first token did not
-    # (88 ms here; 730 ms without the warm-up)
-    assert wall_ms - ttft_ms > 500 and ttft_ms < 300, (ttft_ms, wall_ms)
+    # the first call paid for the imports (its wall time), its time to first token did not:
+    # 98-111 ms of 5.2 s here, 0.9-1.0 s of 5.2-5.5 s without the warm-up (a fifth). A share
+    # of the wall time, not a fixed bound: on a loaded machine (CI's other worker) both
+    # grow, and a bound of 300 ms failed at 336 ms of 10.9 s and 766 ms of 16.2 s
+    assert wall_ms - ttft_ms > 500 and ttft_ms < wall_ms / 10, (ttft_ms, wall_ms)
