@@ -3,15 +3,28 @@
 A price is an *entry* shaped like litellm's price map (per-token USD under the map's field
 names). The cost of a call, with every part billed once at its own rate:
 
-    text input          (prompt - cached - cache writes - audio - image) * input_cost_per_token
-    cached input        cached * cache_read_input_token_cost
+    text input          (prompt - cached - cache writes - audio - image - video)
+                        * input_cost_per_token
+    cached input        (cached - cached audio - cached image) * cache_read_input_token_cost
+                        cached audio, image * cache_read_input_audio_token_cost,
+                        cache_read_input_image_token_cost
     cache writes        5-minute part * cache_creation_input_token_cost
                         1-hour part * cache_creation_input_token_cost_above_1hr
-    audio, image input  * input_cost_per_audio_token, input_cost_per_image_token
-    text output         (completion - reasoning - audio - image) * output_cost_per_token
+                        12-hour part * cache_creation_input_token_cost_above_12hr
+    audio, image input  (uncached) * input_cost_per_audio_token, input_cost_per_image_token
+    video input         * input_cost_per_video_token
+    text output         (completion - reasoning - audio - image - video) * output_cost_per_token
     reasoning           reasoning * output_cost_per_reasoning_token (else the output rate)
-    audio, image output * output_cost_per_audio_token, output_cost_per_image_token
+    audio, image, video * output_cost_per_audio_token, output_cost_per_image_token,
+    output                output_cost_per_video_token
     web searches        searches * search_context_cost_per_query (medium context)
+    Gemini grounding    with Google Search: search_context_cost_per_query, with Google Maps:
+                        google_maps_grounding_cost_per_query; per query when the entry's
+                        web_search_billing_unit is per_query, else once per grounded prompt
+
+A model priced by ``tiered_pricing`` (ranges of input tokens; Alibaba's Qwen models) bills
+every token of a call at the rates of the one range its prompt falls in (above its start, up
+to and including its end; the last range above them all), as litellm reads these tables.
 
 Each rate takes its most specific variant in the entry: the long-context tier when the whole
 prompt (cached tokens included) is above N thousand tokens (``*_above_<N>k_tokens``, the
@@ -22,9 +35,11 @@ the provider reports it served (``*_flex``, ``*_priority``, ... after the contex
 Where the map lacks a rate the call used, the cost is still computed but ``approximate``
 and the reason is noted: a missing cache price (Claude models: Anthropic's multipliers of
 the input price, 0.1x reads, 1.25x 5-minute and 2x 1-hour writes; others: the input price),
-a missing 1-hour write price, audio or image output priced as text, a service or context
-tier the model prices but not for that part. Image input without its own price is billed
-as text input, which is how OpenAI bills it, and reasoning as output: both exact.
+a missing 1-hour or 12-hour write price (the 5-minute price), a missing price of cached audio or
+images (the cache-read price), audio, image or video priced as text, a grounding fee the
+map lacks (not billed), a service or context tier the model prices but not for that part.
+Image input without its own price is billed as text input, which is how OpenAI bills it,
+and reasoning as output: both exact.
 
 A model with no price at all, or a 0/0 placeholder in the map, is ``unpriced``: cost None,
 never a silent 0. Your prices (``prices.yaml`` or ``price=``) are ``custom``; a
@@ -67,6 +82,11 @@ MAX_PRICE_PER_MILLION = 1_000_000.0  # USD per million tokens: a dollar a token
 INPUT, OUTPUT = "input_cost_per_token", "output_cost_per_token"
 CACHE_READ, CACHE_WRITE = "cache_read_input_token_cost", "cache_creation_input_token_cost"
 CACHE_WRITE_1H = "cache_creation_input_token_cost_above_1hr"
+CACHE_WRITE_12H = "cache_creation_input_token_cost_above_12hr"
+CACHE_READ_AUDIO = "cache_read_input_audio_token_cost"
+CACHE_READ_IMAGE = "cache_read_input_image_token_cost"
+VIDEO_IN, VIDEO_OUT = "input_cost_per_video_token", "output_cost_per_video_token"
+MAPS_GROUNDING = "google_maps_grounding_cost_per_query"  # USD per Maps-grounded query
 REASONING = "output_cost_per_reasoning_token"
 AUDIO_IN, AUDIO_OUT = "input_cost_per_audio_token", "output_cost_per_audio_token"
 IMAGE_IN, IMAGE_OUT = "input_cost_per_image_token", "output_cost_per_image_token"
@@ -78,13 +98,21 @@ SHORTHAND = {
     "cached_input_per_million": CACHE_READ,
     "cache_write_per_million": CACHE_WRITE,
     "cache_write_1h_per_million": CACHE_WRITE_1H,
+    "cache_write_12h_per_million": CACHE_WRITE_12H,
     "reasoning_per_million": REASONING,
     "audio_input_per_million": AUDIO_IN,
+    "cached_audio_input_per_million": CACHE_READ_AUDIO,
     "audio_output_per_million": AUDIO_OUT,
     "image_input_per_million": IMAGE_IN,
+    "cached_image_input_per_million": CACHE_READ_IMAGE,
     "image_output_per_million": IMAGE_OUT,
+    "video_input_per_million": VIDEO_IN,
+    "video_output_per_million": VIDEO_OUT,
 }
-SHORTHAND_PER_ITEM = {"web_search_per_request": f"{WEB_SEARCH}.{SEARCH_SIZE}"}
+SHORTHAND_PER_ITEM = {
+    "web_search_per_request": f"{WEB_SEARCH}.{SEARCH_SIZE}",
+    "maps_grounding_per_request": MAPS_GROUNDING,
+}
 _CONTEXT_TIER = re.compile(r"_above_(\d+)k_tokens")
 _MAP_FIELD = re.compile(r"[a-z][a-z0-9_.]*cost[a-z0-9_.]*")
 _DEFAULT_TIERS = {"default", "standard", "auto", "on_demand"}
@@ -135,12 +163,18 @@ class ModelPrice(BaseModel):
     cached_input_per_million: PerMillion | None = None
     cache_write_per_million: PerMillion | None = None
     cache_write_1h_per_million: PerMillion | None = None
+    cache_write_12h_per_million: PerMillion | None = None
     reasoning_per_million: PerMillion | None = None
     audio_input_per_million: PerMillion | None = None
+    cached_audio_input_per_million: PerMillion | None = None
     audio_output_per_million: PerMillion | None = None
     image_input_per_million: PerMillion | None = None
+    cached_image_input_per_million: PerMillion | None = None
     image_output_per_million: PerMillion | None = None
+    video_input_per_million: PerMillion | None = None
+    video_output_per_million: PerMillion | None = None
     web_search_per_request: PerMillion | None = None  # USD per search (not per million)
+    maps_grounding_per_request: PerMillion | None = None  # USD per Maps-grounded query
 
     @model_validator(mode="after")
     def _complete(self) -> ModelPrice:
@@ -164,8 +198,10 @@ class ModelPrice(BaseModel):
             for name, value in self.model_dump(exclude={"base_model"}).items()
             if name in SHORTHAND and value is not None
         }
-        if self.web_search_per_request is not None:
-            out[f"{WEB_SEARCH}.{SEARCH_SIZE}"] = Decimal(repr(self.web_search_per_request))
+        for name, field in SHORTHAND_PER_ITEM.items():
+            value = getattr(self, name)
+            if value is not None:
+                out[field] = Decimal(repr(value))
         for key, value in (self.model_extra or {}).items():
             out[key] = Decimal(repr(float(value)))
         return out
@@ -256,6 +292,8 @@ class Entry:
     source: str | None
     custom: bool = False
     off_peak: Mapping[str, Any] | None = None  # the map's off_peak_pricing (DeepSeek)
+    tiers: tuple[Tier, ...] = ()  # the map's tiered_pricing, by range
+    per_query: bool = True  # Gemini grounding billed per query (else per grounded prompt)
 
     @property
     def placeholder(self) -> bool:
@@ -263,8 +301,18 @@ class Entry:
         return not self.custom and not self.fields.get(INPUT) and not self.fields.get(OUTPUT)
 
 
-def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Entry | None:
-    """A price-map entry's cost fields; None when it has no input or output price."""
+@dataclass(frozen=True)
+class Tier:
+    """One range of a ``tiered_pricing`` table: prompts of more than ``start`` and at most
+    ``end`` input tokens are billed at ``fields`` (the rates it gives)."""
+
+    start: float
+    end: float
+    fields: Mapping[str, Decimal]
+
+
+def _cost_fields(raw: Mapping[str, Any]) -> dict[str, Decimal]:
+    """The finite, non-negative prices of a map entry (or of one of its tiers)."""
     fields = {}
     for key, value in raw.items():
         if key == WEB_SEARCH and isinstance(value, dict):  # per search, by context size
@@ -273,17 +321,64 @@ def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Ent
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if "cost" in key and number and math.isfinite(value) and value >= 0:
             fields[key] = Decimal(repr(float(value)))
-    fields = {
+    return {
         key: value if isinstance(value, Decimal) else Decimal(repr(float(value)))
         for key, value in fields.items()
         if isinstance(value, Decimal | int | float) and not isinstance(value, bool)
-    }
+        and math.isfinite(value) and value >= 0
+    }  # fmt: skip
+
+
+def _tiers(table: object) -> tuple[Tier, ...]:
+    """The ranges of a ``tiered_pricing`` table that price input tokens, by start."""
+    tiers = []
+    for item in table if isinstance(table, list) else []:
+        bounds = item.get("range") if isinstance(item, Mapping) else None
+        if not (isinstance(bounds, list | tuple) and len(bounds) == 2):
+            continue
+        if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
+            continue
+        fields = _cost_fields(item)
+        if INPUT in fields:
+            tiers.append(Tier(float(bounds[0]), float(bounds[1]), fields))
+    return tuple(sorted(tiers, key=lambda tier: tier.start))
+
+
+def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Entry | None:
+    """A price-map entry's cost fields; None when it has no input or output price (in its
+    own fields or, for a tiered entry, in its first range)."""
+    fields = _cost_fields(raw)
+    tiers = _tiers(raw.get("tiered_pricing"))
+    if tiers:  # the first range's rates stand in for rates the entry does not give
+        fields = {**tiers[0].fields, **fields}
     if INPUT not in fields or OUTPUT not in fields:
         return None
     off_peak = raw.get("off_peak_pricing")
     return Entry(
-        name, fields, "priced", source, off_peak=off_peak if isinstance(off_peak, Mapping) else None
+        name,
+        fields,
+        "priced",
+        source,
+        off_peak=off_peak if isinstance(off_peak, Mapping) else None,
+        tiers=tiers,
+        per_query=raw.get("web_search_billing_unit", "per_prompt") == "per_query",
     )
+
+
+def _tier_fields(
+    entry: Entry, fields: Mapping[str, Decimal], prompt_tokens: int
+) -> Mapping[str, Decimal]:
+    """The rates of the range of ``entry.tiers`` a prompt falls in (above its start, at most
+    its end; above every range, the last), over the entry's own. Cache prices a range of
+    the map does not give are not taken from another range: its cache tokens are
+    approximate (your own prices of a tiered base model are kept)."""
+    if not entry.tiers or prompt_tokens <= 0:
+        return fields
+    tier = next((t for t in entry.tiers if t.start < prompt_tokens <= t.end), entry.tiers[-1])
+    if tier is entry.tiers[0] or entry.custom:
+        return {**fields, **tier.fields}
+    kept = {k: v for k, v in fields.items() if not k.startswith((CACHE_READ, CACHE_WRITE))}
+    return {**kept, **tier.fields}
 
 
 # -- off-peak rates (DeepSeek: cheaper at night and on weekends) -------------------------
@@ -367,7 +462,7 @@ def _off_peak_fields(entry: Entry, at: datetime | None) -> Mapping[str, Decimal]
     fields = dict(entry.fields)
     for key, value in rates.items():  # every variant of the rate: tiers do not apply off-peak
         for name in [k for k in fields if k.startswith(f"{key}_")]:
-            if not name.startswith(CACHE_WRITE_1H):  # no off-peak 1-hour writes: kept
+            if not name.startswith((CACHE_WRITE_1H, CACHE_WRITE_12H)):  # no off-peak rates
                 fields[name] = value
         fields[key] = value
     return fields
@@ -384,7 +479,7 @@ class _Rates:
 def _resolve(
     entry: Entry, prompt_tokens: int, tier: str | None, at: datetime | None = None
 ) -> _Rates:
-    fields = _off_peak_fields(entry, at)
+    fields = _tier_fields(entry, _off_peak_fields(entry, at), prompt_tokens)
     thresholds = sorted(
         {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m},
         reverse=True,
@@ -435,9 +530,17 @@ def _resolve(
         text_in * hour_factor if claude else rates["write_5m"],
         f"no 1-hour cache-write price{multiples or ' (the 5-minute price)'}",
     )
+    part("write_12h", CACHE_WRITE_12H, rates["write_5m"],
+         "no 12-hour cache-write price (the 5-minute price)")  # fmt: skip
+    part("cached_audio", CACHE_READ_AUDIO, rates["cached"],
+         "no price of cached audio (the cache-read price)")  # fmt: skip
+    part("cached_image", CACHE_READ_IMAGE, rates["cached"],
+         "no price of cached images (the cache-read price)")  # fmt: skip
     part("audio_in", AUDIO_IN, text_in, "no audio input price (text price)")
+    part("video_in", VIDEO_IN, text_in, "no video input price (text price)")
     part("audio_out", AUDIO_OUT, text_out, "no audio output price (text price)")
     part("image_out", IMAGE_OUT, text_out, "no image output price (text price)")
+    part("video_out", VIDEO_OUT, text_out, "no video output price (text price)")
     return _Rates(rates, notes)
 
 
@@ -461,34 +564,53 @@ def cost_of(
         return UNPRICED
     resolved = _resolve(entry, usage.prompt_tokens, tier, at)
     r = resolved.rates
-    write_1h = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+    u = usage
+    write_1h = min(u.cache_write_1h_tokens, u.cache_write_tokens)
+    write_12h = min(u.cache_write_12h_tokens, u.cache_write_tokens - write_1h)
+    cached_audio = min(u.cached_audio_tokens, u.cached_tokens, u.audio_input_tokens)
+    cached_image = min(u.cached_image_tokens, u.cached_tokens - cached_audio, u.image_input_tokens)
     parts = {
-        "text_in": usage.prompt_tokens
-        - usage.cached_tokens
-        - usage.cache_write_tokens
-        - usage.audio_input_tokens
-        - usage.image_input_tokens,
-        "cached": usage.cached_tokens,
-        "write_5m": usage.cache_write_tokens - write_1h,
+        "text_in": u.prompt_tokens
+        - u.cached_tokens
+        - u.cache_write_tokens
+        - (u.audio_input_tokens - cached_audio)
+        - (u.image_input_tokens - cached_image)
+        - u.video_input_tokens,
+        "cached": u.cached_tokens - cached_audio - cached_image,
+        "cached_audio": cached_audio,
+        "cached_image": cached_image,
+        "write_5m": u.cache_write_tokens - write_1h - write_12h,
         "write_1h": write_1h,
-        "audio_in": usage.audio_input_tokens,
-        "image_in": usage.image_input_tokens,
-        "text_out": usage.completion_tokens
-        - usage.reasoning_tokens
-        - usage.audio_output_tokens
-        - usage.image_output_tokens,
-        "reasoning": usage.reasoning_tokens,
-        "audio_out": usage.audio_output_tokens,
-        "image_out": usage.image_output_tokens,
+        "write_12h": write_12h,
+        "audio_in": u.audio_input_tokens - cached_audio,
+        "image_in": u.image_input_tokens - cached_image,
+        "video_in": u.video_input_tokens,
+        "text_out": u.completion_tokens
+        - u.reasoning_tokens
+        - u.audio_output_tokens
+        - u.image_output_tokens
+        - u.video_output_tokens,
+        "reasoning": u.reasoning_tokens,
+        "audio_out": u.audio_output_tokens,
+        "image_out": u.image_output_tokens,
+        "video_out": u.video_output_tokens,
     }
     total = sum((max(tokens, 0) * r[key] for key, tokens in parts.items()), Decimal(0))
-    if usage.web_search_requests:
-        fee = entry.fields.get(f"{WEB_SEARCH}.{SEARCH_SIZE}")
+    fees = (  # (part, count, price field, what is not billed without it)
+        ("web_search", u.web_search_requests, f"{WEB_SEARCH}.{SEARCH_SIZE}", "searches"),
+        ("grounding", u.grounding_queries, f"{WEB_SEARCH}.{SEARCH_SIZE}", "grounding"),
+        ("maps_grounding", u.maps_grounding_queries, MAPS_GROUNDING, "Maps grounding"),
+    )
+    for key, count, field, what in fees:
+        if count <= 0:
+            continue
+        billed = count if key == "web_search" or entry.per_query else 1  # per grounded prompt
+        fee = entry.fields.get(field)
         if fee is not None:
-            total += usage.web_search_requests * fee
+            total += billed * fee
         elif not entry.custom:
-            resolved.notes["web_search"] = f"no {WEB_SEARCH} price: searches not billed"
-            parts["web_search"] = usage.web_search_requests
+            resolved.notes[key] = f"no {field.split('.')[0]} price: {what} not billed"
+            parts[key] = count
     notes = tuple(
         note
         for key, note in resolved.notes.items()
@@ -505,11 +627,16 @@ def _part_of(field: str, parts: Mapping[str, int]) -> bool:
         CACHE_READ: "cached",
         CACHE_WRITE: "write_5m",
         CACHE_WRITE_1H: "write_1h",
+        CACHE_WRITE_12H: "write_12h",
+        CACHE_READ_AUDIO: "cached_audio",
+        CACHE_READ_IMAGE: "cached_image",
         REASONING: "reasoning",
         AUDIO_IN: "audio_in",
         AUDIO_OUT: "audio_out",
         IMAGE_IN: "image_in",
         IMAGE_OUT: "image_out",
+        VIDEO_IN: "video_in",
+        VIDEO_OUT: "video_out",
     }.get(field)
     return used is not None and parts.get(used, 0) > 0
 
@@ -612,8 +739,13 @@ class PriceBook:
         if base is None:
             return None  # the base model has no price: unpriced, never a guess
         if not own:
-            return Entry(base.name, base.fields, "priced", base.source, off_peak=base.off_peak)
-        return Entry(name, {**base.fields, **own}, "custom", source)
+            return base
+        tiers = tuple(  # your rates win over every range's
+            Tier(t.start, t.end, {k: v for k, v in t.fields.items() if k not in own})
+            for t in base.tiers
+        )
+        fields = {**base.fields, **own}
+        return Entry(name, fields, "custom", source, tiers=tiers, per_query=base.per_query)
 
     def _map_entry(self, name: str) -> Entry | None:
         remote = self.remote_price_map

@@ -7,12 +7,20 @@ its ``Usage`` object; where each dimension lands there (checked against the fake
 OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
 
 - cached input: ``prompt_tokens_details.cached_tokens`` (OpenAI, Gemini) or
-  ``cache_read_input_tokens`` (Anthropic, Bedrock);
-- cache writes: ``cache_creation_input_tokens``; the 1-hour part:
-  ``prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens``;
-- audio and image input: ``prompt_tokens_details.audio_tokens`` / ``image_tokens``;
-- reasoning, audio and image output: ``completion_tokens_details.reasoning_tokens`` /
-  ``audio_tokens`` / ``image_tokens``;
+  ``cache_read_input_tokens`` (Anthropic, Bedrock); its audio and image parts (Gemini):
+  ``prompt_tokens_details.cached_tokens_details.audio_tokens`` / ``image_tokens``;
+- cache writes: ``cache_creation_input_tokens`` (or ``prompt_tokens_details.
+  cache_creation_tokens`` / ``cache_write_tokens``); the 1-hour and 12-hour parts:
+  ``prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens`` /
+  ``ephemeral_12h_input_tokens``;
+- audio, image and video input: ``prompt_tokens_details.audio_tokens`` / ``image_tokens``
+  (cached ones included) / ``video_tokens`` (uncached: litellm leaves cached video out);
+- reasoning, audio, image and video output: ``completion_tokens_details.reasoning_tokens``
+  / ``audio_tokens`` / ``image_tokens`` / ``video_tokens``;
+- searches a provider-side tool ran: ``server_tool_use.web_search_requests`` (Anthropic,
+  OpenAI); Gemini's grounding with Google Search and with Google Maps:
+  ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
+  (the distinct queries of the response's grounding metadata);
 - the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
   Bedrock) or ``usage.service_tier`` (Anthropic); the model: ``response.model``.
 
@@ -55,6 +63,13 @@ class Usage:
     audio_output_tokens: int = 0
     image_output_tokens: int = 0
     web_search_requests: int = 0  # searches a provider-side tool ran (billed per search)
+    cache_write_12h_tokens: int = 0  # of cache_write_tokens: written to a 12-hour cache
+    cached_audio_tokens: int = 0  # of cached_tokens (and of audio_input_tokens)
+    cached_image_tokens: int = 0  # of cached_tokens (and of image_input_tokens)
+    video_input_tokens: int = 0  # uncached video input
+    video_output_tokens: int = 0
+    grounding_queries: int = 0  # Gemini: queries of grounding with Google Search
+    maps_grounding_queries: int = 0  # Gemini: queries of grounding with Google Maps
 
     @property
     def total_tokens(self) -> int:
@@ -92,11 +107,9 @@ class Usage:
         )
 
 
-_DETAIL_FIELDS = tuple(
-    f.name
-    for f in fields(Usage)
-    if f.name.startswith(("cache_write_1h", "audio_", "image_", "web_search"))
-)
+_COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
+            "reasoning_tokens", "estimated")  # fmt: skip
+_DETAIL_FIELDS = tuple(f.name for f in fields(Usage) if f.name not in _COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -138,22 +151,40 @@ def usage_from_response(usage: Any) -> Usage | None:
     cached = _int(_field(prompt_details, "cached_tokens")) or _int(
         get("cache_read_input_tokens", None)
     )
-    cache_write = _int(get("cache_creation_input_tokens", None)) or _int(
-        _field(prompt_details, "cache_creation_tokens")
+    cache_write = (
+        _int(get("cache_creation_input_tokens", None))
+        or _int(_field(prompt_details, "cache_creation_tokens"))
+        or _int(_field(prompt_details, "cache_write_tokens"))
     )
     split = _field(prompt_details, "cache_creation_token_details")
+    write_1h = min(_int(_field(split, "ephemeral_1h_input_tokens")), cache_write)
+    audio_in = _int(_field(prompt_details, "audio_tokens"))
+    image_in = _int(_field(prompt_details, "image_tokens"))
+    cached_parts = _field(prompt_details, "cached_tokens_details")
+    cached_audio = min(_int(_field(cached_parts, "audio_tokens")), cached, audio_in)
     return Usage(
         prompt,
         completion,
         cached,
         cache_write,
         _int(_field(completion_details, "reasoning_tokens")),
-        cache_write_1h_tokens=min(_int(_field(split, "ephemeral_1h_input_tokens")), cache_write),
-        audio_input_tokens=_int(_field(prompt_details, "audio_tokens")),
-        image_input_tokens=_int(_field(prompt_details, "image_tokens")),
+        cache_write_1h_tokens=write_1h,
+        audio_input_tokens=audio_in,
+        image_input_tokens=image_in,
         audio_output_tokens=_int(_field(completion_details, "audio_tokens")),
         image_output_tokens=_int(_field(completion_details, "image_tokens")),
         web_search_requests=_int(_field(get("server_tool_use", None), "web_search_requests")),
+        cache_write_12h_tokens=min(
+            _int(_field(split, "ephemeral_12h_input_tokens")), cache_write - write_1h
+        ),
+        cached_audio_tokens=cached_audio,
+        cached_image_tokens=min(
+            _int(_field(cached_parts, "image_tokens")), cached - cached_audio, image_in
+        ),
+        video_input_tokens=_int(_field(prompt_details, "video_tokens")),
+        video_output_tokens=_int(_field(completion_details, "video_tokens")),
+        grounding_queries=_int(_field(prompt_details, "web_search_requests")),
+        maps_grounding_queries=_int(_field(prompt_details, "google_maps_grounding_requests")),
     )
 
 

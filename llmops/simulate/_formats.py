@@ -46,14 +46,31 @@ _ANTHROPIC_STOP_REASONS = {
 
 
 def openai_usage(usage: Usage) -> dict[str, Any]:
-    """An OpenAI ``usage`` object: cached, audio and image tokens inside prompt; reasoning,
-    audio and image tokens inside completion. ``image_tokens`` only when there are some."""
+    """An OpenAI ``usage`` object: cached, audio, image and video tokens inside prompt;
+    reasoning, audio, image and video tokens inside completion. ``image_tokens`` and
+    ``video_tokens`` only when there are some; ``cached_tokens_details`` only when some cached
+    tokens are audio or image; the cache writes with their 30m/12h split only when the 12-hour
+    part is scripted."""
     prompt_details: dict[str, Any] = {
         "cached_tokens": usage.cached,
         "audio_tokens": usage.audio_input,
     }
     if usage.image_input:
         prompt_details["image_tokens"] = usage.image_input
+    if usage.video_input:
+        prompt_details["video_tokens"] = usage.video_input
+    if usage.cached_audio or usage.cached_image:
+        prompt_details["cached_tokens_details"] = {
+            "text_tokens": usage.cached_text,
+            "audio_tokens": usage.cached_audio,
+            "image_tokens": usage.cached_image,
+        }
+    if usage.cache_write_12h is not None:
+        prompt_details["cache_write_tokens"] = usage.cache_write
+        prompt_details["cache_creation_token_details"] = {
+            "ephemeral_30m_input_tokens": usage.cache_write_30m,
+            "ephemeral_12h_input_tokens": usage.cache_write_12h,
+        }
     completion_details: dict[str, Any] = {
         "reasoning_tokens": usage.reasoning,
         "audio_tokens": usage.audio_output,
@@ -62,6 +79,8 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     }
     if usage.image_output:
         completion_details["image_tokens"] = usage.image_output
+    if usage.video_output:
+        completion_details["video_tokens"] = usage.video_output
     return {
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.completion,
@@ -272,12 +291,14 @@ def gemini_finish_reason(finish_reason: str) -> str:
     return _GEMINI_FINISH_REASONS.get(finish_reason, finish_reason)
 
 
-def _modalities(text: int, audio: int, image: int) -> list[dict[str, Any]]:
+def _modalities(text: int, audio: int, image: int, video: int = 0) -> list[dict[str, Any]]:
     details = [{"modality": "TEXT", "tokenCount": text}]
     if audio:
         details.append({"modality": "AUDIO", "tokenCount": audio})
     if image:
         details.append({"modality": "IMAGE", "tokenCount": image})
+    if video:
+        details.append({"modality": "VIDEO", "tokenCount": video})
     return details
 
 
@@ -287,27 +308,46 @@ def gemini_usage(usage: Usage) -> dict[str, Any]:
     ``promptTokenCount`` is the whole input (cached included); ``candidatesTokenCount``
     excludes the thoughts (``thoughtsTokenCount``), and ``totalTokenCount`` is prompt +
     candidates + thoughts, as Gemini reports them. ``candidatesTokensDetails`` only when
-    there is audio or image output; ``thoughtsTokenCount``, ``cachedContentTokenCount`` (with
-    ``cacheTokensDetails``) and ``trafficType`` only when there is something to report.
+    there is audio, image or video output; ``thoughtsTokenCount``, ``cachedContentTokenCount``
+    (with ``cacheTokensDetails``, by modality) and ``trafficType`` only when there is something
+    to report.
     """
     body: dict[str, Any] = {
         "promptTokenCount": usage.prompt,
         "candidatesTokenCount": usage.completion - usage.reasoning,
         "totalTokenCount": usage.prompt + usage.completion,
-        "promptTokensDetails": _modalities(usage.text_input, usage.audio_input, usage.image_input),
+        "promptTokensDetails": _modalities(
+            usage.text_input, usage.audio_input, usage.image_input, usage.video_input
+        ),
     }
-    if usage.audio_output or usage.image_output:
+    if usage.audio_output or usage.image_output or usage.video_output:
         body["candidatesTokensDetails"] = _modalities(
-            usage.text_output, usage.audio_output, usage.image_output
+            usage.text_output, usage.audio_output, usage.image_output, usage.video_output
         )
     if usage.reasoning:
         body["thoughtsTokenCount"] = usage.reasoning
     if usage.cached:
         body["cachedContentTokenCount"] = usage.cached
-        body["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": usage.cached}]
+        body["cacheTokensDetails"] = _modalities(
+            usage.cached_text, usage.cached_audio, usage.cached_image
+        )
     if usage.traffic_type is not None:
         body["trafficType"] = usage.traffic_type
     return body
+
+
+def gemini_grounding(usage: Usage) -> dict[str, Any] | None:
+    """The candidate's ``groundingMetadata`` of scripted Google Search or Google Maps
+    grounding: the queries, and one made-up web (or maps) grounding chunk. ``None``: none."""
+    if usage.grounding_queries is not None:
+        queries = usage.grounding_queries
+        chunk = {"web": {"uri": "https://example.com/1", "title": "example"}}
+    elif usage.maps_grounding_queries is not None:
+        queries = usage.maps_grounding_queries
+        chunk = {"maps": {"uri": "https://maps.example/1", "title": "place"}}
+    else:
+        return None
+    return {"webSearchQueries": list(queries), "groundingChunks": [chunk]}
 
 
 def gemini_response(
@@ -318,10 +358,16 @@ def gemini_response(
     finish_reason: str | None,
     usage: Usage | None,
 ) -> dict[str, Any]:
-    """A ``GenerateContentResponse`` (one stream chunk too: ``finish_reason=None`` omits it)."""
+    """A ``GenerateContentResponse`` (one stream chunk too: ``finish_reason=None`` omits it).
+
+    The scripted grounding (``groundingMetadata``) comes with the usage: in the last chunk of
+    a stream."""
     candidate: dict[str, Any] = {"content": {"parts": [{"text": text or ""}], "role": "model"}}
     if finish_reason is not None:
         candidate["finishReason"] = gemini_finish_reason(finish_reason)
+    grounding = gemini_grounding(usage) if usage is not None else None
+    if grounding is not None:
+        candidate["groundingMetadata"] = grounding
     candidate["index"] = 0
     body: dict[str, Any] = {"candidates": [candidate]}
     if usage is not None:

@@ -18,8 +18,9 @@ class Reply:
     """One scripted answer of :class:`~llmops.simulate.FakeLLMServer`.
 
     Every field has a default, so ``Reply()`` is a valid, deterministic answer. The fields
-    added for billing (modalities, the 1-hour cache split, the service tier, traffic type and
-    web searches) default to "not sent": with their defaults the wire format is what it was.
+    added for billing (modalities, cached modalities, the 1-hour and 12-hour cache splits, the
+    service tier, traffic type, web searches and grounding) default to "not sent": with their
+    defaults the wire format is what it was.
 
     The same ``Reply`` answers on every route: OpenAI Chat Completions, Anthropic Messages,
     Gemini ``generateContent`` and Bedrock Converse. What each field becomes on each route,
@@ -36,7 +37,8 @@ class Reply:
 
     Usage (token counts)
         ``prompt_tokens`` is always the **total** input, cached and cache-written tokens
-        included, audio and image tokens included. ``None`` means computed from the request::
+        included, audio, image and video tokens included. ``None`` means computed from the
+        request::
 
             prompt_tokens = sum(words(message.content) + 3 for message in messages) + 3
 
@@ -46,19 +48,21 @@ class Reply:
         ``systemInstruction`` and Bedrock's ``system``, so the same conversation gets the
         same count on every route.
 
-        ``completion_tokens`` is the total output, reasoning, audio and image tokens
+        ``completion_tokens`` is the total output, reasoning, audio, image and video tokens
         included. ``None`` means ``max(1, words(text))``.
 
         A computed count is raised when needed so that it is never smaller than the parts it
         includes: ``cached_tokens + cache_write_tokens`` and ``audio_input_tokens +
-        image_input_tokens`` for the prompt, ``reasoning_tokens + audio_output_tokens +
-        image_output_tokens`` for the completion. Given counts are checked the same way.
+        image_input_tokens + video_input_tokens`` for the prompt, ``reasoning_tokens +
+        audio_output_tokens + image_output_tokens + video_output_tokens`` for the completion.
+        Given counts are checked the same way.
 
         ``cached_tokens``: prompt tokens read from a cache. OpenAI route:
         ``usage.prompt_tokens_details.cached_tokens`` (part of ``prompt_tokens``, as OpenAI
         reports it). Anthropic route: ``usage.cache_read_input_tokens``. Gemini route:
         ``usageMetadata.cachedContentTokenCount`` plus ``cacheTokensDetails: [{"modality":
-        "TEXT", "tokenCount": n}]`` (only when not 0). Bedrock route:
+        "TEXT", "tokenCount": n}]`` (only when not 0; with ``AUDIO`` / ``IMAGE`` entries when
+        ``cached_audio_tokens`` / ``cached_image_tokens`` are scripted). Bedrock route:
         ``usage.cacheReadInputTokens``. litellm: ``usage.prompt_tokens_details.cached_tokens``
         on every route, and also ``usage.cache_read_input_tokens`` on the Anthropic, Gemini
         and Bedrock routes; on the Gemini route also
@@ -66,7 +70,8 @@ class Reply:
 
         ``cache_write_tokens``: prompt tokens written to a cache. Anthropic route:
         ``usage.cache_creation_input_tokens``; Bedrock route: ``usage.cacheWriteInputTokens``.
-        OpenAI and Gemini have no such field: there they are simply part of the prompt.
+        Gemini has no such field: there they are simply part of the prompt, and so on the
+        OpenAI route unless ``cache_write_12h_tokens`` is given (see below).
         litellm (Anthropic, Bedrock): ``usage.cache_creation_input_tokens`` and
         ``usage.prompt_tokens_details.cache_creation_tokens`` (= ``.cache_write_tokens``).
 
@@ -80,6 +85,23 @@ class Reply:
         ``usage.prompt_tokens_details.cache_creation_token_details.ephemeral_5m_input_tokens``
         and ``.ephemeral_1h_input_tokens``. Without a split, Anthropic leaves
         ``cache_creation_token_details`` unset (``None``) and so does Bedrock.
+
+        ``cache_write_12h_tokens``: OpenAI route only: the part of ``cache_write_tokens``
+        written to OpenAI's 12-hour (extended) cache; the rest was written with the 30-minute
+        TTL. ``cache_write_1h_tokens + cache_write_12h_tokens`` must not exceed
+        ``cache_write_tokens``; each route sends its own split only (the 1-hour part is not
+        sent on the OpenAI route, the 12-hour part not on the others). ``None`` (default):
+        nothing sent, and the OpenAI route reports no cache writes at all. A number (0
+        included) sends ``usage.prompt_tokens_details.cache_write_tokens = cache_write_tokens``
+        and ``.cache_creation_token_details = {"ephemeral_30m_input_tokens": cache_write_tokens
+        - n, "ephemeral_12h_input_tokens": n}`` (litellm's own names: its chat route does not
+        read the Responses API's ``cache_write_tokens_details: {"ttl_30m_tokens",
+        "ttl_12h_tokens"}``, which stays an unparsed dict). litellm (streamed or not, and
+        through ``litellm.stream_chunk_builder``):
+        ``usage.prompt_tokens_details.cache_write_tokens`` (= ``.cache_creation_tokens``) and
+        ``.cache_creation_token_details.ephemeral_30m_input_tokens`` /
+        ``.ephemeral_12h_input_tokens``; ``usage.cache_creation_input_tokens`` stays unset on
+        this route.
 
         On the Anthropic and Bedrock routes ``input_tokens`` (``inputTokens``) excludes both
         cache reads and writes, as those providers report it: ``input_tokens =
@@ -106,6 +128,27 @@ class Reply:
         Gemini route also ``.text_tokens`` = the ``TEXT`` entry (cached text tokens included,
         because ``cacheTokensDetails`` is sent). Not sent on the Anthropic and Bedrock routes.
 
+        ``cached_audio_tokens`` / ``cached_image_tokens``: the audio / image part of
+        ``cached_tokens`` (together at most ``cached_tokens``; each at most
+        ``audio_input_tokens`` / ``image_input_tokens``). OpenAI route:
+        ``usage.prompt_tokens_details.cached_tokens_details = {"text_tokens": cached -
+        audio - image, "audio_tokens", "image_tokens"}`` (only when one of them is not 0).
+        Gemini route: ``usageMetadata.cacheTokensDetails`` = ``TEXT`` (cached - audio - image)
+        plus ``AUDIO`` / ``IMAGE`` (when not 0). litellm (both routes, streamed or not):
+        ``usage.prompt_tokens_details.cached_tokens_details.audio_tokens`` / ``.image_tokens``
+        / ``.text_tokens`` (on Gemini ``None``, not 0, for a modality without an entry);
+        ``usage.prompt_tokens_details.audio_tokens`` / ``.image_tokens`` stay the whole audio
+        / image input, cached included. Not sent on the Anthropic and Bedrock routes.
+
+        ``video_input_tokens``: prompt tokens that were video (part of ``prompt_tokens``).
+        OpenAI route: ``usage.prompt_tokens_details.video_tokens`` (only when not 0). Gemini
+        route: a ``{"modality": "VIDEO", "tokenCount": n}`` entry of ``promptTokensDetails``
+        (when not 0; ``TEXT`` is then prompt - audio - image - video). litellm (both routes,
+        streamed or not): ``usage.prompt_tokens_details.video_tokens``. litellm subtracts
+        cached video from it only when ``cacheTokensDetails`` has a ``VIDEO`` entry, which is
+        never sent: video input is never cached here, and this is all of it. Not sent on the
+        Anthropic and Bedrock routes.
+
         ``audio_output_tokens`` / ``image_output_tokens``: completion tokens that were audio /
         image. OpenAI route: ``usage.completion_tokens_details.audio_tokens`` (always sent)
         and ``.image_tokens`` (only when not 0). Gemini route:
@@ -114,6 +157,13 @@ class Reply:
         litellm: ``usage.completion_tokens_details.audio_tokens`` / ``.image_tokens`` on both
         routes (Gemini also sets ``.text_tokens``). Not sent on the Anthropic and Bedrock
         routes.
+
+        ``video_output_tokens``: completion tokens that were video. OpenAI route:
+        ``usage.completion_tokens_details.video_tokens`` (only when not 0). Gemini route: a
+        ``VIDEO`` entry of ``candidatesTokensDetails`` (sent when one of audio, image or video
+        output is not 0; ``TEXT`` = completion - reasoning - audio - image - video). litellm
+        (both routes, streamed or not): ``usage.completion_tokens_details.video_tokens``. Not
+        sent on the Anthropic and Bedrock routes.
 
         ``include_usage=False`` sends no usage at all: no ``usage`` object in a response, no
         usage chunk in an OpenAI stream, no ``usage`` in Anthropic stream events, no
@@ -149,6 +199,24 @@ class Reply:
         ``web_search_requests``: Anthropic route only: ``usage.server_tool_use =
         {"web_search_requests": n}`` (in ``message_delta`` when streamed). litellm:
         ``usage.server_tool_use.web_search_requests``, streamed or not. ``None``: not sent.
+
+        ``grounding_queries``: Gemini route only: the web search queries that Grounding with
+        Google Search ran. Sent as the candidate's ``groundingMetadata = {"webSearchQueries":
+        [...], "groundingChunks": [{"web": {"uri": "https://example.com/1", "title":
+        "example"}}]}``, with the usage (in the last chunk when streamed; not sent with
+        ``include_usage=False``). litellm (streamed or not, and through
+        ``litellm.stream_chunk_builder``): ``usage.prompt_tokens_details.web_search_requests``
+        = the number of distinct non-empty queries (unset when there are none). ``None``: not
+        sent.
+
+        ``maps_grounding_queries``: Gemini route only: the queries of Grounding with Google
+        Maps. Sent like ``grounding_queries`` but with ``"groundingChunks": [{"maps": {"uri":
+        "https://maps.example/1", "title": "place"}}]`` (queries beside maps chunks and no web
+        chunk are Maps queries for litellm). litellm (streamed or not):
+        ``usage.prompt_tokens_details.google_maps_grounding_requests`` = the number of
+        distinct non-empty queries, at least 1 (``[]`` gives 1). A Gemini candidate has one
+        ``groundingMetadata``, and litellm counts every query of one holding both web and maps
+        chunks as a web search (and Maps as 1): giving both fields is refused.
 
     Errors
         ``status``: an HTTP status of 400 or more sends an error body instead of an answer,
@@ -227,6 +295,13 @@ class Reply:
     service_tier: str | None = None
     traffic_type: str | None = None
     web_search_requests: int | None = None
+    cached_audio_tokens: int = 0
+    cached_image_tokens: int = 0
+    video_input_tokens: int = 0
+    video_output_tokens: int = 0
+    grounding_queries: list[str] | None = None
+    maps_grounding_queries: list[str] | None = None
+    cache_write_12h_tokens: int | None = None
     tool_calls: list[dict[str, Any]] | None = None
     logprobs: list[float] | None = None
 
@@ -239,10 +314,14 @@ class Reply:
             "image_input_tokens",
             "audio_output_tokens",
             "image_output_tokens",
+            "cached_audio_tokens",
+            "cached_image_tokens",
+            "video_input_tokens",
+            "video_output_tokens",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"Reply.{name} must not be negative")
-        for name in ("cache_write_1h_tokens", "web_search_requests"):
+        for name in ("cache_write_1h_tokens", "cache_write_12h_tokens", "web_search_requests"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"Reply.{name} must not be negative")
@@ -252,6 +331,42 @@ class Reply:
             raise ValueError(
                 "Reply.cache_write_1h_tokens is the 1-hour part of cache_write_tokens and "
                 "must not exceed it"
+            )
+        if self.cache_write_12h_tokens is not None and (
+            (self.cache_write_1h_tokens or 0) + self.cache_write_12h_tokens
+            > self.cache_write_tokens
+        ):
+            raise ValueError(
+                "Reply.cache_write_12h_tokens is the 12-hour part of cache_write_tokens and, "
+                "with cache_write_1h_tokens, must not exceed it"
+            )
+        if self.cached_audio_tokens + self.cached_image_tokens > self.cached_tokens:
+            raise ValueError(
+                "Reply.cached_audio_tokens + cached_image_tokens are parts of cached_tokens and "
+                "must not exceed it"
+            )
+        if self.cached_audio_tokens > self.audio_input_tokens:
+            raise ValueError(
+                "Reply.cached_audio_tokens is the cached part of audio_input_tokens and must "
+                "not exceed it"
+            )
+        if self.cached_image_tokens > self.image_input_tokens:
+            raise ValueError(
+                "Reply.cached_image_tokens is the cached part of image_input_tokens and must "
+                "not exceed it"
+            )
+        for name in ("grounding_queries", "maps_grounding_queries"):
+            queries = getattr(self, name)
+            if queries is not None and (
+                isinstance(queries, str)
+                or not isinstance(queries, Sequence)
+                or not all(isinstance(query, str) for query in queries)
+            ):
+                raise ValueError(f"Reply.{name} must be a list of strings")
+        if self.grounding_queries is not None and self.maps_grounding_queries is not None:
+            raise ValueError(
+                "Reply.grounding_queries and maps_grounding_queries cannot both be given: "
+                "Gemini sends one groundingMetadata per candidate"
             )
         for name in ("delay", "ttft", "chunk_delay"):
             if getattr(self, name) < 0:
@@ -263,19 +378,22 @@ class Reply:
                 "Reply.prompt_tokens is the total input and must include "
                 "cached_tokens + cache_write_tokens"
             )
-        if self.prompt_tokens is not None and (
-            self.prompt_tokens < self.audio_input_tokens + self.image_input_tokens
+        if self.prompt_tokens is not None and self.prompt_tokens < (
+            self.audio_input_tokens + self.image_input_tokens + self.video_input_tokens
         ):
             raise ValueError(
                 "Reply.prompt_tokens is the total input and must include "
-                "audio_input_tokens + image_input_tokens"
+                "audio_input_tokens + image_input_tokens + video_input_tokens"
             )
         if self.completion_tokens is not None and self.completion_tokens < (
-            self.reasoning_tokens + self.audio_output_tokens + self.image_output_tokens
+            self.reasoning_tokens
+            + self.audio_output_tokens
+            + self.image_output_tokens
+            + self.video_output_tokens
         ):
             raise ValueError(
                 "Reply.completion_tokens is the total output and must include reasoning_tokens "
-                "+ audio_output_tokens + image_output_tokens"
+                "+ audio_output_tokens + image_output_tokens + video_output_tokens"
             )
         if self.chunks is not None and self.chunks < 1:
             raise ValueError("Reply.chunks must be at least 1")
@@ -317,6 +435,13 @@ class Usage:
     service_tier: str | None = None
     traffic_type: str | None = None
     web_search_requests: int | None = None
+    cached_audio: int = 0
+    cached_image: int = 0
+    video_input: int = 0
+    video_output: int = 0
+    grounding_queries: tuple[str, ...] | None = None
+    maps_grounding_queries: tuple[str, ...] | None = None
+    cache_write_12h: int | None = None
 
     @property
     def anthropic_input(self) -> int:
@@ -329,14 +454,30 @@ class Usage:
         return self.cache_write - (self.cache_write_1h or 0)
 
     @property
+    def cache_write_30m(self) -> int:
+        """OpenAI's 30-minute part of the cache writes: all but the 12-hour part."""
+        return self.cache_write - (self.cache_write_12h or 0)
+
+    @property
     def text_input(self) -> int:
-        """Prompt tokens that are neither audio nor image."""
-        return self.prompt - self.audio_input - self.image_input
+        """Prompt tokens that are neither audio, image nor video."""
+        return self.prompt - self.audio_input - self.image_input - self.video_input
+
+    @property
+    def cached_text(self) -> int:
+        """Cached prompt tokens that are neither audio nor image."""
+        return self.cached - self.cached_audio - self.cached_image
 
     @property
     def text_output(self) -> int:
-        """Completion tokens that are neither reasoning, audio nor image."""
-        return self.completion - self.reasoning - self.audio_output - self.image_output
+        """Completion tokens that are neither reasoning, audio, image nor video."""
+        return (
+            self.completion
+            - self.reasoning
+            - self.audio_output
+            - self.image_output
+            - self.video_output
+        )
 
 
 def count_words(text: str) -> int:
@@ -437,14 +578,17 @@ def resolve(
         prompt = max(
             default_prompt_tokens(messages),
             reply.cached_tokens + reply.cache_write_tokens,
-            reply.audio_input_tokens + reply.image_input_tokens,
+            reply.audio_input_tokens + reply.image_input_tokens + reply.video_input_tokens,
         )
     completion = reply.completion_tokens
     if completion is None:
         completion = max(
             1,
             count_words(text),
-            reply.reasoning_tokens + reply.audio_output_tokens + reply.image_output_tokens,
+            reply.reasoning_tokens
+            + reply.audio_output_tokens
+            + reply.image_output_tokens
+            + reply.video_output_tokens,
         )
     usage = Usage(
         prompt=prompt,
@@ -460,6 +604,17 @@ def resolve(
         service_tier=reply.service_tier,
         traffic_type=reply.traffic_type,
         web_search_requests=reply.web_search_requests,
+        cached_audio=reply.cached_audio_tokens,
+        cached_image=reply.cached_image_tokens,
+        video_input=reply.video_input_tokens,
+        video_output=reply.video_output_tokens,
+        grounding_queries=None
+        if reply.grounding_queries is None
+        else tuple(reply.grounding_queries),
+        maps_grounding_queries=None
+        if reply.maps_grounding_queries is None
+        else tuple(reply.maps_grounding_queries),
+        cache_write_12h=reply.cache_write_12h_tokens,
     )
     return text, usage
 

@@ -413,3 +413,215 @@ def test_deepseek_calls_are_billed_at_the_rates_of_when_they_ended(book: PriceBo
     assert is_off_peak({"windows": [{"weekdays": ["mon"], "hours_utc": "00:00-00:00"}]}, MONDAY)
     assert not is_off_peak({"windows": [{"weekdays": ["tue"], "hours_utc": "00:00-00:00"}]},
                            MONDAY)  # fmt: skip
+
+
+# -- tiered pricing, 12-hour writes, cached audio and images, video, grounding -----------
+
+QWEN_TIERS = {  # dashscope/qwen-flash's shape: ranges only, no flat rates
+    "tiered_pricing": [
+        {"range": [0, 256_000.0], "input_cost_per_token": 5e-08, "output_cost_per_token": 4e-07},
+        {"range": [256_000.0, 1_000_000.0], "input_cost_per_token": 2.5e-07,
+         "output_cost_per_token": 2e-06},
+    ]
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("prompt", "rates"),
+    [
+        (1, (0.05, 0.4)),
+        (256_000, (0.05, 0.4)),  # the end of a range is in it
+        (256_001, (0.25, 2.0)),
+        (1_000_000, (0.25, 2.0)),
+        (3_000_000, (0.25, 2.0)),  # above every range: the last
+    ],
+)
+def test_a_tiered_model_bills_every_token_at_its_prompts_range(prompt, rates) -> None:
+    price = price_from_map(QWEN_TIERS, Usage(prompt, 1000))
+    assert price == pytest.approx((prompt * rates[0] + 1000 * rates[1]) / M, rel=1e-12)
+
+
+def test_the_map_s_tiered_models_are_priced_by_range(book: PriceBook) -> None:
+    # opencode_go/grok-4.7: flat rates (the first range) and a range above 200k at 2x
+    above = book.price("opencode_go/grok-4.7", Usage(300_000, 1000, cached_tokens=100_000))
+    assert above.cost_usd == pytest.approx((200_000 * 4 + 100_000 * 1 + 1000 * 12) / M)
+    assert above.status == "priced"
+    below = book.price("opencode_go/grok-4.7", Usage(100_000, 1000))
+    assert below.cost_usd == pytest.approx((100_000 * 2 + 1000 * 6) / M)
+    # ranges only: priced (unpriced before), with reasoning at the range's own rate
+    qwen = book.price("dashscope/qwen-flash", Usage(1000, 1000))
+    assert (qwen.status, qwen.cost_usd) == ("priced", pytest.approx((1000 * 0.05 + 1000 * 0.4) / M))
+
+
+def test_a_range_without_a_cache_price_does_not_borrow_another_ranges() -> None:
+    fields = {
+        "tiered_pricing": [
+            {"range": [0, 1000], "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+             "cache_read_input_token_cost": 1e-7},
+            {"range": [1000, 9000], "input_cost_per_token": 3e-6, "output_cost_per_token": 4e-6},
+        ]
+    }  # fmt: skip
+    entry = entry_from_map("tiered", fields, "test")
+    assert entry is not None
+    small = cost_of(entry, Usage(1000, 0, cached_tokens=500))
+    assert (small.status, small.cost_usd) == ("priced", pytest.approx((500 * 1 + 500 * 0.1) / M))
+    large = cost_of(entry, Usage(2000, 0, cached_tokens=500))
+    assert large.status == "approximate" and "no cache-read price" in large.notes[0]
+    assert large.cost_usd == pytest.approx(2000 * 3 / M)  # the range's input rate
+
+
+def test_your_rates_win_over_a_tiered_base_models_ranges() -> None:
+    book = PriceBook({"my-qwen": ModelPrice(base_model="dashscope/qwen-flash",
+                                            output_per_million=1.0)})  # fmt: skip
+    price = book.price("my-qwen", Usage(300_000, 1000))
+    assert price.status == "custom"
+    assert price.cost_usd == pytest.approx((300_000 * 0.25 + 1000 * 1.0) / M)
+
+
+def test_12_hour_cache_writes_at_their_own_rate(book: PriceBook) -> None:
+    # gpt-6-astra: input $10, 5-minute writes $12.50, 12-hour writes $25, output $50 per 1M
+    usage = Usage(10_000, 100, cache_write_tokens=8000, cache_write_12h_tokens=6000)
+    price = book.price("gpt-6-astra", usage)
+    expected = (2000 * 10 + 2000 * 12.5 + 6000 * 25 + 100 * 50) / M
+    assert (price.status, price.cost_usd) == ("priced", pytest.approx(expected, rel=1e-12))
+    no_rate = price_from_map(
+        {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+         "cache_creation_input_token_cost": 1.25e-6}, usage)  # fmt: skip
+    assert no_rate == pytest.approx((2000 * 1 + 8000 * 1.25 + 100 * 2) / M)
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+                                 "cache_creation_input_token_cost": 1.25e-6}, "t")  # fmt: skip
+    assert entry is not None
+    assert cost_of(entry, usage).notes == ("no 12-hour cache-write price (the 5-minute price)",)
+
+
+def test_cached_audio_and_images_at_their_cache_rates() -> None:
+    fields = {
+        "input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7,
+        "cache_read_input_token_cost": 1e-8, "input_cost_per_audio_token": 3e-7,
+        "cache_read_input_audio_token_cost": 3e-8, "input_cost_per_image_token": 2e-7,
+        "cache_read_input_image_token_cost": 2e-8,
+    }  # fmt: skip
+    usage = Usage(10_000, 100, cached_tokens=5000, audio_input_tokens=4000,
+                  cached_audio_tokens=3000, image_input_tokens=1000,
+                  cached_image_tokens=500)  # fmt: skip
+    entry = entry_from_map("m", fields, "t")
+    assert entry is not None
+    price = cost_of(entry, usage)
+    # text 10000-5000-1000-500 = 3500; cached text 1500; audio 1000 + cached 3000; image 500
+    # + cached 500
+    expected = (3500 * 0.1 + 1500 * 0.01 + 1000 * 0.3 + 3000 * 0.03 + 500 * 0.2 + 500 * 0.02
+                + 100 * 0.4) / M  # fmt: skip
+    assert (price.status, price.cost_usd) == ("priced", pytest.approx(expected, rel=1e-12))
+    del fields["cache_read_input_audio_token_cost"]
+    without = cost_of(entry_from_map("m", fields, "t"), usage)  # type: ignore[arg-type]
+    assert without.status == "approximate"
+    assert without.notes == ("no price of cached audio (the cache-read price)",)
+    assert without.cost_usd == pytest.approx(expected - 3000 * (0.03 - 0.01) / M, rel=1e-12)
+
+
+def test_cached_audio_beyond_the_audio_or_the_cache_is_not_billed_twice() -> None:
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6,
+                                 "cache_read_input_token_cost": 1e-7,
+                                 "cache_read_input_audio_token_cost": 2e-7}, "t")  # fmt: skip
+    assert entry is not None
+    claimed = Usage(1000, 0, cached_tokens=100, audio_input_tokens=50, cached_audio_tokens=900)
+    # at most the 50 audio tokens are cached audio; 50 cached text; 900 text
+    assert cost_of(entry, claimed).cost_usd == pytest.approx((900 * 1 + 50 * 0.1 + 50 * 0.2) / M)
+
+
+def test_video_input_and_output_at_their_rates() -> None:
+    fields = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+              "input_cost_per_video_token": 3e-6, "output_cost_per_video_token": 4e-6}  # fmt: skip
+    usage = Usage(1000, 300, video_input_tokens=600, video_output_tokens=200)
+    assert price_from_map(fields, usage) == pytest.approx((400 + 600 * 3 + 100 * 2 + 200 * 4) / M)
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}, "t")
+    assert entry is not None
+    text = cost_of(entry, usage)
+    assert text.status == "approximate" and text.cost_usd == pytest.approx((1000 + 300 * 2) / M)
+    assert text.notes == ("no video input price (text price)", "no video output price (text price)")
+
+
+@pytest.mark.parametrize(
+    ("model", "queries", "fee"),
+    [
+        ("gemini/gemini-2.5-flash", 3, 0.035),  # Gemini 2: once per grounded prompt
+        ("gemini-3.1-pro-preview", 3, 3 * 0.014),  # web_search_billing_unit: per_query
+    ],
+)
+def test_gemini_grounding_per_prompt_or_per_query(book, model, queries, fee) -> None:
+    plain = book.price(model, Usage(1000, 100)).cost_usd
+    grounded = book.price(model, Usage(1000, 100, grounding_queries=queries))
+    assert grounded.status == "priced"
+    assert grounded.cost_usd == pytest.approx(plain + fee, rel=1e-12)
+    maps = book.price(model, Usage(1000, 100, maps_grounding_queries=queries))
+    maps_fee = {"gemini/gemini-2.5-flash": 0.025, "gemini-3.1-pro-preview": 3 * 0.014}[model]
+    assert maps.cost_usd == pytest.approx(plain + maps_fee, rel=1e-12)
+
+
+def test_grounding_without_a_fee_in_the_map_is_approximate(book: PriceBook) -> None:
+    # gemini/gemini-omni-flash-preview: no search_context_cost_per_query, no Maps fee
+    model = "gemini/gemini-omni-flash-preview"
+    price = book.price(model, Usage(1000, 100, grounding_queries=2))
+    assert price.status == "approximate"
+    assert price.notes == ("no search_context_cost_per_query price: grounding not billed",)
+    assert price.cost_usd == book.price(model, Usage(1000, 100)).cost_usd
+    maps = book.price(model, Usage(1000, 100, maps_grounding_queries=1))
+    assert maps.notes == (
+        "no google_maps_grounding_cost_per_query price: Maps grounding not billed",
+    )
+
+
+def test_usage_reads_every_new_dimension_from_litellms_shape() -> None:
+    gemini = {
+        "prompt_tokens": 10_000,
+        "completion_tokens": 300,
+        "prompt_tokens_details": {
+            "cached_tokens": 5000, "audio_tokens": 4000, "image_tokens": 800, "video_tokens": 500,
+            "cached_tokens_details": {"text_tokens": 1500, "audio_tokens": 3000,
+                                      "image_tokens": 500},
+            "web_search_requests": 3, "google_maps_grounding_requests": 1,
+        },
+        "completion_tokens_details": {"video_tokens": 50},
+    }  # fmt: skip
+    usage = usage_from_response(gemini)
+    assert usage is not None
+    assert (usage.cached_audio_tokens, usage.cached_image_tokens) == (3000, 500)
+    assert (usage.video_input_tokens, usage.video_output_tokens) == (500, 50)
+    assert (usage.grounding_queries, usage.maps_grounding_queries) == (3, 1)
+    openai = {
+        "prompt_tokens": 10_000,
+        "completion_tokens": 10,
+        "prompt_tokens_details": {
+            "cache_write_tokens": 8000,
+            "cache_creation_token_details": {"ephemeral_12h_input_tokens": 6000},
+        },
+    }
+    written = usage_from_response(openai)
+    assert written is not None
+    assert (written.cache_write_tokens, written.cache_write_12h_tokens) == (8000, 6000)
+    # what re-pricing reads back from usage_details is what was priced
+    row = {"prompt_tokens": 10_000, "completion_tokens": 300, "cached_tokens": 5000}
+    assert Usage.from_columns(row, usage.details()) == usage
+
+
+def test_custom_prices_of_the_newer_dimensions() -> None:
+    price = ModelPrice(
+        input_per_million=1, output_per_million=2, cache_write_per_million=3,
+        cache_write_12h_per_million=5, cached_input_per_million=0.5,
+        cached_audio_input_per_million=0.7, audio_input_per_million=7,
+        video_input_per_million=11, video_output_per_million=13,
+        web_search_per_request=0.01, maps_grounding_per_request=0.02,
+    )  # fmt: skip
+    usage = Usage(
+        prompt_tokens=10_000, completion_tokens=1000, cached_tokens=3000,
+        cache_write_tokens=2000, cache_write_12h_tokens=1500, audio_input_tokens=1000,
+        cached_audio_tokens=400, video_input_tokens=500, video_output_tokens=300,
+        grounding_queries=2, maps_grounding_queries=3,
+    )  # fmt: skip
+    cost = PriceBook().price("m", usage, override=price)
+    # text in 10000-3000-2000-600-500 = 3900; cached text 2600 at 0.5, audio 400 at 0.7;
+    # writes 500 at 3, 1500 at 5; audio 600 at 7; video 500 at 11; text out 700 at 2,
+    # video out 300 at 13; your own prices bill grounding per query
+    expected = (3900 * 1 + 2600 * 0.5 + 400 * 0.7 + 500 * 3 + 1500 * 5 + 600 * 7 + 500 * 11
+                + 700 * 2 + 300 * 13) / M + 2 * 0.01 + 3 * 0.02  # fmt: skip
+    assert cost.status == "custom" and cost.cost_usd == pytest.approx(expected, rel=1e-12)

@@ -1525,3 +1525,298 @@ def test_served_model_of_a_stream_is_in_the_hidden_params(
     assert "served-model-001" not in {chunk.model for chunk in chunks}
     served = {chunk._hidden_params.get("provider_response_model") for chunk in chunks}
     assert served - {None} == {"served-model-001"}
+
+
+# --- billing dimensions: cached modalities, video, grounding, 12-hour cache writes -----------
+
+STREAM_WITH_USAGE: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def plain_and_streamed_usage(
+    litellm: ModuleType, server: FakeLLMServer, call: Any, reply: Reply, **kwargs: Any
+) -> list[Any]:
+    """The usage of ``reply`` answered plain, then streamed: the usage of the stream's usage
+    chunk and the one ``litellm.stream_chunk_builder`` rebuilds."""
+    server.enqueue(reply, reply)
+    plain = call(litellm, server, **kwargs).usage
+    chunks = list(call(litellm, server, **kwargs, **STREAM_WITH_USAGE))
+    [chunk_usage] = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    built = litellm.stream_chunk_builder(chunks, messages=MESSAGES).usage
+    return [plain, chunk_usage, built]
+
+
+def test_gemini_cached_audio_video_and_search_grounding(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    reply = Reply(
+        text="Here you go.",
+        prompt_tokens=2000,
+        cached_tokens=500,
+        cached_audio_tokens=300,
+        audio_input_tokens=400,
+        video_input_tokens=500,
+        completion_tokens=200,
+        video_output_tokens=50,
+        grounding_queries=["weather paris", "paris events", "louvre hours", "paris events", ""],
+    )
+    usages = plain_and_streamed_usage(
+        litellm, server, gemini_call, reply, model="gemini/gemini-2.5-flash"
+    )
+    for usage in usages:
+        assert (usage.prompt_tokens, usage.completion_tokens) == (2000, 200)
+        details = usage.prompt_tokens_details
+        assert details.cached_tokens == 500
+        cached = details.cached_tokens_details
+        assert (cached.text_tokens, cached.audio_tokens, cached.image_tokens) == (200, 300, None)
+        assert details.audio_tokens == 400  # the whole audio input, cached included
+        assert details.video_tokens == 500
+        assert details.text_tokens == 2000 - 400 - 500  # cached text included
+        assert details.web_search_requests == 3  # distinct non-empty queries
+        assert getattr(details, "google_maps_grounding_requests", None) is None
+        output = usage.completion_tokens_details
+        assert (output.video_tokens, output.text_tokens) == (50, 150)
+    assert len(server.requests) == 2
+
+
+def test_gemini_cached_image_and_maps_grounding(litellm: ModuleType, server: FakeLLMServer) -> None:
+    reply = Reply(
+        text="x",
+        prompt_tokens=1000,
+        cached_tokens=400,
+        image_input_tokens=300,
+        cached_image_tokens=250,
+        maps_grounding_queries=["cafe near me", "bakery", "cafe near me"],
+    )
+    for usage in plain_and_streamed_usage(litellm, server, gemini_call, reply):
+        details = usage.prompt_tokens_details
+        cached = details.cached_tokens_details
+        assert (cached.text_tokens, cached.audio_tokens, cached.image_tokens) == (150, None, 250)
+        assert details.image_tokens == 300
+        assert details.google_maps_grounding_requests == 2
+        assert getattr(details, "web_search_requests", None) is None
+
+    # Maps grounding counts at least one request; a search with no query counts none.
+    server.enqueue(Reply(maps_grounding_queries=[]), Reply(grounding_queries=[]))
+    details = gemini_call(litellm, server).usage.prompt_tokens_details
+    assert details.google_maps_grounding_requests == 1
+    details = gemini_call(litellm, server).usage.prompt_tokens_details
+    assert getattr(details, "web_search_requests", None) is None
+
+
+def test_gemini_wire_format_of_cached_modalities_video_and_grounding(
+    server: FakeLLMServer,
+) -> None:
+    request = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    path = "/v1beta/models/gemini-2.5-flash:generateContent"
+    server.enqueue(
+        Reply(
+            text="x",
+            prompt_tokens=100,
+            cached_tokens=40,
+            audio_input_tokens=30,
+            cached_audio_tokens=20,
+            image_input_tokens=10,
+            cached_image_tokens=5,
+            video_input_tokens=25,
+            completion_tokens=60,
+            reasoning_tokens=10,
+            video_output_tokens=15,
+            grounding_queries=["q1", "q2"],
+        )
+    )
+    body = json.loads(raw_request(server, "POST", path, request)[2])
+    assert body["usageMetadata"] == {
+        "promptTokenCount": 100,
+        "candidatesTokenCount": 50,
+        "totalTokenCount": 160,
+        "promptTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 35},
+            {"modality": "AUDIO", "tokenCount": 30},
+            {"modality": "IMAGE", "tokenCount": 10},
+            {"modality": "VIDEO", "tokenCount": 25},
+        ],
+        "candidatesTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 35},
+            {"modality": "VIDEO", "tokenCount": 15},
+        ],
+        "thoughtsTokenCount": 10,
+        "cachedContentTokenCount": 40,
+        "cacheTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 15},
+            {"modality": "AUDIO", "tokenCount": 20},
+            {"modality": "IMAGE", "tokenCount": 5},
+        ],
+    }
+    assert body["candidates"][0]["groundingMetadata"] == {
+        "webSearchQueries": ["q1", "q2"],
+        "groundingChunks": [{"web": {"uri": "https://example.com/1", "title": "example"}}],
+    }
+
+    server.enqueue(Reply(text="x", maps_grounding_queries=["museum"]))
+    body = json.loads(raw_request(server, "POST", path, request)[2])
+    assert body["candidates"][0]["groundingMetadata"] == {
+        "webSearchQueries": ["museum"],
+        "groundingChunks": [{"maps": {"uri": "https://maps.example/1", "title": "place"}}],
+    }
+
+    # Streamed: the grounding comes with the usage, in the last chunk only.
+    server.enqueue(Reply(text="a b c", grounding_queries=["q"]))
+    stream_path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    chunks = [json.loads(d) for d in sse_data(raw_request(server, "POST", stream_path, request)[2])]
+    assert ["groundingMetadata" in c["candidates"][0] for c in chunks] == [False, False, True]
+
+    # The 12-hour cache split is the OpenAI route's: Gemini sends nothing of it.
+    server.enqueue(
+        Reply(text="x", prompt_tokens=10, cache_write_tokens=4, cache_write_12h_tokens=4)
+    )
+    body = json.loads(raw_request(server, "POST", path, request)[2])
+    assert body["usageMetadata"] == {
+        "promptTokenCount": 10,
+        "candidatesTokenCount": 1,
+        "totalTokenCount": 11,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 10}],
+    }
+    assert "groundingMetadata" not in body["candidates"][0]
+
+
+def test_openai_cached_modalities_video_and_12h_cache_writes(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    reply = Reply(
+        text="Sure.",
+        prompt_tokens=5000,
+        cached_tokens=1000,
+        audio_input_tokens=400,
+        cached_audio_tokens=300,
+        image_input_tokens=100,
+        cached_image_tokens=100,
+        video_input_tokens=500,
+        cache_write_tokens=3000,
+        cache_write_12h_tokens=2000,
+        completion_tokens=200,
+        video_output_tokens=50,
+    )
+    for usage in plain_and_streamed_usage(
+        litellm, server, openai_call, reply, model="openai/gpt-4o"
+    ):
+        assert (usage.prompt_tokens, usage.completion_tokens) == (5000, 200)
+        details = usage.prompt_tokens_details
+        assert (details.cached_tokens, details.audio_tokens, details.image_tokens) == (
+            1000,
+            400,
+            100,
+        )
+        cached = details.cached_tokens_details
+        assert (cached.text_tokens, cached.audio_tokens, cached.image_tokens) == (600, 300, 100)
+        assert details.video_tokens == 500
+        assert details.cache_write_tokens == details.cache_creation_tokens == 3000
+        split = details.cache_creation_token_details
+        assert (split.ephemeral_30m_input_tokens, split.ephemeral_12h_input_tokens) == (1000, 2000)
+        assert (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens) == (None, None)
+        assert usage.completion_tokens_details.video_tokens == 50
+
+
+def test_openai_wire_format_of_cached_modalities_video_and_12h_cache_writes(
+    server: FakeLLMServer,
+) -> None:
+    request = {"model": "gpt-4o", "messages": MESSAGES}
+    # Cache writes without the 12-hour part: the OpenAI route reports none (as before).
+    server.enqueue(Reply(text="x", prompt_tokens=10, cache_write_tokens=4, cache_write_1h_tokens=4))
+    body = json.loads(raw_request(server, "POST", "/v1/chat/completions", request)[2])
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}
+    assert "video_tokens" not in body["usage"]["completion_tokens_details"]
+
+    server.enqueue(
+        Reply(
+            text="x",
+            prompt_tokens=100,
+            cached_tokens=30,
+            audio_input_tokens=20,
+            cached_audio_tokens=10,
+            video_input_tokens=15,
+            cache_write_tokens=40,
+            cache_write_12h_tokens=0,
+            completion_tokens=9,
+            video_output_tokens=7,
+        )
+    )
+    body = json.loads(raw_request(server, "POST", "/v1/chat/completions", request)[2])
+    assert body["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": 30,
+        "audio_tokens": 20,
+        "video_tokens": 15,
+        "cached_tokens_details": {"text_tokens": 20, "audio_tokens": 10, "image_tokens": 0},
+        "cache_write_tokens": 40,
+        "cache_creation_token_details": {
+            "ephemeral_30m_input_tokens": 40,
+            "ephemeral_12h_input_tokens": 0,
+        },
+    }
+    assert body["usage"]["completion_tokens_details"]["video_tokens"] == 7
+
+    # Anthropic reports its own split only: the 12-hour part is not sent there.
+    server.enqueue(Reply(text="x", cache_write_tokens=40, cache_write_12h_tokens=30))
+    anthropic_request = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": MESSAGES[1:]}
+    body = json.loads(raw_request(server, "POST", "/v1/messages", anthropic_request)[2])
+    assert body["usage"]["cache_creation_input_tokens"] == 40
+    assert "cache_creation" not in body["usage"]
+
+
+def test_reply_validation_of_cached_modalities_video_grounding_and_12h_writes() -> None:
+    with pytest.raises(ValueError, match="cached_audio_tokens \\+ cached_image_tokens"):
+        Reply(
+            cached_tokens=10,
+            audio_input_tokens=8,
+            image_input_tokens=8,
+            cached_audio_tokens=6,
+            cached_image_tokens=5,
+        )
+    with pytest.raises(ValueError, match="cached part of audio_input_tokens"):
+        Reply(cached_tokens=10, audio_input_tokens=3, cached_audio_tokens=4)
+    with pytest.raises(ValueError, match="cached part of image_input_tokens"):
+        Reply(cached_tokens=10, image_input_tokens=3, cached_image_tokens=4)
+    with pytest.raises(ValueError, match="video_input_tokens"):
+        Reply(prompt_tokens=10, audio_input_tokens=5, image_input_tokens=3, video_input_tokens=3)
+    with pytest.raises(ValueError, match="video_output_tokens"):
+        Reply(
+            completion_tokens=10, reasoning_tokens=5, image_output_tokens=3, video_output_tokens=3
+        )
+    with pytest.raises(ValueError, match="cache_write_12h_tokens"):
+        Reply(cache_write_tokens=10, cache_write_12h_tokens=11)
+    with pytest.raises(ValueError, match="cache_write_12h_tokens"):
+        Reply(cache_write_tokens=10, cache_write_1h_tokens=6, cache_write_12h_tokens=5)
+    with pytest.raises(ValueError, match="cannot both be given"):
+        Reply(grounding_queries=["a"], maps_grounding_queries=["b"])
+    with pytest.raises(ValueError, match="list of strings"):
+        Reply(grounding_queries="weather paris")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="list of strings"):
+        Reply(maps_grounding_queries=["ok", 3])  # type: ignore[list-item]
+    for name in (
+        "cached_audio_tokens",
+        "cached_image_tokens",
+        "video_input_tokens",
+        "video_output_tokens",
+        "cache_write_12h_tokens",
+    ):
+        with pytest.raises(ValueError, match=name):
+            Reply(**{name: -1})
+    # Within bounds: accepted.
+    Reply(cache_write_tokens=10, cache_write_1h_tokens=5, cache_write_12h_tokens=5)
+    Reply(
+        cached_tokens=10,
+        audio_input_tokens=6,
+        image_input_tokens=4,
+        cached_audio_tokens=6,
+        cached_image_tokens=4,
+    )
+    # Computed counts make room for video too; text excludes it.
+    reply = Reply(
+        text="x",
+        audio_input_tokens=50,
+        video_input_tokens=500,
+        reasoning_tokens=5,
+        video_output_tokens=30,
+    )
+    _, usage = resolve(reply, {"messages": MESSAGES})
+    assert (usage.prompt, usage.completion) == (550, 35)
+    assert (usage.text_input, usage.text_output) == (0, 0)
