@@ -25,6 +25,7 @@ from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,
     Usage,
+    endpoint_of,
     estimate_usage,
     served_by,
     tool_call_text,
@@ -220,6 +221,8 @@ class Recorder:
         priced is recorded unpriced."""
         call.served = served
         try:
+            provider = provider or provider_of(call.model)
+            call.served = served = endpoint_of(provider, call.model, call.params).merged(served)
             if usage is None:
                 usage = estimate_usage(
                     call.model,
@@ -231,7 +234,6 @@ class Recorder:
                 if reported is not None:
                     seen = max(reported.completion_tokens, usage.completion_tokens)
                     usage = replace(reported, completion_tokens=seen, estimated=True)
-            provider = provider or provider_of(call.model)
             return usage, self.price(call, usage, provider, served), provider
         except Exception as exc:  # accounting must never break the app's call or lose it
             log.exception("llmops: could not price call %s; recording it unpriced", call.id)
@@ -392,6 +394,7 @@ def _usage_details(call: Call, usage: Usage | None, price: Price) -> dict[str, A
         details["served_model"] = served.model
     if served.service_tier:
         details["service_tier"] = served.service_tier
+    details.update(served.details())
     details.update(price_details(call.model, price))
     if call.operation != "chat":
         details["operation"] = call.operation

@@ -116,7 +116,7 @@ SHORTHAND_PER_ITEM = {
 _CONTEXT_TIER = re.compile(r"_above_(\d+)k_tokens")
 _MAP_FIELD = re.compile(r"[a-z][a-z0-9_.]*cost[a-z0-9_.]*")
 _DEFAULT_TIERS = {"default", "standard", "auto", "on_demand"}
-_TIER_SUFFIX = {"batch": "batches"}  # a tier's name in responses -> its suffix in the map
+_TIER_SUFFIX = {"batch": "batches", "fast": "priority"}  # a tier's name -> its map suffix
 
 
 # -- your prices ----------------------------------------------------------------------
@@ -294,6 +294,34 @@ class Entry:
     off_peak: Mapping[str, Any] | None = None  # the map's off_peak_pricing (DeepSeek)
     tiers: tuple[Tier, ...] = ()  # the map's tiered_pricing, by range
     per_query: bool = True  # Gemini grounding billed per query (else per grounded prompt)
+    uplifts: Mapping[str, Decimal] | None = None  # where the call ran -> x its token cost
+
+    def uplift(self, served: Served | None) -> Decimal:
+        """What the token cost of a call served as ``served`` is multiplied by: OpenAI's
+        regional hosts (``regional_processing_uplift_multiplier_eu``/``_us``, and
+        ``fedramp_uplift_multiplier`` for gov.api.openai.com), a Vertex AI location other
+        than ``global`` (``regional_endpoint_uplift_multiplier``), Anthropic's inference geo
+        and fast mode (``provider_specific_entry``: ``us``, ``fast``), as litellm bills them."""
+        if not self.uplifts or served is None:
+            return Decimal(1)
+        keys = [
+            f"residency:{served.data_residency}" if served.data_residency else None,
+            "vertex" if served.vertex_location not in (None, "global") else None,
+            f"geo:{served.inference_geo}" if served.inference_geo else None,
+            "speed:fast" if served.speed == "fast" else None,
+        ]
+        factor = Decimal(1)
+        for key in keys:
+            factor *= self.uplifts.get(key, Decimal(1)) if key else Decimal(1)
+        return factor
+
+    def dearest_uplift(self) -> Decimal:
+        """The largest :meth:`uplift` a call can get: the dearest of each kind, together."""
+        dearest: dict[str, Decimal] = {}
+        for key, value in (self.uplifts or {}).items():
+            kind = key.split(":")[0]
+            dearest[kind] = max(dearest.get(kind, Decimal(1)), value)
+        return math.prod(dearest.values(), start=Decimal(1))
 
     @property
     def placeholder(self) -> bool:
@@ -362,7 +390,30 @@ def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Ent
         off_peak=off_peak if isinstance(off_peak, Mapping) else None,
         tiers=tiers,
         per_query=raw.get("web_search_billing_unit", "per_prompt") == "per_query",
+        uplifts=_uplifts(raw),
     )
+
+
+def _uplifts(raw: Mapping[str, Any]) -> dict[str, Decimal] | None:
+    """The multipliers of a map entry, by what selects them (:meth:`Entry.uplift`)."""
+    found: dict[str, Any] = {
+        "residency:eu": raw.get("regional_processing_uplift_multiplier_eu"),
+        "residency:us": raw.get("regional_processing_uplift_multiplier_us"),
+        "residency:fedramp": raw.get("fedramp_uplift_multiplier"),
+        "vertex": raw.get("regional_endpoint_uplift_multiplier"),
+    }
+    specific = raw.get("provider_specific_entry")
+    if isinstance(specific, Mapping):
+        found["speed:fast"] = specific.get("fast")
+        found.update({f"geo:{key.lower()}": value for key, value in specific.items()
+                      if isinstance(key, str) and key != "fast"})  # fmt: skip
+    uplifts = {
+        key: Decimal(repr(float(value)))
+        for key, value in found.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0
+    }  # fmt: skip
+    return uplifts or None
 
 
 def _tier_fields(
@@ -556,12 +607,14 @@ def _tier_suffix(fields: Mapping[str, Decimal], tier: str | None) -> str | None:
 
 
 def cost_of(
-    entry: Entry, usage: Usage, tier: str | None = None, at: datetime | None = None
+    entry: Entry, usage: Usage, served: Served | None = None, at: datetime | None = None
 ) -> Price:
-    """Price one call's usage with one entry; ``at``: when the call was billed (its end),
-    for off-peak rates (none without it)."""
+    """Price one call's usage with one entry; ``served``: its service tier and where it ran
+    (:meth:`Entry.uplift`); ``at``: when the call was billed (its end), for off-peak rates
+    (none without it)."""
     if entry.placeholder and usage.total_tokens > 0:
         return UNPRICED
+    tier = served.service_tier if served else None
     resolved = _resolve(entry, usage.prompt_tokens, tier, at)
     r = resolved.rates
     u = usage
@@ -596,6 +649,7 @@ def cost_of(
         "video_out": u.video_output_tokens,
     }
     total = sum((max(tokens, 0) * r[key] for key, tokens in parts.items()), Decimal(0))
+    total *= entry.uplift(served)  # the tokens', not the tools' fees (litellm's reading)
     fees = (  # (part, count, price field, what is not billed without it)
         ("web_search", u.web_search_requests, f"{WEB_SEARCH}.{SEARCH_SIZE}", "searches"),
         ("grounding", u.grounding_queries, f"{WEB_SEARCH}.{SEARCH_SIZE}", "grounding"),
@@ -686,12 +740,11 @@ class PriceBook:
         """Price one call; ``override`` (a call argument) wins over everything. ``at``:
         when the call ended, for a model the map prices lower off-peak (DeepSeek); without
         it the standard rates apply."""
-        tier = served.service_tier if served else None
         if override is not None:
             entry = self._custom_entry(model, override, "custom:argument")
-            return cost_of(entry, usage, tier, at) if entry is not None else UNPRICED
+            return cost_of(entry, usage, served, at) if entry is not None else UNPRICED
         entry = self.entry(model, provider, served.model if served else None)
-        return cost_of(entry, usage, tier, at) if entry is not None else UNPRICED
+        return cost_of(entry, usage, served, at) if entry is not None else UNPRICED
 
     def upper_rates(
         self, model: str, *, override: ModelPrice | None = None, tier: str | None = None
@@ -745,7 +798,8 @@ class PriceBook:
             for t in base.tiers
         )
         fields = {**base.fields, **own}
-        return Entry(name, fields, "custom", source, tiers=tiers, per_query=base.per_query)
+        return Entry(name, fields, "custom", source, tiers=tiers, per_query=base.per_query,
+                     uplifts=base.uplifts)  # fmt: skip
 
     def _map_entry(self, name: str) -> Entry | None:
         remote = self.remote_price_map
@@ -768,9 +822,12 @@ def _upper_rates(entry: Entry, tier: str | None) -> UpperRates | None:
     """Rates from prices of token counts below and above every context tier."""
     small, large = 1000, 10_000_000
 
+    dearest = entry.dearest_uplift()
+
     def cost(prompt: int, completion: int) -> float | None:
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
-        return cost_of(entry, usage, tier).cost_usd
+        price = cost_of(entry, usage, Served(service_tier=tier)).cost_usd
+        return None if price is None else float(Decimal(repr(price)) * dearest)
 
     costs = [cost(small, 0), cost(large, 0), cost(small, small), cost(large, small)]
     if any(c is None for c in costs):

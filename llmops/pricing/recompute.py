@@ -83,7 +83,7 @@ def recompute_costs(
         report.examined += 1
         details = dict(row["usage_details"] or {})
         usage = Usage.from_columns(row, details)
-        served = Served(details.get("served_model"), details.get("service_tier"))
+        served = Served.from_details(details)
         price = prices.price(
             row["model"], usage, provider=row["provider"], served=served, at=_ended(row)
         )

@@ -22,7 +22,12 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
   (the distinct queries of the response's grounding metadata);
 - the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
-  Bedrock) or ``usage.service_tier`` (Anthropic); the model: ``response.model``.
+  Bedrock) or ``usage.service_tier`` (Anthropic); the model: ``response.model``;
+  Anthropic's ``usage.inference_geo`` (where the call ran) and ``usage.speed`` (fast mode).
+
+Where a call was sent is the call's own (:func:`endpoint_of`): OpenAI's regional hosts
+(``eu.api.openai.com``, ``us.``, ``gov.``) and a Vertex AI location, each of which some
+models bill at a premium.
 
 Local counts (:func:`estimate_usage`) follow OpenAI's published rules: 3 tokens per message
 and 3 for the reply primer, tool definitions as in OpenAI's cookbook
@@ -38,10 +43,12 @@ import contextlib
 import functools
 import json
 import math
+import os
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlparse
 
 from llmops import litellm_loader
 
@@ -114,10 +121,94 @@ _DETAIL_FIELDS = tuple(f.name for f in fields(Usage) if f.name not in _COLUMNS)
 
 @dataclass(frozen=True)
 class Served:
-    """What answered a call, as the provider reports it."""
+    """What answered a call and where: as the provider reports it (the model, the service
+    tier, Anthropic's inference geo and speed) and as the call was sent (OpenAI's data
+    residency, a Vertex AI location: :func:`endpoint_of`)."""
 
     model: str | None = None  # the model that answered (an Azure deployment's real model)
     service_tier: str | None = None  # flex, priority, default, ...
+    inference_geo: str | None = None  # Anthropic: us, global, ...
+    speed: str | None = None  # Anthropic: fast (fast mode)
+    data_residency: str | None = None  # OpenAI: eu, us or fedramp (the regional hosts)
+    vertex_location: str | None = None  # Vertex AI: us-central1, global, ...
+
+    def merged(self, later: Served) -> Served:
+        """This, with what a later stream chunk reports in its place."""
+        given = {f.name: getattr(later, f.name) for f in fields(later)}
+        return replace(self, **{name: value for name, value in given.items() if value is not None})
+
+    def details(self) -> dict[str, str]:
+        """What ``usage_details`` keeps of where the call ran (what re-pricing needs)."""
+        return {name: getattr(self, name) for name in _WHERE if getattr(self, name)}
+
+    @classmethod
+    def from_details(cls, details: Mapping[str, Any]) -> Served:
+        """A stored call's: its ``usage_details``' ``served_model``, ``service_tier`` and
+        where it ran."""
+
+        def text(name: str) -> str | None:
+            value = details.get(name)
+            return value if isinstance(value, str) and value else None
+
+        return cls(text("served_model"), text("service_tier"), *(text(n) for n in _WHERE))
+
+
+_WHERE = ("inference_geo", "speed", "data_residency", "vertex_location")
+
+
+_OPENAI_REGIONS = {"eu.api.openai.com": "eu", "us.api.openai.com": "us",
+                   "gov.api.openai.com": "fedramp"}  # fmt: skip
+
+
+def endpoint_of(provider: str | None, model: str, params: Mapping[str, Any]) -> Served:
+    """Where a call is sent, as litellm resolves it: OpenAI's data residency from the host
+    of the call's ``api_base`` (or ``base_url``, ``litellm.api_base``, ``OPENAI_BASE_URL``,
+    ``OPENAI_API_BASE``); a Vertex AI call's location (``vertex_location`` or
+    ``vertex_ai_location``, ``litellm.vertex_location``, ``VERTEXAI_LOCATION``,
+    ``VERTEX_LOCATION``; a model the map lists with ``supported_regions`` is sent to the
+    first of them when none or another is set; else ``us-central1``)."""
+    settings = litellm_loader.imported()
+    if provider == "openai":
+        base = (
+            params.get("api_base")
+            or params.get("base_url")
+            or getattr(settings, "api_base", None)
+            or os.environ.get("OPENAI_BASE_URL")
+            or os.environ.get("OPENAI_API_BASE")
+        )
+        try:
+            host = urlparse(base).hostname if isinstance(base, str) else None
+        except ValueError:
+            host = None
+        return Served(data_residency=_OPENAI_REGIONS.get(host.lower()) if host else None)
+    if provider is None or not provider.startswith("vertex_ai"):
+        return Served()
+    location = next(
+        (
+            value
+            for value in (
+                params.get("vertex_location"),
+                params.get("vertex_ai_location"),
+                getattr(settings, "vertex_location", None),
+                os.environ.get("VERTEXAI_LOCATION"),
+                os.environ.get("VERTEX_LOCATION"),
+            )
+            if isinstance(value, str) and value
+        ),
+        None,
+    )
+    regions = _vertex_regions(model.split("/", 1)[1] if model.startswith("vertex_ai/") else model)
+    if regions and location not in regions:
+        location = regions[0]
+    return Served(vertex_location=location or "us-central1")
+
+
+@functools.lru_cache(maxsize=256)
+def _vertex_regions(model: str) -> tuple[str, ...]:
+    """The map's ``supported_regions`` of a Vertex AI model (most have none)."""
+    entry = litellm_loader.model_cost().get(f"vertex_ai/{model}")
+    regions = entry.get("supported_regions") if isinstance(entry, Mapping) else None
+    return tuple(r for r in regions if isinstance(r, str)) if isinstance(regions, list) else ()
 
 
 def _int(value: Any) -> int:
@@ -208,9 +299,12 @@ def served_by(response: Any, usage: Any = None) -> Served:
         fields = hidden.get("provider_specific_fields")
         traffic = fields.get("traffic_type") if isinstance(fields, dict) else None
         tier = _TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
+    geo, speed = _field(usage, "inference_geo"), _field(usage, "speed")
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,
+        geo.lower() if isinstance(geo, str) and geo else None,
+        speed.lower() if isinstance(speed, str) and speed else None,
     )
 
 

@@ -206,8 +206,8 @@ def anthropic_stop_reason(finish_reason: str) -> str:
 def anthropic_usage(usage: Usage, *, output_tokens: int | None = None) -> dict[str, Any]:
     """An Anthropic ``usage`` object: ``input_tokens`` excludes cache reads and writes.
 
-    ``cache_creation`` (the 5m/1h split), ``server_tool_use`` and ``service_tier`` only when
-    scripted.
+    ``cache_creation`` (the 5m/1h split), ``server_tool_use``, ``service_tier``,
+    ``inference_geo`` and ``speed`` only when scripted.
     """
     body: dict[str, Any] = {
         "input_tokens": usage.anthropic_input,
@@ -224,6 +224,10 @@ def anthropic_usage(usage: Usage, *, output_tokens: int | None = None) -> dict[s
         body["server_tool_use"] = {"web_search_requests": usage.web_search_requests}
     if usage.service_tier is not None:
         body["service_tier"] = usage.service_tier
+    if usage.inference_geo is not None:
+        body["inference_geo"] = usage.inference_geo
+    if usage.speed is not None:
+        body["speed"] = usage.speed
     return body
 
 

@@ -191,6 +191,11 @@ class Reply:
         (and in the stream's ``metadata`` event); litellm: ``response.service_tier`` of a
         non-streaming response; ignored in a stream by litellm 1.110.2.
 
+        ``inference_geo`` / ``speed``: Anthropic route only: ``usage.inference_geo`` (where
+        the call ran: ``"us"``, ``"global"``) and ``usage.speed`` (``"fast"``: fast mode),
+        sent as they are (in ``message_start`` and ``message_delta`` when streamed). litellm:
+        ``usage.inference_geo`` / ``usage.speed``. ``None``: not sent.
+
         ``traffic_type``: Gemini route only: ``usageMetadata.trafficType`` (Vertex-style
         ``"ON_DEMAND"``, ``"ON_DEMAND_PRIORITY"``, ``"ON_DEMAND_FLEX"``, ``"FLEX"``,
         ``"BATCH"``). litellm: ``response._hidden_params["provider_specific_fields"]
@@ -294,6 +299,8 @@ class Reply:
     cache_write_1h_tokens: int | None = None
     service_tier: str | None = None
     traffic_type: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
     web_search_requests: int | None = None
     cached_audio_tokens: int = 0
     cached_image_tokens: int = 0
@@ -434,6 +441,8 @@ class Usage:
     cache_write_1h: int | None = None
     service_tier: str | None = None
     traffic_type: str | None = None
+    inference_geo: str | None = None
+    speed: str | None = None
     web_search_requests: int | None = None
     cached_audio: int = 0
     cached_image: int = 0
@@ -603,6 +612,8 @@ def resolve(
         cache_write_1h=reply.cache_write_1h_tokens,
         service_tier=reply.service_tier,
         traffic_type=reply.traffic_type,
+        inference_geo=reply.inference_geo,
+        speed=reply.speed,
         web_search_requests=reply.web_search_requests,
         cached_audio=reply.cached_audio_tokens,
         cached_image=reply.cached_image_tokens,

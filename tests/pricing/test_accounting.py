@@ -625,3 +625,78 @@ def test_custom_prices_of_the_newer_dimensions() -> None:
     expected = (3900 * 1 + 2600 * 0.5 + 400 * 0.7 + 500 * 3 + 1500 * 5 + 600 * 7 + 500 * 11
                 + 700 * 2 + 300 * 13) / M + 2 * 0.01 + 3 * 0.02  # fmt: skip
     assert cost.status == "custom" and cost.cost_usd == pytest.approx(expected, rel=1e-12)
+
+
+# -- where the call ran: regional hosts and locations, inference geo, fast mode ------------
+
+
+@pytest.mark.parametrize(
+    ("served", "factor"),
+    [
+        ({}, 1.0),
+        ({"data_residency": "eu"}, 1.1),  # eu.api.openai.com
+        ({"data_residency": "us"}, 1.1),
+        ({"data_residency": "fedramp"}, 1.1),  # gov.api.openai.com
+        ({"data_residency": "mars"}, 1.0),
+    ],
+)
+def test_openai_regional_hosts_multiply_the_token_cost(book, served, factor) -> None:
+    from llmops.pricing.usage import Served
+
+    usage = Usage(1000, 100, web_search_requests=2)  # the searches' fee is not multiplied
+    price = book.price("gpt-6-astra", usage, served=Served(**served))
+    assert price.cost_usd == pytest.approx((1000 * 10 + 100 * 50) / M * factor + 2 * 0.01)
+    assert price.status == "priced"
+
+
+def test_vertex_regions_and_anthropic_geo_and_speed(book: PriceBook) -> None:
+    from llmops.pricing.usage import Served
+
+    base = (1000 * 1.5 + 100 * 9) / M  # vertex_ai/gemini-3.5-flash: x1.1 outside "global"
+    for location, factor in (("global", 1.0), ("us-east5", 1.1), ("europe-west4", 1.1)):
+        served = Served(vertex_location=location)
+        price = book.price("vertex_ai/gemini-3.5-flash", Usage(1000, 100), served=served)
+        assert price.cost_usd == pytest.approx(base * factor), location
+    opus = (1000 * 5 + 100 * 25) / M  # claude-opus-4-8: us x1.1, fast x2
+    for geo, speed, factor in (("us", None, 1.1), ("global", "fast", 2.0), ("us", "fast", 2.2),
+                               ("not_available", None, 1.0)):  # fmt: skip
+        served = Served(inference_geo=geo, speed=speed)
+        assert book.price("claude-opus-4-8", Usage(1000, 100), served=served).cost_usd == (
+            pytest.approx(opus * factor)
+        )
+    # a blocking budget reserves at the dearest of them
+    upper = book.upper_rates("claude-opus-4-8")
+    assert upper is not None and upper.input_usd == pytest.approx(5 / M * 2.2)
+
+
+def test_where_a_call_is_sent_as_litellm_resolves_it(monkeypatch) -> None:
+    from llmops.pricing.usage import Served, endpoint_of
+
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "VERTEXAI_LOCATION", "VERTEX_LOCATION"):
+        monkeypatch.delenv(name, raising=False)
+    eu = {"api_base": "https://EU.api.openai.com/v1"}
+    assert endpoint_of("openai", "gpt-6-sol", eu) == Served(data_residency="eu")
+    assert endpoint_of("openai", "gpt-6-sol", {"base_url": "https://gov.api.openai.com/v1"}) == (
+        Served(data_residency="fedramp")
+    )
+    assert endpoint_of("openai", "gpt-6-sol", {"api_base": "http://127.0.0.1:1/v1"}) == Served()
+    assert endpoint_of("openai", "gpt-6-sol", {"api_base": "http://[::1"}) == Served()
+    assert endpoint_of("azure", "gpt-6-sol", eu) == Served()  # OpenAI's hosts only
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://us.api.openai.com/v1")
+    assert endpoint_of("openai", "gpt-6-sol", {}) == Served(data_residency="us")
+    vertex = "vertex_ai/gemini-3.5-flash"
+    assert endpoint_of("vertex_ai", vertex, {}) == Served(vertex_location="us-central1")
+    assert endpoint_of("vertex_ai", vertex, {"vertex_location": "global"}) == Served(
+        vertex_location="global"
+    )
+    monkeypatch.setenv("VERTEXAI_LOCATION", "europe-west4")
+    assert endpoint_of("vertex_ai", vertex, {}).vertex_location == "europe-west4"
+    assert endpoint_of("vertex_ai", vertex, {"vertex_ai_location": "asia-east1"}) == Served(
+        vertex_location="asia-east1"
+    )
+    # what usage_details keeps, and reads back
+    served = Served("m", "flex", "us", "fast", "eu", "global")
+    assert Served.from_details(
+        {"served_model": "m", "service_tier": "flex", **served.details()}
+    ) == (served)
+    assert Served.from_details({"inference_geo": 7, "speed": ""}) == Served()

@@ -103,10 +103,23 @@ def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_
         ({"model": "openai/gpt-4o-audio-preview-2024-12-17", **openai},
          Reply(prompt_tokens=3000, audio_input_tokens=2500, completion_tokens=1200,
                audio_output_tokens=1000)),
+        ({"model": "gemini/gemini-2.5-flash", "api_base": server.gemini_base_url,
+          "api_key": "k"}, Reply(prompt_tokens=20000, cached_tokens=8000,
+                                 audio_input_tokens=5000, cached_audio_tokens=3000,
+                                 completion_tokens=1000, grounding_queries=["a", "b"])),
+        ({"model": "openai/gpt-6-astra", **openai},
+         Reply(prompt_tokens=10000, cache_write_tokens=3000, cache_write_12h_tokens=2000,
+               completion_tokens=100)),
+        ({"model": "anthropic/claude-opus-4-8", "api_base": server.anthropic_base_url,
+          "api_key": "k"}, Reply(prompt_tokens=1000, completion_tokens=200,
+                                 inference_geo="us", speed="fast")),
     ]  # fmt: skip
     for params, reply in calls:
         server.enqueue(reply)
         gw.complete(messages=messages, **params)
+    # OpenAI's EU host (x1.1 for gpt-6-sol): not reachable here, so litellm's mock answer
+    gw.complete(messages=messages, model="gpt-6-sol", api_key="sk-test", mock_response="hi",
+                api_base="https://eu.api.openai.com/v1")  # fmt: skip
     gw.close()
     engine = create_engine(database_url)
     with engine.connect() as connection:
@@ -116,8 +129,15 @@ def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_
     assert before["openai/o3"].usage_details["service_tier"] == "flex"
     split = before["anthropic/claude-sonnet-4-5"].usage_details
     assert split["cache_write_1h_tokens"] == 3000
+    assert before["openai/gpt-6-astra"].usage_details["cache_write_12h_tokens"] == 2000
+    where = before["anthropic/claude-opus-4-8"].usage_details
+    assert (where["inference_geo"], where["speed"]) == ("us", "fast")
+    assert before["anthropic/claude-opus-4-8"].cost_usd == pytest.approx(0.022)
+    eu = before["gpt-6-sol"]
+    assert eu.usage_details["data_residency"] == "eu"
+    assert eu.cost_usd == pytest.approx((10 * 2 + 20 * 10) / 1e6 * 1.1)  # mock: 10 in, 20 out
     report = recompute_costs(engine, PriceBook(), since=datetime.now(UTC) - timedelta(hours=1))
-    assert (report.examined, report.changed, report.kept) == (4, 0, 0)
+    assert (report.examined, report.changed, report.kept) == (8, 0, 0)
     assert report.new_total_usd == pytest.approx(report.old_total_usd, rel=1e-12)
 
 
