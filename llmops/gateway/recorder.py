@@ -25,12 +25,14 @@ from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,
     Usage,
+    cites_urls,
     endpoint_of,
     estimate_usage,
     served_by,
     tool_call_text,
     tools_of,
     usage_from_response,
+    with_cited_search,
 )
 from llmops.prompts import Prompt
 from llmops.store.records import CallRow, CallStatus, CostStatus, RecordKind, Row
@@ -173,6 +175,7 @@ class Recorder:
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
             tool_call_text(raw_calls),
+            cited=cites_urls(_response_annotations(response)),
         )
         calls = tool_calls_of(raw_calls)
         self.record(call, "ok", usage, price, latency_ms, text, provider=provider, tool_calls=calls)
@@ -213,11 +216,13 @@ class Recorder:
         tool_calls: str = "",
         *,
         reported: Usage | None = None,
+        cited: bool = False,
     ) -> tuple[Usage | None, Price, str | None]:
         """Usage (counted locally when the provider sent none), price and provider of a
         finished call. ``reported``: what the provider reported of a call that ended before
         its usage did (a stream's input tokens, with cache reads): kept, and its output
-        tokens at least as many as the output seen. Never raises: a call that cannot be
+        tokens at least as many as the output seen. ``cited``: the answer cites URLs (a
+        search model's: one web search call). Never raises: a call that cannot be
         priced is recorded unpriced."""
         call.served = served
         try:
@@ -234,6 +239,7 @@ class Recorder:
                 if reported is not None:
                     seen = max(reported.completion_tokens, usage.completion_tokens)
                     usage = replace(reported, completion_tokens=seen, estimated=True)
+            usage = with_cited_search(usage, cited)
             return usage, self.price(call, usage, provider, served), provider
         except Exception as exc:  # accounting must never break the app's call or lose it
             log.exception("llmops: could not price call %s; recording it unpriced", call.id)
@@ -473,6 +479,13 @@ def _error_message(error: BaseException | None, params: dict[str, Any]) -> str |
     except Exception:
         message = f"<{type(error).__name__}: message unavailable>"
     return scrub_error(message[:4000], params)
+
+
+def _response_annotations(response: Any) -> Any:
+    try:
+        return response.choices[0].message.annotations
+    except (AttributeError, IndexError, TypeError):
+        return None
 
 
 def _response_text(response: Any) -> str:

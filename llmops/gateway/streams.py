@@ -21,7 +21,14 @@ from dataclasses import replace
 from typing import Any
 
 from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
-from llmops.pricing.usage import Served, Usage, served_by, tool_call_text, usage_from_response
+from llmops.pricing.usage import (
+    Served,
+    Usage,
+    cites_urls,
+    served_by,
+    tool_call_text,
+    usage_from_response,
+)
 from llmops.store.records import CallStatus
 
 
@@ -59,6 +66,7 @@ class _Tracker:
         if not self.provider:
             self.provider = provider_of(call.model)
         self.served = Served()
+        self.cited = False  # a delta cited URLs (a search model's answer)
         self.tool_calls: list[str] = []  # names and arguments of streamed tool calls
         self.assembled: dict[int, dict[str, Any]] = {}  # the tool calls, put together
         self.finish_reason: str | None = None
@@ -84,6 +92,7 @@ class _Tracker:
         text = getattr(delta, "content", None) or ""
         if not isinstance(text, str):
             text = ""
+        self.cited = self.cited or cites_urls(getattr(delta, "annotations", None))
         calls = getattr(delta, "tool_calls", None)
         if calls:
             self.tool_calls.append(tool_call_text(calls))
@@ -143,6 +152,7 @@ class _Tracker:
             self.served,
             "".join(self.tool_calls),
             reported=None if usage is not None else reported,
+            cited=self.cited,
         )
         calls = [self.assembled[index] for index in sorted(self.assembled)]
         recorder.record(

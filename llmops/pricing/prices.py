@@ -294,6 +294,8 @@ class Entry:
     off_peak: Mapping[str, Any] | None = None  # the map's off_peak_pricing (DeepSeek)
     tiers: tuple[Tier, ...] = ()  # the map's tiered_pricing, by range
     per_query: bool = True  # Gemini grounding billed per query (else per grounded prompt)
+    search_size: str = "medium"  # the search context size priced when a call asks none
+    inclusive: bool = False  # a prompt of exactly N thousand tokens is "above N k" (xAI)
     uplifts: Mapping[str, Decimal] | None = None  # where the call ran -> x its token cost
 
     def uplift(self, served: Served | None) -> Decimal:
@@ -382,6 +384,7 @@ def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Ent
     if INPUT not in fields or OUTPUT not in fields:
         return None
     off_peak = raw.get("off_peak_pricing")
+    perplexity = raw.get("litellm_provider") == "perplexity"
     return Entry(
         name,
         fields,
@@ -389,7 +392,10 @@ def entry_from_map(name: str, raw: Mapping[str, Any], source: str | None) -> Ent
         source,
         off_peak=off_peak if isinstance(off_peak, Mapping) else None,
         tiers=tiers,
-        per_query=raw.get("web_search_billing_unit", "per_prompt") == "per_query",
+        per_query=raw.get("web_search_billing_unit", "per_prompt") == "per_query"
+        or perplexity,  # litellm: Perplexity's searches at the low size, per search
+        search_size="low" if perplexity else "medium",
+        inclusive=raw.get("litellm_provider") == "xai",  # litellm: xAI's thresholds
         uplifts=_uplifts(raw),
     )
 
@@ -535,7 +541,11 @@ def _resolve(
         {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m},
         reverse=True,
     )
-    above = next((n for n in thresholds if prompt_tokens > n * 1000), None)
+    above = next(
+        (n for n in thresholds
+         if prompt_tokens > n * 1000 or (entry.inclusive and prompt_tokens == n * 1000)),
+        None,
+    )  # fmt: skip
     context = f"_above_{above}k_tokens" if above is not None else ""
     suffix = _tier_suffix(fields, tier)
     notes: dict[str, str] = {}
@@ -650,9 +660,12 @@ def cost_of(
     }
     total = sum((max(tokens, 0) * r[key] for key, tokens in parts.items()), Decimal(0))
     total *= entry.uplift(served)  # the tokens', not the tools' fees (litellm's reading)
+    asked = (served.search_context_size if served else None) or entry.search_size
+    search = f"{WEB_SEARCH}.search_context_size_{asked}"  # the size asked for, else medium
+    search = search if search in entry.fields else f"{WEB_SEARCH}.{SEARCH_SIZE}"
     fees = (  # (part, count, price field, what is not billed without it)
-        ("web_search", u.web_search_requests, f"{WEB_SEARCH}.{SEARCH_SIZE}", "searches"),
-        ("grounding", u.grounding_queries, f"{WEB_SEARCH}.{SEARCH_SIZE}", "grounding"),
+        ("web_search", u.web_search_requests, search, "searches"),
+        ("grounding", u.grounding_queries, search, "grounding"),
         ("maps_grounding", u.maps_grounding_queries, MAPS_GROUNDING, "Maps grounding"),
     )
     for key, count, field, what in fees:

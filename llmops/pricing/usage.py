@@ -131,6 +131,7 @@ class Served:
     speed: str | None = None  # Anthropic: fast (fast mode)
     data_residency: str | None = None  # OpenAI: eu, us or fedramp (the regional hosts)
     vertex_location: str | None = None  # Vertex AI: us-central1, global, ...
+    search_context_size: str | None = None  # web search asked for: low, medium or high
 
     def merged(self, later: Served) -> Served:
         """This, with what a later stream chunk reports in its place."""
@@ -153,7 +154,8 @@ class Served:
         return cls(text("served_model"), text("service_tier"), *(text(n) for n in _WHERE))
 
 
-_WHERE = ("inference_geo", "speed", "data_residency", "vertex_location")
+_WHERE = ("inference_geo", "speed", "data_residency", "vertex_location", "search_context_size")
+_SEARCH_SIZES = ("low", "medium", "high")
 
 
 _OPENAI_REGIONS = {"eu.api.openai.com": "eu", "us.api.openai.com": "us",
@@ -166,7 +168,16 @@ def endpoint_of(provider: str | None, model: str, params: Mapping[str, Any]) -> 
     ``OPENAI_API_BASE``); a Vertex AI call's location (``vertex_location`` or
     ``vertex_ai_location``, ``litellm.vertex_location``, ``VERTEXAI_LOCATION``,
     ``VERTEX_LOCATION``; a model the map lists with ``supported_regions`` is sent to the
-    first of them when none or another is set; else ``us-central1``)."""
+    first of them when none or another is set; else ``us-central1``); and the search
+    context size asked for (``web_search_options.search_context_size``), which web search
+    fees depend on."""
+    options = params.get("web_search_options")
+    size = options.get("search_context_size") if isinstance(options, Mapping) else None
+    asked = Served(search_context_size=size if size in _SEARCH_SIZES else None)
+    return asked.merged(_endpoint(provider, model, params))
+
+
+def _endpoint(provider: str | None, model: str, params: Mapping[str, Any]) -> Served:
     settings = litellm_loader.imported()
     if provider == "openai":
         base = (
@@ -277,6 +288,23 @@ def usage_from_response(usage: Any) -> Usage | None:
         grounding_queries=_int(_field(prompt_details, "web_search_requests")),
         maps_grounding_queries=_int(_field(prompt_details, "google_maps_grounding_requests")),
     )
+
+
+def cites_urls(annotations: Any) -> bool:
+    """Whether a message's (or a stream delta's) annotations hold a ``url_citation``: the
+    answer of a search model (``gpt-4o-search-preview``), one web search call for OpenAI,
+    which reports no count of them."""
+    return isinstance(annotations, list) and any(
+        _field(item, "type") == "url_citation" for item in annotations
+    )
+
+
+def with_cited_search(usage: Usage, cited: bool) -> Usage:
+    """``usage`` with the one web search call a cited answer stands for, unless the
+    provider reported its searches."""
+    if not cited or usage.web_search_requests or usage.grounding_queries:
+        return usage
+    return replace(usage, web_search_requests=1)
 
 
 # Gemini's and Vertex's usageMetadata.trafficType -> the service tier whose rates bill it

@@ -101,9 +101,12 @@ def openai_completion(
     service_tier: str | None = None,
     tool_calls: list[dict[str, Any]] | None = None,
     logprobs: list[float] | None = None,
+    url_citations: list[str] | None = None,
 ) -> dict[str, Any]:
     """A non-streaming ``chat.completion`` object (``service_tier`` only when given)."""
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if url_citations is not None:
+        message["annotations"] = openai_annotations(url_citations, text)
     if tool_calls:
         message["tool_calls"] = [
             {
@@ -150,6 +153,15 @@ def openai_completion(
     if usage is not None:
         body["usage"] = openai_usage(usage)
     return body
+
+
+def openai_annotations(urls: list[str], text: str) -> list[dict[str, Any]]:
+    """A search model's ``url_citation`` annotations, each over the whole text."""
+    return [
+        {"type": "url_citation",
+         "url_citation": {"url": url, "title": url, "start_index": 0, "end_index": len(text)}}
+        for url in urls
+    ]  # fmt: skip
 
 
 def openai_chunk(

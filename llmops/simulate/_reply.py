@@ -191,6 +191,13 @@ class Reply:
         (and in the stream's ``metadata`` event); litellm: ``response.service_tier`` of a
         non-streaming response; ignored in a stream by litellm 1.110.2.
 
+        ``url_citations``: OpenAI route only: the URLs a search model (``gpt-4o-search-preview``)
+        cites, as the message's ``annotations`` (``{"type": "url_citation", "url_citation":
+        {"url", "title", "start_index", "end_index"}}``; streamed: in the first content
+        chunk's ``delta.annotations``). litellm: ``message.annotations`` (streamed:
+        ``delta.annotations``). Such an answer is one web search call for OpenAI's bill.
+        ``None``: not sent.
+
         ``inference_geo`` / ``speed``: Anthropic route only: ``usage.inference_geo`` (where
         the call ran: ``"us"``, ``"global"``) and ``usage.speed`` (``"fast"``: fast mode),
         sent as they are (in ``message_start`` and ``message_delta`` when streamed). litellm:
@@ -301,6 +308,7 @@ class Reply:
     traffic_type: str | None = None
     inference_geo: str | None = None
     speed: str | None = None
+    url_citations: list[str] | None = None
     web_search_requests: int | None = None
     cached_audio_tokens: int = 0
     cached_image_tokens: int = 0

@@ -658,6 +658,7 @@ class _Handler(BaseHTTPRequestHandler):
                 usage=usage if reply.include_usage else None,
                 tool_calls=reply.tool_calls,
                 logprobs=reply.logprobs,
+                url_citations=reply.url_citations,
             )
             first = payload["choices"][0]
             for index in others:  # as OpenAI answers `n`: each choice its own text
@@ -688,7 +689,10 @@ class _Handler(BaseHTTPRequestHandler):
         for index, piece in enumerate(split_chunks(text, reply.chunks)):
             if index:
                 self._pause(reply.chunk_delay)
-            self._event(chunk({"content": piece}))
+            delta: dict[str, Any] = {"content": piece}
+            if index == 0 and reply.url_citations is not None:
+                delta["annotations"] = fmt.openai_annotations(reply.url_citations, text)
+            self._event(chunk(delta))
             for other in others:  # the other choices' chunks interleave, as OpenAI's do
                 self._event(chunk({"content": piece}, choice=other))
         for other in others:

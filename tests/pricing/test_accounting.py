@@ -700,3 +700,46 @@ def test_where_a_call_is_sent_as_litellm_resolves_it(monkeypatch) -> None:
         {"served_model": "m", "service_tier": "flex", **served.details()}
     ) == (served)
     assert Served.from_details({"inference_geo": 7, "speed": ""}) == Served()
+
+
+def test_xai_bills_a_prompt_of_exactly_the_threshold_above_it(book: PriceBook) -> None:
+    # litellm reads xAI's thresholds as inclusive: 200,000 tokens is "above 200k"
+    model = "xai/grok-4.20-0309-reasoning"
+    at = book.price(model, Usage(200_000, 1000)).cost_usd
+    assert at == pytest.approx((200_000 * 2.5 + 1000 * 5) / M)
+    below = book.price(model, Usage(199_999, 1000)).cost_usd
+    assert below == pytest.approx((199_999 * 1.25 + 1000 * 2.5) / M)
+    # other providers' thresholds stay exclusive (gemini-2.5-pro: 200k)
+    gemini = book.price("gemini/gemini-2.5-pro", Usage(200_000, 0)).cost_usd
+    assert gemini == pytest.approx(200_000 * 1.25 / M)
+
+
+def test_search_fees_at_the_context_size_the_call_asked_for(book: PriceBook) -> None:
+    from llmops.pricing.usage import Served, endpoint_of
+
+    # perplexity/sonar-pro: low 0.006, medium 0.010, high 0.014 per search
+    usage = Usage(1000, 100, grounding_queries=2)  # litellm: num_search_queries
+    tokens = (1000 * 3 + 100 * 15) / M
+    by_size = {None: 0.006, "low": 0.006, "medium": 0.010, "high": 0.014}  # default: low
+    for size, fee in by_size.items():
+        asked = {"web_search_options": {"search_context_size": size}} if size else {}
+        served = endpoint_of("perplexity", "perplexity/sonar-pro", asked)
+        assert served == Served(search_context_size=size)
+        price = book.price("perplexity/sonar-pro", usage, served=served)
+        assert price.cost_usd == pytest.approx(tokens + 2 * fee), size
+    odd = endpoint_of("openai", "gpt-4o", {"web_search_options": {"search_context_size": "xl"}})
+    assert odd == Served()
+
+
+def test_a_cited_answer_is_one_search_call_unless_searches_were_reported() -> None:
+    from llmops.pricing.usage import cites_urls, with_cited_search
+
+    cited = [{"type": "url_citation", "url_citation": {"url": "https://a.example"}}]
+    assert cites_urls(cited) and not cites_urls([{"type": "file_citation"}])
+    assert not cites_urls(None) and not cites_urls("url_citation")
+    assert with_cited_search(Usage(10, 10), True).web_search_requests == 1
+    assert with_cited_search(Usage(10, 10), False).web_search_requests == 0
+    reported = Usage(10, 10, web_search_requests=3)
+    assert with_cited_search(reported, True) == reported
+    grounded = Usage(10, 10, grounding_queries=2)
+    assert with_cited_search(grounded, True) == grounded
