@@ -6,6 +6,7 @@ names). The cost of a call, with every part billed once at its own rate:
     text input          (prompt - cached - cache writes - audio - image - video)
                         * input_cost_per_token
     cached input        (cached - cached audio - cached image) * cache_read_input_token_cost
+                        (reads of an explicit cache: explicit_cache_read_input_token_cost)
                         cached audio, image * cache_read_input_audio_token_cost,
                         cache_read_input_image_token_cost
     cache writes        5-minute part * cache_creation_input_token_cost
@@ -85,6 +86,7 @@ CACHE_WRITE_1H = "cache_creation_input_token_cost_above_1hr"
 CACHE_WRITE_12H = "cache_creation_input_token_cost_above_12hr"
 CACHE_READ_AUDIO = "cache_read_input_audio_token_cost"
 CACHE_READ_IMAGE = "cache_read_input_image_token_cost"
+CACHE_READ_EXPLICIT = "explicit_cache_read_input_token_cost"
 VIDEO_IN, VIDEO_OUT = "input_cost_per_video_token", "output_cost_per_video_token"
 MAPS_GROUNDING = "google_maps_grounding_cost_per_query"  # USD per Maps-grounded query
 REASONING = "output_cost_per_reasoning_token"
@@ -597,6 +599,8 @@ def _resolve(
          "no price of cached audio (the cache-read price)")  # fmt: skip
     part("cached_image", CACHE_READ_IMAGE, rates["cached"],
          "no price of cached images (the cache-read price)")  # fmt: skip
+    explicit = rate(CACHE_READ_EXPLICIT)  # without one, explicit reads cost as the others
+    rates["cached_explicit"] = rates["cached"] if explicit is None else explicit
     part("audio_in", AUDIO_IN, text_in, "no audio input price (text price)")
     part("video_in", VIDEO_IN, text_in, "no video input price (text price)")
     part("audio_out", AUDIO_OUT, text_out, "no audio output price (text price)")
@@ -632,6 +636,7 @@ def cost_of(
     write_12h = min(u.cache_write_12h_tokens, u.cache_write_tokens - write_1h)
     cached_audio = min(u.cached_audio_tokens, u.cached_tokens, u.audio_input_tokens)
     cached_image = min(u.cached_image_tokens, u.cached_tokens - cached_audio, u.image_input_tokens)
+    explicit = min(u.explicit_cached_tokens, u.cached_tokens - cached_audio - cached_image)
     parts = {
         "text_in": u.prompt_tokens
         - u.cached_tokens
@@ -639,7 +644,8 @@ def cost_of(
         - (u.audio_input_tokens - cached_audio)
         - (u.image_input_tokens - cached_image)
         - u.video_input_tokens,
-        "cached": u.cached_tokens - cached_audio - cached_image,
+        "cached": u.cached_tokens - cached_audio - cached_image - explicit,
+        "cached_explicit": explicit,
         "cached_audio": cached_audio,
         "cached_image": cached_image,
         "write_5m": u.cache_write_tokens - write_1h - write_12h,
@@ -697,6 +703,7 @@ def _part_of(field: str, parts: Mapping[str, int]) -> bool:
         CACHE_WRITE_12H: "write_12h",
         CACHE_READ_AUDIO: "cached_audio",
         CACHE_READ_IMAGE: "cached_image",
+        CACHE_READ_EXPLICIT: "cached_explicit",
         REASONING: "reasoning",
         AUDIO_IN: "audio_in",
         AUDIO_OUT: "audio_out",

@@ -21,6 +21,8 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   OpenAI); Gemini's grounding with Google Search and with Google Maps:
   ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
   (the distinct queries of the response's grounding metadata);
+- reads of an explicit cache (Alibaba's Qwen models): ``prompt_tokens_details.cache_type``
+  ``"ephemeral"`` (then every cached token is one);
 - the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
   Bedrock) or ``usage.service_tier`` (Anthropic); the model: ``response.model``;
   Anthropic's ``usage.inference_geo`` (where the call ran) and ``usage.speed`` (fast mode).
@@ -77,6 +79,7 @@ class Usage:
     video_output_tokens: int = 0
     grounding_queries: int = 0  # Gemini: queries of grounding with Google Search
     maps_grounding_queries: int = 0  # Gemini: queries of grounding with Google Maps
+    explicit_cached_tokens: int = 0  # of cached_tokens: read from an explicit cache (Qwen)
 
     @property
     def total_tokens(self) -> int:
@@ -223,7 +226,11 @@ def _vertex_regions(model: str) -> tuple[str, ...]:
 
 
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    """A count as reported: a whole number, 0 for anything that is not one (a negative
+    count, NaN, infinity, a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0) if math.isfinite(value) else 0
 
 
 def _getter(obj: Any) -> Any:
@@ -287,6 +294,7 @@ def usage_from_response(usage: Any) -> Usage | None:
         video_output_tokens=_int(_field(completion_details, "video_tokens")),
         grounding_queries=_int(_field(prompt_details, "web_search_requests")),
         maps_grounding_queries=_int(_field(prompt_details, "google_maps_grounding_requests")),
+        explicit_cached_tokens=cached if _field(prompt_details, "cache_type") == "ephemeral" else 0,
     )
 
 

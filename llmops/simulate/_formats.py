@@ -57,6 +57,8 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     }
     if usage.image_input:
         prompt_details["image_tokens"] = usage.image_input
+    if usage.cache_type is not None:
+        prompt_details["cache_type"] = usage.cache_type
     if usage.video_input:
         prompt_details["video_tokens"] = usage.video_input
     if usage.cached_audio or usage.cached_image:

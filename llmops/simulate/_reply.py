@@ -191,6 +191,10 @@ class Reply:
         (and in the stream's ``metadata`` event); litellm: ``response.service_tier`` of a
         non-streaming response; ignored in a stream by litellm 1.110.2.
 
+        ``cache_type``: OpenAI route only: ``usage.prompt_tokens_details.cache_type``, as
+        Alibaba's Qwen models report the kind of cache read (``"ephemeral"``: an explicit
+        cache). litellm: ``usage.prompt_tokens_details.cache_type``. ``None``: not sent.
+
         ``url_citations``: OpenAI route only: the URLs a search model (``gpt-4o-search-preview``)
         cites, as the message's ``annotations`` (``{"type": "url_citation", "url_citation":
         {"url", "title", "start_index", "end_index"}}``; streamed: in the first content
@@ -309,6 +313,7 @@ class Reply:
     inference_geo: str | None = None
     speed: str | None = None
     url_citations: list[str] | None = None
+    cache_type: str | None = None
     web_search_requests: int | None = None
     cached_audio_tokens: int = 0
     cached_image_tokens: int = 0
@@ -451,6 +456,7 @@ class Usage:
     traffic_type: str | None = None
     inference_geo: str | None = None
     speed: str | None = None
+    cache_type: str | None = None
     web_search_requests: int | None = None
     cached_audio: int = 0
     cached_image: int = 0
@@ -622,6 +628,7 @@ def resolve(
         traffic_type=reply.traffic_type,
         inference_geo=reply.inference_geo,
         speed=reply.speed,
+        cache_type=reply.cache_type,
         web_search_requests=reply.web_search_requests,
         cached_audio=reply.cached_audio_tokens,
         cached_image=reply.cached_image_tokens,

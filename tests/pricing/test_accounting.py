@@ -743,3 +743,34 @@ def test_a_cited_answer_is_one_search_call_unless_searches_were_reported() -> No
     assert with_cited_search(reported, True) == reported
     grounded = Usage(10, 10, grounding_queries=2)
     assert with_cited_search(grounded, True) == grounded
+
+
+def test_absurd_counts_from_a_provider_are_not_billed() -> None:
+    shape = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+        "prompt_tokens_details": {"video_tokens": -5000, "audio_tokens": float("nan"),
+                                  "cached_tokens": float("inf"), "web_search_requests": "3"},
+        "completion_tokens_details": {"video_tokens": -50, "reasoning_tokens": True},
+    }  # fmt: skip
+    usage = usage_from_response(shape)
+    assert usage == Usage(1000, 100)  # every absurd part is 0: the call is billed as text
+    # a negative part never adds tokens to the others
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}, "t")
+    assert entry is not None
+    assert cost_of(entry, usage).cost_usd == pytest.approx(1100 / M)
+
+
+def test_explicit_cache_reads_are_read_from_the_cache_type() -> None:
+    details = {"cached_tokens": 40, "cache_type": "ephemeral"}
+    explicit = {"prompt_tokens": 100, "completion_tokens": 1, "prompt_tokens_details": details}
+    usage = usage_from_response(explicit)
+    assert usage is not None and usage.explicit_cached_tokens == 40
+    implicit = {**explicit, "prompt_tokens_details": {"cached_tokens": 40, "cache_type": "x"}}
+    assert usage_from_response(implicit) == Usage(100, 1, 40)
+    # without an explicit price, explicit reads cost what the others do, exactly
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6,
+                                 "cache_read_input_token_cost": 1e-7}, "t")  # fmt: skip
+    assert entry is not None
+    price = cost_of(entry, usage)
+    assert (price.status, price.cost_usd) == ("priced", pytest.approx((60 + 4 + 1) / M))
