@@ -308,16 +308,14 @@ class Entry:
         and fast mode (``provider_specific_entry``: ``us``, ``fast``), as litellm bills them."""
         if not self.uplifts or served is None:
             return Decimal(1)
+        location = (served.vertex_location or "global").lower()
         keys = [
-            f"residency:{served.data_residency}" if served.data_residency else None,
-            "vertex" if served.vertex_location not in (None, "global") else None,
-            f"geo:{served.inference_geo}" if served.inference_geo else None,
-            "speed:fast" if served.speed == "fast" else None,
+            f"residency:{served.data_residency.lower()}" if served.data_residency else "",
+            "vertex" if location != "global" else "",
+            f"geo:{served.inference_geo.lower()}" if served.inference_geo else "",
+            "speed:fast" if (served.speed or "").lower() == "fast" else "",
         ]
-        factor = Decimal(1)
-        for key in keys:
-            factor *= self.uplifts.get(key, Decimal(1)) if key else Decimal(1)
-        return factor
+        return math.prod((self.uplifts.get(key, Decimal(1)) for key in keys), start=Decimal(1))
 
     def dearest_uplift(self) -> Decimal:
         """The largest :meth:`uplift` a call can get: the dearest of each kind, together."""

@@ -653,7 +653,7 @@ def test_vertex_regions_and_anthropic_geo_and_speed(book: PriceBook) -> None:
     from llmops.pricing.usage import Served
 
     base = (1000 * 1.5 + 100 * 9) / M  # vertex_ai/gemini-3.5-flash: x1.1 outside "global"
-    for location, factor in (("global", 1.0), ("us-east5", 1.1), ("europe-west4", 1.1)):
+    for location, factor in (("global", 1.0), ("GLOBAL", 1.0), ("us-east5", 1.1), ("eu", 1.1)):
         served = Served(vertex_location=location)
         price = book.price("vertex_ai/gemini-3.5-flash", Usage(1000, 100), served=served)
         assert price.cost_usd == pytest.approx(base * factor), location
