@@ -55,9 +55,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget
 from llmops.errors import BudgetExceededError, ConfigError
-from llmops.gateway.recorder import Call
+from llmops.gateway.recorder import Call, provider_of
 from llmops.money import usd
 from llmops.pricing.prices import PriceBook
+from llmops.pricing.usage import endpoint_of
 from llmops.store import leases as ledger
 from llmops.store.leases import LEASE_TTL, Lease
 from llmops.store.queries.budgets import window_span
@@ -166,7 +167,10 @@ class BudgetGuard:
         """The most ``call`` can cost (USD); 0 for a model without a price (warned once)."""
         params = call.params
         rates = self.prices.upper_rates(
-            call.model, override=call.price, tier=_text(params.get("service_tier"))
+            call.model,
+            override=call.price,
+            tier=_text(params.get("service_tier")),
+            where=lambda: endpoint_of(provider_of(call.model), call.model, params),
         )
         if rates is None:
             if call.model not in self._unpriced_warned:

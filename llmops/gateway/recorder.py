@@ -382,7 +382,8 @@ def provider_of(model: str) -> str | None:
         if len(_PROVIDERS) >= 10_000:  # model names may come from a server's clients
             _PROVIDERS.clear()
         light = litellm_loader.openai_route(model)
-        if light is not None:
+        if light is not None:  # litellm answers the same for these names
+            _PROVIDERS[model] = light[1]
             return light[1]
         try:
             _PROVIDERS[model] = litellm_loader.load().get_llm_provider(model)[1]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
@@ -84,9 +83,7 @@ class _Tracker:
         if usage is not None:
             self.usage = usage
         served = served_by(chunk, raw_usage or (chunk_hidden(chunk).get("usage")))
-        if served.model == self.call.model:
-            served = replace(served, model=None)  # the name asked for: not news
-        self.served = self.served.merged(served)
+        self.served = self.served.merged(served, asked=self.call.model)
         choice = _first_choice(chunk)  # with n > 1, chunks of the other choices interleave
         delta = getattr(choice, "delta", None)
         text = getattr(delta, "content", None) or ""

@@ -51,8 +51,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -299,6 +299,7 @@ class Entry:
     search_size: str = "medium"  # the search context size priced when a call asks none
     inclusive: bool = False  # a prompt of exactly N thousand tokens is "above N k" (xAI)
     uplifts: Mapping[str, Decimal] | None = None  # where the call ran -> x its token cost
+    own: frozenset[str] = frozenset()  # your rates over a base model's: kept at all times
 
     def uplift(self, served: Served | None) -> Decimal:
         """What the token cost of a call served as ``served`` is multiplied by: OpenAI's
@@ -317,13 +318,22 @@ class Entry:
         ]
         return math.prod((self.uplifts.get(key, Decimal(1)) for key in keys), start=Decimal(1))
 
-    def dearest_uplift(self) -> Decimal:
-        """The largest :meth:`uplift` a call can get: the dearest of each kind, together."""
+    def dearest_uplift(self, sent: Served | None = None) -> Decimal:
+        """The largest :meth:`uplift` a call sent as ``sent`` can get: where it is sent is
+        known before it is made (OpenAI's host, a Vertex location); where Anthropic runs it
+        and at which speed are not: their dearest (with no ``sent``: every kind's dearest)."""
+        if sent is not None:
+            known = self.uplift(replace(sent, inference_geo=None, speed=None))
+            later = {
+                k: v for k, v in (self.uplifts or {}).items() if k.startswith(("geo", "speed"))
+            }
+        else:
+            known, later = Decimal(1), dict(self.uplifts or {})
         dearest: dict[str, Decimal] = {}
-        for key, value in (self.uplifts or {}).items():
+        for key, value in later.items():
             kind = key.split(":")[0]
             dearest[kind] = max(dearest.get(kind, Decimal(1)), value)
-        return math.prod(dearest.values(), start=Decimal(1))
+        return math.prod(dearest.values(), start=known)
 
     @property
     def placeholder(self) -> bool:
@@ -432,9 +442,13 @@ def _tier_fields(
     if not entry.tiers or prompt_tokens <= 0:
         return fields
     tier = next((t for t in entry.tiers if t.start < prompt_tokens <= t.end), entry.tiers[-1])
-    if tier is entry.tiers[0] or entry.custom:
+    if tier is entry.tiers[0]:
         return {**fields, **tier.fields}
-    kept = {k: v for k, v in fields.items() if not k.startswith((CACHE_READ, CACHE_WRITE))}
+    kept = {
+        k: v
+        for k, v in fields.items()
+        if k in entry.own or not k.startswith((CACHE_READ, CACHE_WRITE))
+    }
     return {**kept, **tier.fields}
 
 
@@ -518,10 +532,10 @@ def _off_peak_fields(entry: Entry, at: datetime | None) -> Mapping[str, Decimal]
         rates[REASONING] = rates[OUTPUT]
     fields = dict(entry.fields)
     for key, value in rates.items():  # every variant of the rate: tiers do not apply off-peak
-        for name in [k for k in fields if k.startswith(f"{key}_")]:
-            if not name.startswith((CACHE_WRITE_1H, CACHE_WRITE_12H)):  # no off-peak rates
+        names = [key, *(k for k in fields if k.startswith(f"{key}_"))]
+        for name in names:  # no off-peak 1-hour or 12-hour writes; your own rates stay
+            if not name.startswith((CACHE_WRITE_1H, CACHE_WRITE_12H)) and name not in entry.own:
                 fields[name] = value
-        fields[key] = value
     return fields
 
 
@@ -627,9 +641,9 @@ def cost_of(
     if entry.placeholder and usage.total_tokens > 0:
         return UNPRICED
     tier = served.service_tier if served else None
-    resolved = _resolve(entry, usage.prompt_tokens, tier, at)
+    u = usage.clamped()
+    resolved = _resolve(entry, u.prompt_tokens, tier, at)
     r = resolved.rates
-    u = usage
     write_1h = min(u.cache_write_1h_tokens, u.cache_write_tokens)
     write_12h = min(u.cache_write_12h_tokens, u.cache_write_tokens - write_1h)
     cached_audio = min(u.cached_audio_tokens, u.cached_tokens, u.audio_input_tokens)
@@ -688,7 +702,10 @@ def cost_of(
         if key in ("*", INPUT) or parts.get(key, 0) > 0 or _part_of(key, parts)
     )
     status: CostStatus = "approximate" if notes and not entry.custom else entry.status
-    return Price(float(round(total, 15)), status, entry.source, notes, entry.name)
+    # to the femto-dollar, as far as a float holds it (a total of a trillion dollars or more:
+    # its own digits; rounding it would overflow Decimal's precision)
+    cost = float(total) if total.adjusted() >= 12 else float(round(total, 15))
+    return Price(cost, status, entry.source, notes, entry.name)
 
 
 def _part_of(field: str, parts: Mapping[str, int]) -> bool:
@@ -737,7 +754,7 @@ class PriceBook:
         self.custom_source = custom_source
         self.remote_price_map = remote_price_map
         self._entries: dict[tuple[str, str | None, str | None], Entry | None] = {}
-        self._upper: dict[tuple[str, str | None], UpperRates | None] = {}
+        self._upper: dict[tuple[str, str | None, Served | None], UpperRates | None] = {}
 
     @classmethod
     def from_file(cls, path: Path | None, **kwargs: Any) -> PriceBook:
@@ -765,18 +782,29 @@ class PriceBook:
         return cost_of(entry, usage, served, at) if entry is not None else UNPRICED
 
     def upper_rates(
-        self, model: str, *, override: ModelPrice | None = None, tier: str | None = None
+        self,
+        model: str,
+        *,
+        override: ModelPrice | None = None,
+        tier: str | None = None,
+        where: Callable[[], Served] | None = None,
     ) -> UpperRates | None:
         """The most an input and an output token of ``model`` can cost (the dearest context
-        tier) and its output cap: what a blocking budget reserves for a call before it is
-        made. None when the model has no price."""
+        tier, kind of token and multiplier: :meth:`Entry.dearest_uplift` of where the call
+        is sent, which ``where`` says, asked only of a model whose price depends on it) and
+        its output cap: what a blocking budget reserves for a call before it is made. None
+        when the model has no price."""
         if override is not None:  # a call's own price: not cached
             entry = self._custom_entry(model, override, "custom:argument")
-            return None if entry is None else _upper_rates(entry, tier)
-        key = (model, tier)
+            sent = where() if where is not None and entry is not None and entry.uplifts else None
+            return None if entry is None else _upper_rates(entry, tier, sent)
+        entry = self.entry(model, None, None)
+        sent = where() if where is not None and entry is not None and entry.uplifts else None
+        key = (model, tier, sent)
         if key not in self._upper:
-            entry = self.entry(model, None, None)
-            self._upper[key] = None if entry is None else _upper_rates(entry, tier)
+            if len(self._upper) >= 10_000:  # model names may come from a server's clients
+                self._upper.clear()
+            self._upper[key] = None if entry is None else _upper_rates(entry, tier, sent)
         return self._upper[key]
 
     def entry(self, model: str, provider: str | None, served_model: str | None) -> Entry | None:
@@ -815,9 +843,10 @@ class PriceBook:
             Tier(t.start, t.end, {k: v for k, v in t.fields.items() if k not in own})
             for t in base.tiers
         )
-        fields = {**base.fields, **own}
-        return Entry(name, fields, "custom", source, tiers=tiers, per_query=base.per_query,
-                     uplifts=base.uplifts)  # fmt: skip
+        return replace(  # the base's ranges, off-peak hours and multipliers, under yours
+            base, name=name, fields={**base.fields, **own}, status="custom", source=source,
+            tiers=tiers, own=frozenset(own),
+        )  # fmt: skip
 
     def _map_entry(self, name: str) -> Entry | None:
         remote = self.remote_price_map
@@ -836,24 +865,36 @@ class UpperRates:
     max_output_tokens: int | None
 
 
-def _upper_rates(entry: Entry, tier: str | None) -> UpperRates | None:
-    """Rates from prices of token counts below and above every context tier."""
-    small, large = 1000, 10_000_000
-
-    dearest = entry.dearest_uplift()
-
-    def cost(prompt: int, completion: int) -> float | None:
-        usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
-        price = cost_of(entry, usage, Served(service_tier=tier)).cost_usd
-        return None if price is None else float(Decimal(repr(price)) * dearest)
-
-    costs = [cost(small, 0), cost(large, 0), cost(small, small), cost(large, small)]
-    if any(c is None for c in costs):
-        return None
-    in_small, in_large, both_small, both_large = (float(c or 0.0) for c in costs)
+def _upper_rates(entry: Entry, tier: str | None, sent: Served | None) -> UpperRates | None:
+    """The dearest rate of an input and of an output token: every kind of token (cache
+    writes, audio, images, video in; reasoning, audio, images, video out) priced below and
+    above every context tier and range, at :meth:`Entry.dearest_uplift` of ``sent``."""
+    served = Served(service_tier=tier)
+    media_in = ("audio_input_tokens", "image_input_tokens", "video_input_tokens")
+    writes = ((), ("cache_write_1h_tokens",), ("cache_write_12h_tokens",))
+    parts_out = (None, "reasoning_tokens", "audio_output_tokens", "image_output_tokens",
+                 "video_output_tokens")  # fmt: skip
+    per_input: list[float] = []
+    per_output: list[float] = []
+    for prompt in (1000, 10_000_000):
+        plain = Usage(prompt_tokens=prompt)
+        kinds: list[dict[str, Any]] = [{}, *({name: prompt} for name in media_in)]
+        kinds += [{"cache_write_tokens": prompt, **dict.fromkeys(w, prompt)} for w in writes]
+        shapes = [replace(plain, **kind) for kind in kinds]
+        for usage in shapes:
+            price = cost_of(entry, usage, served).cost_usd
+            if price is None:
+                return None
+            per_input.append(price / prompt)
+        base = cost_of(entry, plain, served).cost_usd or 0.0
+        for part in parts_out:
+            extra: dict[str, Any] = {part: 1000} if part else {}
+            usage = replace(plain, completion_tokens=1000, **extra)
+            per_output.append(((cost_of(entry, usage, served).cost_usd or 0.0) - base) / 1000)
+    factor = float(entry.dearest_uplift(sent))
     return UpperRates(
-        input_usd=max(in_small / small, in_large / large),
-        output_usd=max(both_small - in_small, both_large - in_large) / small,
+        input_usd=max(per_input) * factor,
+        output_usd=max(per_output) * factor,
         max_output_tokens=_max_output(entry.name) if not entry.custom else None,
     )
 

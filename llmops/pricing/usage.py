@@ -85,6 +85,12 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def clamped(self) -> Usage:
+        """This usage with every negative count 0 (a count made by hand, not reported: what
+        providers report is read as 0 when negative)."""
+        negative: dict[str, Any] = {name: 0 for name in _COUNTS if getattr(self, name) < 0}
+        return replace(self, **negative) if negative else self
+
     def details(self) -> dict[str, int]:
         """The parts that have no column of their own, when not zero (the ``usage_details``
         column: what re-pricing needs besides the token columns)."""
@@ -120,6 +126,7 @@ class Usage:
 _COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
             "reasoning_tokens", "estimated")  # fmt: skip
 _DETAIL_FIELDS = tuple(f.name for f in fields(Usage) if f.name not in _COLUMNS)
+_COUNTS = tuple(f.name for f in fields(Usage) if f.name != "estimated")
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,36 @@ class Served:
     vertex_location: str | None = None  # Vertex AI: us-central1, global, ...
     search_context_size: str | None = None  # web search asked for: low, medium or high
 
-    def merged(self, later: Served) -> Served:
-        """This, with what a later stream chunk reports in its place."""
-        given = {f.name: getattr(later, f.name) for f in fields(later)}
-        return replace(self, **{name: value for name, value in given.items() if value is not None})
+    def merged(self, later: Served, *, asked: str | None = None) -> Served:
+        """This, with what ``later`` (a later stream chunk, what the provider says) reports
+        in its place; a model named as ``asked`` is not news (on the app's call path, per
+        chunk: plain attribute reads)."""
+        model = later.model if later.model is not None and later.model != asked else None
+        if later is _UNKNOWN or (model is None and self._same_where(later)):
+            return self
+        return Served(
+            model if model is not None else self.model,
+            _later(later.service_tier, self.service_tier),
+            _later(later.inference_geo, self.inference_geo),
+            _later(later.speed, self.speed),
+            _later(later.data_residency, self.data_residency),
+            _later(later.vertex_location, self.vertex_location),
+            _later(later.search_context_size, self.search_context_size),
+        )
+
+    def _same_where(self, later: Served) -> bool:
+        """Whether ``later`` says nothing new besides its model."""
+        return all(
+            new is None or new == old
+            for new, old in (
+                (later.service_tier, self.service_tier),
+                (later.inference_geo, self.inference_geo),
+                (later.speed, self.speed),
+                (later.data_residency, self.data_residency),
+                (later.vertex_location, self.vertex_location),
+                (later.search_context_size, self.search_context_size),
+            )
+        )
 
     def details(self) -> dict[str, str]:
         """What ``usage_details`` keeps of where the call ran (what re-pricing needs)."""
@@ -158,6 +191,13 @@ class Served:
 
 
 _WHERE = ("inference_geo", "speed", "data_residency", "vertex_location", "search_context_size")
+_UNKNOWN = Served()
+
+
+def _later(new: str | None, old: str | None) -> str | None:
+    return new if new is not None else old
+
+
 _SEARCH_SIZES = ("low", "medium", "high")
 
 
@@ -176,11 +216,17 @@ def endpoint_of(provider: str | None, model: str, params: Mapping[str, Any]) -> 
     fees depend on."""
     options = params.get("web_search_options")
     size = options.get("search_context_size") if isinstance(options, Mapping) else None
-    asked = Served(search_context_size=size if size in _SEARCH_SIZES else None)
-    return asked.merged(_endpoint(provider, model, params))
+    size = size if size in _SEARCH_SIZES else None
+    residency, location = _endpoint(provider, model, params)
+    if residency is None and location is None and size is None:
+        return _UNKNOWN
+    return Served(data_residency=residency, vertex_location=location, search_context_size=size)
 
 
-def _endpoint(provider: str | None, model: str, params: Mapping[str, Any]) -> Served:
+def _endpoint(
+    provider: str | None, model: str, params: Mapping[str, Any]
+) -> tuple[str | None, str | None]:
+    """(OpenAI's data residency, the Vertex AI location) of a call."""
     settings = litellm_loader.imported()
     if provider == "openai":
         base = (
@@ -190,13 +236,9 @@ def _endpoint(provider: str | None, model: str, params: Mapping[str, Any]) -> Se
             or os.environ.get("OPENAI_BASE_URL")
             or os.environ.get("OPENAI_API_BASE")
         )
-        try:
-            host = urlparse(base).hostname if isinstance(base, str) else None
-        except ValueError:
-            host = None
-        return Served(data_residency=_OPENAI_REGIONS.get(host.lower()) if host else None)
+        return (_residency(base) if isinstance(base, str) else None), None
     if provider is None or not provider.startswith("vertex_ai"):
-        return Served()
+        return None, None
     location = next(
         (
             value
@@ -214,7 +256,17 @@ def _endpoint(provider: str | None, model: str, params: Mapping[str, Any]) -> Se
     regions = _vertex_regions(model.split("/", 1)[1] if model.startswith("vertex_ai/") else model)
     if regions and location not in regions:
         location = regions[0]
-    return Served(vertex_location=location or "us-central1")
+    return None, location or "us-central1"
+
+
+@functools.lru_cache(maxsize=256)
+def _residency(base: str) -> str | None:
+    """OpenAI's data residency of an API base URL: its host's region, if it has one."""
+    try:
+        host = urlparse(base).hostname
+    except ValueError:
+        return None
+    return _OPENAI_REGIONS.get(host.lower()) if host else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -225,12 +277,15 @@ def _vertex_regions(model: str) -> tuple[str, ...]:
     return tuple(r for r in regions if isinstance(r, str)) if isinstance(regions, list) else ()
 
 
+MAX_COUNT = 2**63 - 1  # the largest count a BIGINT column holds
+
+
 def _int(value: Any) -> int:
-    """A count as reported: a whole number, 0 for anything that is not one (a negative
-    count, NaN, infinity, a string)."""
+    """A count as reported: a whole number up to :data:`MAX_COUNT`, 0 for anything that is
+    not one (a negative count, NaN, infinity, a string)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
-    return max(int(value), 0) if math.isfinite(value) else 0
+    return min(max(int(value), 0), MAX_COUNT) if math.isfinite(value) else 0
 
 
 def _getter(obj: Any) -> Any:

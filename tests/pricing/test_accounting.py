@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -664,9 +665,9 @@ def test_vertex_regions_and_anthropic_geo_and_speed(book: PriceBook) -> None:
         assert book.price("claude-opus-4-8", Usage(1000, 100), served=served).cost_usd == (
             pytest.approx(opus * factor)
         )
-    # a blocking budget reserves at the dearest of them
+    # a blocking budget reserves at the dearest of them, for the dearest token
     upper = book.upper_rates("claude-opus-4-8")
-    assert upper is not None and upper.input_usd == pytest.approx(5 / M * 2.2)
+    assert upper is not None and upper.input_usd == pytest.approx(10 / M * 2.2)  # 1-hour writes
 
 
 def test_where_a_call_is_sent_as_litellm_resolves_it(monkeypatch) -> None:
@@ -774,3 +775,80 @@ def test_explicit_cache_reads_are_read_from_the_cache_type() -> None:
     assert entry is not None
     price = cost_of(entry, usage)
     assert (price.status, price.cost_usd) == ("priced", pytest.approx((60 + 4 + 1) / M))
+
+
+def test_a_price_of_absurd_counts_is_a_number_not_an_error(book: PriceBook) -> None:
+    # a total of $1e13 overflowed the rounding to femto-dollars (decimal.InvalidOperation):
+    # the gateway recorded the call unpriced and `llmops costs recompute` stopped
+    huge = book.price("gpt-5.6", Usage(2_500_000_000_000_000_000, 1))
+    assert huge.status == "priced" and huge.cost_usd == pytest.approx(2.5e18 * 8e-6)
+    stored = Usage.from_columns({"prompt_tokens": 1, "completion_tokens": 1},
+                                {"grounding_queries": 10**40})  # fmt: skip
+    assert stored.grounding_queries == 2**63 - 1  # at most what a BIGINT holds
+    price = book.price("gemini/gemini-3.1-pro-preview", stored)
+    assert price.cost_usd is not None and math.isfinite(price.cost_usd)
+
+
+def test_your_rates_over_a_base_model_keep_its_ranges_hours_and_rules() -> None:
+    # a cache price of your own over a tiered model holds in every range
+    book = PriceBook()
+    mine = ModelPrice(base_model="dashscope/qwen3.7-plus", cached_input_per_million=0.01)
+    price = book.price("dashscope/qwen3.7-plus", Usage(300_000, 1000, cached_tokens=100_000),
+                       override=mine)  # fmt: skip
+    assert price.status == "custom"
+    assert price.cost_usd == pytest.approx((200_000 * 1.2 + 100_000 * 0.01 + 1000 * 4.8) / M)
+    # xAI's inclusive threshold, Perplexity's low search size, DeepSeek's off-peak hours
+    xai = ModelPrice(base_model="xai/grok-4.20-0309-reasoning", reasoning_per_million=5)
+    at = book.price("m", Usage(200_000, 0), override=xai)
+    assert at.cost_usd == pytest.approx(200_000 * 2.5 / M)
+    sonar = ModelPrice(base_model="perplexity/sonar", output_per_million=1)
+    searched = book.price("m", Usage(1000, 0, grounding_queries=3), override=sonar)
+    assert searched.cost_usd == pytest.approx(1000 * 1 / M + 3 * 0.005)
+    deepseek = ModelPrice(base_model="deepseek/deepseek-v4-flash", reasoning_per_million=9)
+    saturday = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    off_peak = book.price("m", Usage(1_000_000, 0), override=deepseek, at=saturday)
+    assert off_peak.cost_usd == pytest.approx(0.15)  # the off-peak input rate, not 0.30
+
+
+@pytest.mark.parametrize(
+    ("model", "dearest_in", "dearest_out"),
+    [
+        ("gpt-5.6", 20 * 1.1, 30 * 1.1),  # 12-hour writes ($20/M), eu or us host (x1.1)
+        ("claude-opus-5-5", 8 * 2.2, 20 * 2.2),  # 1-hour writes, US inference in fast mode
+        ("gemini/gemini-2.5-flash", 1.0, 2.5),  # audio input
+        ("gemini/gemini-omni-1.2-flash", 1.5, 12.0),  # video output
+    ],
+)
+def test_a_budget_reserves_at_the_dearest_token_a_call_can_use(
+    book, model, dearest_in, dearest_out
+) -> None:
+    upper = book.upper_rates(model)
+    assert upper is not None
+    assert upper.input_usd == pytest.approx(dearest_in / M)
+    assert upper.output_usd == pytest.approx(dearest_out / M)
+
+
+def test_negative_counts_made_by_hand_are_not_billed() -> None:
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+                                 "cache_read_input_token_cost": 1e-7}, "t")  # fmt: skip
+    assert entry is not None
+    for usage in (Usage(1000, 100, cached_tokens=-500), Usage(1000, 100, reasoning_tokens=-500),
+                  Usage(1000, 100, video_input_tokens=-9)):  # fmt: skip
+        price = cost_of(entry, usage)
+        assert (price.status, price.cost_usd) == ("priced", pytest.approx((1000 + 200) / M))
+
+
+def test_a_budget_reserves_for_where_the_call_is_sent(book: PriceBook) -> None:
+    from llmops.pricing.usage import Served
+
+    # gpt-4o-mini costs 10% more from gov.api.openai.com only: the default host reserves
+    # the plain rate, an unknown destination the dearest
+    plain = book.upper_rates("gpt-4o-mini", where=Served)
+    gov = book.upper_rates("gpt-4o-mini", where=lambda: Served(data_residency="fedramp"))
+    unknown = book.upper_rates("gpt-4o-mini")
+    assert plain is not None and gov is not None and unknown is not None
+    assert plain.input_usd == pytest.approx(0.15 / M)
+    assert gov.input_usd == unknown.input_usd == pytest.approx(0.15 * 1.1 / M)
+    # where Anthropic runs a call is known only after it: its dearest geo and speed
+    opus = book.upper_rates("claude-opus-5-5", where=Served)
+    assert opus is not None and opus.input_usd == pytest.approx(8 * 2.2 / M)
