@@ -25,9 +25,9 @@ from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,
     Usage,
-    cites_urls,
     endpoint_of,
     estimate_usage,
+    response_cites_urls,
     served_by,
     tool_call_text,
     tools_of,
@@ -175,7 +175,7 @@ class Recorder:
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
             tool_call_text(raw_calls),
-            cited=cites_urls(_response_annotations(response)),
+            cited=response_cites_urls(response),
         )
         calls = tool_calls_of(raw_calls)
         self.record(call, "ok", usage, price, latency_ms, text, provider=provider, tool_calls=calls)
@@ -480,13 +480,6 @@ def _error_message(error: BaseException | None, params: dict[str, Any]) -> str |
     except Exception:
         message = f"<{type(error).__name__}: message unavailable>"
     return scrub_error(message[:4000], params)
-
-
-def _response_annotations(response: Any) -> Any:
-    try:
-        return response.choices[0].message.annotations
-    except (AttributeError, IndexError, TypeError):
-        return None
 
 
 def _response_text(response: Any) -> str:

@@ -23,7 +23,7 @@ from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
 from llmops.pricing.usage import (
     Served,
     Usage,
-    cites_urls,
+    message_cites_urls,
     served_by,
     tool_call_text,
     usage_from_response,
@@ -89,7 +89,7 @@ class _Tracker:
         text = getattr(delta, "content", None) or ""
         if not isinstance(text, str):
             text = ""
-        self.cited = self.cited or cites_urls(getattr(delta, "annotations", None))
+        self.cited = self.cited or message_cites_urls(delta)
         calls = getattr(delta, "tool_calls", None)
         if calls:
             self.tool_calls.append(tool_call_text(calls))

@@ -49,9 +49,10 @@ never a silent 0. Your prices (``prices.yaml`` or ``price=``) are ``custom``; a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
@@ -301,13 +302,18 @@ class Entry:
     uplifts: Mapping[str, Decimal] | None = None  # where the call ran -> x its token cost
     own: frozenset[str] = frozenset()  # your rates over a base model's: kept at all times
 
+    @functools.cached_property
+    def thresholds(self) -> tuple[int, ...]:
+        """The long-context thresholds of the entry's rates (thousands), largest first."""
+        return _thresholds(self.fields)
+
     def uplift(self, served: Served | None) -> Decimal:
         """What the token cost of a call served as ``served`` is multiplied by: OpenAI's
         regional hosts (``regional_processing_uplift_multiplier_eu``/``_us``, and
         ``fedramp_uplift_multiplier`` for gov.api.openai.com), a Vertex AI location other
         than ``global`` (``regional_endpoint_uplift_multiplier``), Anthropic's inference geo
         and fast mode (``provider_specific_entry``: ``us``, ``fast``), as litellm bills them."""
-        if not self.uplifts or served is None:
+        if not self.uplifts or served is None or served.where_unknown:
             return Decimal(1)
         location = (served.vertex_location or "global").lower()
         keys = [
@@ -547,14 +553,29 @@ class _Rates:
     notes: dict[str, str]
 
 
+def _thresholds(fields: Mapping[str, Decimal]) -> tuple[int, ...]:
+    """The long-context thresholds (thousands of tokens) of some rates, largest first."""
+    found = {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m}
+    return tuple(sorted(found, reverse=True))
+
+
+# the parts whose rate another part's falls back to
+_NEEDS = {"write_1h": "write_5m", "write_12h": "write_5m", "cached_audio": "cached",
+          "cached_image": "cached", "cached_explicit": "cached"}  # fmt: skip
+
+
 def _resolve(
-    entry: Entry, prompt_tokens: int, tier: str | None, at: datetime | None = None
+    entry: Entry,
+    prompt_tokens: int,
+    tier: str | None,
+    at: datetime | None = None,
+    used: Collection[str] | None = None,
 ) -> _Rates:
+    """The rates of a call's parts: those in ``used`` (and those they fall back to), or
+    every part's."""
     fields = _tier_fields(entry, _off_peak_fields(entry, at), prompt_tokens)
-    thresholds = sorted(
-        {int(m.group(1)) for key in fields for m in [_CONTEXT_TIER.search(key)] if m},
-        reverse=True,
-    )
+    thresholds = entry.thresholds if fields is entry.fields else _thresholds(fields)
+    wanted = None if used is None else {*used, *(_NEEDS[k] for k in used if k in _NEEDS)}
     above = next(
         (n for n in thresholds
          if prompt_tokens > n * 1000 or (entry.inclusive and prompt_tokens == n * 1000)),
@@ -582,10 +603,15 @@ def _resolve(
 
     text_in, text_out = rate(INPUT) or Decimal(0), rate(OUTPUT) or Decimal(0)  # always there
     claude = "claude" in entry.name.lower()
-    rates = {"text_in": text_in, "text_out": text_out, "image_in": rate(IMAGE_IN) or text_in}
-    rates["reasoning"] = rate(REASONING) or text_out
+    rates = {"text_in": text_in, "text_out": text_out}
+    if wanted is None or "image_in" in wanted:
+        rates["image_in"] = rate(IMAGE_IN) or text_in
+    if wanted is None or "reasoning" in wanted:
+        rates["reasoning"] = rate(REASONING) or text_out
 
     def part(key: str, base: str, fallback: Decimal, why: str) -> None:
+        if wanted is not None and key not in wanted:
+            return
         value = rate(base)
         if value is None:
             value = fallback
@@ -602,17 +628,19 @@ def _resolve(
     part(
         "write_1h",
         CACHE_WRITE_1H,
-        text_in * hour_factor if claude else rates["write_5m"],
+        text_in * hour_factor if claude else rates.get("write_5m", text_in),
         f"no 1-hour cache-write price{multiples or ' (the 5-minute price)'}",
     )
-    part("write_12h", CACHE_WRITE_12H, rates["write_5m"],
+    write_5m, cached = rates.get("write_5m", text_in), rates.get("cached", text_in)
+    part("write_12h", CACHE_WRITE_12H, write_5m,
          "no 12-hour cache-write price (the 5-minute price)")  # fmt: skip
-    part("cached_audio", CACHE_READ_AUDIO, rates["cached"],
+    part("cached_audio", CACHE_READ_AUDIO, cached,
          "no price of cached audio (the cache-read price)")  # fmt: skip
-    part("cached_image", CACHE_READ_IMAGE, rates["cached"],
+    part("cached_image", CACHE_READ_IMAGE, cached,
          "no price of cached images (the cache-read price)")  # fmt: skip
-    explicit = rate(CACHE_READ_EXPLICIT)  # without one, explicit reads cost as the others
-    rates["cached_explicit"] = rates["cached"] if explicit is None else explicit
+    if wanted is None or "cached_explicit" in wanted:  # without its own price: the others'
+        explicit = rate(CACHE_READ_EXPLICIT)
+        rates["cached_explicit"] = cached if explicit is None else explicit
     part("audio_in", AUDIO_IN, text_in, "no audio input price (text price)")
     part("video_in", VIDEO_IN, text_in, "no video input price (text price)")
     part("audio_out", AUDIO_OUT, text_out, "no audio output price (text price)")
@@ -642,8 +670,6 @@ def cost_of(
         return UNPRICED
     tier = served.service_tier if served else None
     u = usage.clamped()
-    resolved = _resolve(entry, u.prompt_tokens, tier, at)
-    r = resolved.rates
     write_1h = min(u.cache_write_1h_tokens, u.cache_write_tokens)
     write_12h = min(u.cache_write_12h_tokens, u.cache_write_tokens - write_1h)
     cached_audio = min(u.cached_audio_tokens, u.cached_tokens, u.audio_input_tokens)
@@ -676,7 +702,10 @@ def cost_of(
         "image_out": u.image_output_tokens,
         "video_out": u.video_output_tokens,
     }
-    total = sum((max(tokens, 0) * r[key] for key, tokens in parts.items()), Decimal(0))
+    used = [key for key, tokens in parts.items() if tokens > 0]
+    resolved = _resolve(entry, u.prompt_tokens, tier, at, used)
+    r = resolved.rates
+    total = sum((parts[key] * r[key] for key in used), Decimal(0))
     total *= entry.uplift(served)  # the tokens', not the tools' fees (litellm's reading)
     asked = (served.search_context_size if served else None) or entry.search_size
     search = f"{WEB_SEARCH}.search_context_size_{asked}"  # the size asked for, else medium

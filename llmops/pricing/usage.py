@@ -47,7 +47,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlparse
@@ -158,6 +158,16 @@ class Served:
             _later(later.data_residency, self.data_residency),
             _later(later.vertex_location, self.vertex_location),
             _later(later.search_context_size, self.search_context_size),
+        )
+
+    @property
+    def where_unknown(self) -> bool:
+        """Whether nothing is known of where the call ran (no multiplier applies)."""
+        return (
+            self.data_residency is None
+            and self.vertex_location is None
+            and self.inference_geo is None
+            and self.speed is None
         )
 
     def _same_where(self, later: Served) -> bool:
@@ -283,16 +293,11 @@ MAX_COUNT = 2**63 - 1  # the largest count a BIGINT column holds
 def _int(value: Any) -> int:
     """A count as reported: a whole number up to :data:`MAX_COUNT`, 0 for anything that is
     not one (a negative count, NaN, infinity, a string)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # what providers send: fast
+        return value
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return min(max(int(value), 0), MAX_COUNT) if math.isfinite(value) else 0
-
-
-def _getter(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return obj.get
-    fields_ = getattr(obj, "__dict__", None)  # pydantic models keep their fields here: fast
-    return fields_.get if isinstance(fields_, dict) else functools.partial(getattr, obj)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -301,55 +306,73 @@ def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
+def _reader(obj: Any) -> Callable[[str], Any]:
+    """A reader of ``obj``'s fields by name (a dict's keys, an object's attributes; nothing
+    of None): on the app's call path, so a pydantic object's are read from its ``__dict__``."""
+    if obj is None:
+        return _nothing
+    if isinstance(obj, dict):
+        return obj.get
+    own = getattr(obj, "__dict__", None)
+    if not isinstance(own, dict):
+        return lambda name: getattr(obj, name, None)
+    extra = getattr(obj, "__pydantic_extra__", _NOT_PYDANTIC)
+    if extra is _NOT_PYDANTIC:  # a plain object: its attributes, properties too
+        return lambda name: own[name] if name in own else getattr(obj, name, None)
+    more = extra if isinstance(extra, dict) else {}  # pydantic: its fields, then its extras
+    return lambda name: own[name] if name in own else more.get(name)
+
+
+_NOT_PYDANTIC = object()
+
+
+def _nothing(name: str) -> None:
+    return None
+
+
 def usage_from_response(usage: Any) -> Usage | None:
     """Normalise litellm's usage object (any provider's shape); None when absent."""
     if usage is None:
         return None
-    get = _getter(usage)
-    prompt = _int(get("prompt_tokens", None))
-    completion = _int(get("completion_tokens", None))
+    get = _reader(usage)
+    prompt = _int(get("prompt_tokens"))
+    completion = _int(get("completion_tokens"))
     if prompt == 0 and completion == 0:
         return None
-    prompt_details = get("prompt_tokens_details", None)
-    completion_details = get("completion_tokens_details", None)
-    cached = _int(_field(prompt_details, "cached_tokens")) or _int(
-        get("cache_read_input_tokens", None)
-    )
+    asked = _reader(get("prompt_tokens_details"))
+    said = _reader(get("completion_tokens_details"))
+    cached = _int(asked("cached_tokens")) or _int(get("cache_read_input_tokens"))
     cache_write = (
-        _int(get("cache_creation_input_tokens", None))
-        or _int(_field(prompt_details, "cache_creation_tokens"))
-        or _int(_field(prompt_details, "cache_write_tokens"))
+        _int(get("cache_creation_input_tokens"))
+        or _int(asked("cache_creation_tokens"))
+        or _int(asked("cache_write_tokens"))
     )
-    split = _field(prompt_details, "cache_creation_token_details")
-    write_1h = min(_int(_field(split, "ephemeral_1h_input_tokens")), cache_write)
-    audio_in = _int(_field(prompt_details, "audio_tokens"))
-    image_in = _int(_field(prompt_details, "image_tokens"))
-    cached_parts = _field(prompt_details, "cached_tokens_details")
-    cached_audio = min(_int(_field(cached_parts, "audio_tokens")), cached, audio_in)
+    split = _reader(asked("cache_creation_token_details"))
+    write_1h = min(_int(split("ephemeral_1h_input_tokens")), cache_write)
+    audio_in, image_in = _int(asked("audio_tokens")), _int(asked("image_tokens"))
+    cached_parts = _reader(asked("cached_tokens_details"))
+    cached_audio = min(_int(cached_parts("audio_tokens")), cached, audio_in)
     return Usage(
         prompt,
         completion,
         cached,
         cache_write,
-        _int(_field(completion_details, "reasoning_tokens")),
-        cache_write_1h_tokens=write_1h,
-        audio_input_tokens=audio_in,
-        image_input_tokens=image_in,
-        audio_output_tokens=_int(_field(completion_details, "audio_tokens")),
-        image_output_tokens=_int(_field(completion_details, "image_tokens")),
-        web_search_requests=_int(_field(get("server_tool_use", None), "web_search_requests")),
-        cache_write_12h_tokens=min(
-            _int(_field(split, "ephemeral_12h_input_tokens")), cache_write - write_1h
-        ),
-        cached_audio_tokens=cached_audio,
-        cached_image_tokens=min(
-            _int(_field(cached_parts, "image_tokens")), cached - cached_audio, image_in
-        ),
-        video_input_tokens=_int(_field(prompt_details, "video_tokens")),
-        video_output_tokens=_int(_field(completion_details, "video_tokens")),
-        grounding_queries=_int(_field(prompt_details, "web_search_requests")),
-        maps_grounding_queries=_int(_field(prompt_details, "google_maps_grounding_requests")),
-        explicit_cached_tokens=cached if _field(prompt_details, "cache_type") == "ephemeral" else 0,
+        _int(said("reasoning_tokens")),
+        False,
+        write_1h,
+        audio_in,
+        image_in,
+        _int(said("audio_tokens")),
+        _int(said("image_tokens")),
+        _int(_reader(get("server_tool_use"))("web_search_requests")),
+        min(_int(split("ephemeral_12h_input_tokens")), cache_write - write_1h),
+        cached_audio,
+        min(_int(cached_parts("image_tokens")), cached - cached_audio, image_in),
+        _int(asked("video_tokens")),
+        _int(said("video_tokens")),
+        _int(asked("web_search_requests")),  # Gemini's grounding, Perplexity's searches
+        _int(asked("google_maps_grounding_requests")),
+        cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
     )
 
 
@@ -360,6 +383,21 @@ def cites_urls(annotations: Any) -> bool:
     return isinstance(annotations, list) and any(
         _field(item, "type") == "url_citation" for item in annotations
     )
+
+
+def response_cites_urls(response: Any) -> bool:
+    """Whether a response's (first) message cites URLs (:func:`cites_urls`)."""
+    try:
+        message = response.choices[0].message
+    except (AttributeError, IndexError, TypeError):
+        return False
+    return message_cites_urls(message)
+
+
+def message_cites_urls(message: Any) -> bool:
+    """Whether a message (or a stream chunk's delta) cites URLs (:func:`cites_urls`); on the
+    stream's path, per chunk: read from its fields, without a failing ``getattr``."""
+    return message is not None and cites_urls(_reader(message)("annotations"))
 
 
 def with_cited_search(usage: Usage, cited: bool) -> Usage:
@@ -390,7 +428,8 @@ def served_by(response: Any, usage: Any = None) -> Served:
         fields = hidden.get("provider_specific_fields")
         traffic = fields.get("traffic_type") if isinstance(fields, dict) else None
         tier = _TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
-    geo, speed = _field(usage, "inference_geo"), _field(usage, "speed")
+    read = _reader(usage)  # Anthropic's; pydantic extras on litellm's Usage
+    geo, speed = read("inference_geo"), read("speed")
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,
