@@ -87,6 +87,21 @@ def imported() -> ModuleType | None:
     return _imported()
 
 
+def openai_api_base(params: Mapping[str, Any]) -> str | None:
+    """Where litellm sends a call to OpenAI: the call's ``api_base`` (or ``base_url``), else
+    ``litellm.api_base`` (when the app imported litellm to set it), ``OPENAI_BASE_URL``,
+    ``OPENAI_API_BASE``; None: OpenAI's default host."""
+    settings = _imported()
+    base = (
+        params.get("api_base")
+        or params.get("base_url")
+        or getattr(settings, "api_base", None)
+        or os.environ.get("OPENAI_BASE_URL")
+        or os.environ.get("OPENAI_API_BASE")
+    )
+    return base if isinstance(base, str) and base else None
+
+
 def openai_route(model: str) -> tuple[str, str] | None:
     """litellm's routing of an OpenAI model name (the name OpenAI knows, ``"openai"``),
     decided without importing litellm: ``openai/NAME``, or a name the bundled price map

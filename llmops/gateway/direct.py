@@ -149,14 +149,7 @@ class DirectRoute:
         # litellm's module settings, when the app imported litellm to set them
         litellm: Any = litellm_loader.imported() or _NO_SETTINGS
         params = call.params
-        base = (
-            params.get("api_base")
-            or params.get("base_url")
-            or litellm.api_base
-            or os.environ.get("OPENAI_BASE_URL")
-            or os.environ.get("OPENAI_API_BASE")
-            or "https://api.openai.com/v1"
-        )
+        base = litellm_loader.openai_api_base(params) or "https://api.openai.com/v1"
         key = (
             params.get("api_key")
             or litellm.api_key

@@ -145,20 +145,20 @@ class Served:
 
     def merged(self, later: Served, *, asked: str | None = None) -> Served:
         """This, with what ``later`` (a later stream chunk, what the provider says) reports
-        in its place; a model named as ``asked`` is not news (on the app's call path, per
-        chunk: plain attribute reads)."""
-        model = later.model if later.model is not None and later.model != asked else None
-        if later is _UNKNOWN or (model is None and self._same_where(later)):
-            return self
-        return Served(
-            model if model is not None else self.model,
-            _later(later.service_tier, self.service_tier),
-            _later(later.inference_geo, self.inference_geo),
-            _later(later.speed, self.speed),
-            _later(later.data_residency, self.data_residency),
-            _later(later.vertex_location, self.vertex_location),
-            _later(later.search_context_size, self.search_context_size),
-        )
+        in its place; a model named as ``asked`` is not news. On the app's call path, per
+        chunk: plain attribute reads, and no new object when nothing changes."""
+        news = later._values()
+        if later.model in (None, asked):
+            if not any(news[1:]):  # most chunks: nothing new
+                return self
+            news = (None, *news[1:])
+        olds = self._values()
+        values = tuple(o if n is None else n for n, o in zip(news, olds, strict=True))
+        return self if values == olds else Served(*values)
+
+    def _values(self) -> tuple[str | None, ...]:
+        return (self.model, self.service_tier, self.inference_geo, self.speed,
+                self.data_residency, self.vertex_location, self.search_context_size)  # fmt: skip
 
     @property
     def where_unknown(self) -> bool:
@@ -168,20 +168,6 @@ class Served:
             and self.vertex_location is None
             and self.inference_geo is None
             and self.speed is None
-        )
-
-    def _same_where(self, later: Served) -> bool:
-        """Whether ``later`` says nothing new besides its model."""
-        return all(
-            new is None or new == old
-            for new, old in (
-                (later.service_tier, self.service_tier),
-                (later.inference_geo, self.inference_geo),
-                (later.speed, self.speed),
-                (later.data_residency, self.data_residency),
-                (later.vertex_location, self.vertex_location),
-                (later.search_context_size, self.search_context_size),
-            )
         )
 
     def details(self) -> dict[str, str]:
@@ -202,10 +188,6 @@ class Served:
 
 _WHERE = ("inference_geo", "speed", "data_residency", "vertex_location", "search_context_size")
 _UNKNOWN = Served()
-
-
-def _later(new: str | None, old: str | None) -> str | None:
-    return new if new is not None else old
 
 
 _SEARCH_SIZES = ("low", "medium", "high")
@@ -237,16 +219,9 @@ def _endpoint(
     provider: str | None, model: str, params: Mapping[str, Any]
 ) -> tuple[str | None, str | None]:
     """(OpenAI's data residency, the Vertex AI location) of a call."""
-    settings = litellm_loader.imported()
     if provider == "openai":
-        base = (
-            params.get("api_base")
-            or params.get("base_url")
-            or getattr(settings, "api_base", None)
-            or os.environ.get("OPENAI_BASE_URL")
-            or os.environ.get("OPENAI_API_BASE")
-        )
-        return (_residency(base) if isinstance(base, str) else None), None
+        base = litellm_loader.openai_api_base(params)
+        return (_residency(base) if base else None), None
     if provider is None or not provider.startswith("vertex_ai"):
         return None, None
     location = next(
@@ -255,7 +230,7 @@ def _endpoint(
             for value in (
                 params.get("vertex_location"),
                 params.get("vertex_ai_location"),
-                getattr(settings, "vertex_location", None),
+                getattr(litellm_loader.imported(), "vertex_location", None),
                 os.environ.get("VERTEXAI_LOCATION"),
                 os.environ.get("VERTEX_LOCATION"),
             )
