@@ -21,10 +21,12 @@ from typing import Any
 from xml.etree import ElementTree
 
 import jsonschema
+import regex
 
 from llmops.errors import ConfigError
 from llmops.evals import graders, response, sql
 from llmops.evals.pycode import (
+    TIME_LIMIT_S,
     TimeLimit,
     call_limited,
     compile_inline,
@@ -115,19 +117,21 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
         return prepared
     assertion, output = prepared
     try:
-        assertion = with_vars(assertion, context.vars)
+        rendered = with_vars(assertion, context.vars)
     except RenderProblem as exc:
         return broken(assertion, f"{assertion.type}: {exc}")
-    kind = assertion.base_type
+    kind = rendered.base_type
     if kind == "javascript":
-        return _javascript(assertion, output, context)
+        return _javascript(rendered, output, context)
     if kind == "assert-set":
-        children = [check(child, output, context) for child in assertion.assert_ or []]
-        return combine_set(assertion, children)
+        children = [check(child, output, context) for child in rendered.assert_ or []]
+        return combine_set(rendered, children)
     try:
-        score, reason = CHECKS[kind](assertion, output, context)
-    except ConfigError:
-        raise
+        score, reason, *decided = CHECKS[kind](rendered, output, context)
+    except ConfigError as exc:
+        if rendered is assertion:  # the suite's own value: found before any model call
+            raise
+        return broken(assertion, f"{kind}: {exc}")  # broken by this case's variables only
     except Unjudgeable as exc:
         return broken(assertion, f"{kind}: {exc}")
     except TimeLimit as exc:
@@ -136,7 +140,7 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
         return broken(assertion, f"{kind} raised {type(exc).__name__}: {str(exc)[:300]}")
     if not (isinstance(score, int | float) and 0 <= score <= 1):  # NaN included
         return broken(assertion, f"{kind} returned score {score!r}, outside [0, 1]")
-    return finish(assertion, score, reason)
+    return finish(rendered, score, reason, passed=decided[0] if decided else None)
 
 
 def _javascript(assertion: Assertion, output: str, context: Context) -> Outcome:
@@ -232,8 +236,8 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         if not isinstance(value, str) or not value:
             return "regex: value must be a regular expression"
         try:
-            re.compile(value)
-        except re.error as exc:
+            regex.compile(value)
+        except regex.error as exc:
             return f"regex {value!r}: {exc}"
     elif kind in ("json-schema", "is-json"):
         if value in (None, "output_schema"):
@@ -241,9 +245,15 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         if not isinstance(value, dict):
             return f"{kind}: value must be a JSON Schema (a mapping) or 'output_schema'"
         return _schema_problem(kind, value)
+    elif kind in ("equals", "contains", "icontains", "starts-with"):
+        return _text_problem(kind, value)
     elif kind in ("contains-any", "icontains-any", "contains-all", "icontains-all"):
         if not isinstance(value, list) or not value:
             return f"{kind}: value must be a non-empty list of strings"
+        for index, item in enumerate(value):
+            problem = _text_problem(kind, item)
+            if problem:
+                return problem.replace(f"{kind}: value", f"{kind}: value[{index}]", 1)
     elif kind in ("cost", "latency"):
         limit = value if value is not None else assertion.threshold
         if isinstance(limit, bool) or not isinstance(limit, int | float):
@@ -349,6 +359,23 @@ def transform_problem(spec: Any, base_dir: Path | None) -> str | None:
     return None
 
 
+def _text_problem(kind: str, value: Any) -> str | None:
+    """Why ``value`` is not a text to compare or look for (a number is its digits; only
+    ``equals`` compares JSON, a mapping or a list), or None."""
+    if isinstance(value, bool):  # YAML 1.1 reads yes, no, on, off, true and false so
+        return (
+            f"{kind}: value {str(value).lower()} was read as a boolean (YAML reads "
+            "yes/no/on/off/true/false so): quote it to look for that text"
+        )
+    if kind == "equals" and isinstance(value, dict | list | str):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return None
+    if not isinstance(value, str) or not value:
+        return f"{kind}: value must be the text to {'compare' if kind == 'equals' else 'look for'}"
+    return None
+
+
 def _word_count_problem(value: Any) -> str | None:
     if value is None:
         return "word-count: value must be a whole number of words or {min: N, max: N}"
@@ -393,7 +420,10 @@ def _schema_problem(kind: str, schema: dict[str, Any]) -> str | None:
 
 
 def finish(assertion: Assertion, score: float, reason: str, passed: bool | None = None) -> Outcome:
-    """Apply the threshold and a ``not-`` prefix."""
+    """Apply the threshold and a ``not-`` prefix. A score that is not a number from 0 to 1
+    (NaN from a judge or a check) errors the assertion: it never passes or fails a case."""
+    if not (isinstance(score, int | float) and 0 <= score <= 1):  # NaN included
+        return broken(assertion, f"{assertion.type}: score {score!r} is not a number from 0 to 1")
     if passed is None:
         if _graded(assertion):
             default = DEFAULT_THRESHOLDS.get(assertion.base_type, 0.5)
@@ -468,11 +498,16 @@ def _starts_with(a: Assertion, output: str, _: Context) -> tuple[float, str]:
 
 
 def _regex(a: Assertion, output: str, _: Context) -> tuple[float, str]:
+    """Searched with the ``regex`` package (Python's syntax), stopped after the checks'
+    time limit: a pattern that backtracks without end on one output errors that check."""
     try:
-        pattern = re.compile(_text(a.value))
-    except re.error as exc:
+        pattern = regex.compile(_text(a.value))
+    except regex.error as exc:
         raise ConfigError(f"regex {a.value!r}: {exc}") from None
-    ok = pattern.search(output) is not None
+    try:
+        ok = pattern.search(output, timeout=TIME_LIMIT_S) is not None
+    except TimeoutError:
+        raise TimeLimit(f"did not finish in {TIME_LIMIT_S:g} s (the pattern backtracks)") from None
     return float(ok), f"{'matches' if ok else 'does not match'} /{pattern.pattern}/"
 
 
@@ -519,32 +554,58 @@ def _schema_check(data: Any, schema: dict[str, Any]) -> tuple[float, str]:
 
 
 def levenshtein_distance(a: str, b: str) -> int:
-    """The edit distance between two strings."""
+    """The edit distance between two strings: Myers' bit-vector algorithm (Hyyrö's form
+    for the whole strings), a column of the edit table in one integer of ``len(b)`` bits,
+    so that the cost grows with ``len(a)`` times the integer operations on ``len(b)``
+    bits, not with every cell of the table in Python."""
     if len(a) < len(b):
         a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
-            )
-        previous = current
-    return previous[-1]
+    if not b:
+        return len(a)
+    masks: dict[str, int] = {}
+    for i, char in enumerate(b):
+        masks[char] = masks.get(char, 0) | (1 << i)
+    full = (1 << len(b)) - 1
+    last = 1 << (len(b) - 1)
+    plus, minus, distance = full, 0, len(b)  # the vertical deltas of the table's column
+    for char in a:
+        eq = masks.get(char, 0)
+        xv = eq | minus
+        xh = ((((eq & plus) + plus) & full) ^ plus) | eq
+        hplus = minus | (~(xh | plus) & full)
+        hminus = plus & xh
+        if hplus & last:
+            distance += 1
+        elif hminus & last:
+            distance -= 1
+        hplus = ((hplus << 1) | 1) & full
+        hminus = (hminus << 1) & full
+        plus = hminus | (~(xv | hplus) & full)
+        minus = hplus & xv
+    return distance
 
 
 def _levenshtein(a: Assertion, output: str, _: Context) -> tuple[float, str]:
     limit = a.threshold if a.threshold is not None else 5
-    distance = levenshtein_distance(output.strip(), _text(a.value).strip())
+    text, expected = output.strip(), _text(a.value).strip()
+    apart = abs(len(text) - len(expected))
+    if apart > limit:  # at least that many insertions or deletions: no need to count
+        return 0.0, f"edit distance at least {apart} (at most {limit:g})"
+    distance = levenshtein_distance(text, expected)
     return float(distance <= limit), f"edit distance {distance} (at most {limit:g})"
 
 
-def _python(a: Assertion, output: str, context: Context) -> tuple[float, str]:
+def _python(a: Assertion, output: str, context: Context) -> Checked:
+    """A bool, a score (passing at the threshold) or promptfoo's ``{pass, score, reason}``,
+    whose ``pass`` decides, as promptfoo's does (its score defaults to the pass)."""
     function = python_function(_text(a.value), context.base_dir)
     result = call_limited(function, output, check_context(a, context))
     if isinstance(result, dict):
-        score = float(result.get("score", 1.0 if result.get("pass") else 0.0))
-        return score, str(result.get("reason", "python check"))
+        reason = str(result.get("reason", "python check"))
+        if "pass" not in result:
+            return float(result.get("score", 0.0)), reason
+        passed = bool(result["pass"])
+        return float(result.get("score", float(passed))), reason, passed
     if isinstance(result, bool):
         return float(result), f"returned {result}"
     if isinstance(result, int | float):
@@ -890,7 +951,11 @@ def transformed(
     return assertion.model_copy(update={"transform": None}), text
 
 
-CHECKS: dict[str, Callable[[Assertion, str, Context], tuple[float, str]]] = {
+Checked = tuple[float, str] | tuple[float, str, bool]
+"""What a check returns: its score and reason, and whether it passed when the check decides
+that itself (a ``python`` check's ``{pass, ...}``) rather than by its threshold."""
+
+CHECKS: dict[str, Callable[[Assertion, str, Context], Checked]] = {
     "equals": _equals,
     "contains": _contains,
     "icontains": _icontains,

@@ -605,25 +605,30 @@ def _clamp(number: float) -> float:
     return min(max(number, 0.0), 1.0)
 
 
-def similarity(kind: str, a: list[float], b: list[float], limit: float) -> tuple[float, bool, str]:
-    """``(score, passed, reason)`` of one comparison: cosine and dot pass at a similarity
-    of at least ``limit`` (the score is the similarity, kept within [0, 1]); euclidean
-    passes at a distance of at most ``limit`` and scores ``1 / (1 + distance)``."""
+def similarity(
+    kind: str, a: list[float], b: list[float], limit: float
+) -> tuple[float, bool, str, float]:
+    """``(score, passed, reason, closeness)`` of one comparison: cosine and dot pass at a
+    similarity of at least ``limit`` (the score is the similarity, kept within [0, 1]);
+    euclidean passes at a distance of at most ``limit`` and scores ``1 / (1 + distance)``.
+    ``closeness`` orders comparisons unclamped: the similarity, or minus the distance."""
     if kind == "similar:euclidean":
         distance = euclidean(a, b)
-        return 1 / (1 + distance), distance <= limit, f"distance {distance:.3f} (at most {limit:g})"
+        reason = f"distance {distance:.3f} (at most {limit:g})"
+        return 1 / (1 + distance), distance <= limit, reason, -distance
     value = dot(a, b) if kind == "similar:dot" else cosine(a, b)
     name = "dot product" if kind == "similar:dot" else "similarity"
-    return _clamp(value), value >= limit, f"{name} {value:.3f} (at least {limit:g})"
+    return _clamp(value), value >= limit, f"{name} {value:.3f} (at least {limit:g})", value
 
 
 def similar(assertion: Assertion, output: str) -> Grading:
-    """The output against the expected text, or the closest of a list of them."""
+    """The output against the expected text, or the closest of a list of them (by the
+    measure itself: dot products above 1 all score 1)."""
     references = assertion.value if isinstance(assertion.value, list) else [assertion.value]
     vectors = yield Embed([output, *map(_text, references)])
     limit = threshold(assertion)
     results = [similarity(assertion.base_type, vectors[0], v, limit) for v in vectors[1:]]
-    score, passed, reason = max(results, key=lambda r: r[0])
+    score, passed, reason, _ = max(results, key=lambda r: r[3])
     if len(results) > 1:
         reason = f"closest of {len(results)} references: {reason}"
     return Verdict(score, passed, reason)

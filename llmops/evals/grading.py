@@ -8,6 +8,7 @@ production calls with one too.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -252,6 +253,6 @@ def parse_verdict(text: str) -> tuple[float, bool, str] | None:
     if not isinstance(data, dict) or not isinstance(data.get("pass"), bool):
         return None
     score = data.get("score", 1.0 if data["pass"] else 0.0)
-    if not isinstance(score, int | float):
-        return None
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+        return None  # NaN and Infinity are JSON to Python: an answer that cannot be read
     return min(max(float(score), 0.0), 1.0), data["pass"], str(data.get("reason", ""))

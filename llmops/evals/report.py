@@ -576,8 +576,9 @@ def _case_rows(run: RunResult, cases: list[str], limit: int = 50) -> list[str]:
     for case in cases[:limit]:
         failing = [r for r in by_case.get(case, []) if not r.errored and not r.passed]
         result = failing[0] if failing else None
-        outcome = _first_failed(result.outcomes) if result else None
-        expected = _expected(run, case, outcome)
+        place = _first_failed(result.outcomes) if result else None
+        outcome = result.outcomes[place] if result and place is not None else None
+        expected = _expected(run, case, place, outcome)
         rows.append(
             f"| {_md(case)} | {_md(outcome.reason if outcome else 'passed')} | {_md(expected)} | "
             f"{_md(result.output if result else '')} |"
@@ -587,20 +588,21 @@ def _case_rows(run: RunResult, cases: list[str], limit: int = 50) -> list[str]:
     return rows
 
 
-def _first_failed(outcomes: list[Outcome]) -> Outcome | None:
-    return next((o for o in outcomes if not o.passed), None)
+def _first_failed(outcomes: list[Outcome]) -> int | None:
+    """The place of the first check that failed (outcomes are in the case's assertions'
+    order)."""
+    return next((i for i, o in enumerate(outcomes) if not o.passed), None)
 
 
-def _expected(run: RunResult, case_id: str, outcome: Outcome | None) -> str:
-    if outcome is None:
+def _expected(run: RunResult, case_id: str, place: int | None, outcome: Outcome | None) -> str:
+    """The failed check as the suite wrote it: its type and value."""
+    if outcome is None or place is None:
         return ""
     suite = run.suite
     case = next((c for c in suite.cases if str(c.id) == case_id), None)
-    if case is None:
-        return outcome.type
-    for assertion in suite.case_assertions(case):
-        if assertion.type == outcome.type:
-            return f"{assertion.type}: {assertion.value}"
+    assertions = suite.case_assertions(case) if case is not None else []
+    if place < len(assertions) and assertions[place].type == outcome.type:
+        return f"{outcome.type}: {assertions[place].value}"
     return outcome.type
 
 

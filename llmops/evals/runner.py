@@ -7,6 +7,7 @@ eval spend shows up with everything else; the response cache replays earlier ans
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
@@ -262,39 +263,47 @@ def resolve_targets(
         except LLMOpsError as exc:
             raise ConfigFileError(f"target: {exc}", file=suite.file) from None
         return [Target("candidate", app.name, None, app.kind, app=app)]
-    entries = spec.prompt_refs()
-    first = entries[0][0]
+    listed = spec.prompt_refs()
+    first = listed[0][0]
+    others: list[Role] = ["other"] * (len(listed) - 2)
+    roles: list[Role] = ["candidate", "baseline", *others]
+    entries = list(zip(listed, roles, strict=False))
     if version:
-        entries = [(first, version), *entries[1:]]
+        entries[0] = ((first, version), "candidate")
     if baseline is not None:
-        name = entries[1][0] if len(entries) > 1 else first
-        kept = [] if baseline.lower() == "none" else [(name, baseline)]
-        entries = [entries[0], *kept, *entries[2:]]
+        name = listed[1][0] if len(listed) > 1 else first
+        kept: list[tuple[tuple[str, str], Role]] = (
+            [] if baseline.lower() == "none" else [((name, baseline), "baseline")]
+        )
+        entries = [entries[0], *kept, *entries[2:]]  # with none, the others stay others
     elif (
         spec.prompt is not None
         and spec.versions is None
         and "production" in registry.labels().of(first)
     ):
-        entries.append((first, "production"))
-    entries = list(dict.fromkeys(entries))
+        entries.append(((first, "production"), "baseline"))
+    # a version listed twice runs once, in its first role: a baseline that is the
+    # candidate is no baseline, and a third version does not take its place
+    unique: dict[tuple[str, str], Role] = {}
+    for key, role in entries:
+        unique.setdefault(key, role)
     targets = []
-    for index, (name, ref) in enumerate(entries):
+    for (name, ref), role in unique.items():
         full = name if ref == WORKING else f"{name}@{ref}"
         try:
             prompt = registry.load(full)
         except LLMOpsError as exc:
             what = f"version {ref!r}" if spec.prompts is None else f"prompt {full!r}"
             raise ConfigFileError(f"{what}: {exc}", file=suite.file) from None
-        role: Role = "candidate" if index == 0 else "baseline" if index == 1 else "other"
-        listed = [ModelEntry(id=m) for m in models] if models else spec.model_entries()
-        if not listed:
+        chosen = [ModelEntry(id=m) for m in models] if models else spec.model_entries()
+        if not chosen:
             if not prompt.model:
                 raise ConfigFileError(
                     f"prompt {name!r} has no model: give models: in the suite",
                     file=suite.file,
                 )
-            listed = [ModelEntry(id=prompt.model)]
-        for entry in listed:
+            chosen = [ModelEntry(id=prompt.model)]
+        for entry in chosen:
             targets.append(Target(role, ref, prompt, entry.id, dict(entry.params), entry.name))
     return targets
 
@@ -644,21 +653,31 @@ class Runner:
                 or self.judge
                 or compared[0][0].target.model
             )
-            messages = graders.select_best_messages(criterion, [r.output for _, r in compared])
+            # shown in an order of their own per case and repeat, the same on every run (the
+            # judge's cache holds): a judge that prefers a place favours no target overall
+            seed = f"{case.id}\0{compared[0][1].repeat}\0{index}"
+            shown = sorted(
+                range(len(compared)),
+                key=lambda i: hashlib.sha256(f"{seed}\0{i}".encode()).digest(),
+            )
+            texts = [compared[i][1].output for i in shown]
+            messages = graders.select_best_messages(criterion, texts)
             metadata = judge_metadata(compared[0][0], batch)
             text, cost = await self.grader.ask(messages, judge, metadata)
-            winner = graders.parse_choice(text, len(compared))
+            best = texts[graders.parse_choice(text, len(compared))].strip()
         except (RenderProblem, JudgeCallFailed, graders.JudgeProblem) as exc:
             outcomes = [broken(assertion, f"select-best: {exc}") for _ in compared]
         else:
+            # the same text as the one picked is picked too: identical outputs never lose
+            picked = [r.output.strip() == best for _, r in compared]
             outcomes = [
                 finish(
                     assertion,
-                    float(i == winner),
-                    f"{'picked' if i == winner else 'not picked'} as the best: {criterion}",
-                    passed=i == winner,
+                    float(chosen),
+                    f"{'picked' if chosen else 'not picked'} as the best: {criterion}",
+                    passed=chosen,
                 )
-                for i in range(len(compared))
+                for chosen in picked
             ]
         for (_, result), outcome in zip(compared, outcomes, strict=True):
             result.outcomes[index] = outcome

@@ -39,6 +39,7 @@ will not use (each at most a share of what was left when it was granted, given b
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -78,6 +79,11 @@ PRUNE_AFTER = timedelta(days=2)  # expired leases kept this long (for a look aft
 MAX_UNSTORED = 100_000  # calls remembered until the writer stores them
 _RENEW_MARGIN = LEASE_TTL.total_seconds() / 2  # renew on the call path if the thread stalled
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+
+class MustWait(Exception):
+    """``admit(call, wait=False)`` would wait: for the database (a lease to extend) or for
+    another thread that is extending one. Call ``admit(call)`` off the event loop."""
 
 
 @dataclass
@@ -132,15 +138,21 @@ class BudgetGuard:
 
     # -- the call path ----------------------------------------------------------------
 
-    def admit(self, call: Call) -> BudgetExceededError | None:
+    def admit(self, call: Call, *, wait: bool = True) -> BudgetExceededError | None:
         """Hold the call's estimate in every blocking budget it falls under; the error to
-        raise (after recording the call as blocked) when one of them refuses it."""
+        raise (after recording the call as blocked) when one of them refuses it.
+
+        ``wait=False`` (an event loop's call) decides from the leases held in memory only,
+        and raises :class:`MustWait`, having held nothing, when it would have to wait for
+        the database or for the thread that is extending a lease."""
         scopes = [(b, key) for b in self.budgets for key in _keys(b, call, self.source)]
         if not scopes:
             return None
         estimate = self.estimate(call)
         now = time.monotonic()
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            raise MustWait
+        try:
             held = []
             for budget, key in scopes:
                 lease = self._lease(budget, key, call.created_at)
@@ -149,6 +161,8 @@ class BudgetGuard:
                 short = lease.consumed_usd + estimate > lease.granted_usd
                 short = short or lease.id in self._exhausted
                 if short or now > self._renew_by.get(lease.id, 0.0):
+                    if not wait:
+                        raise MustWait
                     refusal = self._extend(lease, estimate)
                     if refusal is not None:
                         return refusal
@@ -160,6 +174,8 @@ class BudgetGuard:
             self._lease_ids[call.id] = tuple(lease.id for lease in held)
             while len(self._lease_ids) > MAX_UNSTORED:
                 self._lease_ids.popitem(last=False)
+        finally:
+            self._lock.release()
         self._start()
         return None
 
@@ -186,7 +202,7 @@ class BudgetGuard:
         output = _positive(sent.get("max_completion_tokens")) or _positive(sent.get("max_tokens"))
         output = output or rates.max_output_tokens or DEFAULT_MAX_OUTPUT
         choices = _positive(sent.get("n")) or 1
-        prompt = prompt_token_bound(call.messages, params.get("tools"))
+        prompt = prompt_token_bound(call.messages, *(sent.get(name) for name in SCHEMA_PARAMS))
         return prompt * rates.input_usd + output * choices * rates.output_usd
 
     # -- recording (observers of the recorder and the writer) ---------------------------
@@ -416,15 +432,35 @@ def _keys(budget: Budget, call: Call, source: str) -> list[str]:
     return [""] if value in found else []
 
 
-def prompt_token_bound(messages: Sequence[Mapping[str, Any]], tools: Any = None) -> int:
-    """At most how many prompt tokens ``messages`` (and ``tools``) make: a token is at least
-    one UTF-8 byte; images count :data:`IMAGE_TOKENS` each."""
+SCHEMA_PARAMS = ("tools", "functions", "response_format")
+"""The parameters whose definitions the provider adds to the prompt (and bills)."""
+
+SCHEMA_TOKENS = 16
+"""Tokens of the provider's own wrapping of each tool, function or response format."""
+
+
+def prompt_token_bound(messages: Sequence[Mapping[str, Any]], *schemas: Any) -> int:
+    """At most how many prompt tokens ``messages`` (and the ``schemas``: tools, functions,
+    a response format) make: a token is at least one UTF-8 byte; images count
+    :data:`IMAGE_TOKENS` each."""
     total = REPLY_TOKENS + MESSAGE_TOKENS * len(messages)
     for message in messages:
         total += _bytes(message)
-    if tools:
-        total += _bytes(tools)
+    for schema in schemas:
+        if schema:
+            total += _schema_bytes(schema)
     return total
+
+
+def _schema_bytes(value: Any) -> int:
+    """A definition's bytes as JSON, its names and keys included (a tool of 2,000 property
+    names is mostly keys), and :data:`SCHEMA_TOKENS` for each definition in it."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):  # not JSON (a cycle): its values, at least
+        return _bytes(value)
+    count = len(value) if isinstance(value, list | tuple) else 1
+    return len(text.encode("utf-8", "replace")) + SCHEMA_TOKENS * count
 
 
 def _bytes(value: Any) -> int:

@@ -7,6 +7,7 @@ Recording never raises into the app and never waits for the database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,8 +25,13 @@ from typing import TYPE_CHECKING, Any
 from llmops import litellm_loader
 from llmops.config import CONTENT_MODES, Budget, Settings
 from llmops.control.otel import exporter_from_env
-from llmops.errors import ConfigError, InvalidFeedbackError, UnknownCallError
-from llmops.gateway.budgets import BudgetGuard
+from llmops.errors import (
+    BudgetExceededError,
+    ConfigError,
+    InvalidFeedbackError,
+    UnknownCallError,
+)
+from llmops.gateway.budgets import BudgetGuard, MustWait
 from llmops.gateway.direct import DirectRoute
 from llmops.gateway.recorder import Call, Completion, Embedding, Recorder
 from llmops.gateway.scope import current as current_scope
@@ -274,7 +280,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs, api_key_name,
         )  # fmt: skip
-        self._admit(call)
+        await self._aadmit(call)
         response = await self._asend(call)
         return self.recorder.record_response(call, response)
 
@@ -327,7 +333,7 @@ class Gateway:
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs), api_key_name,
         )  # fmt: skip
-        self._admit(call)
+        await self._aadmit(call)
         response = await self._asend(call)
         return AsyncStream(self.recorder, call, response)
 
@@ -372,7 +378,7 @@ class Gateway:
         call = self._embedding_call(
             input, model, user, session, tags, metadata, price, litellm_kwargs, api_key_name
         )
-        self._admit(call)
+        await self._aadmit(call)
         return self.recorder.record_embedding(call, await self._asend(call))
 
     def _embedding_call(
@@ -399,9 +405,23 @@ class Gateway:
     def _admit(self, call: Call) -> None:
         """Refuse the call, before the model is called, when a blocking budget says so: it
         is recorded as ``blocked`` (cost 0) and BudgetExceededError is raised."""
+        if self.budgets:
+            self._refuse(call, self.budgets.admit(call))
+
+    async def _aadmit(self, call: Call) -> None:
+        """:meth:`_admit` on an event loop: decided from the leases in memory, or, when a
+        lease must be extended in the database, in a thread, so that a slow or locked
+        database holds this call only, not every call and stream of the loop."""
         if not self.budgets:
             return
-        refusal = self.budgets.admit(call)
+        try:
+            refusal = self.budgets.admit(call, wait=False)
+        except MustWait:
+            refusal = await asyncio.to_thread(self.budgets.admit, call)
+        self._refuse(call, refusal)
+
+    def _refuse(self, call: Call, refusal: BudgetExceededError | None) -> None:
+        """Record the refused call as ``blocked`` and raise the refusal, if there is one."""
         if refusal is not None:
             blocked = Price(0.0, "priced", None)
             self.recorder.record(call, "blocked", None, blocked, None, None, error=refusal)

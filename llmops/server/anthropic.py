@@ -167,9 +167,12 @@ async def _messages(
 
     try:
         if asked.stream:
-            handle = await gateway.astream(
-                asked.prompt, asked.variables, model=asked.model, messages=asked.messages,
-                **options, **asked.params,
+            handle = await unless_client_leaves(
+                request,
+                gateway.astream(
+                    asked.prompt, asked.variables, model=asked.model, messages=asked.messages,
+                    **options, **asked.params,
+                ),
             )  # fmt: skip
             return StreamingResponse(
                 _events(handle, asked),

@@ -117,8 +117,11 @@ def create_app(gateway: Gateway) -> Starlette:
             access.check_model(key, model)
             params = model_params(body, EMBEDDING_PARAMS)
             options = _attribution(request, body)
-            result = await gateway.aembed(
-                texts, model=model, api_key_name=key.name if key else None, **options, **params
+            result = await unless_client_leaves(
+                request,
+                gateway.aembed(
+                    texts, model=model, api_key_name=key.name if key else None, **options, **params
+                ),
             )
         except Exception as exc:
             return _failure(exc)
@@ -265,9 +268,10 @@ async def _chat(
         )
     options = _attribution(request, body)
     options["api_key_name"] = key.name if key is not None else None
-    if body.get("stream"):
-        handle = await gateway.astream(
-            prompt, variables, model=model, messages=messages, **options, **params
+    if body.get("stream"):  # a client that leaves before the first chunk cancels it too
+        handle = await unless_client_leaves(
+            request,
+            gateway.astream(prompt, variables, model=model, messages=messages, **options, **params),
         )
         usage_wanted = _wants_usage(body.get("stream_options"))
         return StreamingResponse(
@@ -526,11 +530,7 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     when it sent one (direct route), else one made from the exception. A call that timed
     out is 504 Gateway Timeout (litellm says 408, which clients read as their own fault)."""
     if isinstance(exc, ProviderError) and exc.body is not None:
-        error = exc.body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error = {**error, "message": client_message(error["message"])}
-            return exc.status_code, {**exc.body, "error": error}
-        return exc.status_code, exc.body
+        return exc.status_code, _client_body(exc.body)
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 502
@@ -541,6 +541,21 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
             404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip
     return status, {"error": {"message": client_message(str(message)), "type": kind,
                               "param": None, "code": type(exc).__name__}}  # fmt: skip
+
+
+def _client_body(value: Any, depth: int = 0) -> Any:
+    """A provider's error body as a client may read it: every text in it (values and keys,
+    not only ``error.message``: a provider may echo the server's key in any field) passed
+    through :func:`client_message`; nesting past 32 levels is cut."""
+    if isinstance(value, str):
+        return client_message(value)
+    if depth >= 32:
+        return None
+    if isinstance(value, dict):
+        return {client_message(str(k)): _client_body(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_client_body(item, depth + 1) for item in value]
+    return value
 
 
 def client_message(message: str) -> str:

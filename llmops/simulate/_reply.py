@@ -239,7 +239,9 @@ class Reply:
         OpenAI style ``{"error": {"message", "type", "code"}}``; on the Anthropic route
         ``{"type": "error", "error": {"type", "message"}}``; on the Gemini route ``{"error":
         {"code", "message", "status"}}``; on the Bedrock route ``{"message"}`` with an
-        ``x-amzn-ErrorType`` header. A 429 also sends ``Retry-After: 0``.
+        ``x-amzn-ErrorType`` header. A 429 also sends ``Retry-After: 0``. ``error_body``: a
+        JSON object sent as the error's body instead, as it is (a provider's own shape,
+        fields that echo the request).
 
         **A scripted error reaches your code only with retries off.** litellm (through the
         OpenAI and Anthropic SDKs) retries a 408, 409, 429 or 5xx answer by itself, once
@@ -324,6 +326,7 @@ class Reply:
     cache_write_12h_tokens: int | None = None
     tool_calls: list[dict[str, Any]] | None = None
     logprobs: list[float] | None = None
+    error_body: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in (

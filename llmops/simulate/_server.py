@@ -565,10 +565,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer_openai(body, reply, number)
 
-    def _send_error(self, route: str, status: int, message: str | None) -> None:
-        """The error response of ``route`` (``Retry-After: 0`` with a 429)."""
+    def _send_error(
+        self, route: str, status: int, message: str | None, body: dict[str, Any] | None = None
+    ) -> None:
+        """The error response of ``route`` (``Retry-After: 0`` with a 429), or ``body`` as
+        it is."""
         headers = [("Retry-After", "0")] if status == 429 else []
-        if route == "anthropic":
+        if body is not None:
+            self._send_json(status, body, headers)
+        elif route == "anthropic":
             self._send_json(status, fmt.anthropic_error(status, message), headers)
         elif route == "gemini":
             self._send_json(status, fmt.gemini_error(status, message), headers)
@@ -609,7 +614,7 @@ class _Handler(BaseHTTPRequestHandler):
         ids, as OpenAI takes it, is one input of that many tokens)."""
         self._pause(reply.delay)
         if reply.status >= 400:
-            self._send_error("openai", reply.status, reply.text)
+            self._send_error("openai", reply.status, reply.text, reply.error_body)
             return
         raw = body.get("input")
         if isinstance(raw, list) and raw and all(type(t) is int for t in raw):
@@ -637,7 +642,7 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, anthropic=False)
         self._pause(reply.delay)
         if reply.status >= 400:
-            self._send_error("openai", reply.status, reply.text)
+            self._send_error("openai", reply.status, reply.text, reply.error_body)
             return
         model = reply.model or str(body.get("model") or "fake-model")
         common: _OpenAIHead = {
@@ -725,7 +730,7 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, anthropic=True)
         self._pause(reply.delay)
         if reply.status >= 400:
-            self._send_error("anthropic", reply.status, reply.text)
+            self._send_error("anthropic", reply.status, reply.text, reply.error_body)
             return
         model = reply.model or str(body.get("model") or "fake-model")
         message_id = f"msg_{number:024d}"
@@ -790,7 +795,7 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, messages=gemini_conversation(body))
         self._pause(reply.delay)
         if reply.status >= 400:
-            self._send_error("gemini", reply.status, reply.text)
+            self._send_error("gemini", reply.status, reply.text, reply.error_body)
             return
         common = {"response_id": f"fake-gemini-{number}", "model": reply.model or path_model}
         sent_usage = usage if reply.include_usage else None
@@ -837,7 +842,7 @@ class _Handler(BaseHTTPRequestHandler):
         text, usage = resolve(reply, body, messages=bedrock_conversation(body))
         self._pause(reply.delay)
         if reply.status >= 400:
-            self._send_error("bedrock", reply.status, reply.text)
+            self._send_error("bedrock", reply.status, reply.text, reply.error_body)
             return
         if not stream:
             if not reply.include_usage:

@@ -419,3 +419,95 @@ def test_assert_set_problems_are_found_before_any_call(data: dict, message: str)
 
     problem = static_problem(Assertion.model_validate(data))
     assert problem is not None and message in problem, problem
+
+
+def test_the_edit_distance_is_that_of_the_whole_table() -> None:
+    """The bit-vector distance against the table it replaces, on strings long enough to
+    take several machine words, and a comparison of 20,000-character texts in seconds."""
+    import random
+
+    def table(a: str, b: str) -> int:
+        previous = list(range(len(b) + 1))
+        for i, x in enumerate(a, start=1):
+            current = [i]
+            for j, y in enumerate(b, start=1):
+                current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+            previous = current
+        return previous[-1]
+
+    rng = random.Random(7)
+    for _ in range(300):
+        alphabet = rng.choice(["ab", "abcdefghij", "é🙂x"])
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 150)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 150)))
+        assert levenshtein_distance(a, b) == table(a, b), (a, b)
+    long = "the router " * 2000
+    assert levenshtein_distance(long, long.replace("router", "ROUTER", 3)) == 18
+
+
+def test_levenshtein_of_texts_far_apart_in_length_is_not_counted() -> None:
+    outcome = check(Assertion(type="levenshtein", value="Paris"), "x" * 1_000_000, CTX)
+    assert not outcome.passed and "edit distance at least 999995" in outcome.reason
+
+
+def test_a_regex_that_backtracks_without_end_errors_its_check(monkeypatch) -> None:
+    """A suite's pattern was searched with no limit: `(x+x+)+y` over one long output hung
+    the whole CI run."""
+    from llmops.evals import assertions
+
+    monkeypatch.setattr(assertions, "TIME_LIMIT_S", 0.3)
+    outcome = check(Assertion(type="regex", value="(x+x+)+y"), "x" * 5000, CTX)
+    assert outcome.error is not None and "did not finish in 0.3 s" in outcome.error
+    assert run("regex", "xxy", "(x+x+)+y") == (True, 1.0)
+
+
+def test_a_pattern_broken_by_one_cases_variables_errors_that_case_only() -> None:
+    """A value that renders into an invalid pattern for one case raised ConfigError after
+    every model call of the run: no report, every result lost."""
+    broken = Assertion(type="regex", value="{{ pat }}")
+    outcome = check(broken, "N9 (beta", Context(vars={"pat": "N9 (beta"}))
+    assert outcome.error is not None and "missing )" in outcome.error
+    assert check(broken, "N8", Context(vars={"pat": "N8"})).passed
+    with pytest.raises(ConfigError, match="regex"):  # the suite's own value: a config error
+        run("regex", "x", "(unclosed")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "problem"),
+    [
+        ("contains", None, "contains: value must be the text to look for"),
+        ("not-icontains", "", "icontains: value must be the text to look for"),
+        ("not-icontains", ["a", "b"], "icontains: value must be the text to look for"),
+        ("starts-with", {"a": 1}, "starts-with: value must be the text to look for"),
+        ("equals", None, "equals: value must be the text to compare"),
+        ("equals", False, "equals: value false was read as a boolean"),
+        ("contains", True, "contains: value true was read as a boolean"),
+        ("contains-any", ["a", None], "contains-any: value[1] must be the text to look for"),
+        ("contains-all", ["a", False], "contains-all: value[1] false was read as a boolean"),
+    ],
+)
+def test_text_checks_without_a_text_are_found_when_the_suite_loads(kind, value, problem) -> None:
+    """`not-contains` without a value compared the output with the text `null` and passed
+    every output; a list became its JSON text, and YAML's `NO` the text `false`."""
+    from llmops.evals.assertions import static_problem
+
+    found = static_problem(Assertion(type=kind, value=value))
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("contains", "a"), ("contains", 42), ("equals", {"a": 1}), ("equals", [1]), ("equals", "")],
+)
+def test_text_checks_take_texts_numbers_and_for_equals_json(kind, value) -> None:
+    from llmops.evals.assertions import static_problem
+
+    assert static_problem(Assertion(type=kind, value=value)) is None
+
+
+def test_a_nan_score_errors_the_check_it_never_passes_or_fails() -> None:
+    from llmops.evals.assertions import finish
+
+    for score in (math.nan, math.inf, -0.5, 1.5):
+        outcome = finish(Assertion(type="llm-rubric", value="x"), score, "judge")
+        assert outcome.error is not None and not outcome.passed, score

@@ -341,3 +341,15 @@ def test_case_options_and_assertion_fields_when_the_suite_loads(tmp_path: Path) 
         with pytest.raises(ConfigFileError) as raised:
             load_suite(write_suite(tmp_path, "prompt: greet\n" + bad))
         assert message in str(raised.value), str(raised.value)
+
+
+def test_a_python_checks_pass_decides_as_promptfoos_does() -> None:
+    """`{'pass': False, 'score': 0.9}` passed its case (only the score was read, against
+    the default threshold 0.5), and `{'pass': True, 'score': 0.2}` failed it."""
+    failing = py("{'pass': False, 'score': 0.9, 'reason': 'no'}")
+    assert (failing.passed, failing.score, failing.reason) == (False, 0.9, "no")
+    assert (py("{'pass': True, 'score': 0.2}").passed, py("{'pass': True}").score) == (True, 1.0)
+    negated = Assertion(type="not-python", value="{'pass': True, 'score': 0.2}")
+    assert not check(negated, "Hi Ann", CTX).passed
+    assert py("{'score': 0.7}").passed and not py("{'score': 0.3}").passed  # the threshold
+    assert py("{'pass': True, 'score': 2}").error is not None  # a score outside [0, 1]

@@ -93,6 +93,17 @@ def test_similar_to_a_list_takes_the_closest_reference() -> None:
     assert "closest of 3 references" in verdict.reason
 
 
+def test_similar_dot_to_a_list_takes_the_largest_dot_product() -> None:
+    """Dot products above 1 all score 1: the first reference was taken as the closest,
+    and a dot product of 8 against a threshold of 5 failed with a perfect score."""
+    assertion = Assertion(type="similar:dot", value=["far", "near"], threshold=5)
+    verdict, _ = drive(assertion, "x", [[[1.0, 0.0], [2.0, 0.0], [8.0, 0.0]]])
+    assert verdict.passed and "dot product 8.000" in verdict.reason
+    nearest = Assertion(type="similar:euclidean", value=["far", "near"], threshold=1)
+    verdict, _ = drive(nearest, "x", [[[0.0, 0.0], [3.0, 0.0], [0.5, 0.0]]])
+    assert verdict.passed and "distance 0.500" in verdict.reason
+
+
 # -- factuality --------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ tests/fixtures/promptfoo imported, loaded with ``load_suite`` and dry-run by ``e
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -716,3 +717,50 @@ def test_openais_legacy_functions_become_tools(tmp_path: Path) -> None:
     assert "providers[0].config.functions: written as `tools` (OpenAI's newer form)" in (
         result.notes
     )
+
+
+def test_default_assertions_skip_a_test_whose_transform_is_not_imported(tmp_path: Path) -> None:
+    """defaultTest's assertions stayed in `defaults.assert`, so they checked the raw text of
+    a test whose own transform (which promptfoo runs before them) was left out, silently."""
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["{{ q }}"]
+        providers: [openai:gpt-4o-mini]
+        defaultTest:
+          assert: [{type: is-json}]
+        tests:
+          - description: shaped
+            vars: {q: a}
+            options: {transform: "JSON.stringify({answer: output})"}
+            assert: [{type: contains, value: answer}]
+          - description: plain
+            vars: {q: b}
+            assert: [{type: contains, value: b}]
+        """,
+    )
+    result = import_config(config)
+    suite = suite_of(result)
+    assert "assert" not in suite.get("defaults", {})
+    shaped, plain = suite["cases"]
+    assert "assert" not in shaped
+    assert plain["assert"] == [{"type": "is-json"}, {"type": "contains", "value": "b"}]
+    assert (
+        "tests[0] (defaultTest.assert)[0]: checks the output of a transform that is not "
+        "imported (see above); skipped"
+    ) in result.notices
+    assert not any("__no_default" in json.dumps(case) for case in suite["cases"])
+
+
+def test_default_assertions_stay_defaults_when_no_test_has_a_transform(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        prompts: ["{{ q }}"]
+        providers: [openai:gpt-4o-mini]
+        defaultTest: {assert: [{type: is-json}]}
+        tests: [{vars: {q: a}}, {vars: {q: b}}]
+        """,
+    )
+    suite = suite_of(import_config(config))
+    assert suite["defaults"]["assert"] == [{"type": "is-json"}]

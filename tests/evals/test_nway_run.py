@@ -196,3 +196,34 @@ def test_model_params_reach_the_provider(three_versions, server, make_gateway, t
     assert ("gpt-4o-t0", "greet", "production") in stored and len(stored) == 6
     again = Runner(gateway, cache=cache, call_kwargs=routes(server)).run(plan(suite, repo.registry))
     assert len(server.requests) == 6 and all(run.cached == 1 for run in again.runs)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "roles"),
+    [
+        (None, ["candidate", "baseline", "other"]),
+        ("none", ["candidate", "other"]),  # no baseline: the third version is not promoted
+        ("production", ["candidate", "baseline", "other"]),
+    ],
+)
+def test_baseline_none_leaves_the_other_versions_others(three_versions, baseline, roles) -> None:
+    """`--baseline none` with three listed versions made the third one the baseline, and
+    the run gated against it."""
+    from llmops.evals.runner import resolve_targets
+
+    repo, worse = three_versions
+    suite = write_suite(repo, f"prompt: greet\nversions: [working, production, {worse}]\n"
+                              "cases:\n  - id: a\n")  # fmt: skip
+    targets = resolve_targets(suite, repo.registry, baseline=baseline)
+    assert [t.role for t in targets] == roles
+    assert targets[-1].ref == worse
+
+
+def test_a_baseline_that_is_the_candidate_is_no_baseline(three_versions) -> None:
+    from llmops.evals.runner import resolve_targets
+
+    repo, worse = three_versions
+    suite = write_suite(repo, f"prompt: greet\nversions: [working, working, {worse}]\n"
+                              "cases:\n  - id: a\n")  # fmt: skip
+    targets = resolve_targets(suite, repo.registry)
+    assert [(t.role, t.ref) for t in targets] == [("candidate", "working"), ("other", worse)]

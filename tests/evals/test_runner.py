@@ -162,6 +162,10 @@ def test_parse_verdict() -> None:
     )
     assert parse_verdict("I think it passes") is None
     assert parse_verdict('{"score": 1}') is None
+    # Python's json reads NaN and Infinity: a score that is not a number is no verdict
+    # (it reached the database as NULL and ended the run)
+    for score in ("NaN", "Infinity", "-Infinity", "true"):
+        assert parse_verdict(f'{{"pass": true, "score": {score}}}') is None, score
 
 
 def test_assert_set_with_a_judge_inside(project, server, make_gateway) -> None:

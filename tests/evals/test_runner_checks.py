@@ -245,3 +245,22 @@ def test_imported_promptfoo_checks_read_tool_calls_and_json_as_promptfoo_hands_t
     (run,) = runner.run(plan(load_suite(suite_path), repo.registry)).runs
     for case in run.results:
         assert case.passed and not case.errored, [(o.type, o.reason) for o in case.outcomes]
+
+
+def test_the_markdown_report_shows_the_check_that_failed(repo, server, make_gateway) -> None:
+    """The "expected" column showed the first check of the failed one's type: `contains:
+    Hello` (which passed) beside "missing 'Goodbye'"."""
+    from llmops.evals import report as render
+
+    repo.write("greet.yaml", 'description: Greets\nmodel: gpt-4o-mini\ntemplate: "Hi {{ name }}"\n')
+    path = repo.root / "evals" / "greet.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(
+        "prompt: greet\nversions: [working]\ncases:\n  - id: a\n    vars: {name: Ann}\n"
+        "    assert: [{type: contains, value: Hello}, {type: contains, value: Goodbye}]\n"
+    )
+    server.enqueue(Reply(text="Hello Ann"))
+    runner = Runner(make_gateway(prompts=repo.prompts), call_kwargs=routes(server))
+    report = runner.run(plan(load_suite(path), repo.registry))
+    markdown = render.markdown([report], render.Gates([report]))
+    assert "| a | missing 'Goodbye' | contains: Goodbye | Hello Ann |" in markdown

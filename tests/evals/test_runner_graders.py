@@ -18,7 +18,7 @@ from llmops.evals.runner import CaseResult, Runner, plan
 from llmops.evals.suite import Suite, load_suite
 from llmops.store.engine import create_engine
 from llmops.testing import Reply
-from tests.conftest import PromptRepo
+from tests.conftest import PromptRepo, prompt_yaml
 
 JUDGE = "gpt-4.1-mini"
 EMBEDDER = "text-embedding-3-small"
@@ -447,6 +447,48 @@ def test_select_best_picks_one_target(project, server, make_gateway, database_ur
         if c["model"] != JUDGE:
             own[c["metadata"]["eval_run_id"]] += c["cost"]
     assert candidate.cost_usd == pytest.approx(own[candidate.id] + judge_cost / 2)
+
+
+EIGHT = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(8))
+
+
+def test_select_best_never_ranks_identical_outputs(project, server, make_gateway) -> None:
+    """The candidate was always shown first: a judge that prefers a place (here the first
+    text, whatever it says) made an unchanged prompt lose every case to itself, a
+    "significant regression" of a version against its own copy."""
+    project.write("greet.yaml", prompt_yaml("Hello"))  # the working tree is production again
+    loaded = suite(
+        project,
+        f"prompt: greet\nversions: [working, production]\njudge: {JUDGE}\n"
+        f"defaults:\n  assert: [{{type: select-best, value: friendliest}}]\ncases:\n{EIGHT}\n",
+    )
+    server.set_responder(judge_answers({graders.SELECT_BEST_SYSTEM: "0"}))
+    gateway = make_gateway(prompts=project.prompts, source="eval")
+    report = Runner(gateway, call_kwargs=routes(server)).run(plan(loaded, project.registry))
+    for run in report.runs:
+        assert [r.passed for r in run.results] == [True] * 8
+    assert report.comparisons["gpt-4o-mini"].verdict == "no difference"
+
+
+def test_select_best_shows_the_targets_in_an_order_of_each_case(project, server, make_gateway):
+    """A judge that always picks the first text no longer always picks the candidate."""
+    loaded = suite(
+        project,
+        f"prompt: greet\nversions: [working, production]\njudge: {JUDGE}\n"
+        f"defaults:\n  assert: [{{type: select-best, value: friendliest}}]\ncases:\n{EIGHT}\n",
+    )
+    server.set_responder(judge_answers({graders.SELECT_BEST_SYSTEM: "0"}))
+    gateway = make_gateway(prompts=project.prompts, source="eval")
+    candidate, baseline = (
+        Runner(gateway, call_kwargs=routes(server)).run(plan(loaded, project.registry)).runs
+    )
+    wins = [r.passed for r in candidate.results]
+    assert 0 < sum(wins) < 8 and [r.passed for r in baseline.results] == [not w for w in wins]
+    first_is_candidate = [  # the candidate says Howdy, the baseline Hello
+        "Howdy" in r.body["messages"][1]["content"].split('<text index="1">')[0]
+        for r in judge_requests(server)
+    ]
+    assert sorted(first_is_candidate) == sorted(wins)
 
 
 def test_select_best_with_a_garbage_verdict_errors(project, server, make_gateway) -> None:

@@ -73,7 +73,7 @@ def test_version_and_baseline_options_change_the_first_two_references(
     alone = plan(suite, two_prompts.registry, baseline="none").targets
     assert [(t.role, t.prompt.name, t.ref) for t in alone] == [
         ("candidate", "greet", "working"),
-        ("baseline", "greet", "production"),  # as with versions: the next one moves up
+        ("other", "greet", "production"),  # no comparison: the third is not the baseline
     ]
 
 

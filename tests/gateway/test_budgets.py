@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -88,6 +89,80 @@ def test_the_estimate_uses_max_tokens_and_the_dearest_rates(gateway) -> None:
     assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 100 * 0.002)
     call.params = {"max_tokens": 100, "n": 3}
     assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 300 * 0.002)
+
+
+def test_the_estimate_counts_every_byte_of_tools_functions_and_response_formats(gateway) -> None:
+    """A tool's property names are keys: only the values of a mapping were counted, so a
+    schema of 2,000 long property names was estimated at a few tokens and 4 calls of
+    89,000 prompt tokens passed a budget 7 times over. Functions and response formats
+    were not counted at all."""
+    import json
+
+    properties = {f"customer_loyalty_programme_field_{i}": {"type": "string"} for i in range(500)}
+    schema = {"type": "object", "properties": properties}
+    tools = [{"type": "function", "function": {"name": "save", "parameters": schema}}]
+    as_text = [{"role": "user", "content": json.dumps(tools)}]
+    real = estimate_usage("gpt-4o-mini", as_text, "").prompt_tokens
+    assert real > 5000
+    assert prompt_token_bound(ASK, tools) >= prompt_token_bound(ASK) + real
+    gw = gateway(block(100))
+    prompt = prompt_token_bound(ASK)
+    for name, value in (
+        ("tools", tools),
+        ("functions", [{"name": "save", "parameters": schema}]),
+        ("response_format", {"type": "json_schema", "json_schema": {"schema": schema}}),
+    ):
+        call = _call(max_tokens=10, **{name: value})
+        assert gw.budgets.estimate(call) >= (prompt + real) * 0.001 + 10 * 0.002, name
+    # sent through extra_body, they count too
+    call = _call(max_tokens=10, extra_body={"tools": tools})
+    assert gw.budgets.estimate(call) >= (prompt + real) * 0.001
+
+
+def test_an_async_call_waits_for_the_ledger_without_holding_up_the_loop(gateway, server) -> None:
+    """A lease extension ran its database transaction on the event loop: with the SQLite
+    file write-locked, every other request and stream of `llmops serve` stopped for up
+    to the 5 s busy timeout."""
+    import asyncio
+    import sqlite3
+
+    gw = gateway(block(100, user="each"))
+    if gw.engine.dialect.name != "sqlite":
+        pytest.skip("a write lock held by another connection is SQLite's")
+    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 2)
+    ask(gw, server, user="ann")  # litellm imported, the ledger made: bob's lease is new
+    gw.flush()
+    locker = sqlite3.connect(gw.engine.url.database, timeout=0)
+    locker.execute("BEGIN IMMEDIATE")
+
+    async def main() -> float:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.1)
+        asyncio.get_running_loop().call_later(1.0, locker.rollback)  # the lock goes after 1 s
+        answer = await gw.acomplete(
+            model=MODEL, messages=ASK, max_tokens=10, user="bob", api_base=server.base_url,
+            api_key="k",
+        )  # fmt: skip
+        done.set()
+        await ticker
+        assert answer.text == "Hi"
+        return max(gaps)
+
+    try:
+        assert asyncio.run(main()) < 0.5  # the loop kept turning while the ledger was locked
+    finally:
+        locker.close()
 
 
 # -- one process -------------------------------------------------------------------------

@@ -477,6 +477,64 @@ def test_provider_errors_never_hand_the_servers_key_or_a_traceback_to_clients(
         assert "Traceback" not in failed.value.response.text
 
 
+def test_a_providers_error_body_reaches_clients_without_the_servers_key(
+    running, server, monkeypatch
+) -> None:
+    """The direct route hands clients the provider's own error body: only its
+    `error.message` was scrubbed, so a key echoed in another field (or in a body without
+    a message) reached every client."""
+    key = "sk-server-SECRET-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    app = running()
+    server.enqueue(
+        Reply(status=401, error_body={"error": {"message": "no", "param": f"Bearer {key}"}}),
+        Reply(status=401, error_body={"error": {"type": "auth", "detail": f"Bearer {key}"}}),
+        Reply(status=401, error_body={"error": {"message": "no"}, "echo": {key: [key]}}),
+    )
+    for _ in range(3):
+        status, _, answer = app.post(
+            "/v1/chat/completions",
+            json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+            .encode(),
+        )  # fmt: skip
+        assert status == 401 and key not in json.dumps(answer), answer
+    assert [r["status"] for r in app.rows()] == ["error"] * 3
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}),
+        (
+            "/v1/chat/completions",
+            {
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        ),
+    ],
+    ids=["embeddings", "stream"],
+)
+def test_a_client_that_leaves_before_the_first_byte_cancels_the_call(
+    running, server, path, body
+) -> None:
+    """An embeddings call, or a stream whose provider had not started answering, was
+    waited out to the end when its client left: stored `ok` and billed, the tokens of an
+    answer nobody got."""
+    app = running()
+    server.enqueue(Reply(text="a b", prompt_tokens=9, completion_tokens=2, delay=2.5))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(app.url + path, json=body, timeout=0.5)
+    deadline = time.monotonic() + 20
+    while not (rows := app.rows()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    (row,) = rows
+    assert row["status"] == "cancelled" and row["latency_ms"] < 2000, row
+    assert row["completion_tokens"] in (None, 0), row
+
+
 def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, server) -> None:
     """A non-streaming client that timed out was never noticed: the provider's answer was
     recorded `ok` and billed, and the SDK's retries made three such calls for one."""

@@ -294,6 +294,27 @@ class _Provider:
     label: str | None = None
 
 
+_NO_DEFAULT_ASSERT = "__no_default_assert"
+"""Marks an imported case whose own transform was left out: defaultTest's assertions would
+check its untransformed output."""
+
+
+def defaults_apart(cases: list[dict[str, Any]], default: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cases, each with defaultTest's assertions of its own when some case must go
+    without them (its transform was not imported); llmops' ``defaults.assert`` applies to
+    every case, so they are then written per case and ``default["assert"]`` emptied."""
+    if not any(case.get(_NO_DEFAULT_ASSERT) for case in cases):
+        return cases
+    shared, default["assert"] = default["assert"], []
+    out = []
+    for case in cases:
+        item = dict(case)
+        if not item.pop(_NO_DEFAULT_ASSERT, False):
+            item["assert"] = [*shared, *item.get("assert", [])]
+        out.append(item)
+    return out
+
+
 class _Importer:
     def __init__(self, config: Path, out: Path | None, prompts_dir: Path) -> None:
         self.config = config
@@ -360,7 +381,7 @@ class _Importer:
             self.fail("no prompts: a promptfoo config needs 'prompts'")
         providers = self.providers(data.get("providers", data.get("targets")))
         default = self.default_test(data.get("defaultTest"))
-        cases = self.tests(data.get("tests"), default)
+        cases = defaults_apart(self.tests(data.get("tests"), default), default)
         return data, prompts, providers, default, cases
 
     # -- prompts --------------------------------------------------------------------------
@@ -805,6 +826,11 @@ class _Importer:
         assertions = self.assertions(test.get("assert"), f"{where}.assert", judge)
         if transformed:
             assertions = self.untransformed(assertions, f"{where}.assert")
+            if default["assert"] and not default.get("transformed"):
+                # defaultTest's assertions check this test's transformed output in
+                # promptfoo: skipped for this test (see defaults_apart)
+                self.untransformed(default["assert"], f"{where} (defaultTest.assert)")
+                case[_NO_DEFAULT_ASSERT] = True
         threshold = (
             self.threshold(test["threshold"], f"{where}.threshold")
             if "threshold" in test
@@ -999,11 +1025,15 @@ def _no_scripts(assertion: suite_format.Assertion) -> suite_format.Assertion:
     if assertion.assert_:
         children = [_no_scripts(a) for a in assertion.assert_ if a.base_type not in _SCRIPT_TYPES]
         if not children:
-            children = [suite_format.Assertion(type="contains", value="")]
+            children = [_ANY_CHECK]
         return assertion.model_copy(update={"assert_": children})
     if assertion.base_type in _SCRIPT_TYPES:
-        return suite_format.Assertion(type="contains", value="")
+        return _ANY_CHECK
     return assertion
+
+
+_ANY_CHECK = suite_format.Assertion(type="contains", value="x")
+"""A check the suite loader accepts, in place of a script the importer does not run."""
 
 
 # JavaScript's string properties and methods: `output.NAME` with another NAME, or
