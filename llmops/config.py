@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -109,6 +109,7 @@ class Settings:
 Window = Literal["day", "week", "month"]
 BudgetAction = Literal["alert", "block"]
 ScopeKey = Literal["user", "tag", "prompt", "model", "source", "key"]
+SCOPE_KEYS: tuple[ScopeKey, ...] = get_args(ScopeKey)
 EACH = "each"  # a scope value: a separate limit for every user (tag, prompt, ...)
 MAX_LIMIT_USD = 1e9
 
@@ -144,7 +145,8 @@ class Budget(BaseModel):
     @classmethod
     def _one_key(cls, scope: dict[ScopeKey, str]) -> dict[ScopeKey, str]:
         if len(scope) > 1:
-            raise ValueError("a scope names one key (user, tag, prompt, model or source)")
+            keys = ", ".join(SCOPE_KEYS[:-1]) + f" or {SCOPE_KEYS[-1]}"
+            raise ValueError(f"a scope names one key ({keys})")
         for value in scope.values():
             if not value.strip() or len(value) > 200:
                 raise ValueError("a scope value is 1 to 200 characters, or 'each'")

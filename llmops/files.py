@@ -177,8 +177,8 @@ def check_directory(
     """Make sure ``path`` is a directory or can be created as one: it is not a file, and
     its nearest existing ancestor is a directory (``writable``: that the process may write
     in, when the folder must still be created). With ``create``, create it (and its
-    parents) now, so that a failure (``/proc/nope``) is reported here, as ConfigFileError,
-    rather than deep inside whatever needs the folder."""
+    parents, 0700: :func:`private_dir`) now, so that a failure (``/proc/nope``) is reported
+    here, as ConfigFileError, rather than deep inside whatever needs the folder."""
     folder = Path(path)
     try:
         if folder.is_dir():
@@ -192,8 +192,8 @@ def check_directory(
             raise ConfigFileError(
                 f"cannot create the {what}: {ancestor} is not a directory", file=folder
             )
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
+        if create:  # owner-only: what llmops keeps in its folders holds prompts and answers
+            private_dir(folder)
         elif writable and not os.access(ancestor, os.W_OK | os.X_OK):
             raise ConfigFileError(f"cannot create the {what}: permission denied", file=folder)
     except PermissionError:

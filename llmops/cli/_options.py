@@ -4,6 +4,7 @@ usage error (exit 2) before any work is done."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,18 @@ def check_sqlite_file(path: Path, *, what: str) -> None:
         raise ConfigError(f"{what}: cannot open {path}: {reason}") from None
     if header and header != _SQLITE_MAGIC:
         raise ConfigError(f"{what}: {path} is not an SQLite database")
+
+
+def check_listen(host: str, port: int) -> None:
+    """``host:port`` can be listened on now: a port in use, or an address this machine does
+    not have, is a one-line error before a server starts (or any work is done for one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def check_prompts_dir(folder: Path) -> Path:

@@ -76,7 +76,7 @@ def selection(
 def engine(url: str | None) -> Engine:
     from llmops.store.engine import check_schema, create_engine
 
-    found = create_engine(database_url(url))
+    found = create_engine(database_url(url, existing=True))  # only reads calls: makes nothing
     check_schema(found)
     return found
 

@@ -24,10 +24,10 @@ app = typer.Typer(
 MAX_EVENTS = 10_000
 
 
-def _engine(url: str | None) -> Engine:
+def _engine(url: str | None, *, existing: bool = False) -> Engine:
     from llmops.store.engine import check_schema, create_engine
 
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=existing))
     check_schema(engine)
     return engine
 
@@ -129,7 +129,7 @@ def list_alerts(
     from llmops.control.alerts import format_value
     from llmops.store import queries
 
-    engine = _engine(url)
+    engine = _engine(url, existing=True)  # only looks: makes nothing
     states = queries.alert_states(engine, firing_only=not show_all)
     recent = queries.alert_events(engine, limit=events) if events else []
     if as_json:

@@ -31,7 +31,7 @@ def budgets(
     if not declared:
         typer.echo("No budgets: declare them under budgets.limits in llmops.yaml (see README).")
         return
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=True))  # only looks: makes nothing
     check_schema(engine)
     rows = queries.budget_status(engine, declared, top=top)
     if as_json:

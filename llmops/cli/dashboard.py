@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
+from llmops.cli._options import MAX_PORT, DatabaseOption, check_listen, database_url
 from llmops.config import Settings
 from llmops.errors import ConfigError
 
@@ -50,7 +50,10 @@ def check_address(address: str) -> None:
         raise ConfigError(f"--address {address!r}: expected an IP address or a host name")
 
 
-def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+def streamlit_command(port: int, address: str = LOCAL_ADDRESS) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(app_path()),
         "--server.headless", "true",
@@ -64,7 +67,7 @@ def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
 
 def dashboard(
     port: int = typer.Option(8501, "--port", min=1, max=MAX_PORT, help="The port to serve on."),
-    address: str = typer.Option("127.0.0.1", "--address", help="The address to bind."),
+    address: str = typer.Option(LOCAL_ADDRESS, "--address", help="The address to bind."),
     url: str | None = DatabaseOption,
 ) -> None:
     """Serve the dashboard (spend, latency, feedback, evals, calls) until interrupted."""
@@ -73,6 +76,7 @@ def dashboard(
     check_address(address)
     app_path()
     target = database_url(url or Settings.from_env().dashboard_url)
+    check_listen(address, port)  # Streamlit would print a traceback, or exit 1, for these
     env = {**os.environ, "LLMOPS_DATABASE_URL": target, "LLMOPS_DASHBOARD_DATABASE_URL": target}
     typer.echo(f"Dashboard on http://{address}:{port} (database {display_url(target)})")
     command = streamlit_command(port, address)

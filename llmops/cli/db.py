@@ -260,7 +260,7 @@ def replay(url: str | None = DatabaseOption) -> None:
     from llmops.store.journal import Journal
     from llmops.store.writer import Writer
 
-    target = database_url(url)
+    target = database_url(url, existing=True)  # records go to a database that is there
     engine = create_engine(target)
     check_schema(engine)
     spool = Settings.from_env().home / "spool"

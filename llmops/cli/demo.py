@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
+from llmops.cli._options import MAX_PORT, DatabaseOption, check_listen, database_url
 
 #: Requests (per day x days) from which the back office runs in a process of its own.
 SPLIT_AT = 3000
@@ -45,6 +45,7 @@ def demo(
     """Simulate a month of a support app (retrieval-augmented answers, ticket triage,
     escalation drafts, summaries) through the gateway, with a prompt rollout, incidents and
     an eval at each promotion; set a daily and monthly budget; start the dashboard."""
+    from llmops.cli.dashboard import LOCAL_ADDRESS
     from llmops.config import Settings
     from llmops.demo.support_app import suggest_budgets
     from llmops.demo.traffic import Schedule
@@ -53,6 +54,8 @@ def demo(
 
     settings = Settings.from_env()
     target = database_url(url)
+    if not no_dashboard:  # before a simulation of a minute: the dashboard's port is free
+        check_listen(LOCAL_ADDRESS, port)
     schedule = Schedule.of(days, datetime.now(UTC))
     workspace = Workspace.create(
         (settings.home / "demo").absolute(), at=schedule.start - timedelta(hours=20)
@@ -186,11 +189,11 @@ def _progress() -> Callable[[int, int], None]:
 
 
 def _serve(settings: dict[str, str], port: int) -> None:
-    from llmops.cli.dashboard import streamlit_command
+    from llmops.cli.dashboard import LOCAL_ADDRESS, streamlit_command
 
     env = {**os.environ, **settings}
-    process = subprocess.Popen(streamlit_command(port), env=env)
-    address = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(streamlit_command(port, LOCAL_ADDRESS), env=env)
+    address = f"http://{LOCAL_ADDRESS}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         try:

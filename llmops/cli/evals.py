@@ -134,6 +134,14 @@ def run(
     ]
     scope = "offline" if offline else "live"
     target_url = "" if dry_run else database_url(url)  # checked before any model call
+    if target_url:  # reachable, with a current schema (a new one is made), before any call
+        from llmops.store.engine import check_schema, create_engine
+
+        probe = create_engine(target_url)
+        try:
+            check_schema(probe)
+        finally:
+            probe.dispose()
     cache = None
     if not no_cache:
         from llmops.evals.cache import ResponseCache

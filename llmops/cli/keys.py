@@ -54,7 +54,7 @@ def list_(
     from llmops.store.engine import check_schema, create_engine
     from llmops.store.keys import list_keys
 
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=True))  # only looks: makes nothing
     check_schema(engine)
     keys = list_keys(engine)
     if as_json:
@@ -104,7 +104,7 @@ def revoke(
     from llmops.store.engine import check_schema, create_engine
     from llmops.store.keys import revoke_key
 
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=True))  # no file: no key to revoke
     check_schema(engine)
     key = revoke_key(engine, name, datetime.now(UTC))
     typer.echo(f"Key {key.name!r} ({key.prefix}...) revoked.")

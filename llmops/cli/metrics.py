@@ -55,7 +55,7 @@ def metrics(
     from llmops.store.engine import check_schema, create_engine
 
     budgets = Settings.from_env().budgets
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=once))  # --once only looks
     try:
         try:
             check_schema(engine)

@@ -32,11 +32,15 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table."
 
 
 def _registry(folder: Path | None) -> PromptRegistry:
+    """The registry of ``--dir`` (or the settings' folder), which must be a folder that is
+    there: every ``prompts`` command reads it, and a mistyped path is an error, not an empty
+    list."""
     from llmops.prompts import PromptRegistry  # jinja2, jsonschema: only for these commands
 
-    return PromptRegistry(
-        check_prompts_dir(folder if folder is not None else Settings.from_env().prompts_dir)
-    )
+    root = check_prompts_dir(folder if folder is not None else Settings.from_env().prompts_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such prompt folder")
+    return PromptRegistry(root)
 
 
 @app.command("list")
@@ -324,8 +328,6 @@ def promote(
 def validate(folder: Path | None = DirOption) -> None:
     """Check every prompt file and labels.yaml; exit 2 on any problem (for CI)."""
     registry = _registry(folder)
-    if not registry.root.is_dir():
-        raise ConfigError(f"{registry.root}: no such prompt folder")
     problems = registry.validate()
     for problem in problems:  # one `error:` line per problem
         typer.secho(f"error: {one_line(str(problem))}", err=True, fg="red")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import typer
 
-from llmops.cli._options import MAX_PORT, DatabaseOption, database_url
+from llmops.cli._options import MAX_PORT, DatabaseOption, check_listen, database_url
 from llmops.errors import ConfigError
 from llmops.server import HEAD_TIMEOUT_ENV, HEAD_TIMEOUT_SECONDS
 
@@ -65,7 +64,7 @@ def serve(
             "listen on 127.0.0.1, or pass --allow-anonymous behind your own authentication"
         )
     engine.dispose()
-    _check_free(host, port)
+    check_listen(host, port)
     os.environ["LLMOPS_DATABASE_URL"] = chosen  # for the workers' gateways
     os.environ["LLMOPS_SERVE_DIRECT"] = "1" if direct else "0"
     os.environ[HEAD_TIMEOUT_ENV] = repr(header_timeout)
@@ -120,14 +119,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _check_free(host: str, port: int) -> None:
-    """A port in use, or an address this machine does not have, is a one-line error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

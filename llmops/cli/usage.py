@@ -33,7 +33,7 @@ class By(StrEnum):
 def _engine(url: str | None) -> Engine:
     from llmops.store.engine import check_schema, create_engine
 
-    engine = create_engine(database_url(url))
+    engine = create_engine(database_url(url, existing=True))  # only looks: makes nothing
     check_schema(engine)
     return engine
 
@@ -201,7 +201,7 @@ def feedback(
     for option, text, longest in (("--name", name, 100), ("--user", user, 200)):
         if text is not None and not 0 < len(text) <= longest:
             raise InvalidFeedbackError(f"feedback: {option} must be 1 to {longest} characters")
-    target = database_url(url)
+    target = database_url(url, existing=True)  # a score for a call: in a database that is there
     from llmops.gateway import Gateway
 
     gateway = Gateway(database_url=target)

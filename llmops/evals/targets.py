@@ -104,6 +104,10 @@ class AppTarget:
         elif spec.http is not None and spec.python is None:
             self.kind, self.name = "http", spec.http.http
             self.version = _digest(spec.http.model_dump_json().encode())
+            for header, value in spec.http.headers.items():  # found now, not after the run
+                for name in _ENV.findall(value):
+                    if name not in os.environ:
+                        raise ConfigError(f"header {header} needs ${{{name}}}, which is not set")
         else:
             raise ConfigError("target: give a Python function (a text) or {http: URL}")
 

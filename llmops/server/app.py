@@ -61,6 +61,11 @@ CALL_ID_HEADER = "x-llmops-call-id"
 # through ours.
 CHAT_PARAMS = (CHAT_BODY - {"stream", "stream_options"}) | {"top_k", "timeout", "num_retries"}
 TIMEOUT_ERRORS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError"})
+# a provider that could not be reached: litellm says 500 (InternalServerError "Connection
+# error." over the OpenAI SDK's APIConnectionError), which reads as this server's fault
+UNREACHABLE_ERRORS = frozenset(
+    {"APIConnectionError", "ProviderUnreachableError", "ConnectError", "ConnectionError"}
+)
 EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "timeout", "num_retries"})
 
 
@@ -536,11 +541,25 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
         status = 502
     if type(exc).__name__ in TIMEOUT_ERRORS:
         status = 504
+    elif _unreachable(exc):
+        status = 502
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
             404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip
     return status, {"error": {"message": client_message(str(message)), "type": kind,
                               "param": None, "code": type(exc).__name__}}  # fmt: skip
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a connection that could not be made."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if any(kind.__name__ in UNREACHABLE_ERRORS for kind in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _client_body(value: Any, depth: int = 0) -> Any:

@@ -345,7 +345,15 @@ def _database_cases() -> list[Bad]:
             if db in ("under-a-file", "pg-port") and name not in ("db-status", "eval"):
                 continue
             # commands that read or change a database that is there create nothing
-            looks = name in ("db-status", "recompute", "prune", "verify") and db in (
+            looks = name in (
+                "db-status",
+                "recompute",
+                "prune",
+                "verify",
+                "spend",
+                "calls",
+                "feedback",
+            ) and db in (
                 "proc",
                 "under-a-file",
             )
@@ -353,7 +361,9 @@ def _database_cases() -> list[Bad]:
                              expect="no such database file" if looks else expect))  # fmt: skip
     cases += [
         Bad("db-url-from-env", ("calls",), env={"LLMOPS_DATABASE_URL": "sqlite:////proc/nope/x.db"},
-            expect="cannot create"),
+            expect="/proc/nope/x.db: no such database file"),  # `calls` only looks
+        Bad("db-url-from-env-upgrade", ("db", "upgrade"),
+            env={"LLMOPS_DATABASE_URL": "sqlite:////proc/nope/x.db"}, expect="cannot create"),
         Bad("db-url-garbage", ("db", "status", "--database-url", "not a url"),
             expect="bad database URL"),
         Bad("db-url-mysql", ("spend", "--database-url", "mysql://u@h/db"),
@@ -370,6 +380,9 @@ def _database_cases() -> list[Bad]:
         Bad("home-in-proc-eval", ("eval", "run", "evals/ok.yaml", "--dry-run"),
             env={"LLMOPS_HOME": "/proc/nope"}, expect="cannot create"),
         Bad("home-in-proc-default-db", ("calls",),
+            env={"LLMOPS_HOME": "/proc/nope", "LLMOPS_DATABASE_URL": ""},
+            expect="/proc/nope/llmops.db: no such database file"),
+        Bad("home-in-proc-default-db-upgrade", ("db", "upgrade"),
             env={"LLMOPS_HOME": "/proc/nope", "LLMOPS_DATABASE_URL": ""}, expect="cannot create"),
         Bad("eval-cache-not-sqlite", ("eval", "run", "evals/ok.yaml", "--dry-run"),
             {"home/eval-cache.db": "not a database\n"}, expect="not an SQLite database"),

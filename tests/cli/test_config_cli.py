@@ -55,6 +55,21 @@ def test_check_gives_the_file_and_line_of_a_bad_budget(cli, tmp_path) -> None:
     assert "action" in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
+def test_a_scope_of_two_keys_names_every_key_a_scope_may_have(cli, tmp_path) -> None:
+    """``key`` (a virtual key's budget) is a scope key as the others are: the message lists
+    it, and a scope of it alone is accepted."""
+    two = "    - {name: web, window: day, limit_usd: 5, scope: {key: web, user: ann}}\n"
+    (tmp_path / "llmops.yaml").write_text(f"budgets:\n  limits:\n{two}")
+    bad = cli("config", "check", "--no-env", cwd=tmp_path)
+    assert bad.code == 2 and len(bad.stderr.splitlines()) == 1
+    assert bad.stderr == (
+        "error: llmops.yaml:3: budgets.limits.0.scope: a scope names one key "
+        "(user, tag, prompt, model, source or key)\n"
+    )
+    (tmp_path / "llmops.yaml").write_text(f"budgets:\n  limits:\n{two.replace(', user: ann', '')}")
+    assert cli("config", "check", "--no-env", cwd=tmp_path).code == 0
+
+
 def test_the_schema_accepts_what_llmops_accepts_and_refuses_the_rest(cli, tmp_path) -> None:
     result = cli("config", "schema", cwd=tmp_path)
     assert result.code == 0

@@ -33,6 +33,23 @@ def test_db_upgrade_creates_a_new_database_from_the_environment(cli, tmp_path) -
     assert (tmp_path / "new" / "calls.db").is_file()
 
 
+def test_the_folders_the_cli_makes_are_owner_only(cli, tmp_path) -> None:
+    """`llmops db upgrade` (and `demo`, `dashboard`) made LLMOPS_HOME 0755 under the usual
+    umask: the database in it holds prompts and answers."""
+    import os
+    import stat
+
+    home = tmp_path / "home" / ".llmops"
+    previous = os.umask(0o022)
+    try:
+        result = cli("db", "upgrade", cwd=tmp_path, env={"LLMOPS_HOME": str(home)})
+    finally:
+        os.umask(previous)
+    assert result.code == 0, result.stderr
+    for folder in (home, home.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
 def test_db_status_and_replay_show_the_journal(database_url: str, cli, tmp_path) -> None:
     """Records a dead process left: `db status` counts them, `db replay` stores them."""
     from llmops.store.journal import Entry, encode

@@ -193,3 +193,41 @@ def test_commands_on_a_database_that_is_there_create_none(cli, tmp_path, command
     result = cli(*command, "--database-url", f"sqlite:///{missing}", cwd=tmp_path)
     assert result.code == 2 and "no such database file" in result.stderr, result.stderr
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("spend",),
+        ("calls",),
+        ("budgets",),
+        ("alerts", "list"),
+        ("keys", "list"),
+        ("keys", "revoke", "web"),
+        ("db", "replay"),
+        ("eval", "cases", "from-calls", "--prompt", "greet", "--out", "-"),
+        ("score", "--prompt", "greet", "--assert", "checks.yaml"),
+        ("metrics", "--once"),
+        ("feedback", "6f1c3a52-0c5e-4a7e-9d55-2f0e8a7b1c01", "1"),
+    ],
+)
+def test_commands_that_read_recorded_calls_refuse_a_mistyped_sqlite_path(
+    cli, tmp_path, command
+) -> None:
+    """They only look at what was recorded (or attach to it): a SQLite file that is not
+    there is the error of ``db status``, and neither it, its folder nor an output folder is
+    made (they made an empty database, and said there were no calls)."""
+    (tmp_path / "checks.yaml").write_text("- {type: contains, value: hi}\n")
+    (tmp_path / "llmops.yaml").write_text(
+        "budgets:\n  limits:\n    - {name: all, window: day, limit_usd: 5}\n"
+    )
+    missing = tmp_path / "typo" / "llmops.db"
+    url = f"sqlite:///{missing}"
+    result = cli(*command, "--database-url", url, cwd=tmp_path)
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {url}: no such database file (llmops creates it on first use; "
+        "`llmops db upgrade` creates it now)\n"
+    )
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "evals").exists()

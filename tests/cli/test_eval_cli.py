@@ -30,6 +30,17 @@ def run_eval(cli, server, project, tmp_path):
     return lambda *args: cli("eval", "run", *args, cwd=project.root, env=env)
 
 
+def test_an_unreachable_database_stops_the_run_before_any_model_call(
+    run_eval, project, server
+) -> None:
+    """The database was first opened to store the results: every case was run (and paid
+    for), then the run ended with `error: database: ...` and no report."""
+    write_suite(project, f"prompt: greet\ncases:\n{CASES}\n")
+    result = run_eval("--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert result.code == 1 and result.stderr.startswith("error: database:"), result.stderr
+    assert server.requests == []
+
+
 def test_passing_suite_exits_0_and_writes_reports(run_eval, project, server, tmp_path) -> None:
     write_suite(
         project,

@@ -167,6 +167,39 @@ def test_errors_are_one_clear_line_with_exit_code_2(
     assert len(result.stderr.strip().splitlines()) <= 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", "--json"),
+        ("show", "greet"),
+        ("render", "greet", "--var", "name=Ann"),
+        ("log", "greet"),
+        ("diff", "greet", "HEAD"),
+        ("promote", "greet", "HEAD", "--label", "production"),
+        ("validate",),
+    ],
+)
+def test_every_command_refuses_a_prompt_folder_that_is_not_there(
+    project: PromptRepo, cli, args: tuple[str, ...]
+) -> None:
+    """A mistyped ``--dir`` (or ``$LLMOPS_PROMPTS_DIR``) is one line and exit 2, as for
+    ``validate``, not an empty list; nothing is made there."""
+    missing = project.root / "promtps"
+    for how in (
+        {"argv": ("--dir", str(missing)), "env": {}},
+        {"argv": (), "env": {"LLMOPS_PROMPTS_DIR": str(missing)}},
+    ):
+        result = cli("prompts", *args, *how["argv"], cwd=project.root, env=how["env"])
+        assert result.code == 2, result.stdout + result.stderr
+        assert result.stdout == ""
+        assert result.stderr == f"error: {missing}: no such prompt folder\n"
+        assert not missing.exists()
+    a_file = cli("prompts", *args, "--dir", str(project.prompts / "greet.yaml"), cwd=project.root)
+    assert a_file.code == 2 and a_file.stderr.startswith("error: ")
+    assert "not a directory" in a_file.stderr and len(a_file.stderr.splitlines()) == 1
+
+
 def test_history_without_a_repository_says_it_needs_git(tmp_path, cli) -> None:
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "greet.yaml").write_text(prompt_yaml())

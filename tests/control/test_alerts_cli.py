@@ -126,8 +126,13 @@ def test_nothing_to_check(cli, tmp_path: Path) -> None:
     assert (result.code, result.stdout) == (
         0, "No alert rules: declare them under alerts.rules in llmops.yaml.\n"
     )  # fmt: skip
-    listed = cli("alerts", "list", "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
-                 cwd=tmp_path)  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    listed = cli("alerts", "list", "--database-url", url, cwd=tmp_path)
+    # a file nobody made is a mistyped path: `alerts list` only looks, and makes nothing
+    assert listed.code == 2 and "no such database file" in listed.stderr, listed.stderr
+    assert not (tmp_path / "x.db").exists()
+    assert cli("db", "upgrade", "--database-url", url, cwd=tmp_path).code == 0
+    listed = cli("alerts", "list", "--database-url", url, cwd=tmp_path)
     assert (listed.code, listed.stdout) == (0, "No alert is firing.\n")
 
 

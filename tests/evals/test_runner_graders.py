@@ -452,11 +452,9 @@ def test_select_best_picks_one_target(project, server, make_gateway, database_ur
 EIGHT = "\n".join(f"  - id: c{i}\n    vars: {{name: N{i}}}" for i in range(8))
 
 
-def test_select_best_never_ranks_identical_outputs(project, server, make_gateway) -> None:
-    """The candidate was always shown first: a judge that prefers a place (here the first
-    text, whatever it says) made an unchanged prompt lose every case to itself, a
-    "significant regression" of a version against its own copy."""
-    project.write("greet.yaml", prompt_yaml("Hello"))  # the working tree is production again
+def _first_text_judged(project: PromptRepo, server: Any, make_gateway: Any) -> Any:
+    """Eight cases of working against production, select-best by a judge that always picks
+    the first text it is shown."""
     loaded = suite(
         project,
         f"prompt: greet\nversions: [working, production]\njudge: {JUDGE}\n"
@@ -464,7 +462,15 @@ def test_select_best_never_ranks_identical_outputs(project, server, make_gateway
     )
     server.set_responder(judge_answers({graders.SELECT_BEST_SYSTEM: "0"}))
     gateway = make_gateway(prompts=project.prompts, source="eval")
-    report = Runner(gateway, call_kwargs=routes(server)).run(plan(loaded, project.registry))
+    return Runner(gateway, call_kwargs=routes(server)).run(plan(loaded, project.registry))
+
+
+def test_select_best_never_ranks_identical_outputs(project, server, make_gateway) -> None:
+    """The candidate was always shown first: a judge that prefers a place (here the first
+    text, whatever it says) made an unchanged prompt lose every case to itself, a
+    "significant regression" of a version against its own copy."""
+    project.write("greet.yaml", prompt_yaml("Hello"))  # the working tree is production again
+    report = _first_text_judged(project, server, make_gateway)
     for run in report.runs:
         assert [r.passed for r in run.results] == [True] * 8
     assert report.comparisons["gpt-4o-mini"].verdict == "no difference"
@@ -472,16 +478,7 @@ def test_select_best_never_ranks_identical_outputs(project, server, make_gateway
 
 def test_select_best_shows_the_targets_in_an_order_of_each_case(project, server, make_gateway):
     """A judge that always picks the first text no longer always picks the candidate."""
-    loaded = suite(
-        project,
-        f"prompt: greet\nversions: [working, production]\njudge: {JUDGE}\n"
-        f"defaults:\n  assert: [{{type: select-best, value: friendliest}}]\ncases:\n{EIGHT}\n",
-    )
-    server.set_responder(judge_answers({graders.SELECT_BEST_SYSTEM: "0"}))
-    gateway = make_gateway(prompts=project.prompts, source="eval")
-    candidate, baseline = (
-        Runner(gateway, call_kwargs=routes(server)).run(plan(loaded, project.registry)).runs
-    )
+    candidate, baseline = _first_text_judged(project, server, make_gateway).runs
     wins = [r.passed for r in candidate.results]
     assert 0 < sum(wins) < 8 and [r.passed for r in baseline.results] == [not w for w in wins]
     first_is_candidate = [  # the candidate says Howdy, the baseline Hello

@@ -287,7 +287,9 @@ def test_an_http_target(tmp_path: Path, service: str, make_gateway, monkeypatch)
     assert "t0ken" not in suite.spec.model_dump_json()
 
 
-def test_an_http_target_without_its_token_errors(tmp_path: Path, service: str, make_gateway):
+def test_an_http_target_without_its_token_is_a_config_error(tmp_path: Path, service: str):
+    """A header's `${NAME}` missing from the environment errored every case after the run
+    started (exit 3); it is found with the suite, before any call (exit 2)."""
     suite = write_suite(
         tmp_path,
         f"""\
@@ -297,9 +299,8 @@ def test_an_http_target_without_its_token_errors(tmp_path: Path, service: str, m
             assert: [{{type: contains, value: reset}}]
         """,
     )
-    report = Runner(make_gateway()).run(plan(suite, PromptRegistry(tmp_path / "none")))
-    (result,) = report.runs[0].results
-    assert result.errored and "NOT_SET_ANYWHERE" in (result.error or "")
+    with pytest.raises(ConfigFileError, match=r"header Authorization needs \$\{NOT_SET_ANYWHERE\}"):
+        plan(suite, PromptRegistry(tmp_path / "none"))
     assert Service.seen == []
 
 

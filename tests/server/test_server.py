@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -477,6 +478,26 @@ def test_provider_errors_never_hand_the_servers_key_or_a_traceback_to_clients(
         assert "Traceback" not in failed.value.response.text
 
 
+def test_a_provider_that_cannot_be_reached_is_a_502_on_both_routes(
+    running, server, monkeypatch
+) -> None:
+    """litellm calls an unreachable provider a 500 (APIConnectionError): clients read that
+    as this server's own fault; the direct route said 502."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    app = running()
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "x"}],
+        "num_retries": 0,
+    }
+    status, _, answer = app.post("/v1/chat/completions", json.dumps(body).encode())
+    assert status == 502 and answer["error"]["type"] == "api_error", answer
+    assert [r["status"] for r in app.rows()] == ["error"]
+
+
 def test_a_providers_error_body_reaches_clients_without_the_servers_key(
     running, server, monkeypatch
 ) -> None:
@@ -526,13 +547,19 @@ def test_a_client_that_leaves_before_the_first_byte_cancels_the_call(
     server.enqueue(Reply(text="a b", prompt_tokens=9, completion_tokens=2, delay=2.5))
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(app.url + path, json=body, timeout=0.5)
+    row = _cancelled_row(app)
+    assert row["completion_tokens"] in (None, 0), row
+
+
+def _cancelled_row(app: Running) -> Any:
+    """The one call the app recorded (waited for), which must be `cancelled` early."""
     deadline = time.monotonic() + 20
     while not (rows := app.rows()):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     (row,) = rows
     assert row["status"] == "cancelled" and row["latency_ms"] < 2000, row
-    assert row["completion_tokens"] in (None, 0), row
+    return row
 
 
 def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, server) -> None:
@@ -545,12 +572,7 @@ def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, serve
         client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
         )
-    deadline = time.monotonic() + 20
-    while not (rows := app.rows()):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    (row,) = rows
-    assert row["status"] == "cancelled" and row["latency_ms"] < 2000, row
+    _cancelled_row(app)
     # an answer in time is answered as before
     server.enqueue(Reply(text="fast", prompt_tokens=5))
     done = app.client().chat.completions.create(
