@@ -46,7 +46,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -120,6 +120,9 @@ class BudgetGuard:
         self._stamped: datetime | None = None  # the latest time leases were written at
         self._exhausted: set[str] = set()  # leases refused since their last grant
         self._reserved: dict[str, _Reserved] = {}  # call id -> estimate held
+        # what recorded calls' real costs change in their leases, not applied yet: settle
+        # never waits for the lock, which an extension holds while it waits for the database
+        self._settled: deque[tuple[list[Lease], float]] = deque()
         # call id -> the leases it is held in, until the writer has stored it (a call never
         # stored stays counted in its leases; at most MAX_UNSTORED are remembered)
         self._lease_ids: OrderedDict[str, tuple[str, ...]] = OrderedDict()
@@ -153,6 +156,7 @@ class BudgetGuard:
         if not self._lock.acquire(blocking=wait):
             raise MustWait
         try:
+            self._apply_settled()
             held = []
             for budget, key in scopes:
                 lease = self._lease(budget, key, call.created_at)
@@ -214,15 +218,26 @@ class BudgetGuard:
         leases for as long as they live."""
         if kind != "call" or not self._reserved:
             return
-        call_id = str(row["id"])
-        with self._lock:
-            reserved = self._reserved.pop(call_id, None)
-            if reserved is None:
-                return
-            cost = row.get("cost_usd")
-            actual = float(cost) if isinstance(cost, int | float) else reserved.estimate_usd
-            for lease in reserved.leases:
-                lease.consumed_usd += actual - reserved.estimate_usd
+        reserved = self._reserved.pop(str(row["id"]), None)  # one step: no lock needed
+        if reserved is None:
+            return
+        cost = row.get("cost_usd")
+        actual = float(cost) if isinstance(cost, int | float) else reserved.estimate_usd
+        self._settled.append((reserved.leases, actual - reserved.estimate_usd))
+        # applied now if the lock is free, else by whoever holds it next: a call's
+        # recording (on an event loop, too) never waits for an extension's database
+        if self._lock.acquire(blocking=False):
+            try:
+                self._apply_settled()
+            finally:
+                self._lock.release()
+
+    def _apply_settled(self) -> None:
+        """Apply the recorded calls' real costs to their leases (under the lock)."""
+        while self._settled:
+            leases, change = self._settled.popleft()
+            for lease in leases:
+                lease.consumed_usd += change
 
     def commit(self, rows: list[dict[str, Any]]) -> Callable[[Connection], None] | None:
         """What counts these calls in their leases, to run inside the writer's transaction
@@ -349,6 +364,7 @@ class BudgetGuard:
         now = time.monotonic()
         engine = self._engine()
         with self._lock:
+            self._apply_settled()
             wall = self._stamp()
             due: list[Lease] = []
             for lease in self._leases.values():

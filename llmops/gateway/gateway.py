@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -52,6 +53,8 @@ EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 """What :meth:`Gateway.embed` takes: a text, texts, token ids, or lists of token ids."""
 
 log = logging.getLogger("llmops.gateway")
+
+NOT_SENT = "not billed: never sent (its caller left while a budget waited for the database)"
 
 _LIVE: weakref.WeakSet[Gateway] = weakref.WeakSet()
 
@@ -417,8 +420,28 @@ class Gateway:
         try:
             refusal = self.budgets.admit(call, wait=False)
         except MustWait:
-            refusal = await asyncio.to_thread(self.budgets.admit, call)
+            waiting = asyncio.ensure_future(asyncio.to_thread(self.budgets.admit, call))
+            try:
+                refusal = await asyncio.shield(waiting)
+            except asyncio.CancelledError as exc:  # the thread decides all the same
+                waiting.add_done_callback(functools.partial(self._left_waiting, call, exc))
+                raise
         self._refuse(call, refusal)
+
+    def _left_waiting(self, call: Call, exc: BaseException, done: asyncio.Future[Any]) -> None:
+        """A call whose caller left while its budget waited for the ledger: recorded
+        ``cancelled`` at cost 0 once admitted (it was never sent; the cost gives its
+        estimate back to the leases), or ``blocked`` when refused."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        refusal = done.result()
+        if refusal is not None:
+            with contextlib.suppress(BudgetExceededError):
+                self._refuse(call, refusal)
+            return
+        latency_ms = (time.perf_counter() - call.started) * 1000
+        unsent = Price(0.0, "priced", NOT_SENT)
+        self.recorder.record(call, "cancelled", None, unsent, latency_ms, None, error=exc)
 
     def _refuse(self, call: Call, refusal: BudgetExceededError | None) -> None:
         """Record the refused call as ``blocked`` and raise the refusal, if there is one."""

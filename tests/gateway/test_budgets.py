@@ -11,6 +11,7 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -122,14 +123,16 @@ def test_the_estimate_counts_every_byte_of_tools_functions_and_response_formats(
 def test_an_async_call_waits_for_the_ledger_without_holding_up_the_loop(gateway, server) -> None:
     """A lease extension ran its database transaction on the event loop: with the SQLite
     file write-locked, every other request and stream of `llmops serve` stopped for up
-    to the 5 s busy timeout."""
+    to the 5 s busy timeout. And a call recorded meanwhile (ann's, answered while bob's
+    lease waited for the database) waited on the loop for the guard's lock to settle."""
     import asyncio
     import sqlite3
 
     gw = gateway(block(100, user="each"))
     if gw.engine.dialect.name != "sqlite":
         pytest.skip("a write lock held by another connection is SQLite's")
-    server.enqueue(*[Reply(text="Hi", prompt_tokens=12, completion_tokens=2)] * 2)
+    hi = Reply(text="Hi", prompt_tokens=12, completion_tokens=2)
+    server.enqueue(hi, Reply(text="Hi", prompt_tokens=12, completion_tokens=2, delay=0.4), hi)
     ask(gw, server, user="ann")  # litellm imported, the ledger made: bob's lease is new
     gw.flush()
     locker = sqlite3.connect(gw.engine.url.database, timeout=0)
@@ -147,22 +150,68 @@ def test_an_async_call_waits_for_the_ledger_without_holding_up_the_loop(gateway,
                 gaps.append(now - last)
                 last = now
 
+        def ask_as(user: str) -> Any:
+            return gw.acomplete(
+                model=MODEL, messages=ASK, max_tokens=10, user=user, api_base=server.base_url,
+                api_key="k",
+            )  # fmt: skip
+
         ticker = asyncio.create_task(tick())
         await asyncio.sleep(0.1)
-        asyncio.get_running_loop().call_later(1.0, locker.rollback)  # the lock goes after 1 s
-        answer = await gw.acomplete(
-            model=MODEL, messages=ASK, max_tokens=10, user="bob", api_base=server.base_url,
-            api_key="k",
-        )  # fmt: skip
+        asyncio.get_running_loop().call_later(2.0, locker.rollback)  # the lock goes after 2 s
+        ann = asyncio.create_task(ask_as("ann"))  # her lease holds: answered in 0.4 s
+        await asyncio.sleep(0.05)
+        answers = [await ask_as("bob"), await ann]
         done.set()
         await ticker
-        assert answer.text == "Hi"
+        assert [answer.text for answer in answers] == ["Hi", "Hi"]
         return max(gaps)
 
     try:
         assert asyncio.run(main()) < 0.5  # the loop kept turning while the ledger was locked
     finally:
         locker.close()
+
+
+def test_a_caller_that_leaves_while_the_ledger_is_locked_is_recorded_unsent(
+    gateway, server
+) -> None:
+    """The thread that waits for the ledger admits the call after its caller left: it was
+    held in its leases, never sent and never recorded. It is recorded `cancelled` at cost
+    0, which gives its estimate back."""
+    import asyncio
+    import sqlite3
+
+    gw = gateway(block(100, user="each"))
+    if gw.engine.dialect.name != "sqlite":
+        pytest.skip("a write lock held by another connection is SQLite's")
+    server.enqueue(Reply(text="Hi", prompt_tokens=12, completion_tokens=2))
+    ask(gw, server, user="ann")
+    gw.flush()
+    sent = len(server.requests)
+    locker = sqlite3.connect(gw.engine.url.database, timeout=0)
+    locker.execute("BEGIN IMMEDIATE")
+
+    async def main() -> None:
+        call = asyncio.create_task(
+            gw.acomplete(model=MODEL, messages=ASK, max_tokens=10, user="bob",
+                         api_base=server.base_url, api_key="k")
+        )  # fmt: skip
+        await asyncio.sleep(0.3)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        locker.rollback()
+        await asyncio.sleep(0.5)  # the thread gets the lease, then the call is recorded
+
+    try:
+        asyncio.run(main())
+    finally:
+        locker.close()
+    gw.flush()
+    rows = stored(gw.engine)
+    assert [(r.status, r.cost_usd, r.user_id) for r in rows][-1] == ("cancelled", 0.0, "bob")
+    assert len(server.requests) == sent  # never sent
 
 
 # -- one process -------------------------------------------------------------------------
