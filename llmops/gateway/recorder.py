@@ -40,6 +40,16 @@ from llmops.store.records import CallRow, CallStatus, CostStatus, RecordKind, Ro
 log = logging.getLogger("llmops.gateway")
 
 NOT_BILLED = "not billed: the call failed"
+
+TIMEOUTS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError", "TimeoutError"})
+"""The errors of a call that timed out: litellm's, the OpenAI SDK's, the direct route's."""
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` says the call timed out (by any class of that name in its MRO)."""
+    return any(kind.__name__ in TIMEOUTS for kind in type(exc).__mro__)
+
+
 RECENT_IDS = 100_000  # call ids remembered for feedback checks without a query
 
 
@@ -248,8 +258,11 @@ class Recorder:
     def record_failure(self, call: Call, exc: BaseException) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000
         cancelled = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError | GeneratorExit)
-        # A failed request is not billed; an interrupted one may have been: unknown.
-        price = Price(None, "unpriced", None) if cancelled else Price(0.0, "priced", NOT_BILLED)
+        # A failed request is not billed; an interrupted one, or one that timed out (the
+        # provider had it, and may have answered and billed it after we stopped waiting),
+        # may have been: unknown.
+        unknown = cancelled or timed_out(exc)
+        price = Price(None, "unpriced", None) if unknown else Price(0.0, "priced", NOT_BILLED)
         provider = getattr(exc, "llm_provider", None)
         self.record(
             call,

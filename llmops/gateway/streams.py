@@ -95,9 +95,9 @@ class _Tracker:
             self.tool_calls.append(tool_call_text(calls))
             self._assemble(calls)
         self.finish_reason = getattr(choice, "finish_reason", None) or self.finish_reason
+        if (text or calls) and self.ttft_ms is None:  # a tool call's first piece is a token too
+            self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
         if text:
-            if self.ttft_ms is None:
-                self.ttft_ms = (time.perf_counter() - self.call.started) * 1000
             self.parts.append(text)
         return text
 

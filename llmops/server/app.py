@@ -41,6 +41,7 @@ from llmops.errors import (
 from llmops.gateway.content import scrub_error
 from llmops.gateway.direct import CHAT_BODY
 from llmops.gateway.gateway import warm_up
+from llmops.gateway.recorder import timed_out
 from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ CALL_ID_HEADER = "x-llmops-call-id"
 # server's provider keys wherever a client says, or let it spend on its own account
 # through ours.
 CHAT_PARAMS = (CHAT_BODY - {"stream", "stream_options"}) | {"top_k", "timeout", "num_retries"}
-TIMEOUT_ERRORS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError"})
 # a provider that could not be reached: litellm says 500 (InternalServerError "Connection
 # error." over the OpenAI SDK's APIConnectionError), which reads as this server's fault
 UNREACHABLE_ERRORS = frozenset(
@@ -539,7 +539,7 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 502
-    if type(exc).__name__ in TIMEOUT_ERRORS:
+    if timed_out(exc):
         status = 504
     elif _unreachable(exc):
         status = 502

@@ -271,6 +271,19 @@ def test_a_provider_past_the_timeout(gateways, server) -> None:
     assert time.monotonic() - started < 1.5 and caught.value.status_code == 504
     row = stored(gw, caught.value.llmops_call_id)  # type: ignore[attr-defined]
     assert row["status"] == "error" and row["error_type"] == "ProviderTimeoutError"
+    # the provider had the request and may bill it: unknown, not "not billed" (cost 0)
+    assert (row["cost_usd"], row["cost_status"]) == (None, "unpriced")
+
+
+def test_a_timeout_through_litellm_is_unpriced_too(gateways, server) -> None:
+    import litellm
+
+    gw = gateways(direct=False)
+    server.enqueue(Reply(text="too late", delay=2.0))
+    with pytest.raises(litellm.Timeout) as caught:
+        gw.complete(model="gpt-4o-mini", messages=USER_MSG, timeout=0.3, **http(server))
+    row = stored(gw, caught.value.llmops_call_id)  # type: ignore[attr-defined]
+    assert (row["status"], row["cost_usd"], row["cost_status"]) == ("error", None, "unpriced")
 
 
 def test_an_unreachable_provider(gateways) -> None:

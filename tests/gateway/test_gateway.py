@@ -705,3 +705,6 @@ def test_streamed_tool_calls_are_put_together_and_stored(
     gw.flush()
     (row,) = rows(database_url)
     assert as_json(row["request"])["tool_calls"] == done.tool_calls
+    # the first piece of a tool call is the first token: a stream of tool calls only had
+    # no time to first token
+    assert row["ttft_ms"] is not None and 0 < row["ttft_ms"] <= row["latency_ms"]
