@@ -121,6 +121,10 @@ def check(assertion: Assertion, output: str, context: Context) -> Outcome:
     except RenderProblem as exc:
         return broken(assertion, f"{assertion.type}: {exc}")
     kind = rendered.base_type
+    if rendered is not assertion and kind in TEXT_KINDS:  # this case's value: a text still?
+        problem = _text_values_problem(kind, rendered.value)
+        if problem:
+            return broken(assertion, f"{problem} (as the case's variables render it)")
     if kind == "javascript":
         return _javascript(rendered, output, context)
     if kind == "assert-set":
@@ -245,15 +249,8 @@ def static_problem(assertion: Assertion, base_dir: Path | None = None) -> str | 
         if not isinstance(value, dict):
             return f"{kind}: value must be a JSON Schema (a mapping) or 'output_schema'"
         return _schema_problem(kind, value)
-    elif kind in ("equals", "contains", "icontains", "starts-with"):
-        return _text_problem(kind, value)
-    elif kind in ("contains-any", "icontains-any", "contains-all", "icontains-all"):
-        if not isinstance(value, list) or not value:
-            return f"{kind}: value must be a non-empty list of strings"
-        for index, item in enumerate(value):
-            problem = _text_problem(kind, item)
-            if problem:
-                return problem.replace(f"{kind}: value", f"{kind}: value[{index}]", 1)
+    elif kind in TEXT_KINDS:
+        return _text_values_problem(kind, value)
     elif kind in ("cost", "latency"):
         limit = value if value is not None else assertion.threshold
         if isinstance(limit, bool) or not isinstance(limit, int | float):
@@ -356,6 +353,26 @@ def transform_problem(spec: Any, base_dir: Path | None) -> str | None:
             return str(exc).replace("python assertion", "transform")
         except Exception as exc:  # the file itself fails to import
             return f"transform: {spec} fails to load: {type(exc).__name__}: {exc}"
+    return None
+
+
+TEXT_KINDS = frozenset({
+    "equals", "contains", "icontains", "starts-with",
+    "contains-any", "icontains-any", "contains-all", "icontains-all",
+})  # fmt: skip
+"""The checks that look for a text (or a list of texts) in the output."""
+
+
+def _text_values_problem(kind: str, value: Any) -> str | None:
+    """Why ``value`` is not what a text check looks for, or None."""
+    if not kind.endswith(("-any", "-all")):
+        return _text_problem(kind, value)
+    if not isinstance(value, list) or not value:
+        return f"{kind}: value must be a non-empty list of strings"
+    for index, item in enumerate(value):
+        problem = _text_problem(kind, item)
+        if problem:
+            return problem.replace(f"{kind}: value", f"{kind}: value[{index}]", 1)
     return None
 
 
@@ -602,10 +619,15 @@ def _python(a: Assertion, output: str, context: Context) -> Checked:
     result = call_limited(function, output, check_context(a, context))
     if isinstance(result, dict):
         reason = str(result.get("reason", "python check"))
-        if "pass" not in result:
+        decided = result.get("pass", result.get("pass_"))  # `pass_`: Python's spelling
+        if decided is None:
             return float(result.get("score", 0.0)), reason
-        passed = bool(result["pass"])
-        return float(result.get("score", float(passed))), reason, passed
+        if not isinstance(decided, bool):
+            raise TypeError(f"`pass` must be true or false, got {decided!r}")
+        score = float(result.get("score", float(decided)))
+        if a.threshold is not None and score < a.threshold:  # as promptfoo: below it fails
+            decided = False
+        return score, reason, decided
     if isinstance(result, bool):
         return float(result), f"returned {result}"
     if isinstance(result, int | float):

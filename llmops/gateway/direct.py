@@ -99,7 +99,12 @@ class JSONObject(dict[str, Any]):
 
 
 def loads(data: bytes | str) -> Any:
-    return json.loads(data, object_hook=JSONObject)
+    """A provider's JSON; nested too deeply for Python's parser, it is a ValueError as
+    other malformed JSON is (not a RecursionError that no caller expects)."""
+    try:
+        return json.loads(data, object_hook=JSONObject)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 class DirectRoute:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import json
 import logging
 import math
@@ -420,28 +420,40 @@ class Gateway:
         try:
             refusal = self.budgets.admit(call, wait=False)
         except MustWait:
-            waiting = asyncio.ensure_future(asyncio.to_thread(self.budgets.admit, call))
+            admission = _Admission()
+
+            def admit() -> BudgetExceededError | None:
+                decided = self.budgets.admit(call)
+                with admission.lock:
+                    admission.decided, admission.refusal = True, decided
+                    left = admission.left
+                if left:  # nobody awaits it any more (even the loop may have ended)
+                    self._left_waiting(call, decided)
+                return decided
+
             try:
-                refusal = await asyncio.shield(waiting)
-            except asyncio.CancelledError as exc:  # the thread decides all the same
-                waiting.add_done_callback(functools.partial(self._left_waiting, call, exc))
+                refusal = await asyncio.to_thread(admit)
+            except asyncio.CancelledError:  # the thread decides all the same
+                with admission.lock:
+                    admission.left = True
+                    decided = admission.decided
+                if decided:
+                    self._left_waiting(call, admission.refusal)
                 raise
         self._refuse(call, refusal)
 
-    def _left_waiting(self, call: Call, exc: BaseException, done: asyncio.Future[Any]) -> None:
+    def _left_waiting(self, call: Call, refusal: BudgetExceededError | None) -> None:
         """A call whose caller left while its budget waited for the ledger: recorded
         ``cancelled`` at cost 0 once admitted (it was never sent; the cost gives its
         estimate back to the leases), or ``blocked`` when refused."""
-        if done.cancelled() or done.exception() is not None:
-            return
-        refusal = done.result()
         if refusal is not None:
             with contextlib.suppress(BudgetExceededError):
                 self._refuse(call, refusal)
             return
         latency_ms = (time.perf_counter() - call.started) * 1000
         unsent = Price(0.0, "priced", NOT_SENT)
-        self.recorder.record(call, "cancelled", None, unsent, latency_ms, None, error=exc)
+        error = asyncio.CancelledError("the caller left while its budget was checked")
+        self.recorder.record(call, "cancelled", None, unsent, latency_ms, None, error=error)
 
     def _refuse(self, call: Call, refusal: BudgetExceededError | None) -> None:
         """Record the refused call as ``blocked`` and raise the refusal, if there is one."""
@@ -599,6 +611,17 @@ class Gateway:
     def writer(self) -> Writer:
         """The background writer (its ``stats`` and ``healthy`` are useful in tests)."""
         return self._writer
+
+
+@dataclasses.dataclass
+class _Admission:
+    """An admission decided in a thread for an async call: whether it is decided, and
+    whether its caller left meanwhile (whoever learns both records the call)."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    decided: bool = False
+    left: bool = False
+    refusal: BudgetExceededError | None = None
 
 
 _WARM = threading.Event()

@@ -535,7 +535,9 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     when it sent one (direct route), else one made from the exception. A call that timed
     out is 504 Gateway Timeout (litellm says 408, which clients read as their own fault)."""
     if isinstance(exc, ProviderError) and exc.body is not None:
-        return exc.status_code, _client_body(exc.body)
+        if _bounded(exc.body):
+            return exc.status_code, _client_body(exc.body)
+        return exc.status_code, _error_body(exc.status_code, exc.message, "ProviderError")
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 502
@@ -544,10 +546,28 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     elif _unreachable(exc):
         status = 502
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return status, _error_body(status, str(message), type(exc).__name__)
+
+
+def _error_body(status: int, message: str, code: str) -> dict[str, Any]:
+    """OpenAI's error shape for a provider's error, its message made safe for a client."""
     kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
             404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")  # fmt: skip
-    return status, {"error": {"message": client_message(str(message)), "type": kind,
-                              "param": None, "code": type(exc).__name__}}  # fmt: skip
+    return {"error": {"message": client_message(message), "type": kind, "param": None,
+                      "code": code}}  # fmt: skip
+
+
+MAX_ERROR_BODY = 16 * 1024
+"""The largest provider error body passed on as it is (scrubbed, on the event loop: a
+megabyte of strings took over a second); a larger one becomes OpenAI's shape around its
+message. Providers' error bodies are well under a kilobyte."""
+
+
+def _bounded(body: Any) -> bool:
+    try:
+        return len(json.dumps(body)) <= MAX_ERROR_BODY
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -511,3 +511,17 @@ def test_a_nan_score_errors_the_check_it_never_passes_or_fails() -> None:
     for score in (math.nan, math.inf, -0.5, 1.5):
         outcome = finish(Assertion(type="llm-rubric", value="x"), score, "judge")
         assert outcome.error is not None and not outcome.passed, score
+
+
+def test_a_text_check_whose_value_renders_empty_errors_that_case() -> None:
+    """The load-time check sees `{{ expected }}`; a case whose variable is empty (a blank
+    CSV cell) made `contains` pass and `not-contains` fail every output."""
+    context = Context(vars={"expected": ""})
+    for kind, value in (
+        ("contains", "{{ expected }}"),
+        ("not-contains", "{{ expected }}"),
+        ("contains-any", ["{{ expected }}", "zzz"]),
+    ):
+        outcome = check(Assertion(type=kind, value=value), "any output", context)
+        assert outcome.error is not None and "as the case's variables render it" in outcome.error
+    assert run("contains", "Hi Ann", "{{ name }}") == (True, 1.0)

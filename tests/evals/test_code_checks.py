@@ -353,3 +353,13 @@ def test_a_python_checks_pass_decides_as_promptfoos_does() -> None:
     assert not check(negated, "Hi Ann", CTX).passed
     assert py("{'score': 0.7}").passed and not py("{'score': 0.3}").passed  # the threshold
     assert py("{'pass': True, 'score': 2}").error is not None  # a score outside [0, 1]
+
+
+def test_a_python_checks_pass_must_be_a_boolean_and_meets_its_threshold() -> None:
+    """`{'pass': 'false'}` passed (any non-empty text is true), `pass_` (Python's spelling,
+    which promptfoo reads) was not read, and an explicit threshold was ignored."""
+    assert py("{'pass': 'false'}").error is not None
+    assert py("{'pass': float('nan')}").error is not None
+    assert not py("{'pass_': False, 'score': 0.9}").passed
+    assert not py("{'pass': True, 'score': 0.2}", threshold=0.5).passed
+    assert py("{'pass': True, 'score': 0.6}", threshold=0.5).passed

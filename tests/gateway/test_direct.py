@@ -286,6 +286,15 @@ def test_a_timeout_through_litellm_is_unpriced_too(gateways, server) -> None:
     assert (row["status"], row["cost_usd"], row["cost_status"]) == ("error", None, "unpriced")
 
 
+def test_json_nested_past_pythons_parser_is_malformed_json() -> None:
+    """A provider's error body nested 5,000 levels raised RecursionError, which no caller
+    expected: the server answered 502 "RecursionError" for the provider's 400."""
+    from llmops.gateway.direct import loads
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads('{"error": ' + "[" * 5000 + "]" * 5000 + "}")
+
+
 def test_an_unreachable_provider(gateways) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -478,6 +478,19 @@ def test_provider_errors_never_hand_the_servers_key_or_a_traceback_to_clients(
         assert "Traceback" not in failed.value.response.text
 
 
+def test_a_huge_provider_error_body_is_not_passed_on(running, server) -> None:
+    """Every text of a provider's error body is scrubbed on the event loop: a megabyte of
+    them held up the worker for over a second. A body over 16 KB becomes OpenAI's shape
+    around the provider's message (bodies are well under a kilobyte)."""
+    app = running(direct=True)
+    huge = {"error": {"message": "too big"}, "items": [f"item {i}" for i in range(25_000)]}
+    server.enqueue(Reply(status=400, error_body=huge))
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    status, _, answer = app.post("/v1/chat/completions", json.dumps(body).encode())
+    assert status == 400 and "items" not in answer, str(answer)[:200]
+    assert "too big" in answer["error"]["message"]
+
+
 def test_a_provider_that_cannot_be_reached_is_a_502_on_both_routes(
     running, server, monkeypatch
 ) -> None:
