@@ -45,7 +45,7 @@ def demo(
     """Simulate a month of a support app (retrieval-augmented answers, ticket triage,
     escalation drafts, summaries) through the gateway, with a prompt rollout, incidents and
     an eval at each promotion; set a daily and monthly budget; start the dashboard."""
-    from llmops.cli.dashboard import LOCAL_ADDRESS
+    from llmops.cli.dashboard import LOCAL_ADDRESS, app_path
     from llmops.config import Settings
     from llmops.demo.support_app import suggest_budgets
     from llmops.demo.traffic import Schedule
@@ -54,7 +54,8 @@ def demo(
 
     settings = Settings.from_env()
     target = database_url(url)
-    if not no_dashboard:  # before a simulation of a minute: the dashboard's port is free
+    if not no_dashboard:  # before a simulation of a minute: the dashboard can be served
+        app_path()  # streamlit and pandas installed
         check_listen(LOCAL_ADDRESS, port)
     schedule = Schedule.of(days, datetime.now(UTC))
     workspace = Workspace.create(

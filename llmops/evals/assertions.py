@@ -575,6 +575,14 @@ def levenshtein_distance(a: str, b: str) -> int:
     for the whole strings), a column of the edit table in one integer of ``len(b)`` bits,
     so that the cost grows with ``len(a)`` times the integer operations on ``len(b)``
     bits, not with every cell of the table in Python."""
+    start = 0  # a common start and end cost nothing: equal texts no work at all
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    a, b = a[start:], b[start:]
+    end = 0
+    while end < min(len(a), len(b)) and a[-1 - end] == b[-1 - end]:
+        end += 1
+    a, b = a[: len(a) - end], b[: len(b) - end]
     if len(a) < len(b):
         a, b = b, a
     if not b:

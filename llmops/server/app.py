@@ -264,6 +264,8 @@ async def _chat(
                     f"messages[{i}].content must be a text, a list of content parts or null",
                     code="invalid_messages",
                 )
+    if not isinstance(body.get("stream", False), bool | None):  # OpenAI refuses "yes" too
+        raise RequestError(400, "stream must be true or false", code="invalid_stream")
     params = model_params(body, CHAT_PARAMS)
     _check_options(params)
     if key is not None and key.models is not None:

@@ -68,3 +68,23 @@ def test_demo_refuses_a_busy_dashboard_port_before_simulating(
     _one_error_line(result, f"cannot listen on 127.0.0.1:{busy_port}")
     assert "Simulating" not in result.stdout
     assert not (tmp_path / "demo.db").exists() and not (tmp_path / "home" / "demo").exists()
+
+
+def test_demo_without_the_dashboards_packages_says_so_before_simulating(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    """Without streamlit (a plain `pip install llmops`), the demo simulated a minute, then
+    failed to serve the dashboard."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "streamlit" else real(name, *a),
+    )
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = cli("demo", "--no-evals", "--days", "1", "--calls", "10", "--database-url", url,
+                 cwd=tmp_path, env={"LLMOPS_HOME": str(tmp_path / "home")})  # fmt: skip
+    _one_error_line(result, "the dashboard needs streamlit")
+    assert "Simulating" not in result.stdout and not (tmp_path / "demo.db").exists()

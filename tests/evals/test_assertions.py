@@ -443,6 +443,9 @@ def test_the_edit_distance_is_that_of_the_whole_table() -> None:
         assert levenshtein_distance(a, b) == table(a, b), (a, b)
     long = "the router " * 2000
     assert levenshtein_distance(long, long.replace("router", "ROUTER", 3)) == 18
+    huge = "x" * 1_000_000  # equal texts: a common start, nothing to count
+    assert levenshtein_distance(huge, huge) == 0
+    assert levenshtein_distance("a" + huge + "b", "c" + huge + "b") == 1  # one in between
 
 
 def test_levenshtein_of_texts_far_apart_in_length_is_not_counted() -> None:

@@ -395,6 +395,8 @@ BAD_REQUESTS = {
     "a 10,000-character user": (
         b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
         {"x-llmops-user": "u" * 10_000}, "longer than 8192"),
+    "stream a word": (b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],'
+                      b'"stream":"yes"}', {}, "stream must be true or false"),
 }  # fmt: skip
 
 
