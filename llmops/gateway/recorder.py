@@ -45,9 +45,23 @@ TIMEOUTS = frozenset({"Timeout", "APITimeoutError", "ProviderTimeoutError", "Tim
 """The errors of a call that timed out: litellm's, the OpenAI SDK's, the direct route's."""
 
 
+def raised_as(exc: BaseException, names: frozenset[str], *, causes: bool = False) -> bool:
+    """Whether ``exc`` is of a class named in ``names`` (by name, anywhere in its MRO:
+    litellm's, the SDKs' and llmops' errors are not one hierarchy), or, with ``causes``,
+    was raised from one (``__cause__``/``__context__``, a few links deep)."""
+    seen: BaseException | None = exc
+    for _ in range(8 if causes else 1):
+        if seen is None:
+            return False
+        if any(kind.__name__ in names for kind in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` says the call timed out (by any class of that name in its MRO)."""
-    return any(kind.__name__ in TIMEOUTS for kind in type(exc).__mro__)
+    """Whether ``exc`` says the call timed out."""
+    return raised_as(exc, TIMEOUTS)
 
 
 RECENT_IDS = 100_000  # call ids remembered for feedback checks without a query

@@ -41,7 +41,7 @@ from llmops.errors import (
 from llmops.gateway.content import scrub_error
 from llmops.gateway.direct import CHAT_BODY
 from llmops.gateway.gateway import warm_up
-from llmops.gateway.recorder import timed_out
+from llmops.gateway.recorder import raised_as, timed_out
 from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
@@ -545,7 +545,7 @@ def _provider_error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
         status = 502
     if timed_out(exc):
         status = 504
-    elif _unreachable(exc):
+    elif raised_as(exc, UNREACHABLE_ERRORS, causes=True):  # a connection never made
         status = 502
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return status, _error_body(status, str(message), type(exc).__name__)
@@ -570,18 +570,6 @@ def _bounded(body: Any) -> bool:
         return len(json.dumps(body)) <= MAX_ERROR_BODY
     except (TypeError, ValueError, RecursionError):
         return False
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` is, or was caused by, a connection that could not be made."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if any(kind.__name__ in UNREACHABLE_ERRORS for kind in type(seen).__mro__):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _client_body(value: Any, depth: int = 0) -> Any:
