@@ -207,7 +207,7 @@ class BudgetGuard:
         output = output or rates.max_output_tokens or DEFAULT_MAX_OUTPUT
         choices = _positive(sent.get("n")) or 1
         prompt = prompt_token_bound(call.messages, *(sent.get(name) for name in SCHEMA_PARAMS))
-        return prompt * rates.input_usd + output * choices * rates.output_usd
+        return prompt * rates.input_usd + output * choices * rates.output_usd + rates.per_call_usd
 
     # -- recording (observers of the recorder and the writer) ---------------------------
 

@@ -194,7 +194,7 @@ class Recorder:
         raw_calls = _response_tool_calls(response)
         usage, price, provider = self.account(
             call,
-            usage_from_response(raw_usage),
+            usage_from_response(raw_usage, hidden.get("custom_llm_provider")),
             text,
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),

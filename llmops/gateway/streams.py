@@ -59,11 +59,15 @@ class _Tracker:
         self.parts: list[str] = []
         self.usage: Usage | None = None
         hidden = getattr(response, "_hidden_params", None) or {}
-        self.provider: str | None = hidden.get("custom_llm_provider") or getattr(
-            response, "custom_llm_provider", None
+        asked = call.params.get("custom_llm_provider")
+        # not the stream's own custom_llm_provider first: litellm names the handler there,
+        # "openai" for some OpenAI-compatible providers (Perplexity, DashScope)
+        self.provider: str | None = (
+            hidden.get("custom_llm_provider")
+            or (asked if isinstance(asked, str) and asked else None)
+            or provider_of(call.model)
+            or getattr(response, "custom_llm_provider", None)
         )
-        if not self.provider:
-            self.provider = provider_of(call.model)
         self.served = Served()
         self.cited = False  # a delta cited URLs (a search model's answer)
         self.tool_calls: list[str] = []  # names and arguments of streamed tool calls
@@ -79,7 +83,7 @@ class _Tracker:
     def absorb(self, chunk: Any) -> str:
         """Take one chunk; return its text (may be empty)."""
         raw_usage = getattr(chunk, "usage", None)
-        usage = usage_from_response(raw_usage)
+        usage = usage_from_response(raw_usage, self.provider)
         if usage is not None:
             self.usage = usage
         served = served_by(chunk, raw_usage or (chunk_hidden(chunk).get("usage")))
@@ -118,20 +122,21 @@ class _Tracker:
                 if isinstance(piece, str):
                     entry["function"][key] += piece
 
-    def _provider_usage(self) -> tuple[bool, Usage | None]:
+    def _provider_usage(self) -> tuple[bool, Usage | None, Any]:
         """Whether the provider sent usage (litellm makes up a final one from its own count
         when it did not; it keeps the provider's chunks in ``chunks``: without that list,
-        the usage is trusted), and the latest it sent: for a stream that ended before its
-        final usage, Anthropic's ``message_start`` has the input's tokens, with the cache
-        reads and writes, which a local count cannot tell."""
+        the usage is trusted), and the latest it sent, read and as sent: for a stream that
+        ended before its final usage, Anthropic's ``message_start`` has the input's tokens,
+        with the cache reads and writes, which a local count cannot tell; and litellm's
+        final usage drops a provider's own fields (Perplexity's searches and citations)."""
         chunks = getattr(self.response, "chunks", None)
         if not isinstance(chunks, list):
-            return True, None
+            return True, None, None
         for chunk in reversed(chunks):
             raw = _chunk_usage(chunk)
             if raw is not None:
-                return True, usage_from_response(raw)
-        return False, None
+                return True, usage_from_response(raw, self.provider), raw
+        return False, None, None
 
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:
         if self.done:
@@ -139,8 +144,11 @@ class _Tracker:
         latency_ms = (time.perf_counter() - self.call.started) * 1000
         text = "".join(self.parts)
         recorder, call = self.recorder, self.call
-        sent, reported = self._provider_usage()
+        sent, reported, raw = self._provider_usage()
         usage = self.usage if self.usage is not None and sent else None
+        if usage is not None and reported is not None:  # what litellm's usage dropped
+            usage = usage.filled(reported)
+            self.served = self.served.merged(served_by(None, raw), asked=call.model)
         usage, price, provider = recorder.account(
             call,
             usage,

@@ -18,10 +18,14 @@ names). The cost of a call, with every part billed once at its own rate:
     reasoning           reasoning * output_cost_per_reasoning_token (else the output rate)
     audio, image, video * output_cost_per_audio_token, output_cost_per_image_token,
     output                output_cost_per_video_token
-    web searches        searches * search_context_cost_per_query (medium context)
+    citations           citation_tokens * citation_cost_per_token (Perplexity's sources, beside
+                        the prompt; not billed by a model whose entry has no such price)
+    web searches        searches * search_context_cost_per_query (the size the provider
+                        reports, else the size asked for, else medium; Perplexity low)
     Gemini grounding    with Google Search: search_context_cost_per_query, with Google Maps:
                         google_maps_grounding_cost_per_query; per query when the entry's
                         web_search_billing_unit is per_query, else once per grounded prompt
+    a call's fee        input_cost_per_request, once per call (Perplexity's online models)
 
 A model priced by ``tiered_pricing`` (ranges of input tokens; Alibaba's Qwen models) bills
 every token of a call at the rates of the one range its prompt falls in (above its start, up
@@ -94,6 +98,8 @@ REASONING = "output_cost_per_reasoning_token"
 AUDIO_IN, AUDIO_OUT = "input_cost_per_audio_token", "output_cost_per_audio_token"
 IMAGE_IN, IMAGE_OUT = "input_cost_per_image_token", "output_cost_per_image_token"
 WEB_SEARCH = "search_context_cost_per_query"  # USD per search, by search context size
+CITATION = "citation_cost_per_token"  # Perplexity: the tokens of the sources it read
+REQUEST = "input_cost_per_request"  # USD per call
 SEARCH_SIZE = "search_context_size_medium"  # the size priced when a call does not say
 SHORTHAND = {
     "input_per_million": INPUT,
@@ -111,10 +117,12 @@ SHORTHAND = {
     "image_output_per_million": IMAGE_OUT,
     "video_input_per_million": VIDEO_IN,
     "video_output_per_million": VIDEO_OUT,
+    "citation_per_million": CITATION,
 }
 SHORTHAND_PER_ITEM = {
     "web_search_per_request": f"{WEB_SEARCH}.{SEARCH_SIZE}",
     "maps_grounding_per_request": MAPS_GROUNDING,
+    "request_fee": REQUEST,
 }
 _CONTEXT_TIER = re.compile(r"_above_(\d+)k_tokens")
 _MAP_FIELD = re.compile(r"[a-z][a-z0-9_.]*cost[a-z0-9_.]*")
@@ -178,6 +186,8 @@ class ModelPrice(BaseModel):
     video_output_per_million: PerMillion | None = None
     web_search_per_request: PerMillion | None = None  # USD per search (not per million)
     maps_grounding_per_request: PerMillion | None = None  # USD per Maps-grounded query
+    citation_per_million: PerMillion | None = None  # Perplexity's citation tokens
+    request_fee: PerMillion | None = None  # USD per call (not per million)
 
     @model_validator(mode="after")
     def _complete(self) -> ModelPrice:
@@ -608,6 +618,8 @@ def _resolve(
         rates["image_in"] = rate(IMAGE_IN) or text_in
     if wanted is None or "reasoning" in wanted:
         rates["reasoning"] = rate(REASONING) or text_out
+    if wanted is None or "citation" in wanted:  # billed only by the models that price them
+        rates["citation"] = rate(CITATION) or Decimal(0)
 
     def part(key: str, base: str, fallback: Decimal, why: str) -> None:
         if wanted is not None and key not in wanted:
@@ -701,6 +713,7 @@ def cost_of(
         "audio_out": u.audio_output_tokens,
         "image_out": u.image_output_tokens,
         "video_out": u.video_output_tokens,
+        "citation": u.citation_tokens,
     }
     used = [key for key, tokens in parts.items() if tokens > 0]
     resolved = _resolve(entry, u.prompt_tokens, tier, at, used)
@@ -725,6 +738,7 @@ def cost_of(
         elif not entry.custom:
             resolved.notes[key] = f"no {field.split('.')[0]} price: {what} not billed"
             parts[key] = count
+    total += entry.fields.get(REQUEST, Decimal(0))  # a fee per call
     notes = tuple(
         note
         for key, note in resolved.notes.items()
@@ -755,6 +769,7 @@ def _part_of(field: str, parts: Mapping[str, int]) -> bool:
         IMAGE_OUT: "image_out",
         VIDEO_IN: "video_in",
         VIDEO_OUT: "video_out",
+        CITATION: "citation",
     }.get(field)
     return used is not None and parts.get(used, 0) > 0
 
@@ -887,11 +902,13 @@ class PriceBook:
 
 @dataclass(frozen=True)
 class UpperRates:
-    """USD per token at the dearest rates of a model, and its output cap (if known)."""
+    """USD per token at the dearest rates of a model, its output cap (if known), and its
+    fee per call (USD)."""
 
     input_usd: float
     output_usd: float
     max_output_tokens: int | None
+    per_call_usd: float = 0.0
 
 
 def _upper_rates(entry: Entry, tier: str | None, sent: Served | None) -> UpperRates | None:
@@ -905,6 +922,7 @@ def _upper_rates(entry: Entry, tier: str | None, sent: Served | None) -> UpperRa
                  "video_output_tokens")  # fmt: skip
     per_input: list[float] = []
     per_output: list[float] = []
+    fee = float(entry.fields.get(REQUEST, 0))
     for prompt in (1000, 10_000_000):
         plain = Usage(prompt_tokens=prompt)
         kinds: list[dict[str, Any]] = [{}, *({name: prompt} for name in media_in)]
@@ -914,7 +932,7 @@ def _upper_rates(entry: Entry, tier: str | None, sent: Served | None) -> UpperRa
             price = cost_of(entry, usage, served).cost_usd
             if price is None:
                 return None
-            per_input.append(price / prompt)
+            per_input.append((price - fee) / prompt)
         base = cost_of(entry, plain, served).cost_usd or 0.0
         for part in parts_out:
             extra: dict[str, Any] = {part: 1000} if part else {}
@@ -925,6 +943,7 @@ def _upper_rates(entry: Entry, tier: str | None, sent: Served | None) -> UpperRa
         input_usd=max(per_input) * factor,
         output_usd=max(per_output) * factor,
         max_output_tokens=_max_output(entry.name) if not entry.custom else None,
+        per_call_usd=fee,
     )
 
 

@@ -21,6 +21,15 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   OpenAI); Gemini's grounding with Google Search and with Google Maps:
   ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
   (the distinct queries of the response's grounding metadata);
+- Perplexity's: the searches of a call, ``num_search_queries`` (kept by litellm beside the
+  standard fields; sometimes ``prompt_tokens_details.web_search_requests``), the search
+  context size they were run at, ``search_context_size``, the tokens of the sources read,
+  ``citation_tokens`` (beside ``prompt_tokens``, not in it), and deep research's
+  ``reasoning_tokens``, reported beside ``completion_tokens`` (``total_tokens`` is prompt
+  plus completion): litellm moves them into ``completion_tokens_details`` without adding
+  them to ``completion_tokens``, so for Perplexity (and for a top-level ``reasoning_tokens``
+  of a provider's own JSON) they are added here, and ``completion_tokens`` is the whole
+  output again;
 - reads of an explicit cache (Alibaba's Qwen models): ``prompt_tokens_details.cache_type``
   ``"ephemeral"`` (then every cached token is one);
 - the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
@@ -80,6 +89,7 @@ class Usage:
     grounding_queries: int = 0  # Gemini: queries of grounding with Google Search
     maps_grounding_queries: int = 0  # Gemini: queries of grounding with Google Maps
     explicit_cached_tokens: int = 0  # of cached_tokens: read from an explicit cache (Qwen)
+    citation_tokens: int = 0  # Perplexity: tokens of the sources read (beside prompt_tokens)
 
     @property
     def total_tokens(self) -> int:
@@ -90,6 +100,16 @@ class Usage:
         providers report is read as 0 when negative)."""
         negative: dict[str, Any] = {name: 0 for name in _COUNTS if getattr(self, name) < 0}
         return replace(self, **negative) if negative else self
+
+    def filled(self, other: Usage) -> Usage:
+        """This usage with the counts it has as 0 taken from ``other`` (what a provider
+        sent, where litellm's own usage of a stream dropped some of it)."""
+        missing = {
+            name: getattr(other, name)
+            for name in _COUNTS
+            if not getattr(self, name) and getattr(other, name)
+        }
+        return replace(self, **missing) if missing else self
 
     def details(self) -> dict[str, int]:
         """The parts that have no column of their own, when not zero (the ``usage_details``
@@ -305,8 +325,9 @@ def _nothing(name: str) -> None:
     return None
 
 
-def usage_from_response(usage: Any) -> Usage | None:
-    """Normalise litellm's usage object (any provider's shape); None when absent."""
+def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None:
+    """Normalise litellm's usage object (any provider's shape; ``provider``: litellm's name
+    of the provider that answered); None when absent."""
     if usage is None:
         return None
     get = _reader(usage)
@@ -316,6 +337,12 @@ def usage_from_response(usage: Any) -> Usage | None:
         return None
     asked = _reader(get("prompt_tokens_details"))
     said = _reader(get("completion_tokens_details"))
+    reasoning = _int(said("reasoning_tokens"))
+    if not reasoning and _int(get("reasoning_tokens")):  # a provider's own JSON (Perplexity)
+        reasoning = _int(get("reasoning_tokens"))
+        completion = min(completion + reasoning, MAX_COUNT)
+    elif provider == "perplexity":  # reported beside the output, which litellm keeps apart
+        completion = min(completion + reasoning, MAX_COUNT)
     cached = _int(asked("cached_tokens")) or _int(get("cache_read_input_tokens"))
     cache_write = (
         _int(get("cache_creation_input_tokens"))
@@ -332,7 +359,7 @@ def usage_from_response(usage: Any) -> Usage | None:
         completion,
         cached,
         cache_write,
-        _int(said("reasoning_tokens")),
+        reasoning,
         False,
         write_1h,
         audio_in,
@@ -345,9 +372,11 @@ def usage_from_response(usage: Any) -> Usage | None:
         min(_int(cached_parts("image_tokens")), cached - cached_audio, image_in),
         _int(asked("video_tokens")),
         _int(said("video_tokens")),
-        _int(asked("web_search_requests")),  # Gemini's grounding, Perplexity's searches
+        # Gemini's grounding queries; Perplexity's searches (billed per search, as these)
+        _int(asked("web_search_requests")) or _int(get("num_search_queries")),
         _int(asked("google_maps_grounding_requests")),
         cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
+        _int(get("citation_tokens")),
     )
 
 
@@ -405,11 +434,13 @@ def served_by(response: Any, usage: Any = None) -> Served:
         tier = _TRAFFIC_TIERS.get(traffic.upper()) if isinstance(traffic, str) else None
     read = _reader(usage)  # Anthropic's; pydantic extras on litellm's Usage
     geo, speed = read("inference_geo"), read("speed")
+    size = read("search_context_size")  # Perplexity: the size its searches were run at
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,
         geo.lower() if isinstance(geo, str) and geo else None,
         speed.lower() if isinstance(speed, str) and speed else None,
+        search_context_size=size.lower() if isinstance(size, str) and size else None,
     )
 
 

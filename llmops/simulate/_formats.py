@@ -47,7 +47,8 @@ _ANTHROPIC_STOP_REASONS = {
 
 def openai_usage(usage: Usage) -> dict[str, Any]:
     """An OpenAI ``usage`` object: cached, audio, image and video tokens inside prompt;
-    reasoning, audio, image and video tokens inside completion. ``image_tokens`` and
+    reasoning, audio, image and video tokens inside completion; ``Reply.usage_fields`` last.
+    ``image_tokens`` and
     ``video_tokens`` only when there are some; ``cached_tokens_details`` only when some cached
     tokens are audio or image; the cache writes with their 30m/12h split only when the 12-hour
     part is scripted."""
@@ -83,13 +84,15 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
         completion_details["image_tokens"] = usage.image_output
     if usage.video_output:
         completion_details["video_tokens"] = usage.video_output
-    return {
+    sent = {
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.completion,
         "total_tokens": usage.prompt + usage.completion,
         "prompt_tokens_details": prompt_details,
         "completion_tokens_details": completion_details,
+        **dict(usage.fields),
     }
+    return {name: value for name, value in sent.items() if value is not None}
 
 
 def openai_completion(

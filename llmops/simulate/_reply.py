@@ -202,6 +202,20 @@ class Reply:
         ``delta.annotations``). Such an answer is one web search call for OpenAI's bill.
         ``None``: not sent.
 
+        ``usage_fields``: OpenAI route only: more fields of ``usage``, sent as they are after
+        the standard ones (a provider's own: Perplexity's ``citation_tokens``,
+        ``num_search_queries``, ``search_context_size``, a ``reasoning_tokens`` reported
+        beside ``completion_tokens`` rather than in it, a ``cost`` breakdown); a name of a
+        standard field replaces it, and ``None`` leaves it out (Perplexity sends no
+        ``prompt_tokens_details`` nor ``completion_tokens_details``). litellm 1.110.2 keeps
+        unknown ones as extras of ``usage`` (``usage.citation_tokens``; in a stream, on the
+        provider's chunk in ``CustomStreamWrapper.chunks`` only), and moves a top-level
+        ``reasoning_tokens`` into ``usage.completion_tokens_details.reasoning_tokens``
+        without adding them to ``completion_tokens``.
+        ``None``: nothing more is sent. ``usage_unasked``: a stream ends with its usage
+        chunk even when the request did not ask for it, as Perplexity streams (litellm does
+        not pass ``stream_options`` on to it).
+
         ``inference_geo`` / ``speed``: Anthropic route only: ``usage.inference_geo`` (where
         the call ran: ``"us"``, ``"global"``) and ``usage.speed`` (``"fast"``: fast mode),
         sent as they are (in ``message_start`` and ``message_delta`` when streamed). litellm:
@@ -327,6 +341,8 @@ class Reply:
     tool_calls: list[dict[str, Any]] | None = None
     logprobs: list[float] | None = None
     error_body: dict[str, Any] | None = None
+    usage_fields: dict[str, Any] | None = None
+    usage_unasked: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -420,6 +436,11 @@ class Reply:
             )
         if self.chunks is not None and self.chunks < 1:
             raise ValueError("Reply.chunks must be at least 1")
+        if self.usage_fields is not None and (
+            not isinstance(self.usage_fields, Mapping)
+            or not all(isinstance(name, str) for name in self.usage_fields)
+        ):
+            raise ValueError("Reply.usage_fields must be a mapping of field names to values")
         if not 100 <= self.status <= 599:
             raise ValueError(f"Reply.status {self.status} is not an HTTP status")
 
@@ -468,6 +489,7 @@ class Usage:
     grounding_queries: tuple[str, ...] | None = None
     maps_grounding_queries: tuple[str, ...] | None = None
     cache_write_12h: int | None = None
+    fields: tuple[tuple[str, Any], ...] = ()  # Reply.usage_fields, sent as they are
 
     @property
     def anthropic_input(self) -> int:
@@ -644,6 +666,7 @@ def resolve(
         if reply.maps_grounding_queries is None
         else tuple(reply.maps_grounding_queries),
         cache_write_12h=reply.cache_write_12h_tokens,
+        fields=tuple((reply.usage_fields or {}).items()),
     )
     return text, usage
 

@@ -93,7 +93,8 @@ class FakeLLMServer:
 
     - ``POST /v1/chat/completions``: OpenAI Chat Completions, plain or streamed (SSE). A
       stream ends with a usage chunk (``choices: []``) only when the request asks for it
-      with ``stream_options: {"include_usage": true}`` and the reply has ``include_usage``.
+      with ``stream_options: {"include_usage": true}`` (or the reply has ``usage_unasked``)
+      and the reply has ``include_usage``.
     - ``POST /openai/deployments/{deployment}/chat/completions`` (any ``?api-version=``)
       and ``POST /openai/v1/chat/completions``: Azure OpenAI, answered as OpenAI Chat
       Completions. Routes match the deployment named in the path.
@@ -676,7 +677,7 @@ class _Handler(BaseHTTPRequestHandler):
         usage_requested = isinstance(stream_options, dict) and bool(
             stream_options.get("include_usage")
         )
-        send_usage = usage_requested and reply.include_usage
+        send_usage = (usage_requested or reply.usage_unasked) and reply.include_usage
 
         def chunk(
             delta: dict[str, Any] | None, finish: str | None = None, choice: int = 0

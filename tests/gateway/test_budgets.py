@@ -92,6 +92,17 @@ def test_the_estimate_uses_max_tokens_and_the_dearest_rates(gateway) -> None:
     assert gw.budgets.estimate(call) == pytest.approx(prompt * 0.001 + 300 * 0.002)
 
 
+def test_the_estimate_counts_a_models_fee_per_call(make_gateway) -> None:
+    """Perplexity's online models bill $0.005 a call over their tokens: a budget of calls
+    with few tokens reserved almost nothing for them."""
+    fee = {MODEL: {"input_per_million": 1000, "output_per_million": 2000, "request_fee": 0.5}}
+    gw = make_gateway(budgets=[block(100)], prices=fee)
+    prompt = prompt_token_bound(ASK)
+    assert gw.budgets.estimate(_call(max_tokens=100)) == pytest.approx(
+        prompt * 0.001 + 100 * 0.002 + 0.5
+    )
+
+
 def test_the_estimate_counts_every_byte_of_tools_functions_and_response_formats(gateway) -> None:
     """A tool's property names are keys: only the values of a mapping were counted, so a
     schema of 2,000 long property names was estimated at a few tokens and 4 calls of

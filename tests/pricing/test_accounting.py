@@ -852,3 +852,76 @@ def test_a_budget_reserves_for_where_the_call_is_sent(book: PriceBook) -> None:
     # where Anthropic runs a call is known only after it: its dearest geo and speed
     opus = book.upper_rates("claude-opus-5-5", where=Served)
     assert opus is not None and opus.input_usd == pytest.approx(8 * 2.2 / M)
+
+
+# -- Perplexity: citation tokens, searches, reasoning beside the output, a fee per call ---
+
+
+def test_perplexitys_own_usage_shape_is_read_whole() -> None:
+    """Perplexity's JSON as it sends it (the direct route's dict, no details objects):
+    reasoning beside completion_tokens, citations beside prompt_tokens, its searches and
+    the size they ran at."""
+    from llmops.pricing.usage import served_by
+
+    raw = {"prompt_tokens": 108, "completion_tokens": 3256, "total_tokens": 3364,
+           "citation_tokens": 7299, "num_search_queries": 74, "reasoning_tokens": 73248,
+           "search_context_size": "High"}  # fmt: skip
+    usage = usage_from_response(raw)
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens) == (
+        108, 3256 + 73248, 73248)  # fmt: skip
+    assert (usage.citation_tokens, usage.grounding_queries) == (7299, 74)
+    assert served_by(None, raw).search_context_size == "high"
+    # litellm's shape of the same call: reasoning moved into the details, not added
+    litellm_shape = {**raw, "reasoning_tokens": None,
+                     "completion_tokens_details": {"reasoning_tokens": 73248}}  # fmt: skip
+    assert usage_from_response(litellm_shape, "perplexity") == usage
+    # another provider's reasoning is part of its output, as OpenAI reports it
+    openai = usage_from_response(litellm_shape, "openai")
+    assert openai is not None and openai.completion_tokens == 3256
+    # what re-pricing reads back from usage_details is what was priced
+    row = {"prompt_tokens": 108, "completion_tokens": 76504, "reasoning_tokens": 73248}
+    assert Usage.from_columns(row, usage.details()) == usage
+
+
+def test_perplexity_deep_research_bills_every_part(book: PriceBook) -> None:
+    from llmops.pricing.usage import Served
+
+    usage = Usage(108, 3256 + 73248, reasoning_tokens=73248, citation_tokens=7299,
+                  grounding_queries=74)  # fmt: skip
+    price = book.price("perplexity/sonar-deep-research", usage, provider="perplexity",
+                       served=Served(search_context_size="low"))  # fmt: skip
+    expected = (108 * 2 + 7299 * 2 + 3256 * 8 + 73248 * 3) / M + 74 * 0.005
+    assert price.status == "priced" and price.cost_usd == pytest.approx(expected, rel=1e-12)
+    # citation tokens of a model the map prices none for are not billed, and not a guess
+    sonar = book.price("perplexity/sonar", Usage(100, 10, citation_tokens=5000))
+    assert (sonar.status, sonar.cost_usd) == ("priced", pytest.approx(110 / M))
+
+
+def test_a_fee_per_call_is_billed_once_and_reserved(book: PriceBook) -> None:
+    price = book.price("perplexity/pplx-7b-online", Usage(50, 100))
+    assert price.cost_usd == pytest.approx(100 * 0.28 / M + 0.005, rel=1e-12)
+    upper = book.upper_rates("perplexity/pplx-7b-online")
+    assert upper is not None
+    assert (upper.input_usd, upper.per_call_usd) == (0.0, pytest.approx(0.005))
+    assert upper.output_usd == pytest.approx(0.28 / M)
+    plain = book.upper_rates("gpt-4o-mini")
+    assert plain is not None and plain.per_call_usd == 0.0
+
+
+def test_your_prices_of_citations_and_of_a_call() -> None:
+    price = ModelPrice(input_per_million=1, output_per_million=2, citation_per_million=3,
+                       request_fee=0.004)  # fmt: skip
+    cost = PriceBook().price("m", Usage(1000, 100, citation_tokens=500), override=price)
+    assert cost.status == "custom"
+    assert cost.cost_usd == pytest.approx((1000 * 1 + 100 * 2 + 500 * 3) / M + 0.004)
+    with pytest.raises(ValueError, match="request_fee"):
+        ModelPrice(input_per_million=1, output_per_million=2, request_fee=-1)
+
+
+def test_a_streams_usage_is_completed_by_what_the_provider_sent() -> None:
+    processed = Usage(108, 76504, reasoning_tokens=73248)
+    sent = Usage(108, 76504, reasoning_tokens=73248, citation_tokens=7299, grounding_queries=74)
+    assert processed.filled(sent) == sent
+    assert sent.filled(processed) == sent  # nothing is taken away
+    assert Usage(10, 5).filled(Usage(99, 99)) == Usage(10, 5)  # counts it has are kept

@@ -80,7 +80,9 @@ def test_the_stored_cost_is_the_bill(case: dict[str, Any], server, tmp_path: Pat
     else:
         assert stored["cost_usd"] == pytest.approx(float(expected["cost_usd"]), rel=1e-9, abs=1e-15)
     assert stored["cost_status"] == expected["cost_status"]
-    for column in ("tokens_estimated", "prompt_tokens", "completion_tokens", "price_source"):
+    columns = ("tokens_estimated", "prompt_tokens", "completion_tokens", "price_source",
+               "provider")  # fmt: skip
+    for column in columns:
         if column in expected:
             assert stored[column] == expected[column], column
 

@@ -270,6 +270,46 @@ def test_stream_reply_without_usage(litellm: ModuleType, server: FakeLLMServer) 
         assert usage is None or (usage.prompt_tokens, usage.completion_tokens) != (777, 55)
 
 
+def test_usage_fields_are_sent_as_they_are_and_usage_unasked_ends_a_stream(
+    litellm: ModuleType, server: FakeLLMServer
+) -> None:
+    """Perplexity's usage shape: its own fields beside the standard ones, no details
+    objects, and a usage chunk in a stream that did not ask for one."""
+    fields = {"citation_tokens": 70, "num_search_queries": 3, "reasoning_tokens": 500,
+              "prompt_tokens_details": None, "completion_tokens_details": None}  # fmt: skip
+    request = {"model": "sonar", "messages": MESSAGES}
+    server.enqueue(Reply(text="a b", prompt_tokens=10, completion_tokens=2, usage_fields=fields))
+    _, _, raw = raw_request(server, "POST", "/v1/chat/completions", request)
+    assert json.loads(raw)["usage"] == {
+        "prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,
+        "citation_tokens": 70, "num_search_queries": 3, "reasoning_tokens": 500,
+    }  # fmt: skip
+    server.enqueue(Reply(text="a b", prompt_tokens=10, completion_tokens=2, usage_fields=fields,
+                         usage_unasked=True))  # fmt: skip
+    _, _, raw = raw_request(server, "POST", "/v1/chat/completions", {**request, "stream": True})
+    events = [json.loads(d) for d in sse_data(raw)[:-1]]
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["num_search_queries"] == 3
+
+    # Through litellm (Perplexity, which is sent no stream_options): the extras of usage,
+    # reasoning moved into the details and not added to completion_tokens
+    model, base = "perplexity/sonar-deep-research", server.base_url
+    server.enqueue(Reply(text="a b", prompt_tokens=10, completion_tokens=2, usage_fields=fields))
+    response = litellm.completion(model=model, api_base=base, api_key="k", messages=MESSAGES)
+    usage = response.usage
+    assert (usage.completion_tokens, usage.completion_tokens_details.reasoning_tokens) == (2, 500)
+    assert (usage.citation_tokens, usage.num_search_queries) == (70, 3)
+    server.enqueue(Reply(text="a b", prompt_tokens=10, completion_tokens=2, usage_fields=fields,
+                         usage_unasked=True))  # fmt: skip
+    stream = litellm.completion(model=model, api_base=base, api_key="k", messages=MESSAGES,
+                                stream=True)  # fmt: skip
+    list(stream)
+    assert "stream_options" not in server.requests[-1].body
+    sent = [chunk.usage for chunk in stream.chunks if getattr(chunk, "usage", None)]
+    assert [(u.completion_tokens, u.citation_tokens) for u in sent] == [(2, 70)]
+    with pytest.raises(ValueError, match="usage_fields"):
+        Reply(usage_fields=["citation_tokens"])  # type: ignore[arg-type]
+
+
 # --- async ---------------------------------------------------------------------------------
 
 
