@@ -72,6 +72,11 @@ def check_database_url(url: str, *, existing: bool = False) -> None:
             f"{where}: no such database file (llmops creates it on first use; "
             "`llmops db upgrade` creates it now)"
         )
+    if existing and path.is_file() and path.stat().st_size == 0:  # nor writes a schema
+        raise ConfigError(
+            f"{where}: an empty file, with no calls in it (llmops fills it on first use; "
+            "`llmops db upgrade` now)"
+        )
     check_directory(path.parent, what="folder of the SQLite database", create=True)
     check_sqlite_file(path, what=f"database {where}")
 

@@ -68,6 +68,7 @@ def from_calls(
         prompt=prompt, since=since, until=until, models=model, versions=version, tags=tag,
         statuses=status, min_cost=min_cost, feedback=conditions, include_eval=include_eval,
     )  # fmt: skip
+    engine = recorded.engine(url)  # before the cases' folder is made: a bad database makes none
     to_stdout = out is not None and str(out) == "-"
     target = out or Path("evals") / "cases" / f"{prompt.replace('/', '-')}.jsonl"
     if not to_stdout:
@@ -77,7 +78,6 @@ def from_calls(
             raise ConfigFileError("exists already: give --force to overwrite it", file=target)
         check_directory(target.parent, what="folder of the cases file", create=True)
         check_output_file(target, what="cases file")
-    engine = recorded.engine(url)
     export = export_cases(engine, selected, size=size, seed=seed, reference_assert=reference)
     text = "".join(f"{line}\n" for line in export.lines)
     if len(text.encode()) > MAX_FILE_BYTES:

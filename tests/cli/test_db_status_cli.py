@@ -195,22 +195,42 @@ def test_commands_on_a_database_that_is_there_create_none(cli, tmp_path, command
     assert not missing.exists()
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("spend",),
-        ("calls",),
-        ("budgets",),
-        ("alerts", "list"),
-        ("keys", "list"),
-        ("keys", "revoke", "web"),
-        ("db", "replay"),
-        ("eval", "cases", "from-calls", "--prompt", "greet", "--out", "-"),
-        ("score", "--prompt", "greet", "--assert", "checks.yaml"),
-        ("metrics", "--once"),
-        ("feedback", "6f1c3a52-0c5e-4a7e-9d55-2f0e8a7b1c01", "1"),
-    ],
-)
+READERS = [
+    ("spend",),
+    ("calls",),
+    ("budgets",),
+    ("alerts", "list"),
+    ("keys", "list"),
+    ("keys", "revoke", "web"),
+    ("db", "replay"),
+    ("eval", "cases", "from-calls", "--prompt", "greet", "--out", "-"),
+    ("eval", "cases", "from-calls", "--prompt", "greet"),  # made evals/cases/ first
+    ("score", "--prompt", "greet", "--assert", "checks.yaml"),
+    ("metrics", "--once"),
+    ("feedback", "6f1c3a52-0c5e-4a7e-9d55-2f0e8a7b1c01", "1"),
+]
+
+
+@pytest.mark.parametrize("command", READERS)
+def test_commands_that_read_recorded_calls_leave_an_empty_file_empty(
+    cli, tmp_path, command
+) -> None:
+    """A 0-byte file (``touch llmops.db``) is an empty SQLite database: these commands
+    wrote llmops's schema into it (1.5 MB) and said there were no calls."""
+    (tmp_path / "checks.yaml").write_text("- {type: contains, value: hi}\n")
+    (tmp_path / "llmops.yaml").write_text(
+        "budgets:\n  limits:\n    - {name: all, window: day, limit_usd: 5}\n"
+    )
+    empty = tmp_path / "llmops.db"
+    empty.touch()
+    url = f"sqlite:///{empty}"
+    result = cli(*command, "--database-url", url, cwd=tmp_path)
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: {url}: an empty file"), result.stderr
+    assert empty.stat().st_size == 0 and not (tmp_path / "evals").exists()
+
+
+@pytest.mark.parametrize("command", READERS)
 def test_commands_that_read_recorded_calls_refuse_a_mistyped_sqlite_path(
     cli, tmp_path, command
 ) -> None:
