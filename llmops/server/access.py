@@ -2,7 +2,11 @@
 monthly budget (a blocking budget named ``key-NAME`` the Gateway enforces).
 
 Keys are read from the database at most every :data:`KEY_CACHE_SECONDS`: a key created or
-revoked with ``llmops keys`` takes effect within that time. As long as no key was ever
+revoked with ``llmops keys`` takes effect within that time. The server never reads them on
+its event loop (:meth:`Access.aadmit`): a read runs in a thread, and a request waits for it
+at most :data:`STALE_WAIT_SECONDS` once keys were read (then the keys last read hold while
+it finishes), so a slow or unreachable database holds up neither the other requests and
+streams nor, for long, the request itself. As long as no key was ever
 created, requests need none (``llmops serve`` then listens on loopback only, unless told
 ``--allow-anonymous``); once one exists, every request must present an active key, as
 ``Authorization: Bearer KEY`` or ``x-api-key: KEY``. Rate limits are counted per server
@@ -11,6 +15,7 @@ process (with ``--workers N``, a key may get up to N times its limit).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmops.server")
 
 KEY_CACHE_SECONDS = 5.0
+STALE_WAIT_SECONDS = 0.5  # how long a request waits for the keys to be read again
 WINDOW_SECONDS = 60.0  # rpm and tpm count the last minute
 
 
@@ -78,6 +84,7 @@ class Access:
         self._lock = threading.Lock()
         self._keys: list[VirtualKey] = []
         self._loaded_at = -math.inf
+        self._reading: asyncio.Future[list[VirtualKey]] | None = None  # a read under way
         self._usage: dict[str, _Usage] = {}
 
     def keys(self) -> list[VirtualKey]:
@@ -114,13 +121,37 @@ class Access:
             self._guard.set_budgets([*self._base_budgets, *budgets])
         return self._keys
 
+    async def akeys(self) -> list[VirtualKey]:
+        """:meth:`keys` for the event loop, read in a thread (one read at a time, which
+        every request waiting for the keys shares). The first read is waited for (a
+        database that cannot answer is a 503, as there); a later one for at most
+        :data:`STALE_WAIT_SECONDS`, after which the keys last read hold."""
+        if self._clock() - self._loaded_at < KEY_CACHE_SECONDS:
+            return self._keys
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(asyncio.to_thread(self.keys))
+        if self._loaded_at == -math.inf:
+            return await asyncio.shield(self._reading)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), STALE_WAIT_SECONDS)
+        except TimeoutError:
+            return self._keys
+
+    async def aadmit(self, request: Request, *, metered: bool = True) -> VirtualKey | None:
+        """:meth:`admit` for the event loop: the keys from :meth:`akeys`."""
+        return self._admit(await self.akeys(), request, metered)
+
     def admit(self, request: Request, *, metered: bool = True) -> VirtualKey | None:
         """The key of ``request`` (None when no key was ever created); refuses a missing,
         unknown or revoked key (401) and, for a model call (``metered``), a key over its
         rate (429 with Retry-After): feedback and the model list do not use it up."""
+        return self._admit(self.keys(), request, metered)
+
+    def _admit(
+        self, keys: list[VirtualKey], request: Request, metered: bool
+    ) -> VirtualKey | None:
         from llmops.store.keys import match
 
-        keys = self.keys()
         if not keys:
             return None
         presented = _presented(request)

@@ -152,7 +152,7 @@ async def _messages(
     gateway: Gateway, access: Access | None, request: Request, recorded: list[str]
 ) -> Response:
     try:
-        key = access.admit(request) if access is not None else None
+        key = await access.aadmit(request) if access is not None else None
         body = await _json_body(request)
         asked = translate_request(body)
         if access is not None and key is not None:

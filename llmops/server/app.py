@@ -102,7 +102,7 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         try:
-            key = access.admit(request)
+            key = await access.aadmit(request)
             body = await _json_body(request)
             return await _chat(gateway, request, body, access, key)
         except Exception as exc:
@@ -110,7 +110,7 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def embeddings(request: Request) -> Response:
         try:
-            key = access.admit(request)
+            key = await access.aadmit(request)
             body = await _json_body(request)
             model, texts = body.get("model"), body.get("input")
             if not isinstance(model, str) or not model.strip():
@@ -134,23 +134,24 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def feedback(request: Request) -> Response:
         try:
-            access.admit(request, metered=False)
+            await access.aadmit(request, metered=False)
             body = await _json_body(request)
             call_id = body.get("call_id")
             score = body.get("score")
             if not isinstance(call_id, str) or score is None:
                 raise RequestError(400, "give call_id (a string) and score (a number)")
             name = body.get("name", "rating")
-            feedback_id = gateway.feedback(
-                call_id, score, name=name, comment=body.get("comment"), user=body.get("user")
-            )
+            feedback_id = await asyncio.to_thread(  # it may look the call up in the database
+                gateway.feedback,
+                call_id, score, name=name, comment=body.get("comment"), user=body.get("user"),
+            )  # fmt: skip
         except Exception as exc:
             return _failure(exc)
         return JSONResponse({"id": feedback_id, "object": "feedback", "call_id": call_id})
 
     async def models(request: Request) -> Response:
         try:
-            key = access.admit(request, metered=False)
+            key = await access.aadmit(request, metered=False)
         except Exception as exc:
             return _failure(exc)
         if key is not None and key.models is not None:

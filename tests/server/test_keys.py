@@ -186,3 +186,68 @@ def test_tokens_of_streams_a_client_left_count_in_its_rate(running, server) -> N
     status, _, body = app.post("/v1/chat/completions", json.dumps(ASK).encode(),
                                {"authorization": f"Bearer {secret}"})  # fmt: skip
     assert status == 429 and "5 tokens per minute" in body["error"]["message"]
+
+
+def test_keys_are_read_off_the_event_loop_and_a_locked_table_holds_up_no_request(
+    postgres_url: str,
+) -> None:
+    """The keys were read again on the event loop every few seconds: with the keys' table
+    locked (or the database unreachable: a 5 s connect timeout) every request and stream of
+    the server stopped until the read ended. Now a request waits at most
+    STALE_WAIT_SECONDS for it, with the keys last read, and the loop never stops; the read
+    it started still applies a revocation once it ends."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from llmops.gateway.budgets import BudgetGuard
+    from llmops.pricing.prices import PriceBook
+    from llmops.server.access import STALE_WAIT_SECONDS, Access, Refused
+
+    engine = create_engine(postgres_url)
+    check_schema(engine)
+    _, secret = create_key(engine, "web", NOW)
+    now = [0.0]
+    guard = BudgetGuard([], lambda: engine, PriceBook(), source="test")
+    access = Access(lambda: engine, guard, clock=lambda: now[0])
+    request = Request(
+        {"type": "http", "headers": [(b"authorization", f"Bearer {secret}".encode())]}
+    )
+    locker = engine.connect()
+
+    async def scenario() -> tuple[float, float]:
+        assert (await access.aadmit(request)) is not None  # the first read: waited for
+        transaction = locker.begin()
+        locker.execute(sa.text(f"LOCK TABLE {API_KEYS.name} IN ACCESS EXCLUSIVE MODE"))
+        locker.execute(sa.update(API_KEYS).values(revoked_at=NOW))  # seen once committed
+        now[0] += access_module.KEY_CACHE_SECONDS + 1  # the keys are stale: read them again
+        gaps: list[float] = []
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            for _ in range(60):
+                await asyncio.sleep(0.02)
+                gaps.append(time.perf_counter() - last - 0.02)
+                last = time.perf_counter()
+
+        ticking = asyncio.create_task(tick())
+        started = time.perf_counter()
+        assert (await access.aadmit(request)) is not None  # the keys last read, in time
+        waited = time.perf_counter() - started
+        await ticking
+        transaction.commit()  # the read under way ends: the key is revoked
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            try:
+                await access.aadmit(request)
+            except Refused as refused:
+                assert refused.status == 401
+                return waited, max(gaps)
+        raise AssertionError("the revocation was never read")
+
+    try:
+        waited, stalled = asyncio.run(scenario())
+    finally:
+        locker.close()
+    assert STALE_WAIT_SECONDS - 0.05 <= waited < STALE_WAIT_SECONDS + 0.5
+    assert stalled < 0.3, f"the event loop stopped for {stalled:.2f} s"
