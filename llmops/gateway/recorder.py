@@ -25,6 +25,7 @@ from llmops.pricing.prices import ModelPrice, Price, PriceBook, price_details
 from llmops.pricing.usage import (
     Served,
     Usage,
+    billed_cost,
     endpoint_of,
     estimate_usage,
     response_cites_urls,
@@ -154,6 +155,7 @@ class Call:
     variables: dict[str, Any] | None = None  # the prompt's variables (stored as content)
     scope: Scope | None = None  # an eval target's scope the call is linked to
     token_input: list[list[int]] | None = None  # embeddings input given as token ids
+    billed_usd: float | None = None  # what the provider reported the call cost
 
     def embedding_input(self) -> list[str] | list[list[int]]:
         """What an embeddings call sends as ``input``: its token ids as given, or its texts."""
@@ -200,6 +202,7 @@ class Recorder:
             served_by(response, raw_usage),
             tool_call_text(raw_calls),
             cited=response_cites_urls(response),
+            raw_usage=raw_usage,
         )
         calls = tool_calls_of(raw_calls)
         self.record(call, "ok", usage, price, latency_ms, text, provider=provider, tool_calls=calls)
@@ -216,6 +219,7 @@ class Recorder:
             "",
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
+            raw_usage=raw_usage,
         )
         self.record(call, "ok", usage, price, latency_ms, None, provider=provider)
         vectors = [_vector(item) for item in getattr(response, "data", None) or []]
@@ -241,16 +245,19 @@ class Recorder:
         *,
         reported: Usage | None = None,
         cited: bool = False,
+        raw_usage: Any = None,
     ) -> tuple[Usage | None, Price, str | None]:
         """Usage (counted locally when the provider sent none), price and provider of a
         finished call. ``reported``: what the provider reported of a call that ended before
         its usage did (a stream's input tokens, with cache reads): kept, and its output
         tokens at least as many as the output seen. ``cited``: the answer cites URLs (a
-        search model's: one web search call). Never raises: a call that cannot be
+        search model's: one web search call). ``raw_usage``: the provider's usage as sent,
+        for the cost it reports (:func:`billed_cost`). Never raises: a call that cannot be
         priced is recorded unpriced."""
         call.served = served
         try:
             provider = provider or provider_of(call.model)
+            call.billed_usd = billed_cost(raw_usage, provider)
             call.served = served = endpoint_of(provider, call.model, call.params).merged(served)
             if usage is None:
                 usage = estimate_usage(
@@ -291,12 +298,11 @@ class Recorder:
 
     def price(self, call: Call, usage: Usage, provider: str | None, served: Served) -> Price:
         """The call's price, at the rates of when it ended (off-peak rates: DeepSeek)."""
-        if usage.total_tokens == 0 and call.price is None:
+        if usage.total_tokens == 0 and call.price is None and call.billed_usd is None:
             return Price(0.0, "priced", None)  # nothing was used, nothing is billed
         ended = call.created_at + timedelta(seconds=time.perf_counter() - call.started)
-        return self.prices.price(
-            call.model, usage, provider=provider, served=served, override=call.price, at=ended
-        )
+        return self.prices.price(call.model, usage, provider=provider, served=served,
+                                 override=call.price, at=ended, billed=call.billed_usd)  # fmt: skip
 
     def record(
         self,
@@ -430,6 +436,8 @@ def _usage_details(call: Call, usage: Usage | None, price: Price) -> dict[str, A
         details["service_tier"] = served.service_tier
     details.update(served.details())
     details.update(price_details(call.model, price))
+    if call.billed_usd is not None:  # kept whatever priced the call: re-pricing reads it
+        details["billed_usd"] = call.billed_usd
     if call.operation != "chat":
         details["operation"] = call.operation
     return details or None

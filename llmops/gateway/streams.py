@@ -58,6 +58,7 @@ class _Tracker:
         self.response = response
         self.parts: list[str] = []
         self.usage: Usage | None = None
+        self.raw_usage: Any = None  # the last usage as a chunk had it
         hidden = getattr(response, "_hidden_params", None) or {}
         asked = call.params.get("custom_llm_provider")
         # not the stream's own custom_llm_provider first: litellm names the handler there,
@@ -85,7 +86,7 @@ class _Tracker:
         raw_usage = getattr(chunk, "usage", None)
         usage = usage_from_response(raw_usage, self.provider)
         if usage is not None:
-            self.usage = usage
+            self.usage, self.raw_usage = usage, raw_usage
         served = served_by(chunk, raw_usage or (chunk_hidden(chunk).get("usage")))
         self.served = self.served.merged(served, asked=self.call.model)
         choice = _first_choice(chunk)  # with n > 1, chunks of the other choices interleave
@@ -158,6 +159,8 @@ class _Tracker:
             "".join(self.tool_calls),
             reported=None if usage is not None else reported,
             cited=self.cited,
+            # the provider's own usage first; none when litellm made one up
+            raw_usage=raw if raw is not None else self.raw_usage if sent else None,
         )
         calls = [self.assembled[index] for index in sorted(self.assembled)]
         recorder.record(

@@ -86,6 +86,7 @@ MAX_PRICE_PER_MILLION = 1_000_000.0  # USD per million tokens: a dollar a token
 
 # Fields of the price map, and the per-million shorthand of prices.yaml for them.
 INPUT, OUTPUT = "input_cost_per_token", "output_cost_per_token"
+BILLED = "billed"  # the price source of a cost the provider reported: billed:openrouter
 CACHE_READ, CACHE_WRITE = "cache_read_input_token_cost", "cache_creation_input_token_cost"
 CACHE_WRITE_1H = "cache_creation_input_token_cost_above_1hr"
 CACHE_WRITE_12H = "cache_creation_input_token_cost_above_12hr"
@@ -815,14 +816,20 @@ class PriceBook:
         served: Served | None = None,
         override: ModelPrice | None = None,
         at: datetime | None = None,
+        billed: float | None = None,
     ) -> Price:
-        """Price one call; ``override`` (a call argument) wins over everything. ``at``:
-        when the call ended, for a model the map prices lower off-peak (DeepSeek); without
-        it the standard rates apply."""
+        """Price one call; ``override`` (a call argument) wins over everything, then your
+        prices, then ``billed``, what the provider reported the call cost
+        (:func:`~llmops.pricing.usage.billed_cost`; source ``billed:PROVIDER``), then the
+        map. ``at``: when the call ended, for a model the map prices lower off-peak
+        (DeepSeek); without it the standard rates apply."""
         if override is not None:
             entry = self._custom_entry(model, override, "custom:argument")
             return cost_of(entry, usage, served, at) if entry is not None else UNPRICED
         entry = self.entry(model, provider, served.model if served else None)
+        if billed is not None and (entry is None or not entry.custom):
+            source = f"{BILLED}:{provider or 'provider'}"
+            return Price(billed, "priced", source)
         return cost_of(entry, usage, served, at) if entry is not None else UNPRICED
 
     def upper_rates(

@@ -84,9 +84,12 @@ def recompute_costs(
         details = dict(row["usage_details"] or {})
         usage = Usage.from_columns(row, details)
         served = Served.from_details(details)
+        billed = details.get("billed_usd")  # what the provider reported: still the bill
         price = prices.price(
-            row["model"], usage, provider=row["provider"], served=served, at=_ended(row)
-        )
+            row["model"], usage, provider=row["provider"], served=served, at=_ended(row),
+            billed=billed if isinstance(billed, int | float) and not isinstance(billed, bool)
+            else None,
+        )  # fmt: skip
         new_details = _details(row["model"], details, price)
         if price.cost_usd is None and row["cost_usd"] is not None and not allow_unpriced:
             report.kept += 1

@@ -30,6 +30,9 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   them to ``completion_tokens``, so for Perplexity (and for a top-level ``reasoning_tokens``
   of a provider's own JSON) they are added here, and ``completion_tokens`` is the whole
   output again;
+- Moonshot's cache reads: a top-level ``cached_tokens``;
+- the bill itself, where a provider reports it (:func:`billed_cost`: OpenRouter, xAI,
+  Perplexity): it is what the call cost, whatever the price map says;
 - reads of an explicit cache (Alibaba's Qwen models): ``prompt_tokens_details.cache_type``
   ``"ephemeral"`` (then every cached token is one);
 - the service tier that served the call: ``response.service_tier`` (OpenAI, Gemini,
@@ -343,7 +346,11 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         completion = min(completion + reasoning, MAX_COUNT)
     elif provider == "perplexity":  # reported beside the output, which litellm keeps apart
         completion = min(completion + reasoning, MAX_COUNT)
-    cached = _int(asked("cached_tokens")) or _int(get("cache_read_input_tokens"))
+    cached = (
+        _int(asked("cached_tokens"))
+        or _int(get("cache_read_input_tokens"))
+        or _int(get("cached_tokens"))  # Moonshot's, beside the standard fields
+    )
     cache_write = (
         _int(get("cache_creation_input_tokens"))
         or _int(asked("cache_creation_tokens"))
@@ -442,6 +449,45 @@ def served_by(response: Any, usage: Any = None) -> Served:
         speed.lower() if isinstance(speed, str) and speed else None,
         search_context_size=size.lower() if isinstance(size, str) and size else None,
     )
+
+
+MAX_BILLED_USD = 1_000_000.0  # a bill a provider reports for one call above this is not read
+
+
+def billed_cost(usage: Any, provider: str | None) -> float | None:
+    """What the provider says the call cost, in USD, when it says: xAI's
+    ``cost_in_usd_ticks`` (10^10 ticks a dollar), Perplexity's ``cost.total_cost``,
+    OpenRouter's ``cost`` (with, for a call on your own provider key, ``is_byok``, the
+    provider's ``cost_details.upstream_inference_cost``). Only these fields, named by
+    their providers: litellm puts a ``cost`` of its own reckoning on the usage of a stream.
+    None when there is none, or when it is not a finite number from 0 to
+    :data:`MAX_BILLED_USD`."""
+    if usage is None:
+        return None
+    get = _reader(usage)
+    ticks = get("cost_in_usd_ticks")
+    if _number(ticks) is not None:
+        return _usd(ticks / 10**10)
+    cost = get("cost")
+    if isinstance(cost, Mapping):  # Perplexity: the parts of the bill and its total
+        return _usd(cost.get("total_cost"))
+    if provider == "openrouter" and _number(cost) is not None:
+        upstream = _reader(get("cost_details"))("upstream_inference_cost")
+        if get("is_byok") is True and _number(upstream) is not None:
+            return _usd(cost + upstream)
+        return _usd(cost)
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _usd(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and 0 <= number <= MAX_BILLED_USD else None
 
 
 # -- local token counting -------------------------------------------------------------

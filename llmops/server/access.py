@@ -147,9 +147,7 @@ class Access:
         rate (429 with Retry-After): feedback and the model list do not use it up."""
         return self._admit(self.keys(), request, metered)
 
-    def _admit(
-        self, keys: list[VirtualKey], request: Request, metered: bool
-    ) -> VirtualKey | None:
+    def _admit(self, keys: list[VirtualKey], request: Request, metered: bool) -> VirtualKey | None:
         from llmops.store.keys import match
 
         if not keys:

@@ -925,3 +925,63 @@ def test_a_streams_usage_is_completed_by_what_the_provider_sent() -> None:
     assert processed.filled(sent) == sent
     assert sent.filled(processed) == sent  # nothing is taken away
     assert Usage(10, 5).filled(Usage(99, 99)) == Usage(10, 5)  # counts it has are kept
+
+
+# -- the bill a provider reports ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usage", "provider", "billed"),
+    [
+        ({"cost_in_usd_ticks": 237_500_000}, "xai", 0.02375),
+        ({"cost": {"total_cost": 0.01056, "request_cost": 0.006}}, "perplexity", 0.01056),
+        ({"cost": 0.02124}, "openrouter", 0.02124),
+        ({"cost": 0.5, "is_byok": True, "cost_details": {"upstream_inference_cost": 1.5}},
+         "openrouter", 2.0),
+        ({"cost": 0.5, "is_byok": False, "cost_details": {"upstream_inference_cost": 1.5}},
+         "openrouter", 0.5),
+        ({"cost": 0.21996}, "perplexity", None),  # litellm's own reckoning on a stream
+        ({"cost": 0.02}, "openai", None),  # no provider's field: litellm's
+        ({"cost": 0.02}, None, None),
+        ({"cost": -1}, "openrouter", None),
+        ({"cost": float("nan")}, "openrouter", None),
+        ({"cost": float("inf")}, "openrouter", None),
+        ({"cost": True}, "openrouter", None),
+        ({"cost": "0.02"}, "openrouter", None),
+        ({"cost": 2e6}, "openrouter", None),  # over a million dollars a call: not a bill
+        ({"cost_in_usd_ticks": -10}, "xai", None),
+        ({"cost_in_usd_ticks": 10**40}, "xai", None),
+        ({"cost": {"total_cost": "lots"}}, "perplexity", None),
+        (None, "openrouter", None),
+    ],
+)  # fmt: skip
+def test_the_bill_a_provider_reports(usage, provider, billed) -> None:
+    from llmops.pricing.usage import billed_cost
+
+    found = billed_cost(usage, provider)
+    assert found == (pytest.approx(billed) if billed is not None else None)
+
+
+def test_your_prices_win_over_the_bill_reported_and_the_bill_over_the_map(tmp_path: Path) -> None:
+    usage = Usage(3000, 400)
+    book = PriceBook()
+    billed = book.price("openrouter/deepseek/deepseek-chat", usage, provider="openrouter",
+                        billed=0.02124)  # fmt: skip
+    assert (billed.cost_usd, billed.status, billed.source) == (
+        0.02124,
+        "priced",
+        "billed:openrouter",
+    )
+    assert billed.priced_as is None  # no entry of the map priced it
+    unknown = book.price("openrouter/nobody/knows", usage, provider="openrouter", billed=0.0)
+    assert (unknown.cost_usd, unknown.status) == (0.0, "priced")  # a free model: its bill, 0
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  openrouter/deepseek/deepseek-chat:\n"
+                      "    input_per_million: 1\n    output_per_million: 2\n")  # fmt: skip
+    mine = PriceBook.from_file(prices).price(
+        "openrouter/deepseek/deepseek-chat", usage, provider="openrouter", billed=0.02124
+    )
+    assert (mine.cost_usd, mine.status) == (pytest.approx((3000 + 800) / M), "custom")
+    override = ModelPrice(input_per_million=1, output_per_million=1)
+    given = book.price("x", usage, override=override, billed=9.0)
+    assert given.cost_usd == pytest.approx(3400 / M)

@@ -113,6 +113,12 @@ def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_
         ({"model": "anthropic/claude-opus-4-8", "api_base": server.anthropic_base_url,
           "api_key": "k"}, Reply(prompt_tokens=1000, completion_tokens=200,
                                  inference_geo="us", speed="fast")),
+        ({"model": "perplexity/sonar-deep-research", **openai},
+         Reply(prompt_tokens=108, completion_tokens=3256, usage_fields={
+             "citation_tokens": 7299, "num_search_queries": 74, "reasoning_tokens": 73248,
+             "search_context_size": "low", "completion_tokens_details": None})),
+        ({"model": "openrouter/deepseek/deepseek-chat", **openai},  # the bill it reports
+         Reply(prompt_tokens=3000, completion_tokens=400, usage_fields={"cost": 0.02124})),
     ]  # fmt: skip
     for params, reply in calls:
         server.enqueue(reply)
@@ -136,8 +142,11 @@ def test_recompute_reproduces_every_stored_price(server, database_url: str, tmp_
     eu = before["gpt-6-sol"]
     assert eu.usage_details["data_residency"] == "eu"
     assert eu.cost_usd == pytest.approx((10 * 2 + 20 * 10) / 1e6 * 1.1)  # mock: 10 in, 20 out
+    assert before["perplexity/sonar-deep-research"].cost_usd == pytest.approx(0.630606)
+    routed = before["openrouter/deepseek/deepseek-chat"]
+    assert (routed.cost_usd, routed.usage_details["billed_usd"]) == (0.02124, 0.02124)
     report = recompute_costs(engine, PriceBook(), since=datetime.now(UTC) - timedelta(hours=1))
-    assert (report.examined, report.changed, report.kept) == (8, 0, 0)
+    assert (report.examined, report.changed, report.kept) == (10, 0, 0)
     assert report.new_total_usd == pytest.approx(report.old_total_usd, rel=1e-12)
 
 
