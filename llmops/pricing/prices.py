@@ -26,6 +26,8 @@ names). The cost of a call, with every part billed once at its own rate:
                         google_maps_grounding_cost_per_query; per query when the entry's
                         web_search_billing_unit is per_query, else once per grounded prompt
     a call's fee        input_cost_per_request, once per call (Perplexity's online models)
+    browser visits      pages Groq's browser tool opened * browser_open_cost_per_request
+                        (a field the map does not have yet: your prices; else approximate)
 
 A model priced by ``tiered_pricing`` (ranges of input tokens; Alibaba's Qwen models) bills
 every token of a call at the rates of the one range its prompt falls in (above its start, up
@@ -39,7 +41,8 @@ the provider reports it served (``*_flex``, ``*_priority``, ... after the contex
 
 Where the map lacks a rate the call used, the cost is still computed but ``approximate``
 and the reason is noted: a missing cache price (Claude models: Anthropic's multipliers of
-the input price, 0.1x reads, 1.25x 5-minute and 2x 1-hour writes; others: the input price),
+the input price, 0.1x reads, 1.25x 5-minute and 2x 1-hour writes; Fireworks: reads at half
+the input price, as Fireworks bills them; others: the input price),
 a missing 1-hour or 12-hour write price (the 5-minute price), a missing price of cached audio or
 images (the cache-read price), audio, image or video priced as text, a grounding fee the
 map lacks (not billed), a service or context tier the model prices but not for that part.
@@ -101,6 +104,7 @@ IMAGE_IN, IMAGE_OUT = "input_cost_per_image_token", "output_cost_per_image_token
 WEB_SEARCH = "search_context_cost_per_query"  # USD per search, by search context size
 CITATION = "citation_cost_per_token"  # Perplexity: the tokens of the sources it read
 REQUEST = "input_cost_per_request"  # USD per call
+BROWSER_OPEN = "browser_open_cost_per_request"  # USD per page a browser tool opened (Groq)
 SEARCH_SIZE = "search_context_size_medium"  # the size priced when a call does not say
 SHORTHAND = {
     "input_per_million": INPUT,
@@ -124,6 +128,7 @@ SHORTHAND_PER_ITEM = {
     "web_search_per_request": f"{WEB_SEARCH}.{SEARCH_SIZE}",
     "maps_grounding_per_request": MAPS_GROUNDING,
     "request_fee": REQUEST,
+    "browser_open_per_request": BROWSER_OPEN,
 }
 _CONTEXT_TIER = re.compile(r"_above_(\d+)k_tokens")
 _MAP_FIELD = re.compile(r"[a-z][a-z0-9_.]*cost[a-z0-9_.]*")
@@ -189,6 +194,7 @@ class ModelPrice(BaseModel):
     maps_grounding_per_request: PerMillion | None = None  # USD per Maps-grounded query
     citation_per_million: PerMillion | None = None  # Perplexity's citation tokens
     request_fee: PerMillion | None = None  # USD per call (not per million)
+    browser_open_per_request: PerMillion | None = None  # USD per page Groq's browser opens
 
     @model_validator(mode="after")
     def _complete(self) -> ModelPrice:
@@ -636,7 +642,10 @@ def _resolve(
         (Decimal("0.1"), Decimal("1.25"), Decimal(2)) if claude else (1, 1, 1)
     )
     multiples = " (Anthropic's multiple of the input price)" if claude else ""
-    part("cached", CACHE_READ, text_in * read_factor, f"no cache-read price{multiples}")
+    read_why = f"no cache-read price{multiples}"
+    if entry.name.startswith("fireworks_ai/"):  # Fireworks bills cached input at half price
+        read_factor, read_why = Decimal("0.5"), "no cache-read price (Fireworks' half price)"
+    part("cached", CACHE_READ, text_in * read_factor, read_why)
     part("write_5m", CACHE_WRITE, text_in * write_factor, f"no cache-write price{multiples}")
     part(
         "write_1h",
@@ -740,6 +749,11 @@ def cost_of(
             resolved.notes[key] = f"no {field.split('.')[0]} price: {what} not billed"
             parts[key] = count
     total += entry.fields.get(REQUEST, Decimal(0))  # a fee per call
+    if u.browser_opens > 0 and BROWSER_OPEN not in entry.fields and not entry.custom:
+        resolved.notes["browser"] = "no price of a browser visit in the price map: not billed"
+        parts["browser"] = u.browser_opens
+    elif u.browser_opens > 0:
+        total += u.browser_opens * entry.fields.get(BROWSER_OPEN, Decimal(0))
     notes = tuple(
         note
         for key, note in resolved.notes.items()

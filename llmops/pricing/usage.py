@@ -17,6 +17,8 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   (cached ones included) / ``video_tokens`` (uncached: litellm leaves cached video out);
 - reasoning, audio, image and video output: ``completion_tokens_details.reasoning_tokens``
   / ``audio_tokens`` / ``image_tokens`` / ``video_tokens``;
+- pages Groq's browser tool opened: ``server_tool_use.browser_open_requests`` (no price in
+  the map: the call is approximate);
 - searches a provider-side tool ran: ``server_tool_use.web_search_requests`` (Anthropic,
   OpenAI); Gemini's grounding with Google Search and with Google Maps:
   ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
@@ -93,6 +95,7 @@ class Usage:
     maps_grounding_queries: int = 0  # Gemini: queries of grounding with Google Maps
     explicit_cached_tokens: int = 0  # of cached_tokens: read from an explicit cache (Qwen)
     citation_tokens: int = 0  # Perplexity: tokens of the sources read (beside prompt_tokens)
+    browser_opens: int = 0  # Groq: pages its browser tool opened (billed per page)
 
     @property
     def total_tokens(self) -> int:
@@ -384,6 +387,7 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         _int(asked("google_maps_grounding_requests")),
         cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
         _int(get("citation_tokens")),
+        _int(_reader(get("server_tool_use"))("browser_open_requests")),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -985,3 +986,21 @@ def test_your_prices_win_over_the_bill_reported_and_the_bill_over_the_map(tmp_pa
     override = ModelPrice(input_per_million=1, output_per_million=1)
     given = book.price("x", usage, override=override, billed=9.0)
     assert given.cost_usd == pytest.approx(3400 / M)
+
+
+def test_pages_groqs_browser_opened_are_not_billed_silently(book: PriceBook) -> None:
+    """Groq bills each page its browser tool opens ($1 a thousand); the map has no price
+    for it, so such a call is approximate, not priced."""
+    tools = {"web_search_requests": 2, "browser_open_requests": 10}
+    shape = {"prompt_tokens": 5000, "completion_tokens": 500, "server_tool_use": tools}
+    usage = usage_from_response(shape, "groq")
+    assert usage is not None and (usage.web_search_requests, usage.browser_opens) == (2, 10)
+    price = book.price("groq/openai/gpt-oss-120b", usage, provider="groq")
+    assert price.status == "approximate" and "browser visit" in price.notes[0]
+    assert price.cost_usd == pytest.approx((5000 * 0.15 + 500 * 0.6) / M + 2 * 0.005)
+    plain = book.price("groq/openai/gpt-oss-120b", replace(usage, browser_opens=0))
+    assert plain.status == "priced"
+    mine = ModelPrice(base_model="groq/openai/gpt-oss-120b", browser_open_per_request=0.001)
+    priced = book.price("groq/openai/gpt-oss-120b", usage, provider="groq", override=mine)
+    assert priced.status == "custom"
+    assert priced.cost_usd == pytest.approx((5000 * 0.15 + 500 * 0.6) / M + 2 * 0.005 + 0.01)
