@@ -298,7 +298,7 @@ class Recorder:
 
     def price(self, call: Call, usage: Usage, provider: str | None, served: Served) -> Price:
         """The call's price, at the rates of when it ended (off-peak rates: DeepSeek)."""
-        if usage.total_tokens == 0 and call.price is None and call.billed_usd is None:
+        if not usage.used and call.price is None and call.billed_usd is None:
             return Price(0.0, "priced", None)  # nothing was used, nothing is billed
         ended = call.created_at + timedelta(seconds=time.perf_counter() - call.started)
         return self.prices.price(call.model, usage, provider=provider, served=served,

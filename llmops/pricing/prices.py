@@ -28,6 +28,10 @@ names). The cost of a call, with every part billed once at its own rate:
     a call's fee        input_cost_per_request, once per call (Perplexity's online models)
     browser visits      pages Groq's browser tool opened * browser_open_cost_per_request
                         (a field the map does not have yet: your prices; else approximate)
+    billed each         image_count * input_cost_per_image (instead of the images' tokens),
+                        character_count * input_cost_per_character (instead of the text
+                        tokens), query_count * input_cost_per_query: where the entry has
+                        the price and the provider reports the count
 
 A model priced by ``tiered_pricing`` (ranges of input tokens; Alibaba's Qwen models) bills
 every token of a call at the rates of the one range its prompt falls in (above its start, up
@@ -105,6 +109,9 @@ WEB_SEARCH = "search_context_cost_per_query"  # USD per search, by search contex
 CITATION = "citation_cost_per_token"  # Perplexity: the tokens of the sources it read
 REQUEST = "input_cost_per_request"  # USD per call
 BROWSER_OPEN = "browser_open_cost_per_request"  # USD per page a browser tool opened (Groq)
+PER_IMAGE = "input_cost_per_image"  # USD per input image (embeddings billed by the image)
+PER_CHARACTER = "input_cost_per_character"  # USD per input character (Vertex embeddings)
+PER_QUERY = "input_cost_per_query"  # USD per query
 SEARCH_SIZE = "search_context_size_medium"  # the size priced when a call does not say
 SHORTHAND = {
     "input_per_million": INPUT,
@@ -688,7 +695,7 @@ def cost_of(
     """Price one call's usage with one entry; ``served``: its service tier and where it ran
     (:meth:`Entry.uplift`); ``at``: when the call was billed (its end), for off-peak rates
     (none without it)."""
-    if entry.placeholder and usage.total_tokens > 0:
+    if entry.placeholder and usage.used:
         return UNPRICED
     tier = served.service_tier if served else None
     u = usage.clamped()
@@ -725,6 +732,12 @@ def cost_of(
         "video_out": u.video_output_tokens,
         "citation": u.citation_tokens,
     }
+    each = {PER_IMAGE: u.image_count, PER_CHARACTER: u.character_count, PER_QUERY: u.query_count}
+    billed_each = {field: n for field, n in each.items() if n > 0 and field in entry.fields}
+    if PER_CHARACTER in billed_each:  # the text is billed by its characters, not its tokens
+        parts["text_in"] = 0
+    if PER_IMAGE in billed_each:  # the images are billed each, not by their tokens
+        parts["image_in"] = 0
     used = [key for key, tokens in parts.items() if tokens > 0]
     resolved = _resolve(entry, u.prompt_tokens, tier, at, used)
     r = resolved.rates
@@ -749,6 +762,7 @@ def cost_of(
             resolved.notes[key] = f"no {field.split('.')[0]} price: {what} not billed"
             parts[key] = count
     total += entry.fields.get(REQUEST, Decimal(0))  # a fee per call
+    total += sum((n * entry.fields[field] for field, n in billed_each.items()), Decimal(0))
     if u.browser_opens > 0 and BROWSER_OPEN not in entry.fields and not entry.custom:
         resolved.notes["browser"] = "no price of a browser visit in the price map: not billed"
         parts["browser"] = u.browser_opens

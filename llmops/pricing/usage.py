@@ -19,6 +19,9 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   / ``audio_tokens`` / ``image_tokens`` / ``video_tokens``;
 - pages Groq's browser tool opened: ``server_tool_use.browser_open_requests`` (no price in
   the map: the call is approximate);
+- what some embeddings bill each rather than by token: images
+  (``prompt_tokens_details.image_count``: Cohere, Bedrock Titan), characters
+  (``character_count``: Vertex AI's text embeddings) and queries (``query_count``);
 - searches a provider-side tool ran: ``server_tool_use.web_search_requests`` (Anthropic,
   OpenAI); Gemini's grounding with Google Search and with Google Maps:
   ``prompt_tokens_details.web_search_requests`` / ``google_maps_grounding_requests``
@@ -96,10 +99,20 @@ class Usage:
     explicit_cached_tokens: int = 0  # of cached_tokens: read from an explicit cache (Qwen)
     citation_tokens: int = 0  # Perplexity: tokens of the sources read (beside prompt_tokens)
     browser_opens: int = 0  # Groq: pages its browser tool opened (billed per page)
+    image_count: int = 0  # images billed each (Cohere's and Bedrock's embeddings)
+    character_count: int = 0  # characters billed each (Vertex AI's text embeddings)
+    query_count: int = 0  # queries billed each (TwelveLabs Marengo embeddings)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def used(self) -> bool:
+        """Whether the call used anything billed: tokens, or images, characters or queries
+        billed each (a multimodal embedding reports no tokens)."""
+        return bool(self.total_tokens or self.image_count or self.character_count
+                    or self.query_count)  # fmt: skip
 
     def clamped(self) -> Usage:
         """This usage with every negative count 0 (a count made by hand, not reported: what
@@ -339,9 +352,11 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
     get = _reader(usage)
     prompt = _int(get("prompt_tokens"))
     completion = _int(get("completion_tokens"))
-    if prompt == 0 and completion == 0:
-        return None
     asked = _reader(get("prompt_tokens_details"))
+    units = (_int(asked("image_count")), _int(asked("character_count")),
+             _int(asked("query_count")))  # fmt: skip
+    if prompt == 0 and completion == 0 and not any(units):
+        return None
     said = _reader(get("completion_tokens_details"))
     reasoning = _int(said("reasoning_tokens"))
     if not reasoning and _int(get("reasoning_tokens")):  # a provider's own JSON (Perplexity)
@@ -388,6 +403,7 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
         _int(get("citation_tokens")),
         _int(_reader(get("server_tool_use"))("browser_open_requests")),
+        *units,
     )
 
 

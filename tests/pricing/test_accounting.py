@@ -1004,3 +1004,50 @@ def test_pages_groqs_browser_opened_are_not_billed_silently(book: PriceBook) -> 
     priced = book.price("groq/openai/gpt-oss-120b", usage, provider="groq", override=mine)
     assert priced.status == "custom"
     assert priced.cost_usd == pytest.approx((5000 * 0.15 + 500 * 0.6) / M + 2 * 0.005 + 0.01)
+
+
+def test_embeddings_billed_by_the_image_the_character_or_the_query(book: PriceBook) -> None:
+    """What litellm 1.110.2 makes of Cohere's ``billed_units.images``, of Bedrock Titan's
+    image requests (no tokens at all: the call was estimated from the base64 text) and of
+    Vertex AI's ``billableCharacterCount``: billed each, at the map's per-unit price, not
+    as tokens (1,000x under for Cohere's images)."""
+    cohere = usage_from_response(
+        {
+            "prompt_tokens": 3,
+            "completion_tokens": 0,
+            "prompt_tokens_details": {"image_tokens": 3, "image_count": 3},
+        }
+    )
+    assert cohere is not None and cohere.image_count == 3
+    price = book.price("embed-english-v3.0", cohere, provider="cohere")
+    assert (price.status, price.cost_usd) == ("priced", pytest.approx(3 * 0.0001))
+    titan = usage_from_response(
+        {"prompt_tokens": 0, "completion_tokens": 0, "prompt_tokens_details": {"image_count": 2}}
+    )
+    assert titan is not None and titan.used and titan.total_tokens == 0
+    price = book.price("amazon.titan-embed-image-v1", titan, provider="bedrock")
+    assert (price.status, price.cost_usd) == ("priced", pytest.approx(2 * 6e-05))
+    vertex = usage_from_response(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 0,
+            "prompt_tokens_details": {"character_count": 1300},
+        }
+    )
+    assert vertex is not None
+    price = book.price("text-embedding-005", vertex, provider="vertex_ai")
+    assert price.cost_usd == pytest.approx(1300 * 2.5e-08)  # the characters, not the tokens
+    entry = entry_from_map("m", {"input_cost_per_token": 1e-6, "output_cost_per_token": 0,
+                                 "input_cost_per_query": 7e-05}, "t")  # fmt: skip
+    assert entry is not None
+    assert cost_of(entry, Usage(10, query_count=4)).cost_usd == pytest.approx(10e-6 + 4 * 7e-05)
+    # a model priced by the query, image and second only (TwelveLabs Marengo): seconds of
+    # video are not read, so it stays unpriced rather than billed for its queries alone
+    marengo = book.price("twelvelabs.marengo-embed-2-7-v1:0", Usage(query_count=4))
+    assert (marengo.status, marengo.cost_usd) == ("unpriced", None)
+    # a model without a per-image price bills the images' tokens, as before
+    plain = book.price("text-embedding-3-small", replace(cohere, image_count=3))
+    assert plain.cost_usd == pytest.approx(3 * 0.02 / M)
+    # what re-pricing reads back is what was priced
+    row = {"prompt_tokens": 1000, "completion_tokens": 0}
+    assert Usage.from_columns(row, vertex.details()) == vertex
