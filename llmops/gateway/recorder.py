@@ -259,6 +259,10 @@ class Recorder:
             provider = provider or provider_of(call.model)
             call.billed_usd = billed_cost(raw_usage, provider)
             call.served = served = endpoint_of(provider, call.model, call.params).merged(served)
+            asked = call.params.get("service_tier")
+            if not served.service_tier and isinstance(asked, str) and asked:
+                # priced at that tier's rates, approximate (Bedrock's streams say none)
+                call.served = served = replace(served, asked_tier=asked.lower())
             if usage is None:
                 usage = estimate_usage(
                     call.model,

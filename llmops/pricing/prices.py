@@ -698,6 +698,11 @@ def cost_of(
     if entry.placeholder and usage.used:
         return UNPRICED
     tier = served.service_tier if served else None
+    asked = served.asked_tier if served and not tier else None
+    if asked and _tier_suffix(entry.fields, asked) is not None:  # no tier reported
+        tier = asked
+    else:
+        asked = None
     u = usage.clamped()
     write_1h = min(u.cache_write_1h_tokens, u.cache_write_tokens)
     write_12h = min(u.cache_write_12h_tokens, u.cache_write_tokens - write_1h)
@@ -740,6 +745,10 @@ def cost_of(
         parts["image_in"] = 0
     used = [key for key, tokens in parts.items() if tokens > 0]
     resolved = _resolve(entry, u.prompt_tokens, tier, at, used)
+    if asked:
+        resolved.notes["*"] = (
+            f"service tier '{asked}' as asked: the provider did not say which tier served it"
+        )
     r = resolved.rates
     total = sum((parts[key] * r[key] for key in used), Decimal(0))
     total *= entry.uplift(served)  # the tokens', not the tools' fees (litellm's reading)

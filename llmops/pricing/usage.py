@@ -181,6 +181,7 @@ class Served:
     data_residency: str | None = None  # OpenAI: eu, us or fedramp (the regional hosts)
     vertex_location: str | None = None  # Vertex AI: us-central1, global, ...
     search_context_size: str | None = None  # web search asked for: low, medium or high
+    asked_tier: str | None = None  # the tier the call asked for, when none was reported
 
     def merged(self, later: Served, *, asked: str | None = None) -> Served:
         """This, with what ``later`` (a later stream chunk, what the provider says) reports
@@ -197,7 +198,8 @@ class Served:
 
     def _values(self) -> tuple[str | None, ...]:
         return (self.model, self.service_tier, self.inference_geo, self.speed,
-                self.data_residency, self.vertex_location, self.search_context_size)  # fmt: skip
+                self.data_residency, self.vertex_location, self.search_context_size,
+                self.asked_tier)  # fmt: skip
 
     @property
     def where_unknown(self) -> bool:
@@ -225,7 +227,8 @@ class Served:
         return cls(text("served_model"), text("service_tier"), *(text(n) for n in _WHERE))
 
 
-_WHERE = ("inference_geo", "speed", "data_residency", "vertex_location", "search_context_size")
+_WHERE = ("inference_geo", "speed", "data_residency", "vertex_location", "search_context_size",
+          "asked_tier")  # fmt: skip
 _UNKNOWN = Served()
 
 

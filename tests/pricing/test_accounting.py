@@ -1051,3 +1051,20 @@ def test_embeddings_billed_by_the_image_the_character_or_the_query(book: PriceBo
     # what re-pricing reads back is what was priced
     row = {"prompt_tokens": 1000, "completion_tokens": 0}
     assert Usage.from_columns(row, vertex.details()) == vertex
+
+
+def test_the_tier_asked_for_stands_in_only_for_a_tier_not_reported(book: PriceBook) -> None:
+    from llmops.pricing.usage import Served
+
+    usage = Usage(100_000, 10_000)
+    nova = "amazon.nova-pro-v1:0"
+    asked = book.price(nova, usage, served=Served(asked_tier="flex"))
+    assert (asked.status, asked.cost_usd) == ("approximate", pytest.approx(0.056))
+    assert "as asked" in asked.notes[0]
+    reported = book.price(nova, usage, served=Served(service_tier="priority", asked_tier="flex"))
+    assert (reported.status, reported.cost_usd) == ("priced", pytest.approx(0.196))
+    for tier in ("auto", "standard_only", "flex"):  # no such rates for gpt-4o-mini: ignored
+        plain = book.price("gpt-4o-mini", Usage(1000, 100), served=Served(asked_tier=tier))
+        assert (plain.status, plain.notes) == ("priced", ()), tier
+    served = Served(asked_tier="flex", data_residency="eu")
+    assert Served.from_details(served.details()) == served  # re-pricing reads it back
