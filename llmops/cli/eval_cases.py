@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -68,7 +69,6 @@ def from_calls(
         prompt=prompt, since=since, until=until, models=model, versions=version, tags=tag,
         statuses=status, min_cost=min_cost, feedback=conditions, include_eval=include_eval,
     )  # fmt: skip
-    engine = recorded.engine(url)  # before the cases' folder is made: a bad database makes none
     to_stdout = out is not None and str(out) == "-"
     target = out or Path("evals") / "cases" / f"{prompt.replace('/', '-')}.jsonl"
     if not to_stdout:
@@ -76,8 +76,18 @@ def from_calls(
             raise ConfigFileError("--out: a cases file must end in .jsonl", file=target)
         if target.exists() and not target.is_dir() and not force:
             raise ConfigFileError("exists already: give --force to overwrite it", file=target)
+    made = [] if to_stdout else [p for p in (target.parent, *target.parent.parents)
+                                 if not p.exists()]  # fmt: skip
+    if not to_stdout:
         check_directory(target.parent, what="folder of the cases file", create=True)
         check_output_file(target, what="cases file")
+    try:
+        engine = recorded.engine(url)
+    except Exception:  # a database that is not there: the folders made for it go too
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     export = export_cases(engine, selected, size=size, seed=seed, reference_assert=reference)
     text = "".join(f"{line}\n" for line in export.lines)
     if len(text.encode()) > MAX_FILE_BYTES:

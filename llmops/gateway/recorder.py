@@ -196,7 +196,7 @@ class Recorder:
         raw_calls = _response_tool_calls(response)
         usage, price, provider = self.account(
             call,
-            usage_from_response(raw_usage, hidden.get("custom_llm_provider")),
+            read_usage(raw_usage, hidden.get("custom_llm_provider")),
             text,
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
@@ -215,7 +215,7 @@ class Recorder:
         raw_usage = getattr(response, "usage", None)
         usage, price, provider = self.account(
             call,
-            usage_from_response(raw_usage),
+            read_usage(raw_usage),
             "",
             hidden.get("custom_llm_provider"),
             served_by(response, raw_usage),
@@ -411,6 +411,16 @@ class Recorder:
 
 
 _PROVIDERS: dict[str, str | None] = {}
+
+
+def read_usage(raw: Any, provider: str | None = None) -> Usage | None:
+    """:func:`usage_from_response`, which must never break the app's call: a usage it
+    cannot read is logged, and the call's tokens are counted locally."""
+    try:
+        return usage_from_response(raw, provider)
+    except Exception:
+        log.exception("llmops: could not read a usage of %s; counting locally", provider)
+        return None
 
 
 def provider_of(model: str) -> str | None:

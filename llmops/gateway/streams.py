@@ -19,14 +19,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llmops.gateway.recorder import Call, Completion, Recorder, provider_of
+from llmops.gateway.recorder import Call, Completion, Recorder, provider_of, read_usage
 from llmops.pricing.usage import (
     Served,
     Usage,
     message_cites_urls,
     served_by,
     tool_call_text,
-    usage_from_response,
 )
 from llmops.store.records import CallStatus
 
@@ -84,7 +83,7 @@ class _Tracker:
     def absorb(self, chunk: Any) -> str:
         """Take one chunk; return its text (may be empty)."""
         raw_usage = getattr(chunk, "usage", None)
-        usage = usage_from_response(raw_usage, self.provider)
+        usage = read_usage(raw_usage, self.provider)
         if usage is not None:
             self.usage, self.raw_usage = usage, raw_usage
         served = served_by(chunk, raw_usage or (chunk_hidden(chunk).get("usage")))
@@ -136,7 +135,7 @@ class _Tracker:
         for chunk in reversed(chunks):
             raw = _chunk_usage(chunk)
             if raw is not None:
-                return True, usage_from_response(raw, self.provider), raw
+                return True, read_usage(raw, self.provider), raw
         return False, None, None
 
     def finish(self, status: CallStatus, error: BaseException | None = None) -> None:

@@ -32,9 +32,8 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   ``citation_tokens`` (beside ``prompt_tokens``, not in it), and deep research's
   ``reasoning_tokens``, reported beside ``completion_tokens`` (``total_tokens`` is prompt
   plus completion): litellm moves them into ``completion_tokens_details`` without adding
-  them to ``completion_tokens``, so for Perplexity (and for a top-level ``reasoning_tokens``
-  of a provider's own JSON) they are added here, and ``completion_tokens`` is the whole
-  output again;
+  them to ``completion_tokens``, so for Perplexity they are added here, and
+  ``completion_tokens`` is the whole output again;
 - Moonshot's cache reads: a top-level ``cached_tokens``;
 - the bill itself, where a provider reports it (:func:`billed_cost`: OpenRouter, xAI,
   Perplexity): it is what the call cost, whatever the price map says;
@@ -314,6 +313,8 @@ def _int(value: Any) -> int:
         return value
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return 0
+    if isinstance(value, int):  # math.isfinite raises on an int too large for a float
+        return min(max(value, 0), MAX_COUNT)
     return min(max(int(value), 0), MAX_COUNT) if math.isfinite(value) else 0
 
 
@@ -361,11 +362,10 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
     if prompt == 0 and completion == 0 and not any(units):
         return None
     said = _reader(get("completion_tokens_details"))
-    reasoning = _int(said("reasoning_tokens"))
-    if not reasoning and _int(get("reasoning_tokens")):  # a provider's own JSON (Perplexity)
-        reasoning = _int(get("reasoning_tokens"))
-        completion = min(completion + reasoning, MAX_COUNT)
-    elif provider == "perplexity":  # reported beside the output, which litellm keeps apart
+    # litellm moves a top-level reasoning_tokens into the details; a provider's own JSON
+    # (the direct route) has it where the provider put it
+    reasoning = _int(said("reasoning_tokens")) or _int(get("reasoning_tokens"))
+    if provider == "perplexity":  # reported beside the output, not in it
         completion = min(completion + reasoning, MAX_COUNT)
     cached = (
         _int(asked("cached_tokens"))
@@ -442,6 +442,8 @@ def with_cited_search(usage: Usage, cited: bool) -> Usage:
     return replace(usage, web_search_requests=1)
 
 
+_SEARCH_SIZES = ("low", "medium", "high")
+
 # Gemini's and Vertex's usageMetadata.trafficType -> the service tier whose rates bill it
 _TRAFFIC_TIERS = {
     "ON_DEMAND_PRIORITY": "priority",
@@ -465,6 +467,7 @@ def served_by(response: Any, usage: Any = None) -> Served:
     read = _reader(usage)  # Anthropic's; pydantic extras on litellm's Usage
     geo, speed = read("inference_geo"), read("speed")
     size = read("search_context_size")  # Perplexity: the size its searches were run at
+    size = size if isinstance(size, str) and size.lower() in _SEARCH_SIZES else None
     return Served(
         model if isinstance(model, str) and model else None,
         tier if isinstance(tier, str) and tier else None,
@@ -474,43 +477,43 @@ def served_by(response: Any, usage: Any = None) -> Served:
     )
 
 
-MAX_BILLED_USD = 1_000_000.0  # a bill a provider reports for one call above this is not read
+MAX_BILLED_USD = 1000.0  # a bill reported for one call above this is not read (see below)
 
 
 def billed_cost(usage: Any, provider: str | None) -> float | None:
     """What the provider says the call cost, in USD, when it says: xAI's
     ``cost_in_usd_ticks`` (10^10 ticks a dollar), Perplexity's ``cost.total_cost``,
     OpenRouter's ``cost`` (with, for a call on your own provider key, ``is_byok``, the
-    provider's ``cost_details.upstream_inference_cost``). Only these fields, named by
-    their providers: litellm puts a ``cost`` of its own reckoning on the usage of a stream.
-    None when there is none, or when it is not a finite number from 0 to
-    :data:`MAX_BILLED_USD`."""
+    provider's ``cost_details.upstream_inference_cost``, without which the bill is not
+    whole). Only these fields, of these providers: litellm puts a ``cost`` of its own
+    reckoning on the usage of a stream. None when there is none, or when a part is not a
+    finite number from 0 to :data:`MAX_BILLED_USD` (more than the dearest model's longest
+    call costs: a figure above it is not a bill, and would block every budget it counts
+    in), and then the price map prices the call."""
     if usage is None:
         return None
     get = _reader(usage)
-    ticks = get("cost_in_usd_ticks")
-    if _number(ticks) is not None:
-        return _usd(ticks / 10**10)
+    if provider == "xai":
+        ticks = _usd(get("cost_in_usd_ticks"), MAX_BILLED_USD * 10**10)
+        return None if ticks is None else ticks / 10**10
     cost = get("cost")
-    if isinstance(cost, Mapping):  # Perplexity: the parts of the bill and its total
-        return _usd(cost.get("total_cost"))
-    if provider == "openrouter" and _number(cost) is not None:
-        upstream = _reader(get("cost_details"))("upstream_inference_cost")
-        if get("is_byok") is True and _number(upstream) is not None:
-            return _usd(cost + upstream)
+    if provider == "perplexity":  # the parts of the bill and its total
+        return _usd(cost.get("total_cost")) if isinstance(cost, Mapping) else None
+    if provider != "openrouter" or _usd(cost) is None:
+        return None
+    if get("is_byok") is not True:
         return _usd(cost)
-    return None
+    upstream = _usd(_reader(get("cost_details"))("upstream_inference_cost"))
+    return None if upstream is None else _usd(cost + upstream)
 
 
-def _number(value: Any) -> float | None:
+def _usd(value: Any, most: float = MAX_BILLED_USD) -> float | None:
+    """A number from 0 to ``most`` (an int too large for a float is not one)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _usd(value: Any) -> float | None:
-    number = _number(value)
-    return number if number is not None and 0 <= number <= MAX_BILLED_USD else None
+    if isinstance(value, int):
+        return float(value) if 0 <= value <= most else None
+    return value if math.isfinite(value) and 0 <= value <= most else None
 
 
 # -- local token counting -------------------------------------------------------------

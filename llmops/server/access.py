@@ -85,6 +85,7 @@ class Access:
         self._keys: list[VirtualKey] = []
         self._loaded_at = -math.inf
         self._reading: asyncio.Future[list[VirtualKey]] | None = None  # a read under way
+        self._reading_since = -math.inf  # when it began
         self._usage: dict[str, _Usage] = {}
 
     def keys(self) -> list[VirtualKey]:
@@ -117,23 +118,28 @@ class Access:
                 if k.active and k.budget_usd_month
             ]
             with self._lock:
-                self._keys, self._loaded_at = keys, now
+                if now >= self._loaded_at:  # a read begun earlier that ended later is older
+                    self._keys, self._loaded_at = keys, now
             self._guard.set_budgets([*self._base_budgets, *budgets])
         return self._keys
 
     async def akeys(self) -> list[VirtualKey]:
         """:meth:`keys` for the event loop, read in a thread (one read at a time, which
-        every request waiting for the keys shares). The first read is waited for (a
-        database that cannot answer is a 503, as there); a later one for at most
+        every request waiting for the keys shares, if it began recently enough for it: a
+        key revoked before this request is not read as active). The first read is waited
+        for (a database that cannot answer is a 503, as there); a later one for at most
         :data:`STALE_WAIT_SECONDS`, after which the keys last read hold."""
-        if self._clock() - self._loaded_at < KEY_CACHE_SECONDS:
+        now = self._clock()
+        if now - self._loaded_at < KEY_CACHE_SECONDS:
             return self._keys
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(asyncio.to_thread(self.keys))
+        reading = self._reading
+        if reading is None or reading.done() or now - self._reading_since > KEY_CACHE_SECONDS:
+            reading = self._reading = asyncio.ensure_future(asyncio.to_thread(self.keys))
+            self._reading_since = now
         if self._loaded_at == -math.inf:
-            return await asyncio.shield(self._reading)
+            return await asyncio.shield(reading)
         try:
-            return await asyncio.wait_for(asyncio.shield(self._reading), STALE_WAIT_SECONDS)
+            return await asyncio.wait_for(asyncio.shield(reading), STALE_WAIT_SECONDS)
         except TimeoutError:
             return self._keys
 

@@ -867,19 +867,24 @@ def test_perplexitys_own_usage_shape_is_read_whole() -> None:
     raw = {"prompt_tokens": 108, "completion_tokens": 3256, "total_tokens": 3364,
            "citation_tokens": 7299, "num_search_queries": 74, "reasoning_tokens": 73248,
            "search_context_size": "High"}  # fmt: skip
-    usage = usage_from_response(raw)
+    usage = usage_from_response(raw, "perplexity")
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens) == (
         108, 3256 + 73248, 73248)  # fmt: skip
     assert (usage.citation_tokens, usage.grounding_queries) == (7299, 74)
     assert served_by(None, raw).search_context_size == "high"
+    for size in ("HUGE", "", 3, None):  # a size Perplexity has no price for is not read
+        assert served_by(None, {**raw, "search_context_size": size}).search_context_size is None
     # litellm's shape of the same call: reasoning moved into the details, not added
     litellm_shape = {**raw, "reasoning_tokens": None,
                      "completion_tokens_details": {"reasoning_tokens": 73248}}  # fmt: skip
     assert usage_from_response(litellm_shape, "perplexity") == usage
-    # another provider's reasoning is part of its output, as OpenAI reports it
-    openai = usage_from_response(litellm_shape, "openai")
-    assert openai is not None and openai.completion_tokens == 3256
+    # another provider's reasoning is part of its output, as OpenAI reports it, whether
+    # litellm moved it (the litellm route) or not (the direct route's own JSON)
+    for shape in (litellm_shape, raw):
+        openai = usage_from_response(shape, "openai")
+        assert openai is not None and (openai.completion_tokens, openai.reasoning_tokens) == (
+            3256, 73248)  # fmt: skip
     # what re-pricing reads back from usage_details is what was priced
     row = {"prompt_tokens": 108, "completion_tokens": 76504, "reasoning_tokens": 73248}
     assert Usage.from_columns(row, usage.details()) == usage
@@ -952,6 +957,16 @@ def test_a_streams_usage_is_completed_by_what_the_provider_sent() -> None:
         ({"cost": 2e6}, "openrouter", None),  # over a million dollars a call: not a bill
         ({"cost_in_usd_ticks": -10}, "xai", None),
         ({"cost_in_usd_ticks": 10**40}, "xai", None),
+        ({"cost_in_usd_ticks": 10**400}, "xai", None),  # too large for a float: no crash
+        ({"cost": 10**400}, "openrouter", None),
+        ({"cost": 999_999.0}, "openrouter", None),  # a call costs less than $1,000
+        ({"cost_in_usd_ticks": 5 * 10**9}, "openai", None),  # xAI's field, from xAI only
+        ({"cost": {"total_cost": 0.5}}, "openrouter", None),
+        ({"cost": 0.5, "is_byok": True}, "openrouter", None),  # half a bill is not one
+        ({"cost": 0.5, "is_byok": True, "cost_details": {"upstream_inference_cost": -0.4}},
+         "openrouter", None),
+        ({"cost": -0.5, "is_byok": True, "cost_details": {"upstream_inference_cost": 0.6}},
+         "openrouter", None),
         ({"cost": {"total_cost": "lots"}}, "perplexity", None),
         (None, "openrouter", None),
     ],

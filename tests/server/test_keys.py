@@ -251,3 +251,46 @@ def test_keys_are_read_off_the_event_loop_and_a_locked_table_holds_up_no_request
         locker.close()
     assert STALE_WAIT_SECONDS - 0.05 <= waited < STALE_WAIT_SECONDS + 0.5
     assert stalled < 0.3, f"the event loop stopped for {stalled:.2f} s"
+
+
+def test_a_request_after_a_revocation_does_not_share_a_read_begun_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the keys read for every request (KEY_CACHE_SECONDS 0), a request that came
+    after a revocation joined a read begun before it, and was admitted with the revoked key.
+    (A read of the keys is made slow here: it takes its snapshot, then 0.3 s.)"""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from llmops.gateway.budgets import BudgetGuard
+    from llmops.pricing.prices import PriceBook
+    from llmops.server.access import Access, Refused
+    from llmops.store import keys as keys_module
+
+    engine = _engine(tmp_path)
+    _, secret = create_key(engine, "web", NOW)
+    read = keys_module.list_keys
+
+    def slow(engine: sa.Engine) -> list:
+        found = read(engine)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(keys_module, "list_keys", slow)
+    access = Access(lambda: engine, BudgetGuard([], lambda: engine, PriceBook(), source="t"))
+    request = Request(
+        {"type": "http", "headers": [(b"authorization", f"Bearer {secret}".encode())]}
+    )
+
+    async def scenario() -> None:
+        await access.aadmit(request)  # the first read
+        before = asyncio.create_task(access.aadmit(request))  # a read of the active key
+        await asyncio.sleep(0.1)
+        revoke_key(engine, "web", NOW)
+        with pytest.raises(Refused) as refused:
+            await access.aadmit(request)  # came after the revocation: reads again
+        assert refused.value.status == 401
+        assert (await before) is not None  # began before it: may still see the key
+
+    asyncio.run(scenario())
