@@ -174,3 +174,27 @@ def test_a_non_finite_or_negative_price_is_refused_when_given(make_gateway, tmp_
     with pytest.raises(ConfigError, match="price=: input_per_million"):
         gw.complete(model="gpt-4o-mini", messages=USER_MSG, mock_response="ok",
                     price={"input_per_million": -1, "output_per_million": 1})  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_numbers_too_large_for_a_float_in_a_usage_break_no_call(
+    make_gateway, server, database_url, stream
+) -> None:
+    """Valid JSON with a 400-digit integer in the usage (a search count, a reported cost)
+    raised OverflowError out of the app's call and stored nothing."""
+    gw = make_gateway()
+    huge = {"num_search_queries": 10**400, "citation_tokens": 10**400, "cost": 10**400}
+    server.enqueue(Reply(prompt_tokens=20, completion_tokens=5, usage_fields=huge,
+                         usage_unasked=True))  # fmt: skip
+    call = {"model": "perplexity/sonar-pro", "messages": USER_MSG, "num_retries": 0,
+            "api_base": server.base_url, "api_key": "sk-test"}  # fmt: skip
+    if stream:
+        with gw.stream(**call) as chunks:
+            text = "".join(chunks)
+    else:
+        text = gw.complete(**call).text
+    assert text
+    assert gw.flush(10)
+    (row,) = rows(database_url)
+    assert (row["status"], row["prompt_tokens"]) == ("ok", 20)
+    assert row["cost_usd"] is not None and row["price_source"] != "billed:perplexity"
