@@ -34,7 +34,9 @@ OpenAI, Anthropic, Gemini and Bedrock shapes, see ``llmops.simulate.Reply``):
   plus completion): litellm moves them into ``completion_tokens_details`` without adding
   them to ``completion_tokens``, so for Perplexity they are added here, and
   ``completion_tokens`` is the whole output again;
-- Moonshot's cache reads: a top-level ``cached_tokens``;
+- Moonshot's cache reads: a top-level ``cached_tokens``; xAI's web and X searches:
+  ``server_side_tool_usage_details`` (which litellm also copies to
+  ``prompt_tokens_details.web_search_requests``), searches, not grounding queries;
 - the bill itself, where a provider reports it (:func:`billed_cost`: OpenRouter, xAI,
   Perplexity): it is what the call cost, whatever the price map says;
 - reads of an explicit cache (Alibaba's Qwen models): ``prompt_tokens_details.cache_type``
@@ -381,6 +383,13 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
     write_1h = min(_int(split("ephemeral_1h_input_tokens")), cache_write)
     audio_in, image_in = _int(asked("audio_tokens")), _int(asked("image_tokens"))
     cached_parts = _reader(asked("cached_tokens_details"))
+    searches = _int(_reader(get("server_tool_use"))("web_search_requests"))
+    # Gemini's grounding queries; Perplexity's searches (billed per search, as these)
+    grounding = _int(asked("web_search_requests")) or _int(get("num_search_queries"))
+    if provider == "xai":  # its server-side tools' calls (litellm copies the web searches)
+        tools = _reader(get("server_side_tool_usage_details"))
+        calls = _int(tools("web_search_calls")) + _int(tools("x_search_calls"))
+        searches, grounding = searches or calls or grounding, 0
     cached_audio = min(_int(cached_parts("audio_tokens")), cached, audio_in)
     return Usage(
         prompt,
@@ -394,14 +403,13 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         image_in,
         _int(said("audio_tokens")),
         _int(said("image_tokens")),
-        _int(_reader(get("server_tool_use"))("web_search_requests")),
+        searches,
         min(_int(split("ephemeral_12h_input_tokens")), cache_write - write_1h),
         cached_audio,
         min(_int(cached_parts("image_tokens")), cached - cached_audio, image_in),
         _int(asked("video_tokens")),
         _int(said("video_tokens")),
-        # Gemini's grounding queries; Perplexity's searches (billed per search, as these)
-        _int(asked("web_search_requests")) or _int(get("num_search_queries")),
+        grounding,
         _int(asked("google_maps_grounding_requests")),
         cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
         _int(get("citation_tokens")),
