@@ -737,8 +737,11 @@ def cost_of(
         "video_out": u.video_output_tokens,
         "citation": u.citation_tokens,
     }
-    each = {PER_IMAGE: u.image_count, PER_CHARACTER: u.character_count, PER_QUERY: u.query_count}
-    billed_each = {field: n for field, n in each.items() if n > 0 and field in entry.fields}
+    billed_each: dict[str, int] = {}
+    if u.image_count or u.character_count or u.query_count:  # most calls: none
+        each = {PER_IMAGE: u.image_count, PER_CHARACTER: u.character_count,
+                PER_QUERY: u.query_count}  # fmt: skip
+        billed_each = {field: n for field, n in each.items() if n > 0 and field in entry.fields}
     if PER_CHARACTER in billed_each:  # the text is billed by its characters, not its tokens
         parts["text_in"] = 0
     if PER_IMAGE in billed_each:  # the images are billed each, not by their tokens
@@ -770,8 +773,10 @@ def cost_of(
         elif not entry.custom:
             resolved.notes[key] = f"no {field.split('.')[0]} price: {what} not billed"
             parts[key] = count
-    total += entry.fields.get(REQUEST, Decimal(0))  # a fee per call
-    total += sum((n * entry.fields[field] for field, n in billed_each.items()), Decimal(0))
+    if REQUEST in entry.fields:  # a fee per call
+        total += entry.fields[REQUEST]
+    for field, n in billed_each.items():
+        total += n * entry.fields[field]
     if u.browser_opens > 0 and BROWSER_OPEN not in entry.fields and not entry.custom:
         resolved.notes["browser"] = "no price of a browser visit in the price map: not billed"
         parts["browser"] = u.browser_opens

@@ -118,8 +118,10 @@ class Usage:
     def clamped(self) -> Usage:
         """This usage with every negative count 0 (a count made by hand, not reported: what
         providers report is read as 0 when negative)."""
+        if min(self.__dict__.values()) >= 0:  # every count (and estimated, a bool): most
+            return self
         negative: dict[str, Any] = {name: 0 for name in _COUNTS if getattr(self, name) < 0}
-        return replace(self, **negative) if negative else self
+        return replace(self, **negative)
 
     def filled(self, other: Usage) -> Usage:
         """This usage with the counts it has as 0 taken from ``other`` (what a provider
@@ -167,6 +169,7 @@ _COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_
             "reasoning_tokens", "estimated")  # fmt: skip
 _DETAIL_FIELDS = tuple(f.name for f in fields(Usage) if f.name not in _COLUMNS)
 _COUNTS = tuple(f.name for f in fields(Usage) if f.name != "estimated")
+_FIELDS = tuple(f.name for f in fields(Usage))
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,9 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
     write_1h = min(_int(split("ephemeral_1h_input_tokens")), cache_write)
     audio_in, image_in = _int(asked("audio_tokens")), _int(asked("image_tokens"))
     cached_parts = _reader(asked("cached_tokens_details"))
-    searches = _int(_reader(get("server_tool_use"))("web_search_requests"))
+    tool_use = get("server_tool_use")
+    used_tools = _reader(tool_use) if tool_use is not None else _nothing
+    searches = _int(used_tools("web_search_requests"))
     # Gemini's grounding queries; Perplexity's searches (billed per search, as these)
     grounding = _int(asked("web_search_requests")) or _int(get("num_search_queries"))
     if provider == "xai":  # its server-side tools' calls (litellm copies the web searches)
@@ -391,7 +396,7 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         calls = _int(tools("web_search_calls")) + _int(tools("x_search_calls"))
         searches, grounding = searches or calls or grounding, 0
     cached_audio = min(_int(cached_parts("audio_tokens")), cached, audio_in)
-    return Usage(
+    return _made(
         prompt,
         completion,
         cached,
@@ -413,9 +418,18 @@ def usage_from_response(usage: Any, provider: str | None = None) -> Usage | None
         _int(asked("google_maps_grounding_requests")),
         cached if asked("cache_type") == "ephemeral" else 0,  # an explicit cache's reads
         _int(get("citation_tokens")),
-        _int(_reader(get("server_tool_use"))("browser_open_requests")),
+        _int(used_tools("browser_open_requests")),
         *units,
     )
+
+
+def _made(*values: Any) -> Usage:
+    """A :class:`Usage` of every field's value, in order, made without the frozen
+    dataclass's ``object.__setattr__`` per field: on the app's call path, that was a third
+    of the time of reading a usage (5 of 16 us)."""
+    usage = object.__new__(Usage)
+    usage.__dict__.update(zip(_FIELDS, values, strict=True))
+    return usage
 
 
 def cites_urls(annotations: Any) -> bool:
