@@ -762,11 +762,13 @@ def cost_of(
         ("web_search", u.web_search_requests, search, "searches"),
         ("grounding", u.grounding_queries, search, "grounding"),
         ("maps_grounding", u.maps_grounding_queries, MAPS_GROUNDING, "Maps grounding"),
+        ("browser", u.browser_opens, BROWSER_OPEN, "browser visits"),
     )
     for key, count, field, what in fees:
         if count <= 0:
             continue
-        billed = count if key == "web_search" or entry.per_query else 1  # per grounded prompt
+        per_prompt = key in ("grounding", "maps_grounding") and not entry.per_query
+        billed = 1 if per_prompt else count  # Gemini 2: once per grounded prompt
         fee = entry.fields.get(field)
         if fee is not None:
             total += billed * fee
@@ -777,11 +779,6 @@ def cost_of(
         total += entry.fields[REQUEST]
     for field, n in billed_each.items():
         total += n * entry.fields[field]
-    if u.browser_opens > 0 and BROWSER_OPEN not in entry.fields and not entry.custom:
-        resolved.notes["browser"] = "no price of a browser visit in the price map: not billed"
-        parts["browser"] = u.browser_opens
-    elif u.browser_opens > 0:
-        total += u.browser_opens * entry.fields.get(BROWSER_OPEN, Decimal(0))
     notes = tuple(
         note
         for key, note in resolved.notes.items()

@@ -144,18 +144,13 @@ class Access:
             return self._keys
 
     async def aadmit(self, request: Request, *, metered: bool = True) -> VirtualKey | None:
-        """:meth:`admit` for the event loop: the keys from :meth:`akeys`."""
-        return self._admit(await self.akeys(), request, metered)
-
-    def admit(self, request: Request, *, metered: bool = True) -> VirtualKey | None:
-        """The key of ``request`` (None when no key was ever created); refuses a missing,
-        unknown or revoked key (401) and, for a model call (``metered``), a key over its
-        rate (429 with Retry-After): feedback and the model list do not use it up."""
-        return self._admit(self.keys(), request, metered)
-
-    def _admit(self, keys: list[VirtualKey], request: Request, metered: bool) -> VirtualKey | None:
+        """The key of ``request`` (None when no key was ever created), from the keys of
+        :meth:`akeys`; refuses a missing, unknown or revoked key (401) and, for a model
+        call (``metered``), a key over its rate (429 with Retry-After): feedback and the
+        model list do not use it up."""
         from llmops.store.keys import match
 
+        keys = await self.akeys()
         if not keys:
             return None
         presented = _presented(request)
