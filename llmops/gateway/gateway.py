@@ -54,7 +54,7 @@ EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 
 log = logging.getLogger("llmops.gateway")
 
-NOT_SENT = "not billed: never sent (its caller left while a budget waited for the database)"
+NOT_SENT = "not billed: never sent (its caller left before it was)"
 
 _LIVE: weakref.WeakSet[Gateway] = weakref.WeakSet()
 
@@ -173,6 +173,19 @@ class Gateway:
         self._prompts[ref] = (stamp, prompt)
         return prompt
 
+    async def aprompt(self, ref: str) -> Prompt:
+        """:meth:`prompt` on an event loop: loaded in a thread (a first load reads git)."""
+        return await asyncio.to_thread(self.prompt, ref)
+
+    async def _aprepare(self, prompt: str | Prompt | None, *args: Any) -> Call:
+        """:meth:`_prepare` on an event loop: a call with a prompt is prepared in a thread,
+        where its prompt is loaded (a first load reads git) and rendered (up to the
+        sandbox's MAX_RENDER_SECONDS), so that a slow one holds this call only, not every
+        call and stream of the loop."""
+        if prompt is None:
+            return self._prepare(prompt, *args)
+        return await asyncio.to_thread(self._prepare, prompt, *args)
+
     def _prepare(
         self,
         prompt: str | Prompt | None,
@@ -279,7 +292,7 @@ class Gateway:
         **litellm_kwargs: Any,
     ) -> Completion:
         """The async twin of :meth:`complete` (``litellm.acompletion``)."""
-        call = self._prepare(
+        call = await self._aprepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
             litellm_kwargs, api_key_name,
         )  # fmt: skip
@@ -332,7 +345,7 @@ class Gateway:
         """The async twin of :meth:`stream`: ``async for chunk in await gw.astream(...)``."""
         from llmops.gateway.streams import AsyncStream
 
-        call = self._prepare(
+        call = await self._aprepare(
             prompt, variables, model, messages, user, session, tags, metadata, price,
             _streaming(litellm_kwargs), api_key_name,
         )  # fmt: skip
@@ -450,9 +463,15 @@ class Gateway:
             with contextlib.suppress(BudgetExceededError):
                 self._refuse(call, refusal)
             return
+        self._record_unsent(
+            call, asyncio.CancelledError("the caller left while its budget was checked")
+        )
+
+    def _record_unsent(self, call: Call, error: BaseException) -> None:
+        """Record a call its caller left before it was sent: ``cancelled`` at cost 0 (which
+        gives its budget estimate back to the leases)."""
         latency_ms = (time.perf_counter() - call.started) * 1000
         unsent = Price(0.0, "priced", NOT_SENT)
-        error = asyncio.CancelledError("the caller left while its budget was checked")
         self.recorder.record(call, "cancelled", None, unsent, latency_ms, None, error=error)
 
     def _refuse(self, call: Call, refusal: BudgetExceededError | None) -> None:
@@ -486,7 +505,13 @@ class Gateway:
     async def _asend(self, call: Call) -> Any:
         """The async twin of :meth:`_send`."""
         direct = self.direct if self.direct is not None and self.direct.accepts(call) else None
-        litellm: Any = None if direct else self._litellm()
+        litellm: Any = None
+        if direct is None:
+            try:
+                litellm = await self._alitellm()
+            except asyncio.CancelledError as exc:  # never sent: cancelled at cost 0
+                self._record_unsent(call, exc)
+                raise
         call.started = time.perf_counter()
         try:
             if direct is not None:
@@ -508,6 +533,14 @@ class Gateway:
         litellm = litellm_loader.load(remote_price_map=self.prices.remote_price_map)
         warm_up(litellm)
         return litellm
+
+    async def _alitellm(self) -> Any:
+        """:meth:`_litellm` on an event loop: the first import (about 4 s) and warm-up run in
+        a thread, so that they hold this call only, not every call and stream of the loop."""
+        litellm = litellm_loader.imported()
+        if litellm is not None and _WARM.is_set():
+            return litellm
+        return await asyncio.to_thread(self._litellm)
 
     # -- recording ------------------------------------------------------------------
 

@@ -156,7 +156,7 @@ async def _messages(
         body = await _json_body(request)
         asked = translate_request(body)
         if access is not None and key is not None:
-            _check_model(gateway, access, key, asked)
+            await _check_model(gateway, access, key, asked)
         options = _attribution(request, {"user": asked.user})
     except Refused as exc:
         return error_response(exc.status, exc.message, headers=exc.headers)
@@ -211,7 +211,9 @@ def _retry_after(exc: BaseException) -> dict[str, str] | None:
     return None if value is None else {"retry-after": value}
 
 
-def _check_model(gateway: Gateway, access: Access, key: VirtualKey, asked: Translated) -> None:
+async def _check_model(
+    gateway: Gateway, access: Access, key: VirtualKey, asked: Translated
+) -> None:
     """Refuse (403) a model, or a prompt's model, that the key may not use."""
     if key.models is None:
         return
@@ -219,7 +221,7 @@ def _check_model(gateway: Gateway, access: Access, key: VirtualKey, asked: Trans
         access.check_model(key, asked.model)
         return
     try:
-        model = gateway.prompt(asked.prompt).model
+        model = (await gateway.aprompt(asked.prompt)).model
     except ConfigError as exc:
         raise RequestError(400, str(exc)) from None
     access.check_model(key, model, f"{PROMPT_PREFIX}{asked.prompt.partition('@')[0]}")

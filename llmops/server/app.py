@@ -156,7 +156,8 @@ def create_app(gateway: Gateway) -> Starlette:
             return _failure(exc)
         if key is not None and key.models is not None:
             return JSONResponse({"object": "list", "data": _listed(key.models)})
-        return JSONResponse({"object": "list", "data": _models(gateway)})
+        listed = await asyncio.to_thread(_models, gateway)  # each prompt loaded, from git
+        return JSONResponse({"object": "list", "data": listed})
 
     exported: list[Any] = []  # the Prometheus registry, made on the first scrape
 
@@ -270,7 +271,7 @@ async def _chat(
     params = model_params(body, CHAT_PARAMS)
     _check_options(params)
     if key is not None and key.models is not None:
-        allowed = gateway.prompt(prompt).model if prompt is not None else model
+        allowed = (await gateway.aprompt(prompt)).model if prompt is not None else model
         access.check_model(
             key, allowed, f"{PROMPT_PREFIX}{prompt.partition('@')[0]}" if prompt else None
         )

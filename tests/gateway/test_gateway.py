@@ -17,6 +17,7 @@ from llmops.errors import (
     ConfigError,
     InvalidFeedbackError,
     SchemaOutdatedError,
+    TemplateLimitError,
     UnknownCallError,
 )
 from llmops.pricing.usage import count_message_tokens, count_text_tokens
@@ -359,6 +360,61 @@ def test_async_complete_and_stream(make_gateway, server, database_url) -> None:
     assert statuses[done.call_id] == "ok"
     assert statuses[cancelled_id] == "cancelled"
     assert sorted(statuses.values()) == ["cancelled", "ok", "ok"]
+
+
+SLOW_PROMPT = """\
+model: gpt-4o-mini
+messages:
+  - role: user
+    content: "{% for i in range(rounds) %}{% for j in range(1000) %}{% if (j ~ i) | length > 9 %}\
+{% endif %}{% endfor %}{% endfor %}{{ question }}"
+"""
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_slow_render_holds_up_no_other_call_on_the_event_loop(
+    make_gateway, server, repo: PromptRepo, streamed: bool
+) -> None:
+    """acomplete and astream loaded and rendered their prompt on the event loop: a template
+    that a client's variables make slow (up to the sandbox's 1 s) stopped every call and
+    stream of the loop (``llmops serve``'s worker) for as long. It is now rendered in a
+    thread."""
+    repo.write("slow.yaml", SLOW_PROMPT)
+    gw = make_gateway(prompts=repo.prompts)
+    ask = gw.astream if streamed else gw.acomplete
+    variables = {"rounds": 400, "question": "Where is my parcel?"}
+
+    async def main() -> tuple[float, float, Any]:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.perf_counter() - last - 0.01)
+                last = time.perf_counter()
+
+        ticking = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        try:
+            answer: Any = await ask("slow", variables, **http(server))
+            if streamed:
+                answer = "".join([chunk async for chunk in answer])
+        except TemplateLimitError as exc:  # over 1 s on a loaded machine: still no stall
+            answer = exc
+        took = time.perf_counter() - started
+        done.set()
+        await ticking
+        return took, max(gaps), answer
+
+    took, stalled, answer = asyncio.run(main())
+    assert took > 0.3, f"the render took {took:.2f} s: too fast to tell a stall"
+    assert stalled < 0.2, f"the event loop stopped for {stalled:.2f} s"
+    if not isinstance(answer, TemplateLimitError):
+        text = answer if streamed else answer.text
+        assert text.endswith("Where is my parcel?")
 
 
 def test_concurrent_async_calls_are_all_recorded(make_gateway, server, database_url) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from llmops.gateway.gateway import NOT_SENT
 from llmops.store.engine import create_engine
 
 pytestmark = pytest.mark.integration  # every test starts Python processes
@@ -100,3 +101,69 @@ def test_the_first_call_of_a_process_times_only_the_model(
     # of the wall time, not a fixed bound: on a loaded machine (CI's other worker) both
     # grow, and a bound of 300 ms failed at 336 ms of 10.9 s and 766 ms of 16.2 s
     assert wall_ms - ttft_ms > 500 and ttft_ms < wall_ms / 10, (ttft_ms, wall_ms)
+
+
+FIRST_ASYNC_CALL = """
+import asyncio, json, sys, time
+from llmops import Gateway
+
+url, home, base = sys.argv[1:]
+gateway = Gateway(database_url=url, home=home)
+ask = dict(model="gpt-4o-mini", api_base=base, api_key="sk-test", num_retries=0)
+
+
+async def main():
+    gaps, done = [], asyncio.Event()
+
+    async def tick():
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            gaps.append(time.perf_counter() - last - 0.01)
+            last = time.perf_counter()
+
+    ticking = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    assert "litellm" not in sys.modules
+    first = gateway.acomplete(messages=[{"role": "user", "content": "a"}], **ask)
+    left = asyncio.create_task(first)
+    await asyncio.sleep(0.3)  # litellm is being imported
+    left.cancel()
+    started = time.perf_counter()
+    answer = await gateway.acomplete(messages=[{"role": "user", "content": "b"}], **ask)
+    took = time.perf_counter() - started
+    done.set()
+    await ticking
+    return {"took": took, "stalled": max(gaps), "text": answer.text, "left": left.cancelled()}
+
+print(json.dumps(asyncio.run(main())))
+gateway.close()
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_first_async_call_imports_litellm_off_the_event_loop(
+    database_url: str, server, tmp_path: Path
+) -> None:
+    """The first acomplete/astream of a process imported litellm (about 4 s) on the event
+    loop: an app's every other task (a web server's requests) stopped for as long. It is now
+    imported in a thread; a call cancelled while it waits is recorded as cancelled at cost 0
+    (never sent)."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_ASYNC_CALL, database_url, str(tmp_path / "home"),
+         server.base_url],
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["stalled"] < 0.5, f"the event loop stopped for {seen['stalled']:.2f} s"
+    assert seen["text"] == "Echo: b" and seen["left"]
+    assert seen["took"] > 1.0, seen  # litellm was imported meanwhile
+    with create_engine(database_url).connect() as connection:
+        query = sa.text("SELECT status, cost_usd, price_source FROM llm_calls ORDER BY created_at")
+        recorded = [tuple(row) for row in connection.execute(query)]
+    assert recorded[0] == ("cancelled", 0.0, NOT_SENT), recorded
+    assert recorded[1][0] == "ok" and recorded[1][1] > 0, recorded
