@@ -12,7 +12,7 @@ import typer
 
 from llmops.cli._options import MAX_PORT, DatabaseOption, check_listen, database_url
 from llmops.errors import ConfigError
-from llmops.server import HEAD_TIMEOUT_ENV, HEAD_TIMEOUT_SECONDS
+from llmops.server import HEAD_TIMEOUT_ENV, HEAD_TIMEOUT_SECONDS, METRICS_URL_ENV
 
 DEFAULT_PORT = 4000
 # uvicorn's default (5 s) closes pooled client connections that a busy client is about to
@@ -83,13 +83,35 @@ def serve(
         http=HTTP_PROTOCOL,
     )
     if workers > 1:  # uvicorn's supervisor: it stops its workers and exits 0 on SIGTERM
-        uvicorn.run(
-            "llmops.server.app:app_from_env", factory=True, host=host, port=port,
-            workers=workers, log_level="warning", access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS, http=HTTP_PROTOCOL,
-        )  # fmt: skip
+        with _shared_exporter(chosen):
+            uvicorn.run(
+                "llmops.server.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, http=HTTP_PROTOCOL,
+            )  # fmt: skip
         return
     _quiet_server(config).run()
+
+
+@contextlib.contextmanager
+def _shared_exporter(url: str) -> Iterator[None]:
+    """The one Prometheus exporter of several workers, in this (the supervisor) process on
+    a free loopback port: every worker's ``/metrics`` serves its figures, so that they are
+    one series (counters started once, the same series chosen, one read cache)."""
+    from llmops.config import Settings
+    from llmops.control.metrics import SpendCollector, make_registry
+    from llmops.control.metrics import serve as serve_metrics
+    from llmops.store.engine import create_engine
+
+    engine = create_engine(url)
+    collector = SpendCollector(engine, [*Settings.from_env().budgets])
+    exporter = serve_metrics(make_registry(collector), "127.0.0.1", 0)
+    os.environ[METRICS_URL_ENV] = exporter.url
+    try:
+        yield
+    finally:
+        exporter.close()
+        engine.dispose()
 
 
 def _server_class() -> type:

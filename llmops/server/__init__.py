@@ -7,3 +7,6 @@ HEAD_TIMEOUT_SECONDS = 30.0
 import uvicorn to read it)."""
 HEAD_TIMEOUT_ENV = "LLMOPS_SERVE_HEADER_TIMEOUT"
 """Where ``llmops serve`` hands its ``--header-timeout`` to the workers."""
+METRICS_URL_ENV = "LLMOPS_SERVE_METRICS_URL"
+"""Where ``llmops serve --workers N`` (N > 1) tells its workers the one exporter whose
+figures every worker's ``/metrics`` serves (run by the supervisor process, on loopback)."""

@@ -42,6 +42,7 @@ from llmops.gateway.content import scrub_error
 from llmops.gateway.direct import CHAT_BODY
 from llmops.gateway.gateway import warm_up
 from llmops.gateway.recorder import raised_as, timed_out
+from llmops.server import METRICS_URL_ENV
 from llmops.server.access import Access, Refused
 
 if TYPE_CHECKING:
@@ -160,17 +161,27 @@ def create_app(gateway: Gateway) -> Starlette:
         return JSONResponse({"object": "list", "data": listed})
 
     exported: list[Any] = []  # the Prometheus registry, made on the first scrape
+    shared = os.environ.get(METRICS_URL_ENV)  # several workers: the supervisor's exporter
+    budgets = [] if shared else [*Settings.from_env().budgets]  # as the server started
 
     async def metrics(request: Request) -> Response:
-        """The Prometheus metrics of `llmops metrics`, read from the database (so every
-        worker answers the same figures)."""
+        """The Prometheus metrics of `llmops metrics`, read from the database. Several
+        workers serve those of one exporter (the supervisor's): each worker's own would
+        start its counters, choose its series and cache its reads apart, and a counter
+        would go down from one scrape to the next."""
         from llmops.control.metrics import SpendCollector, exposition, make_registry
 
-        if not exported:
-            budgets = [*Settings.from_env().budgets]
-            exported.append(make_registry(SpendCollector(gateway.engine, budgets)))
-        text = await asyncio.to_thread(exposition, exported[0])
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        if shared:
+            try:
+                text = await asyncio.to_thread(_fetch_metrics, shared)
+            except OSError as exc:
+                log.warning("llmops: the workers' exporter did not answer: %s", exc)
+                return Response(f"the exporter did not answer: {exc}\n", status_code=503)
+        else:
+            if not exported:
+                exported.append(make_registry(SpendCollector(gateway.engine, budgets)))
+            text = await asyncio.to_thread(exposition, exported[0])
+        return Response(text, media_type=METRICS_TYPE)
 
     async def health(request: Request) -> Response:
         writer = gateway.writer
@@ -221,6 +232,18 @@ def create_app(gateway: Gateway) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METRICS_TIMEOUT = 30.0  # seconds: a read of the database at 10M calls takes well under 1
+
+
+def _fetch_metrics(url: str) -> str:
+    """The exposition of the exporter at ``url`` (the supervisor's, on loopback)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT) as answer:  # noqa: S310
+        return str(answer.read().decode("utf-8"))
 
 
 def app_from_env() -> Starlette:

@@ -326,6 +326,62 @@ def test_two_workers_both_serve_and_record(serve, server) -> None:
     assert_clean(served.output())
 
 
+def _scrape(client: httpx.Client) -> tuple[float, float]:
+    """(when the exporter read the database, llmops_calls_total) of one /metrics answer."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text
+    read, calls = 0.0, 0.0
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "llmops_exporter_last_refresh_timestamp_seconds":
+                read = sample.value
+            elif sample.name == "llmops_calls_total":
+                calls += sample.value
+    return read, calls
+
+
+def test_two_workers_serve_one_series_of_metrics(serve, server) -> None:
+    """Each worker made its own exporter: its own first read, series and 5 s cache. One
+    scrape target, its scrapes landing on either worker, saw llmops_calls_total go 1, 4,
+    1, which Prometheus takes for a counter reset (increase() counts the whole total
+    again). Every worker now serves the figures of one exporter, the supervisor's."""
+    served = serve("--workers", "2")
+
+    def calls(n: int) -> None:
+        for _ in range(n):
+            served.client().chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+
+    calls(1)
+    served.wait_rows(lambda rows: len(rows) == 1)
+    with httpx.Client(base_url=served.url) as kept:  # one connection: one worker
+        seen = [_scrape(kept)]
+        calls(3)
+        served.wait_rows(lambda rows: len(rows) == 4)
+        for _ in range(12):  # new connections, which either worker may accept
+            with httpx.Client(base_url=served.url) as fresh:
+                seen.append(_scrape(fresh))
+            seen.append(_scrape(kept))
+    assert seen == sorted(seen), f"(read at, calls) scrape after scrape: {seen}"
+    assert seen[0][1] == 1
+
+
+def test_metrics_keep_the_config_the_server_started_with(serve, server) -> None:
+    """/metrics read llmops.yaml on its first scrape: a file broken since the server
+    started made every scrape a bare 500 with a traceback in the server's output."""
+    served = serve()
+    (served.home.parent / "llmops.yaml").write_text(
+        "budgets:\n  limits:\n    - {name: x, window: year, limit_usd: 1}\n"
+    )
+    answer = httpx.get(served.url + "/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert "llmops_calls_total" in answer.text or "llmops_database_up" in answer.text
+    assert "Traceback" not in served.output(), served.output()
+
+
 # -- refused before it starts -----------------------------------------------------------------
 
 
