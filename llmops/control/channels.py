@@ -28,6 +28,7 @@ import email.utils
 import http.client
 import json
 import logging
+import math
 import smtplib
 import socket
 import ssl
@@ -104,13 +105,17 @@ class Notification:
             "kind": self.kind,
             "subject": self.subject,
             "key": self.key,
-            "value": self.value,
-            "threshold": self.threshold,
+            "value": _finite_or_none(self.value),  # JSON has no NaN or Infinity
+            "threshold": _finite_or_none(self.threshold),
             "window": self.window,
             "message": self.message,
             "at": self.at.astimezone(UTC).isoformat(),
             "dashboard": self.dashboard,
         }
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def slack_payload(notification: Notification) -> dict[str, Any]:

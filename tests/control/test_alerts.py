@@ -630,3 +630,91 @@ def test_the_background_thread_checks_until_stopped(engine, receiver) -> None:
     assert checker_.last_result is not None and checker_.last_error is None
     with pytest.raises(ValueError, match="more than 0"):
         checker_.start(interval=0)
+
+
+# -- boundaries and odd stored values (attack round) ------------------------------------------
+
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@ON_SQLITE
+def test_a_budget_threshold_reached_exactly_fires(engine: Engine, receiver) -> None:
+    """$0.99 of a $1.10 budget is 90% (`llmops budgets` shows 90.0%), but 100 * (0.99 /
+    1.1) is 89.99999999999999 in floats: the 90% threshold was not reached."""
+    budgets = (Budget(name="daily", window="day", limit_usd=1.1, thresholds=(90,)),)
+    seed_calls(engine, [call(NOW - timedelta(hours=1), cost_usd=0.99)])
+    (status,) = q.budget_status(engine, budgets, now=NOW)
+    assert status.crossed == 90
+    rule = [{"name": "b", "kind": "budget", "channels": ["hook"]}]
+    checker(engine, receiver, rule, budgets).check(NOW)
+    assert told(receiver) == [("fired", "b", "daily")]
+
+
+@ON_SQLITE
+def test_a_p95_exactly_factor_times_the_baseline_does_not_fire(engine: Engine, receiver) -> None:
+    """The rule fires above factor x the baseline p95: 230 ms is 1.15 x 200 ms, though 1.15
+    * 200.0 is 229.99999999999997 in floats. The message gave the ratio as 1.1x."""
+    seed_calls(engine, [call(NOW - timedelta(days=1), latency_ms=200.0) for _ in range(5)])
+    seed_calls(engine, [call(NOW - timedelta(minutes=1), latency_ms=230.0) for _ in range(5)])
+    rule = {"name": "slow", "kind": "latency_p95", "window": "15m", "factor": 1.15,
+            "min_calls": 5, "channels": ["hook"]}  # fmt: skip
+    (condition,) = checker(engine, receiver, [rule]).check(NOW).conditions
+    assert condition.status == "ok", condition.message
+    assert "1.15x the p95" in condition.message
+
+
+@ON_SQLITE
+def test_a_baseline_p95_of_0_ms_breaks_no_rule(engine: Engine, receiver) -> None:
+    """Calls of latency 0 in the baseline (written by SQL, or under the 3-decimal rounding):
+    p95 / 0 raised ZeroDivisionError, and the whole check failed (the rules after it were
+    never evaluated), every check for as long as the baseline held them."""
+    seed_calls(engine, [call(NOW - timedelta(days=1), latency_ms=0.0) for _ in range(5)])
+    seed_calls(engine, [call(NOW - timedelta(minutes=1), latency_ms=50.0) for _ in range(5)])
+    seed_calls(engine, [call(NOW - timedelta(minutes=1), status="error") for _ in range(5)])
+    rules = [
+        {"name": "slow", "kind": "latency_p95", "window": "15m", "factor": 2,
+         "min_calls": 5, "channels": ["hook"]},
+        {"name": "errors", "kind": "error_rate", "window": "15m", "threshold": 0.1,
+         "min_calls": 5, "channels": ["hook"]},
+    ]  # fmt: skip
+    result = checker(engine, receiver, rules).check(NOW)
+    slow = [c for c in result.conditions if c.rule == "slow"]
+    assert [c.status for c in slow] == ["no_data"], slow
+    assert ("fired", "errors", "gpt-4o") in told(receiver)
+
+
+@ON_SQLITE
+def test_a_raised_limit_is_told_when_it_is_reached_again(engine: Engine, receiver) -> None:
+    """The 100% alert of a $1 budget fired ($1.20 spent); the limit was raised to $2 the
+    same day: 60%, past the 50% threshold, so the alert stayed at 100. When the spend then
+    passed the new limit, nobody was told (100 is not above 100). The lower share now
+    re-arms the alert quietly."""
+    rule = [{"name": "b", "kind": "budget", "channels": ["hook"]}]
+    small = (Budget(name="daily", window="day", limit_usd=1.0),)
+    seed_calls(engine, [call(NOW - timedelta(hours=2), cost_usd=1.2)])
+    checker(engine, receiver, rule, small).check(NOW)
+    assert [(b["event"], b["threshold"]) for b in receiver.bodies()] == [("fired", 100.0)]
+    raised = (Budget(name="daily", window="day", limit_usd=2.0),)
+    checker(engine, receiver, rule, raised).check(NOW + timedelta(minutes=1))
+    assert len(receiver.bodies()) == 1  # re-armed without a message
+    seed_calls(engine, [call(NOW - timedelta(hours=1), cost_usd=1.0)])  # $2.20 of $2
+    checker(engine, receiver, rule, raised).check(NOW + timedelta(minutes=2))
+    assert [(b["event"], b["threshold"]) for b in receiver.bodies()] == [("fired", 100.0)] * 2
+
+
+@ON_SQLITE
+def test_an_infinite_value_is_null_in_the_webhook_body(engine: Engine, receiver) -> None:
+    """An infinite cost written by SQL (SQLite keeps it) made the alert's value inf, and the
+    webhook's JSON body held the bare token Infinity, which strict parsers refuse."""
+    import json
+
+    budgets = (Budget(name="daily", window="day", limit_usd=1.0),)
+    seed_calls(engine, [call(NOW - timedelta(hours=1), cost_usd=float("inf"))])
+    rule = [{"name": "b", "kind": "budget", "channels": ["hook"]}]
+    checker(engine, receiver, rule, budgets).check(NOW)
+    (request,) = receiver.requests
+
+    def strict(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    assert json.loads(request.body, parse_constant=strict)["value"] is None

@@ -250,3 +250,23 @@ def test_a_checker_from_the_settings(project, receiver) -> None:
     assert [b.name for b in checker.budgets] == ["monthly"]
     assert [t.delivered for t in checker.check().fired] == [("hook", "log")]
     assert len(receiver.requests) == 1
+
+
+def test_json_has_null_for_an_infinite_value(cli, project) -> None:
+    """An infinite cost written by SQL (SQLite keeps it): `alerts check --json` printed the
+    bare token Infinity, which strict JSON parsers (jq, JSON.parse) refuse."""
+    folder, env, url = project
+    engine = create_engine(url)
+    check_schema(engine)
+    seed_calls(engine, [call(datetime.now(UTC) - timedelta(minutes=1), cost_usd=float("inf"))])
+    (folder / "llmops.yaml").write_text(
+        CONFIG.replace("limit_usd: 50}", "limit_usd: 50}\n    - {name: daily, window: day, "
+                       "limit_usd: 1}").replace("channels: [hook]}", "channels: [log]}")
+    )  # fmt: skip
+
+    def strict(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    result = cli("alerts", "check", "--json", "--dry-run", cwd=folder, env=env)
+    data = json.loads(result.stdout, parse_constant=strict)
+    assert [c["value"] for c in data["conditions"] if c["rule"] == "budgets"] == [None, None]

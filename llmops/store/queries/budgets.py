@@ -65,7 +65,8 @@ class BudgetStatus:
     @property
     def crossed(self) -> float | None:
         """The highest threshold (percent) the spend has reached, if any."""
-        reached = [t for t in self.budget.thresholds if self.percent >= t]
+        # float noise aside: $0.99 of $1.10 is 90%, though 100 * 0.99 / 1.1 is 89.99...
+        reached = [t for t in self.budget.thresholds if self.percent >= t - 1e-9]
         return reached[-1] if reached else None
 
     @property
