@@ -106,6 +106,7 @@ def test_the_first_call_of_a_process_times_only_the_model(
 FIRST_ASYNC_CALL = """
 import asyncio, json, sys, time
 from llmops import Gateway
+from tests.stalls import Stalls
 
 url, home, base = sys.argv[1:]
 gateway = Gateway(database_url=url, home=home)
@@ -113,28 +114,16 @@ ask = dict(model="gpt-4o-mini", api_base=base, api_key="sk-test", num_retries=0)
 
 
 async def main():
-    gaps, done = [], asyncio.Event()
-
-    async def tick():
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            gaps.append(time.perf_counter() - last - 0.01)
-            last = time.perf_counter()
-
-    ticking = asyncio.create_task(tick())
-    await asyncio.sleep(0.05)
-    assert "litellm" not in sys.modules
-    first = gateway.acomplete(messages=[{"role": "user", "content": "a"}], **ask)
-    left = asyncio.create_task(first)
-    await asyncio.sleep(0.3)  # litellm is being imported
-    left.cancel()
-    started = time.perf_counter()
-    answer = await gateway.acomplete(messages=[{"role": "user", "content": "b"}], **ask)
-    took = time.perf_counter() - started
-    done.set()
-    await ticking
-    return {"took": took, "stalled": max(gaps), "text": answer.text, "left": left.cancelled()}
+    async with Stalls() as stalls:
+        assert "litellm" not in sys.modules
+        first = gateway.acomplete(messages=[{"role": "user", "content": "a"}], **ask)
+        left = asyncio.create_task(first)
+        await asyncio.sleep(0.3)  # litellm is being imported
+        left.cancel()
+        started = time.perf_counter()
+        answer = await gateway.acomplete(messages=[{"role": "user", "content": "b"}], **ask)
+        took = time.perf_counter() - started
+    return {"took": took, "stalled": stalls.longest, "text": answer.text, "left": left.cancelled()}
 
 print(json.dumps(asyncio.run(main())))
 gateway.close()
