@@ -145,6 +145,7 @@ def test_the_first_async_call_imports_litellm_off_the_event_loop(
          server.base_url],
         env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
         capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).parents[2],  # where `tests.stalls` is imported from
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
