@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import numbers
 import threading
 import time
@@ -54,6 +53,9 @@ EmbeddingInput = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 
 log = logging.getLogger("llmops.gateway")
 
+MAX_SCORE = 1e12
+"""The largest feedback score, either sign: far past any rating, and sums of them stay
+finite (two scores of 1e308 made every average of their prompt version infinite)."""
 NOT_SENT = "not billed: never sent (its caller left before it was)"
 
 _LIVE: weakref.WeakSet[Gateway] = weakref.WeakSet()
@@ -561,13 +563,14 @@ class Gateway:
         if isinstance(score, bool):
             score = int(score)
         try:
-            finite = isinstance(score, numbers.Real) and math.isfinite(float(score))
+            finite = isinstance(score, numbers.Real) and abs(float(score)) <= MAX_SCORE
         except OverflowError:  # an integer too large for a float
             finite = False
-        if not finite:
+        if not finite:  # NaN too
             shown = repr(score) if len(repr(score)) <= 40 else f"{repr(score)[:37]}..."
             raise InvalidFeedbackError(
-                f"feedback for call {call_id}: score must be a finite number, got {shown}"
+                f"feedback for call {call_id}: score must be a finite number from "
+                f"{-MAX_SCORE:g} to {MAX_SCORE:g}, got {shown}"
             )
         if not isinstance(name, str) or not name.strip():
             raise InvalidFeedbackError(f"feedback for call {call_id}: name must be a word")

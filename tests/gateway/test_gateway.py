@@ -20,6 +20,7 @@ from llmops.errors import (
     TemplateLimitError,
     UnknownCallError,
 )
+from llmops.gateway.gateway import MAX_SCORE
 from llmops.pricing.usage import count_message_tokens, count_text_tokens
 from llmops.store.engine import create_engine, upgrade
 from llmops.store.queries import stored_calls
@@ -467,12 +468,23 @@ def test_a_clock_without_a_time_zone_is_utc(make_gateway, server, database_url) 
         assert stored.replace(tzinfo=stored.tzinfo or UTC) == at.replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("score", ["5", None, math.nan, math.inf, [1]])
+@pytest.mark.parametrize("score", ["5", None, math.nan, math.inf, [1], 1e308, -1.000001e12])
 def test_feedback_score_must_be_a_number(make_gateway, server, score) -> None:
+    """Two finite scores of 1e308 summed to infinity: every average of their prompt version
+    (dashboard, feedback drift alerts) was inf or NaN. Scores are bounded at 1e12."""
     gw = make_gateway()
     result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, **http(server))
     with pytest.raises(InvalidFeedbackError, match=result.call_id):
         gw.feedback(result.call_id, score)
+
+
+def test_feedback_scores_up_to_the_bound_are_stored(make_gateway, server, database_url) -> None:
+    gw = make_gateway()
+    result = gw.complete(model="gpt-4o-mini", messages=USER_MSG, **http(server))
+    for score in (MAX_SCORE, -MAX_SCORE, 10**12):
+        gw.feedback(result.call_id, score)
+    gw.flush()
+    assert sorted(r["score"] for r in rows(database_url, "feedback")) == [-1e12, 1e12, 1e12]
 
 
 def test_feedback_for_an_unknown_call(make_gateway) -> None:
