@@ -18,6 +18,8 @@ def usd(value: float | None) -> str:
     size = abs(value)
     decimals = 2 if size >= 0.1 else min(10, 1 - math.floor(math.log10(size)))
     text = f"{size:,.{decimals}f}"
+    if not text.strip("0.,"):  # rounds to nothing: a sum's float residue, not "-$0.00"
+        return "$0.00"
     if decimals > 2:
         text = text.rstrip("0")
         whole, _, fraction = text.partition(".")
@@ -28,7 +30,7 @@ def usd(value: float | None) -> str:
 def amount(value: float | None) -> float | None:
     """A sum of money for JSON and CSV: rounded to 1e-10 USD, so that the noise of summing
     floats (``0.0009251000000000001``) does not show; far below any price's resolution."""
-    return None if value is None else round(value, 10)
+    return None if value is None else round(value, 10) + 0.0  # never -0.0
 
 
 def axis_format(largest: float | None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from llmops.config import Budget
 from llmops.store import queries as q
 from llmops.store.engine import check_schema, create_engine
+from llmops.store.queries.budgets import window_spend
 from tests.store.test_writer import call_row, store_rows
 
 NOW = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)  # a Wednesday
@@ -132,3 +133,69 @@ def test_an_empty_database_spends_nothing(database_url: str) -> None:
     ]
     rows = q.budget_status(engine, budgets, now=NOW)
     assert [(r.budget.name, r.spent_usd, r.calls) for r in rows] == [("a", 0, 0), ("c", 0, 0)]
+
+
+def test_a_key_budget_keeps_the_spend_of_pruned_days(database_url: str, tmp_path: Path) -> None:
+    """A budget scoped to a virtual key summed the calls, not the key rollup: after a prune
+    within its window it forgot the pruned calls' spend (and the blocking leases, which
+    read the same figures, let through calls its limit should refuse). The key rollup
+    (migration 0015) keeps pruned days, as the spend of every other scope does."""
+    import sqlalchemy as sa
+
+    from llmops.audit.retention import prune
+
+    engine = create_engine(database_url)
+    check_schema(engine)
+    now = datetime(2026, 3, 20, 12, tzinfo=UTC)
+    calls = [
+        call_row(created_at=datetime(2026, 3, 2, 9, tzinfo=UTC), api_key="team-a", cost_usd=1.0),
+        call_row(created_at=datetime(2026, 3, 19, 9, tzinfo=UTC), api_key="team-a", cost_usd=2.0),
+        call_row(created_at=datetime(2026, 3, 19, 10, tzinfo=UTC), api_key="team-b", cost_usd=4.0),
+    ]
+    store_rows(engine, tmp_path / "spool", calls)
+    prune(engine, calls_days=7, force=True, now=now)
+    budgets = [
+        Budget(name="a", window="month", limit_usd=10, scope={"key": "team-a"}),
+        Budget(name="each", window="month", limit_usd=10, scope={"key": "each"}),
+        Budget(name="all", window="month", limit_usd=10),
+    ]
+    rows = {(r.budget.name, r.key): (r.spent_usd, r.calls) for r in q.budget_status(
+        engine, budgets, now=now)}  # fmt: skip
+    assert rows == {
+        ("a", None): (3.0, 2),
+        ("each", "team-a"): (3.0, 2),
+        ("each", "team-b"): (4.0, 1),
+        ("all", None): (7.0, 3),
+    }
+    start, end = q.window_span("month", now)
+    with engine.connect() as connection:  # what the blocking leases read
+        ledger = window_spend(engine, budgets[1], "team-a", start, end)
+        assert connection.execute(sa.select(ledger)).scalar_one() == 3.0
+
+
+def test_blocked_calls_per_day_of_a_user_keep_pruned_days(
+    database_url: str, tmp_path: Path
+) -> None:
+    """blocked_by_day under a filter on users read only the busy days' rollups and the
+    calls: a prune took the user's blocked calls of other days away, while the overview
+    (from the user rollups) still counted them."""
+    from llmops.audit.retention import prune
+    from llmops.store.queries.audit import BlockedDay, blocked_by_day
+
+    engine = create_engine(database_url)
+    check_schema(engine)
+    now = datetime(2026, 3, 20, 12, tzinfo=UTC)
+    blocked = {"status": "blocked", "cost_usd": 0.0, "user_id": "u1"}
+    calls = [
+        call_row(created_at=datetime(2026, 3, 2, 9, tzinfo=UTC), **blocked),
+        call_row(created_at=datetime(2026, 3, 18, 9, tzinfo=UTC), **blocked),
+        call_row(created_at=datetime(2026, 3, 18, 10, tzinfo=UTC), **{**blocked, "user_id": "u2"}),
+    ]
+    store_rows(engine, tmp_path / "spool", calls)
+    prune(engine, calls_days=7, force=True, now=now)
+    days = q.Filters.days(date(2026, 3, 1), date(2026, 3, 19), users=("u1",))
+    assert q.overview(engine, days).blocked == 2
+    assert blocked_by_day(engine, days) == [
+        BlockedDay(date(2026, 3, 2), 1),
+        BlockedDay(date(2026, 3, 18), 1),
+    ]

@@ -20,7 +20,8 @@ from llmops.intervals import mean_interval
 from llmops.store.audit_log import utc
 from llmops.store.queries.alerts import AlertEventRow
 from llmops.store.queries.filters import Filters, _as_date
-from llmops.store.queries.rollups import _call_rows, _feedback_rows
+from llmops.store.queries.rollups import _feedback_rows
+from llmops.store.queries.spend import _spend_rows
 from llmops.store.tables import ALERT_EVENTS, CALLS, EVAL_RUNS
 
 __all__ = [
@@ -150,8 +151,9 @@ class BlockedDay:
 
 def blocked_by_day(engine: Engine, filters: Filters) -> list[BlockedDay]:
     """Calls a blocking budget refused (status ``blocked``), per UTC day (days without one
-    left out)."""
-    rows = _call_rows(engine, filters)
+    left out). Under a filter on users, from the user rollups (as the overview's count), which
+    keep the days a prune removed."""
+    rows = _spend_rows(engine, filters, "model")
     query = (
         sa.select(rows.c.day, sa.func.sum(rows.c.calls))
         .where(rows.c.status == "blocked")

@@ -14,9 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from llmops.config import EACH, Budget, Window
 from llmops.store.queries.filters import Filters, midnight
-from llmops.store.queries.rollups import _call_rows, _none, _spend_figures, _spend_sums
+from llmops.store.queries.rollups import _call_rows, _none, _spend_sums
 from llmops.store.queries.spend import _spend_rows
-from llmops.store.tables import CALLS
 
 MIN_PROJECTION_ELAPSED = timedelta(hours=1)  # earlier in a window a projection is noise
 _COLUMN = {"prompt": "prompt_name", "user": "user_id", "key": "api_key"}
@@ -164,11 +163,6 @@ def _scope_rows(
     """The rows to sum for the budget's scope in [start, end), and the sums."""
     filters = Filters(start=start, end=end)
     scope = budget.scope_key
-    if scope is None:
-        rows = _call_rows(engine, filters)
-    elif scope == "key":  # no rollup has the key: the calls (indexed by key and time)
-        raw = [CALLS.c.api_key.label("api_key"), *_spend_figures()]
-        rows = sa.select(*raw).where(*filters.where()).subquery("rows")
-    else:
-        rows = _spend_rows(engine, filters, scope)
+    # the rollup of the scope (a virtual key's: migration 0015), which keeps pruned days
+    rows = _call_rows(engine, filters) if scope is None else _spend_rows(engine, filters, scope)
     return rows, _spend_sums(rows)
