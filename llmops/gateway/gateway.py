@@ -165,26 +165,33 @@ class Gateway:
 
     def prompt(self, ref: str) -> Prompt:
         """Load a prompt by reference, cached until its file or ``labels.yaml`` changes."""
-        name = ref.partition("@")[0]
-        path = self.registry.path_of(name)
-        stamp = (_mtime(path), _mtime(self.registry.root / "labels.yaml"))
-        cached = self._prompts.get(ref)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        stamp, cached = self._cached(ref)
+        if cached is not None:
+            return cached
         prompt = self.registry.load(ref)
         self._prompts[ref] = (stamp, prompt)
         return prompt
 
+    def _cached(self, ref: str) -> tuple[tuple[float, float], Prompt | None]:
+        """The files' stamp, and the prompt loaded for ``ref`` if they have not changed."""
+        path = self.registry.path_of(ref.partition("@")[0])
+        stamp = (_mtime(path), _mtime(self.registry.root / "labels.yaml"))
+        cached = self._prompts.get(ref)
+        return stamp, cached[1] if cached is not None and cached[0] == stamp else None
+
     async def aprompt(self, ref: str) -> Prompt:
-        """:meth:`prompt` on an event loop: loaded in a thread (a first load reads git)."""
-        return await asyncio.to_thread(self.prompt, ref)
+        """:meth:`prompt` on an event loop: a load (which reads git) in a thread."""
+        cached = self._cached(ref)[1]
+        return cached if cached is not None else await asyncio.to_thread(self.prompt, ref)
 
     async def _aprepare(self, prompt: str | Prompt | None, *args: Any) -> Call:
-        """:meth:`_prepare` on an event loop: a call with a prompt is prepared in a thread,
-        where its prompt is loaded (a first load reads git) and rendered (up to the
-        sandbox's MAX_RENDER_SECONDS), so that a slow one holds this call only, not every
-        call and stream of the loop."""
-        if prompt is None:
+        """:meth:`_prepare` on an event loop, which a slow prompt holds up for its call only,
+        not for every call and stream of the loop: a load (it reads git) and the render of
+        a template that is not plain (a loop, a filter, ...: a client's variables may make
+        it take up to the sandbox's MAX_RENDER_SECONDS) run in a thread."""
+        if isinstance(prompt, str):
+            prompt = await self.aprompt(prompt)
+        if prompt is None or prompt.plain:  # microseconds: no thread to hop to
             return self._prepare(prompt, *args)
         return await asyncio.to_thread(self._prepare, prompt, *args)
 

@@ -84,6 +84,13 @@ class Prompt:
         return self.spec.output_schema
 
     @property
+    def plain(self) -> bool:
+        """Whether every template is plain: no loop, call, filter or operator that could
+        repeat work, so that rendering takes the time of its source and variables only
+        (``llmops.prompts.sandbox.compile_source``)."""
+        return all(getattr(template, "llmops_plain", False) for _, template in self.templates)
+
+    @property
     def ref(self) -> str:
         """A reference that loads exactly this version: ``NAME@VERSION``."""
         return f"{self.name}@{self.version}"

@@ -128,3 +128,22 @@ def test_runtime_template_error_is_a_render_error(repo: PromptRepo) -> None:
     repo.write("t.yaml", "template: \"{{ n + 'x' }}\"\n")
     with pytest.raises(RenderError, match="prompt 't': template failed"):
         repo.registry.load("t").render(n=1)
+
+
+@pytest.mark.parametrize(
+    ("template", "plain"),
+    [
+        ("Hello {{ name }}, {% if vip %}welcome back{% endif %}", True),
+        ("{{ user.name }} asks: {{ question }}", True),
+        ("{% for item in items %}{{ item }}{% endfor %}", False),  # the variables decide
+        ("{{ name | upper }}", False),
+        ("{{ name * 3 }}", False),
+    ],
+)
+def test_a_prompt_is_plain_when_no_template_can_repeat_work(
+    repo: PromptRepo, template: str, plain: bool
+) -> None:
+    """A plain prompt renders in the time of its source and variables: the gateway's async
+    calls render it on the event loop; any other in a thread."""
+    repo.write("p.yaml", f"model: gpt-4o-mini\ntemplate: {template!r}\n")
+    assert repo.registry.load("p").plain is plain
