@@ -73,7 +73,8 @@ def calls_page(
     if order not in CALL_ORDERS:
         raise ValueError(f"order {order!r}: expected one of {', '.join(CALL_ORDERS)}")
     # the count sums the daily rollups for the whole days (exact, as a count(*) of every
-    # matching call would be, without reading them)
+    # matching call would be, without reading them), which keep the calls a prune removed:
+    # those are counted, and not listed
     counted = _spend_rows(engine, filters, "model")
     with engine.connect() as connection:
         total = connection.execute(
