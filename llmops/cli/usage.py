@@ -183,6 +183,7 @@ def feedback(
     import uuid
 
     from llmops.errors import InvalidFeedbackError, UnknownCallError
+    from llmops.gateway.gateway import MAX_SCORE
 
     try:
         value = float(score)
@@ -190,9 +191,10 @@ def feedback(
         raise InvalidFeedbackError(
             f"feedback for call {call_id}: score must be a number, got {score!r}"
         ) from None
-    if not math.isfinite(value):
+    if not math.isfinite(value):  # the gateway says so too, and checks the bounds
         raise InvalidFeedbackError(
-            f"feedback for call {call_id}: score must be a finite number, got {score!r}"
+            f"feedback for call {call_id}: score must be a finite number from "
+            f"{-MAX_SCORE:g} to {MAX_SCORE:g}, got {score!r}"
         )
     try:
         uuid.UUID(call_id)

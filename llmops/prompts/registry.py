@@ -83,12 +83,15 @@ class Prompt:
     def output_schema(self) -> dict[str, Any] | None:
         return self.spec.output_schema
 
-    @property
+    @cached_property
     def plain(self) -> bool:
-        """Whether every template is plain: no loop, call, filter or operator that could
-        repeat work, so that rendering takes the time of its source and variables only
-        (``llmops.prompts.sandbox.compile_source``)."""
-        return all(getattr(template, "llmops_plain", False) for _, template in self.templates)
+        """Whether rendering takes the time of the source and the variables only: every
+        template plain (no loop, call, filter or operator that could repeat work:
+        ``llmops.prompts.sandbox.compile_source``), and no ``input_schema`` check that can
+        take longer (``uniqueItems`` compares every pair of items; a ``pattern`` may
+        backtrack)."""
+        templates = all(getattr(template, "llmops_plain", False) for _, template in self.templates)
+        return templates and not _costly_check(self.input_schema)
 
     @property
     def ref(self) -> str:
@@ -116,6 +119,22 @@ class Prompt:
             {"role": role, "content": render_template(self.name, template, values)}
             for role, template in self.templates
         ]
+
+
+COSTLY_KEYWORDS = frozenset({"uniqueItems", "pattern", "patternProperties"})
+"""JSON Schema keywords whose check may take more than linear time in the variables."""
+
+
+def _costly_check(schema: Any) -> bool:
+    """Whether ``schema`` (or a schema inside it) has a keyword of :data:`COSTLY_KEYWORDS`."""
+    if isinstance(schema, dict):
+        return any(
+            (key in COSTLY_KEYWORDS and value is not False) or _costly_check(value)
+            for key, value in schema.items()
+        )
+    if isinstance(schema, list):
+        return any(_costly_check(item) for item in schema)
+    return False
 
 
 @dataclass(frozen=True)

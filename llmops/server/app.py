@@ -22,6 +22,7 @@ import math
 import os
 import re
 from collections.abc import AsyncIterator, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.applications import Starlette
@@ -163,24 +164,32 @@ def create_app(gateway: Gateway) -> Starlette:
     exported: list[Any] = []  # the Prometheus registry, made on the first scrape
     shared = os.environ.get(METRICS_URL_ENV)  # several workers: the supervisor's exporter
     budgets = [] if shared else [*Settings.from_env().budgets]  # as the server started
+    # scrapes wait for the database in a thread of their own (its reads are cached: they
+    # follow one another), not in the pool where requests load prompts, keys and budgets:
+    # scrapes of a slow or unreachable database hold up no request
+    scraping = ThreadPoolExecutor(1, thread_name_prefix="llmops-metrics")
 
     async def metrics(request: Request) -> Response:
         """The Prometheus metrics of `llmops metrics`, read from the database. Several
         workers serve those of one exporter (the supervisor's): each worker's own would
         start its counters, choose its series and cache its reads apart, and a counter
         would go down from one scrape to the next."""
+        import aiohttp
+
         from llmops.control.metrics import SpendCollector, exposition, make_registry
 
         if shared:
             try:
-                text = await asyncio.to_thread(_fetch_metrics, shared)
-            except OSError as exc:
-                log.warning("llmops: the workers' exporter did not answer: %s", exc)
-                return Response(f"the exporter did not answer: {exc}\n", status_code=503)
+                text = await _fetch_metrics(shared)
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+                reason = str(exc) or type(exc).__name__  # a timeout has no message
+                log.warning("llmops: the workers' exporter did not answer: %s", reason)
+                return Response(f"the exporter did not answer: {reason}\n", status_code=503)
         else:
             if not exported:
                 exported.append(make_registry(SpendCollector(gateway.engine, budgets)))
-            text = await asyncio.to_thread(exposition, exported[0])
+            loop = asyncio.get_running_loop()
+            text = await loop.run_in_executor(scraping, exposition, exported[0])
         return Response(text, media_type=METRICS_TYPE)
 
     async def health(request: Request) -> Response:
@@ -196,10 +205,18 @@ def create_app(gateway: Gateway) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # requests wait for the database (keys, a feedback's call, a budget's ledger) and
+        # load and render prompts in threads: enough of them that a burst waiting on an
+        # unreachable database (5 s each) leaves room for the rest (asyncio's default
+        # is 6 on two cores)
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="llmops-serve")
+        )
         # litellm takes seconds to import and to make its first call: before the first
         # request, not during it
         await asyncio.to_thread(lambda: warm_up(litellm_loader.load()))
         yield
+        scraping.shutdown(wait=False)
         if gateway.direct is not None:
             await gateway.direct.aclose()
         gateway.close()  # stores what is queued before the worker exits
@@ -234,16 +251,20 @@ def create_app(gateway: Gateway) -> Starlette:
     )
 
 
+REQUEST_THREADS = 64  # the worker's default executor (see lifespan)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_TIMEOUT = 30.0  # seconds: a read of the database at 10M calls takes well under 1
 
 
-def _fetch_metrics(url: str) -> str:
-    """The exposition of the exporter at ``url`` (the supervisor's, on loopback)."""
-    import urllib.request
+async def _fetch_metrics(url: str) -> str:
+    """The exposition of the exporter at ``url`` (the supervisor's, on loopback), fetched
+    on the event loop: scrapes that wait for a slow exporter hold no thread."""
+    import aiohttp
 
-    with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT) as answer:  # noqa: S310
-        return str(answer.read().decode("utf-8"))
+    timeout = aiohttp.ClientTimeout(total=METRICS_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+        answer.raise_for_status()
+        return await answer.text()
 
 
 def app_from_env() -> Starlette:

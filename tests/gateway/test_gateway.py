@@ -406,6 +406,43 @@ def test_a_slow_render_holds_up_no_other_call_on_the_event_loop(
         assert text.endswith("Where is my parcel?")
 
 
+PLAIN_WITH_A_COSTLY_SCHEMA = """\
+model: gpt-4o-mini
+input_schema:
+  type: object
+  properties:
+    items: {type: array, uniqueItems: true}
+messages:
+  - role: user
+    content: "{{ question }}"
+"""
+
+
+def test_a_slow_schema_check_holds_up_no_other_call_on_the_event_loop(
+    make_gateway, server, repo: PromptRepo
+) -> None:
+    """A plain template renders on the loop, but its variables' check against the input
+    schema could take seconds there (jsonschema's uniqueItems compares every pair: 2,500
+    small objects took 10 s). A prompt whose schema has such a keyword is prepared in a
+    thread."""
+    repo.write("unique.yaml", PLAIN_WITH_A_COSTLY_SCHEMA)
+    gw = make_gateway(prompts=repo.prompts)
+    assert not gw.prompt("unique").plain
+    variables = {"question": "Where is my parcel?", "items": [{"a": i} for i in range(800)]}
+
+    async def main() -> tuple[float, float, Any]:
+        async with Stalls() as stalls:
+            started = time.perf_counter()
+            answer = await gw.acomplete("unique", variables, **http(server))
+            took = time.perf_counter() - started
+        return took, stalls.longest, answer
+
+    took, stalled, answer = asyncio.run(main())
+    assert took > 0.3, f"the check took {took:.2f} s: too fast to tell a stall"
+    assert stalled < 0.2, f"the event loop stopped for {stalled:.2f} s"
+    assert answer.text.endswith("Where is my parcel?")
+
+
 def test_concurrent_async_calls_are_all_recorded(make_gateway, server, database_url) -> None:
     gw = make_gateway()
 

@@ -4,6 +4,7 @@ fake model server as the upstream; every call lands in the database."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import socket
 import time
@@ -594,3 +595,50 @@ def test_a_client_that_gives_up_waiting_leaves_its_call_cancelled(running, serve
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
     )
     assert done.choices[0].message.content == "fast"
+
+
+class _SlowExporter(http.server.BaseHTTPRequestHandler):
+    """An exporter that takes 2 s to answer (a slow read of the database)."""
+
+    def do_GET(self) -> None:
+        time.sleep(2)
+        body = b"llmops_database_up 1\n"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_scrapes_of_a_slow_exporter_hold_up_no_request(
+    running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics (several workers: relayed from the supervisor's exporter) waited for it in
+    the event loop's thread pool (6 threads on two cores): a few scrapes of a slow exporter
+    held every thread, and /v1/models, prompt loads, budget checks waited up to 30 s
+    behind them. Scrapes now wait on the loop, holding no thread."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmops.server import METRICS_URL_ENV
+
+    exporter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowExporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    monkeypatch.setenv(METRICS_URL_ENV, f"http://127.0.0.1:{exporter.server_port}/metrics")
+    app = running()
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            scrapes = [pool.submit(httpx.get, app.url + "/metrics", timeout=60) for _ in range(12)]
+            time.sleep(0.5)  # every scrape waits for the exporter
+            started = time.perf_counter()
+            listed = httpx.get(app.url + "/v1/models", timeout=60)
+            took = time.perf_counter() - started
+            answers = [scrape.result() for scrape in scrapes]
+    finally:
+        exporter.shutdown()
+    assert listed.status_code == 200
+    assert took < 1.0, f"/v1/models waited {took:.1f} s behind the scrapes"
+    assert [a.status_code for a in answers] == [200] * 12
+    assert all(a.text == "llmops_database_up 1\n" for a in answers)
