@@ -369,6 +369,24 @@ def test_two_workers_serve_one_series_of_metrics(serve, server) -> None:
     assert seen[0][1] == 1
 
 
+def test_two_workers_export_the_budgets_of_llmops_yaml(serve, server, tmp_path) -> None:
+    """The supervisor's exporter reads the budgets as the workers do, from llmops.yaml in
+    the folder the server started in."""
+    folder = tmp_path / "budgets"
+    folder.mkdir()
+    (folder / "llmops.yaml").write_text(
+        "budgets:\n  limits:\n    - {name: daily-cap, window: day, limit_usd: 7}\n"
+    )
+    served = serve("--workers", "2", folder=folder)
+    served.client().chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    served.wait_rows(lambda rows: len(rows) == 1)
+    answer = httpx.get(served.url + "/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert 'llmops_budget_limit_usd{budget="daily-cap",key="",window="day"} 7.0' in answer.text
+
+
 def test_metrics_keep_the_config_the_server_started_with(serve, server) -> None:
     """/metrics read llmops.yaml on its first scrape: a file broken since the server
     started made every scrape a bare 500 with a traceback in the server's output."""
