@@ -612,6 +612,7 @@ class _SlowExporter(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.parametrize("direct", ["direct"], indirect=True)  # no model is called
 def test_scrapes_of_a_slow_exporter_hold_up_no_request(
     running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
