@@ -34,11 +34,11 @@ from dashboard_queries import RowMaker
 from llmops.audit.verify import verify
 from llmops.store.chain import Chains
 from llmops.store.engine import check_schema, create_engine
-from llmops.store.records import fitted, storable
-from llmops.store.tables import CALLS, FEEDBACK
+from llmops.store.records import fitted, split_content, storable
+from llmops.store.tables import CALL_CONTENT, CALLS, FEEDBACK
 
 BATCH = 5_000
-FORMAT = 2  # bump when the chain's hashing changes: cached files are then seeded again
+FORMAT = 3  # bump when the chain's hashing changes: cached files are then seeded again
 NOW = datetime(2026, 12, 1, tzinfo=UTC)  # fixed: the same data every time
 
 
@@ -55,7 +55,12 @@ def seed(path: Path, rows: int) -> float:
             for kind, table in (("call", CALLS), ("feedback", FEEDBACK)):
                 if batch[kind]:
                     chains.seal(connection, kind, batch[kind])
-                    connection.execute(sa.insert(table), batch[kind])
+                    rows, content = batch[kind], []
+                    if kind == "call":  # as the writer stores them (migration 0016)
+                        rows, content = split_content(rows)
+                    connection.execute(sa.insert(table), rows)
+                    if content:
+                        connection.execute(sa.insert(CALL_CONTENT), content)
         chains.commit()
         batch["call"], batch["feedback"] = [], []
 

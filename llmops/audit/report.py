@@ -910,10 +910,16 @@ def _integrity(engine: Engine, period: Period) -> Integrity:
     """The hash-chain verification of the period (``llmops audit verify``)."""
     result = verify(engine, since=period.start, until=period.end)
     note = (
-        "every chained row of the period verified"
+        "every chained row of the period verified, and the daily rollups its figures come "
+        "from agree with them"
         if result.ok
         else f"{result.broken} broken link(s) found: the first ones below"
     )
+    if result.rollup_days_pruned:
+        note += (
+            f" ({result.rollup_days_pruned} day(s) before a prune's cutoff keep the rollups "
+            "of calls it removed: not checked)"
+        )
     return Integrity(
         ok=result.ok,
         note=note,

@@ -23,10 +23,11 @@ catch that. Rows stored before the chain began are counted, not protected.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,8 +37,10 @@ from llmops.audit.retention import PRUNED_TABLES
 from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
 from llmops.store.chain import TABLE_OF, as_floats, content_hash, row_hash, stored_digest
 from llmops.store.engine import snapshot
+from llmops.store.queries.filters import midnight
+from llmops.store.queries.rollups import rollup_disagreements
 from llmops.store.records import as_recorded, recorded_calls
-from llmops.store.tables import AUDIT_CHAINS, CALLS, FEEDBACK
+from llmops.store.tables import AUDIT_CHAINS, CALL_DAYS, CALLS, FEEDBACK
 
 __all__ = ["Break", "ChainHead", "Verification", "verify"]
 
@@ -85,6 +88,8 @@ class Verification:
     expected_unchained: dict[str, int] = field(default_factory=dict)  # stored before 0009
     breaks: list[Break] = field(default_factory=list)
     broken: int = 0  # every broken link found (breaks keeps the first MAX_BREAKS)
+    rollup_days: int = 0  # days whose daily rollups were checked against their rows
+    rollup_days_pruned: int = 0  # days before a prune's cutoff: their rollups keep more
     events: list[AuditEvent] = field(default_factory=list)  # accounted-for changes
     heads: list[ChainHead] = field(default_factory=list)
     seconds: float = 0.0
@@ -187,6 +192,7 @@ def verify(
             result.expected_unchained[table_name] = int(expected.get(table_name, 0))
             _check_unchained(connection, kind, start, result)
             _walk(connection, kind, heads, pruned, result)
+        _check_rollups(connection, every_event, result)
     result.chains = len(heads)
     result.heads = [
         ChainHead(
@@ -205,6 +211,87 @@ def verify(
         result.heads.append(head)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _check_rollups(
+    connection: sa.Connection, events: list[AuditEvent], result: Verification
+) -> None:
+    """The daily rollups that the figures of whole days come from (the dashboard, ``llmops
+    spend``, the audit report) against the rows of their days, which the chains cover and
+    the rollups are not: an edit of a rollup around its triggers shows here. The days
+    before the latest prune's cutoff keep the rollups of the calls it removed: counted,
+    not checked."""
+    days = _rollup_days(connection, result.since, result.until)
+    if days is None:
+        return
+    first, last = days
+    cutoff = _calls_pruned_before(events)
+    if cutoff is not None and cutoff > first:
+        if cutoff > last:  # every day of the window
+            result.rollup_days_pruned = rollup_disagreements(connection, first, last).days
+            return
+        before = cutoff - timedelta(days=1)
+        result.rollup_days_pruned = rollup_disagreements(connection, first, before).days
+        first = cutoff
+    if first > last:
+        return
+    check = rollup_disagreements(connection, first, last)
+    result.rollup_days = check.days
+    for found in check.disagreements:
+        differ = ", ".join(
+            f"{name} {_figure(found.rolled_up[name])} (its rows: {_figure(found.stored[name])})"
+            for name in found.rolled_up
+            if found.rolled_up[name] != found.stored[name]
+        )
+        group = ", ".join(repr(part) for part in found.group)
+        problem = f"rollup of {found.day} for ({group}) edited: {differ}"
+        result.add(Break(found.table, None, None, None, midnight(found.day), problem))
+
+
+def _rollup_days(
+    connection: sa.Connection, since: datetime | None, until: datetime | None
+) -> tuple[date, date] | None:
+    """The UTC days to check: those of the window, else from the first call or rollup day
+    to the last."""
+    if since is not None and until is not None:
+        return since.date(), (until - timedelta(microseconds=1)).date()
+    days = CALL_DAYS.c.day
+    bounds = [
+        *connection.execute(sa.select(sa.func.min(days), sa.func.max(days))).one(),
+        *connection.execute(
+            sa.select(sa.func.min(CALLS.c.created_at), sa.func.max(CALLS.c.created_at))
+        ).one(),
+    ]
+    known = [_as_day(value) for value in bounds if value is not None]
+    if not known:
+        return None
+    first = since.date() if since is not None else min(known)
+    last = (until - timedelta(microseconds=1)).date() if until is not None else max(known)
+    return first, last
+
+
+def _as_day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return utc(value).date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])  # SQLite: text
+
+
+def _calls_pruned_before(events: list[AuditEvent]) -> date | None:
+    """The latest day before which a prune removed calls (its ``calls_before``)."""
+    cutoffs = [
+        utc(datetime.fromisoformat(event.details["calls_before"])).date()
+        for event in events
+        if event.kind == "prune"
+        and event.details
+        and isinstance(event.details.get("calls_before"), str)
+    ]
+    return max(cutoffs, default=None)
+
+
+def _figure(value: float) -> str:
+    return f"{int(value):,}" if math.isfinite(value) and value == int(value) else f"{value:g}"
 
 
 def _check_events(events: list[AuditEvent], result: Verification) -> None:

@@ -60,6 +60,8 @@ def _as_json(result: Any, where: str) -> dict[str, Any]:
         "unchained": result.unchained,
         "expected_unchained": result.expected_unchained,
         "broken": result.broken,
+        "rollup_days": result.rollup_days,
+        "rollup_days_pruned": result.rollup_days_pruned,
         "breaks": [
             {"table": b.table, "chain_id": b.chain_id, "seq": b.seq, "row_id": b.row_id,
              "created_at": b.created_at.isoformat() if b.created_at else None,
@@ -89,6 +91,12 @@ def _print(result: Any, where: str) -> None:
         f"{where}: {rows:,} rows{window} checked in {result.chains} chain(s), "
         f"{result.seconds:.1f} s."
     )
+    if result.rollup_days or result.rollup_days_pruned:
+        pruned = result.rollup_days_pruned
+        typer.echo(
+            f"daily rollups of {result.rollup_days:,} day(s) checked against their rows"
+            + (f" ({pruned:,} day(s) before a prune's cutoff not checked)." if pruned else ".")
+        )
     unchained = sum(result.unchained.values())
     if unchained:
         expected = sum(result.expected_unchained.values())
@@ -99,7 +107,10 @@ def _print(result: Any, where: str) -> None:
             f"UTC by {event.actor}: {event.command}"
         )
     if result.ok:
-        typer.echo("intact: no row was edited, deleted or inserted outside llmops.")
+        typer.echo(
+            "intact: no row was edited, deleted or inserted outside llmops, and no daily "
+            "rollup checked was edited."
+        )
         return
     typer.echo(f"BROKEN: {result.broken:,} problem(s); the first:")
     for item in result.breaks[:20]:

@@ -653,3 +653,26 @@ def test_a_calls_prune_keeps_the_reports_totals(history: History) -> None:
     assert after.operation.totals.cost_usd == pytest.approx(before.totals.cost_usd, rel=1e-9)
     assert after.operation.cost_by_day_model == before.cost_by_day_model
     assert after.integrity.ok is True
+
+
+def test_edited_rollups_are_not_reported_as_verified(history: History) -> None:
+    """The report's figures of whole days come from the daily rollups, which the chains do
+    not cover: edited (9,013 calls instead of 13, every thumbs up), they changed the
+    evidence while its integrity section said "every chained row of the period verified"
+    and verify passed. Verify now checks the rollups against the rows of their days."""
+    before = build(history)
+    assert before.integrity.ok and "rollups" in before.integrity.note
+    engine = create_engine(history.database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE llm_calls_daily SET calls = calls + 1000 "
+                "WHERE prompt_name = :p AND source = 'app' AND status = 'ok'"
+            ),
+            {"p": PROMPT},
+        )
+    engine.dispose()
+    after = build(history)
+    assert after.operation.totals.calls == before.operation.totals.calls + 9000
+    assert not after.integrity.ok
+    assert all(b.table == "llm_calls_daily" for b in after.integrity.breaks)

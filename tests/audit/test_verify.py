@@ -116,7 +116,9 @@ def test_an_edited_row_is_found(
 ) -> None:
     ids = record(make_gateway, server, calls=6)
     execute(database_url, statement, id=ids[3])
-    found = problems(database_url)
+    # (a call moved to another day may leave its feedback's rollup behind on SQLite,
+    # whose triggers follow no change of a call's time: found too, apart)
+    found = [f for f in problems(database_url) if "rollup of" not in f]
     wanted = expected if isinstance(expected, tuple) else (expected,)
     assert len(found) == len(wanted), found
     assert all(ids[3] in f and w in f for f, w in zip(found, wanted, strict=True)), found
@@ -421,3 +423,44 @@ def test_a_row_past_the_head_is_reported_once_by_a_window(
     for window in ({}, {"since": start - timedelta(days=1), "until": start + timedelta(days=1)}):
         found = [p for p in problems(database_url, **window) if "past its recorded head" in p]
         assert len(found) == 1, (window, found)
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("UPDATE llm_calls_daily SET calls = calls + 1000", "calls 1,00"),
+        ("UPDATE llm_calls_daily SET cost_usd = cost_usd * 2", "cost_usd"),
+        ("DELETE FROM llm_calls_daily", "calls 0 (its rows: "),
+        ("UPDATE feedback_daily SET feedback_count = feedback_count + 3", "feedback_count"),
+    ],
+)  # fmt: skip
+def test_an_edited_daily_rollup_is_found(
+    database_url: str, make_gateway: Any, server: Any, statement: str, expected: str
+) -> None:
+    """The figures of whole days (the dashboard, `llmops spend`, the audit report) come from
+    the daily rollups, which the chains do not cover: an edit of one around its triggers
+    changed them while verify (and the report's integrity section) said every row was
+    intact. Verify now checks each day's rollups against its rows."""
+    record(make_gateway, server, calls=6)
+    assert problems(database_url) == []
+    execute(database_url, statement)
+    found = problems(database_url)
+    assert found and all("rollup of" in f and expected in " ".join(found) for f in found), found
+
+
+def test_the_rollups_of_days_before_a_prune_are_not_checked(
+    database_url: str, make_gateway: Any, server: Any
+) -> None:
+    """A prune keeps the rollups of the days whose calls it removes: those days are counted
+    as not checkable, and verify passes."""
+    from llmops.audit.retention import prune
+
+    record(make_gateway, server, calls=6)  # three days ago
+    engine = create_engine(database_url)
+    try:
+        prune(engine, calls_days=1, force=True)
+        result = verify(engine)
+    finally:
+        engine.dispose()
+    assert result.ok, result.breaks
+    assert result.rollup_days_pruned >= 1

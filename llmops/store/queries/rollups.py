@@ -4,6 +4,7 @@ for the whole UTC days of a range, the calls themselves for the partial days at 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -192,21 +193,124 @@ def _one_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.case((condition, 1), else_=0)
 
 
+def _call_figures() -> list[sa.ColumnElement[Any]]:
+    """One call's figures, as llm_calls_daily sums them (besides its first and last)."""
+    return [
+        *_spend_figures(),
+        _one_if(_c.cost_usd.is_not(None)).label("priced_calls"),
+        _one_if(_c.tokens_estimated).label("estimated_calls"),
+        sa.func.coalesce(_c.latency_ms, 0.0).label("latency_ms_sum"),
+        _one_if(_c.latency_ms.is_not(None)).label("latency_calls"),
+    ]
+
+
 def _call_rows(engine: Engine, filters: Filters) -> sa.Subquery:
     """Rows shaped like llm_calls_daily covering exactly the filtered calls: rollup rows for
     the whole days, one row per call for the partial days (or for everything, when the
     rollups cannot answer). Sum its columns, never count its rows."""
     raw = [
         *_call_key(engine),
-        *_spend_figures(),
-        _one_if(_c.cost_usd.is_not(None)).label("priced_calls"),
-        _one_if(_c.tokens_estimated).label("estimated_calls"),
-        sa.func.coalesce(_c.latency_ms, 0.0).label("latency_ms_sum"),
-        _one_if(_c.latency_ms.is_not(None)).label("latency_calls"),
+        *_call_figures(),
         _c.created_at.label("first_at"),
         _c.created_at.label("last_at"),
     ]
     return _rows(engine, filters, raw, CALLS, CALL_DAYS, lambda t: [t.c[c.name] for c in raw])
+
+
+@dataclass(frozen=True)
+class RollupDisagreement:
+    """A daily rollup row that the stored rows of its day do not sum to: an edit made around
+    the triggers (its figures are what the dashboard, ``llmops spend`` and the audit report
+    show for whole days)."""
+
+    table: str  # llm_calls_daily or feedback_daily
+    day: date
+    group: tuple[str, ...]  # the rest of the row's key ('' for none)
+    rolled_up: dict[str, float]  # its figures (zeros: no such row)
+    stored: dict[str, float]  # what the stored rows give (zeros: none)
+
+
+@dataclass(frozen=True)
+class RollupCheck:
+    days: int  # days with rollup rows or stored rows, compared
+    disagreements: list[RollupDisagreement]
+
+
+def rollup_disagreements(connection: sa.Connection, first: date, last: date) -> RollupCheck:
+    """The rows of ``llm_calls_daily`` and ``feedback_daily`` for the UTC days ``first`` to
+    ``last`` (both included) that the stored calls and feedback of those days do not sum to
+    (counts exactly, sums of costs and latencies within float rounding), each group's
+    figures side by side. A day whose calls a prune removed keeps its rollups: leave it
+    out."""
+    engine = connection.engine
+    key = _call_key(engine)
+    figures = _call_figures()
+    in_days = [_c.created_at >= midnight(first)]
+    if last < date.max:
+        in_days.append(_c.created_at < midnight(last + timedelta(days=1)))
+    calls = sa.select(*key, *(sa.func.sum(f).label(f.name) for f in figures)).where(*in_days)
+    seen: set[date] = set()
+    found = _disagreements(
+        connection,
+        CALL_DAYS,
+        calls.group_by(*key),
+        [c.name for c in key],
+        [f.name for f in figures],
+        (first, last),
+        seen,
+    )
+    f = FEEDBACK.c
+    feedback_key = [*(c for c in key if c.name != "git_commit"), f.name.label("name"),
+                    f.score.label("score")]  # fmt: skip
+    given = (
+        sa.select(*feedback_key, sa.func.count().label("feedback_count"))
+        .select_from(FEEDBACK.join(CALLS, f.call_id == _c.id))
+        .where(*in_days)
+        .group_by(*feedback_key)
+    )
+    names = [c.name for c in feedback_key]
+    found += _disagreements(
+        connection, FEEDBACK_DAYS, given, names, ["feedback_count"], (first, last), seen
+    )
+    return RollupCheck(len(seen), found)
+
+
+def _disagreements(
+    connection: sa.Connection,
+    rollup: sa.Table,
+    stored: sa.Select[Any],
+    key: list[str],
+    figures: list[str],
+    days: tuple[date, date],
+    seen: set[date],
+) -> list[RollupDisagreement]:
+    def read(query: sa.Select[Any]) -> dict[tuple[Any, ...], dict[str, float]]:
+        out = {}
+        for row in connection.execute(query).mappings():
+            group = (_as_date(row["day"]), *(_key_text(row[name]) for name in key[1:]))
+            out[group] = {name: float(row[name] or 0) for name in figures}
+        return out
+
+    in_days = [rollup.c.day >= days[0], rollup.c.day <= days[1]]
+    rolled = read(sa.select(*(rollup.c[n] for n in key + figures)).where(*in_days))
+    summed = read(stored)
+    zeros = dict.fromkeys(figures, 0.0)
+    seen.update(group[0] for group in rolled.keys() | summed.keys())
+    found = []
+    for group in sorted(rolled.keys() | summed.keys(), key=str):
+        ours, theirs = rolled.get(group, zeros), summed.get(group, zeros)
+        if not all(_same(ours[name], theirs[name]) for name in figures):
+            found.append(RollupDisagreement(rollup.name, group[0], group[1:], ours, theirs))
+    return found
+
+
+def _key_text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal, but for the float rounding of a sum (the rollups add -old + new)."""
+    return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
 def _rows(
