@@ -25,6 +25,7 @@ from llmops.audit.report import (
     EvalRunInfo,
     Report,
 )
+from llmops.jsondata import finite
 from llmops.money import DASH, amount, usd
 from llmops.text import printable
 
@@ -684,20 +685,6 @@ def to_html(report: Report) -> str:
 # -- JSON -----------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: datetimes and dates as ISO strings, NaN and infinities as null, money
-    rounded like the CLI's JSON (:func:`llmops.money.amount`)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return None if not math.isfinite(value) else value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _round_money(data: Any) -> Any:
     if isinstance(data, dict):
         return {
@@ -711,7 +698,9 @@ def _round_money(data: Any) -> Any:
 
 def report_data(report: Report) -> dict[str, Any]:
     """The report tree as JSON data (what ``--format json`` writes)."""
-    data = _round_money(_plain(dataclasses.asdict(report)))
+    # JSON-ready: dates as ISO strings, NaN and infinities as null, money rounded like the
+    # CLI's JSON (:func:`llmops.money.amount`)
+    data = _round_money(finite(dataclasses.asdict(report), dates=True))
     return {"schema_version": SCHEMA_VERSION, **data}
 
 

@@ -38,7 +38,7 @@ from llmops.store.audit_log import GENESIS, AuditEvent, list_events, utc
 from llmops.store.chain import TABLE_OF, as_floats, content_hash, row_hash, stored_digest
 from llmops.store.engine import snapshot
 from llmops.store.queries.filters import midnight
-from llmops.store.queries.rollups import rollup_disagreements
+from llmops.store.queries.rollups import rollup_days, rollup_disagreements
 from llmops.store.records import as_recorded, recorded_calls
 from llmops.store.tables import AUDIT_CHAINS, CALL_DAYS, CALLS, FEEDBACK
 
@@ -221,17 +221,14 @@ def _check_rollups(
     the rollups are not: an edit of a rollup around its triggers shows here. The days
     before the latest prune's cutoff keep the rollups of the calls it removed: counted,
     not checked."""
-    days = _rollup_days(connection, result.since, result.until)
+    days = _days_to_check(connection, result.since, result.until)
     if days is None:
         return
     first, last = days
     cutoff = _calls_pruned_before(events)
-    if cutoff is not None and cutoff > first:
-        if cutoff > last:  # every day of the window
-            result.rollup_days_pruned = rollup_disagreements(connection, first, last).days
-            return
-        before = cutoff - timedelta(days=1)
-        result.rollup_days_pruned = rollup_disagreements(connection, first, before).days
+    if cutoff is not None and cutoff > first:  # counted, not compared
+        before = min(cutoff - timedelta(days=1), last)
+        result.rollup_days_pruned = rollup_days(connection, first, before)
         first = cutoff
     if first > last:
         return
@@ -248,7 +245,7 @@ def _check_rollups(
         result.add(Break(found.table, None, None, None, midnight(found.day), problem))
 
 
-def _rollup_days(
+def _days_to_check(
     connection: sa.Connection, since: datetime | None, until: datetime | None
 ) -> tuple[date, date] | None:
     """The UTC days to check: those of the window, else from the first call or rollup day

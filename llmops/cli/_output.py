@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import typer
 
+from llmops.jsondata import finite
 from llmops.text import CONTROL, printable
 
 
@@ -34,17 +34,7 @@ def table(
 
 def emit_json(data: Any) -> None:
     """``data`` as JSON; a NaN or infinite number (which JSON has not) as null."""
-    typer.echo(json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str))
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
-    return data
+    typer.echo(json.dumps(finite(data), indent=2, ensure_ascii=False, default=str))
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula

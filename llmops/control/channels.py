@@ -28,7 +28,6 @@ import email.utils
 import http.client
 import json
 import logging
-import math
 import smtplib
 import socket
 import ssl
@@ -52,6 +51,7 @@ from llmops.config import (
     SlackChannel,
 )
 from llmops.errors import ConfigError
+from llmops.jsondata import finite
 
 __all__ = [
     "DASHBOARD_URL_ENV",
@@ -97,7 +97,7 @@ class Notification:
 
     def to_json(self) -> dict[str, Any]:
         """The webhook body (see the module's docstring)."""
-        return {
+        body: dict[str, Any] = finite({  # JSON has no NaN or Infinity (SQL may write one)
             "version": 1,
             "source": "llmops",
             "event": self.event,
@@ -105,17 +105,14 @@ class Notification:
             "kind": self.kind,
             "subject": self.subject,
             "key": self.key,
-            "value": _finite_or_none(self.value),  # JSON has no NaN or Infinity
-            "threshold": _finite_or_none(self.threshold),
+            "value": self.value,
+            "threshold": self.threshold,
             "window": self.window,
             "message": self.message,
             "at": self.at.astimezone(UTC).isoformat(),
             "dashboard": self.dashboard,
-        }
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        })  # fmt: skip
+        return body
 
 
 def slack_payload(notification: Notification) -> dict[str, Any]:

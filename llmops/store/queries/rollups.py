@@ -275,6 +275,13 @@ def rollup_disagreements(connection: sa.Connection, first: date, last: date) -> 
     return RollupCheck(len(seen), found)
 
 
+def rollup_days(connection: sa.Connection, first: date, last: date) -> int:
+    """How many of the UTC days ``first`` to ``last`` have rows in ``llm_calls_daily``."""
+    days = CALL_DAYS.c.day
+    query = sa.select(sa.func.count(sa.distinct(days))).where(days >= first, days <= last)
+    return int(connection.execute(query).scalar_one())
+
+
 def _disagreements(
     connection: sa.Connection,
     rollup: sa.Table,
