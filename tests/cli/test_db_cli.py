@@ -11,18 +11,18 @@ from llmops.store.engine import HEAD_REVISION, create_engine, upgrade
 from llmops.testing import Reply
 
 
-def test_db_upgrade_and_status(database_url: str, cli, tmp_path) -> None:
-    upgrade(create_engine(database_url), "0001")
-    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+def test_db_upgrade_and_status(empty_database_url: str, cli, tmp_path) -> None:
+    upgrade(create_engine(empty_database_url), "0001")
+    status = cli("db", "status", "--database-url", empty_database_url, cwd=tmp_path)
     assert status.code == 2
     assert f"schema:   0001 (this llmops: {HEAD_REVISION})" in status.stdout
     assert "llmops db upgrade" in status.stderr
-    done = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
+    done = cli("db", "upgrade", "--database-url", empty_database_url, cwd=tmp_path)
     assert done.code == 0, done.stderr
     assert f"schema 0001 -> {HEAD_REVISION}" in done.stdout
-    again = cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
+    again = cli("db", "upgrade", "--database-url", empty_database_url, cwd=tmp_path)
     assert f"already at schema {HEAD_REVISION}" in again.stdout
-    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+    status = cli("db", "status", "--database-url", empty_database_url, cwd=tmp_path)
     assert status.code == 0 and re.search(r"^llm_calls +0$", status.stdout, re.M)
 
 

@@ -96,15 +96,15 @@ def test_status_lists_every_table_with_its_rows(
         assert data["partitions"] == [] and "partitions:" not in status.stdout
 
 
-def test_an_older_schema_shows_the_missing_tables(database_url: str, cli, tmp_path) -> None:
-    upgrade(create_engine(database_url), "0001")
-    status = cli("db", "status", "--database-url", database_url, cwd=tmp_path)
+def test_an_older_schema_shows_the_missing_tables(empty_database_url: str, cli, tmp_path) -> None:
+    upgrade(create_engine(empty_database_url), "0001")
+    status = cli("db", "status", "--database-url", empty_database_url, cwd=tmp_path)
     assert status.code == 2
     assert status.stderr.startswith("error: the schema is not current: run `llmops db upgrade`")
     _, shown = _table(status.stdout.replace("(missing)", "missing"))
     assert shown["llm_calls"] == "0" and shown["feedback"] == "0"
     assert shown["eval_runs"] == shown["api_keys"] == shown["alert_events"] == "missing"
-    data = json.loads(cli("db", "status", "--json", "--database-url", database_url,
+    data = json.loads(cli("db", "status", "--json", "--database-url", empty_database_url,
                           cwd=tmp_path).stdout)  # fmt: skip
     assert data["schema"] == "0001" and data["tables"]["api_keys"] is None
 

@@ -624,7 +624,8 @@ WORKER = textwrap.dedent(
     url, home, base, limit = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     budget = Budget(name="shared", window="day", limit_usd=limit, action="block")
     prices = {"openai/gpt-4o-mini": {"input_per_million": 1000, "output_per_million": 2000}}
-    gw = Gateway(url, home=home, prompts=home + "/none", budgets=[budget], prices=prices)
+    gw = Gateway(url, home=home, prompts=home + "/none", budgets=[budget], prices=prices,
+                 direct=True)  # the shared budget is the subject, not litellm
     counts = {"ok": 0, "blocked": 0}
     lock = threading.Lock()
 

@@ -568,10 +568,12 @@ def test_bad_arguments_are_clear_errors(make_gateway, support_prompt) -> None:
         gw.complete("support/answer", {})
 
 
-def test_outdated_schema_is_refused_clearly(make_gateway, database_url) -> None:
-    upgrade(create_engine(database_url), "0001")
+def test_outdated_schema_is_refused_clearly(empty_database_url, tmp_path) -> None:
+    from llmops import Gateway
+
+    upgrade(create_engine(empty_database_url), "0001")
     with pytest.raises(SchemaOutdatedError, match="llmops db upgrade"):
-        make_gateway()
+        Gateway(database_url=empty_database_url, home=tmp_path / "home", prompts=tmp_path)
 
 
 def test_module_level_functions_use_the_environment(server, tmp_path, monkeypatch) -> None:

@@ -20,7 +20,7 @@ import sys
 from llmops import Gateway
 
 url, home, base, calls, tag = sys.argv[1:]
-gateway = Gateway(database_url=url, home=home)
+gateway = Gateway(database_url=url, home=home, direct=True)  # the database is the subject
 for i in range(int(calls)):
     result = gateway.complete(
         model="gpt-4o-mini",
@@ -35,7 +35,9 @@ gateway.close()
 """
 
 
-def test_processes_share_one_database(database_url: str, server, tmp_path: Path) -> None:
+def test_processes_share_one_database(empty_database_url: str, server, tmp_path: Path) -> None:
+    """Three processes make the schema (one does, the others wait) and store their calls."""
+    database_url = empty_database_url
     processes, calls = 3, 60
     workers = [
         subprocess.Popen(

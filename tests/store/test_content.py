@@ -96,9 +96,9 @@ def test_content_is_stored_apart_and_read_back_as_recorded(
 
 
 def test_the_migration_moves_content_both_ways_keeping_figures_and_chains(
-    database_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path
 ) -> None:
-    engine, calls = stored_shapes(database_url, tmp_path / "spool")
+    engine, calls = stored_shapes(empty_database_url, tmp_path / "spool")
     recorded = as_recorded(engine)
     rollups = stored_rollups(engine)
 
@@ -134,10 +134,12 @@ def test_the_migration_moves_content_both_ways_keeping_figures_and_chains(
         )
 
 
-def test_the_migration_moves_requests_llmops_never_writes_as_they_are(database_url: str) -> None:
+def test_the_migration_moves_requests_llmops_never_writes_as_they_are(
+    empty_database_url: str,
+) -> None:
     """Rows written around llmops: a request that is not a JSON object, parameters that are
     not one (and, on SQLite, text that is not JSON) move to llm_call_content unchanged."""
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0015")
     odd = {
         "string": '"abc"',

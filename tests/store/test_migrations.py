@@ -34,8 +34,8 @@ from tests.store.test_partitions import insert_generated_calls
 from tests.store.test_timing import upgrade_down
 
 
-def test_new_database_is_created_at_head(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_new_database_is_created_at_head(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     assert check_schema(engine) == HEAD_REVISION
     tables = set(sa.inspect(engine).get_table_names())
     assert {"llm_calls", "feedback", VERSION_TABLE} <= tables
@@ -56,12 +56,12 @@ def test_a_new_sqlite_file_has_16_kb_pages_and_an_old_one_keeps_its_own(tmp_path
     assert SQLITE_PAGE_SIZE == 16384
 
 
-def test_migrations_produce_exactly_the_declared_tables(database_url: str) -> None:
+def test_migrations_produce_exactly_the_declared_tables(empty_database_url: str) -> None:
     """The tables of the models, exactly; on PostgreSQL ``llm_calls`` and
     ``llm_call_content`` are partitioned (migrations 0012, 0016): their partitions are not
     tables of their own, and ``feedback.call_id`` has no foreign key there (a partitioned
     table can only be referenced by its whole key)."""
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine)
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as connection:
@@ -110,10 +110,10 @@ def index_definitions(engine: sa.Engine) -> dict[str, str]:
         return {name: sql for name, sql in connection.exec_driver_sql(query) if sql}
 
 
-def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None:
+def test_the_sort_indexes_are_in_the_calls_page_order(empty_database_url: str) -> None:
     """Alembic cannot compare expression or descending indexes: their definitions are read
     from the database, and each index serves its order (the planner reads its top)."""
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine)
     postgres = engine.dialect.name == "postgresql"
     found = {n: d for n, d in index_definitions(engine).items() if n in SORT_INDEXES}
@@ -138,10 +138,10 @@ def test_the_sort_indexes_are_in_the_calls_page_order(database_url: str) -> None
         assert bare(found[name]).endswith(bare(columns)), found[name]
 
 
-def test_indexes_for_the_common_queries(database_url: str) -> None:
+def test_indexes_for_the_common_queries(empty_database_url: str) -> None:
     """The filters' indexes: (values, created_at) on SQLite; the values alone on PostgreSQL
     (migration 0019), where each holds a value once with its calls."""
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     check_schema(engine)
     indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("llm_calls")}
     assert indexes["ix_llm_calls_created_at"] == ["created_at"]
@@ -260,10 +260,10 @@ def test_postgres_reads_a_page_of_few_calls_by_value_and_of_many_by_time(
             assert all("Backward" in line for line in scans), (case, plan)
 
 
-def test_the_indexes_of_often_empty_columns_hold_only_values(database_url: str) -> None:
+def test_the_indexes_of_often_empty_columns_hold_only_values(empty_database_url: str) -> None:
     """Migration 0017: the calls without a user, session, key, prompt or version are not in
     those indexes (both databases read "WHERE column IS NOT NULL" as the whole index's)."""
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     check_schema(engine)
     found = index_definitions(engine)
     partial = {
@@ -300,8 +300,8 @@ def at_0001_with_a_call(database_url: str) -> sa.Engine:
     return engine
 
 
-def test_outdated_schema_is_refused_then_upgraded_keeping_rows(database_url: str) -> None:
-    engine = at_0001_with_a_call(database_url)
+def test_outdated_schema_is_refused_then_upgraded_keeping_rows(empty_database_url: str) -> None:
+    engine = at_0001_with_a_call(empty_database_url)
     with pytest.raises(SchemaOutdatedError, match=r"at schema 0001.*run `llmops db upgrade`"):
         check_schema(engine)
     assert upgrade(engine) == HEAD_REVISION
@@ -335,16 +335,16 @@ upgrade(engine)
 @pytest.mark.integration  # starts and kills Python processes
 @pytest.mark.parametrize("killed_after", [5, 40, 90])
 def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
-    database_url: str, killed_after: int
+    empty_database_url: str, killed_after: int
 ) -> None:
     """``llmops db upgrade`` SIGKILLed after its n-th statement (of about 140 from 0001):
     the database is still at 0001 with its call, and the next upgrade completes. SQLite's
     driver committed each CREATE, DROP and ALTER on its own, so such a kill left half a
     migration behind and the next upgrade failed ("index ... already exists")."""
-    engine = at_0001_with_a_call(database_url)
+    engine = at_0001_with_a_call(empty_database_url)
     engine.dispose()
     child = subprocess.run(
-        [sys.executable, "-c", KILLED_UPGRADE, database_url, str(killed_after)],
+        [sys.executable, "-c", KILLED_UPGRADE, empty_database_url, str(killed_after)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -361,21 +361,21 @@ def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
 
 
 def test_every_migration_is_known_and_the_one_before_the_head_is_outdated(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """A database one migration behind (llmops upgraded, the schema not yet) is told to run
     `llmops db upgrade`, not that it is newer than llmops."""
     folder = Path(__file__).parents[2] / "llmops" / "store" / "migrations" / "versions"
     files = sorted(path.name[:4] for path in folder.glob("[0-9][0-9][0-9][0-9]_*.py"))
     assert tuple(files) == REVISIONS and REVISIONS[-1] == HEAD_REVISION
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, REVISIONS[-2])
     with pytest.raises(SchemaOutdatedError, match=r"needs " + HEAD_REVISION + r": run `llmops"):
         check_schema(engine)
 
 
-def test_unknown_newer_schema_is_refused(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_unknown_newer_schema_is_refused(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     check_schema(engine)
     with engine.begin() as connection:
         connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
@@ -383,8 +383,8 @@ def test_unknown_newer_schema_is_refused(database_url: str) -> None:
         check_schema(engine)
 
 
-def test_foreign_llm_calls_table_is_refused(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_foreign_llm_calls_table_is_refused(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     with engine.begin() as connection:
         connection.execute(sa.text("CREATE TABLE llm_calls (id integer)"))
     with pytest.raises(SchemaOutdatedError, match="did not create"):

@@ -266,10 +266,12 @@ def test_rollups_follow_inserts_updates_and_deletes(engine: sa.Engine, tmp_path:
     assert_rollups_match(engine)
 
 
-def test_migration_fills_the_rollups_from_existing_rows(database_url: str, tmp_path: Path) -> None:
+def test_migration_fills_the_rollups_from_existing_rows(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     from llmops.store.engine import upgrade
 
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0004")
     calls = random_calls(random.Random(8), 120, keys=False)
     feedback = [feedback_row(c["id"], 4) for c in calls[::3]]
@@ -314,13 +316,15 @@ def prune_day(engine: sa.Engine, day: date, kept: sa.TableClause) -> None:
         connection.execute(kept.insert(), [r._asdict() for r in rows])
 
 
-def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(database_url: str) -> None:
+def test_migration_0011_splits_the_user_rollup_and_keeps_pruned_days(
+    empty_database_url: str,
+) -> None:
     """0010 -> 0011 fills the user group rollup from the calls; a day whose calls were pruned
     keeps its per-user totals under '' keys; the triggers keep both user rollups; downgrading
     leaves the per-user rollup as it was."""
     from tests.store.test_timing import upgrade_down
 
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0010")
     rows = random_calls(random.Random(11), 400)
     with engine.begin() as connection:
@@ -401,13 +405,13 @@ def key_totals(engine: sa.Engine, table: sa.Table, but: date | None = None) -> d
         }
 
 
-def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(database_url: str) -> None:
+def test_migration_0015_adds_the_key_rollup_and_keeps_pruned_days(empty_database_url: str) -> None:
     """0014 -> 0015 fills the key rollup from the calls; a day whose calls were pruned keeps
     its totals under key ''; the redefined triggers keep every rollup exact, the user group
     rollup of 0011 included; downgrading keeps those triggers and drops the key rollup."""
     from tests.store.test_timing import upgrade_down
 
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0014")
     rows = random_calls(random.Random(15), 300)
     with engine.begin() as connection:

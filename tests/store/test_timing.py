@@ -272,9 +272,9 @@ def test_prune_keeps_the_histograms_of_the_pruned_days(engine: sa.Engine) -> Non
 
 
 def test_migration_fills_the_histograms_as_the_triggers_would(
-    database_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path
 ) -> None:
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0009")
     rng = random.Random(21)
     rows = calls_over(rng, 500, lambda: bimodal(rng), days=5)
@@ -367,8 +367,8 @@ def test_a_filtered_range_of_whole_days_reads_the_group_histograms(engine: sa.En
     assert_within_bound(found, exact, 0.0)
 
 
-def test_migration_0013_fills_the_group_histograms_and_goes_back(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_migration_0013_fills_the_group_histograms_and_goes_back(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0012")
     rng = random.Random(17)
     insert(engine, calls_over(rng, 600, lambda: bimodal(rng), days=3))

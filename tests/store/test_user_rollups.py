@@ -307,8 +307,8 @@ def test_concurrent_writers_lose_nothing_while_a_day_is_marked(
     engine.dispose()
 
 
-def test_the_migration_fills_the_days_already_busy(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_the_migration_fills_the_days_already_busy(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     upgrade(engine, "0020")
     day = START + timedelta(days=2)
     heavy = [
