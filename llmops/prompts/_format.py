@@ -63,11 +63,43 @@ def parse_prompt_file(text: str, file: str) -> tuple[PromptFile, Lines]:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise PromptFileError(f"expected a mapping of fields, got {got}", file=file, line=1)
+    bad = _not_text(data, ())
+    if bad is not None:
+        path, problem = bad
+        raise PromptFileError(problem, file=file, line=line_of(lines, path) or 1)
     try:
         prompt_file = PromptFile.model_validate(data)
     except ValidationError as exc:
         raise _describe(exc, file, lines) from None
     return prompt_file, lines
+
+
+def _not_text(value: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
+    """The path and the problem of the first value the version id (UTF-8 JSON) cannot hold:
+    a lone surrogate (YAML's ``"\\ud800"`` escape makes one, no UTF-8 file can), or
+    ``!!binary`` bytes that are not UTF-8 text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            return path, f"not valid text: a lone surrogate (\\u{code:04x}) from an escape"
+    elif isinstance(value, bytes):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return path, "!!binary data that is not UTF-8 text"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            bad = _not_text(key, (*path, key)) or _not_text(item, (*path, key))
+            if bad is not None:
+                return bad
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            bad = _not_text(item, (*path, index))
+            if bad is not None:
+                return bad
+    return None
 
 
 def _describe(exc: ValidationError, file: str, lines: Lines) -> PromptFileError:

@@ -113,3 +113,24 @@ def test_version_ignores_comments_order_and_quoting_but_not_content(repo: Prompt
     assert a == b
     assert a != c
     assert len(a) == 12 and int(a, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ('model: m\ntemplate: "Hi \\ud800"\n', 2, "lone surrogate"),
+        ("template: hi\nparams:\n  stop: !!binary /w==\n", 3, "not UTF-8"),
+        ('template: hi\nparams:\n  bias: {? "\\udc80" : 1}\n', 3, "lone surrogate"),
+    ],
+)
+def test_text_a_version_id_cannot_hold_is_a_file_error(
+    repo: PromptRepo, text: str, line: int, problem: str
+) -> None:
+    """YAML escapes can make what no UTF-8 file holds (a lone surrogate), and !!binary
+    bytes that are not text: named with the line, not an internal error in the version id,
+    and `prompts list` still lists the other prompts."""
+    error = load_error(repo, text)
+    assert error.line == line
+    assert problem in str(error)
+    repo.write("ok.yaml", "template: hi\n")
+    assert repo.registry.validate()[0].line == line
