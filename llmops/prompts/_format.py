@@ -28,7 +28,9 @@ class Message(BaseModel):
 class PromptFile(BaseModel):
     """What one ``prompts/NAME.yaml`` file may contain. Unknown fields are an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and the infinities stay themselves in the canonical JSON of the version id
+    # (pydantic's JSON mode would make them null: another content, the same version)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     description: str = ""
     model: str | None = None

@@ -134,3 +134,13 @@ def test_text_a_version_id_cannot_hold_is_a_file_error(
     assert problem in str(error)
     repo.write("ok.yaml", "template: hi\n")
     assert repo.registry.validate()[0].line == line
+
+
+def test_nan_infinity_and_null_are_different_versions(repo: PromptRepo) -> None:
+    """The canonical JSON keeps NaN and the infinities (pydantic's JSON mode would make
+    them all null), so a changed value is a new version."""
+    values = ("null", ".nan", ".inf", "-.inf")
+    for index, value in enumerate(values):
+        repo.write(f"p{index}.yaml", f"template: hi\nparams: {{temperature: {value}}}\n")
+    versions = {repo.registry.load(f"p{index}").version for index in range(len(values))}
+    assert len(versions) == len(values)
