@@ -53,6 +53,10 @@ def compile_template(source: str, *, file: str, line: int | None) -> jinja2.Temp
 
 def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | None) -> None:
     """Reject a JSON Schema that is itself invalid, naming the file and the line."""
+    dialect = schema.get("$schema")
+    if dialect is not None and not isinstance(dialect, str):  # validator_for would crash
+        message = f"{field} is not a valid JSON Schema: $schema must be a URI string"
+        raise PromptFileError(message, file=file, line=line)
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator.check_schema(schema)

@@ -144,3 +144,16 @@ def test_nan_infinity_and_null_are_different_versions(repo: PromptRepo) -> None:
         repo.write(f"p{index}.yaml", f"template: hi\nparams: {{temperature: {value}}}\n")
     versions = {repo.registry.load(f"p{index}").version for index in range(len(values))}
     assert len(versions) == len(values)
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [("{$schema: 1, type: object}", "$schema"), ("{$schema: [a], type: object}", "$schema")],
+)
+def test_a_schema_whose_dialect_is_not_a_string_is_a_file_error(
+    repo: PromptRepo, schema: str, where: str
+) -> None:
+    error = load_error(repo, f"template: hi\ninput_schema: {schema}\n")
+    assert error.line == 2
+    assert "input_schema is not a valid JSON Schema" in str(error)
+    assert where in str(error)
