@@ -49,6 +49,12 @@ def compile_template(source: str, *, file: str, line: int | None) -> jinja2.Temp
     except jinja2.TemplateSyntaxError as exc:
         at = (line or 0) + (exc.lineno or 1) if line else None
         raise PromptFileError(f"template syntax error: {exc.message}", file=file, line=at) from None
+    except RecursionError:  # Jinja's parser and compiler recurse once per level of nesting
+        message = "template nested too deeply (brackets, operators, attributes or blocks)"
+        raise PromptFileError(message, file=file, line=line) from None
+    except SyntaxError as exc:  # Python's limits on the code Jinja makes: 20 nested loops, ...
+        message = f"template nested too deeply ({exc.msg})"
+        raise PromptFileError(message, file=file, line=line) from None
 
 
 def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | None) -> None:

@@ -157,3 +157,23 @@ def test_a_schema_whose_dialect_is_not_a_string_is_a_file_error(
     assert error.line == 2
     assert "input_schema is not a valid JSON Schema" in str(error)
     assert where in str(error)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ " + "(" * 200 + "1" + ")" * 200 + " }}",
+        "{{ " + "-" * 1500 + "1 }}",
+        "{{ a" + ".b" * 1500 + " }}",
+        "{% if a %}" * 1000 + "x" + "{% endif %}" * 1000,
+        "{% if a %}" * 120 + "x" + "{% endif %}" * 120,  # Python: too many indentation levels
+        "{% for a in b %}" * 25 + "{% endfor %}" * 25,  # Python: too many nested blocks
+    ],
+)
+def test_a_template_nested_too_deeply_is_a_file_error(repo: PromptRepo, template: str) -> None:
+    """Jinja's parser and compiler recurse once per level, and Python limits the nesting of
+    the code Jinja makes: a deep template is a PromptFileError naming the line, never a
+    RecursionError or SyntaxError."""
+    error = load_error(repo, f"model: m\ntemplate: '{template}'\n")
+    assert error.line == 2
+    assert "nested too deeply" in str(error)
