@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 import jsonschema
+import referencing.exceptions
 
 from llmops.errors import (
     MissingVariableError,
@@ -75,9 +76,16 @@ def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | N
 
 
 def prepare_variables(
-    prompt: str, variables: dict[str, Any], schema: dict[str, Any] | None
+    prompt: str,
+    variables: dict[str, Any],
+    schema: dict[str, Any] | None,
+    *,
+    file: str | None = None,
 ) -> dict[str, Any]:
-    """Fill top-level defaults from ``schema`` and validate the variables against it."""
+    """Fill top-level defaults from ``schema`` and validate the variables against it.
+
+    A ``$ref`` in ``schema`` that resolves nowhere (jsonschema fetches no remote document)
+    is a PromptFileError naming ``file``, the prompt's file."""
     values = dict(variables)
     if not schema:
         return values
@@ -87,10 +95,16 @@ def prepare_variables(
     validator_cls = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft202012Validator
     )
-    errors = sorted(
-        validator_cls(schema).iter_errors(values),
-        key=lambda e: (list(e.absolute_path), e.message),
-    )
+    try:
+        errors = sorted(
+            validator_cls(schema).iter_errors(values),
+            key=lambda e: (list(e.absolute_path), e.message),
+        )
+    except referencing.exceptions.Unresolvable as exc:
+        raise PromptFileError(
+            f"input_schema: cannot resolve $ref {exc.ref!r} (prompt '{prompt}')",
+            file=file or prompt,
+        ) from None
     if not errors:
         return values
     first = errors[0]

@@ -114,7 +114,9 @@ class Prompt:
         self, variables: Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> list[dict[str, str]]:
         """Render the chat messages. Variables come as a mapping, keywords, or both."""
-        values = prepare_variables(self.name, {**(variables or {}), **kwargs}, self.input_schema)
+        values = prepare_variables(
+            self.name, {**(variables or {}), **kwargs}, self.input_schema, file=self.file
+        )
         return [
             {"role": role, "content": render_template(self.name, template, values)}
             for role, template in self.templates

@@ -6,6 +6,7 @@ import pytest
 
 from llmops.errors import (
     MissingVariableError,
+    PromptFileError,
     RenderError,
     SandboxViolationError,
     VariableValidationError,
@@ -147,3 +148,22 @@ def test_a_prompt_is_plain_when_no_template_can_repeat_work(
     calls render it on the event loop; any other in a thread."""
     repo.write("p.yaml", f"model: gpt-4o-mini\ntemplate: {template!r}\n")
     assert repo.registry.load("p").plain is plain
+
+
+@pytest.mark.parametrize(
+    "ref", ["#/definitions/missing", "http://example.com/schema.json", "file:///etc/passwd"]
+)
+def test_an_input_schema_ref_that_resolves_nowhere_is_a_file_error(
+    repo: PromptRepo, ref: str
+) -> None:
+    """A $ref to nothing (or to a document jsonschema does not fetch) is the file's
+    error, named as such, not a referencing exception from the validator."""
+    repo.write(
+        "r.yaml",
+        "template: '{{ a }}'\ninput_schema:\n  type: object\n"
+        f"  properties:\n    a: {{$ref: '{ref}'}}\n",
+    )
+    prompt = repo.registry.load("r")
+    with pytest.raises(PromptFileError, match=r"input_schema: cannot resolve \$ref") as info:
+        prompt.render(a=1)
+    assert info.value.file == prompt.file
