@@ -118,6 +118,7 @@ class GitRepo:
             "log",
             "--follow",
             "-M",
+            "-m",  # a merge that wrote a text of its own (a resolved conflict) shows its change
             f"--format={_RECORD}{fields}",
             "--name-status",
             rev,
@@ -125,12 +126,14 @@ class GitRepo:
             path,
         ).decode("utf-8", errors="replace")
         commits = []
+        seen: set[str] = set()
         for record in out.split(_RECORD)[1:]:
             header, _, changes = record.partition("\n")
             sha, date, author, email, subject = header.split(_FIELD)
             status_lines = [line for line in changes.splitlines() if line.strip()]
-            if not status_lines:
-                continue  # a merge that changed nothing in this file
+            if not status_lines or sha in seen:
+                continue  # a merge that changed nothing in this file; a merge's other parents
+            seen.add(sha)
             parts = status_lines[0].split("\t")
             if parts[0].startswith("D"):
                 continue  # the file was deleted here: no content to load

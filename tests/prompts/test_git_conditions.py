@@ -199,3 +199,44 @@ def test_validate_reports_labels_of_a_prompt_that_is_gone(promoted: PromptRepo) 
     promoted.commit("rename")
     (problem,) = promoted.registry.validate()
     assert "labels of 'greet', which has no prompt file (renamed or deleted?)" in str(problem)
+
+
+def test_a_merge_that_wrote_new_content_is_in_the_history(repo: PromptRepo) -> None:
+    """Two branches edit the prompt and the merge commit resolves them into a third text:
+    that version was committed by the merge, so it is in the history and carries the
+    merge's commit (not shown as uncommitted, and loadable by id once the file moves on)."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write("greet.yaml", prompt_yaml("Hi"))
+    repo.commit("feature: Hi")
+    repo.git("checkout", "-q", "main")
+    repo.write("greet.yaml", prompt_yaml("Howdy"))
+    repo.commit("main: Howdy")
+    subprocess.run(["git", "merge", "-q", "feature"], cwd=repo.root, capture_output=True)
+    repo.write("greet.yaml", prompt_yaml("Hi there"))
+    merge = repo.commit("merge feature")
+    merged = repo.registry.load("greet")
+    assert merged.commit == merge
+    history = repo.registry.history("greet")
+    assert [row.commit for row in history].count(merge) == 1
+    assert history[0].commit == merge and history[0].version == merged.version
+    repo.write("greet.yaml", prompt_yaml("Bye"))
+    repo.commit("v5")
+    assert repo.registry.load(f"greet@{merged.version}").commit == merge
+
+
+def test_a_clean_merge_of_a_rename_and_an_edit_is_committed(repo: PromptRepo) -> None:
+    """A branch renames the file while main edits it; git merges both without a conflict:
+    the merged text is the merge commit's, not "uncommitted"."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.git("mv", "prompts/greet.yaml", "prompts/hello.yaml")
+    repo.commit("rename")
+    repo.git("checkout", "-q", "main")
+    repo.write("greet.yaml", prompt_yaml("Hello", model="gpt-4o"))
+    repo.commit("main: model")
+    repo.git("merge", "-q", "feature", "-m", "merge feature")
+    merge = repo.git("rev-parse", "HEAD")
+    assert repo.registry.load("hello").commit == merge
