@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +95,25 @@ def label_problem(label: str) -> str | None:
     if not re.fullmatch(LABEL_PATTERN, label):
         return f"label {label!r} must start with a letter and hold only letters, digits, _ . -"
     return None
+
+
+@contextlib.contextmanager
+def labels_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while its labels file is read, changed and
+    written: promotions at the same time take turns instead of writing over each other's
+    label (the lock is on the folder, so no lock file is left in it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise PromptFileError(
+            f"cannot lock the prompt folder to change labels: {reason}", file=folder / LABELS_FILE
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_labels(folder: Path, labels: Labels) -> Path:

@@ -29,6 +29,7 @@ from llmops.prompts._labels import (
     VERSION_PATTERN,
     Labels,
     label_problem,
+    labels_lock,
     read_labels,
     write_labels,
 )
@@ -457,11 +458,12 @@ class PromptRegistry:
         if problem:
             raise PromptReferenceError(problem, prompt=name, ref=label)
         prompt = self.load(f"{name}@{ref}")
-        labels = self.labels()
-        by_label = dict(labels.of(name))
-        previous = by_label.get(label)
-        by_label[label] = prompt.version
-        write_labels(self.root, Labels({**labels.root, name: by_label}))
+        with labels_lock(self.root):  # read, change and write: one promotion at a time
+            labels = self.labels()
+            by_label = dict(labels.of(name))
+            previous = by_label.get(label)
+            by_label[label] = prompt.version
+            write_labels(self.root, Labels({**labels.root, name: by_label}))
         return prompt.version, previous
 
     # -- checks --------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from llmops.errors import (
     PromptNotFoundError,
     PromptReferenceError,
 )
-from llmops.prompts import PromptRegistry
+from llmops.prompts import Labels, PromptRegistry
 from tests.conftest import PromptRepo, prompt_yaml
 
 
@@ -171,6 +173,32 @@ def test_promote_refuses_a_version_that_does_not_exist(
     with pytest.raises(PromptReferenceError, match="must start with a letter"):
         repo.registry.promote("chat/greet", "HEAD", "9lives")
     assert not (repo.prompts / "labels.yaml").exists()
+
+
+def test_concurrent_promotions_keep_every_label(
+    repo: PromptRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two promotions at once (two terminals, two CI jobs) each read labels.yaml, add
+    their label and write it back: the second must see the first's label, not write over
+    it. Here the first writer is slowed down between its read and its write."""
+    from llmops.prompts import registry as registry_module
+
+    repo.write("greet.yaml", prompt_yaml())
+    version = repo.registry.load("greet").version
+    write = registry_module.write_labels
+
+    def slow_write(folder: Path, labels: Labels) -> Path:
+        if "slow" in labels.of("greet"):
+            time.sleep(0.5)  # the other promotion runs meanwhile
+        return write(folder, labels)
+
+    monkeypatch.setattr(registry_module, "write_labels", slow_write)
+    slow = threading.Thread(target=repo.registry.promote, args=("greet", version, "slow"))
+    slow.start()
+    time.sleep(0.2)
+    repo.registry.promote("greet", version, "fast")
+    slow.join()
+    assert sorted(repo.registry.labels().of("greet")) == ["fast", "slow"]
 
 
 def test_uncommitted_version_can_be_labelled_and_loaded(repo: PromptRepo) -> None:
