@@ -236,6 +236,11 @@ class PromptRegistry:
                 f"'{name}' is not a prompt name (use path/like/this, without the extension)",
                 prompt=name,
             )
+        if name == Path(LABELS_FILE).stem:  # not listed by names(): no prompt of that name
+            raise PromptNotFoundError(
+                f"no prompt '{name}' in {self.root}: {LABELS_FILE} is the labels file",
+                prompt=name,
+            )
         found = [self.root / f"{name}{ext}" for ext in EXTENSIONS]
         try:
             existing = [p for p in found if p.is_file()]

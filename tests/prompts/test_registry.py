@@ -292,3 +292,17 @@ def test_names_skip_labels_and_hidden_files(repo: PromptRepo) -> None:
     repo.write("notes.txt", "not a prompt")
     assert repo.registry.names() == ["a", "deep/b"]
     assert repo.registry.load("deep/b").render()[0]["content"] == "b"
+
+
+def test_the_labels_file_is_not_a_prompt(repo: PromptRepo) -> None:
+    """`labels` is not listed as a prompt, so loading it is "no prompt 'labels'", not the
+    labels file parsed as a prompt ("unknown field 'greet'")."""
+    repo.write("greet.yaml", prompt_yaml())
+    repo.registry.promote("greet", repo.registry.load("greet").version, "production")
+    for ref in ("labels", "labels@production"):
+        with pytest.raises(PromptNotFoundError, match="no prompt 'labels'"):
+            repo.registry.load(ref)
+    with pytest.raises(PromptNotFoundError):
+        repo.registry.promote("labels", "HEAD", "x")
+    repo.write("sub/labels.yaml", "template: a prompt named sub/labels\n")
+    assert repo.registry.load("sub/labels").render()[0]["content"] == "a prompt named sub/labels"
