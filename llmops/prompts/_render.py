@@ -146,7 +146,7 @@ def render_template(
     """
     limits = limits or DEFAULT_LIMITS
     try:
-        return sandbox.render(template, values, limits)
+        text = sandbox.render(template, values, limits)
     except sandbox.LimitExceeded as exc:
         raise TemplateLimitError(
             f"prompt '{prompt}': {sandbox.describe(exc, limits)}", prompt=prompt, limit=exc.limit
@@ -167,3 +167,14 @@ def render_template(
         raise RenderError(
             f"prompt '{prompt}': template failed: {type(exc).__name__}: {exc}", prompt=prompt
         ) from None
+    if not text.isascii():
+        try:  # a lone surrogate ('%c' % 55296, or argv bytes that are not UTF-8) is no text
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(text[exc.start])
+            raise RenderError(
+                f"prompt '{prompt}': the rendered text holds a lone surrogate (\\u{code:04x}), "
+                "which no model, terminal or database takes as text",
+                prompt=prompt,
+            ) from None
+    return text

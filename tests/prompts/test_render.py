@@ -167,3 +167,18 @@ def test_an_input_schema_ref_that_resolves_nowhere_is_a_file_error(
     with pytest.raises(PromptFileError, match=r"input_schema: cannot resolve \$ref") as info:
         prompt.render(a=1)
     assert info.value.file == prompt.file
+
+
+@pytest.mark.parametrize(
+    ("template", "variables"),
+    [("{{ '%c' % 55296 }} ok", {}), ("Hi {{ name }}", {"name": "\udced\udca0"})],
+)
+def test_a_rendered_text_that_is_not_unicode_is_a_render_error(
+    repo: PromptRepo, template: str, variables: dict[str, str]
+) -> None:
+    """A lone surrogate (made by '%c' or passed in, as Python reads bytes of argv that are
+    not UTF-8) cannot be encoded for a model, the terminal or the database: a RenderError
+    naming the prompt, not a UnicodeEncodeError later."""
+    repo.write("s.yaml", f"template: {template!r}\n")
+    with pytest.raises(RenderError, match=r"prompt 's': the rendered text .* lone surrogate"):
+        repo.registry.load("s").render(variables)
