@@ -509,6 +509,10 @@ def parse_json(
     except RecursionError:
         problem = f"JSON nested more than {max_depth} levels deep"
         raise error(problem, file=file, line=line) from None
+    except ValueError as exc:  # Python's own limit on reading an integer's digits
+        digits = sys.get_int_max_str_digits()
+        problem = f"a number over {digits} digits" if "digits" in str(exc) else str(exc)
+        raise error(f"invalid JSON: {problem}", file=file, line=line) from None
     if _depth_exceeds(data, max_depth):
         raise error(f"JSON nested more than {max_depth} levels deep", file=file, line=line)
     return data

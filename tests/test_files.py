@@ -248,6 +248,9 @@ def test_parse_json() -> None:
     with pytest.raises(ConfigFileError, match="nested more than 64"):
         parse_json("[" * 65 + "]" * 65, "v.json")
     assert parse_json("[" * 64 + "]" * 64, "v.json")
+    with pytest.raises(ConfigFileError, match="invalid JSON: a number over 4300 digits") as info:
+        parse_json('{"n": ' + "1" * 5000 + "}", "v.json", line=3)  # Python's int limit
+    assert info.value.line == 3
 
 
 # -- paths checked before work is done -----------------------------------------------------------

@@ -170,7 +170,7 @@ def _coerce(raw: str, declared: Any) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or an integer of more digits than Python reads
         return raw  # let the schema report the mismatch with the variable's name
 
 

@@ -85,6 +85,23 @@ def test_render_var_types_follow_the_schema(repo: PromptRepo, cli) -> None:
     assert bad.code == 2 and "variable 'n' fails input_schema" in bad.stderr
 
 
+def test_render_refuses_a_number_python_will_not_read(repo: PromptRepo, cli) -> None:
+    """Python reads at most 4,300 digits of an integer: a longer one in --var (typed by the
+    schema) or in --vars-file is one error line, exit 2, not an internal error."""
+    repo.write(
+        "n.yaml",
+        "input_schema:\n  type: object\n  properties:\n    n: {type: integer}\n"
+        "template: '{{ n }}'\n",
+    )
+    digits = "1" * 5000
+    by_var = cli("prompts", "render", "n", "-v", f"n={digits}", cwd=repo.root)
+    assert by_var.code == 2 and "variable 'n' fails input_schema" in by_var.stderr
+    (repo.root / "vars.json").write_text(f'{{"n": {digits}}}')
+    by_file = cli("prompts", "render", "n", "--vars-file", "vars.json", cwd=repo.root)
+    assert by_file.code == 2, by_file.stderr
+    assert by_file.stderr.startswith("error: vars.json: invalid JSON: a number over 4300 digits")
+
+
 def test_log_lists_versions_newest_first(project: PromptRepo, cli) -> None:
     result = cli("prompts", "log", "greet", cwd=project.root)
     assert result.code == 0, result.stderr
