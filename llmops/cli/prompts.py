@@ -15,6 +15,7 @@ from llmops.cli._output import emit_json, one_line, table
 from llmops.config import Settings
 from llmops.errors import ConfigError, LLMOpsError, PromptFileError
 from llmops.files import parse_json, read_text
+from llmops.text import printable
 
 if TYPE_CHECKING:
     from llmops.prompts import PromptRegistry
@@ -133,13 +134,14 @@ def show(
             value = ", ".join(value)
         elif isinstance(value, dict):
             value = json.dumps(value)
-        typer.echo(f"{key + ':':<10} {value if value not in (None, '') else '-'}")
-    typer.echo(f"{'variables:':<10} {', '.join(prompt.variables) or '-'}")
+        # what the file says is shown escaped (a "\x1b" in a field), as in the tables
+        typer.echo(f"{key + ':':<10} {printable(str(value)) if value not in (None, '') else '-'}")
+    typer.echo(f"{'variables:':<10} {printable(', '.join(prompt.variables)) or '-'}")
     if prompt.description:
-        typer.echo(f"\n{prompt.description.strip()}")
+        typer.echo(f"\n{printable(prompt.description.strip(), lines=True)}")
     for message in info["messages"]:
         typer.secho(f"\n[{message['role']}]", bold=True)
-        typer.echo(message["content"].rstrip("\n"))
+        typer.echo(printable(message["content"].rstrip("\n"), lines=True))
 
 
 def _parse_vars(
@@ -299,7 +301,7 @@ def diff(
     )
     color = sys.stdout.isatty()
     for line in lines:
-        text = line if line.endswith("\n") else line + "\n"
+        text = printable(line.rstrip("\r\n"), lines=True) + "\n"  # CRLF files too
         fg = None
         if color and not line.startswith(("+++", "---")):
             fg = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])

@@ -55,6 +55,31 @@ def test_show(project: PromptRepo, cli) -> None:
     assert data["params"] == {"temperature": 0.1}
 
 
+def test_show_and_diff_escape_what_could_drive_the_terminal(repo: PromptRepo, cli) -> None:
+    """A prompt's fields can hold escapes (YAML's "\\x1b") and its text a right-to-left
+    override: show and diff print them escaped, as the CLI's tables do, so a prompt file
+    cannot clear the screen, set the window title or turn a line around."""
+    repo.write("p.yaml", "model: m\ntemplate: hi\n")
+    repo.commit("v1")
+    repo.write(
+        "p.yaml",
+        'description: "evil \\x1b[2J"\nmodel: "m\\x1b[31m"\n'
+        'template: "hi \\x1b]0;title\\x07 {{ x }}\\nline two"\n# \u202eevil\n',
+    )
+    shown = cli("prompts", "show", "p", cwd=repo.root)
+    assert shown.code == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert "model:     m\\x1b[31m" in shown.stdout
+    assert "evil \\x1b[2J" in shown.stdout
+    assert "hi \\x1b]0;title\\x07 {{ x }}\nline two" in shown.stdout  # lines are kept
+    diff = cli("prompts", "diff", "p", "HEAD", cwd=repo.root)
+    assert diff.code == 0, diff.stderr
+    assert "\u202e" not in diff.stdout and "+# \\u202eevil" in diff.stdout
+    (repo.prompts / "p.yaml").write_bytes(b"model: m\r\ntemplate: hello\r\n")
+    crlf = cli("prompts", "diff", "p", "HEAD", cwd=repo.root)
+    assert "+template: hello\n" in crlf.stdout and "\\x0d" not in crlf.stdout
+
+
 def test_render_with_vars_and_vars_file(project: PromptRepo, cli, tmp_path) -> None:
     result = cli("prompts", "render", "greet", "--var", "name=Ann", cwd=project.root)
     assert result.code == 0, result.stderr
