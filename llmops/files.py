@@ -7,7 +7,8 @@ for) whose one-line message names the file, and the line when there is one:
 - :func:`read_text` refuses what is not a readable UTF-8 text file of a sane size;
 - :func:`parse_yaml` parses YAML with line numbers, and refuses what a config file never
   needs but an attacker (or an accident) can use to exhaust memory or the stack: alias
-  expansion beyond :data:`MAX_YAML_ALIAS_NODES` nodes ("billion laughs"), nesting deeper
+  expansion beyond :data:`MAX_YAML_ALIAS_NODES` nodes ("billion laughs") or
+  :data:`MAX_YAML_ALIAS_CHARS` characters (one long text repeated), nesting deeper
   than :data:`MAX_YAML_DEPTH`, recursive aliases; it also refuses duplicate mapping keys,
   which YAML loaders otherwise resolve silently by keeping the last one;
 - :func:`parse_json` parses JSON with the same depth limit;
@@ -38,6 +39,7 @@ from llmops.errors import ConfigFileError
 __all__ = [
     "MAX_FILE_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_YAML_ALIAS_CHARS",
     "MAX_YAML_ALIAS_NODES",
     "MAX_YAML_BYTES",
     "MAX_YAML_DEPTH",
@@ -68,6 +70,11 @@ MAX_JSON_DEPTH = MAX_YAML_DEPTH
 
 MAX_YAML_ALIAS_NODES = 100_000
 """How many nodes aliases (``*name``) may add to a YAML document once expanded."""
+
+MAX_YAML_ALIAS_CHARS = 20 * 1024 * 1024
+"""How many characters of scalars aliases may add to a YAML document once expanded: a
+1 MB text anchored once and aliased 20,000 times is few nodes but 20 GB of JSON, text
+or memory to whatever reads the data."""
 
 Lines = dict[tuple[Any, ...], int]
 """A map from a path of mapping keys and list indexes to a 1-based line number."""
@@ -248,22 +255,27 @@ class _LineLoader(
 
     While composing it refuses nesting deeper than ``max_depth`` (before Python's recursion
     limit can be reached), aliases to a node that is still open (a recursive structure),
-    alias expansion beyond ``max_alias_nodes`` nodes (tracked incrementally, so a billion
-    laughs stops at the alias that crosses the limit, having used almost no memory), and
-    duplicate keys in a mapping.
+    alias expansion beyond ``max_alias_nodes`` nodes or ``max_alias_chars`` characters of
+    scalars (tracked incrementally, so a billion laughs stops at the alias that crosses the
+    limit, having used almost no memory), and duplicate keys in a mapping.
     """
 
-    def __init__(self, text: str, max_depth: int, max_alias_nodes: int) -> None:
+    def __init__(
+        self, text: str, max_depth: int, max_alias_nodes: int, max_alias_chars: int
+    ) -> None:
         _EventParser.__init__(self, text)
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
         self.max_depth = max_depth
         self.max_alias_nodes = max_alias_nodes
+        self.max_alias_chars = max_alias_chars
         self._depth = 0
         self._open: set[str] = set()
         self._sizes: dict[int, int] = {}  # id(node) -> its size with aliases expanded
         self._alias_nodes = 0
+        self._chars: dict[int, int] = {}  # id(node) -> its scalars' characters, expanded
+        self._alias_chars = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -280,6 +292,14 @@ class _LineLoader(
                     None, None,
                     f"aliases expand to more than {self.max_alias_nodes:,} nodes "
                     "(a 'billion laughs' YAML bomb?)",
+                    _start(event),
+                )  # fmt: skip
+            self._alias_chars += self._chars.get(id(node), 0)
+            if self._alias_chars > self.max_alias_chars:
+                raise _LimitError(
+                    None, None,
+                    f"aliases expand to more than {self.max_alias_chars:,} characters "
+                    "(a YAML bomb?)",
                     _start(event),
                 )  # fmt: skip
             return node
@@ -305,6 +325,11 @@ class _LineLoader(
         else:
             children = []
         self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        self._chars[id(node)] = (
+            len(node.value)
+            if isinstance(node, yaml.ScalarNode)
+            else sum(self._chars.get(id(child), 0) for child in children)
+        )
         return node
 
     def _check_duplicates(self, node: yaml.MappingNode) -> None:
@@ -400,6 +425,7 @@ def parse_yaml(
     error: type[ConfigFileError] = ConfigFileError,
     max_depth: int = MAX_YAML_DEPTH,
     max_alias_nodes: int = MAX_YAML_ALIAS_NODES,
+    max_alias_chars: int = MAX_YAML_ALIAS_CHARS,
     max_chars: int = MAX_YAML_BYTES,
     core: bool = False,
 ) -> tuple[Any, Lines]:
@@ -407,15 +433,18 @@ def parse_yaml(
 
     Raises ``error`` naming ``file`` and the line for invalid YAML, a duplicate key,
     nesting deeper than ``max_depth``, a recursive alias, or aliases that would expand to
-    more than ``max_alias_nodes`` nodes. Text longer than ``max_chars`` is refused unread.
-    Scalars resolve as YAML 1.1 (PyYAML's, and llmops' own files'), or with ``core`` as
-    YAML 1.2's core schema (files written for JavaScript tools: ``yes`` stays a string).
+    more than ``max_alias_nodes`` nodes or ``max_alias_chars`` characters. Text longer than
+    ``max_chars`` is refused unread. Scalars resolve as YAML 1.1 (PyYAML's, and llmops' own
+    files'), or with ``core`` as YAML 1.2's core schema (files written for JavaScript tools:
+    ``yes`` stays a string).
     """
     if len(text) > max_chars:
         limit = describe_size(max_chars)
         raise error(f"larger than {limit}, the limit for a YAML file", file=file)
     try:
-        loader = (_CoreLineLoader if core else _LineLoader)(text, max_depth, max_alias_nodes)
+        loader = (_CoreLineLoader if core else _LineLoader)(
+            text, max_depth, max_alias_nodes, max_alias_chars
+        )
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

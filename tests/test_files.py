@@ -11,7 +11,9 @@ import pytest
 
 from llmops.errors import ConfigFileError, PromptFileError
 from llmops.files import (
+    MAX_YAML_ALIAS_CHARS,
     MAX_YAML_ALIAS_NODES,
+    MAX_YAML_BYTES,
     MAX_YAML_DEPTH,
     check_directory,
     check_output_file,
@@ -156,6 +158,23 @@ def test_aliases_within_the_budget_work() -> None:
     small = yaml_error("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", max_alias_nodes=8)
     assert "more than 8 nodes" in str(small) and small.line == 2
     assert MAX_YAML_ALIAS_NODES == 100_000
+
+
+def test_a_long_text_aliased_many_times_fails_fast_and_small() -> None:
+    """Few nodes, but each alias repeats a 1 MB text: 20,000 of them would be 20 GB to
+    whatever reads the data (a prompt's version id, `prompts show`)."""
+    text = 'big: &a "' + "x" * 1_000_000 + '"\nmany: [' + ", ".join(["*a"] * 20_000) + "]\n"
+    assert len(text) < MAX_YAML_BYTES
+    started = time.monotonic()
+    error = yaml_error(text)
+    assert time.monotonic() - started < 5
+    assert "aliases expand to more than 20,971,520 characters" in str(error)
+    assert error.line == 2
+    data, _ = parse_yaml('a: &a "xyz"\nb: [*a, *a]\n', "f.yaml", max_alias_chars=6)
+    assert data["b"] == ["xyz", "xyz"]
+    small = yaml_error('a: &a "xyz"\nb: [*a, *a, *a]\n', max_alias_chars=6)
+    assert "more than 6 characters" in str(small)
+    assert MAX_YAML_ALIAS_CHARS == 20 * 1024 * 1024
 
 
 def test_merge_keys_may_override_without_being_duplicates() -> None:
