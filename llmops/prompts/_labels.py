@@ -110,7 +110,8 @@ def labels_lock(folder: Path) -> Iterator[None]:
             f"cannot lock the prompt folder to change labels: {reason}", file=folder / LABELS_FILE
         ) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # a file system without locks (old NFS): as before
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -201,6 +201,21 @@ def test_concurrent_promotions_keep_every_label(
     assert sorted(repo.registry.labels().of("greet")) == ["fast", "slow"]
 
 
+def test_promote_works_where_the_file_system_has_no_locks(
+    repo: PromptRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    repo.write("greet.yaml", prompt_yaml())
+    version = repo.registry.load("greet").version
+    assert repo.registry.promote("greet", version, "production") == (version, None)
+
+
 def test_uncommitted_version_can_be_labelled_and_loaded(repo: PromptRepo) -> None:
     repo.write("new.yaml", "template: brand new\n")
     version = repo.registry.load("new").version
