@@ -219,6 +219,7 @@ class PromptRegistry:
                 subfolders.clear()
                 continue
             seen.add((stat.st_dev, stat.st_ino))
+            subfolders[:] = [f for f in subfolders if not f.startswith(".")]  # as hidden files
             for file in files:  # as path_of finds them: linked folders and files included
                 path = Path(folder) / file
                 rel = path.relative_to(self.root)

@@ -309,6 +309,17 @@ def test_names_skip_labels_and_hidden_files(repo: PromptRepo) -> None:
     assert repo.registry.load("deep/b").render()[0]["content"] == "b"
 
 
+def test_names_skip_hidden_folders(repo: PromptRepo) -> None:
+    """A file in a hidden folder (.old/, .backup/) has no loadable name (a name's parts
+    start with a letter, digit or _), as a hidden file has none: it is not a prompt, and
+    validate does not fail on it."""
+    repo.write("a.yaml", "template: a\n")
+    repo.write(".old/a.yaml", "template: old\n")
+    repo.write("deep/.backup/b.yaml", "template: b\n")
+    assert repo.registry.names() == ["a"]
+    assert repo.registry.validate() == []
+
+
 def test_the_labels_file_is_not_a_prompt(repo: PromptRepo) -> None:
     """`labels` is not listed as a prompt, so loading it is "no prompt 'labels'", not the
     labels file parsed as a prompt ("unknown field 'greet'")."""
