@@ -464,6 +464,12 @@ class PromptRegistry:
         if problem:
             raise PromptReferenceError(problem, prompt=name, ref=label)
         prompt = self.load(f"{name}@{ref}")
+        if not self.path_of(name).is_file():  # validate reports such labels as errors
+            raise PromptNotFoundError(
+                f"'{name}' has no prompt file in {self.root} (renamed or deleted?): "
+                "labels go on a prompt that is there",
+                prompt=name,
+            )
         with labels_lock(self.root):  # read, change and write: one promotion at a time
             labels = self.labels()
             by_label = dict(labels.of(name))

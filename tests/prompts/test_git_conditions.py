@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from llmops.errors import HistoryUnavailableError, PromptFileError, PromptReferenceError
+from llmops.errors import (
+    HistoryUnavailableError,
+    PromptFileError,
+    PromptNotFoundError,
+    PromptReferenceError,
+)
 from llmops.prompts import PromptRegistry
 from tests.conftest import PromptRepo, prompt_yaml
 
@@ -199,6 +204,19 @@ def test_validate_reports_labels_of_a_prompt_that_is_gone(promoted: PromptRepo) 
     promoted.commit("rename")
     (problem,) = promoted.registry.validate()
     assert "labels of 'greet', which has no prompt file (renamed or deleted?)" in str(problem)
+
+
+def test_promote_refuses_a_prompt_that_is_gone(promoted: PromptRepo) -> None:
+    """validate calls the labels of a prompt with no file an error: promote does not write
+    one (an old version of a deleted prompt still loads, for show and diff)."""
+    old = promoted.registry.load("greet@production").version
+    promoted.git("rm", "-q", "prompts/greet.yaml")
+    promoted.commit("delete greet")
+    assert promoted.registry.load(f"greet@{old}").version == old
+    before = (promoted.prompts / "labels.yaml").read_text()
+    with pytest.raises(PromptNotFoundError, match="no prompt file"):
+        promoted.registry.promote("greet", old, "staging")
+    assert (promoted.prompts / "labels.yaml").read_text() == before
 
 
 def test_a_merge_that_wrote_new_content_is_in_the_history(repo: PromptRepo) -> None:
