@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 import jsonschema
+import referencing
 import referencing.exceptions
 
 from llmops.errors import (
@@ -84,8 +85,9 @@ def prepare_variables(
 ) -> dict[str, Any]:
     """Fill top-level defaults from ``schema`` and validate the variables against it.
 
-    A ``$ref`` in ``schema`` that resolves nowhere (jsonschema fetches no remote document)
-    is a PromptFileError naming ``file``, the prompt's file."""
+    A ``$ref`` in ``schema`` that resolves nowhere inside it (no document is fetched: a
+    render reads no file and makes no request) is a PromptFileError naming ``file``, the
+    prompt's file."""
     values = dict(variables)
     if not schema:
         return values
@@ -95,9 +97,12 @@ def prepare_variables(
     validator_cls = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft202012Validator
     )
+    # an empty registry: a $ref resolves inside the schema only (without one, jsonschema's
+    # deprecated fallback fetches http:// and file:// URIs at every render)
+    validator = validator_cls(schema, registry=referencing.Registry())
     try:
         errors = sorted(
-            validator_cls(schema).iter_errors(values),
+            validator.iter_errors(values),
             key=lambda e: (list(e.absolute_path), e.message),
         )
     except referencing.exceptions.Unresolvable as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llmops.errors import (
@@ -182,3 +184,29 @@ def test_a_rendered_text_that_is_not_unicode_is_a_render_error(
     repo.write("s.yaml", f"template: {template!r}\n")
     with pytest.raises(RenderError, match=r"prompt 's': the rendered text .* lone surrogate"):
         repo.registry.load("s").render(variables)
+
+
+def test_an_input_schema_ref_never_reads_a_file_or_the_network(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    """jsonschema's deprecated fallback fetched a $ref's URI at every render: a file:// ref
+    read the local file and an http:// one made a request (unbounded in time, from the
+    gateway's process). Only references inside the schema resolve."""
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "integer"}')
+    repo.write(
+        "r.yaml",
+        "template: '{{ a }}'\ninput_schema:\n  type: object\n"
+        f"  properties:\n    a: {{$ref: '{schema.as_uri()}'}}\n"
+        "  $defs: {local: {type: string}}\n",
+    )
+    with pytest.raises(PromptFileError, match=r"cannot resolve \$ref"):
+        repo.registry.load("r").render(a=5)
+    repo.write(
+        "ok.yaml",
+        "template: '{{ a }}'\n"
+        "input_schema: {properties: {a: {$ref: '#/$defs/s'}}, $defs: {s: {type: string}}}\n",
+    )
+    with pytest.raises(VariableValidationError):
+        repo.registry.load("ok").render(a=5)
+    assert repo.registry.load("ok").render(a="x")[0]["content"] == "x"
