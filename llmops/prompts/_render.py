@@ -5,13 +5,16 @@ names the prompt (and the variable or the limit)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jinja2
 import jsonschema
 import referencing
 import referencing.exceptions
+import regex
 
 from llmops.errors import (
     MissingVariableError,
@@ -76,6 +79,73 @@ def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | N
         raise PromptFileError(message, file=file, line=line) from None
 
 
+class _Deadline(threading.local):
+    at = 0.0  # time.monotonic() when the variables' check must stop
+
+
+_DEADLINE = _Deadline()
+_TIMED_OUT = "pattern-time-limit"  # the ``validator`` of an error for a check cut short
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """Whether ``pattern`` matches in ``text``; None when the search did not finish by the
+    deadline (a pattern that backtracks, ``^(a|a)*$``, takes hours on 40 characters)."""
+    try:
+        left = max(_DEADLINE.at - time.monotonic(), 0.001)
+        return regex.search(pattern, text, timeout=left) is not None
+    except TimeoutError:
+        return None
+    except regex.error:  # a pattern only Python's re reads
+        return re.search(pattern, text) is not None
+
+
+def _timed_out(pattern: str) -> jsonschema.ValidationError:
+    return jsonschema.ValidationError(
+        f"pattern {pattern!r} did not finish in {DEFAULT_LIMITS.seconds:g} s", validator=_TIMED_OUT
+    )
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """jsonschema's ``pattern``, searched with a time limit."""
+    if not validator.is_type(instance, "string"):
+        return
+    found = _search(pattern, instance)
+    if found is None:
+        yield _timed_out(pattern)
+    elif not found:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """jsonschema's ``patternProperties``, searched with a time limit."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in properties.items():
+        for key, value in instance.items():
+            found = _search(pattern, key)
+            if found is None:
+                yield _timed_out(pattern)
+                return
+            if found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+_BOUNDED: dict[type, type] = {}
+
+
+def _bounded(validator_cls: type) -> Any:
+    """``validator_cls`` whose pattern checks stop at the render time limit."""
+    if validator_cls not in _BOUNDED:
+        _BOUNDED[validator_cls] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+            validator_cls, {"pattern": _pattern, "patternProperties": _pattern_properties}
+        )
+    return _BOUNDED[validator_cls]
+
+
 def prepare_variables(
     prompt: str,
     variables: dict[str, Any],
@@ -99,19 +169,28 @@ def prepare_variables(
     )
     # an empty registry: a $ref resolves inside the schema only (without one, jsonschema's
     # deprecated fallback fetches http:// and file:// URIs at every render)
-    validator = validator_cls(schema, registry=referencing.Registry())
+    validator = _bounded(validator_cls)(schema, registry=referencing.Registry())
+    _DEADLINE.at = time.monotonic() + DEFAULT_LIMITS.seconds
     try:
-        errors = sorted(
-            validator.iter_errors(values),
-            key=lambda e: (list(e.absolute_path), e.message),
-        )
+        found = list(validator.iter_errors(values))
     except referencing.exceptions.Unresolvable as exc:
         raise PromptFileError(
             f"input_schema: cannot resolve $ref {exc.ref!r} (prompt '{prompt}')",
             file=file or prompt,
         ) from None
-    if not errors:
+    if not found:
         return values
+    for error in found:  # the first check cut short (after it, every search is)
+        if error.validator == _TIMED_OUT:
+            where = ".".join(str(p) for p in error.absolute_path)
+            subject = f"variable '{where}'" if where else "variables"
+            raise TemplateLimitError(
+                f"prompt '{prompt}': {subject}: the input_schema check exceeded the time "
+                f"limit ({DEFAULT_LIMITS.seconds:g} s): {error.message}",
+                prompt=prompt,
+                limit="time",
+            )
+    errors = sorted(found, key=lambda e: (list(e.absolute_path), e.message))
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first.validator == "required":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from llmops.errors import (
     PromptFileError,
     RenderError,
     SandboxViolationError,
+    TemplateLimitError,
     VariableValidationError,
 )
 from tests.conftest import PromptRepo, prompt_yaml
@@ -210,3 +212,28 @@ def test_an_input_schema_ref_never_reads_a_file_or_the_network(
     with pytest.raises(VariableValidationError):
         repo.registry.load("ok").render(a=5)
     assert repo.registry.load("ok").render(a="x")[0]["content"] == "x"
+
+
+def test_an_input_schema_pattern_that_backtracks_stops_at_the_time_limit(
+    repo: PromptRepo,
+) -> None:
+    """A pattern such as ^(a|a)*$ backtracks exponentially on 'aaa...b' (31 characters:
+    two minutes; 40: hours), and the variable may come from an end user: its check stops
+    at the render time limit, a TemplateLimitError naming the prompt and the variable."""
+    repo.write(
+        "p.yaml",
+        "template: '{{ q }}'\ninput_schema:\n  type: object\n  properties:\n"
+        "    q: {type: string, pattern: '^(a|a)*$'}\n"
+        "  patternProperties: {'^(x|x)*$': {type: string}}\n",
+    )
+    prompt = repo.registry.load("p")
+    started = time.monotonic()
+    with pytest.raises(TemplateLimitError, match=r"prompt 'p': .*variable 'q'.* 1 s") as info:
+        prompt.render(q="a" * 40 + "b")
+    assert time.monotonic() - started < 5
+    assert info.value.limit == "time"
+    with pytest.raises(TemplateLimitError):
+        prompt.render(q="a", **{"x" * 40 + "y": "v"})
+    assert prompt.render(q="aaa")[0]["content"] == "aaa"
+    with pytest.raises(VariableValidationError, match="does not match"):
+        prompt.render(q="b")
