@@ -110,38 +110,70 @@ class GitRepo:
             ) from None
 
     def log(self, path: str, rev: str = "HEAD") -> list[Commit]:
-        """Commits from ``rev`` back that changed ``path``, newest first, following renames."""
+        """Commits from ``rev`` back that changed ``path``, newest first, following renames.
+
+        A merge counts when it wrote a text of its own: one that differs from the file in
+        each of its parents (a resolved conflict, or git's own merge of a rename on one
+        branch with an edit on the other); a merge that took one parent's text does not
+        (that parent's commit wrote the version)."""
         if self.head() is None:
             return []
-        fields = _FIELD.join(["%H", "%aI", "%an", "%ae", "%s"])
+        fields = _FIELD.join(["%H", "%aI", "%an", "%ae", "%s", "%P"])
         out = self._run(
             "log",
             "--follow",
             "-M",
-            "-m",  # a merge that wrote a text of its own (a resolved conflict) shows its change
+            "--cc",  # a merge's changes against all its parents at once
             f"--format={_RECORD}{fields}",
             "--name-status",
             rev,
             "--",
             path,
         ).decode("utf-8", errors="replace")
-        commits = []
-        seen: set[str] = set()
+        found: list[tuple[Commit, list[str]]] = []  # merges to check: their parents
+        current = path  # the file's path at the commit being read, newest first
         for record in out.split(_RECORD)[1:]:
             header, _, changes = record.partition("\n")
-            sha, date, author, email, subject = header.split(_FIELD)
+            sha, date, author, email, subject, parents = header.split(_FIELD)
+            when = datetime.fromisoformat(date).astimezone(UTC)
+            cut = sha in self.boundary()
             status_lines = [line for line in changes.splitlines() if line.strip()]
-            if not status_lines or sha in seen:
-                continue  # a merge that changed nothing in this file; a merge's other parents
-            seen.add(sha)
+            if not status_lines:
+                if len(parents.split()) > 1:  # with --follow, --cc shows no rename in a merge
+                    found.append((Commit(sha, when, author, email, subject, current, cut),
+                                  parents.split()))  # fmt: skip
+                continue
             parts = status_lines[0].split("\t")
             if parts[0].startswith("D"):
                 continue  # the file was deleted here: no content to load
-            when = datetime.fromisoformat(date).astimezone(UTC)
-            cut = sha in self.boundary()
-            path = _unquoted(parts[-1])
-            commits.append(Commit(sha, when, author, email, subject, path, cut))
-        return commits
+            commit = Commit(sha, when, author, email, subject, _unquoted(parts[-1]), cut)
+            found.append((commit, []))
+            current = _unquoted(parts[1]) if parts[0].startswith("R") else commit.path
+        merges = [(commit, parents) for commit, parents in found if parents]
+        wrote = self._wrote_own_text(merges)
+        return [commit for commit, parents in found if not parents or commit.sha in wrote]
+
+    def _wrote_own_text(self, merges: list[tuple[Commit, list[str]]]) -> set[str]:
+        """The merges whose file differs from the same path in every parent (one git
+        process for all of them)."""
+        specs = [
+            spec
+            for commit, parents in merges
+            for spec in [f"{commit.sha}:{commit.path}", *(f"{p}:{commit.path}" for p in parents)]
+        ]
+        if not specs:
+            return set()
+        request = "".join(f"{spec}\n" for spec in specs).encode("utf-8")
+        lines = self._run("cat-file", "--batch-check", input=request).splitlines()
+        headers = [line.split() for line in lines[: len(specs)]]
+        ids = iter(h[0] if len(h) == 3 and h[1] == b"blob" else None for h in headers)
+        wrote = set()
+        for commit, parents in merges:
+            own = next(ids)
+            theirs = [next(ids) for _ in parents]
+            if own is not None and own not in theirs:
+                wrote.add(commit.sha)
+        return wrote
 
     def head(self) -> str | None:
         """The sha of HEAD, or None in a repository with no commits yet."""

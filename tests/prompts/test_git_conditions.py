@@ -258,3 +258,20 @@ def test_a_clean_merge_of_a_rename_and_an_edit_is_committed(repo: PromptRepo) ->
     repo.git("merge", "-q", "feature", "-m", "merge feature")
     merge = repo.git("rev-parse", "HEAD")
     assert repo.registry.load("hello").commit == merge
+
+
+def test_a_merge_that_took_a_branchs_text_adds_no_version(repo: PromptRepo) -> None:
+    """A branch edits the prompt, main changes another file, and the branch is merged: the
+    version is the branch commit's, and the merge is no row of the history."""
+    repo.write("greet.yaml", prompt_yaml("Hello"))
+    repo.commit("v1")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write("greet.yaml", prompt_yaml("Hi"))
+    edit = repo.commit("feature: Hi")
+    repo.git("checkout", "-q", "main")
+    (repo.root / "other.txt").write_text("x\n")
+    repo.git("add", "other.txt")
+    repo.commit("main: other file")
+    repo.git("merge", "-q", "--no-ff", "feature", "-m", "merge feature")
+    assert repo.registry.load("greet").commit == edit
+    assert [row.subject for row in repo.registry.history("greet")] == ["feature: Hi", "v1"]
