@@ -89,8 +89,7 @@ class Prompt:
         """Whether rendering takes the time of the source and the variables only: every
         template plain (no loop, call, filter or operator that could repeat work:
         ``llmops.prompts.sandbox.compile_source``), and no ``input_schema`` check that can
-        take longer (``uniqueItems`` compares every pair of items; a ``pattern`` may
-        backtrack)."""
+        take longer (a ``pattern`` may backtrack, up to the render's time limit)."""
         templates = all(getattr(template, "llmops_plain", False) for _, template in self.templates)
         return templates and not _costly_check(self.input_schema)
 
@@ -124,8 +123,9 @@ class Prompt:
         ]
 
 
-COSTLY_KEYWORDS = frozenset({"uniqueItems", "pattern", "patternProperties"})
-"""JSON Schema keywords whose check may take more than linear time in the variables."""
+COSTLY_KEYWORDS = frozenset({"pattern", "patternProperties"})
+"""JSON Schema keywords whose check may take more than linear time in the variables (a
+pattern that backtracks: up to the render's time limit)."""
 
 
 def _costly_check(schema: Any) -> bool:
