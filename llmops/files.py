@@ -287,22 +287,14 @@ class _LineLoader(
                 )  # fmt: skip
             node = super().compose_node(parent, index)
             self._alias_nodes += self._sizes.get(id(node), 1)
-            if self._alias_nodes > self.max_alias_nodes:
-                raise _LimitError(
-                    None, None,
-                    f"aliases expand to more than {self.max_alias_nodes:,} nodes "
-                    "(a 'billion laughs' YAML bomb?)",
-                    _start(event),
-                )  # fmt: skip
             self._alias_chars += self._chars.get(id(node), 0)
-            if self._alias_chars > self.max_alias_chars:
-                raise _LimitError(
-                    None, None,
-                    f"aliases expand to more than {self.max_alias_chars:,} characters "
-                    "(a YAML bomb?)",
-                    _start(event),
-                )  # fmt: skip
-            return node
+            if self._alias_nodes > self.max_alias_nodes:
+                over = f"{self.max_alias_nodes:,} nodes (a 'billion laughs' YAML bomb?)"
+            elif self._alias_chars > self.max_alias_chars:
+                over = f"{self.max_alias_chars:,} characters (a YAML bomb?)"
+            else:
+                return node
+            raise _LimitError(None, None, f"aliases expand to more than {over}", _start(event))
         self._depth += 1
         if self._depth > self.max_depth and not isinstance(event, yaml.ScalarEvent):
             raise _LimitError(

@@ -49,6 +49,10 @@ _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 
 def compile_template(source: str, *, file: str, line: int | None) -> jinja2.Template:
     """Compile one template; a syntax error names the file and the line in it."""
+    tags = source.count("{{") + source.count("{%")
+    if tags > sandbox.MAX_TEMPLATE_TAGS:
+        message = f"template has {tags:,} tags, more than {sandbox.MAX_TEMPLATE_TAGS:,}"
+        raise PromptFileError(message, file=file, line=line)
     try:
         return sandbox.compile_source(source)
     except jinja2.TemplateSyntaxError as exc:

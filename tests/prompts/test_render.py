@@ -230,7 +230,7 @@ def test_an_input_schema_pattern_that_backtracks_stops_at_the_time_limit(
     started = time.monotonic()
     with pytest.raises(TemplateLimitError, match=r"prompt 'p': .*variable 'q'.* 1 s") as info:
         prompt.render(q="a" * 40 + "b")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # unbounded: hours
     assert info.value.limit == "time"
     with pytest.raises(TemplateLimitError):
         prompt.render(q="a", **{"x" * 40 + "y": "v"})
@@ -250,7 +250,7 @@ def test_unique_items_is_checked_in_linear_time(repo: PromptRepo) -> None:
     prompt = repo.registry.load("u")
     started = time.monotonic()
     assert prompt.render(x=[{"a": i, "b": [i]} for i in range(20_000)])[0]["content"] == "20000"
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # quadratic: hours
     for same in ([1, 1.0], [{"a": 1}, {"a": 1.0}], [[1, "x"], [1, "x"]], [None, None]):
         with pytest.raises(VariableValidationError, match="non-unique"):
             prompt.render(x=same)
