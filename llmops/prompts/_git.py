@@ -118,62 +118,52 @@ class GitRepo:
         (that parent's commit wrote the version)."""
         if self.head() is None:
             return []
+        found = self._followed(path, rev, merges=False)  # git lists no merge here
+        # Without --follow, git's history simplification leaves exactly the merges whose
+        # file differs from every parent's: asked for each name the file had.
+        wrote: set[str] = set()
+        for name in dict.fromkeys([path, *(commit.path for commit, _ in found)]):
+            listed = self._run("log", "--merges", "--format=%H", rev, "--", name)
+            wrote.update(listed.decode().split())
+        if wrote:  # rare: read again with the merges, in git's order (slower)
+            found = self._followed(path, rev, merges=True)
+        return [commit for commit, merge in found if not merge or commit.sha in wrote]
+
+    def _followed(self, path: str, rev: str, *, merges: bool) -> list[tuple[Commit, bool]]:
+        """``git log --follow``'s commits that changed ``path``, newest first, and whether
+        each is a merge (listed, with ``merges``, whatever it did to the file)."""
         fields = _FIELD.join(["%H", "%aI", "%an", "%ae", "%s", "%P"])
         out = self._run(
             "log",
             "--follow",
             "-M",
-            "--cc",  # a merge's changes against all its parents at once
+            *(["--cc"] if merges else []),  # lists every merge, with its change if any
             f"--format={_RECORD}{fields}",
             "--name-status",
             rev,
             "--",
             path,
         ).decode("utf-8", errors="replace")
-        found: list[tuple[Commit, list[str]]] = []  # merges to check: their parents
+        found: list[tuple[Commit, bool]] = []
         current = path  # the file's path at the commit being read, newest first
         for record in out.split(_RECORD)[1:]:
             header, _, changes = record.partition("\n")
             sha, date, author, email, subject, parents = header.split(_FIELD)
             when = datetime.fromisoformat(date).astimezone(UTC)
             cut = sha in self.boundary()
+            merge = len(parents.split()) > 1
             status_lines = [line for line in changes.splitlines() if line.strip()]
             if not status_lines:
-                if len(parents.split()) > 1:  # with --follow, --cc shows no rename in a merge
-                    found.append((Commit(sha, when, author, email, subject, current, cut),
-                                  parents.split()))  # fmt: skip
+                if merge:  # --follow shows no rename in a merge: the path it had then
+                    found.append((Commit(sha, when, author, email, subject, current, cut), True))
                 continue
             parts = status_lines[0].split("\t")
             if parts[0].startswith("D"):
                 continue  # the file was deleted here: no content to load
             commit = Commit(sha, when, author, email, subject, _unquoted(parts[-1]), cut)
-            found.append((commit, []))
+            found.append((commit, merge))
             current = _unquoted(parts[1]) if parts[0].startswith("R") else commit.path
-        merges = [(commit, parents) for commit, parents in found if parents]
-        wrote = self._wrote_own_text(merges)
-        return [commit for commit, parents in found if not parents or commit.sha in wrote]
-
-    def _wrote_own_text(self, merges: list[tuple[Commit, list[str]]]) -> set[str]:
-        """The merges whose file differs from the same path in every parent (one git
-        process for all of them)."""
-        specs = [
-            spec
-            for commit, parents in merges
-            for spec in [f"{commit.sha}:{commit.path}", *(f"{p}:{commit.path}" for p in parents)]
-        ]
-        if not specs:
-            return set()
-        request = "".join(f"{spec}\n" for spec in specs).encode("utf-8")
-        lines = self._run("cat-file", "--batch-check", input=request).splitlines()
-        headers = [line.split() for line in lines[: len(specs)]]
-        ids = iter(h[0] if len(h) == 3 and h[1] == b"blob" else None for h in headers)
-        wrote = set()
-        for commit, parents in merges:
-            own = next(ids)
-            theirs = [next(ids) for _ in parents]
-            if own is not None and own not in theirs:
-                wrote.add(commit.sha)
-        return wrote
+        return found
 
     def head(self) -> str | None:
         """The sha of HEAD, or None in a repository with no commits yet."""
