@@ -441,8 +441,9 @@ def test_ttft_and_chunk_delay_are_measurable(litellm: ModuleType, server: FakeLL
             arrivals.append(time.perf_counter() - start)
     assert len(arrivals) == 3
     assert 0.2 <= arrivals[0] < 1.0
-    assert arrivals[1] - arrivals[0] >= 0.04
-    assert arrivals[2] - arrivals[1] >= 0.04
+    # chunk k leaves the server at ttft + k * chunk_delay at the earliest; the gaps the
+    # client sees may be shorter (a late first chunk), never the arrivals earlier
+    assert arrivals[1] >= 0.25 - 0.002 and arrivals[2] >= 0.30 - 0.002, arrivals
 
     # Without timing options the same stream is immediate.
     server.enqueue(Reply(text="one two three"))
