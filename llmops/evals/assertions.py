@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 import jsonschema
 import regex
 
+from llmops import jsonschemas
 from llmops.errors import ConfigError
 from llmops.evals import graders, response, sql
 from llmops.evals.pycode import (
@@ -562,8 +563,16 @@ def _schema(a: Assertion, context: Context) -> dict[str, Any]:
 
 
 def _schema_check(data: Any, schema: dict[str, Any]) -> tuple[float, str]:
-    error = jsonschema.validators.validator_for(schema)(schema).iter_errors(data)
-    first = next(error, None)
+    """Checked as a prompt's input_schema is (:mod:`llmops.jsonschemas`): a ``$ref`` resolves
+    inside the schema only, and a ``pattern`` that backtracks errors the check at the time
+    limit."""
+    try:
+        found = jsonschemas.errors(schema, data, seconds=TIME_LIMIT_S)
+    except jsonschemas.Unresolvable as exc:
+        raise ConfigError(f"JSON Schema: cannot resolve $ref {exc.ref!r}") from None
+    if any(error.validator == jsonschemas.TIMED_OUT for error in found):
+        raise TimeLimit(f"did not finish in {TIME_LIMIT_S:g} s (a pattern backtracks)")
+    first = found[0] if found else None
     if first is None:
         return 1.0, "matches the schema"
     where = "/".join(str(p) for p in first.absolute_path) or "(root)"

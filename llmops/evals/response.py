@@ -10,6 +10,8 @@ from typing import Any
 
 import jsonschema
 
+from llmops import jsonschemas
+
 # promptfoo's normalization of providers' stop reasons to OpenAI's names
 FINISH_REASONS = {
     "stop": "stop",
@@ -96,7 +98,12 @@ def tool_call_problem(calls: list[dict[str, Any]], functions: list[dict[str, Any
             raise ValueError(
                 f"tool {name!r}: parameters are not a valid JSON Schema: {exc.message}"
             ) from None
-        error = next(validator(schema).iter_errors(arguments), None)
+        try:  # no $ref is fetched; a pattern that backtracks stops at 1 s
+            found = jsonschemas.errors(schema, arguments, seconds=1.0)
+        except jsonschemas.Unresolvable as exc:
+            problem = f"tool {name!r}: parameters: cannot resolve $ref {exc.ref!r}"
+            raise ValueError(problem) from None
+        error = found[0] if found else None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return f"{name}: arguments do not match its parameters: {where}: {error.message}"

@@ -5,17 +5,13 @@ names the prompt (and the variable or the limit)."""
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import jinja2
 import jsonschema
-import referencing
-import referencing.exceptions
-import regex
 
+from llmops import jsonschemas
 from llmops.errors import (
     MissingVariableError,
     PromptFileError,
@@ -83,111 +79,6 @@ def check_schema(schema: dict[str, Any], *, field: str, file: str, line: int | N
         raise PromptFileError(message, file=file, line=line) from None
 
 
-class _Deadline(threading.local):
-    at = 0.0  # time.monotonic() when the variables' check must stop
-
-
-_DEADLINE = _Deadline()
-_TIMED_OUT = "pattern-time-limit"  # the ``validator`` of an error for a check cut short
-
-
-def _search(pattern: str, text: str) -> bool | None:
-    """Whether ``pattern`` matches in ``text``; None when the search did not finish by the
-    deadline (a pattern that backtracks, ``^(a|a)*$``, takes hours on 40 characters)."""
-    try:
-        left = max(_DEADLINE.at - time.monotonic(), 0.001)
-        return regex.search(pattern, text, timeout=left) is not None
-    except TimeoutError:
-        return None
-    except regex.error:  # a pattern only Python's re reads
-        return re.search(pattern, text) is not None
-
-
-def _timed_out(pattern: str) -> jsonschema.ValidationError:
-    return jsonschema.ValidationError(
-        f"pattern {pattern!r} did not finish in {DEFAULT_LIMITS.seconds:g} s", validator=_TIMED_OUT
-    )
-
-
-def _pattern(
-    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    """jsonschema's ``pattern``, searched with a time limit."""
-    if not validator.is_type(instance, "string"):
-        return
-    found = _search(pattern, instance)
-    if found is None:
-        yield _timed_out(pattern)
-    elif not found:
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties(
-    validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    """jsonschema's ``patternProperties``, searched with a time limit."""
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in properties.items():
-        for key, value in instance.items():
-            found = _search(pattern, key)
-            if found is None:
-                yield _timed_out(pattern)
-                return
-            if found:
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-def _json_key(value: Any) -> Any:
-    """A hashable key equal for values JSON Schema calls equal: 1 and 1.0, but not True;
-    objects whatever their key order."""
-    if isinstance(value, bool) or value is None:
-        return ("c", value)
-    if isinstance(value, int | float):
-        return ("n", value)
-    if isinstance(value, str):
-        return ("s", value)
-    if isinstance(value, list | tuple):
-        return ("l", tuple(_json_key(item) for item in value))
-    if isinstance(value, dict):
-        return ("d", frozenset((key, _json_key(item)) for key, item in value.items()))
-    return ("o", id(value))  # not JSON: only itself
-
-
-def _unique_items(
-    validator: Any, unique: Any, instance: Any, schema: dict[str, Any]
-) -> Iterator[jsonschema.ValidationError]:
-    """jsonschema's ``uniqueItems`` in linear time (it compares every pair of unhashable
-    items: 8,000 small objects took two minutes)."""
-    if not unique or not validator.is_type(instance, "array"):
-        return
-    seen: set[Any] = set()
-    for item in instance:
-        key = _json_key(item)
-        if key in seen:
-            yield jsonschema.ValidationError(f"{instance!r} has non-unique elements")
-            return
-        seen.add(key)
-
-
-_BOUNDED: dict[type, type] = {}
-
-
-def _bounded(validator_cls: type) -> Any:
-    """``validator_cls`` whose pattern checks stop at the render time limit and whose
-    uniqueItems takes linear time."""
-    if validator_cls not in _BOUNDED:
-        _BOUNDED[validator_cls] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-            validator_cls,
-            {
-                "pattern": _pattern,
-                "patternProperties": _pattern_properties,
-                "uniqueItems": _unique_items,
-            },
-        )
-    return _BOUNDED[validator_cls]
-
-
 def prepare_variables(
     prompt: str,
     variables: dict[str, Any],
@@ -206,16 +97,9 @@ def prepare_variables(
     for name, spec in (schema.get("properties") or {}).items():
         if name not in values and isinstance(spec, dict) and "default" in spec:
             values[name] = spec["default"]
-    validator_cls = jsonschema.validators.validator_for(
-        schema, default=jsonschema.Draft202012Validator
-    )
-    # an empty registry: a $ref resolves inside the schema only (without one, jsonschema's
-    # deprecated fallback fetches http:// and file:// URIs at every render)
-    validator = _bounded(validator_cls)(schema, registry=referencing.Registry())
-    _DEADLINE.at = time.monotonic() + DEFAULT_LIMITS.seconds
     try:
-        found = list(validator.iter_errors(values))
-    except referencing.exceptions.Unresolvable as exc:
+        found = jsonschemas.errors(schema, values, seconds=DEFAULT_LIMITS.seconds)
+    except jsonschemas.Unresolvable as exc:
         raise PromptFileError(
             f"input_schema: cannot resolve $ref {exc.ref!r} (prompt '{prompt}')",
             file=file or prompt,
@@ -223,12 +107,12 @@ def prepare_variables(
     if not found:
         return values
     for error in found:  # the first check cut short (after it, every search is)
-        if error.validator == _TIMED_OUT:
+        if error.validator == jsonschemas.TIMED_OUT:
             where = ".".join(str(p) for p in error.absolute_path)
             subject = f"variable '{where}'" if where else "variables"
             raise TemplateLimitError(
-                f"prompt '{prompt}': {subject}: the input_schema check exceeded the time "
-                f"limit ({DEFAULT_LIMITS.seconds:g} s): {error.message}",
+                f"prompt '{prompt}': {subject}: {error.message}: the input_schema check "
+                f"stopped at the time limit of {DEFAULT_LIMITS.seconds:g} s",
                 prompt=prompt,
                 limit="time",
             )

@@ -464,6 +464,31 @@ def test_a_regex_that_backtracks_without_end_errors_its_check(monkeypatch) -> No
     assert run("regex", "xxy", "(x+x+)+y") == (True, 1.0)
 
 
+def test_a_json_schema_pattern_that_backtracks_errors_its_check(monkeypatch) -> None:
+    """`is-json` checked the output with jsonschema's own `re` search: a schema pattern
+    that backtracks hung the run on one output, as a `regex` check did."""
+    from llmops.evals import assertions
+
+    monkeypatch.setattr(assertions, "TIME_LIMIT_S", 0.3)
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a|a)*$"}}}
+    outcome = check(Assertion(type="is-json", value=schema), '{"code": "' + "a" * 40 + 'b"}', CTX)
+    assert outcome.error is not None and "did not finish in 0.3 s" in outcome.error
+    assert run("is-json", '{"code": "aaa"}', schema) == (True, 1.0)
+
+
+def test_a_json_schema_ref_reads_no_file(tmp_path) -> None:
+    """jsonschema fetched a `$ref`'s file:// or http:// URI; only references inside the
+    schema resolve, as for prompts."""
+    target = tmp_path / "schema.json"
+    target.write_text('{"type": "integer"}')
+    schema = {"type": "object", "properties": {"n": {"$ref": target.as_uri()}}}
+    with pytest.raises(ConfigError, match=r"cannot resolve \$ref"):
+        run("is-json", '{"n": 5}', schema)
+    inside = {"properties": {"n": {"$ref": "#/$defs/n"}}, "$defs": {"n": {"type": "integer"}}}
+    assert run("is-json", '{"n": 5}', inside) == (True, 1.0)
+    assert run("is-json", '{"n": "x"}', inside)[0] is False
+
+
 def test_a_pattern_broken_by_one_cases_variables_errors_that_case_only() -> None:
     """A value that renders into an invalid pattern for one case raised ConfigError after
     every model call of the run: no report, every result lost."""
