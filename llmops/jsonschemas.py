@@ -21,7 +21,7 @@ import referencing
 import regex
 from referencing.exceptions import Unresolvable
 
-__all__ = ["TIMED_OUT", "Unresolvable", "errors"]
+__all__ = ["TIMED_OUT", "Unresolvable", "errors", "schema_problem"]
 
 
 class _Deadline(threading.local):
@@ -128,6 +128,21 @@ def _bounded(validator_cls: type) -> Any:
             },
         )
     return _BOUNDED[validator_cls]
+
+
+def schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not a valid JSON Schema (its own draft, else 2020-12), with the
+    path in it where there is one; None when it is valid."""
+    dialect = schema.get("$schema")
+    if dialect is not None and not isinstance(dialect, str):  # validator_for would crash
+        return "$schema must be a URI string"
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{exc.message} (at {where})" if where else exc.message
+    return None
 
 
 def errors(

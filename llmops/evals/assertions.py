@@ -427,14 +427,10 @@ def _python_spec(value: str) -> str:
 
 def _schema_problem(kind: str, schema: dict[str, Any]) -> str | None:
     try:
-        validator = jsonschema.validators.validator_for(schema)
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        return f"{kind}: not a valid JSON Schema: {where + ': ' if where else ''}{exc.message}"
+        problem = jsonschemas.schema_problem(schema)
     except (RecursionError, jsonschema.exceptions.RefResolutionError) as exc:
         return f"{kind}: not a usable JSON Schema: {type(exc).__name__}"
-    return None
+    return None if problem is None else f"{kind}: not a valid JSON Schema: {problem}"
 
 
 def finish(assertion: Assertion, score: float, reason: str, passed: bool | None = None) -> Outcome:

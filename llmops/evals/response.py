@@ -8,8 +8,6 @@ import json
 import math
 from typing import Any
 
-import jsonschema
-
 from llmops import jsonschemas
 
 # promptfoo's normalization of providers' stop reasons to OpenAI's names
@@ -91,13 +89,9 @@ def tool_call_problem(calls: list[dict[str, Any]], functions: list[dict[str, Any
             continue
         if not isinstance(schema, dict):
             raise ValueError(f"tool {name!r}: parameters must be a JSON Schema (a mapping)")
-        try:
-            validator = jsonschema.validators.validator_for(schema)
-            validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(
-                f"tool {name!r}: parameters are not a valid JSON Schema: {exc.message}"
-            ) from None
+        problem = jsonschemas.schema_problem(schema)
+        if problem is not None:
+            raise ValueError(f"tool {name!r}: parameters are not a valid JSON Schema: {problem}")
         try:  # no $ref is fetched; a pattern that backtracks stops at 1 s
             found = jsonschemas.errors(schema, arguments, seconds=1.0)
         except jsonschemas.Unresolvable as exc:
